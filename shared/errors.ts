@@ -1,0 +1,84 @@
+/**
+ * The named errors of the public API. Callers test `err.name`, which is
+ * stable; messages are for people.
+ */
+
+/** Base class: every weft error is a WeftError. */
+export class WeftError extends Error {
+  override name = 'WeftError'
+}
+
+/** A request got no answer in time. */
+export class TimeoutError extends WeftError {
+  override name = 'TimeoutError'
+}
+
+/** No link and no route reaches the target node. */
+export class NoRouteError extends WeftError {
+  override name = 'NoRouteError'
+  constructor(
+    readonly to: string,
+    message = `no route to ${to}`,
+  ) {
+    super(message)
+  }
+}
+
+/** The remote handler threw; `message` carries its message. */
+export class RemoteError extends WeftError {
+  override name = 'RemoteError'
+}
+
+/** A key is leased by another node until `expires` (ms since epoch, the owner's clock). */
+export class LeaseHeldError extends WeftError {
+  override name = 'LeaseHeldError'
+  constructor(
+    readonly key: string,
+    readonly owner: string,
+    readonly expires: number,
+  ) {
+    super(`key ${JSON.stringify(key)} is leased by ${owner} until ${new Date(expires).toISOString()}`)
+  }
+}
+
+/** A value (or key) is larger than the table or DHT accepts. */
+export class ValueTooLargeError extends WeftError {
+  override name = 'ValueTooLargeError'
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    what = 'value',
+  ) {
+    super(`${what} of ${size} bytes exceeds the limit of ${limit} bytes`)
+  }
+}
+
+/** An encoded message is larger than the configured maximum. */
+export class MessageTooLargeError extends WeftError {
+  override name = 'MessageTooLargeError'
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`message of ${size} bytes exceeds the limit of ${limit} bytes`)
+  }
+}
+
+/** No signal server reachable, or it refused us; `reason` is the server's code. */
+export class SignalError extends WeftError {
+  override name = 'SignalError'
+  constructor(
+    readonly reason: string,
+    message = `signal server: ${reason}`,
+  ) {
+    super(message)
+  }
+}
+
+/** The node was closed. */
+export class ClosedError extends WeftError {
+  override name = 'ClosedError'
+  constructor(message = 'the node is closed') {
+    super(message)
+  }
+}

@@ -1,0 +1,2 @@
+export * from './errors.ts'
+export type { Value } from './types.ts'
