@@ -1,0 +1,5 @@
+export * from './fake-keys.ts'
+export * from './flood.ts'
+export * from './prng.ts'
+export * from './sim.ts'
+export * from './topology.ts'

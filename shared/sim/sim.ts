@@ -1,0 +1,504 @@
+/**
+ * A deterministic network simulator for the protocol state machines.
+ *
+ * Every node is a `ProtocolNode` built by a factory from `SimDeps`. Links are
+ * undirected; each gets a latency drawn from the seeded PRNG when it is made,
+ * and delivery on a link is FIFO per direction (like an ordered, reliable
+ * data channel) unless the message is lost. Time is virtual: `run*` pops
+ * events (deliveries and per-node ticks) in (time, seq) order, and awaits a
+ * node's `handle`/`tick` when it returns a promise, so a run with the same
+ * seed and the same calls produces the same trace, always.
+ *
+ * Faults: message loss, partitions (and healing), node crash (its links go
+ * down, its state is gone) and restart (a new instance from the factory,
+ * links back up).
+ *
+ * A failing test should print the seed; `replay` hints in README. With the
+ * same seed the run repeats exactly.
+ */
+import type { ProtocolDeps, ProtocolNode } from '../protocol.ts'
+import { EventHeap } from './heap.ts'
+import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
+
+export interface SimOptions<M> {
+  /** The seed of every random draw in the run. */
+  seed: number
+  /** Per-link one-way latency range in ms, drawn once per link. @default { min: 5, max: 50 } */
+  latency?: { min: number; max: number }
+  /** Probability that any one message is lost. @default 0 */
+  loss?: number
+  /** Interval between a node's ticks in ms (each node gets a random phase). @default 100 */
+  tickMs?: number
+  /** Bytes a message counts for in the counters. @default a structural estimate */
+  sizeOf?: (msg: M) => number
+  /** Keep a trace of every delivery (for determinism checks). @default false */
+  trace?: boolean
+  /**
+   * Open a link on demand when a node sends to one it has no link to (as the
+   * real host does for Chord's fingers), without linkUp events. A send to a
+   * crashed or partitioned node is still lost. @default false
+   */
+  connectOnSend?: boolean
+}
+
+export interface SimDeps<M> extends ProtocolDeps<M> {
+  /** Ids this node has a live link to. */
+  neighbours(): string[]
+}
+
+export interface NodeCounters {
+  messagesIn: number
+  messagesOut: number
+  bytesIn: number
+  bytesOut: number
+}
+
+export interface SimNode<M> {
+  readonly id: string
+  up: boolean
+  proto: ProtocolNode<M>
+  counters: NodeCounters
+  /** Per-node PRNG (derived from the run's seed and the node id). */
+  readonly rng: Rng
+}
+
+export type NodeFactory<M> = (deps: SimDeps<M>) => ProtocolNode<M>
+
+interface Delivery<M> {
+  time: number
+  seq: number
+  type: 'msg'
+  from: string
+  to: string
+  msg: M
+  epoch: number
+}
+interface TickEvent {
+  time: number
+  seq: number
+  type: 'tick'
+  node: string
+  epoch: number
+}
+type Event<M> = Delivery<M> | TickEvent
+
+interface LinkState {
+  latency: number
+  /** Last scheduled delivery time per direction, to keep FIFO order. */
+  lastAB: number
+  lastBA: number
+}
+
+export interface SimTotals {
+  delivered: number
+  lost: number
+  undeliverable: number
+  events: number
+}
+
+export class Sim<M> {
+  readonly seed: number
+  readonly rng: Rng
+  now = 0
+  readonly totals: SimTotals = { delivered: 0, lost: 0, undeliverable: 0, events: 0 }
+  readonly traceLog: string[] = []
+
+  private readonly opts: Required<Omit<SimOptions<M>, 'sizeOf'>> & { sizeOf: (msg: M) => number }
+  private readonly nodes = new Map<string, SimNode<M>>()
+  private readonly factories = new Map<string, NodeFactory<M>>()
+  private readonly adj = new Map<string, Set<string>>()
+  private readonly linkState = new Map<string, LinkState>()
+  private readonly queue = new EventHeap<Event<M>>()
+  private readonly epochs = new Map<string, number>()
+  private group = new Map<string, number>()
+  private seq = 0
+
+  constructor(opts: SimOptions<M>) {
+    this.seed = opts.seed >>> 0
+    this.rng = mulberry32(deriveSeed(this.seed, 'sim'))
+    this.opts = {
+      seed: this.seed,
+      latency: opts.latency ?? { min: 5, max: 50 },
+      loss: opts.loss ?? 0,
+      tickMs: opts.tickMs ?? 100,
+      sizeOf: opts.sizeOf ?? estimateSize,
+      trace: opts.trace ?? false,
+      connectOnSend: opts.connectOnSend ?? false,
+    }
+  }
+
+  /** A fresh random node id from the run's PRNG. */
+  randomId(): string {
+    return randomId(this.rng)
+  }
+
+  /** Set the message loss probability from now on. */
+  setLoss(p: number): void {
+    this.opts.loss = p
+  }
+
+  get size(): number {
+    return this.nodes.size
+  }
+
+  ids(): string[] {
+    return [...this.nodes.keys()]
+  }
+
+  upIds(): string[] {
+    return [...this.nodes.values()].filter((n) => n.up).map((n) => n.id)
+  }
+
+  node(id: string): SimNode<M> {
+    const n = this.nodes.get(id)
+    if (!n) throw new Error(`sim: no node ${id}`)
+    return n
+  }
+
+  /** The protocol instance of a node, typed by the caller. */
+  proto<P extends ProtocolNode<M>>(id: string): P {
+    return this.node(id).proto as P
+  }
+
+  /** Add a node built by `factory`; it starts ticking at a random phase. */
+  addNode(id: string, factory: NodeFactory<M>): SimNode<M> {
+    if (this.nodes.has(id)) throw new Error(`sim: duplicate node ${id}`)
+    this.factories.set(id, factory)
+    if (!this.adj.has(id)) this.adj.set(id, new Set())
+    const node = this.instantiate(id, factory)
+    this.nodes.set(id, node)
+    return node
+  }
+
+  private instantiate(id: string, factory: NodeFactory<M>): SimNode<M> {
+    const epoch = (this.epochs.get(id) ?? 0) + 1
+    this.epochs.set(id, epoch)
+    const rng = mulberry32(deriveSeed(this.seed, `${id}/${epoch}`))
+    const counters: NodeCounters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+    const deps: SimDeps<M> = {
+      id,
+      send: (to, msg) => this.send(id, epoch, to, msg),
+      now: () => this.now,
+      random: rng,
+      neighbours: () => this.liveNeighbours(id),
+    }
+    const proto = factory(deps)
+    const node: SimNode<M> = { id, up: true, proto, counters, rng }
+    this.push({ time: this.now + Math.floor(rng() * this.opts.tickMs), type: 'tick', node: id, epoch })
+    return node
+  }
+
+  /** Make an undirected link; both ends get `linkUp` when both are up and not partitioned. */
+  async link(a: string, b: string): Promise<void> {
+    if (a === b) return
+    const k = linkKey(a, b)
+    if (this.linkState.has(k)) return
+    const { min, max } = this.opts.latency
+    this.linkState.set(k, { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 })
+    this.adjOf(a).add(b)
+    this.adjOf(b).add(a)
+    if (this.connected(a, b)) {
+      await this.node(a).proto.linkUp?.(b)
+      await this.node(b).proto.linkUp?.(a)
+    }
+  }
+
+  async unlink(a: string, b: string): Promise<void> {
+    const k = linkKey(a, b)
+    if (!this.linkState.has(k)) return
+    const wasUp = this.connected(a, b)
+    this.linkState.delete(k)
+    this.adjOf(a).delete(b)
+    this.adjOf(b).delete(a)
+    if (wasUp) {
+      await this.nodes.get(a)?.proto.linkDown?.(b)
+      await this.nodes.get(b)?.proto.linkDown?.(a)
+    }
+  }
+
+  hasLink(a: string, b: string): boolean {
+    return this.linkState.has(linkKey(a, b))
+  }
+
+  /** All neighbours by topology, whatever their state. */
+  linksOf(id: string): string[] {
+    return [...this.adjOf(id)]
+  }
+
+  /** Neighbours reachable now: link exists, both up, same partition group. */
+  liveNeighbours(id: string): string[] {
+    const out: string[] = []
+    for (const b of this.adjOf(id)) if (this.connected(id, b)) out.push(b)
+    return out
+  }
+
+  /** True when a message from a to b can be delivered now. */
+  connected(a: string, b: string): boolean {
+    const na = this.nodes.get(a)
+    const nb = this.nodes.get(b)
+    return !!na?.up && !!nb?.up && this.linkState.has(linkKey(a, b)) && this.groupOf(a) === this.groupOf(b)
+  }
+
+  /**
+   * Split the network: nodes in different groups cannot exchange messages
+   * and see their cross links go down. Nodes not named form group 0.
+   */
+  async partition(groups: string[][]): Promise<void> {
+    const before = this.liveLinkSet()
+    this.group = new Map()
+    groups.forEach((g, i) => {
+      for (const id of g) this.group.set(id, i + 1)
+    })
+    await this.notifyChanges(before)
+  }
+
+  /** Undo every partition: cross links come back up. */
+  async heal(): Promise<void> {
+    const before = this.liveLinkSet()
+    this.group = new Map()
+    await this.notifyChanges(before)
+  }
+
+  /** Crash a node: it loses its state, its links go down for its neighbours, its messages in flight are lost. */
+  async crash(id: string): Promise<void> {
+    const n = this.node(id)
+    if (!n.up) return
+    const live = this.liveNeighbours(id)
+    n.up = false
+    this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1)
+    for (const b of live) await this.nodes.get(b)?.proto.linkDown?.(id)
+  }
+
+  /** Restart a crashed node as a new instance (from `factory`, or the one it was added with). */
+  async restart(id: string, factory?: NodeFactory<M>): Promise<SimNode<M>> {
+    const old = this.node(id)
+    if (old.up) await this.crash(id)
+    const f = factory ?? this.factories.get(id)
+    if (!f) throw new Error(`sim: no factory for ${id}`)
+    this.factories.set(id, f)
+    const node = this.instantiate(id, f)
+    this.nodes.set(id, node)
+    for (const b of this.liveNeighbours(id)) {
+      await node.proto.linkUp?.(b)
+      await this.nodes.get(b)?.proto.linkUp?.(id)
+    }
+    return node
+  }
+
+  /** Remove a node and its links for good. */
+  async remove(id: string): Promise<void> {
+    for (const b of [...this.adjOf(id)]) await this.unlink(id, b)
+    this.nodes.delete(id)
+    this.adj.delete(id)
+    this.factories.delete(id)
+    this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1)
+  }
+
+  /** Run every event up to and including virtual time `t`. */
+  async runUntil(t: number): Promise<void> {
+    for (;;) {
+      const e = this.queue.peek()
+      if (!e || e.time > t) break
+      this.queue.pop()
+      this.now = Math.max(this.now, e.time)
+      await this.dispatch(e)
+    }
+    this.now = Math.max(this.now, t)
+  }
+
+  async runFor(ms: number): Promise<void> {
+    await this.runUntil(this.now + ms)
+  }
+
+  /**
+   * Run until `done()` holds (checked after each event) or `maxMs` of
+   * virtual time pass. Returns whether `done()` held.
+   */
+  async runUntilTrue(done: () => boolean, maxMs: number): Promise<boolean> {
+    const end = this.now + maxMs
+    if (done()) return true
+    for (;;) {
+      const e = this.queue.peek()
+      if (!e || e.time > end) break
+      this.queue.pop()
+      this.now = Math.max(this.now, e.time)
+      await this.dispatch(e)
+      if (done()) return true
+    }
+    this.now = Math.max(this.now, end)
+    return done()
+  }
+
+  /** Run deliveries only (no ticks) until no message is in flight, or `maxMs` pass. */
+  async drain(maxMs = 60_000): Promise<void> {
+    const end = this.now + maxMs
+    for (;;) {
+      const e = this.queue.peek()
+      if (!e || e.time > end) break
+      if (!this.hasPendingMessages()) break
+      this.queue.pop()
+      this.now = Math.max(this.now, e.time)
+      await this.dispatch(e)
+    }
+  }
+
+  private pending = 0
+
+  hasPendingMessages(): boolean {
+    return this.pending > 0
+  }
+
+  /** A short fingerprint of the trace (FNV-1a of every line), for determinism tests. */
+  traceHash(): string {
+    let h = 0x811c9dc5
+    for (const line of this.traceLog) {
+      for (let i = 0; i < line.length; i++) {
+        h ^= line.charCodeAt(i)
+        h = Math.imul(h, 0x01000193) >>> 0
+      }
+    }
+    return h.toString(16).padStart(8, '0')
+  }
+
+  private send(from: string, epoch: number, to: string, msg: M): void {
+    const sender = this.nodes.get(from)
+    if (!sender?.up || this.epochs.get(from) !== epoch) return // a crashed instance's late send
+    let st = this.linkState.get(linkKey(from, to))
+    if (!st && this.opts.connectOnSend && from !== to && this.nodes.has(to)) {
+      const { min, max } = this.opts.latency
+      st = { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 }
+      this.linkState.set(linkKey(from, to), st)
+      this.adjOf(from).add(to)
+      this.adjOf(to).add(from)
+    }
+    if (!st || !this.connected(from, to)) {
+      this.totals.undeliverable++
+      return
+    }
+    const size = this.opts.sizeOf(msg)
+    sender.counters.messagesOut++
+    sender.counters.bytesOut += size
+    if (this.opts.loss > 0 && this.rng() < this.opts.loss) {
+      this.totals.lost++
+      return
+    }
+    const ab = from < to
+    const last = ab ? st.lastAB : st.lastBA
+    const time = Math.max(this.now + st.latency, last)
+    if (ab) st.lastAB = time
+    else st.lastBA = time
+    this.pending++
+    this.push({ time, type: 'msg', from, to, msg, epoch: this.epochs.get(to) ?? 0 })
+  }
+
+  private async dispatch(e: Event<M>): Promise<void> {
+    this.totals.events++
+    if (e.type === 'tick') {
+      const n = this.nodes.get(e.node)
+      if (!n?.up || this.epochs.get(e.node) !== e.epoch) return
+      this.push({ time: e.time + this.opts.tickMs, type: 'tick', node: e.node, epoch: e.epoch })
+      await n.proto.tick(this.now)
+      return
+    }
+    this.pending--
+    const n = this.nodes.get(e.to)
+    // Lost when the receiver crashed or restarted since sending, or the link went away.
+    if (!n?.up || this.epochs.get(e.to) !== e.epoch || !this.connected(e.from, e.to)) {
+      this.totals.undeliverable++
+      return
+    }
+    this.totals.delivered++
+    n.counters.messagesIn++
+    n.counters.bytesIn += this.opts.sizeOf(e.msg)
+    if (this.opts.trace) this.traceLog.push(`${e.time.toFixed(3)} ${e.from.slice(0, 8)}>${e.to.slice(0, 8)}`)
+    await n.proto.handle(e.from, e.msg)
+  }
+
+  private push(e: Omit<Delivery<M>, 'seq'> | Omit<TickEvent, 'seq'>): void {
+    this.queue.push({ ...e, seq: this.seq++ } as Event<M>)
+  }
+
+  private adjOf(id: string): Set<string> {
+    let s = this.adj.get(id)
+    if (!s) {
+      s = new Set()
+      this.adj.set(id, s)
+    }
+    return s
+  }
+
+  private groupOf(id: string): number {
+    return this.group.get(id) ?? 0
+  }
+
+  private liveLinkSet(): Set<string> {
+    const s = new Set<string>()
+    for (const k of this.linkState.keys()) {
+      const [a, b] = k.split('|') as [string, string]
+      if (this.connected(a, b)) s.add(k)
+    }
+    return s
+  }
+
+  private async notifyChanges(before: Set<string>): Promise<void> {
+    const after = this.liveLinkSet()
+    for (const k of before) {
+      if (after.has(k)) continue
+      const [a, b] = k.split('|') as [string, string]
+      await this.nodes.get(a)?.proto.linkDown?.(b)
+      await this.nodes.get(b)?.proto.linkDown?.(a)
+    }
+    for (const k of after) {
+      if (before.has(k)) continue
+      const [a, b] = k.split('|') as [string, string]
+      await this.nodes.get(a)?.proto.linkUp?.(b)
+      await this.nodes.get(b)?.proto.linkUp?.(a)
+    }
+  }
+}
+
+export function createSim<M>(opts: SimOptions<M>): Sim<M> {
+  return new Sim(opts)
+}
+
+function linkKey(a: string, b: string): string {
+  return a < b ? `${a}|${b}` : `${b}|${a}`
+}
+
+/** A cheap structural size estimate (close to MessagePack's) for message counters. */
+export function estimateSize(v: unknown): number {
+  if (v === null || v === undefined || typeof v === 'boolean') return 1
+  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 128 ? 1 : 9
+  if (typeof v === 'string') return v.length + (v.length < 32 ? 1 : 3)
+  if (v instanceof Uint8Array) return v.length + 2
+  if (Array.isArray(v)) {
+    let n = 1
+    for (const x of v) n += estimateSize(x)
+    return n
+  }
+  if (typeof v === 'object') {
+    let n = 1
+    for (const [k, x] of Object.entries(v)) n += k.length + 1 + estimateSize(x)
+    return n
+  }
+  return 1
+}
+
+/** Run `fn(seed)`; when it throws, say which seed replays the failure. */
+export async function withSeed<T>(seed: number, fn: (seed: number) => Promise<T>): Promise<T> {
+  try {
+    return await fn(seed)
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err))
+    e.message = `${e.message}\n  (simulation seed ${seed}: rerun with WEFT_SEED=${seed} to replay)`
+    throw e
+  }
+}
+
+/** The seed for a test: WEFT_SEED from the environment when set, else `fallback`. */
+export function testSeed(fallback: number): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+    ?.WEFT_SEED
+  const n = env === undefined ? Number.NaN : Number(env)
+  return Number.isFinite(n) ? n >>> 0 : fallback
+}
