@@ -62,6 +62,8 @@ export type RejectReason =
   | 'abuse'
   /** The server is shutting down. */
   | 'shutdown'
+  /** The server could not complete the registration (its shared store failed); try another server. */
+  | 'unavailable'
 
 export type SignalErrorReason =
   | 'unknown-peer'
@@ -177,6 +179,7 @@ const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
   'already-registered',
   'abuse',
   'shutdown',
+  'unavailable',
 ])
 const SIGNAL_ERROR_REASONS: ReadonlySet<string> = new Set<SignalErrorReason>([
   'unknown-peer',

@@ -1,0 +1,124 @@
+/**
+ * Counters of the signal server and their Prometheus text rendering. Pure:
+ * the caller passes gauges (peers per network, memory) in when rendering.
+ */
+export interface ServerCounters {
+  signals: number
+  relayBytes: number
+  relayFrames: number
+  registered: number
+  replaced: number
+  connections: number
+  /** Invalid or refused events, by reason. */
+  rejected: Map<string, number>
+  /** Relay frames dropped, by reason. */
+  relayErrors: Map<string, number>
+  /** Sockets the server hung up on, by reason. */
+  kicked: Map<string, number>
+}
+
+export function createCounters(): ServerCounters {
+  return {
+    signals: 0,
+    relayBytes: 0,
+    relayFrames: 0,
+    registered: 0,
+    replaced: 0,
+    connections: 0,
+    rejected: new Map(),
+    relayErrors: new Map(),
+    kicked: new Map(),
+  }
+}
+
+export function inc(m: Map<string, number>, key: string, n = 1): void {
+  m.set(key, (m.get(key) ?? 0) + n)
+}
+
+export interface Gauges {
+  peersByNetwork: ReadonlyMap<string, number>
+  sockets: number
+  uptimeS: number
+  memory: NodeJS.MemoryUsage
+}
+
+/** A flat view for `metrics()` and tests: `rejected.bad-payload`, `relayErrors.quota`, … */
+export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number> {
+  let peers = 0
+  for (const n of g.peersByNetwork.values()) peers += n
+  const out: Record<string, number> = {
+    peers,
+    networks: g.peersByNetwork.size,
+    sockets: g.sockets,
+    connections: c.connections,
+    registered: c.registered,
+    replaced: c.replaced,
+    signals: c.signals,
+    relayBytes: c.relayBytes,
+    relayFrames: c.relayFrames,
+    heapUsedBytes: g.memory.heapUsed,
+    rssBytes: g.memory.rss,
+  }
+  for (const [k, v] of c.rejected) out[`rejected.${k}`] = v
+  for (const [k, v] of c.relayErrors) out[`relayErrors.${k}`] = v
+  for (const [k, v] of c.kicked) out[`kicked.${k}`] = v
+  return out
+}
+
+// Label values here are network names ([A-Za-z0-9._-]) and fixed reason codes, but escape anyway.
+const label = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+
+/** Prometheus text exposition format (version 0.0.4). */
+export function renderPrometheus(c: ServerCounters, g: Gauges): string {
+  const lines: string[] = []
+  const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`)
+  }
+  const byLabel = (key: string, m: ReadonlyMap<string, number>): [string, number][] =>
+    [...m].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [`{${key}="${label(k)}"}`, v])
+
+  metric(
+    'weft_peers',
+    'gauge',
+    'Registered peers on this instance, by network.',
+    byLabel('network', g.peersByNetwork),
+  )
+  metric('weft_sockets', 'gauge', 'Open socket.io connections (registered or not).', [['', g.sockets]])
+  metric('weft_connections_total', 'counter', 'Connections accepted.', [['', c.connections]])
+  metric('weft_registrations_total', 'counter', 'Successful registrations.', [['', c.registered]])
+  metric('weft_replaced_total', 'counter', 'Sockets replaced by a new registration of the same id.', [
+    ['', c.replaced],
+  ])
+  metric('weft_signals_total', 'counter', 'Signals relayed.', [['', c.signals]])
+  metric('weft_relay_bytes_total', 'counter', 'Relayed frame bytes.', [['', c.relayBytes]])
+  metric('weft_relay_frames_total', 'counter', 'Relayed frames.', [['', c.relayFrames]])
+  metric(
+    'weft_relay_dropped_total',
+    'counter',
+    'Relay frames dropped, by reason.',
+    byLabel('reason', c.relayErrors),
+  )
+  metric(
+    'weft_rejected_total',
+    'counter',
+    'Invalid or refused events, by reason.',
+    byLabel('reason', c.rejected),
+  )
+  metric(
+    'weft_kicked_total',
+    'counter',
+    'Sockets disconnected by the server, by reason.',
+    byLabel('reason', c.kicked),
+  )
+  metric('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [['', g.memory.rss]])
+  metric('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap used in bytes.', [['', g.memory.heapUsed]])
+  metric('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap total in bytes.', [['', g.memory.heapTotal]])
+  metric('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JS objects.', [
+    ['', g.memory.external],
+  ])
+  metric('process_uptime_seconds', 'gauge', 'Seconds since the server started.', [
+    ['', Math.round(g.uptimeS)],
+  ])
+  return `${lines.join('\n')}\n`
+}

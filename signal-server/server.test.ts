@@ -1,0 +1,348 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { nodeIdOf } from '../shared/identity/keys.ts'
+import {
+  parsePeersAck,
+  parseRegisterAck,
+  parseRejected,
+  parseRelayDelivery,
+  parseRelayError,
+  parseSignalAck,
+  parseSignalDelivery,
+} from '../shared/signal-events.ts'
+import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
+import { connect, joined, type TestClient } from './test-kit.ts'
+
+const servers: SignalServer[] = []
+const clients: TestClient[] = []
+const dirs: string[] = []
+
+async function start(opts: SignalServerOptions = {}): Promise<SignalServer> {
+  const s = await createSignalServer({ port: 0, host: '127.0.0.1', ...opts })
+  servers.push(s)
+  return s
+}
+function track<T extends TestClient>(c: T): T {
+  clients.push(c)
+  return c
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  for (const s of servers.splice(0)) await s.close()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+describe('registration', () => {
+  it('accepts a good signature and derives the id from the key', async () => {
+    const s = await start()
+    const c = track(await connect(s.address))
+    expect((await c.nonce).length).toBe(32)
+    const ack = parseRegisterAck(await c.register('demo'))
+    expect(ack).toEqual({ ok: true, id: await nodeIdOf(c.identity.publicKey), peers: [], servers: [] })
+    expect(s.metrics().peers).toBe(1)
+    const health = await (await fetch(`${s.address}/healthz`)).json()
+    expect(health).toMatchObject({ ok: true, peers: 1, networks: 1 })
+  })
+
+  it('refuses a bad signature, then hangs up', async () => {
+    const s = await start()
+    const c = track(await connect(s.address))
+    const nonce = await c.nonce
+    const signature = await c.identity.sign(nonce) // not the registration message
+    const ack = await c.call('register', { publicKey: c.identity.publicKey, network: 'demo', signature })
+    expect(parseRegisterAck(ack)).toEqual({ ok: false, reason: 'bad-signature' })
+    await c.next('disconnect')
+    expect(s.metrics()['rejected.bad-signature']).toBe(1)
+    expect(s.metrics().peers).toBe(0)
+  })
+
+  it('refuses a signature made for another server (host binding)', async () => {
+    const s = await start()
+    const c = track(await connect(s.address, { host: 'evil.example:443' }))
+    expect(parseRegisterAck(await c.register('demo'))).toEqual({ ok: false, reason: 'bad-signature' })
+  })
+
+  it('refuses malformed keys and payloads with reason codes', async () => {
+    const s = await start()
+    const cases: [unknown, string][] = [
+      [{ publicKey: new Uint8Array(31), network: 'demo', signature: new Uint8Array(64) }, 'bad-key'],
+      [{ publicKey: new Uint8Array(32), network: 'demo', signature: new Uint8Array(64) }, 'bad-key'], // small order
+      [{ publicKey: 'abc', network: 'demo', signature: new Uint8Array(64) }, 'bad-payload'],
+      [
+        { publicKey: new Uint8Array(32).fill(7), network: 'no spaces', signature: new Uint8Array(64) },
+        'bad-payload',
+      ],
+      [
+        { publicKey: new Uint8Array(32).fill(7), network: 'demo', signature: new Uint8Array(10) },
+        'bad-signature',
+      ],
+      ['register me', 'bad-payload'],
+    ]
+    for (const [payload, reason] of cases) {
+      const c = track(await connect(s.address))
+      await c.nonce
+      expect(parseRegisterAck(await c.call('register', payload))).toEqual({ ok: false, reason })
+    }
+  })
+
+  it('refuses a socket that does not register in time', async () => {
+    const s = await start({ registerTimeoutMs: 150 })
+    const c = track(await connect(s.address))
+    expect(parseRejected(await c.next('rejected'))).toEqual({ reason: 'timeout' })
+    await c.next('disconnect')
+    expect(s.metrics()['rejected.timeout']).toBe(1)
+  })
+
+  it('refuses registrations beyond maxPeers with server-full', async () => {
+    const s = await start({ maxPeers: 2 })
+    track(await joined(s.address, 'demo'))
+    track(await joined(s.address, 'other'))
+    const c = track(await connect(s.address))
+    expect(parseRegisterAck(await c.register('demo'))).toEqual({ ok: false, reason: 'server-full' })
+  })
+
+  it('a second registration of the same id replaces the first socket', async () => {
+    const s = await start()
+    const first = track(await joined(s.address, 'demo'))
+    const peer = track(await joined(s.address, 'demo'))
+    const second = track(await joined(s.address, 'demo', { identity: first.identity }))
+    expect(second.id).toBe(first.id)
+    expect(await first.next('replaced')).toEqual({ reason: 'replaced' })
+    await first.next('disconnect')
+    expect(s.metrics()).toMatchObject({ peers: 2, replaced: 1 })
+    // Signals for that id now reach the new socket, and the old socket's departure did not unregister it.
+    expect(parseSignalAck(await peer.call('signal', { to: first.id, data: 'hi' }))).toEqual({ ok: true })
+    expect(await second.next('signal')).toEqual({ from: peer.id, data: 'hi' })
+    expect(first.received('signal')).toEqual([])
+  })
+
+  it('a socket cannot register twice', async () => {
+    const s = await start()
+    const c = track(await joined(s.address, 'demo'))
+    expect(parseRegisterAck(await c.register('demo'))).toEqual({ ok: false, reason: 'already-registered' })
+    expect(s.metrics().peers).toBe(1)
+  })
+})
+
+describe('bootstrap', () => {
+  it('samples live peers of the same network, never the caller, at most sampleSize', async () => {
+    const s = await start({ sampleSize: 4 })
+    const a = track(await joined(s.address, 'demo'))
+    const others = await Promise.all(Array.from({ length: 6 }, () => joined(s.address, 'demo')))
+    others.forEach(track)
+    const strangers = await Promise.all(Array.from({ length: 3 }, () => joined(s.address, 'elsewhere')))
+    strangers.forEach(track)
+    const ids = new Set(others.map((o) => o.id))
+    const ack = parsePeersAck(await a.call('peers', {}))
+    expect(ack?.ok).toBe(true)
+    if (!ack?.ok) return
+    expect(ack.peers).toHaveLength(4)
+    for (const p of ack.peers) {
+      expect(ids.has(p.id)).toBe(true)
+      expect(p.lastSeen).toBeGreaterThan(Date.now() - 60_000)
+    }
+    const big = parsePeersAck(await a.call('peers', { max: 50 }))
+    expect(big?.ok && big.peers.map((p) => p.id).sort()).toEqual([...ids].sort())
+    // The last joiner's register ack already carried a sample of earlier ones.
+    const last = others.at(-1)!
+    expect(last.ack.peers.length).toBe(4)
+    expect(last.ack.peers.some((p) => p.id === last.id)).toBe(false)
+    // A departed peer leaves the samples.
+    a.close()
+    await others[0]!.until(() => s.metrics().peers === 9)
+    const after = parsePeersAck(await others[0]!.call('peers', { max: 50 }))
+    expect(after?.ok && after.peers.some((p) => p.id === a.id)).toBe(false)
+  })
+
+  it('hands out configured servers and those learned from clients, bounded and validated', async () => {
+    const s = await start({ servers: ['https://signal.example.org'] })
+    const a = track(await connect(s.address))
+    const ack = await a.register('demo', {
+      servers: ['https://other.example.net/', 'ftp://nope.example', 'not a url', s.address],
+    })
+    expect(ack).toMatchObject({
+      ok: true,
+      servers: ['https://signal.example.org', 'https://other.example.net'],
+    })
+    const b = track(await joined(s.address, 'demo'))
+    // The server's own address (the Host the client used) is never listed.
+    expect(b.ack.servers).toEqual(['https://signal.example.org', 'https://other.example.net'])
+    const c = track(await connect(s.address))
+    await c.nonce
+    const tooMany = Array.from({ length: 17 }, (_, i) => `https://s${i}.example`)
+    expect(await c.register('demo', { servers: tooMany })).toEqual({ ok: false, reason: 'bad-payload' })
+  })
+})
+
+describe('signal relay', () => {
+  it('delivers signals within a network and answers unknown targets with an error', async () => {
+    const s = await start()
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    const data = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n', n: [1, 2.5, null, true] }
+    expect(parseSignalAck(await a.call('signal', { to: b.id, data }))).toEqual({ ok: true })
+    expect(parseSignalDelivery(await b.next('signal'))).toEqual({ from: a.id, data })
+    const ghost = '0'.repeat(40)
+    expect(await a.call('signal', { to: ghost, data: 1 })).toEqual({ ok: false, reason: 'unknown-peer' })
+    b.close()
+    await a.until(() => s.metrics().peers === 1)
+    expect(await a.call('signal', { to: b.id, data: 1 })).toEqual({ ok: false, reason: 'unknown-peer' })
+    expect(s.metrics().signals).toBe(1)
+  })
+
+  it('bounds signal size and refuses bad payloads and unregistered senders', async () => {
+    const s = await start({ signalMaxBytes: 1000 })
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    expect(await a.call('signal', { to: b.id, data: 'x'.repeat(998) })).toEqual({ ok: true })
+    expect(await a.call('signal', { to: b.id, data: 'x'.repeat(999) })).toEqual({
+      ok: false,
+      reason: 'too-large',
+    })
+    expect(await a.call('signal', { to: b.id, data: new Uint8Array(4) })).toEqual({
+      ok: false,
+      reason: 'bad-payload',
+    })
+    expect(await a.call('signal', { to: 'B'.repeat(40), data: 1 })).toEqual({
+      ok: false,
+      reason: 'bad-payload',
+    })
+    const u = track(await connect(s.address))
+    expect(await u.call('signal', { to: b.id, data: 1 })).toEqual({ ok: false, reason: 'not-registered' })
+    expect(await u.call('nonsense', {})).toEqual({ ok: false, reason: 'unknown-event' })
+    expect(b.received('signal')).toHaveLength(1)
+  })
+
+  it('different networks never mix', async () => {
+    const s = await start()
+    const a = track(await joined(s.address, 'red'))
+    const b = track(await joined(s.address, 'blue'))
+    const a2 = track(await joined(s.address, 'red'))
+    expect(await a.call('signal', { to: b.id, data: 1 })).toEqual({ ok: false, reason: 'unknown-peer' })
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array([1]) })
+    expect(parseRelayError(await a.next('relay-error'))).toEqual({ to: b.id, reason: 'unknown-peer' })
+    const pa = parsePeersAck(await a.call('peers', { max: 64 }))
+    expect(pa?.ok && pa.peers.map((p) => p.id)).toEqual([a2.id])
+    const pb = parsePeersAck(await b.call('peers', { max: 64 }))
+    expect(pb?.ok && pb.peers).toEqual([])
+    expect(b.received('signal')).toEqual([])
+    expect(b.received('relay')).toEqual([])
+    // The same key may be registered in two networks at once: separate entries.
+    const b2 = track(await joined(s.address, 'red', { identity: b.identity }))
+    expect(b2.id).toBe(b.id)
+    expect(b.received('replaced')).toEqual([])
+  })
+})
+
+describe('traffic relay', () => {
+  it('relays binary frames between registered nodes', async () => {
+    const s = await start()
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    const frames = [new Uint8Array([1, 2, 3]), new Uint8Array(65536).fill(9), new Uint8Array(0)]
+    for (const frame of frames) a.socket.emit('relay', { to: b.id, frame })
+    await b.until(() => b.received('relay').length === 3)
+    const got = b.received('relay').map((p) => parseRelayDelivery(p))
+    expect(got.map((g) => g?.from)).toEqual([a.id, a.id, a.id])
+    expect(got.map((g) => g?.frame)).toEqual(frames)
+    expect(s.metrics()).toMatchObject({ relayFrames: 3, relayBytes: 65539 })
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array(65537) })
+    expect(await a.next('relay-error')).toEqual({ to: b.id, reason: 'too-large' })
+  })
+
+  it('enforces the byte quota: excess frames are refused with quota, the allowed ones arrive', async () => {
+    const s = await start({ relayBytesPerSec: 64 * 1024 })
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    const n = 40
+    for (let i = 0; i < n; i++) {
+      const frame = new Uint8Array(8 * 1024)
+      frame[0] = i
+      a.socket.emit('relay', { to: b.id, frame })
+    }
+    await a.until(() => a.received('relay-error').length + b.received('relay').length === n, 10_000)
+    const refused = a.received('relay-error')
+    const arrived = b.received('relay').map((p) => parseRelayDelivery(p)!.frame[0])
+    expect(refused.every((e) => parseRelayError(e)?.reason === 'quota')).toBe(true)
+    // Burst of 64 KiB = 7 frames of 8 KiB + 32, plus what refills while they arrive.
+    expect(arrived.length).toBeGreaterThanOrEqual(7)
+    expect(arrived.length).toBeLessThan(14)
+    expect(refused.length).toBe(n - arrived.length)
+    // The frames that were let through arrive in order, starting with the first.
+    expect(arrived).toEqual([...arrived].sort((x, y) => (x ?? 0) - (y ?? 0)))
+    expect(arrived[0]).toBe(0)
+    expect(s.metrics()['relayErrors.quota']).toBe(refused.length)
+    // After a second the bucket has refilled.
+    await new Promise((r) => setTimeout(r, 1000))
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array(8 * 1024) })
+    await b.until(() => b.received('relay').length === arrived.length + 1)
+  })
+
+  it('drops frames for a congested target instead of queueing them', async () => {
+    const s = await start({ congestionMaxPackets: 4, relayBytesPerSec: 64 * 1024 * 1024 })
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    // Stop b from reading: its TCP window fills and the server's write buffer for it grows.
+    const raw = (b.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void } } }).ws
+    raw._socket.pause()
+    const frame = new Uint8Array(60 * 1024)
+    const t0 = Date.now()
+    for (let i = 0; i < 400; i++) a.socket.emit('relay', { to: b.id, frame })
+    await a.until(
+      () => a.received('relay-error').some((e) => parseRelayError(e)?.reason === 'congested'),
+      10_000,
+    )
+    expect(s.metrics()['relayErrors.congested']).toBeGreaterThan(0)
+    expect(Date.now() - t0).toBeLessThan(5000)
+  })
+})
+
+describe('http', () => {
+  it('serves healthz, metrics, and the built demo with content types', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>demo</title>')
+    writeFileSync(join(dir, 'weft.js'), 'var Weft = {}')
+    writeFileSync(join(dir, 'weft.mjs'), 'export {}')
+    writeFileSync(join(dir, 'app.css'), 'body{}')
+    const s = await start({ staticDir: dir })
+    const a = track(await joined(s.address, 'demo'))
+    track(await joined(s.address, 'demo'))
+    await a.call('nonsense', 1)
+    const get = (p: string) => fetch(`${s.address}${p}`)
+    const root = await get('/')
+    expect(root.headers.get('content-type')).toMatch(/^text\/html/)
+    expect(await root.text()).toContain('<title>demo</title>')
+    expect((await get('/weft.js')).headers.get('content-type')).toMatch(/^text\/javascript/)
+    expect((await get('/weft.mjs')).headers.get('content-type')).toMatch(/^text\/javascript/)
+    expect((await get('/app.css')).headers.get('content-type')).toMatch(/^text\/css/)
+    expect((await get('/weft.js')).headers.get('access-control-allow-origin')).toBe('*')
+    expect((await get('/nope.js')).status).toBe(404)
+    expect((await get('/..%2f..%2fetc%2fpasswd')).status).toBe(404)
+    const health = await get('/healthz')
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({
+      ok: true,
+      peers: 2,
+      networks: 1,
+      instance: expect.any(String),
+    })
+    const metrics = await (await get('/metrics')).text()
+    expect(metrics).toContain('weft_peers{network="demo"} 2')
+    expect(metrics).toContain('weft_signals_total 0')
+    expect(metrics).toContain('weft_relay_bytes_total 0')
+    expect(metrics).toContain('weft_rejected_total{reason="unknown-event"} 1')
+    expect(metrics).toMatch(/process_resident_memory_bytes \d+/)
+  })
+
+  it('says how to build the demo when there is none', async () => {
+    const s = await start()
+    const root = await fetch(`${s.address}/`)
+    expect(root.status).toBe(200)
+    expect(await root.text()).toContain('npm run build')
+    expect((await fetch(`${s.address}/weft.js`)).status).toBe(404)
+  })
+})
