@@ -1,0 +1,5 @@
+export * from './mesh.ts'
+export * from './messages.ts'
+export { type MissingEntry, MissingTable } from './missing.ts'
+export { type CachedBroadcast, PayloadCache } from './payload-cache.ts'
+export { SeenCache } from './seen-cache.ts'

@@ -1,0 +1,619 @@
+/**
+ * The mesh: network-wide broadcast by topic, with de-duplication, origin
+ * signatures and Plumtree's epidemic broadcast tree.
+ *
+ * The base is p2p.today's three rules: the origin sends to its neighbours, a
+ * receiver relays to all but the one it came from, nobody relays what it has
+ * seen (a seen-cache bounded in entries and age, by the local clock only),
+ * and a hop limit stops runaways. Plain flooding by those rules sends every
+ * broadcast over every link, once or twice: about degree − 1 payloads per
+ * node. Plumtree (Leitão, Pereira, Rodrigues, "Epidemic Broadcast Trees",
+ * SRDS 2007) keeps the rules but splits each node's links in two sets:
+ *
+ * - eager links carry the full payload at once (the three rules, on them);
+ * - lazy links carry only IHAVE announcements (message ids, batched per
+ *   tick).
+ *
+ * Every link starts eager (linkUp). A node that receives a payload it has
+ * already seen answers PRUNE, and both ends make that link lazy. After the
+ * first broadcasts the eager links form a spanning tree, and a broadcast
+ * costs about N − 1 payload sends whoever sends it. When a tree link breaks
+ * (a crash, a partition, a lost message) the nodes below it still hear IHAVEs
+ * on their lazy links; an id heard of but not received within
+ * `graftTimeoutMs` is fetched with GRAFT from an announcer, which also makes
+ * that link eager again: the tree repairs itself where it broke.
+ *
+ * Announcements repeat `announceRounds` times: the first round goes to lazy
+ * links, later ones to every link not known to hold the message. Over
+ * reliable channels one round is Plumtree exactly; the repeats make coverage
+ * survive a transport that loses messages (the simulator's loss, a link that
+ * dies with messages in flight).
+ *
+ * Trust. Each broadcast carries the origin's public key and id and is signed
+ * over its exact bytes (messages.ts); the id of a broadcast comes from its
+ * signature. A copy is checked in this order, cheapest first: shape, size and
+ * hop count; duplicate (seen-cache, then pending verification: the same
+ * bytes arriving while a check runs are merged, never delivered twice);
+ * then decoding, origin id = idOf(key), and the signature. Only then is it
+ * recorded as seen, delivered and relayed. Whatever fails is dropped and
+ * counted by reason (`drop.*` counters). Every table a neighbour can make
+ * grow (pending checks, missing ids, cached payloads, the seen-cache) is
+ * bounded in entries, bytes and age.
+ */
+import { bytesEqual, toHex } from '../bytes.ts'
+import { MessageTooLargeError } from '../errors.ts'
+import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
+import type { Value } from '../types.ts'
+import { encodeValue } from '../wire/value.ts'
+import {
+  type BroadcastBody,
+  bodyValue,
+  MAX_HOPS_FIELD,
+  MAX_IDS_PER_MSG,
+  type MeshMsg,
+  msgIdOf,
+  NONCE_BYTES,
+  parseBody,
+  parseMeshMsg,
+} from './messages.ts'
+import { MissingTable } from './missing.ts'
+import { type CachedBroadcast, MAX_PEERS_PER_ENTRY, noteHave, PayloadCache } from './payload-cache.ts'
+import { SeenCache } from './seen-cache.ts'
+
+export interface MeshDeps extends SignedProtocolDeps<MeshMsg> {
+  /** Ids this node has a live link to now. */
+  neighbours(): string[]
+}
+
+export interface MeshOptions {
+  /** Most links a broadcast travels. A copy arriving with more hops is dropped; one at the limit is delivered but not relayed. @default 32 */
+  maxHops?: number
+  /** Most ids in the seen-cache. @default 20_000 */
+  seenMax?: number
+  /** How long an id stays in the seen-cache, from its first receipt by this node's clock. @default 120_000 */
+  seenTtlMs?: number
+  /** Largest signed payload (MessagePack of the body) a node sends or accepts. @default 1_048_576 (1 MiB) */
+  maxPayloadBytes?: number
+  /** Longest topic, in UTF-16 code units. @default 256 */
+  maxTopicLength?: number
+  /** Least time an announcement waits before the tick that sends it in an IHAVE batch. @default 0 (the next tick) */
+  lazyDelayMs?: number
+  /** Time from the first IHAVE for a missing id to the first GRAFT. @default 500 */
+  graftTimeoutMs?: number
+  /** Time between GRAFTs to successive announcers while the id is still missing. @default 250 */
+  graftRetryMs?: number
+  /** GRAFTs sent for one missing id before giving up on it. @default 6 */
+  maxGraftAttempts?: number
+  /** Times each broadcast is announced: first to lazy links, then to every link not known to have it. @default 2 */
+  announceRounds?: number
+  /** Time between announcement rounds. @default 1_000 */
+  announceRepeatMs?: number
+  /** Most broadcasts kept in full to answer GRAFTs. @default 1_024 */
+  cacheMax?: number
+  /** Most payload bytes kept to answer GRAFTs (raised to fit one maxPayloadBytes message). @default 16_777_216 (16 MiB) */
+  cacheMaxBytes?: number
+  /** How long a broadcast is kept to answer GRAFTs. @default 30_000 */
+  cacheTtlMs?: number
+  /** Most ids heard of (IHAVE) but not received. @default 4_096 */
+  missingMax?: number
+  /** Most missing ids one neighbour's announcements may create. @default 1_024 */
+  missingPerPeer?: number
+  /** Most broadcasts whose signature check is running at once. @default 256 */
+  pendingMax?: number
+  /** Most payload bytes waiting on signature checks (raised to fit one maxPayloadBytes message). @default 8_388_608 (8 MiB) */
+  pendingMaxBytes?: number
+  /** A signature check still running after this long is abandoned. @default 10_000 */
+  pendingTtlMs?: number
+  /** Different copies (same id, other bytes) checked for one id: forgeries race the genuine one. @default 4 */
+  maxCandidates?: number
+  /** GRAFT answers one neighbour gets for one broadcast. @default 3 */
+  graftAnswersPerPeer?: number
+}
+
+export interface MeshDelivery {
+  /** The broadcast's id (40 hex characters, from its signature). */
+  id: string
+  topic: string
+  data: Value
+  /** The origin's node id, checked against its key and signature. */
+  origin: string
+  /** Links travelled: 0 at the origin. */
+  hops: number
+}
+
+export interface Mesh extends ProtocolNode<MeshMsg> {
+  /** Sign and send a broadcast; resolves to its id. Throws MessageTooLargeError when the payload exceeds maxPayloadBytes. */
+  broadcast(topic: string, data: Value): Promise<string>
+  /** Called once per broadcast this node accepts, its own included (hops 0). Returns an unsubscribe function. */
+  onDeliver(fn: (d: MeshDelivery) => void): () => void
+  /** Traffic and drops, by name (see the header of this file and PROTOCOL-mesh.md). */
+  readonly counters: Counters
+  handle(from: string, msg: MeshMsg): Promise<void>
+  tick(now: number): void
+  /** A link opened: it starts eager (on the tree). */
+  linkUp(peer: string): void
+  /** A link closed: it leaves both sets, and stops being asked for missing ids. */
+  linkDown(peer: string): void
+  /** Links pushed to eagerly now (the tree), and links announced to. For tests and the demo. */
+  eagerPeers(): string[]
+  lazyPeers(): string[]
+  /** Entries (and bytes) held in each bounded table, to watch memory. */
+  sizes(): MeshSizes
+}
+
+export interface MeshSizes {
+  seen: number
+  cached: number
+  cachedBytes: number
+  missing: number
+  pending: number
+  pendingBytes: number
+  announceQueue: number
+}
+
+type Resolved = Required<MeshOptions>
+
+const DEFAULTS: Resolved = {
+  maxHops: 32,
+  seenMax: 20_000,
+  seenTtlMs: 120_000,
+  maxPayloadBytes: 1_048_576,
+  maxTopicLength: 256,
+  lazyDelayMs: 0,
+  graftTimeoutMs: 500,
+  graftRetryMs: 250,
+  maxGraftAttempts: 6,
+  announceRounds: 2,
+  announceRepeatMs: 1_000,
+  cacheMax: 1_024,
+  cacheMaxBytes: 16_777_216,
+  cacheTtlMs: 30_000,
+  missingMax: 4_096,
+  missingPerPeer: 1_024,
+  pendingMax: 256,
+  pendingMaxBytes: 8_388_608,
+  pendingTtlMs: 10_000,
+  maxCandidates: 4,
+  graftAnswersPerPeer: 3,
+}
+
+export function resolveMeshOptions(options: MeshOptions = {}): Resolved {
+  const o: Resolved = { ...DEFAULTS }
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, number>)[k] = v
+  o.maxHops = Math.max(1, Math.min(MAX_HOPS_FIELD, Math.floor(o.maxHops)))
+  o.announceRounds = Math.max(1, Math.floor(o.announceRounds))
+  const oneMessage = o.maxPayloadBytes + 128
+  o.cacheMaxBytes = Math.max(o.cacheMaxBytes, oneMessage)
+  o.pendingMaxBytes = Math.max(o.pendingMaxBytes, oneMessage)
+  return o
+}
+
+/** One copy of a broadcast waiting on its signature check, and the neighbours that sent these same bytes. */
+interface Candidate {
+  readonly payload: Uint8Array
+  readonly sig: Uint8Array
+  readonly hops: number
+  readonly from: string
+  readonly dupFrom: Set<string>
+}
+
+interface Pending {
+  readonly candidates: Candidate[]
+  readonly at: number
+}
+
+type CheckResult = { ok: true; body: BroadcastBody } | { ok: false; reason: string }
+
+/** Most node ids remembered per public key (idOf is a hash; the cache spares it). */
+const ID_CACHE_MAX = 1_024
+
+export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
+  const opt = resolveMeshOptions(options)
+  const counters: Counters = {}
+  const eager = new Set<string>()
+  const lazy = new Set<string>()
+  const seen = new SeenCache(opt.seenMax, opt.seenTtlMs)
+  const cache = new PayloadCache(opt.cacheMax, opt.cacheMaxBytes, opt.cacheTtlMs)
+  const missing = new MissingTable(opt.missingMax, opt.missingPerPeer, MAX_PEERS_PER_ENTRY)
+  const pending = new Map<string, Pending>()
+  let pendingBytes = 0
+  const idOfKey = new Map<string, string>()
+  const listeners = new Set<(d: MeshDelivery) => void>()
+  // Announcements due: round 0 after lazyDelayMs, later rounds every announceRepeatMs. Two FIFO
+  // queues, each in deadline order, so a tick only looks at their heads.
+  const firstRound: string[] = []
+  const laterRounds: string[] = []
+  const queueMax = opt.cacheMax * opt.announceRounds
+
+  // --- links -------------------------------------------------------------
+
+  function addLink(peer: string): void {
+    if (peer === deps.id) return
+    lazy.delete(peer)
+    eager.add(peer)
+  }
+
+  function removeLink(peer: string): void {
+    eager.delete(peer)
+    lazy.delete(peer)
+    missing.removePeer(peer)
+  }
+
+  function isLink(peer: string): boolean {
+    return eager.has(peer) || lazy.has(peer)
+  }
+
+  function makeEager(peer: string): void {
+    if (!isLink(peer)) return
+    lazy.delete(peer)
+    eager.add(peer)
+  }
+
+  function makeLazy(peer: string): void {
+    if (!isLink(peer)) return
+    eager.delete(peer)
+    lazy.add(peer)
+  }
+
+  /** Follow the host's link table even if a linkUp/linkDown went missing. */
+  function reconcile(): void {
+    const now = new Set(deps.neighbours())
+    for (const p of now) if (!isLink(p)) addLink(p)
+    for (const p of [...eager, ...lazy]) if (!now.has(p)) removeLink(p)
+  }
+
+  // --- sending -------------------------------------------------------------
+
+  function sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft'): void {
+    deps.send(to, { type: 'gossip', payload: e.payload, sig: e.sig, hops: e.hops + 1 })
+    bump(counters, 'payloadSent')
+    bump(counters, `payloadSent${kind}`)
+  }
+
+  function sendIds(to: string, type: 'ihave' | 'graft', ids: string[]): void {
+    for (let i = 0; i < ids.length; i += MAX_IDS_PER_MSG) {
+      const chunk = ids.slice(i, i + MAX_IDS_PER_MSG)
+      deps.send(to, { type, ids: chunk })
+      bump(counters, `${type}Sent`)
+      bump(counters, `${type}IdsSent`, chunk.length)
+      bump(counters, 'controlSent')
+    }
+  }
+
+  function sendPrune(to: string): void {
+    deps.send(to, { type: 'prune' })
+    bump(counters, 'pruneSent')
+    bump(counters, 'controlSent')
+  }
+
+  // --- accepting a broadcast -------------------------------------------------
+
+  function deliver(d: MeshDelivery): void {
+    bump(counters, 'delivered')
+    for (const fn of [...listeners]) {
+      try {
+        fn(d)
+      } catch {
+        // The application's own listener failed; the protocol carries on.
+        bump(counters, 'listenerErrors')
+      }
+    }
+  }
+
+  /** A verified broadcast seen for the first time: record, cache, deliver, push on eager links, queue announcements. */
+  function accept(
+    id: string,
+    body: BroadcastBody,
+    payload: Uint8Array,
+    sig: Uint8Array,
+    hops: number,
+    from: string | undefined,
+    alsoHave: Iterable<string>,
+  ): void {
+    const now = deps.now()
+    if (seen.add(id, now) > 0) bump(counters, 'seenEvicted')
+    missing.delete(id)
+    const entry: CachedBroadcast = {
+      id,
+      payload,
+      sig,
+      hops,
+      at: now,
+      haves: new Set(),
+      grafted: new Map(),
+      round: 0,
+      nextAnnounceAt: now + opt.lazyDelayMs,
+    }
+    if (from !== undefined) {
+      noteHave(entry, from)
+      // Plumtree: whoever sent us a new message is on our tree (this also completes a GRAFT).
+      makeEager(from)
+    }
+    for (const p of alsoHave) noteHave(entry, p)
+    cache.add(entry)
+    deliver({ id, topic: body.topic, data: body.data, origin: body.origin, hops })
+    if (hops >= opt.maxHops) {
+      bump(counters, 'hopLimitReached')
+      return
+    }
+    for (const p of eager) if (!entry.haves.has(p)) sendGossip(p, entry, 'Eager')
+    if (cache.get(id) === entry) {
+      firstRound.push(id)
+      if (firstRound.length > queueMax) firstRound.shift()
+    }
+  }
+
+  /** A payload we already accepted came again: Plumtree's PRUNE (that link is not on the tree). */
+  function duplicate(from: string, id: string): void {
+    bump(counters, 'duplicates')
+    const e = cache.get(id)
+    if (e) noteHave(e, from)
+    makeLazy(from)
+    sendPrune(from)
+  }
+
+  // --- checking a broadcast ----------------------------------------------
+
+  async function originOf(key: Uint8Array): Promise<string> {
+    const hex = toHex(key)
+    const hit = idOfKey.get(hex)
+    if (hit !== undefined) return hit
+    const id = await deps.keys.idOf(key)
+    idOfKey.set(hex, id)
+    if (idOfKey.size > ID_CACHE_MAX) idOfKey.delete(idOfKey.keys().next().value as string)
+    return id
+  }
+
+  async function check(c: Candidate): Promise<CheckResult> {
+    const body = parseBody(c.payload, opt.maxTopicLength)
+    if (!body) return { ok: false, reason: 'badPayload' }
+    try {
+      if ((await originOf(body.key)) !== body.origin) return { ok: false, reason: 'originMismatch' }
+      if (!(await deps.keys.verify(body.key, c.payload, c.sig))) return { ok: false, reason: 'badSignature' }
+    } catch {
+      return { ok: false, reason: 'badSignature' }
+    }
+    return { ok: true, body }
+  }
+
+  function removeCandidate(id: string, p: Pending, c: Candidate): void {
+    const i = p.candidates.indexOf(c)
+    if (i < 0) return
+    p.candidates.splice(i, 1)
+    if (pending.get(id) === p) {
+      pendingBytes -= c.payload.length
+      if (p.candidates.length === 0) pending.delete(id)
+    }
+  }
+
+  async function onGossip(from: string, m: { payload: Uint8Array; sig: Uint8Array; hops: number }) {
+    bump(counters, 'payloadIn')
+    if (m.payload.length > opt.maxPayloadBytes) return void bump(counters, 'drop.tooLarge')
+    if (m.hops < 1 || m.hops > opt.maxHops) return void bump(counters, 'drop.badHops')
+    const id = msgIdOf(m.sig)
+    if (seen.has(id)) return duplicate(from, id)
+
+    let p = pending.get(id)
+    if (p) {
+      for (const c of p.candidates) {
+        if (bytesEqual(c.sig, m.sig) && bytesEqual(c.payload, m.payload)) {
+          // Same bytes while the check runs: one check, one delivery; the sender is answered after.
+          bump(counters, 'duplicatesPending')
+          if (c.from !== from && c.dupFrom.size < MAX_PEERS_PER_ENTRY) c.dupFrom.add(from)
+          return
+        }
+      }
+      if (p.candidates.length >= opt.maxCandidates) return void bump(counters, 'drop.pendingCandidates')
+    } else if (pending.size >= opt.pendingMax) {
+      return void bump(counters, 'drop.pendingFull')
+    }
+    if (pendingBytes + m.payload.length > opt.pendingMaxBytes) return void bump(counters, 'drop.pendingFull')
+    if (!p) {
+      p = { candidates: [], at: deps.now() }
+      pending.set(id, p)
+    }
+    const c: Candidate = { payload: m.payload, sig: m.sig, hops: m.hops, from, dupFrom: new Set() }
+    p.candidates.push(c)
+    pendingBytes += c.payload.length
+
+    const r = await check(c)
+    removeCandidate(id, p, c)
+    if (!r.ok) return void bump(counters, `drop.${r.reason}`)
+    if (seen.has(id)) {
+      // Another copy with other bytes won the race (only an origin that signs twice with one nonce can do this).
+      duplicate(from, id)
+      return
+    }
+    // Other candidates for this id are now moot; their checks finish into the seen-cache.
+    if (pending.get(id) === p) {
+      for (const o of p.candidates) pendingBytes -= o.payload.length
+      pending.delete(id)
+    }
+    accept(id, r.body, c.payload, c.sig, c.hops, from, [])
+    for (const d of c.dupFrom) duplicate(d, id)
+  }
+
+  function onIHave(from: string, ids: string[]): void {
+    bump(counters, 'ihaveIn')
+    const deadline = deps.now() + opt.graftTimeoutMs
+    for (const id of ids) {
+      if (seen.has(id)) {
+        const e = cache.get(id)
+        if (e) noteHave(e, from)
+        continue
+      }
+      const r = missing.announce(id, from, deadline)
+      if (r === 'full') bump(counters, 'drop.missingFull')
+      else if (r === 'quota') bump(counters, 'drop.missingQuota')
+    }
+  }
+
+  function onGraft(from: string, ids: string[]): void {
+    bump(counters, 'graftIn')
+    makeEager(from)
+    for (const id of ids) {
+      const e = cache.get(id)
+      if (!e) {
+        bump(counters, 'drop.graftUnknown')
+        continue
+      }
+      if (e.hops >= opt.maxHops) {
+        bump(counters, 'drop.graftHopLimit')
+        continue
+      }
+      const n = e.grafted.get(from) ?? 0
+      if (n >= opt.graftAnswersPerPeer || (n === 0 && e.grafted.size >= MAX_PEERS_PER_ENTRY)) {
+        bump(counters, 'drop.graftRepeat')
+        continue
+      }
+      e.grafted.set(from, n + 1)
+      noteHave(e, from)
+      sendGossip(from, e, 'Graft')
+    }
+  }
+
+  // --- time ------------------------------------------------------------------
+
+  function announce(now: number, batches: Map<string, string[]>): void {
+    const add = (peer: string, id: string) => {
+      let b = batches.get(peer)
+      if (!b) {
+        b = []
+        batches.set(peer, b)
+      }
+      b.push(id)
+    }
+    const step = (queue: string[]) => {
+      while (queue.length > 0) {
+        const e = cache.get(queue[0] as string)
+        if (e && e.nextAnnounceAt > now) break
+        queue.shift()
+        if (!e) continue
+        // Round 0 is Plumtree's lazy push; later rounds cover links whose payload may have been lost.
+        const targets = e.round === 0 ? lazy : [...eager, ...lazy]
+        for (const p of targets) if (!e.haves.has(p)) add(p, e.id)
+        e.round++
+        if (e.round < opt.announceRounds) {
+          e.nextAnnounceAt = now + opt.announceRepeatMs
+          laterRounds.push(e.id)
+          if (laterRounds.length > queueMax) laterRounds.shift()
+        }
+      }
+    }
+    step(firstRound)
+    step(laterRounds)
+  }
+
+  function graftMissing(now: number, batches: Map<string, string[]>): void {
+    for (const e of missing.due(now)) {
+      if (seen.has(e.id)) {
+        missing.delete(e.id)
+        continue
+      }
+      if (pending.has(e.id)) {
+        e.deadline = now + opt.graftRetryMs
+        continue
+      }
+      if (e.attempts >= opt.maxGraftAttempts || e.announcers.length === 0) {
+        missing.delete(e.id)
+        bump(counters, 'missingGaveUp')
+        continue
+      }
+      const peer = e.announcers[e.attempts % e.announcers.length] as string
+      e.attempts++
+      e.deadline = now + opt.graftRetryMs
+      makeEager(peer)
+      let b = batches.get(peer)
+      if (!b) {
+        b = []
+        batches.set(peer, b)
+      }
+      b.push(e.id)
+    }
+  }
+
+  function expirePending(now: number): void {
+    for (const [id, p] of pending) {
+      if (now - p.at <= opt.pendingTtlMs) continue
+      for (const c of p.candidates) pendingBytes -= c.payload.length
+      pending.delete(id)
+      bump(counters, 'drop.pendingExpired')
+    }
+  }
+
+  return {
+    counters,
+
+    eagerPeers: () => [...eager],
+    lazyPeers: () => [...lazy],
+    sizes: () => ({
+      seen: seen.size,
+      cached: cache.size,
+      cachedBytes: cache.bytes,
+      missing: missing.size,
+      pending: pending.size,
+      pendingBytes,
+      announceQueue: firstRound.length + laterRounds.length,
+    }),
+
+    async broadcast(topic, data) {
+      if (typeof topic !== 'string') throw new TypeError('topic must be a string')
+      if (topic.length > opt.maxTopicLength)
+        throw new TypeError(`topic longer than ${opt.maxTopicLength} characters`)
+      const nonce = new Uint8Array(NONCE_BYTES)
+      for (let i = 0; i < NONCE_BYTES; i++) nonce[i] = Math.floor(deps.random() * 256)
+      const body: BroadcastBody = { origin: deps.id, key: deps.keys.publicKey, topic, data, nonce }
+      const payload = encodeValue(bodyValue(body))
+      if (payload.length > opt.maxPayloadBytes)
+        throw new MessageTooLargeError(payload.length, opt.maxPayloadBytes)
+      const sig = await deps.keys.sign(payload)
+      const id = msgIdOf(sig)
+      bump(counters, 'originated')
+      accept(id, body, payload, sig, 0, undefined, [])
+      return id
+    },
+
+    onDeliver(fn) {
+      listeners.add(fn)
+      return () => void listeners.delete(fn)
+    },
+
+    async handle(from, msg) {
+      if (typeof from !== 'string' || from === deps.id) return void bump(counters, 'drop.malformed')
+      const m = parseMeshMsg(msg as Value)
+      if (!m) return void bump(counters, 'drop.malformed')
+      switch (m.type) {
+        case 'gossip':
+          return onGossip(from, m)
+        case 'ihave':
+          return onIHave(from, m.ids)
+        case 'graft':
+          return onGraft(from, m.ids)
+        case 'prune':
+          bump(counters, 'pruneIn')
+          return makeLazy(from)
+      }
+    },
+
+    tick(now) {
+      reconcile()
+      seen.expire(now)
+      cache.expire(now)
+      expirePending(now)
+      const ihaves = new Map<string, string[]>()
+      announce(now, ihaves)
+      const grafts = new Map<string, string[]>()
+      graftMissing(now, grafts)
+      for (const [peer, ids] of ihaves) sendIds(peer, 'ihave', ids)
+      for (const [peer, ids] of grafts) sendIds(peer, 'graft', ids)
+    },
+
+    linkUp(peer) {
+      addLink(peer)
+    },
+
+    linkDown(peer) {
+      removeLink(peer)
+    },
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The mesh's wire messages (grammar in PROTOCOL-mesh.md) and their validators.
+ *
+ * Every message is a Value (a plain object), so the host's codec carries it
+ * like any other. Two layers:
+ *
+ * - `MeshMsg`, what travels on a link: GOSSIP carries a signed broadcast
+ *   (the origin's payload bytes, its signature, and the hop count, which
+ *   relays rewrite and nobody signs); IHAVE, GRAFT and PRUNE are Plumtree's
+ *   control messages.
+ * - `BroadcastBody`, what the origin signs: MessagePack bytes of
+ *   `{ v, o, k, t, d, n }`, decoded only after the duplicate check. Relays
+ *   forward the exact bytes they received, never a re-encoding.
+ *
+ * A broadcast's id is the hex of the first 160 bits of its signature. So a
+ * duplicate is recognised from the signature alone, before any decoding or
+ * verification, and a forged copy (altered data, same signature) carries the
+ * genuine id but fails verification and is never recorded as seen: it cannot
+ * shadow the genuine message. Making a *valid* message with someone else's id
+ * would need an Ed25519 signature whose first 160 bits match, which nobody
+ * can do.
+ *
+ * Validators never throw: anything that is not exactly a known shape is null.
+ */
+import { toHex } from '../bytes.ts'
+import { isPublicKey, SIGNATURE_BYTES } from '../identity/keys.ts'
+import type { Value } from '../types.ts'
+import { decodeValue } from '../wire/value.ts'
+
+/** Version of the signed broadcast body. */
+export const BODY_VERSION = 1
+/** Bytes of the per-broadcast nonce: two broadcasts of the same data are two messages. */
+export const NONCE_BYTES = 8
+/** Characters of a message id (160 bits of the signature, hex). */
+export const MSG_ID_CHARS = 40
+/** Hard ceiling on the hop field, whatever the options say. */
+export const MAX_HOPS_FIELD = 255
+/** Most ids one IHAVE or GRAFT may carry. */
+export const MAX_IDS_PER_MSG = 512
+
+/** A full broadcast, pushed eagerly or sent in answer to a GRAFT. */
+export type GossipMsg = { type: 'gossip'; payload: Uint8Array; sig: Uint8Array; hops: number }
+/** Lazy push: "I have these broadcasts" (Plumtree IHAVE), batched per tick. */
+export type IHaveMsg = { type: 'ihave'; ids: string[] }
+/** "Send me these broadcasts, and push eagerly to me from now on" (Plumtree GRAFT). */
+export type GraftMsg = { type: 'graft'; ids: string[] }
+/** "Stop pushing eagerly to me; announce instead" (Plumtree PRUNE). */
+export type PruneMsg = { type: 'prune' }
+
+export type MeshMsg = GossipMsg | IHaveMsg | GraftMsg | PruneMsg
+
+/** What the origin signs, decoded. */
+export interface BroadcastBody {
+  /** The origin's node id; must equal idOf(key). */
+  origin: string
+  /** The origin's raw public key. */
+  key: Uint8Array
+  topic: string
+  data: Value
+  nonce: Uint8Array
+}
+
+/** The id of a broadcast: hex of the first 160 bits of its signature. */
+export function msgIdOf(sig: Uint8Array): string {
+  return toHex(sig.subarray(0, MSG_ID_CHARS / 2))
+}
+
+export function isMsgId(s: unknown): s is string {
+  return typeof s === 'string' && s.length === MSG_ID_CHARS && /^[0-9a-f]{40}$/.test(s)
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return false
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
+function parseIds(v: unknown): string[] | null {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_IDS_PER_MSG) return null
+  for (const id of v) if (!isMsgId(id)) return null
+  return [...(v as string[])]
+}
+
+/**
+ * Validate a message from a peer. Returns a fresh object holding only the
+ * known fields, or null for anything malformed. Never throws. Size limits
+ * that depend on options (payload bytes, hop limit) are checked by the mesh.
+ */
+export function parseMeshMsg(v: Value): MeshMsg | null {
+  try {
+    if (!isPlainObject(v)) return null
+    switch (v.type) {
+      case 'gossip': {
+        const { payload, sig, hops } = v
+        if (!(payload instanceof Uint8Array) || payload.length === 0) return null
+        if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) return null
+        if (typeof hops !== 'number' || !Number.isInteger(hops) || hops < 0 || hops > MAX_HOPS_FIELD)
+          return null
+        return { type: 'gossip', payload, sig, hops }
+      }
+      case 'ihave':
+      case 'graft': {
+        const ids = parseIds(v.ids)
+        return ids ? { type: v.type, ids } : null
+      }
+      case 'prune':
+        return { type: 'prune' }
+      default:
+        return null
+    }
+  } catch {
+    // A getter or proxy from a confused host: still never a throw.
+    return null
+  }
+}
+
+/**
+ * Decode and check a signed body. Null when the bytes are not MessagePack of
+ * exactly `{ v: 1, o, k, t, d, n }` with the right types, or the topic is
+ * longer than `maxTopicLength`. The signature is not checked here.
+ */
+export function parseBody(payload: Uint8Array, maxTopicLength: number): BroadcastBody | null {
+  const v = decodeValue(payload)
+  if (!isPlainObject(v)) return null
+  const { v: version, o, k, t, d, n } = v
+  if (version !== BODY_VERSION) return null
+  if (typeof o !== 'string' || o.length !== 40 || !/^[0-9a-f]{40}$/.test(o)) return null
+  if (!isPublicKey(k)) return null
+  if (typeof t !== 'string' || t.length > maxTopicLength) return null
+  if (!(n instanceof Uint8Array) || n.length !== NONCE_BYTES) return null
+  if (d === undefined) return null
+  return { origin: o, key: k, topic: t, data: d as Value, nonce: n }
+}
+
+/** The Value an origin encodes and signs. */
+export function bodyValue(b: BroadcastBody): Value {
+  return { v: BODY_VERSION, o: b.origin, k: b.key, t: b.topic, d: b.data, n: b.nonce }
+}
