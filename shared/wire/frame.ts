@@ -1,0 +1,217 @@
+/**
+ * Frames: the unit every overlay message travels in.
+ *
+ *   frame = version:u8 (= 1)  kind:u8  flags:u8  body
+ *
+ * `kind` says which protocol module the body belongs to (Kind below); the
+ * body is one msgpack Value (value.ts). Flag bit 0 says the body is
+ * deflate-raw compressed; every other flag bit must be 0.
+ *
+ * Compression is opportunistic, as in p2p.today: a body of at least 1 KiB is
+ * deflated, and the deflated form is sent only when it saves at least 10%.
+ *
+ * `maxMessageBytes` bounds the encoded body before compression, on both
+ * sides: the sender refuses to build a larger frame, and the receiver stops
+ * inflating (streaming, counting) as soon as the output passes it, so a small
+ * compressed body cannot blow up in memory. Decoding is a trust boundary: it
+ * never throws or rejects; a bad frame gives null and, through `onDrop`, the
+ * reason, so the caller can count drops per reason. The grammar is in
+ * PROTOCOL.md beside this file.
+ */
+import { MessageTooLargeError } from '../errors.ts'
+import type { Value } from '../types.ts'
+import { decodeValueResult, encodeValue } from './value.ts'
+
+/** The version byte every frame starts with. 0xc0-0xcf are reserved for link markers (chunk.ts). */
+export const WIRE_VERSION = 1
+
+/** Bytes before the body: version, kind, flags. */
+export const FRAME_HEADER_BYTES = 3
+
+/** The protocol a frame belongs to. */
+export const Kind = { Link: 1, Mesh: 2, Route: 3, Sync: 4, Chord: 5 } as const
+export type Kind = (typeof Kind)[keyof typeof Kind]
+
+/** Flag bit 0: the body is deflate-raw compressed. */
+export const FLAG_DEFLATE = 0x01
+const KNOWN_FLAGS = FLAG_DEFLATE
+
+/** Largest encoded body (msgpack, before compression): 4 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+/** Bodies shorter than this are never compressed. */
+export const COMPRESS_MIN_BYTES = 1024
+
+/** Why decodeFrame dropped a frame; the value is what `onDrop` receives. */
+export const FrameDecodeError = {
+  /** Fewer bytes than the 3-byte header. */
+  Short: 'short',
+  /** The version byte is not WIRE_VERSION. */
+  Version: 'version',
+  /** The kind byte is not one of Kind. */
+  Kind: 'kind',
+  /** A flag bit other than FLAG_DEFLATE is set. */
+  Flags: 'flags',
+  /** The body (raw, or once inflated) is larger than maxMessageBytes. */
+  TooLarge: 'too-large',
+  /** The compressed body is not valid deflate-raw. */
+  Inflate: 'inflate',
+  /** The body is not msgpack of a Value (see value.ts for what is refused). */
+  Body: 'body',
+  /** The validator for this kind said no (or threw). */
+  Invalid: 'invalid',
+} as const
+export type FrameDecodeError = (typeof FrameDecodeError)[keyof typeof FrameDecodeError]
+
+export interface Frame {
+  kind: Kind
+  body: Value
+}
+
+export interface EncodeFrameOptions {
+  /**
+   * Try deflate-raw on bodies of at least 1 KiB; keep it only if it saves 10% or more.
+   * @default true
+   */
+  compress?: boolean
+  /**
+   * Largest encoded body (before compression) that may be sent.
+   * @default DEFAULT_MAX_MESSAGE_BYTES (4 MiB)
+   */
+  maxMessageBytes?: number
+}
+
+export interface DecodeFrameOptions {
+  /**
+   * Largest body (once inflated) accepted.
+   * @default DEFAULT_MAX_MESSAGE_BYTES (4 MiB)
+   */
+  maxMessageBytes?: number
+  /**
+   * Per kind, a check of the body's shape; a frame whose validator returns false is dropped.
+   * @default {} (any Value is accepted)
+   */
+  validators?: Partial<Record<Kind, (body: Value) => boolean>>
+  /** Called with the reason each time a frame is dropped. */
+  onDrop?: (reason: FrameDecodeError) => void
+}
+
+const KINDS: ReadonlySet<number> = new Set(Object.values(Kind))
+
+export function isKind(k: unknown): k is Kind {
+  return typeof k === 'number' && KINDS.has(k)
+}
+
+/**
+ * Encode a frame. Throws MessageTooLargeError when the encoded body is over
+ * maxMessageBytes, and TypeError for an unknown kind or a body that is not a Value.
+ */
+export async function encodeFrame(frame: Frame, opts: EncodeFrameOptions = {}): Promise<Uint8Array> {
+  const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  if (!isKind(frame.kind)) throw new TypeError(`unknown frame kind ${String(frame.kind)}`)
+  let body = encodeValue(frame.body)
+  if (body.length > max) throw new MessageTooLargeError(body.length, max)
+  let flags = 0
+  if ((opts.compress ?? true) && body.length >= COMPRESS_MIN_BYTES) {
+    const deflated = await runStream(body, new CompressionStream('deflate-raw'), Number.POSITIVE_INFINITY)
+    if (deflated !== null && deflated.length <= body.length * 0.9) {
+      body = deflated
+      flags |= FLAG_DEFLATE
+    }
+  }
+  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length)
+  out[0] = WIRE_VERSION
+  out[1] = frame.kind
+  out[2] = flags
+  out.set(body, FRAME_HEADER_BYTES)
+  return out
+}
+
+/** Decode a frame from a peer: the Frame, or null (and `onDrop(reason)`). Never throws, never rejects. */
+export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = {}): Promise<Frame | null> {
+  const drop = (reason: FrameDecodeError): null => {
+    try {
+      opts.onDrop?.(reason)
+    } catch {
+      // a failing counter must not turn a dropped frame into an exception
+    }
+    return null
+  }
+  try {
+    const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    if (bytes.length < FRAME_HEADER_BYTES) return drop(FrameDecodeError.Short)
+    if (bytes[0] !== WIRE_VERSION) return drop(FrameDecodeError.Version)
+    const kind = bytes[1]
+    if (!isKind(kind)) return drop(FrameDecodeError.Kind)
+    const flags = bytes[2] as number
+    if ((flags & ~KNOWN_FLAGS) !== 0) return drop(FrameDecodeError.Flags)
+    let body = bytes.subarray(FRAME_HEADER_BYTES)
+    if (body.length > max) return drop(FrameDecodeError.TooLarge)
+    if (flags & FLAG_DEFLATE) {
+      let inflated: Uint8Array | null
+      try {
+        inflated = await runStream(body, new DecompressionStream('deflate-raw'), max)
+      } catch {
+        return drop(FrameDecodeError.Inflate)
+      }
+      if (inflated === null) return drop(FrameDecodeError.TooLarge)
+      body = inflated
+    }
+    const decoded = decodeValueResult(body)
+    if (decoded === null) return drop(FrameDecodeError.Body)
+    const value = decoded.value
+    const validate = opts.validators?.[kind]
+    if (validate !== undefined) {
+      let ok = false
+      try {
+        ok = validate(value) === true
+      } catch {
+        ok = false
+      }
+      if (!ok) return drop(FrameDecodeError.Invalid)
+    }
+    return { kind, body: value }
+  } catch {
+    // Not expected (every step above guards itself); an exception must still never reach the caller.
+    return drop(FrameDecodeError.Body)
+  }
+}
+
+/**
+ * Push `input` through a (de)compression stream and collect the output, giving
+ * up (null) once it passes `limit` bytes: reading stops, the stream is
+ * cancelled, and the rest is never inflated. Rejects if the stream errors.
+ */
+async function runStream(
+  input: Uint8Array,
+  stream: CompressionStream | DecompressionStream,
+  limit: number,
+): Promise<Uint8Array | null> {
+  const writer = stream.writable.getWriter()
+  // Errors surface on the reading side; these promises only need a handler.
+  writer
+    .write(input as Uint8Array<ArrayBuffer>)
+    .then(() => writer.close())
+    .catch(() => {})
+  const reader = stream.readable.getReader()
+  const parts: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.length
+    if (total > limit) {
+      await reader.cancel().catch(() => {})
+      return null
+    }
+    parts.push(value)
+  }
+  if (parts.length === 1) return parts[0] as Uint8Array
+  const out = new Uint8Array(total)
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
+  return out
+}
