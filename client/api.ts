@@ -1,0 +1,15 @@
+/** What every entry point (Node and browser) exports besides joinOverlay. */
+export {
+  ClosedError,
+  LeaseHeldError,
+  MessageTooLargeError,
+  NoRouteError,
+  RemoteError,
+  SignalError,
+  TimeoutError,
+  ValueTooLargeError,
+  WeftError,
+} from '../shared/errors.ts'
+export type { Value } from '../shared/types.ts'
+export type { Handler, JoinOptions, NodeEvents, PeerSummary, Subscriber } from './overlay.ts'
+export { OverlayNode } from './overlay.ts'

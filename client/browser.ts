@@ -1,0 +1,70 @@
+/**
+ * weft for browsers: the bundle's entry (`/weft.js` sets the global `Weft`,
+ * `/weft.mjs` is ESM).
+ *
+ * Identity lasts: the key pair is created once, non-extractable, and kept in
+ * IndexedDB (idb-keyval stores CryptoKeys as they are). Two tabs of one
+ * origin open at once must not share an id, so each tab claims a numbered
+ * slot with a Web Lock held for its lifetime; a reload frees the slot and
+ * takes it again, keeping its id.
+ */
+import { createStore, get, set } from 'idb-keyval'
+// simple-peer's prebuilt browser file carries its own Buffer/process shims.
+import SimplePeer from 'simple-peer/simplepeer.min.js'
+import { io } from 'socket.io-client'
+import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
+import { type JoinOptions, OverlayNode } from './overlay.ts'
+
+export * from './api.ts'
+
+const MAX_SLOTS = 64
+
+async function claimSlot(): Promise<{ slot: number; release: () => void }> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks
+  if (!locks) return { slot: 0, release: () => {} }
+  for (let slot = 0; slot < MAX_SLOTS; slot++) {
+    let release!: () => void
+    const held = new Promise<void>((r) => {
+      release = r
+    })
+    const got = await new Promise<boolean>((resolve) => {
+      void locks.request(`weft-identity-${slot}`, { ifAvailable: true }, async (lock) => {
+        if (!lock) return resolve(false)
+        resolve(true)
+        await held // keep the slot until the node closes or the page goes away
+      })
+    })
+    if (got) return { slot, release }
+  }
+  throw new Error(`more than ${MAX_SLOTS} weft nodes open in this browser profile`)
+}
+
+async function loadBrowserIdentity(): Promise<{ identity: Identity; release: () => void }> {
+  const { slot, release } = await claimSlot()
+  const store = createStore('weft', 'keys')
+  const key = `identity-${slot}`
+  const saved = (await get(key, store)) as CryptoKeyPair | undefined
+  if (saved?.privateKey && saved.publicKey) return { identity: await identityFromKeyPair(saved), release }
+  const identity = await generateIdentity()
+  await set(key, identity.keyPair, store)
+  return { identity, release }
+}
+
+/** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
+export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
+  if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
+    throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
+  if (!globalThis.isSecureContext) throw new Error('weft needs a secure context (https: or http://localhost)')
+  const { identity, release } = await loadBrowserIdentity()
+  const node = new OverlayNode(
+    { SimplePeer: SimplePeer as never, io: io as never, identity, release },
+    options,
+  )
+  try {
+    await node.start()
+  } catch (err) {
+    await node.close()
+    throw err
+  }
+  return node
+}

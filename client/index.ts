@@ -1,0 +1,27 @@
+/**
+ * weft for Node.js: `import { joinOverlay } from 'weft'`.
+ * WebRTC comes from the `wrtc` option (@roamhq/wrtc); without it the node
+ * can only use relay links through the signal server.
+ */
+import SimplePeer from 'simple-peer'
+import { io } from 'socket.io-client'
+import { loadNodeIdentity } from './identity-store.ts'
+import { type JoinOptions, OverlayNode } from './overlay.ts'
+
+export * from './api.ts'
+
+/** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
+export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
+  if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
+    throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
+  const identity = await loadNodeIdentity(options.dataDir)
+  const opts: JoinOptions = options.wrtc || options.relay ? options : { ...options, relay: 'force' }
+  const node = new OverlayNode({ SimplePeer: SimplePeer as never, io: io as never, identity }, opts)
+  try {
+    await node.start()
+  } catch (err) {
+    await node.close()
+    throw err
+  }
+  return node
+}

@@ -1,0 +1,354 @@
+/**
+ * A Link: an authenticated, chunked, heartbeated message channel to one
+ * peer over any Pipe. Nothing above a Link knows whether WebRTC or the
+ * server relay carries it.
+ *
+ * Handshake (Kind.Link frames, before anything else is accepted):
+ *
+ *   A → B  hello { pk, nonce, mesh }     B → A  hello { pk, nonce, mesh }
+ *   A → B  proof { sig }                 B → A  proof { sig }
+ *
+ * Each proof signs utf8("weft-link/1\n" transport \n signerId \n verifierId
+ * \n signerFingerprint \n verifierFingerprint \n) || verifierNonce, where the
+ * fingerprints are the DTLS certificate fingerprints from this connection's
+ * SDPs (empty for the relay). A signal server that put itself in the middle
+ * would terminate DTLS on both sides with its own certificates, so the
+ * fingerprints each end sees would not match what the other signed. The
+ * verifier also checks that the key hashes to the id it expected. A link
+ * whose proof fails is closed and counted.
+ *
+ * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
+ * the link. Frames larger than 16 KiB travel as chunks; sends wait on the
+ * pipe's buffer (backpressure) and keep their order.
+ */
+import { concatBytes, utf8 } from '../../shared/bytes.ts'
+import type { Identity } from '../../shared/identity/keys.ts'
+import { isPublicKey } from '../../shared/identity/keys.ts'
+import { bump, type Counters } from '../../shared/protocol.ts'
+import type { Value } from '../../shared/types.ts'
+import { createReassembler, splitMessage } from '../../shared/wire/chunk.ts'
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  Kind,
+} from '../../shared/wire/frame.ts'
+import { Emitter } from '../emitter.ts'
+import type { Pipe } from './pipe.ts'
+
+export type LinkControl =
+  | { t: 'hello'; pk: Uint8Array; nonce: Uint8Array; mesh: boolean }
+  | { t: 'proof'; sig: Uint8Array }
+  | { t: 'ping'; ts: number }
+  | { t: 'pong'; ts: number }
+  | { t: 'pex'; peers: string[] }
+  | { t: 'role'; mesh: boolean }
+  | { t: 'bye'; reason: string }
+
+const MAX_PEX = 32
+const DEBUG =
+  (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.WEFT_DEBUG === '1'
+
+/** Validate a Kind.Link body; null for anything malformed. */
+export function parseLinkControl(v: Value): LinkControl | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return null
+  const o = v as Record<string, Value>
+  switch (o.t) {
+    case 'hello':
+      return o.pk instanceof Uint8Array &&
+        o.pk.length === 32 &&
+        o.nonce instanceof Uint8Array &&
+        o.nonce.length === 32 &&
+        typeof o.mesh === 'boolean'
+        ? { t: 'hello', pk: o.pk, nonce: o.nonce, mesh: o.mesh }
+        : null
+    case 'proof':
+      return o.sig instanceof Uint8Array && o.sig.length === 64 ? { t: 'proof', sig: o.sig } : null
+    case 'ping':
+    case 'pong':
+      return typeof o.ts === 'number' && Number.isFinite(o.ts) ? { t: o.t, ts: o.ts } : null
+    case 'pex':
+      return Array.isArray(o.peers) &&
+        o.peers.length <= MAX_PEX &&
+        o.peers.every((p) => typeof p === 'string' && /^[0-9a-f]{40}$/.test(p))
+        ? { t: 'pex', peers: o.peers as string[] }
+        : null
+    case 'role':
+      return typeof o.mesh === 'boolean' ? { t: 'role', mesh: o.mesh } : null
+    case 'bye':
+      return typeof o.reason === 'string' && o.reason.length <= 64 ? { t: 'bye', reason: o.reason } : null
+    default:
+      return null
+  }
+}
+
+export interface LinkOptions {
+  pipe: Pipe
+  identity: Identity
+  /** The id we expect at the other end (we dialled it, or the server told us who signals). */
+  peer: string
+  /** Do we want this link in the broadcast mesh? */
+  mesh: boolean
+  /** Validators for the bodies of non-Link kinds (the node's protocols). */
+  validators: Partial<Record<Kind, (body: Value) => boolean>>
+  /** @default 5000 */
+  heartbeatMs?: number
+  /** Close after this long without hearing anything. @default 20000 */
+  deadAfterMs?: number
+  /** Close when the handshake does not finish in time. @default 10000 */
+  authTimeoutMs?: number
+  /** @default 4 MiB */
+  maxMessageBytes?: number
+  /** Counters shared by all links of a node (drops by reason). */
+  counters: Counters
+}
+
+export interface LinkEvents extends Record<string, unknown> {
+  open: undefined
+  frame: Frame
+  control: LinkControl
+  close: string
+}
+
+export type LinkState = 'handshake' | 'open' | 'closed'
+
+export class Link extends Emitter<LinkEvents> {
+  readonly peer: string
+  readonly transport: 'webrtc' | 'relay'
+  state: LinkState = 'handshake'
+  /** Smoothed round-trip time in ms (NaN until the first pong). */
+  rtt = Number.NaN
+  /** Did the other end ask for (or agree to) a mesh link? */
+  remoteMesh = false
+  localMesh: boolean
+  lastUsed = Date.now()
+  readonly stats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  readonly openedAt = Date.now()
+
+  readonly pipe: Pipe
+  private readonly opts: LinkOptions
+  private readonly reassembler
+  private readonly nonce = crypto.getRandomValues(new Uint8Array(32))
+  private remote: { pk: Uint8Array; nonce: Uint8Array } | undefined
+  private sentProof = false
+  private gotProof = false
+  private lastHeard = Date.now()
+  private msgId = 0
+  private sendChain: Promise<void> = Promise.resolve()
+  private recvChain: Promise<void> = Promise.resolve()
+  private readonly timers: ReturnType<typeof setInterval>[] = []
+  private authTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly maxBytes: number
+
+  constructor(opts: LinkOptions) {
+    super()
+    this.opts = opts
+    this.pipe = opts.pipe
+    this.peer = opts.peer
+    this.transport = opts.pipe.transport
+    this.localMesh = opts.mesh
+    this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    this.reassembler = createReassembler({ maxMessageBytes: this.maxBytes })
+    this.pipe.onData((b) => this.onPiece(b))
+    this.pipe.onClose((reason) => this.finish(reason))
+  }
+
+  /** Begin the handshake (call once the pipe is open). */
+  start(): void {
+    this.authTimer = setTimeout(() => this.close('auth-timeout'), this.opts.authTimeoutMs ?? 10_000)
+    void this.sendControl({
+      t: 'hello',
+      pk: this.opts.identity.publicKey,
+      nonce: this.nonce,
+      mesh: this.localMesh,
+    })
+    const hb = this.opts.heartbeatMs ?? 5000
+    const dead = this.opts.deadAfterMs ?? 20_000
+    this.timers.push(
+      setInterval(() => {
+        if (Date.now() - this.lastHeard > dead) return this.close('heartbeat-timeout')
+        if (this.state === 'open') void this.sendControl({ t: 'ping', ts: Date.now() })
+        this.reassembler.tick(Date.now())
+      }, hb),
+    )
+  }
+
+  get isMesh(): boolean {
+    return this.localMesh && this.remoteMesh
+  }
+
+  /** Send a frame; resolves once it is handed to the pipe (after backpressure). */
+  send(frame: Frame): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new Error(`link to ${this.peer} is ${this.state}`))
+    this.lastUsed = Date.now()
+    return this.write(frame)
+  }
+
+  sendControl(c: LinkControl): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve()
+    return this.write({ kind: Kind.Link, body: c as unknown as Value }).catch(() => {})
+  }
+
+  private write(frame: Frame): Promise<void> {
+    const id = this.msgId++ >>> 0
+    // Encode eagerly (errors such as MessageTooLargeError reach the caller), write in order.
+    const encoded = encodeFrame(frame, { maxMessageBytes: this.maxBytes }).then((bytes) =>
+      splitMessage(bytes, id, this.maxBytes),
+    )
+    const done = this.sendChain.then(async () => {
+      const pieces = await encoded
+      for (const p of pieces) {
+        if (this.state === 'closed') throw new Error(`link to ${this.peer} closed`)
+        if (this.pipe.bufferedAmount() > 0) await this.pipe.drained()
+        this.pipe.send(p)
+        this.stats.bytesOut += p.length
+      }
+      this.stats.messagesOut++
+    })
+    this.sendChain = done.catch(() => {})
+    return done
+  }
+
+  private onPiece(piece: Uint8Array): void {
+    this.lastHeard = Date.now()
+    this.stats.bytesIn += piece.length
+    const whole = this.reassembler.push(piece, Date.now())
+    if (!whole) return
+    // Decode in arrival order even when one frame needs inflating and the next does not.
+    this.recvChain = this.recvChain.then(() => this.onFrameBytes(whole)).catch(() => {})
+  }
+
+  private async onFrameBytes(bytes: Uint8Array): Promise<void> {
+    const frame = await decodeFrame(bytes, {
+      maxMessageBytes: this.maxBytes,
+      validators: { ...this.opts.validators, [Kind.Link]: (b: Value) => parseLinkControl(b) !== null },
+      onDrop: (reason) => bump(this.opts.counters, `drop.frame.${reason}`),
+    })
+    if (!frame || this.state === 'closed') return
+    this.stats.messagesIn++
+    if (frame.kind === Kind.Link) return this.onControl(parseLinkControl(frame.body) as LinkControl)
+    if (this.state !== 'open') return bump(this.opts.counters, 'drop.before-auth')
+    this.emit('frame', frame)
+  }
+
+  private async onControl(c: LinkControl): Promise<void> {
+    if (DEBUG)
+      console.log(
+        `[link ${this.opts.identity.id.slice(0, 4)}<-${this.peer.slice(0, 4)} ${this.transport}] ${c.t}`,
+      )
+    switch (c.t) {
+      case 'hello': {
+        if (this.remote) return bump(this.opts.counters, 'drop.link.second-hello')
+        if (!isPublicKey(c.pk) || (await this.opts.identity.idOf(c.pk)) !== this.peer) {
+          bump(this.opts.counters, 'link.auth-failed')
+          return this.close('wrong-key')
+        }
+        this.remote = { pk: c.pk, nonce: c.nonce }
+        this.remoteMesh = c.mesh
+        const fp = this.fingerprints()
+        if (!fp) return this.close('no-fingerprint')
+        const sig = await this.opts.identity.sign(
+          proofBytes(this.transport, this.opts.identity.id, this.peer, fp.local, fp.remote, c.nonce),
+        )
+        this.sentProof = true
+        await this.sendControl({ t: 'proof', sig })
+        return this.maybeOpen()
+      }
+      case 'proof': {
+        const r = this.remote
+        if (!r || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
+        const fp = this.fingerprints()
+        if (!fp) return this.close('no-fingerprint')
+        const ok = await this.opts.identity.verify(
+          r.pk,
+          proofBytes(this.transport, this.peer, this.opts.identity.id, fp.remote, fp.local, this.nonce),
+          c.sig,
+        )
+        if (!ok) {
+          bump(this.opts.counters, 'link.auth-failed')
+          return this.close('bad-proof')
+        }
+        this.gotProof = true
+        return this.maybeOpen()
+      }
+      case 'ping':
+        return this.sendControl({ t: 'pong', ts: c.ts })
+      case 'pong': {
+        const sample = Date.now() - c.ts
+        if (sample >= 0 && sample < 120_000)
+          this.rtt = Number.isNaN(this.rtt) ? sample : 0.8 * this.rtt + 0.2 * sample
+        return
+      }
+      case 'role':
+        this.remoteMesh = c.mesh
+        this.emit('control', c)
+        return
+      case 'bye':
+        return this.finish(`bye:${c.reason}`)
+      default:
+        if (this.state === 'open') this.emit('control', c)
+    }
+  }
+
+  private maybeOpen(): void {
+    if (this.state !== 'handshake' || !this.sentProof || !this.gotProof) return
+    clearTimeout(this.authTimer)
+    this.state = 'open'
+    // A first RTT sample right away, so the demo and the connection manager have one.
+    void this.sendControl({ t: 'ping', ts: Date.now() })
+    this.emit('open', undefined)
+  }
+
+  private fingerprints(): { local: string; remote: string } | null {
+    if (this.transport === 'relay') return { local: '', remote: '' }
+    return this.pipe.fingerprints()
+  }
+
+  /** Change whether we want this link in the mesh, and tell the other end. */
+  setMesh(mesh: boolean): void {
+    if (this.localMesh === mesh) return
+    this.localMesh = mesh
+    void this.sendControl({ t: 'role', mesh })
+  }
+
+  close(reason = 'closed'): void {
+    if (this.state === 'closed') return
+    if (this.state === 'open') {
+      // Best effort goodbye so the other end does not wait for a heartbeat timeout.
+      try {
+        void encodeFrame({ kind: Kind.Link, body: { t: 'bye', reason: reason.slice(0, 64) } }).then((b) => {
+          this.pipe.send(b)
+          this.pipe.close(reason)
+        })
+      } catch {}
+      this.finish(reason)
+      return
+    }
+    this.pipe.close(reason)
+    this.finish(reason)
+  }
+
+  private finish(reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    clearTimeout(this.authTimer)
+    for (const t of this.timers) clearInterval(t)
+    this.emit('close', reason)
+    this.removeAll()
+  }
+}
+
+function proofBytes(
+  transport: string,
+  signer: string,
+  verifier: string,
+  signerFp: string,
+  verifierFp: string,
+  verifierNonce: Uint8Array,
+): Uint8Array {
+  return concatBytes(
+    utf8(`weft-link/1\n${transport}\n${signer}\n${verifier}\n${signerFp}\n${verifierFp}\n`),
+    verifierNonce,
+  )
+}

@@ -1,0 +1,30 @@
+/**
+ * A Pipe is a raw, ordered, reliable byte-message transport between this
+ * node and one peer: a WebRTC data channel or the signal server's relay.
+ * Links (link.ts) add authentication, chunking and heartbeats on top, so
+ * nothing above a Link knows which pipe carries it.
+ */
+export interface Pipe {
+  readonly transport: 'webrtc' | 'relay'
+  /** Send one message of at most 16 KiB (the link chunks larger ones). */
+  send(bytes: Uint8Array): void
+  /** Bytes queued and not yet sent. */
+  bufferedAmount(): number
+  /** Resolves when the buffer drops below the low-water mark (or the pipe closes). */
+  drained(): Promise<void>
+  onData(fn: (bytes: Uint8Array) => void): void
+  onClose(fn: (reason: string) => void): void
+  close(reason?: string): void
+  /**
+   * The DTLS certificate fingerprints of both ends, from the SDP, that the
+   * key proof binds to; null for pipes without DTLS (the relay).
+   */
+  fingerprints(): { local: string; remote: string } | null
+}
+
+/** Extract the `a=fingerprint:` value from an SDP (session or first media level). */
+export function sdpFingerprint(sdp: string | undefined | null): string | null {
+  if (!sdp) return null
+  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp)
+  return m ? `${(m[1] as string).toLowerCase()} ${(m[2] as string).toUpperCase()}` : null
+}

@@ -1,0 +1,852 @@
+/**
+ * The overlay node: what `joinOverlay` returns. It owns the signalling
+ * client, the links, the connection manager and the protocol state machines
+ * of shared/ (mesh today; sync and dht plug in the same way), and drives
+ * their clocks.
+ *
+ * Dialling: the lower id always makes the WebRTC offer, so two peers never
+ * offer at once; the higher id asks it to (`dial` signal). When no direct
+ * link opens within `directTimeoutMs`, or either end runs with relay
+ * 'force', both ends switch to a relay link through the signal server.
+ *
+ * Connection manager: keeps `targetPeers` mesh links (at most `maxPeers`),
+ * candidates from the server's bootstrap samples and from peer exchange
+ * (neighbours tell each other who their neighbours are, like Gnutella's pong
+ * caching and BitTorrent's PEX); dead links are replaced; links opened for
+ * unicast count against one budget with them and close when idle.
+ */
+import { ClosedError, NoRouteError, RemoteError, TimeoutError } from '../shared/errors.ts'
+import type { Identity } from '../shared/identity/keys.ts'
+import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
+import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
+import { bump, type Counters } from '../shared/protocol.ts'
+import type { PeerInfo } from '../shared/signal-events.ts'
+import { isValue, type Value } from '../shared/types.ts'
+import { type Frame, Kind } from '../shared/wire/frame.ts'
+import { Emitter } from './emitter.ts'
+import { Link, type LinkControl } from './links/link.ts'
+import { createRelayPipe, type RelayPipe } from './links/relay.ts'
+import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
+import { parseRouteMsg, type RouteMsg } from './rpc.ts'
+import { type IoFactory, SignalClient } from './signal-client.ts'
+
+export interface JoinOptions {
+  /** Signal server URL(s), tried in order. */
+  signal: string | string[]
+  /** Networks never mix. @default 'default' */
+  network?: string
+  /** 'force': behave as a firewalled node, every link relayed; 'never': direct links only. @default 'auto' */
+  relay?: 'auto' | 'force' | 'never'
+  /** Most mesh links. @default 8 */
+  maxPeers?: number
+  /** Mesh links the connection manager aims for. @default min(6, maxPeers) */
+  targetPeers?: number
+  /** Node only: a WebRTC implementation (@roamhq/wrtc). */
+  wrtc?: unknown
+  /** How long a direct link may take before falling back to the relay. @default 5000 */
+  directTimeoutMs?: number
+  /** Largest message a node sends or accepts. @default 4 MiB */
+  maxMessageBytes?: number
+  /** Default timeout of `request`. @default 10000 */
+  requestTimeoutMs?: number
+  /** All links (mesh and on-demand) together. @default 48 */
+  maxLinks?: number
+  /** ICE servers for WebRTC (none needed on one machine or a LAN). @default [] */
+  iceServers?: RTCIceServer[]
+  /** Node only: keep the identity (and later the table and DHT share) in this folder. */
+  dataDir?: string
+}
+
+/** What a host environment (browser or Node) provides. */
+export interface Env {
+  SimplePeer: SimplePeerCtor
+  io: IoFactory
+  identity: Identity
+  /** Called on close: release the identity slot (Web Lock) and the like. */
+  release?: () => void
+}
+
+export interface PeerSummary {
+  id: string
+  transport: 'webrtc' | 'relay'
+  rtt: number
+  mesh: boolean
+}
+
+export interface NodeEvents extends Record<string, unknown> {
+  'peer:connect': { id: string }
+  'peer:disconnect': { id: string }
+  signal: string
+}
+
+export type Handler = (data: Value, meta: { from: string }) => Value | Promise<Value>
+export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
+
+interface Dial {
+  peer: string
+  mesh: boolean
+  pipe?: WebRtcPipe
+  relay?: RelayPipe
+  link?: Link
+  timer?: ReturnType<typeof setTimeout>
+  started: number
+  waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
+}
+
+type SignalData =
+  | { t: 'rtc'; s: unknown; mesh: boolean }
+  | { t: 'dial'; mesh: boolean }
+  | { t: 'relay'; mesh: boolean; sid: number }
+  | { t: 'refuse'; reason: string }
+
+function parseSignalData(d: unknown): SignalData | null {
+  if (typeof d !== 'object' || d === null) return null
+  const o = d as Record<string, unknown>
+  const mesh = o.mesh === true
+  switch (o.t) {
+    case 'rtc':
+      return typeof o.s === 'object' && o.s !== null ? { t: 'rtc', s: o.s, mesh } : null
+    case 'dial':
+      return { t: 'dial', mesh }
+    case 'relay':
+      return Number.isInteger(o.sid) && (o.sid as number) >= 0 && (o.sid as number) <= 0xffffffff
+        ? { t: 'relay', mesh, sid: o.sid as number }
+        : null
+    case 'refuse':
+      return typeof o.reason === 'string' ? { t: 'refuse', reason: o.reason.slice(0, 64) } : null
+    default:
+      return null
+  }
+}
+
+const TICK_MS = 100
+const MANAGE_MS = 1000
+const PEX_MS = 15_000
+const SAMPLE_MS = 20_000
+const AUX_IDLE_MS = 60_000
+const MAX_CANDIDATES = 256
+const MAX_DIALS = 4
+
+export class OverlayNode extends Emitter<NodeEvents> {
+  readonly id: string
+  readonly network: string
+  readonly identity: Identity
+  readonly signalClient: SignalClient
+  readonly mesh: Mesh
+  readonly counters: Counters = {}
+
+  private readonly env: Env
+  private readonly opts: Required<Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal'>> & JoinOptions
+  private readonly links = new Map<string, Link>()
+  private readonly dials = new Map<string, Dial>()
+  /** Candidate peers -> when we last heard of them. */
+  private readonly candidates = new Map<string, number>()
+  /** Peers whose dial failed -> do not retry before this time. */
+  private readonly backoff = new Map<string, number>()
+  /** Each neighbour's own neighbours, from peer exchange (for the network drawing). */
+  readonly neighbourLinks = new Map<string, string[]>()
+  private readonly subscribers = new Map<string, Set<Subscriber>>()
+  private readonly handlers = new Map<string, Handler>()
+  private readonly pending = new Map<
+    number,
+    {
+      to: string
+      resolve: (v: Value) => void
+      reject: (e: Error) => void
+      timer: ReturnType<typeof setTimeout>
+    }
+  >()
+  private reqId = 1
+  private readonly timers: ReturnType<typeof setInterval>[] = []
+  private closed = false
+  private lastSample = 0
+  private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+
+  constructor(env: Env, opts: JoinOptions) {
+    super()
+    this.env = env
+    const maxPeers = opts.maxPeers ?? 8
+    this.opts = {
+      network: 'default',
+      relay: 'auto',
+      maxPeers,
+      targetPeers: Math.min(6, maxPeers),
+      directTimeoutMs: 5000,
+      maxMessageBytes: 4 * 1024 * 1024,
+      requestTimeoutMs: 10_000,
+      maxLinks: 48,
+      iceServers: [],
+      ...opts,
+    }
+    if (!['auto', 'force', 'never'].includes(this.opts.relay))
+      throw new TypeError(`relay must be auto, force or never`)
+    if (!Number.isInteger(maxPeers) || maxPeers < 1)
+      throw new TypeError('maxPeers must be a positive integer')
+    this.identity = env.identity
+    this.id = env.identity.id
+    this.network = this.opts.network
+    const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
+    this.signalClient = new SignalClient({
+      servers,
+      network: this.network,
+      identity: this.identity,
+      io: env.io,
+    })
+    this.mesh = createMesh({
+      id: this.id,
+      keys: this.identity,
+      now: () => Date.now(),
+      random: Math.random,
+      neighbours: () => this.meshNeighbours(),
+      send: (to, msg) => this.sendFrame(to, { kind: Kind.Mesh, body: msg as unknown as Value }),
+    })
+    this.mesh.onDeliver((d) => {
+      const subs = this.subscribers.get(d.topic)
+      if (!subs) return
+      for (const fn of [...subs]) safeCall(() => fn(d.data, { from: d.origin, hops: d.hops }))
+    })
+  }
+
+  /** Connect to a signal server and open the first links. */
+  async start(): Promise<void> {
+    this.signalClient.on('signal', ({ from, data }) => this.onSignal(from, data))
+    this.signalClient.on('relay', ({ from, frame }) => this.onRelayFrame(from, frame))
+    this.signalClient.on('relay-error', (e) => bump(this.counters, `relay-error.${e.reason}`))
+    this.signalClient.on('registered', ({ peers }) => this.addCandidates(peers))
+    this.signalClient.on('state', (s) => this.emit('signal', s))
+    const peers = await this.signalClient.start()
+    this.lastSample = Date.now()
+    this.timers.push(setInterval(() => this.tick(), TICK_MS))
+    this.timers.push(setInterval(() => this.manage(), MANAGE_MS))
+    this.timers.push(setInterval(() => this.sendPex(), PEX_MS))
+    if (peers.length === 0) return // alone in the network
+    this.manage()
+    // Resolve once one link is open; if none opens in time we are still joined (and keep trying).
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        off()
+        clearTimeout(t)
+        resolve()
+      }
+      const off = this.on('peer:connect', done)
+      const t = setTimeout(done, this.opts.directTimeoutMs + 10_000)
+    })
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  peers(): { id: string; transport: 'webrtc' | 'relay' }[] {
+    return [...this.links.values()]
+      .filter((l) => l.state === 'open')
+      .map((l) => ({ id: l.peer, transport: l.transport }))
+  }
+
+  /** Richer than peers(): RTT and mesh membership, for the demo page. */
+  linkDetails(): PeerSummary[] {
+    return [...this.links.values()]
+      .filter((l) => l.state === 'open')
+      .map((l) => ({ id: l.peer, transport: l.transport, rtt: l.rtt, mesh: l.isMesh }))
+  }
+
+  /**
+   * The part of the network this node knows: its own links, and each
+   * neighbour's mesh links as told by peer exchange. Node id -> linked ids.
+   */
+  topology(): Record<string, string[]> {
+    const out: Record<string, string[]> = { [this.id]: this.peers().map((p) => p.id) }
+    for (const [peer, theirs] of this.neighbourLinks) out[peer] = [...theirs]
+    return out
+  }
+
+  async broadcast(topic: string, data: Value): Promise<void> {
+    this.assertOpen()
+    checkTopic(topic)
+    checkValue(data)
+    await this.mesh.broadcast(topic, data)
+  }
+
+  subscribe(topic: string, fn: Subscriber): () => void {
+    checkTopic(topic)
+    let set = this.subscribers.get(topic)
+    if (!set) {
+      set = new Set()
+      this.subscribers.set(topic, set)
+    }
+    set.add(fn)
+    return () => {
+      set.delete(fn)
+      if (set.size === 0) this.subscribers.delete(topic)
+    }
+  }
+
+  async send(to: string, topic: string, data: Value): Promise<void> {
+    this.assertOpen()
+    checkTopic(topic)
+    checkValue(data)
+    if (to === this.id) {
+      this.deliverLocal(this.id, topic, data, 0)
+      return
+    }
+    const link = await this.route(to)
+    await link.send({ kind: Kind.Route, body: { t: 'msg', topic, data } })
+  }
+
+  handle(method: string, fn: Handler): () => void {
+    checkTopic(method)
+    this.handlers.set(method, fn)
+    return () => {
+      if (this.handlers.get(method) === fn) this.handlers.delete(method)
+    }
+  }
+
+  async request(to: string, method: string, data: Value, opts: { timeoutMs?: number } = {}): Promise<Value> {
+    this.assertOpen()
+    checkTopic(method)
+    checkValue(data)
+    const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs
+    if (to === this.id) return this.callHandler(method, data, this.id)
+    const deadline = Date.now() + timeoutMs
+    const link = await withTimeout(
+      this.route(to),
+      timeoutMs,
+      () => new TimeoutError(`no route to ${to} within ${timeoutMs} ms`),
+    )
+    const id = this.reqId++
+    return new Promise<Value>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(id)
+          reject(new TimeoutError(`request ${method} to ${to} timed out after ${timeoutMs} ms`))
+        },
+        Math.max(0, deadline - Date.now()),
+      )
+      this.pending.set(id, { to, resolve, reject, timer })
+      link.send({ kind: Kind.Route, body: { t: 'req', id, method, data } }).catch((err: Error) => {
+        clearTimeout(timer)
+        this.pending.delete(id)
+        reject(
+          err.name === 'MessageTooLargeError'
+            ? err
+            : new NoRouteError(to, `link to ${to} failed: ${err.message}`),
+        )
+      })
+    })
+  }
+
+  stats(): Record<string, number> {
+    const t = { ...this.closedTotals }
+    for (const l of this.links.values()) {
+      t.messagesIn += l.stats.messagesIn
+      t.messagesOut += l.stats.messagesOut
+      t.bytesIn += l.stats.bytesIn
+      t.bytesOut += l.stats.bytesOut
+    }
+    const open = this.peers()
+    return {
+      peers: open.length,
+      meshPeers: this.meshNeighbours().length,
+      relayPeers: open.filter((p) => p.transport === 'relay').length,
+      ...t,
+      signalsOut: this.signalClient.stats.signalsOut,
+      signalsIn: this.signalClient.stats.signalsIn,
+      relayBytesOut: this.signalClient.stats.relayBytesOut,
+      relayBytesIn: this.signalClient.stats.relayBytesIn,
+      signalReconnects: this.signalClient.stats.reconnects,
+      signalConnected: this.signalClient.connected ? 1 : 0,
+      ...prefixed('mesh.', this.mesh.counters),
+      ...this.counters,
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const t of this.timers) clearInterval(t)
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(new ClosedError())
+    }
+    this.pending.clear()
+    for (const d of [...this.dials.values()]) this.failDial(d, new ClosedError())
+    for (const l of [...this.links.values()]) l.close('node-closed')
+    this.signalClient.close()
+    this.env.release?.()
+    this.removeAll()
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  // ------------------------------------------------------------------ links
+
+  private meshNeighbours(): string[] {
+    const out: string[] = []
+    for (const l of this.links.values()) if (l.state === 'open' && l.isMesh) out.push(l.peer)
+    return out
+  }
+
+  private sendFrame(to: string, frame: Frame): void {
+    const l = this.links.get(to)
+    if (l?.state !== 'open') return bump(this.counters, 'send.no-link')
+    l.send(frame).catch(() => bump(this.counters, 'send.failed'))
+  }
+
+  /** A link to `to`: the open one, or one opened now (WebRTC, else relay). */
+  private async route(to: string): Promise<Link> {
+    if (!/^[0-9a-f]{40}$/.test(to)) throw new TypeError(`not a node id: ${JSON.stringify(to)}`)
+    const l = this.links.get(to)
+    if (l?.state === 'open') return l
+    return this.dial(to, false)
+  }
+
+  private dial(peer: string, mesh: boolean): Promise<Link> {
+    const existing = this.dials.get(peer)
+    if (existing) {
+      existing.mesh ||= mesh
+      return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }))
+    }
+    const d: Dial = { peer, mesh, started: Date.now(), waiters: [] }
+    this.dials.set(peer, d)
+    const p = new Promise<Link>((resolve, reject) => d.waiters.push({ resolve, reject }))
+    if (this.opts.relay === 'force') this.startRelay(d)
+    else if (this.id < peer) this.startWebRtc(d, true)
+    else {
+      this.armFallback(d)
+      this.signalClient.signal(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
+    }
+    return p
+  }
+
+  private startWebRtc(d: Dial, initiator: boolean): void {
+    const pipe = createWebRtcPipe({
+      SimplePeer: this.env.SimplePeer,
+      initiator,
+      ...(this.opts.wrtc ? { wrtc: this.opts.wrtc } : {}),
+      iceServers: this.opts.iceServers,
+      sendSignal: (s) =>
+        this.signalClient.signal(d.peer, { t: 'rtc', s, mesh: d.mesh }).catch((err: Error) => {
+          if (err instanceof NoRouteError) this.failDial(d, err)
+        }),
+    })
+    d.pipe = pipe
+    this.armFallback(d)
+    pipe.opened.then(
+      () => {
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
+        this.attachLink(d, pipe)
+      },
+      () => {
+        // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
+        if (this.dials.get(d.peer) === d && d.pipe === pipe && !d.relay) this.fallBack(d)
+      },
+    )
+  }
+
+  private armFallback(d: Dial): void {
+    clearTimeout(d.timer)
+    d.timer = setTimeout(() => this.fallBack(d), this.opts.directTimeoutMs)
+  }
+
+  private fallBack(d: Dial): void {
+    if (this.dials.get(d.peer) !== d || d.relay) return
+    if (this.opts.relay === 'never')
+      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}`))
+    bump(this.counters, 'dial.relay-fallback')
+    this.startRelay(d)
+  }
+
+  /**
+   * Open the relay link of a dial. The side that starts it picks the session
+   * id and announces it (`sid` undefined); the other side adopts the
+   * announced one. When both start at once, the lower id's session wins.
+   */
+  private startRelay(d: Dial, sid?: number): void {
+    if (d.relay) {
+      if (sid === undefined || d.relay.sid === sid || this.id < d.peer) return
+      // They (the lower id) started one too: adopt theirs.
+      d.link?.close('relay-restart')
+      d.relay.close('relay-restart')
+      delete d.relay
+      delete d.link
+    }
+    d.pipe?.close('relay-instead')
+    delete d.pipe
+    clearTimeout(d.timer)
+    // The handshake over the relay should finish in a few round trips through the server.
+    d.timer = setTimeout(
+      () => this.failDial(d, new NoRouteError(d.peer, `relay link to ${d.peer} did not open`)),
+      15_000,
+    )
+    const announce = sid === undefined
+    const relay = createRelayPipe({
+      signal: this.signalClient,
+      peer: d.peer,
+      sid: sid ?? crypto.getRandomValues(new Uint32Array(1))[0] ?? 0,
+    })
+    d.relay = relay
+    if (announce)
+      this.signalClient
+        .signal(d.peer, { t: 'relay', mesh: d.mesh, sid: relay.sid })
+        .catch((err: Error) => this.failDial(d, err))
+    this.attachLink(d, relay)
+  }
+
+  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe): void {
+    const link = new Link({
+      pipe,
+      identity: this.identity,
+      peer: d.peer,
+      mesh: d.mesh && this.meshNeighbours().length < this.opts.maxPeers,
+      validators: {
+        [Kind.Mesh]: (b) => parseMeshMsg(b) !== null,
+        [Kind.Route]: (b) => parseRouteMsg(b) !== null,
+      },
+      maxMessageBytes: this.opts.maxMessageBytes,
+      counters: this.counters,
+    })
+    d.link = link
+    link.on('open', () => this.onLinkOpen(d, link))
+    link.on('close', (reason) => {
+      if (d.link === link && this.dials.get(d.peer) === d) {
+        if (reason === 'relay-restart' || reason === 'relay-instead') return
+        // Closed during the handshake: a direct attempt may still fall back to the relay.
+        bump(this.counters, `link.handshake-closed.${reason.split(':')[0]}`)
+        delete d.link
+        if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
+        return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
+      }
+      this.onLinkClose(link, reason)
+    })
+    link.start()
+  }
+
+  private onLinkOpen(d: Dial, link: Link): void {
+    clearTimeout(d.timer)
+    if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
+    const old = this.links.get(link.peer)
+    if (old && old !== link && old.state === 'open') {
+      // Keep one link per peer: a direct one beats a relayed one.
+      if (old.transport === 'relay' && link.transport === 'webrtc') old.close('upgraded')
+      else {
+        link.close('duplicate')
+        for (const w of d.waiters) w.resolve(old)
+        return
+      }
+    }
+    this.links.set(link.peer, link)
+    this.backoff.delete(link.peer)
+    link.on('frame', (f) => void this.onFrame(link, f))
+    link.on('control', (c) => this.onControl(link, c))
+    for (const w of d.waiters) w.resolve(link)
+    if (link.isMesh) void this.mesh.linkUp?.(link.peer)
+    this.emit('peer:connect', { id: link.peer })
+    void link.sendControl({
+      t: 'pex',
+      peers: this.meshNeighbours()
+        .filter((p) => p !== link.peer)
+        .slice(0, 32),
+    })
+  }
+
+  private onLinkClose(link: Link, reason: string): void {
+    bump(this.counters, `link.closed.${reason.split(':')[0]}`)
+    if (this.links.get(link.peer) !== link) return
+    this.links.delete(link.peer)
+    this.neighbourLinks.delete(link.peer)
+    for (const k of Object.keys(this.closedTotals) as (keyof typeof this.closedTotals)[])
+      this.closedTotals[k] += link.stats[k]
+    for (const [id, p] of this.pending) {
+      if (p.to !== link.peer) continue
+      clearTimeout(p.timer)
+      this.pending.delete(id)
+      p.reject(new NoRouteError(link.peer, `link to ${link.peer} closed before the answer`))
+    }
+    void this.mesh.linkDown?.(link.peer)
+    this.emit('peer:disconnect', { id: link.peer })
+    if (!this.closed) this.manage()
+  }
+
+  private failDial(d: Dial, err: Error): void {
+    if (this.dials.get(d.peer) !== d) return
+    this.dials.delete(d.peer)
+    clearTimeout(d.timer)
+    d.pipe?.close('dial-failed')
+    d.relay?.close('dial-failed')
+    d.link?.close('dial-failed')
+    this.backoff.set(d.peer, Date.now() + 30_000)
+    bump(this.counters, 'dial.failed')
+    for (const w of d.waiters) w.reject(err)
+  }
+
+  // ------------------------------------------------------------------ signalling
+
+  private onSignal(from: string, raw: unknown): void {
+    if (this.closed) return
+    const s = parseSignalData(raw)
+    if (!s) return bump(this.counters, 'drop.signal')
+    if (s.t === 'refuse') {
+      const d = this.dials.get(from)
+      if (d) this.failDial(d, new NoRouteError(from, `${from} refused: ${s.reason}`))
+      return
+    }
+    const linked = this.links.get(from)
+    if (linked?.state === 'open' && !(s.t === 'rtc' && linked.transport === 'relay')) return
+    if (!this.dials.has(from) && this.links.size + this.dials.size >= this.opts.maxLinks) {
+      void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
+      return
+    }
+    let d = this.dials.get(from)
+    if (!d) {
+      d = { peer: from, mesh: s.mesh, started: Date.now(), waiters: [] }
+      this.dials.set(from, d)
+    } else d.mesh ||= s.mesh
+    switch (s.t) {
+      case 'dial':
+        // The higher id asks us (the lower) to offer.
+        if (this.opts.relay === 'force') return this.startRelay(d)
+        if (this.id < from && !d.pipe && !d.relay) this.startWebRtc(d, true)
+        return
+      case 'rtc':
+        if (this.opts.relay === 'force') return this.startRelay(d)
+        if (d.relay) return
+        if (!d.pipe) {
+          if (this.id < from) return bump(this.counters, 'drop.signal.glare') // we offer, they must not
+          this.startWebRtc(d, false)
+        }
+        d.pipe?.signal(s.s)
+        return
+      case 'relay':
+        if (this.opts.relay === 'never') {
+          this.failDial(d, new NoRouteError(from, 'relay refused'))
+          void this.signalClient.signal(from, { t: 'refuse', reason: 'no-relay' }).catch(() => {})
+          return
+        }
+        return this.startRelay(d, s.sid)
+    }
+  }
+
+  private onRelayFrame(from: string, frame: Uint8Array): void {
+    const d = this.dials.get(from)
+    if (d?.relay) return d.relay.deliver(frame)
+    const l = this.links.get(from)
+    if (l?.transport === 'relay') return (l.pipe as RelayPipe).deliver(frame)
+    bump(this.counters, 'drop.relay-frame')
+  }
+
+  // ------------------------------------------------------------------ frames
+
+  private async onFrame(link: Link, f: Frame): Promise<void> {
+    if (this.closed) return
+    switch (f.kind) {
+      case Kind.Mesh: {
+        const m = parseMeshMsg(f.body)
+        if (m) await this.mesh.handle(link.peer, m as MeshMsg)
+        return
+      }
+      case Kind.Route: {
+        const m = parseRouteMsg(f.body)
+        if (m) await this.onRoute(link, m)
+        return
+      }
+      default:
+        bump(this.counters, 'drop.kind')
+    }
+  }
+
+  private async onRoute(link: Link, m: RouteMsg): Promise<void> {
+    switch (m.t) {
+      case 'msg':
+        this.deliverLocal(link.peer, m.topic, m.data, 1)
+        return
+      case 'req': {
+        let reply: RouteMsg
+        if (!this.handlers.has(m.method))
+          reply = { t: 'err', id: m.id, code: 'no-handler', message: `no handler for ${m.method}` }
+        else {
+          try {
+            reply = { t: 'res', id: m.id, data: await this.callHandler(m.method, m.data, link.peer) }
+          } catch (err) {
+            reply = {
+              t: 'err',
+              id: m.id,
+              code: 'remote',
+              message: String((err as Error)?.message ?? err).slice(0, 4000),
+            }
+          }
+        }
+        if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply }).catch(() => {})
+        return
+      }
+      case 'res':
+      case 'err': {
+        const p = this.pending.get(m.id)
+        if (!p || p.to !== link.peer) return bump(this.counters, 'drop.route.unexpected-answer')
+        this.pending.delete(m.id)
+        clearTimeout(p.timer)
+        if (m.t === 'res') p.resolve(m.data)
+        else p.reject(new RemoteError(m.message))
+        return
+      }
+    }
+  }
+
+  private async callHandler(method: string, data: Value, from: string): Promise<Value> {
+    const h = this.handlers.get(method)
+    if (!h) throw new RemoteError(`no handler for ${method}`)
+    const out = await h(data, { from })
+    const v = out === undefined ? null : out
+    if (!isValue(v)) throw new TypeError(`handler for ${method} returned a value weft cannot carry`)
+    return v
+  }
+
+  private deliverLocal(from: string, topic: string, data: Value, hops: number): void {
+    const subs = this.subscribers.get(topic)
+    if (!subs) return bump(this.counters, 'unicast.no-subscriber')
+    for (const fn of [...subs]) safeCall(() => fn(data, { from, hops }))
+  }
+
+  private onControl(link: Link, c: LinkControl): void {
+    if (c.t === 'pex') {
+      this.neighbourLinks.set(link.peer, c.peers)
+      this.addCandidates(c.peers.map((id) => ({ id, lastSeen: Date.now() })))
+    } else if (c.t === 'role') {
+      if (link.isMesh) void this.mesh.linkUp?.(link.peer)
+      else void this.mesh.linkDown?.(link.peer)
+    }
+  }
+
+  private sendPex(): void {
+    const mine = this.meshNeighbours()
+    for (const l of this.links.values()) {
+      if (l.state !== 'open') continue
+      void l.sendControl({ t: 'pex', peers: mine.filter((p) => p !== l.peer).slice(0, 32) })
+    }
+  }
+
+  // ------------------------------------------------------------------ connection manager
+
+  private addCandidates(peers: PeerInfo[]): void {
+    for (const p of peers) {
+      if (p.id === this.id) continue
+      this.candidates.delete(p.id)
+      this.candidates.set(p.id, Date.now())
+    }
+    while (this.candidates.size > MAX_CANDIDATES) {
+      const oldest = this.candidates.keys().next().value
+      if (oldest === undefined) break
+      this.candidates.delete(oldest)
+    }
+  }
+
+  private manage(): void {
+    if (this.closed) return
+    const now = Date.now()
+    const mesh = this.meshNeighbours()
+    const dialling = [...this.dials.values()].filter((d) => d.mesh).length
+    const want = this.opts.targetPeers - mesh.length - dialling
+    if (want > 0) {
+      const pool = [...this.candidates.keys()].filter(
+        (id) => !this.links.has(id) && !this.dials.has(id) && (this.backoff.get(id) ?? 0) <= now,
+      )
+      shuffle(pool)
+      for (const id of pool.slice(0, Math.min(want, MAX_DIALS))) {
+        this.dial(id, true).catch(() => {
+          this.candidates.delete(id)
+        })
+      }
+      // An existing on-demand link can be promoted instead of opening a new one.
+      if (pool.length === 0) {
+        for (const l of this.links.values())
+          if (!l.isMesh && l.state === 'open' && mesh.length < this.opts.targetPeers) l.setMesh(true)
+      }
+      if (pool.length < want && this.signalClient.connected && now - this.lastSample > 2000) {
+        this.lastSample = now
+        this.signalClient.peers().then(
+          (ps) => this.addCandidates(ps),
+          () => {},
+        )
+      }
+    } else if (mesh.length > this.opts.maxPeers) {
+      // Too many: hand the newest extra links back to on-demand duty.
+      const extra = [...this.links.values()].filter((l) => l.isMesh).sort((a, b) => b.openedAt - a.openedAt)
+      for (const l of extra.slice(0, mesh.length - this.opts.maxPeers)) l.setMesh(false)
+    }
+    if (now - this.lastSample > SAMPLE_MS && this.signalClient.connected) {
+      this.lastSample = now
+      this.signalClient.peers().then(
+        (ps) => this.addCandidates(ps),
+        () => {},
+      )
+    }
+    // Idle on-demand links close; over budget, the least recently used go first.
+    const aux = [...this.links.values()].filter((l) => !l.isMesh && l.state === 'open')
+    for (const l of aux) if (now - l.lastUsed > AUX_IDLE_MS) l.close('idle')
+    const over = this.links.size - this.opts.maxLinks
+    if (over > 0) {
+      aux.sort((a, b) => a.lastUsed - b.lastUsed)
+      for (const l of aux.slice(0, over)) l.close('budget')
+    }
+    // Expire stale dial backoffs.
+    for (const [id, until] of this.backoff) if (until <= now) this.backoff.delete(id)
+  }
+
+  private tick(): void {
+    if (this.closed) return
+    Promise.resolve(this.mesh.tick(Date.now())).catch(() => bump(this.counters, 'tick.error'))
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClosedError()
+  }
+}
+
+function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256)
+    throw new TypeError('a topic or method is a string of 1 to 256 characters')
+}
+
+function checkValue(v: unknown): asserts v is Value {
+  if (!isValue(v)) throw new TypeError('data must be a Value: JSON-compatible data or Uint8Array, nested')
+}
+
+function safeCall(fn: () => void): void {
+  try {
+    fn()
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err
+    })
+  }
+}
+
+function prefixed(prefix: string, c: Counters): Counters {
+  const out: Counters = {}
+  for (const [k, v] of Object.entries(c)) out[prefix + k] = v
+  return out
+}
+
+function shuffle<T>(xs: T[]): void {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const t = xs[i] as T
+    xs[i] = xs[j] as T
+    xs[j] = t
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(err()), ms)
+    p.then(
+      (v) => {
+        clearTimeout(t)
+        resolve(v)
+      },
+      (e) => {
+        clearTimeout(t)
+        reject(e)
+      },
+    )
+  })
+}

@@ -1,0 +1,37 @@
+/**
+ * End-to-end tests: every peer is its own browser context (contexts do not
+ * share IndexedDB), in Debian's Chromium (Playwright cannot download its own
+ * browser here; see PLATFORM.md). Each test file starts its own signal
+ * server on a free port (e2e/fixtures.ts).
+ */
+import { existsSync } from 'node:fs'
+import { defineConfig } from '@playwright/test'
+
+const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+if (!existsSync(chromium))
+  throw new Error(`Chromium not found at ${chromium}: run apt-get install -y chromium (or set CHROMIUM_PATH)`)
+
+export default defineConfig({
+  testDir: 'e2e',
+  testMatch: '**/*.spec.ts',
+  timeout: 180_000,
+  expect: { timeout: 30_000 },
+  workers: 1,
+  retries: 0,
+  reporter: 'list',
+  use: {
+    browserName: 'chromium',
+    launchOptions: {
+      executablePath: chromium,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ],
+    },
+  },
+})

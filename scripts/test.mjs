@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// npm test: typecheck, lint, unit + simulator tests (Vitest), end-to-end tests
+// (Playwright with Debian's Chromium). Ends with one line of totals over all
+// suites: "N passed, N failed" (typecheck and lint count as one check each).
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const bin = (name) => join(root, 'node_modules', '.bin', name)
+const out = join(root, 'test-results')
+mkdirSync(out, { recursive: true })
+
+let passed = 0
+let failed = 0
+const lines = []
+
+function step(name, cmd, args, env = {}) {
+  console.log(`\n=== ${name}`)
+  const t0 = Date.now()
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } })
+  const s = ((Date.now() - t0) / 1000).toFixed(0)
+  lines.push(`${name}: exit ${r.status} in ${s}s`)
+  return r.status === 0
+}
+
+function check(name, cmd, args) {
+  if (step(name, cmd, args)) passed++
+  else failed++
+}
+
+check('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'])
+check('lint', bin('biome'), ['check', '.'])
+
+// Unit and simulator tests.
+const vitestJson = join(out, 'vitest.json')
+rmSync(vitestJson, { force: true })
+const unitOk = step('unit + simulator tests', bin('vitest'), [
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${vitestJson}`,
+])
+if (existsSync(vitestJson)) {
+  const r = JSON.parse(readFileSync(vitestJson, 'utf8'))
+  passed += r.numPassedTests
+  failed += r.numFailedTests
+  if (!unitOk && r.numFailedTests === 0) failed++ // a suite failed to load
+} else if (!unitOk) failed++
+
+// End-to-end tests (builds, makes sure Chromium is there).
+const pwJson = join(out, 'playwright.json')
+rmSync(pwJson, { force: true })
+const e2eOk = step('end-to-end tests', process.execPath, [join(root, 'scripts/e2e.mjs')], {
+  PLAYWRIGHT_JSON_OUTPUT_NAME: pwJson,
+  WEFT_E2E_REPORTERS: 'list,json',
+})
+if (existsSync(pwJson)) {
+  const r = JSON.parse(readFileSync(pwJson, 'utf8'))
+  const s = r.stats ?? {}
+  passed += (s.expected ?? 0) + (s.flaky ?? 0)
+  failed += s.unexpected ?? 0
+  if (!e2eOk && !s.unexpected) failed++
+} else if (!e2eOk) failed++
+
+console.log(`\n${lines.join('\n')}`)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed > 0 ? 1 : 0)
