@@ -127,6 +127,37 @@ describe('registration', () => {
   })
 })
 
+describe('hostile input', () => {
+  it('rate-limits events per socket, then drops a socket that keeps at it', async () => {
+    const s = await start({ eventsPerSec: 10, eventBurst: 20, abuseBurst: 5, abusePerSec: 1 })
+    const a = track(await joined(s.address, 'demo'))
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        a.call('peers', {}, 2000).catch(() => ({ ok: false, reason: 'no answer' })),
+      ),
+    )
+    // The burst (20, one of which paid for register) passes, the rest are refused with a reason
+    // until the sixth strike (abuseBurst 5) gets the socket dropped (some accepted requests were
+    // still being answered then, so they get nothing).
+    const ok = answers.filter((x) => (x as { ok: boolean }).ok).length
+    expect(ok).toBeGreaterThan(0)
+    expect(ok).toBeLessThanOrEqual(19)
+    expect(answers.filter((x) => (x as { reason?: string }).reason === 'rate-limited')).toHaveLength(6)
+    expect(parseRejected(await a.next('rejected'))).toEqual({ reason: 'abuse' })
+    await a.next('disconnect')
+    expect(s.metrics()).toMatchObject({ 'rejected.rate-limited': 6, 'kicked.abuse': 1, peers: 0 })
+  })
+
+  it('closes the connection of a client that sends more than maxHttpBufferSize', async () => {
+    const s = await start({ maxHttpBufferSize: 4096 })
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    a.socket.emit('signal', { to: b.id, data: 'x'.repeat(10_000) })
+    await a.next('disconnect')
+    await b.until(() => s.metrics().peers === 1)
+  })
+})
+
 describe('bootstrap', () => {
   it('samples live peers of the same network, never the caller, at most sampleSize', async () => {
     const s = await start({ sampleSize: 4 })
