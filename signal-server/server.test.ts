@@ -152,7 +152,7 @@ describe('hostile input', () => {
     const s = await start({ maxHttpBufferSize: 4096 })
     const a = track(await joined(s.address, 'demo'))
     const b = track(await joined(s.address, 'demo'))
-    a.socket.emit('signal', { to: b.id, data: 'x'.repeat(10_000) })
+    a.raw.emit('signal', { to: b.id, data: 'x'.repeat(10_000) })
     await a.next('disconnect')
     await b.until(() => s.metrics().peers === 1)
   })

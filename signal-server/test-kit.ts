@@ -17,6 +17,8 @@ export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>
 
 export interface TestClient {
   socket: ClientSocket
+  /** The same socket, untyped: for sending what the contract does not allow. */
+  raw: Socket
   identity: Identity
   /** The challenge nonce (resolves once the server sent it). */
   nonce: Promise<Uint8Array>
@@ -93,6 +95,7 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
     (socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, payload)
   return {
     socket,
+    raw: socket as unknown as Socket,
     identity,
     nonce,
     events,
