@@ -3,9 +3,9 @@
  * port (and restart it on the same port), and open peers, each in its own
  * browser context.
  *
- * A peer page is a blank page of the server's origin (served by Playwright's
- * router, so it is a secure context like the demo) that imports /weft.mjs,
- * as an embedding site would, and keeps the node in `window.node`.
+ * A peer page is the server's /embed.html (a secure context, like the demo)
+ * that imports /weft.mjs, as an embedding site would, and keeps the node in
+ * `window.node`.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
@@ -96,16 +96,15 @@ export interface PeerOptions {
   targetPeers?: number
 }
 
-const BLANK = '/__e2e_blank.html'
-
-/** A blank page of the server's origin, in `ctx`, ready to import /weft.mjs. */
+/**
+ * The embedding example page of the server's origin (it loads the bundle and
+ * does not join), in `ctx`. A real page from the loopback server: Chromium's
+ * local-network-access checks block a page that did not come from there.
+ */
 export async function blankPage(ctx: BrowserContext, serverUrl: string): Promise<Page> {
-  await ctx.route(`${serverUrl}${BLANK}`, (route) =>
-    route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>weft e2e peer</title>' }),
-  )
   const page = await ctx.newPage()
   page.on('pageerror', (err) => console.log(`[page error] ${err.message}`))
-  await page.goto(`${serverUrl}${BLANK}`)
+  await page.goto(`${serverUrl}/embed.html`)
   return page
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run build: the Node build (tsc → dist/) and the browser bundles and demo page (Vite → dist/web/).
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -21,6 +21,7 @@ run(bin('tsc'), ['-p', 'tsconfig.build.json'])
 run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'lib' })
 if (existsSync(join(root, 'client/demo/index.html')))
   run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'demo' })
+copyFileSync(join(root, 'client/embed.html'), join(root, 'dist/web/embed.html'))
 for (const f of ['dist/signal-server/main.js', 'dist/client/peer-main.js'])
   if (existsSync(join(root, f))) chmodSync(join(root, f), 0o755)
 console.log('built dist/ (Node) and dist/web/ (weft.js, weft.mjs, demo page)')
