@@ -1,0 +1,264 @@
+/**
+ * A sync network in the simulator, for tests and benchmarks. Each simulated
+ * node is one composite ProtocolNode running the sync table over a broadcast
+ * transport, with messages tagged `{ p: 'mesh' | 'sync', m }`:
+ *
+ * - `transport: 'mesh'` (the default): the real mesh (`createMesh`, Plumtree,
+ *   fast fake keys); sync broadcasts travel as mesh broadcasts on SYNC_TOPIC
+ *   and are handed to `handleBroadcast` on delivery, as the host does;
+ * - `transport: 'flood'`: plain flooding with a seen-set, the simplest
+ *   broadcast there is (a baseline, and independent of the mesh).
+ *
+ * Every node may get a fixed clock offset (`clockSkewMs`), so lease and
+ * skew rules meet clocks that disagree. A restarted node can be restored from
+ * a snapshot, imported before its links come up (a reloaded tab reads
+ * IndexedDB first). Acceptances at every node, across restarts, go to
+ * `onAccept` listeners; broadcast deliveries are recorded with their hops.
+ */
+import { createMesh, type Mesh, type MeshOptions } from '../mesh/mesh.ts'
+import type { MeshMsg } from '../mesh/messages.ts'
+import type { ProtocolNode } from '../protocol.ts'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { createSim, type NodeFactory, type Sim, type SimDeps, type SimOptions } from '../sim/sim.ts'
+import { randomGraph } from '../sim/topology.ts'
+import type { Value } from '../types.ts'
+import type { SyncMsg } from './messages.ts'
+import { createSync, SYNC_TOPIC, type Sync, type SyncAccept, type SyncOptions } from './sync.ts'
+
+/** A broadcast of the flood transport. */
+export interface FloodEnvelope {
+  id: string
+  origin: string
+  hops: number
+  data: SyncMsg
+}
+
+export type NetMsg = { p: 'mesh'; m: MeshMsg | FloodEnvelope } | { p: 'sync'; m: SyncMsg }
+
+export interface SyncNetOptions {
+  seed: number
+  n: number
+  degree: number
+  /** The broadcast transport. @default 'mesh' */
+  transport?: 'mesh' | 'flood'
+  sync?: SyncOptions
+  mesh?: MeshOptions
+  sim?: Omit<SimOptions<NetMsg>, 'seed'>
+  /** Each node's clock is off by a fixed amount drawn from [-clockSkewMs, clockSkewMs]. @default 0 */
+  clockSkewMs?: number
+}
+
+export interface SyncNode extends ProtocolNode<NetMsg> {
+  readonly sync: Sync
+  readonly mesh: Mesh | undefined
+  /** Resolves when the node's snapshot import and every broadcast it started have finished. */
+  settle(): Promise<void>
+}
+
+export interface SyncNet {
+  readonly sim: Sim<NetMsg>
+  readonly ids: string[]
+  sync(id: string): Sync
+  node(id: string): SyncNode
+  /** The fixed offset of a node's clock from simulated time. */
+  offset(id: string): number
+  /** A node's own clock now. */
+  clock(id: string): number
+  set(id: string, key: string, value: Value, opts?: { leaseMs?: number }): Promise<void>
+  del(id: string, key: string): Promise<void>
+  crash(id: string): Promise<void>
+  /** Restart a node (crashing it first when up), restored from `snapshot` or empty. */
+  restart(id: string, snapshot?: Value): Promise<void>
+  /** Every acceptance at every node, across restarts. */
+  onAccept(fn: (node: string, e: SyncAccept) => void): () => void
+  /** Broadcast id -> node -> hops of its first delivery there. */
+  readonly deliveries: Map<string, Map<string, number>>
+  /** The id of the last broadcast a node sent (mesh id, or flood id). */
+  lastBroadcast(id: string): string | undefined
+  /** Up nodes grouped by digest. */
+  digests(): Map<string, string[]>
+  converged(): boolean
+  /** Sum of a sync counter over the up nodes. */
+  sum(counter: string): number
+}
+
+export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
+  const transport = o.transport ?? 'mesh'
+  const sim = createSim<NetMsg>({ ...o.sim, seed: o.seed })
+  const ids = Array.from({ length: o.n }, () => sim.randomId())
+  const offsets = new Map<string, number>()
+  const skew = o.clockSkewMs ?? 0
+  for (const id of ids) offsets.set(id, skew === 0 ? 0 : Math.round((sim.rng() * 2 - 1) * skew))
+  const listeners = new Set<(node: string, e: SyncAccept) => void>()
+  const deliveries = new Map<string, Map<string, number>>()
+  const last = new Map<string, string>()
+
+  const record = (msgId: string, node: string, hops: number) => {
+    let m = deliveries.get(msgId)
+    if (!m) {
+      m = new Map()
+      deliveries.set(msgId, m)
+    }
+    if (!m.has(node)) m.set(node, hops)
+  }
+
+  function factory(id: string, snapshot?: Value): NodeFactory<NetMsg> {
+    return (deps: SimDeps<NetMsg>) => buildNode(deps, id, snapshot)
+  }
+
+  function buildNode(deps: SimDeps<NetMsg>, id: string, snapshot: Value | undefined): SyncNode {
+    const offset = offsets.get(id) ?? 0
+    const keys = createFakeKeyring(id)
+    const now = () => deps.now() + offset
+    const inflight: Promise<unknown>[] = []
+    let mesh: Mesh | undefined
+    const seen = new Set<string>()
+    let seq = 0
+
+    const flush = async () => {
+      while (inflight.length > 0) await inflight.shift()
+    }
+
+    const deliver = (msgId: string, origin: string, hops: number, data: Value) => {
+      record(msgId, id, hops)
+      if (origin === id) return
+      inflight.push(sync.handleBroadcast(origin, data as SyncMsg))
+    }
+
+    const floodBroadcast = (data: SyncMsg) => {
+      const env: FloodEnvelope = { id: `${id}:${seq++}`, origin: id, hops: 0, data }
+      seen.add(env.id)
+      last.set(id, env.id)
+      record(env.id, id, 0)
+      for (const n of deps.neighbours()) deps.send(n, { p: 'mesh', m: { ...env, hops: 1 } })
+    }
+
+    const onFlood = (from: string, env: FloodEnvelope) => {
+      if (seen.has(env.id)) return
+      seen.add(env.id)
+      deliver(env.id, env.origin, env.hops, env.data as Value)
+      for (const n of deps.neighbours())
+        if (n !== from) deps.send(n, { p: 'mesh', m: { ...env, hops: env.hops + 1 } })
+    }
+
+    if (transport === 'mesh') {
+      mesh = createMesh(
+        {
+          id,
+          keys,
+          now,
+          random: deps.random,
+          neighbours: deps.neighbours,
+          send: (to, m) => deps.send(to, { p: 'mesh', m }),
+        },
+        o.mesh,
+      )
+      mesh.onDeliver((d) => {
+        if (d.topic === SYNC_TOPIC) deliver(d.id, d.origin, d.hops, d.data)
+      })
+    }
+
+    const sync = createSync(
+      {
+        id,
+        keys,
+        now,
+        random: deps.random,
+        neighbours: deps.neighbours,
+        send: (to, m) => deps.send(to, { p: 'sync', m }),
+        broadcast(m) {
+          if (!mesh) return floodBroadcast(m)
+          inflight.push(mesh.broadcast(SYNC_TOPIC, m as Value).then((msgId) => void last.set(id, msgId)))
+        },
+      },
+      o.sync,
+    )
+    sync.onAccept((e) => {
+      for (const fn of [...listeners]) fn(id, e)
+    })
+    const ready =
+      snapshot === undefined ? Promise.resolve() : sync.importState(snapshot).then(() => undefined)
+
+    return {
+      sync,
+      mesh,
+      settle: async () => {
+        await ready
+        await flush()
+      },
+      async handle(from, msg) {
+        await ready
+        if (msg.p === 'sync') await sync.handle(from, msg.m)
+        else if (mesh) await mesh.handle(from, msg.m as MeshMsg)
+        else onFlood(from, msg.m as FloodEnvelope)
+        await flush()
+      },
+      async tick(t) {
+        await ready
+        await mesh?.tick(t + offset)
+        await sync.tick(t + offset)
+        await flush()
+      },
+      async linkUp(p) {
+        await ready
+        await mesh?.linkUp?.(p)
+        await sync.linkUp?.(p)
+        await flush()
+      },
+      async linkDown(p) {
+        await ready
+        await mesh?.linkDown?.(p)
+        await sync.linkDown?.(p)
+      },
+    }
+  }
+
+  for (const id of ids) sim.addNode(id, factory(id))
+  await randomGraph(sim, ids, o.degree)
+
+  const node = (id: string) => sim.proto<SyncNode>(id)
+  const net: SyncNet = {
+    sim,
+    ids,
+    deliveries,
+    node,
+    sync: (id) => node(id).sync,
+    offset: (id) => offsets.get(id) ?? 0,
+    clock: (id) => sim.now + (offsets.get(id) ?? 0),
+    async set(id, key, value, opts) {
+      await node(id).sync.set(key, value, opts)
+      await node(id).settle()
+    },
+    async del(id, key) {
+      await node(id).sync.delete(key)
+      await node(id).settle()
+    },
+    crash: (id) => sim.crash(id),
+    async restart(id, snapshot) {
+      await sim.restart(id, factory(id, snapshot))
+      await node(id).settle()
+    },
+    onAccept(fn) {
+      listeners.add(fn)
+      return () => void listeners.delete(fn)
+    },
+    lastBroadcast: (id) => last.get(id),
+    digests() {
+      const out = new Map<string, string[]>()
+      for (const id of sim.upIds()) {
+        const d = node(id).sync.digest()
+        const g = out.get(d)
+        if (g) g.push(id)
+        else out.set(d, [id])
+      }
+      return out
+    },
+    converged: () => net.digests().size <= 1,
+    sum(counter) {
+      let s = 0
+      for (const id of sim.upIds()) s += node(id).sync.counters[counter] ?? 0
+      return s
+    },
+  }
+  return net
+}

@@ -1,0 +1,597 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Hlc } from '../hlc.ts'
+import { generateIdentity, type Keyring } from '../identity/keys.ts'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import type { Value } from '../types.ts'
+import { arbValue } from '../wire/arbitraries.ts'
+import { decodeValue, encodeValue } from '../wire/value.ts'
+import { encodeBody, signedBytes } from './entry.ts'
+import type { PutMsg, SyncMsg, WireEntry } from './messages.ts'
+import { createSync, type Sync, type SyncAccept, type SyncChange, type SyncOptions } from './sync.ts'
+
+const T0 = 1_700_000_000_000
+const A = 'aa'.repeat(20)
+const B = 'bb'.repeat(20)
+const C = 'cc'.repeat(20)
+
+/** A shared virtual clock for stub replicas. */
+function clock(start = T0) {
+  const c = { t: start, now: () => c.t, advance: (ms: number) => void (c.t += ms) }
+  return c
+}
+
+interface Stub {
+  id: string
+  sync: Sync
+  keys: Keyring
+  /** Messages sent on links, in order. */
+  sent: [string, SyncMsg][]
+  /** Messages broadcast, in order. */
+  broadcasts: SyncMsg[]
+  neighbours: string[]
+  changes: SyncChange[]
+  accepts: SyncAccept[]
+  /** The replica's clock is off by this much from the shared clock. */
+  offset: number
+}
+
+function stub(
+  id: string,
+  c: ReturnType<typeof clock>,
+  opts: SyncOptions = {},
+  keys: Keyring = createFakeKeyring(id),
+): Stub {
+  const s: Stub = {
+    id,
+    keys,
+    sent: [],
+    broadcasts: [],
+    neighbours: [],
+    changes: [],
+    accepts: [],
+    offset: 0,
+    sync: undefined as unknown as Sync,
+  }
+  s.sync = createSync(
+    {
+      id,
+      keys,
+      now: () => c.now() + s.offset,
+      random: () => 0.5,
+      neighbours: () => s.neighbours,
+      send: (to, m) => void s.sent.push([to, m]),
+      broadcast: (m) => void s.broadcasts.push(m),
+    },
+    opts,
+  )
+  s.sync.onChange((e) => void s.changes.push(e))
+  s.sync.onAccept((e) => void s.accepts.push(e))
+  return s
+}
+
+/** Hand every broadcast of `from` (not yet delivered) to each of `to`. */
+async function deliver(from: Stub, ...to: Stub[]): Promise<void> {
+  const msgs = from.broadcasts.splice(0)
+  for (const m of msgs) for (const t of to) await t.sync.handleBroadcast(from.id, m)
+}
+
+/** A put signed by `keys` with any fields, for crafted and hostile inputs. */
+async function craft(
+  keys: Keyring,
+  key: string,
+  hlc: Hlc,
+  value: Value | undefined,
+  leaseMs = 0,
+): Promise<PutMsg> {
+  const body = encodeBody(key, hlc, leaseMs, value === undefined ? undefined : encodeValue(value))
+  return { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
+}
+
+/** Run link messages between stubs until none is left (anti-entropy in isolation). */
+async function pump(stubs: Stub[], max = 10_000): Promise<number> {
+  const byId = new Map(stubs.map((s) => [s.id, s]))
+  let n = 0
+  for (;;) {
+    let moved = false
+    for (const s of stubs) {
+      const out = s.sent.splice(0)
+      for (const [to, m] of out) {
+        moved = true
+        n++
+        await byId.get(to)?.sync.handle(s.id, m)
+      }
+    }
+    if (!moved || n > max) return n
+  }
+}
+
+describe('sync: local table', () => {
+  it('sets, gets, lists and deletes; values come back equal and as copies', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const v = { name: 'x', n: [1, 2.5, -0], b: new Uint8Array([1, 2]) }
+    await a.sync.set('k', v)
+    await a.sync.set('j', 'y')
+    expect(a.sync.get('k')).toEqual(v)
+    const got = a.sync.get('k') as { b: Uint8Array }
+    got.b[0] = 99
+    expect((a.sync.get('k') as { b: Uint8Array }).b[0]).toBe(1)
+    expect(a.sync.entries()).toEqual([
+      ['j', 'y'],
+      ['k', v],
+    ])
+    await a.sync.delete('k')
+    expect(a.sync.get('k')).toBeUndefined()
+    expect(a.sync.entries()).toEqual([['j', 'y']])
+    await a.sync.delete('nothing')
+    expect(a.changes.map((e) => [e.key, e.value, e.from])).toEqual([
+      ['k', v, A],
+      ['j', 'y', A],
+      ['k', undefined, A],
+    ])
+    expect(a.broadcasts).toHaveLength(3)
+  })
+
+  it('rejects keys and values beyond the limits with ValueTooLargeError, and non-Values with TypeError', async () => {
+    const a = stub(A, clock())
+    await expect(a.sync.set('k'.repeat(257), 1)).rejects.toMatchObject({
+      name: 'ValueTooLargeError',
+      limit: 256,
+    })
+    await expect(a.sync.set('é'.repeat(129), 1)).rejects.toMatchObject({ name: 'ValueTooLargeError' })
+    await a.sync.set('k'.repeat(256), 1)
+    const big = new Uint8Array(65_536)
+    await expect(a.sync.set('big', big)).rejects.toMatchObject({
+      name: 'ValueTooLargeError',
+      size: encodeValue(big).length,
+      limit: 65_536,
+    })
+    await a.sync.set('fits', new Uint8Array(65_536 - 3))
+    await expect(a.sync.set('f', (() => 1) as unknown as Value)).rejects.toThrow(TypeError)
+    await expect(a.sync.set('l', 1, { leaseMs: 600_001 })).rejects.toThrow(RangeError)
+    await expect(a.sync.set('l', 1, { leaseMs: -1 })).rejects.toThrow(RangeError)
+  })
+})
+
+describe('sync: last writer wins', () => {
+  it('orders by HLC, then by author id on a tie, the same on every replica', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    // Same clock, fresh HLCs: both writes are stamped [T0, 0]; the higher author id wins.
+    await a.sync.set('k', 'from a')
+    await b.sync.set('k', 'from b')
+    await deliver(a, b)
+    await deliver(b, a)
+    expect(a.sync.get('k')).toBe('from b')
+    expect(b.sync.get('k')).toBe('from b')
+    expect(a.sync.digest()).toBe(b.sync.digest())
+    // A later write wins whoever wrote it.
+    c.advance(1)
+    await a.sync.set('k', 'later')
+    await deliver(a, b)
+    expect(b.sync.get('k')).toBe('later')
+    expect(a.sync.digest()).toBe(b.sync.digest())
+  })
+
+  it('a write that has seen another is ordered after it even when the writer clock lags', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    b.offset = -30_000
+    await a.sync.set('k', 1)
+    await deliver(a, b)
+    await b.sync.set('k', 2)
+    await deliver(b, a)
+    expect(a.sync.get('k')).toBe(2)
+  })
+
+  it('drops stale versions and counts duplicates', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('k', 1)
+    const first = a.broadcasts.slice()
+    c.advance(5)
+    await a.sync.set('k', 2)
+    await deliver(a, b)
+    for (const m of first) await b.sync.handleBroadcast(A, m)
+    expect(b.sync.get('k')).toBe(2)
+    expect(b.sync.counters['drop.stale']).toBe(1)
+    await a.sync.set('k', 3)
+    const again = a.broadcasts.slice()
+    await deliver(a, b)
+    for (const m of again) await b.sync.handleBroadcast(A, m)
+    expect(b.sync.counters.duplicates).toBe(1)
+  })
+})
+
+describe('sync: leases', () => {
+  it('a live lease makes others get LeaseHeldError with owner and expiry; the owner renews', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('k', 'mine', { leaseMs: 10_000 })
+    await deliver(a, b)
+    expect(b.sync.owner('k')).toBe(A)
+    expect(b.sync.lease('k')).toEqual({ owner: A, expires: T0 + 10_000 })
+    const err = await b.sync.set('k', 'theirs').catch((e: unknown) => e)
+    expect(err).toMatchObject({ name: 'LeaseHeldError', key: 'k', owner: A, expires: T0 + 10_000 })
+    await expect(b.sync.delete('k')).rejects.toMatchObject({ name: 'LeaseHeldError', owner: A })
+    expect(b.sync.get('k')).toBe('mine')
+
+    // The owner writes on: without leaseMs it keeps the lease, with leaseMs it renews.
+    c.advance(3_000)
+    await a.sync.set('k', 'still mine')
+    await deliver(a, b)
+    expect(b.sync.lease('k')).toEqual({ owner: A, expires: T0 + 10_000 })
+    c.advance(3_000)
+    await a.sync.set('k', 'renewed', { leaseMs: 10_000 })
+    await deliver(a, b)
+    expect(b.sync.lease('k')).toEqual({ owner: A, expires: T0 + 16_000 })
+    c.advance(9_000)
+    await expect(b.sync.set('k', 'theirs')).rejects.toMatchObject({
+      name: 'LeaseHeldError',
+      expires: T0 + 16_000,
+    })
+  })
+
+  it('after expires + leaseGraceMs another may write; not before', async () => {
+    const c = clock()
+    const a = stub(A, c, { leaseGraceMs: 2_000 })
+    const b = stub(B, c, { leaseGraceMs: 2_000 })
+    await a.sync.set('k', 'mine', { leaseMs: 5_000 })
+    await deliver(a, b)
+    c.advance(5_000) // expires by the owner's clock; the grace still binds
+    await expect(b.sync.set('k', 'theirs')).rejects.toMatchObject({ name: 'LeaseHeldError' })
+    expect(b.sync.owner('k')).toBe(A)
+    c.advance(1_999)
+    await expect(b.sync.set('k', 'theirs')).rejects.toMatchObject({ name: 'LeaseHeldError' })
+    c.advance(1)
+    expect(b.sync.owner('k')).toBeUndefined()
+    await b.sync.set('k', 'theirs', { leaseMs: 1_000 })
+    await deliver(b, a)
+    expect(a.sync.get('k')).toBe('theirs')
+    expect(a.sync.owner('k')).toBe(B)
+    await expect(a.sync.set('k', 'back')).rejects.toMatchObject({ name: 'LeaseHeldError', owner: B })
+  })
+
+  it('leaseMs: 0 releases the lease at once', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('k', 1, { leaseMs: 60_000 })
+    c.advance(1)
+    await a.sync.set('k', 2, { leaseMs: 0 })
+    await deliver(a, b)
+    expect(b.sync.owner('k')).toBeUndefined()
+    await b.sync.set('k', 3)
+  })
+
+  it('a remote write by a non-owner during a live lease is dropped and counted, and wins after expiry if newest', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    const x = stub(C, c) // never heard of the lease
+    await a.sync.set('k', 'leased', { leaseMs: 5_000 })
+    await deliver(a, b)
+    c.advance(10)
+    await x.sync.set('k', 'blind write')
+    const blind = x.broadcasts.slice()
+    await deliver(x, b)
+    expect(b.sync.get('k')).toBe('leased')
+    expect(b.sync.counters['drop.leaseHeld']).toBe(1)
+    // A blind delete is refused too.
+    c.advance(10)
+    await x.sync.delete('k')
+    await deliver(x, b)
+    expect(b.sync.counters['drop.leaseHeld']).toBe(2)
+    expect(b.accepts.map((e) => e.author)).toEqual([A])
+    // After expiry + grace, the same (still newest) version is accepted when offered again.
+    c.advance(5_000 + 2_000)
+    for (const m of blind) await b.sync.handleBroadcast(C, m)
+    expect(b.sync.get('k')).toBe('blind write')
+  })
+
+  it('a replica whose clock runs ahead (within the grace) takes over only once the owner clock has passed expires', async () => {
+    const c = clock()
+    const a = stub(A, c, { leaseGraceMs: 2_000 })
+    const b = stub(B, c, { leaseGraceMs: 2_000 })
+    const x = stub(C, c)
+    b.offset = 1_500
+    x.offset = 10_000 // a writer whose clock runs further ahead dates its writes after expiry
+    await a.sync.set('k', 'leased', { leaseMs: 5_000 })
+    await deliver(a, b)
+    c.advance(5_000 - 1) // the owner's clock: expires - 1; b's: expires + 1_499
+    await x.sync.set('k', 'early')
+    await deliver(x, b)
+    expect(b.sync.get('k')).toBe('leased')
+    expect(b.sync.counters['drop.leaseHeld']).toBe(1)
+    await expect(b.sync.set('k', 'b early')).rejects.toMatchObject({ name: 'LeaseHeldError' })
+    c.advance(501) // the owner's clock: expires + 500; b's: expires + grace
+    await b.sync.set('k', 'b on time')
+    expect(b.sync.get('k')).toBe('b on time')
+  })
+})
+
+describe('sync: hostile and malformed input', () => {
+  it('drops forged signatures, altered bodies and a key that is not the signer, and counts them', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('k', 'genuine')
+    const [m] = a.broadcasts as [PutMsg]
+    const [body, pk, sig] = m.e
+    const altered = body.slice()
+    altered[altered.length - 1] ^= 1
+    const badSig = sig.slice()
+    badSig[10] ^= 1
+    const mallory = createFakeKeyring(C)
+    // Signed by mallory, claiming a's key: the author is whoever the key says, so the check fails.
+    const claim = await craft(mallory, 'k', [T0 + 1, 0], 'forged')
+    const impostor: WireEntry = [claim.e[0], pk, claim.e[2]]
+    for (const e of [[altered, pk, sig] as WireEntry, [body, pk, badSig] as WireEntry, impostor])
+      await b.sync.handleBroadcast(A, { t: 'p', e })
+    expect(b.sync.get('k')).toBeUndefined()
+    expect(b.sync.counters['drop.badSignature']).toBe(3)
+    await b.sync.handleBroadcast(A, m)
+    expect(b.sync.get('k')).toBe('genuine')
+  })
+
+  it('drops entries dated beyond maxSkewMs, and accepts them within it', async () => {
+    const c = clock()
+    const b = stub(B, c, { maxSkewMs: 60_000 })
+    const k = createFakeKeyring(A)
+    await b.sync.handleBroadcast(A, await craft(k, 'far', [T0 + 60_001, 0], 1))
+    await b.sync.handleBroadcast(A, await craft(k, 'near', [T0 + 60_000, 0], 1))
+    expect(b.sync.counters['drop.future']).toBe(1)
+    expect(b.sync.get('far')).toBeUndefined()
+    expect(b.sync.get('near')).toBe(1)
+  })
+
+  it('drops remote entries beyond the key, value and lease limits', async () => {
+    const b = stub(B, clock(), { maxKeyBytes: 8, maxValueBytes: 16, maxLeaseMs: 1_000 })
+    const k = createFakeKeyring(A)
+    await b.sync.handleBroadcast(A, await craft(k, 'k'.repeat(9), [T0, 0], 1))
+    await b.sync.handleBroadcast(A, await craft(k, 'v', [T0, 0], 'x'.repeat(16)))
+    await b.sync.handleBroadcast(A, await craft(k, 'l', [T0, 0], 1, 1_001))
+    expect(b.sync.counters['drop.tooLarge']).toBe(2)
+    expect(b.sync.counters['drop.malformed']).toBe(1)
+    await b.sync.handleBroadcast(A, await craft(k, 'v', [T0, 0], 'x'.repeat(14)))
+    expect(b.sync.get('v')).toBe('x'.repeat(14))
+  })
+
+  it('enforces the per-author quota and the table bound, locally and remotely', async () => {
+    const c = clock()
+    const a = stub(A, c, { perAuthorQuota: 3, maxEntries: 5 })
+    for (const k of ['1', '2', '3']) await a.sync.set(k, k)
+    await expect(a.sync.set('4', 4)).rejects.toMatchObject({ name: 'QuotaExceededError', limit: 'entries' })
+    await a.sync.set('1', 'overwrite is fine')
+    const kb = createFakeKeyring(B)
+    const kc = createFakeKeyring(C)
+    for (const k of ['b1', 'b2', 'b3', 'b4']) await a.sync.handleBroadcast(B, await craft(kb, k, [T0, 5], 1))
+    expect(a.sync.counters['drop.quota']).toBeUndefined()
+    expect(a.sync.counters['drop.tableFull']).toBe(2)
+    await a.sync.handleBroadcast(C, await craft(kc, 'c1', [T0, 5], 1))
+    expect(a.sync.counters['drop.tableFull']).toBe(3)
+    expect(a.sync.size().entries).toBe(5)
+    const q = stub(C, c, { perAuthorQuota: 2 })
+    for (const k of ['b1', 'b2', 'b3']) await q.sync.handleBroadcast(B, await craft(kb, k, [T0, 5], 1))
+    expect(q.sync.counters['drop.quota']).toBe(1)
+    expect(q.sync.size().entries).toBe(2)
+  })
+
+  it('parses and survives any Value on every entry point without throwing', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    b.neighbours = [A]
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          arbValue,
+          fc.record({ t: fc.constantFrom('p', 's', 'b', 'v', 'q', 'e'), e: arbValue }),
+          fc.record({ t: fc.constantFrom('v'), i: fc.array(fc.integer()), v: fc.array(arbValue) }),
+          fc.record({
+            t: fc.constantFrom('p'),
+            e: fc.tuple(fc.uint8Array(), fc.uint8Array(), fc.uint8Array()),
+          }),
+          fc.record({
+            t: fc.constant('p'),
+            e: fc.tuple(
+              fc.uint8Array({ minLength: 1, maxLength: 64 }),
+              fc.uint8Array({ minLength: 32, maxLength: 32 }),
+              fc.uint8Array({ minLength: 64, maxLength: 64 }),
+            ),
+          }),
+        ),
+        async (v) => {
+          await b.sync.handle(A, v as SyncMsg)
+          await b.sync.handleBroadcast(A, v as SyncMsg)
+          expect(await b.sync.importState(v)).toBe(0)
+          await b.sync.tick(c.now())
+        },
+      ),
+      { numRuns: 300 },
+    )
+    expect(b.sync.size().entries).toBe(0)
+    expect(b.sync.counters['drop.malformed']).toBeGreaterThan(300)
+  })
+
+  it('drops a message from itself or from a non-string sender', async () => {
+    const b = stub(B, clock())
+    await b.sync.handle(B, { t: 's', r: new Uint8Array(8) })
+    await b.sync.handle(undefined as unknown as string, { t: 's', r: new Uint8Array(8) })
+    expect(b.sync.counters['drop.malformed']).toBe(2)
+  })
+})
+
+describe('sync: tombstones and the horizon', () => {
+  const H = 60_000
+  it('keeps a tombstone for the horizon, then collects it', async () => {
+    const c = clock()
+    const a = stub(A, c, { tombstoneHorizonMs: H })
+    await a.sync.set('k', 1)
+    await a.sync.delete('k')
+    expect(a.sync.size()).toMatchObject({ entries: 1, live: 0 })
+    c.advance(H - 1)
+    await a.sync.tick(c.now())
+    expect(a.sync.size().entries).toBe(1)
+    c.advance(1_001)
+    await a.sync.tick(c.now())
+    expect(a.sync.size().entries).toBe(0)
+    expect(a.sync.counters.collected).toBe(1)
+  })
+
+  it('a tombstone older than the horizon still deletes the older value it beats, and is not stored', async () => {
+    const c = clock()
+    const a = stub(A, c, { tombstoneHorizonMs: H })
+    const old = stub(B, c, { tombstoneHorizonMs: H }) // a replica that missed the delete
+    const fresh = stub(C, c, { tombstoneHorizonMs: H })
+    await a.sync.set('k', 'doomed')
+    await deliver(a, old)
+    c.advance(1)
+    await a.sync.delete('k')
+    const del = a.broadcasts.splice(0)
+    c.advance(H + 5)
+    for (const m of del) {
+      await old.sync.handleBroadcast(A, m)
+      await fresh.sync.handleBroadcast(A, m)
+    }
+    expect(old.sync.get('k')).toBeUndefined()
+    expect(old.sync.size().entries).toBe(0)
+    expect(old.sync.counters.expiredTombstoneApplied).toBe(1)
+    expect(old.changes.at(-1)).toEqual({ key: 'k', value: undefined, from: A })
+    expect(fresh.sync.counters['drop.expiredTombstone']).toBe(1)
+    expect(old.sync.digest()).toBe(fresh.sync.digest())
+  })
+
+  it('refuses a snapshot older than the horizon (minus the skew), so a long-gone tab cannot resurrect deletes', async () => {
+    const c = clock()
+    const a = stub(A, c, { tombstoneHorizonMs: H, maxSkewMs: 10_000 })
+    await a.sync.set('k', 'v')
+    const snap = a.sync.exportState()
+    c.advance(H - 10_000 + 1)
+    const b = stub(B, c, { tombstoneHorizonMs: H, maxSkewMs: 10_000 })
+    expect(await b.sync.importState(snap)).toBe(0)
+    expect(b.sync.counters['drop.snapshotTooOld']).toBe(1)
+    const b2 = stub(C, c, { tombstoneHorizonMs: H, maxSkewMs: 10_000 })
+    c.advance(-1)
+    expect(await b2.sync.importState(snap)).toBe(1)
+  })
+})
+
+describe('sync: persistence', () => {
+  it('export/import round-trips through the codec: same digest, leases and tombstones kept, re-verified', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('plain', { n: 1 })
+    await a.sync.set('leased', 'x', { leaseMs: 30_000 })
+    await a.sync.set('gone', 1)
+    await a.sync.delete('gone')
+    await b.sync.set('theirs', new Uint8Array([7]))
+    await deliver(b, a)
+    const bytes = encodeValue(a.sync.exportState()) // as IndexedDB or a file would keep it
+    const restored = stub(A, c)
+    expect(await restored.sync.importState(decodeValue(bytes) as Value)).toBe(4)
+    expect(restored.sync.digest()).toBe(a.sync.digest())
+    expect(restored.sync.entries()).toEqual(a.sync.entries())
+    expect(restored.sync.size()).toEqual(a.sync.size())
+    expect(restored.sync.lease('leased')).toEqual({ owner: A, expires: T0 + 30_000 })
+    expect(restored.accepts.every((e) => e.via === 'import')).toBe(true)
+    // The restored owner still owns its lease; others are still refused.
+    c.advance(1)
+    await restored.sync.set('leased', 'y')
+    const other = stub(C, c)
+    await other.sync.importState(decodeValue(bytes) as Value)
+    await expect(other.sync.set('leased', 'z')).rejects.toMatchObject({ name: 'LeaseHeldError' })
+    // Importing again changes nothing; a tampered entry is dropped, the rest still load.
+    expect(await restored.sync.importState(decodeValue(bytes) as Value)).toBe(0)
+    const snap = decodeValue(bytes) as { e: WireEntry[] }
+    ;(snap.e[0] as WireEntry)[0][3] ^= 1
+    const fresh = stub(C, c)
+    expect(await fresh.sync.importState(snap as unknown as Value)).toBe(3)
+    expect(fresh.sync.counters['drop.badSignature'] ?? 0).toBe(1)
+  })
+
+  it('works with real Ed25519 keys', async () => {
+    const c = clock(Date.now())
+    const ia = await generateIdentity()
+    const ib = await generateIdentity()
+    const a = stub(ia.id, c, {}, ia)
+    const b = stub(ib.id, c, {}, ib)
+    await a.sync.set('k', { real: true }, { leaseMs: 5_000 })
+    await deliver(a, b)
+    expect(b.sync.get('k')).toEqual({ real: true })
+    await expect(b.sync.set('k', 1)).rejects.toMatchObject({ name: 'LeaseHeldError', owner: ia.id })
+    const restored = stub(ia.id, c, {}, ia)
+    expect(await restored.sync.importState(b.sync.exportState())).toBe(1)
+  })
+})
+
+describe('sync: anti-entropy between two replicas', () => {
+  it('exchanges only what differs, both ways, and ends equal', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    const shared = stub(C, c)
+    for (let i = 0; i < 200; i++) await shared.sync.set(`s${i}`, i)
+    await deliver(shared, a, b)
+    for (let i = 0; i < 10; i++) await a.sync.set(`a${i}`, i)
+    for (let i = 0; i < 7; i++) await b.sync.set(`b${i}`, i)
+    c.advance(1)
+    await a.sync.set('s5', 'a newer')
+    await b.sync.delete('s6')
+    a.broadcasts.length = 0
+    b.broadcasts.length = 0
+    a.neighbours = [B]
+    b.neighbours = [A]
+    await a.sync.linkUp?.(B)
+    await b.sync.linkUp?.(A)
+    await pump([a, b])
+    expect(a.sync.digest()).toBe(b.sync.digest())
+    expect(a.sync.get('s5')).toBe('a newer')
+    expect(a.sync.get('s6')).toBeUndefined()
+    expect(a.sync.get('b6')).toBe(6)
+    // Entries moved: 10 + 1 one way, 7 + 1 the other; nothing of the 200 shared ones.
+    const moved = (a.sync.counters['ae.entriesSent'] ?? 0) + (b.sync.counters['ae.entriesSent'] ?? 0)
+    expect(moved).toBe(19)
+    // In sync: the next round is one 8-byte summary and nothing else.
+    c.advance(5_000)
+    await a.sync.tick(c.now())
+    await b.sync.tick(c.now())
+    const before = a.sent.length + b.sent.length
+    expect(before).toBeGreaterThan(0)
+    expect(await pump([a, b])).toBe(before)
+    expect((a.sync.counters['ae.inSync'] ?? 0) + (b.sync.counters['ae.inSync'] ?? 0)).toBeGreaterThan(0)
+  })
+
+  it('sends a newcomer whole buckets without version lists', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    for (let i = 0; i < 300; i++) await a.sync.set(`k${i}`, i)
+    a.neighbours = [B]
+    b.neighbours = [A]
+    await a.sync.linkUp?.(B)
+    await b.sync.linkUp?.(A)
+    await pump([a, b])
+    expect(b.sync.digest()).toBe(a.sync.digest())
+    expect(a.sync.counters['out.v'] ?? 0).toBe(0)
+    expect(b.sync.counters['out.q'] ?? 0).toBe(0)
+    expect(a.sync.counters['ae.entriesSent']).toBe(300)
+  })
+
+  it('rate-limits a neighbour that floods anti-entropy messages', async () => {
+    const c = clock()
+    const b = stub(B, c, { peerMsgBudget: 10 })
+    b.neighbours = [A]
+    for (let i = 0; i < 30; i++) await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(1) })
+    expect(b.sync.counters['drop.rateLimited']).toBe(20)
+    expect(b.sent).toHaveLength(10)
+    c.advance(5_000)
+    await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(1) })
+    expect(b.sent).toHaveLength(11)
+  })
+})

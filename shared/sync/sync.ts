@@ -1,0 +1,775 @@
+/**
+ * The sync table: a key-value table every node holds a replica of, with
+ * leases. (p2p.today's SyncSocket, made to converge and to keep its leases.)
+ *
+ * Entries. Each key holds one signed entry (entry.ts): key, value or
+ * tombstone, the author's public key (the author id is derived from it), the
+ * author's HLC timestamp, an optional lease, and the author's signature over
+ * the exact body bytes. Relays cannot alter an entry; anyone can forward it.
+ *
+ * Merge. Last writer wins by (HLC, author id), then body and signature bytes
+ * (entry.ts `compareEntries`), a total order, so replicas that hold the same
+ * entries hold the same table whatever order they saw them in. An entry is
+ * accepted when it is well-formed, within limits, not dated more than
+ * `maxSkewMs` ahead of this replica's clock, correctly signed, newer than
+ * what the replica holds for the key, not blocked by a lease, and within the
+ * quotas. Everything else is dropped and counted (`drop.<reason>`).
+ *
+ * Leases. `set(key, value, { leaseMs })` makes the author the key's owner
+ * until `expires = hlc.wall + leaseMs`: the author's own HLC wall time, its
+ * clock. The rule, applied by every replica to its own copy:
+ *
+ *   While the entry a replica holds for a key has a lease, the replica
+ *   refuses any write or delete by another author until its own clock reads
+ *   `expires + leaseGraceMs`. A local call throws LeaseHeldError(owner,
+ *   expires); a remote entry is dropped (`drop.leaseHeld`), and comes back
+ *   through anti-entropy once the lease has ended, if it is still the newest.
+ *
+ * The guarantee, which the simulator's property test checks at every
+ * acceptance: no replica ever accepts a non-owner's write over a lease it
+ * holds before the owner's clock reads `expires`, provided the two clocks
+ * differ by at most `leaseGraceMs`. (When the replica can take over, its
+ * clock reads ≥ expires + grace, so the owner's reads ≥ expires.) Clocks
+ * further apart shorten the lease as seen by the fast replica by the excess;
+ * entries dated more than `maxSkewMs` ahead are refused outright, so a node
+ * with a runaway clock cannot pin keys. A replica can only honour a lease it
+ * has heard of: a node cut off from the owner may write, and the write is
+ * refused by every replica that holds the lease and wins after expiry only
+ * if it is still the newest version. The owner renews by writing again with
+ * `leaseMs` (renew at least `antiEntropyMs` before expiry so replicas that
+ * lost the broadcast hear of it); its writes without `leaseMs` keep the
+ * current expiry, and `leaseMs: 0` releases the lease. A delete keeps the
+ * owner's lease the same way (the key stays reserved while deleted).
+ *
+ * Tombstones and the horizon. A delete is a tombstone entry, kept for
+ * `tombstoneHorizonMs` after its HLC wall time (and past any lease on it),
+ * then collected. A collected delete must not be undone by a replica that
+ * still holds the deleted value, so:
+ *   1. A tombstone that arrives already older than the horizon still deletes
+ *      any older entry it beats, but is not stored (nothing to resurrect from).
+ *   2. `importState` refuses a snapshot older than `tombstoneHorizonMs −
+ *      maxSkewMs`: a tab away longer than that may hold values whose
+ *      tombstones are gone, so it starts empty and is refilled by anti-entropy.
+ *      (Its own writes that nobody received are lost with it.)
+ *   3. A partition lasting longer than the horizon is not supported: a value
+ *      deleted on one side and collected there comes back from the other.
+ *      Nothing in the data can tell it from a value written on the far side
+ *      (the same limit as Cassandra's gc_grace); the default horizon is a day.
+ *
+ * Propagation. Every local write is broadcast (`deps.broadcast`, a signed
+ * mesh broadcast in the host) as a `p` message. Anti-entropy repairs what
+ * broadcasts missed: on link-up (the lower id starts at once), every
+ * `antiEntropyMs`, and soon after a replica learns something through
+ * anti-entropy (at most every `triggerGapMs` per link), a node sends each
+ * neighbour the 8-byte root of its bucket hashes (`s`). On a mismatch the
+ * other answers with its 64 bucket hashes (`b`); the first answers with its
+ * (key, HLC, fingerprint) lists for the buckets that differ (`v`), and its
+ * whole entries for buckets the other holds none of; the other answers with
+ * the entries it has newer (`e`) and the keys it wants (`q`), which the first
+ * answers with entries. One exchange leaves both ends with the newer of
+ * every differing key; the news then spreads link by link the same way, so a
+ * healed partition or a late joiner converges without anyone flooding the
+ * table. PROTOCOL-sync.md has the grammar.
+ *
+ * Bounds. Keys ≤ `maxKeyBytes`, values ≤ `maxValueBytes`, leases ≤
+ * `maxLeaseMs`; the table holds at most `maxEntries` entries and
+ * `maxTableBytes` bytes, and one author at most `perAuthorQuota` entries and
+ * `perAuthorBytes` bytes (tombstones count). Each neighbour may send
+ * `peerMsgBudget` anti-entropy messages and `peerEntryBudget` entries per
+ * `antiEntropyMs`; the rest is dropped and counted. Per-neighbour state is
+ * dropped with the link. Bounds trade convergence for memory: a full table
+ * refuses new keys, which replicas that are not full may accept.
+ *
+ * Time enters only through `deps.now()`; the host calls `tick` often (every
+ * 100–250 ms) to run collection and anti-entropy.
+ */
+import { bytesEqual, toHex, utf8 } from '../bytes.ts'
+import { LeaseHeldError, ValueTooLargeError } from '../errors.ts'
+import { compareHlc, createHlcClock, DEFAULT_MAX_SKEW_MS, type Hlc } from '../hlc.ts'
+import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
+import { isValue, type Value } from '../types.ts'
+import { encodeValue } from '../wire/value.ts'
+import {
+  BUCKETS,
+  bucketOf,
+  compareEntries,
+  type Entry,
+  encodeBody,
+  entryValue,
+  FINGERPRINT_BYTES,
+  makeEntry,
+  type ParsedBody,
+  parseBody,
+  readU32,
+  signedBytes,
+} from './entry.ts'
+import { QuotaExceededError } from './errors.ts'
+import {
+  MAX_ENTRIES_PER_MSG,
+  parseSnapshot,
+  parseSyncMsg,
+  SNAPSHOT_VERSION,
+  type SyncMsg,
+  type VersionItem,
+  type WireEntry,
+} from './messages.ts'
+import { Table } from './table.ts'
+
+/** The mesh topic a host should carry sync broadcasts on. */
+export const SYNC_TOPIC = 'weft/sync'
+
+export interface SyncDeps extends SignedProtocolDeps<SyncMsg> {
+  /** Ids this node has a live link to now. */
+  neighbours(): string[]
+  /** Send `msg` network-wide; the host wraps it in a signed mesh broadcast and hands copies to `handleBroadcast`. */
+  broadcast(msg: SyncMsg): void
+}
+
+export interface SyncOptions {
+  /** Longest key, in UTF-8 bytes. @default 256 */
+  maxKeyBytes?: number
+  /** Largest value, in bytes of its MessagePack encoding. @default 65_536 */
+  maxValueBytes?: number
+  /** Most entries (tombstones included) the table holds. @default 10_000 */
+  maxEntries?: number
+  /** Most bytes (signed bodies plus key and signature) the table holds. @default 33_554_432 (32 MiB) */
+  maxTableBytes?: number
+  /** Most entries (tombstones included) one author may hold in the table. @default 1_000 */
+  perAuthorQuota?: number
+  /** Most bytes one author may hold in the table. @default 4_194_304 (4 MiB) */
+  perAuthorBytes?: number
+  /** How long a tombstone is kept after its HLC wall time before it is collected. @default 86_400_000 (one day) */
+  tombstoneHorizonMs?: number
+  /** Time between anti-entropy rounds with each neighbour. @default 5_000 */
+  antiEntropyMs?: number
+  /** Entries dated further ahead of this replica's clock are refused. @default 60_000 (DEFAULT_MAX_SKEW_MS) */
+  maxSkewMs?: number
+  /** A lease binds other writers until `expires + leaseGraceMs` by their own clock: the clock difference leases tolerate. @default 2_000 */
+  leaseGraceMs?: number
+  /** Longest lease a write may take (at most tombstoneHorizonMs). @default 600_000 (ten minutes) */
+  maxLeaseMs?: number
+  /** Least time between two summaries to one neighbour when news triggers them. @default 250 */
+  triggerGapMs?: number
+  /** Anti-entropy messages accepted from one neighbour per antiEntropyMs. @default 64 */
+  peerMsgBudget?: number
+  /** Entries accepted for checking from one neighbour per antiEntropyMs. @default 4_096 */
+  peerEntryBudget?: number
+  /** Target size of one `e` message (one entry may exceed it). @default 131_072 */
+  maxBatchBytes?: number
+}
+
+export interface SyncChange {
+  key: string
+  /** The new value; undefined when the key was deleted. */
+  value: Value | undefined
+  /** The author of the new version. */
+  from: string
+}
+
+/** Where an accepted version came from. */
+export type AcceptSource = 'local' | 'broadcast' | 'anti-entropy' | 'import'
+
+/** Every version a replica accepts (for persistence hosts and instrumentation). */
+export interface SyncAccept {
+  key: string
+  author: string
+  hlc: Hlc
+  /** The lease the new version carries, if any. */
+  lease: { owner: string; expires: number } | undefined
+  tombstone: boolean
+  via: AcceptSource
+  /** This replica's clock when it accepted. */
+  at: number
+}
+
+export interface Sync extends ProtocolNode<SyncMsg> {
+  /** A broadcast delivered by the mesh (`origin` is the mesh's checked origin). */
+  handleBroadcast(origin: string, msg: SyncMsg): Promise<void>
+  /** Write a value. Throws LeaseHeldError (another node's live lease), ValueTooLargeError, QuotaExceededError, TypeError (not a Value), RangeError (bad leaseMs). */
+  set(key: string, value: Value, opts?: { leaseMs?: number }): Promise<void>
+  get(key: string): Value | undefined
+  /** Delete a key (a tombstone). A key this replica does not hold is a no-op. Throws LeaseHeldError. */
+  delete(key: string): Promise<void>
+  /** Live entries, sorted by key; values are fresh copies. */
+  entries(): [string, Value][]
+  /** The node holding a lease that binds this replica now. */
+  owner(key: string): string | undefined
+  /** That lease: its owner and `expires` (the owner's clock; others may write from expires + leaseGraceMs). */
+  lease(key: string): { owner: string; expires: number } | undefined
+  /** Called once per accepted version that changes the live view (not for a delete of an absent key). */
+  onChange(fn: (e: SyncChange) => void): () => void
+  /** Called once per accepted version, whatever it changes. */
+  onAccept(fn: (e: SyncAccept) => void): () => void
+  /** Equal on two replicas ⇔ same live table (same versions of the same keys). */
+  digest(): string
+  /** Every entry with its signature, tombstones included, and this replica's clock: for persistence. */
+  exportState(): Value
+  /** Check and merge a snapshot from `exportState`; returns the number of entries accepted. */
+  importState(v: Value): Promise<number>
+  /** Entries held (tombstones included) and their bytes. */
+  size(): { entries: number; live: number; bytes: number }
+  readonly counters: Counters
+}
+
+type Resolved = Required<SyncOptions>
+
+const DEFAULTS: Resolved = {
+  maxKeyBytes: 256,
+  maxValueBytes: 65_536,
+  maxEntries: 10_000,
+  maxTableBytes: 33_554_432,
+  perAuthorQuota: 1_000,
+  perAuthorBytes: 4_194_304,
+  tombstoneHorizonMs: 86_400_000,
+  antiEntropyMs: 5_000,
+  maxSkewMs: DEFAULT_MAX_SKEW_MS,
+  leaseGraceMs: 2_000,
+  maxLeaseMs: 600_000,
+  triggerGapMs: 250,
+  peerMsgBudget: 64,
+  peerEntryBudget: 4_096,
+  maxBatchBytes: 131_072,
+}
+
+export function resolveSyncOptions(options: SyncOptions = {}): Resolved {
+  const o: Resolved = { ...DEFAULTS }
+  for (const [k, v] of Object.entries(options))
+    if (typeof v === 'number' && Number.isFinite(v)) (o as Record<string, number>)[k] = Math.max(0, v)
+  o.maxLeaseMs = Math.min(o.maxLeaseMs, o.tombstoneHorizonMs)
+  o.antiEntropyMs = Math.max(1, o.antiEntropyMs)
+  return o
+}
+
+/** Most public key → node id results remembered. */
+const ID_CACHE_MAX = 1_024
+/** Most keys in one `q` message. */
+const KEYS_PER_QUERY = 4_096
+/** Most version items in one `v` message (whole buckets only, so one may exceed it). */
+const ITEMS_PER_VERSIONS = 4_096
+
+interface Peer {
+  /** When our next periodic summary to this neighbour is due. */
+  nextRound: number
+  lastSummary: number
+  /** News arrived while the trigger gap was running: send a summary when it ends. */
+  pending: boolean
+  windowStart: number
+  msgs: number
+  entries: number
+}
+
+export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
+  const opt = resolveSyncOptions(options)
+  const counters: Counters = {}
+  const table = new Table()
+  const clock = createHlcClock(() => deps.now(), opt.maxSkewMs)
+  const peers = new Map<string, Peer>()
+  const idOfKey = new Map<string, string>()
+  const changeListeners = new Set<(e: SyncChange) => void>()
+  const acceptListeners = new Set<(e: SyncAccept) => void>()
+  let nextGc = 0
+
+  const drop = (reason: string, n = 1): false => {
+    bump(counters, `drop.${reason}`, n)
+    return false
+  }
+
+  /** Does `e`'s lease bind writers other than its author at local time `now`? */
+  const leaseBinds = (e: Entry, now: number): boolean =>
+    e.expires !== undefined && now < e.expires + opt.leaseGraceMs
+
+  // --- accepting entries -----------------------------------------------------
+
+  async function authorOf(pk: Uint8Array): Promise<string> {
+    const hex = toHex(pk)
+    const hit = idOfKey.get(hex)
+    if (hit !== undefined) return hit
+    const id = await deps.keys.idOf(pk)
+    idOfKey.set(hex, id)
+    if (idOfKey.size > ID_CACHE_MAX) idOfKey.delete(idOfKey.keys().next().value as string)
+    return id
+  }
+
+  function overLimit(e: Entry, cur: Entry | undefined): QuotaExceededError | null {
+    const mine = table.usage(e.author)
+    const same = cur !== undefined && cur.author === e.author
+    if (mine.entries + (same ? 0 : 1) > opt.perAuthorQuota)
+      return new QuotaExceededError('entries', opt.perAuthorQuota)
+    if (mine.bytes + e.size - (same ? cur.size : 0) > opt.perAuthorBytes)
+      return new QuotaExceededError('bytes', opt.perAuthorBytes)
+    if (table.size + (cur ? 0 : 1) > opt.maxEntries)
+      return new QuotaExceededError('tableEntries', opt.maxEntries)
+    if (table.bytes + e.size - (cur?.size ?? 0) > opt.maxTableBytes)
+      return new QuotaExceededError('tableBytes', opt.maxTableBytes)
+    return null
+  }
+
+  function emit(prev: Entry | undefined, e: Entry, via: AcceptSource, now: number): void {
+    bump(counters, 'accepted')
+    bump(counters, `accepted.${via}`)
+    if (acceptListeners.size > 0) {
+      const ev: SyncAccept = {
+        key: e.key,
+        author: e.author,
+        hlc: e.hlc,
+        lease: e.expires === undefined ? undefined : { owner: e.author, expires: e.expires },
+        tombstone: e.tombstone,
+        via,
+        at: now,
+      }
+      for (const fn of [...acceptListeners]) call(fn, ev)
+    }
+    if (changeListeners.size === 0 || (e.tombstone && (!prev || prev.tombstone))) return
+    const ch: SyncChange = { key: e.key, value: entryValue(e), from: e.author }
+    for (const fn of [...changeListeners]) call(fn, ch)
+  }
+
+  function call<T>(fn: (x: T) => void, x: T): void {
+    try {
+      fn(x)
+    } catch {
+      // The application's listener failed; the replica carries on.
+      bump(counters, 'listenerErrors')
+    }
+  }
+
+  /** Apply a verified entry: order, lease, horizon and quota checks, then store. Synchronous. */
+  function apply(e: Entry, via: AcceptSource): boolean {
+    const now = deps.now()
+    const cur = table.get(e.key)
+    if (cur) {
+      const c = compareEntries(e, cur)
+      if (c === 0) {
+        bump(counters, 'duplicates')
+        return false
+      }
+      if (c < 0) return drop('stale')
+    }
+    // Even a refused version moves our clock, so our next write orders after it.
+    clock.observe(e.hlc)
+    if (cur && cur.author !== e.author && leaseBinds(cur, now)) return drop('leaseHeld')
+    if (e.tombstone && e.hlc[0] + opt.tombstoneHorizonMs <= now && !leaseBinds(e, now)) {
+      // Rule 1 of the header: an expired delete deletes what it beats, and is not kept.
+      if (!cur) return drop('expiredTombstone')
+      table.remove(e.key)
+      bump(counters, 'expiredTombstoneApplied')
+      emit(cur, e, via, now)
+      return true
+    }
+    const over = overLimit(e, cur)
+    if (over) return drop(over.limit === 'entries' || over.limit === 'bytes' ? 'quota' : 'tableFull')
+    table.put(e)
+    emit(cur, e, via, now)
+    return true
+  }
+
+  /** Check a wire entry (cheapest first: shape, limits, clock, duplicate, staleness, signature) and apply it. */
+  async function acceptWire(w: WireEntry, via: AcceptSource): Promise<boolean> {
+    const [body, pk, sig] = w
+    const p = parseBody(body, opt)
+    if (typeof p === 'string') return drop(p)
+    if (p.hlc[0] > deps.now() + opt.maxSkewMs) return drop('future')
+    const cur = table.get(p.key)
+    if (cur) {
+      if (bytesEqual(cur.sig, sig) && bytesEqual(cur.body, body)) {
+        bump(counters, 'duplicates')
+        return false
+      }
+      if (compareHlc(p.hlc, cur.hlc) < 0) return drop('stale')
+    }
+    let author: string
+    try {
+      author = await authorOf(pk)
+      if (!(await deps.keys.verify(pk, signedBytes(body), sig))) return drop('badSignature')
+    } catch {
+      return drop('badSignature')
+    }
+    return apply(makeEntry(p, author, body, pk, sig), via)
+  }
+
+  // --- local writes ---------------------------------------------------------
+
+  function assertFree(key: string, now: number): Entry | undefined {
+    const cur = table.get(key)
+    if (cur && cur.author !== deps.id && leaseBinds(cur, now))
+      throw new LeaseHeldError(key, cur.author, cur.expires as number)
+    return cur
+  }
+
+  function checkKey(key: unknown): asserts key is string {
+    if (typeof key !== 'string') throw new TypeError('sync: a key must be a string')
+    const n = utf8(key).length
+    if (n > opt.maxKeyBytes) throw new ValueTooLargeError(n, opt.maxKeyBytes, 'key')
+  }
+
+  async function write(key: string, valueBytes: Uint8Array | undefined, leaseOpt: number | undefined) {
+    const cur = assertFree(key, deps.now())
+    const hlc = clock.now()
+    // The owner's writes keep its lease unless told otherwise.
+    const carried =
+      cur && cur.author === deps.id && cur.expires !== undefined && cur.expires > hlc[0]
+        ? cur.expires - hlc[0]
+        : 0
+    const leaseMs = leaseOpt ?? carried
+    const body = encodeBody(key, hlc, leaseMs, valueBytes)
+    const sig = await deps.keys.sign(signedBytes(body))
+    const parsed: ParsedBody = {
+      key,
+      hlc,
+      leaseMs,
+      tombstone: valueBytes === undefined,
+      valueOffset: body.length - (valueBytes?.length ?? 0),
+    }
+    const e = makeEntry(parsed, deps.id, body, deps.keys.publicKey, sig)
+    // Signing awaited: another version (or a lease) may have arrived meanwhile.
+    const now = deps.now()
+    const cur2 = assertFree(key, now)
+    const over = overLimit(e, cur2)
+    if (over) throw over
+    if (cur2 && compareEntries(e, cur2) < 0) {
+      // A newer version arrived while we signed; ours would lose everywhere.
+      bump(counters, 'localSuperseded')
+      return
+    }
+    table.put(e)
+    emit(cur2, e, 'local', now)
+    deps.broadcast({ t: 'p', e: [body, deps.keys.publicKey, sig] })
+    bump(counters, 'out.p')
+  }
+
+  // --- anti-entropy -----------------------------------------------------------
+
+  function peer(id: string): Peer {
+    let st = peers.get(id)
+    if (!st) {
+      const now = deps.now()
+      st = {
+        nextRound: now + Math.floor(deps.random() * opt.antiEntropyMs),
+        lastSummary: -Infinity,
+        pending: false,
+        windowStart: now,
+        msgs: 0,
+        entries: 0,
+      }
+      peers.set(id, st)
+    }
+    return st
+  }
+
+  /** Charge one message (and `entries` entries) to a neighbour's budget for this window. */
+  function spend(st: Peer, now: number): boolean {
+    if (now - st.windowStart >= opt.antiEntropyMs) {
+      st.windowStart = now
+      st.msgs = 0
+      st.entries = 0
+    }
+    st.msgs++
+    return st.msgs <= opt.peerMsgBudget
+  }
+
+  function send(to: string, msg: SyncMsg): void {
+    deps.send(to, msg)
+    bump(counters, `out.${msg.t}`)
+  }
+
+  function sendSummary(to: string, st: Peer, now: number): void {
+    send(to, { t: 's', r: table.rootBytes() })
+    st.lastSummary = now
+    st.nextRound = now + opt.antiEntropyMs
+    st.pending = false
+  }
+
+  /** We learned something a neighbour may lack: summaries to the others, soon. */
+  function announceNews(except: string | undefined): void {
+    const now = deps.now()
+    for (const n of deps.neighbours()) {
+      if (n === except) continue
+      const st = peer(n)
+      if (now - st.lastSummary >= opt.triggerGapMs) sendSummary(n, st, now)
+      else st.pending = true
+    }
+  }
+
+  function wire(e: Entry): WireEntry {
+    return [e.body, e.publicKey, e.sig]
+  }
+
+  function sendEntries(to: string, list: Entry[]): void {
+    let batch: WireEntry[] = []
+    let bytes = 0
+    for (const e of list) {
+      const size = e.size + 16
+      if (batch.length > 0 && (bytes + size > opt.maxBatchBytes || batch.length >= MAX_ENTRIES_PER_MSG)) {
+        send(to, { t: 'e', e: batch })
+        batch = []
+        bytes = 0
+      }
+      batch.push(wire(e))
+      bytes += size
+    }
+    if (batch.length > 0) send(to, { t: 'e', e: batch })
+    bump(counters, 'ae.entriesSent', list.length)
+  }
+
+  function sendQuery(to: string, keys: string[]): void {
+    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY)
+      send(to, { t: 'q', k: keys.slice(i, i + KEYS_PER_QUERY) })
+    bump(counters, 'ae.keysAsked', keys.length)
+  }
+
+  function bucketEmpty(b: Uint8Array, i: number): boolean {
+    for (let j = i * 8; j < i * 8 + 8; j++) if (b[j] !== 0) return false
+    return true
+  }
+
+  function onSummary(from: string, st: Peer, r: Uint8Array, now: number): void {
+    // The neighbour runs this round; ours can wait a period.
+    st.nextRound = Math.max(st.nextRound, now + opt.antiEntropyMs)
+    if (bytesEqual(r, table.rootBytes())) return void bump(counters, 'ae.inSync')
+    bump(counters, 'ae.rounds')
+    send(from, { t: 'b', b: table.bucketBytes() })
+  }
+
+  function onBuckets(from: string, theirs: Uint8Array): void {
+    const mine = table.bucketBytes()
+    const direct: Entry[] = []
+    let idx: number[] = []
+    let items: VersionItem[] = []
+    for (let i = 0; i < BUCKETS; i++) {
+      if (bytesEqual(mine.subarray(i * 8, i * 8 + 8), theirs.subarray(i * 8, i * 8 + 8))) continue
+      const entries = table.bucket(i)
+      // They hold nothing there: skip the version list and send the entries.
+      if (bucketEmpty(theirs, i)) {
+        direct.push(...entries)
+        continue
+      }
+      if (idx.length > 0 && items.length + entries.length > ITEMS_PER_VERSIONS) {
+        send(from, { t: 'v', i: idx, v: items })
+        idx = []
+        items = []
+      }
+      idx.push(i)
+      for (const e of entries) items.push([e.key, e.hlc[0], e.hlc[1], e.sig.slice(0, FINGERPRINT_BYTES)])
+    }
+    if (idx.length > 0) send(from, { t: 'v', i: idx, v: items })
+    if (direct.length > 0) sendEntries(from, direct)
+  }
+
+  function onVersions(from: string, buckets: number[], items: VersionItem[]): void {
+    const wanted = new Set(buckets)
+    const theirs = new Map<string, VersionItem>()
+    for (const it of items) {
+      const key = it[0]
+      if (!theirs.has(key) && wanted.has(bucketOf(key))) theirs.set(key, it)
+    }
+    const give: Entry[] = []
+    const ask: string[] = []
+    for (const b of buckets) {
+      for (const e of table.bucket(b)) {
+        const t = theirs.get(e.key)
+        if (!t) {
+          give.push(e)
+          continue
+        }
+        theirs.delete(e.key)
+        const c = compareHlc(e.hlc, [t[1], t[2]])
+        if (c > 0) give.push(e)
+        else if (c < 0) ask.push(e.key)
+        else if (e.fp0 !== readU32(t[3], 0) || e.fp1 !== readU32(t[3], 4)) {
+          // Same timestamp, other entry: both ends need both to pick the same winner.
+          give.push(e)
+          ask.push(e.key)
+        }
+      }
+    }
+    for (const key of theirs.keys()) if (utf8(key).length <= opt.maxKeyBytes) ask.push(key)
+    if (give.length > 0) sendEntries(from, give)
+    if (ask.length > 0) sendQuery(from, ask)
+  }
+
+  function onQuery(from: string, keys: string[]): void {
+    const out: Entry[] = []
+    for (const k of keys) {
+      const e = table.get(k)
+      if (e) out.push(e)
+    }
+    if (out.length > 0) sendEntries(from, out)
+  }
+
+  async function onEntries(from: string, st: Peer, list: WireEntry[]): Promise<void> {
+    let news = 0
+    for (let i = 0; i < list.length; i++) {
+      if (st.entries >= opt.peerEntryBudget) {
+        drop('rateLimited', list.length - i)
+        break
+      }
+      st.entries++
+      if (await acceptWire(list[i] as WireEntry, 'anti-entropy')) news++
+    }
+    if (news > 0) announceNews(from)
+  }
+
+  function collect(now: number): void {
+    for (const k of table.tombstones()) {
+      const e = table.get(k)
+      if (e && e.hlc[0] + opt.tombstoneHorizonMs <= now && !leaseBinds(e, now)) {
+        table.remove(k)
+        bump(counters, 'collected')
+      }
+    }
+  }
+
+  // --- the node ---------------------------------------------------------------
+
+  const sync: Sync = {
+    counters,
+
+    async handle(from, msg) {
+      if (typeof from !== 'string' || from === deps.id) return void drop('malformed')
+      const m = parseSyncMsg(msg as Value)
+      if (!m) return void drop('malformed')
+      bump(counters, `in.${m.t}`)
+      const now = deps.now()
+      const st = peer(from)
+      if (!spend(st, now)) return void drop('rateLimited')
+      switch (m.t) {
+        case 'p':
+          // A put handed over a link rather than through the mesh: checked the same way.
+          return void (await acceptWire(m.e, 'broadcast'))
+        case 's':
+          return onSummary(from, st, m.r, now)
+        case 'b':
+          return onBuckets(from, m.b)
+        case 'v':
+          return onVersions(from, m.i, m.v)
+        case 'q':
+          return onQuery(from, m.k)
+        case 'e':
+          return onEntries(from, st, m.e)
+      }
+    },
+
+    async handleBroadcast(_origin, msg) {
+      const m = parseSyncMsg(msg as Value)
+      if (!m) return void drop('malformed')
+      if (m.t !== 'p') return void drop('unexpected')
+      bump(counters, 'in.p')
+      await acceptWire(m.e, 'broadcast')
+    },
+
+    tick() {
+      const now = deps.now()
+      if (now >= nextGc) {
+        collect(now)
+        nextGc = now + Math.min(opt.antiEntropyMs, 1_000)
+      }
+      const nbrs = deps.neighbours()
+      const live = new Set(nbrs)
+      for (const p of peers.keys()) if (!live.has(p)) peers.delete(p)
+      for (const n of nbrs) {
+        if (n === deps.id) continue
+        const st = peer(n)
+        if (now >= st.nextRound || (st.pending && now - st.lastSummary >= opt.triggerGapMs))
+          sendSummary(n, st, now)
+      }
+    },
+
+    linkUp(p) {
+      if (p === deps.id) return
+      peers.delete(p)
+      const st = peer(p)
+      const now = deps.now()
+      // The lower id starts at once; the other waits half a period in case that summary is lost.
+      if (deps.id < p) sendSummary(p, st, now)
+      else st.nextRound = now + Math.floor(opt.antiEntropyMs / 2)
+    },
+
+    linkDown(p) {
+      peers.delete(p)
+    },
+
+    async set(key, value, opts) {
+      checkKey(key)
+      if (!isValue(value)) throw new TypeError('sync: not a Value')
+      const vb = encodeValue(value)
+      if (vb.length > opt.maxValueBytes) throw new ValueTooLargeError(vb.length, opt.maxValueBytes)
+      let leaseMs: number | undefined
+      if (opts?.leaseMs !== undefined) {
+        const l = opts.leaseMs
+        if (typeof l !== 'number' || !Number.isFinite(l) || l < 0 || l > opt.maxLeaseMs)
+          throw new RangeError(`sync: leaseMs must be between 0 and ${opt.maxLeaseMs}`)
+        leaseMs = Math.ceil(l)
+      }
+      await write(key, vb, leaseMs)
+    },
+
+    get(key) {
+      const e = table.get(key)
+      return e ? entryValue(e) : undefined
+    },
+
+    async delete(key) {
+      checkKey(key)
+      const cur = table.get(key)
+      if (!cur || cur.tombstone) return
+      await write(key, undefined, undefined)
+    },
+
+    entries() {
+      const out: [string, Value][] = []
+      for (const e of table.values()) {
+        const v = entryValue(e)
+        if (v !== undefined) out.push([e.key, v])
+      }
+      return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    },
+
+    owner(key) {
+      return sync.lease(key)?.owner
+    },
+
+    lease(key) {
+      const e = table.get(key)
+      if (!e || e.expires === undefined || !leaseBinds(e, deps.now())) return undefined
+      return { owner: e.author, expires: e.expires }
+    },
+
+    onChange(fn) {
+      changeListeners.add(fn)
+      return () => void changeListeners.delete(fn)
+    },
+
+    onAccept(fn) {
+      acceptListeners.add(fn)
+      return () => void acceptListeners.delete(fn)
+    },
+
+    digest: () => table.liveDigest(),
+
+    size: () => ({ entries: table.size, live: table.liveSize, bytes: table.bytes }),
+
+    exportState() {
+      const e: Value[] = []
+      for (const x of table.values()) e.push(wire(x))
+      return { v: SNAPSHOT_VERSION, at: deps.now(), e }
+    },
+
+    async importState(v) {
+      const snap = parseSnapshot(v)
+      if (!snap) {
+        drop('malformed')
+        return 0
+      }
+      if (snap.bad > 0) drop('malformed', snap.bad)
+      if (deps.now() - snap.at > opt.tombstoneHorizonMs - opt.maxSkewMs) {
+        drop('snapshotTooOld')
+        return 0
+      }
+      let accepted = 0
+      for (const w of snap.entries) if (await acceptWire(w, 'import')) accepted++
+      if (accepted > 0) announceNews(undefined)
+      return accepted
+    },
+  }
+  return sync
+}
