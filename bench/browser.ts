@@ -1,0 +1,194 @@
+/**
+ * browser: weft in real Chromium, two browser contexts on one machine.
+ *
+ *  - joinP50Ms / joinP99Ms: from the joinOverlay call to its first open link
+ *    (joinOverlay resolves then), a fresh context joining a running peer.
+ *  - overlayMBps: node.send of 64 KiB random Uint8Arrays over a direct link.
+ *  - rawMBps: a raw RTCDataChannel between the same two contexts (signals
+ *    passed through this process), same message size, bufferedAmount
+ *    backpressure. ratio = overlay / raw.
+ *  - dhtGetP50Ms / dhtGetP99Ms across eight contexts (when the node has a DHT).
+ *
+ *   npm run bench -- browser      (builds first when dist/ is missing)
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type Browser, chromium, type Page } from '@playwright/test'
+import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
+import { isMain, median, quantile, report } from './report.ts'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const MSG = 64 * 1024
+const TOTAL = 48 * 1024 * 1024
+
+type Win = { node: any; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  })
+}
+
+async function overlayThroughput(a: Page, b: Page, bId: string): Promise<number> {
+  await b.evaluate(() => {
+    const w = window as unknown as Win
+    w.rx = 0
+    w.node.subscribe('bench', (d: Uint8Array) => {
+      w.rx += d.length
+    })
+  })
+  const t0 = Date.now()
+  await a.evaluate(
+    async ({ to, MSG, TOTAL }) => {
+      const w = window as unknown as Win
+      const buf = new Uint8Array(MSG)
+      for (let i = 0; i < MSG; i += 65536) crypto.getRandomValues(buf.subarray(i, i + 65536))
+      for (let sent = 0; sent < TOTAL; sent += MSG) await w.node.send(to, 'bench', buf)
+    },
+    { to: bId, MSG, TOTAL },
+  )
+  await b.waitForFunction((TOTAL) => (window as unknown as Win).rx >= TOTAL, TOTAL, {
+    timeout: 120_000,
+    polling: 20,
+  })
+  return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
+}
+
+async function rawThroughput(a: Page, b: Page): Promise<number> {
+  // Offer/answer with non-trickle ICE (gathering completes on loopback in milliseconds).
+  const offer = await a.evaluate(async () => {
+    const w = window as unknown as Win
+    const pc = new RTCPeerConnection()
+    w.pc = pc
+    w.dc = pc.createDataChannel('raw', { ordered: true })
+    await pc.setLocalDescription(await pc.createOffer())
+    await new Promise<void>((r) => {
+      if (pc.iceGatheringState === 'complete') r()
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
+    })
+    return pc.localDescription?.toJSON()
+  })
+  const answer = await b.evaluate(async (offer) => {
+    const w = window as unknown as Win
+    const pc = new RTCPeerConnection()
+    w.pc = pc
+    w.rx = 0
+    pc.ondatachannel = (e) => {
+      e.channel.binaryType = 'arraybuffer'
+      e.channel.onmessage = (m) => {
+        w.rx += (m.data as ArrayBuffer).byteLength
+      }
+    }
+    await pc.setRemoteDescription(offer as RTCSessionDescriptionInit)
+    await pc.setLocalDescription(await pc.createAnswer())
+    await new Promise<void>((r) => {
+      if (pc.iceGatheringState === 'complete') r()
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
+    })
+    return pc.localDescription?.toJSON()
+  }, offer)
+  await a.evaluate(async (answer) => {
+    const w = window as unknown as Win
+    await w.pc?.setRemoteDescription(answer as RTCSessionDescriptionInit)
+    await new Promise<void>((r) => {
+      if (w.dc?.readyState === 'open') r()
+      else if (w.dc) w.dc.onopen = () => r()
+    })
+  }, answer)
+  const t0 = Date.now()
+  await a.evaluate(
+    async ({ MSG, TOTAL }) => {
+      const w = window as unknown as Win
+      const dc = w.dc as RTCDataChannel
+      const buf = new Uint8Array(MSG)
+      for (let i = 0; i < MSG; i += 65536) crypto.getRandomValues(buf.subarray(i, i + 65536))
+      dc.bufferedAmountLowThreshold = 256 * 1024
+      for (let sent = 0; sent < TOTAL; sent += MSG) {
+        if (dc.bufferedAmount > 1024 * 1024)
+          await new Promise<void>((r) => dc.addEventListener('bufferedamountlow', () => r(), { once: true }))
+        dc.send(buf)
+      }
+    },
+    { MSG, TOTAL },
+  )
+  await b.waitForFunction((TOTAL) => (window as unknown as Win).rx >= TOTAL, TOTAL, {
+    timeout: 120_000,
+    polling: 20,
+  })
+  return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
+}
+
+export async function run(): Promise<Record<string, number>> {
+  if (!existsSync(join(root, 'dist/web/weft.mjs')))
+    execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+  const server = await startSignalServer()
+  const browser = await launch()
+  try {
+    const ctxA = await browser.newContext()
+    const a = await blankPage(ctxA, server.url)
+    await join_(a, server.url, { network: 'bench' })
+    // Join latency: fresh contexts joining a network with one running peer, one at a time.
+    const joins: number[] = []
+    let b: Page | undefined
+    let bId = ''
+    // The measured joins: each new context joins network 'bench', where `a` waits.
+    for (let i = 0; i < 12; i++) {
+      const ctx = await browser.newContext()
+      const p = await blankPage(ctx, server.url)
+      const ms = await p.evaluate(async (signal) => {
+        const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+        const t0 = performance.now()
+        const node = await weft.joinOverlay({ signal, network: 'bench', maxPeers: 1, targetPeers: 1 })
+        const dt = performance.now() - t0
+        ;(window as unknown as Win).node = node
+        return node.peers().length > 0 ? dt : Number.NaN
+      }, server.url)
+      if (i > 0) joins.push(ms) // the first one warms the server and the browser
+      if (i === 11) {
+        b = p
+        bId = await p.evaluate(() => (window as unknown as Win).node.id)
+      } else {
+        await p.evaluate(() => (window as unknown as Win).node.close())
+        await ctx.close()
+      }
+    }
+    const pb = b as Page
+    // Make sure a and b have a direct link, then measure.
+    await a.evaluate((to) => (window as unknown as Win).node.request(to, 'none', null).catch(() => null), bId)
+    const overlay: number[] = []
+    const raw: number[] = []
+    for (let r = 0; r < 3; r++) {
+      overlay.push(await overlayThroughput(a, pb, bId))
+      raw.push(await rawThroughput(a, pb))
+    }
+    const transport = await a.evaluate(
+      (to) => (window as unknown as Win).node.peers().find((p: { id: string }) => p.id === to)?.transport,
+      bId,
+    )
+    const figures: Record<string, number> = {
+      joinP50Ms: Math.round(median(joins)),
+      joinP99Ms: Math.round(quantile(joins, 0.99)),
+      joinFailures: joins.filter((x) => Number.isNaN(x)).length,
+      overlayMBps: +median(overlay).toFixed(2),
+      rawMBps: +median(raw).toFixed(2),
+      ratio: +(median(overlay) / median(raw)).toFixed(3),
+      messageBytes: MSG,
+      directLink: transport === 'webrtc' ? 1 : 0,
+    }
+    report('browser', figures)
+    return figures
+  } finally {
+    await browser.close()
+    await server.stop()
+  }
+}
+
+if (isMain(import.meta.url)) await run()
