@@ -17,7 +17,13 @@ const C = 'cc'.repeat(20)
 
 /** A shared virtual clock for stub replicas. */
 function clock(start = T0) {
-  const c = { t: start, now: () => c.t, advance: (ms: number) => void (c.t += ms) }
+  const c = {
+    t: start,
+    now: () => c.t,
+    advance(ms: number) {
+      c.t += ms
+    },
+  }
   return c
 }
 
@@ -86,6 +92,10 @@ async function craft(
 ): Promise<PutMsg> {
   const body = encodeBody(key, hlc, leaseMs, value === undefined ? undefined : encodeValue(value))
   return { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
+}
+
+function flip(b: Uint8Array, i: number): void {
+  b[i] = (b[i] as number) ^ 1
 }
 
 /** Run link messages between stubs until none is left (anti-entropy in isolation). */
@@ -324,9 +334,9 @@ describe('sync: hostile and malformed input', () => {
     const [m] = a.broadcasts as [PutMsg]
     const [body, pk, sig] = m.e
     const altered = body.slice()
-    altered[altered.length - 1] ^= 1
+    flip(altered, altered.length - 1)
     const badSig = sig.slice()
-    badSig[10] ^= 1
+    flip(badSig, 10)
     const mallory = createFakeKeyring(C)
     // Signed by mallory, claiming a's key: the author is whoever the key says, so the check fails.
     const claim = await craft(mallory, 'k', [T0 + 1, 0], 'forged')
@@ -509,7 +519,7 @@ describe('sync: persistence', () => {
     // Importing again changes nothing; a tampered entry is dropped, the rest still load.
     expect(await restored.sync.importState(decodeValue(bytes) as Value)).toBe(0)
     const snap = decodeValue(bytes) as { e: WireEntry[] }
-    ;(snap.e[0] as WireEntry)[0][3] ^= 1
+    flip((snap.e[0] as WireEntry)[0], 3)
     const fresh = stub(C, c)
     expect(await fresh.sync.importState(snap as unknown as Value)).toBe(3)
     expect(fresh.sync.counters['drop.badSignature'] ?? 0).toBe(1)
