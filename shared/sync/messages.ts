@@ -28,12 +28,15 @@ export type PutMsg = { t: 'p'; e: WireEntry }
 export type SummaryMsg = { t: 's'; r: Uint8Array }
 /** Buckets: the 64 bucket hashes, 8 bytes each (the root differed). */
 export type BucketsMsg = { t: 'b'; b: Uint8Array }
-/** Versions: the sender's versions in the buckets listed in `i` (complete for each listed bucket). */
-export type VersionsMsg = { t: 'v'; i: number[]; v: VersionItem[] }
+/**
+ * Versions: the sender's versions in the buckets listed in `i` (complete for
+ * each listed bucket). `m: true` when more of the answer to one `b` follows.
+ */
+export type VersionsMsg = { t: 'v'; i: number[]; v: VersionItem[]; m?: true }
 /** Query: keys the sender wants the receiver's entries for. */
 export type QueryMsg = { t: 'q'; k: string[] }
-/** Entries: answers to `v` and `q`. */
-export type EntriesMsg = { t: 'e'; e: WireEntry[] }
+/** Entries: answers to `b`, `v` and `q`. `m: true` when more of the same answer follows. */
+export type EntriesMsg = { t: 'e'; e: WireEntry[]; m?: true }
 
 export type SyncMsg = PutMsg | SummaryMsg | BucketsMsg | VersionsMsg | QueryMsg | EntriesMsg
 
@@ -58,6 +61,10 @@ function isBytes(v: unknown, len?: number): v is Uint8Array {
 
 function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}
+
+function isMore(v: unknown): boolean {
+  return v === undefined || v === true
 }
 
 function isKey(v: unknown): v is string {
@@ -125,7 +132,8 @@ export function parseSyncMsg(v: Value): SyncMsg | null {
       case 'v': {
         const i = parseBucketList(v.i)
         const items = i && parseVersions(v.v)
-        return i && items ? { t: 'v', i, v: items } : null
+        if (!i || !items || !isMore(v.m)) return null
+        return v.m === true ? { t: 'v', i, v: items, m: true } : { t: 'v', i, v: items }
       }
       case 'q': {
         const k = v.k
@@ -134,7 +142,8 @@ export function parseSyncMsg(v: Value): SyncMsg | null {
       }
       case 'e': {
         const e = parseEntries(v.e)
-        return e ? { t: 'e', e } : null
+        if (!e || !isMore(v.m)) return null
+        return v.m === true ? { t: 'e', e, m: true } : { t: 'e', e }
       }
       default:
         return null

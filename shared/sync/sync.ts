@@ -156,6 +156,8 @@ export interface SyncOptions {
   peerEntryBudget?: number
   /** Target size of one `e` message (one entry may exceed it). @default 131_072 */
   maxBatchBytes?: number
+  /** An exchange this node answers is abandoned after this long without a message from the peer. @default 2_000 */
+  exchangeTimeoutMs?: number
 }
 
 export interface SyncChange {
@@ -229,6 +231,7 @@ const DEFAULTS: Resolved = {
   peerMsgBudget: 64,
   peerEntryBudget: 4_096,
   maxBatchBytes: 131_072,
+  exchangeTimeoutMs: 2_000,
 }
 
 export function resolveSyncOptions(options: SyncOptions = {}): Resolved {
@@ -479,42 +482,79 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     st.pending = false
   }
 
-  /** We learned something a neighbour may lack: summaries to the others, soon. */
-  function announceNews(except: string | undefined): void {
-    const now = deps.now()
-    for (const n of deps.neighbours()) {
-      if (n === except) continue
-      const st = peer(n)
-      if (now - st.lastSummary >= opt.triggerGapMs) sendSummary(n, st, now)
-      else st.pending = true
+  /**
+   * The one exchange this node answers at a time (it sent `b` to `peer`).
+   * Other neighbours' summaries wait meanwhile, so a newcomer takes the table
+   * from one neighbour rather than from all of them at once, and then finds
+   * itself in sync with the rest. It ends when the peer's last `v` has come
+   * and every `q` we sent has its last `e`, or after `exchangeTimeoutMs`
+   * without a message from the peer.
+   */
+  let inbound: { peer: string; until: number; awaitingV: boolean; queries: number } | undefined
+
+  function busy(now: number): boolean {
+    if (inbound && now >= inbound.until) {
+      inbound = undefined
+      bump(counters, 'ae.timeouts')
     }
+    return inbound !== undefined
+  }
+
+  function maybeFinish(): void {
+    if (!inbound || inbound.awaitingV || inbound.queries > 0) return
+    inbound = undefined
+    flushPending(deps.now())
+  }
+
+  /** Send the summaries that wait (news, deferred rounds), unless an exchange is running. */
+  function flushPending(now: number): void {
+    if (busy(now)) return
+    for (const n of deps.neighbours()) {
+      const st = peers.get(n)
+      if (st?.pending && now - st.lastSummary >= opt.triggerGapMs) sendSummary(n, st, now)
+    }
+  }
+
+  /** We learned something the other neighbours may lack: summaries to them, soon. */
+  function announceNews(except: string | undefined): void {
+    for (const n of deps.neighbours()) if (n !== except && n !== deps.id) peer(n).pending = true
+    flushPending(deps.now())
   }
 
   function wire(e: Entry): WireEntry {
     return [e.body, e.publicKey, e.sig]
   }
 
-  function sendEntries(to: string, list: Entry[]): void {
-    let batch: WireEntry[] = []
+  /** Entries in batches of about maxBatchBytes; every batch but the last says more follow (and the last too when `more`). */
+  function sendEntries(to: string, list: Entry[], more: boolean): void {
+    const batches: WireEntry[][] = [[]]
     let bytes = 0
     for (const e of list) {
       const size = e.size + 16
+      let batch = batches[batches.length - 1] as WireEntry[]
       if (batch.length > 0 && (bytes + size > opt.maxBatchBytes || batch.length >= MAX_ENTRIES_PER_MSG)) {
-        send(to, { t: 'e', e: batch })
         batch = []
+        batches.push(batch)
         bytes = 0
       }
       batch.push(wire(e))
       bytes += size
     }
-    if (batch.length > 0) send(to, { t: 'e', e: batch })
+    batches.forEach((e, i) =>
+      send(to, more || i < batches.length - 1 ? { t: 'e', e, m: true } : { t: 'e', e }),
+    )
     bump(counters, 'ae.entriesSent', list.length)
   }
 
-  function sendQuery(to: string, keys: string[]): void {
-    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY)
+  /** Sends the queries; returns how many `q` messages went. */
+  function sendQuery(to: string, keys: string[]): number {
+    let n = 0
+    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
       send(to, { t: 'q', k: keys.slice(i, i + KEYS_PER_QUERY) })
+      n++
+    }
     bump(counters, 'ae.keysAsked', keys.length)
+    return n
   }
 
   function bucketEmpty(b: Uint8Array, i: number): boolean {
@@ -526,15 +566,21 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     // The neighbour runs this round; ours can wait a period.
     st.nextRound = Math.max(st.nextRound, now + opt.antiEntropyMs)
     if (bytesEqual(r, table.rootBytes())) return void bump(counters, 'ae.inSync')
+    if (busy(now) && inbound?.peer !== from) {
+      st.pending = true
+      return void bump(counters, 'ae.deferred')
+    }
+    inbound = { peer: from, until: now + opt.exchangeTimeoutMs, awaitingV: true, queries: 0 }
     bump(counters, 'ae.rounds')
     send(from, { t: 'b', b: table.bucketBytes() })
   }
 
+  /** We started this exchange: send what they lack outright, then version lists; the last `v` ends our part. */
   function onBuckets(from: string, theirs: Uint8Array): void {
     const mine = table.bucketBytes()
     const direct: Entry[] = []
-    let idx: number[] = []
-    let items: VersionItem[] = []
+    const lists: { i: number[]; v: VersionItem[] }[] = []
+    let cur: { i: number[]; v: VersionItem[] } = { i: [], v: [] }
     for (let i = 0; i < BUCKETS; i++) {
       if (bytesEqual(mine.subarray(i * 8, i * 8 + 8), theirs.subarray(i * 8, i * 8 + 8))) continue
       const entries = table.bucket(i)
@@ -543,19 +589,25 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         direct.push(...entries)
         continue
       }
-      if (idx.length > 0 && items.length + entries.length > ITEMS_PER_VERSIONS) {
-        send(from, { t: 'v', i: idx, v: items })
-        idx = []
-        items = []
+      if (cur.i.length > 0 && cur.v.length + entries.length > ITEMS_PER_VERSIONS) {
+        lists.push(cur)
+        cur = { i: [], v: [] }
       }
-      idx.push(i)
-      for (const e of entries) items.push([e.key, e.hlc[0], e.hlc[1], e.sig.slice(0, FINGERPRINT_BYTES)])
+      cur.i.push(i)
+      for (const e of entries) cur.v.push([e.key, e.hlc[0], e.hlc[1], e.sig.slice(0, FINGERPRINT_BYTES)])
     }
-    if (idx.length > 0) send(from, { t: 'v', i: idx, v: items })
-    if (direct.length > 0) sendEntries(from, direct)
+    lists.push(cur)
+    if (direct.length > 0) sendEntries(from, direct, true)
+    lists.forEach((l, n) => send(from, n < lists.length - 1 ? { t: 'v', ...l, m: true } : { t: 'v', ...l }))
   }
 
-  function onVersions(from: string, buckets: number[], items: VersionItem[]): void {
+  function onVersions(
+    from: string,
+    buckets: number[],
+    items: VersionItem[],
+    more: boolean,
+    now: number,
+  ): void {
     const wanted = new Set(buckets)
     const theirs = new Map<string, VersionItem>()
     for (const it of items) {
@@ -583,8 +635,14 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       }
     }
     for (const key of theirs.keys()) if (utf8(key).length <= opt.maxKeyBytes) ask.push(key)
-    if (give.length > 0) sendEntries(from, give)
-    if (ask.length > 0) sendQuery(from, ask)
+    if (give.length > 0) sendEntries(from, give, false)
+    const queries = ask.length > 0 ? sendQuery(from, ask) : 0
+    if (inbound?.peer === from) {
+      inbound.until = now + opt.exchangeTimeoutMs
+      inbound.queries += queries
+      if (!more) inbound.awaitingV = false
+      maybeFinish()
+    }
   }
 
   function onQuery(from: string, keys: string[]): void {
@@ -593,10 +651,11 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       const e = table.get(k)
       if (e) out.push(e)
     }
-    if (out.length > 0) sendEntries(from, out)
+    // Always answer, even with nothing: the asker counts answers to know the exchange is over.
+    sendEntries(from, out, false)
   }
 
-  async function onEntries(from: string, st: Peer, list: WireEntry[]): Promise<void> {
+  async function onEntries(from: string, st: Peer, list: WireEntry[], more: boolean): Promise<void> {
     let news = 0
     for (let i = 0; i < list.length; i++) {
       if (st.entries >= opt.peerEntryBudget) {
@@ -607,6 +666,11 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       if (await acceptWire(list[i] as WireEntry, 'anti-entropy')) news++
     }
     if (news > 0) announceNews(from)
+    if (inbound?.peer === from) {
+      inbound.until = deps.now() + opt.exchangeTimeoutMs
+      if (!more && !inbound.awaitingV && inbound.queries > 0) inbound.queries--
+      maybeFinish()
+    }
   }
 
   function collect(now: number): void {
@@ -641,11 +705,11 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         case 'b':
           return onBuckets(from, m.b)
         case 'v':
-          return onVersions(from, m.i, m.v)
+          return onVersions(from, m.i, m.v, m.m === true, now)
         case 'q':
           return onQuery(from, m.k)
         case 'e':
-          return onEntries(from, st, m.e)
+          return onEntries(from, st, m.e, m.m === true)
       }
     },
 
@@ -666,6 +730,9 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       const nbrs = deps.neighbours()
       const live = new Set(nbrs)
       for (const p of peers.keys()) if (!live.has(p)) peers.delete(p)
+      if (inbound && !live.has(inbound.peer)) inbound = undefined
+      // While we answer one exchange, our own rounds wait: they would show a half-updated table.
+      if (busy(now)) return
       for (const n of nbrs) {
         if (n === deps.id) continue
         const st = peer(n)
@@ -686,6 +753,10 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
 
     linkDown(p) {
       peers.delete(p)
+      if (inbound?.peer === p) {
+        inbound = undefined
+        flushPending(deps.now())
+      }
     },
 
     async set(key, value, opts) {
