@@ -540,9 +540,10 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       batch.push(wire(e))
       bytes += size
     }
-    batches.forEach((e, i) =>
-      send(to, more || i < batches.length - 1 ? { t: 'e', e, m: true } : { t: 'e', e }),
-    )
+    for (let i = 0; i < batches.length; i++) {
+      const e = batches[i] as WireEntry[]
+      send(to, more || i < batches.length - 1 ? { t: 'e', e, m: true } : { t: 'e', e })
+    }
     bump(counters, 'ae.entriesSent', list.length)
   }
 
@@ -598,7 +599,10 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     }
     lists.push(cur)
     if (direct.length > 0) sendEntries(from, direct, true)
-    lists.forEach((l, n) => send(from, n < lists.length - 1 ? { t: 'v', ...l, m: true } : { t: 'v', ...l }))
+    for (let n = 0; n < lists.length; n++) {
+      const l = lists[n] as { i: number[]; v: VersionItem[] }
+      send(from, n < lists.length - 1 ? { t: 'v', ...l, m: true } : { t: 'v', ...l })
+    }
   }
 
   function onVersions(
