@@ -1,0 +1,191 @@
+/**
+ * The weft demo page. It loads the library from the server's /weft.mjs, as
+ * an embedding site would, joins on load with the address's parameters
+ * (`?network=NAME&relay=force|auto|never&signal=URL`, the signal server
+ * defaulting to this page's origin) and sets `window.overlay` to the
+ * Promise of the node at once. Then it shows the node: its id and signal
+ * state, its links, a drawing of the network it knows, a chat, live
+ * counters, and panels for the sync table and the DHT when the build has them.
+ */
+import { joinOverlay } from '/weft.mjs'
+import { ChatPanel } from './chat-panel.ts'
+import { CountersPanel } from './counters-panel.ts'
+import { DhtPanel } from './dht-panel.ts'
+import { byId, errorText, h, setText, shortId } from './dom.ts'
+import { LinksPanel } from './links-panel.ts'
+import { NetworkView } from './network-view.ts'
+import { type DemoNode, dhtOf, linksOf, signalStateOf, syncOf, tryCall } from './node-api.ts'
+import { TablePanel } from './table-panel.ts'
+
+declare global {
+  interface Window {
+    overlay: Promise<DemoNode>
+  }
+}
+
+const REFRESH_MS = 1000
+
+const params = new URLSearchParams(location.search)
+const network = params.get('network') || 'default'
+const relay = params.get('relay') || undefined
+const signalParam = params.get('signal')
+const signal = signalParam ? signalParam.split(',').map((u) => u.trim()) : location.origin
+
+setText(byId('network-name'), network)
+setText(byId('relay-mode'), relay ?? 'auto')
+byId<HTMLAnchorElement>('new-peer').href = location.href
+setSignalState('connecting')
+
+// The panels exist before the node does, so nothing moves when it arrives.
+const graph = new NetworkView(byId('graph') as unknown as SVGSVGElement, byId('graph-caption'))
+const links = new LinksPanel(
+  byId('links-body') as HTMLTableSectionElement,
+  byId('links-empty'),
+  byId('links-count'),
+)
+const counters = new CountersPanel(
+  byId('counter-tiles'),
+  byId('all-counters') as HTMLTableSectionElement,
+  byId('all-count'),
+)
+const chat = new ChatPanel(
+  byId('chat-log') as HTMLOListElement,
+  byId('chat-form') as HTMLFormElement,
+  byId('chat-input') as HTMLInputElement,
+  byId('chat-error'),
+)
+
+const options = {
+  signal: Array.isArray(signal) && signal.length === 1 ? (signal[0] as string) : signal,
+  network,
+  ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
+}
+// Set synchronously, so a script (or a test) can await the node right after load.
+window.overlay = joinOverlay(options) as Promise<DemoNode>
+window.overlay.then(start, fail)
+
+function setSignalState(state: string): void {
+  const pill = byId('signal-state')
+  setText(pill, state)
+  pill.className = `pill ${state}`
+}
+
+function fail(err: unknown): void {
+  setSignalState('down')
+  setText(byId('node-id'), 'not joined')
+  graph.say('Not joined.')
+  const { name, message } = errorText(err)
+  const servers = Array.isArray(options.signal) ? options.signal.join(', ') : options.signal
+  const hint =
+    name === 'SignalError'
+      ? `Is a weft signal server running at ${servers}? Start one with npm start.`
+      : name === 'TypeError' && /relay/.test(message)
+        ? 'The relay parameter is one of force, auto or never.'
+        : ''
+  const retry = h('button', { type: 'button', class: 'small' }, 'Retry')
+  retry.addEventListener('click', () => location.reload())
+  const banner = byId('banner')
+  banner.replaceChildren(
+    h('div', null, h('strong', null, name), message ? `: ${message}` : ''),
+    hint && h('div', { class: 'hint' }, hint),
+    retry,
+  )
+  banner.hidden = false
+  console.error('weft demo: joinOverlay failed', err)
+}
+
+function start(node: DemoNode): void {
+  document.title = `weft · ${shortId(node.id)} · ${network}`
+  const idEl = byId('node-id')
+  setText(idEl, shortId(node.id))
+  idEl.title = node.id
+  idEl.dataset.nodeId = node.id
+  const copy = byId<HTMLButtonElement>('copy-id')
+  copy.disabled = false
+  copy.addEventListener('click', () => {
+    navigator.clipboard.writeText(node.id).then(
+      () => flash(copy, 'Copied'),
+      () => flash(copy, 'Copy failed'),
+    )
+  })
+
+  setSignalState(signalStateOf(node) ?? 'registered')
+  node.on('signal', (state) => setSignalState(state))
+
+  chat.attach(node)
+
+  const refresh = () => {
+    if (node.isClosed) return
+    const ls = tryCall(() => linksOf(node)) ?? []
+    links.update(ls)
+    graph.update({ me: node.id, topology: tryCall(() => node.topology()) ?? {}, links: ls })
+    const stats = tryCall(() => node.stats())
+    if (stats) counters.update(stats)
+  }
+  refresh()
+  setInterval(refresh, REFRESH_MS)
+  // Links appear at once, not at the next refresh.
+  let soon = 0
+  const refreshSoon = () => {
+    if (soon) return
+    soon = requestAnimationFrame(() => {
+      soon = 0
+      refresh()
+    })
+  }
+  node.on('peer:connect', refreshSoon)
+  node.on('peer:disconnect', refreshSoon)
+
+  const sync = syncOf(node)
+  if (sync) {
+    new TablePanel({
+      form: byId('table-form') as HTMLFormElement,
+      key: byId('table-key') as HTMLInputElement,
+      value: byId('table-value') as HTMLInputElement,
+      lease: byId('table-lease') as HTMLInputElement,
+      msg: byId('table-msg'),
+      body: byId('table-body') as HTMLTableSectionElement,
+      empty: byId('table-empty'),
+      count: byId('table-count'),
+    }).attach(sync, node.id)
+  } else unavailable('table')
+
+  const dht = dhtOf(node)
+  if (dht) {
+    const btn = (id: string) => byId<HTMLButtonElement>(id)
+    new DhtPanel({
+      form: byId('dht-form') as HTMLFormElement,
+      key: byId('dht-key') as HTMLInputElement,
+      value: byId('dht-value') as HTMLInputElement,
+      buttons: {
+        put: btn('dht-put'),
+        get: btn('dht-get'),
+        delete: btn('dht-delete'),
+        lookup: btn('dht-lookup'),
+        provide: btn('dht-provide'),
+        find: btn('dht-find'),
+      },
+      results: byId('dht-results') as HTMLOListElement,
+      ring: byId('ring') as unknown as SVGSVGElement,
+      ringNote: byId('ring-note'),
+    }).attach(dht, node.id, () => knownIds(node))
+  } else unavailable('dht')
+}
+
+/** Every node id this node knows of: itself, its neighbours and theirs. */
+function knownIds(node: DemoNode): string[] {
+  const topo = tryCall(() => node.topology()) ?? {}
+  return [...new Set(Object.entries(topo).flatMap(([k, v]) => [k, ...v]))]
+}
+
+function unavailable(panel: 'table' | 'dht'): void {
+  byId(`${panel}-unavailable`).hidden = false
+  byId(`${panel}-body-wrap`).hidden = true
+}
+
+function flash(button: HTMLButtonElement, text: string): void {
+  const was = button.dataset.label ?? button.textContent ?? ''
+  button.dataset.label = was
+  setText(button, text)
+  setTimeout(() => setText(button, was), 1500)
+}

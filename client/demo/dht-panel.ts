@@ -1,0 +1,175 @@
+/**
+ * The DHT panel: put, get and delete a key; look it up (the node responsible
+ * and the hops it took); provide a key and find its providers; and the ring
+ * drawn with this node's fingers, successors and predecessor.
+ */
+import type { Value } from '../browser.ts'
+import { errorText, formatValue, h, idChip, nodeIdIn, nodeIdsIn, parseValueInput } from './dom.ts'
+import { type DhtApi, tryCall } from './node-api.ts'
+import { drawRing, type RingInput } from './ring-view.ts'
+
+export interface DhtElements {
+  form: HTMLFormElement
+  key: HTMLInputElement
+  value: HTMLInputElement
+  buttons: Record<'put' | 'get' | 'delete' | 'lookup' | 'provide' | 'find', HTMLButtonElement>
+  results: HTMLOListElement
+  ring: SVGSVGElement
+  ringNote: HTMLElement
+}
+
+type Op = keyof DhtElements['buttons']
+
+const MAX_RESULTS = 8
+
+export class DhtPanel {
+  private dht: DhtApi | undefined
+  private me = ''
+  private known: () => string[] = () => []
+  private lookup: RingInput['lookup']
+  private busy = false
+
+  constructor(private readonly el: DhtElements) {}
+
+  attach(dht: DhtApi, me: string, known: () => string[]): void {
+    this.dht = dht
+    this.me = me
+    this.known = known
+    this.el.key.disabled = false
+    this.el.value.disabled = false
+    this.enable(true)
+    const { buttons } = this.el
+    for (const op of Object.keys(buttons) as Op[])
+      buttons[op].addEventListener('click', () => void this.run(op))
+    this.el.form.addEventListener('submit', (ev) => ev.preventDefault())
+    this.el.key.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') void this.run('get')
+    })
+    this.el.value.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') void this.run('put')
+    })
+    const ringHelpers = [dht.fingers, dht.successors, dht.predecessor].filter(
+      (f) => typeof f === 'function',
+    ).length
+    this.el.ringNote.hidden = ringHelpers > 0
+    this.drawRing()
+    setInterval(() => this.drawRing(), 2000)
+  }
+
+  private enable(on: boolean): void {
+    const { buttons } = this.el
+    for (const op of Object.keys(buttons) as Op[]) {
+      const unsupported = op === 'lookup' && typeof this.dht?.lookup !== 'function'
+      buttons[op].disabled = !on || unsupported
+      if (unsupported) buttons[op].title = 'lookup is not available in this build'
+    }
+  }
+
+  drawRing(): void {
+    const dht = this.dht
+    if (!dht) return
+    const fingers = nodeIdsIn(tryCall(dht.fingers?.bind(dht)))
+    const successors = nodeIdsIn(tryCall(dht.successors?.bind(dht)))
+    const predecessor = nodeIdIn(tryCall(dht.predecessor?.bind(dht)))
+    drawRing(this.el.ring, {
+      me: this.me,
+      known: this.known(),
+      fingers,
+      successors,
+      predecessor,
+      lookup: this.lookup,
+    })
+  }
+
+  private async run(op: Op): Promise<void> {
+    const dht = this.dht
+    if (!dht || this.busy) return
+    const key = this.el.key.value
+    if (!key) {
+      this.el.key.focus()
+      return this.report(op, '', 'error', 'enter a key')
+    }
+    this.busy = true
+    this.enable(false)
+    const t0 = performance.now()
+    try {
+      let out: Node | string
+      switch (op) {
+        case 'put':
+          await dht.put(key, parseValueInput(this.el.value.value) as Value)
+          out = 'stored'
+          break
+        case 'get': {
+          const v = await dht.get(key)
+          out = v === undefined ? 'not found' : h('code', null, formatValue(v))
+          break
+        }
+        case 'delete':
+          await dht.delete(key)
+          out = 'deleted'
+          break
+        case 'provide':
+          await dht.provide(key)
+          out = 'this node now provides it'
+          break
+        case 'find': {
+          const ps = await dht.findProviders(key)
+          out = ps.length
+            ? h('span', { class: 'chips' }, ...ps.map((p) => idChip(p, this.me)))
+            : 'no providers'
+          break
+        }
+        case 'lookup': {
+          const r = await dht.lookup?.(key)
+          const node = nodeIdIn(r)
+          const hops = (r as { hops?: unknown } | undefined)?.hops
+          this.lookup = { key, position: await keyPosition(key), node }
+          this.drawRing()
+          out = h(
+            'span',
+            null,
+            node ? idChip(node, this.me) : 'no node',
+            typeof hops === 'number' ? ` in ${hops} hop${hops === 1 ? '' : 's'}` : '',
+          )
+          break
+        }
+      }
+      this.report(op, key, 'ok', out, performance.now() - t0)
+    } catch (err) {
+      const { name, message } = errorText(err)
+      this.report(op, key, 'error', h('span', null, h('strong', null, name), message ? `: ${message}` : ''))
+    } finally {
+      this.busy = false
+      this.enable(true)
+    }
+  }
+
+  private report(op: Op, key: string, kind: 'ok' | 'error', out: Node | string, ms?: number): void {
+    this.el.results.querySelector('.placeholder')?.remove()
+    const label = {
+      put: 'put',
+      get: 'get',
+      delete: 'delete',
+      lookup: 'lookup',
+      provide: 'provide',
+      find: 'providers',
+    }[op]
+    this.el.results.prepend(
+      h(
+        'li',
+        { class: kind },
+        h('span', { class: 'op' }, label),
+        h('span', { class: 'key', title: key }, key),
+        h('span', { class: 'ms' }, ms === undefined ? '' : `${Math.round(ms)} ms`),
+        h('span', { class: 'out' }, out),
+      ),
+    )
+    while (this.el.results.children.length > MAX_RESULTS) this.el.results.lastElementChild?.remove()
+  }
+}
+
+/** A key's place on the ring: the first 160 bits of SHA-256(key), as the DHT places it. */
+async function keyPosition(key: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(key)))
+  return [...d.subarray(0, 20)].map((b) => b.toString(16).padStart(2, '0')).join('')
+}
