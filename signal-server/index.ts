@@ -68,8 +68,8 @@ interface InterServerEvents {
   'weft:replace': (p: { network: string; id: string; session: string }) => void
 }
 
-type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>
-type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents>
+type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>
+type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>
 type Ack = (answer: unknown) => void
 
 /** Bytes charged per relayed frame on top of its length (framing), so floods of tiny frames are bounded too. */
@@ -91,15 +91,22 @@ interface Conn {
   network: string
   id: string
   events: TokenBucket
-  strikes: TokenBucket
+  /** Made on the first strike: most sockets never get one. */
+  strikes: TokenBucket | null
+  /** Made on the first relayed frame: most nodes link directly. */
   bytes: TokenBucket | null
   timer: NodeJS.Timeout | null
   lastTouch: number
 }
 
-interface RawConn {
-  request: { headers?: { host?: unknown } } | null
-  weftHost?: string
+interface SocketData {
+  conn?: Conn
+}
+
+interface Net {
+  /** The network name (one string shared by all its nodes). */
+  name: string
+  peers: Map<string, Conn>
 }
 
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
@@ -113,8 +120,8 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
   const counters = createCounters()
   const book = createServerBook({ configured: o.servers, self: o.publicUrls })
   // Local registered nodes, by network then id.
-  const local = new Map<string, Map<string, Conn>>()
-  const conns = new Set<Conn>()
+  const local = new Map<string, Net>()
+  const hosts = new Map<string, string>()
   let registeredCount = 0
   let closing = false
 
@@ -137,12 +144,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     allowRequest: (_req, cb) =>
       cb(null, !closing && io.engine.clientsCount < o.maxPeers + o.maxPendingSockets),
   })
-  // engine.io keeps the first HTTP request of every session (socket.io's documented memory saving is to
-  // drop it); all we need from it is the Host header the client signed.
-  io.engine.on('connection', (raw: RawConn) => {
-    raw.weftHost = typeof raw.request?.headers?.host === 'string' ? raw.request.headers.host : ''
-    raw.request = null
-  })
+  const sockets = () => io.of('/').sockets
 
   if (o.redisUrl !== undefined) {
     const { createClient } = await import('redis')
@@ -161,7 +163,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       maxPerNetwork: o.maxPeers * 16,
     })
     io.on('weft:replace', ({ network, id, session }) => {
-      const c = local.get(network)?.get(id)
+      const c = local.get(network)?.peers.get(id)
       if (c && c.socket.id !== session) replaceLocal(c)
     })
   } else {
@@ -178,10 +180,10 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // ------------------------------------------------------------------ helpers
 
-  const peersByNetwork = (): Map<string, number> => new Map([...local].map(([k, v]) => [k, v.size]))
+  const peersByNetwork = (): Map<string, number> => new Map([...local].map(([k, v]) => [k, v.peers.size]))
   const gauges = (): Gauges => ({
     peersByNetwork: peersByNetwork(),
-    sockets: conns.size,
+    sockets: sockets().size,
     uptimeS: (Date.now() - startedAt) / 1000,
     memory: process.memoryUsage(),
   })
@@ -195,6 +197,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   /** A bad or excess event: costs a strike; too many strikes and the socket is dropped. */
   const strike = (c: Conn, now: number) => {
+    c.strikes ??= new TokenBucket(o.abusePerSec, o.abuseBurst, now)
     if (!c.strikes.take(1, now)) kick(c, 'abuse', 'abuse')
   }
 
@@ -229,9 +232,9 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   const unlinkLocal = (c: Conn) => {
     const net = local.get(c.network)
-    if (net?.get(c.id) === c) {
-      net.delete(c.id)
-      if (net.size === 0) local.delete(c.network)
+    if (net?.peers.get(c.id) === c) {
+      net.peers.delete(c.id)
+      if (net.peers.size === 0) local.delete(c.network)
       registeredCount--
     }
   }
@@ -272,25 +275,24 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     if (!good) return failRegister(c, ack, 'bad-signature')
     const id = await nodeIdOf(p.publicKey)
     if (c.state !== State.Registering) return
-    const existing = local.get(p.network)?.get(id)
+    const existing = local.get(p.network)?.peers.get(id)
     if (!existing && registeredCount >= o.maxPeers) return failRegister(c, ack, 'server-full')
     if (existing) replaceLocal(existing)
     if (multi) io.serverSideEmit('weft:replace', { network: p.network, id, session: c.socket.id })
 
-    c.network = p.network
+    let net = local.get(p.network)
+    if (!net) {
+      net = { name: p.network, peers: new Map() }
+      local.set(p.network, net)
+    }
+    c.network = net.name
     c.id = id
     c.nonce = null
     c.state = State.Registered
     if (c.timer) clearTimeout(c.timer)
     c.timer = null
-    c.bytes = new TokenBucket(o.relayBytesPerSec, o.relayBurstBytes, now)
     c.lastTouch = now
-    let net = local.get(c.network)
-    if (!net) {
-      net = new Map()
-      local.set(c.network, net)
-    }
-    net.set(id, c)
+    net.peers.set(id, c)
     registeredCount++
     if (multi) c.socket.join(room(c.network, id))
     try {
@@ -327,7 +329,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       return answer({ ok: false, reason: 'too-large' })
     }
     touch(c, now)
-    const target = local.get(c.network)?.get(p.to)
+    const target = local.get(c.network)?.peers.get(p.to)
     if (target) {
       if (congested(target)) {
         inc(counters.rejected, 'congested')
@@ -368,12 +370,13 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       if (p && c.state !== State.Closed) relayError(c, p.to, reason)
       else inc(counters.relayErrors, reason)
     }
-    if (c.state !== State.Registered || !c.bytes) return failed('not-registered', true)
+    if (c.state !== State.Registered) return failed('not-registered', true)
     if (!p) return failed('bad-payload', true)
     if (p.frame.length > o.relayFrameMaxBytes) return failed('too-large', true)
+    c.bytes ??= new TokenBucket(o.relayBytesPerSec, o.relayBurstBytes, now)
     if (!c.bytes.take(p.frame.length + RELAY_FRAME_OVERHEAD, now)) return failed('quota', false)
     touch(c, now)
-    const target = local.get(c.network)?.get(p.to)
+    const target = local.get(c.network)?.peers.get(p.to)
     if (target) {
       if (congested(target)) return failed('congested', false)
       target.socket.emit('relay', { from: c.id, frame: p.frame })
@@ -418,6 +421,40 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // -------------------------------------------------------------- connection
 
+  // One listener function for every socket (no closures per socket): the socket finds its Conn in data.
+  function onAnyEvent(this: IoSocket, event: unknown, ...args: unknown[]) {
+    const c = this.data.conn
+    if (c) onEvent(c, event, args)
+  }
+  function onDisconnect(this: IoSocket) {
+    const c = this.data.conn
+    // socket.io refuses reserved names from clients, but a forged 'disconnect' must never clean up a live socket.
+    if (!c || this.connected || c.state === State.Closed) return
+    const wasRegistered = c.state === State.Registered
+    c.state = State.Closed
+    if (c.timer) clearTimeout(c.timer)
+    c.timer = null
+    if (wasRegistered) {
+      unlinkLocal(c)
+      Promise.resolve(cache.remove(c.network, c.id, this.id)).catch(() => {})
+    }
+  }
+  const onTimeout = (c: Conn) => {
+    c.timer = null
+    if (c.state === State.New || c.state === State.Registering) {
+      inc(counters.rejected, 'timeout')
+      kick(c, 'timeout', 'timeout')
+    }
+  }
+  /** The same Host string for every socket that used it (bounded: past 64 distinct hosts, no sharing). */
+  const internHost = (h: unknown): string => {
+    if (typeof h !== 'string') return ''
+    const known = hosts.get(h)
+    if (known !== undefined) return known
+    if (hosts.size < 64 && h.length <= 256) hosts.set(h, h)
+    return h
+  }
+
   io.on('connection', (socket) => {
     const now = Date.now()
     counters.connections++
@@ -425,38 +462,26 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       socket,
       state: State.New,
       nonce: new Uint8Array(randomBytes(NONCE_BYTES)),
-      host: (socket.conn as unknown as RawConn).weftHost ?? '',
+      host: internHost(socket.handshake.headers.host),
       network: '',
       id: '',
       events: new TokenBucket(o.eventsPerSec, o.eventBurst, now),
-      strikes: new TokenBucket(o.abusePerSec, o.abuseBurst, now),
+      strikes: null,
       bytes: null,
       timer: null,
       lastTouch: 0,
     }
-    conns.add(c)
-    c.timer = setTimeout(() => {
-      c.timer = null
-      if (c.state === State.New || c.state === State.Registering) {
-        inc(counters.rejected, 'timeout')
-        kick(c, 'timeout', 'timeout')
-      }
-    }, o.registerTimeoutMs)
+    // Memory: engine.io keeps each session's first HTTP request (dropping it is socket.io's documented
+    // saving), the handshake keeps its headers, and every socket joins a room named after its own id.
+    // We need none of them once the Host header is read.
+    ;(socket.conn as unknown as { request: unknown }).request = null
+    socket.handshake.headers = {}
+    socket.leave(socket.id)
+    socket.data.conn = c
+    c.timer = setTimeout(onTimeout, o.registerTimeoutMs, c)
     c.timer.unref?.()
-    socket.onAny((event: unknown, ...args: unknown[]) => onEvent(c, event, args))
-    socket.on('disconnect', () => {
-      // socket.io refuses reserved names from clients, but a forged 'disconnect' must never clean up a live socket.
-      if (socket.connected || c.state === State.Closed) return
-      const wasRegistered = c.state === State.Registered
-      c.state = State.Closed
-      conns.delete(c)
-      if (c.timer) clearTimeout(c.timer)
-      c.timer = null
-      if (wasRegistered) {
-        unlinkLocal(c)
-        Promise.resolve(cache.remove(c.network, c.id, socket.id)).catch(() => {})
-      }
-    })
+    socket.onAny(onAnyEvent)
+    socket.on('disconnect', onDisconnect)
     socket.emit('challenge', { nonce: c.nonce as Uint8Array })
   })
 
@@ -465,7 +490,9 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
   const sweep = async () => {
     const now = Date.now()
     const alive: { network: string; id: string }[] = []
-    for (const c of conns) {
+    for (const socket of sockets().values()) {
+      const c = socket.data.conn
+      if (!c) continue
       if (unsent(c) > o.slowConsumerMaxPackets) kick(c, 'slow-consumer')
       else if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
     }
@@ -488,14 +515,14 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       health: () => {
         const ready = redisReady()
         let peers = 0
-        for (const net of local.values()) peers += net.size
+        for (const net of local.values()) peers += net.peers.size
         return {
           status: ready ? 200 : 503,
           body: {
             ok: ready,
             peers,
             networks: local.size,
-            sockets: conns.size,
+            sockets: sockets().size,
             uptimeS: Math.round((Date.now() - startedAt) / 1000),
             instance: o.instance,
             ...(multi ? { redis: ready } : {}),
@@ -533,9 +560,10 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       closed ??= (async () => {
         closing = true
         clearInterval(sweepTimer)
-        for (const c of conns) {
-          if (c.timer) clearTimeout(c.timer)
-          c.socket.emit('rejected', { reason: 'shutdown' })
+        for (const socket of sockets().values()) {
+          const c = socket.data.conn
+          if (c?.timer) clearTimeout(c.timer)
+          socket.emit('rejected', { reason: 'shutdown' })
         }
         await new Promise<void>((resolve) => {
           io.close(() => resolve())
