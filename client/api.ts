@@ -10,6 +10,7 @@ export {
   ValueTooLargeError,
   WeftError,
 } from '../shared/errors.ts'
+export { QuotaExceededError } from '../shared/sync/errors.ts'
 export type { Value } from '../shared/types.ts'
-export type { Handler, JoinOptions, NodeEvents, PeerSummary, Subscriber } from './overlay.ts'
+export type { Handler, JoinOptions, NodeEvents, PeerSummary, Subscriber, SyncApi } from './overlay.ts'
 export { OverlayNode } from './overlay.ts'

@@ -13,7 +13,9 @@ import { createStore, get, set } from 'idb-keyval'
 import SimplePeer from 'simple-peer/simplepeer.min.js'
 import { io } from 'socket.io-client'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
+import type { Value } from '../shared/types.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
+import type { NodeStorage } from './storage.ts'
 
 export * from './api.ts'
 
@@ -39,15 +41,25 @@ async function claimSlot(): Promise<{ slot: number; release: () => void }> {
   throw new Error(`more than ${MAX_SLOTS} weft nodes open in this browser profile`)
 }
 
-async function loadBrowserIdentity(): Promise<{ identity: Identity; release: () => void }> {
+/** The table (and anything else a node keeps) in IndexedDB, per identity slot. */
+function idbStorage(slot: number): NodeStorage {
+  const store = createStore('weft-data', 'data')
+  return {
+    load: async (name) => (await get(`${slot}/${name}`, store)) as Value | undefined,
+    save: (name, v) => set(`${slot}/${name}`, v, store),
+  }
+}
+
+async function loadBrowserIdentity(): Promise<{ identity: Identity; release: () => void; slot: number }> {
   const { slot, release } = await claimSlot()
   const store = createStore('weft', 'keys')
   const key = `identity-${slot}`
   const saved = (await get(key, store)) as CryptoKeyPair | undefined
-  if (saved?.privateKey && saved.publicKey) return { identity: await identityFromKeyPair(saved), release }
+  if (saved?.privateKey && saved.publicKey)
+    return { identity: await identityFromKeyPair(saved), release, slot }
   const identity = await generateIdentity()
   await set(key, identity.keyPair, store)
-  return { identity, release }
+  return { identity, release, slot }
 }
 
 /** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
@@ -55,9 +67,9 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
   if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
     throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
   if (!globalThis.isSecureContext) throw new Error('weft needs a secure context (https: or http://localhost)')
-  const { identity, release } = await loadBrowserIdentity()
+  const { identity, release, slot } = await loadBrowserIdentity()
   const node = new OverlayNode(
-    { SimplePeer: SimplePeer as never, io: io as never, identity, release },
+    { SimplePeer: SimplePeer as never, io: io as never, identity, release, storage: idbStorage(slot) },
     options,
   )
   try {
@@ -66,5 +78,9 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
     await node.close()
     throw err
   }
+  // Best effort: the last changes reach IndexedDB before the page goes (peers fill any gap later).
+  const flush = () => void node.save()
+  addEventListener('pagehide', flush)
+  node.on('closed', () => removeEventListener('pagehide', flush))
   return node
 }

@@ -5,6 +5,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
+import { folderStorage } from './folder-storage.ts'
 import { loadNodeIdentity } from './identity-store.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 
@@ -16,7 +17,11 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
     throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
   const identity = await loadNodeIdentity(options.dataDir)
   const opts: JoinOptions = options.wrtc || options.relay ? options : { ...options, relay: 'force' }
-  const node = new OverlayNode({ SimplePeer: SimplePeer as never, io: io as never, identity }, opts)
+  const storage = options.dataDir ? folderStorage(options.dataDir, '') : undefined
+  const node = new OverlayNode(
+    { SimplePeer: SimplePeer as never, io: io as never, identity, ...(storage ? { storage } : {}) },
+    opts,
+  )
   try {
     await node.start()
   } catch (err) {

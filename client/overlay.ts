@@ -21,6 +21,7 @@ import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
 import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
 import { bump, type Counters } from '../shared/protocol.ts'
 import type { PeerInfo } from '../shared/signal-events.ts'
+import { createSync, parseSyncMsg, type Sync, type SyncChange } from '../shared/sync/index.ts'
 import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { Emitter } from './emitter.ts'
@@ -29,6 +30,7 @@ import { createRelayPipe, type RelayPipe } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
 import { parseRouteMsg, type RouteMsg } from './rpc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
+import { type NodeStorage, noStorage } from './storage.ts'
 
 export interface JoinOptions {
   /** Signal server URL(s), tried in order. */
@@ -64,7 +66,26 @@ export interface Env {
   identity: Identity
   /** Called on close: release the identity slot (Web Lock) and the like. */
   release?: () => void
+  /** Where the sync table (and an always-on peer's DHT share) is kept. @default memory only */
+  storage?: NodeStorage
 }
+
+/** `node.sync`: the replicated table (API.md). */
+export interface SyncApi {
+  set(key: string, value: Value, opts?: { leaseMs?: number }): Promise<void>
+  get(key: string): Value | undefined
+  delete(key: string): Promise<void>
+  entries(): [string, Value][]
+  owner(key: string): string | undefined
+  /** The live lease on a key: owner and expiry (ms, the owner's clock). */
+  lease(key: string): { owner: string; expires: number } | undefined
+  on(event: 'change', fn: (e: SyncChange) => void): () => void
+}
+
+/** Mesh topics the node uses itself; application topics may not start with NUL. */
+const SYNC_TOPIC = '\u0000sync'
+/** At most one table snapshot per this long; the first change after a quiet spell is saved at once. */
+const SAVE_GAP_MS = 250
 
 export interface PeerSummary {
   id: string
@@ -77,6 +98,7 @@ export interface NodeEvents extends Record<string, unknown> {
   'peer:connect': { id: string }
   'peer:disconnect': { id: string }
   signal: string
+  closed: undefined
 }
 
 export type Handler = (data: Value, meta: { from: string }) => Value | Promise<Value>
@@ -133,6 +155,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   readonly identity: Identity
   readonly signalClient: SignalClient
   readonly mesh: Mesh
+  readonly syncTable: Sync
+  readonly sync: SyncApi
   readonly counters: Counters = {}
 
   private readonly env: Env
@@ -160,6 +184,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly timers: ReturnType<typeof setInterval>[] = []
   private closed = false
   private lastSample = 0
+  private readonly storage: NodeStorage
+  private saveTimer: ReturnType<typeof setTimeout> | undefined
+  private lastSave = 0
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
 
   constructor(env: Env, opts: JoinOptions) {
@@ -200,7 +227,47 @@ export class OverlayNode extends Emitter<NodeEvents> {
       neighbours: () => this.meshNeighbours(),
       send: (to, msg) => this.sendFrame(to, { kind: Kind.Mesh, body: msg as unknown as Value }),
     })
+    this.storage = env.storage ?? noStorage
+    this.syncTable = createSync({
+      id: this.id,
+      keys: this.identity,
+      now: () => Date.now(),
+      random: Math.random,
+      neighbours: () => this.meshNeighbours(),
+      send: (to, msg) => this.sendFrame(to, { kind: Kind.Sync, body: msg as unknown as Value }),
+      broadcast: (msg) => {
+        this.mesh
+          .broadcast(SYNC_TOPIC, msg as unknown as Value)
+          .catch(() => bump(this.counters, 'sync.broadcast-failed'))
+      },
+    })
+    this.syncTable.onAccept(() => this.scheduleSave())
+    const table = this.syncTable
+    this.sync = {
+      set: (key, value, opts) => {
+        this.assertOpen()
+        return table.set(key, value, opts)
+      },
+      get: (key) => table.get(key),
+      delete: (key) => {
+        this.assertOpen()
+        return table.delete(key)
+      },
+      entries: () => table.entries(),
+      owner: (key) => table.owner(key),
+      lease: (key) => table.lease(key),
+      on: (event, fn) => {
+        if (event !== 'change') throw new TypeError(`node.sync has no ${String(event)} event`)
+        return table.onChange(fn)
+      },
+    }
     this.mesh.onDeliver((d) => {
+      if (d.topic === SYNC_TOPIC) {
+        const m = parseSyncMsg(d.data)
+        if (!m) return bump(this.counters, 'drop.sync-broadcast')
+        table.handleBroadcast(d.origin, m).catch(() => bump(this.counters, 'sync.error'))
+        return
+      }
       const subs = this.subscribers.get(d.topic)
       if (!subs) return
       for (const fn of [...subs]) safeCall(() => fn(d.data, { from: d.origin, hops: d.hops }))
@@ -209,6 +276,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   /** Connect to a signal server and open the first links. */
   async start(): Promise<void> {
+    // The table as this node last saw it, then reconciled with the network by anti-entropy.
+    const saved = await this.storage.load(`sync-${this.network}`).catch(() => undefined)
+    if (saved !== undefined) await this.syncTable.importState(saved).catch(() => 0)
     this.signalClient.on('signal', ({ from, data }) => this.onSignal(from, data))
     this.signalClient.on('relay', ({ from, frame }) => this.onRelayFrame(from, frame))
     this.signalClient.on('relay-error', (e) => bump(this.counters, `relay-error.${e.reason}`))
@@ -354,6 +424,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       signalReconnects: this.signalClient.stats.reconnects,
       signalConnected: this.signalClient.connected ? 1 : 0,
       ...prefixed('mesh.', this.mesh.counters),
+      ...prefixed('sync.', this.syncTable.counters),
+      syncEntries: this.syncTable.size().live,
       ...this.counters,
     }
   }
@@ -370,7 +442,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
     for (const d of [...this.dials.values()]) this.failDial(d, new ClosedError())
     for (const l of [...this.links.values()]) l.close('node-closed')
     this.signalClient.close()
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer)
+      await this.save()
+    }
     this.env.release?.()
+    this.emit('closed', undefined)
     this.removeAll()
   }
 
@@ -501,6 +578,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       validators: {
         [Kind.Mesh]: (b) => parseMeshMsg(b) !== null,
         [Kind.Route]: (b) => parseRouteMsg(b) !== null,
+        [Kind.Sync]: (b) => parseSyncMsg(b) !== null,
       },
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
@@ -539,7 +617,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     link.on('frame', (f) => void this.onFrame(link, f))
     link.on('control', (c) => this.onControl(link, c))
     for (const w of d.waiters) w.resolve(link)
-    if (link.isMesh) void this.mesh.linkUp?.(link.peer)
+    if (link.isMesh) this.meshUp(link.peer)
     this.emit('peer:connect', { id: link.peer })
     void link.sendControl({
       t: 'pex',
@@ -562,7 +640,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.pending.delete(id)
       p.reject(new NoRouteError(link.peer, `link to ${link.peer} closed before the answer`))
     }
-    void this.mesh.linkDown?.(link.peer)
+    this.meshDown(link.peer)
     this.emit('peer:disconnect', { id: link.peer })
     if (!this.closed) this.manage()
   }
@@ -649,6 +727,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (m) await this.onRoute(link, m)
         return
       }
+      case Kind.Sync: {
+        const m = parseSyncMsg(f.body)
+        if (m) await this.syncTable.handle(link.peer, m)
+        return
+      }
       default:
         bump(this.counters, 'drop.kind')
     }
@@ -711,9 +794,19 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.neighbourLinks.set(link.peer, c.peers)
       this.addCandidates(c.peers.map((id) => ({ id, lastSeen: Date.now() })))
     } else if (c.t === 'role') {
-      if (link.isMesh) void this.mesh.linkUp?.(link.peer)
-      else void this.mesh.linkDown?.(link.peer)
+      if (link.isMesh) this.meshUp(link.peer)
+      else this.meshDown(link.peer)
     }
+  }
+
+  private meshUp(peer: string): void {
+    Promise.resolve(this.mesh.linkUp?.(peer)).catch(() => {})
+    Promise.resolve(this.syncTable.linkUp?.(peer)).catch(() => {})
+  }
+
+  private meshDown(peer: string): void {
+    Promise.resolve(this.mesh.linkDown?.(peer)).catch(() => {})
+    Promise.resolve(this.syncTable.linkDown?.(peer)).catch(() => {})
   }
 
   private sendPex(): void {
@@ -791,9 +884,27 @@ export class OverlayNode extends Emitter<NodeEvents> {
     for (const [id, until] of this.backoff) if (until <= now) this.backoff.delete(id)
   }
 
+  private scheduleSave(): void {
+    if (this.saveTimer || this.closed) return
+    const wait = Math.max(0, this.lastSave + SAVE_GAP_MS - Date.now())
+    this.saveTimer = setTimeout(() => void this.save(), wait)
+  }
+
+  /** Write the table snapshot now (also called by the browser entry on pagehide). */
+  async save(): Promise<void> {
+    clearTimeout(this.saveTimer)
+    this.saveTimer = undefined
+    this.lastSave = Date.now()
+    await this.storage
+      .save(`sync-${this.network}`, this.syncTable.exportState())
+      .catch(() => bump(this.counters, 'save.failed'))
+  }
+
   private tick(): void {
     if (this.closed) return
-    Promise.resolve(this.mesh.tick(Date.now())).catch(() => bump(this.counters, 'tick.error'))
+    const now = Date.now()
+    Promise.resolve(this.mesh.tick(now)).catch(() => bump(this.counters, 'tick.error'))
+    Promise.resolve(this.syncTable.tick(now)).catch(() => bump(this.counters, 'tick.error'))
   }
 
   private assertOpen(): void {
@@ -802,8 +913,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
 }
 
 function checkTopic(topic: unknown): asserts topic is string {
-  if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256)
-    throw new TypeError('a topic or method is a string of 1 to 256 characters')
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256 || topic.charCodeAt(0) === 0)
+    throw new TypeError('a topic or method is a string of 1 to 256 characters, not starting with NUL')
 }
 
 function checkValue(v: unknown): asserts v is Value {
