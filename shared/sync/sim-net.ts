@@ -71,7 +71,7 @@ export interface SyncNet {
   restart(id: string, snapshot?: Value): Promise<void>
   /** Every acceptance at every node, across restarts. */
   onAccept(fn: (node: string, e: SyncAccept) => void): () => void
-  /** Broadcast id -> node -> hops of its first delivery there. */
+  /** Broadcast id (any topic) -> node -> hops of its first delivery there. */
   readonly deliveries: Map<string, Map<string, number>>
   /** The id of the last broadcast a node sent (mesh id, or flood id). */
   lastBroadcast(id: string): string | undefined
@@ -155,6 +155,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       )
       mesh.onDeliver((d) => {
         if (d.topic === SYNC_TOPIC) deliver(d.id, d.origin, d.hops, d.data)
+        else record(d.id, id, d.hops)
       })
     }
 

@@ -69,7 +69,9 @@
  * answers with entries. One exchange leaves both ends with the newer of
  * every differing key; the news then spreads link by link the same way, so a
  * healed partition or a late joiner converges without anyone flooding the
- * table. PROTOCOL-sync.md has the grammar.
+ * table. A node answers one exchange at a time and holds its own summaries
+ * meanwhile, so a newcomer takes the table from one neighbour, not from all
+ * of them at once. PROTOCOL-sync.md has the grammar.
  *
  * Bounds. Keys ≤ `maxKeyBytes`, values ≤ `maxValueBytes`, leases ≤
  * `maxLeaseMs`; the table holds at most `maxEntries` entries and
