@@ -15,6 +15,15 @@
  * caching and BitTorrent's PEX); dead links are replaced; links opened for
  * unicast count against one budget with them and close when idle.
  */
+
+import { id160, utf8 } from '../shared/bytes.ts'
+import {
+  type Chord,
+  type ChordMsg,
+  createChord,
+  type LookupResult,
+  parseChordMsg,
+} from '../shared/chord/index.ts'
 import { ClosedError, NoRouteError, RemoteError, TimeoutError } from '../shared/errors.ts'
 import type { Identity } from '../shared/identity/keys.ts'
 import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
@@ -55,8 +64,10 @@ export interface JoinOptions {
   maxLinks?: number
   /** ICE servers for WebRTC (none needed on one machine or a LAN). @default [] */
   iceServers?: RTCIceServer[]
-  /** Node only: keep the identity (and later the table and DHT share) in this folder. */
+  /** Node only: keep the identity, the table and the DHT share in this folder. */
   dataDir?: string
+  /** Keep this node's DHT share in storage (always-on peers). @default false */
+  persistDht?: boolean
 }
 
 /** What a host environment (browser or Node) provides. */
@@ -81,6 +92,27 @@ export interface SyncApi {
   lease(key: string): { owner: string; expires: number } | undefined
   on(event: 'change', fn: (e: SyncChange) => void): () => void
 }
+
+/** `node.dht`: the Chord ring of all nodes (API.md), plus views for tools and the demo. */
+export interface DhtApi {
+  put(key: string, value: Value): Promise<void>
+  get(key: string): Promise<Value | undefined>
+  delete(key: string): Promise<void>
+  provide(key: string): Promise<void>
+  findProviders(key: string): Promise<string[]>
+  /** The node responsible for `key` (a string key, hashed like put/get) and the hops it took to find it. */
+  lookup(key: string): Promise<LookupResult>
+  successors(): string[]
+  predecessor(): string | null
+  fingers(): string[]
+}
+
+/** Chord messages queued for a peer while an on-demand link to it opens. */
+const MAX_CHORD_QUEUE = 64
+/** How often an always-on peer writes its DHT share to disk. */
+const DHT_SAVE_MS = 15_000
+/** How often a node that is alone on its ring looks for a ring to join. */
+const RING_CHECK_MS = 5000
 
 /** Mesh topics the node uses itself; application topics may not start with NUL. */
 const SYNC_TOPIC = '\u0000sync'
@@ -157,10 +189,13 @@ export class OverlayNode extends Emitter<NodeEvents> {
   readonly mesh: Mesh
   readonly syncTable: Sync
   readonly sync: SyncApi
+  readonly chord: Chord
+  readonly dht: DhtApi
   readonly counters: Counters = {}
 
   private readonly env: Env
-  private readonly opts: Required<Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal'>> & JoinOptions
+  private readonly opts: Required<Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht'>> &
+    JoinOptions
   private readonly links = new Map<string, Link>()
   private readonly dials = new Map<string, Dial>()
   /** Candidate peers -> when we last heard of them. */
@@ -187,6 +222,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly storage: NodeStorage
   private saveTimer: ReturnType<typeof setTimeout> | undefined
   private lastSave = 0
+  /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
+  private ringReady: Promise<void> = Promise.resolve()
+  private readonly chordQueue = new Map<string, ChordMsg[]>()
+  private lastRingCheck = 0
+  private lastDhtSave = Date.now()
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
 
   constructor(env: Env, opts: JoinOptions) {
@@ -242,6 +282,61 @@ export class OverlayNode extends Emitter<NodeEvents> {
       },
     })
     this.syncTable.onAccept(() => this.scheduleSave())
+    this.chord = createChord(
+      {
+        id: this.id,
+        keys: this.identity,
+        now: () => Date.now(),
+        random: Math.random,
+        send: (to, msg) => this.sendChord(to, msg),
+      },
+      // One hop may need a link opened first (signalling, ICE, the key proof).
+      { requestTimeoutMs: 8000 },
+    )
+    const ring = this.chord
+    const ready = () => this.ringReady
+    this.dht = {
+      put: async (key, value) => {
+        this.assertOpen()
+        checkKey(key)
+        checkValue(value)
+        await ready()
+        return ring.put(key, value)
+      },
+      get: async (key) => {
+        this.assertOpen()
+        checkKey(key)
+        await ready()
+        return ring.get(key)
+      },
+      delete: async (key) => {
+        this.assertOpen()
+        checkKey(key)
+        await ready()
+        return ring.delete(key)
+      },
+      provide: async (key) => {
+        this.assertOpen()
+        checkKey(key)
+        await ready()
+        return ring.provide(key)
+      },
+      findProviders: async (key) => {
+        this.assertOpen()
+        checkKey(key)
+        await ready()
+        return ring.findProviders(key)
+      },
+      lookup: async (key) => {
+        this.assertOpen()
+        checkKey(key)
+        await ready()
+        return ring.lookup(await id160(utf8(key)))
+      },
+      successors: () => ring.successors(),
+      predecessor: () => ring.predecessor(),
+      fingers: () => ring.fingers(),
+    }
     const table = this.syncTable
     this.sync = {
       set: (key, value, opts) => {
@@ -284,12 +379,19 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.signalClient.on('relay-error', (e) => bump(this.counters, `relay-error.${e.reason}`))
     this.signalClient.on('registered', ({ peers }) => this.addCandidates(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
+    const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
+    if (saved2 !== undefined) await this.chord.importState(saved2).catch(() => 0)
     const peers = await this.signalClient.start()
     this.lastSample = Date.now()
     this.timers.push(setInterval(() => this.tick(), TICK_MS))
     this.timers.push(setInterval(() => this.manage(), MANAGE_MS))
     this.timers.push(setInterval(() => this.sendPex(), PEX_MS))
-    if (peers.length === 0) return // alone in the network
+    if (peers.length === 0) {
+      // Alone in the network: this node starts the ring.
+      this.ringReady = this.chord.join(null)
+      await this.ringReady
+      return
+    }
     this.manage()
     // Resolve once one link is open; if none opens in time we are still joined (and keep trying).
     await new Promise<void>((resolve) => {
@@ -301,6 +403,20 @@ export class OverlayNode extends Emitter<NodeEvents> {
       const off = this.on('peer:connect', done)
       const t = setTimeout(done, this.opts.directTimeoutMs + 10_000)
     })
+    this.ringReady = this.joinRing()
+  }
+
+  /** Join the Chord ring through a linked peer (any member will do), or start one if none answers. */
+  private async joinRing(): Promise<void> {
+    for (const p of this.peers()) {
+      try {
+        await this.chord.join(p.id)
+        return
+      } catch {
+        bump(this.counters, 'dht.join-failed')
+      }
+    }
+    await this.chord.join(null)
   }
 
   // ------------------------------------------------------------------ public API
@@ -425,6 +541,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       signalConnected: this.signalClient.connected ? 1 : 0,
       ...prefixed('mesh.', this.mesh.counters),
       ...prefixed('sync.', this.syncTable.counters),
+      ...prefixed('dht.', this.chord.counters),
+      dhtRecords: this.chord.storedKeys(),
       syncEntries: this.syncTable.size().live,
       ...this.counters,
     }
@@ -446,6 +564,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       clearTimeout(this.saveTimer)
       await this.save()
     }
+    if (this.opts.persistDht) await this.saveDht()
     this.env.release?.()
     this.emit('closed', undefined)
     this.removeAll()
@@ -461,6 +580,42 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const out: string[] = []
     for (const l of this.links.values()) if (l.state === 'open' && l.isMesh) out.push(l.peer)
     return out
+  }
+
+  /**
+   * Chord talks to fingers and successors it may have no link to yet: open
+   * one on demand (queued messages go once it opens; lost if it cannot).
+   */
+  private sendChord(to: string, msg: ChordMsg): void {
+    if (to === this.id) return
+    const frame: Frame = { kind: Kind.Chord, body: msg as unknown as Value }
+    const l = this.links.get(to)
+    if (l?.state === 'open') {
+      l.send(frame).catch(() => bump(this.counters, 'send.failed'))
+      return
+    }
+    let q = this.chordQueue.get(to)
+    if (q) {
+      if (q.length < MAX_CHORD_QUEUE) q.push(msg)
+      else bump(this.counters, 'dht.queue-full')
+      return
+    }
+    q = [msg]
+    this.chordQueue.set(to, q)
+    this.dial(to, false).then(
+      (link) => {
+        const msgs = this.chordQueue.get(to) ?? []
+        this.chordQueue.delete(to)
+        for (const m of msgs)
+          link
+            .send({ kind: Kind.Chord, body: m as unknown as Value })
+            .catch(() => bump(this.counters, 'send.failed'))
+      },
+      () => {
+        this.chordQueue.delete(to)
+        bump(this.counters, 'dht.link-failed')
+      },
+    )
   }
 
   private sendFrame(to: string, frame: Frame): void {
@@ -579,6 +734,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
         [Kind.Mesh]: (b) => parseMeshMsg(b) !== null,
         [Kind.Route]: (b) => parseRouteMsg(b) !== null,
         [Kind.Sync]: (b) => parseSyncMsg(b) !== null,
+        [Kind.Chord]: (b) => parseChordMsg(b) !== null,
       },
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
@@ -732,6 +888,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (m) await this.syncTable.handle(link.peer, m)
         return
       }
+      case Kind.Chord: {
+        const m = parseChordMsg(f.body)
+        if (m) await this.chord.handle(link.peer, m)
+        return
+      }
       default:
         bump(this.counters, 'drop.kind')
     }
@@ -872,8 +1033,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
         () => {},
       )
     }
-    // Idle on-demand links close; over budget, the least recently used go first.
-    const aux = [...this.links.values()].filter((l) => !l.isMesh && l.state === 'open')
+    // Idle on-demand links close; over budget, the least recently used go first; never those the ring needs.
+    const needed = this.chord.neededLinks()
+    const aux = [...this.links.values()].filter((l) => !l.isMesh && l.state === 'open' && !needed.has(l.peer))
     for (const l of aux) if (now - l.lastUsed > AUX_IDLE_MS) l.close('idle')
     const over = this.links.size - this.opts.maxLinks
     if (over > 0) {
@@ -888,6 +1050,13 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (this.saveTimer || this.closed) return
     const wait = Math.max(0, this.lastSave + SAVE_GAP_MS - Date.now())
     this.saveTimer = setTimeout(() => void this.save(), wait)
+  }
+
+  /** Write this node's share of the DHT (an always-on peer does, periodically and on close). */
+  async saveDht(): Promise<void> {
+    await this.storage
+      .save(`dht-${this.network}`, this.chord.exportState())
+      .catch(() => bump(this.counters, 'save.failed'))
   }
 
   /** Write the table snapshot now (also called by the browser entry on pagehide). */
@@ -905,6 +1074,18 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const now = Date.now()
     Promise.resolve(this.mesh.tick(now)).catch(() => bump(this.counters, 'tick.error'))
     Promise.resolve(this.syncTable.tick(now)).catch(() => bump(this.counters, 'tick.error'))
+    Promise.resolve(this.chord.tick(now)).catch(() => bump(this.counters, 'tick.error'))
+    if (this.opts.persistDht && now - this.lastDhtSave > DHT_SAVE_MS) {
+      this.lastDhtSave = now
+      void this.saveDht()
+    }
+    // Two nodes that started alone at once each made a ring: the one still alone joins through a neighbour.
+    if (now - this.lastRingCheck > RING_CHECK_MS) {
+      this.lastRingCheck = now
+      const alone = this.chord.successors().every((s) => s === this.id)
+      const via = this.peers()[0]
+      if (alone && via && via.id < this.id) this.ringReady = this.chord.join(via.id).catch(() => {})
+    }
   }
 
   private assertOpen(): void {
@@ -915,6 +1096,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
 function checkTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256 || topic.charCodeAt(0) === 0)
     throw new TypeError('a topic or method is a string of 1 to 256 characters, not starting with NUL')
+}
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) throw new TypeError('a key is a non-empty string')
 }
 
 function checkValue(v: unknown): asserts v is Value {
