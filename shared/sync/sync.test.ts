@@ -197,6 +197,21 @@ describe('sync: last writer wins', () => {
     expect(a.sync.get('k')).toBe(2)
   })
 
+  it('two different entries signed with one timestamp: every replica picks the same one', async () => {
+    const c = clock()
+    const k = createFakeKeyring(A)
+    const one = await craft(k, 'k', [T0, 0], 'one')
+    const two = await craft(k, 'k', [T0, 0], 'two')
+    const b = stub(B, c)
+    const d = stub(C, c)
+    await b.sync.handleBroadcast(A, one)
+    await b.sync.handleBroadcast(A, two)
+    await d.sync.handleBroadcast(A, two)
+    await d.sync.handleBroadcast(A, one)
+    expect(b.sync.get('k')).toBe(d.sync.get('k'))
+    expect(b.sync.digest()).toBe(d.sync.digest())
+  })
+
   it('drops stale versions and counts duplicates', async () => {
     const c = clock()
     const a = stub(A, c)
@@ -265,6 +280,21 @@ describe('sync: leases', () => {
     expect(a.sync.get('k')).toBe('theirs')
     expect(a.sync.owner('k')).toBe(B)
     await expect(a.sync.set('k', 'back')).rejects.toMatchObject({ name: 'LeaseHeldError', owner: B })
+  })
+
+  it("the owner's delete keeps the key reserved until the lease expires", async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    await a.sync.set('k', 1, { leaseMs: 10_000 })
+    c.advance(1)
+    await a.sync.delete('k')
+    await deliver(a, b)
+    expect(b.sync.get('k')).toBeUndefined()
+    expect(b.sync.lease('k')).toEqual({ owner: A, expires: T0 + 10_000 })
+    await expect(b.sync.set('k', 2)).rejects.toMatchObject({ name: 'LeaseHeldError', owner: A })
+    c.advance(12_000)
+    await b.sync.set('k', 2)
   })
 
   it('leaseMs: 0 releases the lease at once', async () => {
@@ -474,6 +504,30 @@ describe('sync: tombstones and the horizon', () => {
     expect(old.changes.at(-1)).toEqual({ key: 'k', value: undefined, from: A })
     expect(fresh.sync.counters['drop.expiredTombstone']).toBe(1)
     expect(old.sync.digest()).toBe(fresh.sync.digest())
+  })
+
+  it('replicas that collected a tombstone and one that has not yet agree, and anti-entropy brings nothing back', async () => {
+    const c = clock()
+    const a = stub(A, c, { tombstoneHorizonMs: H })
+    const b = stub(B, c, { tombstoneHorizonMs: H })
+    await a.sync.set('k', 'v')
+    await a.sync.set('kept', 1)
+    await a.sync.delete('k')
+    await deliver(a, b)
+    c.advance(H + 1)
+    await a.sync.tick(c.now()) // a collects; b has not ticked yet
+    expect(a.sync.size().entries).toBe(1)
+    expect(b.sync.size().entries).toBe(2)
+    expect(a.sync.digest()).toBe(b.sync.digest())
+    a.neighbours = [B]
+    b.neighbours = [A]
+    await a.sync.linkUp?.(B)
+    await b.sync.linkUp?.(A)
+    await pump([a, b])
+    expect(a.sync.get('k')).toBeUndefined()
+    expect(a.sync.size().entries).toBe(1)
+    await b.sync.tick(c.now())
+    expect(b.sync.size().entries).toBe(1)
   })
 
   it('refuses a snapshot older than the horizon (minus the skew), so a long-gone tab cannot resurrect deletes', async () => {
