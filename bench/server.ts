@@ -61,7 +61,13 @@ function spawnRole(role: string): {
 } {
   const child = fork(HERE, [`--role=${role}`], {
     cwd: ROOT,
-    execArgv: ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx'],
+    execArgv: [
+      '--expose-gc',
+      '--max-old-space-size=4096',
+      '--import',
+      'tsx',
+      ...(role === 'server' && process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   let next = 0
@@ -112,6 +118,7 @@ async function serverRole(): Promise<void> {
     cpu: async () => process.cpuUsage(),
     close: async () => {
       await server.close()
+      setTimeout(() => process.exit(0), 50)
       return true
     },
   })
@@ -365,7 +372,9 @@ export async function run(): Promise<Record<string, number>> {
     }
     report('server', figures)
     await clients.call('leave')
+    const exited = new Promise((r) => server.child.once('exit', r))
     await server.call('close')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
     return figures
   } finally {
     clients.child.kill()

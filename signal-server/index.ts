@@ -162,7 +162,9 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       ttlMs: o.hostTtlMs,
       maxPerNetwork: o.maxPeers * 16,
     })
-    io.on('weft:replace', ({ network, id, session }) => {
+    io.on('weft:replace', (p) => {
+      const { network, id, session } = (p ?? {}) as Partial<Record<string, unknown>>
+      if (typeof network !== 'string' || typeof id !== 'string' || typeof session !== 'string') return
       const c = local.get(network)?.peers.get(id)
       if (c && c.socket.id !== session) replaceLocal(c)
     })
@@ -399,7 +401,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     if (event === 'relay') {
       // Relay frames are paid for in bytes (and refused frames in events) inside onRelay.
       if (ack || args.length > 1) return refuse(c, ack, 'bad-payload', now)
-      void onRelay(c, payload, now)
+      void onRelay(c, payload, now).catch(() => {})
       return
     }
     if (!c.events.take(1, now)) return refuse(c, ack, 'rate-limited', now)
@@ -472,10 +474,12 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       lastTouch: 0,
     }
     // Memory: engine.io keeps each session's first HTTP request (dropping it is socket.io's documented
-    // saving), the handshake keeps its headers, and every socket joins a room named after its own id.
-    // We need none of them once the Host header is read.
+    // saving), the handshake keeps its headers, URL and a date string, and every socket joins a room
+    // named after its own id. We need none of them once the Host header is read.
     ;(socket.conn as unknown as { request: unknown }).request = null
     socket.handshake.headers = {}
+    socket.handshake.url = ''
+    socket.handshake.time = ''
     socket.leave(socket.id)
     socket.data.conn = c
     c.timer = setTimeout(onTimeout, o.registerTimeoutMs, c)
