@@ -197,7 +197,7 @@ describe('sync in the simulator', () => {
           })
         },
       ),
-      { numRuns: 4, seed, endOnFailure: true },
+      { numRuns: 6, seed, endOnFailure: true },
     )
     // The scripts did exercise the table and its leases.
     expect(totalAccepted).toBeGreaterThan(1_000)
