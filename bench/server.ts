@@ -368,6 +368,8 @@ export async function run(): Promise<Record<string, number>> {
       signalsRefused: sig.refused,
       signalSenders: SENDERS,
       signalServerCpu: busy(0),
+      // Signals per second of server CPU time: what one core would relay, whatever else the machine runs.
+      signalsPerServerCoreSec: Math.round(relayed / Math.max(0.01, busy(0) * (sig.seconds + 0.3))),
       signalClientsCpu: busy(1),
     }
     report('server', figures)
