@@ -15,6 +15,7 @@
  *
  *   npm run bench -- server          (or: npx tsx bench/server.ts)
  *   BENCH_PEERS=2000 npx tsx bench/server.ts   for a quicker run
+ *   BENCH_PROF=1 ...                           also writes a CPU profile of the server to /tmp/prof
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { dirname, join } from 'node:path'

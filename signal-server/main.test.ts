@@ -1,0 +1,55 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, it } from 'vitest'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const main = join(root, 'signal-server', 'main.ts')
+
+it('--help lists the settings', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--help'], { cwd: root, encoding: 'utf8' })
+  expect(r.status).toBe(0)
+  for (const s of ['PORT', 'HOST', 'REDIS_URL', 'RELAY_BYTES_PER_SEC', '--max-peers'])
+    expect(r.stdout).toContain(s)
+})
+
+it('refuses unknown flags', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--nope'], { cwd: root, encoding: 'utf8' })
+  expect(r.status).toBe(2)
+  expect(r.stderr).toContain('unknown argument: --nope')
+})
+
+it('starts from the environment, logs its address, serves /healthz, and stops cleanly on SIGTERM', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', main], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MAX_PEERS: '10' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => {
+    out += d
+  })
+  child.stderr.on('data', (d) => {
+    out += d
+  })
+  try {
+    const address = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no address logged: ${out}`)), 20_000)
+      child.stdout.on('data', () => {
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+        if (m?.[1]) {
+          clearTimeout(t)
+          resolve(m[1])
+        }
+      })
+    })
+    const health = await fetch(`${address}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({ ok: true, peers: 0 })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+})
