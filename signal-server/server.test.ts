@@ -139,13 +139,15 @@ describe('hostile input', () => {
     // The burst (20, one of which paid for register) passes, the rest are refused with a reason
     // until the sixth strike (abuseBurst 5) gets the socket dropped (some accepted requests were
     // still being answered then, so they get nothing).
+    // (On a slow machine a token may refill meanwhile, hence the ranges.)
     const ok = answers.filter((x) => (x as { ok: boolean }).ok).length
+    const limited = answers.filter((x) => (x as { reason?: string }).reason === 'rate-limited').length
     expect(ok).toBeGreaterThan(0)
-    expect(ok).toBeLessThanOrEqual(19)
-    expect(answers.filter((x) => (x as { reason?: string }).reason === 'rate-limited')).toHaveLength(6)
+    expect(ok).toBeLessThanOrEqual(21)
+    expect(limited).toBeGreaterThanOrEqual(6)
     expect(parseRejected(await a.next('rejected'))).toEqual({ reason: 'abuse' })
     await a.next('disconnect')
-    expect(s.metrics()).toMatchObject({ 'rejected.rate-limited': 6, 'kicked.abuse': 1, peers: 0 })
+    expect(s.metrics()).toMatchObject({ 'rejected.rate-limited': limited, 'kicked.abuse': 1, peers: 0 })
   })
 
   it('closes the connection of a client that sends more than maxHttpBufferSize', async () => {
@@ -289,18 +291,21 @@ describe('traffic relay', () => {
     const a = track(await joined(s.address, 'demo'))
     const b = track(await joined(s.address, 'demo'))
     const n = 40
+    const t0 = Date.now()
     for (let i = 0; i < n; i++) {
       const frame = new Uint8Array(8 * 1024)
       frame[0] = i
       a.socket.emit('relay', { to: b.id, frame })
     }
     await a.until(() => a.received('relay-error').length + b.received('relay').length === n, 10_000)
+    const elapsedS = (Date.now() - t0) / 1000
     const refused = a.received('relay-error')
     const arrived = b.received('relay').map((p) => parseRelayDelivery(p)!.frame[0])
     expect(refused.every((e) => parseRelayError(e)?.reason === 'quota')).toBe(true)
-    // Burst of 64 KiB = 7 frames of 8 KiB + 32, plus what refills while they arrive.
+    // Burst of 64 KiB = 7 frames of 8 KiB + 32, plus what refilled (64 KiB/s) while they arrived.
     expect(arrived.length).toBeGreaterThanOrEqual(7)
-    expect(arrived.length).toBeLessThan(14)
+    expect(arrived.length).toBeLessThanOrEqual(7 + Math.ceil(elapsedS * 8))
+    expect(arrived.length).toBeLessThan(n)
     expect(refused.length).toBe(n - arrived.length)
     // The frames that were let through arrive in order, starting with the first.
     expect(arrived).toEqual([...arrived].sort((x, y) => (x ?? 0) - (y ?? 0)))
