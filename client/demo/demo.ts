@@ -109,6 +109,13 @@ function start(node: DemoNode): void {
     )
   })
 
+  // Leave politely: peers see the links close at once instead of timing out.
+  addEventListener('pagehide', () => void node.close())
+  // A page restored from the back-forward cache has a closed node: join again.
+  addEventListener('pageshow', (ev) => {
+    if (ev.persisted) location.reload()
+  })
+
   setSignalState(signalStateOf(node) ?? 'registered')
   node.on('signal', (state) => setSignalState(state))
 

@@ -34,8 +34,6 @@ interface GEdge {
   el: SVGLineElement
 }
 
-const W = 640
-const H = 340
 const PAD = 26
 const LINK_LEN = 150
 const REPEL = 9000
@@ -50,13 +48,17 @@ export class NetworkView {
   private readonly lonely: SVGTextElement
   private alpha = 0
   private frame = 0
+  private w = 640
+  private h = 300
   private readonly reducedMotion = matchMedia('(prefers-reduced-motion: reduce)').matches
 
   constructor(
     svg: SVGSVGElement,
     private readonly caption: HTMLElement,
   ) {
-    svg.setAttribute('viewBox', `${-W / 2} ${-H / 2} ${W} ${H}`)
+    // One SVG unit per CSS pixel: the drawing uses all the room the panel gives it.
+    this.fit(svg)
+    new ResizeObserver(() => this.fit(svg)).observe(svg)
     this.edgeLayer = s('g', { class: 'edges' })
     this.nodeLayer = s('g', { class: 'nodes' })
     this.lonely = s('text', { class: 'lonely', x: 0, y: 58, 'text-anchor': 'middle' }, 'Joining…')
@@ -126,6 +128,16 @@ export class NetworkView {
       `${known} node${known === 1 ? '' : 's'} known · ${this.edges.size} link${this.edges.size === 1 ? '' : 's'}`,
     )
     if (changed) this.reheat()
+  }
+
+  private fit(svg: SVGSVGElement): void {
+    const w = Math.round(svg.clientWidth)
+    const h = Math.round(svg.clientHeight)
+    if (w < 50 || h < 50 || (w === this.w && h === this.h)) return
+    this.w = w
+    this.h = h
+    svg.setAttribute('viewBox', `${-w / 2} ${-h / 2} ${w} ${h}`)
+    if (this.nodes.size > 1) this.reheat()
   }
 
   /** A line of text under the centre (joining, alone, failed); empty hides it. */
@@ -217,6 +229,7 @@ export class NetworkView {
         b.vy -= (dy / d) * f
       }
     }
+    const len = Math.min(LINK_LEN, this.h * 0.42)
     for (const e of this.edges.values()) {
       const a = this.nodes.get(e.a)
       const b = this.nodes.get(e.b)
@@ -224,7 +237,7 @@ export class NetworkView {
       const dx = b.x - a.x
       const dy = b.y - a.y
       const d = Math.sqrt(dx * dx + dy * dy) || 1
-      const f = (d - LINK_LEN) * SPRING
+      const f = (d - len) * SPRING
       a.vx += (dx / d) * f
       a.vy += (dy / d) * f
       b.vx -= (dx / d) * f
@@ -241,8 +254,8 @@ export class NetworkView {
       // The drawing is wider than tall: pull harder vertically.
       n.vx -= n.x * GRAVITY
       n.vy -= n.y * GRAVITY * 2
-      n.x = clamp(n.x + n.vx * this.alpha, -W / 2 + PAD * 2, W / 2 - PAD * 2)
-      n.y = clamp(n.y + n.vy * this.alpha, -H / 2 + PAD, H / 2 - PAD * 1.5)
+      n.x = clamp(n.x + n.vx * this.alpha, -this.w / 2 + PAD * 2, this.w / 2 - PAD * 2)
+      n.y = clamp(n.y + n.vy * this.alpha, -this.h / 2 + PAD, this.h / 2 - PAD * 1.5)
       n.vx *= 0.55
       n.vy *= 0.55
     }
