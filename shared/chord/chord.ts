@@ -1,0 +1,1300 @@
+/**
+ * Chord (Stoica et al., SIGCOMM 2001) as a pure state machine, with DHash-
+ * style replicated storage and provider records on top.
+ *
+ * The ring. Node ids and key positions are 160-bit ids (the first 160 bits
+ * of SHA-256). Each node keeps its predecessor, a list of its next
+ * `successors` nodes, and a finger table: finger[i] = successor(id + 2^i),
+ * i = 0 … 159 (most entries repeat the successor; fingers() lists the
+ * distinct ones). Driven by tick(now):
+ *   - stabilize: ask the successor for its predecessor and successor list;
+ *     adopt the predecessor when it lies between us and the successor, take
+ *     the successor's list as the tail of ours, then notify the successor;
+ *   - notify: a node that lies between our predecessor and us becomes it;
+ *   - fix-fingers: look up one finger start; every following start that the
+ *     answer also covers takes the same node, so a full cycle costs about
+ *     log2 N lookups rather than 160;
+ *   - check-predecessor: ping it; no answer clears it.
+ * A request unanswered within `requestTimeoutMs` marks its target dead for a
+ * while: it leaves the successor list, the fingers and the predecessor, and
+ * lookups route around it. Joining: look up our own id through any member,
+ * take the answer's successor list, notify the successor (it hands over the
+ * keys we are now responsible for) and tell the predecessor it has a new
+ * successor (which saves it a stabilization round); fingers start from the
+ * successor's table as hints and are corrected by fix-fingers.
+ *
+ * Lookups are iterative by default. The querier asks the closest preceding
+ * node it knows, that node answers either `found` (the key's predecessor and
+ * successor list) or `closer` (nodes nearer the key), and the querier goes
+ * on. Why iterative: the querier sees every step, so it sets one timeout per
+ * hop, and when a hop is dead it marks it and tries its next-best candidate
+ * at once, where a recursive query just vanishes and can only be retried as a
+ * whole after a long end-to-end timeout. Under churn that is the difference
+ * between a slower lookup and a failed one. It also never asks a node to send
+ * to a third party on our behalf. The cost is one round trip per hop instead
+ * of one-way forwards; `iterative: false` gives recursive lookups (forwarded
+ * node to node, answered to the origin, falling back to iterative on
+ * timeout). `hops` counts the nodes a lookup asked (0 when this node knew).
+ * lookup() then checks its answer with the responsible node (is the key
+ * between its predecessor and it?) so a node that joined a moment ago, or
+ * one that died, does not give a wrong answer; that check is not a hop.
+ *
+ * Storage. A record (key, value bytes, author, author's public key, HLC,
+ * signature, tombstone flag) is stored on the key's successor (its primary)
+ * and the next `replicas - 1` successors. put/delete send it to all of them;
+ * get asks the primary and falls back to the replicas. The primary for
+ * (predecessor, self] offers digests of those records to its first
+ * `replicas - 1` successors periodically (`republishMs`) and at once when its
+ * predecessor or those successors change; a replica answers with what it
+ * lacks or holds older, and receives those. When a node joins inside our
+ * range, notify hands it the records it is now primary for. A record held
+ * here that no primary has confirmed for three republish periods is offered
+ * to the owners a fresh lookup names, and dropped once they acknowledge it.
+ * Last writer wins by HLC, then author id; deletes are signed tombstones.
+ * Every record is checked (size, author = idOf(public key), signature)
+ * before it is stored or returned, under per-author and total quotas.
+ * Provider records are stored and replicated the same way, expire `ttl`
+ * after they were signed, and are re-signed by their provider every
+ * `provideRefreshMs`.
+ */
+import { id160, isNodeId, utf8 } from '../bytes.ts'
+import { NoRouteError, RemoteError, TimeoutError, ValueTooLargeError } from '../errors.ts'
+import { createHlcClock, DEFAULT_MAX_SKEW_MS } from '../hlc.ts'
+import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
+import type { Value } from '../types.ts'
+import { encodeValue } from '../wire/value.ts'
+import {
+  type ChordMsg,
+  LIMITS,
+  type OfferProv,
+  type OfferRec,
+  type ProviderWire,
+  parseChordMsg,
+  parseProvider,
+  parseRecord,
+  REPLY_TYPES,
+  type RecordWire,
+} from './messages.ts'
+import {
+  checkProvider,
+  checkRecord,
+  compareRecords,
+  decodeRecordValue,
+  digestNewer,
+  keyBytes,
+  signProvider,
+  signRecord,
+} from './records.ts'
+import { between, betweenRightIncl, closerToTarget, fingerStarts, RING_BITS } from './ring.ts'
+import { createRecordStore, type StoredProvider, type StoredRecord } from './store.ts'
+
+export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
+  /**
+   * A key's ring position: id160(utf8(key)). Injected where WebCrypto's
+   * asynchronous digest does not fit (the simulator gives keyPositionSync).
+   * @default id160(utf8(key)) through WebCrypto
+   */
+  keyPosition?: (key: string) => string | Promise<string>
+}
+
+export interface ChordOptions {
+  /** Length of the successor list. @default 8 */
+  successors?: number
+  /** Copies of each record in all: on the key's successor and the next ones. @default 3 */
+  replicas?: number
+  /** Interval between stabilizations. @default 1000 */
+  stabilizeMs?: number
+  /** Interval between finger refreshes (one lookup each). @default 500 */
+  fixFingersMs?: number
+  /** Interval between predecessor pings. @default 2000 */
+  checkPredecessorMs?: number
+  /** A request (one hop) unanswered this long fails and marks its target dead. @default 3000 */
+  requestTimeoutMs?: number
+  /** Interval between a primary's offers to its replicas (and hand-off of stray records). @default 60_000 */
+  republishMs?: number
+  /** Lifetime of our provider records. @default 600_000 */
+  providerTtlMs?: number
+  /** How often we re-sign and re-store what we provide. @default providerTtlMs / 3 */
+  provideRefreshMs?: number
+  /** Largest encoded value (MessagePack bytes). @default 262_144 */
+  maxValueBytes?: number
+  /** Largest key, in UTF-8 bytes. @default 1024 */
+  maxKeyBytes?: number
+  /** Records one author may have stored on this node. @default 10_000 */
+  perAuthorQuota?: number
+  /** Records this node stores in all. @default 100_000 */
+  maxRecords?: number
+  /** Bytes of records this node stores in all. @default 134_217_728 (128 MiB) */
+  maxStoreBytes?: number
+  /** Provider records this node stores in all. @default 100_000 */
+  maxProviderRecords?: number
+  /** Provider records one provider may have stored on this node. @default 1_000 */
+  perProviderQuota?: number
+  /** Providers kept per key (those expiring last win). @default 256 */
+  maxProvidersPerKey?: number
+  /** Longest provider record lifetime accepted from others. @default 86_400_000 */
+  maxProviderTtlMs?: number
+  /** Tombstones are dropped this long after they were written. @default 86_400_000 */
+  tombstoneTtlMs?: number
+  /** Requests in flight at once; more fail at once. @default 1024 */
+  maxPending?: number
+  /** Iterative lookups (see the header); false: recursive. @default true */
+  iterative?: boolean
+}
+
+export interface LookupResult {
+  /** The node responsible for the key: its successor. */
+  node: string
+  /** Nodes asked on the way (0 when this node knew the answer). */
+  hops: number
+}
+
+export interface Chord extends ProtocolNode<ChordMsg> {
+  /** null: create a new ring; else join through any member. */
+  join(bootstrap: string | null): Promise<void>
+  /** The successor of a 40-hex position. */
+  lookup(key: string): Promise<LookupResult>
+  /** Store `value` under `key` (ValueTooLargeError beyond maxValueBytes). */
+  put(key: string, value: Value): Promise<void>
+  get(key: string): Promise<Value | undefined>
+  /** Store a signed tombstone. */
+  delete(key: string): Promise<void>
+  /** Announce that this node provides `key`; refreshed until unprovide. */
+  provide(key: string): Promise<void>
+  /** Stop refreshing our provider record for `key` (it expires). */
+  unprovide(key: string): void
+  findProviders(key: string): Promise<string[]>
+  successor(): string
+  successors(): string[]
+  predecessor(): string | null
+  /** Distinct finger nodes, in finger order. */
+  fingers(): string[]
+  /** The full table: 160 entries, null where unknown. */
+  fingerTable(): (string | null)[]
+  /** Ids the ring needs links to now (predecessor, successors, fingers). */
+  neededLinks(): Set<string>
+  /** Next node toward node id `target`; null when we are responsible for it. */
+  nextHop(target: string): string | null
+  /** Records held here. */
+  storedKeys(): number
+  /** Is a record (or tombstone) for `key` held here? (tests, diagnostics) */
+  holds(key: string): boolean
+  /** Provider records held here. */
+  storedProviders(): number
+  exportState(): Value
+  /** Records and provider records accepted from `v` (each is verified). */
+  importState(v: Value): Promise<number>
+  readonly counters: Counters
+}
+
+interface Route {
+  /** The key's predecessor, as the answering node knows it. */
+  p: string
+  /** The key's successor followed by its successors. */
+  s: string[]
+  hops: number
+}
+
+interface Pending {
+  /** Who must answer; null for a recursive lookup, answered by whoever ends it. */
+  to: string | null
+  deadline: number
+  done: (m: ChordMsg | null) => void
+}
+
+type StoreOutcome = { ok: number; err: string | null; fresh: StoredRecord[] }
+
+/** Most nodes one lookup asks before giving up. */
+const MAX_STEPS = 48
+/** Candidates a `closer` answer carries. */
+const CLOSER_COUNT = 6
+/** Value bytes per store message (records beyond go in the next one). */
+const STORE_CHUNK_BYTES = 200 * 1024
+/** Dead marks kept at most. */
+const MAX_DEAD = 2048
+/** Key -> position cache entries. */
+const MAX_POS_CACHE = 4096
+/** Groups of stray records handed off per republish. */
+const HANDOFF_GROUPS = 8
+
+export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord {
+  const self = deps.id
+  const o = {
+    successors: Math.max(1, options.successors ?? 8),
+    replicas: Math.max(1, options.replicas ?? 3),
+    stabilizeMs: options.stabilizeMs ?? 1000,
+    fixFingersMs: options.fixFingersMs ?? 500,
+    checkPredecessorMs: options.checkPredecessorMs ?? 2000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+    republishMs: options.republishMs ?? 60_000,
+    providerTtlMs: options.providerTtlMs ?? 600_000,
+    provideRefreshMs: options.provideRefreshMs ?? Math.floor((options.providerTtlMs ?? 600_000) / 3),
+    maxValueBytes: options.maxValueBytes ?? 262_144,
+    maxKeyBytes: options.maxKeyBytes ?? 1024,
+    maxProviderTtlMs: options.maxProviderTtlMs ?? 86_400_000,
+    tombstoneTtlMs: options.tombstoneTtlMs ?? 86_400_000,
+    maxPending: options.maxPending ?? 1024,
+    iterative: options.iterative ?? true,
+  }
+  const counters: Counters = {}
+  const clock = createHlcClock(deps.now)
+  const store = createRecordStore({
+    maxRecords: options.maxRecords ?? 100_000,
+    maxStoreBytes: options.maxStoreBytes ?? 128 * 1024 * 1024,
+    perAuthorQuota: options.perAuthorQuota ?? 10_000,
+    maxProviderRecords: options.maxProviderRecords ?? 100_000,
+    perProviderQuota: options.perProviderQuota ?? 1_000,
+    maxProvidersPerKey: options.maxProvidersPerKey ?? 256,
+  })
+  const recordLimits = { maxValueBytes: o.maxValueBytes, maxKeyBytes: o.maxKeyBytes }
+  const providerLimits = {
+    maxKeyBytes: o.maxKeyBytes,
+    maxTtlMs: o.maxProviderTtlMs,
+    maxSkewMs: DEFAULT_MAX_SKEW_MS,
+  }
+  const starts = fingerStarts(self)
+  const deadTtlMs = 5 * o.stabilizeMs + 2 * o.requestTimeoutMs
+
+  // ring state
+  let started = false
+  let pred: string | null = null
+  /** The last predecessor we had: bounds our primary range while pred is unknown. */
+  let lastPred: string | null = null
+  let succs: string[] = []
+  /** Whether we ever had a successor (else an empty list means we are alone in a ring we created). */
+  let hadSuccessor = false
+  const finger: (string | null)[] = new Array(RING_BITS).fill(null)
+  let fixNext = 0
+  let knownCache: string[] | null = null
+  const dead = new Map<string, number>()
+
+  // requests
+  const pending = new Map<number, Pending>()
+  let nextRid = 1
+
+  // periodic work
+  const due = { stabilize: 0, fix: 0, checkPred: 0, republish: 0, provide: 0, gc: 0 }
+  const busy = { stabilize: false, fix: false, checkPred: false, republish: false, provide: false }
+  let republishSoon = false
+  let firstTick = true
+
+  /** Keys this node provides: refreshed every provideRefreshMs. */
+  const provided = new Set<string>()
+  const posCache = new Map<string, string>()
+
+  // ---------------------------------------------------------------- helpers
+
+  const jitter = (ms: number) => Math.floor(ms * (0.75 + 0.5 * deps.random()))
+
+  function isDead(x: string): boolean {
+    const until = dead.get(x)
+    if (until === undefined) return false
+    if (until <= deps.now()) {
+      dead.delete(x)
+      return false
+    }
+    return true
+  }
+
+  function markDead(x: string): void {
+    if (x === self) return
+    bump(counters, 'peer.dead')
+    dead.delete(x)
+    dead.set(x, deps.now() + deadTtlMs)
+    if (dead.size > MAX_DEAD) {
+      const oldest = dead.keys().next().value
+      if (oldest !== undefined) dead.delete(oldest)
+    }
+    if (succs.includes(x)) setSuccs(succs.filter((s) => s !== x))
+    for (let i = 0; i < RING_BITS; i++) if (finger[i] === x) finger[i] = null
+    if (pred === x) setPred(null)
+    knownCache = null
+  }
+
+  function known(): string[] {
+    if (knownCache) return knownCache
+    const s = new Set<string>(succs)
+    for (const f of finger) if (f !== null) s.add(f)
+    if (pred !== null) s.add(pred)
+    s.delete(self)
+    knownCache = [...s]
+    return knownCache
+  }
+
+  /** Known live nodes in (self, target), closest to target first. */
+  function closestPreceding(target: string, k: number): string[] {
+    const out: string[] = []
+    for (const x of known()) if (between(x, self, target) && !isDead(x)) out.push(x)
+    out.sort(closerToTarget(target))
+    return out.length > k ? out.slice(0, k) : out
+  }
+
+  /**
+   * What this node can say about `target` from its own tables: its
+   * predecessor and successor list, or null (ask a closer node). A successor-
+   * list entry other than the first answers only when `replicas` nodes follow
+   * it, so every answer names a full replica set.
+   */
+  function answerFor(target: string): { p: string; s: string[] } | null {
+    if (succs.length === 0) return { p: pred ?? self, s: [self] }
+    if (pred !== null && betweenRightIncl(target, pred, self))
+      return { p: pred, s: [self, ...succs].slice(0, o.successors) }
+    let prev = self
+    for (let i = 0; i < succs.length; i++) {
+      const s = succs[i] as string
+      if (betweenRightIncl(target, prev, s)) {
+        if (i > 0 && succs.length - i < o.replicas) return null
+        return { p: prev, s: succs.slice(i) }
+      }
+      prev = s
+    }
+    return null
+  }
+
+  function setSuccs(list: string[]): void {
+    const out: string[] = []
+    for (const x of list) {
+      if (x === self) break // the list came round the ring to us
+      if (out.includes(x) || isDead(x)) continue
+      out.push(x)
+      if (out.length >= o.successors) break
+    }
+    const k = o.replicas - 1
+    const changed = out.length !== succs.length || out.some((x, i) => x !== succs[i])
+    if (!changed) return
+    const oldPrefix = succs.slice(0, k)
+    succs = out
+    if (out.length > 0) hadSuccessor = true
+    knownCache = null
+    if (out.slice(0, k).some((x) => !oldPrefix.includes(x))) republishSoon = true
+  }
+
+  function setFinger(i: number, x: string | null): void {
+    if (finger[i] !== x) {
+      finger[i] = x
+      knownCache = null
+    }
+  }
+
+  function setPred(p: string | null): void {
+    if (p === pred) return
+    const prevStart = pred ?? lastPred
+    pred = p
+    knownCache = null
+    if (p !== null) {
+      lastPred = p
+      // p joined inside our range: the records in (prevStart, p] are now p's, as its primary.
+      if (prevStart === null || between(p, prevStart, self)) {
+        const recs: StoredRecord[] = []
+        const provs: StoredProvider[] = []
+        const moves = (pos: string) =>
+          !betweenRightIncl(pos, p, self) && (prevStart === null || betweenRightIncl(pos, prevStart, p))
+        for (const x of store.records.values()) if (moves(x.pos)) recs.push(x)
+        for (const m of store.providers.values()) for (const x of m.values()) if (moves(x.pos)) provs.push(x)
+        if (recs.length + provs.length > 0) {
+          bump(counters, 'handoff.join', recs.length + provs.length)
+          background(offerTo(p, recs, provs, false))
+        }
+      }
+    }
+    republishSoon = true
+  }
+
+  function isPrimary(pos: string): boolean {
+    const start = pred ?? lastPred
+    return start === null || betweenRightIncl(pos, start, self)
+  }
+
+  function background(p: Promise<unknown>): void {
+    p.catch(() => bump(counters, 'error.internal'))
+  }
+
+  async function positionOf(key: string): Promise<string> {
+    const held = store.getRecord(key)?.pos
+    if (held) return held
+    let pos = posCache.get(key)
+    if (pos === undefined) {
+      pos = deps.keyPosition ? await deps.keyPosition(key) : await id160(utf8(key))
+      posCache.set(key, pos)
+      if (posCache.size > MAX_POS_CACHE) {
+        const oldest = posCache.keys().next().value
+        if (oldest !== undefined) posCache.delete(oldest)
+      }
+    }
+    return pos
+  }
+
+  // --------------------------------------------------------------- requests
+
+  /** Send a request and wait for its answer; null on timeout (the target is then marked dead) or when too many are in flight. */
+  function request(
+    to: string,
+    make: (r: number) => ChordMsg,
+    opts: { anyFrom?: boolean; timeoutMs?: number } = {},
+  ): Promise<ChordMsg | null> {
+    if (pending.size >= o.maxPending) {
+      bump(counters, 'drop.pendingFull')
+      return Promise.resolve(null)
+    }
+    const r = nextRid++
+    return new Promise((resolve) => {
+      pending.set(r, {
+        to: opts.anyFrom ? null : to,
+        deadline: deps.now() + (opts.timeoutMs ?? o.requestTimeoutMs),
+        done: (m) => {
+          if (m === null && !opts.anyFrom) {
+            bump(counters, 'rpc.timeout')
+            markDead(to)
+          }
+          resolve(m)
+        },
+      })
+      deps.send(to, make(r))
+    })
+  }
+
+  function onReply(from: string, msg: ChordMsg & { r: number }): void {
+    const p = pending.get(msg.r)
+    if (!p || (p.to !== null && p.to !== from)) {
+      bump(counters, 'drop.unexpectedReply')
+      return
+    }
+    pending.delete(msg.r)
+    p.done(msg)
+  }
+
+  function expirePending(now: number): void {
+    for (const [r, p] of pending) {
+      if (p.deadline > now) continue
+      pending.delete(r)
+      p.done(null)
+    }
+  }
+
+  // ----------------------------------------------------------------- lookup
+
+  /** An iterative lookup; `seeds` replace our own tables as the first candidates (joining). */
+  async function routeIter(target: string, seeds: string[] = []): Promise<Route | null> {
+    if (seeds.length === 0) {
+      const local = answerFor(target)
+      if (local) return { ...local, hops: 0 }
+    }
+    const cmp = closerToTarget(target)
+    const cands = seeds.length ? [...seeds] : closestPreceding(target, RING_BITS)
+    const tried = new Set<string>()
+    let widened = false
+    let hops = 0
+    for (let step = 0; step < MAX_STEPS; step++) {
+      let c: string | undefined
+      for (const x of cands) if (!tried.has(x) && !isDead(x) && (c === undefined || cmp(x, c) < 0)) c = x
+      if (c === undefined && !widened) {
+        // Every node we know before the target is dead: any live node can route it, the long way round.
+        widened = true
+        for (const x of known()) if (!tried.has(x) && !isDead(x)) cands.push(x)
+        continue
+      }
+      if (c === undefined) break
+      tried.add(c)
+      const at = c
+      const res = await request(at, (r) => ({ t: 'find', r, k: target }))
+      if (!res) continue
+      if (res.t === 'found') {
+        hops++
+        const s = res.s.filter((x) => !isDead(x))
+        if (s.length === 0) continue
+        return { p: res.p, s, hops }
+      }
+      if (res.t === 'closer') {
+        hops++
+        for (const x of res.n) if (x !== self && !tried.has(x) && between(x, at, target)) cands.push(x)
+      }
+    }
+    return null
+  }
+
+  /** A recursive lookup; on timeout, the iterative one. */
+  async function routeRec(target: string): Promise<Route | null> {
+    const local = answerFor(target)
+    if (local) return { ...local, hops: 0 }
+    const next = closestPreceding(target, 1)[0]
+    if (next === undefined) return null
+    const res = await request(next, (r) => ({ t: 'route', r, k: target, o: self, h: 1 }), {
+      anyFrom: true,
+      timeoutMs: o.requestTimeoutMs * 4,
+    })
+    if (res?.t === 'routed') {
+      const s = res.s.filter((x) => !isDead(x))
+      if (s.length > 0) return { p: res.p, s, hops: res.h }
+    }
+    bump(counters, 'lookup.recursiveFallback')
+    return routeIter(target)
+  }
+
+  function route(target: string): Promise<Route | null> {
+    return o.iterative ? routeIter(target) : routeRec(target)
+  }
+
+  /** Ask the answer's first node for its predecessor until the target lies between the two. */
+  async function confirm(target: string, first: Route): Promise<string | null> {
+    let list = [...first.s]
+    const asked = new Set<string>()
+    for (let i = 0; i < 8 && list.length > 0; i++) {
+      const s = list[0] as string
+      if (s === self) return self
+      if (asked.has(s)) return s
+      asked.add(s)
+      const res = await request(s, (r) => ({ t: 'getPred', r }))
+      if (res?.t !== 'pred') {
+        list = list.slice(1).filter((x) => !isDead(x))
+        continue
+      }
+      bump(counters, 'lookup.confirm')
+      const p = res.p
+      if (p !== null && !asked.has(p) && !isDead(p) && !betweenRightIncl(target, p, s)) {
+        bump(counters, 'lookup.corrected')
+        list = [p, ...list]
+        continue
+      }
+      return s
+    }
+    return list[0] ?? null
+  }
+
+  // --------------------------------------------------------- ring upkeep
+
+  async function stabilize(): Promise<void> {
+    if (succs.length === 0) {
+      if (!hadSuccessor) {
+        // Alone in a ring we created (the paper's successor = self): adopt whoever notified us.
+        if (pred !== null) setSuccs([pred])
+      } else await recoverSuccessor()
+      if (succs.length === 0) return
+    }
+    const s = succs[0] as string
+    const res = await request(s, (r) => ({ t: 'getPred', r }))
+    if (res?.t !== 'pred') {
+      if (!res) due.stabilize = 0 // it is marked dead: try the next successor at the next tick
+      return
+    }
+    if (succs[0] !== s) return
+    const x = res.p
+    const list = [s, ...res.s]
+    if (x !== null && x !== self && between(x, self, s) && !isDead(x)) list.unshift(x)
+    setSuccs(list)
+    const first = succs[0]
+    if (first !== undefined) deps.send(first, { t: 'notify' })
+  }
+
+  function onNotify(from: string): void {
+    if (pred === null || between(from, pred, self)) setPred(from)
+    // Alone in the ring we created: the first node to notify us is also our successor.
+    if (succs.length === 0 && !hadSuccessor) setSuccs([from])
+  }
+
+  function onNewSucc(from: string): void {
+    if (succs.length === 0 || between(from, self, succs[0] as string)) {
+      setSuccs([from, ...succs])
+      deps.send(from, { t: 'notify' })
+    }
+  }
+
+  async function fixFingers(): Promise<void> {
+    const s0 = succs[0]
+    if (s0 === undefined) {
+      for (let i = 0; i < RING_BITS; i++) setFinger(i, null)
+      return
+    }
+    let i = fixNext
+    while (i < RING_BITS && betweenRightIncl(starts[i] as string, self, s0)) setFinger(i++, s0)
+    if (i >= RING_BITS) {
+      fixNext = 0
+      return
+    }
+    const start = starts[i] as string
+    const res = await route(start)
+    const f = res?.s[0]
+    if (f === undefined || f === self) {
+      setFinger(i, null)
+      fixNext = (i + 1) % RING_BITS
+      return
+    }
+    setFinger(i, f)
+    let j = i + 1
+    if (f !== start)
+      while (j < RING_BITS && betweenRightIncl(starts[j] as string, start, f)) setFinger(j++, f)
+    fixNext = j % RING_BITS
+  }
+
+  /**
+   * Every successor failed. Take the nearest live node after us that we, or
+   * our predecessor, know: the predecessor's fingers just past us are close,
+   * so stabilization has only a few steps to walk back from there.
+   */
+  async function recoverSuccessor(): Promise<void> {
+    bump(counters, 'ring.recover')
+    const cands = new Set(known())
+    if (pred !== null) {
+      const res = await request(pred, (r) => ({ t: 'table', r }))
+      if (res?.t === 'fingers') for (const x of res.f) cands.add(x)
+    }
+    if (succs.length > 0) return // someone notified us meanwhile
+    let best: string | null = null
+    for (const x of cands) if (x !== self && !isDead(x) && (best === null || between(x, self, best))) best = x
+    if (best !== null) setSuccs([best])
+  }
+
+  /** Finger hints from a node's table: finger[i] = the first hint at or past start[i] (before coming round to us). */
+  async function fetchFingerHints(from: string): Promise<void> {
+    const res = await request(from, (r) => ({ t: 'table', r }))
+    if (res?.t !== 'fingers') return
+    const hints = [...new Set([from, ...res.f, ...succs])].filter((x) => x !== self && !isDead(x)).sort()
+    if (hints.length === 0) return
+    for (let i = 0; i < RING_BITS; i++) {
+      const st = starts[i] as string
+      let best: string | null = null
+      for (const h of hints)
+        if ((h === st || between(h, st, self)) && (best === null || between(h, st, best))) best = h
+      if (best !== null && finger[i] === null) setFinger(i, best)
+    }
+  }
+
+  async function checkPredecessor(): Promise<void> {
+    const p = pred
+    if (p === null) {
+      if (hadSuccessor) await seekPredecessor()
+      return
+    }
+    await request(p, (r) => ({ t: 'ping', r })) // a timeout marks it dead, which clears it
+  }
+
+  /**
+   * No predecessor has notified us: the node the ring believes precedes our id
+   * may have lost us from its successor list (all its successors died at once).
+   * Look up our own id and tell that node we are its successor, as a joining node does.
+   */
+  async function seekPredecessor(): Promise<void> {
+    const r = await routeIter(self)
+    if (!r || pred !== null) return
+    if (r.p !== self && !r.s.includes(self)) {
+      bump(counters, 'ring.seekPredecessor')
+      deps.send(r.p, { t: 'newSucc' })
+    }
+  }
+
+  // ------------------------------------------------------------ storage
+
+  function offerDigest(x: StoredRecord): OfferRec {
+    return [x.rec.k, x.rec.h[0], x.rec.h[1], x.rec.a]
+  }
+
+  /**
+   * Offer records to `to`; send what it wants. With `ack`, wait for each store
+   * to be acknowledged. True when every exchange completed.
+   */
+  async function offerTo(
+    to: string,
+    recs: StoredRecord[],
+    provs: StoredProvider[],
+    ack: boolean,
+  ): Promise<boolean> {
+    if (to === self) return true
+    let ok = true
+    for (let i = 0; i < Math.max(recs.length, provs.length); i += LIMITS.offer) {
+      const rc = recs.slice(i, i + LIMITS.offer)
+      const pc = provs.slice(i, i + LIMITS.offer)
+      bump(counters, 'replicate.offers')
+      const res = await request(to, (r) => ({
+        t: 'offer',
+        r,
+        recs: rc.map(offerDigest),
+        provs: pc.map((x): OfferProv => [x.rec.k, x.rec.p, x.rec.t]),
+      }))
+      if (res?.t !== 'want') {
+        ok = false
+        break
+      }
+      const wantRecs: RecordWire[] = []
+      for (const k of res.recs) {
+        const held = store.getRecord(k)
+        if (held) wantRecs.push(held.rec)
+      }
+      const wantProvs: ProviderWire[] = []
+      for (const [k, p] of res.provs) {
+        const held = store.getProvider(k, p)
+        if (held) wantProvs.push(held.rec)
+      }
+      if (!(await sendStore(to, wantRecs, wantProvs, ack))) ok = false
+    }
+    return ok
+  }
+
+  /** Send records in messages of bounded size. With `ack`, true only when every message was acknowledged. */
+  async function sendStore(
+    to: string,
+    recs: RecordWire[],
+    provs: ProviderWire[],
+    ack: boolean,
+  ): Promise<boolean> {
+    let ok = true
+    const flush = async (rc: RecordWire[], pc: ProviderWire[]) => {
+      if (rc.length + pc.length === 0) return
+      bump(counters, 'replicate.sent', rc.length + pc.length)
+      if (!ack) {
+        deps.send(to, { t: 'store', r: 0, recs: rc, provs: pc })
+        return
+      }
+      const res = await request(to, (r) => ({ t: 'store', r, recs: rc, provs: pc }))
+      if (res?.t !== 'stored') ok = false
+    }
+    let batch: RecordWire[] = []
+    let bytes = 0
+    for (const rec of recs) {
+      if (batch.length > 0 && (bytes + rec.vb.length > STORE_CHUNK_BYTES || batch.length >= LIMITS.records)) {
+        await flush(batch, [])
+        batch = []
+        bytes = 0
+      }
+      batch.push(rec)
+      bytes += rec.vb.length
+    }
+    await flush(batch, [])
+    for (let i = 0; i < provs.length; i += LIMITS.records) await flush([], provs.slice(i, i + LIMITS.records))
+    return ok
+  }
+
+  /** Check and store records from a peer (or ourselves). */
+  async function applyStore(recs: RecordWire[], provs: ProviderWire[]): Promise<StoreOutcome> {
+    let ok = 0
+    let err: string | null = null
+    const fresh: StoredRecord[] = []
+    const now = deps.now()
+    for (const rec of recs) {
+      const held = store.getRecord(rec.k)?.rec
+      if (held && compareRecords(held, rec) === 0) {
+        ok++
+        continue
+      }
+      const fault = await checkRecord(deps.keys, rec, recordLimits)
+      if (fault) {
+        bump(counters, `drop.record.${fault}`)
+        err ??= fault
+        continue
+      }
+      if (!clock.observe(rec.h)) {
+        bump(counters, 'drop.record.skew')
+        err ??= 'skew'
+        continue
+      }
+      const result = store.putRecord(rec, await positionOf(rec.k), now)
+      bump(counters, `store.${result}`)
+      if (result === 'quota' || result === 'full') err ??= result
+      else ok++
+      const held2 = store.getRecord(rec.k)
+      if ((result === 'new' || result === 'updated') && held2) fresh.push(held2)
+    }
+    for (const p of provs) {
+      const held = store.getProvider(p.k, p.p)?.rec
+      if (held && held.t === p.t) {
+        ok++
+        continue
+      }
+      const fault = await checkProvider(deps.keys, p, providerLimits, now)
+      if (fault) {
+        bump(counters, `drop.provider.${fault}`)
+        err ??= fault
+        continue
+      }
+      const result = store.putProvider(p, await positionOf(p.k), now)
+      bump(counters, `provider.${result}`)
+      if (result === 'quota' || result === 'full') err ??= result
+      else ok++
+    }
+    return { ok, err, fresh }
+  }
+
+  function onOffer(from: string, msg: Extract<ChordMsg, { t: 'offer' }>): void {
+    const now = deps.now()
+    const recs: string[] = []
+    for (const [k, w, c, a] of msg.recs) {
+      const held = store.getRecord(k)
+      if (held) held.confirmed = now
+      if (digestNewer(held?.rec, w, c, a)) recs.push(k)
+    }
+    const provs: [string, string][] = []
+    for (const [k, p, t] of msg.provs) {
+      const held = store.getProvider(k, p)
+      if (held) held.confirmed = now
+      if ((!held || held.rec.t < t) && t + o.maxProviderTtlMs > now) provs.push([k, p])
+    }
+    deps.send(from, { t: 'want', r: msg.r, recs, provs })
+  }
+
+  /** Store on the owners (key's successor first); 'ok' once the primary or, failing it, any owner accepted. */
+  function storeAtOwners(
+    owners: string[],
+    recs: RecordWire[],
+    provs: ProviderWire[],
+  ): Promise<'ok' | 'none' | { err: string }> {
+    return new Promise((resolve) => {
+      let left = owners.length
+      let accepted = 0
+      let firstErr: string | null = null
+      let settled = false
+      const finish = (v: 'ok' | 'none' | { err: string }) => {
+        if (!settled) {
+          settled = true
+          resolve(v)
+        }
+      }
+      owners.forEach((owner, i) => {
+        const p: Promise<{ ok: number; err: string | null } | null> =
+          owner === self
+            ? applyStore(recs, provs).then((x) => ({ ok: x.ok, err: x.err }))
+            : request(owner, (r) => ({ t: 'store', r, recs, provs })).then((res) =>
+                res?.t === 'stored' ? { ok: res.ok, err: res.err } : null,
+              )
+        p.then(
+          (res) => {
+            if (res && res.ok > 0) {
+              accepted++
+              if (i === 0) finish('ok')
+            } else if (res) firstErr ??= res.err ?? 'refused'
+          },
+          () => undefined,
+        ).finally(() => {
+          if (--left === 0) finish(accepted > 0 ? 'ok' : firstErr !== null ? { err: firstErr } : 'none')
+        })
+      })
+    })
+  }
+
+  /** Route to the key's owners and store there; retried while no owner answers. */
+  async function storeFor(pos: string, recs: RecordWire[], provs: ProviderWire[]): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await route(pos)
+      if (!r) continue
+      const res = await storeAtOwners(r.s.slice(0, o.replicas), recs, provs)
+      if (res === 'ok') return
+      if (res !== 'none') throw new RemoteError(`the responsible node refused the record: ${res.err}`)
+    }
+    throw new TimeoutError(`no node responsible for ${pos} answered`)
+  }
+
+  async function republish(now: number, periodic: boolean): Promise<void> {
+    republishSoon = false
+    const recs: StoredRecord[] = []
+    const provs: StoredProvider[] = []
+    for (const x of store.records.values())
+      if (isPrimary(x.pos)) {
+        x.confirmed = now
+        recs.push(x)
+      }
+    for (const m of store.providers.values())
+      for (const x of m.values())
+        if (isPrimary(x.pos)) {
+          x.confirmed = now
+          provs.push(x)
+        }
+    if (recs.length + provs.length > 0) {
+      const targets = succs.slice(0, o.replicas - 1)
+      await Promise.all(targets.map((t) => offerTo(t, recs, provs, false)))
+    }
+    if (periodic) await handOffStrays(now)
+  }
+
+  /**
+   * Records no primary has confirmed for three republish periods: offer them
+   * to the owners a fresh lookup names, and drop them once those owners have
+   * acknowledged (unless we turn out to be one of them).
+   */
+  async function handOffStrays(now: number): Promise<void> {
+    const limit = now - 3 * o.republishMs
+    const strays = [...store.records.values()]
+      .filter((x) => x.confirmed < limit && !isPrimary(x.pos))
+      .sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0))
+    for (let g = 0; g < HANDOFF_GROUPS && strays.length > 0; g++) {
+      const first = strays[0] as StoredRecord
+      const r = await routeIter(first.pos)
+      if (!r) return
+      const owners = r.s.slice(0, o.replicas)
+      const head = owners[0] as string
+      const group: StoredRecord[] = []
+      for (let i = 0; i < strays.length; ) {
+        const x = strays[i] as StoredRecord
+        if (x === first || betweenRightIncl(x.pos, r.p, head)) {
+          group.push(x)
+          strays.splice(i, 1)
+        } else i++
+      }
+      if (owners.includes(self)) {
+        for (const x of group) x.confirmed = now
+        await Promise.all(owners.map((w) => offerTo(w, group, [], false)))
+        continue
+      }
+      const results = await Promise.all(owners.map((w) => offerTo(w, group, [], true)))
+      if (results.every(Boolean)) {
+        for (const x of group) {
+          if (store.getRecord(x.rec.k) === x) {
+            store.deleteRecord(x.rec.k)
+            bump(counters, 'handoff.dropped')
+          }
+        }
+      }
+    }
+  }
+
+  async function provideOnce(key: string): Promise<void> {
+    const pos = await positionOf(key)
+    const rec = await signProvider(deps.keys, self, key, Math.floor(deps.now()), o.providerTtlMs)
+    await storeFor(pos, [], [rec])
+  }
+
+  async function refreshProvided(): Promise<void> {
+    for (const key of [...provided]) {
+      if (!provided.has(key)) continue
+      try {
+        await provideOnce(key)
+      } catch {
+        bump(counters, 'provide.refreshFailed')
+      }
+    }
+  }
+
+  // ------------------------------------------------------------- handlers
+
+  async function handle(from: string, raw: ChordMsg): Promise<void> {
+    if (!isNodeId(from) || from === self) {
+      bump(counters, 'drop.from')
+      return
+    }
+    const msg = parseChordMsg(raw as Value)
+    if (!msg) {
+      bump(counters, 'drop.malformed')
+      return
+    }
+    dead.delete(from) // it spoke: it is alive
+    if (REPLY_TYPES.has(msg.t)) {
+      onReply(from, msg as ChordMsg & { r: number })
+      return
+    }
+    switch (msg.t) {
+      case 'ping':
+        deps.send(from, { t: 'pong', r: msg.r })
+        return
+      case 'find': {
+        const a = answerFor(msg.k)
+        if (a) deps.send(from, { t: 'found', r: msg.r, p: a.p, s: a.s })
+        else deps.send(from, { t: 'closer', r: msg.r, n: closestPreceding(msg.k, CLOSER_COUNT) })
+        return
+      }
+      case 'route': {
+        const a = answerFor(msg.k)
+        if (a) {
+          deps.send(msg.o, { t: 'routed', r: msg.r, p: a.p, s: a.s, h: msg.h })
+          return
+        }
+        const next = closestPreceding(msg.k, 1)[0]
+        if (next === undefined || msg.h >= MAX_STEPS) {
+          bump(counters, 'drop.routeStuck')
+          return
+        }
+        deps.send(next, { ...msg, h: msg.h + 1 })
+        return
+      }
+      case 'getPred':
+        deps.send(from, { t: 'pred', r: msg.r, p: pred, s: [...succs] })
+        return
+      case 'notify':
+        onNotify(from)
+        return
+      case 'newSucc':
+        onNewSucc(from)
+        return
+      case 'table':
+        deps.send(from, { t: 'fingers', r: msg.r, f: known().slice(0, LIMITS.ids) })
+        return
+      case 'offer':
+        onOffer(from, msg)
+        return
+      case 'store': {
+        const res = await applyStore(msg.recs, msg.provs)
+        if (msg.r > 0) deps.send(from, { t: 'stored', r: msg.r, ok: res.ok, err: res.err })
+        // A successor handing us records that lie before our range: they belong to our predecessor
+        // (several nodes joined in one gap, and it told us before we had them).
+        const p = pred
+        if (p !== null && succs.includes(from)) {
+          const back = res.fresh.filter((x) => !betweenRightIncl(x.pos, p, self))
+          if (back.length > 0) {
+            bump(counters, 'handoff.back', back.length)
+            background(offerTo(p, back, [], false))
+          }
+        }
+        return
+      }
+      case 'get':
+        deps.send(from, { t: 'got', r: msg.r, rec: store.getRecord(msg.k)?.rec ?? null })
+        return
+      case 'getProv':
+        deps.send(from, {
+          t: 'provs',
+          r: msg.r,
+          provs: store.providersOf(msg.k, deps.now()).slice(0, LIMITS.records),
+        })
+        return
+      default:
+        bump(counters, 'drop.unexpected')
+    }
+  }
+
+  function run(name: keyof typeof busy, task: () => Promise<void>): void {
+    busy[name] = true
+    task()
+      .catch(() => bump(counters, 'error.internal'))
+      .finally(() => {
+        busy[name] = false
+      })
+  }
+
+  function tick(now: number): void {
+    expirePending(now)
+    if (!started) return
+    if (firstTick) {
+      firstTick = false
+      due.stabilize = now + jitter(o.stabilizeMs) / 4
+      due.fix = now + jitter(o.fixFingersMs)
+      due.checkPred = now + jitter(o.checkPredecessorMs)
+      due.republish = now + jitter(o.republishMs)
+      due.provide = now + jitter(o.provideRefreshMs)
+      due.gc = now + jitter(Math.min(o.republishMs, 30_000))
+    }
+    if (now >= due.stabilize && !busy.stabilize) {
+      due.stabilize = now + jitter(o.stabilizeMs)
+      run('stabilize', stabilize)
+    }
+    if (now >= due.checkPred && !busy.checkPred) {
+      due.checkPred = now + jitter(o.checkPredecessorMs)
+      run('checkPred', checkPredecessor)
+    }
+    if (now >= due.fix && !busy.fix) {
+      due.fix = now + jitter(o.fixFingersMs)
+      run('fix', fixFingers)
+    }
+    if ((republishSoon || now >= due.republish) && !busy.republish) {
+      const periodic = now >= due.republish
+      if (periodic) due.republish = now + jitter(o.republishMs)
+      run('republish', () => republish(now, periodic))
+    }
+    if (now >= due.provide && !busy.provide && provided.size > 0) {
+      due.provide = now + jitter(o.provideRefreshMs)
+      run('provide', refreshProvided)
+    }
+    if (now >= due.gc) {
+      due.gc = now + jitter(Math.min(o.republishMs, 30_000))
+      bump(counters, 'gc.dropped', store.gc(now, o.tombstoneTtlMs))
+      for (const [x, until] of dead) if (until <= now) dead.delete(x)
+    }
+  }
+
+  // ----------------------------------------------------------- public API
+
+  function checkKey(key: string): void {
+    const n = keyBytes(key)
+    if (n > o.maxKeyBytes) throw new ValueTooLargeError(n, o.maxKeyBytes, 'key')
+  }
+
+  /** The key's successor and the nodes after it, as a lookup names them. */
+  async function ownersOf(pos: string): Promise<string[]> {
+    const r = await route(pos)
+    if (!r) throw new NoRouteError(pos, `no route to the node responsible for ${pos}`)
+    return r.s
+  }
+
+  const chord: Chord = {
+    counters,
+    handle,
+    tick,
+
+    async join(bootstrap) {
+      started = true
+      if (bootstrap === null || bootstrap === self) return
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const r = await routeIter(self, [bootstrap])
+        const s = r?.s.filter((x) => x !== self) ?? []
+        if (!r || s.length === 0) continue
+        setSuccs(s)
+        const first = succs[0]
+        if (first === undefined) continue
+        deps.send(first, { t: 'notify' })
+        if (r.p !== self && r.p !== first) deps.send(r.p, { t: 'newSucc' })
+        background(fetchFingerHints(first))
+        bump(counters, 'joined')
+        return
+      }
+      throw new NoRouteError(bootstrap, `could not join the ring through ${bootstrap}`)
+    },
+
+    async lookup(key) {
+      if (!isNodeId(key)) throw new TypeError('lookup takes a 40-hex-character position')
+      bump(counters, 'lookup')
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const r = await route(key)
+        if (!r) break
+        const node = await confirm(key, r)
+        if (node === null) continue
+        bump(counters, 'lookup.hops', r.hops)
+        return { node, hops: r.hops }
+      }
+      bump(counters, 'lookup.failed')
+      throw new NoRouteError(key, `lookup of ${key} failed`)
+    },
+
+    async put(key, value) {
+      checkKey(key)
+      const vb = encodeValue(value)
+      if (vb.length > o.maxValueBytes) throw new ValueTooLargeError(vb.length, o.maxValueBytes)
+      const rec = await signRecord(deps.keys, self, key, vb, false, clock.now())
+      await storeFor(await positionOf(key), [rec], [])
+    },
+
+    async get(key) {
+      checkKey(key)
+      const pos = await positionOf(key)
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const owners = await ownersOf(pos)
+        let best: RecordWire | null = null
+        let answered = 0
+        const lacking: string[] = []
+        // Ask the successor first; past dead ones, until `replicas` nodes have answered.
+        for (const w of owners) {
+          if (answered >= o.replicas) break
+          let rec: RecordWire | null
+          if (w === self) rec = store.getRecord(key)?.rec ?? null
+          else {
+            const res = await request(w, (r) => ({ t: 'get', r, k: key }))
+            if (res?.t !== 'got') continue
+            rec = res.rec
+            if (rec && (rec.k !== key || (await checkRecord(deps.keys, rec, recordLimits)) !== null)) {
+              bump(counters, 'drop.got.bad')
+              rec = null
+            }
+          }
+          answered++
+          if (rec) {
+            best = rec
+            break
+          }
+          lacking.push(w)
+        }
+        if (answered === 0) continue
+        if (best) {
+          // Read repair: owners asked before the one that had it get a copy.
+          const rec = best
+          for (const w of lacking)
+            if (w === self) background(applyStore([rec], []))
+            else deps.send(w, { t: 'store', r: 0, recs: [rec], provs: [] })
+        }
+        return best ? decodeRecordValue(best) : undefined
+      }
+      throw new TimeoutError(`no node holding ${key} answered`)
+    },
+
+    async delete(key) {
+      checkKey(key)
+      const rec = await signRecord(deps.keys, self, key, new Uint8Array(0), true, clock.now())
+      await storeFor(await positionOf(key), [rec], [])
+    },
+
+    async provide(key) {
+      checkKey(key)
+      provided.add(key)
+      await provideOnce(key)
+    },
+
+    unprovide(key) {
+      provided.delete(key)
+    },
+
+    async findProviders(key) {
+      checkKey(key)
+      const pos = await positionOf(key)
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const owners = await ownersOf(pos)
+        let answered = 0
+        const found = new Set<string>()
+        for (const w of owners) {
+          if (answered >= o.replicas) break
+          let list: ProviderWire[]
+          if (w === self) list = store.providersOf(key, deps.now())
+          else {
+            const res = await request(w, (r) => ({ t: 'getProv', r, k: key }))
+            if (res?.t !== 'provs') continue
+            list = res.provs
+          }
+          answered++
+          for (const p of list) {
+            if (p.k !== key || found.has(p.p)) continue
+            if ((await checkProvider(deps.keys, p, providerLimits, deps.now())) !== null) {
+              bump(counters, 'drop.provs.bad')
+              continue
+            }
+            found.add(p.p)
+          }
+          if (found.size > 0) break
+        }
+        if (answered > 0) return [...found]
+      }
+      throw new TimeoutError(`no node responsible for ${key} answered`)
+    },
+
+    successor: () => succs[0] ?? self,
+    successors: () => [...succs],
+    predecessor: () => pred,
+    fingers() {
+      const out: string[] = []
+      for (const f of finger) if (f !== null && !out.includes(f)) out.push(f)
+      return out
+    },
+    fingerTable: () => [...finger],
+    neededLinks: () => new Set(known()),
+
+    nextHop(target) {
+      if (target === self || succs.length === 0) return null
+      if (pred !== null && betweenRightIncl(target, pred, self)) return null
+      if (known().includes(target) && !isDead(target)) return target
+      const s0 = succs[0] as string
+      if (betweenRightIncl(target, self, s0)) return s0
+      return closestPreceding(target, 1)[0] ?? s0
+    },
+
+    storedKeys: () => store.recordCount,
+    holds: (key) => store.getRecord(key) !== undefined,
+    storedProviders: () => store.providerCount,
+
+    exportState() {
+      const provs: ProviderWire[] = []
+      for (const m of store.providers.values()) for (const x of m.values()) provs.push(x.rec)
+      return {
+        v: 1,
+        recs: [...store.records.values()].map((x) => x.rec),
+        provs,
+        provided: [...provided],
+      }
+    },
+
+    async importState(v) {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return 0
+      if (v.v !== 1) return 0
+      const recs = Array.isArray(v.recs) ? v.recs.map(parseRecord).filter((x) => x !== null) : []
+      const provs = Array.isArray(v.provs) ? v.provs.map(parseProvider).filter((x) => x !== null) : []
+      let n = 0
+      for (let i = 0; i < recs.length; i += LIMITS.records)
+        n += (await applyStore(recs.slice(i, i + LIMITS.records), [])).ok
+      for (let i = 0; i < provs.length; i += LIMITS.records)
+        n += (await applyStore([], provs.slice(i, i + LIMITS.records))).ok
+      if (Array.isArray(v.provided))
+        for (const k of v.provided) if (typeof k === 'string' && keyBytes(k) <= o.maxKeyBytes) provided.add(k)
+      return n
+    },
+  }
+  return chord
+}

@@ -1,0 +1,232 @@
+/**
+ * Chord rings in the simulator, for the tests and the sim-chord benchmark:
+ * build a ring through the real join protocol (in batches, stabilizing
+ * between them), compute the truth from the sorted live ids, and run the
+ * simulator until a promise settles.
+ */
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { createSim, type Sim } from '../sim/sim.ts'
+import { type Chord, type ChordOptions, createChord } from './chord.ts'
+import type { ChordMsg } from './messages.ts'
+import { betweenRightIncl, fingerStarts, RING_BITS, successorIn, successorIndex } from './ring.ts'
+import { keyPositionSync } from './sha256-sync.ts'
+
+/** Fast timers for simulations (virtual time is free; events are not). */
+export const SIM_CHORD_OPTIONS: ChordOptions = {
+  stabilizeMs: 500,
+  fixFingersMs: 200,
+  checkPredecessorMs: 1000,
+  requestTimeoutMs: 400,
+  republishMs: 5000,
+  providerTtlMs: 30_000,
+}
+
+export interface ChordNet {
+  readonly sim: Sim<ChordMsg>
+  /** The node's state machine (the current instance). */
+  node(id: string): Chord
+  /** Add a node (not yet joined). */
+  add(id?: string): string
+  /** Ids of live nodes that have joined, sorted. */
+  live(): string[]
+  /** Mark a node as a ring member (joined) for the truth computations. */
+  member(id: string): void
+  /** Crash a node for good. */
+  kill(id: string): Promise<void>
+}
+
+export function createChordNet(seed: number, options: ChordOptions = SIM_CHORD_OPTIONS): ChordNet {
+  const sim = createSim<ChordMsg>({ seed, connectOnSend: true })
+  const members = new Set<string>()
+  let sorted: string[] | null = null
+  return {
+    sim,
+    node: (id) => sim.proto<Chord>(id),
+    add(id = sim.randomId()) {
+      sim.addNode(id, (deps) =>
+        createChord({ ...deps, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync }, options),
+      )
+      return id
+    },
+    live() {
+      if (!sorted) sorted = [...members].sort()
+      return sorted
+    },
+    member(id) {
+      members.add(id)
+      sorted = null
+    },
+    async kill(id) {
+      await sim.crash(id)
+      members.delete(id)
+      sorted = null
+    },
+  }
+}
+
+/** Run the simulator until `p` settles (or `maxMs` of virtual time pass); then return or throw its outcome. */
+export async function settle<T>(sim: Sim<ChordMsg>, p: Promise<T>, maxMs = 120_000): Promise<T> {
+  const [r] = await settleAll(sim, [p], maxMs)
+  if (!r) throw new Error('unreachable')
+  if (r.status === 'rejected') throw r.reason
+  return r.value
+}
+
+/** Run until every promise settles; unsettled ones after `maxMs` are rejected with an Error. */
+export async function settleAll<T>(
+  sim: Sim<ChordMsg>,
+  ps: Promise<T>[],
+  maxMs = 120_000,
+): Promise<PromiseSettledResult<T>[]> {
+  const out: (PromiseSettledResult<T> | undefined)[] = ps.map(() => undefined)
+  let left = ps.length
+  ps.forEach((p, i) => {
+    p.then(
+      (value) => {
+        out[i] = { status: 'fulfilled', value }
+        left--
+      },
+      (reason: unknown) => {
+        out[i] = { status: 'rejected', reason }
+        left--
+      },
+    )
+  })
+  // Let already-settled promises report before the first event.
+  await Promise.resolve()
+  await sim.runUntilTrue(() => left === 0, maxMs)
+  return out.map((r) => r ?? { status: 'rejected', reason: new Error(`did not settle within ${maxMs} ms`) })
+}
+
+/** Every member's successor and predecessor are the true ones. */
+export function ringCorrect(net: ChordNet): boolean {
+  const ids = net.live()
+  if (ids.length < 2) return true
+  for (let i = 0; i < ids.length; i++) {
+    const c = net.node(ids[i] as string)
+    if (c.successor() !== ids[(i + 1) % ids.length]) return false
+    if (c.predecessor() !== ids[(i - 1 + ids.length) % ids.length]) return false
+  }
+  return true
+}
+
+/** How many members' successor lists are exactly the next `len` members. */
+export function successorListsCorrect(net: ChordNet, len: number): number {
+  const ids = net.live()
+  const want = Math.min(len, ids.length - 1)
+  let n = 0
+  for (let i = 0; i < ids.length; i++) {
+    const s = net.node(ids[i] as string).successors()
+    let ok = s.length === want
+    for (let j = 0; ok && j < want; j++) ok = s[j] === ids[(i + 1 + j) % ids.length]
+    if (ok) n++
+  }
+  return n
+}
+
+const startsCache = new Map<string, string[]>()
+function startsOf(id: string): string[] {
+  let s = startsCache.get(id)
+  if (!s) {
+    s = fingerStarts(id)
+    startsCache.set(id, s)
+    if (startsCache.size > 20_000) startsCache.clear()
+  }
+  return s
+}
+
+/** Fraction of all finger entries (members × 160) that equal the true successor of their start. */
+export function fingerAccuracy(net: ChordNet): number {
+  const ids = net.live()
+  let good = 0
+  ids.forEach((id, k) => {
+    const table = net.node(id).fingerTable()
+    const starts = startsOf(id)
+    const next = ids[(k + 1) % ids.length] as string
+    for (let i = 0; i < RING_BITS; i++) {
+      const st = starts[i] as string
+      // Most starts fall before the next node: skip the binary search for them.
+      const want = betweenRightIncl(st, id, next) ? next : successorIn(ids, st)
+      if (table[i] === want) good++
+    }
+  })
+  return ids.length ? good / (ids.length * RING_BITS) : 1
+}
+
+/** Run in steps of `stepMs` until `done()` holds or `maxMs` pass; returns whether it held. */
+export async function runUntil(
+  net: ChordNet,
+  done: () => boolean,
+  maxMs: number,
+  stepMs = 500,
+): Promise<boolean> {
+  const end = net.sim.now + maxMs
+  while (net.sim.now < end) {
+    if (done()) return true
+    await net.sim.runFor(stepMs)
+  }
+  return done()
+}
+
+export interface BuildOptions {
+  /** Each batch adds this fraction of the current ring size. @default 1 (doubling) */
+  growth?: number
+  /** Virtual time allowed for each batch to stabilize. @default 60_000 */
+  batchMaxMs?: number
+  /** Wait until every finger is exact. @default true */
+  fingers?: boolean
+}
+
+/**
+ * Build a ring of `n` nodes with the real join protocol: the first creates
+ * it, then batches join through random members, and the simulator runs
+ * until successors and predecessors are all correct before the next batch.
+ */
+export async function buildRing(
+  seed: number,
+  n: number,
+  options: ChordOptions = SIM_CHORD_OPTIONS,
+  build: BuildOptions = {},
+): Promise<ChordNet> {
+  const net = createChordNet(seed, options)
+  const growth = build.growth ?? 1
+  const batchMaxMs = build.batchMaxMs ?? 60_000
+  const first = net.add()
+  await settle(net.sim, net.node(first).join(null))
+  net.member(first)
+  while (net.live().length < n) {
+    const have = net.live()
+    const k = Math.min(n - have.length, Math.max(1, Math.ceil(have.length * growth)))
+    const batch = Array.from({ length: k }, () => net.add())
+    const joins = batch.map((id) =>
+      net.node(id).join(have[Math.floor(net.sim.rng() * have.length)] as string),
+    )
+    const res = await settleAll(net.sim, joins)
+    res.forEach((r, i) => {
+      if (r.status === 'rejected') throw new Error(`join of ${batch[i]} failed: ${String(r.reason)}`)
+      net.member(batch[i] as string)
+    })
+    if (!(await runUntil(net, () => ringCorrect(net), batchMaxMs)))
+      throw new Error(`ring of ${net.live().length} did not stabilize within ${batchMaxMs} ms`)
+  }
+  if (build.fingers ?? true) {
+    if (!(await runUntil(net, () => fingerAccuracy(net) === 1, 120_000, 1000)))
+      throw new Error(`fingers did not converge: accuracy ${fingerAccuracy(net)}`)
+  }
+  return net
+}
+
+/** The true successor of `pos` among the members. */
+export function trueSuccessor(net: ChordNet, pos: string): string {
+  return successorIn(net.live(), pos) as string
+}
+
+/** The true owners (successor and the next replicas - 1) of `pos` among the members. */
+export function trueOwners(net: ChordNet, pos: string, replicas: number): string[] {
+  const ids = net.live()
+  const i = successorIndex(ids, pos)
+  if (i < 0) return []
+  const out: string[] = []
+  for (let j = 0; j < Math.min(replicas, ids.length); j++) out.push(ids[(i + j) % ids.length] as string)
+  return out
+}

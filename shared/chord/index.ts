@@ -1,0 +1,5 @@
+export * from './chord.ts'
+export * from './messages.ts'
+export * from './records.ts'
+export * from './ring.ts'
+export * from './store.ts'

@@ -1,0 +1,186 @@
+/**
+ * The records one node holds: DHT records (last writer wins by HLC, then
+ * author) and provider records (one per key and provider, newest issue time
+ * wins), under bounds: total records, total bytes, records per author,
+ * provider records in all, per provider and per key. Pure bookkeeping: the
+ * caller has already checked signatures.
+ *
+ * Each entry remembers its ring position (id160 of its key) and when it was
+ * last `confirmed`: when this node was its primary, or the primary offered it
+ * to us as a replica. Entries unconfirmed for long are handed off (chord.ts).
+ */
+import type { ProviderWire, RecordWire } from './messages.ts'
+import { compareRecords } from './records.ts'
+
+export interface StoreLimits {
+  maxRecords: number
+  maxStoreBytes: number
+  perAuthorQuota: number
+  maxProviderRecords: number
+  perProviderQuota: number
+  maxProvidersPerKey: number
+}
+
+export interface StoredRecord {
+  rec: RecordWire
+  /** Ring position of rec.k. */
+  pos: string
+  /** Last time (local ms) we were known to be in this record's replica set. */
+  confirmed: number
+  /** Bytes it counts for. */
+  size: number
+}
+
+export interface StoredProvider {
+  rec: ProviderWire
+  pos: string
+  confirmed: number
+}
+
+/** new / updated: stored; same: already held; stale: ours is newer; quota / full: refused. */
+export type PutResult = 'new' | 'updated' | 'same' | 'stale' | 'quota' | 'full'
+
+export interface RecordStore {
+  readonly records: ReadonlyMap<string, StoredRecord>
+  /** key -> provider id -> record. */
+  readonly providers: ReadonlyMap<string, ReadonlyMap<string, StoredProvider>>
+  getRecord(key: string): StoredRecord | undefined
+  putRecord(rec: RecordWire, pos: string, now: number): PutResult
+  deleteRecord(key: string): void
+  getProvider(key: string, provider: string): StoredProvider | undefined
+  putProvider(rec: ProviderWire, pos: string, now: number): PutResult
+  deleteProvider(key: string, provider: string): void
+  /** Unexpired provider records for `key`. */
+  providersOf(key: string, now: number): ProviderWire[]
+  /** Drop expired provider records and tombstones older than `tombstoneTtlMs`; returns how many. */
+  gc(now: number, tombstoneTtlMs: number): number
+  readonly recordCount: number
+  readonly providerCount: number
+  readonly bytes: number
+}
+
+const OVERHEAD = 160
+
+export function recordSize(rec: RecordWire): number {
+  return rec.vb.length + rec.k.length * 2 + OVERHEAD
+}
+
+export function createRecordStore(limits: StoreLimits): RecordStore {
+  const records = new Map<string, StoredRecord>()
+  const providers = new Map<string, Map<string, StoredProvider>>()
+  const perAuthor = new Map<string, number>()
+  const perProvider = new Map<string, number>()
+  let bytes = 0
+  let providerCount = 0
+
+  const inc = (m: Map<string, number>, k: string, n: number) => {
+    const v = (m.get(k) ?? 0) + n
+    if (v <= 0) m.delete(k)
+    else m.set(k, v)
+  }
+
+  function removeRecord(key: string): void {
+    const old = records.get(key)
+    if (!old) return
+    records.delete(key)
+    bytes -= old.size
+    inc(perAuthor, old.rec.a, -1)
+  }
+
+  function removeProvider(key: string, provider: string): void {
+    const m = providers.get(key)
+    if (!m?.has(provider)) return
+    m.delete(provider)
+    if (m.size === 0) providers.delete(key)
+    providerCount--
+    inc(perProvider, provider, -1)
+  }
+
+  return {
+    records,
+    providers,
+    getRecord: (key) => records.get(key),
+    putRecord(rec, pos, now) {
+      const old = records.get(rec.k)
+      if (old) {
+        const c = compareRecords(rec, old.rec)
+        if (c === 0) return 'same'
+        if (c < 0) return 'stale'
+      }
+      const size = recordSize(rec)
+      const sameAuthor = old?.rec.a === rec.a
+      if (!sameAuthor && (perAuthor.get(rec.a) ?? 0) >= limits.perAuthorQuota) return 'quota'
+      if (!old && records.size >= limits.maxRecords) return 'full'
+      if (bytes - (old?.size ?? 0) + size > limits.maxStoreBytes) return 'full'
+      removeRecord(rec.k)
+      records.set(rec.k, { rec, pos, confirmed: old?.confirmed ?? now, size })
+      bytes += size
+      inc(perAuthor, rec.a, 1)
+      return old ? 'updated' : 'new'
+    },
+    deleteRecord: removeRecord,
+    getProvider: (key, provider) => providers.get(key)?.get(provider),
+    putProvider(rec, pos, now) {
+      let m = providers.get(rec.k)
+      const old = m?.get(rec.p)
+      if (old) {
+        if (rec.t === old.rec.t) return 'same'
+        if (rec.t < old.rec.t) return 'stale'
+        m?.set(rec.p, { rec, pos, confirmed: old.confirmed })
+        return 'updated'
+      }
+      if ((perProvider.get(rec.p) ?? 0) >= limits.perProviderQuota) return 'quota'
+      if (providerCount >= limits.maxProviderRecords) return 'full'
+      if (m && m.size >= limits.maxProvidersPerKey) {
+        // A full key keeps the records that live longest: evict the one expiring first, if it expires before this one.
+        let victim: StoredProvider | undefined
+        for (const x of m.values())
+          if (!victim || x.rec.t + x.rec.ttl < victim.rec.t + victim.rec.ttl) victim = x
+        if (!victim || victim.rec.t + victim.rec.ttl >= rec.t + rec.ttl) return 'full'
+        removeProvider(rec.k, victim.rec.p)
+        m = providers.get(rec.k)
+      }
+      if (!m) {
+        m = new Map()
+        providers.set(rec.k, m)
+      }
+      m.set(rec.p, { rec, pos, confirmed: now })
+      providerCount++
+      inc(perProvider, rec.p, 1)
+      return 'new'
+    },
+    deleteProvider: removeProvider,
+    providersOf(key, now) {
+      const out: ProviderWire[] = []
+      for (const x of providers.get(key)?.values() ?? []) if (x.rec.t + x.rec.ttl > now) out.push(x.rec)
+      return out
+    },
+    gc(now, tombstoneTtlMs) {
+      let n = 0
+      for (const [key, m] of [...providers]) {
+        for (const x of [...m.values()]) {
+          if (x.rec.t + x.rec.ttl <= now) {
+            removeProvider(key, x.rec.p)
+            n++
+          }
+        }
+      }
+      for (const [key, x] of [...records]) {
+        if (x.rec.d && x.rec.h[0] + tombstoneTtlMs <= now) {
+          removeRecord(key)
+          n++
+        }
+      }
+      return n
+    },
+    get recordCount() {
+      return records.size
+    },
+    get providerCount() {
+      return providerCount
+    },
+    get bytes() {
+      return bytes
+    },
+  }
+}
