@@ -19,12 +19,21 @@ export interface TableElements {
   count: HTMLElement
 }
 
+interface Row {
+  tr: HTMLTableRowElement
+  value: HTMLElement
+  valueCell: HTMLElement
+  owner: HTMLElement
+  left: HTMLElement
+}
+
 export class TablePanel {
   private sync: SyncApi | undefined
   private me = ''
   /** Lease expiries this page learnt itself (its own sets, LeaseHeldErrors), for builds without sync.lease(). */
   private readonly knownExpiry = new Map<string, { owner: string; expires: number }>()
   private readonly countdowns = new Map<string, HTMLElement>()
+  private readonly rows = new Map<string, Row>()
   private pending = 0
 
   constructor(private readonly el: TableElements) {}
@@ -37,6 +46,7 @@ export class TablePanel {
       ev.preventDefault()
       void this.set()
     })
+    this.el.body.addEventListener('click', (ev) => this.onRowClick(ev))
     sync.on('change', () => this.schedule())
     this.render()
     setInterval(() => this.tickCountdowns(), 200)
@@ -81,55 +91,84 @@ export class TablePanel {
       return
     }
     entries.sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    const live = new Set(entries.map(([k]) => k))
+    for (const [key, r] of this.rows)
+      if (!live.has(key)) {
+        r.tr.remove()
+        this.rows.delete(key)
+      }
     this.countdowns.clear()
-    const rows = entries.map(([key, value]) => {
+    let prev: HTMLTableRowElement | null = null
+    for (const [key, value] of entries) {
       const lease = this.leaseOf(key)
-      const left = h('span', { class: 'countdown' })
-      if (lease?.expires !== undefined) {
-        this.countdowns.set(key, left)
-        left.dataset.expires = String(lease.expires)
-        setText(left, formatLeft(lease.expires))
-      } else setText(left, lease ? 'leased' : '—')
+      let r = this.rows.get(key)
+      if (!r) {
+        r = this.newRow(key)
+        this.rows.set(key, r)
+      }
+      // Rows are updated in place, never rebuilt: a focused Delete button keeps its focus.
       const shown = formatValue(value)
-      return h(
-        'tr',
-        { 'data-key': key, class: lease?.owner === this.me ? 'owned' : '' },
-        h(
-          'td',
-          null,
-          h(
-            'button',
-            { type: 'button', class: 'link', 'aria-label': `Edit ${key}`, title: 'Edit this key' },
-            key,
-          ),
-        ),
-        h('td', { class: 'value', title: formatValue(value, 4000) }, h('code', null, shown)),
-        h('td', null, lease ? idChip(lease.owner, this.me) : h('span', { class: 'muted' }, 'none')),
-        h('td', { class: 'num' }, left),
-        h(
-          'td',
-          { class: 'actions' },
-          h(
-            'button',
-            { type: 'button', class: 'small danger', 'aria-label': `Delete ${key}`, 'data-delete': key },
-            'Delete',
-          ),
-        ),
-      )
-    })
-    this.el.body.replaceChildren(...rows)
-    for (const b of this.el.body.querySelectorAll<HTMLButtonElement>('button[data-delete]'))
-      b.addEventListener('click', () => void this.remove(b.dataset.delete ?? ''))
-    for (const b of this.el.body.querySelectorAll<HTMLButtonElement>('button.link'))
-      b.addEventListener('click', () => {
-        const key = b.textContent ?? ''
-        this.el.key.value = key
-        const v = sync.get(key)
-        this.el.value.value = typeof v === 'string' ? v : formatValue(v, 1e6)
-        this.el.value.focus()
-      })
+      setText(r.value, shown)
+      r.valueCell.title = formatValue(value, 4000)
+      const ownerSig = lease?.owner ?? ''
+      if (r.tr.dataset.owner !== ownerSig) {
+        r.tr.dataset.owner = ownerSig
+        r.owner.replaceChildren(lease ? idChip(lease.owner, this.me) : h('span', { class: 'muted' }, 'none'))
+        r.tr.classList.toggle('owned', lease?.owner === this.me)
+      }
+      if (lease?.expires !== undefined) {
+        this.countdowns.set(key, r.left)
+        r.left.dataset.expires = String(lease.expires)
+        setText(r.left, formatLeft(lease.expires))
+      } else setText(r.left, lease ? 'leased' : '—')
+      const want: ChildNode | null = prev ? prev.nextSibling : this.el.body.firstChild
+      if (want !== r.tr) this.el.body.insertBefore(r.tr, want)
+      prev = r.tr
+    }
     this.el.empty.hidden = entries.length > 0
     setText(this.el.count, entries.length ? `${entries.length} key${entries.length === 1 ? '' : 's'}` : '')
+  }
+
+  private newRow(key: string): Row {
+    const value = h('code')
+    const valueCell = h('td', { class: 'value' }, value)
+    const owner = h('td')
+    const left = h('span', { class: 'countdown' })
+    const tr = h(
+      'tr',
+      { 'data-key': key },
+      h(
+        'td',
+        null,
+        h('button', { type: 'button', class: 'link', 'aria-label': `Edit ${key}`, 'data-edit': key }, key),
+      ),
+      valueCell,
+      owner,
+      h('td', { class: 'num' }, left),
+      h(
+        'td',
+        { class: 'actions' },
+        h(
+          'button',
+          { type: 'button', class: 'small danger', 'aria-label': `Delete ${key}`, 'data-delete': key },
+          'Delete',
+        ),
+      ),
+    )
+    return { tr, value, valueCell, owner, left }
+  }
+
+  private onRowClick(ev: Event): void {
+    const b = (ev.target as Element | null)?.closest('button')
+    if (!b || !this.sync) return
+    const del = b.getAttribute('data-delete')
+    if (del !== null) return void this.remove(del)
+    const key = b.getAttribute('data-edit')
+    if (key === null) return
+    // The value goes back as JSON, so setting it again stores the same value.
+    this.el.key.value = key
+    this.el.value.value = formatValue(this.sync.get(key), 1e6)
+    this.el.value.focus()
   }
 
   private tickCountdowns(): void {
