@@ -18,14 +18,21 @@
 
 import { id160, utf8 } from '../shared/bytes.ts'
 import {
+  between,
   type Chord,
   type ChordMsg,
   createChord,
   type LookupResult,
   parseChordMsg,
 } from '../shared/chord/index.ts'
-import { ClosedError, NoRouteError, RemoteError, TimeoutError } from '../shared/errors.ts'
-import type { Identity } from '../shared/identity/keys.ts'
+import {
+  ClosedError,
+  MessageTooLargeError,
+  NoRouteError,
+  RemoteError,
+  TimeoutError,
+} from '../shared/errors.ts'
+import { type Identity, isPublicKey } from '../shared/identity/keys.ts'
 import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
 import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
 import { bump, type Counters } from '../shared/protocol.ts'
@@ -33,11 +40,12 @@ import type { PeerInfo } from '../shared/signal-events.ts'
 import { createSync, parseSyncMsg, type Sync, type SyncChange } from '../shared/sync/index.ts'
 import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
+import { decodeValueResult, encodeValue } from '../shared/wire/value.ts'
 import { Emitter } from './emitter.ts'
 import { Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
-import { parseRouteMsg, type RouteMsg } from './rpc.ts'
+import { fwdSigned, type InnerMsg, MAX_TTL, parseInnerMsg, parseRouteMsg, type RouteMsg } from './rpc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
@@ -107,8 +115,8 @@ export interface DhtApi {
   fingers(): string[]
 }
 
-/** Chord messages queued for a peer while an on-demand link to it opens. */
-const MAX_CHORD_QUEUE = 64
+/** Frames queued for a peer while an on-demand link to it opens. */
+const MAX_VIA_QUEUE = 64
 /** How often an always-on peer writes its DHT share to disk. */
 const DHT_SAVE_MS = 15_000
 /** How often a node that is alone on its ring looks for a ring to join. */
@@ -224,7 +232,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private lastSave = 0
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
   private ringReady: Promise<void> = Promise.resolve()
-  private readonly chordQueue = new Map<string, ChordMsg[]>()
+  private readonly viaQueue = new Map<string, Frame[]>()
   private lastRingCheck = 0
   private lastDhtSave = Date.now()
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
@@ -473,8 +481,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.deliverLocal(this.id, topic, data, 0)
       return
     }
-    const link = await this.route(to)
-    await link.send({ kind: Kind.Route, body: { t: 'msg', topic, data } })
+    await this.deliverTo(to, { t: 'msg', topic, data })
   }
 
   handle(method: string, fn: Handler): () => void {
@@ -491,29 +498,22 @@ export class OverlayNode extends Emitter<NodeEvents> {
     checkValue(data)
     const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs
     if (to === this.id) return this.callHandler(method, data, this.id)
-    const deadline = Date.now() + timeoutMs
-    const link = await withTimeout(
-      this.route(to),
-      timeoutMs,
-      () => new TimeoutError(`no route to ${to} within ${timeoutMs} ms`),
-    )
+    checkNodeId(to)
     const id = this.reqId++
     return new Promise<Value>((resolve, reject) => {
-      const timer = setTimeout(
-        () => {
-          this.pending.delete(id)
-          reject(new TimeoutError(`request ${method} to ${to} timed out after ${timeoutMs} ms`))
-        },
-        Math.max(0, deadline - Date.now()),
-      )
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new TimeoutError(`request ${method} to ${to} timed out after ${timeoutMs} ms`))
+      }, timeoutMs)
       this.pending.set(id, { to, resolve, reject, timer })
-      link.send({ kind: Kind.Route, body: { t: 'req', id, method, data } }).catch((err: Error) => {
+      this.deliverTo(to, { t: 'req', id, method, data }).catch((err: Error) => {
+        if (!this.pending.has(id)) return
         clearTimeout(timer)
         this.pending.delete(id)
         reject(
-          err.name === 'MessageTooLargeError'
+          err.name === 'MessageTooLargeError' || err.name === 'NoRouteError'
             ? err
-            : new NoRouteError(to, `link to ${to} failed: ${err.message}`),
+            : new NoRouteError(to, `no route to ${to}: ${err.message}`),
         )
       })
     })
@@ -582,40 +582,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
     return out
   }
 
-  /**
-   * Chord talks to fingers and successors it may have no link to yet: open
-   * one on demand (queued messages go once it opens; lost if it cannot).
-   */
+  /** Chord talks to fingers and successors it may have no link to yet: opened on demand. */
   private sendChord(to: string, msg: ChordMsg): void {
-    if (to === this.id) return
-    const frame: Frame = { kind: Kind.Chord, body: msg as unknown as Value }
-    const l = this.links.get(to)
-    if (l?.state === 'open') {
-      l.send(frame).catch(() => bump(this.counters, 'send.failed'))
-      return
-    }
-    let q = this.chordQueue.get(to)
-    if (q) {
-      if (q.length < MAX_CHORD_QUEUE) q.push(msg)
-      else bump(this.counters, 'dht.queue-full')
-      return
-    }
-    q = [msg]
-    this.chordQueue.set(to, q)
-    this.dial(to, false).then(
-      (link) => {
-        const msgs = this.chordQueue.get(to) ?? []
-        this.chordQueue.delete(to)
-        for (const m of msgs)
-          link
-            .send({ kind: Kind.Chord, body: m as unknown as Value })
-            .catch(() => bump(this.counters, 'send.failed'))
-      },
-      () => {
-        this.chordQueue.delete(to)
-        bump(this.counters, 'dht.link-failed')
-      },
-    )
+    if (to !== this.id) this.sendVia(to, { kind: Kind.Chord, body: msg as unknown as Value })
   }
 
   private sendFrame(to: string, frame: Frame): void {
@@ -624,12 +593,135 @@ export class OverlayNode extends Emitter<NodeEvents> {
     l.send(frame).catch(() => bump(this.counters, 'send.failed'))
   }
 
-  /** A link to `to`: the open one, or one opened now (WebRTC, else relay). */
-  private async route(to: string): Promise<Link> {
-    if (!/^[0-9a-f]{40}$/.test(to)) throw new TypeError(`not a node id: ${JSON.stringify(to)}`)
+  /**
+   * Get `inner` to node `to`: over a direct link when there is one; else
+   * along Chord's fingers when this node is on a ring that knows a next hop;
+   * else over a link opened now (WebRTC, or the server's relay).
+   */
+  private async deliverTo(to: string, inner: InnerMsg): Promise<void> {
+    checkNodeId(to)
     const l = this.links.get(to)
-    if (l?.state === 'open') return l
-    return this.dial(to, false)
+    if (l?.state === 'open') return l.send({ kind: Kind.Route, body: inner as unknown as Value })
+    if (this.overlayHop(to)) return this.forward(to, inner)
+    const link = await this.dial(to, false)
+    await link.send({ kind: Kind.Route, body: inner as unknown as Value })
+  }
+
+  /**
+   * The next hop toward `to` over links that are open now: `to` itself, or
+   * the linked node that most closely precedes it on the ring, strictly
+   * closer than this node. Forwarding never waits for a link to open, so a
+   * signal that sets up a link cannot queue behind that same link. With links
+   * to its successors (Chord keeps them), every node makes progress, so the
+   * message arrives. Null when no open link makes progress, or this node is
+   * not on a ring yet.
+   */
+  private overlayHop(to: string): string | null {
+    const direct = this.links.get(to)
+    if (direct?.state === 'open') return to
+    if (this.chord.successors().every((s) => s === this.id)) return null
+    let best: string | null = null
+    for (const l of this.links.values()) {
+      if (l.state !== 'open' || !between(l.peer, this.id, to)) continue
+      if (best === null || between(l.peer, best, to)) best = l.peer
+    }
+    return best
+  }
+
+  /** Wrap `inner` in a signed `fwd` envelope from this node to `dst`, and pass it on. */
+  private async forward(dst: string, inner: InnerMsg): Promise<void> {
+    const body = encodeValue(inner as unknown as Value)
+    if (body.length > this.opts.maxMessageBytes)
+      throw new MessageTooLargeError(body.length, this.opts.maxMessageBytes)
+    const sig = await this.identity.sign(fwdSigned(this.id, dst, body))
+    bump(this.counters, 'route.originated')
+    this.passOn({ t: 'fwd', src: this.id, dst, ttl: MAX_TTL, pk: this.identity.publicKey, sig, body })
+  }
+
+  private passOn(env: Extract<RouteMsg, { t: 'fwd' }>): void {
+    // Over an open link when one makes progress; else toward Chord's next hop (opening a link to it).
+    const hop = this.overlayHop(env.dst) ?? this.chord.nextHop(env.dst)
+    if (!hop || hop === this.id) {
+      // We are responsible for dst's position, so dst is not on the ring.
+      bump(this.counters, 'route.noroute')
+      if (env.src === this.id) return this.noRoute(env.dst)
+      void this.forward(env.src, { t: 'noroute', dst: env.dst }).catch(() => {})
+      return
+    }
+    this.sendVia(hop, { kind: Kind.Route, body: env as unknown as Value })
+  }
+
+  private async onForward(env: Extract<RouteMsg, { t: 'fwd' }>): Promise<void> {
+    if (env.dst !== this.id) {
+      if (env.ttl <= 0) return bump(this.counters, 'drop.route.ttl')
+      bump(this.counters, 'route.forwarded')
+      return this.passOn({ ...env, ttl: env.ttl - 1 })
+    }
+    // End to end: the source's key must hash to its id and sign these exact bytes.
+    const ok =
+      isPublicKey(env.pk) &&
+      (await this.identity.idOf(env.pk)) === env.src &&
+      (await this.identity.verify(env.pk, fwdSigned(env.src, env.dst, env.body), env.sig))
+    if (!ok) return bump(this.counters, 'drop.route.forged')
+    const v = decodeValueResult(env.body)
+    const inner = v ? parseInnerMsg(v.value) : null
+    if (!inner) return bump(this.counters, 'drop.route.body')
+    bump(this.counters, 'route.delivered')
+    await this.onInner(env.src, inner, (reply) => this.deliverTo(env.src, reply))
+  }
+
+  /** Nobody on the ring is `dst`: fail what waits on it. */
+  private noRoute(dst: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.to !== dst) continue
+      clearTimeout(p.timer)
+      this.pending.delete(id)
+      p.reject(new NoRouteError(dst))
+    }
+    const d = this.dials.get(dst)
+    if (d) this.failDial(d, new NoRouteError(dst))
+  }
+
+  /**
+   * Send a link-setup signal: through the overlay once this node is on the
+   * ring (the server is then needed only to enter and for relay), else
+   * through the signal server.
+   */
+  private async signalTo(peer: string, data: SignalData): Promise<void> {
+    if (data.t !== 'relay' && data.t !== 'refuse' && this.overlayHop(peer)) {
+      bump(this.counters, 'signal.overlay')
+      return this.forward(peer, { t: 'sig', data: data as unknown as Value })
+    }
+    bump(this.counters, 'signal.server')
+    return this.signalClient.signal(peer, data)
+  }
+
+  /** Send a frame to `to` over its link, opening one on demand (bounded queue while it opens). */
+  private sendVia(to: string, frame: Frame): void {
+    const l = this.links.get(to)
+    if (l?.state === 'open') {
+      l.send(frame).catch(() => bump(this.counters, 'send.failed'))
+      return
+    }
+    let q = this.viaQueue.get(to)
+    if (q) {
+      if (q.length < MAX_VIA_QUEUE) q.push(frame)
+      else bump(this.counters, 'send.queue-full')
+      return
+    }
+    q = [frame]
+    this.viaQueue.set(to, q)
+    this.dial(to, false).then(
+      (link) => {
+        const frames = this.viaQueue.get(to) ?? []
+        this.viaQueue.delete(to)
+        for (const f of frames) link.send(f).catch(() => bump(this.counters, 'send.failed'))
+      },
+      () => {
+        this.viaQueue.delete(to)
+        bump(this.counters, 'send.link-failed')
+      },
+    )
   }
 
   private dial(peer: string, mesh: boolean): Promise<Link> {
@@ -645,7 +737,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     else if (this.id < peer) this.startWebRtc(d, true)
     else {
       this.armFallback(d)
-      this.signalClient.signal(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
+      this.signalTo(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
     }
     return p
   }
@@ -657,7 +749,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       ...(this.opts.wrtc ? { wrtc: this.opts.wrtc } : {}),
       iceServers: this.opts.iceServers,
       sendSignal: (s) =>
-        this.signalClient.signal(d.peer, { t: 'rtc', s, mesh: d.mesh }).catch((err: Error) => {
+        this.signalTo(d.peer, { t: 'rtc', s, mesh: d.mesh }).catch((err: Error) => {
           if (err instanceof NoRouteError) this.failDial(d, err)
         }),
     })
@@ -899,19 +991,33 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   private async onRoute(link: Link, m: RouteMsg): Promise<void> {
+    if (m.t === 'fwd') return this.onForward(m)
+    await this.onInner(link.peer, m, async (reply) => {
+      if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply as unknown as Value })
+    })
+  }
+
+  /** A message from `from` (a linked peer, or the checked source of a forwarded one). */
+  private async onInner(from: string, m: InnerMsg, reply: (m: InnerMsg) => Promise<void>): Promise<void> {
     switch (m.t) {
       case 'msg':
-        this.deliverLocal(link.peer, m.topic, m.data, 1)
+        this.deliverLocal(from, m.topic, m.data, 1)
+        return
+      case 'sig':
+        this.onSignal(from, m.data)
+        return
+      case 'noroute':
+        this.noRoute(m.dst)
         return
       case 'req': {
-        let reply: RouteMsg
+        let answer: InnerMsg
         if (!this.handlers.has(m.method))
-          reply = { t: 'err', id: m.id, code: 'no-handler', message: `no handler for ${m.method}` }
+          answer = { t: 'err', id: m.id, code: 'no-handler', message: `no handler for ${m.method}` }
         else {
           try {
-            reply = { t: 'res', id: m.id, data: await this.callHandler(m.method, m.data, link.peer) }
+            answer = { t: 'res', id: m.id, data: await this.callHandler(m.method, m.data, from) }
           } catch (err) {
-            reply = {
+            answer = {
               t: 'err',
               id: m.id,
               code: 'remote',
@@ -919,13 +1025,13 @@ export class OverlayNode extends Emitter<NodeEvents> {
             }
           }
         }
-        if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply }).catch(() => {})
+        await reply(answer).catch(() => bump(this.counters, 'route.reply-failed'))
         return
       }
       case 'res':
       case 'err': {
         const p = this.pending.get(m.id)
-        if (!p || p.to !== link.peer) return bump(this.counters, 'drop.route.unexpected-answer')
+        if (!p || p.to !== from) return bump(this.counters, 'drop.route.unexpected-answer')
         this.pending.delete(m.id)
         clearTimeout(p.timer)
         if (m.t === 'res') p.resolve(m.data)
@@ -1096,6 +1202,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
 function checkTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256 || topic.charCodeAt(0) === 0)
     throw new TypeError('a topic or method is a string of 1 to 256 characters, not starting with NUL')
+}
+
+function checkNodeId(to: unknown): asserts to is string {
+  if (typeof to !== 'string' || !/^[0-9a-f]{40}$/.test(to))
+    throw new TypeError(`not a node id: ${JSON.stringify(to)}`)
 }
 
 function checkKey(key: unknown): asserts key is string {

@@ -1,8 +1,22 @@
 /**
- * Routed unicast and request/response (Kind.Route frames). In this version a
- * route is a direct link to the target: an existing one, or one opened on
- * demand (WebRTC, else through the server's relay). The link is
- * authenticated, so `from` is the link's peer and needs no signature.
+ * Routed unicast and request/response (Kind.Route frames).
+ *
+ * Over a direct link the message goes as it is: the link is authenticated,
+ * so `from` is the link's peer. With no direct link, the message travels
+ * hop by hop along Chord's fingers inside a `fwd` envelope signed by its
+ * source, so intermediaries can neither forge nor alter it:
+ *
+ *   fwd { t:'fwd', src, dst, ttl, pk, sig, body }
+ *       body = MessagePack of the inner message; sig = Ed25519 by src over
+ *       utf8("weft-route/1\n" src "\n" dst "\n") || body; pk hashes to src.
+ *       Each hop decrements ttl (dropped at 0) and passes it to
+ *       chord.nextHop(dst). The node responsible for dst's position that is
+ *       not dst answers src with `noroute`.
+ *
+ * Inner messages: msg, req, res, err as below, and
+ *   sig     { t:'sig', data }     a link-setup signal (WebRTC offer/answer/candidate,
+ *                                 dial, relay) sent through the overlay instead of the server
+ *   noroute { t:'noroute', dst }  dst is not on the ring
  *
  *   msg { t:'msg', topic, data }              delivered to the target's subscribers of topic
  *   req { t:'req', id, method, data }         answered by res or err with the same id
@@ -12,12 +26,22 @@
 import type { Value } from '../shared/types.ts'
 
 export type RouteMsg =
+  | { t: 'fwd'; src: string; dst: string; ttl: number; pk: Uint8Array; sig: Uint8Array; body: Uint8Array }
+  | InnerMsg
+
+/** What a `fwd` envelope carries (and what a direct link carries as it is). */
+export type InnerMsg =
+  | { t: 'sig'; data: Value }
+  | { t: 'noroute'; dst: string }
   | { t: 'msg'; topic: string; data: Value }
   | { t: 'req'; id: number; method: string; data: Value }
   | { t: 'res'; id: number; data: Value }
   | { t: 'err'; id: number; code: 'remote' | 'no-handler'; message: string }
 
 const MAX_NAME = 256
+/** Most hops a forwarded message may take (Chord needs about log2 N). */
+export const MAX_TTL = 32
+const ID = /^[0-9a-f]{40}$/
 
 function isName(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0 && x.length <= MAX_NAME
@@ -33,6 +57,26 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
   const o = v as Record<string, Value>
   if (!Object.hasOwn(o, 'data') && (o.t === 'msg' || o.t === 'req' || o.t === 'res')) return null
   switch (o.t) {
+    case 'fwd':
+      return typeof o.src === 'string' &&
+        ID.test(o.src) &&
+        typeof o.dst === 'string' &&
+        ID.test(o.dst) &&
+        typeof o.ttl === 'number' &&
+        Number.isInteger(o.ttl) &&
+        o.ttl >= 0 &&
+        o.ttl <= MAX_TTL &&
+        o.pk instanceof Uint8Array &&
+        o.pk.length === 32 &&
+        o.sig instanceof Uint8Array &&
+        o.sig.length === 64 &&
+        o.body instanceof Uint8Array
+        ? { t: 'fwd', src: o.src, dst: o.dst, ttl: o.ttl, pk: o.pk, sig: o.sig, body: o.body }
+        : null
+    case 'sig':
+      return Object.hasOwn(o, 'data') ? { t: 'sig', data: o.data as Value } : null
+    case 'noroute':
+      return typeof o.dst === 'string' && ID.test(o.dst) ? { t: 'noroute', dst: o.dst } : null
     case 'msg':
       return isName(o.topic) ? { t: 'msg', topic: o.topic, data: o.data as Value } : null
     case 'req':
@@ -51,4 +95,19 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
     default:
       return null
   }
+}
+
+/** An inner message: any route message but a nested `fwd`. */
+export function parseInnerMsg(v: Value): InnerMsg | null {
+  const m = parseRouteMsg(v)
+  return m && m.t !== 'fwd' ? m : null
+}
+
+/** The bytes a `fwd` source signs. */
+export function fwdSigned(src: string, dst: string, body: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(`weft-route/1\n${src}\n${dst}\n`)
+  const out = new Uint8Array(head.length + body.length)
+  out.set(head)
+  out.set(body, head.length)
+  return out
 }

@@ -1,11 +1,20 @@
 /** Small byte helpers shared by every module (no Buffer: browsers have none). */
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+const HEX_CODES = new TextEncoder().encode('0123456789abcdef')
+const decoder = new TextDecoder()
 
+/**
+ * Lowercase hex. Built as one flat string (not by `+=`, which leaves a chain
+ * of small strings that long-lived keys, such as cached node ids, carry along).
+ */
 export function toHex(bytes: Uint8Array): string {
-  let s = ''
-  for (const b of bytes) s += HEX[b]
-  return s
+  const out = new Uint8Array(bytes.length * 2)
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number
+    out[2 * i] = HEX_CODES[b >> 4] as number
+    out[2 * i + 1] = HEX_CODES[b & 15] as number
+  }
+  return decoder.decode(out)
 }
 
 /** Parse lowercase or uppercase hex; returns null for odd length or a non-hex digit. */
