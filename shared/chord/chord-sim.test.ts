@@ -1,0 +1,193 @@
+/**
+ * Chord in the simulator at scale: exact lookups on a 1,024-node ring built
+ * with the real join protocol, half the ring crashing at once, Poisson churn,
+ * keys moving on join, provider records expiring. Every test prints its
+ * seed on failure (WEFT_SEED=... replays it).
+ */
+import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../sim/sim.ts'
+import {
+  buildRing,
+  type ChordNet,
+  fingerAccuracy,
+  killFraction,
+  mean,
+  measureLookups,
+  quantile,
+  ringCorrect,
+  runChurn,
+  runUntil,
+  SIM_CHORD_OPTIONS,
+  settle,
+  settleAll,
+  successorListsCorrect,
+  trueOwners,
+} from './harness.ts'
+import { keyPositionSync } from './sha256-sync.ts'
+
+const REPLICAS = 3
+
+function pick(net: ChordNet): string {
+  const ids = net.live()
+  return ids[Math.floor(net.sim.rng() * ids.length)] as string
+}
+
+/** Members that should hold `key` (its true owners) but do not. */
+function missingCopies(net: ChordNet, key: string): string[] {
+  return trueOwners(net, keyPositionSync(key), REPLICAS).filter((o) => !net.node(o).holds(key))
+}
+
+async function putAll(net: ChordNet, keys: string[]): Promise<void> {
+  const res = await settleAll(
+    net.sim,
+    keys.map((k) => net.node(pick(net)).put(k, { k })),
+  )
+  const failed = res.filter((r) => r.status === 'rejected')
+  expect(failed).toEqual([])
+}
+
+describe('Chord at N = 1,024', () => {
+  it('after stabilization every lookup returns the true successor in few hops; after half the ring crashes, every key with a surviving copy is found and replicas are restored', async () => {
+    const seed = testSeed(1024)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 1024)
+      expect(ringCorrect(net)).toBe(true)
+      expect(successorListsCorrect(net, 8)).toBe(1024)
+      expect(fingerAccuracy(net)).toBe(1)
+
+      const stable = await measureLookups(net, 2000)
+      expect(stable.failed).toBe(0)
+      expect(stable.wrong).toBe(0)
+      expect(stable.ok).toBe(2000)
+      expect(mean(stable.hops)).toBeLessThanOrEqual(5)
+      expect(quantile(stable.hops, 0.99)).toBeLessThanOrEqual(10)
+
+      // 1,000 records, each on its successor and the next two nodes.
+      const keys = Array.from({ length: 1000 }, (_, i) => `key/${i}`)
+      await putAll(net, keys)
+      await net.sim.runFor(2000)
+      expect(keys.flatMap((k) => missingCopies(net, k))).toEqual([])
+
+      // Half the ring crashes at once.
+      const holders = new Map(keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k))]))
+      const killed = new Set(await killFraction(net, 0.5))
+      expect(killed.size).toBe(512)
+      const surviving = keys.filter((k) => (holders.get(k) ?? []).some((id) => !killed.has(id)))
+      expect(surviving.length).toBeGreaterThan(800) // about 7/8 keep a copy
+      expect(await runUntil(net, () => ringCorrect(net), 60_000)).toBe(true)
+      // Replicas restored: every surviving key is on all three of its new owners.
+      expect(
+        await runUntil(net, () => surviving.every((k) => missingCopies(net, k).length === 0), 60_000),
+      ).toBe(true)
+      const reads = await settleAll(
+        net.sim,
+        surviving.map((k) => net.node(pick(net)).get(k)),
+      )
+      const notFound = reads.filter(
+        (r, i) => r.status !== 'fulfilled' || (r.value as { k?: string })?.k !== surviving[i],
+      )
+      expect(notFound.length).toBe(0)
+      const after = await measureLookups(net, 1000)
+      expect(after.wrong + after.failed).toBe(0)
+    })
+  })
+})
+
+describe('Chord under churn', () => {
+  it('Poisson joins and crashes (mean lifetime 2 minutes): at least 99% of lookups return the true successor', async () => {
+    const seed = testSeed(256)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 256)
+      const s = await runChurn(net, { lifetimeMs: 120_000, durationMs: 60_000, lookupsPerSec: 20 })
+      const total = s.ok + s.wrong + s.failed
+      expect(s.joins).toBeGreaterThan(80)
+      expect(s.failures).toBeGreaterThan(80)
+      expect(total).toBeGreaterThan(1000)
+      expect(s.ok / total).toBeGreaterThanOrEqual(0.99)
+      // Once churn stops, the ring settles to exactly right.
+      expect(await runUntil(net, () => ringCorrect(net), 30_000)).toBe(true)
+      const after = await measureLookups(net, 500)
+      expect(after.ok).toBe(500)
+    })
+  })
+})
+
+describe('keys move on join', () => {
+  it('joining nodes receive exactly the records they now own; every record stays on its three owners', async () => {
+    const seed = testSeed(128)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 128)
+      const keys = Array.from({ length: 600 }, (_, i) => `move/${i}`)
+      await putAll(net, keys)
+      await net.sim.runFor(2000)
+      expect(keys.flatMap((k) => missingCopies(net, k))).toEqual([])
+      // 48 nodes join at once, through random members.
+      const fresh = Array.from({ length: 48 }, () => net.add())
+      const joins = await settleAll(
+        net.sim,
+        fresh.map((id) => net.node(id).join(pick(net))),
+      )
+      expect(joins.every((r) => r.status === 'fulfilled')).toBe(true)
+      for (const id of fresh) net.member(id)
+      expect(await runUntil(net, () => ringCorrect(net), 30_000)).toBe(true)
+      expect(await runUntil(net, () => keys.every((k) => missingCopies(net, k).length === 0), 30_000)).toBe(
+        true,
+      )
+      // A new node holds what it owns (it may also hold copies on their way elsewhere, for a while).
+      let moved = 0
+      for (const id of fresh) {
+        const owned = keys.filter((k) => trueOwners(net, keyPositionSync(k), REPLICAS).includes(id))
+        for (const k of owned) expect(net.node(id).holds(k)).toBe(true)
+        moved += owned.length
+      }
+      expect(moved).toBeGreaterThan(50)
+      // Stray copies (nodes that are no longer owners) are handed off and dropped within a few republish periods.
+      await net.sim.runFor(5 * (SIM_CHORD_OPTIONS.republishMs ?? 0))
+      const total = net.live().reduce((n, id) => n + net.node(id).storedKeys(), 0)
+      expect(total).toBe(keys.length * REPLICAS)
+      const reads = await settleAll(
+        net.sim,
+        keys.map((k) => net.node(pick(net)).get(k)),
+      )
+      reads.forEach((r, i) => {
+        expect(r.status === 'fulfilled' && (r.value as { k: string }).k).toBe(keys[i])
+      })
+    })
+  })
+})
+
+describe('provider records', () => {
+  it('are found from any node, live while refreshed, and expire when not', async () => {
+    const seed = testSeed(64)
+    await withSeed(seed, async () => {
+      const ttl = SIM_CHORD_OPTIONS.providerTtlMs as number
+      const net = await buildRing(seed, 64)
+      const [p1, p2, p3] = [pick(net), pick(net), pick(net)]
+      await settle(net.sim, net.node(p1).provide('service/chat'))
+      await settle(net.sim, net.node(p2).provide('service/chat'))
+      await settle(net.sim, net.node(p3).provide('user/alice'))
+      for (let i = 0; i < 10; i++) {
+        const from = pick(net)
+        expect((await settle(net.sim, net.node(from).findProviders('service/chat'))).sort()).toEqual(
+          [p1, p2].sort(),
+        )
+        expect(await settle(net.sim, net.node(from).findProviders('user/alice'))).toEqual([p3])
+      }
+      expect(await settle(net.sim, net.node(pick(net)).findProviders('nobody'))).toEqual([])
+      // Refreshed by their providers, the records outlive their TTL several times over.
+      await net.sim.runFor(3 * ttl)
+      expect((await settle(net.sim, net.node(pick(net)).findProviders('service/chat'))).sort()).toEqual(
+        [p1, p2].sort(),
+      )
+      // p1 stops providing, p3 crashes: their records expire within one TTL.
+      net.node(p1).unprovide('service/chat')
+      await net.kill(p3)
+      await net.sim.runFor(ttl + 1000)
+      const reader = pick(net)
+      expect(await settle(net.sim, net.node(reader).findProviders('service/chat'))).toEqual([p2])
+      expect(await settle(net.sim, net.node(reader).findProviders('user/alice'))).toEqual([])
+      const held = net.live().reduce((n, id) => n + net.node(id).storedProviders(), 0)
+      expect(held).toBe(REPLICAS) // p2's record on its three owners; the rest were collected
+    })
+  })
+})
