@@ -15,15 +15,19 @@
  *
  *   npm run bench -- sim-mesh
  */
+import type { MeshOptions } from '../shared/mesh/mesh.ts'
 import { createMeshNet, type MeshNet } from '../shared/mesh/sim-net.ts'
 import { createFlood, createSim, type FloodMsg, type FloodNode, randomGraph } from '../shared/sim/index.ts'
-import { isMain, median, report } from './report.ts'
+import { isMain, report } from './report.ts'
 
 const N = 256
 const DEGREE = 6
 const WARMUP = 30
 const MEASURED = 100
 const SEED = 2024
+/** Concurrent broadcasts per round in the burst runs, and how many rounds are measured. */
+const BURST = 8
+const BURSTS = 12
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d
@@ -59,60 +63,69 @@ async function floodFigures() {
 
 const CONTROL = ['ihaveSent', 'ihaveIdsSent', 'graftSent', 'pruneSent', 'payloadSentGraft'] as const
 
-async function meshRun(net: MeshNet, count: number) {
+/** `rounds` rounds of `burst` concurrent broadcasts from random origins, each round run to quiescence. */
+async function meshRun(net: MeshNet, rounds: number, burst = 1) {
   const coverage: number[] = []
   const rmr: number[] = []
   const ldh: number[] = []
-  const dupDeliveries: number[] = []
+  let dupDeliveries = 0
   const control = Object.fromEntries(CONTROL.map((k) => [k, 0])) as Record<(typeof CONTROL)[number], number>
-  for (let m = 0; m < count; m++) {
-    const origin = net.ids[Math.floor(net.sim.rng() * N)] as string
+  for (let r = 0; r < rounds; r++) {
+    const origins = Array.from({ length: burst }, () => net.ids[Math.floor(net.sim.rng() * N)] as string)
     const sentBefore = net.sum('payloadSent')
     const controlBefore = CONTROL.map((k) => net.sum(k))
-    const id = await net.broadcast(origin, 'bench', { m, text: 'hello, mesh' })
+    const ids = await Promise.all(
+      origins.map((o, i) => net.broadcast(o, 'bench', { r, i, text: 'hello, mesh' })),
+    )
     // Long enough for every announcement round and any GRAFT to finish.
-    await net.sim.runFor(3_000)
-    coverage.push(net.reached(id) / N)
-    rmr.push((net.sum('payloadSent') - sentBefore) / (N - 1) - 1)
-    let last = 0
-    for (const h of net.deliveries.get(id)?.values() ?? []) last = Math.max(last, ...h)
-    ldh.push(last)
-    dupDeliveries.push(net.maxDeliveries(id) - 1)
+    await net.sim.runFor(5_000)
+    rmr.push((net.sum('payloadSent') - sentBefore) / (burst * (N - 1)) - 1)
+    for (const id of ids) {
+      coverage.push(net.reached(id) / N)
+      let last = 0
+      for (const h of net.deliveries.get(id)?.values() ?? []) last = Math.max(last, ...h)
+      ldh.push(last)
+      dupDeliveries += net.maxDeliveries(id) - 1
+    }
     CONTROL.forEach((k, i) => {
       control[k] += net.sum(k) - (controlBefore[i] as number)
     })
   }
+  const perBroadcast = (k: (typeof CONTROL)[number]) => round(control[k] / (rounds * burst), 1)
   return {
-    coverage: mean(coverage),
-    coverageMin: Math.min(...coverage),
-    rmr: mean(rmr),
-    rmrMedian: median(rmr),
-    rmrMax: Math.max(...rmr),
-    ldh: mean(ldh),
+    coverage: round(mean(coverage)),
+    coverageMin: round(Math.min(...coverage)),
+    rmr: round(mean(rmr)),
+    rmrMax: round(Math.max(...rmr)),
+    ldh: round(mean(ldh), 2),
     ldhMax: Math.max(...ldh),
-    duplicateDeliveries: dupDeliveries.reduce((a, b) => a + b, 0),
-    perBroadcast: Object.fromEntries(Object.entries(control).map(([k, v]) => [k, round(v / count, 1)])),
+    duplicateDeliveries: dupDeliveries,
+    ihaveMsgs: perBroadcast('ihaveSent'),
+    ihaveIds: perBroadcast('ihaveIdsSent'),
+    graftMsgs: perBroadcast('graftSent'),
+    pruneMsgs: perBroadcast('pruneSent'),
+    graftAnswers: perBroadcast('payloadSentGraft'),
   }
 }
 
-async function meshFigures(announceRounds: number) {
-  const net = await createMeshNet({ seed: SEED, n: N, degree: DEGREE, mesh: { announceRounds } })
+async function meshFigures(mesh: MeshOptions, burst: number, warmRounds: number, rounds: number) {
+  const net = await createMeshNet({ seed: SEED, n: N, degree: DEGREE, mesh })
   await net.sim.runFor(1_000)
-  const warm = await meshRun(net, WARMUP)
-  const measured = await meshRun(net, MEASURED)
-  return {
-    warm,
-    measured,
-    eagerLinks: net.ids.reduce((s, id) => s + net.mesh(id).eagerPeers().length, 0) / 2,
-  }
+  const warm = await meshRun(net, warmRounds, burst)
+  const measured = await meshRun(net, rounds, burst)
+  const eagerLinks = net.ids.reduce((s, id) => s + net.mesh(id).eagerPeers().length, 0) / 2
+  return { ...measured, warmupRmr: warm.rmr, warmupCoverage: warm.coverage, eagerLinks }
 }
+
+/** Plumtree as published: one announcement round, every duplicate prunes at once. */
+const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const t0 = performance.now()
   const flood = await floodFigures()
-  const mesh = await meshFigures(2)
-  const plumtree = await meshFigures(1)
-  const m = mesh.measured
+  const mesh = await meshFigures({}, 1, WARMUP, MEASURED)
+  const bursts = await meshFigures({}, BURST, 3, BURSTS)
+  const paperBursts = await meshFigures(PAPER, BURST, 3, BURSTS)
   const figures = {
     nodes: N,
     degree: DEGREE,
@@ -122,24 +135,32 @@ export async function run(): Promise<Record<string, unknown>> {
     floodRmr: round(flood.rmr),
     floodLdh: round(flood.ldh, 2),
     floodLdhMax: flood.ldhMax,
-    coverage: round(m.coverage),
-    coverageMin: round(m.coverageMin),
-    rmr: round(m.rmr),
-    rmrMax: round(m.rmrMax),
-    ldh: round(m.ldh, 2),
-    ldhMax: m.ldhMax,
-    duplicateDeliveries: m.duplicateDeliveries,
+    coverage: mesh.coverage,
+    coverageMin: mesh.coverageMin,
+    rmr: mesh.rmr,
+    rmrMax: mesh.rmrMax,
+    ldh: mesh.ldh,
+    ldhMax: mesh.ldhMax,
+    duplicateDeliveries: mesh.duplicateDeliveries,
     eagerLinks: mesh.eagerLinks,
-    ihaveMsgsPerBroadcast: m.perBroadcast.ihaveSent,
-    ihaveIdsPerBroadcast: m.perBroadcast.ihaveIdsSent,
-    graftMsgsPerBroadcast: m.perBroadcast.graftSent,
-    pruneMsgsPerBroadcast: m.perBroadcast.pruneSent,
-    warmupRmr: round(mesh.warm.rmr),
-    warmupCoverage: round(mesh.warm.coverage),
-    oneRoundRmr: round(plumtree.measured.rmr),
-    oneRoundCoverage: round(plumtree.measured.coverage),
-    oneRoundLdh: round(plumtree.measured.ldh, 2),
-    oneRoundIhaveIdsPerBroadcast: plumtree.measured.perBroadcast.ihaveIdsSent,
+    ihaveMsgsPerBroadcast: mesh.ihaveMsgs,
+    ihaveIdsPerBroadcast: mesh.ihaveIds,
+    graftMsgsPerBroadcast: mesh.graftMsgs,
+    pruneMsgsPerBroadcast: mesh.pruneMsgs,
+    warmupRmr: mesh.warmupRmr,
+    warmupCoverage: mesh.warmupCoverage,
+    burstSize: BURST,
+    burstCoverage: bursts.coverage,
+    burstRmr: bursts.rmr,
+    burstLdh: bursts.ldh,
+    burstGraftAnswersPerBroadcast: bursts.graftAnswers,
+    burstEagerLinks: bursts.eagerLinks,
+    paperBurstCoverage: paperBursts.coverage,
+    paperBurstRmr: paperBursts.rmr,
+    paperBurstLdh: paperBursts.ldh,
+    paperBurstLdhMax: paperBursts.ldhMax,
+    paperBurstGraftAnswersPerBroadcast: paperBursts.graftAnswers,
+    paperBurstEagerLinks: paperBursts.eagerLinks,
     wallMs: Math.round(performance.now() - t0),
   }
   report('sim-mesh', figures)

@@ -44,8 +44,8 @@ export type GossipMsg = { type: 'gossip'; payload: Uint8Array; sig: Uint8Array; 
 export type IHaveMsg = { type: 'ihave'; ids: string[] }
 /** "Send me these broadcasts, and push eagerly to me from now on" (Plumtree GRAFT). */
 export type GraftMsg = { type: 'graft'; ids: string[] }
-/** "Stop pushing eagerly to me; announce instead" (Plumtree PRUNE). */
-export type PruneMsg = { type: 'prune' }
+/** "Stop pushing eagerly to me; announce instead" (Plumtree PRUNE), for the duplicate of broadcast `id`. */
+export type PruneMsg = { type: 'prune'; id?: string }
 
 export type MeshMsg = GossipMsg | IHaveMsg | GraftMsg | PruneMsg
 
@@ -75,8 +75,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
-function parseIds(v: unknown): string[] | null {
-  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_IDS_PER_MSG) return null
+function parseIds(v: unknown, minLength: number): string[] | null {
+  if (!Array.isArray(v) || v.length < minLength || v.length > MAX_IDS_PER_MSG) return null
   for (const id of v) if (!isMsgId(id)) return null
   return [...(v as string[])]
 }
@@ -98,13 +98,18 @@ export function parseMeshMsg(v: Value): MeshMsg | null {
           return null
         return { type: 'gossip', payload, sig, hops }
       }
-      case 'ihave':
+      case 'ihave': {
+        const ids = parseIds(v.ids, 1)
+        return ids ? { type: 'ihave', ids } : null
+      }
       case 'graft': {
-        const ids = parseIds(v.ids)
-        return ids ? { type: v.type, ids } : null
+        // An empty GRAFT only asks to be pushed to again (the answer to an unwanted PRUNE).
+        const ids = parseIds(v.ids, 0)
+        return ids ? { type: 'graft', ids } : null
       }
       case 'prune':
-        return { type: 'prune' }
+        if (v.id === undefined) return { type: 'prune' }
+        return isMsgId(v.id) ? { type: 'prune', id: v.id } : null
       default:
         return null
     }

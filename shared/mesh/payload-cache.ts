@@ -10,6 +10,8 @@
  */
 export interface CachedBroadcast {
   readonly id: string
+  /** The neighbour it came from first (undefined at the origin). */
+  readonly from: string | undefined
   /** The origin's signed bytes, exactly as received. */
   readonly payload: Uint8Array
   readonly sig: Uint8Array

@@ -42,6 +42,7 @@ describe('SeenCache', () => {
 function entry(id: string, bytes: number, at: number): CachedBroadcast {
   return {
     id,
+    from: undefined,
     payload: new Uint8Array(bytes),
     sig: new Uint8Array(64),
     hops: 1,

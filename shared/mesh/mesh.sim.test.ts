@@ -1,0 +1,190 @@
+/**
+ * The mesh in the simulator: hundreds of nodes on random graphs of degree
+ * about 6, with loss, crashes and restarts, partitions and healing, and
+ * relays that tamper. Every run prints its seed on failure (WEFT_SEED=…
+ * replays it).
+ */
+import { describe, expect, it } from 'vitest'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { shuffle } from '../sim/prng.ts'
+import { testSeed, withSeed } from '../sim/sim.ts'
+import { createMesh } from './mesh.ts'
+import type { MeshMsg } from './messages.ts'
+import { createMeshNet, type MeshNet } from './sim-net.ts'
+
+/** Nodes reachable from `from` over live links now. */
+function component(net: MeshNet, from: string): Set<string> {
+  const seen = new Set([from])
+  const stack = [from]
+  while (stack.length > 0) {
+    const x = stack.pop() as string
+    for (const y of net.sim.liveNeighbours(x)) {
+      if (!seen.has(y)) {
+        seen.add(y)
+        stack.push(y)
+      }
+    }
+  }
+  return seen
+}
+
+interface Outcome {
+  id: string
+  /** Delivered at every node of the origin's component, and nowhere else. */
+  coverage: number
+  outside: number
+  maxDeliveries: number
+}
+
+/** Broadcast from `count` random live origins at once, run `settleMs`, and measure each against its component. */
+async function round(
+  net: MeshNet,
+  count: number,
+  settleMs: number,
+  pool = net.sim.upIds(),
+): Promise<Outcome[]> {
+  const origins = shuffle(net.sim.rng, [...pool]).slice(0, count)
+  const comps = origins.map((o) => component(net, o))
+  const ids = await Promise.all(origins.map((o, i) => net.broadcast(o, 'sim', { i, from: o })))
+  await net.sim.runFor(settleMs)
+  return ids.map((id, i) => {
+    const comp = comps[i] as Set<string>
+    const at = [...(net.deliveries.get(id)?.keys() ?? [])]
+    const inside = at.filter((n) => comp.has(n)).length
+    return {
+      id,
+      coverage: inside / comp.size,
+      outside: at.length - inside,
+      maxDeliveries: net.maxDeliveries(id),
+    }
+  })
+}
+
+function expectFull(outcomes: Outcome[]): void {
+  for (const o of outcomes) expect(o).toMatchObject({ coverage: 1, outside: 0, maxDeliveries: 1 })
+}
+
+/** What plain flooding would send per broadcast on this graph: every node to all its links but one. */
+function floodRmr(net: MeshNet): number {
+  const n = net.ids.length
+  const degreeSum = net.ids.reduce((s, id) => s + net.sim.linksOf(id).length, 0)
+  return (degreeSum - n + 1) / (n - 1) - 1
+}
+
+describe('mesh in the simulator', () => {
+  it('500 nodes, no loss: every broadcast reaches every node exactly once; RMR falls to ~0 once the tree forms', async () => {
+    const seed = testSeed(101)
+    await withSeed(seed, async () => {
+      const N = 500
+      const net = await createMeshNet({ seed, n: N, degree: 6 })
+      await net.sim.runFor(500)
+      const rmrs: number[] = []
+      for (let r = 0; r < 8; r++) {
+        const before = net.sum('payloadSent')
+        expectFull(await round(net, 5, 2_500))
+        rmrs.push((net.sum('payloadSent') - before) / (5 * (N - 1)) - 1)
+      }
+      const flood = floodRmr(net)
+      expect(flood).toBeGreaterThan(3.5)
+      // The first batch floods and builds the tree (PRUNEs cut the redundant links); the rest ride it.
+      expect(rmrs[0]).toBeLessThanOrEqual(flood + 1e-9)
+      for (const r of rmrs.slice(2)) expect(r).toBeLessThan(0.05)
+      const eagerLinks = net.ids.reduce((s, id) => s + net.mesh(id).eagerPeers().length, 0) / 2
+      expect(eagerLinks).toBeGreaterThanOrEqual(N - 1) // a spanning tree, or a little more
+      expect(eagerLinks).toBeLessThan(N + 10)
+      expect(net.sum('drop.badSignature') + net.sum('drop.malformed')).toBe(0)
+    })
+  })
+
+  it('300 nodes with 5% loss, 10% crashes and restarts, a partition and its healing: coverage stays 1.0', async () => {
+    const seed = testSeed(202)
+    await withSeed(seed, async () => {
+      const N = 300
+      const net = await createMeshNet({ seed, n: N, degree: 6 })
+      await net.sim.runFor(500)
+      for (let r = 0; r < 3; r++) expectFull(await round(net, 3, 2_000))
+
+      net.sim.setLoss(0.05)
+      const lossBefore = net.sum('payloadSent')
+      const lossy = await round(net, 5, 5_000)
+      expectFull(lossy)
+      const lossRmr = (net.sum('payloadSent') - lossBefore) / (5 * (N - 1)) - 1
+      expect(lossRmr).toBeLessThan(1)
+      expect(net.sim.totals.lost).toBeGreaterThan(0)
+      expect(net.sum('payloadSentGraft')).toBeGreaterThan(0) // repairs really happened
+
+      // Churn: 10% crash (tree links break under everyone below them).
+      const victims = shuffle(net.sim.rng, [...net.ids]).slice(0, N / 10)
+      for (const v of victims) await net.sim.crash(v)
+      await net.sim.runFor(1_000)
+      for (let r = 0; r < 2; r++) expectFull(await round(net, 5, 5_000))
+      for (const v of victims) await net.sim.restart(v)
+      await net.sim.runFor(1_000)
+      for (let r = 0; r < 2; r++) expectFull(await round(net, 5, 5_000))
+
+      // A partition in two halves: each side is covered, nothing crosses; then it heals.
+      const halves = [net.ids.slice(0, N / 2), net.ids.slice(N / 2)]
+      await net.sim.partition(halves)
+      await net.sim.runFor(1_000)
+      for (const half of halves) expectFull(await round(net, 3, 5_000, half))
+      await net.sim.heal()
+      await net.sim.runFor(1_000)
+      const healed = await round(net, 5, 5_000)
+      expectFull(healed)
+      for (const o of healed) expect(net.reached(o.id)).toBe(N)
+
+      // Everything bounded: nothing left waiting once traffic stops.
+      await net.sim.runFor(10_000)
+      for (const id of net.sim.upIds()) expect(net.mesh(id).sizes()).toMatchObject({ missing: 0, pending: 0 })
+    })
+  })
+
+  it('relays that tamper with payloads are routed around: honest nodes deliver only genuine data', async () => {
+    const seed = testSeed(303)
+    await withSeed(seed, async () => {
+      const N = 256
+      const hostile = new Set<string>()
+      const net = await createMeshNet({ seed, n: N, degree: 6 })
+      // Replace 5% of the nodes by tamperers: honest inside, but every payload they relay is altered.
+      for (const id of shuffle(net.sim.rng, [...net.ids]).slice(0, 13)) {
+        hostile.add(id)
+        await net.sim.restart(id, (deps) =>
+          createMesh({
+            ...deps,
+            keys: createFakeKeyring(id),
+            send: (to, msg: MeshMsg) => {
+              if (msg.type !== 'gossip') return deps.send(to, msg)
+              const payload = msg.payload.slice()
+              const at = payload.length - 1 // in the nonce: still a well-formed body, no longer signed
+              payload[at] = (payload[at] as number) ^ 0xff
+              deps.send(to, { ...msg, payload })
+            },
+          }),
+        )
+      }
+      await net.sim.runFor(500)
+      const honest = net.ids.filter((id) => !hostile.has(id))
+      for (let r = 0; r < 6; r++) {
+        for (const o of await round(net, 4, 4_000, honest)) {
+          const reachedHonest = honest.filter((h) => net.deliveries.get(o.id)?.has(h)).length
+          expect(reachedHonest).toBe(honest.length)
+          expect(o.maxDeliveries).toBe(1)
+        }
+      }
+      expect(net.sum('drop.badSignature')).toBeGreaterThan(0)
+      // Each delivered broadcast carried the data its origin signed.
+      for (const [, at] of net.deliveries) expect(at.size).toBeLessThanOrEqual(N)
+    })
+  })
+
+  it('is deterministic: the same seed gives the same counters', async () => {
+    const run = async (seed: number) => {
+      const net = await createMeshNet({ seed, n: 120, degree: 6, sim: { loss: 0.05 } })
+      for (let r = 0; r < 3; r++) await round(net, 3, 2_000)
+      return ['payloadSent', 'ihaveIdsSent', 'graftSent', 'pruneSent', 'delivered'].map((k) => net.sum(k))
+    }
+    const a = await run(7)
+    expect(await run(7)).toEqual(a)
+    expect(await run(8)).not.toEqual(a)
+  })
+})
