@@ -389,6 +389,10 @@ describe('pending verification', () => {
     const out = n.take()
     expect(out.filter((s) => s.msg.type === 'gossip').map((s) => s.to)).toEqual([D])
     expect(out.filter((s) => s.msg.type === 'prune').map((s) => s.to)).toEqual([C])
+    // Once seen, a copy is a duplicate before any signature check.
+    await n.mesh.handle(D, { ...g, hops: 2 })
+    expect(gate.calls()).toBe(1)
+    expect(n.mesh.counters.duplicates).toBe(2)
   })
 
   it('a forgery racing ahead of the genuine copy does not block it', async () => {

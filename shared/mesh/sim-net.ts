@@ -7,7 +7,7 @@ import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { createSim, type Sim, type SimOptions } from '../sim/sim.ts'
 import { randomGraph } from '../sim/topology.ts'
 import type { Value } from '../types.ts'
-import { createMesh, type Mesh, type MeshOptions } from './mesh.ts'
+import { createMesh, type Mesh, type MeshDelivery, type MeshOptions } from './mesh.ts'
 import type { MeshMsg } from './messages.ts'
 
 export interface MeshNet {
@@ -31,6 +31,8 @@ export interface MeshNetOptions {
   degree: number
   mesh?: MeshOptions
   sim?: Omit<SimOptions<MeshMsg>, 'seed'>
+  /** Called with every delivery at every node, after it is recorded. */
+  observe?: (node: string, d: MeshDelivery) => void
 }
 
 export async function createMeshNet(o: MeshNetOptions): Promise<MeshNet> {
@@ -49,6 +51,7 @@ export async function createMeshNet(o: MeshNetOptions): Promise<MeshNet> {
         const hops = m.get(id)
         if (hops) hops.push(d.hops)
         else m.set(id, [d.hops])
+        o.observe?.(id, d)
       })
       return mesh
     })
