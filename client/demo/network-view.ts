@@ -38,7 +38,7 @@ const PAD = 26
 const LINK_LEN = 150
 const REPEL = 9000
 const SPRING = 0.04
-const GRAVITY = 0.012
+const GRAVITY = 0.004
 
 export class NetworkView {
   private readonly nodes = new Map<string, GNode>()

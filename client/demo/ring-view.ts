@@ -35,7 +35,7 @@ export function drawRing(svg: SVGSVGElement, g: RingInput): void {
   svg.setAttribute('viewBox', '-150 -150 300 300')
   const parts: SVGElement[] = [
     s('circle', { class: 'ring', r: R }),
-    s('text', { class: 'tick', x: 0, y: -R - 8, 'text-anchor': 'middle' }, '0'),
+    s('text', { class: 'tick', x: 0, y: -R - 17, 'text-anchor': 'middle' }, '0'),
   ]
   const me = point(g.me)
   const ids = new Set([g.me, ...g.known, ...g.fingers, ...g.successors])
@@ -105,7 +105,7 @@ export function drawRing(svg: SVGSVGElement, g: RingInput): void {
         { class: cls.join(' '), transform: `translate(${f1(p.x)} ${f1(p.y)})` },
         s('title', null, `${id}${roles.length ? `\n${roles.join(', ')}` : ''}`),
         id === g.me && s('circle', { class: 'rn-halo', r: 11 }),
-        s('circle', { class: 'rn-body', r: id === g.me ? 6.5 : 4.5, fill: colorOf(id) }),
+        s('circle', { class: 'rn-body', r: id === g.me ? 6.5 : 5.5, fill: colorOf(id) }),
       ),
     )
   }
