@@ -76,6 +76,12 @@ export interface JoinOptions {
   dataDir?: string
   /** Keep this node's DHT share in storage (always-on peers). @default false */
   persistDht?: boolean
+  /**
+   * Once on the ring, send link-setup signals through the overlay instead of
+   * the signal server (which is then needed only to enter and for relay).
+   * @default true
+   */
+  overlaySignals?: boolean
 }
 
 /** What a host environment (browser or Node) provides. */
@@ -202,7 +208,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
   readonly counters: Counters = {}
 
   private readonly env: Env
-  private readonly opts: Required<Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht'>> &
+  private readonly opts: Required<
+    Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht' | 'overlaySignals'>
+  > &
     JoinOptions
   private readonly links = new Map<string, Link>()
   private readonly dials = new Map<string, Dial>()
@@ -688,7 +696,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
    * through the signal server.
    */
   private async signalTo(peer: string, data: SignalData): Promise<void> {
-    if (data.t !== 'relay' && data.t !== 'refuse' && this.overlayHop(peer)) {
+    if (
+      this.opts.overlaySignals !== false &&
+      data.t !== 'relay' &&
+      data.t !== 'refuse' &&
+      this.overlayHop(peer)
+    ) {
       bump(this.counters, 'signal.overlay')
       return this.forward(peer, { t: 'sig', data: data as unknown as Value })
     }
@@ -861,6 +874,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       }
     }
     this.links.set(link.peer, link)
+    bump(this.counters, `link.opened.${link.transport}`)
     this.backoff.delete(link.peer)
     link.on('frame', (f) => void this.onFrame(link, f))
     link.on('control', (c) => this.onControl(link, c))
