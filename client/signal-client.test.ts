@@ -1,0 +1,100 @@
+import { io } from 'socket.io-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { generateIdentity } from '../shared/identity/keys.ts'
+import { createSignalServer } from '../signal-server/index.ts'
+import { type IoFactory, SignalClient } from './signal-client.ts'
+
+const cleanup: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f()
+})
+
+async function server() {
+  const s = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
+  cleanup.push(() => s.close())
+  return s
+}
+
+describe('signal client', () => {
+  it('moves on to the next server when the first is unreachable, and registers there', async () => {
+    const s = await server()
+    const identity = await generateIdentity()
+    const c = new SignalClient({
+      servers: ['http://127.0.0.1:1', s.address],
+      network: 'sc',
+      identity,
+      io: io as unknown as IoFactory,
+      connectTimeoutMs: 2000,
+    })
+    cleanup.push(() => c.close())
+    const peers = await c.start()
+    expect(peers).toEqual([])
+    expect(c.state).toBe('registered')
+    expect(c.server).toBe(s.address)
+  })
+
+  it('rejects with SignalError naming the reason when no server is reachable', async () => {
+    const identity = await generateIdentity()
+    const c = new SignalClient({
+      servers: ['http://127.0.0.1:1'],
+      network: 'sc',
+      identity,
+      io: io as unknown as IoFactory,
+      connectTimeoutMs: 1000,
+    })
+    cleanup.push(() => c.close())
+    const err = await c.start().catch((e: Error & { reason?: string }) => e)
+    expect((err as Error).name).toBe('SignalError')
+    expect((err as { reason?: string }).reason).toBe('unreachable')
+  })
+
+  it('surfaces a refused registration (bad network name) as SignalError with the server reason', async () => {
+    const s = await server()
+    const identity = await generateIdentity()
+    const c = new SignalClient({
+      servers: [s.address],
+      network: 'no spaces allowed',
+      identity,
+      io: io as unknown as IoFactory,
+    })
+    cleanup.push(() => c.close())
+    const err = (await c.start().catch((e) => e)) as Error & { reason?: string }
+    expect(err.name).toBe('SignalError')
+    expect(err.reason).toBe('bad-payload')
+  })
+
+  it('reconnects and re-registers after the server drops it, and signals flow again', async () => {
+    const s = await server()
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    const mk = (identity: typeof ia) =>
+      new SignalClient({
+        servers: [s.address],
+        network: 'sc',
+        identity,
+        io: io as unknown as IoFactory,
+        minBackoffMs: 50,
+      })
+    const a = mk(ia)
+    const b = mk(ib)
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    )
+    await a.start()
+    await b.start()
+    const got: unknown[] = []
+    b.on('signal', (d) => got.push(d.data))
+    // The server forgets b (as a restart would): b must come back by itself.
+    ;(b as unknown as { socket: { disconnect(): void } }).socket.disconnect()
+    await new Promise<void>((resolve) => {
+      const off = b.on('registered', () => {
+        off()
+        resolve()
+      })
+    })
+    await a.signal(ib.id, { hello: 1 })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(got).toEqual([{ hello: 1 }])
+    expect(b.stats.reconnects).toBe(1)
+  })
+})
