@@ -23,7 +23,16 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MSG = 64 * 1024
 const TOTAL = 48 * 1024 * 1024
 
-type Win = { node: any; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
+/** What the benchmark reaches for in a page: the node, and its own counters. */
+interface BenchNode {
+  id: string
+  peers(): { id: string; transport: string }[]
+  subscribe(topic: string, fn: (d: Uint8Array) => void): () => void
+  send(to: string, topic: string, data: Uint8Array): Promise<void>
+  request(to: string, method: string, data: null): Promise<unknown>
+  close(): Promise<void>
+}
+type Win = { node: BenchNode; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
 
 async function launch(): Promise<Browser> {
   return chromium.launch({
