@@ -31,6 +31,11 @@ interface BenchNode {
   send(to: string, topic: string, data: Uint8Array): Promise<void>
   request(to: string, method: string, data: null): Promise<unknown>
   close(): Promise<void>
+  dht: {
+    put(k: string, v: unknown): Promise<void>
+    get(k: string): Promise<unknown>
+    successors(): string[]
+  }
 }
 type Win = { node: BenchNode; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
 
@@ -135,6 +140,47 @@ async function rawThroughput(a: Page, b: Page): Promise<number> {
   return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
 }
 
+/** Eight tabs on one ring: each reads random keys; latency of every get, measured in the page. */
+async function dhtGets(browser: Browser, serverUrl: string): Promise<number[]> {
+  const pages: Page[] = []
+  for (let i = 0; i < 8; i++) {
+    const ctx = await browser.newContext()
+    const p = await blankPage(ctx, serverUrl)
+    await join_(p, serverUrl, { network: 'bench-dht' })
+    pages.push(p)
+  }
+  // Wait for the ring: every tab has a full successor list of the others.
+  for (;;) {
+    const ok = await Promise.all(
+      pages.map((p) => p.evaluate(() => (window as unknown as Win).node.dht.successors().length >= 7)),
+    )
+    if (ok.every(Boolean)) break
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  await new Promise((r) => setTimeout(r, 2000)) // fingers fixed
+  for (let i = 0; i < 64; i++)
+    await (pages[i % 8] as Page).evaluate(
+      (i) => (window as unknown as Win).node.dht.put(`bench-${i}`, { i }),
+      i,
+    )
+  const all: number[] = []
+  for (const [n, p] of pages.entries()) {
+    const ms = await p.evaluate(async (n) => {
+      const out: number[] = []
+      for (let j = 0; j < 40; j++) {
+        const k = `bench-${(n * 13 + j * 7) % 64}`
+        const t0 = performance.now()
+        await (window as unknown as Win).node.dht.get(k)
+        out.push(performance.now() - t0)
+      }
+      return out
+    }, n)
+    all.push(...ms)
+  }
+  for (const p of pages) await p.context().close()
+  return all
+}
+
 export async function run(): Promise<Record<string, number>> {
   if (!existsSync(join(root, 'dist/web/weft.mjs')))
     execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
@@ -182,6 +228,7 @@ export async function run(): Promise<Record<string, number>> {
       (to) => (window as unknown as Win).node.peers().find((p: { id: string }) => p.id === to)?.transport,
       bId,
     )
+    const gets = await dhtGets(browser, server.url)
     const figures: Record<string, number> = {
       joinP50Ms: Math.round(median(joins)),
       joinP99Ms: Math.round(quantile(joins, 0.99)),
@@ -191,6 +238,9 @@ export async function run(): Promise<Record<string, number>> {
       ratio: +(median(overlay) / median(raw)).toFixed(3),
       messageBytes: MSG,
       directLink: transport === 'webrtc' ? 1 : 0,
+      dhtGetP50Ms: +median(gets).toFixed(1),
+      dhtGetP99Ms: +quantile(gets, 0.99).toFixed(1),
+      dhtGets: gets.length,
     }
     report('browser', figures)
     return figures
