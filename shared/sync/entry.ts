@@ -4,18 +4,26 @@
  * An entry travels as `[body, publicKey, signature]` (PROTOCOL-sync.md). The
  * body is the MessagePack array the author signs:
  *
- *   [key, wall, counter, leaseMs]           a tombstone (a delete)
- *   [key, wall, counter, leaseMs, value]    a value
+ *   [key, wall, counter, lease]           a tombstone (a delete)
+ *   [key, wall, counter, lease, value]    a value
+ *   lease = leaseMs | [leaseMs, heldMs]
  *
  * `wall`/`counter` are the author's HLC timestamp; `leaseMs` is 0 (no lease)
  * or the lease length, so the lease expires at `wall + leaseMs` in the
- * author's HLC wall time. The author id is not sent: it is `idOf(publicKey)`.
+ * author's HLC wall time. `heldMs` says how long before this write the
+ * author took the lease it renews or keeps: the lease's acquisition time is
+ * `since = wall − heldMs` (sync.ts, contention). A fresh acquisition, or an
+ * entry without a lease, has `since = wall` and writes the plain number; the
+ * pair is written only when `heldMs > 0` (and then `leaseMs > 0`), so every
+ * entry has one encoding, and bodies written before `heldMs` existed keep
+ * their meaning (each was then a fresh acquisition). The author id is not
+ * sent: it is `idOf(publicKey)`.
  * The signature covers `SIGN_DOMAIN || body`, the exact bytes, so no relay
  * can alter an entry and a sync signature is never valid as another
  * protocol's.
  *
  * A value's encoding is appended to the prefix `[key, wall, counter,
- * leaseMs]` (0x94 becomes 0x95), so the value's size is exactly `body.length
+ * lease]` (0x94 becomes 0x95), so the value's size is exactly `body.length
  * - prefix.length`, and a receiver checks the prefix by encoding it again.
  */
 import { bytesEqual, concatBytes, utf8 } from '../bytes.ts'
@@ -43,6 +51,10 @@ export interface Entry {
   readonly leaseMs: number
   /** Lease expiry in the author's HLC wall time (`hlc[0] + leaseMs`); undefined without a lease. */
   readonly expires: number | undefined
+  /** 0, or how long the author had held the lease when it wrote this (leased entries only). */
+  readonly heldMs: number
+  /** When the author took the lease this entry carries (`hlc[0] − heldMs`); `hlc[0]` without a lease. */
+  readonly since: number
   readonly tombstone: boolean
   /** The signed bytes. */
   readonly body: Uint8Array
@@ -63,6 +75,8 @@ export interface ParsedBody {
   key: string
   hlc: Hlc
   leaseMs: number
+  /** 0 unless leaseMs > 0. */
+  heldMs: number
   tombstone: boolean
   valueOffset: number
 }
@@ -73,9 +87,23 @@ export interface BodyLimits {
   maxLeaseMs: number
 }
 
-/** Build the signed body. `valueBytes` is `encodeValue(value)`, or undefined for a tombstone. */
-export function encodeBody(key: string, hlc: Hlc, leaseMs: number, valueBytes?: Uint8Array): Uint8Array {
-  const prefix = encodeValue([key, hlc[0], hlc[1], leaseMs])
+/** The `lease` field: the plain length, or `[leaseMs, heldMs]` when the lease was taken before this write. */
+function leaseField(leaseMs: number, heldMs: number): Value {
+  return heldMs > 0 ? [leaseMs, heldMs] : leaseMs
+}
+
+/**
+ * Build the signed body. `valueBytes` is `encodeValue(value)`, or undefined
+ * for a tombstone; `heldMs` (leased entries only) is `wall − since`.
+ */
+export function encodeBody(
+  key: string,
+  hlc: Hlc,
+  leaseMs: number,
+  valueBytes?: Uint8Array,
+  heldMs = 0,
+): Uint8Array {
+  const prefix = encodeValue([key, hlc[0], hlc[1], leaseField(leaseMs, heldMs)])
   if (valueBytes === undefined) return prefix
   const out = concatBytes(prefix, valueBytes)
   out[0] = FIXARRAY_5
@@ -91,16 +119,23 @@ export function parseBody(body: Uint8Array, limits: BodyLimits): ParsedBody | 'm
   if (!(body instanceof Uint8Array) || body.length < 5) return 'malformed'
   const v = decodeValue(body)
   if (!Array.isArray(v) || (v.length !== 4 && v.length !== 5)) return 'malformed'
-  const [key, wall, counter, leaseMs] = v
+  const [key, wall, counter, lease] = v
   if (typeof key !== 'string') return 'malformed'
   const hlc = [wall, counter]
   if (!isHlc(hlc)) return 'malformed'
-  if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 0) return 'malformed'
-  if (leaseMs > limits.maxLeaseMs) return 'malformed'
+  let leaseMs: unknown = lease
+  let heldMs: unknown = 0
+  if (Array.isArray(lease)) {
+    if (lease.length !== 2) return 'malformed'
+    ;[leaseMs, heldMs] = lease
+    // The pair only for a lease taken before this write.
+    if (!isUint(heldMs) || heldMs === 0 || heldMs > hlc[0] || leaseMs === 0) return 'malformed'
+  }
+  if (!isUint(leaseMs) || leaseMs > limits.maxLeaseMs) return 'malformed'
   if (utf8(key).length > limits.maxKeyBytes) return 'tooLarge'
   let prefix: Uint8Array
   try {
-    prefix = encodeValue([key, hlc[0], hlc[1], leaseMs])
+    prefix = encodeValue([key, hlc[0], hlc[1], leaseField(leaseMs, heldMs as number)])
   } catch {
     return 'malformed'
   }
@@ -112,7 +147,18 @@ export function parseBody(body: Uint8Array, limits: BodyLimits): ParsedBody | 'm
     if (!bytesEqual(prefix.subarray(1), body.subarray(1, prefix.length))) return 'malformed'
     if (body.length - prefix.length > limits.maxValueBytes) return 'tooLarge'
   }
-  return { key, hlc: [hlc[0], hlc[1]], leaseMs, tombstone, valueOffset: prefix.length }
+  return {
+    key,
+    hlc: [hlc[0], hlc[1]],
+    leaseMs,
+    heldMs: heldMs as number,
+    tombstone,
+    valueOffset: prefix.length,
+  }
+}
+
+function isUint(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 }
 
 /** The bytes an author signs for `body`. */
@@ -134,6 +180,8 @@ export function makeEntry(
     hlc: p.hlc,
     leaseMs: p.leaseMs,
     expires: p.leaseMs > 0 ? p.hlc[0] + p.leaseMs : undefined,
+    heldMs: p.heldMs,
+    since: p.hlc[0] - p.heldMs,
     tombstone: p.tombstone,
     body,
     valueOffset: p.valueOffset,

@@ -15,6 +15,7 @@ describe('parseSyncMsg', () => {
       { t: 's', r: bytes(8) },
       { t: 'b', b: bytes(512) },
       { t: 'v', i: [0, 63], v: [['k', 1, 0, bytes(8)]] },
+      { t: 'v', i: [0], v: [['k', 1, 0, bytes(8), 1]] },
       { t: 'v', i: [], v: [], m: true },
       { t: 'q', k: ['a', 'b'] },
       { t: 'e', e: [entry() as never], m: true },
@@ -43,6 +44,9 @@ describe('parseSyncMsg', () => {
       { t: 'v', i: [0], v: [['k', 1, 0, bytes(7)]] },
       { t: 'v', i: [0], v: [['k', -1, 0, bytes(8)]] },
       { t: 'v', i: [0], v: [['k', 1.5, 0, bytes(8)]] },
+      { t: 'v', i: [0], v: [['k', 1, 0, bytes(8), 2]] },
+      { t: 'v', i: [0], v: [['k', 1, 0, bytes(8), true]] },
+      { t: 'v', i: [0], v: [['k', 1, 0, bytes(8), 1, 1]] },
       { t: 'v', i: [0], v: [], m: false },
       { t: 'q', k: [1] },
       { t: 'q', k: 'a' },
@@ -80,12 +84,31 @@ describe('entry bodies', () => {
       key: 'key',
       hlc: [1_700_000_000_000, 7],
       leaseMs: 5_000,
+      heldMs: 0,
       tombstone: false,
       valueOffset: body.length - vb.length,
     })
     expect(decodeValue(body)).toEqual(['key', 1_700_000_000_000, 7, 5_000, v])
     const tomb = parseBody(encodeBody('key', [1, 0], 0), LIMITS)
-    expect(tomb).toMatchObject({ tombstone: true, leaseMs: 0 })
+    expect(tomb).toMatchObject({ tombstone: true, leaseMs: 0, heldMs: 0 })
+  })
+
+  it('a lease taken before the write travels as [leaseMs, heldMs]; a fresh one as the plain length', () => {
+    const vb = encodeValue('v')
+    const renewal = encodeBody('key', [1_700_000_003_000, 0], 20_000, vb, 3_000)
+    expect(decodeValue(renewal)).toEqual(['key', 1_700_000_003_000, 0, [20_000, 3_000], 'v'])
+    expect(parseBody(renewal, LIMITS)).toMatchObject({ leaseMs: 20_000, heldMs: 3_000, tombstone: false })
+    const p = parseBody(renewal, LIMITS)
+    if (typeof p === 'string') throw new Error(p)
+    expect(renewal.length - p.valueOffset).toBe(vb.length)
+    // A leased delete keeps its acquisition time too.
+    expect(parseBody(encodeBody('key', [50, 0], 10, undefined, 40), LIMITS)).toMatchObject({
+      tombstone: true,
+      leaseMs: 10,
+      heldMs: 40,
+    })
+    // heldMs 0 has one encoding, the plain number.
+    expect(encodeBody('key', [50, 0], 10, vb, 0)).toEqual(encodeBody('key', [50, 0], 10, vb))
   })
 
   it('refuses non-canonical prefixes, wrong shapes and bad fields', () => {
@@ -102,6 +125,14 @@ describe('entry bodies', () => {
       ['k', 100, 2 ** 32, 0],
       ['k', 100, 0, 0.5],
       ['k', 100, 0, 600_001],
+      ['k', 100, 0, [5_000, 0]],
+      ['k', 100, 0, [0, 5]],
+      ['k', 100, 0, [5_000]],
+      ['k', 100, 0, [5_000, 1, 2]],
+      ['k', 100, 0, [5_000, 101]],
+      ['k', 100, 0, [5_000, -1]],
+      ['k', 100, 0, [600_001, 1]],
+      ['k', 100, 0, ['5000', 1]],
       { k: 'k' },
     ]
     for (const c of cases) expect(parseBody(encodeValue(c), LIMITS), JSON.stringify(c)).toBe('malformed')

@@ -19,8 +19,14 @@ import { BUCKETS, FINGERPRINT_BYTES } from './entry.ts'
 
 /** `[body, publicKey, signature]`: an entry as it travels and as it is persisted. */
 export type WireEntry = [body: Uint8Array, publicKey: Uint8Array, signature: Uint8Array]
-/** `[key, wall, counter, fingerprint]`: what a replica holds for a key, in a version list. */
-export type VersionItem = [key: string, wall: number, counter: number, fingerprint: Uint8Array]
+/**
+ * `[key, wall, counter, fingerprint]`, or with a trailing 1 when that
+ * version's lease binds by the sender's clock: what a replica holds for a
+ * key, in a version list.
+ */
+export type VersionItem =
+  | [key: string, wall: number, counter: number, fingerprint: Uint8Array]
+  | [key: string, wall: number, counter: number, fingerprint: Uint8Array, leased: 1]
 
 /** Put: one new version (set or delete), broadcast network-wide. */
 export type PutMsg = { t: 'p'; e: WireEntry }
@@ -95,10 +101,11 @@ function parseVersions(v: unknown): VersionItem[] | null {
   if (!Array.isArray(v) || v.length > MAX_LIST_ITEMS) return null
   const out: VersionItem[] = []
   for (const x of v) {
-    if (!Array.isArray(x) || x.length !== 4) return null
-    const [key, wall, counter, fp] = x
+    if (!Array.isArray(x) || (x.length !== 4 && x.length !== 5)) return null
+    const [key, wall, counter, fp, leased] = x
     if (!isKey(key) || !isUint(wall) || !isUint(counter) || !isBytes(fp, FINGERPRINT_BYTES)) return null
-    out.push([key, wall, counter, fp])
+    if (x.length === 5 && leased !== 1) return null
+    out.push(x.length === 5 ? [key, wall, counter, fp, 1] : [key, wall, counter, fp])
   }
   return out
 }

@@ -12,8 +12,9 @@
  * entries hold the same table whatever order they saw them in. An entry is
  * accepted when it is well-formed, within limits, not dated more than
  * `maxSkewMs` ahead of this replica's clock, correctly signed, newer than
- * what the replica holds for the key, not blocked by a lease, and within the
- * quotas. Everything else is dropped and counted (`drop.<reason>`).
+ * what the replica holds for the key (or an earlier lease acquisition, see
+ * Contention), not blocked by a lease, and within the quotas. Everything
+ * else is dropped and counted (`drop.<reason>`).
  *
  * Leases. `set(key, value, { leaseMs })` makes the author the key's owner
  * until `expires = hlc.wall + leaseMs`: the author's own HLC wall time, its
@@ -41,6 +42,58 @@
  * current expiry, and `leaseMs: 0` releases the lease. A delete keeps the
  * owner's lease the same way (the key stays reserved while deleted).
  *
+ * Contention. Two nodes that take a lease on a key at about the same time,
+ * each before hearing of the other, both succeed locally; the lease rule
+ * alone would then leave each replica with whichever it heard first for the
+ * whole lease. So a leased entry also carries `since`, the time its author
+ * took the lease: the HLC wall of the write that took it when the author
+ * held no live lease on the key (by its own clock), kept by every renewal
+ * and every write that carries the lease on; an entry without a lease has
+ * `since = wall`. The claim of an entry is (`since`, author id), and the
+ * earlier claim is the rightful one. The rule, applied by every replica to
+ * every entry `e` by another author than the held entry `cur`, at its clock
+ * `now`:
+ *
+ *   If `e`'s lease binds, was still running when `cur` was claimed
+ *   (`e.expires > cur.since`), and claims earlier (`e.since < cur.since`;
+ *   at equal times, `e`'s author id is lower, or `cur`'s lease does not
+ *   bind), then `e` replaces `cur`, whatever their HLCs, provided `now <
+ *   cur.since + contentionWindowMs` (counted `contention.preempted`). Past
+ *   the window `cur` stands: if its lease binds, `e` is dropped
+ *   (`drop.lateClaim`); if not, last writer wins.
+ *
+ * Everything else is as before: a live lease refuses later claims
+ * (`drop.leaseHeld`), with or without a lease of their own. For two
+ * contenders the outcome is then the same in both arrival orders: heard
+ * first, the earlier claim refuses the later; heard second, it replaces it.
+ * A lease likewise beats a write without lease that a node made after the
+ * acquisition without having heard of it. So every replica that hears all
+ * the contending acquisitions within the window (a broadcast, or an
+ * anti-entropy round when the broadcast is lost: the default window is two
+ * rounds) settles on one owner, the earliest. The losers' own replicas
+ * switch too: their `owner(key)` names the winner, their onChange listeners
+ * see its value, and their next write throws LeaseHeldError(winner,
+ * expires). The winner's renewals keep its `since`, so they win even where
+ * only a loser's lease had been heard.
+ *
+ * Why the window. `since`, like the HLC, is whatever its signer says: a node
+ * can claim an earlier acquisition than a lease everyone already knows, or
+ * backdate the whole entry. Such a claim is indistinguishable from a genuine
+ * concurrent acquisition that arrives late, so a replica gives it no weight
+ * once its own clock is `contentionWindowMs` past the held lease's `since`:
+ * a liar can take a lease only within that time of its acquisition, and
+ * never an established one. The window is read on the replica's clock
+ * against the owner's `since`, so it is as exact as the clocks agree (within
+ * `leaseGraceMs` for the lease guarantee). The price: a replica that hears
+ * the earlier acquisition only after the window (a longer partition, a
+ * crash) keeps the later lease, as every replica did before contention was
+ * resolved, until it ends; the rest of the table is unaffected.
+ *
+ * The lease guarantee above therefore reads, with contention: past the
+ * contention window of a lease's acquisition, no replica accepts a
+ * non-owner's write over it before the owner's clock reads `expires`; within
+ * the window, only an earlier acquisition may replace it.
+ *
  * Tombstones and the horizon. A delete is a tombstone entry, kept for
  * `tombstoneHorizonMs` after its HLC wall time (and past any lease on it),
  * then collected. A collected delete must not be undone by a replica that
@@ -66,12 +119,16 @@
  * (key, HLC, fingerprint) lists for the buckets that differ (`v`), and its
  * whole entries for buckets the other holds none of; the other answers with
  * the entries it has newer (`e`) and the keys it wants (`q`), which the first
- * answers with entries. One exchange leaves both ends with the newer of
- * every differing key; the news then spreads link by link the same way, so a
- * healed partition or a late joiner converges without anyone flooding the
- * table. A node answers one exchange at a time and holds its own summaries
- * meanwhile, so a newcomer takes the table from one neighbour, not from all
- * of them at once. PROTOCOL-sync.md has the grammar.
+ * answers with entries. A version whose lease binds goes across even when
+ * it is older, as it may win as the earlier acquisition: the first flags
+ * such versions in its lists, and the other sends its own when its lease
+ * binds and asks for a flagged one while its own is within the contention
+ * window. One exchange leaves both ends with the winner of every differing
+ * key; the news then spreads link by link the same way, so a healed
+ * partition or a late joiner converges without anyone flooding the table. A
+ * node answers one exchange at a time and holds its own summaries meanwhile,
+ * so a newcomer takes the table from one neighbour, not from all of them at
+ * once. PROTOCOL-sync.md has the grammar.
  *
  * Bounds. Keys ≤ `maxKeyBytes`, values ≤ `maxValueBytes`, leases ≤
  * `maxLeaseMs`; the table holds at most `maxEntries` entries and
@@ -148,6 +205,15 @@ export interface SyncOptions {
   maxSkewMs?: number
   /** A lease binds other writers until `expires + leaseGraceMs` by their own clock: the clock difference leases tolerate. @default 2_000 */
   leaseGraceMs?: number
+  /**
+   * How long after a version's lease acquisition (its `since`, by this
+   * replica's clock) an earlier concurrent acquisition by another author may
+   * still replace it. Longer lets contention settle over slower paths (it
+   * must cover a broadcast, or an anti-entropy round when the broadcast is
+   * lost); shorter narrows the time in which a node lying about its `since`
+   * can take a fresh lease from its holder. @default 2 × antiEntropyMs (10_000)
+   */
+  contentionWindowMs?: number
   /** Longest lease a write may take (at most tombstoneHorizonMs). @default 600_000 (ten minutes) */
   maxLeaseMs?: number
   /** Least time between two summaries to one neighbour when news triggers them. @default 250 */
@@ -180,6 +246,10 @@ export interface SyncAccept {
   hlc: Hlc
   /** The lease the new version carries, if any. */
   lease: { owner: string; expires: number } | undefined
+  /** When the author took that lease (its clock); the HLC wall for a version without one. */
+  since: number
+  /** It replaced another author's version by an earlier lease acquisition (contention). */
+  preempted: boolean
   tombstone: boolean
   via: AcceptSource
   /** This replica's clock when it accepted. */
@@ -217,6 +287,8 @@ export interface Sync extends ProtocolNode<SyncMsg> {
 
 type Resolved = Required<SyncOptions>
 
+type Decision = 'accept' | 'preempt' | 'duplicate' | 'stale' | 'leaseHeld' | 'lateClaim'
+
 const DEFAULTS: Resolved = {
   maxKeyBytes: 256,
   maxValueBytes: 65_536,
@@ -228,6 +300,7 @@ const DEFAULTS: Resolved = {
   antiEntropyMs: 5_000,
   maxSkewMs: DEFAULT_MAX_SKEW_MS,
   leaseGraceMs: 2_000,
+  contentionWindowMs: Number.NaN, // resolved from antiEntropyMs
   maxLeaseMs: 600_000,
   triggerGapMs: 250,
   peerMsgBudget: 64,
@@ -242,6 +315,7 @@ export function resolveSyncOptions(options: SyncOptions = {}): Resolved {
     if (typeof v === 'number' && Number.isFinite(v)) (o as Record<string, number>)[k] = Math.max(0, v)
   o.maxLeaseMs = Math.min(o.maxLeaseMs, o.tombstoneHorizonMs)
   o.antiEntropyMs = Math.max(1, o.antiEntropyMs)
+  if (Number.isNaN(o.contentionWindowMs)) o.contentionWindowMs = 2 * o.antiEntropyMs
   return o
 }
 
@@ -283,6 +357,46 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
   const leaseBinds = (e: Entry, now: number): boolean =>
     e.expires !== undefined && now < e.expires + opt.leaseGraceMs
 
+  /**
+   * Is `e` (another author's, leased) an earlier claim on the key than `cur`,
+   * with its lease still running when `cur` was claimed? By acquisition time,
+   * then author id; at equal times a lease beats a version whose lease does
+   * not bind (that version would be refused in the other arrival order).
+   */
+  const claimsEarlier = (e: Entry, cur: Entry, now: number): boolean =>
+    (e.expires as number) > cur.since &&
+    (e.since < cur.since || (e.since === cur.since && (!leaseBinds(cur, now) || e.author < cur.author)))
+
+  /**
+   * What a replica holding `cur` does with a verified `e` at local time `now`
+   * (the header's Merge and Contention rules). Both arrival orders of two
+   * versions give the same winner while `now` is within the window.
+   */
+  function decide(e: Entry, cur: Entry | undefined, now: number): Decision {
+    if (!cur) return 'accept'
+    const c = compareEntries(e, cur)
+    if (c === 0) return 'duplicate'
+    if (e.author === cur.author) return c > 0 ? 'accept' : 'stale'
+    const held = leaseBinds(cur, now)
+    if (leaseBinds(e, now) && claimsEarlier(e, cur, now)) {
+      if (now < cur.since + opt.contentionWindowMs) return 'preempt'
+      if (held) return 'lateClaim'
+    }
+    if (held) return 'leaseHeld'
+    return c > 0 ? 'accept' : 'stale'
+  }
+
+  /**
+   * The cheap pre-check on a body not yet verified: could it still win
+   * against `cur` although its HLC is older? Only as an earlier lease
+   * acquisition (author unknown yet, so a tie on `since` passes).
+   */
+  function mayPreempt(p: ParsedBody, cur: Entry, now: number): boolean {
+    const expires = p.hlc[0] + p.leaseMs
+    if (p.leaseMs === 0 || now >= expires + opt.leaseGraceMs) return false
+    return expires > cur.since && p.hlc[0] - p.heldMs <= cur.since
+  }
+
   // --- accepting entries -----------------------------------------------------
 
   async function authorOf(pk: Uint8Array): Promise<string> {
@@ -309,15 +423,18 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     return null
   }
 
-  function emit(prev: Entry | undefined, e: Entry, via: AcceptSource, now: number): void {
+  function emit(prev: Entry | undefined, e: Entry, via: AcceptSource, now: number, preempted = false): void {
     bump(counters, 'accepted')
     bump(counters, `accepted.${via}`)
+    if (preempted) bump(counters, 'contention.preempted')
     if (acceptListeners.size > 0) {
       const ev: SyncAccept = {
         key: e.key,
         author: e.author,
         hlc: e.hlc,
         lease: e.expires === undefined ? undefined : { owner: e.author, expires: e.expires },
+        since: e.since,
+        preempted,
         tombstone: e.tombstone,
         via,
         at: now,
@@ -342,29 +459,28 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
   function apply(e: Entry, via: AcceptSource): boolean {
     const now = deps.now()
     const cur = table.get(e.key)
-    if (cur) {
-      const c = compareEntries(e, cur)
-      if (c === 0) {
-        bump(counters, 'duplicates')
-        return false
-      }
-      if (c < 0) return drop('stale')
+    const d = decide(e, cur, now)
+    if (d === 'duplicate') {
+      bump(counters, 'duplicates')
+      return false
     }
+    if (d === 'stale') return drop('stale')
     // Even a refused version moves our clock, so our next write orders after it.
     clock.observe(e.hlc)
-    if (cur && cur.author !== e.author && leaseBinds(cur, now)) return drop('leaseHeld')
+    if (d === 'leaseHeld' || d === 'lateClaim') return drop(d)
+    const preempted = d === 'preempt'
     if (e.tombstone && e.hlc[0] + opt.tombstoneHorizonMs <= now && !leaseBinds(e, now)) {
       // Rule 1 of the header: an expired delete deletes what it beats, and is not kept.
       if (!cur) return drop('expiredTombstone')
       table.remove(e.key)
       bump(counters, 'expiredTombstoneApplied')
-      emit(cur, e, via, now)
+      emit(cur, e, via, now, preempted)
       return true
     }
     const over = overLimit(e, cur)
     if (over) return drop(over.limit === 'entries' || over.limit === 'bytes' ? 'quota' : 'tableFull')
     table.put(e)
-    emit(cur, e, via, now)
+    emit(cur, e, via, now, preempted)
     return true
   }
 
@@ -373,14 +489,16 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     const [body, pk, sig] = w
     const p = parseBody(body, opt)
     if (typeof p === 'string') return drop(p)
-    if (p.hlc[0] > deps.now() + opt.maxSkewMs) return drop('future')
+    const now = deps.now()
+    if (p.hlc[0] > now + opt.maxSkewMs) return drop('future')
     const cur = table.get(p.key)
     if (cur) {
       if (bytesEqual(cur.sig, sig) && bytesEqual(cur.body, body)) {
         bump(counters, 'duplicates')
         return false
       }
-      if (compareHlc(p.hlc, cur.hlc) < 0) return drop('stale')
+      // An older version can still win as an earlier lease acquisition: apply() decides after the signature.
+      if (compareHlc(p.hlc, cur.hlc) < 0 && !mayPreempt(p, cur, now)) return drop('stale')
     }
     let author: string
     try {
@@ -410,18 +528,18 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
   async function write(key: string, valueBytes: Uint8Array | undefined, leaseOpt: number | undefined) {
     const cur = assertFree(key, deps.now())
     const hlc = clock.now()
-    // The owner's writes keep its lease unless told otherwise.
-    const carried =
-      cur && cur.author === deps.id && cur.expires !== undefined && cur.expires > hlc[0]
-        ? cur.expires - hlc[0]
-        : 0
-    const leaseMs = leaseOpt ?? carried
-    const body = encodeBody(key, hlc, leaseMs, valueBytes)
+    // Our own lease, live by our clock: our writes keep it (and its acquisition time) unless told otherwise.
+    const held =
+      cur && cur.author === deps.id && cur.expires !== undefined && cur.expires > hlc[0] ? cur : undefined
+    const leaseMs = leaseOpt ?? (held ? (held.expires as number) - hlc[0] : 0)
+    const heldMs = held && leaseMs > 0 ? hlc[0] - held.since : 0
+    const body = encodeBody(key, hlc, leaseMs, valueBytes, heldMs)
     const sig = await deps.keys.sign(signedBytes(body))
     const parsed: ParsedBody = {
       key,
       hlc,
       leaseMs,
+      heldMs,
       tombstone: valueBytes === undefined,
       valueOffset: body.length - (valueBytes?.length ?? 0),
     }
@@ -431,13 +549,14 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     const cur2 = assertFree(key, now)
     const over = overLimit(e, cur2)
     if (over) throw over
-    if (cur2 && compareEntries(e, cur2) < 0) {
+    const d = decide(e, cur2, now)
+    if (d !== 'accept' && d !== 'preempt') {
       // A newer version arrived while we signed; ours would lose everywhere.
       bump(counters, 'localSuperseded')
       return
     }
     table.put(e)
-    emit(cur2, e, 'local', now)
+    emit(cur2, e, 'local', now, d === 'preempt')
     deps.broadcast({ t: 'p', e: [body, deps.keys.publicKey, sig] })
     bump(counters, 'out.p')
   }
@@ -580,6 +699,7 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
 
   /** We started this exchange: send what they lack outright, then version lists; the last `v` ends our part. */
   function onBuckets(from: string, theirs: Uint8Array): void {
+    const now = deps.now()
     const mine = table.bucketBytes()
     const direct: Entry[] = []
     const lists: { i: number[]; v: VersionItem[] }[] = []
@@ -597,7 +717,11 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         cur = { i: [], v: [] }
       }
       cur.i.push(i)
-      for (const e of entries) cur.v.push([e.key, e.hlc[0], e.hlc[1], e.sig.slice(0, FINGERPRINT_BYTES)])
+      for (const e of entries) {
+        const fp = e.sig.slice(0, FINGERPRINT_BYTES)
+        // Flag a binding lease: it may beat the other end's newer version (contention), so it is asked for.
+        cur.v.push(leaseBinds(e, now) ? [e.key, e.hlc[0], e.hlc[1], fp, 1] : [e.key, e.hlc[0], e.hlc[1], fp])
+      }
     }
     lists.push(cur)
     if (direct.length > 0) sendEntries(from, direct, true)
@@ -631,13 +755,12 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         }
         theirs.delete(e.key)
         const c = compareHlc(e.hlc, [t[1], t[2]])
-        if (c > 0) give.push(e)
-        else if (c < 0) ask.push(e.key)
-        else if (e.fp0 !== readU32(t[3], 0) || e.fp1 !== readU32(t[3], 4)) {
-          // Same timestamp, other entry: both ends need both to pick the same winner.
-          give.push(e)
-          ask.push(e.key)
-        }
+        if (c === 0 && e.fp0 === readU32(t[3], 0) && e.fp1 === readU32(t[3], 4)) continue
+        // Newer goes across; so does an older version with a binding lease, which may still win
+        // as the earlier acquisition (theirs only while ours is young enough to be taken over).
+        // Same timestamp, other entry: both ends need both to pick the same winner.
+        if (c >= 0 || leaseBinds(e, now)) give.push(e)
+        if (c <= 0 || (t[4] === 1 && now < e.since + opt.contentionWindowMs)) ask.push(e.key)
       }
     }
     for (const key of theirs.keys()) if (utf8(key).length <= opt.maxKeyBytes) ask.push(key)
