@@ -8,19 +8,26 @@ import type { SyncOptions } from './sync.ts'
 
 const AE_MS = 1_000
 const GRACE_MS = 2_000
-const SYNC: SyncOptions = { antiEntropyMs: AE_MS, leaseGraceMs: GRACE_MS }
+const WINDOW_MS = 2 * AE_MS
+const SYNC: SyncOptions = { antiEntropyMs: AE_MS, leaseGraceMs: GRACE_MS, contentionWindowMs: WINDOW_MS }
 
 /**
  * The lease property, checked at every acceptance on every replica: the
  * version a replica replaces never carries another author's lease that the
- * owner's own clock still counts as live. Each replica's previous version of
- * a key is tracked here from the acceptances themselves (a shadow), not read
- * from the code under test.
+ * owner's own clock still counts as live, unless the new version is an
+ * earlier acquisition of the key (by `since`, then author id) and the
+ * replica's clock is still within the contention window of the replaced
+ * lease's acquisition. So past the window no replica ever lets a non-owner
+ * write over a live lease. Each replica's previous version of a key is
+ * tracked here from the acceptances themselves (a shadow), not read from the
+ * code under test.
  */
 function watchLeases(net: SyncNet) {
-  const shadow = new Map<string, Map<string, { author: string; expires: number | undefined }>>()
+  type Seen = { author: string; expires: number | undefined; since: number }
+  const shadow = new Map<string, Map<string, Seen>>()
   const violations: string[] = []
   let accepted = 0
+  let preempted = 0
   net.onAccept((node, e) => {
     accepted++
     let sh = shadow.get(node)
@@ -31,16 +38,20 @@ function watchLeases(net: SyncNet) {
     const prev = sh.get(e.key)
     if (prev && prev.expires !== undefined && prev.author !== e.author) {
       const ownerClock = net.sim.now + net.offset(prev.author)
-      if (ownerClock < prev.expires)
+      const earlier =
+        e.lease !== undefined && (e.since < prev.since || (e.since === prev.since && e.author < prev.author))
+      if (earlier && e.at < prev.since + WINDOW_MS) preempted++
+      else if (ownerClock < prev.expires)
         violations.push(
           `${node.slice(0, 8)} accepted ${e.author.slice(0, 8)}'s ${e.key} via ${e.via} ${prev.expires - ownerClock} ms before ${prev.author.slice(0, 8)}'s lease expired`,
         )
     }
-    sh.set(e.key, { author: e.author, expires: e.lease?.expires })
+    sh.set(e.key, { author: e.author, expires: e.lease?.expires, since: e.since })
   })
   return {
     violations,
     accepted: () => accepted,
+    preempted: () => preempted,
     /** A node restarts: its replica starts over (the snapshot import refills the shadow). */
     forget: (node: string) => void shadow.delete(node),
   }
@@ -53,6 +64,7 @@ function describeDigests(net: SyncNet): string {
 type Op =
   | { k: 'set'; node: number; key: number; val: number; lease: number }
   | { k: 'del'; node: number; key: number }
+  | { k: 'contend'; nodes: number[]; key: number; lease: number }
   | { k: 'partition'; cut: number }
   | { k: 'heal' }
   | { k: 'crash'; node: number }
@@ -78,6 +90,16 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({ k: fc.constant('del' as const), node: fc.nat(N - 1), key: fc.nat(KEYS - 1) }),
+  },
+  {
+    // Several nodes take a lease on one key at the same instant.
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('contend' as const),
+      nodes: fc.uniqueArray(fc.nat(N - 1), { minLength: 2, maxLength: 5 }),
+      key: fc.nat(KEYS - 1),
+      lease: fc.integer({ min: 300, max: MAX_LEASE }),
+    }),
   },
   {
     weight: 1,
@@ -134,6 +156,16 @@ async function runScript(seed: number, ops: Op[]) {
       case 'del':
         if (up(id)) await write(() => net.del(id, `k${op.key}`))
         break
+      case 'contend': {
+        const who = op.nodes.map((i) => ids[i] as string).filter(up)
+        await Promise.all(
+          who.map((n) =>
+            write(() => net.sync(n).set(`k${op.key}`, { v: -1, by: n.slice(0, 6) }, { leaseMs: op.lease })),
+          ),
+        )
+        for (const n of who) await net.node(n).settle()
+        break
+      }
       case 'partition': {
         const order = shuffle(rng, [...ids])
         const cut = Math.floor(order.length * op.cut)
@@ -178,10 +210,11 @@ async function runScript(seed: number, ops: Op[]) {
 }
 
 describe('sync in the simulator', () => {
-  it('property: under loss, partitions, crashes and restarts, every replica converges and no live lease is overridden', async () => {
+  it('property: under loss, partitions, crashes, restarts and contention, every replica converges and no live lease is overridden past its contention window', async () => {
     const seed = testSeed(20_251_121)
     let totalLeaseErrors = 0
     let totalAccepted = 0
+    let totalPreempted = 0
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 2 ** 31 - 1 }),
@@ -191,6 +224,7 @@ describe('sync in the simulator', () => {
             const { net, leases, leaseErrors } = await runScript(simSeed, ops)
             totalLeaseErrors += leaseErrors
             totalAccepted += leases.accepted()
+            totalPreempted += leases.preempted()
             expect(leases.violations).toEqual([])
             expect(net.sim.upIds()).toHaveLength(N)
             expect(net.converged(), describeDigests(net)).toBe(true)
@@ -202,6 +236,97 @@ describe('sync in the simulator', () => {
     // The scripts did exercise the table and its leases.
     expect(totalAccepted).toBeGreaterThan(1_000)
     expect(totalLeaseErrors).toBeGreaterThan(0)
+    expect(totalPreempted).toBeGreaterThan(0)
+  })
+
+  for (const [contenders, loss] of [
+    [2, 0],
+    [5, 0],
+    [5, 0.2],
+  ] as const)
+    it(`${contenders} nodes take a lease on one key at the same instant${loss ? `, ${loss * 100}% loss` : ''}: every replica agrees on one owner within two rounds`, async () => {
+      const seed = testSeed(31 + contenders + loss * 100)
+      await withSeed(seed, async () => {
+        const LEASE = 20_000
+        const net = await createSyncNet({
+          seed,
+          n: 64,
+          degree: 6,
+          clockSkewMs: 300,
+          sync: SYNC,
+          sim: { loss },
+        })
+        const { sim, ids } = net
+        const leases = watchLeases(net)
+        await sim.runFor(1_000)
+        const who = shuffle(mulberry32(seed), [...ids]).slice(0, contenders)
+        const since = new Map<string, number>()
+        net.onAccept((node, e) => {
+          if (e.via === 'local') since.set(node, e.since)
+        })
+        // All at the same virtual instant: no message moves until the simulator runs.
+        await Promise.all(who.map((id) => net.sync(id).set('door', { by: id }, { leaseMs: LEASE })))
+        for (const id of who) await net.node(id).settle()
+        for (const id of who) expect(net.sync(id).owner('door')).toBe(id)
+        // The earliest acquisition by its author's clock, then the lowest id.
+        const winner = [...who].sort(
+          (x, y) => (since.get(x) as number) - (since.get(y) as number) || (x < y ? -1 : 1),
+        )[0] as string
+        const t0 = sim.now
+        const agreed = () => ids.every((id) => net.sync(id).owner('door') === winner) && net.converged()
+        expect(await sim.runUntilTrue(agreed, LEASE / 2)).toBe(true)
+        const took = sim.now - t0
+        expect(took).toBeLessThanOrEqual(2 * AE_MS)
+        for (const id of ids) expect(net.sync(id).get('door')).toEqual({ by: winner })
+        // The losers' next writes are refused, naming the winner and its expiry.
+        const expires = (since.get(winner) as number) + LEASE
+        for (const id of who.filter((x) => x !== winner))
+          await expect(net.sync(id).set('door', 'mine')).rejects.toMatchObject({
+            name: 'LeaseHeldError',
+            owner: winner,
+            expires,
+          })
+        // And it stays that way: a few rounds later every replica still agrees, nobody overrode the lease.
+        await sim.runFor(3 * AE_MS)
+        expect(agreed()).toBe(true)
+        expect(leases.violations).toEqual([])
+        // Both halves of the rule were at work: some replicas heard the winner first, some a loser first.
+        expect(net.sum('contention.preempted')).toBeGreaterThan(0)
+        expect(net.sum('drop.leaseHeld')).toBeGreaterThan(0)
+      })
+    })
+
+  it('contenders on the two sides of a short partition: after the heal anti-entropy brings every replica to one owner', async () => {
+    const seed = testSeed(41)
+    await withSeed(seed, async () => {
+      const LEASE = 20_000
+      const net = await createSyncNet({ seed, n: 64, degree: 6, clockSkewMs: 300, sync: SYNC })
+      const { sim, ids } = net
+      const leases = watchLeases(net)
+      await sim.runFor(1_000)
+      const order = shuffle(mulberry32(seed), [...ids])
+      const left = order.slice(0, 32)
+      const right = order.slice(32)
+      await sim.partition([left, right])
+      const who = [left[0], right[0], right[1]] as string[]
+      await Promise.all(who.map((id) => net.sync(id).set('door', { by: id }, { leaseMs: LEASE })))
+      for (const id of who) await net.node(id).settle()
+      const leaseOf = (id: string) => net.sync(id).lease('door')
+      const since = (id: string) => (leaseOf(id)?.expires as number) - LEASE
+      const winner = [...who].sort((x, y) => since(x) - since(y) || (x < y ? -1 : 1))[0] as string
+      await sim.runFor(AE_MS / 2)
+      // Each side settled on its own contender meanwhile: the side without the winner names another owner.
+      const loserSide = left.includes(winner) ? right : left
+      expect(loserSide.every((id) => net.sync(id).owner('door') !== winner)).toBe(true)
+      await sim.heal()
+      const t0 = sim.now
+      const agreed = () => ids.every((id) => net.sync(id).owner('door') === winner) && net.converged()
+      expect(await sim.runUntilTrue(agreed, LEASE / 2)).toBe(true)
+      const took = sim.now - t0
+      expect(took).toBeLessThanOrEqual(2 * AE_MS)
+      expect(net.sum('accepted.anti-entropy')).toBeGreaterThan(0)
+      expect(leases.violations).toEqual([])
+    })
   })
 
   it('a late joiner gets the table from one neighbour, not from all of them', async () => {
