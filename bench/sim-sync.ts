@@ -15,8 +15,18 @@
  *   (1 = nothing sent twice) and the anti-entropy bytes are given too.
  * - overheadBytes: the encoded `p` message (encodeValue) minus the key's
  *   UTF-8 bytes and the value's encoded bytes, for a plain set; with a
- *   lease, a delete and a 60 KB value alongside. Goal ≤ 150. The mesh's own
- *   envelope around it is reported apart (meshEnvelopeBytes).
+ *   lease, a renewal (a lease taken 3 s earlier: it carries its `since`), a
+ *   delete and a 60 KB value alongside. Goal ≤ 150. The mesh's own envelope
+ *   around it is reported apart (meshEnvelopeBytes).
+ * - contentionMs: 2 (and 5) nodes take a lease on one key at the same
+ *   virtual instant (clocks ±300 ms apart); time until every replica names
+ *   the same owner (the earliest acquisition) and holds the same table, mean
+ *   and max over trials, without loss and with 10% loss. Also the same with
+ *   the two contenders on the two sides of a partition healed 1 s later
+ *   (anti-entropy has to carry the winner), measured from the heal. For
+ *   reference, contentionMs2NoWindow: the same with contentionWindowMs 0,
+ *   i.e. the rule before contention was resolved (agreement only after the
+ *   20 s lease and its grace).
  * - idleBytesPerNodeSec: what anti-entropy costs a node while nothing changes.
  *
  *   npm run bench -- sim-sync
@@ -27,7 +37,7 @@ import { shuffle } from '../shared/sim/prng.ts'
 import { encodeBody, signedBytes } from '../shared/sync/entry.ts'
 import type { PutMsg, SyncMsg } from '../shared/sync/messages.ts'
 import { createSyncNet, type NetMsg, type SyncNet } from '../shared/sync/sim-net.ts'
-import { SYNC_TOPIC } from '../shared/sync/sync.ts'
+import { SYNC_TOPIC, type SyncOptions } from '../shared/sync/sync.ts'
 import type { Value } from '../shared/types.ts'
 import { encodeValue } from '../shared/wire/value.ts'
 import { isMain, report } from './report.ts'
@@ -138,14 +148,21 @@ async function idleFigures() {
 async function overheadFigures() {
   const keys = createFakeKeyring('ab'.repeat(20))
   const wall = Date.UTC(2026, 10, 21)
-  const put = async (key: string, value: Value | undefined, leaseMs = 0) => {
-    const body = encodeBody(key, [wall, 3], leaseMs, value === undefined ? undefined : encodeValue(value))
+  const put = async (key: string, value: Value | undefined, leaseMs = 0, heldMs = 0) => {
+    const body = encodeBody(
+      key,
+      [wall, 3],
+      leaseMs,
+      value === undefined ? undefined : encodeValue(value),
+      heldMs,
+    )
     const msg: PutMsg = { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
     const size = encodeValue(msg).length
     return { msg, overhead: size - utf8(key).length - (value === undefined ? 0 : encodeValue(value).length) }
   }
   const plain = await put('room/42/title', 'hello, weft')
   const leased = await put('room/42/title', 'hello, weft', 30_000)
+  const renewal = await put('room/42/title', 'hello, weft', 30_000, 3_000)
   const del = await put('room/42/title', undefined)
   const large = await put('room/42/blob', new Uint8Array(60_000))
   // The mesh broadcast that carries it: body { v, o, k, t, d, n } signed, inside a gossip message.
@@ -165,11 +182,51 @@ async function overheadFigures() {
   return {
     overheadBytes: plain.overhead,
     overheadBytesLease: leased.overhead,
+    overheadBytesRenewal: renewal.overhead,
     overheadBytesDelete: del.overhead,
     overheadBytesLargeValue: large.overhead,
     meshEnvelopeBytes: envelope - encodeValue(plain.msg as SyncMsg as Value).length,
   }
 }
+
+async function contentionFigures(
+  contenders: number,
+  loss: number,
+  partitioned: boolean,
+  sync: SyncOptions = {},
+) {
+  const LEASE = 20_000
+  const took: number[] = []
+  let agreedAll = true
+  for (let trial = 0; trial < CONTENTION_TRIALS; trial++) {
+    const seed = SEED + 100 * contenders + trial + (partitioned ? 50 : 0) + loss * 1_000
+    const net = await createSyncNet({ seed, n: N, degree: DEGREE, clockSkewMs: 300, sim: { loss }, sync })
+    const { sim, ids } = net
+    await sim.runFor(1_000)
+    const order = shuffle(sim.rng, [...ids])
+    const who = (partitioned ? [order[0], order[N - 1]] : order.slice(0, contenders)) as string[]
+    if (partitioned) await sim.partition([order.slice(0, N / 2), order.slice(N / 2)])
+    const key = `door/${trial}`
+    await Promise.all(who.map((id) => net.sync(id).set(key, { by: id }, { leaseMs: LEASE })))
+    for (const id of who) await net.node(id).settle()
+    const since = (id: string) => (net.sync(id).lease(key)?.expires as number) - LEASE
+    const winner = [...who].sort((x, y) => since(x) - since(y) || (x < y ? -1 : 1))[0]
+    if (partitioned) {
+      await sim.runFor(1_000)
+      await sim.heal()
+    }
+    const t0 = sim.now
+    // With a zero window nobody wins the contention: agreement comes when the leases end (no owner).
+    const expected = sync.contentionWindowMs === 0 ? undefined : winner
+    const agreed = () => ids.every((id) => net.sync(id).owner(key) === expected) && net.converged()
+    const ok = await sim.runUntilTrue(agreed, 2 * LEASE)
+    agreedAll &&= ok
+    took.push(ok ? sim.now - t0 : Number.POSITIVE_INFINITY)
+  }
+  return { meanMs: Math.round(mean(took)), maxMs: Math.round(Math.max(...took)), agreedAll }
+}
+
+const CONTENTION_TRIALS = 5
 
 export async function run(): Promise<Record<string, unknown>> {
   const t0 = performance.now()
@@ -179,6 +236,12 @@ export async function run(): Promise<Record<string, unknown>> {
   const heal = await healFigures(5_000)
   const heal1s = await healFigures(1_000)
   const idle = await idleFigures()
+  const c2 = await contentionFigures(2, 0, false)
+  const c5 = await contentionFigures(5, 0, false)
+  const c5loss = await contentionFigures(5, 0.1, false)
+  const cPart = await contentionFigures(2, 0, true)
+  // Without contention resolution (a zero window): the replicas agree only once the lease has ended.
+  const cOld = await contentionFigures(2, 0, false, { contentionWindowMs: 0 })
   const figures = {
     nodes: N,
     degree: DEGREE,
@@ -199,6 +262,16 @@ export async function run(): Promise<Record<string, unknown>> {
     healAeKBytes: Math.round(heal.aeKBytes),
     ...overhead,
     idleBytesPerNodeSec: round(idle.idleBytesPerNodeSec, 1),
+    contentionAgreed: c2.agreedAll && c5.agreedAll && c5loss.agreedAll && cPart.agreedAll,
+    contentionMs2: c2.meanMs,
+    contentionMs2Max: c2.maxMs,
+    contentionMs5: c5.meanMs,
+    contentionMs5Max: c5.maxMs,
+    contentionMs5Loss10: c5loss.meanMs,
+    contentionMs5Loss10Max: c5loss.maxMs,
+    contentionHealMs: cPart.meanMs,
+    contentionHealMsMax: cPart.maxMs,
+    contentionMs2NoWindow: cOld.meanMs,
     wallMs: Math.round(performance.now() - t0),
   }
   report('sim-sync', figures)
