@@ -126,6 +126,35 @@ test('two tabs contend for a leased key: the holder keeps it, the other gets Lea
   )
 })
 
+test('two tabs grab one lease at the same instant: every tab agrees on one owner at once', async ({
+  browser,
+}) => {
+  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, server.url, { network: 'race' }))
+  const [a, b] = peers as [Peer, Peer]
+  await until(
+    async () => (await setIn(a, 'warmup', 1)).ok && (await get(b, 'warmup')) === 1,
+    20_000,
+    'linked',
+  )
+  const [ra, rb] = await Promise.all([setIn(a, 'door', 'a', 30_000), setIn(b, 'door', 'b', 30_000)])
+  expect(ra.ok || rb.ok).toBe(true)
+  let winner = ''
+  // Long before the 30 s lease ends, every replica names the same owner and holds the owner's value.
+  await until(
+    async () => {
+      const os = await Promise.all(peers.map((p) => owner(p, 'door')))
+      const vs = await Promise.all(peers.map((p) => get(p, 'door')))
+      winner = os[0] ?? ''
+      return !!winner && os.every((o) => o === winner) && vs.every((v) => v === (winner === a.id ? 'a' : 'b'))
+    },
+    5000,
+    'one owner everywhere',
+  )
+  const loser = winner === a.id ? b : a
+  const refused = await setIn(loser, 'door', 'mine', 30_000)
+  expect(refused).toMatchObject({ ok: false, name: 'LeaseHeldError', owner: winner })
+})
+
 test('a reloaded tab comes back with the table and its id; a returning tab catches up', async ({
   browser,
 }) => {
