@@ -35,9 +35,19 @@
  * of one-way forwards; `iterative: false` gives recursive lookups (forwarded
  * node to node, answered to the origin, falling back to iterative on
  * timeout). `hops` counts the nodes a lookup asked (0 when this node knew).
- * lookup() then checks its answer with the responsible node (is the key
- * between its predecessor and it?) so a node that joined a moment ago, or
- * one that died, does not give a wrong answer; that check is not a hop.
+ * Every lookup (and put, get, provide) then checks the answer with the node
+ * it names: is the key between that node's predecessor and it? If a node
+ * joined there a moment ago we step back to it; if the answer came from a
+ * stale successor list and lies before the key we route on from it; a dead
+ * one is skipped. That check is not counted as a hop, and the node's own
+ * successor list, fresher than the answerer's, names the replicas.
+ *
+ * Repair after failures. A timed-out stabilization pings the whole successor
+ * list at once, so a run of dead successors is found in one timeout rather
+ * than one per stabilization. A node whose successors all died takes the
+ * nearest live node after it that it or its predecessor knows. A node left
+ * without a predecessor looks up its own id and sends `newSucc` to the node
+ * the ring names as its predecessor, which may have lost it from its list.
  *
  * Storage. A record (key, value bytes, author, author's public key, HLC,
  * signature, tombstone flag) is stored on the key's successor (its primary)
@@ -534,14 +544,27 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     return o.iterative ? routeIter(target) : routeRec(target)
   }
 
-  /** Ask the answer's first node for its predecessor until the target lies between the two. */
-  async function confirm(target: string, first: Route): Promise<string | null> {
-    let list = [...first.s]
+  /**
+   * Check a lookup's answer with the node it names: ask it for its
+   * predecessor and successor list. When the target lies between the two,
+   * that node is responsible and its own successor list names the replicas.
+   * When its predecessor lies at or past the target, step back to it (a node
+   * joined a moment ago). When the node lies before the target (a stale
+   * successor list pointed there), route on from it. A dead node is skipped.
+   */
+  async function resolve(
+    target: string,
+  ): Promise<{ owners: string[]; pred: string | null; hops: number } | null> {
+    const first = await route(target)
+    if (!first) return null
+    let hops = first.hops
+    let list = first.s.filter((x) => !isDead(x))
     const asked = new Set<string>()
-    for (let i = 0; i < 8 && list.length > 0; i++) {
-      const s = list[0] as string
-      if (s === self) return self
-      if (asked.has(s)) return s
+    for (let i = 0; i < 12; i++) {
+      const s = list[0]
+      if (s === undefined) return null
+      if (s === self) return { owners: [self, ...succs], pred, hops }
+      if (asked.has(s)) return { owners: list, pred: null, hops }
       asked.add(s)
       const res = await request(s, (r) => ({ t: 'getPred', r }))
       if (res?.t !== 'pred') {
@@ -550,14 +573,19 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       }
       bump(counters, 'lookup.confirm')
       const p = res.p
-      if (p !== null && !asked.has(p) && !isDead(p) && !betweenRightIncl(target, p, s)) {
-        bump(counters, 'lookup.corrected')
-        list = [p, ...list]
+      if (p === null || p === s || betweenRightIncl(target, p, s) || isDead(p))
+        return { owners: [s, ...res.s.filter((x) => x !== s)], pred: p, hops }
+      bump(counters, 'lookup.corrected')
+      if (p === target || between(p, target, s)) {
+        list = [p, s, ...res.s]
         continue
       }
-      return s
+      const on = await routeIter(target, [s])
+      if (!on) return null
+      hops += on.hops
+      list = on.s.filter((x) => !isDead(x))
     }
-    return list[0] ?? null
+    return null
   }
 
   // --------------------------------------------------------- ring upkeep
@@ -573,7 +601,12 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     const s = succs[0] as string
     const res = await request(s, (r) => ({ t: 'getPred', r }))
     if (res?.t !== 'pred') {
-      if (!res) due.stabilize = 0 // it is marked dead: try the next successor at the next tick
+      if (!res) {
+        // It is marked dead. Others in the list may have died with it: ping them all at once
+        // rather than finding out one stabilization at a time, and go on at the next tick.
+        due.stabilize = 0
+        await Promise.all(succs.map((x) => request(x, (r) => ({ t: 'ping', r }))))
+      }
       return
     }
     if (succs[0] !== s) return
@@ -613,7 +646,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     const start = starts[i] as string
     const res = await route(start)
     const f = res?.s[0]
-    if (f === undefined || f === self) {
+    // An answer before the start (from a stale successor list) is no finger.
+    if (f === undefined || f === self || !(f === start || between(f, start, self))) {
       setFinger(i, null)
       fixNext = (i + 1) % RING_BITS
       return
@@ -871,9 +905,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   /** Route to the key's owners and store there; retried while no owner answers. */
   async function storeFor(pos: string, recs: RecordWire[], provs: ProviderWire[]): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await route(pos)
+      const r = await resolve(pos)
       if (!r) continue
-      const res = await storeAtOwners(r.s.slice(0, o.replicas), recs, provs)
+      const res = await storeAtOwners(r.owners.slice(0, o.replicas), recs, provs)
       if (res === 'ok') return
       if (res !== 'none') throw new RemoteError(`the responsible node refused the record: ${res.err}`)
     }
@@ -914,14 +948,15 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       .sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0))
     for (let g = 0; g < HANDOFF_GROUPS && strays.length > 0; g++) {
       const first = strays[0] as StoredRecord
-      const r = await routeIter(first.pos)
+      const r = await resolve(first.pos)
       if (!r) return
-      const owners = r.s.slice(0, o.replicas)
+      const owners = r.owners.slice(0, o.replicas)
       const head = owners[0] as string
+      // The records the same owners hold: those in (the owner's predecessor, owner].
       const group: StoredRecord[] = []
       for (let i = 0; i < strays.length; ) {
         const x = strays[i] as StoredRecord
-        if (x === first || betweenRightIncl(x.pos, r.p, head)) {
+        if (x === first || (r.pred !== null && betweenRightIncl(x.pos, r.pred, head))) {
           group.push(x)
           strays.splice(i, 1)
         } else i++
@@ -1102,11 +1137,12 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     if (n > o.maxKeyBytes) throw new ValueTooLargeError(n, o.maxKeyBytes, 'key')
   }
 
-  /** The key's successor and the nodes after it, as a lookup names them. */
+  /** The key's successor and the nodes after it, as the successor itself names them. */
   async function ownersOf(pos: string): Promise<string[]> {
-    const r = await route(pos)
-    if (!r) throw new NoRouteError(pos, `no route to the node responsible for ${pos}`)
-    return r.s
+    const r = await resolve(pos)
+    if (!r || r.owners.length === 0)
+      throw new NoRouteError(pos, `no route to the node responsible for ${pos}`)
+    return r.owners
   }
 
   const chord: Chord = {
@@ -1137,10 +1173,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (!isNodeId(key)) throw new TypeError('lookup takes a 40-hex-character position')
       bump(counters, 'lookup')
       for (let attempt = 0; attempt < 2; attempt++) {
-        const r = await route(key)
-        if (!r) break
-        const node = await confirm(key, r)
-        if (node === null) continue
+        const r = await resolve(key)
+        const node = r?.owners[0]
+        if (!r || node === undefined) continue
         bump(counters, 'lookup.hops', r.hops)
         return { node, hops: r.hops }
       }

@@ -36,8 +36,12 @@ export interface ChordNet {
   kill(id: string): Promise<void>
 }
 
-export function createChordNet(seed: number, options: ChordOptions = SIM_CHORD_OPTIONS): ChordNet {
-  const sim = createSim<ChordMsg>({ seed, connectOnSend: true })
+export function createChordNet(
+  seed: number,
+  options: ChordOptions = SIM_CHORD_OPTIONS,
+  simOptions: { tickMs?: number } = {},
+): ChordNet {
+  const sim = createSim<ChordMsg>({ seed, connectOnSend: true, ...simOptions })
   const members = new Set<string>()
   let sorted: string[] | null = null
   return {
@@ -177,6 +181,8 @@ export interface BuildOptions {
   batchMaxMs?: number
   /** Wait until every finger is exact. @default true */
   fingers?: boolean
+  /** The simulator's tick interval. @default 100 */
+  tickMs?: number
 }
 
 /**
@@ -190,7 +196,7 @@ export async function buildRing(
   options: ChordOptions = SIM_CHORD_OPTIONS,
   build: BuildOptions = {},
 ): Promise<ChordNet> {
-  const net = createChordNet(seed, options)
+  const net = createChordNet(seed, options, build.tickMs === undefined ? {} : { tickMs: build.tickMs })
   const growth = build.growth ?? 1
   const batchMaxMs = build.batchMaxMs ?? 60_000
   const first = net.add()
@@ -244,8 +250,12 @@ export interface LookupStats {
   hops: number[]
 }
 
-/** `count` lookups of random positions from random members, all at once; checked against the truth when each returns. */
-export async function measureLookups(net: ChordNet, count: number, maxMs = 60_000): Promise<LookupStats> {
+/**
+ * Start `count` lookups of random positions from random members, all at
+ * once, each checked against the truth when it returns. The caller drives
+ * the simulator and settles `jobs`; `stats` fills in as they end.
+ */
+export function launchLookups(net: ChordNet, count: number): { jobs: Promise<void>[]; stats: LookupStats } {
   const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [] }
   const ids = net.live()
   const jobs = Array.from({ length: count }, () => {
@@ -254,14 +264,26 @@ export async function measureLookups(net: ChordNet, count: number, maxMs = 60_00
     return net
       .node(from)
       .lookup(target)
-      .then((r) => {
-        stats.hops.push(r.hops)
-        if (r.node === trueSuccessor(net, target)) stats.ok++
-        else stats.wrong++
-      })
+      .then(
+        (r) => {
+          stats.hops.push(r.hops)
+          if (r.node === trueSuccessor(net, target)) stats.ok++
+          else stats.wrong++
+        },
+        () => {
+          stats.failed++
+        },
+      )
   })
+  return { jobs, stats }
+}
+
+/** `count` lookups of random positions from random members, all at once; checked against the truth when each returns. */
+export async function measureLookups(net: ChordNet, count: number, maxMs = 60_000): Promise<LookupStats> {
+  const { jobs, stats } = launchLookups(net, count)
   const res = await settleAll(net.sim, jobs, maxMs)
-  for (const r of res) if (r.status === 'rejected') stats.failed++
+  // Unsettled after maxMs: failed too.
+  stats.failed += res.filter((r) => r.status === 'rejected').length
   return stats
 }
 

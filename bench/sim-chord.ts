@@ -1,0 +1,190 @@
+/**
+ * sim-chord: the Chord DHT in the simulator at N = 64, 256, 1,024 and 4,096.
+ *
+ * For each N: build the ring with the real join protocol (batches that double
+ * it, stabilizing in between, until every finger is exact), then
+ *   - 2,000 lookups of random positions from random nodes: hops (mean, p99,
+ *     max) and wrong or failed lookups, against the truth from the sorted ids;
+ *   - 5 records per node put through the protocol: load balance, max/mean of
+ *     the records each node holds (3 copies each);
+ *   - Poisson churn (mean node lifetime 2 minutes of virtual time, joins and
+ *     crashes at the same rate) for 30 s with 50 lookups/s: the failure rate
+ *     (wrong answer or no answer);
+ *   - half the ring crashing at once: lookups launched at that moment, while
+ *     the ring repairs itself (failure rate), the time until successors and
+ *     predecessors are all right again, lookups after that, and whether every
+ *     record with a surviving copy is readable and back to three copies.
+ * Timers (virtual): stabilize 500 ms, fix one finger 500 ms, check the
+ * predecessor 1 s, request timeout 400 ms, republish 5 s, node ticks every
+ * 200 ms; link latency 5–50 ms one way.
+ *
+ *   npm run bench -- sim-chord              (SIM_CHORD_SIZES=64,256 to pick sizes)
+ */
+
+import type { ChordOptions } from '../shared/chord/chord.ts'
+import {
+  buildRing,
+  type ChordNet,
+  killFraction,
+  type LookupStats,
+  launchLookups,
+  mean,
+  measureLookups,
+  quantile,
+  ringCorrect,
+  runChurn,
+  runUntil,
+  SIM_CHORD_OPTIONS,
+  settleAll,
+  trueOwners,
+} from '../shared/chord/harness.ts'
+import { keyPositionSync } from '../shared/chord/sha256-sync.ts'
+import { isMain, report } from './report.ts'
+
+const REPLICAS = 3
+const SEED = 2026
+const OPTIONS: ChordOptions = { ...SIM_CHORD_OPTIONS, fixFingersMs: 500 }
+
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d
+const failRate = (s: LookupStats) => round((s.wrong + s.failed) / Math.max(1, s.ok + s.wrong + s.failed), 5)
+
+function pick(net: ChordNet): string {
+  const ids = net.live()
+  return ids[Math.floor(net.sim.rng() * ids.length)] as string
+}
+
+function totalMessages(net: ChordNet): number {
+  return net.sim.ids().reduce((n, id) => n + net.sim.node(id).counters.messagesOut, 0)
+}
+
+async function measure(n: number): Promise<Record<string, number | boolean>> {
+  const t0 = performance.now()
+  const net = await buildRing(SEED + n, n, OPTIONS, { tickMs: 200 })
+  const buildWallS = (performance.now() - t0) / 1000
+  const buildVirtualS = net.sim.now / 1000
+
+  // Maintenance traffic of a stable ring: messages per node per second.
+  const m0 = totalMessages(net)
+  await net.sim.runFor(5000)
+  const maintenanceMsgsPerNodePerSec = (totalMessages(net) - m0) / n / 5
+
+  const stable = await measureLookups(net, 2000)
+
+  // Load balance: 5 records per node, 3 copies each.
+  const keys = Array.from({ length: 5 * n }, (_, i) => `bench/${i}`)
+  const puts = await settleAll(
+    net.sim,
+    keys.map((k) => net.node(pick(net)).put(k, i32(k))),
+  )
+  await net.sim.runFor(2000)
+  const held = net.live().map((id) => net.node(id).storedKeys())
+  const primaries = new Map<string, number>()
+  for (const k of keys) {
+    const p = trueOwners(net, keyPositionSync(k), 1)[0] as string
+    primaries.set(p, (primaries.get(p) ?? 0) + 1)
+  }
+  const primaryCounts = net.live().map((id) => primaries.get(id) ?? 0)
+
+  const putsWallS = (performance.now() - t0) / 1000 - buildWallS
+
+  // Churn.
+  const tChurn = performance.now()
+  const churn = await runChurn(net, { lifetimeMs: 120_000, durationMs: 30_000, lookupsPerSec: 50 })
+  await runUntil(net, () => ringCorrect(net), 60_000)
+  await net.sim.runFor(10_000) // replicas settle after churn
+
+  const churnWallS = (performance.now() - tChurn) / 1000
+
+  // Half the ring crashes at once.
+  const tFail = performance.now()
+  const survivorsBefore = new Map(keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k))]))
+  const killed = new Set(await killFraction(net, 0.5))
+  const crashAt = net.sim.now
+  // Lookups launched at the moment of the crash, while the ring repairs itself.
+  const during = launchLookups(net, 1000)
+  const repaired = await runUntil(net, () => ringCorrect(net), 120_000, 100)
+  const ringRepairS = (net.sim.now - crashAt) / 1000
+  const unsettled = (await settleAll(net.sim, during.jobs, 60_000)).filter((r) => r.status === 'rejected')
+  during.stats.failed += unsettled.length
+  const surviving = keys.filter((k) => (survivorsBefore.get(k) ?? []).some((id) => !killed.has(id)))
+  const missing = () =>
+    surviving.reduce(
+      (c, k) => c + trueOwners(net, keyPositionSync(k), REPLICAS).filter((o) => !net.node(o).holds(k)).length,
+      0,
+    )
+  const restored = await runUntil(net, () => missing() === 0, 60_000, 1000)
+  const afterFailure = await measureLookups(net, 1000)
+  const reads = await settleAll(
+    net.sim,
+    surviving.map((k) => net.node(pick(net)).get(k)),
+  )
+  const readable = reads.filter(
+    (r, i) => r.status === 'fulfilled' && r.value === i32(surviving[i] as string),
+  ).length
+
+  const figures = {
+    nodes: n,
+    buildWallS: round(buildWallS, 1),
+    buildVirtualS: round(buildVirtualS, 1),
+    maintenanceMsgsPerNodePerSec: round(maintenanceMsgsPerNodePerSec, 1),
+    meanHops: round(mean(stable.hops), 2),
+    p99Hops: quantile(stable.hops, 0.99),
+    maxHops: Math.max(...stable.hops),
+    stableLookups: stable.ok + stable.wrong + stable.failed,
+    wrongLookups: stable.wrong,
+    failedLookups: stable.failed,
+    keys: keys.length,
+    failedPuts: puts.filter((r) => r.status === 'rejected').length,
+    loadMaxOverMean: round(Math.max(...held) / mean(held), 2),
+    loadPrimaryMaxOverMean: round(Math.max(...primaryCounts) / mean(primaryCounts), 2),
+    churnJoins: churn.joins,
+    churnFailures: churn.failures,
+    churnLookups: churn.ok + churn.wrong + churn.failed,
+    churnWrong: churn.wrong,
+    churnFailed: churn.failed,
+    churnFailureRate: failRate(churn),
+    churnMeanHops: round(mean(churn.hops), 2),
+    killed: killed.size,
+    failureLookupFailureRate: failRate(during.stats),
+    ringRepaired: repaired,
+    ringRepairS: round(ringRepairS, 1),
+    afterRepairLookupFailureRate: failRate(afterFailure),
+    keysWithSurvivingCopy: surviving.length,
+    keysReadableFraction: round(readable / Math.max(1, surviving.length), 5),
+    replicasRestored: restored,
+    putsWallS: round(putsWallS, 1),
+    churnWallS: round(churnWallS, 1),
+    failureWallS: round((performance.now() - tFail) / 1000, 1),
+    wallS: round((performance.now() - t0) / 1000, 1),
+  }
+  console.log(`N = ${n}:`, JSON.stringify(figures))
+  return figures
+}
+
+/** A small value derived from the key, to check reads. */
+function i32(k: string): number {
+  let h = 0
+  for (let i = 0; i < k.length; i++) h = (Math.imul(h, 31) + k.charCodeAt(i)) | 0
+  return h
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const sizes = (process.env.SIM_CHORD_SIZES ?? '64,256,1024,4096').split(',').map(Number)
+  const byN: Record<string, Record<string, number | boolean>> = {}
+  for (const n of sizes) byN[String(n)] = await measure(n)
+  const at1024 = byN['1024']
+  const goals = at1024
+    ? {
+        meanHopsAt1024: at1024.meanHops,
+        p99HopsAt1024: at1024.p99Hops,
+        wrongLookupsAt1024: at1024.wrongLookups,
+        goalsMet:
+          (at1024.meanHops as number) <= 5 && (at1024.p99Hops as number) <= 10 && at1024.wrongLookups === 0,
+      }
+    : {}
+  const figures = { seed: SEED, ...goals, byN }
+  report('sim-chord', figures)
+  return figures
+}
+
+if (isMain(import.meta.url)) await run()
