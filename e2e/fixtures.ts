@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Browser, BrowserContext, Page } from '@playwright/test'
+import { type Browser, type BrowserContext, type Page, test } from '@playwright/test'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -156,4 +156,20 @@ export async function until(
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 200))
   }
+}
+
+/**
+ * For a spec file: a fresh signal server before each test, and after it every
+ * peer the test opened (pushed to `peers`) closed and the server stopped.
+ */
+export function serverAndPeers(): { server: SignalServerProcess; peers: Peer[] } {
+  const env = { server: undefined as unknown as SignalServerProcess, peers: [] as Peer[] }
+  test.beforeEach(async () => {
+    env.server = await startSignalServer()
+  })
+  test.afterEach(async () => {
+    for (const p of env.peers.splice(0)) await closePeer(p)
+    await env.server.stop()
+  })
+  return env
 }

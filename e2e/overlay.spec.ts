@@ -4,15 +4,7 @@
  */
 import { createRequire } from 'node:module'
 import { expect, test } from '@playwright/test'
-import {
-  closePeer,
-  openPeer,
-  type Peer,
-  peersOf,
-  type SignalServerProcess,
-  startSignalServer,
-  until,
-} from './fixtures.ts'
+import { closePeer, openPeer, type Peer, peersOf, serverAndPeers, until } from './fixtures.ts'
 
 type W = {
   node: {
@@ -28,17 +20,8 @@ type W = {
   got: { data: unknown; from: string; hops: number }[]
 }
 
-let server: SignalServerProcess
-const peers: Peer[] = []
-
-test.beforeEach(async () => {
-  server = await startSignalServer()
-})
-
-test.afterEach(async () => {
-  for (const p of peers.splice(0)) await closePeer(p)
-  await server.stop()
-})
+const env = serverAndPeers()
+const peers = env.peers
 
 async function collect(p: Peer, topic: string): Promise<void> {
   await p.page.evaluate((topic) => {
@@ -57,7 +40,7 @@ async function openMany(
   n: number,
   opts: Parameters<typeof openPeer>[2],
 ) {
-  for (let i = 0; i < n; i++) peers.push(await openPeer(browser, server.url, opts))
+  for (let i = 0; i < n; i++) peers.push(await openPeer(browser, env.server.url, opts))
   return peers.slice(-n)
 }
 
@@ -232,14 +215,14 @@ test('a signal-server restart is survived: the mesh never stops, peers re-regist
   const ps = await openMany(browser, 4, { network: 'restart' })
   await until(() => connected(ps), 30_000, 'connected')
   for (const p of ps) await collect(p, 'm')
-  await server.stop()
+  await env.server.stop()
   await ps[0]?.page.evaluate(() => (window as unknown as W).node.broadcast('m', 'while the server is down'))
   await until(
     async () => (await Promise.all(ps.map(gotOf))).every((g) => g.length === 1),
     20_000,
     'mesh without server',
   )
-  await server.start()
+  await env.server.start()
   await until(
     async () =>
       (
@@ -258,13 +241,13 @@ test('a signal-server restart is survived: the mesh never stops, peers re-regist
 test('a reload keeps the id; two tabs of one origin get different ids', async ({ browser }) => {
   const ctx = await browser.newContext()
   const { blankPage, join_ } = await import('./fixtures.ts')
-  const page = await blankPage(ctx, server.url)
-  const id1 = await join_(page, server.url, { network: 'reload' })
-  const page2 = await blankPage(ctx, server.url)
-  const id2 = await join_(page2, server.url, { network: 'reload' })
+  const page = await blankPage(ctx, env.server.url)
+  const id1 = await join_(page, env.server.url, { network: 'reload' })
+  const page2 = await blankPage(ctx, env.server.url)
+  const id2 = await join_(page2, env.server.url, { network: 'reload' })
   expect(id2).not.toBe(id1)
   await page.reload()
-  const id1b = await join_(page, server.url, { network: 'reload' })
+  const id1b = await join_(page, env.server.url, { network: 'reload' })
   expect(id1b).toBe(id1)
   await ctx.close()
 })
@@ -276,7 +259,7 @@ test('a Node peer joins the tabs: broadcasts and requests both ways', async ({ b
   // The built package, as `import { joinOverlay } from 'weft'` gives it in Node.
   const built = '../dist/client/index.js'
   const weft = await import(built)
-  const node = await weft.joinOverlay({ signal: server.url, network: 'mixed', wrtc })
+  const node = await weft.joinOverlay({ signal: env.server.url, network: 'mixed', wrtc })
   try {
     const got: unknown[] = []
     node.subscribe('mix', (d: unknown) => got.push(d))

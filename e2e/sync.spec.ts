@@ -4,16 +4,7 @@
  * away both come back with the whole table.
  */
 import { expect, test } from '@playwright/test'
-import {
-  blankPage,
-  closePeer,
-  join_,
-  openPeer,
-  type Peer,
-  type SignalServerProcess,
-  startSignalServer,
-  until,
-} from './fixtures.ts'
+import { blankPage, join_, openPeer, type Peer, serverAndPeers, until } from './fixtures.ts'
 
 type SyncW = {
   node: {
@@ -29,17 +20,8 @@ type SyncW = {
   }
 }
 
-let server: SignalServerProcess
-const peers: Peer[] = []
-
-test.beforeEach(async () => {
-  server = await startSignalServer()
-})
-
-test.afterEach(async () => {
-  for (const p of peers.splice(0)) await closePeer(p)
-  await server.stop()
-})
+const env = serverAndPeers()
+const peers = env.peers
 
 const get = (p: Peer, k: string) => p.page.evaluate((k) => (window as unknown as SyncW).node.sync.get(k), k)
 const owner = (p: Peer, k: string) =>
@@ -62,7 +44,7 @@ async function setIn(p: Peer, k: string, v: unknown, leaseMs?: number) {
 }
 
 test('a set in one tab shows in all five; a delete too', async ({ browser }) => {
-  for (let i = 0; i < 5; i++) peers.push(await openPeer(browser, server.url, { network: 'sync5' }))
+  for (let i = 0; i < 5; i++) peers.push(await openPeer(browser, env.server.url, { network: 'sync5' }))
   expect(await setIn(peers[1] as Peer, 'greeting', { text: 'hi', bytes: new Uint8Array([1, 2, 3]) })).toEqual(
     { ok: true },
   )
@@ -89,7 +71,7 @@ test('a set in one tab shows in all five; a delete too', async ({ browser }) => 
 test('two tabs contend for a leased key: the holder keeps it, the other gets LeaseHeldError', async ({
   browser,
 }) => {
-  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, server.url, { network: 'lease' }))
+  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, env.server.url, { network: 'lease' }))
   const [a, b, c] = peers as [Peer, Peer, Peer]
   expect(await setIn(a, 'door', 'a', 4000)).toEqual({ ok: true })
   await until(
@@ -129,7 +111,7 @@ test('two tabs contend for a leased key: the holder keeps it, the other gets Lea
 test('two tabs grab one lease at the same instant: every tab agrees on one owner at once', async ({
   browser,
 }) => {
-  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, server.url, { network: 'race' }))
+  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, env.server.url, { network: 'race' }))
   const [a, b] = peers as [Peer, Peer]
   await until(
     async () => (await setIn(a, 'warmup', 1)).ok && (await get(b, 'warmup')) === 1,
@@ -158,7 +140,7 @@ test('two tabs grab one lease at the same instant: every tab agrees on one owner
 test('a reloaded tab comes back with the table and its id; a returning tab catches up', async ({
   browser,
 }) => {
-  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, server.url, { network: 'persist' }))
+  for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, env.server.url, { network: 'persist' }))
   const [a, b] = peers as [Peer, Peer]
   for (let i = 0; i < 10; i++) expect(await setIn(a, `k${i}`, i)).toEqual({ ok: true })
   await until(async () => (await entries(b)).length === 10, 20_000, 'b has the table')
@@ -170,7 +152,7 @@ test('a reloaded tab comes back with the table and its id; a returning tab catch
     const node = await weft.joinOverlay({ signal, network: 'persist' })
     ;(window as unknown as { node: unknown }).node = node
     return { id: node.id as string, fromStorage: node.stats()['sync.accepted.import'] as number }
-  }, server.url)
+  }, env.server.url)
   expect(back.id).toBe(b.id)
   expect(back.fromStorage).toBe(10)
   await until(async () => (await entries(b)).length === 10, 20_000, 'b has the table after reload')
@@ -179,8 +161,8 @@ test('a reloaded tab comes back with the table and its id; a returning tab catch
   await b.page.close()
   for (let i = 10; i < 15; i++) expect(await setIn(a, `k${i}`, i)).toEqual({ ok: true })
   await a.page.evaluate(() => (window as unknown as SyncW).node.sync.delete('k0'))
-  const page = await blankPage(b.ctx, server.url)
-  const id = await join_(page, server.url, { network: 'persist' })
+  const page = await blankPage(b.ctx, env.server.url)
+  const id = await join_(page, env.server.url, { network: 'persist' })
   expect(id).toBe(b.id)
   b.page = page
   await until(

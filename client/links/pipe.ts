@@ -28,3 +28,25 @@ export function sdpFingerprint(sdp: string | undefined | null): string | null {
   const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp)
   return m ? `${(m[1] as string).toLowerCase()} ${(m[2] as string).toUpperCase()}` : null
 }
+
+/**
+ * A pipe's data handler slot. Data that arrives before the Link attaches
+ * (the other end opened first and already spoke) is held, up to 64
+ * messages, and handed over when the handler is set.
+ */
+export function dataSlot(): { emit(b: Uint8Array): void; set(fn: (b: Uint8Array) => void): void } {
+  let early: Uint8Array[] | undefined = []
+  let handler: ((b: Uint8Array) => void) | undefined
+  return {
+    emit(b) {
+      if (handler) handler(b)
+      else if (early && early.length < 64) early.push(b)
+    },
+    set(fn) {
+      handler = fn
+      const held = early ?? []
+      early = undefined
+      for (const b of held) fn(b)
+    },
+  }
+}

@@ -6,7 +6,7 @@
  * being dropped there.
  */
 import type { SignalClient } from '../signal-client.ts'
-import type { Pipe } from './pipe.ts'
+import { dataSlot, type Pipe } from './pipe.ts'
 
 export interface RelayPipeOptions {
   signal: SignalClient
@@ -50,10 +50,7 @@ export function createRelayPipe(opts: RelayPipeOptions): RelayPipe {
   let queued = 0
   let timer: ReturnType<typeof setTimeout> | undefined
   let closed = false
-  let early: Uint8Array[] | undefined = []
-  let onData: (b: Uint8Array) => void = (b) => {
-    if (early && early.length < 64) early.push(b)
-  }
+  const data = dataSlot()
   let onClose: (reason: string) => void = () => {}
   let drainWaiters: (() => void)[] = []
 
@@ -113,13 +110,10 @@ export function createRelayPipe(opts: RelayPipeOptions): RelayPipe {
       return new Promise((resolve) => drainWaiters.push(resolve))
     },
     deliver(frame) {
-      if (!closed && relaySid(frame) === opts.sid) onData(frame.subarray(4))
+      if (!closed && relaySid(frame) === opts.sid) data.emit(frame.subarray(4))
     },
     onData(fn) {
-      onData = fn
-      const held = early ?? []
-      early = undefined
-      for (const b of held) fn(b)
+      data.set(fn)
     },
     onClose(fn) {
       onClose = fn

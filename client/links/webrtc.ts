@@ -7,7 +7,7 @@
  * the channel closing, is.
  */
 import type { Instance as PeerInstance, Options as PeerOptions } from 'simple-peer'
-import { type Pipe, sdpFingerprint } from './pipe.ts'
+import { dataSlot, type Pipe, sdpFingerprint } from './pipe.ts'
 
 export type SimplePeerCtor = new (opts: PeerOptions) => PeerInstance
 
@@ -47,11 +47,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     allowHalfTrickle: false,
   })
   const internals = peer as unknown as SimplePeerInternals
-  // Data can arrive before the Link attaches (the other end opened first): hold it until then.
-  let early: Uint8Array[] | undefined = []
-  let onData: (b: Uint8Array) => void = (b) => {
-    if (early && early.length < 64) early.push(b)
-  }
+  const data = dataSlot()
   let onClose: (reason: string) => void = () => {}
   let closed = false
   let drainWaiters: (() => void)[] = []
@@ -85,12 +81,13 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
   peer.on('signal', (data: unknown) => {
     if (!closed) opts.sendSignal(data)
   })
-  peer.on('data', (data: Uint8Array) => {
+  peer.on('data', (chunk: Uint8Array) => {
+    // Node's simple-peer hands out Buffers: pass a plain Uint8Array view on.
     if (!closed)
-      onData(
-        data instanceof Uint8Array && data.constructor !== Uint8Array
-          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-          : data,
+      data.emit(
+        chunk.constructor !== Uint8Array
+          ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+          : chunk,
       )
   })
   peer.on('close', () => finish('closed'))
@@ -124,10 +121,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       return new Promise((resolve) => drainWaiters.push(resolve))
     },
     onData(fn) {
-      onData = fn
-      const held = early ?? []
-      early = undefined
-      for (const b of held) fn(b)
+      data.set(fn)
     },
     onClose(fn) {
       onClose = fn

@@ -18,6 +18,7 @@
  * reason, so the caller can count drops per reason. The grammar is in
  * PROTOCOL.md beside this file.
  */
+import { concatBytes } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
 import type { Value } from '../types.ts'
 import { decodeValueResult, encodeValue } from './value.ts'
@@ -207,11 +208,5 @@ async function runStream(
     parts.push(value)
   }
   if (parts.length === 1) return parts[0] as Uint8Array
-  const out = new Uint8Array(total)
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
+  return concatBytes(...parts)
 }
