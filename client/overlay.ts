@@ -1131,8 +1131,14 @@ export class OverlayNode extends Emitter<NodeEvents> {
       }
       // An existing on-demand link can be promoted instead of opening a new one.
       if (pool.length === 0) {
-        for (const l of this.links.values())
-          if (!l.isMesh && l.state === 'open' && mesh.length < this.opts.targetPeers) l.setMesh(true)
+        let room = want
+        for (const l of this.links.values()) {
+          if (room <= 0) break
+          if (!l.localMesh && l.state === 'open') {
+            l.setMesh(true)
+            room--
+          }
+        }
       }
       if (pool.length < want && this.signalClient.connected && now - this.lastSample > 2000) {
         this.lastSample = now
