@@ -11,9 +11,11 @@
  *     crashes at the same rate) for 30 s with 50 lookups/s: the failure rate
  *     (wrong answer or no answer);
  *   - half the ring crashing at once: lookups launched at that moment, while
- *     the ring repairs itself (failure rate), the time until successors and
- *     predecessors are all right again, lookups after that, and whether every
- *     record with a surviving copy is readable and back to three copies.
+ *     the ring repairs itself (failure rate); the time until every successor
+ *     and predecessor is right again (ringRepairS), until every successor
+ *     list is too (ringStabilizeS), and until every record with a surviving
+ *     copy is back on its three owners (replicasRestoreS); then lookups, and
+ *     reads of every such record.
  * Timers (virtual): stabilize 500 ms, fix one finger 500 ms, check the
  * predecessor 1 s, request timeout 400 ms, republish 5 s, node ticks every
  * 200 ms; link latency 5–50 ms one way.
@@ -32,6 +34,7 @@ import {
   measureLookups,
   quantile,
   ringCorrect,
+  ringStable,
   runChurn,
   runUntil,
   SIM_CHORD_OPTIONS,
@@ -90,7 +93,7 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
   // Churn.
   const tChurn = performance.now()
   const churn = await runChurn(net, { lifetimeMs: 120_000, durationMs: 30_000, lookupsPerSec: 50 })
-  await runUntil(net, () => ringCorrect(net), 60_000)
+  await runUntil(net, () => ringStable(net), 60_000)
   await net.sim.runFor(10_000) // replicas settle after churn
 
   const churnWallS = (performance.now() - tChurn) / 1000
@@ -112,7 +115,10 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
       (c, k) => c + trueOwners(net, keyPositionSync(k), REPLICAS).filter((o) => !net.node(o).holds(k)).length,
       0,
     )
+  const stabilized = await runUntil(net, () => ringStable(net), 120_000, 250)
+  const stabilizeS = (net.sim.now - crashAt) / 1000
   const restored = await runUntil(net, () => missing() === 0, 60_000, 1000)
+  const restoreS = (net.sim.now - crashAt) / 1000
   const afterFailure = await measureLookups(net, 1000)
   const reads = await settleAll(
     net.sim,
@@ -148,10 +154,13 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
     failureLookupFailureRate: failRate(during.stats),
     ringRepaired: repaired,
     ringRepairS: round(ringRepairS, 1),
+    ringStabilized: stabilized,
+    ringStabilizeS: round(stabilizeS, 1),
     afterRepairLookupFailureRate: failRate(afterFailure),
     keysWithSurvivingCopy: surviving.length,
     keysReadableFraction: round(readable / Math.max(1, surviving.length), 5),
     replicasRestored: restored,
+    replicasRestoreS: round(restoreS, 1),
     putsWallS: round(putsWallS, 1),
     churnWallS: round(churnWallS, 1),
     failureWallS: round((performance.now() - tFail) / 1000, 1),

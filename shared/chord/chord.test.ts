@@ -30,9 +30,9 @@ const AB = 'b0'.repeat(20)
 const flush = () => new Promise((r) => setTimeout(r, 0))
 
 /** A node whose sends are collected instead of delivered; time moves when the test says. */
-function stubNode(id = A, options: ChordOptions = {}) {
+function stubNode(id = A, options: ChordOptions = {}, start = 1_000_000) {
   const sent: [string, ChordMsg][] = []
-  let now = 1_000_000
+  let now = start
   const chord = createChord(
     {
       id,
@@ -316,7 +316,8 @@ describe('small rings', () => {
       expect(state.recs.length).toBe(c.storedKeys())
       expect(state.provided).toEqual(['svc'])
       // The state survives the wire format.
-      const fresh = stubNode(C)
+      // Nodes whose clocks agree with the ring's (provider records expire by the clock).
+      const fresh = stubNode(C, {}, net.sim.now)
       expect(await fresh.chord.importState(state as unknown as Value)).toBe(
         c.storedKeys() + c.storedProviders(),
       )
@@ -326,7 +327,7 @@ describe('small rings', () => {
         ...state,
         recs: state.recs.map((r, i) => (i === 0 ? { ...r, vb: encodeValue('x') } : r)),
       }
-      const other = stubNode(B)
+      const other = stubNode(B, {}, net.sim.now)
       expect(await other.chord.importState(tampered as unknown as Value)).toBe(
         c.storedKeys() - 1 + c.storedProviders(),
       )

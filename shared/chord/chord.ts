@@ -191,6 +191,8 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   holds(key: string): boolean
   /** Provider records held here. */
   storedProviders(): number
+  /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
+  holdsProvider(key: string, provider: string): boolean
   exportState(): Value
   /** Records and provider records accepted from `v` (each is verified). */
   importState(v: Value): Promise<number>
@@ -560,7 +562,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     let hops = first.hops
     let list = first.s.filter((x) => !isDead(x))
     const asked = new Set<string>()
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 24; i++) {
       const s = list[0]
       if (s === undefined) return null
       if (s === self) return { owners: [self, ...succs], pred, hops }
@@ -598,8 +600,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       } else await recoverSuccessor()
       if (succs.length === 0) return
     }
-    const s = succs[0] as string
-    const res = await request(s, (r) => ({ t: 'getPred', r }))
+    const first = succs[0] as string
+    let s = first
+    let res = await request(s, (r) => ({ t: 'getPred', r }))
     if (res?.t !== 'pred') {
       if (!res) {
         // It is marked dead. Others in the list may have died with it: ping them all at once
@@ -609,13 +612,20 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       }
       return
     }
-    if (succs[0] !== s) return
-    const x = res.p
-    const list = [s, ...res.s]
-    if (x !== null && x !== self && between(x, self, s) && !isDead(x)) list.unshift(x)
-    setSuccs(list)
-    const first = succs[0]
-    if (first !== undefined) deps.send(first, { t: 'notify' })
+    // The successor's predecessor lies between us: it is our closer successor. Keep stepping back
+    // (a round trip a step) until none does, so a far successor, after failures, is corrected in one
+    // stabilization and our predecessors never copy a list that skips live nodes.
+    for (let step = 0; step < 64; step++) {
+      const x: string | null = res.p
+      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
+      const closer = await request(x, (r) => ({ t: 'getPred', r }))
+      if (closer?.t !== 'pred') break
+      s = x
+      res = closer
+    }
+    if (succs[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
+    setSuccs([s, ...res.s])
+    if (succs[0] !== undefined) deps.send(succs[0], { t: 'notify' })
   }
 
   function onNotify(from: string): void {
@@ -671,10 +681,26 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       const res = await request(pred, (r) => ({ t: 'table', r }))
       if (res?.t === 'fingers') for (const x of res.f) cands.add(x)
     }
-    if (succs.length > 0) return // someone notified us meanwhile
     let best: string | null = null
     for (const x of cands) if (x !== self && !isDead(x) && (best === null || between(x, self, best))) best = x
-    if (best !== null) setSuccs([best])
+    // Walk back from there through predecessors, one round trip a step, before anyone copies the
+    // list: a far successor in our list would reach our predecessors' lists too.
+    let list: string[] = []
+    for (let step = 0; best !== null && step < 64; step++) {
+      if (succs.length > 0) return // someone notified us meanwhile
+      const at: string = best
+      const res = await request(at, (r) => ({ t: 'getPred', r }))
+      if (res?.t !== 'pred') {
+        best = list[0] ?? null
+        list = list.slice(1)
+        continue
+      }
+      list = [at, ...res.s]
+      const p = res.p
+      if (p === null || p === self || !between(p, self, at) || isDead(p)) break
+      best = p
+    }
+    if (succs.length === 0 && list.length > 0) setSuccs(list)
   }
 
   /** Finger hints from a node's table: finger[i] = the first hint at or past start[i] (before coming round to us). */
@@ -904,14 +930,17 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
   /** Route to the key's owners and store there; retried while no owner answers. */
   async function storeFor(pos: string, recs: RecordWire[], provs: ProviderWire[]): Promise<void> {
+    let routed = false
     for (let attempt = 0; attempt < 3; attempt++) {
       const r = await resolve(pos)
       if (!r) continue
+      routed = true
       const res = await storeAtOwners(r.owners.slice(0, o.replicas), recs, provs)
       if (res === 'ok') return
       if (res !== 'none') throw new RemoteError(`the responsible node refused the record: ${res.err}`)
     }
-    throw new TimeoutError(`no node responsible for ${pos} answered`)
+    if (routed) throw new TimeoutError(`no node responsible for ${pos} answered`)
+    throw new NoRouteError(pos, `no route to the nodes responsible for ${pos}`)
   }
 
   async function republish(now: number, periodic: boolean): Promise<void> {
@@ -1137,14 +1166,6 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     if (n > o.maxKeyBytes) throw new ValueTooLargeError(n, o.maxKeyBytes, 'key')
   }
 
-  /** The key's successor and the nodes after it, as the successor itself names them. */
-  async function ownersOf(pos: string): Promise<string[]> {
-    const r = await resolve(pos)
-    if (!r || r.owners.length === 0)
-      throw new NoRouteError(pos, `no route to the node responsible for ${pos}`)
-    return r.owners
-  }
-
   const chord: Chord = {
     counters,
     handle,
@@ -1194,8 +1215,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     async get(key) {
       checkKey(key)
       const pos = await positionOf(key)
+      let routed = false
       for (let attempt = 0; attempt < 3; attempt++) {
-        const owners = await ownersOf(pos)
+        const owners = (await resolve(pos))?.owners
+        if (!owners) continue
+        routed = true
         let best: RecordWire | null = null
         let answered = 0
         const lacking: string[] = []
@@ -1230,7 +1254,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         }
         return best ? decodeRecordValue(best) : undefined
       }
-      throw new TimeoutError(`no node holding ${key} answered`)
+      if (routed) throw new TimeoutError(`no node holding ${key} answered`)
+      throw new NoRouteError(pos, `no route to the nodes holding ${key}`)
     },
 
     async delete(key) {
@@ -1252,8 +1277,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     async findProviders(key) {
       checkKey(key)
       const pos = await positionOf(key)
+      let routed = false
       for (let attempt = 0; attempt < 3; attempt++) {
-        const owners = await ownersOf(pos)
+        const owners = (await resolve(pos))?.owners
+        if (!owners) continue
+        routed = true
         let answered = 0
         const found = new Set<string>()
         for (const w of owners) {
@@ -1278,7 +1306,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         }
         if (answered > 0) return [...found]
       }
-      throw new TimeoutError(`no node responsible for ${key} answered`)
+      if (routed) throw new TimeoutError(`no node responsible for ${key} answered`)
+      throw new NoRouteError(pos, `no route to the nodes responsible for ${key}`)
     },
 
     successor: () => succs[0] ?? self,
@@ -1304,6 +1333,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     storedKeys: () => store.recordCount,
     holds: (key) => store.getRecord(key) !== undefined,
     storedProviders: () => store.providerCount,
+    holdsProvider: (key, provider) => store.getProvider(key, provider) !== undefined,
 
     exportState() {
       const provs: ProviderWire[] = []

@@ -115,6 +115,11 @@ export function ringCorrect(net: ChordNet): boolean {
   return true
 }
 
+/** Stabilized: every member's predecessor and whole successor list (of `len`) are the true ones. */
+export function ringStable(net: ChordNet, len = 8): boolean {
+  return ringCorrect(net) && successorListsCorrect(net, len) === net.live().length
+}
+
 /** How many members' successor lists are exactly the next `len` members. */
 export function successorListsCorrect(net: ChordNet, len: number): number {
   const ids = net.live()
