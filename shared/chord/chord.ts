@@ -8,8 +8,9 @@
  * i = 0 … 159 (most entries repeat the successor; fingers() lists the
  * distinct ones). Driven by tick(now):
  *   - stabilize: ask the successor for its predecessor and successor list;
- *     adopt the predecessor when it lies between us and the successor, take
- *     the successor's list as the tail of ours, then notify the successor;
+ *     adopt the predecessor when it lies between us and the successor (and
+ *     keep stepping back while the next one does too), take the successor's
+ *     list as the tail of ours, then notify the successor;
  *   - notify: a node that lies between our predecessor and us becomes it;
  *   - fix-fingers: look up one finger start; every following start that the
  *     answer also covers takes the same node, so a full cycle costs about
@@ -45,7 +46,8 @@
  * Repair after failures. A timed-out stabilization pings the whole successor
  * list at once, so a run of dead successors is found in one timeout rather
  * than one per stabilization. A node whose successors all died takes the
- * nearest live node after it that it or its predecessor knows. A node left
+ * nearest live node after it that it or its predecessor knows, and walks back
+ * through predecessors before it publishes the list. A node left
  * without a predecessor looks up its own id and sends `newSucc` to the node
  * the ring names as its predecessor, which may have lost it from its list.
  *
@@ -417,6 +419,15 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     return start === null || betweenRightIncl(pos, start, self)
   }
 
+  /** The host's send, which must not throw into a handler or a tick: a failure is a lost message. */
+  function send(to: string, msg: ChordMsg): void {
+    try {
+      deps.send(to, msg)
+    } catch {
+      bump(counters, 'error.send')
+    }
+  }
+
   function background(p: Promise<unknown>): void {
     p.catch(() => bump(counters, 'error.internal'))
   }
@@ -461,7 +472,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
           resolve(m)
         },
       })
-      deps.send(to, make(r))
+      send(to, make(r))
     })
   }
 
@@ -625,7 +636,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     }
     if (succs[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
     setSuccs([s, ...res.s])
-    if (succs[0] !== undefined) deps.send(succs[0], { t: 'notify' })
+    if (succs[0] !== undefined) send(succs[0], { t: 'notify' })
   }
 
   function onNotify(from: string): void {
@@ -637,7 +648,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   function onNewSucc(from: string): void {
     if (succs.length === 0 || between(from, self, succs[0] as string)) {
       setSuccs([from, ...succs])
-      deps.send(from, { t: 'notify' })
+      send(from, { t: 'notify' })
     }
   }
 
@@ -671,8 +682,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
   /**
    * Every successor failed. Take the nearest live node after us that we, or
-   * our predecessor, know: the predecessor's fingers just past us are close,
-   * so stabilization has only a few steps to walk back from there.
+   * our predecessor, know (the predecessor's fingers just past us are close),
+   * then step back through predecessors to the nearest one.
    */
   async function recoverSuccessor(): Promise<void> {
     bump(counters, 'ring.recover')
@@ -737,7 +748,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     if (!r || pred !== null) return
     if (r.p !== self && !r.s.includes(self)) {
       bump(counters, 'ring.seekPredecessor')
-      deps.send(r.p, { t: 'newSucc' })
+      send(r.p, { t: 'newSucc' })
     }
   }
 
@@ -800,7 +811,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (rc.length + pc.length === 0) return
       bump(counters, 'replicate.sent', rc.length + pc.length)
       if (!ack) {
-        deps.send(to, { t: 'store', r: 0, recs: rc, provs: pc })
+        send(to, { t: 'store', r: 0, recs: rc, provs: pc })
         return
       }
       const res = await request(to, (r) => ({ t: 'store', r, recs: rc, provs: pc }))
@@ -886,7 +897,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (held) held.confirmed = now
       if ((!held || held.rec.t < t) && t + o.maxProviderTtlMs > now) provs.push([k, p])
     }
-    deps.send(from, { t: 'want', r: msg.r, recs, provs })
+    send(from, { t: 'want', r: msg.r, recs, provs })
   }
 
   /** Store on the owners (key's successor first); 'ok' once the primary or, failing it, any owner accepted. */
@@ -1043,18 +1054,18 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     }
     switch (msg.t) {
       case 'ping':
-        deps.send(from, { t: 'pong', r: msg.r })
+        send(from, { t: 'pong', r: msg.r })
         return
       case 'find': {
         const a = answerFor(msg.k)
-        if (a) deps.send(from, { t: 'found', r: msg.r, p: a.p, s: a.s })
-        else deps.send(from, { t: 'closer', r: msg.r, n: closestPreceding(msg.k, CLOSER_COUNT) })
+        if (a) send(from, { t: 'found', r: msg.r, p: a.p, s: a.s })
+        else send(from, { t: 'closer', r: msg.r, n: closestPreceding(msg.k, CLOSER_COUNT) })
         return
       }
       case 'route': {
         const a = answerFor(msg.k)
         if (a) {
-          deps.send(msg.o, { t: 'routed', r: msg.r, p: a.p, s: a.s, h: msg.h })
+          send(msg.o, { t: 'routed', r: msg.r, p: a.p, s: a.s, h: msg.h })
           return
         }
         const next = closestPreceding(msg.k, 1)[0]
@@ -1062,11 +1073,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
           bump(counters, 'drop.routeStuck')
           return
         }
-        deps.send(next, { ...msg, h: msg.h + 1 })
+        send(next, { ...msg, h: msg.h + 1 })
         return
       }
       case 'getPred':
-        deps.send(from, { t: 'pred', r: msg.r, p: pred, s: [...succs] })
+        send(from, { t: 'pred', r: msg.r, p: pred, s: [...succs] })
         return
       case 'notify':
         onNotify(from)
@@ -1075,14 +1086,14 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         onNewSucc(from)
         return
       case 'table':
-        deps.send(from, { t: 'fingers', r: msg.r, f: known().slice(0, LIMITS.ids) })
+        send(from, { t: 'fingers', r: msg.r, f: known().slice(0, LIMITS.ids) })
         return
       case 'offer':
         onOffer(from, msg)
         return
       case 'store': {
         const res = await applyStore(msg.recs, msg.provs)
-        if (msg.r > 0) deps.send(from, { t: 'stored', r: msg.r, ok: res.ok, err: res.err })
+        if (msg.r > 0) send(from, { t: 'stored', r: msg.r, ok: res.ok, err: res.err })
         // A successor handing us records that lie before our range: they belong to our predecessor
         // (several nodes joined in one gap, and it told us before we had them).
         const p = pred
@@ -1096,10 +1107,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         return
       }
       case 'get':
-        deps.send(from, { t: 'got', r: msg.r, rec: store.getRecord(msg.k)?.rec ?? null })
+        send(from, { t: 'got', r: msg.r, rec: store.getRecord(msg.k)?.rec ?? null })
         return
       case 'getProv':
-        deps.send(from, {
+        send(from, {
           t: 'provs',
           r: msg.r,
           provs: store.providersOf(msg.k, deps.now()).slice(0, LIMITS.records),
@@ -1181,8 +1192,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         setSuccs(s)
         const first = succs[0]
         if (first === undefined) continue
-        deps.send(first, { t: 'notify' })
-        if (r.p !== self && r.p !== first) deps.send(r.p, { t: 'newSucc' })
+        send(first, { t: 'notify' })
+        if (r.p !== self && r.p !== first) send(r.p, { t: 'newSucc' })
         background(fetchFingerHints(first))
         bump(counters, 'joined')
         return
@@ -1250,7 +1261,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
           const rec = best
           for (const w of lacking)
             if (w === self) background(applyStore([rec], []))
-            else deps.send(w, { t: 'store', r: 0, recs: [rec], provs: [] })
+            else send(w, { t: 'store', r: 0, recs: [rec], provs: [] })
         }
         return best ? decodeRecordValue(best) : undefined
       }
