@@ -114,6 +114,32 @@ describe('Chord under churn', () => {
   })
 })
 
+describe('Chord under message loss', () => {
+  it('with 2% of messages lost, lookups, puts and gets still succeed (one timeout is not a death)', async () => {
+    const seed = testSeed(257)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 256)
+      net.sim.setLoss(0.02)
+      await net.sim.runFor(20_000)
+      const s = await measureLookups(net, 1000)
+      expect(s.ok / 1000).toBeGreaterThanOrEqual(0.99)
+      const keys = Array.from({ length: 200 }, (_, i) => `lossy/${i}`)
+      await putAll(net, keys)
+      const reads = await settleAll(
+        net.sim,
+        keys.map((k) => net.node(pick(net)).get(k)),
+      )
+      const good = reads.filter(
+        (r, i) => r.status === 'fulfilled' && (r.value as { k: string }).k === keys[i],
+      )
+      expect(good.length / keys.length).toBeGreaterThanOrEqual(0.99)
+      // Lost messages cost retries, not ring members: once delivery is reliable again, all is exact.
+      net.sim.setLoss(0)
+      expect(await runUntil(net, () => ringStable(net), 30_000)).toBe(true)
+    })
+  })
+})
+
 describe('keys move on join', () => {
   it('joining nodes receive exactly the records they now own; every record stays on its three owners', async () => {
     const seed = testSeed(128)

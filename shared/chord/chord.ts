@@ -16,9 +16,10 @@
  *     answer also covers takes the same node, so a full cycle costs about
  *     log2 N lookups rather than 160;
  *   - check-predecessor: ping it; no answer clears it.
- * A request unanswered within `requestTimeoutMs` marks its target dead for a
- * while: it leaves the successor list, the fingers and the predecessor, and
- * lookups route around it. Joining: look up our own id through any member,
+ * Two requests in a row unanswered within `requestTimeoutMs` mark their
+ * target dead for a while (one may be a lost message): it leaves the
+ * successor list, the fingers and the predecessor, and lookups route around
+ * it. A single silence makes a lookup try its next candidate. Joining: look up our own id through any member,
  * take the answer's successor list, notify the successor (it hands over the
  * keys we are now responsible for) and tell the predecessor it has a new
  * successor (which saves it a stabilization round); fingers start from the
@@ -224,6 +225,8 @@ const MAX_STEPS = 48
 const CLOSER_COUNT = 6
 /** Value bytes per store message (records beyond go in the next one). */
 const STORE_CHUNK_BYTES = 200 * 1024
+/** Timeouts in a row that mark a node dead. */
+const STRIKES_TO_DEAD = 2
 /** Dead marks kept at most. */
 const MAX_DEAD = 2048
 /** Key -> position cache entries. */
@@ -281,6 +284,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   let fixNext = 0
   let knownCache: string[] | null = null
   const dead = new Map<string, number>()
+  /** Timeouts in a row per node, below STRIKES_TO_DEAD. */
+  const strikes = new Map<string, number>()
 
   // requests
   const pending = new Map<number, Pending>()
@@ -308,6 +313,25 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       return false
     }
     return true
+  }
+
+  /**
+   * A request to `x` timed out. One loss is not a death: the second timeout
+   * in a row marks it dead (a stabilization that times out pings the whole
+   * successor list at once, so a crashed successor is found in two timeouts).
+   */
+  function strike(x: string): void {
+    const n = (strikes.get(x) ?? 0) + 1
+    strikes.delete(x)
+    if (n >= STRIKES_TO_DEAD) {
+      markDead(x)
+      return
+    }
+    strikes.set(x, n)
+    if (strikes.size > MAX_DEAD) {
+      const oldest = strikes.keys().next().value
+      if (oldest !== undefined) strikes.delete(oldest)
+    }
   }
 
   function markDead(x: string): void {
@@ -467,7 +491,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         done: (m) => {
           if (m === null && !opts.anyFrom) {
             bump(counters, 'rpc.timeout')
-            markDead(to)
+            strike(to)
           }
           resolve(m)
         },
@@ -505,6 +529,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     const cmp = closerToTarget(target)
     const cands = seeds.length ? [...seeds] : closestPreceding(target, RING_BITS)
     const tried = new Set<string>()
+    const silent = new Set<string>()
     let widened = false
     let hops = 0
     for (let step = 0; step < MAX_STEPS; step++) {
@@ -520,10 +545,13 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       tried.add(c)
       const at = c
       const res = await request(at, (r) => ({ t: 'find', r, k: target }))
-      if (!res) continue
+      if (!res) {
+        silent.add(at)
+        continue
+      }
       if (res.t === 'found') {
         hops++
-        const s = res.s.filter((x) => !isDead(x))
+        const s = res.s.filter((x) => !isDead(x) && !silent.has(x))
         if (s.length === 0) continue
         return { p: res.p, s, hops }
       }
@@ -570,8 +598,12 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   ): Promise<{ owners: string[]; pred: string | null; hops: number } | null> {
     const first = await route(target)
     if (!first) return null
+    // Nodes that did not answer during this resolution: gone for its purposes, even before a
+    // second timeout marks them dead for everyone.
+    const silent = new Set<string>()
+    const gone = (x: string) => isDead(x) || silent.has(x)
     let hops = first.hops
-    let list = first.s.filter((x) => !isDead(x))
+    let list = first.s.filter((x) => !gone(x))
     const asked = new Set<string>()
     for (let i = 0; i < 24; i++) {
       const s = list[0]
@@ -579,15 +611,18 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (s === self) return { owners: [self, ...succs], pred, hops }
       if (asked.has(s)) return { owners: list, pred: null, hops }
       asked.add(s)
-      const res = await request(s, (r) => ({ t: 'getPred', r }))
+      let res = await request(s, (r) => ({ t: 'getPred', r }))
+      // Silence once may be a lost message: ask again before passing over the node.
+      if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
       if (res?.t !== 'pred') {
-        list = list.slice(1).filter((x) => !isDead(x))
+        if (!res) silent.add(s)
+        list = list.slice(1).filter((x) => !gone(x))
         continue
       }
       bump(counters, 'lookup.confirm')
       const p = res.p
-      if (p === null || p === s || betweenRightIncl(target, p, s) || isDead(p))
-        return { owners: [s, ...res.s.filter((x) => x !== s)], pred: p, hops }
+      if (p === null || p === s || betweenRightIncl(target, p, s) || gone(p))
+        return { owners: [s, ...res.s.filter((x) => x !== s && !gone(x))], pred: p, hops }
       bump(counters, 'lookup.corrected')
       if (p === target || between(p, target, s)) {
         list = [p, s, ...res.s]
@@ -596,7 +631,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       const on = await routeIter(target, [s])
       if (!on) return null
       hops += on.hops
-      list = on.s.filter((x) => !isDead(x))
+      list = on.s.filter((x) => !gone(x))
     }
     return null
   }
@@ -1048,6 +1083,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       return
     }
     dead.delete(from) // it spoke: it is alive
+    strikes.delete(from)
     if (REPLY_TYPES.has(msg.t)) {
       onReply(from, msg as ChordMsg & { r: number })
       return
