@@ -165,6 +165,12 @@ export interface LookupResult {
 export interface Chord extends ProtocolNode<ChordMsg> {
   /** null: create a new ring; else join through any member. */
   join(bootstrap: string | null): Promise<void>
+  /**
+   * Leave the ring gracefully: hand every record to the successor (waiting
+   * for its acknowledgement), then tell the predecessor and successor to
+   * close the gap. The node does no more periodic work afterwards.
+   */
+  leave(): Promise<void>
   /** The successor of a 40-hex position. */
   lookup(key: string): Promise<LookupResult>
   /** Store `value` under `key` (ValueTooLargeError beyond maxValueBytes). */
@@ -687,6 +693,14 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     }
   }
 
+  /** `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget it. */
+  function onLeave(from: string, p: string | null, list: string[]): void {
+    bump(counters, 'ring.leave')
+    if (pred === from) setPred(p === self ? null : p)
+    if (succs[0] === from) setSuccs(list)
+    markDead(from)
+  }
+
   async function fixFingers(): Promise<void> {
     const s0 = succs[0]
     if (s0 === undefined) {
@@ -1121,6 +1135,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       case 'newSucc':
         onNewSucc(from)
         return
+      case 'leave':
+        onLeave(from, msg.p, msg.s)
+        return
       case 'table':
         send(from, { t: 'fingers', r: msg.r, f: known().slice(0, LIMITS.ids) })
         return
@@ -1235,6 +1252,23 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         return
       }
       throw new NoRouteError(bootstrap, `could not join the ring through ${bootstrap}`)
+    },
+
+    async leave() {
+      if (!started) return
+      started = false
+      provided.clear()
+      const s0 = succs[0]
+      if (s0 !== undefined) {
+        const provs: StoredProvider[] = []
+        for (const m of store.providers.values()) for (const x of m.values()) provs.push(x)
+        // The successor becomes primary for our range: it must hold everything first.
+        await offerTo(s0, [...store.records.values()], provs, true)
+      }
+      const msg: ChordMsg = { t: 'leave', p: pred, s: [...succs] }
+      if (s0 !== undefined) send(s0, msg)
+      if (pred !== null && pred !== s0) send(pred, msg)
+      bump(counters, 'left')
     },
 
     async lookup(key) {

@@ -67,6 +67,8 @@ export type ChordMsg =
   | { t: 'notify' }
   /** One-way: the sender has just joined and thinks it is our successor. */
   | { t: 'newSucc' }
+  /** One-way: the sender leaves the ring; p was its predecessor, s its successor list. */
+  | { t: 'leave'; p: string | null; s: string[] }
   /** Ask for finger hints (used by a joining node). */
   | { t: 'table'; r: number }
   | { t: 'fingers'; r: number; f: string[] }
@@ -212,6 +214,11 @@ function parse(v: unknown): ChordMsg | null {
   const t = v.t
   if (typeof t !== 'string') return null
   if (t === 'notify' || t === 'newSucc') return { t }
+  if (t === 'leave') {
+    const s = ids(v.s)
+    const p = v.p
+    return s && (p === null || isNodeId(p)) ? { t, p, s } : null
+  }
   const r = v.r
   if (!isRid(r)) return null
   switch (t) {
