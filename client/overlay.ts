@@ -123,6 +123,8 @@ export interface DhtApi {
 
 /** Frames queued for a peer while an on-demand link to it opens. */
 const MAX_VIA_QUEUE = 64
+/** close() waits at most this long for the successor to take our records. */
+const LEAVE_TIMEOUT_MS = 5000
 /** How often an always-on peer writes its DHT share to disk. */
 const DHT_SAVE_MS = 15_000
 /** How often a node that is alone on its ring looks for a ring to join. */
@@ -427,6 +429,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
     for (const p of this.peers()) {
       try {
         await this.chord.join(p.id)
+        // join() returns before stabilization fills the successor list; until then a get has
+        // nobody to ask, so the ring counts as ready once a successor is known (or after 5 s).
+        const until = Date.now() + 5000
+        while (!this.closed && Date.now() < until && this.chord.successors().every((s) => s === this.id))
+          await new Promise((r) => setTimeout(r, 50))
         return
       } catch {
         bump(this.counters, 'dht.join-failed')
@@ -558,6 +565,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   async close(): Promise<void> {
     if (this.closed) return
+    // Chord's voluntary departure: our records go to our successor (acknowledged) before the links close.
+    await Promise.race([
+      this.chord.leave().catch(() => bump(this.counters, 'dht.leave-failed')),
+      new Promise((r) => setTimeout(r, LEAVE_TIMEOUT_MS)),
+    ])
     this.closed = true
     for (const t of this.timers) clearInterval(t)
     for (const p of this.pending.values()) {
@@ -1208,7 +1220,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
     // Two nodes that started alone at once each made a ring: the one still alone joins through a neighbour.
     if (now - this.lastRingCheck > RING_CHECK_MS) {
       this.lastRingCheck = now
-      const alone = this.chord.successors().every((s) => s === this.id)
+      // Alone: no successor but ourselves and nobody has joined through us (no predecessor).
+      const pred = this.chord.predecessor()
+      const alone = this.chord.successors().every((s) => s === this.id) && (pred === null || pred === this.id)
       const via = this.peers()[0]
       if (alone && via && via.id < this.id) this.ringReady = this.chord.join(via.id).catch(() => {})
     }

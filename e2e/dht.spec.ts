@@ -1,0 +1,168 @@
+/**
+ * The Chord DHT in real browsers (issue 6): eight tabs, each its own browser
+ * context; an always-on `weft-peer` process keeps the data when tabs go.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, test } from '@playwright/test'
+import { closePeer, openPeer, type Peer, serverAndPeers, until } from './fixtures.ts'
+
+type DhtW = {
+  node: {
+    id: string
+    dht: {
+      put(k: string, v: unknown): Promise<void>
+      get(k: string): Promise<unknown>
+      provide(k: string): Promise<void>
+      findProviders(k: string): Promise<string[]>
+      successors(): string[]
+    }
+  }
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const env = serverAndPeers()
+const peers = env.peers
+
+/** Each tab reads every key in `keys`; returns, per tab, the keys that came back wrong. */
+async function readAll(ps: Peer[], keys: string[]): Promise<string[][]> {
+  return Promise.all(
+    ps.map((p) =>
+      p.page.evaluate(async (keys) => {
+        const bad: string[] = []
+        for (const k of keys) {
+          const v = (await (window as unknown as DhtW).node.dht.get(k)) as { k: string } | undefined
+          if (v?.k !== k) bad.push(k)
+        }
+        return bad
+      }, keys),
+    ),
+  )
+}
+
+async function ringFormed(ps: Peer[]): Promise<boolean> {
+  const succ = await Promise.all(
+    ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors()[0])),
+  )
+  const ids = ps.map((p) => p.id).sort()
+  // Each node's first successor is the next id on the sorted circle.
+  return ps.every((p, i) => succ[i] === ids[(ids.indexOf(p.id) + 1) % ids.length])
+}
+
+test('eight tabs: 100 puts from random tabs read back from every tab; two tabs close, all still readable', async ({
+  browser,
+}) => {
+  for (let i = 0; i < 8; i++) peers.push(await openPeer(browser, env.server.url, { network: 'dht8' }))
+  await until(() => ringFormed(peers), 60_000, 'ring formed')
+  const keys = Array.from({ length: 100 }, (_, i) => `key-${i}`)
+  // Puts from random tabs (seeded choice so a failure replays).
+  let seed = 12345
+  const pick = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return peers[seed % peers.length] as Peer
+  }
+  for (const k of keys)
+    await pick().page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() }), k)
+  const bad = await readAll(peers, keys)
+  expect(bad.flat()).toEqual([])
+  // Close two tabs: replicas on their successors keep every key readable.
+  const [gone1, gone2] = [peers[2] as Peer, peers[5] as Peer]
+  await closePeer(gone1)
+  await closePeer(gone2)
+  peers.splice(5, 1)
+  peers.splice(2, 1)
+  const afterBad = await readAll(peers, keys)
+  expect(afterBad.flat()).toEqual([])
+})
+
+test('findProviders finds a provider on another tab', async ({ browser }) => {
+  for (let i = 0; i < 4; i++) peers.push(await openPeer(browser, env.server.url, { network: 'prov' }))
+  await until(() => ringFormed(peers), 60_000, 'ring formed')
+  const [a, b, c] = peers as [Peer, Peer, Peer]
+  await a.page.evaluate(() => (window as unknown as DhtW).node.dht.provide('service:chat'))
+  await b.page.evaluate(() => (window as unknown as DhtW).node.dht.provide('service:chat'))
+  const found = await c.page.evaluate(() =>
+    (window as unknown as DhtW).node.dht.findProviders('service:chat'),
+  )
+  expect([...found].sort()).toEqual([a.id, b.id].sort())
+  expect(
+    await c.page.evaluate(() => (window as unknown as DhtW).node.dht.findProviders('service:none')),
+  ).toEqual([])
+})
+
+/** Start `weft-peer` on `dataDir`; resolves with the process and its node id once it has joined. */
+async function startWeftPeer(
+  serverUrl: string,
+  dataDir: string,
+): Promise<{ proc: ChildProcess; id: string }> {
+  const proc = spawn(
+    process.execPath,
+    [join(root, 'dist/client/peer-main.js'), '--signal', serverUrl, '--network', 'keep', '--data', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let out = ''
+  proc.stdout?.on('data', (d) => {
+    out += d
+  })
+  proc.stderr?.on('data', (d) => {
+    out += d
+  })
+  await until(() => /weft-peer [0-9a-f]{40} joined/.test(out), 20_000, `weft-peer joined (${out})`)
+  return { proc, id: (/weft-peer ([0-9a-f]{40}) joined/.exec(out) as RegExpExecArray)[1] as string }
+}
+
+async function stopWeftPeer(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return
+  await new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve())
+    proc.kill('SIGTERM')
+  })
+}
+
+test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it survives a restart from disk', async ({
+  browser,
+}) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-peer-'))
+  let peer: { proc: ChildProcess; id: string } | undefined
+  try {
+    peer = await startWeftPeer(env.server.url, dataDir)
+    for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
+    await until(
+      async () => {
+        const s = await Promise.all(
+          peers.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors())),
+        )
+        return s.every((x) => x.length >= 3)
+      },
+      60_000,
+      'ring with the peer',
+    )
+    const keys = Array.from({ length: 20 }, (_, i) => `kept-${i}`)
+    for (const [i, k] of keys.entries())
+      await (peers[i % 3] as Peer).page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k }), k)
+    // Every tab goes away, one after another (each hands its records to its successors); only the weft-peer remains.
+    for (const p of peers.splice(0)) {
+      await closePeer(p)
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+    for (let i = 0; i < 2; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
+    expect((await readAll(peers, keys)).flat()).toEqual([])
+    // The peer keeps its share on disk: stopped while alone, restarted from its folder, same id, same data.
+    for (const p of peers.splice(0)) {
+      await closePeer(p)
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+    await stopWeftPeer(peer.proc)
+    const again = await startWeftPeer(env.server.url, dataDir)
+    expect(again.id).toBe(peer.id)
+    peer = again
+    peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
+    expect((await readAll(peers, keys)).flat()).toEqual([])
+  } finally {
+    if (peer) await stopWeftPeer(peer.proc)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+})
