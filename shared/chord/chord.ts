@@ -1383,7 +1383,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
             }
             found.add(p.p)
           }
-          if (found.size > 0) break
+          // No early exit: providers announced while the ring was settling may sit on different
+          // owners, so the answer is the union over up to `replicas` of them.
         }
         if (answered > 0) return [...found]
       }
