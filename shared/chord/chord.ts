@@ -292,6 +292,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const dead = new Map<string, number>()
   /** Timeouts in a row per node, below STRIKES_TO_DEAD. */
   const strikes = new Map<string, number>()
+  /** Nodes a probe ping is out to. */
+  const probing = new Set<string>()
 
   // requests
   const pending = new Map<number, Pending>()
@@ -323,8 +325,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
   /**
    * A request to `x` timed out. One loss is not a death: the second timeout
-   * in a row marks it dead (a stabilization that times out pings the whole
-   * successor list at once, so a crashed successor is found in two timeouts).
+   * in a row marks it dead. The first one sends a probe at once, so a crashed
+   * node is known dead two timeouts after we first missed it, whatever else
+   * we were asking it.
    */
   function strike(x: string): void {
     const n = (strikes.get(x) ?? 0) + 1
@@ -337,6 +340,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     if (strikes.size > MAX_DEAD) {
       const oldest = strikes.keys().next().value
       if (oldest !== undefined) strikes.delete(oldest)
+    }
+    if (!probing.has(x) && probing.size < MAX_DEAD) {
+      probing.add(x)
+      request(x, (r) => ({ t: 'ping', r })).then(() => probing.delete(x))
     }
   }
 
@@ -1086,6 +1093,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
   // ------------------------------------------------------------- handlers
 
+  /** A message from `from`. Validated here with parseChordMsg whatever the host did; never throws. */
   async function handle(from: string, raw: ChordMsg): Promise<void> {
     if (!isNodeId(from) || from === self) {
       bump(counters, 'drop.from')
