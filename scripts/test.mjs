@@ -31,7 +31,11 @@ function check(name, cmd, args) {
 }
 
 // Chromium and redis-server first: the Redis multi-instance test runs with the unit tests.
-if (!step('system packages (chromium, redis-server)', process.execPath, [join(root, 'scripts/ensure-system.mjs')])) {
+if (
+  !step('system packages (chromium, redis-server)', process.execPath, [
+    join(root, 'scripts/ensure-system.mjs'),
+  ])
+) {
   console.log('0 passed, 1 failed')
   process.exit(1)
 }
