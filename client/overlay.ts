@@ -394,7 +394,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (saved !== undefined) await this.syncTable.importState(saved).catch(() => 0)
     this.signalClient.on('signal', ({ from, data }) => this.onSignal(from, data))
     this.signalClient.on('relay', ({ from, frame }) => this.onRelayFrame(from, frame))
-    this.signalClient.on('relay-error', (e) => bump(this.counters, `relay-error.${e.reason}`))
+    this.signalClient.on('relay-error', (e) => {
+      bump(this.counters, `relay-error.${e.reason}`)
+      // The server no longer knows the peer: a relay link to it is dead, whatever heartbeats say.
+      const l = this.links.get(e.to)
+      if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
+    })
     this.signalClient.on('registered', ({ peers }) => this.addCandidates(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
     const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
@@ -578,7 +583,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     }
     this.pending.clear()
     for (const d of [...this.dials.values()]) this.failDial(d, new ClosedError())
+    const hadLinks = this.links.size > 0
     for (const l of [...this.links.values()]) l.close('node-closed')
+    // Goodbyes are written; give them a moment on the wire before the caller tears the page down.
+    if (hadLinks) await new Promise((r) => setTimeout(r, 150))
     this.signalClient.close()
     if (this.saveTimer) {
       clearTimeout(this.saveTimer)
@@ -905,6 +913,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
     bump(this.counters, `link.closed.${reason.split(':')[0]}`)
     if (this.links.get(link.peer) !== link) return
     this.links.delete(link.peer)
+    if (reason.startsWith('bye:')) {
+      // It left (or closed the link on purpose): do not spend dials on it for a while.
+      this.candidates.delete(link.peer)
+      this.backoff.set(link.peer, Date.now() + 60_000)
+    }
     this.neighbourLinks.delete(link.peer)
     for (const k of Object.keys(this.closedTotals) as (keyof typeof this.closedTotals)[])
       this.closedTotals[k] += link.stats[k]
@@ -1087,6 +1100,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.neighbourLinks.set(link.peer, c.peers)
       this.addCandidates(c.peers.map((id) => ({ id, lastSeen: Date.now() })))
     } else if (c.t === 'role') {
+      // The other end asks to carry the mesh on this link: agree while we have room, so the link
+      // becomes a mesh link on both ends (a one-sided wish would leave it out of the mesh).
+      if (c.mesh && !link.localMesh && this.meshNeighbours().length < this.opts.maxPeers) link.setMesh(true)
       if (link.isMesh) this.meshUp(link.peer)
       else this.meshDown(link.peer)
     }
@@ -1142,15 +1158,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
         })
       }
       // An existing on-demand link can be promoted instead of opening a new one.
-      if (pool.length === 0) {
-        let room = want
-        for (const l of this.links.values()) {
-          if (room <= 0) break
-          if (!l.localMesh && l.state === 'open') {
-            l.setMesh(true)
-            room--
-          }
-        }
+      // Links we have that are not mesh links yet: ask (again) to carry the mesh on them; the
+      // other end agrees once it has room (it may have been full when the link opened).
+      let room = want
+      for (const l of this.links.values()) {
+        if (room <= 0) break
+        if (l.state !== 'open' || l.isMesh) continue
+        if (!l.localMesh) l.setMesh(true)
+        else void l.sendControl({ t: 'role', mesh: true })
+        room--
       }
       if (pool.length < want && this.signalClient.connected && now - this.lastSample > 2000) {
         this.lastSample = now

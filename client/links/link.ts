@@ -33,7 +33,9 @@ import {
   encodeFrame,
   type Frame,
   Kind,
+  WIRE_VERSION,
 } from '../../shared/wire/frame.ts'
+import { encodeValue } from '../../shared/wire/value.ts'
 import { Emitter } from '../emitter.ts'
 import type { Pipe } from './pipe.ts'
 
@@ -315,14 +317,18 @@ export class Link extends Emitter<LinkEvents> {
   close(reason = 'closed'): void {
     if (this.state === 'closed') return
     if (this.state === 'open') {
-      // Best effort goodbye so the other end does not wait for a heartbeat timeout.
+      // A goodbye, written now (not after an async encode: the page may be gone a moment later),
+      // so the other end does not wait for a heartbeat timeout.
       try {
-        void encodeFrame({ kind: Kind.Link, body: { t: 'bye', reason: reason.slice(0, 64) } }).then((b) => {
-          this.pipe.send(b)
-          this.pipe.close(reason)
-        })
+        const body = encodeValue({ t: 'bye', reason: reason.slice(0, 64) })
+        const frame = new Uint8Array(3 + body.length)
+        frame.set([WIRE_VERSION, Kind.Link, 0])
+        frame.set(body, 3)
+        this.pipe.send(frame)
       } catch {}
       this.finish(reason)
+      // Let the goodbye leave before the transport goes.
+      setTimeout(() => this.pipe.close(reason), 100)
       return
     }
     this.pipe.close(reason)
