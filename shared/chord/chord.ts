@@ -1091,6 +1091,38 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     }
   }
 
+  /**
+   * Ask the nodes holding `key` (its successor first, then the next ones,
+   * past dead ones) until `replicas` of them have answered or `enough` holds
+   * for an answer. `ask` gives undefined when a node did not answer. When
+   * nobody answers, routes again (3 attempts in all); then TimeoutError if a
+   * route was found, NoRouteError if not. Returns the answers in asking order.
+   */
+  async function askOwners<T>(
+    key: string,
+    ask: (w: string) => Promise<T | undefined>,
+    enough: (answer: T) => boolean,
+  ): Promise<[string, T][]> {
+    const pos = await positionOf(key)
+    let routed = false
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const owners = (await resolve(pos))?.owners
+      if (!owners) continue
+      routed = true
+      const answers: [string, T][] = []
+      for (const w of owners) {
+        if (answers.length >= o.replicas) break
+        const a = await ask(w)
+        if (a === undefined) continue
+        answers.push([w, a])
+        if (enough(a)) break
+      }
+      if (answers.length > 0) return answers
+    }
+    if (routed) throw new TimeoutError(`no node holding ${key} answered`)
+    throw new NoRouteError(pos, `no route to the nodes holding ${key}`)
+  }
+
   // ------------------------------------------------------------- handlers
 
   /** A message from `from`. Validated here with parseChordMsg whatever the host did; never throws. */
@@ -1303,48 +1335,31 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     async get(key) {
       checkKey(key)
-      const pos = await positionOf(key)
-      let routed = false
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const owners = (await resolve(pos))?.owners
-        if (!owners) continue
-        routed = true
-        let best: RecordWire | null = null
-        let answered = 0
-        const lacking: string[] = []
-        // Ask the successor first; past dead ones, until `replicas` nodes have answered.
-        for (const w of owners) {
-          if (answered >= o.replicas) break
-          let rec: RecordWire | null
-          if (w === self) rec = store.getRecord(key)?.rec ?? null
-          else {
-            const res = await request(w, (r) => ({ t: 'get', r, k: key }))
-            if (res?.t !== 'got') continue
-            rec = res.rec
-            if (rec && (rec.k !== key || (await checkRecord(deps.keys, rec, recordLimits)) !== null)) {
-              bump(counters, 'drop.got.bad')
-              rec = null
-            }
+      const answers = await askOwners(
+        key,
+        async (w) => {
+          if (w === self) return store.getRecord(key)?.rec ?? null
+          const res = await request(w, (r) => ({ t: 'get', r, k: key }))
+          if (res?.t !== 'got') return undefined
+          if (
+            res.rec &&
+            (res.rec.k !== key || (await checkRecord(deps.keys, res.rec, recordLimits)) !== null)
+          ) {
+            bump(counters, 'drop.got.bad')
+            return null
           }
-          answered++
-          if (rec) {
-            best = rec
-            break
-          }
-          lacking.push(w)
-        }
-        if (answered === 0) continue
-        if (best) {
-          // Read repair: owners asked before the one that had it get a copy.
-          const rec = best
-          for (const w of lacking)
-            if (w === self) background(applyStore([rec], []))
-            else send(w, { t: 'store', r: 0, recs: [rec], provs: [] })
-        }
-        return best ? decodeRecordValue(best) : undefined
-      }
-      if (routed) throw new TimeoutError(`no node holding ${key} answered`)
-      throw new NoRouteError(pos, `no route to the nodes holding ${key}`)
+          return res.rec
+        },
+        (rec) => rec !== null,
+      )
+      const i = answers.findIndex(([, rec]) => rec !== null)
+      if (i < 0) return undefined
+      const best = answers[i]?.[1] as RecordWire
+      // Read repair: owners asked before the one that had it get a copy.
+      for (const [w] of answers.slice(0, i))
+        if (w === self) background(applyStore([best], []))
+        else send(w, { t: 'store', r: 0, recs: [best], provs: [] })
+      return decodeRecordValue(best)
     },
 
     async delete(key) {
@@ -1365,39 +1380,28 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     async findProviders(key) {
       checkKey(key)
-      const pos = await positionOf(key)
-      let routed = false
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const owners = (await resolve(pos))?.owners
-        if (!owners) continue
-        routed = true
-        let answered = 0
-        const found = new Set<string>()
-        for (const w of owners) {
-          if (answered >= o.replicas) break
-          let list: ProviderWire[]
-          if (w === self) list = store.providersOf(key, deps.now())
-          else {
-            const res = await request(w, (r) => ({ t: 'getProv', r, k: key }))
-            if (res?.t !== 'provs') continue
-            list = res.provs
+      // No early stop: providers announced while the ring was settling may sit on different
+      // owners, so the answer is the union over up to `replicas` of them.
+      const answers = await askOwners(
+        key,
+        async (w) => {
+          if (w === self) return store.providersOf(key, deps.now())
+          const res = await request(w, (r) => ({ t: 'getProv', r, k: key }))
+          return res?.t === 'provs' ? res.provs : undefined
+        },
+        () => false,
+      )
+      const found = new Set<string>()
+      for (const [, list] of answers)
+        for (const p of list) {
+          if (p.k !== key || found.has(p.p)) continue
+          if ((await checkProvider(deps.keys, p, providerLimits, deps.now())) !== null) {
+            bump(counters, 'drop.provs.bad')
+            continue
           }
-          answered++
-          for (const p of list) {
-            if (p.k !== key || found.has(p.p)) continue
-            if ((await checkProvider(deps.keys, p, providerLimits, deps.now())) !== null) {
-              bump(counters, 'drop.provs.bad')
-              continue
-            }
-            found.add(p.p)
-          }
-          // No early exit: providers announced while the ring was settling may sit on different
-          // owners, so the answer is the union over up to `replicas` of them.
+          found.add(p.p)
         }
-        if (answered > 0) return [...found]
-      }
-      if (routed) throw new TimeoutError(`no node responsible for ${key} answered`)
-      throw new NoRouteError(pos, `no route to the nodes responsible for ${key}`)
+      return [...found]
     },
 
     successor: () => succs[0] ?? self,
