@@ -118,10 +118,15 @@ describe('link handshake', () => {
     const b = link(pb, ib, ia.id, counters)
     a.start()
     b.start()
-    const reasons = await Promise.race([
-      Promise.all([closedWith(a), closedWith(b)]),
-      opened(a).then(() => ['opened']),
-    ])
+    // Wait for both ends to settle (open or close, whichever comes first): whichever end checks the
+    // other's proof first closes with bad-proof, the other follows; neither may open.
+    const outcome = (l: Link) =>
+      new Promise<string>((resolve) => {
+        l.on('open', () => resolve('opened'))
+        l.on('close', resolve)
+      })
+    const reasons = await Promise.all([outcome(a), outcome(b)])
+    expect(reasons).not.toContain('opened')
     expect(reasons).toContain('bad-proof')
     expect(counters['link.auth-failed']).toBeGreaterThanOrEqual(1)
   })
