@@ -20,6 +20,7 @@ import {
 } from './harness.ts'
 import type { ChordMsg, RecordWire } from './messages.ts'
 import { signRecord } from './records.ts'
+import { between } from './ring.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
 const A = 'a'.repeat(40)
@@ -268,6 +269,24 @@ describe('small rings', () => {
             steps++
           }
           expect(at).toBe(to)
+        }
+        // An id that is no node: every hop moves strictly closer clockwise (never past it), and
+        // the walk ends in null at the node before it (or at once, on the node responsible for it),
+        // well within log2(N) + 3 steps.
+        for (let k = 0; k < 8; k++) {
+          const ghost = net.sim.randomId()
+          let at = from
+          let steps = 0
+          for (;;) {
+            const next = net.node(at).nextHop(ghost)
+            if (next === null) break
+            expect(between(next, at, ghost)).toBe(true)
+            at = next
+            steps++
+          }
+          expect(steps).toBeLessThanOrEqual(8)
+          const owner = trueSuccessor(net, ghost)
+          if (at !== owner) expect(net.node(at).successor()).toBe(owner)
         }
       }
     })

@@ -1420,7 +1420,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (pred !== null && betweenRightIncl(target, pred, self)) return null
       if (known().includes(target) && !isDead(target)) return target
       const s0 = succs[0] as string
-      if (betweenRightIncl(target, self, s0)) return s0
+      // Target falls between us and our successor but is not a node we know: it is not on the ring
+      // as we see it. Passing it to s0 would overshoot, and greedy forwarding would go round again.
+      if (betweenRightIncl(target, self, s0)) return target === s0 ? s0 : null
       return closestPreceding(target, 1)[0] ?? s0
     },
 
