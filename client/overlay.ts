@@ -43,7 +43,7 @@ import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { decodeValueResult, encodeValue } from '../shared/wire/value.ts'
 import { Emitter } from './emitter.ts'
 import { Link, type LinkControl } from './links/link.ts'
-import { createRelayPipe, type RelayPipe } from './links/relay.ts'
+import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
 import { fwdSigned, type InnerMsg, MAX_TTL, parseInnerMsg, parseRouteMsg, type RouteMsg } from './rpc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
@@ -129,6 +129,15 @@ const LEAVE_TIMEOUT_MS = 5000
 const DHT_SAVE_MS = 15_000
 /** How often a node that is alone on its ring looks for a ring to join. */
 const RING_CHECK_MS = 5000
+/**
+ * Links that traffic from peers (Chord, forwarded messages) may make this node
+ * open on demand: a burst, then so many per second. Peers choose those ids (a
+ * Chord `route` names the origin to answer), and each dial costs signal-server
+ * events: without a budget, a stream of made-up ids gets this node dropped by
+ * the server as abusive.
+ */
+const VIA_DIAL_BURST = 32
+const VIA_DIALS_PER_SEC = 8
 
 /** Mesh topics the node uses itself; application topics may not start with NUL. */
 const SYNC_TOPIC = '\u0000sync'
@@ -243,6 +252,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
   private ringReady: Promise<void> = Promise.resolve()
   private readonly viaQueue = new Map<string, Frame[]>()
+  private viaDialTokens = VIA_DIAL_BURST
+  private viaDialAt = Date.now()
   private lastRingCheck = 0
   private lastDhtSave = Date.now()
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
@@ -742,6 +753,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       else bump(this.counters, 'send.queue-full')
       return
     }
+    if (!this.dials.has(to) && !this.takeViaDial()) return bump(this.counters, 'send.dial-rate')
     q = [frame]
     this.viaQueue.set(to, q)
     this.dial(to, false).then(
@@ -755,6 +767,19 @@ export class OverlayNode extends Emitter<NodeEvents> {
         bump(this.counters, 'send.link-failed')
       },
     )
+  }
+
+  /** A token of the on-demand dial budget (VIA_DIAL_BURST, refilled at VIA_DIALS_PER_SEC). */
+  private takeViaDial(): boolean {
+    const now = Date.now()
+    this.viaDialTokens = Math.min(
+      VIA_DIAL_BURST,
+      this.viaDialTokens + ((now - this.viaDialAt) / 1000) * VIA_DIALS_PER_SEC,
+    )
+    this.viaDialAt = now
+    if (this.viaDialTokens < 1) return false
+    this.viaDialTokens--
+    return true
   }
 
   private dial(peer: string, mesh: boolean): Promise<Link> {
@@ -992,10 +1017,14 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   private onRelayFrame(from: string, frame: Uint8Array): void {
+    // By session id: a dial to a peer we already have a relay link with (a link-setup signal can
+    // start one) must not take the open link's frames.
+    const sid = relaySid(frame)
     const d = this.dials.get(from)
-    if (d?.relay) return d.relay.deliver(frame)
+    if (d?.relay?.sid === sid) return d.relay.deliver(frame)
     const l = this.links.get(from)
-    if (l?.transport === 'relay') return (l.pipe as RelayPipe).deliver(frame)
+    if (l?.transport === 'relay' && (l.pipe as RelayPipe).sid === sid)
+      return (l.pipe as RelayPipe).deliver(frame)
     bump(this.counters, 'drop.relay-frame')
   }
 
@@ -1015,6 +1044,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
         return
       }
       case Kind.Sync: {
+        // Anti-entropy runs between mesh neighbours only. Sync's tick forgets the per-peer state of
+        // any other peer, budget included, so a peer on another link would get a fresh budget every tick.
+        if (!link.isMesh) return bump(this.counters, 'drop.sync.not-mesh')
         const m = parseSyncMsg(f.body)
         if (m) await this.syncTable.handle(link.peer, m)
         return
