@@ -8,7 +8,14 @@ import { arbValue } from '../wire/arbitraries.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import { encodeBody, signedBytes } from './entry.ts'
 import type { PutMsg, SyncMsg, WireEntry } from './messages.ts'
-import { createSync, type Sync, type SyncAccept, type SyncChange, type SyncOptions } from './sync.ts'
+import {
+  createSync,
+  MAX_PEER_BUDGETS,
+  type Sync,
+  type SyncAccept,
+  type SyncChange,
+  type SyncOptions,
+} from './sync.ts'
 
 const T0 = 1_700_000_000_000
 const A = 'aa'.repeat(20)
@@ -870,5 +877,84 @@ describe('sync: anti-entropy between two replicas', () => {
     c.advance(5_000)
     await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(1) })
     expect(b.sent).toHaveLength(11)
+  })
+
+  /** Ask `b` for a key as `from`; returns whether `b` answered (a `q` is always answered unless dropped). */
+  async function ask(b: Stub, from: string): Promise<boolean> {
+    const before = b.sent.length
+    await b.sync.handle(from, { t: 'q', k: ['x'] })
+    return b.sent.length > before
+  }
+
+  it('keeps a peer budget when the peer leaves the neighbours: flapping does not refill it (regression)', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    b.neighbours = [A]
+    await b.sync.linkUp?.(A)
+    b.sent.length = 0
+    let answered = 0
+    // 50 rounds of 100 ms (one 5 s window), 6 queries each, while A drops in and out of the
+    // neighbour set and its link goes down and up. The old tick forgot A's budget whenever A
+    // was not a neighbour, and linkUp reset it: 300 of 300 were answered.
+    for (let round = 0; round < 50; round++) {
+      if (round % 3 === 0) b.neighbours = []
+      else if (round % 3 === 1) await b.sync.linkDown?.(A)
+      else {
+        b.neighbours = [A]
+        await b.sync.linkUp?.(A)
+      }
+      for (let i = 0; i < 6; i++) if (await ask(b, A)) answered++
+      c.advance(99)
+      await b.sync.tick(c.now())
+    }
+    expect(c.now() - T0).toBeLessThan(5_000)
+    expect(answered).toBe(64)
+    expect(b.sync.counters['drop.rateLimited']).toBe(300 - 64)
+    // The window ends: a fresh budget.
+    c.advance(5_000)
+    await b.sync.tick(c.now())
+    expect(await ask(b, A)).toBe(true)
+  })
+
+  it('keeps at most MAX_PEER_BUDGETS budgets however many made-up peers send, and frees them when their windows end', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    const n = 3 * MAX_PEER_BUDGETS
+    for (let i = 0; i < n; i++) {
+      await b.sync.handle(`made-up-${i}`, { t: 'q', k: ['x'] })
+      expect(b.sync.size().budgets).toBeLessThanOrEqual(MAX_PEER_BUDGETS)
+    }
+    expect(b.sync.size().budgets).toBe(MAX_PEER_BUDGETS)
+    expect(b.sync.counters['budget.evicted']).toBe(n - MAX_PEER_BUDGETS)
+    await b.sync.tick(c.now())
+    expect(b.sync.size().budgets).toBe(MAX_PEER_BUDGETS)
+    c.advance(5_000)
+    await b.sync.tick(c.now())
+    expect(b.sync.size().budgets).toBe(0)
+  })
+
+  it('eviction does not reset a budget: an evicted peer comes back as spent, a neighbour keeps its own', async () => {
+    const c = clock()
+    const b = stub(B, c, { peerMsgBudget: 10 })
+    b.neighbours = [C]
+    // A (not a neighbour) spends its budget; the neighbour C spends 4 of its 10.
+    for (let i = 0; i < 10; i++) expect(await ask(b, A)).toBe(true)
+    expect(await ask(b, A)).toBe(false)
+    for (let i = 0; i < 4; i++) expect(await ask(b, C)).toBe(true)
+    // Made-up peers push A out of the map (each spends 1).
+    for (let i = 0; i < MAX_PEER_BUDGETS; i++) await b.sync.handle(`made-up-${i}`, { t: 'q', k: ['x'] })
+    expect(b.sync.counters['budget.evicted']).toBeGreaterThan(0)
+    c.advance(1_000)
+    await b.sync.tick(c.now())
+    // A's budget was evicted, but A starts from the most spent evicted window: still limited.
+    expect(await ask(b, A)).toBe(false)
+    // C, a neighbour, was not evicted: exactly its 6 left.
+    let cAnswered = 0
+    for (let i = 0; i < 10; i++) if (await ask(b, C)) cAnswered++
+    expect(cAnswered).toBe(6)
+    // Once the window ends, A is served again.
+    c.advance(4_000)
+    await b.sync.tick(c.now())
+    expect(await ask(b, A)).toBe(true)
   })
 })

@@ -135,9 +135,17 @@
  * `maxTableBytes` bytes, and one author at most `perAuthorQuota` entries and
  * `perAuthorBytes` bytes (tombstones count). Each neighbour may send
  * `peerMsgBudget` anti-entropy messages and `peerEntryBudget` entries per
- * `antiEntropyMs`; the rest is dropped and counted. Per-neighbour state is
- * dropped with the link. Bounds trade convergence for memory: a full table
- * refuses new keys, which replicas that are not full may accept.
+ * `antiEntropyMs`; the rest is dropped and counted. A peer's anti-entropy
+ * state is dropped with the link (or when it leaves `neighbours()`), but its
+ * budget is kept until its window ends, so a peer that drops and restores its
+ * link, or flaps in and out of the neighbour set, cannot refill it early. At
+ * most MAX_PEER_BUDGETS budgets are kept; past that the one restarted longest
+ * ago (a non-neighbour's first) is evicted (`budget.evicted`), and its spent
+ * count is kept in one shared record until its window ends: any peer that
+ * gets a new budget meanwhile starts from the most spent evicted window, so
+ * eviction is never a way to reset one's own budget. Bounds trade
+ * convergence for memory: a full table refuses new keys, which replicas that
+ * are not full may accept.
  *
  * Time enters only through `deps.now()`; the host calls `tick` often (every
  * 100–250 ms) to run collection and anti-entropy.
@@ -280,8 +288,8 @@ export interface Sync extends ProtocolNode<SyncMsg> {
   exportState(): Value
   /** Check and merge a snapshot from `exportState`; returns the number of entries accepted. */
   importState(v: Value): Promise<number>
-  /** Entries held (tombstones included) and their bytes. */
-  size(): { entries: number; live: number; bytes: number }
+  /** Entries held (tombstones included) and their bytes; `budgets`: per-peer rate budgets held (at most MAX_PEER_BUDGETS). */
+  size(): { entries: number; live: number; bytes: number; budgets: number }
   readonly counters: Counters
 }
 
@@ -325,13 +333,25 @@ const ID_CACHE_MAX = 1_024
 const KEYS_PER_QUERY = 4_096
 /** Most version items in one `v` message (whole buckets only, so one may exceed it). */
 const ITEMS_PER_VERSIONS = 4_096
+/**
+ * Most per-peer rate budgets kept (each lives at most one antiEntropyMs after
+ * its window starts). Far above any host's link count (the overlay keeps at
+ * most 48 links), so only a churn of over a thousand peers within one window
+ * evicts, and eviction stays conservative (see the header's Bounds).
+ */
+export const MAX_PEER_BUDGETS = 1_024
 
+/** Anti-entropy state for a current neighbour; dropped with the link. */
 interface Peer {
   /** When our next periodic summary to this neighbour is due. */
   nextRound: number
   lastSummary: number
   /** News arrived while the trigger gap was running: send a summary when it ends. */
   pending: boolean
+}
+
+/** What a peer has spent of its rate budget in the window that started at `windowStart`; outlives the link. */
+interface Budget {
   windowStart: number
   msgs: number
   entries: number
@@ -343,6 +363,10 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
   const table = new Table()
   const clock = createHlcClock(() => deps.now(), opt.maxSkewMs)
   const peers = new Map<string, Peer>()
+  /** Per-peer budgets, in the order they were (re)started: the first is the oldest. */
+  const budgets = new Map<string, Budget>()
+  /** The most spent of the budgets evicted while their windows ran (latest start, highest counts), until it ends. */
+  let evicted: Budget | undefined
   const idOfKey = new Map<string, string>()
   const changeListeners = new Set<(e: SyncChange) => void>()
   const acceptListeners = new Set<(e: SyncAccept) => void>()
@@ -571,24 +595,66 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         nextRound: now + Math.floor(deps.random() * opt.antiEntropyMs),
         lastSummary: -Infinity,
         pending: false,
-        windowStart: now,
-        msgs: 0,
-        entries: 0,
       }
       peers.set(id, st)
     }
     return st
   }
 
-  /** Charge one message (and `entries` entries) to a neighbour's budget for this window. */
-  function spend(st: Peer, now: number): boolean {
-    if (now - st.windowStart >= opt.antiEntropyMs) {
-      st.windowStart = now
-      st.msgs = 0
-      st.entries = 0
+  const expired = (b: Budget, now: number): boolean => now - b.windowStart >= opt.antiEntropyMs
+
+  /** Forget budgets whose windows have ended (they hold nothing a fresh one would not). */
+  function pruneBudgets(now: number): void {
+    for (const [id, b] of budgets) if (expired(b, now)) budgets.delete(id)
+    if (evicted && expired(evicted, now)) evicted = undefined
+  }
+
+  /** Make room for one budget: the oldest non-neighbour's goes (anyone's if all are neighbours), its spending kept in `evicted`. */
+  function evictBudget(now: number): void {
+    const live = new Set(deps.neighbours())
+    let victim: string | undefined
+    for (const id of budgets.keys())
+      if (!live.has(id)) {
+        victim = id
+        break
+      }
+    victim ??= budgets.keys().next().value as string
+    const b = budgets.get(victim) as Budget
+    budgets.delete(victim)
+    bump(counters, 'budget.evicted')
+    if (expired(b, now)) return
+    if (!evicted || expired(evicted, now)) evicted = { ...b }
+    else
+      evicted = {
+        windowStart: Math.max(evicted.windowStart, b.windowStart),
+        msgs: Math.max(evicted.msgs, b.msgs),
+        entries: Math.max(evicted.entries, b.entries),
+      }
+  }
+
+  /** A peer's budget for the current window: kept across link changes until the window ends. */
+  function budgetOf(id: string, now: number): Budget {
+    let b = budgets.get(id)
+    if (b && expired(b, now)) {
+      // A new window: moved to the end, so the first in the map is the one restarted longest ago.
+      budgets.delete(id)
+      b = undefined
     }
-    st.msgs++
-    return st.msgs <= opt.peerMsgBudget
+    if (!b) {
+      if (budgets.size >= MAX_PEER_BUDGETS) pruneBudgets(now)
+      if (budgets.size >= MAX_PEER_BUDGETS) evictBudget(now)
+      // This may be a peer whose budget was evicted: it starts no better off than the most spent of those.
+      b = evicted && !expired(evicted, now) ? { ...evicted } : { windowStart: now, msgs: 0, entries: 0 }
+      budgets.set(id, b)
+    }
+    return b
+  }
+
+  /** Charge one message to a peer's budget for this window. */
+  function spend(id: string, now: number): Budget | undefined {
+    const b = budgetOf(id, now)
+    b.msgs++
+    return b.msgs <= opt.peerMsgBudget ? b : undefined
   }
 
   function send(to: string, msg: SyncMsg): void {
@@ -784,14 +850,14 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     sendEntries(from, out, false)
   }
 
-  async function onEntries(from: string, st: Peer, list: WireEntry[], more: boolean): Promise<void> {
+  async function onEntries(from: string, b: Budget, list: WireEntry[], more: boolean): Promise<void> {
     let news = 0
     for (let i = 0; i < list.length; i++) {
-      if (st.entries >= opt.peerEntryBudget) {
+      if (b.entries >= opt.peerEntryBudget) {
         drop('rateLimited', list.length - i)
         break
       }
-      st.entries++
+      b.entries++
       if (await acceptWire(list[i] as WireEntry, 'anti-entropy')) news++
     }
     if (news > 0) announceNews(from)
@@ -823,14 +889,14 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       if (!m) return void drop('malformed')
       bump(counters, `in.${m.t}`)
       const now = deps.now()
-      const st = peer(from)
-      if (!spend(st, now)) return void drop('rateLimited')
+      const b = spend(from, now)
+      if (!b) return void drop('rateLimited')
       switch (m.t) {
         case 'p':
           // A put handed over a link rather than through the mesh: checked the same way.
           return void (await acceptWire(m.e, 'broadcast'))
         case 's':
-          return onSummary(from, st, m.r, now)
+          return onSummary(from, peer(from), m.r, now)
         case 'b':
           return onBuckets(from, m.b)
         case 'v':
@@ -838,7 +904,7 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         case 'q':
           return onQuery(from, m.k)
         case 'e':
-          return onEntries(from, st, m.e, m.m === true)
+          return onEntries(from, b, m.e, m.m === true)
       }
     },
 
@@ -854,10 +920,12 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       const now = deps.now()
       if (now >= nextGc) {
         collect(now)
+        pruneBudgets(now)
         nextGc = now + Math.min(opt.antiEntropyMs, 1_000)
       }
       const nbrs = deps.neighbours()
       const live = new Set(nbrs)
+      // Anti-entropy state goes with the link; budgets stay until their windows end (pruneBudgets).
       for (const p of peers.keys()) if (!live.has(p)) peers.delete(p)
       if (inbound && !live.has(inbound.peer)) inbound = undefined
       // While we answer one exchange, our own rounds wait: they would show a half-updated table.
@@ -946,7 +1014,7 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
 
     digest: () => table.liveDigest(),
 
-    size: () => ({ entries: table.size, live: table.liveSize, bytes: table.bytes }),
+    size: () => ({ entries: table.size, live: table.liveSize, bytes: table.bytes, budgets: budgets.size }),
 
     exportState() {
       const e: Value[] = []
