@@ -16,7 +16,7 @@
  * unicast count against one budget with them and close when idle.
  */
 
-import { id160, utf8 } from '../shared/bytes.ts'
+import { id160, toHex, utf8 } from '../shared/bytes.ts'
 import {
   between,
   type Chord,
@@ -45,6 +45,7 @@ import { Emitter } from './emitter.ts'
 import { Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
+import { Outbox, SeenOnce } from './route-memory.ts'
 import { fwdSigned, type InnerMsg, MAX_TTL, parseInnerMsg, parseRouteMsg, type RouteMsg } from './rpc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
@@ -123,6 +124,15 @@ export interface DhtApi {
 
 /** Frames queued for a peer while an on-demand link to it opens. */
 const MAX_VIA_QUEUE = 64
+/**
+ * Envelopes this node routed over the ring are kept this long (bounded), to
+ * go again over a link through the server when the ring answers `noroute`.
+ */
+const OUTBOX = { keepMs: 15_000, maxDsts: 128, maxBytes: 4 * 1024 * 1024, maxPerDst: 256 }
+/** Envelopes delivered here, remembered by signature so a second copy is dropped. */
+const SEEN_FWD_MAX = 8192
+/** After a `noroute`, link-setup signals to that peer go through the server for this long. */
+const SERVER_SIGNALS_MS = 60_000
 /** close() waits at most this long for the successor to take our records. */
 const LEAVE_TIMEOUT_MS = 5000
 /** How often an always-on peer writes its DHT share to disk. */
@@ -161,6 +171,22 @@ export interface NodeEvents extends Record<string, unknown> {
 export type Handler = (data: Value, meta: { from: string }) => Value | Promise<Value>
 export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
 
+type FwdEnvelope = Extract<RouteMsg, { t: 'fwd' }>
+
+/**
+ * Does this signal start a new link rather than continue the one open with
+ * its sender? An ask to offer, a relay session other than the open one, or a
+ * WebRTC offer while a direct link is open (late ICE candidates of the open
+ * link are not).
+ */
+function startsSession(s: SignalData, linked: Link): boolean {
+  if (s.t === 'dial') return true
+  if (s.t === 'relay') return linked.transport !== 'relay' || (linked.pipe as RelayPipe).sid !== s.sid
+  if (s.t === 'rtc')
+    return linked.transport === 'webrtc' && (s.s as { type?: unknown } | null)?.type === 'offer'
+  return false
+}
+
 interface Dial {
   peer: string
   mesh: boolean
@@ -168,6 +194,8 @@ interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: ReturnType<typeof setTimeout>
+  /** Some of its link-setup signals went through the overlay (so a `noroute` may have eaten them). */
+  overlaySignals?: boolean
   started: number
   waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
 }
@@ -252,6 +280,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
   private ringReady: Promise<void> = Promise.resolve()
   private readonly viaQueue = new Map<string, Frame[]>()
+  /** Envelopes recently routed over the ring, by destination (see OUTBOX). */
+  private readonly outbox = new Outbox<{ env: FwdEnvelope; reqId: number | undefined }>(OUTBOX)
+  private readonly seenFwd = new SeenOnce(SEEN_FWD_MAX)
+  /** Peers whose link-setup signals go through the server until the time given (see SERVER_SIGNALS_MS). */
+  private readonly serverSignals = new Map<string, number>()
   private viaDialTokens = VIA_DIAL_BURST
   private viaDialAt = Date.now()
   private lastRingCheck = 0
@@ -674,14 +707,30 @@ export class OverlayNode extends Emitter<NodeEvents> {
       throw new MessageTooLargeError(body.length, this.opts.maxMessageBytes)
     const sig = await this.identity.sign(fwdSigned(this.id, dst, body))
     bump(this.counters, 'route.originated')
-    this.passOn({ t: 'fwd', src: this.id, dst, ttl: MAX_TTL, pk: this.identity.publicKey, sig, body })
+    const env: FwdEnvelope = {
+      t: 'fwd',
+      src: this.id,
+      dst,
+      ttl: MAX_TTL,
+      pk: this.identity.publicKey,
+      sig,
+      body,
+    }
+    // Link-setup signals have their own fallback (the dial turns to the relay); a noroute is not re-sent.
+    if (inner.t !== 'sig' && inner.t !== 'noroute')
+      this.outbox.keep(dst, { env, reqId: inner.t === 'req' ? inner.id : undefined }, body.length, Date.now())
+    this.passOn(env)
   }
 
-  private passOn(env: Extract<RouteMsg, { t: 'fwd' }>): void {
-    // Over an open link when one makes progress; else toward Chord's next hop (opening a link to it).
-    const hop = this.overlayHop(env.dst) ?? this.chord.nextHop(env.dst)
-    if (!hop || hop === this.id) {
-      // We are responsible for dst's position, so dst is not on the ring.
+  private passOn(env: FwdEnvelope): void {
+    // Chord's view decides whether dst is on the ring at all: without a next hop this node is
+    // responsible for dst's position, or dst falls before its successor, and forwarding over other
+    // links would only go round the ring. Otherwise: over an open link when one makes progress,
+    // else toward Chord's next hop (opening a link to it).
+    const direct = this.links.get(env.dst)?.state === 'open'
+    const ringHop = direct ? env.dst : this.chord.nextHop(env.dst)
+    const hop = ringHop && ringHop !== this.id ? (this.overlayHop(env.dst) ?? ringHop) : null
+    if (!hop) {
       bump(this.counters, 'route.noroute')
       if (env.src === this.id) return this.noRoute(env.dst)
       void this.forward(env.src, { t: 'noroute', dst: env.dst }).catch(() => {})
@@ -690,7 +739,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.sendVia(hop, { kind: Kind.Route, body: env as unknown as Value })
   }
 
-  private async onForward(env: Extract<RouteMsg, { t: 'fwd' }>): Promise<void> {
+  /** A `fwd` envelope that arrived over the link with `lastHop`. */
+  private async onForward(env: FwdEnvelope, lastHop: string): Promise<void> {
     if (env.dst !== this.id) {
       if (env.ttl <= 0) return bump(this.counters, 'drop.route.ttl')
       bump(this.counters, 'route.forwarded')
@@ -702,23 +752,65 @@ export class OverlayNode extends Emitter<NodeEvents> {
       (await this.identity.idOf(env.pk)) === env.src &&
       (await this.identity.verify(env.pk, fwdSigned(env.src, env.dst, env.body), env.sig))
     if (!ok) return bump(this.counters, 'drop.route.forged')
+    // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here.
+    if (!this.seenFwd.add(toHex(env.sig.subarray(0, 16)))) return bump(this.counters, 'drop.route.again')
     const v = decodeValueResult(env.body)
     const inner = v ? parseInnerMsg(v.value) : null
     if (!inner) return bump(this.counters, 'drop.route.body')
     bump(this.counters, 'route.delivered')
-    await this.onInner(env.src, inner, (reply) => this.deliverTo(env.src, reply))
+    await this.onInner(env.src, inner, (reply) => this.deliverTo(env.src, reply), lastHop === env.src)
   }
 
-  /** Nobody on the ring is `dst`: fail what waits on it. */
+  private pruneRouted(now: number): void {
+    this.outbox.prune(now)
+    for (const [peer, until] of this.serverSignals) if (until <= now) this.serverSignals.delete(peer)
+  }
+
+  /**
+   * The ring found no `dst`. Its view may lag a join, so this is not the
+   * end: what we routed to `dst` goes again over a link opened through the
+   * signal server (which knows every registered peer), and a link being set
+   * up to `dst` switches to the server's relay. Only if that fails too do
+   * the requests fail, with NoRouteError. (Nothing sent over a direct link
+   * is touched, so a lying `noroute` costs at most one dial.)
+   */
   private noRoute(dst: string): void {
-    for (const [id, p] of this.pending) {
-      if (p.to !== dst) continue
-      clearTimeout(p.timer)
-      this.pending.delete(id)
-      p.reject(new NoRouteError(dst))
-    }
+    this.serverSignals.delete(dst)
+    this.serverSignals.set(dst, Date.now() + SERVER_SIGNALS_MS)
+    if (this.serverSignals.size > OUTBOX.maxDsts)
+      this.serverSignals.delete(this.serverSignals.keys().next().value as string)
     const d = this.dials.get(dst)
-    if (d) this.failDial(d, new NoRouteError(dst))
+    if (d?.overlaySignals && !d.relay) {
+      if (this.opts.relay === 'never') this.failDial(d, new NoRouteError(dst))
+      else {
+        bump(this.counters, 'dial.noroute-relay')
+        this.startRelay(d)
+      }
+    }
+    const again = this.outbox.take(dst, Date.now())
+    if (again.length === 0) return
+    bump(this.counters, 'route.redial')
+    const fail = (err: Error) => {
+      for (const { reqId } of again) {
+        const p = reqId === undefined ? undefined : this.pending.get(reqId)
+        if (reqId === undefined || p?.to !== dst) {
+          bump(this.counters, 'route.lost')
+          continue
+        }
+        clearTimeout(p.timer)
+        this.pending.delete(reqId)
+        p.reject(
+          err instanceof NoRouteError ? err : new NoRouteError(dst, `no route to ${dst}: ${err.message}`),
+        )
+      }
+    }
+    // The same signed envelopes, now over a direct link: the destination drops any it already had.
+    this.dial(dst, false).then((link) => {
+      for (const { env } of again)
+        link
+          .send({ kind: Kind.Route, body: env as unknown as Value })
+          .catch(() => bump(this.counters, 'route.lost'))
+    }, fail)
   }
 
   /**
@@ -731,9 +823,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.opts.overlaySignals !== false &&
       data.t !== 'relay' &&
       data.t !== 'refuse' &&
+      !this.serverSignals.has(peer) &&
       this.overlayHop(peer)
     ) {
       bump(this.counters, 'signal.overlay')
+      const d = this.dials.get(peer)
+      if (d) d.overlaySignals = true
       return this.forward(peer, { t: 'sig', data: data as unknown as Value })
     }
     bump(this.counters, 'signal.server')
@@ -783,6 +878,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   private dial(peer: string, mesh: boolean): Promise<Link> {
+    const open = this.links.get(peer)
+    if (open?.state === 'open') return Promise.resolve(open)
     const existing = this.dials.get(peer)
     if (existing) {
       existing.mesh ||= mesh
@@ -971,7 +1068,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ signalling
 
-  private onSignal(from: string, raw: unknown): void {
+  /** A link-setup signal from `from`; `overLink` when it came over the link we have with `from`. */
+  private onSignal(from: string, raw: unknown, overLink = false): void {
     if (this.closed) return
     const s = parseSignalData(raw)
     if (!s) return bump(this.counters, 'drop.signal')
@@ -981,7 +1079,16 @@ export class OverlayNode extends Emitter<NodeEvents> {
       return
     }
     const linked = this.links.get(from)
-    if (linked?.state === 'open' && !(s.t === 'rtc' && linked.transport === 'relay')) return
+    // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).
+    const upgrade = s.t === 'rtc' && linked?.transport === 'relay' && this.opts.relay !== 'force'
+    if (linked?.state === 'open' && !upgrade) {
+      // (Over that very link it cannot be stale: the peer still uses it.)
+      if (overLink || !startsSession(s, linked)) return
+      // The peer sets up a new link, so it no longer has this one: its goodbye is still on the way.
+      // (Waiting for it would leave the new dial unanswered until it times out.)
+      bump(this.counters, 'link.superseded')
+      linked.close('superseded')
+    }
     if (!this.dials.has(from) && this.links.size + this.dials.size >= this.opts.maxLinks) {
       void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
       return
@@ -1062,20 +1169,33 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   private async onRoute(link: Link, m: RouteMsg): Promise<void> {
-    if (m.t === 'fwd') return this.onForward(m)
-    await this.onInner(link.peer, m, async (reply) => {
-      if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply as unknown as Value })
-    })
+    if (m.t === 'fwd') return this.onForward(m, link.peer)
+    await this.onInner(
+      link.peer,
+      m,
+      async (reply) => {
+        if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply as unknown as Value })
+      },
+      true,
+    )
   }
 
-  /** A message from `from` (a linked peer, or the checked source of a forwarded one). */
-  private async onInner(from: string, m: InnerMsg, reply: (m: InnerMsg) => Promise<void>): Promise<void> {
+  /**
+   * A message from `from` (a linked peer, or the checked source of a
+   * forwarded one); `overLink` when it came over our link with `from`.
+   */
+  private async onInner(
+    from: string,
+    m: InnerMsg,
+    reply: (m: InnerMsg) => Promise<void>,
+    overLink: boolean,
+  ): Promise<void> {
     switch (m.t) {
       case 'msg':
         this.deliverLocal(from, m.topic, m.data, 1)
         return
       case 'sig':
-        this.onSignal(from, m.data)
+        this.onSignal(from, m.data, overLink)
         return
       case 'noroute':
         this.noRoute(m.dst)
@@ -1261,6 +1381,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     Promise.resolve(this.mesh.tick(now)).catch(() => bump(this.counters, 'tick.error'))
     Promise.resolve(this.syncTable.tick(now)).catch(() => bump(this.counters, 'tick.error'))
     Promise.resolve(this.chord.tick(now)).catch(() => bump(this.counters, 'tick.error'))
+    this.pruneRouted(now)
     if (this.opts.persistDht && now - this.lastDhtSave > DHT_SAVE_MS) {
       this.lastDhtSave = now
       void this.saveDht()

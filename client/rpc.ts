@@ -11,7 +11,9 @@
  *       utf8("weft-route/1\n" src "\n" dst "\n") || body; pk hashes to src.
  *       Each hop decrements ttl (dropped at 0) and passes it to
  *       chord.nextHop(dst). The node responsible for dst's position that is
- *       not dst answers src with `noroute`.
+ *       not dst answers src with `noroute`; src then sends the same envelope
+ *       over a link through the server, and dst drops a second copy by its
+ *       signature (route-memory.ts; shared/wire/PROTOCOL.md).
  *
  * Inner messages: msg, req, res, err as below, and
  *   sig     { t:'sig', data }     a link-setup signal (WebRTC offer/answer/candidate,

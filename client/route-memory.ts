@@ -1,0 +1,100 @@
+/**
+ * Two small memories for routed unicast (see rpc.ts for the protocol):
+ *
+ * - `Outbox`: the signed `fwd` envelopes this node sent over the ring, kept
+ *   briefly by destination. When the ring answers `noroute` (a view that has
+ *   not caught up with a join yet, or a path that broke), the same envelopes
+ *   go again over a link opened through the signal server: nothing is lost.
+ * - `SeenOnce`: the envelopes delivered here recently, by signature. A second
+ *   copy (that resend, or a replay by a node on the path) is dropped, so a
+ *   message is delivered at most once.
+ *
+ * Both are bounded: the outbox in destinations, entries and bytes (the
+ * oldest go first), the seen set in entries.
+ */
+
+interface Kept<T> {
+  item: T
+  cost: number
+  at: number
+}
+
+/** Per-entry bookkeeping counted on top of the body, so tiny messages are bounded too. */
+const ENTRY_COST = 64
+
+export class Outbox<T> {
+  private readonly byDst = new Map<string, Kept<T>[]>()
+  private cost = 0
+
+  constructor(
+    private readonly opts: { keepMs: number; maxDsts: number; maxBytes: number; maxPerDst: number },
+  ) {}
+
+  /** Keep `item` (of `bytes` on the wire) for `dst`, within the bounds. */
+  keep(dst: string, item: T, bytes: number, now: number): void {
+    const cost = bytes + ENTRY_COST
+    if (cost > this.opts.maxBytes) return
+    const list = this.fresh(dst, now)
+    this.byDst.delete(dst) // re-inserted last: the map's order is least recently used first
+    list.push({ item, cost, at: now })
+    this.cost += cost
+    while (list.length > this.opts.maxPerDst) this.cost -= (list.shift() as Kept<T>).cost
+    this.byDst.set(dst, list)
+    while (this.byDst.size > this.opts.maxDsts || this.cost > this.opts.maxBytes) {
+      const oldest = this.byDst.keys().next()
+      if (oldest.done) break
+      this.drop(oldest.value)
+    }
+  }
+
+  /** Everything still fresh for `dst`, oldest first; forgotten here. */
+  take(dst: string, now: number): T[] {
+    const list = this.fresh(dst, now)
+    this.drop(dst)
+    return list.map((k) => k.item)
+  }
+
+  /** Forget what is older than keepMs. */
+  prune(now: number): void {
+    for (const dst of [...this.byDst.keys()]) if (this.fresh(dst, now).length === 0) this.drop(dst)
+  }
+
+  get size(): { dsts: number; entries: number; bytes: number } {
+    let entries = 0
+    for (const l of this.byDst.values()) entries += l.length
+    return { dsts: this.byDst.size, entries, bytes: this.cost }
+  }
+
+  /** The list for `dst` with stale entries removed (and their cost returned). */
+  private fresh(dst: string, now: number): Kept<T>[] {
+    const list = this.byDst.get(dst)
+    if (!list) return []
+    const keep = list.filter((k) => now - k.at < this.opts.keepMs)
+    for (const k of list) if (now - k.at >= this.opts.keepMs) this.cost -= k.cost
+    this.byDst.set(dst, keep)
+    return keep
+  }
+
+  private drop(dst: string): void {
+    for (const k of this.byDst.get(dst) ?? []) this.cost -= k.cost
+    this.byDst.delete(dst)
+  }
+}
+
+/** A bounded set of recent keys: `add` says whether the key is new. */
+export class SeenOnce {
+  private readonly keys = new Set<string>()
+
+  constructor(private readonly max: number) {}
+
+  add(key: string): boolean {
+    if (this.keys.has(key)) return false
+    this.keys.add(key)
+    if (this.keys.size > this.max) this.keys.delete(this.keys.values().next().value as string)
+    return true
+  }
+
+  get size(): number {
+    return this.keys.size
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Routed unicast when the ring gets it wrong: a `noroute` from a ring whose
+ * view lags a join must not lose the message, and a second copy of a signed
+ * envelope (that resend, or a replay) must not run a handler twice. Real
+ * nodes on an in-process signal server, relay links (no WebRTC).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Value } from '../shared/types.ts'
+import { Kind } from '../shared/wire/frame.ts'
+import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { joinOverlay } from './index.ts'
+import type { Link } from './links/link.ts'
+import type { OverlayNode } from './overlay.ts'
+import type { RouteMsg } from './rpc.ts'
+
+type Fwd = Extract<RouteMsg, { t: 'fwd' }>
+interface Internals {
+  links: Map<string, Link>
+  passOn(env: Fwd): void
+  forward(dst: string, inner: Value): Promise<void>
+  noRoute(dst: string): void
+}
+const inside = (n: OverlayNode) => n as unknown as Internals
+
+let server: SignalServer
+let a: OverlayNode
+let d: OverlayNode
+const calls: number[] = []
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+beforeAll(async () => {
+  server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
+  const opts = { signal: server.address, network: 'routing', relay: 'force' as const }
+  a = await joinOverlay(opts)
+  d = await joinOverlay(opts)
+  await until('a and d linked', () => inside(a).links.get(d.id)?.state === 'open')
+  d.handle('count', (n) => {
+    calls.push(n as number)
+    return (n as number) * 2
+  })
+})
+
+afterAll(async () => {
+  await Promise.all([a?.close(), d?.close()])
+  await server?.close()
+})
+
+describe('routed unicast', () => {
+  it('a request the ring answers with noroute goes again over a link through the server, and runs once', async () => {
+    // The ring has no next hop for d (as when a's view has not seen d join yet), and a has no link to d.
+    inside(a).links.get(d.id)?.close('test')
+    await until('a without a link to d', () => inside(a).links.get(d.id) === undefined)
+    const node = inside(a)
+    const passOn = node.passOn
+    node.passOn = (env) => {
+      node.passOn = passOn
+      node.noRoute(env.dst) // what passOn does when Chord has no hop
+    }
+    const before = a.stats()
+    const answer = await node
+      .forward(d.id, { t: 'req', id: 7_000_001, method: 'count', data: 1 })
+      .then(() => until('the answer to arrive or fail', () => calls.includes(1), 8000))
+    expect(answer).toBeUndefined()
+    expect(calls.filter((c) => c === 1)).toHaveLength(1)
+    expect(a.stats()['route.redial']).toBe((before['route.redial'] ?? 0) + 1)
+    expect(inside(a).links.get(d.id)?.state).toBe('open')
+  })
+
+  it('a request right after a closed its link: d takes the new link at once, not after the goodbye', async () => {
+    // a dials again before d has read a's goodbye; d must not ignore the new session as a duplicate.
+    inside(a).links.get(d.id)?.close('test')
+    await until('a without a link to d', () => inside(a).links.get(d.id) === undefined)
+    expect(await a.request(d.id, 'count', 2, { timeoutMs: 8000 })).toBe(4)
+    expect(calls.filter((c) => c === 2)).toHaveLength(1)
+  })
+
+  it('a second copy of a delivered envelope (a noroute after the fact, or a replay) is dropped, not run again', async () => {
+    await until('a and d linked', () => inside(a).links.get(d.id)?.state === 'open')
+    const link = inside(a).links.get(d.id) as Link
+    const sent: Fwd[] = []
+    const send = link.send.bind(link)
+    link.send = (f) => {
+      if (f.kind === Kind.Route && (f.body as { t?: string }).t === 'fwd') sent.push(f.body as unknown as Fwd)
+      return send(f)
+    }
+    const dropped = d.stats()['drop.route.again'] ?? 0
+    // Routed to d (the direct link is d itself, so the envelope goes straight there).
+    await inside(a).forward(d.id, { t: 'msg', topic: 'once', data: 'x' })
+    const got: unknown[] = []
+    d.subscribe('once', (x) => got.push(x))
+    await inside(a).forward(d.id, { t: 'req', id: 7_000_002, method: 'count', data: 3 })
+    await until('the request to run', () => calls.includes(3))
+    // A lying noroute: a sends what it kept again; d has them already.
+    inside(a).noRoute(d.id)
+    // And a replay of the envelope by hand.
+    await send({ kind: Kind.Route, body: sent.at(-1) as unknown as Value })
+    await until('the copies to be dropped', () => (d.stats()['drop.route.again'] ?? 0) >= dropped + 3, 5000)
+    expect(calls.filter((c) => c === 3)).toHaveLength(1)
+    expect(d.stats()['drop.route.again']).toBe(dropped + 3)
+    link.send = send
+  })
+})
