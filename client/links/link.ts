@@ -151,7 +151,10 @@ export class Link extends Emitter<LinkEvents> {
     this.transport = opts.pipe.transport
     this.localMesh = opts.mesh
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    this.reassembler = createReassembler({ maxMessageBytes: this.maxBytes })
+    this.reassembler = createReassembler({
+      maxMessageBytes: this.maxBytes,
+      onDrop: (reason) => bump(opts.counters, `drop.chunk.${reason}`),
+    })
     this.pipe.onData((b) => this.onPiece(b))
     this.pipe.onClose((reason) => this.finish(reason))
   }

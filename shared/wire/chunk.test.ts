@@ -196,9 +196,11 @@ describe('reassembler', () => {
       ['duplicate', [c2, c1, c2]],
     ]
     for (const [reason, pieces] of cases) {
-      const { out, r } = feed(pieces)
+      const told: string[] = []
+      const { out, r } = feed(pieces, { onDrop: (why) => told.push(why) })
       expect(out, reason).toEqual([])
       expect(r.stats().dropped, reason).toEqual({ [reason]: 1 })
+      expect(told, reason).toEqual([reason])
       expect(r.stats().partial, reason).toBe(0)
       expect(r.stats().partialBytes, reason).toBe(0)
     }

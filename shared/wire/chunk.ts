@@ -130,6 +130,8 @@ export interface ReassemblerOptions {
    * @default DEFAULT_MAX_MESSAGE_BYTES (4 MiB)
    */
   maxMessageBytes?: number
+  /** Told of every drop as it happens (the node's counters), besides `stats().dropped`. */
+  onDrop?: (reason: ChunkDropReason) => void
 }
 
 export interface ReassemblerStats {
@@ -171,6 +173,7 @@ export function createReassembler(opts: ReassemblerOptions = {}): Reassembler {
 
   const count = (reason: ChunkDropReason): null => {
     dropped[reason] = (dropped[reason] ?? 0) + 1
+    opts.onDrop?.(reason)
     return null
   }
 
