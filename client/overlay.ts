@@ -705,13 +705,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const body = encodeValue(inner as unknown as Value)
     if (body.length > this.opts.maxMessageBytes)
       throw new MessageTooLargeError(body.length, this.opts.maxMessageBytes)
-    const sig = await this.identity.sign(fwdSigned(this.id, dst, body))
+    const n = crypto.getRandomValues(new Uint8Array(8))
+    const sig = await this.identity.sign(fwdSigned(this.id, dst, n, body))
     bump(this.counters, 'route.originated')
     const env: FwdEnvelope = {
       t: 'fwd',
       src: this.id,
       dst,
       ttl: MAX_TTL,
+      n,
       pk: this.identity.publicKey,
       sig,
       body,
@@ -750,7 +752,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const ok =
       isPublicKey(env.pk) &&
       (await this.identity.idOf(env.pk)) === env.src &&
-      (await this.identity.verify(env.pk, fwdSigned(env.src, env.dst, env.body), env.sig))
+      (await this.identity.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.body), env.sig))
     if (!ok) return bump(this.counters, 'drop.route.forged')
     // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here.
     if (!this.seenFwd.add(toHex(env.sig.subarray(0, 16)))) return bump(this.counters, 'drop.route.again')

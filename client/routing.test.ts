@@ -91,19 +91,23 @@ describe('routed unicast', () => {
       return send(f)
     }
     const dropped = d.stats()['drop.route.again'] ?? 0
-    // Routed to d (the direct link is d itself, so the envelope goes straight there).
-    await inside(a).forward(d.id, { t: 'msg', topic: 'once', data: 'x' })
     const got: unknown[] = []
     d.subscribe('once', (x) => got.push(x))
+    // Routed to d (the direct link is d itself, so the envelope goes straight there). The same
+    // message sent twice is two envelopes (each has its own nonce): both are delivered.
+    await inside(a).forward(d.id, { t: 'msg', topic: 'once', data: 'x' })
+    await inside(a).forward(d.id, { t: 'msg', topic: 'once', data: 'x' })
     await inside(a).forward(d.id, { t: 'req', id: 7_000_002, method: 'count', data: 3 })
     await until('the request to run', () => calls.includes(3))
-    // A lying noroute: a sends what it kept again; d has them already.
+    await until('both messages', () => got.length === 2)
+    // A lying noroute: a sends what it kept again (three envelopes); d has them already.
     inside(a).noRoute(d.id)
-    // And a replay of the envelope by hand.
+    // And a replay of the last envelope by hand.
     await send({ kind: Kind.Route, body: sent.at(-1) as unknown as Value })
-    await until('the copies to be dropped', () => (d.stats()['drop.route.again'] ?? 0) >= dropped + 3, 5000)
+    await until('the copies to be dropped', () => (d.stats()['drop.route.again'] ?? 0) >= dropped + 4, 5000)
+    expect(got).toEqual(['x', 'x'])
     expect(calls.filter((c) => c === 3)).toHaveLength(1)
-    expect(d.stats()['drop.route.again']).toBe(dropped + 3)
+    expect(d.stats()['drop.route.again']).toBe(dropped + 4)
     link.send = send
   })
 })

@@ -6,9 +6,10 @@
  * hop by hop along Chord's fingers inside a `fwd` envelope signed by its
  * source, so intermediaries can neither forge nor alter it:
  *
- *   fwd { t:'fwd', src, dst, ttl, pk, sig, body }
- *       body = MessagePack of the inner message; sig = Ed25519 by src over
- *       utf8("weft-route/1\n" src "\n" dst "\n") || body; pk hashes to src.
+ *   fwd { t:'fwd', src, dst, ttl, n, pk, sig, body }
+ *       body = MessagePack of the inner message; n = 8 random bytes; sig =
+ *       Ed25519 by src over utf8("weft-route/2\n" src "\n" dst "\n" hex(n) "\n")
+ *       || body; pk hashes to src.
  *       Each hop decrements ttl (dropped at 0) and passes it to
  *       chord.nextHop(dst). The node responsible for dst's position that is
  *       not dst answers src with `noroute`; src then sends the same envelope
@@ -25,10 +26,21 @@
  *   res { t:'res', id, data }
  *   err { t:'err', id, code, message }        code: 'remote' (the handler threw) | 'no-handler'
  */
+import { toHex } from '../shared/bytes.ts'
 import type { Value } from '../shared/types.ts'
 
 export type RouteMsg =
-  | { t: 'fwd'; src: string; dst: string; ttl: number; pk: Uint8Array; sig: Uint8Array; body: Uint8Array }
+  | {
+      t: 'fwd'
+      src: string
+      dst: string
+      ttl: number
+      /** 8 random bytes: two sends of the same message are two envelopes (the receiver drops repeats). */
+      n: Uint8Array
+      pk: Uint8Array
+      sig: Uint8Array
+      body: Uint8Array
+    }
   | InnerMsg
 
 /** What a `fwd` envelope carries (and what a direct link carries as it is). */
@@ -68,12 +80,14 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
         Number.isInteger(o.ttl) &&
         o.ttl >= 0 &&
         o.ttl <= MAX_TTL &&
+        o.n instanceof Uint8Array &&
+        o.n.length === 8 &&
         o.pk instanceof Uint8Array &&
         o.pk.length === 32 &&
         o.sig instanceof Uint8Array &&
         o.sig.length === 64 &&
         o.body instanceof Uint8Array
-        ? { t: 'fwd', src: o.src, dst: o.dst, ttl: o.ttl, pk: o.pk, sig: o.sig, body: o.body }
+        ? { t: 'fwd', src: o.src, dst: o.dst, ttl: o.ttl, n: o.n, pk: o.pk, sig: o.sig, body: o.body }
         : null
     case 'sig':
       return Object.hasOwn(o, 'data') ? { t: 'sig', data: o.data as Value } : null
@@ -106,8 +120,8 @@ export function parseInnerMsg(v: Value): InnerMsg | null {
 }
 
 /** The bytes a `fwd` source signs. */
-export function fwdSigned(src: string, dst: string, body: Uint8Array): Uint8Array {
-  const head = new TextEncoder().encode(`weft-route/1\n${src}\n${dst}\n`)
+export function fwdSigned(src: string, dst: string, n: Uint8Array, body: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(`weft-route/2\n${src}\n${dst}\n${toHex(n)}\n`)
   const out = new Uint8Array(head.length + body.length)
   out.set(head)
   out.set(body, head.length)
