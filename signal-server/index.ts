@@ -18,8 +18,11 @@
  * event rate limit, and a socket that keeps sending bad or excess events is
  * dropped. Who is registered lives in a HostCache (registry.ts): in memory by
  * default, or in Redis (registry-redis.ts) when several instances share the
- * load, in which case the socket.io Redis adapter carries events to nodes on
- * other instances through a room per node (`n:<network>:<id>`).
+ * load, in which case the socket.io Redis adapter carries signals to nodes on
+ * other instances through a room per node (`n:<network>:<id>`), and relay
+ * frames and replacements travel between instances as serverSideEmit messages
+ * (inter-server.ts): the target's instance applies the same congestion check
+ * as for a local sender, drops what it cannot deliver and tells the sender.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server as HttpServer } from 'node:http'
@@ -46,6 +49,15 @@ import {
   type SignalAck,
 } from '../shared/signal-events.ts'
 import { createHttpHandler } from './http.ts'
+import {
+  encodeRemoteRelay,
+  parseRemoteRelay,
+  parseRemoteRelayError,
+  parseRemoteReplace,
+  type RemoteRelayError,
+  type RemoteRelayWire,
+  type RemoteReplace,
+} from './inter-server.ts'
 import { createCounters, flatMetrics, type Gauges, inc, renderPrometheus } from './metrics.ts'
 import { resolveOptions, type SignalServerOptions } from './options.ts'
 import { createMemoryHostCache, type HostCache, type MemoryHostCache } from './registry.ts'
@@ -64,8 +76,11 @@ export interface SignalServer {
   httpServer: HttpServer
 }
 
+/** What instances tell each other (inter-server.ts); every payload is parsed on receipt. */
 interface InterServerEvents {
-  'weft:replace': (p: { network: string; id: string; session: string }) => void
+  'weft:replace': (p: RemoteReplace) => void
+  'weft:relay': (p: RemoteRelayWire) => void
+  'weft:relay-error': (p: RemoteRelayError) => void
 }
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>
@@ -110,7 +125,7 @@ interface Net {
 }
 
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
-const unsent = (c: Conn) => (c.socket.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length
+const unsent = (s: IoSocket) => (s.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length
 
 const room = (network: string, id: string) => `n:${network}:${id}`
 
@@ -162,12 +177,6 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       ttlMs: o.hostTtlMs,
       maxPerNetwork: o.maxPeers * 16,
     })
-    io.on('weft:replace', (p) => {
-      const { network, id, session } = (p ?? {}) as Partial<Record<string, unknown>>
-      if (typeof network !== 'string' || typeof id !== 'string' || typeof session !== 'string') return
-      const c = local.get(network)?.peers.get(id)
-      if (c && c.socket.id !== session) replaceLocal(c)
-    })
   } else {
     memCache = createMemoryHostCache({
       ttlMs: o.hostTtlMs,
@@ -183,9 +192,15 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
   // ------------------------------------------------------------------ helpers
 
   const peersByNetwork = (): Map<string, number> => new Map([...local].map(([k, v]) => [k, v.peers.size]))
+  const unsentMax = (): number => {
+    let max = 0
+    for (const socket of sockets().values()) max = Math.max(max, unsent(socket))
+    return max
+  }
   const gauges = (): Gauges => ({
     peersByNetwork: peersByNetwork(),
     sockets: sockets().size,
+    unsentPacketsMax: unsentMax(),
     uptimeS: (Date.now() - startedAt) / 1000,
     memory: process.memoryUsage(),
   })
@@ -215,7 +230,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     Promise.resolve(cache.touch(c.network, c.id, now)).catch(() => {})
   }
 
-  const congested = (target: Conn) => unsent(target) > o.congestionMaxPackets
+  const congested = (target: Conn) => unsent(target.socket) > o.congestionMaxPackets
 
   const lookupRemote = async (network: string, id: string, now: number): Promise<PeerInfo | null> => {
     try {
@@ -386,10 +401,64 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       const remote = multi ? await lookupRemote(c.network, p.to, now) : null
       if (!remote) return failed('unknown-peer', false)
       if (c.state !== State.Registered) return
-      io.to(room(c.network, p.to)).emit('relay', { from: c.id, frame: p.frame })
+      // Counted here as relayed; the target's instance may still drop it (congested-remote).
+      io.serverSideEmit('weft:relay', encodeRemoteRelay(c.network, p.to, c.id, p.frame))
     }
     counters.relayFrames++
     counters.relayBytes += p.frame.length
+  }
+
+  // ------------------------------------------------- from other instances
+
+  const onRemoteReplace = (payload: unknown) => {
+    const p = parseRemoteReplace(payload)
+    if (!p) return inc(counters.rejected, 'inter-server-bad-payload')
+    const c = local.get(p.network)?.peers.get(p.id)
+    if (c && c.socket.id !== p.session) replaceLocal(c)
+  }
+
+  /** A frame another instance forwarded: delivered only to a node registered here that is not congested. */
+  const onRemoteRelay = (payload: unknown) => {
+    const p = parseRemoteRelay(payload, o.relayFrameMaxBytes)
+    if (!p) return inc(counters.relayErrors, 'remote-bad-payload')
+    // Every instance hears every forwarded frame; only the target's delivers it.
+    const target = local.get(p.network)?.peers.get(p.to)
+    if (!target) return
+    if (congested(target)) {
+      inc(counters.relayErrors, 'congested-remote')
+      io.serverSideEmit('weft:relay-error', {
+        network: p.network,
+        to: p.to,
+        from: p.from,
+        reason: 'congested',
+      })
+      return
+    }
+    target.socket.emit('relay', { from: p.from, frame: p.frame })
+    counters.relayFramesRemote++
+  }
+
+  /** Another instance dropped a frame of a sender registered here: tell it as a local drop would. */
+  const onRemoteRelayError = (payload: unknown) => {
+    const p = parseRemoteRelayError(payload)
+    if (!p) return inc(counters.rejected, 'inter-server-bad-payload')
+    const c = local.get(p.network)?.peers.get(p.from)
+    if (!c) return
+    const now = Date.now()
+    // Same price as a local refusal: an event token, and a strike when there is none (no double count
+    // in relayErrors: the target's instance counted the drop).
+    if (!c.events.take(1, now)) {
+      inc(counters.rejected, 'rate-limited')
+      strike(c, now)
+      return
+    }
+    c.socket.emit('relay-error', { to: p.to, reason: p.reason })
+  }
+
+  if (multi) {
+    io.on('weft:replace', onRemoteReplace)
+    io.on('weft:relay', onRemoteRelay)
+    io.on('weft:relay-error', onRemoteRelayError)
   }
 
   const onEvent = (c: Conn, event: unknown, args: unknown[]) => {
@@ -497,7 +566,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     for (const socket of sockets().values()) {
       const c = socket.data.conn
       if (!c) continue
-      if (unsent(c) > o.slowConsumerMaxPackets) kick(c, 'slow-consumer')
+      if (unsent(socket) > o.slowConsumerMaxPackets) kick(c, 'slow-consumer')
       else if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
     }
     try {

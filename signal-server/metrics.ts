@@ -6,12 +6,14 @@ export interface ServerCounters {
   signals: number
   relayBytes: number
   relayFrames: number
+  /** Relay frames another instance forwarded that were delivered to a node here. */
+  relayFramesRemote: number
   registered: number
   replaced: number
   connections: number
   /** Invalid or refused events, by reason. */
   rejected: Map<string, number>
-  /** Relay frames dropped, by reason. */
+  /** Relay frames dropped, by reason (`congested-remote`, `remote-bad-payload`: frames from another instance). */
   relayErrors: Map<string, number>
   /** Sockets the server hung up on, by reason. */
   kicked: Map<string, number>
@@ -22,6 +24,7 @@ export function createCounters(): ServerCounters {
     signals: 0,
     relayBytes: 0,
     relayFrames: 0,
+    relayFramesRemote: 0,
     registered: 0,
     replaced: 0,
     connections: 0,
@@ -38,6 +41,8 @@ export function inc(m: Map<string, number>, key: string, n = 1): void {
 export interface Gauges {
   peersByNetwork: ReadonlyMap<string, number>
   sockets: number
+  /** The longest engine.io write buffer (packets not yet taken by the transport) of any socket here. */
+  unsentPacketsMax: number
   uptimeS: number
   memory: NodeJS.MemoryUsage
 }
@@ -56,6 +61,8 @@ export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number
     signals: c.signals,
     relayBytes: c.relayBytes,
     relayFrames: c.relayFrames,
+    relayFramesRemote: c.relayFramesRemote,
+    unsentPacketsMax: g.unsentPacketsMax,
     heapUsedBytes: g.memory.heapUsed,
     rssBytes: g.memory.rss,
   }
@@ -93,6 +100,15 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
   metric('weft_signals_total', 'counter', 'Signals relayed.', [['', c.signals]])
   metric('weft_relay_bytes_total', 'counter', 'Relayed frame bytes.', [['', c.relayBytes]])
   metric('weft_relay_frames_total', 'counter', 'Relayed frames.', [['', c.relayFrames]])
+  metric(
+    'weft_relay_remote_frames_total',
+    'counter',
+    'Relay frames from another instance delivered to a node here.',
+    [['', c.relayFramesRemote]],
+  )
+  metric('weft_unsent_packets_max', 'gauge', 'Longest write buffer of any socket here, in packets.', [
+    ['', g.unsentPacketsMax],
+  ])
   metric(
     'weft_relay_dropped_total',
     'counter',

@@ -1,14 +1,17 @@
 /**
  * Several instances behind one Redis: a real redis-server, started here on a
  * free port and stopped afterwards, and two signal servers sharing it.
+ * Includes the cross-instance relay: order, the congestion check on the
+ * target's instance, and forged inter-server messages published on Redis.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { parsePeersAck, parseRelayDelivery } from '../shared/signal-events.ts'
-import { createSignalServer, type SignalServer } from './index.ts'
+import { parsePeersAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
+import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
+import { base64Length, encodeRemoteRelay } from './inter-server.ts'
 import { createRedisHostCache, type RedisClient } from './registry-redis.ts'
 import { joined, type TestClient } from './test-kit.ts'
 
@@ -66,12 +69,14 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close()
 })
 
-async function pair(): Promise<[SignalServer, SignalServer]> {
+async function pair(
+  extra: SignalServerOptions = {},
+): Promise<[SignalServer, SignalServer, { redisPrefix: string }]> {
   const redisPrefix = `t${randomBytes(4).toString('hex')}`
-  const make = () => createSignalServer({ port: 0, host: '127.0.0.1', redisUrl, redisPrefix })
+  const make = () => createSignalServer({ ...extra, port: 0, host: '127.0.0.1', redisUrl, redisPrefix })
   const [a, b] = await Promise.all([make(), make()])
   servers.push(a, b)
-  return [a, b]
+  return [a, b, { redisPrefix }]
 }
 const track = <T extends TestClient>(c: T): T => {
   clients.push(c)
@@ -169,5 +174,197 @@ describe('redis host cache', () => {
     // Only the kept-alive entry is still live; a sample meets the dead ones and removes them.
     expect(await cache.sample('n', 64, null, 0)).toEqual([{ id: id(40), lastSeen: 1040 }])
     expect(await client.zCard(`${prefix}:hosts:n`)).toBeLessThanOrEqual(50 - 2 * 16 + 1)
+  })
+})
+
+/** Stop a client from reading: its TCP window fills and the server's write buffer for it grows. */
+function pauseReading(c: TestClient): () => void {
+  const raw = (
+    c.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }
+  ).ws._socket
+  raw.pause()
+  return () => raw.resume()
+}
+
+/** Frame `i` of a run: its index in the first two bytes, then filler that depends on it. */
+function numbered(i: number, size: number): Uint8Array {
+  const f = new Uint8Array(size).fill((i * 7) & 255)
+  f[0] = i & 255
+  f[1] = i >> 8
+  return f
+}
+const indexOf = (f: Uint8Array) => (f[0] as number) | ((f[1] as number) << 8)
+/** Byte-wise equality of two lists of frames (expect's deep equality is far too slow on megabytes). */
+const sameFrames = (xs: readonly (Uint8Array | undefined)[], ys: readonly (Uint8Array | undefined)[]) =>
+  xs.length === ys.length &&
+  xs.every((x, i) => {
+    const y = ys[i]
+    return x !== undefined && y !== undefined && Buffer.from(x).equals(Buffer.from(y))
+  })
+
+describe('relay across instances', () => {
+  it('delivers frames in order both ways, including empty and largest frames', async () => {
+    const [s1, s2] = await pair({ relayBytesPerSec: 16 * 1024 * 1024 })
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    const n = 150
+    const sizes = Array.from({ length: n }, (_, i) =>
+      i === 0 ? 2 : i === 1 ? 65536 : 2 + ((i * 977) % 3000),
+    )
+    const toB = sizes.map((size, i) => numbered(i, size))
+    const toA = sizes.map((size, i) => numbered(n - 1 - i, size))
+    for (let i = 0; i < n; i++) {
+      a.socket.emit('relay', { to: b.id, frame: toB[i] as Uint8Array })
+      b.socket.emit('relay', { to: a.id, frame: toA[i] as Uint8Array })
+    }
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array(0) })
+    await b.until(() => b.received('relay').length === n + 1, 10_000)
+    await a.until(() => a.received('relay').length === n, 10_000)
+    const atB = b.received('relay').map((p) => parseRelayDelivery(p))
+    expect(atB.every((d) => d?.from === a.id)).toBe(true)
+    expect(
+      sameFrames(
+        atB.map((d) => d?.frame),
+        [...toB, new Uint8Array(0)],
+      ),
+    ).toBe(true)
+    expect(
+      sameFrames(
+        a.received('relay').map((p) => parseRelayDelivery(p)?.frame),
+        toA,
+      ),
+    ).toBe(true)
+    expect(s1.metrics()).toMatchObject({ relayFrames: n + 1, relayFramesRemote: n })
+    expect(s2.metrics()).toMatchObject({ relayFrames: n, relayFramesRemote: n + 1 })
+    for (const s of [s1, s2]) {
+      expect(Object.keys(s.metrics()).filter((k) => k.startsWith('relayErrors.'))).toEqual([])
+    }
+    expect(a.received('relay-error')).toEqual([])
+    expect(b.received('relay-error')).toEqual([])
+  })
+
+  it('a target that stops reading: its instance queues at most congestionMaxPackets, drops the rest, counts them and tells the sender', async () => {
+    const congestionMaxPackets = 8
+    const [s1, s2] = await pair({ congestionMaxPackets, relayBytesPerSec: 64 * 1024 * 1024 })
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    const resume = pauseReading(b)
+    const n = 380
+    const frames = Array.from({ length: n }, (_, i) => numbered(i, 60 * 1024))
+    let peak = 0
+    const watch = setInterval(() => {
+      peak = Math.max(peak, s2.metrics().unsentPacketsMax ?? 0)
+    }, 5)
+    try {
+      for (const frame of frames) a.socket.emit('relay', { to: b.id, frame })
+      const handled = () => {
+        const m = s2.metrics()
+        return (m.relayFramesRemote ?? 0) + (m['relayErrors.congested-remote'] ?? 0)
+      }
+      await b.until(() => handled() === n, 20_000)
+    } finally {
+      clearInterval(watch)
+    }
+    const m2 = s2.metrics()
+    peak = Math.max(peak, m2.unsentPacketsMax ?? 0)
+    const delivered = m2.relayFramesRemote ?? 0
+    const dropped = m2['relayErrors.congested-remote'] ?? 0
+    // Each relay emit is two engine.io packets (the event and its binary attachment); one more for a ping.
+    expect(peak).toBeLessThanOrEqual(congestionMaxPackets + 3)
+    // Here ~70 frames fit in the loopback TCP buffers and the queue, and ~310 are dropped; how many fit
+    // depends on the kernel's buffer sizes, so only "some" is asserted.
+    expect(dropped).toBeGreaterThan(0)
+    expect(delivered + dropped).toBe(n)
+    // The sender's instance forwarded everything (its quota allowed it) and dropped nothing itself.
+    expect(s1.metrics()).toMatchObject({ relayFrames: n })
+    expect(s1.metrics()['relayErrors.congested-remote']).toBeUndefined()
+    const prom = await (await fetch(`${s2.address}/metrics`)).text()
+    expect(prom).toContain(`weft_relay_dropped_total{reason="congested-remote"} ${dropped}`)
+    expect(prom).toContain(`weft_relay_remote_frames_total ${delivered}`)
+    // The sender hears of the drops, as it would from a congested target on its own instance.
+    await a.until(() => a.received('relay-error').length === dropped, 10_000)
+    expect(a.received('relay-error').map((e) => parseRelayError(e))).toEqual(
+      Array.from({ length: dropped }, () => ({ to: b.id, reason: 'congested' })),
+    )
+    expect(a.socket.connected).toBe(true)
+
+    // Reading again, b gets every frame its instance accepted, intact and in order, and the queue drains.
+    resume()
+    await b.until(() => b.received('relay').length === delivered, 10_000)
+    const got = b.received('relay').map((p) => parseRelayDelivery(p))
+    const idx = got.map((d) => (d ? indexOf(d.frame) : -1))
+    expect(idx.every((x, i) => x >= 0 && (i === 0 || x > (idx[i - 1] as number)))).toBe(true)
+    expect(
+      sameFrames(
+        got.map((d) => d?.frame),
+        idx.map((i) => frames[i]),
+      ),
+    ).toBe(true)
+    await b.until(() => s2.metrics().unsentPacketsMax === 0, 5000)
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array([1, 2, 3]) })
+    await b.until(() => b.received('relay').length === delivered + 1)
+    expect(parseRelayDelivery(b.received('relay')[delivered])).toEqual({
+      from: a.id,
+      frame: new Uint8Array([1, 2, 3]),
+    })
+  })
+
+  it('forged or malformed inter-server messages on Redis are dropped and counted', async () => {
+    const relayFrameMaxBytes = 1024
+    const [s1, s2, { redisPrefix }] = await pair({ relayFrameMaxBytes })
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    const pub = createClient({ url: redisUrl })
+    await pub.connect()
+    // What the Redis adapter publishes for serverSideEmit (request type 6), from a uid no instance has.
+    const emit = (event: string, ...args: unknown[]) =>
+      pub.publish(
+        `${redisPrefix}-io-request#/#`,
+        JSON.stringify({ uid: 'forger', type: 6, data: [event, ...args] }),
+      )
+    try {
+      const good = encodeRemoteRelay('demo', b.id, a.id, new Uint8Array([9, 9]))
+      const bad: unknown[] = [
+        undefined,
+        null,
+        'x',
+        [good],
+        { ...good, frame: undefined },
+        { ...good, frame: [9, 9] },
+        { ...good, frame: '!!!!' },
+        { ...good, frame: 'AAA' },
+        { ...good, frame: 'A'.repeat(base64Length(relayFrameMaxBytes) + 4) },
+        { ...good, frame: Buffer.alloc(relayFrameMaxBytes + 1).toString('base64') },
+        { ...good, to: b.id.toUpperCase() },
+        { ...good, to: 'f'.repeat(41) },
+        { ...good, from: 42 },
+        { ...good, network: 'no spaces' },
+        { ...good, network: 'x'.repeat(65) },
+      ]
+      for (const p of bad) await emit('weft:relay', p)
+      await emit('weft:relay')
+      await emit('weft:relay-error', { network: 'demo', to: b.id, from: a.id, reason: 'quota' })
+      await emit('weft:relay-error', { network: 'demo', to: 'nope', from: a.id, reason: 'congested' })
+      await emit('weft:replace', { network: 'demo', id: b.id, session: 'x'.repeat(65) })
+      await emit('weft:replace', { network: 'demo', id: b.id })
+      // A well-formed one goes through: the path is real, so the refusals above were the parsers'.
+      await emit('weft:relay', good)
+      await emit('weft:relay', encodeRemoteRelay('demo', b.id, a.id, new Uint8Array(relayFrameMaxBytes)))
+      await b.until(() => b.received('relay').length === 2)
+      for (const s of [s1, s2]) {
+        await b.until(() => s.metrics()['relayErrors.remote-bad-payload'] === bad.length + 1)
+        expect(s.metrics()['rejected.inter-server-bad-payload']).toBe(4)
+      }
+      expect(b.received('relay').map((p) => parseRelayDelivery(p))).toEqual([
+        { from: a.id, frame: new Uint8Array([9, 9]) },
+        { from: a.id, frame: new Uint8Array(relayFrameMaxBytes) },
+      ])
+      expect(s2.metrics().relayFramesRemote).toBe(2)
+      expect(a.received('relay-error')).toEqual([])
+      expect(b.received('replaced')).toEqual([])
+      expect([s1.metrics().peers, s2.metrics().peers]).toEqual([1, 1])
+    } finally {
+      await pub.close()
+    }
   })
 })
