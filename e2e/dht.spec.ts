@@ -43,6 +43,24 @@ async function readAll(ps: Peer[], keys: string[]): Promise<string[][]> {
   )
 }
 
+/** What each tab's DHT sees (successors, records held, counters): the message of a failed read. */
+async function dhtViews(ps: Peer[]): Promise<string> {
+  const views = await Promise.all(
+    ps.map((p) =>
+      p.page.evaluate(() => {
+        const n = (
+          window as unknown as { node: { dht: { successors(): string[] }; stats(): Record<string, number> } }
+        ).node
+        const dht = Object.entries(n.stats()).filter(
+          ([k, v]) => v && (k.startsWith('dht') || k.startsWith('route')),
+        )
+        return { successors: n.dht.successors().map((x) => x.slice(0, 8)), ...Object.fromEntries(dht) }
+      }),
+    ),
+  )
+  return JSON.stringify(Object.fromEntries(ps.map((p, i) => [p.id.slice(0, 8), views[i]])))
+}
+
 async function ringFormed(ps: Peer[]): Promise<boolean> {
   const succ = await Promise.all(
     ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors()[0])),
@@ -66,16 +84,16 @@ test('eight tabs: 100 puts from random tabs read back from every tab; two tabs c
   }
   for (const k of keys)
     await pick().page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() }), k)
-  const bad = await readAll(peers, keys)
-  expect(bad.flat()).toEqual([])
+  const bad = (await readAll(peers, keys)).flat()
+  expect(bad, bad.length ? await dhtViews(peers) : '').toEqual([])
   // Close two tabs: replicas on their successors keep every key readable.
   const [gone1, gone2] = [peers[2] as Peer, peers[5] as Peer]
   await closePeer(gone1)
   await closePeer(gone2)
   peers.splice(5, 1)
   peers.splice(2, 1)
-  const afterBad = await readAll(peers, keys)
-  expect(afterBad.flat()).toEqual([])
+  const afterBad = (await readAll(peers, keys)).flat()
+  expect(afterBad, afterBad.length ? await dhtViews(peers) : '').toEqual([])
 })
 
 test('findProviders finds a provider on another tab', async ({ browser }) => {
@@ -149,7 +167,8 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
       await new Promise((r) => setTimeout(r, 1000))
     }
     for (let i = 0; i < 2; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
-    expect((await readAll(peers, keys)).flat()).toEqual([])
+    const missing = (await readAll(peers, keys)).flat()
+    expect(missing, missing.length ? await dhtViews(peers) : '').toEqual([])
     // The peer keeps its share on disk: stopped while alone, restarted from its folder, same id, same data.
     for (const p of peers.splice(0)) {
       await closePeer(p)
@@ -160,7 +179,8 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
     expect(again.id).toBe(peer.id)
     peer = again
     peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
-    expect((await readAll(peers, keys)).flat()).toEqual([])
+    const missingAfter = (await readAll(peers, keys)).flat()
+    expect(missingAfter, missingAfter.length ? await dhtViews(peers) : '').toEqual([])
   } finally {
     if (peer) await stopWeftPeer(peer.proc)
     rmSync(dataDir, { recursive: true, force: true })

@@ -1105,20 +1105,30 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   ): Promise<[string, T][]> {
     const pos = await positionOf(key)
     let routed = false
+    let partial: [string, T][] = []
     for (let attempt = 0; attempt < 3; attempt++) {
       const owners = (await resolve(pos))?.owners
       if (!owners) continue
       routed = true
       const answers: [string, T][] = []
+      let silent = 0
       for (const w of owners) {
         if (answers.length >= o.replicas) break
         const a = await ask(w)
-        if (a === undefined) continue
+        if (a === undefined) {
+          silent++
+          continue
+        }
         answers.push([w, a])
-        if (enough(a)) break
+        if (enough(a)) return answers
       }
-      if (answers.length > 0) return answers
+      // Every owner asked has answered: that is the answer. When one stayed silent, the others'
+      // "nothing here" may come from nodes that joined a moment ago and have not received their
+      // share yet, while the silent one holds it: ask again (dead owners drop out of the route).
+      if (answers.length > 0 && silent === 0) return answers
+      if (answers.length > 0) partial = answers
     }
+    if (partial.length > 0) return partial
     if (routed) throw new TimeoutError(`no node holding ${key} answered`)
     throw new NoRouteError(pos, `no route to the nodes holding ${key}`)
   }
