@@ -73,6 +73,15 @@ function closedWith(l: Link): Promise<string> {
   return new Promise((resolve) => l.on('close', resolve))
 }
 
+/** Poll `cond` until it holds; the deadline is generous for a loaded machine (decoding runs on zlib's thread pool). */
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
 describe('link handshake', () => {
   it('opens when both ends prove their keys, and carries frames of any size in order', async () => {
     const [ia, ib] = [await generateIdentity(), await generateIdentity()]
@@ -90,7 +99,7 @@ describe('link handshake', () => {
     await a.send({ kind: Kind.Route, body: { n: 1 } })
     await a.send({ kind: Kind.Route, body: { big } })
     await a.send({ kind: Kind.Route, body: { n: 3 } })
-    await new Promise((r) => setTimeout(r, 50))
+    await until('three frames', () => got.length >= 3)
     expect(got).toHaveLength(3)
     expect(got[0]).toEqual({ n: 1 })
     expect((got[1] as { big: Uint8Array }).big).toEqual(big)
@@ -142,7 +151,12 @@ describe('link handshake', () => {
     // A raw frame pushed before any hello is dropped and counted, never delivered.
     pa.send(await encodeFrame({ kind: Kind.Route, body: { sneaky: true } }))
     pa.send(new Uint8Array([1, 2, 3, 4, 5])) // junk
-    await new Promise((r) => setTimeout(r, 50))
+    // Both were decoded (in arrival order) once the junk's drop is counted too.
+    const junkDrops = () =>
+      Object.entries(counters)
+        .filter(([k]) => /^drop\.(frame|chunk)\./.test(k))
+        .reduce((n, [, v]) => n + v, 0)
+    await until('both to be dropped', () => (counters['drop.before-auth'] ?? 0) >= 1 && junkDrops() >= 1)
     expect(got).toEqual([])
     expect(counters['drop.before-auth']).toBe(1)
   })
