@@ -9,6 +9,15 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
 })
 
+/** Poll `cond` until it holds, with a deadline generous for a loaded machine. */
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
 async function server() {
   const s = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
   cleanup.push(() => s.close())
@@ -24,7 +33,9 @@ describe('signal client', () => {
       network: 'sc',
       identity,
       io: io as unknown as IoFactory,
-      connectTimeoutMs: 2000,
+      // The dead server fails at once (connection refused); the live one must register within this,
+      // which a loaded machine may take a while to do.
+      connectTimeoutMs: 10_000,
     })
     cleanup.push(() => c.close())
     const peers = await c.start()
@@ -40,7 +51,8 @@ describe('signal client', () => {
       network: 'sc',
       identity,
       io: io as unknown as IoFactory,
-      connectTimeoutMs: 1000,
+      // Refused at once; the timeout is long enough not to win that race on a loaded machine.
+      connectTimeoutMs: 5000,
     })
     cleanup.push(() => c.close())
     const err = await c.start().catch((e: Error & { reason?: string }) => e)
@@ -93,7 +105,7 @@ describe('signal client', () => {
       })
     })
     await a.signal(ib.id, { hello: 1 })
-    await new Promise((r) => setTimeout(r, 100))
+    await until('the signal to reach b', () => got.length > 0)
     expect(got).toEqual([{ hello: 1 }])
     expect(b.stats.reconnects).toBe(1)
   })
