@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -20,15 +21,34 @@ let redisUrl = ''
 const servers: SignalServer[] = []
 const clients: TestClient[] = []
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Whether a listener can bind 127.0.0.1:`port` right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
   })
+}
+
+/**
+ * A free port for redis-server, below the kernel's ephemeral range. A port from listen(0) is in
+ * that range, and between our check and redis-server's bind the kernel could hand it out again:
+ * to another test file's listen(0), or as the local end of any outgoing connection (the suite
+ * opens hundreds). Nothing here binds a fixed port below the range.
+ */
+async function freePort(): Promise<number> {
+  let low = 32_768
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+  } catch {}
+  const [from, to] = low > 11_000 ? [10_000, low - 1] : [1024, low - 1]
+  for (let i = 0; i < 100; i++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1))
+    if (await canListen(port)) return port
+  }
+  throw new Error(`no free port in ${from}-${to}`)
 }
 
 beforeAll(async () => {
@@ -45,16 +65,23 @@ beforeAll(async () => {
       stdio: 'ignore',
     },
   )
+  let exited: number | null | undefined
+  redis.once('exit', (code) => {
+    exited = code
+  })
   redisUrl = `redis://127.0.0.1:${port}`
   const probe = createClient({ url: redisUrl })
   probe.on('error', () => {})
-  for (let i = 0; ; i++) {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (exited !== undefined)
+      throw new Error(`redis-server exited (code ${exited}) before listening on ${port}`)
     try {
       await probe.connect()
       break
     } catch (err) {
-      if (i > 100) throw err
-      await new Promise((r) => setTimeout(r, 50))
+      if (Date.now() > deadline) throw err
+      await sleep(50)
     }
   }
   await probe.close()
@@ -118,10 +145,16 @@ describe('two instances sharing Redis', () => {
     expect(s2.metrics()).toMatchObject({ relayFrames: 1, signals: 1 })
     expect(stranger.received('signal')).toEqual([])
 
-    // A departure on one instance leaves the samples on the other.
+    // A departure on one instance leaves the samples on the other. s1 forgets a locally at once and
+    // removes it from Redis a round trip later (s2 reads Redis): wait for the latter, generously.
     a.close()
     await b.until(() => s1.metrics().peers === 0)
-    const after = parsePeersAck(await b.call('peers', {}))
+    const deadline = Date.now() + 10_000
+    let after = parsePeersAck(await b.call('peers', {}))
+    while (after?.ok && after.peers.length > 0 && Date.now() < deadline) {
+      await sleep(50)
+      after = parsePeersAck(await b.call('peers', {}))
+    }
     expect(after?.ok && after.peers).toEqual([])
     expect(await b.call('signal', { to: a.id, data: 1 })).toEqual({ ok: false, reason: 'unknown-peer' })
   })
@@ -155,7 +188,10 @@ describe('redis host cache', () => {
 
   it('samples, removes only for the owning session, and lets entries expire', async () => {
     const prefix = `u${randomBytes(4).toString('hex')}`
-    const cache = createRedisHostCache(client, { prefix, ttlMs: 300, maxPerNetwork: 50 })
+    // Expiry runs on Redis's clock, so this test runs on real time: a TTL long enough that a loaded
+    // machine's pauses do not decide what expires.
+    const ttlMs = 1000
+    const cache = createRedisHostCache(client, { prefix, ttlMs, maxPerNetwork: 50 })
     for (let i = 0; i < 60; i++) await cache.add('n', id(i), `s${i}`, 1000 + i)
     expect(await client.zCard(`${prefix}:hosts:n`)).toBe(50)
     const s = await cache.sample('n', 16, id(59), 0)
@@ -168,11 +204,29 @@ describe('redis host cache', () => {
     expect(await cache.lookup('n', id(20), 0)).toBeNull()
     await cache.touch('n', id(30), 5000)
     expect(await cache.lookup('n', id(30), 0)).toEqual({ id: id(30), lastSeen: 5000 })
-    await new Promise((r) => setTimeout(r, 200))
-    await cache.keepAlive([{ network: 'n', id: id(40) }], 0)
-    await new Promise((r) => setTimeout(r, 200))
-    // Only the kept-alive entry is still live; a sample meets the dead ones and removes them.
-    expect(await cache.sample('n', 64, null, 0)).toEqual([{ id: id(40), lastSeen: 1040 }])
+    // id(40) is kept alive, as the server's sweep does, at a tenth of the TTL; the others are left to
+    // expire. Wait (generously) until they have: only the kept-alive entry is still live, and a sample
+    // meets the dead ones and removes them. Were keep-alive broken, id(40) would expire with the rest.
+    let keeping = true
+    const keeper = (async () => {
+      while (keeping) {
+        await cache.keepAlive([{ network: 'n', id: id(40) }], 0)
+        await sleep(ttlMs / 10)
+      }
+    })()
+    let live: unknown[] = []
+    try {
+      const deadline = Date.now() + 20 * ttlMs
+      for (;;) {
+        live = await cache.sample('n', 64, null, 0)
+        if (live.length <= 1 || Date.now() > deadline) break
+        await sleep(50)
+      }
+    } finally {
+      keeping = false
+      await keeper
+    }
+    expect(live).toEqual([{ id: id(40), lastSeen: 1040 }])
     expect(await client.zCard(`${prefix}:hosts:n`)).toBeLessThanOrEqual(50 - 2 * 16 + 1)
   })
 })
