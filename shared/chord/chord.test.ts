@@ -245,6 +245,38 @@ describe('small rings', () => {
     })
   })
 
+  it('a read asks again when one owner stayed silent and the others had nothing yet', async () => {
+    // As when two owners joined a moment ago and have not received their share, while the one that
+    // holds the record is slow to answer: their "nothing here" must not be taken as the answer.
+    const seed = testSeed(21)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 16)
+      const key = 'held-by-one'
+      const owners = trueOwners(net, keyPositionSync(key), 3)
+      const holder = owners[2] as string
+      const author = net.live()[0] as string
+      const rec = await signRecord(
+        createFakeKeyring(author),
+        author,
+        key,
+        encodeValue('kept'),
+        false,
+        [1000, 0],
+      )
+      expect(await net.node(holder).importState({ v: 1, recs: [rec], provs: [], provided: [] })).toBe(1)
+      const reader = net.live().find((id) => !owners.includes(id)) as string
+      // The holder is cut off for a little longer than one request timeout (400 ms here), then heard again.
+      await net.sim.partition([net.live().filter((id) => id !== holder), [holder]])
+      const read = net.node(reader).get(key)
+      await net.sim.runFor(600)
+      await net.sim.heal()
+      expect(await settle(net.sim, read)).toBe('kept')
+      // And read repair gave the owners asked first their copy.
+      await net.sim.runFor(200)
+      expect(net.node(owners[0] as string).holds(key) && net.node(owners[1] as string).holds(key)).toBe(true)
+    })
+  })
+
   it('routes node to node with nextHop, and keeps the links the ring needs', async () => {
     const seed = testSeed(13)
     await withSeed(seed, async () => {
