@@ -79,15 +79,25 @@ export function encodeRemoteRelay(
   return { network, to, from, frame: b64 }
 }
 
-/** A `weft:relay` whose frame decodes to at most `maxBytes`, or null. */
-export function parseRemoteRelay(payload: unknown, maxBytes: number): RemoteRelay | null {
+/** The addressing both relay messages share: a plain object with a network name and two node ids. */
+function addressed(
+  payload: unknown,
+): { p: Record<string, unknown>; network: string; to: string; from: string } | null {
   const p = record(payload)
   if (!p) return null
   const network = field(p, 'network')
   const to = field(p, 'to')
   const from = field(p, 'from')
-  const b64 = field(p, 'frame')
   if (!isNetworkName(network) || !isNodeId(to) || !isNodeId(from)) return null
+  return { p, network, to, from }
+}
+
+/** A `weft:relay` whose frame decodes to at most `maxBytes`, or null. */
+export function parseRemoteRelay(payload: unknown, maxBytes: number): RemoteRelay | null {
+  const a = addressed(payload)
+  if (!a) return null
+  const { network, to, from } = a
+  const b64 = field(a.p, 'frame')
   // Length first, so the pattern never runs over a huge string.
   if (typeof b64 !== 'string' || b64.length % 4 !== 0 || b64.length > base64Length(maxBytes)) return null
   if (!BASE64.test(b64)) return null
@@ -97,14 +107,9 @@ export function parseRemoteRelay(payload: unknown, maxBytes: number): RemoteRela
 }
 
 export function parseRemoteRelayError(payload: unknown): RemoteRelayError | null {
-  const p = record(payload)
-  if (!p) return null
-  const network = field(p, 'network')
-  const to = field(p, 'to')
-  const from = field(p, 'from')
-  const reason = field(p, 'reason')
-  if (!isNetworkName(network) || !isNodeId(to) || !isNodeId(from) || reason !== 'congested') return null
-  return { network, to, from, reason }
+  const a = addressed(payload)
+  if (!a || field(a.p, 'reason') !== 'congested') return null
+  return { network: a.network, to: a.to, from: a.from, reason: 'congested' }
 }
 
 export function parseRemoteReplace(payload: unknown): RemoteReplace | null {
