@@ -194,8 +194,6 @@ interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: ReturnType<typeof setTimeout>
-  /** Some of its link-setup signals went through the overlay (so a `noroute` may have eaten them). */
-  overlaySignals?: boolean
   started: number
   waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
 }
@@ -281,7 +279,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private ringReady: Promise<void> = Promise.resolve()
   private readonly viaQueue = new Map<string, Frame[]>()
   /** Envelopes recently routed over the ring, by destination (see OUTBOX). */
-  private readonly outbox = new Outbox<{ env: FwdEnvelope; reqId: number | undefined }>(OUTBOX)
+  private readonly outbox = new Outbox<{
+    env: FwdEnvelope
+    reqId: number | undefined
+    /** A link-setup signal: it goes again through the signal server, not over a link. */
+    signal: Value | undefined
+  }>(OUTBOX)
   private readonly seenFwd = new SeenOnce(SEEN_FWD_MAX)
   /** Peers whose link-setup signals go through the server until the time given (see SERVER_SIGNALS_MS). */
   private readonly serverSignals = new Map<string, number>()
@@ -718,24 +721,31 @@ export class OverlayNode extends Emitter<NodeEvents> {
       sig,
       body,
     }
-    // Link-setup signals have their own fallback (the dial turns to the relay); a noroute is not re-sent.
-    if (inner.t !== 'sig' && inner.t !== 'noroute')
-      this.outbox.keep(dst, { env, reqId: inner.t === 'req' ? inner.id : undefined }, body.length, Date.now())
+    // Kept for a resend should the ring answer noroute (a noroute itself is not re-sent).
+    if (inner.t !== 'noroute')
+      this.outbox.keep(
+        dst,
+        {
+          env,
+          reqId: inner.t === 'req' ? inner.id : undefined,
+          signal: inner.t === 'sig' ? inner.data : undefined,
+        },
+        body.length,
+        Date.now(),
+      )
     this.passOn(env)
   }
 
   private passOn(env: FwdEnvelope): void {
-    // Chord's view decides whether dst is on the ring at all: without a next hop this node is
-    // responsible for dst's position, or dst falls before its successor, and forwarding over other
-    // links would only go round the ring. Otherwise: over an open link when one makes progress,
-    // else toward Chord's next hop (opening a link to it).
-    const direct = this.links.get(env.dst)?.state === 'open'
-    const ringHop = direct ? env.dst : this.chord.nextHop(env.dst)
-    const hop = ringHop && ringHop !== this.id ? (this.overlayHop(env.dst) ?? ringHop) : null
-    if (!hop) {
+    // Over an open link when one makes progress, else toward Chord's next hop (opening a link to
+    // it). Both only ever move strictly closer to dst, clockwise (nextHop never passes it), so a
+    // message cannot circle; greedy forwarding over real links also gets through while Chord's
+    // views are still settling. With no hop, this node's part of the ring has no dst.
+    const hop = this.overlayHop(env.dst) ?? this.chord.nextHop(env.dst)
+    if (!hop || hop === this.id) {
       bump(this.counters, 'route.noroute')
-      if (env.src === this.id) return this.noRoute(env.dst)
-      void this.forward(env.src, { t: 'noroute', dst: env.dst }).catch(() => {})
+      if (env.src === this.id) return this.noRoute(env.dst, env.n)
+      void this.forward(env.src, { t: 'noroute', dst: env.dst, n: env.n }).catch(() => {})
       return
     }
     this.sendVia(hop, { kind: Kind.Route, body: env as unknown as Value })
@@ -769,27 +779,31 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   /**
-   * The ring found no `dst`. Its view may lag a join, so this is not the
-   * end: what we routed to `dst` goes again over a link opened through the
-   * signal server (which knows every registered peer), and a link being set
-   * up to `dst` switches to the server's relay. Only if that fails too do
-   * the requests fail, with NoRouteError. (Nothing sent over a direct link
-   * is touched, so a lying `noroute` costs at most one dial.)
+   * The ring found no `dst` for the envelope with nonce `n` (all we routed to
+   * `dst` when `n` is not given). Its view may lag a join, so this is not the
+   * end: a link-setup signal goes again through the signal server, anything
+   * else over a link to `dst` opened through the server (which knows every
+   * registered peer), and later signals to `dst` go through the server. Only
+   * if that fails too do the requests fail, with NoRouteError. (Nothing sent
+   * over a direct link is touched, and the destination drops a second copy,
+   * so a lying `noroute` costs at most one dial.)
    */
-  private noRoute(dst: string): void {
+  private noRoute(dst: string, n?: Uint8Array): void {
     this.serverSignals.delete(dst)
     this.serverSignals.set(dst, Date.now() + SERVER_SIGNALS_MS)
     if (this.serverSignals.size > OUTBOX.maxDsts)
       this.serverSignals.delete(this.serverSignals.keys().next().value as string)
-    const d = this.dials.get(dst)
-    if (d?.overlaySignals && !d.relay) {
-      if (this.opts.relay === 'never') this.failDial(d, new NoRouteError(dst))
-      else {
-        bump(this.counters, 'dial.noroute-relay')
-        this.startRelay(d)
-      }
+    const nonce = n && toHex(n)
+    const taken = this.outbox.take(dst, Date.now(), nonce ? (m) => toHex(m.env.n) === nonce : undefined)
+    const signals = taken.filter((m) => m.signal !== undefined)
+    const again = taken.filter((m) => m.signal === undefined)
+    for (const m of signals) {
+      bump(this.counters, 'signal.noroute-server')
+      this.signalClient.signal(dst, m.signal as SignalData).catch((err: Error) => {
+        const d = this.dials.get(dst)
+        if (d) this.failDial(d, err instanceof NoRouteError ? err : new NoRouteError(dst, err.message))
+      })
     }
-    const again = this.outbox.take(dst, Date.now())
     if (again.length === 0) return
     bump(this.counters, 'route.redial')
     const fail = (err: Error) => {
@@ -829,8 +843,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
       this.overlayHop(peer)
     ) {
       bump(this.counters, 'signal.overlay')
-      const d = this.dials.get(peer)
-      if (d) d.overlaySignals = true
       return this.forward(peer, { t: 'sig', data: data as unknown as Value })
     }
     bump(this.counters, 'signal.server')
@@ -1200,7 +1212,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
         this.onSignal(from, m.data, overLink)
         return
       case 'noroute':
-        this.noRoute(m.dst)
+        this.noRoute(m.dst, m.n)
         return
       case 'req': {
         let answer: InnerMsg

@@ -45,6 +45,18 @@ describe('Outbox', () => {
     expect(o.size).toEqual({ dsts: 0, entries: 0, bytes: 0 })
   })
 
+  it('gives back only the entries picked, and keeps the rest with their bytes', () => {
+    const o = new Outbox<string>(opts)
+    o.keep('a', 'a1', 10, 0)
+    o.keep('a', 'a2', 20, 0)
+    o.keep('a', 'a3', 30, 0)
+    expect(o.take('a', 1, (x) => x === 'a2')).toEqual(['a2'])
+    expect(o.size).toEqual({ dsts: 1, entries: 2, bytes: 10 + 30 + 2 * 64 })
+    expect(o.take('a', 1, () => false)).toEqual([])
+    expect(o.take('a', 1)).toEqual(['a1', 'a3'])
+    expect(o.size).toEqual({ dsts: 0, entries: 0, bytes: 0 })
+  })
+
   it('refuses an entry larger than the whole budget', () => {
     const o = new Outbox<string>(opts)
     o.keep('a', 'huge', 20_000, 0)

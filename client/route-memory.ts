@@ -47,11 +47,24 @@ export class Outbox<T> {
     }
   }
 
-  /** Everything still fresh for `dst`, oldest first; forgotten here. */
-  take(dst: string, now: number): T[] {
+  /** What is still fresh for `dst` (all, or those `which` picks), oldest first; forgotten here. */
+  take(dst: string, now: number, which?: (item: T) => boolean): T[] {
     const list = this.fresh(dst, now)
-    this.drop(dst)
-    return list.map((k) => k.item)
+    if (!which) {
+      this.drop(dst)
+      return list.map((k) => k.item)
+    }
+    const out: T[] = []
+    const rest: Kept<T>[] = []
+    for (const k of list) {
+      if (which(k.item)) {
+        out.push(k.item)
+        this.cost -= k.cost
+      } else rest.push(k)
+    }
+    if (rest.length > 0) this.byDst.set(dst, rest)
+    else this.byDst.delete(dst)
+    return out
   }
 
   /** Forget what is older than keepMs. */

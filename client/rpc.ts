@@ -19,7 +19,7 @@
  * Inner messages: msg, req, res, err as below, and
  *   sig     { t:'sig', data }     a link-setup signal (WebRTC offer/answer/candidate,
  *                                 dial, relay) sent through the overlay instead of the server
- *   noroute { t:'noroute', dst }  dst is not on the ring
+ *   noroute { t:'noroute', dst, n? } dst is not on the ring (n: the nonce of the envelope that found no way)
  *
  *   msg { t:'msg', topic, data }              delivered to the target's subscribers of topic
  *   req { t:'req', id, method, data }         answered by res or err with the same id
@@ -46,7 +46,7 @@ export type RouteMsg =
 /** What a `fwd` envelope carries (and what a direct link carries as it is). */
 export type InnerMsg =
   | { t: 'sig'; data: Value }
-  | { t: 'noroute'; dst: string }
+  | { t: 'noroute'; dst: string; n?: Uint8Array }
   | { t: 'msg'; topic: string; data: Value }
   | { t: 'req'; id: number; method: string; data: Value }
   | { t: 'res'; id: number; data: Value }
@@ -92,7 +92,9 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
     case 'sig':
       return Object.hasOwn(o, 'data') ? { t: 'sig', data: o.data as Value } : null
     case 'noroute':
-      return typeof o.dst === 'string' && ID.test(o.dst) ? { t: 'noroute', dst: o.dst } : null
+      if (typeof o.dst !== 'string' || !ID.test(o.dst)) return null
+      if (o.n === undefined) return { t: 'noroute', dst: o.dst }
+      return o.n instanceof Uint8Array && o.n.length === 8 ? { t: 'noroute', dst: o.dst, n: o.n } : null
     case 'msg':
       return isName(o.topic) ? { t: 'msg', topic: o.topic, data: o.data as Value } : null
     case 'req':
