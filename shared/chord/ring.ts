@@ -70,14 +70,7 @@ export function closerToTarget(target: string): (x: string, y: string) => number
 
 /** The successor of `target` among `sorted` ids (ascending): the first id ≥ target, wrapping. */
 export function successorIn(sorted: readonly string[], target: string): string | undefined {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if ((sorted[mid] as string) < target) lo = mid + 1
-    else hi = mid
-  }
-  return sorted[lo === sorted.length ? 0 : lo]
+  return sorted[successorIndex(sorted, target)]
 }
 
 /** Index form of successorIn (the index of the first id ≥ target, wrapping); -1 when empty. */
