@@ -359,45 +359,26 @@ export class OverlayNode extends Emitter<NodeEvents> {
       { requestTimeoutMs: 8000 },
     )
     const ring = this.chord
-    const ready = () => this.ringReady
+    // Every keyed operation: a live node, a valid key, and a place on the ring first.
+    const keyed =
+      <T>(op: (key: string) => Promise<T>) =>
+      async (key: string): Promise<T> => {
+        this.assertOpen()
+        checkKey(key)
+        await this.ringReady
+        return op(key)
+      }
     this.dht = {
-      put: async (key, value) => {
-        this.assertOpen()
-        checkKey(key)
-        checkValue(value)
-        await ready()
-        return ring.put(key, value)
-      },
-      get: async (key) => {
-        this.assertOpen()
-        checkKey(key)
-        await ready()
-        return ring.get(key)
-      },
-      delete: async (key) => {
-        this.assertOpen()
-        checkKey(key)
-        await ready()
-        return ring.delete(key)
-      },
-      provide: async (key) => {
-        this.assertOpen()
-        checkKey(key)
-        await ready()
-        return ring.provide(key)
-      },
-      findProviders: async (key) => {
-        this.assertOpen()
-        checkKey(key)
-        await ready()
-        return ring.findProviders(key)
-      },
-      lookup: async (key) => {
-        this.assertOpen()
-        checkKey(key)
-        await ready()
-        return ring.lookup(await id160(utf8(key)))
-      },
+      put: (key, value) =>
+        keyed((k) => {
+          checkValue(value)
+          return ring.put(k, value)
+        })(key),
+      get: keyed((k) => ring.get(k)),
+      delete: keyed((k) => ring.delete(k)),
+      provide: keyed((k) => ring.provide(k)),
+      findProviders: keyed((k) => ring.findProviders(k)),
+      lookup: keyed(async (k) => ring.lookup(await id160(utf8(k)))),
       successors: () => ring.successors(),
       predecessor: () => ring.predecessor(),
       fingers: () => ring.fingers(),
