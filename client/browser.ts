@@ -13,6 +13,7 @@ import { createStore, get, set } from 'idb-keyval'
 import SimplePeer from 'simple-peer/simplepeer.min.js'
 import { io } from 'socket.io-client'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
 import type { Value } from '../shared/types.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 import type { NodeStorage } from './storage.ts'
@@ -50,14 +51,19 @@ function idbStorage(slot: number): NodeStorage {
   }
 }
 
-async function loadBrowserIdentity(): Promise<{ identity: Identity; release: () => void; slot: number }> {
+async function loadBrowserIdentity(
+  puzzleBits: number,
+): Promise<{ identity: Identity; release: () => void; slot: number }> {
   const { slot, release } = await claimSlot()
   const store = createStore('weft', 'keys')
   const key = `identity-${slot}`
   const saved = (await get(key, store)) as CryptoKeyPair | undefined
-  if (saved?.privateKey && saved.publicKey)
-    return { identity: await identityFromKeyPair(saved), release, slot }
-  const identity = await generateIdentity()
+  if (saved?.privateKey && saved.publicKey) {
+    const identity = await identityFromKeyPair(saved)
+    // A key made before the network asked for this much work is replaced (once).
+    if (meetsPuzzle(identity.publicKey, puzzleBits)) return { identity, release, slot }
+  }
+  const identity = await generateIdentity({ puzzleBits })
   await set(key, identity.keyPair, store)
   return { identity, release, slot }
 }
@@ -67,7 +73,8 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
   if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
     throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
   if (!globalThis.isSecureContext) throw new Error('weft needs a secure context (https: or http://localhost)')
-  const { identity, release, slot } = await loadBrowserIdentity()
+  const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+  const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
   const node = new OverlayNode(
     { SimplePeer: SimplePeer as never, io: io as never, identity, release, storage: idbStorage(slot) },
     options,

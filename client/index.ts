@@ -5,6 +5,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
 import { folderStorage } from './folder-storage.ts'
 import { loadNodeIdentity } from './identity-store.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
@@ -15,7 +16,8 @@ export * from './api.ts'
 export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
   if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
     throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
-  const identity = await loadNodeIdentity(options.dataDir)
+  const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+  const identity = await loadNodeIdentity(options.dataDir, puzzleBits)
   const opts: JoinOptions = options.wrtc || options.relay ? options : { ...options, relay: 'force' }
   const storage = options.dataDir ? folderStorage(options.dataDir, '') : undefined
   const node = new OverlayNode(

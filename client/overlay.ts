@@ -32,7 +32,8 @@ import {
   RemoteError,
   TimeoutError,
 } from '../shared/errors.ts'
-import { type Identity, isPublicKey } from '../shared/identity/keys.ts'
+import { type Identity, isPublicKey, type Keyring } from '../shared/identity/keys.ts'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
 import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
 import { bump, type Counters } from '../shared/protocol.ts'
@@ -83,6 +84,16 @@ export interface JoinOptions {
    * @default true
    */
   overlaySignals?: boolean
+  /**
+   * The network's identity puzzle: a node's public key must meet this many
+   * bits of work (shared/identity/puzzle.ts). Every member of a network, and
+   * its signal server, must use the same value; keys below it are refused
+   * at the server, at link setup, and as authors of broadcasts, table
+   * entries, DHT records and routed messages. A new identity costs about
+   * 2^puzzleBits key generations, once.
+   * @default 10 (DEFAULT_PUZZLE_BITS)
+   */
+  puzzleBits?: number
 }
 
 /** What a host environment (browser or Node) provides. */
@@ -236,6 +247,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   readonly id: string
   readonly network: string
   readonly identity: Identity
+  /** Our keys as the protocols see them: signatures by keys that fail the network's puzzle do not verify. */
+  private readonly keys: Keyring
   readonly signalClient: SignalClient
   readonly mesh: Mesh
   readonly syncTable: Sync
@@ -246,7 +259,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private readonly env: Env
   private readonly opts: Required<
-    Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht' | 'overlaySignals'>
+    Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht' | 'overlaySignals' | 'puzzleBits'>
   > &
     JoinOptions
   private readonly links = new Map<string, Link>()
@@ -316,6 +329,20 @@ export class OverlayNode extends Emitter<NodeEvents> {
       throw new TypeError('maxPeers must be a positive integer')
     this.identity = env.identity
     this.id = env.identity.id
+    const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+    if (!meetsPuzzle(env.identity.publicKey, puzzleBits))
+      throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
+    const identity = env.identity
+    this.keys = {
+      publicKey: identity.publicKey,
+      sign: (data) => identity.sign(data),
+      verify: async (pk, data, sig) => {
+        if (meetsPuzzle(pk, puzzleBits)) return identity.verify(pk, data, sig)
+        bump(this.counters, 'drop.identity.puzzle')
+        return false
+      },
+      idOf: (pk) => identity.idOf(pk),
+    }
     this.network = this.opts.network
     const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
     this.signalClient = new SignalClient({
@@ -326,7 +353,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     })
     this.mesh = createMesh({
       id: this.id,
-      keys: this.identity,
+      keys: this.keys,
       now: () => Date.now(),
       random: Math.random,
       neighbours: () => this.meshNeighbours(),
@@ -335,7 +362,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.storage = env.storage ?? noStorage
     this.syncTable = createSync({
       id: this.id,
-      keys: this.identity,
+      keys: this.keys,
       now: () => Date.now(),
       random: Math.random,
       neighbours: () => this.meshNeighbours(),
@@ -350,7 +377,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.chord = createChord(
       {
         id: this.id,
-        keys: this.identity,
+        keys: this.keys,
         now: () => Date.now(),
         random: Math.random,
         send: (to, msg) => this.sendChord(to, msg),
@@ -742,8 +769,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     // End to end: the source's key must hash to its id and sign these exact bytes.
     const ok =
       isPublicKey(env.pk) &&
-      (await this.identity.idOf(env.pk)) === env.src &&
-      (await this.identity.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.body), env.sig))
+      (await this.keys.idOf(env.pk)) === env.src &&
+      (await this.keys.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.body), env.sig))
     if (!ok) return bump(this.counters, 'drop.route.forged')
     // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here.
     if (!this.seenFwd.add(toHex(env.sig.subarray(0, 16)))) return bump(this.counters, 'drop.route.again')

@@ -4,6 +4,7 @@
  * key), as 40 lowercase hex characters; it is also the node's Chord position.
  */
 import { id160, toHex } from '../bytes.ts'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from './puzzle.ts'
 
 export const PUBLIC_KEY_BYTES = 32
 export const SIGNATURE_BYTES = 64
@@ -112,14 +113,25 @@ export async function identityFromKeyPair(keyPair: CryptoKeyPair): Promise<Ident
 /**
  * Create a new identity. Browsers keep the private key non-extractable (it
  * can still be stored in IndexedDB as a CryptoKey); `extractable: true` is
- * for Node, which keeps keys in a folder as PKCS#8.
+ * for Node, which keeps keys in a folder as PKCS#8. Key pairs are generated
+ * until one meets the network's identity puzzle (`puzzleBits`, see
+ * puzzle.ts): about 2^puzzleBits tries, once per identity.
  */
-export async function generateIdentity(opts: { extractable?: boolean } = {}): Promise<Identity> {
-  const keyPair = (await crypto.subtle.generateKey(ED25519, opts.extractable ?? false, [
-    'sign',
-    'verify',
-  ])) as CryptoKeyPair
-  return identityFromKeyPair(keyPair)
+export async function generateIdentity(
+  opts: { extractable?: boolean; puzzleBits?: number } = {},
+): Promise<Identity> {
+  const bits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+  for (;;) {
+    const keyPair = (await crypto.subtle.generateKey(ED25519, opts.extractable ?? false, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair
+    if (bits > 0) {
+      const raw = new Uint8Array(await crypto.subtle.exportKey('raw', keyPair.publicKey))
+      if (!isPublicKey(raw) || !meetsPuzzle(raw, bits)) continue
+    }
+    return identityFromKeyPair(keyPair)
+  }
 }
 
 /** Export an extractable identity as PKCS#8 bytes (Node folder storage). */
