@@ -40,6 +40,8 @@ if (
   process.exit(1)
 }
 check('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'])
+// shared/ alone, with no DOM and no Node types: purity compiled, not reviewed (ARCHITECTURE.md rule 1).
+check('typecheck shared/ (pure)', bin('tsc'), ['-p', 'shared/tsconfig.json'])
 check('lint', bin('biome'), ['check', '.'])
 
 // Unit and simulator tests.

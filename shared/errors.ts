@@ -37,6 +37,7 @@ export class LeaseHeldError extends WeftError {
     readonly owner: string,
     readonly expires: number,
   ) {
+    // biome-ignore lint/style/noRestrictedGlobals: formats the time it is given; reads no clock
     super(`key ${JSON.stringify(key)} is leased by ${owner} until ${new Date(expires).toISOString()}`)
   }
 }

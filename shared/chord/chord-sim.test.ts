@@ -5,7 +5,7 @@
  * seed on failure (WEFT_SEED=... replays it).
  */
 import { describe, expect, it } from 'vitest'
-import { testSeed, withSeed } from '../sim/sim.ts'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import {
   buildRing,
   type ChordNet,

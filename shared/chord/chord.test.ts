@@ -3,8 +3,8 @@
  * contract, validation at the boundary, bounded tables, persistence.
  */
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { testSeed, withSeed } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'

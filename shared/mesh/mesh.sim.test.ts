@@ -5,9 +5,9 @@
  * replays it).
  */
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { shuffle } from '../sim/prng.ts'
-import { testSeed, withSeed } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import { createMesh, type MeshDelivery } from './mesh.ts'

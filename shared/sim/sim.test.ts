@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import type { ProtocolNode } from '../protocol.ts'
 import { createFakeKeyring } from './fake-keys.ts'
 import { createFlood, type FloodMsg, type FloodNode } from './flood.ts'
-import { createSim, type Sim, testSeed, withSeed } from './sim.ts'
+import { createSim, type Sim } from './sim.ts'
 import { components, randomGraph } from './topology.ts'
 
 async function floodNet(

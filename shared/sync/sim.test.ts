@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { mulberry32, shuffle } from '../sim/prng.ts'
-import { testSeed, withSeed } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { createSyncNet, type SyncNet } from './sim-net.ts'
 import type { SyncOptions } from './sync.ts'
