@@ -363,12 +363,13 @@ async function signOr(make: () => Uint8Array): Promise<Uint8Array> {
 
 function gossipBody(topic: string, data: Value): Value {
   return {
-    v: 1,
+    v: 2,
     o: hostile.id,
     k: hostile.identity.publicKey,
     t: topic,
     d: data,
     n: crypto.getRandomValues(new Uint8Array(8)),
+    w: Date.now(),
   }
 }
 

@@ -4,8 +4,8 @@
  *
  * The base is p2p.today's three rules: the origin sends to its neighbours, a
  * receiver relays to all but the one it came from, nobody relays what it has
- * seen (a seen-cache bounded in entries and age, by the local clock only),
- * and a hop limit stops runaways. Plain flooding by those rules sends every
+ * seen (a seen-cache bounded in entries and age), and a hop limit stops
+ * runaways. Plain flooding by those rules sends every
  * broadcast over every link, once or twice: about degree − 1 payloads per
  * node. Plumtree (Leitão, Pereira, Rodrigues, "Epidemic Broadcast Trees",
  * SRDS 2007) keeps the rules but splits each node's links in two sets:
@@ -51,19 +51,24 @@
  * transport loses messages (the simulator's loss, a link that dies with
  * messages in flight). One round is Plumtree as published.
  *
- * Trust. Each broadcast carries the origin's public key and id and is signed
- * over its exact bytes (messages.ts); the id of a broadcast comes from its
- * signature. A copy is checked in this order, cheapest first: shape, size and
- * hop count; duplicate (seen-cache, then pending verification: the same
- * bytes arriving while a check runs are merged, never delivered twice);
- * then decoding, origin id = idOf(key), and the signature. Only then is it
- * recorded as seen, delivered and relayed. Whatever fails is dropped and
+ * Trust. Each broadcast carries the origin's public key and id and the time
+ * it was signed, and is signed over its exact bytes (messages.ts); the id of
+ * a broadcast comes from its signature. A copy is checked in this order,
+ * cheapest first: shape, size and hop count; duplicate (seen-cache, then
+ * pending verification: the same bytes arriving while a check runs are
+ * merged, never delivered twice); then decoding, the replay window (the
+ * signed time within `maxAgeMs` before and `maxSkewMs` after the local
+ * clock, and above the seen-cache's floor, seen-cache.ts), origin id =
+ * idOf(key), and the signature. Only then is it recorded as seen, delivered
+ * and relayed. A replay, however late and after however many others, is
+ * either still in the seen-cache or refused by the window. Whatever fails is dropped and
  * counted by reason (`drop.*` counters). Every table a neighbour can make
  * grow (pending checks, missing ids, cached payloads, the seen-cache) is
  * bounded in entries, bytes and age.
  */
 import { bytesEqual, toHex } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
+import { DEFAULT_MAX_SKEW_MS } from '../hlc.ts'
 import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
@@ -90,10 +95,24 @@ export interface MeshDeps extends SignedProtocolDeps<MeshMsg> {
 export interface MeshOptions {
   /** Most links a broadcast travels. A copy arriving with more hops is dropped; one at the limit is delivered but not relayed. @default 32 */
   maxHops?: number
-  /** Most ids in the seen-cache. @default 20_000 */
+  /**
+   * Most ids in the seen-cache. Past it the oldest-dated go first and the
+   * replay window narrows for their origins (seen-cache.ts). @default 20_000
+   */
   seenMax?: number
-  /** How long an id stays in the seen-cache, from its first receipt by this node's clock. @default 120_000 */
-  seenTtlMs?: number
+  /**
+   * The replay window's past: a broadcast signed longer ago than this, by
+   * this node's clock, is refused (`drop.tooOld`); its id is remembered
+   * until then. Must cover `maxSkewMs` plus the longest a broadcast travels.
+   * @default 120_000
+   */
+  maxAgeMs?: number
+  /**
+   * Clock skew allowed between honest nodes: a broadcast signed further
+   * ahead of this node's clock is refused (`drop.future`).
+   * @default 60_000 (DEFAULT_MAX_SKEW_MS, as the table's)
+   */
+  maxSkewMs?: number
   /** Largest signed payload (MessagePack of the body) a node sends or accepts. @default 1_048_576 (1 MiB) */
   maxPayloadBytes?: number
   /** Longest topic, in UTF-16 code units. @default 256 */
@@ -195,7 +214,8 @@ type Resolved = Required<MeshOptions>
 const DEFAULTS: Resolved = {
   maxHops: 32,
   seenMax: 20_000,
-  seenTtlMs: 120_000,
+  maxAgeMs: 120_000,
+  maxSkewMs: DEFAULT_MAX_SKEW_MS,
   maxPayloadBytes: 1_048_576,
   maxTopicLength: 256,
   lazyDelayMs: 0,
@@ -256,7 +276,7 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
   const counters: Counters = {}
   const eager = new Set<string>()
   const lazy = new Set<string>()
-  const seen = new SeenCache(opt.seenMax, opt.seenTtlMs)
+  const seen = new SeenCache(opt.seenMax, opt.maxAgeMs, opt.maxSkewMs)
   const cache = new PayloadCache(opt.cacheMax, opt.cacheMaxBytes, opt.cacheTtlMs)
   const missing = new MissingTable(opt.missingMax, opt.missingPerPeer, MAX_PEERS_PER_ENTRY)
   const pending = new Map<string, Pending>()
@@ -356,7 +376,8 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
     alsoHave: Iterable<string>,
   ): void {
     const now = deps.now()
-    if (seen.add(id, now) > 0) bump(counters, 'seenEvicted')
+    const evicted = seen.add(body.origin, id, body.time)
+    if (evicted > 0) bump(counters, 'seenEvicted', evicted)
     // Whoever announced it has it: no payload and no IHAVE for them.
     const announcers = missing.get(id)?.announcers ?? []
     missing.delete(id)
@@ -467,6 +488,9 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
   async function check(c: Candidate): Promise<CheckResult> {
     const body = parseBody(c.payload, opt.maxTopicLength)
     if (!body) return { ok: false, reason: 'badPayload' }
+    // The replay window, before the costly checks (a forged time fails the signature anyway).
+    const admission = seen.admit(body.origin, msgIdOf(c.sig), body.time, deps.now())
+    if (admission !== 'ok') return { ok: false, reason: admission }
     try {
       if ((await originOf(body.key)) !== body.origin) return { ok: false, reason: 'originMismatch' }
       if (!(await deps.keys.verify(body.key, c.payload, c.sig))) return { ok: false, reason: 'badSignature' }
@@ -668,7 +692,8 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
         throw new TypeError(`topic longer than ${opt.maxTopicLength} characters`)
       const nonce = new Uint8Array(NONCE_BYTES)
       for (let i = 0; i < NONCE_BYTES; i++) nonce[i] = Math.floor(deps.random() * 256)
-      const body: BroadcastBody = { origin: deps.id, key: deps.keys.publicKey, topic, data, nonce }
+      const time = Math.floor(deps.now())
+      const body: BroadcastBody = { origin: deps.id, key: deps.keys.publicKey, topic, data, nonce, time }
       const payload = encodeValue(bodyValue(body))
       if (payload.length > opt.maxPayloadBytes)
         throw new MessageTooLargeError(payload.length, opt.maxPayloadBytes)
