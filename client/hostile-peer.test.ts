@@ -363,12 +363,13 @@ async function signOr(make: () => Uint8Array): Promise<Uint8Array> {
 
 function gossipBody(topic: string, data: Value): Value {
   return {
-    v: 1,
+    v: 2,
     o: hostile.id,
     k: hostile.identity.publicKey,
     t: topic,
     d: data,
     n: crypto.getRandomValues(new Uint8Array(8)),
+    w: Date.now(),
   }
 }
 
@@ -415,8 +416,9 @@ async function fwd(inner: Value, dst: string): Promise<Value> {
     body = new Uint8Array([0xc1])
   }
   const n = crypto.getRandomValues(new Uint8Array(8))
-  const sig = await signOr(() => fwdSigned(hostile.id, dst, n, body))
-  return { t: 'fwd', src: hostile.id, dst, ttl: 32, n, pk: hostile.identity.publicKey, sig, body }
+  const w = Date.now()
+  const sig = await signOr(() => fwdSigned(hostile.id, dst, n, w, body))
+  return { t: 'fwd', src: hostile.id, dst, ttl: 32, n, w, pk: hostile.identity.publicKey, sig, body }
 }
 
 /** Real messages of every protocol, valid as built (some signed by the hostile node). */

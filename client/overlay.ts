@@ -36,6 +36,7 @@ import { type Identity, isPublicKey, type Keyring } from '../shared/identity/key
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
 import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
+import { type Admission, SeenCache } from '../shared/mesh/seen-cache.ts'
 import { bump, type Counters } from '../shared/protocol.ts'
 import type { PeerInfo } from '../shared/signal-events.ts'
 import { createSync, parseSyncMsg, type Sync, type SyncChange } from '../shared/sync/index.ts'
@@ -46,8 +47,17 @@ import { Emitter } from './emitter.ts'
 import { Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
-import { Outbox, SeenOnce } from './route-memory.ts'
-import { fwdSigned, type InnerMsg, MAX_TTL, parseInnerMsg, parseRouteMsg, type RouteMsg } from './rpc.ts'
+import { Outbox } from './route-memory.ts'
+import {
+  fwdSigned,
+  type InnerMsg,
+  MAX_TTL,
+  parseInnerMsg,
+  parseRouteMsg,
+  ROUTE_MAX_AGE_MS,
+  ROUTE_MAX_SKEW_MS,
+  type RouteMsg,
+} from './rpc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
@@ -140,8 +150,18 @@ const MAX_VIA_QUEUE = 64
  * go again over a link through the server when the ring answers `noroute`.
  */
 const OUTBOX = { keepMs: 15_000, maxDsts: 128, maxBytes: 4 * 1024 * 1024, maxPerDst: 256 }
-/** Envelopes delivered here, remembered by signature so a second copy is dropped. */
+/**
+ * Envelopes delivered here, remembered by signature (with their source and
+ * signed time) so a second copy is dropped; each until its time leaves the
+ * replay window (rpc.ts), at most this many (past it the window narrows).
+ */
 const SEEN_FWD_MAX = 8192
+/** What a refusal by the replay window counts as. */
+const ROUTE_WINDOW_DROP: Record<Exclude<Admission, 'ok'>, string> = {
+  tooOld: 'drop.route.too-old',
+  future: 'drop.route.future',
+  forgotten: 'drop.route.forgotten',
+}
 /** After a `noroute`, link-setup signals to that peer go through the server for this long. */
 const SERVER_SIGNALS_MS = 60_000
 /** close() waits at most this long for the successor to take our records. */
@@ -298,7 +318,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     /** A link-setup signal: it goes again through the signal server, not over a link. */
     signal: Value | undefined
   }>(OUTBOX)
-  private readonly seenFwd = new SeenOnce(SEEN_FWD_MAX)
+  private readonly seenFwd = new SeenCache(SEEN_FWD_MAX, ROUTE_MAX_AGE_MS, ROUTE_MAX_SKEW_MS)
   /** Peers whose link-setup signals go through the server until the time given (see SERVER_SIGNALS_MS). */
   private readonly serverSignals = new Map<string, number>()
   private viaDialTokens = VIA_DIAL_BURST
@@ -717,7 +737,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (body.length > this.opts.maxMessageBytes)
       throw new MessageTooLargeError(body.length, this.opts.maxMessageBytes)
     const n = crypto.getRandomValues(new Uint8Array(8))
-    const sig = await this.identity.sign(fwdSigned(this.id, dst, n, body))
+    const w = Date.now()
+    const sig = await this.identity.sign(fwdSigned(this.id, dst, n, w, body))
     bump(this.counters, 'route.originated')
     const env: FwdEnvelope = {
       t: 'fwd',
@@ -725,6 +746,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       dst,
       ttl: MAX_TTL,
       n,
+      w,
       pk: this.identity.publicKey,
       sig,
       body,
@@ -766,14 +788,21 @@ export class OverlayNode extends Emitter<NodeEvents> {
       bump(this.counters, 'route.forwarded')
       return this.passOn({ ...env, ttl: env.ttl - 1 })
     }
+    // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here,
+    // while remembered; once forgotten (rpc.ts: the replay window), its signed time is refused.
+    const key = toHex(env.sig.subarray(0, 16))
+    if (this.seenFwd.has(key)) return bump(this.counters, 'drop.route.again')
+    const admission = this.seenFwd.admit(env.src, key, env.w, Date.now())
+    if (admission !== 'ok') return bump(this.counters, ROUTE_WINDOW_DROP[admission])
     // End to end: the source's key must hash to its id and sign these exact bytes.
     const ok =
       isPublicKey(env.pk) &&
       (await this.keys.idOf(env.pk)) === env.src &&
-      (await this.keys.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.body), env.sig))
+      (await this.keys.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.w, env.body), env.sig))
     if (!ok) return bump(this.counters, 'drop.route.forged')
-    // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here.
-    if (!this.seenFwd.add(toHex(env.sig.subarray(0, 16)))) return bump(this.counters, 'drop.route.again')
+    // Two copies may have passed the check above while the signature was checked.
+    if (this.seenFwd.has(key)) return bump(this.counters, 'drop.route.again')
+    this.seenFwd.add(env.src, key, env.w)
     const v = decodeValueResult(env.body)
     const inner = v ? parseInnerMsg(v.value) : null
     if (!inner) return bump(this.counters, 'drop.route.body')
@@ -783,6 +812,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private pruneRouted(now: number): void {
     this.outbox.prune(now)
+    this.seenFwd.expire(now)
     for (const [peer, until] of this.serverSignals) if (until <= now) this.serverSignals.delete(peer)
   }
 

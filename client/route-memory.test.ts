@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Outbox, SeenOnce } from './route-memory.ts'
+import { Outbox } from './route-memory.ts'
 
 const opts = { keepMs: 1000, maxDsts: 3, maxBytes: 10_000, maxPerDst: 4 }
 
@@ -61,17 +61,5 @@ describe('Outbox', () => {
     const o = new Outbox<string>(opts)
     o.keep('a', 'huge', 20_000, 0)
     expect(o.size.entries).toBe(0)
-  })
-})
-
-describe('SeenOnce', () => {
-  it('says a key is new only the first time, and forgets the oldest past its bound', () => {
-    const s = new SeenOnce(3)
-    expect(s.add('a')).toBe(true)
-    expect(s.add('a')).toBe(false)
-    for (const k of ['b', 'c', 'd']) s.add(k)
-    expect(s.size).toBe(3)
-    expect(s.add('a')).toBe(true) // evicted, so new again
-    expect(s.add('d')).toBe(false)
   })
 })

@@ -1,16 +1,14 @@
 /**
- * Two small memories for routed unicast (see rpc.ts for the protocol):
+ * The outbox of routed unicast (see rpc.ts for the protocol): the signed
+ * `fwd` envelopes this node sent over the ring, kept briefly by destination.
+ * When the ring answers `noroute` (a view that has not caught up with a join
+ * yet, or a path that broke), the same envelopes go again over a link opened
+ * through the signal server: nothing is lost. Bounded in destinations,
+ * entries and bytes (the oldest go first).
  *
- * - `Outbox`: the signed `fwd` envelopes this node sent over the ring, kept
- *   briefly by destination. When the ring answers `noroute` (a view that has
- *   not caught up with a join yet, or a path that broke), the same envelopes
- *   go again over a link opened through the signal server: nothing is lost.
- * - `SeenOnce`: the envelopes delivered here recently, by signature. A second
- *   copy (that resend, or a replay by a node on the path) is dropped, so a
- *   message is delivered at most once.
- *
- * Both are bounded: the outbox in destinations, entries and bytes (the
- * oldest go first), the seen set in entries.
+ * The other memory of routed unicast, the envelopes delivered here (so a
+ * second copy is dropped, however late), is the replay window of
+ * shared/mesh/seen-cache.ts.
  */
 
 interface Kept<T> {
@@ -91,23 +89,5 @@ export class Outbox<T> {
   private drop(dst: string): void {
     for (const k of this.byDst.get(dst) ?? []) this.cost -= k.cost
     this.byDst.delete(dst)
-  }
-}
-
-/** A bounded set of recent keys: `add` says whether the key is new. */
-export class SeenOnce {
-  private readonly keys = new Set<string>()
-
-  constructor(private readonly max: number) {}
-
-  add(key: string): boolean {
-    if (this.keys.has(key)) return false
-    this.keys.add(key)
-    if (this.keys.size > this.max) this.keys.delete(this.keys.values().next().value as string)
-    return true
-  }
-
-  get size(): number {
-    return this.keys.size
   }
 }

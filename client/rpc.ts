@@ -6,15 +6,25 @@
  * hop by hop along Chord's fingers inside a `fwd` envelope signed by its
  * source, so intermediaries can neither forge nor alter it:
  *
- *   fwd { t:'fwd', src, dst, ttl, n, pk, sig, body }
- *       body = MessagePack of the inner message; n = 8 random bytes; sig =
- *       Ed25519 by src over utf8("weft-route/2\n" src "\n" dst "\n" hex(n) "\n")
- *       || body; pk hashes to src.
+ *   fwd { t:'fwd', src, dst, ttl, n, w, pk, sig, body }
+ *       body = MessagePack of the inner message; n = 8 random bytes; w = the
+ *       source's clock (ms) when it signed; sig = Ed25519 by src over
+ *       utf8("weft-route/3\n" src "\n" dst "\n" hex(n) "\n" w "\n") || body;
+ *       pk hashes to src.
  *       Each hop decrements ttl (dropped at 0) and passes it to
  *       chord.nextHop(dst). The node responsible for dst's position that is
  *       not dst answers src with `noroute`; src then sends the same envelope
  *       over a link through the server, and dst drops a second copy by its
- *       signature (route-memory.ts; shared/wire/PROTOCOL.md).
+ *       signature (shared/wire/PROTOCOL.md).
+ *
+ * Replay window: dst delivers an envelope only if `w` lies within
+ * ROUTE_MAX_AGE_MS before and ROUTE_MAX_SKEW_MS after its own clock, and it
+ * has not delivered that signature before. It remembers delivered signatures
+ * in a seen-cache (shared/mesh/seen-cache.ts) that keeps each until `w` has
+ * left the window, at most SEEN_FWD_MAX of them; past that the oldest-dated
+ * go first and nothing of their source dated at or before them is accepted
+ * again. So a replay, however late and after however many others, runs no
+ * handler twice.
  *
  * Inner messages: msg, req, res, err as below, and
  *   sig     { t:'sig', data }     a link-setup signal (WebRTC offer/answer/candidate,
@@ -27,7 +37,13 @@
  *   err { t:'err', id, code, message }        code: 'remote' (the handler threw) | 'no-handler'
  */
 import { toHex } from '../shared/bytes.ts'
+import { DEFAULT_MAX_SKEW_MS } from '../shared/hlc.ts'
 import type { Value } from '../shared/types.ts'
+
+/** An envelope signed longer ago than this, by the destination's clock, is refused (`drop.route.too-old`). */
+export const ROUTE_MAX_AGE_MS = 120_000
+/** Clock skew allowed between honest nodes: an envelope signed further ahead is refused (`drop.route.future`). */
+export const ROUTE_MAX_SKEW_MS = DEFAULT_MAX_SKEW_MS
 
 export type RouteMsg =
   | {
@@ -37,6 +53,8 @@ export type RouteMsg =
       ttl: number
       /** 8 random bytes: two sends of the same message are two envelopes (the receiver drops repeats). */
       n: Uint8Array
+      /** The source's clock (ms) when it signed: the replay window is judged by it. */
+      w: number
       pk: Uint8Array
       sig: Uint8Array
       body: Uint8Array
@@ -82,12 +100,14 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
         o.ttl <= MAX_TTL &&
         o.n instanceof Uint8Array &&
         o.n.length === 8 &&
+        typeof o.w === 'number' &&
+        Number.isSafeInteger(o.w) &&
         o.pk instanceof Uint8Array &&
         o.pk.length === 32 &&
         o.sig instanceof Uint8Array &&
         o.sig.length === 64 &&
         o.body instanceof Uint8Array
-        ? { t: 'fwd', src: o.src, dst: o.dst, ttl: o.ttl, n: o.n, pk: o.pk, sig: o.sig, body: o.body }
+        ? { t: 'fwd', src: o.src, dst: o.dst, ttl: o.ttl, n: o.n, w: o.w, pk: o.pk, sig: o.sig, body: o.body }
         : null
     case 'sig':
       return Object.hasOwn(o, 'data') ? { t: 'sig', data: o.data as Value } : null
@@ -121,9 +141,9 @@ export function parseInnerMsg(v: Value): InnerMsg | null {
   return m && m.t !== 'fwd' ? m : null
 }
 
-/** The bytes a `fwd` source signs. */
-export function fwdSigned(src: string, dst: string, n: Uint8Array, body: Uint8Array): Uint8Array {
-  const head = new TextEncoder().encode(`weft-route/2\n${src}\n${dst}\n${toHex(n)}\n`)
+/** The bytes a `fwd` source signs (`w`: its clock when it signs). */
+export function fwdSigned(src: string, dst: string, n: Uint8Array, w: number, body: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(`weft-route/3\n${src}\n${dst}\n${toHex(n)}\n${w}\n`)
   const out = new Uint8Array(head.length + body.length)
   out.set(head)
   out.set(body, head.length)

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { shuffle } from '../sim/prng.ts'
+import type { SimDeps } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import { createMesh, type MeshDelivery } from './mesh.ts'
@@ -182,6 +183,49 @@ describe('mesh in the simulator', () => {
       // Every delivery anywhere carried the data its origin signed.
       expect(delivered.length).toBeGreaterThanOrEqual(24 * honest.length)
       for (const d of delivered) expect(d.data).toMatchObject({ from: d.origin })
+    })
+  })
+
+  it('a relay that records broadcasts and replays them 130 s later (virtual time) gets nothing delivered twice, nothing re-flooded', async () => {
+    const seed = testSeed(404)
+    await withSeed(seed, async () => {
+      const N = 120
+      const net = await createMeshNet({ seed, n: N, degree: 6 })
+      const spy = net.ids[0] as string
+      const recorded: MeshMsg[] = []
+      let spyDeps: SimDeps<MeshMsg> | undefined
+      await net.sim.restart(spy, (deps) => {
+        spyDeps = deps
+        const mesh = createMesh({ ...deps, keys: createFakeKeyring(spy) })
+        // An honest-looking relay that also keeps a copy of every payload it is sent.
+        return {
+          ...mesh,
+          handle: (from: string, msg: MeshMsg) => {
+            if (msg.type === 'gossip') recorded.push(msg)
+            return mesh.handle(from, msg)
+          },
+        }
+      })
+      await net.sim.runFor(500)
+      const honest = net.ids.filter((id) => id !== spy)
+      const first = await round(net, 4, 3_000, honest)
+      for (const o of first) {
+        expect(honest.every((h) => net.deliveries.get(o.id)?.has(h))).toBe(true) // the spy's own are not recorded
+        expect(o.maxDeliveries).toBe(1)
+      }
+      expect(recorded.length).toBeGreaterThanOrEqual(4)
+
+      await net.sim.runFor(130_000)
+      const sentBefore = net.sum('payloadSent')
+      const deliveredBefore = net.sum('delivered')
+      const send = spyDeps?.send as SimDeps<MeshMsg>['send']
+      for (const m of recorded) for (const to of net.sim.liveNeighbours(spy)) send(to, m)
+      await net.sim.runFor(3_000)
+
+      for (const o of first) expect(net.maxDeliveries(o.id)).toBe(1)
+      expect(net.sum('delivered')).toBe(deliveredBefore)
+      expect(net.sum('payloadSent')).toBe(sentBefore) // not relayed by anyone
+      expect(net.sum('drop.tooOld')).toBe(recorded.length * net.sim.liveNeighbours(spy).length)
     })
   })
 

@@ -69,9 +69,16 @@ async function genuine(origin: string, topic: string, data: Value): Promise<Goss
 }
 
 /** A body signed by `signer` claiming `origin` and `key`. */
-async function forged(o: { origin: string; key: Uint8Array; signer: Keyring; data?: Value }) {
+async function forged(o: { origin: string; key: Uint8Array; signer: Keyring; data?: Value; time?: number }) {
   const payload = encodeValue(
-    bodyValue({ origin: o.origin, key: o.key, topic: 't', data: o.data ?? 1, nonce: new Uint8Array(8) }),
+    bodyValue({
+      origin: o.origin,
+      key: o.key,
+      topic: 't',
+      data: o.data ?? 1,
+      nonce: new Uint8Array(8),
+      time: o.time ?? 0,
+    }),
   )
   const sig = await o.signer.sign(payload)
   return { type: 'gossip' as const, payload, sig, hops: 1, id: msgIdOf(sig) }
@@ -121,8 +128,10 @@ describe('broadcast', () => {
     const id = await a.mesh.broadcast('t', 'signed for real')
     const g = a.take('gossip')[0]?.msg as GossipMsg
     const tampered = { ...g, payload: g.payload.slice() }
-    const at = tampered.payload.length - 3 // inside the nonce: still a valid body
-    tampered.payload[at] = (tampered.payload[at] as number) ^ 1
+    // One letter of the data changed: still a valid body, now saying something the origin did not sign.
+    const at = Buffer.from(tampered.payload).indexOf('real') + 3
+    expect(at).toBeGreaterThan(3)
+    tampered.payload[at] = 'L'.charCodeAt(0)
     await b.mesh.handle(ka.id, tampered)
     expect(b.mesh.counters['drop.badSignature']).toBe(1)
     await b.mesh.handle(ka.id, g)
@@ -276,6 +285,7 @@ describe('forgeries', () => {
         topic: 't',
         data: 'pay alice 1000',
         nonce: new Uint8Array(8),
+        time: 0,
       }),
     )
     const n = stubNode(B, [X, A, C])
@@ -405,6 +415,7 @@ describe('pending verification', () => {
         topic: 't',
         data: 'fake',
         nonce: new Uint8Array(8),
+        time: 0,
       }),
     )
     const n = stubNode(B, [X, A], {}, gate.keys)
@@ -552,17 +563,135 @@ describe('Plumtree repair: IHAVE, GRAFT, PRUNE', () => {
   })
 })
 
+/** An origin whose clock we set: its broadcasts carry that time, signed. */
+function origin(id: string) {
+  const o = stubNode(id, [B])
+  return {
+    async at(t: number, data: Value): Promise<GossipMsg & { id: string }> {
+      o.clock.t = t
+      const id = await o.mesh.broadcast('t', data)
+      const g = o.take('gossip')[0]?.msg as GossipMsg
+      return { ...g, id }
+    },
+  }
+}
+
+describe('replay window', () => {
+  it('a broadcast replayed after 130 s is refused (too old): not delivered again, not re-flooded', async () => {
+    const n = stubNode(B, [A, X, C])
+    const g = await genuine(A, 't', 'once')
+    await n.mesh.handle(A, g)
+    expect(n.got.map((d) => d.data)).toEqual(['once'])
+    expect(
+      n
+        .take('gossip')
+        .map((s) => s.to)
+        .sort(),
+    ).toEqual([C, X])
+    n.tick(130_000)
+    expect(n.mesh.sizes().seen).toBe(0) // the memory let it go, since its time left the window
+    await n.mesh.handle(X, g)
+    expect(n.mesh.counters['drop.tooOld']).toBe(1)
+    expect(n.got).toHaveLength(1)
+    n.tick(131_000)
+    expect(n.take('gossip')).toEqual([])
+    expect(n.mesh.sizes().seen).toBe(0)
+  })
+
+  it('a replay while the id is remembered is a duplicate; right at the window edge it is still refused', async () => {
+    const n = stubNode(B, [A, X])
+    const g = await genuine(A, 't', 1)
+    await n.mesh.handle(A, g)
+    n.tick(120_000) // the id's time is exactly maxAgeMs old: still remembered
+    await n.mesh.handle(X, g)
+    expect(n.mesh.counters.duplicates).toBe(1)
+    n.tick(120_001)
+    await n.mesh.handle(X, g)
+    expect(n.mesh.counters['drop.tooOld']).toBe(1)
+    expect(n.got).toHaveLength(1)
+  })
+
+  it('a flood of 20,000 other broadcasts that evicts the memory, then the replay: refused (forgotten)', async () => {
+    const n = stubNode(B, [A, X])
+    const a = origin(A)
+    const x = origin(X)
+    const g = await a.at(0, 'victim')
+    await n.mesh.handle(A, g)
+    // The flood: genuine broadcasts, each signed a moment later than the victim's.
+    for (let i = 1; i <= 20_000; i++) {
+      n.clock.t = i
+      await n.mesh.handle(X, await x.at(i, i))
+    }
+    expect(n.mesh.sizes().seen).toBe(20_000)
+    expect(n.mesh.counters.seenEvicted).toBe(1)
+    await n.mesh.handle(X, g)
+    expect(n.mesh.counters['drop.forgotten']).toBe(1)
+    expect(n.got.filter((d) => d.data === 'victim')).toHaveLength(1)
+    // The window narrowed, it did not close: a new broadcast is delivered.
+    await n.mesh.handle(A, await a.at(20_001, 'after'))
+    expect(n.got.at(-1)?.data).toBe('after')
+    expect(n.mesh.sizes().seen).toBe(20_000)
+  })
+
+  it('a flood dated ahead cannot shut out current broadcasts (the oldest-dated go first)', async () => {
+    const n = stubNode(B, [A, X], { seenMax: 100 })
+    const a = origin(A)
+    const x = origin(X)
+    for (let i = 0; i < 200; i++) await n.mesh.handle(X, await x.at(59_800 + i, i)) // up to the skew's edge
+    expect(n.got).toHaveLength(200)
+    // Current broadcasts still go through, each once, and a replay of one is refused.
+    const fresh = []
+    for (let i = 0; i < 5; i++) {
+      n.clock.t = 10 + i
+      fresh.push(await a.at(10 + i, `now ${i}`))
+      await n.mesh.handle(A, fresh[i] as GossipMsg)
+    }
+    expect(n.got.slice(200).map((d) => d.data)).toEqual(['now 0', 'now 1', 'now 2', 'now 3', 'now 4'])
+    for (const g of fresh) await n.mesh.handle(X, g)
+    expect(n.got).toHaveLength(205)
+    expect(n.mesh.counters['drop.forgotten']).toBe(5)
+  })
+
+  it('a broadcast dated beyond the allowed skew is refused (future); within it, delivered', async () => {
+    const n = stubNode(B, [X, C])
+    const x = origin(X)
+    n.clock.t = 1_000_000
+    await n.mesh.handle(X, await x.at(1_000_000 + 60_001, 'too early'))
+    expect(n.mesh.counters['drop.future']).toBe(1)
+    expect(n.got).toEqual([])
+    expect(n.take('gossip')).toEqual([])
+    await n.mesh.handle(X, await x.at(1_000_000 + 60_000, 'early'))
+    await n.mesh.handle(X, await x.at(1_000_000 - 120_000, 'late'))
+    expect(n.got.map((d) => d.data)).toEqual(['early', 'late'])
+  })
+
+  it('the skew and the age are options', async () => {
+    const n = stubNode(B, [X], { maxSkewMs: 1_000, maxAgeMs: 5_000 })
+    const x = origin(X)
+    n.clock.t = 100_000
+    await n.mesh.handle(X, await x.at(101_001, 1))
+    await n.mesh.handle(X, await x.at(94_999, 2))
+    await n.mesh.handle(X, await x.at(101_000, 3))
+    expect(n.mesh.counters).toMatchObject({ 'drop.future': 1, 'drop.tooOld': 1 })
+    expect(n.got.map((d) => d.data)).toEqual([3])
+  })
+})
+
 describe('bounds over time', () => {
-  it('the seen-cache is bounded by count and by local age; the payload cache by age', async () => {
-    const n = stubNode(B, [A], { seenMax: 5, seenTtlMs: 10_000, cacheTtlMs: 3_000 })
-    for (let i = 0; i < 8; i++) await n.mesh.handle(A, await genuine(A, 't', i))
+  it('the seen-cache is bounded by count and by signed age; the payload cache by local age', async () => {
+    const n = stubNode(B, [A], { seenMax: 5, maxAgeMs: 10_000, cacheTtlMs: 3_000 })
+    const a = origin(A)
+    for (let i = 0; i < 8; i++) await n.mesh.handle(A, await a.at(i, i))
+    expect(n.got).toHaveLength(8)
     expect(n.mesh.sizes().seen).toBe(5)
     expect(n.mesh.counters.seenEvicted).toBe(3)
     expect(n.mesh.sizes().cached).toBe(8)
     n.tick(3_001)
     expect(n.mesh.sizes().cached).toBe(0)
     expect(n.mesh.sizes().seen).toBe(5)
-    n.tick(10_001)
+    n.tick(10_005) // ids dated 3 and 4 leave the window; 5, 6, 7 stay
+    expect(n.mesh.sizes().seen).toBe(3)
+    n.tick(10_008)
     expect(n.mesh.sizes().seen).toBe(0)
     expect(n.mesh.sizes().announceQueue).toBe(0)
   })

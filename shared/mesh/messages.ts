@@ -9,8 +9,10 @@
  *   relays rewrite and nobody signs); IHAVE, GRAFT and PRUNE are Plumtree's
  *   control messages.
  * - `BroadcastBody`, what the origin signs: MessagePack bytes of
- *   `{ v, o, k, t, d, n }`, decoded only after the duplicate check. Relays
- *   forward the exact bytes they received, never a re-encoding.
+ *   `{ v, o, k, t, d, n, w }`, decoded only after the duplicate check. `w`
+ *   is the origin's clock when it signed: a receiver refuses a broadcast
+ *   outside its replay window (seen-cache.ts). Relays forward the exact bytes
+ *   they received, never a re-encoding.
  *
  * A broadcast's id is the hex of the first 160 bits of its signature. So a
  * duplicate is recognised from the signature alone, before any decoding or
@@ -27,8 +29,8 @@ import { isPublicKey, SIGNATURE_BYTES } from '../identity/keys.ts'
 import type { Value } from '../types.ts'
 import { decodeValue } from '../wire/value.ts'
 
-/** Version of the signed broadcast body. */
-export const BODY_VERSION = 1
+/** Version of the signed broadcast body (2: the signed time `w`; version 1 had none and is refused). */
+export const BODY_VERSION = 2
 /** Bytes of the per-broadcast nonce: two broadcasts of the same data are two messages. */
 export const NONCE_BYTES = 8
 /** Characters of a message id (160 bits of the signature, hex). */
@@ -58,6 +60,8 @@ export interface BroadcastBody {
   topic: string
   data: Value
   nonce: Uint8Array
+  /** The origin's clock (ms) when it signed: the replay window is judged by it. */
+  time: number
 }
 
 /** The id of a broadcast: hex of the first 160 bits of its signature. */
@@ -121,23 +125,24 @@ export function parseMeshMsg(v: Value): MeshMsg | null {
 
 /**
  * Decode and check a signed body. Null when the bytes are not MessagePack of
- * exactly `{ v: 1, o, k, t, d, n }` with the right types, or the topic is
+ * exactly `{ v: 2, o, k, t, d, n, w }` with the right types, or the topic is
  * longer than `maxTopicLength`. The signature is not checked here.
  */
 export function parseBody(payload: Uint8Array, maxTopicLength: number): BroadcastBody | null {
   const v = decodeValue(payload)
   if (!isPlainObject(v)) return null
-  const { v: version, o, k, t, d, n } = v
+  const { v: version, o, k, t, d, n, w } = v
   if (version !== BODY_VERSION) return null
   if (typeof o !== 'string' || o.length !== 40 || !/^[0-9a-f]{40}$/.test(o)) return null
   if (!isPublicKey(k)) return null
   if (typeof t !== 'string' || t.length > maxTopicLength) return null
   if (!(n instanceof Uint8Array) || n.length !== NONCE_BYTES) return null
   if (d === undefined) return null
-  return { origin: o, key: k, topic: t, data: d as Value, nonce: n }
+  if (typeof w !== 'number' || !Number.isSafeInteger(w)) return null
+  return { origin: o, key: k, topic: t, data: d as Value, nonce: n, time: w }
 }
 
 /** The Value an origin encodes and signs. */
 export function bodyValue(b: BroadcastBody): Value {
-  return { v: BODY_VERSION, o: b.origin, k: b.key, t: b.topic, d: b.data, n: b.nonce }
+  return { v: BODY_VERSION, o: b.origin, k: b.key, t: b.topic, d: b.data, n: b.nonce, w: b.time }
 }

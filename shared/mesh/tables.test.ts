@@ -10,32 +10,139 @@ import { SeenCache } from './seen-cache.ts'
 
 const ID = (c: string) => c.repeat(40)
 
-describe('SeenCache', () => {
-  it('is bounded by count: the oldest ids go first', () => {
-    const s = new SeenCache(3, 1_000)
-    for (const [i, id] of ['a', 'b', 'c', 'd', 'e'].entries()) s.add(id, i)
+describe('SeenCache (the replay window)', () => {
+  const O = 'origin'
+
+  it("is bounded by count: the oldest-dated ids go first, and their origin's floor rises", () => {
+    const s = new SeenCache(3, 1_000, 100)
+    // Added out of time order: eviction follows the signed time, not arrival.
+    for (const [id, t] of [
+      ['c', 30],
+      ['a', 10],
+      ['e', 50],
+      ['b', 20],
+      ['d', 40],
+    ] as const)
+      s.add(O, id, t)
     expect(s.size).toBe(3)
     expect(['a', 'b', 'c', 'd', 'e'].map((id) => s.has(id))).toEqual([false, false, true, true, true])
+    expect(s.floorOf(O)).toBe(20)
+    // Anything ordered at or below the floor (time, then id) could be an id let go: refused, even inside the window.
+    expect(s.admit(O, 'b', 20, 100)).toBe('forgotten')
+    expect(s.admit(O, 'a', 10, 100)).toBe('forgotten')
+    expect(s.admit(O, 'z', 19, 100)).toBe('forgotten')
+    expect(s.admit(O, 'a', 21, 100)).toBe('ok')
+    // Other origins are not held back by this one's floor.
+    expect(s.admit('other', 'z', 19, 100)).toBe('ok')
   })
 
-  it('is bounded by age, measured from local first receipt', () => {
-    const s = new SeenCache(100, 1_000)
-    s.add('a', 5_000)
-    s.add('b', 5_500)
-    s.add('a', 5_900) // a second receipt does not refresh the age
+  it('breaks ties by id: messages signed in one millisecond are not refused together', () => {
+    const s = new SeenCache(2, 1_000, 100)
+    for (const id of ['m', 'c', 'x']) s.add(O, id, 7)
+    expect(s.has('c')).toBe(false)
+    expect(s.admit(O, 'c', 7, 10)).toBe('forgotten')
+    expect(s.admit(O, 'b', 7, 10)).toBe('forgotten')
+    expect(s.admit(O, 'd', 7, 10)).toBe('ok')
+  })
+
+  it('admits only times within [now - maxAgeMs, now + maxSkewMs]', () => {
+    const s = new SeenCache(100, 1_000, 100)
+    expect(s.admit(O, 'a', 5_000, 6_000)).toBe('ok')
+    expect(s.admit(O, 'a', 4_999, 6_000)).toBe('tooOld')
+    expect(s.admit(O, 'a', 6_100, 6_000)).toBe('ok')
+    expect(s.admit(O, 'a', 6_101, 6_000)).toBe('future')
+    expect(s.floorOf(O)).toBe(Number.NEGATIVE_INFINITY)
+  })
+
+  it('lets an id go only once its time leaves the window; a second add does not refresh it', () => {
+    const s = new SeenCache(100, 1_000, 100)
+    s.add(O, 'a', 5_000)
+    s.add(O, 'b', 5_500)
+    s.add(O, 'a', 5_900)
     expect(s.expire(6_000)).toBe(0)
     expect(s.expire(6_001)).toBe(1)
     expect(s.has('a')).toBe(false)
     expect(s.has('b')).toBe(true)
+    expect(s.floorOf('anyone')).toBe(5_000)
     s.expire(6_501)
     expect(s.size).toBe(0)
   })
 
-  it('a clock that steps back does not drop entries early', () => {
-    const s = new SeenCache(100, 1_000)
-    s.add('a', 10_000)
+  it('a clock that steps back lets nothing go early, and nothing let go in again', () => {
+    const s = new SeenCache(100, 1_000, 100)
+    s.add(O, 'a', 10_000)
     expect(s.expire(2_000)).toBe(0)
     expect(s.has('a')).toBe(true)
+    s.expire(20_000)
+    expect(s.has('a')).toBe(false)
+    // The clock jumps back to when 'a' was fresh: its time is still refused.
+    expect(s.admit(O, 'a', 10_000, 10_500)).toBe('forgotten')
+  })
+
+  it('a flood dated ahead, from one origin, shuts out only that origin', () => {
+    const s = new SeenCache(10, 10_000, 1_000)
+    for (let i = 0; i < 50; i++) s.add('flood', `f${i}`, 1_000 + i) // 1 s ahead of now = 0
+    expect(s.floorOf('flood')).toBe(1_039)
+    // Current messages of honest origins: each admitted, each let go at once (the oldest), each floor its own.
+    for (let t = 1; t <= 5; t++) {
+      for (const o of ['h1', 'h2']) {
+        expect(s.admit(o, `${o}/${t}`, t, t)).toBe('ok')
+        s.add(o, `${o}/${t}`, t)
+        expect(s.has(`${o}/${t}`)).toBe(false)
+        expect(s.admit(o, `${o}/${t}`, t, t)).toBe('forgotten') // and never again
+      }
+    }
+    expect(s.floorOf('h1')).toBe(5)
+    expect(s.admit('flood', 'f99', 1_030, 100)).toBe('forgotten')
+  })
+
+  it('keeps at most maxFloors origin floors; the least recently raised folds into the global floor', () => {
+    const s = new SeenCache(1, 10_000, 1_000, 3)
+    for (let i = 0; i < 6; i++) s.add(`o${i}`, `m${i}`, i) // each add lets the previous go
+    expect(s.floorCount).toBe(3)
+    // o0 and o1 were folded: everyone is now held below time 1; o2..o4 keep their own floors.
+    expect(s.floorOf('new')).toBe(1)
+    expect(s.admit('o1', 'm1', 1, 0)).toBe('forgotten')
+    expect(s.admit('o4', 'm4', 4, 0)).toBe('forgotten')
+    expect(s.admit('o3', 'x', 4, 0)).toBe('ok')
+  })
+
+  it('never admits an id it let go, under any sequence of adds and expiries (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('add' as const), id: fc.integer({ min: 0, max: 40 }) }),
+            fc.record({ op: fc.constant('tick' as const), step: fc.integer({ min: -300, max: 400 }) }),
+          ),
+          { maxLength: 200 },
+        ),
+        fc.integer({ min: 1, max: 4 }),
+        (ops, maxFloors) => {
+          const s = new SeenCache(8, 500, 100, maxFloors)
+          const accepted = new Set<number>()
+          let now = 1_000
+          for (const o of ops) {
+            if (o.op === 'tick') {
+              now += o.step // the clock may step back
+              s.expire(now)
+              continue
+            }
+            // Each id has one signed time and one origin, as a real signature does (with ties).
+            const key = String(o.id)
+            const time = 1_000 + (o.id % 13) * 37
+            const origin = `o${o.id % 5}`
+            if (s.has(key)) continue
+            if (s.admit(origin, key, time, now) !== 'ok') continue
+            expect(accepted.has(o.id)).toBe(false)
+            accepted.add(o.id)
+            s.add(origin, key, time)
+            expect(s.size).toBeLessThanOrEqual(8)
+            expect(s.floorCount).toBeLessThanOrEqual(maxFloors)
+          }
+        },
+      ),
+    )
   })
 })
 
@@ -185,6 +292,7 @@ describe('signed body', () => {
       topic: 'chat',
       data: { a: [1, new Uint8Array([9])] },
       nonce: new Uint8Array(8),
+      time: 1_700_000_000_000,
     }
     const payload = encodeValue(bodyValue(body))
     expect(parseBody(payload, 256)).toEqual(body)
@@ -197,9 +305,16 @@ describe('signed body', () => {
 
   it('rejects bodies of the wrong shape', () => {
     const keys = createFakeKeyring(ID('c'))
-    const ok = { v: 1, o: ID('c'), k: keys.publicKey, t: 't', d: 1, n: new Uint8Array(8) }
+    const ok = { v: 2, o: ID('c'), k: keys.publicKey, t: 't', d: 1, n: new Uint8Array(8), w: 5 }
+    expect(parseBody(encodeValue(ok), 256)).not.toBeNull()
+    const { w: _w, ...noTime } = ok
     const bad: Value[] = [
-      { ...ok, v: 2 },
+      { ...ok, v: 1 },
+      { ...noTime, v: 1 }, // a version-1 body: no signed time, replayable
+      noTime,
+      { ...ok, w: 1.5 },
+      { ...ok, w: '5' },
+      { ...ok, w: 2 ** 53 },
       { ...ok, o: 'c' },
       { ...ok, k: new Uint8Array(31) },
       { ...ok, k: new Uint8Array(32) }, // a small-order point

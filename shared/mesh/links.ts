@@ -1,0 +1,45 @@
+/**
+ * Plumtree's two sets of links: eager links carry full payloads at once (the
+ * broadcast tree), lazy links carry only IHAVE announcements. A link is in
+ * exactly one set while it is up; every link starts eager.
+ */
+export class LinkSets {
+  readonly eager = new Set<string>()
+  readonly lazy = new Set<string>()
+
+  constructor(private readonly self: string) {}
+
+  /** A link opened: it starts eager (on the tree). */
+  add(peer: string): void {
+    if (peer === this.self) return
+    this.lazy.delete(peer)
+    this.eager.add(peer)
+  }
+
+  remove(peer: string): void {
+    this.eager.delete(peer)
+    this.lazy.delete(peer)
+  }
+
+  has(peer: string): boolean {
+    return this.eager.has(peer) || this.lazy.has(peer)
+  }
+
+  /** Put a live link on the tree (a GRAFT, or a payload it brought first). */
+  makeEager(peer: string): void {
+    if (!this.has(peer)) return
+    this.lazy.delete(peer)
+    this.eager.add(peer)
+  }
+
+  /** Take a live link off the tree (a PRUNE either way). */
+  makeLazy(peer: string): void {
+    if (!this.has(peer)) return
+    this.eager.delete(peer)
+    this.lazy.add(peer)
+  }
+
+  all(): string[] {
+    return [...this.eager, ...this.lazy]
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Plumtree's two pushes, and what the mesh sends.
+ *
+ * Eager push: a broadcast accepted here goes in full at once to every eager
+ * link that is not known to have it.
+ *
+ * Lazy push (announcements). Round 0 goes to lazy links, and to the link the
+ * payload came from, as an acknowledgement. Later rounds (`announceRounds`,
+ * every `announceRepeatMs`) go to eager links that have not acknowledged: a
+ * payload pushed on a tree link and lost is announced again until the child
+ * has it or GRAFTs it. Over reliable channels this costs N − 1 ids per
+ * broadcast and nothing more; it is what keeps coverage at 1.0 when the
+ * transport loses messages (the simulator's loss, a link that dies with
+ * messages in flight). One round is Plumtree as published. Announcements due
+ * wait in two FIFO queues, each in deadline order, so a tick only looks at
+ * their heads; the ids are batched per peer into one IHAVE per tick.
+ */
+import { bump } from '../protocol.ts'
+import { addToBatch, type Batches, type MeshContext } from './context.ts'
+import { MAX_IDS_PER_MSG } from './messages.ts'
+import type { CachedBroadcast } from './payload-cache.ts'
+
+export interface Push {
+  /** Send `e` in full to `to`, eagerly or in answer to a GRAFT. */
+  sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft'): void
+  /** Send IHAVE or GRAFT for `ids` to `to`, in messages of at most MAX_IDS_PER_MSG (an empty GRAFT too). */
+  sendIds(to: string, type: 'ihave' | 'graft', ids: string[]): void
+  /** `e` was just accepted: push it to eager links now and queue its announcements. */
+  relay(e: CachedBroadcast): void
+  /** Add the announcements due at `now` to `batches`. */
+  announce(now: number, batches: Batches): void
+  /** Announcements waiting. */
+  readonly queued: number
+}
+
+export function createPush(ctx: MeshContext): Push {
+  const { deps, opt, counters, links, cache } = ctx
+  // Announcements due: round 0 after lazyDelayMs, later rounds every announceRepeatMs.
+  const firstRound: string[] = []
+  const laterRounds: string[] = []
+  const queueMax = opt.cacheMax * opt.announceRounds
+
+  function sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft'): void {
+    deps.send(to, { type: 'gossip', payload: e.payload, sig: e.sig, hops: e.hops + 1 })
+    bump(counters, 'payloadSent')
+    bump(counters, `payloadSent${kind}`)
+  }
+
+  function sendIds(to: string, type: 'ihave' | 'graft', ids: string[]): void {
+    // An empty GRAFT still goes out: it asks only to be pushed to.
+    for (let i = 0; i < ids.length || (i === 0 && type === 'graft'); i += MAX_IDS_PER_MSG) {
+      const chunk = ids.slice(i, i + MAX_IDS_PER_MSG)
+      deps.send(to, { type, ids: chunk })
+      bump(counters, `${type}Sent`)
+      bump(counters, `${type}IdsSent`, chunk.length)
+      bump(counters, 'controlSent')
+    }
+  }
+
+  function relay(e: CachedBroadcast): void {
+    for (const p of links.eager) if (!e.haves.has(p)) sendGossip(p, e, 'Eager')
+    if (cache.get(e.id) === e) {
+      firstRound.push(e.id)
+      if (firstRound.length > queueMax) firstRound.shift()
+    }
+  }
+
+  function step(queue: string[], now: number, batches: Batches): void {
+    for (let head = queue[0]; head !== undefined; head = queue[0]) {
+      const e = cache.get(head)
+      if (e && e.nextAnnounceAt > now) break
+      queue.shift()
+      if (!e) continue
+      if (e.round === 0) {
+        // Plumtree's lazy push, and the acknowledgement that tells the sender not to repeat.
+        for (const p of links.lazy) if (!e.haves.has(p)) addToBatch(batches, p, e.id)
+        if (opt.announceRounds > 1 && e.from !== undefined && links.has(e.from))
+          addToBatch(batches, e.from, e.id)
+      } else {
+        // A payload pushed on an eager link may have been lost: announce it again until acknowledged.
+        for (const p of links.eager) if (!e.haves.has(p)) addToBatch(batches, p, e.id)
+      }
+      e.round++
+      if (e.round < opt.announceRounds) {
+        e.nextAnnounceAt = now + opt.announceRepeatMs
+        laterRounds.push(e.id)
+        if (laterRounds.length > queueMax) laterRounds.shift()
+      }
+    }
+  }
+
+  return {
+    sendGossip,
+    sendIds,
+    relay,
+    announce(now, batches) {
+      step(firstRound, now, batches)
+      step(laterRounds, now, batches)
+    },
+    get queued() {
+      return firstRound.length + laterRounds.length
+    },
+  }
+}

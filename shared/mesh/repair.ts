@@ -1,0 +1,108 @@
+/**
+ * Repairing the tree: IHAVE in, GRAFT in and out (Plumtree's missing-message
+ * timers).
+ *
+ * When a tree link breaks (a crash, a partition, a lost message) the nodes
+ * below it still hear IHAVEs on their lazy links. An id heard of but not
+ * received within `graftTimeoutMs` is fetched with GRAFT from an announcer
+ * (the next one every `graftRetryMs`, at most `maxGraftAttempts` times),
+ * which also makes that link eager again: the tree repairs itself where it
+ * broke. A node left with no eager link GRAFTs one of its lazy links at once
+ * (an empty GRAFT) to join the tree again. A GRAFT received is answered from
+ * the payload cache, a bounded number of times per neighbour and broadcast,
+ * so a GRAFT loop cannot turn into a payload amplifier.
+ */
+import { bump } from '../protocol.ts'
+import { addToBatch, type Batches, type MeshContext } from './context.ts'
+import type { GraftMsg, IHaveMsg } from './messages.ts'
+import { MAX_PEERS_PER_ENTRY, noteHave } from './payload-cache.ts'
+import type { Push } from './push.ts'
+
+export interface Repair {
+  onIHave(from: string, m: IHaveMsg): void
+  onGraft(from: string, m: GraftMsg): void
+  /** Add the GRAFTs due at `now` for missing ids to `batches`. */
+  graftMissing(now: number, batches: Batches): void
+  /** With no eager link left, take one lazy link back onto the tree (an empty GRAFT in `batches`). */
+  rejoin(batches: Batches): void
+}
+
+export function createRepair(ctx: MeshContext, push: Push): Repair {
+  const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
+
+  return {
+    onIHave(from, m) {
+      bump(counters, 'ihaveIn')
+      // With no eager link left nothing can come unasked: GRAFT at the next tick.
+      const deadline = deps.now() + (links.eager.size === 0 ? 0 : opt.graftTimeoutMs)
+      for (const id of m.ids) {
+        if (seen.has(id)) {
+          const e = cache.get(id)
+          if (e) noteHave(e, from)
+          continue
+        }
+        const r = missing.announce(id, from, deadline)
+        if (r === 'full') bump(counters, 'drop.missingFull')
+        else if (r === 'quota') bump(counters, 'drop.missingQuota')
+      }
+    },
+
+    onGraft(from, m) {
+      bump(counters, 'graftIn')
+      links.makeEager(from)
+      for (const id of m.ids) {
+        const e = cache.get(id)
+        if (!e) {
+          bump(counters, 'drop.graftUnknown')
+          continue
+        }
+        if (e.hops >= opt.maxHops) {
+          bump(counters, 'drop.graftHopLimit')
+          continue
+        }
+        const n = e.grafted.get(from) ?? 0
+        if (n >= opt.graftAnswersPerPeer || (n === 0 && e.grafted.size >= MAX_PEERS_PER_ENTRY)) {
+          bump(counters, 'drop.graftRepeat')
+          continue
+        }
+        e.grafted.set(from, n + 1)
+        noteHave(e, from)
+        push.sendGossip(from, e, 'Graft')
+      }
+    },
+
+    graftMissing(now, batches) {
+      for (const e of missing.due(now)) {
+        if (seen.has(e.id)) {
+          missing.delete(e.id)
+          continue
+        }
+        if (pending.has(e.id)) {
+          e.deadline = now + opt.graftRetryMs
+          continue
+        }
+        const peer = e.announcers[e.attempts % e.announcers.length]
+        if (e.attempts >= opt.maxGraftAttempts || peer === undefined) {
+          missing.delete(e.id)
+          bump(counters, 'missingGaveUp')
+          continue
+        }
+        e.attempts++
+        e.deadline = now + opt.graftRetryMs
+        links.makeEager(peer)
+        addToBatch(batches, peer, e.id)
+      }
+    },
+
+    rejoin(batches) {
+      if (links.eager.size > 0 || links.lazy.size === 0) return
+      // Cut off from the tree (its links pruned or gone): join it again through one lazy link.
+      const peers = [...links.lazy]
+      const peer = peers[Math.floor(deps.random() * peers.length)]
+      if (peer === undefined) return
+      links.makeEager(peer)
+      if (!batches.has(peer)) batches.set(peer, [])
+      bump(counters, 'rejoins')
+    },
+  }
+}
