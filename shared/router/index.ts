@@ -1,0 +1,4 @@
+export * from './messages.ts'
+export * from './outbox.ts'
+export * from './router.ts'
+export * from './served.ts'
