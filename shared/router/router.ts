@@ -272,7 +272,8 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     const body = encodeValue(routeMsgValue(inner))
     if (body.length > o.maxMessageBytes) throw new MessageTooLargeError(body.length, o.maxMessageBytes)
     const n = nonce()
-    const signedAt = deps.now()
+    // Whole milliseconds on the wire (the simulator's clock has fractions).
+    const signedAt = Math.floor(deps.now())
     const sig = await deps.keys.sign(envelopeSigned(self, dst, n, signedAt, body))
     count('route.originated')
     const envelope: Envelope = {

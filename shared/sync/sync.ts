@@ -182,8 +182,12 @@ import {
 } from './messages.ts'
 import { Table } from './table.ts'
 
-/** The mesh topic a host should carry sync broadcasts on. */
-export const SYNC_TOPIC = 'weft/sync'
+/**
+ * The mesh topic sync broadcasts travel on: NUL-prefixed, so no application
+ * topic meets it. The node composition (shared/node) carries them there, in
+ * the browser node and the simulator alike.
+ */
+export const SYNC_TOPIC = '\u0000sync'
 
 export interface SyncDeps extends SignedProtocolDeps<SyncMsg> {
   /** Ids this node has a live link to now. */
