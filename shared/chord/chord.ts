@@ -52,10 +52,18 @@
  * without a predecessor looks up its own id and sends `newSucc` to the node
  * the ring names as its predecessor, which may have lost it from its list.
  *
- * Storage. A record (key, value bytes, author, author's public key, HLC,
- * signature, tombstone flag) is stored on the key's successor (its primary)
- * and the next `replicas - 1` successors. put/delete send it to all of them;
- * get asks the primary and falls back to the replicas. The primary for
+ * Storage. Records are owned, as BEP 44's mutable items: a record (key,
+ * value bytes, tombstone flag, author, author's public key, sequence number,
+ * signing time, signature) lives in its author's namespace, at
+ * id160(utf8(author ":" key)). It is stored on that position's successor
+ * (its primary) and the next `replicas - 1` successors. put/delete sign a
+ * new version with a higher sequence (at least the clock in ms, so an author
+ * need not remember sequences across reloads) and send it to all of them; an
+ * owner holding a higher one answers `stale` with its sequence, and the
+ * author signs again above it. get asks `replicas` owners at once and
+ * returns the highest verified version; owners that had none or an older one
+ * get a copy (read repair), so one withholding or lying owner costs nothing
+ * but its own answer. The primary for
  * (predecessor, self] offers digests of those records to its first
  * `replicas - 1` successors periodically (`republishMs`) and at once when its
  * predecessor or those successors change; a replica answers with what it
@@ -63,16 +71,17 @@
  * range, notify hands it the records it is now primary for. A record held
  * here that no primary has confirmed for three republish periods is offered
  * to the owners a fresh lookup names, and dropped once they acknowledge it.
- * Last writer wins by HLC, then author id; deletes are signed tombstones.
- * Every record is checked (size, author = idOf(public key), signature)
- * before it is stored or returned, under per-author and total quotas.
+ * The highest sequence wins; deletes are signed tombstones. Every record is
+ * checked (size, signing time at most `maxSkewMs` ahead, author =
+ * idOf(public key), signature) before it is stored or returned, under
+ * per-author and total quotas counted in records and in bytes.
  * Provider records are stored and replicated the same way, expire `ttl`
  * after they were signed, and are re-signed by their provider every
  * `provideRefreshMs`.
  */
 import { id160, isNodeId, utf8 } from '../bytes.ts'
 import { NoRouteError, RemoteError, TimeoutError, ValueTooLargeError } from '../errors.ts'
-import { createHlcClock, DEFAULT_MAX_SKEW_MS } from '../hlc.ts'
+import { DEFAULT_MAX_SKEW_MS } from '../hlc.ts'
 import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
@@ -87,6 +96,7 @@ import {
   parseRecord,
   REPLY_TYPES,
   type RecordWire,
+  type WantRec,
 } from './messages.ts'
 import {
   checkProvider,
@@ -95,6 +105,7 @@ import {
   decodeRecordValue,
   digestNewer,
   keyBytes,
+  recordSlot,
   signProvider,
   signRecord,
 } from './records.ts'
@@ -103,9 +114,10 @@ import { createRecordStore, type StoredProvider, type StoredRecord } from './sto
 
 export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
   /**
-   * A key's ring position: id160(utf8(key)). Injected where WebCrypto's
-   * asynchronous digest does not fit (the simulator gives keyPositionSync).
-   * @default id160(utf8(key)) through WebCrypto
+   * A string's ring position: id160(utf8(s)), for provider keys and record
+   * slots (recordSlot(author, key)). Injected where WebCrypto's asynchronous
+   * digest does not fit (the simulator gives keyPositionSync).
+   * @default id160(utf8(s)) through WebCrypto
    */
   keyPosition?: (key: string) => string | Promise<string>
 }
@@ -135,6 +147,14 @@ export interface ChordOptions {
   maxKeyBytes?: number
   /** Records one author may have stored on this node. @default 10_000 */
   perAuthorQuota?: number
+  /** Bytes of records one author may have stored on this node. @default 16_777_216 (16 MiB) */
+  perAuthorBytes?: number
+  /**
+   * A record or provider record signed more than this far ahead of our clock
+   * is refused (`drop.record.future`, `drop.provider.future`).
+   * @default 60_000
+   */
+  maxSkewMs?: number
   /** Records this node stores in all. @default 100_000 */
   maxRecords?: number
   /** Bytes of records this node stores in all. @default 134_217_728 (128 MiB) */
@@ -173,10 +193,13 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   leave(): Promise<void>
   /** The successor of a 40-hex position. */
   lookup(key: string): Promise<LookupResult>
-  /** Store `value` under `key` (ValueTooLargeError beyond maxValueBytes). */
+  /** Store `value` under `key` in our own namespace (ValueTooLargeError beyond maxValueBytes). */
   put(key: string, value: Value): Promise<void>
-  get(key: string): Promise<Value | undefined>
-  /** Store a signed tombstone. */
+  /** `author`'s value for `key` (default: ours); undefined when none or deleted. */
+  get(key: string, author?: string): Promise<Value | undefined>
+  /** `author`'s record for `key` (default: ours) with its version; tombstones too. */
+  getRecord(key: string, author?: string): Promise<DhtRecord | undefined>
+  /** Delete our own record for `key`: a signed tombstone with a higher sequence. */
   delete(key: string): Promise<void>
   /** Announce that this node provides `key`; refreshed until unprovide. */
   provide(key: string): Promise<void>
@@ -196,8 +219,10 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   nextHop(target: string): string | null
   /** Records held here. */
   storedKeys(): number
-  /** Is a record (or tombstone) for `key` held here? (tests, diagnostics) */
-  holds(key: string): boolean
+  /** Is `author`'s record (or tombstone) for `key` held here? (tests, diagnostics) */
+  holds(key: string, author: string): boolean
+  /** The sequence of `author`'s record for `key` held here, if any. (tests, diagnostics) */
+  heldSeq(key: string, author: string): number | undefined
   /** Provider records held here. */
   storedProviders(): number
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
@@ -206,6 +231,18 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   /** Records and provider records accepted from `v` (each is verified). */
   importState(v: Value): Promise<number>
   readonly counters: Counters
+}
+
+/** A record as a reader sees it. */
+export interface DhtRecord {
+  key: string
+  author: string
+  /** undefined for a deleted key (a tombstone). */
+  value: Value | undefined
+  deleted: boolean
+  seq: number
+  /** When the author signed it, ms since the epoch (the author's clock). */
+  time: number
 }
 
 interface Route {
@@ -223,7 +260,11 @@ interface Pending {
   done: (m: ChordMsg | null) => void
 }
 
-type StoreOutcome = { ok: number; err: string | null; fresh: StoredRecord[] }
+/** ok: records accepted; err: the first refusal; staleSeq: the highest sequence held for a record refused as stale. */
+type StoreOutcome = { ok: number; err: string | null; staleSeq: number | null; fresh: StoredRecord[] }
+
+/** One owner's answer to a store: accepted or not, why not, and the sequence it holds when ours was stale. */
+type OwnerAnswer = { ok: number; err: string | null; q: number | null }
 
 /** Most nodes one lookup asks before giving up. */
 const MAX_STEPS = 48
@@ -239,6 +280,10 @@ const MAX_DEAD = 2048
 const MAX_POS_CACHE = 4096
 /** Groups of stray records handed off per republish. */
 const HANDOFF_GROUPS = 8
+/** Keys whose last sequence we remember (beyond that, the clock is the floor). */
+const MAX_SEQS = 4096
+/** Times a write is signed again above a sequence an owner holds. */
+const STALE_RETRIES = 3
 
 export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord {
   const self = deps.id
@@ -254,26 +299,27 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     provideRefreshMs: options.provideRefreshMs ?? Math.floor((options.providerTtlMs ?? 600_000) / 3),
     maxValueBytes: options.maxValueBytes ?? 262_144,
     maxKeyBytes: options.maxKeyBytes ?? 1024,
+    maxSkewMs: options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS,
     maxProviderTtlMs: options.maxProviderTtlMs ?? 86_400_000,
     tombstoneTtlMs: options.tombstoneTtlMs ?? 86_400_000,
     maxPending: options.maxPending ?? 1024,
     iterative: options.iterative ?? true,
   }
   const counters: Counters = {}
-  const clock = createHlcClock(deps.now)
   const store = createRecordStore({
     maxRecords: options.maxRecords ?? 100_000,
     maxStoreBytes: options.maxStoreBytes ?? 128 * 1024 * 1024,
     perAuthorQuota: options.perAuthorQuota ?? 10_000,
+    perAuthorBytes: options.perAuthorBytes ?? 16 * 1024 * 1024,
     maxProviderRecords: options.maxProviderRecords ?? 100_000,
     perProviderQuota: options.perProviderQuota ?? 1_000,
     maxProvidersPerKey: options.maxProvidersPerKey ?? 256,
   })
-  const recordLimits = { maxValueBytes: o.maxValueBytes, maxKeyBytes: o.maxKeyBytes }
+  const recordLimits = { maxValueBytes: o.maxValueBytes, maxKeyBytes: o.maxKeyBytes, maxSkewMs: o.maxSkewMs }
   const providerLimits = {
     maxKeyBytes: o.maxKeyBytes,
     maxTtlMs: o.maxProviderTtlMs,
-    maxSkewMs: DEFAULT_MAX_SKEW_MS,
+    maxSkewMs: o.maxSkewMs,
   }
   const starts = fingerStarts(self)
   const deadTtlMs = 5 * o.stabilizeMs + 2 * o.requestTimeoutMs
@@ -308,6 +354,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   /** Keys this node provides: refreshed every provideRefreshMs. */
   const provided = new Set<string>()
   const posCache = new Map<string, string>()
+  /** Our own keys -> the last sequence we wrote (or learnt an owner holds). */
+  const seqs = new Map<string, number>()
+  /** Our own keys -> how many writes of it we started: a late repair only reasserts the latest. */
+  const writes = new Map<string, number>()
 
   // ---------------------------------------------------------------- helpers
 
@@ -469,13 +519,14 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     p.catch(() => bump(counters, 'error.internal'))
   }
 
-  async function positionOf(key: string): Promise<string> {
-    const held = store.getRecord(key)?.pos
+  /** Ring position of a provider key or a record slot (recordSlot(author, key)). */
+  async function positionOf(s: string): Promise<string> {
+    const held = store.records.get(s)?.pos
     if (held) return held
-    let pos = posCache.get(key)
+    let pos = posCache.get(s)
     if (pos === undefined) {
-      pos = deps.keyPosition ? await deps.keyPosition(key) : await id160(utf8(key))
-      posCache.set(key, pos)
+      pos = deps.keyPosition ? await deps.keyPosition(s) : await id160(utf8(s))
+      posCache.set(s, pos)
       if (posCache.size > MAX_POS_CACHE) {
         const oldest = posCache.keys().next().value
         if (oldest !== undefined) posCache.delete(oldest)
@@ -811,7 +862,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   // ------------------------------------------------------------ storage
 
   function offerDigest(x: StoredRecord): OfferRec {
-    return [x.rec.k, x.rec.h[0], x.rec.h[1], x.rec.a]
+    return [x.rec.k, x.rec.a, x.rec.q, x.rec.t]
   }
 
   /**
@@ -841,8 +892,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         break
       }
       const wantRecs: RecordWire[] = []
-      for (const k of res.recs) {
-        const held = store.getRecord(k)
+      for (const [k, a] of res.recs) {
+        const held = store.getRecord(a, k)
         if (held) wantRecs.push(held.rec)
       }
       const wantProvs: ProviderWire[] = []
@@ -889,35 +940,52 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     return ok
   }
 
-  /** Check and store records from a peer (or ourselves). */
+  /**
+   * Check and store records from a peer (or ourselves). A record older than
+   * the one held (a replay, or a write below the author's last sequence) is
+   * refused as `stale` without checking its signature, and the answer names
+   * the sequence held.
+   */
   async function applyStore(recs: RecordWire[], provs: ProviderWire[]): Promise<StoreOutcome> {
     let ok = 0
     let err: string | null = null
+    let staleSeq: number | null = null
     const fresh: StoredRecord[] = []
     const now = deps.now()
+    const stale = (held: RecordWire) => {
+      bump(counters, 'store.stale')
+      err ??= 'stale'
+      staleSeq = Math.max(staleSeq ?? 0, held.q)
+    }
     for (const rec of recs) {
-      const held = store.getRecord(rec.k)?.rec
-      if (held && compareRecords(held, rec) === 0) {
-        ok++
-        continue
+      const held = store.getRecord(rec.a, rec.k)?.rec
+      if (held) {
+        const c = compareRecords(rec, held)
+        if (c === 0) {
+          ok++
+          continue
+        }
+        if (c < 0) {
+          stale(held)
+          continue
+        }
       }
-      const fault = await checkRecord(deps.keys, rec, recordLimits)
+      const fault = await checkRecord(deps.keys, rec, recordLimits, now)
       if (fault) {
         bump(counters, `drop.record.${fault}`)
         err ??= fault
         continue
       }
-      if (!clock.observe(rec.h)) {
-        bump(counters, 'drop.record.skew')
-        err ??= 'skew'
+      const result = store.putRecord(rec, await positionOf(recordSlot(rec.a, rec.k)), now)
+      const after = store.getRecord(rec.a, rec.k)
+      if (result === 'stale' && after) {
+        stale(after.rec) // a newer one arrived while we checked this one
         continue
       }
-      const result = store.putRecord(rec, await positionOf(rec.k), now)
       bump(counters, `store.${result}`)
       if (result === 'quota' || result === 'full') err ??= result
       else ok++
-      const held2 = store.getRecord(rec.k)
-      if ((result === 'new' || result === 'updated') && held2) fresh.push(held2)
+      if ((result === 'new' || result === 'updated') && after) fresh.push(after)
     }
     for (const p of provs) {
       const held = store.getProvider(p.k, p.p)?.rec
@@ -936,16 +1004,17 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (result === 'quota' || result === 'full') err ??= result
       else ok++
     }
-    return { ok, err, fresh }
+    return { ok, err, staleSeq, fresh }
   }
 
   function onOffer(from: string, msg: Extract<ChordMsg, { t: 'offer' }>): void {
     const now = deps.now()
-    const recs: string[] = []
-    for (const [k, w, c, a] of msg.recs) {
-      const held = store.getRecord(k)
+    const recs: WantRec[] = []
+    for (const [k, a, q, t] of msg.recs) {
+      const held = store.getRecord(a, k)
       if (held) held.confirmed = now
-      if (digestNewer(held?.rec, w, c, a)) recs.push(k)
+      // A digest dated beyond the skew names a record we would refuse: do not ask for it.
+      if (digestNewer(held?.rec, q, t) && t <= now + o.maxSkewMs) recs.push([k, a])
     }
     const provs: [string, string][] = []
     for (const [k, p, t] of msg.provs) {
@@ -956,58 +1025,184 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     send(from, { t: 'want', r: msg.r, recs, provs })
   }
 
-  /** Store on the owners (key's successor first); 'ok' once the primary or, failing it, any owner accepted. */
+  /**
+   * Store on the owners (the position's successor first). Resolves once the
+   * primary accepted, or else once every owner answered (or timed out):
+   * `accepted` when any did. `staleSeq`: the highest sequence an owner said
+   * it holds above ours, among the answers so far; later answers still reach
+   * `onLate` (the primary's acceptance does not wait for the replicas).
+   */
   function storeAtOwners(
     owners: string[],
     recs: RecordWire[],
     provs: ProviderWire[],
-  ): Promise<'ok' | 'none' | { err: string }> {
+    onLate: (a: OwnerAnswer) => void = () => undefined,
+  ): Promise<{ answered: number; accepted: boolean; err: string | null; staleSeq: number | null }> {
     return new Promise((resolve) => {
       let left = owners.length
-      let accepted = 0
+      let answered = 0
+      let accepted = false
       let firstErr: string | null = null
+      let staleSeq: number | null = null
       let settled = false
-      const finish = (v: 'ok' | 'none' | { err: string }) => {
-        if (!settled) {
-          settled = true
-          resolve(v)
-        }
+      const finish = () => {
+        if (settled) return
+        settled = true
+        resolve({ answered, accepted, err: firstErr, staleSeq })
       }
       owners.forEach((owner, i) => {
-        const p: Promise<{ ok: number; err: string | null } | null> =
+        const p: Promise<OwnerAnswer | null> =
           owner === self
-            ? applyStore(recs, provs).then((x) => ({ ok: x.ok, err: x.err }))
+            ? applyStore(recs, provs).then((x) => ({ ok: x.ok, err: x.err, q: x.staleSeq }))
             : request(owner, (r) => ({ t: 'store', r, recs, provs })).then((res) =>
-                res?.t === 'stored' ? { ok: res.ok, err: res.err } : null,
+                res?.t === 'stored' ? { ok: res.ok, err: res.err, q: res.q } : null,
               )
         p.then(
           (res) => {
-            if (res && res.ok > 0) {
-              accepted++
-              if (i === 0) finish('ok')
-            } else if (res) firstErr ??= res.err ?? 'refused'
+            if (!res) return
+            if (settled) {
+              onLate(res)
+              return
+            }
+            answered++
+            if (res.q !== null) staleSeq = Math.max(staleSeq ?? 0, res.q)
+            if (res.ok > 0) {
+              accepted = true
+              if (i === 0 && res.err === null) finish()
+            } else firstErr ??= res.err ?? 'refused'
           },
           () => undefined,
         ).finally(() => {
-          if (--left === 0) finish(accepted > 0 ? 'ok' : firstErr !== null ? { err: firstErr } : 'none')
+          if (--left === 0) finish()
         })
       })
     })
   }
 
-  /** Route to the key's owners and store there; retried while no owner answers. */
-  async function storeFor(pos: string, recs: RecordWire[], provs: ProviderWire[]): Promise<void> {
+  /**
+   * Route to the position's owners and store there; routed again while no
+   * owner answers. Resolves when an owner accepted, or when one said it holds
+   * a higher sequence of one of the records (`staleSeq`: it is the caller's
+   * to judge that claim); any other refusal rejects with RemoteError.
+   */
+  async function storeFor(
+    pos: string,
+    recs: RecordWire[],
+    provs: ProviderWire[],
+    onLate?: (a: OwnerAnswer) => void,
+  ): Promise<{ accepted: boolean; staleSeq: number | null }> {
     let routed = false
     for (let attempt = 0; attempt < 3; attempt++) {
       const r = await resolve(pos)
       if (!r) continue
       routed = true
-      const res = await storeAtOwners(r.owners.slice(0, o.replicas), recs, provs)
-      if (res === 'ok') return
-      if (res !== 'none') throw new RemoteError(`the responsible node refused the record: ${res.err}`)
+      const res = await storeAtOwners(r.owners.slice(0, o.replicas), recs, provs, onLate)
+      if (res.accepted || res.staleSeq !== null) return { accepted: res.accepted, staleSeq: res.staleSeq }
+      if (res.answered > 0) throw new RemoteError(`the responsible node refused the record: ${res.err}`)
     }
     if (routed) throw new TimeoutError(`no node responsible for ${pos} answered`)
     throw new NoRouteError(pos, `no route to the nodes responsible for ${pos}`)
+  }
+
+  /** The sequence for our next write of `key`: above every one we know of, and at least the clock. */
+  function nextSeq(key: string): number {
+    const held = store.getRecord(self, key)?.rec.q ?? -1
+    return Math.max(Math.floor(deps.now()), (seqs.get(key) ?? -1) + 1, held + 1)
+  }
+
+  function remember<V>(m: Map<string, V>, key: string, v: V): void {
+    m.delete(key)
+    m.set(key, v)
+    if (m.size > MAX_SEQS) {
+      const oldest = m.keys().next().value
+      if (oldest !== undefined) m.delete(oldest)
+    }
+  }
+
+  function noteSeq(key: string, q: number): void {
+    if (q > (seqs.get(key) ?? -1)) remember(seqs, key, q)
+  }
+
+  /**
+   * Write our own record for `key` (a value, or a tombstone) with a sequence
+   * above every one we know of. An owner may answer that it holds a higher
+   * sequence of ours (written before a reload, or while our clock ran
+   * ahead), even after the primary accepted: we believe only what our own
+   * signature proves (a verified read), then sign again above it, at most
+   * `retries` times. A false claim costs one read and changes nothing.
+   */
+  async function writeOwn(
+    key: string,
+    vb: Uint8Array,
+    deleted: boolean,
+    retries = STALE_RETRIES,
+  ): Promise<void> {
+    const pos = await positionOf(recordSlot(self, key))
+    const gen = (writes.get(key) ?? 0) + 1
+    remember(writes, key, gen)
+    const seq = nextSeq(key)
+    noteSeq(key, seq)
+    const rec = await signRecord(deps.keys, self, key, vb, deleted, { seq, time: Math.floor(deps.now()) })
+    let checked: Promise<boolean> | null = null
+    const writeAbove = (): Promise<boolean> => {
+      checked ??= (async () => {
+        const best = await readRecord(key, self)
+        if (!best || compareRecords(best, rec) <= 0) {
+          bump(counters, 'put.staleUnproven')
+          return false
+        }
+        noteSeq(key, best.q)
+        if (writes.get(key) !== gen) return true // a newer write of ours is on its way
+        if (retries <= 1) throw new RemoteError(`the responsible nodes keep a newer record of ${key}`)
+        await writeOwn(key, vb, deleted, retries - 1)
+        return true
+      })()
+      return checked
+    }
+    const res = await storeFor(pos, [rec], [], (late) => {
+      if (late.q === null || late.q < seq) return
+      bump(counters, 'put.lateStale')
+      background(writeAbove())
+    })
+    if (res.staleSeq === null) return
+    bump(counters, 'put.stale')
+    if (!(await writeAbove()) && !res.accepted)
+      throw new RemoteError('the responsible node refused the record: stale')
+  }
+
+  /**
+   * Read `author`'s record for `key` from `replicas` owners at once; the
+   * highest verified version wins. A record that fails its checks, or is not
+   * the one asked for, counts as none (`drop.got.bad`). Owners that had none
+   * or an older one get the winner (read repair).
+   */
+  async function readRecord(key: string, author: string): Promise<RecordWire | null> {
+    const pos = await positionOf(recordSlot(author, key))
+    const answers = await askOwners(pos, key, async (w): Promise<RecordWire | null | undefined> => {
+      if (w === self) return store.getRecord(author, key)?.rec ?? null
+      const res = await request(w, (r) => ({ t: 'get', r, k: key, a: author }))
+      if (res?.t !== 'got') return undefined
+      if (!res.rec) return null
+      if (
+        res.rec.k !== key ||
+        res.rec.a !== author ||
+        (await checkRecord(deps.keys, res.rec, recordLimits, deps.now())) !== null
+      ) {
+        bump(counters, 'drop.got.bad')
+        return null
+      }
+      return res.rec
+    })
+    let best: RecordWire | null = null
+    for (const [, rec] of answers) if (rec && (!best || compareRecords(rec, best) > 0)) best = rec
+    if (!best) return null
+    for (const [w, rec] of answers) {
+      if (rec && compareRecords(rec, best) === 0) continue
+      bump(counters, 'read.repair')
+      if (w === self) background(applyStore([best], []))
+      else send(w, { t: 'store', r: 0, recs: [best], provs: [] })
+    }
+    return best
   }
 
   async function republish(now: number, periodic: boolean): Promise<void> {
@@ -1065,8 +1260,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       const results = await Promise.all(owners.map((w) => offerTo(w, group, [], true)))
       if (results.every(Boolean)) {
         for (const x of group) {
-          if (store.getRecord(x.rec.k) === x) {
-            store.deleteRecord(x.rec.k)
+          if (store.getRecord(x.rec.a, x.rec.k) === x) {
+            store.deleteRecord(x.rec.a, x.rec.k)
             bump(counters, 'handoff.dropped')
           }
         }
@@ -1092,18 +1287,18 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   }
 
   /**
-   * Ask the nodes holding `key` (its successor first, then the next ones,
-   * past dead ones) until `replicas` of them have answered or `enough` holds
-   * for an answer. `ask` gives undefined when a node did not answer. When
-   * nobody answers, routes again (3 attempts in all); then TimeoutError if a
-   * route was found, NoRouteError if not. Returns the answers in asking order.
+   * Ask the owners of position `pos` (its successor first, then the next
+   * ones, past dead ones) until `replicas` of them have answered: the first
+   * `replicas` at once, then one more for each that stayed silent. `ask`
+   * gives undefined when a node did not answer. When nobody answers, routes
+   * again (3 attempts in all); then TimeoutError if a route was found,
+   * NoRouteError if not. `what` names the key in errors.
    */
   async function askOwners<T>(
-    key: string,
+    pos: string,
+    what: string,
     ask: (w: string) => Promise<T | undefined>,
-    enough: (answer: T) => boolean,
   ): Promise<[string, T][]> {
-    const pos = await positionOf(key)
     let routed = false
     let partial: [string, T][] = []
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -1112,15 +1307,15 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       routed = true
       const answers: [string, T][] = []
       let silent = 0
-      for (const w of owners) {
-        if (answers.length >= o.replicas) break
-        const a = await ask(w)
-        if (a === undefined) {
-          silent++
-          continue
-        }
-        answers.push([w, a])
-        if (enough(a)) return answers
+      let next = 0
+      while (answers.length < o.replicas && next < owners.length) {
+        const wave = owners.slice(next, next + o.replicas - answers.length)
+        next += wave.length
+        const got = await Promise.all(wave.map(ask))
+        got.forEach((a, i) => {
+          if (a === undefined) silent++
+          else answers.push([wave[i] as string, a])
+        })
       }
       // Every owner asked has answered: that is the answer. When one stayed silent, the others'
       // "nothing here" may come from nodes that joined a moment ago and have not received their
@@ -1129,8 +1324,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (answers.length > 0) partial = answers
     }
     if (partial.length > 0) return partial
-    if (routed) throw new TimeoutError(`no node holding ${key} answered`)
-    throw new NoRouteError(pos, `no route to the nodes holding ${key}`)
+    if (routed) throw new TimeoutError(`no node holding ${what} answered`)
+    throw new NoRouteError(pos, `no route to the nodes holding ${what}`)
   }
 
   // ------------------------------------------------------------- handlers
@@ -1196,7 +1391,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         return
       case 'store': {
         const res = await applyStore(msg.recs, msg.provs)
-        if (msg.r > 0) send(from, { t: 'stored', r: msg.r, ok: res.ok, err: res.err })
+        if (msg.r > 0) send(from, { t: 'stored', r: msg.r, ok: res.ok, err: res.err, q: res.staleSeq })
         // A successor handing us records that lie before our range: they belong to our predecessor
         // (several nodes joined in one gap, and it told us before we had them).
         const p = pred
@@ -1210,7 +1405,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         return
       }
       case 'get':
-        send(from, { t: 'got', r: msg.r, rec: store.getRecord(msg.k)?.rec ?? null })
+        send(from, { t: 'got', r: msg.r, rec: store.getRecord(msg.a, msg.k)?.rec ?? null })
         return
       case 'getProv':
         send(from, {
@@ -1339,43 +1534,25 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       checkKey(key)
       const vb = encodeValue(value)
       if (vb.length > o.maxValueBytes) throw new ValueTooLargeError(vb.length, o.maxValueBytes)
-      const rec = await signRecord(deps.keys, self, key, vb, false, clock.now())
-      await storeFor(await positionOf(key), [rec], [])
+      await writeOwn(key, vb, false)
     },
 
-    async get(key) {
+    async get(key, author = self) {
+      const rec = await chord.getRecord(key, author)
+      return rec?.value
+    },
+
+    async getRecord(key, author = self) {
       checkKey(key)
-      const answers = await askOwners(
-        key,
-        async (w) => {
-          if (w === self) return store.getRecord(key)?.rec ?? null
-          const res = await request(w, (r) => ({ t: 'get', r, k: key }))
-          if (res?.t !== 'got') return undefined
-          if (
-            res.rec &&
-            (res.rec.k !== key || (await checkRecord(deps.keys, res.rec, recordLimits)) !== null)
-          ) {
-            bump(counters, 'drop.got.bad')
-            return null
-          }
-          return res.rec
-        },
-        (rec) => rec !== null,
-      )
-      const i = answers.findIndex(([, rec]) => rec !== null)
-      if (i < 0) return undefined
-      const best = answers[i]?.[1] as RecordWire
-      // Read repair: owners asked before the one that had it get a copy.
-      for (const [w] of answers.slice(0, i))
-        if (w === self) background(applyStore([best], []))
-        else send(w, { t: 'store', r: 0, recs: [best], provs: [] })
-      return decodeRecordValue(best)
+      if (!isNodeId(author)) throw new TypeError('an author is a node id: 40 lowercase hex characters')
+      const rec = await readRecord(key, author)
+      if (!rec) return undefined
+      return { key, author, value: decodeRecordValue(rec), deleted: rec.d, seq: rec.q, time: rec.t }
     },
 
     async delete(key) {
       checkKey(key)
-      const rec = await signRecord(deps.keys, self, key, new Uint8Array(0), true, clock.now())
-      await storeFor(await positionOf(key), [rec], [])
+      await writeOwn(key, new Uint8Array(0), true)
     },
 
     async provide(key) {
@@ -1392,15 +1569,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       checkKey(key)
       // No early stop: providers announced while the ring was settling may sit on different
       // owners, so the answer is the union over up to `replicas` of them.
-      const answers = await askOwners(
-        key,
-        async (w) => {
-          if (w === self) return store.providersOf(key, deps.now())
-          const res = await request(w, (r) => ({ t: 'getProv', r, k: key }))
-          return res?.t === 'provs' ? res.provs : undefined
-        },
-        () => false,
-      )
+      const answers = await askOwners(await positionOf(key), key, async (w) => {
+        if (w === self) return store.providersOf(key, deps.now())
+        const res = await request(w, (r) => ({ t: 'getProv', r, k: key }))
+        return res?.t === 'provs' ? res.provs : undefined
+      })
       const found = new Set<string>()
       for (const [, list] of answers)
         for (const p of list) {
@@ -1437,7 +1610,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     },
 
     storedKeys: () => store.recordCount,
-    holds: (key) => store.getRecord(key) !== undefined,
+    holds: (key, author) => store.getRecord(author, key) !== undefined,
+    heldSeq: (key, author) => store.getRecord(author, key)?.rec.q,
     storedProviders: () => store.providerCount,
     holdsProvider: (key, provider) => store.getProvider(key, provider) !== undefined,
 
@@ -1445,16 +1619,18 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       const provs: ProviderWire[] = []
       for (const m of store.providers.values()) for (const x of m.values()) provs.push(x.rec)
       return {
-        v: 1,
+        v: 2,
         recs: [...store.records.values()].map((x) => x.rec),
         provs,
         provided: [...provided],
+        seqs: [...seqs],
       }
     },
 
     async importState(v) {
       if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return 0
-      if (v.v !== 1) return 0
+      // Version 1 held last-writer-wins records without owners: none of them would verify now.
+      if (v.v !== 2) return 0
       const recs = Array.isArray(v.recs) ? v.recs.map(parseRecord).filter((x) => x !== null) : []
       const provs = Array.isArray(v.provs) ? v.provs.map(parseProvider).filter((x) => x !== null) : []
       let n = 0
@@ -1464,6 +1640,13 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         n += (await applyStore([], provs.slice(i, i + LIMITS.records))).ok
       if (Array.isArray(v.provided))
         for (const k of v.provided) if (typeof k === 'string' && keyBytes(k) <= o.maxKeyBytes) provided.add(k)
+      if (Array.isArray(v.seqs))
+        for (const x of v.seqs.slice(-MAX_SEQS)) {
+          if (!Array.isArray(x)) continue
+          const [k, q] = x
+          if (typeof k === 'string' && typeof q === 'number' && Number.isSafeInteger(q) && q >= 0)
+            noteSeq(k, q)
+        }
       return n
     },
   }

@@ -9,6 +9,7 @@ import { shuffle } from '../sim/prng.ts'
 import { createSim, type Sim } from '../sim/sim.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'
 import type { ChordMsg } from './messages.ts'
+import { recordSlot } from './records.ts'
 import { betweenRightIncl, fingerStarts, RING_BITS, successorIn, successorIndex } from './ring.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
@@ -22,6 +23,13 @@ export const SIM_CHORD_OPTIONS: ChordOptions = {
   providerTtlMs: 30_000,
 }
 
+/**
+ * What a hostile node does to each message it sends: return it (changed or
+ * not) to send it, or null to drop it. The node runs the honest protocol
+ * otherwise, so it keeps its place on the ring and its share of records.
+ */
+export type Tamper = (to: string, msg: ChordMsg) => ChordMsg | null
+
 export interface ChordNet {
   readonly sim: Sim<ChordMsg>
   /** The node's state machine (the current instance). */
@@ -34,6 +42,8 @@ export interface ChordNet {
   member(id: string): void
   /** Crash a node for good. */
   kill(id: string): Promise<void>
+  /** Make a node hostile from now on (null: honest again). */
+  tamper(id: string, fn: Tamper | null): void
 }
 
 export function createChordNet(
@@ -43,14 +53,23 @@ export function createChordNet(
 ): ChordNet {
   const sim = createSim<ChordMsg>({ seed, connectOnSend: true, ...simOptions })
   const members = new Set<string>()
+  const tampers = new Map<string, Tamper>()
   let sorted: string[] | null = null
   return {
     sim,
     node: (id) => sim.proto<Chord>(id),
     add(id = sim.randomId()) {
-      sim.addNode(id, (deps) =>
-        createChord({ ...deps, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync }, options),
-      )
+      sim.addNode(id, (deps) => {
+        const send = (to: string, msg: ChordMsg) => {
+          const fn = tampers.get(id)
+          const out = fn ? fn(to, msg) : msg
+          if (out) deps.send(to, out)
+        }
+        return createChord(
+          { ...deps, send, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync },
+          options,
+        )
+      })
       return id
     },
     live() {
@@ -66,8 +85,45 @@ export function createChordNet(
       members.delete(id)
       sorted = null
     },
+    tamper(id, fn) {
+      if (fn) tampers.set(id, fn)
+      else tampers.delete(id)
+    },
   }
 }
+
+/**
+ * One Chord node outside any network, for handler tests: what it sends is
+ * collected in `sent`, and time moves only when the test calls `advance`.
+ */
+export function stubChord(id: string, options: ChordOptions = {}, start = 1_000_000) {
+  const sent: [string, ChordMsg][] = []
+  let now = start
+  const chord = createChord(
+    {
+      id,
+      send: (to, m) => void sent.push([to, m]),
+      now: () => now,
+      random: () => 0.5,
+      keys: createFakeKeyring(id),
+      keyPosition: keyPositionSync,
+    },
+    options,
+  )
+  return {
+    chord,
+    sent,
+    advance(ms: number) {
+      now += ms
+      return chord.tick(now)
+    },
+    get now() {
+      return now
+    },
+  }
+}
+
+export type StubChord = ReturnType<typeof stubChord>
 
 /** Run the simulator until `p` settles (or `maxMs` of virtual time pass); then return or throw its outcome. */
 export async function settle<T>(sim: Sim<ChordMsg>, p: Promise<T>, maxMs = 120_000): Promise<T> {
@@ -227,6 +283,11 @@ export async function buildRing(
       throw new Error(`fingers did not converge: accuracy ${fingerAccuracy(net)}`)
   }
   return net
+}
+
+/** Ring position of `author`'s record for `key`. */
+export function recordPos(author: string, key: string): string {
+  return keyPositionSync(recordSlot(author, key))
 }
 
 /** The true successor of `pos` among the members. */
