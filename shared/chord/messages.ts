@@ -8,7 +8,6 @@
  * much.
  */
 import { isNodeId } from '../bytes.ts'
-import type { Value } from '../types.ts'
 
 /**
  * A signed DHT record as it travels and is stored (see records.ts for what
@@ -112,20 +111,34 @@ export const LIMITS = {
   code: 64,
 } as const
 
+/** Answers: each is matched to a pending request by (r, sender). */
+const REPLY_TAGS = {
+  pong: true,
+  found: true,
+  closer: true,
+  routed: true,
+  pred: true,
+  fingers: true,
+  want: true,
+  stored: true,
+  got: true,
+  provs: true,
+  err: true,
+} as const
+
+export type ChordReplyType = keyof typeof REPLY_TAGS
+/** An answer to one of our requests. */
+export type ChordReply = Extract<ChordMsg, { t: ChordReplyType }>
+/** A request or a one-way message: what the handler table takes. */
+export type ChordRequest = Exclude<ChordMsg, ChordReply>
+export type ChordRequestType = ChordRequest['t']
+
 /** Reply types: matched to a pending request by (r, sender). */
-export const REPLY_TYPES: ReadonlySet<string> = new Set([
-  'pong',
-  'found',
-  'closer',
-  'routed',
-  'pred',
-  'fingers',
-  'want',
-  'stored',
-  'got',
-  'provs',
-  'err',
-])
+export const REPLY_TYPES: ReadonlySet<string> = new Set(Object.keys(REPLY_TAGS))
+
+export function isReply(m: ChordMsg): m is ChordReply {
+  return Object.hasOwn(REPLY_TAGS, m.t)
+}
 
 type Obj = Record<string, unknown>
 
@@ -217,7 +230,7 @@ function wantProv(x: unknown): [string, string] | null {
 }
 
 /** Validate a message from a peer. Returns a fresh, well-formed message or null; never throws. */
-export function parseChordMsg(v: Value): ChordMsg | null {
+export function parseChordMsg(v: unknown): ChordMsg | null {
   try {
     return parse(v)
   } catch {
