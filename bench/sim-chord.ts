@@ -27,21 +27,23 @@ import type { ChordOptions } from '../shared/chord/chord.ts'
 import {
   buildRing,
   type ChordNet,
+  recordPos,
+  ringCorrect,
+  ringStable,
+  runUntil,
+  SIM_CHORD_OPTIONS,
+  settleAll,
+  trueOwners,
+} from '../shared/chord/harness.ts'
+import {
   killFraction,
   type LookupStats,
   launchLookups,
   mean,
   measureLookups,
   quantile,
-  recordPos,
-  ringCorrect,
-  ringStable,
   runChurn,
-  runUntil,
-  SIM_CHORD_OPTIONS,
-  settleAll,
-  trueOwners,
-} from '../shared/chord/harness.ts'
+} from '../shared/chord/measure.ts'
 import { isMain, report } from './report.ts'
 
 const REPLICAS = 3

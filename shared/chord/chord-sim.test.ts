@@ -10,14 +10,9 @@ import {
   buildRing,
   type ChordNet,
   fingerAccuracy,
-  killFraction,
-  mean,
-  measureLookups,
-  quantile,
   recordPos,
   ringCorrect,
   ringStable,
-  runChurn,
   runUntil,
   SIM_CHORD_OPTIONS,
   settle,
@@ -25,6 +20,7 @@ import {
   successorListsCorrect,
   trueOwners,
 } from './harness.ts'
+import { killFraction, mean, measureLookups, quantile, runChurn } from './measure.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
 const REPLICAS = 3
