@@ -107,7 +107,9 @@ describe('Chord at N = 1,024', () => {
       const after = await measureLookups(net, 1000)
       expect(after.wrong + after.failed).toBe(0)
     })
-  })
+    // About 21 s of CPU (before and after owned records); the full suite on two shared cores took
+    // it past the 60 s default in wall time. A bound on the machine, not on the protocol.
+  }, 180_000)
 })
 
 describe('Chord under churn', () => {
