@@ -6,7 +6,8 @@
  * Records are owned (BEP 44 style): put and delete always write this node's
  * own record; get and look up read the record of the author named in the
  * Author field (empty: this node), and every answer shows whose record it
- * is. Clicking an id in the results puts it in the Author field.
+ * is (its sequence and signing time in the tooltip). Clicking an id in the
+ * results puts it in the Author field.
  */
 import type { Value } from '../browser.ts'
 import { errorText, formatValue, h, idChip, nodeIdIn, nodeIdsIn, parseValueInput } from './dom.ts'
@@ -166,19 +167,19 @@ export class DhtPanel {
     }
   }
 
-  /** get: the value with whose record it is (and its version when the build tells). */
+  /** get: the value and whose record it is; its sequence and signing time in the tooltip when the build tells. */
   private async read(dht: DhtApi, key: string, author: string): Promise<Node | string> {
     const whose = idChip(author, this.me)
     if (typeof dht.getRecord === 'function') {
       const rec = await dht.getRecord(key, { author })
-      if (!rec) return h('span', null, 'not found in the record of ', whose)
-      const version = h('span', { class: 'muted' }, ` seq ${rec.seq}`)
-      if (rec.deleted || rec.value === undefined) return h('span', null, 'deleted by ', whose, version)
-      return h('span', null, h('code', null, formatValue(rec.value)), ' by ', whose, version)
+      if (!rec) return h('span', null, 'none by ', whose)
+      const version = { title: `seq ${rec.seq}, signed ${new Date(rec.time).toISOString()}` }
+      if (rec.deleted || rec.value === undefined) return h('span', version, 'deleted by ', whose)
+      return h('span', version, h('code', null, formatValue(rec.value)), ' by ', whose)
     }
     const v = await dht.get(key, { author })
     return v === undefined
-      ? h('span', null, 'not found in the record of ', whose)
+      ? h('span', null, 'none by ', whose)
       : h('span', null, h('code', null, formatValue(v)), ' by ', whose)
   }
 
