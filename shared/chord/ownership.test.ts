@@ -7,8 +7,8 @@
  * location can withhold, not forge). Each refusal is counted.
  */
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { testSeed, withSeed } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
 import {
