@@ -33,7 +33,7 @@ interface BenchNode {
   close(): Promise<void>
   dht: {
     put(k: string, v: unknown): Promise<void>
-    get(k: string): Promise<unknown>
+    get(k: string, opts?: { author?: string }): Promise<unknown>
     successors(): string[]
   }
 }
@@ -163,18 +163,23 @@ async function dhtGets(browser: Browser, serverUrl: string): Promise<number[]> {
       (i) => (window as unknown as Win).node.dht.put(`bench-${i}`, { i }),
       i,
     )
+  // Records are owned: key bench-i is tab (i % 8)'s, read by naming it as the author.
+  const ids = await Promise.all(pages.map((p) => p.evaluate(() => (window as unknown as Win).node.id)))
   const all: number[] = []
   for (const [n, p] of pages.entries()) {
-    const ms = await p.evaluate(async (n) => {
-      const out: number[] = []
-      for (let j = 0; j < 40; j++) {
-        const k = `bench-${(n * 13 + j * 7) % 64}`
-        const t0 = performance.now()
-        await (window as unknown as Win).node.dht.get(k)
-        out.push(performance.now() - t0)
-      }
-      return out
-    }, n)
+    const ms = await p.evaluate(
+      async ({ n, ids }) => {
+        const out: number[] = []
+        for (let j = 0; j < 40; j++) {
+          const i = (n * 13 + j * 7) % 64
+          const t0 = performance.now()
+          await (window as unknown as Win).node.dht.get(`bench-${i}`, { author: ids[i % 8] as string })
+          out.push(performance.now() - t0)
+        }
+        return out
+      },
+      { n, ids },
+    )
     all.push(...ms)
   }
   for (const p of pages) await p.context().close()

@@ -5,7 +5,7 @@
  * it, stabilizing in between, until every finger is exact), then
  *   - 2,000 lookups of random positions from random nodes: hops (mean, p99,
  *     max) and wrong or failed lookups, against the truth from the sorted ids;
- *   - 5 records per node put through the protocol: load balance, max/mean of
+ *   - 5 records per node put through the protocol (each by a random author): load balance, max/mean of
  *     the records each node holds (3 copies each);
  *   - Poisson churn (mean node lifetime 2 minutes of virtual time, joins and
  *     crashes at the same rate) for 30 s with 50 lookups/s: the failure rate
@@ -27,21 +27,23 @@ import type { ChordOptions } from '../shared/chord/chord.ts'
 import {
   buildRing,
   type ChordNet,
+  recordPos,
+  ringCorrect,
+  ringStable,
+  runUntil,
+  SIM_CHORD_OPTIONS,
+  settleAll,
+  trueOwners,
+} from '../shared/chord/harness.ts'
+import {
   killFraction,
   type LookupStats,
   launchLookups,
   mean,
   measureLookups,
   quantile,
-  ringCorrect,
-  ringStable,
   runChurn,
-  runUntil,
-  SIM_CHORD_OPTIONS,
-  settleAll,
-  trueOwners,
-} from '../shared/chord/harness.ts'
-import { keyPositionSync } from '../shared/chord/sha256-sync.ts'
+} from '../shared/chord/measure.ts'
 import { isMain, report } from './report.ts'
 
 const REPLICAS = 3
@@ -73,17 +75,19 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
 
   const stable = await measureLookups(net, 2000)
 
-  // Load balance: 5 records per node, 3 copies each.
+  // Load balance: 5 records per node, 3 copies each, each written by a random node (its author).
   const keys = Array.from({ length: 5 * n }, (_, i) => `bench/${i}`)
+  const authors = new Map(keys.map((k) => [k, pick(net)]))
+  const author = (k: string) => authors.get(k) as string
   const puts = await settleAll(
     net.sim,
-    keys.map((k) => net.node(pick(net)).put(k, i32(k))),
+    keys.map((k) => net.node(author(k)).put(k, i32(k))),
   )
   await net.sim.runFor(2000)
   const held = net.live().map((id) => net.node(id).storedKeys())
   const primaries = new Map<string, number>()
   for (const k of keys) {
-    const p = trueOwners(net, keyPositionSync(k), 1)[0] as string
+    const p = trueOwners(net, recordPos(author(k), k), 1)[0] as string
     primaries.set(p, (primaries.get(p) ?? 0) + 1)
   }
   const primaryCounts = net.live().map((id) => primaries.get(id) ?? 0)
@@ -100,7 +104,9 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
 
   // Half the ring crashes at once.
   const tFail = performance.now()
-  const survivorsBefore = new Map(keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k))]))
+  const survivorsBefore = new Map(
+    keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k, author(k)))]),
+  )
   const killed = new Set(await killFraction(net, 0.5))
   const crashAt = net.sim.now
   // Lookups launched at the moment of the crash, while the ring repairs itself.
@@ -112,7 +118,10 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
   const surviving = keys.filter((k) => (survivorsBefore.get(k) ?? []).some((id) => !killed.has(id)))
   const missing = () =>
     surviving.reduce(
-      (c, k) => c + trueOwners(net, keyPositionSync(k), REPLICAS).filter((o) => !net.node(o).holds(k)).length,
+      (c, k) =>
+        c +
+        trueOwners(net, recordPos(author(k), k), REPLICAS).filter((o) => !net.node(o).holds(k, author(k)))
+          .length,
       0,
     )
   const stabilized = await runUntil(net, () => ringStable(net), 120_000, 250)
@@ -122,7 +131,7 @@ async function measure(n: number): Promise<Record<string, number | boolean>> {
   const afterFailure = await measureLookups(net, 1000)
   const reads = await settleAll(
     net.sim,
-    surviving.map((k) => net.node(pick(net)).get(k)),
+    surviving.map((k) => net.node(pick(net)).get(k, author(k))),
   )
   const readable = reads.filter(
     (r, i) => r.status === 'fulfilled' && r.value === i32(surviving[i] as string),

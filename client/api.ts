@@ -1,4 +1,6 @@
 /** What every entry point (Node and browser) exports besides joinOverlay. */
+
+export type { DhtRecord, LookupResult } from '../shared/chord/chord.ts'
 export {
   ClosedError,
   LeaseHeldError,
@@ -12,5 +14,13 @@ export {
 } from '../shared/errors.ts'
 export { QuotaExceededError } from '../shared/sync/errors.ts'
 export type { Value } from '../shared/types.ts'
-export type { Handler, JoinOptions, NodeEvents, PeerSummary, Subscriber, SyncApi } from './overlay.ts'
+export type {
+  DhtApi,
+  Handler,
+  JoinOptions,
+  NodeEvents,
+  PeerSummary,
+  Subscriber,
+  SyncApi,
+} from './overlay.ts'
 export { OverlayNode } from './overlay.ts'

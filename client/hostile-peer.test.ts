@@ -48,8 +48,8 @@ import { deflateRawSync } from 'node:zlib'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { concatBytes, toHex } from '../shared/bytes.ts'
-import { parseChordMsg } from '../shared/chord/messages.ts'
-import { providerSigningBytes, recordSigningBytes } from '../shared/chord/records.ts'
+import { parseChordMsg, type RecordWire } from '../shared/chord/messages.ts'
+import { providerSigningBytes, recordSigningBytes, signRecord } from '../shared/chord/records.ts'
 import { parseMeshMsg } from '../shared/mesh/messages.ts'
 import { SIGN_DOMAIN } from '../shared/sync/entry.ts'
 import { parseSyncMsg } from '../shared/sync/messages.ts'
@@ -393,7 +393,7 @@ async function syncEntry(body: Value): Promise<Value> {
 }
 
 function recordBase(key: string): Value {
-  return { k: key, vb: encodeValue({ junk: key }), d: false, a: hostile.id, h: [Date.now(), 0] }
+  return { k: key, vb: encodeValue({ junk: key }), d: false, a: hostile.id, q: Date.now(), t: Date.now() }
 }
 
 async function signedRecord(m: Value): Promise<Value> {
@@ -489,9 +489,13 @@ async function buildTemplates(): Promise<Template[]> {
     {
       name: 'offer',
       kind: Kind.Chord,
-      base: { t: 'offer', r: 11, recs: [['k', now, 0, anId(2)]], provs: [['k', anId(3), now]] },
+      base: { t: 'offer', r: 11, recs: [['k', anId(2), now, now]], provs: [['k', anId(3), now]] },
     },
-    { name: 'want', kind: Kind.Chord, base: { t: 'want', r: 12, recs: ['k'], provs: [['k', anId(4)]] } },
+    {
+      name: 'want',
+      kind: Kind.Chord,
+      base: { t: 'want', r: 12, recs: [['k', anId(2)]], provs: [['k', anId(4)]] },
+    },
     { name: 'store', kind: Kind.Chord, base: { t: 'store', r: 13, recs: [record], provs: [provider] } },
     {
       name: 'store (signed record mutant)',
@@ -505,8 +509,8 @@ async function buildTemplates(): Promise<Template[]> {
       base: { k: 'hostile/pm', p: hostile.id, t: now, ttl: 60_000 },
       finish: async (m) => ({ t: 'store', r: 0, recs: [], provs: [await signedProvider(m)] }),
     },
-    { name: 'stored', kind: Kind.Chord, base: { t: 'stored', r: 14, ok: 1, err: null } },
-    { name: 'get', kind: Kind.Chord, base: { t: 'get', r: 15, k: 'hostile/rec' } },
+    { name: 'stored', kind: Kind.Chord, base: { t: 'stored', r: 14, ok: 1, err: null, q: null } },
+    { name: 'get', kind: Kind.Chord, base: { t: 'get', r: 15, k: 'hostile/rec', a: hostile.id } },
     { name: 'got', kind: Kind.Chord, base: { t: 'got', r: 16, rec: record } },
     { name: 'getProv', kind: Kind.Chord, base: { t: 'getProv', r: 17, k: 'hostile/prov' } },
     { name: 'provs', kind: Kind.Chord, base: { t: 'provs', r: 18, provs: [provider] } },
@@ -1122,6 +1126,56 @@ describe('a hostile peer', () => {
     expect(m['relayErrors.congested'] ?? 0).toBe(0)
   })
 
+  it('writes into the victim’s DHT namespace, replays its older record, dates one ahead: each refused and counted in stats()', async () => {
+    const key = 'owned/profile'
+    await victim.dht.put(key, 'first')
+    // Three nodes, three copies: the hostile node holds the victim's record, and can replay it.
+    await until('the hostile node to hold the first version', () => hostile.chord.holds(key, victim.id))
+    const held = (hostile.chord.exportState() as { recs: RecordWire[] }).recs
+    const first = held.find((r) => r.k === key && r.a === victim.id) as RecordWire
+    await victim.dht.put(key, 'second')
+    const before = victim.stats()
+    const now = Date.now()
+    const above = { seq: first.q + 1_000_000, time: now }
+    const inVictimsName = await signRecord(
+      hostile.identity,
+      victim.id,
+      key,
+      encodeValue('stolen'),
+      false,
+      above,
+    )
+    const victimsKey: RecordWire = { ...inVictimsName, pk: victim.identity.publicKey }
+    const tombstone = await signRecord(hostile.identity, victim.id, key, new Uint8Array(0), true, above)
+    const ahead = await signRecord(hostile.identity, hostile.id, 'owned/ahead', encodeValue(1), false, {
+      seq: 1,
+      time: now + 10 * 60_000,
+    })
+    const recs = [first, inVictimsName, victimsKey, tombstone, ahead]
+    await hostileLink().send({ kind: Kind.Chord, body: { t: 'store', r: 0, recs, provs: [] } })
+    await barrier()
+    const refused = () => delta(before, victim.stats())
+    await until('the five refusals', () => {
+      const d = refused()
+      const counted = [
+        'dht.store.stale',
+        'dht.drop.record.author',
+        'dht.drop.record.signature',
+        'dht.drop.record.future',
+      ]
+      return counted.reduce((n, k) => n + (d[k] ?? 0), 0) >= recs.length
+    })
+    const d = refused()
+    expect(d['dht.store.stale']).toBe(1)
+    expect(d['dht.drop.record.author']).toBe(2)
+    expect(d['dht.drop.record.signature']).toBe(1)
+    expect(d['dht.drop.record.future']).toBe(1)
+    expect(await good.dht.get(key, { author: victim.id })).toBe('second')
+    expect(await victim.dht.get(key)).toBe('second')
+    expect(victim.chord.holds('owned/ahead', hostile.id)).toBe(false)
+    expect(processErrors).toEqual([])
+  })
+
   it('leaves the victim working: one broadcast delivery, requests both ways, sync table and DHT', async () => {
     const nonce = toHex(crypto.getRandomValues(new Uint8Array(8)))
     const seen: Value[] = []
@@ -1141,10 +1195,10 @@ describe('a hostile peer', () => {
     expect(good.sync.get('ok/victim')).toEqual({ v: 1 })
     expect(victim.sync.get('ok/good')).toEqual({ v: 2 })
     await victim.dht.put('ok/dht', { v: 3 })
-    expect(await good.dht.get('ok/dht')).toEqual({ v: 3 })
+    expect(await good.dht.get('ok/dht', { author: victim.id })).toEqual({ v: 3 })
     expect(await victim.dht.get('ok/dht')).toEqual({ v: 3 })
     await good.dht.put('ok/dht2', 'four')
-    expect(await victim.dht.get('ok/dht2')).toBe('four')
+    expect(await victim.dht.get('ok/dht2', { author: good.id })).toBe('four')
     await sleep(300)
     expect(seen).toHaveLength(1)
     off()

@@ -16,14 +16,16 @@
  * unicast count against one budget with them and close when idle.
  */
 
-import { id160, toHex, utf8 } from '../shared/bytes.ts'
+import { id160, isNodeId, toHex, utf8 } from '../shared/bytes.ts'
 import {
   between,
   type Chord,
   type ChordMsg,
   createChord,
+  type DhtRecord,
   type LookupResult,
   parseChordMsg,
+  recordSlot,
 } from '../shared/chord/index.ts'
 import {
   ClosedError,
@@ -129,15 +131,28 @@ export interface SyncApi {
   on(event: 'change', fn: (e: SyncChange) => void): () => void
 }
 
-/** `node.dht`: the Chord ring of all nodes (API.md), plus views for tools and the demo. */
+/**
+ * `node.dht`: the Chord ring of all nodes (API.md), plus views for tools and
+ * the demo. Records are owned (BEP 44 style): a key lives in its author's
+ * namespace, and only the author can write or delete it.
+ */
 export interface DhtApi {
+  /** Store `value` under `key` in our own namespace. */
   put(key: string, value: Value): Promise<void>
-  get(key: string): Promise<Value | undefined>
+  /** An author's value for `key` (default author: us); undefined when none or deleted. */
+  get(key: string, opts?: { author?: string }): Promise<Value | undefined>
+  /** The same read with the record's author, sequence and signing time (tombstones too). */
+  getRecord(key: string, opts?: { author?: string }): Promise<DhtRecord | undefined>
+  /** Delete our own record for `key`. */
   delete(key: string): Promise<void>
   provide(key: string): Promise<void>
   findProviders(key: string): Promise<string[]>
-  /** The node responsible for `key` (a string key, hashed like put/get) and the hops it took to find it. */
-  lookup(key: string): Promise<LookupResult>
+  /**
+   * The node responsible for `key` and the hops it took to find it: with
+   * `author`, where that author's record for `key` lives; without, the key's
+   * own position (where its provider records live).
+   */
+  lookup(key: string, opts?: { author?: string }): Promise<LookupResult>
   successors(): string[]
   predecessor(): string | null
   fingers(): string[]
@@ -421,11 +436,16 @@ export class OverlayNode extends Emitter<NodeEvents> {
           checkValue(value)
           return ring.put(k, value)
         })(key),
-      get: keyed((k) => ring.get(k)),
+      get: (key, opts) => keyed((k) => ring.get(k, authorOf(opts, this.id)))(key),
+      getRecord: (key, opts) => keyed((k) => ring.getRecord(k, authorOf(opts, this.id)))(key),
       delete: keyed((k) => ring.delete(k)),
       provide: keyed((k) => ring.provide(k)),
       findProviders: keyed((k) => ring.findProviders(k)),
-      lookup: keyed(async (k) => ring.lookup(await id160(utf8(k)))),
+      lookup: (key, opts) =>
+        keyed(async (k) => {
+          const author = opts?.author === undefined ? undefined : authorOf(opts, this.id)
+          return ring.lookup(await id160(utf8(author === undefined ? k : recordSlot(author, k))))
+        })(key),
       successors: () => ring.successors(),
       predecessor: () => ring.predecessor(),
       fingers: () => ring.fingers(),
@@ -1466,6 +1486,14 @@ function checkNodeId(to: unknown): asserts to is string {
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) throw new TypeError('a key is a non-empty string')
+}
+
+/** The `author` option of a DHT read: a node id, or (when absent) ours. */
+function authorOf(opts: { author?: string } | undefined, self: string): string {
+  const a: unknown = opts?.author
+  if (a === undefined) return self
+  if (!isNodeId(a)) throw new TypeError('author is a node id: 40 lowercase hex characters')
+  return a
 }
 
 function checkValue(v: unknown): asserts v is Value {

@@ -165,8 +165,12 @@ test('three peers: ids, links with their transport, the drawing, a chat reaching
     await expect(dht.getByRole('list', { name: 'DHT results' })).toContainText('stored')
     const bDht = b.page.getByRole('region', { name: 'DHT' })
     await bDht.getByRole('textbox', { name: 'DHT key' }).fill('e2e/demo')
+    // Records are owned: b reads a's record by naming its author, and sees whose it is.
+    await bDht.getByRole('textbox', { name: 'DHT author' }).fill(a.id)
     await bDht.getByRole('button', { name: 'Get', exact: true }).click()
-    await expect(bDht.getByRole('list', { name: 'DHT results' })).toContainText('{"n":7}')
+    const bResults = bDht.getByRole('list', { name: 'DHT results' })
+    await expect(bResults).toContainText('{"n":7}')
+    await expect(bResults).toContainText(short(a.id))
   }
 
   for (const p of all) expect(p.errors, `page errors in ${short(p.id)}`).toEqual([])

@@ -1,6 +1,8 @@
 /**
  * The Chord DHT in real browsers (issue 6): eight tabs, each its own browser
  * context; an always-on `weft-peer` process keeps the data when tabs go.
+ * Records are owned (issue 9): each tab writes its own namespace, and the
+ * others read it by naming its author.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -15,7 +17,8 @@ type DhtW = {
     id: string
     dht: {
       put(k: string, v: unknown): Promise<void>
-      get(k: string): Promise<unknown>
+      get(k: string, opts?: { author?: string }): Promise<unknown>
+      delete(k: string): Promise<void>
       provide(k: string): Promise<void>
       findProviders(k: string): Promise<string[]>
       successors(): string[]
@@ -27,18 +30,20 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const env = serverAndPeers()
 const peers = env.peers
 
-/** Each tab reads every key in `keys`; returns, per tab, the keys that came back wrong. */
-async function readAll(ps: Peer[], keys: string[]): Promise<string[][]> {
+/** Each tab reads every key of `authors` (key -> the id of the tab that wrote it); returns, per tab, the keys that came back wrong. */
+async function readAll(ps: Peer[], authors: Record<string, string>): Promise<string[][]> {
   return Promise.all(
     ps.map((p) =>
-      p.page.evaluate(async (keys) => {
+      p.page.evaluate(async (authors) => {
         const bad: string[] = []
-        for (const k of keys) {
-          const v = (await (window as unknown as DhtW).node.dht.get(k)) as { k: string } | undefined
+        for (const [k, author] of Object.entries(authors)) {
+          const v = (await (window as unknown as DhtW).node.dht.get(k, { author })) as
+            | { k: string }
+            | undefined
           if (v?.k !== k) bad.push(k)
         }
         return bad
-      }, keys),
+      }, authors),
     ),
   )
 }
@@ -70,7 +75,7 @@ async function ringFormed(ps: Peer[]): Promise<boolean> {
   return ps.every((p, i) => succ[i] === ids[(ids.indexOf(p.id) + 1) % ids.length])
 }
 
-test('eight tabs: 100 puts from random tabs read back from every tab; two tabs close, all still readable', async ({
+test('eight tabs: 100 puts from random tabs read back by author from every tab; another tab cannot overwrite; two tabs close, all still readable', async ({
   browser,
 }) => {
   for (let i = 0; i < 8; i++) peers.push(await openPeer(browser, env.server.url, { network: 'dht8' }))
@@ -82,17 +87,33 @@ test('eight tabs: 100 puts from random tabs read back from every tab; two tabs c
     seed = (seed * 1103515245 + 12345) & 0x7fffffff
     return peers[seed % peers.length] as Peer
   }
-  for (const k of keys)
-    await pick().page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() }), k)
-  const bad = (await readAll(peers, keys)).flat()
+  const authors: Record<string, string> = {}
+  for (const k of keys) {
+    const p = pick()
+    await p.page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() }), k)
+    authors[k] = p.id
+  }
+  const bad = (await readAll(peers, authors)).flat()
   expect(bad, bad.length ? await dhtViews(peers) : '').toEqual([])
+  // Another tab writes and deletes the same key: in its own namespace. The author's record stands.
+  const k0 = 'key-0'
+  const other = peers.find((p) => p.id !== authors[k0]) as Peer
+  await other.page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, 'not yours'), k0)
+  await other.page.evaluate((k) => (window as unknown as DhtW).node.dht.delete(k), k0)
+  expect(await other.page.evaluate((k) => (window as unknown as DhtW).node.dht.get(k), k0)).toBeUndefined()
+  expect(
+    await other.page.evaluate(({ k, author }) => (window as unknown as DhtW).node.dht.get(k, { author }), {
+      k: k0,
+      author: authors[k0] as string,
+    }),
+  ).toEqual(expect.objectContaining({ k: k0 }))
   // Close two tabs: replicas on their successors keep every key readable.
   const [gone1, gone2] = [peers[2] as Peer, peers[5] as Peer]
   await closePeer(gone1)
   await closePeer(gone2)
   peers.splice(5, 1)
   peers.splice(2, 1)
-  const afterBad = (await readAll(peers, keys)).flat()
+  const afterBad = (await readAll(peers, authors)).flat()
   expect(afterBad, afterBad.length ? await dhtViews(peers) : '').toEqual([])
 })
 
@@ -159,15 +180,20 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
       'ring with the peer',
     )
     const keys = Array.from({ length: 20 }, (_, i) => `kept-${i}`)
-    for (const [i, k] of keys.entries())
-      await (peers[i % 3] as Peer).page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k }), k)
+    const authors: Record<string, string> = {}
+    for (const [i, k] of keys.entries()) {
+      const p = peers[i % 3] as Peer
+      await p.page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k }), k)
+      authors[k] = p.id
+    }
     // Every tab goes away, one after another (each hands its records to its successors); only the weft-peer remains.
     for (const p of peers.splice(0)) {
       await closePeer(p)
       await new Promise((r) => setTimeout(r, 1000))
     }
     for (let i = 0; i < 2; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
-    const missing = (await readAll(peers, keys)).flat()
+    // Their authors are gone: the new tabs read each record by its author's id.
+    const missing = (await readAll(peers, authors)).flat()
     expect(missing, missing.length ? await dhtViews(peers) : '').toEqual([])
     // The peer keeps its share on disk: stopped while alone, restarted from its folder, same id, same data.
     for (const p of peers.splice(0)) {
@@ -179,7 +205,7 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
     expect(again.id).toBe(peer.id)
     peer = again
     peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
-    const missingAfter = (await readAll(peers, keys)).flat()
+    const missingAfter = (await readAll(peers, authors)).flat()
     expect(missingAfter, missingAfter.length ? await dhtViews(peers) : '').toEqual([])
   } finally {
     if (peer) await stopWeftPeer(peer.proc)

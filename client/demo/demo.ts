@@ -164,6 +164,7 @@ function start(node: DemoNode): void {
       form: byId('dht-form') as HTMLFormElement,
       key: byId('dht-key') as HTMLInputElement,
       value: byId('dht-value') as HTMLInputElement,
+      author: byId('dht-author') as HTMLInputElement,
       buttons: {
         put: btn('dht-put'),
         get: btn('dht-get'),

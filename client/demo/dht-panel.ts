@@ -2,6 +2,12 @@
  * The DHT panel: put, get and delete a key; look it up (the node responsible
  * and the hops it took); provide a key and find its providers; and the ring
  * drawn with this node's fingers, successors and predecessor.
+ *
+ * Records are owned (BEP 44 style): put and delete always write this node's
+ * own record; get and look up read the record of the author named in the
+ * Author field (empty: this node), and every answer shows whose record it
+ * is (its sequence and signing time in the tooltip). Clicking an id in the
+ * results puts it in the Author field.
  */
 import type { Value } from '../browser.ts'
 import { errorText, formatValue, h, idChip, nodeIdIn, nodeIdsIn, parseValueInput } from './dom.ts'
@@ -12,6 +18,8 @@ export interface DhtElements {
   form: HTMLFormElement
   key: HTMLInputElement
   value: HTMLInputElement
+  /** Whose record get and look up read: a node id, empty for this node. */
+  author: HTMLInputElement
   buttons: Record<'put' | 'get' | 'delete' | 'lookup' | 'provide' | 'find', HTMLButtonElement>
   results: HTMLOListElement
   ring: SVGSVGElement
@@ -37,6 +45,16 @@ export class DhtPanel {
     this.known = known
     this.el.key.disabled = false
     this.el.value.disabled = false
+    this.el.author.disabled = false
+    this.el.author.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') void this.run('get')
+    })
+    // An id shown in the results becomes the author to read.
+    this.el.results.addEventListener('click', (ev) => {
+      const chip = (ev.target as Element | null)?.closest?.('.id-chip')
+      const id = chip?.getAttribute('title')
+      if (id) this.el.author.value = id === this.me ? '' : id
+    })
     this.enable(true)
     const { buttons } = this.el
     for (const op of Object.keys(buttons) as Op[])
@@ -89,6 +107,12 @@ export class DhtPanel {
       this.el.key.focus()
       return this.report(op, '', 'error', 'enter a key')
     }
+    const authorText = this.el.author.value.trim().toLowerCase()
+    if (authorText && !/^[0-9a-f]{40}$/.test(authorText) && (op === 'get' || op === 'lookup')) {
+      this.el.author.focus()
+      return this.report(op, key, 'error', 'an author is a node id: 40 hex characters (empty: you)')
+    }
+    const author = authorText || this.me
     this.busy = true
     this.enable(false)
     const t0 = performance.now()
@@ -97,16 +121,14 @@ export class DhtPanel {
       switch (op) {
         case 'put':
           await dht.put(key, parseValueInput(this.el.value.value) as Value)
-          out = 'stored'
+          out = h('span', null, 'stored as ', idChip(this.me, this.me))
           break
-        case 'get': {
-          const v = await dht.get(key)
-          out = v === undefined ? 'not found' : h('code', null, formatValue(v))
+        case 'get':
+          out = await this.read(dht, key, author)
           break
-        }
         case 'delete':
           await dht.delete(key)
-          out = 'deleted'
+          out = h('span', null, 'deleted the record of ', idChip(this.me, this.me))
           break
         case 'provide':
           await dht.provide(key)
@@ -120,10 +142,11 @@ export class DhtPanel {
           break
         }
         case 'lookup': {
-          const r = await dht.lookup?.(key)
+          // Where this author's record for the key lives: id160(author ":" key).
+          const r = await dht.lookup?.(key, { author })
           const node = nodeIdIn(r)
           const hops = (r as { hops?: unknown } | undefined)?.hops
-          this.lookup = { key, position: await keyPosition(key), node }
+          this.lookup = { key, position: await keyPosition(`${author}:${key}`), node }
           this.drawRing()
           out = h(
             'span',
@@ -142,6 +165,22 @@ export class DhtPanel {
       this.busy = false
       this.enable(true)
     }
+  }
+
+  /** get: the value and whose record it is; its sequence and signing time in the tooltip when the build tells. */
+  private async read(dht: DhtApi, key: string, author: string): Promise<Node | string> {
+    const whose = idChip(author, this.me)
+    if (typeof dht.getRecord === 'function') {
+      const rec = await dht.getRecord(key, { author })
+      if (!rec) return h('span', null, 'none by ', whose)
+      const version = { title: `seq ${rec.seq}, signed ${new Date(rec.time).toISOString()}` }
+      if (rec.deleted || rec.value === undefined) return h('span', version, 'deleted by ', whose)
+      return h('span', version, h('code', null, formatValue(rec.value)), ' by ', whose)
+    }
+    const v = await dht.get(key, { author })
+    return v === undefined
+      ? h('span', null, 'none by ', whose)
+      : h('span', null, h('code', null, formatValue(v)), ' by ', whose)
   }
 
   private report(op: Op, key: string, kind: 'ok' | 'error', out: Node | string, ms?: number): void {

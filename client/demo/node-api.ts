@@ -25,14 +25,24 @@ export interface SyncApi {
   lease?(key: string): { owner: string; expires: number } | undefined
 }
 
-/** API.md's node.dht, with the optional helpers the ring drawing and lookups use. */
+/** A DHT record as `getRecord` returns it (who wrote it, which version). */
+export interface DhtRecordView {
+  author: string
+  value: Value | undefined
+  deleted: boolean
+  seq: number
+  time: number
+}
+
+/** API.md's node.dht (records owned by their author), with the optional helpers the ring drawing and lookups use. */
 export interface DhtApi {
   put(key: string, value: Value): Promise<void>
-  get(key: string): Promise<Value | undefined>
+  get(key: string, opts?: { author?: string }): Promise<Value | undefined>
+  getRecord?(key: string, opts?: { author?: string }): Promise<DhtRecordView | undefined>
   delete(key: string): Promise<void>
   provide(key: string): Promise<void>
   findProviders(key: string): Promise<string[]>
-  lookup?(key: string): Promise<unknown>
+  lookup?(key: string, opts?: { author?: string }): Promise<unknown>
   fingers?(): unknown
   successors?(): unknown
   predecessor?(): unknown

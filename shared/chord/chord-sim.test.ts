@@ -10,13 +10,9 @@ import {
   buildRing,
   type ChordNet,
   fingerAccuracy,
-  killFraction,
-  mean,
-  measureLookups,
-  quantile,
+  recordPos,
   ringCorrect,
   ringStable,
-  runChurn,
   runUntil,
   SIM_CHORD_OPTIONS,
   settle,
@@ -24,6 +20,7 @@ import {
   successorListsCorrect,
   trueOwners,
 } from './harness.ts'
+import { killFraction, mean, measureLookups, quantile, runChurn } from './measure.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
 const REPLICAS = 3
@@ -33,18 +30,33 @@ function pick(net: ChordNet): string {
   return ids[Math.floor(net.sim.rng() * ids.length)] as string
 }
 
-/** Members that should hold `key` (its true owners) but do not. */
-function missingCopies(net: ChordNet, key: string): string[] {
-  return trueOwners(net, keyPositionSync(key), REPLICAS).filter((o) => !net.node(o).holds(key))
+/** Key -> the node that wrote it (its author). */
+type Authors = Map<string, string>
+
+/** Members that should hold `key` by its author (its true owners) but do not. */
+function missingCopies(net: ChordNet, authors: Authors, key: string): string[] {
+  const a = authors.get(key) as string
+  return trueOwners(net, recordPos(a, key), REPLICAS).filter((o) => !net.node(o).holds(key, a))
 }
 
-async function putAll(net: ChordNet, keys: string[]): Promise<void> {
+/** Each key put by a random member, in its own namespace. */
+async function putAll(net: ChordNet, keys: string[]): Promise<Authors> {
+  const authors: Authors = new Map(keys.map((k) => [k, pick(net)]))
   const res = await settleAll(
     net.sim,
-    keys.map((k) => net.node(pick(net)).put(k, { k })),
+    keys.map((k) => net.node(authors.get(k) as string).put(k, { k })),
   )
   const failed = res.filter((r) => r.status === 'rejected')
   expect(failed).toEqual([])
+  return authors
+}
+
+/** Reads of every key, by its author, from random members. */
+function readAll(net: ChordNet, authors: Authors, keys: string[]): Promise<PromiseSettledResult<unknown>[]> {
+  return settleAll(
+    net.sim,
+    keys.map((k) => net.node(pick(net)).get(k, authors.get(k))),
+  )
 }
 
 describe('Chord at N = 1,024', () => {
@@ -65,12 +77,14 @@ describe('Chord at N = 1,024', () => {
 
       // 1,000 records, each on its successor and the next two nodes.
       const keys = Array.from({ length: 1000 }, (_, i) => `key/${i}`)
-      await putAll(net, keys)
+      const authors = await putAll(net, keys)
       await net.sim.runFor(2000)
-      expect(keys.flatMap((k) => missingCopies(net, k))).toEqual([])
+      expect(keys.flatMap((k) => missingCopies(net, authors, k))).toEqual([])
 
       // Half the ring crashes at once.
-      const holders = new Map(keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k))]))
+      const holders = new Map(
+        keys.map((k) => [k, net.live().filter((id) => net.node(id).holds(k, authors.get(k) as string))]),
+      )
       const killed = new Set(await killFraction(net, 0.5))
       expect(killed.size).toBe(512)
       const surviving = keys.filter((k) => (holders.get(k) ?? []).some((id) => !killed.has(id)))
@@ -79,12 +93,13 @@ describe('Chord at N = 1,024', () => {
       expect(await runUntil(net, () => ringStable(net), 60_000)).toBe(true)
       // Replicas restored: every surviving key is on all three of its new owners.
       expect(
-        await runUntil(net, () => surviving.every((k) => missingCopies(net, k).length === 0), 60_000),
+        await runUntil(
+          net,
+          () => surviving.every((k) => missingCopies(net, authors, k).length === 0),
+          60_000,
+        ),
       ).toBe(true)
-      const reads = await settleAll(
-        net.sim,
-        surviving.map((k) => net.node(pick(net)).get(k)),
-      )
+      const reads = await readAll(net, authors, surviving)
       const notFound = reads.filter(
         (r, i) => r.status !== 'fulfilled' || (r.value as { k?: string })?.k !== surviving[i],
       )
@@ -92,7 +107,9 @@ describe('Chord at N = 1,024', () => {
       const after = await measureLookups(net, 1000)
       expect(after.wrong + after.failed).toBe(0)
     })
-  })
+    // About 21 s of CPU (before and after owned records); the full suite on two shared cores took
+    // it past the 60 s default in wall time. A bound on the machine, not on the protocol.
+  }, 180_000)
 })
 
 describe('Chord under churn', () => {
@@ -124,11 +141,8 @@ describe('Chord under message loss', () => {
       const s = await measureLookups(net, 1000)
       expect(s.ok / 1000).toBeGreaterThanOrEqual(0.99)
       const keys = Array.from({ length: 200 }, (_, i) => `lossy/${i}`)
-      await putAll(net, keys)
-      const reads = await settleAll(
-        net.sim,
-        keys.map((k) => net.node(pick(net)).get(k)),
-      )
+      const authors = await putAll(net, keys)
+      const reads = await readAll(net, authors, keys)
       const good = reads.filter(
         (r, i) => r.status === 'fulfilled' && (r.value as { k?: string } | undefined)?.k === keys[i],
       )
@@ -146,9 +160,9 @@ describe('keys move on join', () => {
     await withSeed(seed, async () => {
       const net = await buildRing(seed, 128)
       const keys = Array.from({ length: 600 }, (_, i) => `move/${i}`)
-      await putAll(net, keys)
+      const authors = await putAll(net, keys)
       await net.sim.runFor(2000)
-      expect(keys.flatMap((k) => missingCopies(net, k))).toEqual([])
+      expect(keys.flatMap((k) => missingCopies(net, authors, k))).toEqual([])
       // 48 nodes join at once, through random members.
       const fresh = Array.from({ length: 48 }, () => net.add())
       const joins = await settleAll(
@@ -158,14 +172,16 @@ describe('keys move on join', () => {
       expect(joins.every((r) => r.status === 'fulfilled')).toBe(true)
       for (const id of fresh) net.member(id)
       expect(await runUntil(net, () => ringCorrect(net), 30_000)).toBe(true)
-      expect(await runUntil(net, () => keys.every((k) => missingCopies(net, k).length === 0), 30_000)).toBe(
-        true,
-      )
+      expect(
+        await runUntil(net, () => keys.every((k) => missingCopies(net, authors, k).length === 0), 30_000),
+      ).toBe(true)
       // A new node holds what it owns (it may also hold copies on their way elsewhere, for a while).
       let moved = 0
       for (const id of fresh) {
-        const owned = keys.filter((k) => trueOwners(net, keyPositionSync(k), REPLICAS).includes(id))
-        for (const k of owned) expect(net.node(id).holds(k)).toBe(true)
+        const owned = keys.filter((k) =>
+          trueOwners(net, recordPos(authors.get(k) as string, k), REPLICAS).includes(id),
+        )
+        for (const k of owned) expect(net.node(id).holds(k, authors.get(k) as string)).toBe(true)
         moved += owned.length
       }
       expect(moved).toBeGreaterThan(50)
@@ -173,10 +189,7 @@ describe('keys move on join', () => {
       await net.sim.runFor(5 * (SIM_CHORD_OPTIONS.republishMs ?? 0))
       const total = net.live().reduce((n, id) => n + net.node(id).storedKeys(), 0)
       expect(total).toBe(keys.length * REPLICAS)
-      const reads = await settleAll(
-        net.sim,
-        keys.map((k) => net.node(pick(net)).get(k)),
-      )
+      const reads = await readAll(net, authors, keys)
       reads.forEach((r, i) => {
         expect(r.status === 'fulfilled' && (r.value as { k?: string } | undefined)?.k).toBe(keys[i])
       })
@@ -190,11 +203,13 @@ describe('leaving gracefully', () => {
     await withSeed(seed, async () => {
       const net = await buildRing(seed, 64)
       const keys = Array.from({ length: 300 }, (_, i) => `leave/${i}`)
-      await putAll(net, keys)
+      const authors = await putAll(net, keys)
       await net.sim.runFor(2000)
       for (let round = 0; round < 4; round++) {
         const leaver = pick(net)
-        const primaryOf = keys.filter((k) => trueOwners(net, keyPositionSync(k), 1)[0] === leaver)
+        const primaryOf = keys.filter(
+          (k) => trueOwners(net, recordPos(authors.get(k) as string, k), 1)[0] === leaver,
+        )
         await settle(net.sim, net.node(leaver).leave())
         await net.sim.runFor(100) // its last messages go out
         await net.kill(leaver) // the tab closes
@@ -202,10 +217,16 @@ describe('leaving gracefully', () => {
         // successor's next tick; predecessors further back drop it from their lists as they stabilize.
         expect(await runUntil(net, () => ringCorrect(net), 300, 50)).toBe(true)
         expect(
-          await runUntil(net, () => keys.every((k) => missingCopies(net, k).length === 0), 1000, 100),
+          await runUntil(
+            net,
+            () => keys.every((k) => missingCopies(net, authors, k).length === 0),
+            1000,
+            100,
+          ),
         ).toBe(true)
         expect(await runUntil(net, () => ringStable(net), 5000, 100)).toBe(true)
-        for (const k of primaryOf) expect(await settle(net.sim, net.node(pick(net)).get(k))).toEqual({ k })
+        for (const k of primaryOf)
+          expect(await settle(net.sim, net.node(pick(net)).get(k, authors.get(k)))).toEqual({ k })
       }
     })
   })

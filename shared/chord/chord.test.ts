@@ -7,21 +7,22 @@ import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
-import { type Chord, type ChordOptions, createChord } from './chord.ts'
+import type { Chord, ChordOptions } from './chord.ts'
 import {
   buildRing,
   type ChordNet,
   createChordNet,
+  recordPos,
   SIM_CHORD_OPTIONS,
   settle,
   settleAll,
+  stubChord,
   trueOwners,
   trueSuccessor,
 } from './harness.ts'
 import type { ChordMsg, RecordWire } from './messages.ts'
 import { signRecord } from './records.ts'
 import { between } from './ring.ts'
-import { keyPositionSync } from './sha256-sync.ts'
 
 const A = 'a'.repeat(40)
 const B = 'b'.repeat(40)
@@ -30,33 +31,7 @@ const C = 'c'.repeat(40)
 const AB = 'b0'.repeat(20)
 const flush = () => new Promise((r) => setTimeout(r, 0))
 
-/** A node whose sends are collected instead of delivered; time moves when the test says. */
-function stubNode(id = A, options: ChordOptions = {}, start = 1_000_000) {
-  const sent: [string, ChordMsg][] = []
-  let now = start
-  const chord = createChord(
-    {
-      id,
-      send: (to, m) => void sent.push([to, m]),
-      now: () => now,
-      random: () => 0.5,
-      keys: createFakeKeyring(id),
-      keyPosition: keyPositionSync,
-    },
-    options,
-  )
-  return {
-    chord,
-    sent,
-    advance(ms: number) {
-      now += ms
-      return chord.tick(now)
-    },
-    get now() {
-      return now
-    },
-  }
-}
+const stubNode = (id = A, options: ChordOptions = {}, start?: number) => stubChord(id, options, start)
 
 async function rejectionName(p: Promise<unknown>): Promise<string> {
   try {
@@ -86,7 +61,7 @@ describe('a ring of one', () => {
     expect(await chord.get('k')).toBe('second')
     await chord.delete('k')
     expect(await chord.get('k')).toBeUndefined()
-    expect(chord.holds('k')).toBe(true) // the tombstone
+    expect(chord.holds('k', A)).toBe(true) // the tombstone
     expect(await chord.get('never')).toBeUndefined()
     await chord.provide('svc')
     expect(await chord.findProviders('svc')).toEqual([A])
@@ -152,21 +127,22 @@ describe('the boundary', () => {
   it('drops forged and oversized records, counts each reason, stores the good one', async () => {
     const s = stubNode()
     await s.chord.join(null)
-    const good = await signRecord(createFakeKeyring(B), B, 'k1', encodeValue('fine'), false, [1000, 0])
+    const v1 = { seq: 1, time: 1000 }
+    const good = await signRecord(createFakeKeyring(B), B, 'k1', encodeValue('fine'), false, v1)
     const forgedValue: RecordWire = { ...good, k: 'k2', vb: encodeValue('evil') }
-    const wrongKey = await signRecord(createFakeKeyring(C), B, 'k3', encodeValue(1), false, [1000, 0])
+    const wrongKey = await signRecord(createFakeKeyring(C), B, 'k3', encodeValue(1), false, v1)
     const tooBig = await signRecord(
       createFakeKeyring(B),
       B,
       'k4',
       encodeValue(new Uint8Array(300_000)),
       false,
-      [1000, 0],
+      v1,
     )
-    const future = await signRecord(createFakeKeyring(B), B, 'k5', encodeValue(1), false, [
-      s.now + 3_600_000,
-      0,
-    ])
+    const future = await signRecord(createFakeKeyring(B), B, 'k5', encodeValue(1), false, {
+      seq: 1,
+      time: s.now + 3_600_000,
+    })
     await s.chord.handle(B, {
       t: 'store',
       r: 9,
@@ -174,14 +150,16 @@ describe('the boundary', () => {
       provs: [],
     })
     expect(s.chord.storedKeys()).toBe(1)
-    expect(s.chord.holds('k1')).toBe(true)
+    expect(s.chord.holds('k1', B)).toBe(true)
     expect(s.chord.counters['drop.record.signature']).toBe(1)
     expect(s.chord.counters['drop.record.author']).toBe(1)
     expect(s.chord.counters['drop.record.valueTooLarge']).toBe(1)
-    expect(s.chord.counters['drop.record.skew']).toBe(1)
+    expect(s.chord.counters['drop.record.future']).toBe(1)
     const reply = s.sent.find(([, m]) => m.t === 'stored')?.[1]
-    expect(reply).toEqual({ t: 'stored', r: 9, ok: 1, err: 'signature' })
-    expect(await s.chord.get('k1')).toBe('fine')
+    expect(reply).toEqual({ t: 'stored', r: 9, ok: 1, err: 'signature', q: null })
+    expect(await s.chord.get('k1', B)).toBe('fine')
+    // Our own namespace has no k1.
+    expect(await s.chord.get('k1')).toBeUndefined()
   })
 
   it('bounds the requests in flight and fails the rest at once', async () => {
@@ -204,27 +182,51 @@ describe('the boundary', () => {
 })
 
 describe('small rings', () => {
-  it('stores on the key’s owners; last writer wins everywhere; a tombstone hides the value', async () => {
+  it('stores on the owners of hash(author, key); two authors of one key keep two records; a tombstone hides only its author’s', async () => {
     const seed = testSeed(11)
     await withSeed(seed, async () => {
       const net = await buildRing(seed, 16)
-      const [x, y] = [pick(net), pick(net)]
+      const [x, y] = [net.live()[3] as string, net.live()[9] as string]
       await settle(net.sim, net.node(x).put('shared', 'from x'))
       await net.sim.runFor(5)
       await settle(net.sim, net.node(y).put('shared', 'from y'))
       await net.sim.runFor(1000)
-      const owners = trueOwners(net, keyPositionSync('shared'), 3)
-      for (const id of net.live()) expect(await settle(net.sim, net.node(id).get('shared'))).toBe('from y')
-      for (const o of owners) expect(net.node(o).holds('shared')).toBe(true)
+      for (const id of net.live()) {
+        expect(await settle(net.sim, net.node(id).get('shared', x))).toBe('from x')
+        expect(await settle(net.sim, net.node(id).get('shared', y))).toBe('from y')
+      }
+      // Each author's default namespace is its own.
+      expect(await settle(net.sim, net.node(x).get('shared'))).toBe('from x')
+      expect(await settle(net.sim, net.node(y).get('shared'))).toBe('from y')
+      const owners = trueOwners(net, recordPos(x, 'shared'), 3)
+      for (const o of owners) expect(net.node(o).holds('shared', x)).toBe(true)
+      // x updates: the sequence goes up, every owner keeps the new version.
+      await settle(net.sim, net.node(x).put('shared', 'x again'))
+      await net.sim.runFor(1000)
+      const seq = net.node(owners[0] as string).heldSeq('shared', x) as number
+      for (const o of owners) expect(net.node(o).heldSeq('shared', x)).toBe(seq)
+      expect(await settle(net.sim, net.node(y).get('shared', x))).toBe('x again')
+      // x deletes its record: y's stays.
       await settle(net.sim, net.node(x).delete('shared'))
       await net.sim.runFor(1000)
-      for (const id of net.live()) expect(await settle(net.sim, net.node(id).get('shared'))).toBeUndefined()
-      // An older write arriving after the delete does not bring the value back.
-      await settle(net.sim, net.node(y).put('other', 1))
-      const old = await signRecord(createFakeKeyring(y), y, 'shared', encodeValue('zombie'), false, [1, 0])
+      for (const id of net.live()) {
+        expect(await settle(net.sim, net.node(id).get('shared', x))).toBeUndefined()
+        expect(await settle(net.sim, net.node(id).get('shared', y))).toBe('from y')
+      }
+      const tomb = await settle(net.sim, net.node(y).getRecord('shared', x))
+      expect(tomb?.deleted).toBe(true)
+      expect(tomb?.seq).toBeGreaterThan(seq)
+      // An older version of x's arriving after the delete does not bring the value back: refused as stale.
+      const old = await signRecord(createFakeKeyring(x), x, 'shared', encodeValue('zombie'), false, {
+        seq: 1,
+        time: 1,
+      })
+      const staleBefore = owners.reduce((n, o) => n + (net.node(o).counters['store.stale'] ?? 0), 0)
       for (const o of owners) net.sim.node(o).proto.handle(y, { t: 'store', r: 0, recs: [old], provs: [] })
       await net.sim.runFor(1000)
-      expect(await settle(net.sim, net.node(x).get('shared'))).toBeUndefined()
+      expect(await settle(net.sim, net.node(y).get('shared', x))).toBeUndefined()
+      const staleAfter = owners.reduce((n, o) => n + (net.node(o).counters['store.stale'] ?? 0), 0)
+      expect(staleAfter - staleBefore).toBe(owners.length)
     })
   })
 
@@ -252,28 +254,26 @@ describe('small rings', () => {
     await withSeed(seed, async () => {
       const net = await buildRing(seed, 16)
       const key = 'held-by-one'
-      const owners = trueOwners(net, keyPositionSync(key), 3)
-      const holder = owners[2] as string
       const author = net.live()[0] as string
-      const rec = await signRecord(
-        createFakeKeyring(author),
-        author,
-        key,
-        encodeValue('kept'),
-        false,
-        [1000, 0],
-      )
-      expect(await net.node(holder).importState({ v: 1, recs: [rec], provs: [], provided: [] })).toBe(1)
+      const owners = trueOwners(net, recordPos(author, key), 3)
+      const holder = owners[2] as string
+      const rec = await signRecord(createFakeKeyring(author), author, key, encodeValue('kept'), false, {
+        seq: 1,
+        time: 1000,
+      })
+      expect(await net.node(holder).importState({ v: 2, recs: [rec], provs: [], provided: [] })).toBe(1)
       const reader = net.live().find((id) => !owners.includes(id)) as string
       // The holder is cut off for a little longer than one request timeout (400 ms here), then heard again.
       await net.sim.partition([net.live().filter((id) => id !== holder), [holder]])
-      const read = net.node(reader).get(key)
+      const read = net.node(reader).get(key, author)
       await net.sim.runFor(600)
       await net.sim.heal()
       expect(await settle(net.sim, read)).toBe('kept')
       // And read repair gave the owners asked first their copy.
       await net.sim.runFor(200)
-      expect(net.node(owners[0] as string).holds(key) && net.node(owners[1] as string).holds(key)).toBe(true)
+      expect(
+        net.node(owners[0] as string).holds(key, author) && net.node(owners[1] as string).holds(key, author),
+      ).toBe(true)
     })
   })
 
@@ -383,7 +383,7 @@ describe('small rings', () => {
         c.storedKeys() - 1 + c.storedProviders(),
       )
       expect(other.chord.counters['drop.record.signature']).toBe(1)
-      for (const junk of [null, 1, 'x', [], { v: 2 }, { v: 1, recs: 'x' }, { v: 1, recs: [1, {}] }])
+      for (const junk of [null, 1, 'x', [], { v: 1 }, { v: 3 }, { v: 2, recs: 'x' }, { v: 2, recs: [1, {}] }])
         expect(await stubNode(B).chord.importState(junk as Value)).toBe(0)
     })
   })

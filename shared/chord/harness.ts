@@ -5,10 +5,10 @@
  * simulator until a promise settles.
  */
 import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { shuffle } from '../sim/prng.ts'
 import { createSim, type Sim } from '../sim/sim.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'
 import type { ChordMsg } from './messages.ts'
+import { recordSlot } from './records.ts'
 import { betweenRightIncl, fingerStarts, RING_BITS, successorIn, successorIndex } from './ring.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
@@ -22,6 +22,13 @@ export const SIM_CHORD_OPTIONS: ChordOptions = {
   providerTtlMs: 30_000,
 }
 
+/**
+ * What a hostile node does to each message it sends: return it (changed or
+ * not) to send it, or null to drop it. The node runs the honest protocol
+ * otherwise, so it keeps its place on the ring and its share of records.
+ */
+export type Tamper = (to: string, msg: ChordMsg) => ChordMsg | null
+
 export interface ChordNet {
   readonly sim: Sim<ChordMsg>
   /** The node's state machine (the current instance). */
@@ -34,6 +41,8 @@ export interface ChordNet {
   member(id: string): void
   /** Crash a node for good. */
   kill(id: string): Promise<void>
+  /** Make a node hostile from now on (null: honest again). */
+  tamper(id: string, fn: Tamper | null): void
 }
 
 export function createChordNet(
@@ -43,14 +52,23 @@ export function createChordNet(
 ): ChordNet {
   const sim = createSim<ChordMsg>({ seed, connectOnSend: true, ...simOptions })
   const members = new Set<string>()
+  const tampers = new Map<string, Tamper>()
   let sorted: string[] | null = null
   return {
     sim,
     node: (id) => sim.proto<Chord>(id),
     add(id = sim.randomId()) {
-      sim.addNode(id, (deps) =>
-        createChord({ ...deps, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync }, options),
-      )
+      sim.addNode(id, (deps) => {
+        const send = (to: string, msg: ChordMsg) => {
+          const fn = tampers.get(id)
+          const out = fn ? fn(to, msg) : msg
+          if (out) deps.send(to, out)
+        }
+        return createChord(
+          { ...deps, send, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync },
+          options,
+        )
+      })
       return id
     },
     live() {
@@ -66,8 +84,45 @@ export function createChordNet(
       members.delete(id)
       sorted = null
     },
+    tamper(id, fn) {
+      if (fn) tampers.set(id, fn)
+      else tampers.delete(id)
+    },
   }
 }
+
+/**
+ * One Chord node outside any network, for handler tests: what it sends is
+ * collected in `sent`, and time moves only when the test calls `advance`.
+ */
+export function stubChord(id: string, options: ChordOptions = {}, start = 1_000_000) {
+  const sent: [string, ChordMsg][] = []
+  let now = start
+  const chord = createChord(
+    {
+      id,
+      send: (to, m) => void sent.push([to, m]),
+      now: () => now,
+      random: () => 0.5,
+      keys: createFakeKeyring(id),
+      keyPosition: keyPositionSync,
+    },
+    options,
+  )
+  return {
+    chord,
+    sent,
+    advance(ms: number) {
+      now += ms
+      return chord.tick(now)
+    },
+    get now() {
+      return now
+    },
+  }
+}
+
+export type StubChord = ReturnType<typeof stubChord>
 
 /** Run the simulator until `p` settles (or `maxMs` of virtual time pass); then return or throw its outcome. */
 export async function settle<T>(sim: Sim<ChordMsg>, p: Promise<T>, maxMs = 120_000): Promise<T> {
@@ -229,6 +284,11 @@ export async function buildRing(
   return net
 }
 
+/** Ring position of `author`'s record for `key`. */
+export function recordPos(author: string, key: string): string {
+  return keyPositionSync(recordSlot(author, key))
+}
+
 /** The true successor of `pos` among the members. */
 export function trueSuccessor(net: ChordNet, pos: string): string {
   return successorIn(net.live(), pos) as string
@@ -242,158 +302,4 @@ export function trueOwners(net: ChordNet, pos: string, replicas: number): string
   const out: string[] = []
   for (let j = 0; j < Math.min(replicas, ids.length); j++) out.push(ids[(i + j) % ids.length] as string)
   return out
-}
-
-export interface LookupStats {
-  /** Lookups that returned the true successor. */
-  ok: number
-  /** Lookups that returned another node. */
-  wrong: number
-  /** Lookups that failed (rejected or unsettled). */
-  failed: number
-  /** Hop counts of the lookups that returned. */
-  hops: number[]
-}
-
-/**
- * Start `count` lookups of random positions from random members, all at
- * once, each checked against the truth when it returns. The caller drives
- * the simulator and settles `jobs`; `stats` fills in as they end.
- */
-export function launchLookups(net: ChordNet, count: number): { jobs: Promise<void>[]; stats: LookupStats } {
-  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [] }
-  const ids = net.live()
-  const jobs = Array.from({ length: count }, () => {
-    const target = net.sim.randomId()
-    const from = ids[Math.floor(net.sim.rng() * ids.length)] as string
-    return net
-      .node(from)
-      .lookup(target)
-      .then(
-        (r) => {
-          stats.hops.push(r.hops)
-          if (r.node === trueSuccessor(net, target)) stats.ok++
-          else stats.wrong++
-        },
-        () => {
-          stats.failed++
-        },
-      )
-  })
-  return { jobs, stats }
-}
-
-/** `count` lookups of random positions from random members, all at once; checked against the truth when each returns. */
-export async function measureLookups(net: ChordNet, count: number, maxMs = 60_000): Promise<LookupStats> {
-  const { jobs, stats } = launchLookups(net, count)
-  const res = await settleAll(net.sim, jobs, maxMs)
-  // Unsettled after maxMs: failed too.
-  stats.failed += res.filter((r) => r.status === 'rejected').length
-  return stats
-}
-
-export interface ChurnOptions {
-  /** Mean node lifetime: joins and failures each arrive at rate N / lifetimeMs (Poisson). */
-  lifetimeMs: number
-  /** Virtual time the churn lasts. */
-  durationMs: number
-  /** Lookups per second of virtual time, from random members to random positions. */
-  lookupsPerSec: number
-}
-
-export interface ChurnStats extends LookupStats {
-  joins: number
-  failures: number
-}
-
-/**
- * Poisson churn: joins (through a random member) and crashes, each at rate
- * N / lifetime, while members look up random positions. A lookup succeeds
- * when it returns the true successor among the members (live nodes whose
- * join has completed) at the moment it returns; lookups whose querier
- * crashed meanwhile are not counted.
- */
-export async function runChurn(net: ChordNet, opts: ChurnOptions): Promise<ChurnStats> {
-  const rng = net.sim.rng
-  const n = net.live().length
-  const start = net.sim.now
-  const events: { t: number; kind: 'join' | 'fail' | 'lookup' }[] = []
-  const streams: ['join' | 'fail' | 'lookup', number][] = [
-    ['join', n / opts.lifetimeMs],
-    ['fail', n / opts.lifetimeMs],
-    ['lookup', opts.lookupsPerSec / 1000],
-  ]
-  for (const [kind, rate] of streams) {
-    if (rate <= 0) continue
-    for (let t = start; ; ) {
-      t += -Math.log(1 - rng()) / rate
-      if (t > start + opts.durationMs) break
-      events.push({ t, kind })
-    }
-  }
-  events.sort((a, b) => a.t - b.t)
-  const stats: ChurnStats = { ok: 0, wrong: 0, failed: 0, hops: [], joins: 0, failures: 0 }
-  const jobs: Promise<void>[] = []
-  for (const ev of events) {
-    await net.sim.runUntil(ev.t)
-    const ids = net.live()
-    const member = () => ids[Math.floor(rng() * ids.length)] as string
-    if (ev.kind === 'join') {
-      const id = net.add()
-      stats.joins++
-      jobs.push(
-        net
-          .node(id)
-          .join(member())
-          .then(
-            () => net.member(id),
-            () => undefined,
-          ),
-      )
-    } else if (ev.kind === 'fail') {
-      if (ids.length <= 2) continue
-      stats.failures++
-      await net.kill(member())
-    } else {
-      const from = member()
-      const target = net.sim.randomId()
-      jobs.push(
-        net
-          .node(from)
-          .lookup(target)
-          .then(
-            (r) => {
-              if (!net.sim.node(from).up) return
-              stats.hops.push(r.hops)
-              if (r.node === trueSuccessor(net, target)) stats.ok++
-              else stats.wrong++
-            },
-            () => {
-              if (net.sim.node(from).up) stats.failed++
-            },
-          ),
-      )
-    }
-  }
-  await settleAll(net.sim, jobs, 30_000)
-  return stats
-}
-
-/** Crash round(fraction × members) members chosen at random, at once (at least one survives). Returns them. */
-export async function killFraction(net: ChordNet, fraction: number): Promise<string[]> {
-  const ids = shuffle(net.sim.rng, [...net.live()])
-  const killed = ids.slice(0, Math.min(ids.length - 1, Math.round(fraction * ids.length)))
-  for (const id of killed) await net.kill(id)
-  return killed
-}
-
-export function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN
-}
-
-/** The q-quantile (nearest rank) of xs. */
-export function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return Number.NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number
 }

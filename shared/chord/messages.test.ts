@@ -19,7 +19,8 @@ const rec: RecordWire = {
   d: false,
   a: A,
   pk: new Uint8Array(32).fill(1),
-  h: [1700000000000, 3],
+  q: 1700000000003,
+  t: 1700000000000,
   s: new Uint8Array(64).fill(2),
 }
 const prov = { k: 'svc', p: B, pk: new Uint8Array(32), t: 5, ttl: 1000, s: new Uint8Array(64) }
@@ -42,12 +43,13 @@ const samples: ChordMsg[] = [
   { t: 'leave', p: null, s: [] },
   { t: 'table', r: 4 },
   { t: 'fingers', r: 4, f: [A, B] },
-  { t: 'offer', r: 5, recs: [['k', 1, 2, A]], provs: [['svc', B, 7]] },
-  { t: 'want', r: 5, recs: ['k'], provs: [['svc', B]] },
+  { t: 'offer', r: 5, recs: [['k', A, 1, 2]], provs: [['svc', B, 7]] },
+  { t: 'want', r: 5, recs: [['k', A]], provs: [['svc', B]] },
   { t: 'store', r: 0, recs: [rec], provs: [prov] },
-  { t: 'stored', r: 6, ok: 1, err: null },
-  { t: 'stored', r: 6, ok: 0, err: 'quota' },
-  { t: 'get', r: 7, k: 'hello' },
+  { t: 'stored', r: 6, ok: 1, err: null, q: null },
+  { t: 'stored', r: 6, ok: 0, err: 'quota', q: null },
+  { t: 'stored', r: 6, ok: 0, err: 'stale', q: 1700000000009 },
+  { t: 'get', r: 7, k: 'hello', a: A },
   { t: 'got', r: 7, rec },
   { t: 'got', r: 7, rec: null },
   { t: 'getProv', r: 8, k: 'svc' },
@@ -66,11 +68,11 @@ describe('parseChordMsg', () => {
   })
 
   it('keeps only the fields of the grammar', () => {
-    const m = parseChordMsg({ t: 'get', r: 1, k: 'x', junk: new Uint8Array(1000) })
-    expect(m).toEqual({ t: 'get', r: 1, k: 'x' })
+    const m = parseChordMsg({ t: 'get', r: 1, k: 'x', a: A, junk: new Uint8Array(1000) })
+    expect(m).toEqual({ t: 'get', r: 1, k: 'x', a: A })
     const s = parseChordMsg({ t: 'store', r: 0, recs: [{ ...rec, extra: 'x'.repeat(1000) }], provs: [] })
     expect(s && s.t === 'store' && Object.keys(s.recs[0] as object).sort()).toEqual(
-      ['a', 'd', 'h', 'k', 'pk', 's', 'vb'].sort(),
+      ['a', 'd', 'k', 'pk', 'q', 's', 't', 'vb'].sort(),
     )
   })
 
@@ -96,19 +98,33 @@ describe('parseChordMsg', () => {
       { t: 'pred', r: 1, p: 'x', s: [] },
       { t: 'leave', p: 'x', s: [] },
       { t: 'leave', p: null },
-      { t: 'offer', r: 1, recs: [['k', -1, 0, A]], provs: [] },
-      { t: 'offer', r: 1, recs: [['k', 1, 0]], provs: [] },
-      { t: 'offer', r: 1, recs: Array.from({ length: LIMITS.offer + 1 }, () => ['k', 1, 0, A]), provs: [] },
+      { t: 'offer', r: 1, recs: [['k', A, -1, 0]], provs: [] },
+      { t: 'offer', r: 1, recs: [['k', A, 1]], provs: [] },
+      { t: 'offer', r: 1, recs: [['k', 1, 0, A]], provs: [] }, // the old (key, wall, counter, author) digest
+      { t: 'offer', r: 1, recs: Array.from({ length: LIMITS.offer + 1 }, () => ['k', A, 1, 0]), provs: [] },
       { t: 'want', r: 1, recs: [1], provs: [] },
+      { t: 'want', r: 1, recs: ['k'], provs: [] }, // a want names the author too
       { t: 'store', r: 0, recs: [{ ...rec, pk: new Uint8Array(31) }], provs: [] },
       { t: 'store', r: 0, recs: [{ ...rec, s: new Uint8Array(63) }], provs: [] },
-      { t: 'store', r: 0, recs: [{ ...rec, h: [1, -1] }], provs: [] },
+      { t: 'store', r: 0, recs: [{ ...rec, q: -1 }], provs: [] },
+      { t: 'store', r: 0, recs: [{ ...rec, q: 2 ** 53 }], provs: [] },
+      { t: 'store', r: 0, recs: [{ ...rec, t: 1.5 }], provs: [] },
+      {
+        t: 'store',
+        r: 0,
+        recs: [{ k: 'k', vb: rec.vb, d: false, a: A, pk: rec.pk, h: [1, 0], s: rec.s }],
+        provs: [],
+      },
       { t: 'store', r: 0, recs: [{ ...rec, d: true }], provs: [] }, // a tombstone carries no value
       { t: 'store', r: 0, recs: [{ ...rec, a: 'zz' }], provs: [] },
       { t: 'store', r: 0, recs: [], provs: [{ ...prov, ttl: 1.5 }] },
       { t: 'store', r: 0, recs: [rec] },
-      { t: 'stored', r: 1, ok: 1, err: 'x'.repeat(LIMITS.code + 1) },
-      { t: 'get', r: 1, k: 'x'.repeat(LIMITS.keyChars + 1) },
+      { t: 'stored', r: 1, ok: 1, err: 'x'.repeat(LIMITS.code + 1), q: null },
+      { t: 'stored', r: 1, ok: 1, err: null }, // q is required (null when nothing was stale)
+      { t: 'stored', r: 1, ok: 0, err: 'stale', q: -5 },
+      { t: 'get', r: 1, k: 'x'.repeat(LIMITS.keyChars + 1), a: A },
+      { t: 'get', r: 1, k: 'x' }, // whose record?
+      { t: 'get', r: 1, k: 'x', a: 'zz' },
       { t: 'got', r: 1, rec: {} },
       { t: 'err', r: 1, code: 5 },
       Object.assign(Object.create({ t: 'ping' }), { r: 1 }), // fields from a prototype do not count
@@ -143,6 +159,8 @@ describe('parseChordMsg', () => {
         }),
         rec: fc.oneof(field, fc.constant(rec)),
         h: field,
+        a: field,
+        q: field,
         o: field,
         ok: field,
         err: field,

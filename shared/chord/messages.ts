@@ -8,12 +8,13 @@
  * much.
  */
 import { isNodeId } from '../bytes.ts'
-import { isHlc } from '../hlc.ts'
-import type { Value } from '../types.ts'
 
-/** A signed DHT record as it travels and is stored (see records.ts for what is signed). */
+/**
+ * A signed DHT record as it travels and is stored (see records.ts for what
+ * is signed). It lives in its author's namespace, at id160(utf8(a ":" k)).
+ */
 export type RecordWire = {
-  /** The key as the application wrote it; placed at id160(utf8(k)). */
+  /** The key as the application wrote it, in the author's namespace. */
   k: string
   /** encodeValue(value); empty for a tombstone. */
   vb: Uint8Array
@@ -23,8 +24,10 @@ export type RecordWire = {
   a: string
   /** Author's raw public key (32 bytes). */
   pk: Uint8Array
-  /** HLC timestamp [wall ms, counter]: last writer wins, then author id. */
-  h: [number, number]
+  /** Sequence number: the highest one wins (BEP 44's seq). */
+  q: number
+  /** When the author signed it, ms since the epoch (refused when beyond the skew ahead of ours). */
+  t: number
   /** Signature (64 bytes) over recordSigningBytes. */
   s: Uint8Array
 }
@@ -42,8 +45,10 @@ export type ProviderWire = {
   s: Uint8Array
 }
 
-/** A record digest in an offer: key, HLC wall, HLC counter, author. */
-export type OfferRec = [key: string, wall: number, counter: number, author: string]
+/** A record digest in an offer: key, author, sequence, signing time. */
+export type OfferRec = [key: string, author: string, seq: number, time: number]
+/** A record named in a want: key, author. */
+export type WantRec = [key: string, author: string]
 /** A provider digest in an offer: key, provider, issue time. */
 export type OfferProv = [key: string, provider: string, t: number]
 
@@ -74,12 +79,16 @@ export type ChordMsg =
   | { t: 'fingers'; r: number; f: string[] }
   // storage
   | { t: 'offer'; r: number; recs: OfferRec[]; provs: OfferProv[] }
-  | { t: 'want'; r: number; recs: string[]; provs: [string, string][] }
+  | { t: 'want'; r: number; recs: WantRec[]; provs: [string, string][] }
   /** r = 0: no answer wanted. */
   | { t: 'store'; r: number; recs: RecordWire[]; provs: ProviderWire[] }
-  /** ok: how many records were accepted (new, newer or already held); err: why others were not. */
-  | { t: 'stored'; r: number; ok: number; err: string | null }
-  | { t: 'get'; r: number; k: string }
+  /**
+   * ok: how many records were accepted (new, newer or already held); err: why others were not;
+   * q: for a record refused as older than the one held ('stale'), the sequence held (the highest).
+   */
+  | { t: 'stored'; r: number; ok: number; err: string | null; q: number | null }
+  /** Read author a's record for key k. */
+  | { t: 'get'; r: number; k: string; a: string }
   | { t: 'got'; r: number; rec: RecordWire | null }
   | { t: 'getProv'; r: number; k: string }
   | { t: 'provs'; r: number; provs: ProviderWire[] }
@@ -102,20 +111,34 @@ export const LIMITS = {
   code: 64,
 } as const
 
+/** Answers: each is matched to a pending request by (r, sender). */
+const REPLY_TAGS = {
+  pong: true,
+  found: true,
+  closer: true,
+  routed: true,
+  pred: true,
+  fingers: true,
+  want: true,
+  stored: true,
+  got: true,
+  provs: true,
+  err: true,
+} as const
+
+export type ChordReplyType = keyof typeof REPLY_TAGS
+/** An answer to one of our requests. */
+export type ChordReply = Extract<ChordMsg, { t: ChordReplyType }>
+/** A request or a one-way message: what the handler table takes. */
+export type ChordRequest = Exclude<ChordMsg, ChordReply>
+export type ChordRequestType = ChordRequest['t']
+
 /** Reply types: matched to a pending request by (r, sender). */
-export const REPLY_TYPES: ReadonlySet<string> = new Set([
-  'pong',
-  'found',
-  'closer',
-  'routed',
-  'pred',
-  'fingers',
-  'want',
-  'stored',
-  'got',
-  'provs',
-  'err',
-])
+export const REPLY_TYPES: ReadonlySet<string> = new Set(Object.keys(REPLY_TAGS))
+
+export function isReply(m: ChordMsg): m is ChordReply {
+  return Object.hasOwn(REPLY_TAGS, m.t)
+}
 
 type Obj = Record<string, unknown>
 
@@ -133,7 +156,7 @@ function isKey(v: unknown): v is string {
   return typeof v === 'string' && v.length <= LIMITS.keyChars
 }
 
-function isTime(v: unknown): v is number {
+function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 }
 
@@ -155,17 +178,17 @@ function bytes(v: unknown, len?: number): v is Uint8Array {
 /** Validate and copy a record's fields; null when any is malformed. Signatures are checked later. */
 export function parseRecord(v: unknown): RecordWire | null {
   if (!isObj(v)) return null
-  const { k, vb, d, a, pk, h, s } = v
+  const { k, vb, d, a, pk, q, t, s } = v
   if (!isKey(k) || !bytes(vb) || typeof d !== 'boolean' || !isNodeId(a)) return null
-  if (!bytes(pk, 32) || !isHlc(h) || !bytes(s, 64)) return null
+  if (!bytes(pk, 32) || !isUint(q) || !isUint(t) || !bytes(s, 64)) return null
   if (d && vb.length !== 0) return null
-  return { k, vb, d, a, pk, h: [h[0], h[1]], s }
+  return { k, vb, d, a, pk, q, t, s }
 }
 
 export function parseProvider(v: unknown): ProviderWire | null {
   if (!isObj(v)) return null
   const { k, p, pk, t, ttl, s } = v
-  if (!isKey(k) || !isNodeId(p) || !bytes(pk, 32) || !isTime(t) || !isTime(ttl) || !bytes(s, 64)) return null
+  if (!isKey(k) || !isNodeId(p) || !bytes(pk, 32) || !isUint(t) || !isUint(ttl) || !bytes(s, 64)) return null
   return { k, p, pk, t, ttl, s }
 }
 
@@ -182,26 +205,32 @@ function list<T>(v: unknown, max: number, item: (x: unknown) => T | null): T[] |
 
 function offerRec(x: unknown): OfferRec | null {
   if (!Array.isArray(x) || x.length !== 4) return null
-  const [k, w, c, a] = x as unknown[]
-  if (!isKey(k) || !isHlc([w, c]) || !isNodeId(a)) return null
-  return [k, w as number, c as number, a]
+  const [k, a, q, t]: unknown[] = x
+  if (!isKey(k) || !isNodeId(a) || !isUint(q) || !isUint(t)) return null
+  return [k, a, q, t]
+}
+
+function wantRec(x: unknown): WantRec | null {
+  if (!Array.isArray(x) || x.length !== 2) return null
+  const [k, a]: unknown[] = x
+  return isKey(k) && isNodeId(a) ? [k, a] : null
 }
 
 function offerProv(x: unknown): OfferProv | null {
   if (!Array.isArray(x) || x.length !== 3) return null
-  const [k, p, t] = x as unknown[]
-  if (!isKey(k) || !isNodeId(p) || !isTime(t)) return null
+  const [k, p, t]: unknown[] = x
+  if (!isKey(k) || !isNodeId(p) || !isUint(t)) return null
   return [k, p, t]
 }
 
 function wantProv(x: unknown): [string, string] | null {
   if (!Array.isArray(x) || x.length !== 2) return null
-  const [k, p] = x as unknown[]
+  const [k, p]: unknown[] = x
   return isKey(k) && isNodeId(p) ? [k, p] : null
 }
 
 /** Validate a message from a peer. Returns a fresh, well-formed message or null; never throws. */
-export function parseChordMsg(v: Value): ChordMsg | null {
+export function parseChordMsg(v: unknown): ChordMsg | null {
   try {
     return parse(v)
   } catch {
@@ -258,7 +287,7 @@ function parse(v: unknown): ChordMsg | null {
       return recs && provs ? { t, r, recs, provs } : null
     }
     case 'want': {
-      const recs = list(v.recs, LIMITS.offer, (x) => (isKey(x) ? x : null))
+      const recs = list(v.recs, LIMITS.offer, wantRec)
       const provs = list(v.provs, LIMITS.offer, wantProv)
       return recs && provs ? { t, r, recs, provs } : null
     }
@@ -268,12 +297,13 @@ function parse(v: unknown): ChordMsg | null {
       return recs && provs ? { t, r, recs, provs } : null
     }
     case 'stored': {
-      const { ok, err } = v
-      if (!isTime(ok)) return null
+      const { ok, err, q } = v
+      if (!isUint(ok) || !(q === null || isUint(q))) return null
       if (err !== null && !(typeof err === 'string' && err.length <= LIMITS.code)) return null
-      return { t, r, ok, err }
+      return { t, r, ok, err, q }
     }
     case 'get':
+      return isKey(v.k) && isNodeId(v.a) ? { t, r, k: v.k, a: v.a } : null
     case 'getProv':
       return isKey(v.k) ? { t, r, k: v.k } : null
     case 'got': {

@@ -11,63 +11,79 @@ import {
   compareRecords,
   decodeRecordValue,
   digestNewer,
+  recordSlot,
   signProvider,
   signRecord,
 } from './records.ts'
 import { keyPositionSync, sha256Sync } from './sha256-sync.ts'
 import { createRecordStore, type StoreLimits } from './store.ts'
 
-const limits = { maxValueBytes: 262_144, maxKeyBytes: 1024 }
+const limits = { maxValueBytes: 262_144, maxKeyBytes: 1024, maxSkewMs: 60_000 }
 const A = 'a'.repeat(40)
 const B = 'b'.repeat(40)
+const NOW = 1_000_000
+const v = (seq: number, time = NOW) => ({ seq, time })
 
 describe('records', () => {
   it('a record signed with a real Ed25519 identity verifies; every altered field is refused', async () => {
-    const me = await generateIdentity()
-    const rec = await signRecord(me, me.id, 'greeting', encodeValue({ hi: 'there' }), false, [1000, 0])
-    expect(await checkRecord(me, rec, limits)).toBeNull()
+    const me = await generateIdentity({ puzzleBits: 0 })
+    const rec = await signRecord(me, me.id, 'greeting', encodeValue({ hi: 'there' }), false, v(7))
+    expect(await checkRecord(me, rec, limits, NOW)).toBeNull()
     expect(decodeRecordValue(rec)).toEqual({ hi: 'there' })
     const forged: [string, RecordWire][] = [
       ['value', { ...rec, vb: encodeValue({ hi: 'thief' }) }],
       ['key', { ...rec, k: 'other' }],
-      ['hlc', { ...rec, h: [1001, 0] }],
+      ['sequence', { ...rec, q: 8 }],
+      ['time', { ...rec, t: NOW + 1 }],
       ['tombstone', { ...rec, d: true, vb: new Uint8Array(0) }],
       ['signature', { ...rec, s: rec.s.map((b, i) => (i === 0 ? b ^ 1 : b)) }],
     ]
-    for (const [what, f] of forged) expect(await checkRecord(me, f, limits), what).toBe('signature')
+    for (const [what, f] of forged) expect(await checkRecord(me, f, limits, NOW), what).toBe('signature')
     // Someone else's key with our id as author, or our key claimed by another author.
-    const other = await generateIdentity()
-    expect(await checkRecord(me, { ...rec, pk: other.publicKey }, limits)).toBe('author')
-    expect(await checkRecord(me, { ...rec, a: other.id }, limits)).toBe('author')
-    // Re-signed by the other identity under our name: author check fails.
-    const stolen = await signRecord(other, me.id, 'greeting', rec.vb, false, [1000, 0])
-    expect(await checkRecord(me, stolen, limits)).toBe('author')
+    const other = await generateIdentity({ puzzleBits: 0 })
+    expect(await checkRecord(me, { ...rec, pk: other.publicKey }, limits, NOW)).toBe('author')
+    expect(await checkRecord(me, { ...rec, a: other.id }, limits, NOW)).toBe('author')
+    // Re-signed by the other identity into our namespace: author check fails.
+    const stolen = await signRecord(other, me.id, 'greeting', rec.vb, false, v(8))
+    expect(await checkRecord(me, stolen, limits, NOW)).toBe('author')
   })
 
-  it('refuses oversized values and keys, and value bytes that do not decode', async () => {
+  it('refuses oversized values and keys, value bytes that do not decode, and times beyond the skew', async () => {
     const k = createFakeKeyring(A)
-    const big = await signRecord(k, A, 'k', encodeValue(new Uint8Array(300_000)), false, [1, 0])
-    expect(await checkRecord(k, big, limits)).toBe('valueTooLarge')
-    const longKey = await signRecord(k, A, 'k'.repeat(1025), encodeValue(1), false, [1, 0])
-    expect(await checkRecord(k, longKey, limits)).toBe('keyTooLarge')
-    const junk = await signRecord(k, A, 'k', new Uint8Array([0xc1]), false, [1, 0])
-    expect(await checkRecord(k, junk, limits)).toBe('badValue')
+    const big = await signRecord(k, A, 'k', encodeValue(new Uint8Array(300_000)), false, v(1))
+    expect(await checkRecord(k, big, limits, NOW)).toBe('valueTooLarge')
+    const longKey = await signRecord(k, A, 'k'.repeat(1025), encodeValue(1), false, v(1))
+    expect(await checkRecord(k, longKey, limits, NOW)).toBe('keyTooLarge')
+    const junk = await signRecord(k, A, 'k', new Uint8Array([0xc1]), false, v(1))
+    expect(await checkRecord(k, junk, limits, NOW)).toBe('badValue')
     // null is a value: MessagePack's nil decodes to it.
-    const nul = await signRecord(k, A, 'k', encodeValue(null), false, [1, 0])
-    expect(await checkRecord(k, nul, limits)).toBeNull()
+    const nul = await signRecord(k, A, 'k', encodeValue(null), false, v(1))
+    expect(await checkRecord(k, nul, limits, NOW)).toBeNull()
     expect(decodeRecordValue(nul)).toBeNull()
-    const tomb = await signRecord(k, A, 'k', encodeValue(5), true, [2, 0])
+    const tomb = await signRecord(k, A, 'k', encodeValue(5), true, v(2))
     expect(tomb.vb.length).toBe(0)
-    expect(await checkRecord(k, tomb, limits)).toBeNull()
+    expect(await checkRecord(k, tomb, limits, NOW)).toBeNull()
     expect(decodeRecordValue(tomb)).toBeUndefined()
+    // Signed up to the skew ahead of our clock: accepted; one millisecond more: refused.
+    const edge = await signRecord(k, A, 'k', encodeValue(1), false, v(1, NOW + 60_000))
+    expect(await checkRecord(k, edge, limits, NOW)).toBeNull()
+    const ahead = await signRecord(k, A, 'k', encodeValue(1), false, v(1, NOW + 60_001))
+    expect(await checkRecord(k, ahead, limits, NOW)).toBe('future')
   })
 
-  it('last writer wins by HLC, then author id', () => {
-    expect(compareRecords({ h: [2, 0], a: A }, { h: [1, 9], a: B })).toBeGreaterThan(0)
-    expect(compareRecords({ h: [1, 1], a: A }, { h: [1, 0], a: B })).toBeGreaterThan(0)
-    expect(compareRecords({ h: [1, 0], a: B }, { h: [1, 0], a: A })).toBeGreaterThan(0)
-    expect(compareRecords({ h: [1, 0], a: A }, { h: [1, 0], a: A })).toBe(0)
-    expect(digestNewer(undefined, 0, 0, A)).toBe(true)
+  it('the highest sequence wins, then the later time, then the greater signature', () => {
+    const r = (q: number, t: number, s0 = 0) => ({ q, t, s: new Uint8Array(64).fill(s0) })
+    expect(compareRecords(r(2, 0), r(1, 9))).toBeGreaterThan(0)
+    expect(compareRecords(r(1, 9), r(2, 0))).toBeLessThan(0)
+    expect(compareRecords(r(1, 2), r(1, 1))).toBeGreaterThan(0)
+    expect(compareRecords(r(1, 1, 5), r(1, 1, 4))).toBeGreaterThan(0)
+    expect(compareRecords(r(1, 1, 4), r(1, 1, 4))).toBe(0)
+    expect(digestNewer(undefined, 0, 0)).toBe(true)
+  })
+
+  it('an author’s records live at id160(author ":" key): one key, two authors, two places', () => {
+    expect(recordSlot(A, 'k')).toBe(`${A}:k`)
+    expect(keyPositionSync(recordSlot(A, 'k'))).not.toBe(keyPositionSync(recordSlot(B, 'k')))
   })
 
   it('provider records: signature, author, lifetime and clock checks', async () => {
@@ -89,41 +105,56 @@ describe('record store', () => {
     maxRecords: 5,
     maxStoreBytes: 1_000_000,
     perAuthorQuota: 3,
+    perAuthorBytes: 1_000_000,
     maxProviderRecords: 4,
     perProviderQuota: 2,
     maxProvidersPerKey: 2,
   }
   const k = createFakeKeyring(A)
   const kb = createFakeKeyring(B)
-  const mk = (keys = k, author = A, key = 'x', h: [number, number] = [1, 0], v = 1) =>
-    signRecord(keys, author, key, encodeValue(v), false, h)
+  const mk = (keys = k, author = A, key = 'x', seq = 1, value: unknown = 1) =>
+    signRecord(keys, author, key, encodeValue(value as number), false, v(seq))
 
-  it('keeps the newest version and counts per author', async () => {
+  it('keeps the highest sequence per author and key; authors never share a record', async () => {
     const s = createRecordStore(L)
-    expect(s.putRecord(await mk(k, A, 'x', [1, 0]), 'p', 0)).toBe('new')
-    expect(s.putRecord(await mk(k, A, 'x', [1, 0]), 'p', 0)).toBe('same')
-    expect(s.putRecord(await mk(k, A, 'x', [2, 0], 2), 'p', 0)).toBe('updated')
-    expect(s.putRecord(await mk(k, A, 'x', [1, 5], 3), 'p', 0)).toBe('stale')
-    expect(decodeRecordValue(s.getRecord('x')?.rec as RecordWire)).toBe(2)
-    // Another author overwrites with a newer version; the count moves to it.
-    expect(s.putRecord(await mk(kb, B, 'x', [3, 0], 4), 'p', 0)).toBe('updated')
-    expect(s.recordCount).toBe(1)
+    expect(s.putRecord(await mk(k, A, 'x', 1), 'p', 0)).toBe('new')
+    expect(s.putRecord(await mk(k, A, 'x', 1), 'p', 0)).toBe('same')
+    expect(s.putRecord(await mk(k, A, 'x', 2, 2), 'p', 0)).toBe('updated')
+    expect(s.putRecord(await mk(k, A, 'x', 1, 3), 'p', 0)).toBe('stale')
+    expect(decodeRecordValue(s.getRecord(A, 'x')?.rec as RecordWire)).toBe(2)
+    // Another author's record of the same key is another record: A's stays.
+    expect(s.putRecord(await mk(kb, B, 'x', 9, 4), 'p', 0)).toBe('new')
+    expect(s.recordCount).toBe(2)
+    expect(decodeRecordValue(s.getRecord(A, 'x')?.rec as RecordWire)).toBe(2)
+    expect(decodeRecordValue(s.getRecord(B, 'x')?.rec as RecordWire)).toBe(4)
+    expect(s.authorUsage(A).records).toBe(1)
   })
 
-  it('enforces per-author quotas and the total bound', async () => {
+  it('enforces per-author quotas in records and in bytes, and the totals', async () => {
     const s = createRecordStore(L)
     for (const key of ['a', 'b', 'c']) expect(s.putRecord(await mk(k, A, key), 'p', 0)).toBe('new')
     expect(s.putRecord(await mk(k, A, 'd'), 'p', 0)).toBe('quota')
     // An update of a key the author already has is not a new record.
-    expect(s.putRecord(await mk(k, A, 'a', [5, 0]), 'p', 0)).toBe('updated')
+    expect(s.putRecord(await mk(k, A, 'a', 5), 'p', 0)).toBe('updated')
     for (const key of ['e', 'f']) expect(s.putRecord(await mk(kb, B, key), 'p', 0)).toBe('new')
     expect(s.putRecord(await mk(kb, B, 'g'), 'p', 0)).toBe('full')
-    s.deleteRecord('a')
+    s.deleteRecord(A, 'a')
     expect(s.putRecord(await mk(kb, B, 'g'), 'p', 0)).toBe('new')
     const tiny = createRecordStore({ ...L, maxStoreBytes: 300 })
-    expect(tiny.putRecord(await mk(k, A, 'a', [1, 0], 1), 'p', 0)).toBe('new')
-    expect(tiny.putRecord(await mk(k, A, 'b', [1, 0], 1), 'p', 0)).toBe('full')
+    expect(tiny.putRecord(await mk(k, A, 'a'), 'p', 0)).toBe('new')
+    expect(tiny.putRecord(await mk(kb, B, 'b'), 'p', 0)).toBe('full')
     expect(tiny.bytes).toBeLessThanOrEqual(300)
+    // Bytes per author: 10 KB each, 25 KB allowed: two fit, the third is over quota, B still fits.
+    const bytesCapped = createRecordStore({ ...L, perAuthorQuota: 100, perAuthorBytes: 25_000 })
+    const big = (keys: typeof k, a: string, key: string, seq = 1) =>
+      signRecord(keys, a, key, encodeValue(new Uint8Array(10_000)), false, v(seq))
+    expect(bytesCapped.putRecord(await big(k, A, 'a'), 'p', 0)).toBe('new')
+    expect(bytesCapped.putRecord(await big(k, A, 'b'), 'p', 0)).toBe('new')
+    expect(bytesCapped.putRecord(await big(k, A, 'c'), 'p', 0)).toBe('quota')
+    expect(bytesCapped.authorUsage(A).bytes).toBeLessThanOrEqual(25_000)
+    // Replacing one of them with a value of the same size fits: the old one's bytes are freed.
+    expect(bytesCapped.putRecord(await big(k, A, 'a', 2), 'p', 0)).toBe('updated')
+    expect(bytesCapped.putRecord(await big(kb, B, 'a'), 'p', 0)).toBe('new')
   })
 
   it('provider records: newest wins, quotas, per-key bound keeps the longest-lived, expiry', async () => {
@@ -151,18 +182,21 @@ describe('record store', () => {
     // At 600 only C's record (0 + 500) has expired; B was evicted already.
     expect(s.gc(600, 1000)).toBe(1)
     expect(s.providerCount).toBe(2)
+    // Provider records count in the node's bytes too.
+    expect(s.bytes).toBeGreaterThan(0)
     expect(s.gc(5000, 1000)).toBe(2)
     expect(s.providerCount).toBe(0)
+    expect(s.bytes).toBe(0)
   })
 
   it('drops tombstones after their time to live', async () => {
     const s = createRecordStore(L)
-    s.putRecord(await signRecord(k, A, 'gone', new Uint8Array(0), true, [100, 0]), 'p', 0)
-    s.putRecord(await mk(k, A, 'kept', [100, 0]), 'p', 0)
+    s.putRecord(await signRecord(k, A, 'gone', new Uint8Array(0), true, v(1, 100)), 'p', 0)
+    s.putRecord(await signRecord(k, A, 'kept', encodeValue(1), false, v(1, 100)), 'p', 0)
     expect(s.gc(150, 100)).toBe(0)
     expect(s.gc(200, 100)).toBe(1)
-    expect(s.getRecord('gone')).toBeUndefined()
-    expect(s.getRecord('kept')).toBeDefined()
+    expect(s.getRecord(A, 'gone')).toBeUndefined()
+    expect(s.getRecord(A, 'kept')).toBeDefined()
   })
 })
 

@@ -1,49 +1,72 @@
 /**
- * Signed DHT records and provider records: what is signed, how it is
- * checked, and which of two versions wins.
+ * Owned DHT records (BEP 44 mutable items) and provider records: what is
+ * signed, how it is checked, and which of two versions wins.
  *
- * A record's signature covers a domain tag, the key, the tombstone flag, the
- * HLC, the author id and the encoded value, so no relay or storing node can
- * alter any of them or move a signature to another key. The value travels as
- * its MessagePack bytes (`vb`), so size limits and signatures apply to
- * exactly the bytes stored, and nobody re-encodes a value to check it.
- * Provider records sign (key, provider, issue time, lifetime).
+ * A record lives in its author's namespace: it is placed on the ring at
+ * id160(utf8(author ":" key)) (`recordSlot`), and only the author's key can
+ * sign it. Its signature covers a domain tag, the author id, the key, the
+ * sequence number, the signing time, the tombstone flag and the encoded
+ * value, so no relay or storing node can alter any of them, move a signature
+ * to another key, or write under another author. Replicas keep the highest
+ * sequence (then the later time, then the greater signature bytes, so that
+ * every replica agrees even on an author's two different records of one
+ * sequence). The value travels as its MessagePack bytes (`vb`), so size
+ * limits and signatures apply to exactly the bytes stored.
+ *
+ * Provider records are a multi-writer set: one per (key, provider), each
+ * signed by its provider over (key, provider, issue time, lifetime).
  */
-import { compareVersion, type Hlc } from '../hlc.ts'
 import type { Keyring } from '../identity/keys.ts'
 import type { Value } from '../types.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import type { ProviderWire, RecordWire } from './messages.ts'
 
-const RECORD_DOMAIN = 'weft/chord/record/1'
+const RECORD_DOMAIN = 'weft/chord/record/2'
 const PROVIDER_DOMAIN = 'weft/chord/provider/1'
 
 /** MessagePack's encoding of null: the only value bytes decodeValue may turn into null. */
 const MSGPACK_NIL = 0xc0
 
-export function recordSigningBytes(r: Pick<RecordWire, 'k' | 'vb' | 'd' | 'a' | 'h'>): Uint8Array {
-  return encodeValue([RECORD_DOMAIN, r.k, r.d, r.h[0], r.h[1], r.a, r.vb])
+/**
+ * Where an author's record for `key` lives: the string whose id160 is its
+ * ring position, and the name it is stored under. The author id has a fixed
+ * length (40 hex characters), so no two (author, key) pairs share a slot.
+ */
+export function recordSlot(author: string, key: string): string {
+  return `${author}:${key}`
+}
+
+export function recordSigningBytes(r: Pick<RecordWire, 'a' | 'k' | 'q' | 't' | 'd' | 'vb'>): Uint8Array {
+  return encodeValue([RECORD_DOMAIN, r.a, r.k, r.q, r.t, r.d, r.vb])
 }
 
 export function providerSigningBytes(p: Pick<ProviderWire, 'k' | 'p' | 't' | 'ttl'>): Uint8Array {
   return encodeValue([PROVIDER_DOMAIN, p.k, p.p, p.t, p.ttl])
 }
 
-/** Sign a record by `author` (whose keyring is `keys`); `vb` is encodeValue(value), or empty for a tombstone. */
+export interface RecordVersion {
+  /** Sequence number: the author's, increasing with every write of the key. */
+  seq: number
+  /** When the author signed it (ms since the epoch, the author's clock). */
+  time: number
+}
+
+/** Sign a record by `author` (whose keyring is `keys`); `vb` is encodeValue(value), or ignored for a tombstone. */
 export async function signRecord(
   keys: Keyring,
   author: string,
   k: string,
   vb: Uint8Array,
   deleted: boolean,
-  h: Hlc,
+  version: RecordVersion,
 ): Promise<RecordWire> {
   const body = {
     k,
     vb: deleted ? new Uint8Array(0) : vb,
     d: deleted,
     a: author,
-    h: [h[0], h[1]] as [number, number],
+    q: version.seq,
+    t: version.time,
   }
   return { ...body, pk: keys.publicKey, s: await keys.sign(recordSigningBytes(body)) }
 }
@@ -62,10 +85,12 @@ export async function signProvider(
 export interface RecordLimits {
   maxValueBytes: number
   maxKeyBytes: number
+  /** A record signed more than this far ahead of our clock is refused (`future`). */
+  maxSkewMs: number
 }
 
 /** Why a record was refused; each is a counter `drop.record.<reason>`. */
-export type RecordFault = 'valueTooLarge' | 'keyTooLarge' | 'badValue' | 'author' | 'signature'
+export type RecordFault = 'valueTooLarge' | 'keyTooLarge' | 'badValue' | 'future' | 'author' | 'signature'
 
 const encoder = new TextEncoder()
 
@@ -73,16 +98,21 @@ export function keyBytes(k: string): number {
   return encoder.encode(k).length
 }
 
-/** Check a parsed record: sizes, value bytes, author = idOf(pk), signature. Never throws. */
+/**
+ * Check a parsed record: sizes, value bytes, signing time at most
+ * `maxSkewMs` ahead of `now`, author = idOf(pk), signature. Never throws.
+ */
 export async function checkRecord(
   keys: Keyring,
   rec: RecordWire,
   limits: RecordLimits,
+  now: number,
 ): Promise<RecordFault | null> {
   try {
     if (rec.vb.length > limits.maxValueBytes) return 'valueTooLarge'
     if (keyBytes(rec.k) > limits.maxKeyBytes) return 'keyTooLarge'
     if (!rec.d && decodeRecordValue(rec) === undefined) return 'badValue'
+    if (rec.t > now + limits.maxSkewMs) return 'future'
     if ((await keys.idOf(rec.pk)) !== rec.a) return 'author'
     if (!(await keys.verify(rec.pk, recordSigningBytes(rec), rec.s))) return 'signature'
     return null
@@ -121,17 +151,28 @@ export function decodeRecordValue(rec: RecordWire): Value | undefined {
   return v
 }
 
-/** Last writer wins: HLC, then author id. Positive when a is newer than b. */
-export function compareRecords(a: Pick<RecordWire, 'h' | 'a'>, b: Pick<RecordWire, 'h' | 'a'>): number {
-  return compareVersion({ hlc: a.h, author: a.a }, { hlc: b.h, author: b.a })
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number)
+  return a.length - b.length
 }
 
-/** Is the digest (wall, counter, author) newer than the record held? */
-export function digestNewer(
-  held: RecordWire | undefined,
-  wall: number,
-  counter: number,
-  author: string,
-): boolean {
-  return !held || compareRecords({ h: [wall, counter], a: author }, held) > 0
+/**
+ * Two versions of one author's record: the higher sequence wins, then the
+ * later signing time, then the greater signature (an author who signed two
+ * records with one sequence and time still gets one winner everywhere).
+ * Positive when a is newer than b, 0 when they are the same record.
+ */
+export function compareRecords(
+  a: Pick<RecordWire, 'q' | 't' | 's'>,
+  b: Pick<RecordWire, 'q' | 't' | 's'>,
+): number {
+  if (a.q !== b.q) return a.q < b.q ? -1 : 1
+  if (a.t !== b.t) return a.t < b.t ? -1 : 1
+  return Math.sign(compareBytes(a.s, b.s))
+}
+
+/** Is the digest (sequence, time) newer than the record held? (Equal digests: we hold it.) */
+export function digestNewer(held: RecordWire | undefined, seq: number, time: number): boolean {
+  return !held || seq > held.q || (seq === held.q && time > held.t)
 }

@@ -41,7 +41,7 @@ export function sha256Sync(data: Uint8Array): Uint8Array {
       const s1 = rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10)
       w[i] = ((w[i - 16] as number) + s0 + (w[i - 7] as number) + s1) >>> 0
     }
-    let [a, b, c, d, e, f, g, hh] = h as unknown as number[]
+    let [a, b, c, d, e, f, g, hh] = h
     for (let i = 0; i < 64; i++) {
       const e_ = e as number
       const a_ = a as number

@@ -1,21 +1,24 @@
 /**
- * The records one node holds: DHT records (last writer wins by HLC, then
- * author) and provider records (one per key and provider, newest issue time
- * wins), under bounds: total records, total bytes, records per author,
- * provider records in all, per provider and per key. Pure bookkeeping: the
- * caller has already checked signatures.
+ * The records one node holds: owned DHT records (one per author and key;
+ * the highest sequence wins, see records.ts) and provider records (one per
+ * key and provider, newest issue time wins), under bounds counted both in
+ * records and in bytes: records in all, bytes in all (records and provider
+ * records), records and bytes per author, provider records in all, per
+ * provider and per key. Pure bookkeeping: the caller has already checked
+ * signatures.
  *
- * Each entry remembers its ring position (id160 of its key) and when it was
- * last `confirmed`: when this node was its primary, or the primary offered it
- * to us as a replica. Entries unconfirmed for long are handed off (chord.ts).
+ * Each entry remembers its ring position and when it was last `confirmed`:
+ * when this node was its primary, or the primary offered it to us as a
+ * replica. Entries unconfirmed for long are handed off (chord.ts).
  */
 import type { ProviderWire, RecordWire } from './messages.ts'
-import { compareRecords } from './records.ts'
+import { compareRecords, recordSlot } from './records.ts'
 
 export interface StoreLimits {
   maxRecords: number
   maxStoreBytes: number
   perAuthorQuota: number
+  perAuthorBytes: number
   maxProviderRecords: number
   perProviderQuota: number
   maxProvidersPerKey: number
@@ -23,7 +26,7 @@ export interface StoreLimits {
 
 export interface StoredRecord {
   rec: RecordWire
-  /** Ring position of rec.k. */
+  /** Ring position: id160(utf8(recordSlot(rec.a, rec.k))). */
   pos: string
   /** Last time (local ms) we were known to be in this record's replica set. */
   confirmed: number
@@ -41,81 +44,102 @@ export interface StoredProvider {
 export type PutResult = 'new' | 'updated' | 'same' | 'stale' | 'quota' | 'full'
 
 export interface RecordStore {
+  /** By recordSlot(author, key). */
   readonly records: ReadonlyMap<string, StoredRecord>
   /** key -> provider id -> record. */
   readonly providers: ReadonlyMap<string, ReadonlyMap<string, StoredProvider>>
-  getRecord(key: string): StoredRecord | undefined
+  getRecord(author: string, key: string): StoredRecord | undefined
   putRecord(rec: RecordWire, pos: string, now: number): PutResult
-  deleteRecord(key: string): void
+  deleteRecord(author: string, key: string): void
   getProvider(key: string, provider: string): StoredProvider | undefined
   putProvider(rec: ProviderWire, pos: string, now: number): PutResult
   deleteProvider(key: string, provider: string): void
   /** Unexpired provider records for `key`. */
   providersOf(key: string, now: number): ProviderWire[]
-  /** Drop expired provider records and tombstones older than `tombstoneTtlMs`; returns how many. */
+  /** Drop expired provider records and tombstones signed more than `tombstoneTtlMs` ago; returns how many. */
   gc(now: number, tombstoneTtlMs: number): number
   readonly recordCount: number
   readonly providerCount: number
+  /** Bytes of records and provider records held. */
   readonly bytes: number
+  /** Records and bytes held for `author`. */
+  authorUsage(author: string): { records: number; bytes: number }
 }
 
+/** What an entry costs beyond its key and value: ids, keys, signature, map entries. */
 const OVERHEAD = 160
 
 export function recordSize(rec: RecordWire): number {
   return rec.vb.length + rec.k.length * 2 + OVERHEAD
 }
 
+export function providerSize(rec: ProviderWire): number {
+  return rec.k.length * 2 + OVERHEAD
+}
+
 export function createRecordStore(limits: StoreLimits): RecordStore {
   const records = new Map<string, StoredRecord>()
   const providers = new Map<string, Map<string, StoredProvider>>()
-  const perAuthor = new Map<string, number>()
+  const perAuthor = new Map<string, { records: number; bytes: number }>()
   const perProvider = new Map<string, number>()
   let bytes = 0
   let providerCount = 0
 
+  const usage = (a: string) => perAuthor.get(a) ?? { records: 0, bytes: 0 }
+  const addUsage = (a: string, n: number, size: number) => {
+    const u = usage(a)
+    const next = { records: u.records + n, bytes: u.bytes + size }
+    if (next.records <= 0) perAuthor.delete(a)
+    else perAuthor.set(a, next)
+  }
   const inc = (m: Map<string, number>, k: string, n: number) => {
     const v = (m.get(k) ?? 0) + n
     if (v <= 0) m.delete(k)
     else m.set(k, v)
   }
 
-  function removeRecord(key: string): void {
-    const old = records.get(key)
+  function removeRecord(author: string, key: string): void {
+    const slot = recordSlot(author, key)
+    const old = records.get(slot)
     if (!old) return
-    records.delete(key)
+    records.delete(slot)
     bytes -= old.size
-    inc(perAuthor, old.rec.a, -1)
+    addUsage(author, -1, -old.size)
   }
 
   function removeProvider(key: string, provider: string): void {
     const m = providers.get(key)
-    if (!m?.has(provider)) return
+    const old = m?.get(provider)
+    if (!m || !old) return
     m.delete(provider)
     if (m.size === 0) providers.delete(key)
     providerCount--
+    bytes -= providerSize(old.rec)
     inc(perProvider, provider, -1)
   }
 
   return {
     records,
     providers,
-    getRecord: (key) => records.get(key),
+    getRecord: (author, key) => records.get(recordSlot(author, key)),
     putRecord(rec, pos, now) {
-      const old = records.get(rec.k)
+      const old = records.get(recordSlot(rec.a, rec.k))
       if (old) {
         const c = compareRecords(rec, old.rec)
         if (c === 0) return 'same'
         if (c < 0) return 'stale'
       }
       const size = recordSize(rec)
-      const sameAuthor = old?.rec.a === rec.a
-      if (!sameAuthor && (perAuthor.get(rec.a) ?? 0) >= limits.perAuthorQuota) return 'quota'
+      const oldSize = old?.size ?? 0
+      const u = usage(rec.a)
+      if (!old && u.records >= limits.perAuthorQuota) return 'quota'
+      if (u.bytes - oldSize + size > limits.perAuthorBytes) return 'quota'
       if (!old && records.size >= limits.maxRecords) return 'full'
-      if (bytes - (old?.size ?? 0) + size > limits.maxStoreBytes) return 'full'
-      removeRecord(rec.k)
-      records.set(rec.k, { rec, pos, confirmed: old?.confirmed ?? now, size })
+      if (bytes - oldSize + size > limits.maxStoreBytes) return 'full'
+      removeRecord(rec.a, rec.k)
+      records.set(recordSlot(rec.a, rec.k), { rec, pos, confirmed: old?.confirmed ?? now, size })
       bytes += size
-      inc(perAuthor, rec.a, 1)
+      addUsage(rec.a, 1, size)
       return old ? 'updated' : 'new'
     },
     deleteRecord: removeRecord,
@@ -129,8 +153,9 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
         m?.set(rec.p, { rec, pos, confirmed: old.confirmed })
         return 'updated'
       }
+      const size = providerSize(rec)
       if ((perProvider.get(rec.p) ?? 0) >= limits.perProviderQuota) return 'quota'
-      if (providerCount >= limits.maxProviderRecords) return 'full'
+      if (providerCount >= limits.maxProviderRecords || bytes + size > limits.maxStoreBytes) return 'full'
       if (m && m.size >= limits.maxProvidersPerKey) {
         // A full key keeps the records that live longest: evict the one expiring first, if it expires before this one.
         let victim: StoredProvider | undefined
@@ -146,6 +171,7 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
       }
       m.set(rec.p, { rec, pos, confirmed: now })
       providerCount++
+      bytes += size
       inc(perProvider, rec.p, 1)
       return 'new'
     },
@@ -165,9 +191,9 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
           }
         }
       }
-      for (const [key, x] of [...records]) {
-        if (x.rec.d && x.rec.h[0] + tombstoneTtlMs <= now) {
-          removeRecord(key)
+      for (const x of [...records.values()]) {
+        if (x.rec.d && x.rec.t + tombstoneTtlMs <= now) {
+          removeRecord(x.rec.a, x.rec.k)
           n++
         }
       }
@@ -182,5 +208,6 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
     get bytes() {
       return bytes
     },
+    authorUsage: (author) => ({ ...usage(author) }),
   }
 }

@@ -1,0 +1,125 @@
+/**
+ * What a node does with each message a peer sends it: validation at the
+ * boundary, then one handler per message type (a table keyed by `t`).
+ *
+ * `handle` takes anything: the sender must be another node's id
+ * (`drop.from`), the message must parse (`parseChordMsg`: a fresh, typed
+ * message or null, `drop.malformed`). Any message proves its sender alive.
+ * Answers go to the request they name (rpc.ts); every other type has its
+ * handler below, and no handler throws into the host.
+ */
+import { isNodeId } from '../bytes.ts'
+import { bump } from '../protocol.ts'
+import type { Liveness } from './liveness.ts'
+import { MAX_STEPS } from './lookup.ts'
+import type { Maintenance } from './maintenance.ts'
+import { type ChordRequest, type ChordRequestType, isReply, LIMITS, parseChordMsg } from './messages.ts'
+import type { ChordContext } from './options.ts'
+import type { Replication } from './replication.ts'
+import type { RoutingTable } from './routing-table.ts'
+import type { Rpc } from './rpc.ts'
+import type { Storage } from './storage.ts'
+
+/** Candidates a `closer` answer carries. */
+const CLOSER_COUNT = 6
+
+type Handler<T extends ChordRequestType> = (
+  from: string,
+  msg: Extract<ChordRequest, { t: T }>,
+) => void | Promise<void>
+
+export type HandlerTable = { [T in ChordRequestType]: Handler<T> }
+
+export interface HandlerParts {
+  table: RoutingTable
+  liveness: Liveness
+  rpc: Rpc
+  maintenance: Maintenance
+  replication: Replication
+  storage: Storage
+}
+
+export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerTable {
+  const { deps, counters, send } = ctx
+  const { table, maintenance, replication, storage } = parts
+  return {
+    ping: (from, m) => send(from, { t: 'pong', r: m.r }),
+
+    find(from, m) {
+      const a = table.answerFor(m.k)
+      if (a) send(from, { t: 'found', r: m.r, p: a.p, s: a.s })
+      else send(from, { t: 'closer', r: m.r, n: table.closestPreceding(m.k, CLOSER_COUNT) })
+    },
+
+    route(_from, m) {
+      const a = table.answerFor(m.k)
+      if (a) {
+        send(m.o, { t: 'routed', r: m.r, p: a.p, s: a.s, h: m.h })
+        return
+      }
+      const next = table.closestPreceding(m.k, 1)[0]
+      if (next === undefined || m.h >= MAX_STEPS) {
+        bump(counters, 'drop.routeStuck')
+        return
+      }
+      send(next, { ...m, h: m.h + 1 })
+    },
+
+    getPred: (from, m) =>
+      send(from, { t: 'pred', r: m.r, p: table.predecessor(), s: [...table.successors()] }),
+    notify: (from) => maintenance.onNotify(from),
+    newSucc: (from) => maintenance.onNewSucc(from),
+    leave: (from, m) => maintenance.onLeave(from, m.p, m.s),
+    table: (from, m) => send(from, { t: 'fingers', r: m.r, f: table.known().slice(0, LIMITS.ids) }),
+
+    offer: (from, m) => replication.onOffer(from, m),
+    store: (from, m) => replication.onStore(from, m),
+    get: (from, m) => send(from, { t: 'got', r: m.r, rec: storage.store.getRecord(m.a, m.k)?.rec ?? null }),
+    getProv: (from, m) =>
+      send(from, {
+        t: 'provs',
+        r: m.r,
+        provs: storage.store.providersOf(m.k, deps.now()).slice(0, LIMITS.records),
+      }),
+  }
+}
+
+/** A message from `from`, validated here whatever the host did; never throws. */
+export function dispatch(
+  ctx: ChordContext,
+  parts: Pick<HandlerParts, 'liveness' | 'rpc'>,
+  handlers: HandlerTable,
+  from: string,
+  raw: unknown,
+): void | Promise<void> {
+  const { counters } = ctx
+  if (!isNodeId(from) || from === ctx.self) {
+    bump(counters, 'drop.from')
+    return
+  }
+  const msg = parseChordMsg(raw)
+  if (!msg) {
+    bump(counters, 'drop.malformed')
+    return
+  }
+  parts.liveness.heard(from)
+  if (isReply(msg)) {
+    parts.rpc.onReply(from, msg)
+    return
+  }
+  try {
+    return run(handlers, from, msg)
+  } catch {
+    bump(counters, 'error.internal') // no handler throws; if one ever did, the host must not see it
+  }
+}
+
+/** The handler for `msg`'s type. (TypeScript cannot pair a union's members with a mapped type's: one cast, here.) */
+function run<T extends ChordRequestType>(
+  handlers: HandlerTable,
+  from: string,
+  msg: Extract<ChordRequest, { t: T }>,
+): void | Promise<void> {
+  const h = handlers[msg.t as T] as Handler<T>
+  return h(from, msg)
+}

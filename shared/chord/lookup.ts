@@ -1,0 +1,180 @@
+/**
+ * Finding a position's successor.
+ *
+ * Lookups are iterative by default. The querier asks the closest preceding
+ * node it knows, that node answers either `found` (the position's
+ * predecessor and successor list) or `closer` (nodes nearer the position),
+ * and the querier goes on. Why iterative: the querier sees every step, so it
+ * sets one timeout per hop, and when a hop is dead it marks it and tries its
+ * next-best candidate at once, where a recursive query just vanishes and can
+ * only be retried as a whole after a long end-to-end timeout. Under churn
+ * that is the difference between a slower lookup and a failed one. It also
+ * never asks a node to send to a third party on our behalf. The cost is one
+ * round trip per hop instead of one-way forwards; `iterative: false` gives
+ * recursive lookups (forwarded node to node, answered to the origin,
+ * falling back to iterative on timeout). `hops` counts the nodes a lookup
+ * asked (0 when this node knew).
+ *
+ * Every lookup (and put, get, provide) then checks the answer with the node
+ * it names (`resolve`): is the position between that node's predecessor and
+ * it? If a node joined there a moment ago we step back to it; if the answer
+ * came from a stale successor list and lies before the position we route on
+ * from it; a dead one is skipped. That check is not counted as a hop, and
+ * the node's own successor list, fresher than the answerer's, names the
+ * replicas.
+ */
+import { bump } from '../protocol.ts'
+import type { Liveness } from './liveness.ts'
+import type { ChordContext } from './options.ts'
+import { between, betweenRightIncl, closerToTarget, RING_BITS } from './ring.ts'
+import type { RoutingTable } from './routing-table.ts'
+import type { Rpc } from './rpc.ts'
+
+/** Most nodes one lookup asks before giving up. */
+export const MAX_STEPS = 48
+
+export interface Route {
+  /** The position's predecessor, as the answering node knows it. */
+  p: string
+  /** The position's successor followed by its successors. */
+  s: string[]
+  hops: number
+}
+
+export interface Resolved {
+  /** The position's successor (its primary), then the nodes after it. */
+  owners: string[]
+  /** The primary's predecessor, when it told us. */
+  pred: string | null
+  hops: number
+}
+
+export interface Lookup {
+  /** An iterative lookup; `seeds` replace our own tables as the first candidates (joining). */
+  routeIter(target: string, seeds?: string[]): Promise<Route | null>
+  /** Iterative or recursive, as configured. */
+  route(target: string): Promise<Route | null>
+  /** Route, then check the answer with the node it names (see the header). */
+  resolve(target: string): Promise<Resolved | null>
+}
+
+export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: Liveness, rpc: Rpc): Lookup {
+  const { self, o, counters } = ctx
+  const { isDead } = liveness
+  const { request } = rpc
+
+  async function routeIter(target: string, seeds: string[] = []): Promise<Route | null> {
+    if (seeds.length === 0) {
+      const local = table.answerFor(target)
+      if (local) return { ...local, hops: 0 }
+    }
+    const cmp = closerToTarget(target)
+    const cands = seeds.length ? [...seeds] : table.closestPreceding(target, RING_BITS)
+    const tried = new Set<string>()
+    const silent = new Set<string>()
+    let widened = false
+    let hops = 0
+    for (let step = 0; step < MAX_STEPS; step++) {
+      let c: string | undefined
+      for (const x of cands) if (!tried.has(x) && !isDead(x) && (c === undefined || cmp(x, c) < 0)) c = x
+      if (c === undefined && !widened) {
+        // Every node we know before the target is dead: any live node can route it, the long way round.
+        widened = true
+        for (const x of table.known()) if (!tried.has(x) && !isDead(x)) cands.push(x)
+        continue
+      }
+      if (c === undefined) break
+      tried.add(c)
+      const at = c
+      const res = await request(at, (r) => ({ t: 'find', r, k: target }))
+      if (!res) {
+        silent.add(at)
+        continue
+      }
+      if (res.t === 'found') {
+        hops++
+        const s = res.s.filter((x) => !isDead(x) && !silent.has(x))
+        if (s.length === 0) continue
+        return { p: res.p, s, hops }
+      }
+      if (res.t === 'closer') {
+        hops++
+        for (const x of res.n) if (x !== self && !tried.has(x) && between(x, at, target)) cands.push(x)
+      }
+    }
+    return null
+  }
+
+  /** A recursive lookup; on timeout, the iterative one. */
+  async function routeRec(target: string): Promise<Route | null> {
+    const local = table.answerFor(target)
+    if (local) return { ...local, hops: 0 }
+    const next = table.closestPreceding(target, 1)[0]
+    if (next === undefined) return null
+    const res = await request(next, (r) => ({ t: 'route', r, k: target, o: self, h: 1 }), {
+      anyFrom: true,
+      timeoutMs: o.requestTimeoutMs * 4,
+    })
+    if (res?.t === 'routed') {
+      const s = res.s.filter((x) => !isDead(x))
+      if (s.length > 0) return { p: res.p, s, hops: res.h }
+    }
+    bump(counters, 'lookup.recursiveFallback')
+    return routeIter(target)
+  }
+
+  function route(target: string): Promise<Route | null> {
+    return o.iterative ? routeIter(target) : routeRec(target)
+  }
+
+  /**
+   * Ask the node named for its predecessor and successor list. When the
+   * target lies between the two, that node is responsible and its own
+   * successor list names the replicas. When its predecessor lies at or past
+   * the target, step back to it (a node joined a moment ago). When the node
+   * lies before the target (a stale successor list pointed there), route on
+   * from it. A dead node is skipped.
+   */
+  async function resolve(target: string): Promise<Resolved | null> {
+    const first = await route(target)
+    if (!first) return null
+    // Nodes that did not answer during this resolution: gone for its purposes, even before a
+    // second timeout marks them dead for everyone.
+    const silent = new Set<string>()
+    const gone = (x: string) => isDead(x) || silent.has(x)
+    let hops = first.hops
+    let list = first.s.filter((x) => !gone(x))
+    const asked = new Set<string>()
+    for (let i = 0; i < 24; i++) {
+      const s = list[0]
+      if (s === undefined) return null
+      if (s === self) return { owners: [self, ...table.successors()], pred: table.predecessor(), hops }
+      if (asked.has(s)) return { owners: list, pred: null, hops }
+      asked.add(s)
+      let res = await request(s, (r) => ({ t: 'getPred', r }))
+      // Silence once may be a lost message: ask again before passing over the node.
+      if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
+      if (res?.t !== 'pred') {
+        if (!res) silent.add(s)
+        list = list.slice(1).filter((x) => !gone(x))
+        continue
+      }
+      bump(counters, 'lookup.confirm')
+      const p = res.p
+      if (p === null || p === s || betweenRightIncl(target, p, s) || gone(p))
+        return { owners: [s, ...res.s.filter((x) => x !== s && !gone(x))], pred: p, hops }
+      bump(counters, 'lookup.corrected')
+      if (p === target || between(p, target, s)) {
+        list = [p, s, ...res.s]
+        continue
+      }
+      const on = await routeIter(target, [s])
+      if (!on) return null
+      hops += on.hops
+      list = on.s.filter((x) => !gone(x))
+    }
+    return null
+  }
+
+  return { routeIter, route, resolve }
+}

@@ -1,0 +1,246 @@
+/**
+ * Keeping the ring right (Chord's stabilization), driven by the node's tick:
+ *   - stabilize: ask the successor for its predecessor and successor list;
+ *     adopt the predecessor when it lies between us and the successor (and
+ *     keep stepping back while the next one does too), take the successor's
+ *     list as the tail of ours, then notify the successor;
+ *   - notify: a node that lies between our predecessor and us becomes it;
+ *   - fix-fingers: look up one finger start; every following start that the
+ *     answer also covers takes the same node, so a full cycle costs about
+ *     log2 N lookups rather than 160;
+ *   - check-predecessor: ping it; no answer clears it (liveness.ts).
+ *
+ * Joining: look up our own id through any member, take the answer's
+ * successor list, notify the successor (it hands over the records we are
+ * now responsible for) and tell the predecessor it has a new successor
+ * (`newSucc`, which saves it a stabilization round); fingers start from the
+ * successor's table as hints and are corrected by fix-fingers. Leaving:
+ * `leave` tells both neighbours whom to take instead.
+ *
+ * Repair after failures. A timed-out stabilization pings the whole successor
+ * list at once, so a run of dead successors is found in one timeout rather
+ * than one per stabilization. A node whose successors all died takes the
+ * nearest live node after it that it or its predecessor knows, and walks
+ * back through predecessors before it publishes the list. A node left
+ * without a predecessor looks up its own id and sends `newSucc` to the node
+ * the ring names as its predecessor, which may have lost it from its list.
+ */
+import { NoRouteError } from '../errors.ts'
+import { bump } from '../protocol.ts'
+import type { Liveness } from './liveness.ts'
+import type { Lookup } from './lookup.ts'
+import type { ChordContext } from './options.ts'
+import { between, betweenRightIncl, RING_BITS } from './ring.ts'
+import type { RoutingTable } from './routing-table.ts'
+import type { Rpc } from './rpc.ts'
+
+export interface Maintenance {
+  /** Join through `bootstrap` (a member); NoRouteError when it leads nowhere. */
+  join(bootstrap: string): Promise<void>
+  stabilize(): Promise<void>
+  fixFingers(): Promise<void>
+  checkPredecessor(): Promise<void>
+  onNotify(from: string): void
+  onNewSucc(from: string): void
+  /** `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget it. */
+  onLeave(from: string, p: string | null, list: string[]): void
+}
+
+export function createMaintenance(
+  ctx: ChordContext,
+  table: RoutingTable,
+  liveness: Liveness,
+  rpc: Rpc,
+  lookup: Lookup,
+  /** Stabilize again at the next tick (a successor stopped answering). */
+  stabilizeSoon: () => void,
+): Maintenance {
+  const { self, counters } = ctx
+  const { isDead } = liveness
+  const { request } = rpc
+  let fixNext = 0
+
+  async function stabilize(): Promise<void> {
+    if (table.successors().length === 0) {
+      const pred = table.predecessor()
+      if (!table.hadSuccessor()) {
+        // Alone in a ring we created (the paper's successor = self): adopt whoever notified us.
+        if (pred !== null) table.setSuccessors([pred])
+      } else await recoverSuccessor()
+      if (table.successors().length === 0) return
+    }
+    const first = table.successors()[0] as string
+    let s = first
+    let res = await request(s, (r) => ({ t: 'getPred', r }))
+    if (res?.t !== 'pred') {
+      if (!res) {
+        // It is marked dead. Others in the list may have died with it: ping them all at once
+        // rather than finding out one stabilization at a time, and go on at the next tick.
+        stabilizeSoon()
+        await Promise.all(table.successors().map((x) => request(x, (r) => ({ t: 'ping', r }))))
+      }
+      return
+    }
+    // The successor's predecessor lies between us: it is our closer successor. Keep stepping back
+    // (a round trip a step) until none does, so a far successor, after failures, is corrected in one
+    // stabilization and our predecessors never copy a list that skips live nodes.
+    for (let step = 0; step < 64; step++) {
+      const x: string | null = res.p
+      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
+      const closer = await request(x, (r) => ({ t: 'getPred', r }))
+      if (closer?.t !== 'pred') break
+      s = x
+      res = closer
+    }
+    if (table.successors()[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
+    table.setSuccessors([s, ...res.s])
+    const now = table.successors()[0]
+    if (now !== undefined) ctx.send(now, { t: 'notify' })
+  }
+
+  async function fixFingers(): Promise<void> {
+    const s0 = table.successors()[0]
+    if (s0 === undefined) {
+      for (let i = 0; i < RING_BITS; i++) table.setFinger(i, null)
+      return
+    }
+    const { starts } = table
+    let i = fixNext
+    while (i < RING_BITS && betweenRightIncl(starts[i] as string, self, s0)) table.setFinger(i++, s0)
+    if (i >= RING_BITS) {
+      fixNext = 0
+      return
+    }
+    const start = starts[i] as string
+    const res = await lookup.route(start)
+    const f = res?.s[0]
+    // An answer before the start (from a stale successor list) is no finger.
+    if (f === undefined || f === self || !(f === start || between(f, start, self))) {
+      table.setFinger(i, null)
+      fixNext = (i + 1) % RING_BITS
+      return
+    }
+    table.setFinger(i, f)
+    let j = i + 1
+    if (f !== start)
+      while (j < RING_BITS && betweenRightIncl(starts[j] as string, start, f)) table.setFinger(j++, f)
+    fixNext = j % RING_BITS
+  }
+
+  /**
+   * Every successor failed. Take the nearest live node after us that we, or
+   * our predecessor, know (the predecessor's fingers just past us are close),
+   * then step back through predecessors to the nearest one.
+   */
+  async function recoverSuccessor(): Promise<void> {
+    bump(counters, 'ring.recover')
+    const cands = new Set(table.known())
+    const pred = table.predecessor()
+    if (pred !== null) {
+      const res = await request(pred, (r) => ({ t: 'table', r }))
+      if (res?.t === 'fingers') for (const x of res.f) cands.add(x)
+    }
+    let best: string | null = null
+    for (const x of cands) if (x !== self && !isDead(x) && (best === null || between(x, self, best))) best = x
+    // Walk back from there through predecessors, one round trip a step, before anyone copies the
+    // list: a far successor in our list would reach our predecessors' lists too.
+    let list: string[] = []
+    for (let step = 0; best !== null && step < 64; step++) {
+      if (table.successors().length > 0) return // someone notified us meanwhile
+      const at: string = best
+      const res = await request(at, (r) => ({ t: 'getPred', r }))
+      if (res?.t !== 'pred') {
+        best = list[0] ?? null
+        list = list.slice(1)
+        continue
+      }
+      list = [at, ...res.s]
+      const p = res.p
+      if (p === null || p === self || !between(p, self, at) || isDead(p)) break
+      best = p
+    }
+    if (table.successors().length === 0 && list.length > 0) table.setSuccessors(list)
+  }
+
+  /** Finger hints from a node's table: finger[i] = the first hint at or past start[i] (before coming round to us). */
+  async function fetchFingerHints(from: string): Promise<void> {
+    const res = await request(from, (r) => ({ t: 'table', r }))
+    if (res?.t !== 'fingers') return
+    const hints = [...new Set([from, ...res.f, ...table.successors()])]
+      .filter((x) => x !== self && !isDead(x))
+      .sort()
+    if (hints.length === 0) return
+    const finger = table.fingerTable()
+    for (let i = 0; i < RING_BITS; i++) {
+      const st = table.starts[i] as string
+      let best: string | null = null
+      for (const h of hints)
+        if ((h === st || between(h, st, self)) && (best === null || between(h, st, best))) best = h
+      if (best !== null && finger[i] === null) table.setFinger(i, best)
+    }
+  }
+
+  async function checkPredecessor(): Promise<void> {
+    const p = table.predecessor()
+    if (p === null) {
+      if (table.hadSuccessor()) await seekPredecessor()
+      return
+    }
+    await request(p, (r) => ({ t: 'ping', r })) // a timeout marks it dead, which clears it
+  }
+
+  /**
+   * No predecessor has notified us: the node the ring believes precedes our id
+   * may have lost us from its successor list (all its successors died at once).
+   * Look up our own id and tell that node we are its successor, as a joining node does.
+   */
+  async function seekPredecessor(): Promise<void> {
+    const r = await lookup.routeIter(self)
+    if (!r || table.predecessor() !== null) return
+    if (r.p !== self && !r.s.includes(self)) {
+      bump(counters, 'ring.seekPredecessor')
+      ctx.send(r.p, { t: 'newSucc' })
+    }
+  }
+
+  return {
+    async join(bootstrap) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const r = await lookup.routeIter(self, [bootstrap])
+        const s = r?.s.filter((x) => x !== self) ?? []
+        if (!r || s.length === 0) continue
+        table.setSuccessors(s)
+        const first = table.successors()[0]
+        if (first === undefined) continue
+        ctx.send(first, { t: 'notify' })
+        if (r.p !== self && r.p !== first) ctx.send(r.p, { t: 'newSucc' })
+        ctx.background(fetchFingerHints(first))
+        bump(counters, 'joined')
+        return
+      }
+      throw new NoRouteError(bootstrap, `could not join the ring through ${bootstrap}`)
+    },
+    stabilize,
+    fixFingers,
+    checkPredecessor,
+    onNotify(from) {
+      const pred = table.predecessor()
+      if (pred === null || between(from, pred, self)) table.setPredecessor(from)
+      // Alone in the ring we created: the first node to notify us is also our successor.
+      if (table.successors().length === 0 && !table.hadSuccessor()) table.setSuccessors([from])
+    },
+    onNewSucc(from) {
+      const succs = table.successors()
+      if (succs.length === 0 || between(from, self, succs[0] as string)) {
+        table.setSuccessors([from, ...succs])
+        ctx.send(from, { t: 'notify' })
+      }
+    },
+    onLeave(from, p, list) {
+      bump(counters, 'ring.leave')
+      if (table.predecessor() === from) table.setPredecessor(p === self ? null : p)
+      if (table.successors()[0] === from) table.setSuccessors(list)
+      liveness.markDead(from)
+    },
+  }
+}

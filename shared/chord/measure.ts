@@ -1,0 +1,161 @@
+/**
+ * Measuring Chord rings in the simulator, for the tests and the sim-chord
+ * benchmark: lookups checked against the truth, Poisson churn, mass
+ * crashes, and the statistics reported.
+ */
+import { shuffle } from '../sim/prng.ts'
+import { type ChordNet, settleAll, trueSuccessor } from './harness.ts'
+
+export interface LookupStats {
+  /** Lookups that returned the true successor. */
+  ok: number
+  /** Lookups that returned another node. */
+  wrong: number
+  /** Lookups that failed (rejected or unsettled). */
+  failed: number
+  /** Hop counts of the lookups that returned. */
+  hops: number[]
+}
+
+/**
+ * Start `count` lookups of random positions from random members, all at
+ * once, each checked against the truth when it returns. The caller drives
+ * the simulator and settles `jobs`; `stats` fills in as they end.
+ */
+export function launchLookups(net: ChordNet, count: number): { jobs: Promise<void>[]; stats: LookupStats } {
+  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [] }
+  const ids = net.live()
+  const jobs = Array.from({ length: count }, () => {
+    const target = net.sim.randomId()
+    const from = ids[Math.floor(net.sim.rng() * ids.length)] as string
+    return net
+      .node(from)
+      .lookup(target)
+      .then(
+        (r) => {
+          stats.hops.push(r.hops)
+          if (r.node === trueSuccessor(net, target)) stats.ok++
+          else stats.wrong++
+        },
+        () => {
+          stats.failed++
+        },
+      )
+  })
+  return { jobs, stats }
+}
+
+/** `count` lookups of random positions from random members, all at once; checked against the truth when each returns. */
+export async function measureLookups(net: ChordNet, count: number, maxMs = 60_000): Promise<LookupStats> {
+  const { jobs, stats } = launchLookups(net, count)
+  const res = await settleAll(net.sim, jobs, maxMs)
+  // Unsettled after maxMs: failed too.
+  stats.failed += res.filter((r) => r.status === 'rejected').length
+  return stats
+}
+
+export interface ChurnOptions {
+  /** Mean node lifetime: joins and failures each arrive at rate N / lifetimeMs (Poisson). */
+  lifetimeMs: number
+  /** Virtual time the churn lasts. */
+  durationMs: number
+  /** Lookups per second of virtual time, from random members to random positions. */
+  lookupsPerSec: number
+}
+
+export interface ChurnStats extends LookupStats {
+  joins: number
+  failures: number
+}
+
+/**
+ * Poisson churn: joins (through a random member) and crashes, each at rate
+ * N / lifetime, while members look up random positions. A lookup succeeds
+ * when it returns the true successor among the members (live nodes whose
+ * join has completed) at the moment it returns; lookups whose querier
+ * crashed meanwhile are not counted.
+ */
+export async function runChurn(net: ChordNet, opts: ChurnOptions): Promise<ChurnStats> {
+  const rng = net.sim.rng
+  const n = net.live().length
+  const start = net.sim.now
+  const events: { t: number; kind: 'join' | 'fail' | 'lookup' }[] = []
+  const streams: ['join' | 'fail' | 'lookup', number][] = [
+    ['join', n / opts.lifetimeMs],
+    ['fail', n / opts.lifetimeMs],
+    ['lookup', opts.lookupsPerSec / 1000],
+  ]
+  for (const [kind, rate] of streams) {
+    if (rate <= 0) continue
+    for (let t = start; ; ) {
+      t += -Math.log(1 - rng()) / rate
+      if (t > start + opts.durationMs) break
+      events.push({ t, kind })
+    }
+  }
+  events.sort((a, b) => a.t - b.t)
+  const stats: ChurnStats = { ok: 0, wrong: 0, failed: 0, hops: [], joins: 0, failures: 0 }
+  const jobs: Promise<void>[] = []
+  for (const ev of events) {
+    await net.sim.runUntil(ev.t)
+    const ids = net.live()
+    const member = () => ids[Math.floor(rng() * ids.length)] as string
+    if (ev.kind === 'join') {
+      const id = net.add()
+      stats.joins++
+      jobs.push(
+        net
+          .node(id)
+          .join(member())
+          .then(
+            () => net.member(id),
+            () => undefined,
+          ),
+      )
+    } else if (ev.kind === 'fail') {
+      if (ids.length <= 2) continue
+      stats.failures++
+      await net.kill(member())
+    } else {
+      const from = member()
+      const target = net.sim.randomId()
+      jobs.push(
+        net
+          .node(from)
+          .lookup(target)
+          .then(
+            (r) => {
+              if (!net.sim.node(from).up) return
+              stats.hops.push(r.hops)
+              if (r.node === trueSuccessor(net, target)) stats.ok++
+              else stats.wrong++
+            },
+            () => {
+              if (net.sim.node(from).up) stats.failed++
+            },
+          ),
+      )
+    }
+  }
+  await settleAll(net.sim, jobs, 30_000)
+  return stats
+}
+
+/** Crash round(fraction × members) members chosen at random, at once (at least one survives). Returns them. */
+export async function killFraction(net: ChordNet, fraction: number): Promise<string[]> {
+  const ids = shuffle(net.sim.rng, [...net.live()])
+  const killed = ids.slice(0, Math.min(ids.length - 1, Math.round(fraction * ids.length)))
+  for (const id of killed) await net.kill(id)
+  return killed
+}
+
+export function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN
+}
+
+/** The q-quantile (nearest rank) of xs. */
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return Number.NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number
+}

@@ -1,0 +1,182 @@
+/**
+ * The ring as one node sees it (Chord, Stoica et al. 2001): its
+ * predecessor, a list of its next `successors` nodes, and a finger table,
+ * finger[i] = successor(self + 2^i) for i = 0 … 159 (most entries repeat the
+ * successor; `fingers()` lists the distinct ones). Pure bookkeeping and the
+ * questions answered from it: which known node most closely precedes a
+ * target, whether this node can name a target's successor itself, the next
+ * hop toward a node. The protocols that keep it right live in
+ * maintenance.ts; nodes marked dead (liveness.ts) are skipped everywhere.
+ *
+ * A change of predecessor that lands inside our old range means a node
+ * joined there: the records it is now primary for are handed to it
+ * (`onPredecessorJoined`, replication.ts). A change of predecessor or of the
+ * first `replicas - 1` successors changes who holds our range's copies
+ * (`onReplicaSetChanged`).
+ */
+import { between, betweenRightIncl, closerToTarget, fingerStarts, RING_BITS } from './ring.ts'
+
+export interface RoutingTable {
+  /** finger[i]'s start: self + 2^i. */
+  readonly starts: readonly string[]
+  predecessor(): string | null
+  /** Where our primary range starts: the predecessor, or while it is unknown the last one we had. */
+  rangeStart(): string | null
+  successors(): readonly string[]
+  /** Whether we ever had a successor (else an empty list means we are alone in a ring we created). */
+  hadSuccessor(): boolean
+  fingerTable(): readonly (string | null)[]
+  /** Distinct finger nodes, in finger order. */
+  fingers(): string[]
+  /** Every distinct node we know (successors, fingers, predecessor), not us. */
+  known(): string[]
+  /** Known live nodes in (self, target), closest to target first, at most k. */
+  closestPreceding(target: string, k: number): string[]
+  /**
+   * What this node can say about `target` from its own tables: its
+   * predecessor and successor list, or null (ask a closer node). A successor-
+   * list entry other than the first answers only when `replicas` nodes follow
+   * it, so every answer names a full replica set.
+   */
+  answerFor(target: string): { p: string; s: string[] } | null
+  setSuccessors(list: readonly string[]): void
+  setPredecessor(p: string | null): void
+  setFinger(i: number, x: string | null): void
+  /** `x` is dead: out of the successors, the fingers and the predecessor. */
+  forget(x: string): void
+  /** Is `pos` in our primary range? */
+  isPrimary(pos: string): boolean
+  /** Next node toward node id `target`; null when we are responsible for it. */
+  nextHop(target: string): string | null
+}
+
+export interface RoutingTableHooks {
+  isDead(x: string): boolean
+  /** `p` joined inside our range (after `prevStart`): it is now primary for (prevStart, p]. */
+  onPredecessorJoined(p: string, prevStart: string | null): void
+  /** The predecessor or the first replicas - 1 successors changed. */
+  onReplicaSetChanged(): void
+}
+
+export function createRoutingTable(
+  self: string,
+  opts: { successors: number; replicas: number },
+  hooks: RoutingTableHooks,
+): RoutingTable {
+  const { isDead } = hooks
+  const starts = fingerStarts(self)
+  let pred: string | null = null
+  let lastPred: string | null = null
+  let succs: string[] = []
+  let hadSuccessor = false
+  const finger: (string | null)[] = new Array(RING_BITS).fill(null)
+  let knownCache: string[] | null = null
+
+  function known(): string[] {
+    if (knownCache) return knownCache
+    const s = new Set<string>(succs)
+    for (const f of finger) if (f !== null) s.add(f)
+    if (pred !== null) s.add(pred)
+    s.delete(self)
+    knownCache = [...s]
+    return knownCache
+  }
+
+  function closestPreceding(target: string, k: number): string[] {
+    const out: string[] = []
+    for (const x of known()) if (between(x, self, target) && !isDead(x)) out.push(x)
+    out.sort(closerToTarget(target))
+    return out.length > k ? out.slice(0, k) : out
+  }
+
+  function setSuccessors(list: readonly string[]): void {
+    const out: string[] = []
+    for (const x of list) {
+      if (x === self) break // the list came round the ring to us
+      if (out.includes(x) || isDead(x)) continue
+      out.push(x)
+      if (out.length >= opts.successors) break
+    }
+    const k = opts.replicas - 1
+    const changed = out.length !== succs.length || out.some((x, i) => x !== succs[i])
+    if (!changed) return
+    const oldPrefix = succs.slice(0, k)
+    succs = out
+    if (out.length > 0) hadSuccessor = true
+    knownCache = null
+    if (out.slice(0, k).some((x) => !oldPrefix.includes(x))) hooks.onReplicaSetChanged()
+  }
+
+  function setFinger(i: number, x: string | null): void {
+    if (finger[i] !== x) {
+      finger[i] = x
+      knownCache = null
+    }
+  }
+
+  function setPredecessor(p: string | null): void {
+    if (p === pred) return
+    const prevStart = pred ?? lastPred
+    pred = p
+    knownCache = null
+    if (p !== null) {
+      lastPred = p
+      if (prevStart === null || between(p, prevStart, self)) hooks.onPredecessorJoined(p, prevStart)
+    }
+    hooks.onReplicaSetChanged()
+  }
+
+  return {
+    starts,
+    predecessor: () => pred,
+    rangeStart: () => pred ?? lastPred,
+    successors: () => succs,
+    hadSuccessor: () => hadSuccessor,
+    fingerTable: () => finger,
+    fingers() {
+      const out: string[] = []
+      for (const f of finger) if (f !== null && !out.includes(f)) out.push(f)
+      return out
+    },
+    known,
+    closestPreceding,
+    answerFor(target) {
+      if (succs.length === 0) return { p: pred ?? self, s: [self] }
+      if (pred !== null && betweenRightIncl(target, pred, self))
+        return { p: pred, s: [self, ...succs].slice(0, opts.successors) }
+      let prev = self
+      for (let i = 0; i < succs.length; i++) {
+        const s = succs[i] as string
+        if (betweenRightIncl(target, prev, s)) {
+          if (i > 0 && succs.length - i < opts.replicas) return null
+          return { p: prev, s: succs.slice(i) }
+        }
+        prev = s
+      }
+      return null
+    },
+    setSuccessors,
+    setPredecessor,
+    setFinger,
+    forget(x) {
+      if (succs.includes(x)) setSuccessors(succs.filter((s) => s !== x))
+      for (let i = 0; i < RING_BITS; i++) if (finger[i] === x) finger[i] = null
+      if (pred === x) setPredecessor(null)
+      knownCache = null
+    },
+    isPrimary(pos) {
+      const start = pred ?? lastPred
+      return start === null || betweenRightIncl(pos, start, self)
+    },
+    nextHop(target) {
+      if (target === self || succs.length === 0) return null
+      if (pred !== null && betweenRightIncl(target, pred, self)) return null
+      if (known().includes(target) && !isDead(target)) return target
+      const s0 = succs[0] as string
+      // Target falls between us and our successor but is not a node we know: it is not on the ring
+      // as we see it. Passing it to s0 would overshoot, and greedy forwarding would go round again.
+      if (betweenRightIncl(target, self, s0)) return target === s0 ? s0 : null
+      return closestPreceding(target, 1)[0] ?? s0
+    },
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Requests and their answers. A request carries an id `r` chosen here; its
+ * answer must echo `r` and come from the node asked (a recursive lookup's
+ * `routed`, which any node on the path may send, is matched by `r` alone).
+ * Nothing waits on a timer: `expire(now)`, called from the node's tick,
+ * fails every request past its deadline with null, and the owner of the
+ * failure detector hears of each silent node (`onTimeout`). At most
+ * `maxPending` requests are in flight; more fail at once
+ * (`drop.pendingFull`), so a peer that never answers cannot make us hold
+ * more.
+ */
+import { bump } from '../protocol.ts'
+import type { ChordMsg, ChordReply } from './messages.ts'
+import type { ChordContext } from './options.ts'
+
+export interface RequestOptions {
+  /** Accept the answer from any node (a recursive lookup's `routed`). */
+  anyFrom?: boolean
+  /** @default requestTimeoutMs */
+  timeoutMs?: number
+}
+
+export interface Rpc {
+  /** Send a request and wait for its answer; null on timeout or when too many are in flight. */
+  request(to: string, make: (r: number) => ChordMsg, opts?: RequestOptions): Promise<ChordMsg | null>
+  /** An answer from `from`: settles the request it names, or is dropped (`drop.unexpectedReply`). */
+  onReply(from: string, msg: ChordReply): void
+  /** Fail the requests whose deadline has passed. */
+  expire(now: number): void
+}
+
+interface Pending {
+  /** Who must answer; null for a recursive lookup, answered by whoever ends it. */
+  to: string | null
+  deadline: number
+  done: (m: ChordMsg | null) => void
+}
+
+/** `onTimeout(to)`: a request to `to` went unanswered (the failure detector's input). */
+export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): Rpc {
+  const { deps, o, counters } = ctx
+  const pending = new Map<number, Pending>()
+  let nextRid = 1
+
+  return {
+    request(to, make, opts = {}) {
+      if (pending.size >= o.maxPending) {
+        bump(counters, 'drop.pendingFull')
+        return Promise.resolve(null)
+      }
+      const r = nextRid++
+      return new Promise((resolve) => {
+        pending.set(r, {
+          to: opts.anyFrom ? null : to,
+          deadline: deps.now() + (opts.timeoutMs ?? o.requestTimeoutMs),
+          done: (m) => {
+            if (m === null && !opts.anyFrom) {
+              bump(counters, 'rpc.timeout')
+              onTimeout(to)
+            }
+            resolve(m)
+          },
+        })
+        ctx.send(to, make(r))
+      })
+    },
+
+    onReply(from, msg) {
+      const p = pending.get(msg.r)
+      if (!p || (p.to !== null && p.to !== from)) {
+        bump(counters, 'drop.unexpectedReply')
+        return
+      }
+      pending.delete(msg.r)
+      p.done(msg)
+    },
+
+    expire(now) {
+      for (const [r, p] of pending) {
+        if (p.deadline > now) continue
+        pending.delete(r)
+        p.done(null)
+      }
+    },
+  }
+}
