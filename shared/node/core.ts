@@ -75,6 +75,8 @@ export interface NodeCoreDeps {
   reportError?(err: unknown): void
   /** A key's ring position (the simulator's synchronous SHA-256). @default WebCrypto */
   keyPosition?: ChordDeps['keyPosition']
+  /** Where the core counts (the host's own bag, so one bag holds the node's counters). @default a bag of its own */
+  counters?: Counters
 }
 
 export interface NodeCoreOptions {
@@ -100,7 +102,7 @@ export interface NodeCore {
   readonly sync: Sync
   readonly chord: Chord
   readonly router: Router
-  /** The core's own counters (the protocols keep theirs; `stats()` has them all). */
+  /** The core's own counters, in the host's bag when it gave one (the protocols keep theirs; `stats()` has them all). */
   readonly counters: Counters
   /** A decoded frame body of `kind` from a peer: typed, or null when it breaks its protocol's grammar. */
   parse(kind: number, body: Value): NodeMsg | null
@@ -131,7 +133,7 @@ export interface NodeCore {
 
 export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}): NodeCore {
   const self = deps.id
-  const counters: Counters = {}
+  const counters: Counters = deps.counters ?? {}
   const count = (key: string) => () => bump(counters, key)
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   if (!meetsPuzzle(deps.keys.publicKey, puzzleBits))
@@ -326,15 +328,17 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     },
 
     stats() {
-      return {
+      const out: Record<string, number> = {
         ...prefixed('mesh.', mesh.counters),
         ...prefixed('sync.', sync.counters),
         ...prefixed('dht.', chord.counters),
         dhtRecords: chord.storedKeys(),
         syncEntries: sync.size().live,
-        ...router.counters,
-        ...counters,
       }
+      // The router's names and the core's (or the host's) are distinct; were one in both, it is the sum.
+      for (const bag of [router.counters, counters])
+        for (const [k, v] of Object.entries(bag)) out[k] = (out[k] ?? 0) + v
+      return out
     },
 
     close() {
