@@ -76,23 +76,52 @@
  * expires). The winner's renewals keep its `since`, so they win even where
  * only a loser's lease had been heard.
  *
- * Why the window. `since`, like the HLC, is whatever its signer says: a node
- * can claim an earlier acquisition than a lease everyone already knows, or
- * backdate the whole entry. Such a claim is indistinguishable from a genuine
- * concurrent acquisition that arrives late, so a replica gives it no weight
- * once its own clock is `contentionWindowMs` past the held lease's `since`:
- * a liar can take a lease only within that time of its acquisition, and
- * never an established one. The window is read on the replica's clock
- * against the owner's `since`, so it is as exact as the clocks agree (within
- * `leaseGraceMs` for the lease guarantee). The price: a replica that hears
- * the earlier acquisition only after the window (a longer partition, a
- * crash) keeps the later lease, as every replica did before contention was
- * resolved, until it ends; the rest of the table is unaffected.
+ * Claims: `since` judged on first sight. `since`, like the HLC, is whatever
+ * its signer says: a node that has just seen a lease taken can claim an
+ * acquisition a millisecond earlier, or backdate the whole entry. Read
+ * literally, the rule above would hand it the lease. So a replica judges
+ * every claim against its own clock the first time it sees it, and credits
+ * the acquisition with
  *
- * The lease guarantee above therefore reads, with contention: past the
- * contention window of a lease's acquisition, no replica accepts a
- * non-owner's write over it before the owner's clock reads `expires`; within
- * the window, only an earlier acquisition may replace it.
+ *   claim = max(since, first sight − claimSkewMs)
+ *
+ * (a version that continues the tenure of the version held, same author and
+ * same `since`, keeps the claim that one was given; this node's own writes
+ * and its own snapshot are credited in full). An entry pre-empts only if it
+ * claims earlier both by `since` (the rule above, the same on every replica)
+ * and as credited here (`e.claim ≤ cur.claim`); otherwise an earlier `since`
+ * is a late claim, refused while the held lease binds (`drop.lateClaim`).
+ * Hence: no claim first seen more than claimSkewMs after a lease's credited
+ * acquisition pre-empts it, whatever time it names. A lease this replica has
+ * held for claimSkewMs is safe from everyone but its owner. What remains is
+ * a race: a claim that reaches a replica within claimSkewMs of the
+ * acquisition it contests cannot be told from a concurrent one, and is
+ * credited like one. (Author times ahead of the replica's clock are bounded
+ * separately: `wall` by `maxSkewMs` (`drop.future`), `since ≤ wall`,
+ * `expires ≤ wall + maxLeaseMs`.)
+ *
+ * The price. Honest contenders are resolved by `since` on every replica that
+ * hears each of them within claimSkewMs of its `since`: the broadcast delay
+ * plus the clock difference between author and replica (the default, 500
+ * ms, assumes clocks within a few hundred ms). A replica that hears an
+ * earlier acquisition later than that (lost broadcasts repaired late, a
+ * partition, a clock further off) keeps the lease it already holds, while
+ * replicas that heard it in time switch; the two owners may then both keep
+ * their leases, with the replicas split between them, until a lease ends.
+ * This was already so for claims arriving after the contention window (a
+ * longer partition, a crash), and the rest of the table is unaffected.
+ *
+ * Why the window as well. Claims bound what a replica credits from its first
+ * sight of a claim; the window bounds it from the held lease's own `since`:
+ * a replica gives an earlier claim no weight once its clock is
+ * `contentionWindowMs` past the held lease's `since`, so contention ends
+ * there whatever was credited. The window is read on the replica's clock
+ * against the owner's `since`, so it is as exact as the clocks agree.
+ *
+ * The lease guarantee above therefore reads, with contention: no replica
+ * accepts a non-owner's write over a lease before the owner's clock reads
+ * `expires`, except an acquisition that is earlier by `since` and as
+ * credited, within the contention window of the lease's acquisition.
  *
  * Tombstones and the horizon. A delete is a tombstone entry, kept for
  * `tombstoneHorizonMs` after its HLC wall time (and past any lease on it),
@@ -222,6 +251,18 @@ export interface SyncOptions {
    * can take a fresh lease from its holder. @default 2 × antiEntropyMs (10_000)
    */
   contentionWindowMs?: number
+  /**
+   * How far before this replica first sees an entry its `since` (the lease
+   * acquisition it claims) may lie and still be credited in full. An earlier
+   * `since` counts as `first sight − claimSkewMs` when acquisitions contend,
+   * so no signer can date a claim back past a lease this replica already
+   * holds by more than this. It must cover honest lateness: broadcast delay
+   * plus the clock difference between author and replica; concurrent
+   * acquisitions that reach a replica later than that are resolved there by
+   * arrival instead, and replicas may then disagree until the lease ends.
+   * @default 500
+   */
+  claimSkewMs?: number
   /** Longest lease a write may take (at most tombstoneHorizonMs). @default 600_000 (ten minutes) */
   maxLeaseMs?: number
   /** Least time between two summaries to one neighbour when news triggers them. @default 250 */
@@ -256,6 +297,8 @@ export interface SyncAccept {
   lease: { owner: string; expires: number } | undefined
   /** When the author took that lease (its clock); the HLC wall for a version without one. */
   since: number
+  /** `since` as this replica credits it: no earlier than its first sight here − claimSkewMs. */
+  claim: number
   /** It replaced another author's version by an earlier lease acquisition (contention). */
   preempted: boolean
   tombstone: boolean
@@ -309,6 +352,7 @@ const DEFAULTS: Resolved = {
   maxSkewMs: DEFAULT_MAX_SKEW_MS,
   leaseGraceMs: 2_000,
   contentionWindowMs: Number.NaN, // resolved from antiEntropyMs
+  claimSkewMs: 500,
   maxLeaseMs: 600_000,
   triggerGapMs: 250,
   peerMsgBudget: 64,
@@ -403,7 +447,8 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     if (e.author === cur.author) return c > 0 ? 'accept' : 'stale'
     const held = leaseBinds(cur, now)
     if (leaseBinds(e, now) && claimsEarlier(e, cur, now)) {
-      if (now < cur.since + opt.contentionWindowMs) return 'preempt'
+      // An earlier claim by its signer's word; it counts only if it is earlier as credited here too.
+      if (now < cur.since + opt.contentionWindowMs && e.claim <= cur.claim) return 'preempt'
       if (held) return 'lateClaim'
     }
     if (held) return 'leaseHeld'
@@ -415,10 +460,29 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
    * against `cur` although its HLC is older? Only as an earlier lease
    * acquisition (author unknown yet, so a tie on `since` passes).
    */
-  function mayPreempt(p: ParsedBody, cur: Entry, now: number): boolean {
+  function mayPreempt(p: ParsedBody, cur: Entry, now: number): 'yes' | 'no' | 'lateClaim' {
     const expires = p.hlc[0] + p.leaseMs
-    if (p.leaseMs === 0 || now >= expires + opt.leaseGraceMs) return false
-    return expires > cur.since && p.hlc[0] - p.heldMs <= cur.since
+    if (p.leaseMs === 0 || now >= expires + opt.leaseGraceMs) return 'no'
+    const since = p.hlc[0] - p.heldMs
+    if (expires <= cur.since || since > cur.since) return 'no'
+    // Earlier by its signer's word, but not as credited here: a late claim, refused before its signature is checked.
+    return credit(since, now) <= cur.claim ? 'yes' : leaseBinds(cur, now) ? 'lateClaim' : 'no'
+  }
+
+  /** The acquisition time an entry first seen now is credited with (the header's Claims). */
+  const credit = (since: number, now: number): number => Math.max(since, now - opt.claimSkewMs)
+
+  /**
+   * The claim of a verified entry seen now: the one already credited when it
+   * continues the tenure of the version held (same author, same `since`),
+   * full credit for our own snapshot, else `credit`.
+   */
+  function claimOf(p: ParsedBody, author: string, via: AcceptSource, now: number): number {
+    const since = p.hlc[0] - p.heldMs
+    if (via === 'import') return since
+    const cur = table.get(p.key)
+    if (cur && cur.author === author && cur.since === since) return cur.claim
+    return credit(since, now)
   }
 
   // --- accepting entries -----------------------------------------------------
@@ -458,6 +522,7 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         hlc: e.hlc,
         lease: e.expires === undefined ? undefined : { owner: e.author, expires: e.expires },
         since: e.since,
+        claim: e.claim,
         preempted,
         tombstone: e.tombstone,
         via,
@@ -522,7 +587,10 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
         return false
       }
       // An older version can still win as an earlier lease acquisition: apply() decides after the signature.
-      if (compareHlc(p.hlc, cur.hlc) < 0 && !mayPreempt(p, cur, now)) return drop('stale')
+      if (compareHlc(p.hlc, cur.hlc) < 0) {
+        const may = mayPreempt(p, cur, now)
+        if (may !== 'yes') return drop(may === 'no' ? 'stale' : may)
+      }
     }
     let author: string
     try {
@@ -531,7 +599,8 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     } catch {
       return drop('badSignature')
     }
-    return apply(makeEntry(p, author, body, pk, sig), via)
+    const seen = deps.now()
+    return apply(makeEntry(p, author, body, pk, sig, claimOf(p, author, via, seen)), via)
   }
 
   // --- local writes ---------------------------------------------------------
@@ -567,7 +636,8 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       tombstone: valueBytes === undefined,
       valueOffset: body.length - (valueBytes?.length ?? 0),
     }
-    const e = makeEntry(parsed, deps.id, body, deps.keys.publicKey, sig)
+    // Our own acquisition is credited in full; a lease carried on keeps the claim it had.
+    const e = makeEntry(parsed, deps.id, body, deps.keys.publicKey, sig, held ? held.claim : hlc[0])
     // Signing awaited: another version (or a lease) may have arrived meanwhile.
     const now = deps.now()
     const cur2 = assertFree(key, now)
