@@ -1,8 +1,9 @@
 /**
  * Hostile authors in the simulator (issue 9): a node that tries to take a
- * lease by back-dating its claim. Every other node runs the real table over
- * the real mesh; the attacker signs what it likes with its own key and hands
- * it out by broadcast and by anti-entropy.
+ * lease by back-dating its claim, and a node that fills the table with the
+ * entries of many generated identities. Every other node runs the real table
+ * over the real mesh; the attacker signs what it likes with keys it holds and
+ * hands it out by broadcast (and, for the claim, by anti-entropy).
  */
 import { describe, expect, it } from 'vitest'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
@@ -97,4 +98,68 @@ describe('sync: hostile authors in the simulator', () => {
       )
     })
   })
+
+  /** The table's bounds at 1/25 of the defaults (same ratios: ten authors fill it), so the runs stay short. */
+  const MAX = 400
+  const QUOTA = 40
+  const SHARES: SyncOptions = {
+    ...SYNC,
+    maxEntries: MAX,
+    perAuthorQuota: QUOTA,
+    maxTableBytes: 1_342_177,
+    perAuthorBytes: 167_772,
+  }
+
+  for (const hostile of [11, 50])
+    it(`sybil: after ${hostile} generated identities fill what they can, an honest newcomer still writes and every replica gets its writes`, async () => {
+      const seed = testSeed(100 + hostile)
+      await withSeed(seed, async () => {
+        const net = await createSyncNet({ seed, n: 20, degree: 5, sync: SHARES })
+        const { sim, ids } = net
+        await sim.runFor(1_000)
+        const [attacker, newcomer, early] = shuffle(mulberry32(seed), [...ids]) as [string, string, string]
+        // An honest author that wrote before the attack.
+        for (let i = 0; i < 5; i++) await net.set(early, `early/${i}`, i)
+        await sim.runFor(1_000)
+        // The attacker broadcasts, for each identity, as many entries as its quota allows.
+        const mesh = net.node(attacker).mesh
+        let sent = 0
+        for (let s = 0; s < hostile; s++) {
+          const sybil = sim.randomId()
+          for (let j = 0; j < QUOTA; j++) {
+            const m = await craft(sybil, `spam/${s}/${j}`, net.clock(attacker), { j, pad: 'x'.repeat(64) }, 0)
+            await mesh?.broadcast(SYNC_TOPIC, m as Value)
+            if (++sent % 50 === 0) await sim.runFor(100)
+          }
+        }
+        await sim.runFor(3 * AE_MS)
+        for (const id of ids) {
+          const size = net.sync(id).size()
+          expect(size.entries, id).toBeLessThanOrEqual(MAX)
+          if (id !== attacker) expect(size.entries, id).toBe(MAX)
+        }
+        // The identities past the first ten took room from one another, not from the early author.
+        expect(sum(net, ids, 'evicted')).toBeGreaterThan(0)
+        for (const id of ids) for (let i = 0; i < 5; i++) expect(net.sync(id).get(`early/${i}`)).toBe(i)
+        // The newcomer writes until the table refuses it: it gets an equal share of what the early
+        // author leaves (an identity's share, less the one it would take from the largest), and every
+        // replica gets every write.
+        const share = Math.floor((MAX - 5) / (hostile + 2))
+        let written = 0
+        for (; written < QUOTA; written++) {
+          const err = await net.set(newcomer, `new/${written}`, { i: written }).catch((e: Error) => e)
+          if (err) {
+            expect(err).toMatchObject({ name: 'QuotaExceededError', limit: 'tableEntries' })
+            break
+          }
+        }
+        expect(written).toBeGreaterThanOrEqual(Math.min(QUOTA, share - 1))
+        await sim.runFor(3 * AE_MS)
+        for (const id of ids) {
+          for (let i = 0; i < written; i++) expect(net.sync(id).get(`new/${i}`), id).toEqual({ i })
+          expect(net.sync(id).size().entries).toBe(MAX)
+        }
+        expect(net.converged()).toBe(true)
+      })
+    })
 })

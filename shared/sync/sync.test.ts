@@ -1,128 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { Hlc } from '../hlc.ts'
-import { generateIdentity, type Keyring } from '../identity/keys.ts'
+import { generateIdentity } from '../identity/keys.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
 import { arbValue } from '../wire/arbitraries.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
-import { encodeBody, signedBytes } from './entry.ts'
 import type { PutMsg, SyncMsg, WireEntry } from './messages.ts'
-import {
-  createSync,
-  MAX_PEER_BUDGETS,
-  type Sync,
-  type SyncAccept,
-  type SyncChange,
-  type SyncOptions,
-} from './sync.ts'
-
-const T0 = 1_700_000_000_000
-const A = 'aa'.repeat(20)
-const B = 'bb'.repeat(20)
-const C = 'cc'.repeat(20)
-
-/** A shared virtual clock for stub replicas. */
-function clock(start = T0) {
-  const c = {
-    t: start,
-    now: () => c.t,
-    advance(ms: number) {
-      c.t += ms
-    },
-  }
-  return c
-}
-
-interface Stub {
-  id: string
-  sync: Sync
-  keys: Keyring
-  /** Messages sent on links, in order. */
-  sent: [string, SyncMsg][]
-  /** Messages broadcast, in order. */
-  broadcasts: SyncMsg[]
-  neighbours: string[]
-  changes: SyncChange[]
-  accepts: SyncAccept[]
-  /** The replica's clock is off by this much from the shared clock. */
-  offset: number
-}
-
-function stub(
-  id: string,
-  c: ReturnType<typeof clock>,
-  opts: SyncOptions = {},
-  keys: Keyring = createFakeKeyring(id),
-): Stub {
-  const s: Stub = {
-    id,
-    keys,
-    sent: [],
-    broadcasts: [],
-    neighbours: [],
-    changes: [],
-    accepts: [],
-    offset: 0,
-    sync: undefined as unknown as Sync,
-  }
-  s.sync = createSync(
-    {
-      id,
-      keys,
-      now: () => c.now() + s.offset,
-      random: () => 0.5,
-      neighbours: () => s.neighbours,
-      send: (to, m) => void s.sent.push([to, m]),
-      broadcast: (m) => void s.broadcasts.push(m),
-    },
-    opts,
-  )
-  s.sync.onChange((e) => void s.changes.push(e))
-  s.sync.onAccept((e) => void s.accepts.push(e))
-  return s
-}
-
-/** Hand every broadcast of `from` (not yet delivered) to each of `to`. */
-async function deliver(from: Stub, ...to: Stub[]): Promise<void> {
-  const msgs = from.broadcasts.splice(0)
-  for (const m of msgs) for (const t of to) await t.sync.handleBroadcast(from.id, m)
-}
-
-/** A put signed by `keys` with any fields, for crafted and hostile inputs. */
-async function craft(
-  keys: Keyring,
-  key: string,
-  hlc: Hlc,
-  value: Value | undefined,
-  leaseMs = 0,
-  heldMs = 0,
-): Promise<PutMsg> {
-  const body = encodeBody(key, hlc, leaseMs, value === undefined ? undefined : encodeValue(value), heldMs)
-  return { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
-}
-
-function flip(b: Uint8Array, i: number): void {
-  b[i] = (b[i] as number) ^ 1
-}
-
-/** Run link messages between stubs until none is left (anti-entropy in isolation). */
-async function pump(stubs: Stub[], max = 10_000): Promise<number> {
-  const byId = new Map(stubs.map((s) => [s.id, s]))
-  let n = 0
-  for (;;) {
-    let moved = false
-    for (const s of stubs) {
-      const out = s.sent.splice(0)
-      for (const [to, m] of out) {
-        moved = true
-        n++
-        await byId.get(to)?.sync.handle(s.id, m)
-      }
-    }
-    if (!moved || n > max) return n
-  }
-}
+import { MAX_PEER_BUDGETS } from './sync.ts'
+import { A, B, C, clock, craft, deliver, flip, pump, type Stub, stub, T0 } from './test-stub.ts'
 
 describe('sync: local table', () => {
   it('sets, gets, lists and deletes; values come back equal and as copies', async () => {
@@ -672,26 +557,6 @@ describe('sync: hostile and malformed input', () => {
     expect(b.sync.counters['drop.malformed']).toBe(1)
     await b.sync.handleBroadcast(A, await craft(k, 'v', [T0, 0], 'x'.repeat(14)))
     expect(b.sync.get('v')).toBe('x'.repeat(14))
-  })
-
-  it('enforces the per-author quota and the table bound, locally and remotely', async () => {
-    const c = clock()
-    const a = stub(A, c, { perAuthorQuota: 3, maxEntries: 5 })
-    for (const k of ['1', '2', '3']) await a.sync.set(k, k)
-    await expect(a.sync.set('4', 4)).rejects.toMatchObject({ name: 'QuotaExceededError', limit: 'entries' })
-    await a.sync.set('1', 'overwrite is fine')
-    const kb = createFakeKeyring(B)
-    const kc = createFakeKeyring(C)
-    for (const k of ['b1', 'b2', 'b3', 'b4']) await a.sync.handleBroadcast(B, await craft(kb, k, [T0, 5], 1))
-    expect(a.sync.counters['drop.quota']).toBeUndefined()
-    expect(a.sync.counters['drop.tableFull']).toBe(2)
-    await a.sync.handleBroadcast(C, await craft(kc, 'c1', [T0, 5], 1))
-    expect(a.sync.counters['drop.tableFull']).toBe(3)
-    expect(a.sync.size().entries).toBe(5)
-    const q = stub(C, c, { perAuthorQuota: 2 })
-    for (const k of ['b1', 'b2', 'b3']) await q.sync.handleBroadcast(B, await craft(kb, k, [T0, 5], 1))
-    expect(q.sync.counters['drop.quota']).toBe(1)
-    expect(q.sync.size().entries).toBe(2)
   })
 
   it('parses and survives any Value on every entry point without throwing', async () => {

@@ -162,7 +162,14 @@
  * Bounds. Keys ≤ `maxKeyBytes`, values ≤ `maxValueBytes`, leases ≤
  * `maxLeaseMs`; the table holds at most `maxEntries` entries and
  * `maxTableBytes` bytes, and one author at most `perAuthorQuota` entries and
- * `perAuthorBytes` bytes (tombstones count). Each neighbour may send
+ * `perAuthorBytes` bytes (tombstones count). Shares (quota.ts): an author
+ * past its own bounds keeps its newest entries; a full table makes room for
+ * an entry by evicting the oldest entries of the author that holds the most
+ * (`evicted`), so a few identities cannot fill it for good: each gets no
+ * more than an honest author's share, and a newcomer, holding less, always
+ * finds room. The rule depends only on the entries held, so replicas holding
+ * the same entries keep the same ones. A local write never evicts this
+ * node's own entries: it throws QuotaExceededError instead. Each neighbour may send
  * `peerMsgBudget` anti-entropy messages and `peerEntryBudget` entries per
  * `antiEntropyMs`; the rest is dropped and counted. A peer's anti-entropy
  * state is dropped with the link (or when it leaves `neighbours()`), but its
@@ -173,8 +180,8 @@
  * count is kept in one shared record until its window ends: any peer that
  * gets a new budget meanwhile starts from the most spent evicted window, so
  * eviction is never a way to reset one's own budget. Bounds trade
- * convergence for memory: a full table refuses new keys, which replicas that
- * are not full may accept.
+ * convergence for memory: a full table evicts or refuses entries that
+ * replicas that are not full keep, until they are full too.
  *
  * Time enters only through `deps.now()`; the host calls `tick` often (every
  * 100–250 ms) to run collection and anti-entropy.
@@ -209,6 +216,7 @@ import {
   type VersionItem,
   type WireEntry,
 } from './messages.ts'
+import { planRoom, type QuotaLimit, type Room, type Victim } from './quota.ts'
 import { Table } from './table.ts'
 
 /** The mesh topic a host should carry sync broadcasts on. */
@@ -279,9 +287,9 @@ export interface SyncOptions {
 
 export interface SyncChange {
   key: string
-  /** The new value; undefined when the key was deleted. */
+  /** The new value; undefined when the key was deleted, or evicted from this replica by the table's bounds. */
   value: Value | undefined
-  /** The author of the new version. */
+  /** The author of the new version (of the evicted one, for an eviction). */
   from: string
 }
 
@@ -497,18 +505,37 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     return id
   }
 
-  function overLimit(e: Entry, cur: Entry | undefined): QuotaExceededError | null {
-    const mine = table.usage(e.author)
-    const same = cur !== undefined && cur.author === e.author
-    if (mine.entries + (same ? 0 : 1) > opt.perAuthorQuota)
-      return new QuotaExceededError('entries', opt.perAuthorQuota)
-    if (mine.bytes + e.size - (same ? cur.size : 0) > opt.perAuthorBytes)
-      return new QuotaExceededError('bytes', opt.perAuthorBytes)
-    if (table.size + (cur ? 0 : 1) > opt.maxEntries)
-      return new QuotaExceededError('tableEntries', opt.maxEntries)
-    if (table.bytes + e.size - (cur?.size ?? 0) > opt.maxTableBytes)
-      return new QuotaExceededError('tableBytes', opt.maxTableBytes)
-    return null
+  /** What storing `e` over `cur` takes (quota.ts): entries to evict, or the bound that refuses it. */
+  function room(e: Entry, cur: Entry | undefined, now: number): Room {
+    return planRoom(table, e, cur, opt, (x) => leaseBinds(x, now))
+  }
+
+  const quotaError = (limit: QuotaLimit): QuotaExceededError =>
+    new QuotaExceededError(
+      limit,
+      limit === 'entries'
+        ? opt.perAuthorQuota
+        : limit === 'bytes'
+          ? opt.perAuthorBytes
+          : limit === 'tableEntries'
+            ? opt.maxEntries
+            : opt.maxTableBytes,
+    )
+
+  /** Remove what a plan evicts; an evicted value shows as a change to undefined by its author. */
+  function evict(victims: Victim[], now: number): void {
+    for (const { entry: v, reason } of victims) {
+      table.remove(v.key)
+      if (reason === 'quota') bump(counters, 'drop.quota')
+      else {
+        bump(counters, 'evicted')
+        if (leaseBinds(v, now)) bump(counters, 'evicted.leased')
+      }
+      if (!v.tombstone && changeListeners.size > 0) {
+        const ch: SyncChange = { key: v.key, value: undefined, from: v.author }
+        for (const fn of [...changeListeners]) call(fn, ch)
+      }
+    }
   }
 
   function emit(prev: Entry | undefined, e: Entry, via: AcceptSource, now: number, preempted = false): void {
@@ -566,8 +593,9 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       emit(cur, e, via, now, preempted)
       return true
     }
-    const over = overLimit(e, cur)
-    if (over) return drop(over.limit === 'entries' || over.limit === 'bytes' ? 'quota' : 'tableFull')
+    const r = room(e, cur, now)
+    if (!r.ok) return drop(r.limit === 'entries' || r.limit === 'bytes' ? 'quota' : 'tableFull')
+    evict(r.victims, now)
     table.put(e)
     emit(cur, e, via, now, preempted)
     return true
@@ -641,14 +669,18 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
     // Signing awaited: another version (or a lease) may have arrived meanwhile.
     const now = deps.now()
     const cur2 = assertFree(key, now)
-    const over = overLimit(e, cur2)
-    if (over) throw over
+    const r = room(e, cur2, now)
+    if (!r.ok) throw quotaError(r.limit)
+    // Our own entries are never evicted for our own write: the application hears of the bound instead.
+    const own = r.victims.find((v) => v.entry.author === deps.id)
+    if (own) throw quotaError(own.limit)
     const d = decide(e, cur2, now)
     if (d !== 'accept' && d !== 'preempt') {
       // A newer version arrived while we signed; ours would lose everywhere.
       bump(counters, 'localSuperseded')
       return
     }
+    evict(r.victims, now)
     table.put(e)
     emit(cur2, e, 'local', now, d === 'preempt')
     deps.broadcast({ t: 'p', e: [body, deps.keys.publicKey, sig] })
