@@ -12,7 +12,7 @@
  * or the lease length, so the lease expires at `wall + leaseMs` in the
  * author's HLC wall time. `heldMs` says how long before this write the
  * author took the lease it renews or keeps: the lease's acquisition time is
- * `since = wall − heldMs` (sync.ts, contention). A fresh acquisition, or an
+ * `since = wall − heldMs` (merge.ts, Contention). A fresh acquisition, or an
  * entry without a lease, has `since = wall` and writes the plain number; the
  * pair is written only when `heldMs > 0` (and then `leaseMs > 0`), so every
  * entry has one encoding, and bodies written before `heldMs` existed keep
@@ -56,7 +56,7 @@ export interface Entry {
   /** When the author took the lease this entry carries (`hlc[0] − heldMs`); `hlc[0]` without a lease. */
   readonly since: number
   /**
-   * `since` as this replica credits it (sync.ts, Claims): never earlier than
+   * `since` as this replica credits it (merge.ts, Claims): never earlier than
    * its first sight here minus `claimSkewMs`. Local, never sent.
    */
   readonly claim: number
