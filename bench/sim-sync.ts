@@ -46,7 +46,7 @@ import { utf8 } from '../shared/bytes.ts'
 import { createFakeKeyring } from '../shared/sim/fake-keys.ts'
 import { shuffle } from '../shared/sim/prng.ts'
 import { encodeBody, signedBytes } from '../shared/sync/entry.ts'
-import type { PutMsg, SyncMsg } from '../shared/sync/messages.ts'
+import type { PutMsg } from '../shared/sync/messages.ts'
 import { createSyncNet, type NetMsg, type SyncNet } from '../shared/sync/sim-net.ts'
 import { SYNC_TOPIC, type SyncOptions } from '../shared/sync/sync.ts'
 import type { Value } from '../shared/types.ts'
@@ -143,7 +143,7 @@ function aeBytes(net: SyncNet): number {
   return total
 }
 
-const SIM = { sizeOf: (msg: NetMsg) => (msg.p === 'sync' ? encodeValue(msg.m as Value).length : 0) }
+const SIM = { sizeOf: (msg: NetMsg) => (msg.p === 'sync' ? encodeValue(msg.m).length : 0) }
 
 async function idleFigures() {
   const net = await createSyncNet({ seed: SEED + 7, n: N, degree: DEGREE, sim: SIM })
@@ -184,7 +184,7 @@ async function overheadFigures() {
       o: 'ab'.repeat(20),
       k: keys.publicKey,
       t: SYNC_TOPIC,
-      d: plain.msg as SyncMsg as Value,
+      d: plain.msg,
       n: new Uint8Array(8),
     }),
     sig: new Uint8Array(64),
@@ -196,7 +196,7 @@ async function overheadFigures() {
     overheadBytesRenewal: renewal.overhead,
     overheadBytesDelete: del.overhead,
     overheadBytesLargeValue: large.overhead,
-    meshEnvelopeBytes: envelope - encodeValue(plain.msg as SyncMsg as Value).length,
+    meshEnvelopeBytes: envelope - encodeValue(plain.msg).length,
   }
 }
 
@@ -260,7 +260,7 @@ async function theftFigures(delay: number, sync: SyncOptions = {}) {
     const wall = net.clock(thief)
     const body = encodeBody('door', [wall, 0], 600_000, encodeValue('thief'), wall - (since - 1))
     const claim: PutMsg = { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
-    await net.node(thief).mesh?.broadcast(SYNC_TOPIC, claim as SyncMsg as Value)
+    await net.node(thief).mesh?.broadcast(SYNC_TOPIC, claim)
     await sim.runFor(2_000)
     for (const id of ids) {
       if (id === thief) continue

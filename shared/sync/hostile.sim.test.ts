@@ -55,7 +55,7 @@ async function theft(seed: number, sync: SyncOptions) {
     await craft(thief, 'door', now, 'thief', TEN_MIN, now - (since - 1)),
     await craft(thief, 'door', since - 1, 'thief', TEN_MIN),
   ]
-  for (const m of claims) await net.node(thief).mesh?.broadcast(SYNC_TOPIC, m as Value)
+  for (const m of claims) await net.node(thief).mesh?.broadcast(SYNC_TOPIC, m)
   await net.sync(thief).importState({ v: 1, at: now, e: claims.map((m) => m.e) })
   await sim.runFor(4 * AE_MS)
   const honest = ids.filter((id) => id !== thief)
@@ -128,7 +128,7 @@ describe('sync: hostile authors in the simulator', () => {
           const sybil = sim.randomId()
           for (let j = 0; j < QUOTA; j++) {
             const m = await craft(sybil, `spam/${s}/${j}`, net.clock(attacker), { j, pad: 'x'.repeat(64) }, 0)
-            await mesh?.broadcast(SYNC_TOPIC, m as Value)
+            await mesh?.broadcast(SYNC_TOPIC, m)
             if (++sent % 50 === 0) await sim.runFor(100)
           }
         }
