@@ -1,7 +1,7 @@
 /**
  * A sync network in the simulator, for tests and benchmarks. Each simulated
  * node is one composite ProtocolNode running the sync table over a broadcast
- * transport, with messages tagged `{ p: 'mesh' | 'sync', m }`:
+ * transport, with messages tagged `{ p: 'mesh' | 'flood' | 'sync', m }`:
  *
  * - `transport: 'mesh'` (the default): the real mesh (`createMesh`, Plumtree,
  *   fast fake keys); sync broadcasts travel as mesh broadcasts on SYNC_TOPIC
@@ -33,7 +33,7 @@ export interface FloodEnvelope {
   data: SyncMsg
 }
 
-export type NetMsg = { p: 'mesh'; m: MeshMsg | FloodEnvelope } | { p: 'sync'; m: SyncMsg }
+export type NetMsg = { p: 'mesh'; m: MeshMsg } | { p: 'flood'; m: FloodEnvelope } | { p: 'sync'; m: SyncMsg }
 
 export interface SyncNetOptions {
   seed: number
@@ -119,10 +119,10 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       while (inflight.length > 0) await inflight.shift()
     }
 
-    const deliver = (msgId: string, origin: string, hops: number, data: Value) => {
+    const deliver = (msgId: string, origin: string, hops: number, data: unknown) => {
       record(msgId, id, hops)
       if (origin === id) return
-      inflight.push(sync.handleBroadcast(origin, data as SyncMsg))
+      inflight.push(sync.handleBroadcast(origin, data))
     }
 
     const floodBroadcast = (data: SyncMsg) => {
@@ -130,15 +130,15 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       seen.add(env.id)
       last.set(id, env.id)
       record(env.id, id, 0)
-      for (const n of deps.neighbours()) deps.send(n, { p: 'mesh', m: { ...env, hops: 1 } })
+      for (const n of deps.neighbours()) deps.send(n, { p: 'flood', m: { ...env, hops: 1 } })
     }
 
     const onFlood = (from: string, env: FloodEnvelope) => {
       if (seen.has(env.id)) return
       seen.add(env.id)
-      deliver(env.id, env.origin, env.hops, env.data as Value)
+      deliver(env.id, env.origin, env.hops, env.data)
       for (const n of deps.neighbours())
-        if (n !== from) deps.send(n, { p: 'mesh', m: { ...env, hops: env.hops + 1 } })
+        if (n !== from) deps.send(n, { p: 'flood', m: { ...env, hops: env.hops + 1 } })
     }
 
     if (transport === 'mesh') {
@@ -169,7 +169,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
         send: (to, m) => deps.send(to, { p: 'sync', m }),
         broadcast(m) {
           if (!mesh) return floodBroadcast(m)
-          inflight.push(mesh.broadcast(SYNC_TOPIC, m as Value).then((msgId) => void last.set(id, msgId)))
+          inflight.push(mesh.broadcast(SYNC_TOPIC, m).then((msgId) => void last.set(id, msgId)))
         },
       },
       o.sync,
@@ -190,8 +190,8 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       async handle(from, msg) {
         await ready
         if (msg.p === 'sync') await sync.handle(from, msg.m)
-        else if (mesh) await mesh.handle(from, msg.m as MeshMsg)
-        else onFlood(from, msg.m as FloodEnvelope)
+        else if (msg.p === 'flood') onFlood(from, msg.m)
+        else await mesh?.handle(from, msg.m)
         await flush()
       },
       async tick(t) {
