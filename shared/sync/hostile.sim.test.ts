@@ -6,9 +6,9 @@
  * hands it out by broadcast (and, for the claim, by anti-entropy).
  */
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { mulberry32, shuffle } from '../sim/prng.ts'
-import { testSeed, withSeed } from '../sim/sim.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
 import { encodeBody, signedBytes } from './entry.ts'
