@@ -13,7 +13,9 @@
  * `maxMessageBytes` bounds the encoded body before compression, on both
  * sides: the sender refuses to build a larger frame, and the receiver stops
  * inflating (streaming, counting) as soon as the output passes it, so a small
- * compressed body cannot blow up in memory. Decoding is a trust boundary: it
+ * compressed body cannot blow up in memory. `maxItems` bounds the msgpack
+ * objects in a body (value.ts, MAX_VALUE_ITEMS): decoding costs time per
+ * object, and the count is checked before anything is built. Decoding is a trust boundary: it
  * never throws or rejects; a bad frame gives null and, through `onDrop`, the
  * reason, so the caller can count drops per reason. The grammar is in
  * PROTOCOL.md beside this file.
@@ -21,7 +23,7 @@
 import { concatBytes } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
 import type { Value } from '../types.ts'
-import { decodeValueResult, encodeValue } from './value.ts'
+import { decodeValueOrWhy, encodeValue, MAX_VALUE_ITEMS, SCAN_TOO_MANY_ITEMS } from './value.ts'
 
 /** The version byte every frame starts with. 0xc0-0xcf are reserved for link markers (chunk.ts). */
 export const WIRE_VERSION = 1
@@ -59,6 +61,8 @@ export const FrameDecodeError = {
   Inflate: 'inflate',
   /** The body is not msgpack of a Value (see value.ts for what is refused). */
   Body: 'body',
+  /** The body holds more msgpack objects than maxItems (found before anything is built). */
+  Items: 'items',
   /** The validator for this kind said no (or threw). */
   Invalid: 'invalid',
 } as const
@@ -88,6 +92,11 @@ export interface DecodeFrameOptions {
    * @default DEFAULT_MAX_MESSAGE_BYTES (4 MiB)
    */
   maxMessageBytes?: number
+  /**
+   * Most msgpack objects in the body (decoding costs time per object).
+   * @default MAX_VALUE_ITEMS (131,072)
+   */
+  maxItems?: number
   /**
    * Per kind, a check of the body's shape; a frame whose validator returns false is dropped.
    * @default {} (any Value is accepted)
@@ -158,8 +167,9 @@ export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = 
       if (inflated === null) return drop(FrameDecodeError.TooLarge)
       body = inflated
     }
-    const decoded = decodeValueResult(body)
-    if (decoded === null) return drop(FrameDecodeError.Body)
+    const decoded = decodeValueOrWhy(body, opts.maxItems ?? MAX_VALUE_ITEMS)
+    if (decoded === SCAN_TOO_MANY_ITEMS) return drop(FrameDecodeError.Items)
+    if (typeof decoded === 'number') return drop(FrameDecodeError.Body)
     const value = decoded.value
     const validate = opts.validators?.[kind]
     if (validate !== undefined) {
