@@ -147,29 +147,70 @@ export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = 
     }
     return null
   }
+  const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const head = readFrameHeader(bytes, max)
+  if (typeof head === 'string') return drop(head)
+  let body = head.body
+  if (head.deflated) {
+    const inflated = await inflateBody(body, max)
+    if (typeof inflated === 'string') return drop(inflated)
+    body = inflated
+  }
+  const frame = decodeFrameBody(head.kind, body, opts)
+  return typeof frame === 'string' ? drop(frame) : frame
+}
+
+/**
+ * The first step of decodeFrame, synchronous and cheap: check the header
+ * and the body's size. The kind, whether the body is deflated, and the body
+ * (a view); or why the frame is dropped. Never throws.
+ */
+export function readFrameHeader(
+  bytes: Uint8Array,
+  maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): { kind: Kind; deflated: boolean; body: Uint8Array } | FrameDecodeError {
+  if (bytes.length < FRAME_HEADER_BYTES) return FrameDecodeError.Short
+  if (bytes[0] !== WIRE_VERSION) return FrameDecodeError.Version
+  const kind = bytes[1]
+  if (!isKind(kind)) return FrameDecodeError.Kind
+  const flags = bytes[2] as number
+  if ((flags & ~KNOWN_FLAGS) !== 0) return FrameDecodeError.Flags
+  const body = bytes.subarray(FRAME_HEADER_BYTES)
+  if (body.length > maxMessageBytes) return FrameDecodeError.TooLarge
+  return { kind, deflated: (flags & FLAG_DEFLATE) !== 0, body }
+}
+
+/**
+ * Inflate a deflate-raw body, streaming, and stop as soon as the output
+ * passes `maxMessageBytes` (TooLarge); Inflate when it is not valid
+ * deflate-raw. Never rejects.
+ */
+export async function inflateBody(
+  body: Uint8Array,
+  maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): Promise<Uint8Array | FrameDecodeError> {
   try {
-    const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    if (bytes.length < FRAME_HEADER_BYTES) return drop(FrameDecodeError.Short)
-    if (bytes[0] !== WIRE_VERSION) return drop(FrameDecodeError.Version)
-    const kind = bytes[1]
-    if (!isKind(kind)) return drop(FrameDecodeError.Kind)
-    const flags = bytes[2] as number
-    if ((flags & ~KNOWN_FLAGS) !== 0) return drop(FrameDecodeError.Flags)
-    let body = bytes.subarray(FRAME_HEADER_BYTES)
-    if (body.length > max) return drop(FrameDecodeError.TooLarge)
-    if (flags & FLAG_DEFLATE) {
-      let inflated: Uint8Array | null
-      try {
-        inflated = await runStream(body, new DecompressionStream('deflate-raw'), max)
-      } catch {
-        return drop(FrameDecodeError.Inflate)
-      }
-      if (inflated === null) return drop(FrameDecodeError.TooLarge)
-      body = inflated
-    }
+    const inflated = await runStream(body, new DecompressionStream('deflate-raw'), maxMessageBytes)
+    return inflated === null ? FrameDecodeError.TooLarge : inflated
+  } catch {
+    return FrameDecodeError.Inflate
+  }
+}
+
+/**
+ * The last step of decodeFrame, synchronous: decode a plain (inflated) body
+ * and apply the kind's validator. Its cost is bounded by `maxItems`, so a
+ * caller can time it and budget it. The Frame, or why it is dropped. Never throws.
+ */
+export function decodeFrameBody(
+  kind: Kind,
+  body: Uint8Array,
+  opts: Pick<DecodeFrameOptions, 'maxItems' | 'validators'> = {},
+): Frame | FrameDecodeError {
+  try {
     const decoded = decodeValueOrWhy(body, opts.maxItems ?? MAX_VALUE_ITEMS)
-    if (decoded === SCAN_TOO_MANY_ITEMS) return drop(FrameDecodeError.Items)
-    if (typeof decoded === 'number') return drop(FrameDecodeError.Body)
+    if (decoded === SCAN_TOO_MANY_ITEMS) return FrameDecodeError.Items
+    if (typeof decoded === 'number') return FrameDecodeError.Body
     const value = decoded.value
     const validate = opts.validators?.[kind]
     if (validate !== undefined) {
@@ -179,12 +220,12 @@ export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = 
       } catch {
         ok = false
       }
-      if (!ok) return drop(FrameDecodeError.Invalid)
+      if (!ok) return FrameDecodeError.Invalid
     }
     return { kind, body: value }
   } catch {
     // Not expected (every step above guards itself); an exception must still never reach the caller.
-    return drop(FrameDecodeError.Body)
+    return FrameDecodeError.Body
   }
 }
 
