@@ -201,6 +201,13 @@ function startsSession(s: SignalData, linked: Link): boolean {
 interface Dial {
   peer: string
   mesh: boolean
+  /**
+   * Set up at the peer's request (its signal), not ours: counted against the
+   * inbound bounds (MAX_INBOUND), not the connection manager's own dials.
+   */
+  inbound: boolean
+  /** Relay sessions this dial has started or adopted (bounded for inbound dials). */
+  relays: number
   pipe?: WebRtcPipe
   relay?: RelayPipe
   link?: Link
@@ -242,6 +249,27 @@ const SAMPLE_MS = 20_000
 const AUX_IDLE_MS = 60_000
 const MAX_CANDIDATES = 256
 const MAX_DIALS = 4
+/**
+ * Link setups that peers started (their signals) pending at once. Anyone
+ * registered with the signal server can start one, so they are bounded
+ * apart from this node's own dials and open links: a flood of throw-away
+ * identities holds at most these slots and the connection manager goes on
+ * dialling its candidates.
+ */
+const MAX_INBOUND = 16
+/** ...of which peers the signal server never sampled for us may hold at most this many. */
+const MAX_INBOUND_STRANGERS = 8
+/** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
+const INBOUND_RELAY_MS = 8000
+/** Relay sessions one inbound setup may start (each new `relay` signal restarts the handshake). */
+const MAX_INBOUND_RELAYS = 3
+/** A peer whose inbound setup failed may not start another for this long. */
+const INBOUND_BACKOFF_MS = 30_000
+/** Peers the signal server sampled for us, remembered (bounded) to keep inbound slots for them. */
+const MAX_SAMPLED = 1024
+/** Refusals ('full') we answer: a burst, then so many per second; beyond, signals are dropped unanswered. */
+const REFUSE_BURST = 8
+const REFUSALS_PER_SEC = 2
 
 export class OverlayNode extends Emitter<NodeEvents> {
   readonly id: string
@@ -268,6 +296,14 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly candidates = new Map<string, number>()
   /** Peers whose dial failed -> do not retry before this time. */
   private readonly backoff = new Map<string, number>()
+  /** Peers the signal server sampled for us (bootstrap candidates), oldest first. */
+  private readonly sampled = new Set<string>()
+  /** Peers whose inbound setup failed -> refuse their next one before this time. */
+  private readonly inboundBackoff = new Map<string, number>()
+  private refuseTokens = REFUSE_BURST
+  private refuseAt = Date.now()
+  /** The network's identity puzzle (JoinOptions.puzzleBits). */
+  private readonly puzzleBits: number
   /** Each neighbour's own neighbours, from peer exchange (for the network drawing). */
   readonly neighbourLinks = new Map<string, string[]>()
   private readonly subscribers = new Map<string, Set<Subscriber>>()
@@ -330,6 +366,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.identity = env.identity
     this.id = env.identity.id
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+    this.puzzleBits = puzzleBits
     if (!meetsPuzzle(env.identity.publicKey, puzzleBits))
       throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
     const identity = env.identity
@@ -455,7 +492,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       const l = this.links.get(e.to)
       if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
     })
-    this.signalClient.on('registered', ({ peers }) => this.addCandidates(peers))
+    this.signalClient.on('registered', ({ peers }) => this.addSampled(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
     const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
     if (saved2 !== undefined) await this.chord.importState(saved2).catch(() => 0)
@@ -905,9 +942,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const existing = this.dials.get(peer)
     if (existing) {
       existing.mesh ||= mesh
+      existing.inbound = false // we want this link too
       return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }))
     }
-    const d: Dial = { peer, mesh, started: Date.now(), waiters: [] }
+    const d: Dial = { peer, mesh, inbound: false, relays: 0, started: Date.now(), waiters: [] }
     this.dials.set(peer, d)
     const p = new Promise<Link>((resolve, reject) => d.waiters.push({ resolve, reject }))
     if (this.opts.relay === 'force') this.startRelay(d)
@@ -965,6 +1003,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private startRelay(d: Dial, sid?: number): void {
     if (d.relay) {
       if (sid === undefined || d.relay.sid === sid || this.id < d.peer) return
+      if (d.inbound && d.relays >= MAX_INBOUND_RELAYS) {
+        bump(this.counters, 'drop.signal.relay-restarts')
+        return this.failDial(d, new NoRouteError(d.peer, `${d.peer} restarted its relay too often`))
+      }
       // They (the lower id) started one too: adopt theirs.
       d.link?.close('relay-restart')
       d.relay.close('relay-restart')
@@ -974,10 +1016,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
     d.pipe?.close('relay-instead')
     delete d.pipe
     clearTimeout(d.timer)
-    // The handshake over the relay should finish in a few round trips through the server.
+    // The handshake over the relay should finish in a few round trips through the server (sooner
+    // for a setup the peer started: anyone can start one, and it holds an inbound slot meanwhile).
+    d.relays++
     d.timer = setTimeout(
       () => this.failDial(d, new NoRouteError(d.peer, `relay link to ${d.peer} did not open`)),
-      15_000,
+      d.inbound ? INBOUND_RELAY_MS : 15_000,
     )
     const announce = sid === undefined
     const relay = createRelayPipe({
@@ -1007,6 +1051,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       },
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
+      puzzleBits: this.puzzleBits,
     })
     d.link = link
     link.on('open', () => this.onLinkOpen(d, link))
@@ -1084,7 +1129,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     d.relay?.close('dial-failed')
     d.link?.close('dial-failed')
     this.backoff.set(d.peer, Date.now() + 30_000)
-    bump(this.counters, 'dial.failed')
+    if (d.inbound) {
+      this.inboundBackoff.set(d.peer, Date.now() + INBOUND_BACKOFF_MS)
+      bump(this.counters, 'dial.inbound-failed')
+    } else bump(this.counters, 'dial.failed')
     for (const w of d.waiters) w.reject(err)
   }
 
@@ -1111,13 +1159,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
       bump(this.counters, 'link.superseded')
       linked.close('superseded')
     }
-    if (!this.dials.has(from) && this.links.size + this.dials.size >= this.opts.maxLinks) {
-      void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
-      return
-    }
     let d = this.dials.get(from)
     if (!d) {
-      d = { peer: from, mesh: s.mesh, started: Date.now(), waiters: [] }
+      if (!this.admitInbound(from)) return
+      d = { peer: from, mesh: s.mesh, inbound: true, relays: 0, started: Date.now(), waiters: [] }
       this.dials.set(from, d)
     } else d.mesh ||= s.mesh
     switch (s.t) {
@@ -1143,6 +1188,45 @@ export class OverlayNode extends Emitter<NodeEvents> {
         }
         return this.startRelay(d, s.sid)
     }
+  }
+
+  /**
+   * May `from` start a link setup now? Not while it is in backoff after a
+   * failed one, not past MAX_INBOUND pending (MAX_INBOUND_STRANGERS for peers
+   * the server never sampled for us), and not past maxLinks. A refusal is
+   * answered ('full') within a small budget, so a flood cannot make this node
+   * flood the server; the rest are dropped and counted.
+   */
+  private admitInbound(from: string): boolean {
+    const now = Date.now()
+    if ((this.inboundBackoff.get(from) ?? 0) > now) {
+      bump(this.counters, 'drop.signal.inbound-backoff')
+      return false
+    }
+    let inbound = 0
+    let strangers = 0
+    for (const d of this.dials.values()) {
+      if (!d.inbound) continue
+      inbound++
+      if (!this.sampled.has(d.peer)) strangers++
+    }
+    const stranger = !this.sampled.has(from)
+    let reason: string | undefined
+    if (this.links.size + this.dials.size >= this.opts.maxLinks) reason = 'links'
+    else if (inbound >= MAX_INBOUND) reason = 'inbound'
+    else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'
+    if (reason === undefined) return true
+    bump(this.counters, `drop.signal.inbound-full.${reason}`)
+    this.refuseTokens = Math.min(
+      REFUSE_BURST,
+      this.refuseTokens + ((now - this.refuseAt) / 1000) * REFUSALS_PER_SEC,
+    )
+    this.refuseAt = now
+    if (this.refuseTokens >= 1) {
+      this.refuseTokens--
+      void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
+    }
+    return false
   }
 
   private onRelayFrame(from: string, frame: Uint8Array): void {
@@ -1302,6 +1386,20 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ connection manager
 
+  /** Peers from the signal server's samples: candidates, and remembered as sampled (see MAX_INBOUND_STRANGERS). */
+  private addSampled(peers: PeerInfo[]): void {
+    for (const p of peers) {
+      this.sampled.delete(p.id)
+      this.sampled.add(p.id)
+    }
+    while (this.sampled.size > MAX_SAMPLED) {
+      const oldest = this.sampled.values().next().value
+      if (oldest === undefined) break
+      this.sampled.delete(oldest)
+    }
+    this.addCandidates(peers)
+  }
+
   private addCandidates(peers: PeerInfo[]): void {
     for (const p of peers) {
       if (p.id === this.id) continue
@@ -1319,7 +1417,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (this.closed) return
     const now = Date.now()
     const mesh = this.meshNeighbours()
-    const dialling = [...this.dials.values()].filter((d) => d.mesh).length
+    // Our own dials only: link setups that peers started must not stop us dialling (MAX_INBOUND).
+    const dialling = [...this.dials.values()].filter((d) => d.mesh && !d.inbound).length
     const want = this.opts.targetPeers - mesh.length - dialling
     if (want > 0) {
       const pool = [...this.candidates.keys()].filter(
@@ -1345,7 +1444,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       if (pool.length < want && this.signalClient.connected && now - this.lastSample > 2000) {
         this.lastSample = now
         this.signalClient.peers().then(
-          (ps) => this.addCandidates(ps),
+          (ps) => this.addSampled(ps),
           () => {},
         )
       }
@@ -1357,7 +1456,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (now - this.lastSample > SAMPLE_MS && this.signalClient.connected) {
       this.lastSample = now
       this.signalClient.peers().then(
-        (ps) => this.addCandidates(ps),
+        (ps) => this.addSampled(ps),
         () => {},
       )
     }
@@ -1372,6 +1471,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     }
     // Expire stale dial backoffs.
     for (const [id, until] of this.backoff) if (until <= now) this.backoff.delete(id)
+    for (const [id, until] of this.inboundBackoff) if (until <= now) this.inboundBackoff.delete(id)
   }
 
   private scheduleSave(): void {
