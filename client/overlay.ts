@@ -43,7 +43,7 @@ import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { decodeValueResult, encodeValue } from '../shared/wire/value.ts'
 import { Emitter } from './emitter.ts'
-import { Link, type LinkControl } from './links/link.ts'
+import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
 import { Outbox, SeenOnce } from './route-memory.ts'
@@ -261,8 +261,24 @@ const MAX_INBOUND = 16
 const MAX_INBOUND_STRANGERS = 8
 /** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
 const INBOUND_RELAY_MS = 8000
+/**
+ * A relay setup whose peer has sent nothing at all by then is given up: an honest peer sends
+ * its hello right behind its `relay` signal, or as soon as ours reaches it. Sooner for setups
+ * the peer started (it holds an inbound slot); for our own dials it frees the connection
+ * manager from peers that never answer (throw-away identities in a bootstrap sample).
+ */
+const INBOUND_SILENT_MS = 3000
+const OWN_SILENT_MS = 6000
 /** Relay sessions one inbound setup may start (each new `relay` signal restarts the handshake). */
 const MAX_INBOUND_RELAYS = 3
+/**
+ * A `relay` signal from a peer we have no setup with is only noted (at most this many, for
+ * PENDING_RELAY_MS): the setup, and its inbound slot, begin with the peer's hello. An honest
+ * peer sends it right behind the signal; a flood of signals that are never followed by a hello
+ * costs one entry each here and no slot.
+ */
+const MAX_PENDING_RELAYS = 256
+const PENDING_RELAY_MS = 5000
 /** A peer whose inbound setup failed may not start another for this long. */
 const INBOUND_BACKOFF_MS = 30_000
 /** Peers the signal server sampled for us, remembered (bounded) to keep inbound slots for them. */
@@ -300,6 +316,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly sampled = new Set<string>()
   /** Peers whose inbound setup failed -> refuse their next one before this time. */
   private readonly inboundBackoff = new Map<string, number>()
+  /** Relay sessions peers announced, waiting for their hello (MAX_PENDING_RELAYS), oldest first. */
+  private readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
   private refuseTokens = REFUSE_BURST
   private refuseAt = Date.now()
   /** The network's identity puzzle (JoinOptions.puzzleBits). */
@@ -1035,6 +1053,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
         .signal(d.peer, { t: 'relay', mesh: d.mesh, sid: relay.sid })
         .catch((err: Error) => this.failDial(d, err))
     this.attachLink(d, relay)
+    const link = d.link
+    setTimeout(
+      () => {
+        if (this.dials.get(d.peer) !== d || d.link !== link || (link?.stats.bytesIn ?? 0) > 0) return
+        bump(this.counters, d.inbound ? 'dial.inbound-silent' : 'dial.silent')
+        this.failDial(d, new NoRouteError(d.peer, `${d.peer} said nothing over the relay`))
+      },
+      d.inbound ? INBOUND_SILENT_MS : OWN_SILENT_MS,
+    )
   }
 
   private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe): void {
@@ -1161,6 +1188,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     }
     let d = this.dials.get(from)
     if (!d) {
+      if (s.t === 'relay' && this.opts.relay !== 'never') return this.notePendingRelay(from, s)
       if (!this.admitInbound(from)) return
       d = { peer: from, mesh: s.mesh, inbound: true, relays: 0, started: Date.now(), waiters: [] }
       this.dials.set(from, d)
@@ -1229,6 +1257,18 @@ export class OverlayNode extends Emitter<NodeEvents> {
     return false
   }
 
+  /** A peer announced a relay session: wait for its hello before setting anything up (MAX_PENDING_RELAYS). */
+  private notePendingRelay(from: string, s: { sid: number; mesh: boolean }): void {
+    const now = Date.now()
+    if ((this.inboundBackoff.get(from) ?? 0) > now) return bump(this.counters, 'drop.signal.inbound-backoff')
+    this.pendingRelays.delete(from)
+    this.pendingRelays.set(from, { sid: s.sid, mesh: s.mesh, at: now })
+    if (this.pendingRelays.size > MAX_PENDING_RELAYS) {
+      this.pendingRelays.delete(this.pendingRelays.keys().next().value as string)
+      bump(this.counters, 'drop.signal.relay-pending-full')
+    }
+  }
+
   private onRelayFrame(from: string, frame: Uint8Array): void {
     // By session id: a dial to a peer we already have a relay link with (a link-setup signal can
     // start one) must not take the open link's frames.
@@ -1238,7 +1278,29 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const l = this.links.get(from)
     if (l?.transport === 'relay' && (l.pipe as RelayPipe).sid === sid)
       return (l.pipe as RelayPipe).deliver(frame)
+    const pending = this.pendingRelays.get(from)
+    if (pending?.sid === sid) return this.acceptRelay(from, pending, frame)
     bump(this.counters, 'drop.relay-frame')
+  }
+
+  /**
+   * The first frame of a relay session a peer announced: its hello (small,
+   * uncompressed, Kind.Link) starts the setup, if an inbound slot is free;
+   * anything else is dropped unread and the peer backs off.
+   */
+  private acceptRelay(from: string, p: { sid: number; mesh: boolean }, frame: Uint8Array): void {
+    this.pendingRelays.delete(from)
+    if (this.closed) return
+    if (!isHandshakePiece(frame.subarray(4))) {
+      bump(this.counters, 'drop.before-auth')
+      this.inboundBackoff.set(from, Date.now() + INBOUND_BACKOFF_MS)
+      return
+    }
+    if (!this.admitInbound(from)) return
+    const d: Dial = { peer: from, mesh: p.mesh, inbound: true, relays: 0, started: Date.now(), waiters: [] }
+    this.dials.set(from, d)
+    this.startRelay(d, p.sid)
+    d.relay?.deliver(frame)
   }
 
   // ------------------------------------------------------------------ frames
@@ -1472,6 +1534,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
     // Expire stale dial backoffs.
     for (const [id, until] of this.backoff) if (until <= now) this.backoff.delete(id)
     for (const [id, until] of this.inboundBackoff) if (until <= now) this.inboundBackoff.delete(id)
+    for (const [id, p] of this.pendingRelays) {
+      if (now - p.at <= PENDING_RELAY_MS) break // oldest first
+      this.pendingRelays.delete(id)
+      bump(this.counters, 'drop.signal.relay-unanswered')
+    }
   }
 
   private scheduleSave(): void {

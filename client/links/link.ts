@@ -77,6 +77,20 @@ const MAX_PEX = 32
 /** Largest link message read before the link is open: a hello or a proof is under 200 bytes. */
 export const HANDSHAKE_MAX_BYTES = 512
 
+/**
+ * Could this link message be read before the link is open? A whole frame of
+ * at most HANDSHAKE_MAX_BYTES, uncompressed, of Kind.Link: judged by its
+ * first bytes, without decoding anything.
+ */
+export function isHandshakePiece(piece: Uint8Array): boolean {
+  return (
+    piece.length <= HANDSHAKE_MAX_BYTES &&
+    piece[0] === WIRE_VERSION &&
+    piece[1] === Kind.Link &&
+    piece[2] === 0
+  )
+}
+
 /** How a link paces what it receives (see the header). */
 export interface RecvLimits {
   /** Bytes of link messages waiting to be processed. @default 16 MiB */
@@ -91,7 +105,7 @@ export interface RecvLimits {
   inflateBytesPerSec: number
   /** @default 16 MiB */
   inflateBurstBytes: number
-  /** Most msgpack objects in one frame's body. @default MAX_VALUE_ITEMS (131,072) */
+  /** Most msgpack objects in one frame's body. @default MAX_VALUE_ITEMS (65,536) */
   maxItems: number
 }
 
@@ -360,13 +374,7 @@ export class Link extends Emitter<LinkEvents> {
    * holding a hello, proof or bye, or the link closes without reading more.
    */
   private async onHandshakePiece(piece: Uint8Array): Promise<void> {
-    if (
-      piece.length > HANDSHAKE_MAX_BYTES ||
-      piece[0] !== WIRE_VERSION ||
-      piece[1] !== Kind.Link ||
-      piece[2] !== 0
-    )
-      return this.refuseBeforeAuth()
+    if (!isHandshakePiece(piece)) return this.refuseBeforeAuth()
     const f = decodeFrameBody(Kind.Link, piece.subarray(3), { maxItems: 32, validators: this.validators })
     const c = typeof f === 'string' ? null : parseLinkControl(f.body)
     if (c === null || (c.t !== 'hello' && c.t !== 'proof' && c.t !== 'bye')) return this.refuseBeforeAuth()

@@ -94,7 +94,7 @@ export interface DecodeFrameOptions {
   maxMessageBytes?: number
   /**
    * Most msgpack objects in the body (decoding costs time per object).
-   * @default MAX_VALUE_ITEMS (131,072)
+   * @default MAX_VALUE_ITEMS (65,536)
    */
   maxItems?: number
   /**

@@ -27,10 +27,11 @@
  * declared lengths the input cannot hold, trailing bytes, and more than
  * MAX_VALUE_ITEMS objects (it stops counting there). So a hostile 4 MiB
  * input cannot make the decoder build a million-level stack, a huge sparse
- * array, or four million tiny objects. After decoding, `__proto__` keys (refused by the library),
- * non-finite numbers and anything else `isValue` refuses give null, and so do
- * strings that are not well-formed (invalid UTF-8 can decode to lone
- * surrogates), so every decoded Value can be encoded again by a relay.
+ * array, or four million tiny objects. Then one pass builds the Value:
+ * `__proto__` keys and non-finite numbers give null, and so does invalid
+ * UTF-8 (the decoder is fatal, so no string decodes to a lone surrogate).
+ * Every decoded Value is one `isValue` accepts and can be encoded again by
+ * a relay.
  */
 import { MessageTooLargeError } from '../errors.ts'
 import { isValue, type Value } from '../types.ts'
@@ -42,11 +43,12 @@ export const MAX_VALUE_DEPTH = 64
  * Most msgpack objects in one encoded Value (every scalar, container and
  * map key counts one). Decoding costs time per object, not per byte: 4 MiB
  * of one-byte nils is four million objects and took a Node peer seconds to
- * decode. The largest message any protocol sends holds a few tens of
- * thousands; at this bound the costliest shapes (a map of 64 Ki distinct
- * keys, 128 Ki tiny byte arrays) decode in about 100 ms on a loaded core.
+ * decode. The largest message a protocol sends holds some tens of
+ * thousands (a sync version list of 4,096 items is about 25,000); at this
+ * bound the costliest shape (one map of 32 Ki distinct keys) decodes in
+ * tens of ms, and about 100 ms on a core shared five ways.
  */
-export const MAX_VALUE_ITEMS = 131_072
+export const MAX_VALUE_ITEMS = 65_536
 
 const utf8Encoder = new TextEncoder()
 // fatal: invalid UTF-8 is refused, not patched with U+FFFD into a value the sender never sent.
@@ -241,9 +243,9 @@ class Reader {
       case 0xc6:
         return this.take(this.len(4)).slice()
       case 0xca:
-        return this.num((p) => v.getFloat32(p), 4)
+        return finite(this.num((p) => v.getFloat32(p), 4))
       case 0xcb:
-        return this.num((p) => v.getFloat64(p), 8)
+        return finite(this.num((p) => v.getFloat64(p), 8))
       case 0xcc:
         return this.len(1)
       case 0xcd:
@@ -278,6 +280,12 @@ class Reader {
         throw new TypeError(`msgpack type 0x${t.toString(16)} is not a Value`)
     }
   }
+}
+
+/** NaN and the infinities are not Values (JSON has none of them). */
+function finite(x: number): number {
+  if (!Number.isFinite(x)) throw new TypeError('not a finite number')
+  return x
 }
 
 type StringCheck = (s: string) => boolean
@@ -361,10 +369,10 @@ export function decodeValueOrWhy(
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     const scanned = scanMsgpackItems(view, MAX_VALUE_DEPTH, maxItems)
     if (scanned < 0) return scanned
-    const v: unknown = new Reader(view).value()
-    if (!isValue(v)) return SCAN_MALFORMED
-    if (v instanceof Uint8Array) return { value: v }
-    return walk(v, { negZero: false, items: 0 }) ? { value: v } : SCAN_MALFORMED
+    // One pass builds a Value and nothing else: the scan bounded depth and made keys strings, the
+    // reader refuses __proto__ keys and non-finite floats, and the fatal UTF-8 decoder refuses
+    // what would decode to a lone surrogate. (isValue and walk afterwards cost as much again.)
+    return { value: new Reader(view).value() }
   } catch {
     return SCAN_MALFORMED
   }
