@@ -269,8 +269,11 @@ const INBOUND_RELAY_MS = 8000
  */
 const INBOUND_SILENT_MS = 3000
 const OWN_SILENT_MS = 6000
-/** Relay sessions one inbound setup may start (each new `relay` signal restarts the handshake). */
-const MAX_INBOUND_RELAYS = 3
+/**
+ * Relay sessions one setup may go through (each new `relay` signal from the peer restarts the
+ * handshake; an honest peer restarts at most once, when both ends started one at the same time).
+ */
+const MAX_RELAY_SESSIONS = 3
 /**
  * A `relay` signal from a peer we have no setup with is only noted (at most this many, for
  * PENDING_RELAY_MS): the setup, and its inbound slot, begin with the peer's hello. An honest
@@ -1021,7 +1024,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private startRelay(d: Dial, sid?: number): void {
     if (d.relay) {
       if (sid === undefined || d.relay.sid === sid || this.id < d.peer) return
-      if (d.inbound && d.relays >= MAX_INBOUND_RELAYS) {
+      if (d.relays >= MAX_RELAY_SESSIONS) {
         bump(this.counters, 'drop.signal.relay-restarts')
         return this.failDial(d, new NoRouteError(d.peer, `${d.peer} restarted its relay too often`))
       }
@@ -1261,7 +1264,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private notePendingRelay(from: string, s: { sid: number; mesh: boolean }): void {
     const now = Date.now()
     if ((this.inboundBackoff.get(from) ?? 0) > now) return bump(this.counters, 'drop.signal.inbound-backoff')
-    this.pendingRelays.delete(from)
+    // A new session replaces one the peer announced and never spoke on.
+    if (this.pendingRelays.delete(from)) bump(this.counters, 'drop.signal.relay-unanswered')
     this.pendingRelays.set(from, { sid: s.sid, mesh: s.mesh, at: now })
     if (this.pendingRelays.size > MAX_PENDING_RELAYS) {
       this.pendingRelays.delete(this.pendingRelays.keys().next().value as string)
