@@ -1115,7 +1115,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.links.set(link.peer, link)
     bump(this.counters, `link.opened.${link.transport}`)
     this.backoff.delete(link.peer)
-    link.on('frame', (f) => void this.onFrame(link, f))
+    // A protocol handler that throws must not become an unhandled rejection (it would end a Node process).
+    link.on('frame', (f) => {
+      this.onFrame(link, f).catch(() => bump(this.counters, 'frame.error'))
+    })
     link.on('control', (c) => this.onControl(link, c))
     for (const w of d.waiters) w.resolve(link)
     if (link.isMesh) this.meshUp(link.peer)
