@@ -206,7 +206,7 @@ interface Dial {
    * inbound bounds (MAX_INBOUND), not the connection manager's own dials.
    */
   inbound: boolean
-  /** Relay sessions this dial has started or adopted (bounded for inbound dials). */
+  /** Relay sessions this dial has started or adopted (MAX_RELAY_SESSIONS). */
   relays: number
   pipe?: WebRtcPipe
   relay?: RelayPipe
@@ -284,6 +284,8 @@ const MAX_PENDING_RELAYS = 256
 const PENDING_RELAY_MS = 5000
 /** A peer whose inbound setup failed may not start another for this long. */
 const INBOUND_BACKOFF_MS = 30_000
+/** Peers remembered in a backoff map at most (the oldest entry goes first). */
+const MAX_BACKOFF = 4096
 /** Peers the signal server sampled for us, remembered (bounded) to keep inbound slots for them. */
 const MAX_SAMPLED = 1024
 /** Refusals ('full') we answer: a burst, then so many per second; beyond, signals are dropped unanswered. */
@@ -1161,9 +1163,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
     d.pipe?.close('dial-failed')
     d.relay?.close('dial-failed')
     d.link?.close('dial-failed')
-    this.backoff.set(d.peer, Date.now() + 30_000)
+    setBounded(this.backoff, d.peer, Date.now() + 30_000)
     if (d.inbound) {
-      this.inboundBackoff.set(d.peer, Date.now() + INBOUND_BACKOFF_MS)
+      setBounded(this.inboundBackoff, d.peer, Date.now() + INBOUND_BACKOFF_MS)
       bump(this.counters, 'dial.inbound-failed')
     } else bump(this.counters, 'dial.failed')
     for (const w of d.waiters) w.reject(err)
@@ -1300,7 +1302,14 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (this.closed) return
     if (!isHandshakePiece(frame.subarray(4))) {
       bump(this.counters, 'drop.before-auth')
-      this.inboundBackoff.set(from, Date.now() + INBOUND_BACKOFF_MS)
+      setBounded(this.inboundBackoff, from, Date.now() + INBOUND_BACKOFF_MS)
+      return
+    }
+    const existing = this.dials.get(from)
+    if (existing) {
+      // We started a setup with it meanwhile: its session joins that one, as its signal would have.
+      this.startRelay(existing, p.sid)
+      if (existing.relay?.sid === p.sid) existing.relay.deliver(frame)
       return
     }
     if (!this.admitInbound(from)) return
@@ -1624,6 +1633,13 @@ function safeCall(fn: () => void): void {
       throw err
     })
   }
+}
+
+/** Set `key` in a map kept to MAX_BACKOFF entries (re-inserted keys move to the end; the oldest go). */
+function setBounded<K, V>(m: Map<K, V>, key: K, value: V): void {
+  m.delete(key)
+  m.set(key, value)
+  if (m.size > MAX_BACKOFF) m.delete(m.keys().next().value as K)
 }
 
 function prefixed(prefix: string, c: Counters): Counters {
