@@ -491,14 +491,10 @@ describe("the network's identity puzzle at link setup (issue 9, item 11)", () =>
     const victim = await join({ puzzleBits: bits })
     let weak = await generateIdentity({ puzzleBits: 0 })
     while (meetsPuzzle(weak.publicKey, bits)) weak = await generateIdentity({ puzzleBits: 0 })
-    // The weak node runs with puzzleBits 0 itself (its own setting) and dials the victim.
+    // The weak node runs with puzzleBits 0 itself (its own setting); its connection manager dials the
+    // victim, the only other node (its start waits for a first link that never opens: not awaited).
     const attacker = await makeNode({ puzzleBits: 0 }, weak)
-    await attacker.start()
-    const dialled = (attacker as unknown as { dial(p: string, m: boolean): Promise<unknown> }).dial(
-      victim.id,
-      true,
-    )
-    await expect(dialled).rejects.toThrow()
+    attacker.start().catch(() => {})
     await until('the refusal to be counted', () => (victim.counters['link.refused.puzzle'] ?? 0) >= 1)
     expect(victim.peers().some((p) => p.id === attacker.id)).toBe(false)
     expect(victim.counters['link.handshake-closed.puzzle']).toBeGreaterThanOrEqual(1)
