@@ -9,7 +9,8 @@
  *   shape just under the per-frame object limit. The victim's event-loop
  *   stall (monitorEventLoopDelay) and its memory are measured: for the
  *   stranger, of this whole process (attacker and server included); for the
- *   authenticated peer, of a victim in its own process.
+ *   authenticated peer, of a victim in its own process, where the stall
+ *   counted is what its own work caused (see that test).
  * - item 7, link-slot exhaustion: 64 throw-away identities fire relay signals
  *   at a newcomer; it must still link with the honest peers promptly.
  * - item 8: a too-large send with another in flight must reject the caller's
@@ -194,12 +195,11 @@ async function blast(client: SignalClient, to: string, sid: number, pieces: Uint
  * event loop (monitorEventLoopDelay) and RSS.
  */
 const VICTIM_SCRIPT = `
-import { spawn } from 'node:child_process'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 const { joinOverlay } = await import(process.env.WEFT_CLIENT)
 const node = await joinOverlay({ signal: process.env.WEFT_SIGNAL, network: process.env.WEFT_NETWORK, relay: 'force', puzzleBits: 0 })
 node.handle('echo', (d) => d)
-let h, rss0 = 0, rssPeak = 0, probe
+let h, rss0 = 0, rssPeak = 0, busyMax = 0, probe
 process.on('message', async ({ n, op }) => {
   let out = null
   if (op === 'stats') out = node.stats()
@@ -207,11 +207,19 @@ process.on('message', async ({ n, op }) => {
     h = monitorEventLoopDelay({ resolution: 5 })
     h.enable()
     rss0 = rssPeak = process.memoryUsage().rss
-    probe = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss) }, 20)
+    let wall = performance.now(), cpu = process.cpuUsage()
+    probe = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
+      const w = performance.now(), c = process.cpuUsage()
+      const cpuMs = (c.user - cpu.user + c.system - cpu.system) / 1000
+      busyMax = Math.max(busyMax, Math.min(w - wall, cpuMs))
+      wall = w
+      cpu = c
+    }, 5)
   } else if (op === 'stop') {
     h.disable()
     clearInterval(probe)
-    out = { stallMs: h.max / 1e6, rssMiB: (Math.max(rssPeak, process.memoryUsage().rss) - rss0) / 2 ** 20 }
+    out = { stallMs: h.max / 1e6, busyMs: busyMax, rssMiB: (Math.max(rssPeak, process.memoryUsage().rss) - rss0) / 2 ** 20 }
   } else if (op === 'close') {
     await node.close()
     process.send({ n, out }, () => process.exit(0))
@@ -338,14 +346,19 @@ describe('decode before authentication (issue 9, item 5)', () => {
         await sleep(100)
         after = await victim.stats()
       }
-      const m = (await victim.call('stop')) as { stallMs: number; rssMiB: number }
+      const m = (await victim.call('stop')) as { stallMs: number; busyMs: number; rssMiB: number }
       console.log(
-        `post-auth bombs + costly frames: victim stall ${m.stallMs.toFixed(0)} ms, rss +${m.rssMiB.toFixed(0)} MiB, ` +
+        `post-auth bombs + costly frames: victim stall ${m.busyMs.toFixed(0)} ms of its own work ` +
+          `(${m.stallMs.toFixed(0)} ms of wall-clock event-loop delay), rss +${m.rssMiB.toFixed(0)} MiB, ` +
           `throttled decode ${d(after, 'link.recv-throttled.decode')}, inflate ${d(after, 'link.recv-throttled.inflate')}`,
       )
       expect(d(after, 'drop.frame.items')).toBe(20)
       expect(d(after, 'drop.frame.invalid')).toBe(20)
-      expect(m.stallMs).toBeLessThan(250)
+      // The stall the victim's own work caused: between two ticks of a 5 ms timer, the wall-clock gap
+      // or the CPU time the process used in it, whichever is less. On a machine shared with other
+      // sessions the wall-clock delay alone also counts the time the victim waited for a CPU (once
+      // 543 ms around a decode of about 30 ms); unloaded the two agree (55-86 ms seen here).
+      expect(m.busyMs).toBeLessThan(250)
       expect(m.rssMiB).toBeLessThan(200)
       // The budget, not luck, spread the work: the link waited for its decode budget.
       expect(d(after, 'link.recv-throttled.decode')).toBeGreaterThan(0)
