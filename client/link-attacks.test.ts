@@ -461,6 +461,62 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     expect(processErrors).toEqual([])
   }
 
+  it('keeps inbound slots for peers the server sampled: strangers holding theirs do not keep a sampled peer out', async () => {
+    // The sampled peer registers before the node, the strangers after it: the node's bootstrap
+    // sample holds the one and none of the others. The node makes no dials of its own (target 0),
+    // so every link it gets is one a peer set up.
+    const honest = await join({ targetPeers: 0 })
+    const node = await makeNode({ targetPeers: 0 })
+    // (Its start waits for a first link, which only the request below makes: not awaited.)
+    node.start().catch(() => {})
+    await until('the node to register', () => node.signalClient.state === 'registered')
+    expect((node as unknown as { sampled: Set<string> }).sampled.has(honest.id)).toBe(true)
+    const strangers = await Promise.all(Array.from({ length: 12 }, () => stranger()))
+    let flooding = true
+    const flood = strangers.map(async (a, i) => {
+      const hello = await encodeFrame({
+        kind: Kind.Link,
+        body: { t: 'hello', pk: a.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+      })
+      let sid = i * 1_000_000
+      while (flooding) {
+        const s = sid++
+        a.client
+          .signal(node.id, { t: 'relay', mesh: true, sid: s })
+          .then(() => a.client.relay(node.id, withSid(s, hello)))
+          .catch(() => {})
+        await sleep(100)
+      }
+    })
+    let strangersPeak = 0
+    const watch = setInterval(() => {
+      let n = 0
+      for (const [id, d] of internals(node).dials) if (d.inbound && id !== honest.id) n++
+      strangersPeak = Math.max(strangersPeak, n)
+    }, 10)
+    try {
+      await until(
+        'the strangers to fill their slots',
+        () => (node.counters['drop.signal.inbound-full.strangers'] ?? 0) > 0,
+      )
+      node.handle('echo', (d) => d)
+      expect(node.peers()).toEqual([])
+      const t0 = Date.now()
+      expect(await honest.request(node.id, 'echo', 7)).toBe(7)
+      console.log(
+        `sampled peer linked in ${Date.now() - t0} ms while ${strangersPeak} strangers held their slots`,
+      )
+      expect(Date.now() - t0).toBeLessThan(5000)
+      expect(strangersPeak).toBe(8)
+      expect(node.peers().some((p) => p.id === honest.id)).toBe(true)
+    } finally {
+      flooding = false
+      clearInterval(watch)
+      await Promise.all(flood)
+    }
+    expect(processErrors).toEqual([])
+  })
+
   it('64 throw-away identities fire relay signals at a newcomer: it links with the honest peers promptly', async () => {
     await flooded(false)
   })
