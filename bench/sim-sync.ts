@@ -23,11 +23,22 @@
  *   the same owner (the earliest acquisition) and holds the same table, mean
  *   and max over trials, without loss and with 10% loss. Also the same with
  *   the two contenders on the two sides of a partition healed 1 s later
- *   (anti-entropy has to carry the winner), measured from the heal. For
+ *   (anti-entropy has to carry the winner), measured from the heal. Each
+ *   replica credits a claim only up to claimSkewMs before it first sees it
+ *   (sync.ts, Claims), and here claims travel up to 15 hops of 5–50 ms and
+ *   clocks differ by up to 600 ms: these run with claimSkewMs 1.5 s (2 s for
+ *   the heal), what such a network needs. contentionAgreedDefaultSkew: the
+ *   same five-way contention with the default 500 ms, where far replicas
+ *   resolve by arrival and may disagree until the lease ends. For
  *   reference, contentionMs2NoWindow: the same with contentionWindowMs 0,
  *   i.e. the rule before contention was resolved (agreement only after the
  *   20 s lease and its grace).
  * - idleBytesPerNodeSec: what anti-entropy costs a node while nothing changes.
+ * - theftTaken: a node takes a lease; a thief, `delay` ms later by its clock,
+ *   broadcasts a claim dated 1 ms before that acquisition (clocks ±100 ms).
+ *   The share of replicas whose owner is the thief 2 s later, per delay, with
+ *   the default claimSkewMs (500 ms) and with 1.5 s: the race that claims
+ *   leave open, and where it closes.
  *
  *   npm run bench -- sim-sync
  */
@@ -35,7 +46,7 @@ import { utf8 } from '../shared/bytes.ts'
 import { createFakeKeyring } from '../shared/sim/fake-keys.ts'
 import { shuffle } from '../shared/sim/prng.ts'
 import { encodeBody, signedBytes } from '../shared/sync/entry.ts'
-import type { PutMsg, SyncMsg } from '../shared/sync/messages.ts'
+import type { PutMsg } from '../shared/sync/messages.ts'
 import { createSyncNet, type NetMsg, type SyncNet } from '../shared/sync/sim-net.ts'
 import { SYNC_TOPIC, type SyncOptions } from '../shared/sync/sync.ts'
 import type { Value } from '../shared/types.ts'
@@ -132,7 +143,7 @@ function aeBytes(net: SyncNet): number {
   return total
 }
 
-const SIM = { sizeOf: (msg: NetMsg) => (msg.p === 'sync' ? encodeValue(msg.m as Value).length : 0) }
+const SIM = { sizeOf: (msg: NetMsg) => (msg.p === 'sync' ? encodeValue(msg.m).length : 0) }
 
 async function idleFigures() {
   const net = await createSyncNet({ seed: SEED + 7, n: N, degree: DEGREE, sim: SIM })
@@ -173,7 +184,7 @@ async function overheadFigures() {
       o: 'ab'.repeat(20),
       k: keys.publicKey,
       t: SYNC_TOPIC,
-      d: plain.msg as SyncMsg as Value,
+      d: plain.msg,
       n: new Uint8Array(8),
     }),
     sig: new Uint8Array(64),
@@ -185,7 +196,7 @@ async function overheadFigures() {
     overheadBytesRenewal: renewal.overhead,
     overheadBytesDelete: del.overhead,
     overheadBytesLargeValue: large.overhead,
-    meshEnvelopeBytes: envelope - encodeValue(plain.msg as SyncMsg as Value).length,
+    meshEnvelopeBytes: envelope - encodeValue(plain.msg).length,
   }
 }
 
@@ -226,6 +237,41 @@ async function contentionFigures(
   return { meanMs: Math.round(mean(took)), maxMs: Math.round(Math.max(...took)), agreedAll }
 }
 
+/** Share of replicas (the thief excepted) that hand a fresh lease to a claim back-dated by a thief `delay` ms later. */
+async function theftFigures(delay: number, sync: SyncOptions = {}) {
+  const LEASE = 30_000
+  let taken = 0
+  let replicas = 0
+  for (let trial = 0; trial < THEFT_TRIALS; trial++) {
+    const net = await createSyncNet({
+      seed: SEED + 300 + trial,
+      n: N,
+      degree: DEGREE,
+      clockSkewMs: 100,
+      sync,
+    })
+    const { sim, ids } = net
+    await sim.runFor(1_000)
+    const [owner, thief] = shuffle(sim.rng, [...ids]) as [string, string]
+    await net.set(owner, 'door', 'owner', { leaseMs: LEASE })
+    const since = (net.sync(owner).lease('door')?.expires as number) - LEASE
+    await sim.runFor(delay)
+    const keys = createFakeKeyring(thief)
+    const wall = net.clock(thief)
+    const body = encodeBody('door', [wall, 0], 600_000, encodeValue('thief'), wall - (since - 1))
+    const claim: PutMsg = { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
+    await net.node(thief).mesh?.broadcast(SYNC_TOPIC, claim)
+    await sim.runFor(2_000)
+    for (const id of ids) {
+      if (id === thief) continue
+      replicas++
+      if (net.sync(id).owner('door') === thief) taken++
+    }
+  }
+  return round(taken / replicas, 3)
+}
+
+const THEFT_TRIALS = 3
 const CONTENTION_TRIALS = 5
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -236,12 +282,20 @@ export async function run(): Promise<Record<string, unknown>> {
   const heal = await healFigures(5_000)
   const heal1s = await healFigures(1_000)
   const idle = await idleFigures()
-  const c2 = await contentionFigures(2, 0, false)
-  const c5 = await contentionFigures(5, 0, false)
-  const c5loss = await contentionFigures(5, 0.1, false)
-  const cPart = await contentionFigures(2, 0, true)
+  const WIDE: SyncOptions = { claimSkewMs: 1_500 }
+  const c2 = await contentionFigures(2, 0, false, WIDE)
+  const c5 = await contentionFigures(5, 0, false, WIDE)
+  const c5loss = await contentionFigures(5, 0.1, false, WIDE)
+  const cPart = await contentionFigures(2, 0, true, { claimSkewMs: 2_000 })
+  const c5Default = await contentionFigures(5, 0, false)
+  const theftTaken: Record<string, number> = {}
+  const theftTakenWide: Record<string, number> = {}
+  for (const delay of [100, 300, 500, 800, 1_500]) {
+    theftTaken[`${delay}ms`] = await theftFigures(delay)
+    theftTakenWide[`${delay}ms`] = await theftFigures(delay, WIDE)
+  }
   // Without contention resolution (a zero window): the replicas agree only once the lease has ended.
-  const cOld = await contentionFigures(2, 0, false, { contentionWindowMs: 0 })
+  const cOld = await contentionFigures(2, 0, false, { ...WIDE, contentionWindowMs: 0 })
   const figures = {
     nodes: N,
     degree: DEGREE,
@@ -271,6 +325,9 @@ export async function run(): Promise<Record<string, unknown>> {
     contentionMs5Loss10Max: c5loss.maxMs,
     contentionHealMs: cPart.meanMs,
     contentionHealMsMax: cPart.maxMs,
+    contentionAgreedDefaultSkew: c5Default.agreedAll,
+    theftTaken,
+    theftTakenWide,
     contentionMs2NoWindow: cOld.meanMs,
     wallMs: Math.round(performance.now() - t0),
   }

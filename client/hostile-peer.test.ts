@@ -61,7 +61,7 @@ import { decodeFrame, type Frame, Kind, WIRE_VERSION } from '../shared/wire/fram
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
 import { joinOverlay } from './index.ts'
-import { type Link, parseLinkControl } from './links/link.ts'
+import { DEFAULT_RECV_LIMITS, type Link, parseLinkControl } from './links/link.ts'
 import type { RelayPipe } from './links/relay.ts'
 import type { OverlayNode } from './overlay.ts'
 
@@ -183,6 +183,7 @@ function sizes(peak: Record<string, number>): void {
     viaQueue: via,
     partial: reasm.partial,
     partialBytes: reasm.partialBytes,
+    recvQueueBytes: link ? (link as unknown as { inboxBytes: number }).inboxBytes : 0,
   }
   for (const [k, v] of Object.entries(now)) peak[k] = Math.max(peak[k] ?? 0, v)
 }
@@ -237,6 +238,15 @@ function encodeJunk(v: Value): Uint8Array {
 /** A frame as the wire carries it (uncompressed), around a body that may hold NaN or infinities. */
 function frameBytes(kind: number, body: Value): Uint8Array {
   return concatBytes(new Uint8Array([WIRE_VERSION, kind, 0]), encodeJunk(body))
+}
+
+/** MessagePack of a sync query { t: 'q', k: [n one-digit keys] }, written by hand. */
+function bigQuery(n: number): Uint8Array {
+  const head = new Uint8Array([0x82, 0xa1, 0x74, 0xa1, 0x71, 0xa1, 0x6b, 0xdd, 0, 0, 0, 0])
+  new DataView(head.buffer).setUint32(8, n)
+  const keys = new Uint8Array(2 * n)
+  for (let i = 0; i < n; i++) keys.set([0xa1, 0x30 + (i % 10)], 2 * i)
+  return concatBytes(head, keys)
 }
 
 /** Message ids for hand-made chunks, far from the hostile link's own counter (which starts at 0). */
@@ -1006,7 +1016,8 @@ describe('a hostile peer', () => {
       t: 'p',
       e: [new Uint8Array(1_048_577), hostile.identity.publicKey, new Uint8Array(64)],
     })
-    frame(Kind.Sync, { t: 'q', k: Array.from({ length: 65_537 }, (_, i) => String(i % 10)) })
+    // (by hand: over MAX_VALUE_ITEMS, no encoder of ours writes it)
+    list.push(...pieces(concatBytes(new Uint8Array([WIRE_VERSION, Kind.Sync, 0]), bigQuery(65_537))))
     // Chord: lookups answered to 600 made-up origins; records with forged signatures; unsolicited answers.
     for (let i = 0; i < 600; i++)
       frame(Kind.Chord, {
@@ -1086,7 +1097,8 @@ describe('a hostile peer', () => {
     expect(got['dht.drop.unexpectedReply'] ?? 0).toBe(300)
     expect(got['drop.route.forged'] ?? 0).toBe(300)
     expect(got['drop.frame.too-large'] ?? 0).toBeGreaterThanOrEqual(2) // the bomb, twice
-    expect(got['drop.frame.invalid'] ?? 0).toBeGreaterThanOrEqual(3) // 1 MiB sync body, 65,537 keys, 256 hops
+    expect(got['drop.frame.invalid'] ?? 0).toBeGreaterThanOrEqual(2) // 1 MiB sync body, 256 hops
+    expect(got['drop.frame.items'] ?? 0).toBeGreaterThanOrEqual(1) // 65,537 keys: over MAX_VALUE_ITEMS, not decoded
     // The made-up Chord origins (the victim is responsible for k, so it answers o): a burst of dials,
     // then the budget's rate. Regression: it dialled all 600 and the server dropped it as abusive.
     const refused = (victim.counters['send.dial-rate'] ?? 0) - dialRateBefore
@@ -1111,6 +1123,7 @@ describe('a hostile peer', () => {
     expect(peak.viaQueue).toBeLessThanOrEqual(MAX_VIA_QUEUE)
     expect(peak.partial).toBe(REASM_MAX_PARTIAL)
     expect(peak.partialBytes).toBeLessThanOrEqual(REASM_MAX_PARTIAL_BYTES)
+    expect(peak.recvQueueBytes).toBeLessThanOrEqual(DEFAULT_RECV_LIMITS.maxQueueBytes)
     // Nothing the hostile node sent in the flood was a record the DHT could keep (all forged).
     expect(victim.chord.storedKeys()).toBe(recordsBefore)
     expect(victim.core.router.sizes().pending).toBe(0)

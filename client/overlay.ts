@@ -31,7 +31,7 @@ import type { Sync, SyncChange } from '../shared/sync/index.ts'
 import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { Emitter } from './emitter.ts'
-import { Link, type LinkControl } from './links/link.ts'
+import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
@@ -187,6 +187,13 @@ function startsSession(s: SignalData, linked: Link): boolean {
 interface Dial {
   peer: string
   mesh: boolean
+  /**
+   * Set up at the peer's request (its signal), not ours: counted against the
+   * inbound bounds (MAX_INBOUND), not the connection manager's own dials.
+   */
+  inbound: boolean
+  /** Relay sessions this dial has started or adopted (MAX_RELAY_SESSIONS). */
+  relays: number
   pipe?: WebRtcPipe
   relay?: RelayPipe
   link?: Link
@@ -228,6 +235,48 @@ const SAMPLE_MS = 20_000
 const AUX_IDLE_MS = 60_000
 const MAX_CANDIDATES = 256
 const MAX_DIALS = 4
+/**
+ * Link setups that peers started (their signals) pending at once. Anyone
+ * registered with the signal server can start one, so they are bounded
+ * apart from this node's own dials and open links: a flood of throw-away
+ * identities holds at most these slots and the connection manager goes on
+ * dialling its candidates.
+ */
+const MAX_INBOUND = 16
+/** ...of which peers the signal server never sampled for us may hold at most this many. */
+const MAX_INBOUND_STRANGERS = 8
+/** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
+const INBOUND_RELAY_MS = 8000
+/**
+ * A relay setup whose peer has sent nothing at all by then is given up: an honest peer sends
+ * its hello right behind its `relay` signal, or as soon as ours reaches it. Sooner for setups
+ * the peer started (it holds an inbound slot); for our own dials it frees the connection
+ * manager from peers that never answer (throw-away identities in a bootstrap sample).
+ */
+const INBOUND_SILENT_MS = 3000
+const OWN_SILENT_MS = 6000
+/**
+ * Relay sessions one setup may go through (each new `relay` signal from the peer restarts the
+ * handshake; an honest peer restarts at most once, when both ends started one at the same time).
+ */
+const MAX_RELAY_SESSIONS = 3
+/**
+ * A `relay` signal from a peer we have no setup with is only noted (at most this many, for
+ * PENDING_RELAY_MS): the setup, and its inbound slot, begin with the peer's hello. An honest
+ * peer sends it right behind the signal; a flood of signals that are never followed by a hello
+ * costs one entry each here and no slot.
+ */
+const MAX_PENDING_RELAYS = 256
+const PENDING_RELAY_MS = 5000
+/** A peer whose inbound setup failed may not start another for this long. */
+const INBOUND_BACKOFF_MS = 30_000
+/** Peers remembered in a backoff map at most (the oldest entry goes first). */
+const MAX_BACKOFF = 4096
+/** Peers the signal server sampled for us, remembered (bounded) to keep inbound slots for them. */
+const MAX_SAMPLED = 1024
+/** Refusals ('full') we answer: a burst, then so many per second; beyond, signals are dropped unanswered. */
+const REFUSE_BURST = 8
+const REFUSALS_PER_SEC = 2
 
 export class OverlayNode extends Emitter<NodeEvents> {
   readonly id: string
@@ -254,6 +303,16 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly candidates = new Map<string, number>()
   /** Peers whose dial failed -> do not retry before this time. */
   private readonly backoff = new Map<string, number>()
+  /** Peers the signal server sampled for us (bootstrap candidates), oldest first. */
+  private readonly sampled = new Set<string>()
+  /** Peers whose inbound setup failed -> refuse their next one before this time. */
+  private readonly inboundBackoff = new Map<string, number>()
+  /** Relay sessions peers announced, waiting for their hello (MAX_PENDING_RELAYS), oldest first. */
+  private readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
+  private refuseTokens = REFUSE_BURST
+  private refuseAt = Date.now()
+  /** The network's identity puzzle (JoinOptions.puzzleBits). */
+  private readonly puzzleBits: number
   /** Each neighbour's own neighbours, from peer exchange (for the network drawing). */
   readonly neighbourLinks = new Map<string, string[]>()
   private readonly timers: ReturnType<typeof setInterval>[] = []
@@ -301,6 +360,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.identity = env.identity
     this.id = env.identity.id
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+    this.puzzleBits = puzzleBits
     this.network = this.opts.network
     const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
     this.signalClient = new SignalClient({
@@ -407,7 +467,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       const l = this.links.get(e.to)
       if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
     })
-    this.signalClient.on('registered', ({ peers }) => this.addCandidates(peers))
+    this.signalClient.on('registered', ({ peers }) => this.addSampled(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
     const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
     if (saved2 !== undefined) await this.chord.importState(saved2).catch(() => 0)
@@ -677,9 +737,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const existing = this.dials.get(peer)
     if (existing) {
       existing.mesh ||= mesh
+      existing.inbound = false // we want this link too
       return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }))
     }
-    const d: Dial = { peer, mesh, started: Date.now(), waiters: [] }
+    const d: Dial = { peer, mesh, inbound: false, relays: 0, started: Date.now(), waiters: [] }
     this.dials.set(peer, d)
     const p = new Promise<Link>((resolve, reject) => d.waiters.push({ resolve, reject }))
     if (this.opts.relay === 'force') this.startRelay(d)
@@ -737,6 +798,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private startRelay(d: Dial, sid?: number): void {
     if (d.relay) {
       if (sid === undefined || d.relay.sid === sid || this.id < d.peer) return
+      if (d.relays >= MAX_RELAY_SESSIONS) {
+        bump(this.counters, 'drop.signal.relay-restarts')
+        return this.failDial(d, new NoRouteError(d.peer, `${d.peer} restarted its relay too often`))
+      }
       // They (the lower id) started one too: adopt theirs.
       d.link?.close('relay-restart')
       d.relay.close('relay-restart')
@@ -746,10 +811,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
     d.pipe?.close('relay-instead')
     delete d.pipe
     clearTimeout(d.timer)
-    // The handshake over the relay should finish in a few round trips through the server.
+    // The handshake over the relay should finish in a few round trips through the server (sooner
+    // for a setup the peer started: anyone can start one, and it holds an inbound slot meanwhile).
+    d.relays++
     d.timer = setTimeout(
       () => this.failDial(d, new NoRouteError(d.peer, `relay link to ${d.peer} did not open`)),
-      15_000,
+      d.inbound ? INBOUND_RELAY_MS : 15_000,
     )
     const announce = sid === undefined
     const relay = createRelayPipe({
@@ -763,6 +830,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
         .signal(d.peer, { t: 'relay', mesh: d.mesh, sid: relay.sid })
         .catch((err: Error) => this.failDial(d, err))
     this.attachLink(d, relay)
+    const link = d.link
+    setTimeout(
+      () => {
+        if (this.dials.get(d.peer) !== d || d.link !== link || (link?.stats.bytesIn ?? 0) > 0) return
+        bump(this.counters, d.inbound ? 'dial.inbound-silent' : 'dial.silent')
+        this.failDial(d, new NoRouteError(d.peer, `${d.peer} said nothing over the relay`))
+      },
+      d.inbound ? INBOUND_SILENT_MS : OWN_SILENT_MS,
+    )
   }
 
   private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe): void {
@@ -779,6 +855,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       },
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
+      puzzleBits: this.puzzleBits,
     })
     d.link = link
     link.on('open', () => this.onLinkOpen(d, link))
@@ -812,7 +889,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.links.set(link.peer, link)
     bump(this.counters, `link.opened.${link.transport}`)
     this.backoff.delete(link.peer)
-    link.on('frame', (f) => void this.onFrame(link, f))
+    // A protocol handler that throws must not become an unhandled rejection (it would end a Node process).
+    link.on('frame', (f) => {
+      this.onFrame(link, f).catch(() => bump(this.counters, 'frame.error'))
+    })
     link.on('control', (c) => this.onControl(link, c))
     for (const w of d.waiters) w.resolve(link)
     if (link.isMesh) this.meshUp(link.peer)
@@ -850,8 +930,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
     d.pipe?.close('dial-failed')
     d.relay?.close('dial-failed')
     d.link?.close('dial-failed')
-    this.backoff.set(d.peer, Date.now() + 30_000)
-    bump(this.counters, 'dial.failed')
+    setBounded(this.backoff, d.peer, Date.now() + 30_000)
+    if (d.inbound) {
+      setBounded(this.inboundBackoff, d.peer, Date.now() + INBOUND_BACKOFF_MS)
+      bump(this.counters, 'dial.inbound-failed')
+    } else bump(this.counters, 'dial.failed')
     for (const w of d.waiters) w.reject(err)
   }
 
@@ -878,13 +961,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
       bump(this.counters, 'link.superseded')
       linked.close('superseded')
     }
-    if (!this.dials.has(from) && this.links.size + this.dials.size >= this.opts.maxLinks) {
-      void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
-      return
-    }
     let d = this.dials.get(from)
     if (!d) {
-      d = { peer: from, mesh: s.mesh, started: Date.now(), waiters: [] }
+      if (s.t === 'relay' && this.opts.relay !== 'never') return this.notePendingRelay(from, s)
+      if (!this.admitInbound(from)) return
+      d = { peer: from, mesh: s.mesh, inbound: true, relays: 0, started: Date.now(), waiters: [] }
       this.dials.set(from, d)
     } else d.mesh ||= s.mesh
     switch (s.t) {
@@ -912,6 +993,58 @@ export class OverlayNode extends Emitter<NodeEvents> {
     }
   }
 
+  /**
+   * May `from` start a link setup now? Not while it is in backoff after a
+   * failed one, not past MAX_INBOUND pending (MAX_INBOUND_STRANGERS for peers
+   * the server never sampled for us), and not past maxLinks. A refusal is
+   * answered ('full') within a small budget, so a flood cannot make this node
+   * flood the server; the rest are dropped and counted.
+   */
+  private admitInbound(from: string): boolean {
+    const now = Date.now()
+    if ((this.inboundBackoff.get(from) ?? 0) > now) {
+      bump(this.counters, 'drop.signal.inbound-backoff')
+      return false
+    }
+    let inbound = 0
+    let strangers = 0
+    for (const d of this.dials.values()) {
+      if (!d.inbound) continue
+      inbound++
+      if (!this.sampled.has(d.peer)) strangers++
+    }
+    const stranger = !this.sampled.has(from)
+    let reason: string | undefined
+    if (this.links.size + this.dials.size >= this.opts.maxLinks) reason = 'links'
+    else if (inbound >= MAX_INBOUND) reason = 'inbound'
+    else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'
+    if (reason === undefined) return true
+    bump(this.counters, `drop.signal.inbound-full.${reason}`)
+    this.refuseTokens = Math.min(
+      REFUSE_BURST,
+      this.refuseTokens + ((now - this.refuseAt) / 1000) * REFUSALS_PER_SEC,
+    )
+    this.refuseAt = now
+    if (this.refuseTokens >= 1) {
+      this.refuseTokens--
+      void this.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
+    }
+    return false
+  }
+
+  /** A peer announced a relay session: wait for its hello before setting anything up (MAX_PENDING_RELAYS). */
+  private notePendingRelay(from: string, s: { sid: number; mesh: boolean }): void {
+    const now = Date.now()
+    if ((this.inboundBackoff.get(from) ?? 0) > now) return bump(this.counters, 'drop.signal.inbound-backoff')
+    // A new session replaces one the peer announced and never spoke on.
+    if (this.pendingRelays.delete(from)) bump(this.counters, 'drop.signal.relay-unanswered')
+    this.pendingRelays.set(from, { sid: s.sid, mesh: s.mesh, at: now })
+    if (this.pendingRelays.size > MAX_PENDING_RELAYS) {
+      this.pendingRelays.delete(this.pendingRelays.keys().next().value as string)
+      bump(this.counters, 'drop.signal.relay-pending-full')
+    }
+  }
+
   private onRelayFrame(from: string, frame: Uint8Array): void {
     // By session id: a dial to a peer we already have a relay link with (a link-setup signal can
     // start one) must not take the open link's frames.
@@ -921,7 +1054,36 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const l = this.links.get(from)
     if (l?.transport === 'relay' && (l.pipe as RelayPipe).sid === sid)
       return (l.pipe as RelayPipe).deliver(frame)
+    const pending = this.pendingRelays.get(from)
+    if (pending?.sid === sid) return this.acceptRelay(from, pending, frame)
     bump(this.counters, 'drop.relay-frame')
+  }
+
+  /**
+   * The first frame of a relay session a peer announced: its hello (small,
+   * uncompressed, Kind.Link) starts the setup, if an inbound slot is free;
+   * anything else is dropped unread and the peer backs off.
+   */
+  private acceptRelay(from: string, p: { sid: number; mesh: boolean }, frame: Uint8Array): void {
+    this.pendingRelays.delete(from)
+    if (this.closed) return
+    if (!isHandshakePiece(frame.subarray(4))) {
+      bump(this.counters, 'drop.before-auth')
+      setBounded(this.inboundBackoff, from, Date.now() + INBOUND_BACKOFF_MS)
+      return
+    }
+    const existing = this.dials.get(from)
+    if (existing) {
+      // We started a setup with it meanwhile: its session joins that one, as its signal would have.
+      this.startRelay(existing, p.sid)
+      if (existing.relay?.sid === p.sid) existing.relay.deliver(frame)
+      return
+    }
+    if (!this.admitInbound(from)) return
+    const d: Dial = { peer: from, mesh: p.mesh, inbound: true, relays: 0, started: Date.now(), waiters: [] }
+    this.dials.set(from, d)
+    this.startRelay(d, p.sid)
+    d.relay?.deliver(frame)
   }
 
   // ------------------------------------------------------------------ frames
@@ -974,6 +1136,20 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ connection manager
 
+  /** Peers from the signal server's samples: candidates, and remembered as sampled (see MAX_INBOUND_STRANGERS). */
+  private addSampled(peers: PeerInfo[]): void {
+    for (const p of peers) {
+      this.sampled.delete(p.id)
+      this.sampled.add(p.id)
+    }
+    while (this.sampled.size > MAX_SAMPLED) {
+      const oldest = this.sampled.values().next().value
+      if (oldest === undefined) break
+      this.sampled.delete(oldest)
+    }
+    this.addCandidates(peers)
+  }
+
   private addCandidates(peers: PeerInfo[]): void {
     for (const p of peers) {
       if (p.id === this.id) continue
@@ -991,7 +1167,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (this.closed) return
     const now = Date.now()
     const mesh = this.meshNeighbours()
-    const dialling = [...this.dials.values()].filter((d) => d.mesh).length
+    // Our own dials only: link setups that peers started must not stop us dialling (MAX_INBOUND).
+    const dialling = [...this.dials.values()].filter((d) => d.mesh && !d.inbound).length
     const want = this.opts.targetPeers - mesh.length - dialling
     if (want > 0) {
       const pool = [...this.candidates.keys()].filter(
@@ -1017,7 +1194,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       if (pool.length < want && this.signalClient.connected && now - this.lastSample > 2000) {
         this.lastSample = now
         this.signalClient.peers().then(
-          (ps) => this.addCandidates(ps),
+          (ps) => this.addSampled(ps),
           () => {},
         )
       }
@@ -1029,7 +1206,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (now - this.lastSample > SAMPLE_MS && this.signalClient.connected) {
       this.lastSample = now
       this.signalClient.peers().then(
-        (ps) => this.addCandidates(ps),
+        (ps) => this.addSampled(ps),
         () => {},
       )
     }
@@ -1044,6 +1221,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
     }
     // Expire stale dial backoffs.
     for (const [id, until] of this.backoff) if (until <= now) this.backoff.delete(id)
+    for (const [id, until] of this.inboundBackoff) if (until <= now) this.inboundBackoff.delete(id)
+    for (const [id, p] of this.pendingRelays) {
+      if (now - p.at <= PENDING_RELAY_MS) break // oldest first
+      this.pendingRelays.delete(id)
+      bump(this.counters, 'drop.signal.relay-unanswered')
+    }
   }
 
   private scheduleSave(): void {
@@ -1122,6 +1305,13 @@ function checkValue(v: unknown): asserts v is Value {
 /** The frame a message of the core travels in. */
 function frameOf(m: NodeMsg): Frame {
   return { kind: m.kind, body: nodeMsgBody(m) }
+}
+
+/** Set `key` in a map kept to MAX_BACKOFF entries (re-inserted keys move to the end; the oldest go). */
+function setBounded<K, V>(m: Map<K, V>, key: K, value: V): void {
+  m.delete(key)
+  m.set(key, value)
+  if (m.size > MAX_BACKOFF) m.delete(m.keys().next().value as K)
 }
 
 function shuffle<T>(xs: T[]): void {

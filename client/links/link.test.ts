@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateIdentity, type Identity } from '../../shared/identity/keys.ts'
+import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
 import { encodeFrame, Kind } from '../../shared/wire/frame.ts'
@@ -140,24 +141,192 @@ describe('link handshake', () => {
     expect(counters['link.auth-failed']).toBeGreaterThanOrEqual(1)
   })
 
-  it('delivers nothing but the handshake before authentication', async () => {
+  it('reads nothing but the small handshake before authentication: anything else closes the link unread', async () => {
     const [ia, ib] = [await generateIdentity(), await generateIdentity()]
     const counters: Counters = {}
     const [pa, pb] = pipePair()
     const b = link(pb, ib, ia.id, counters)
     const got: unknown[] = []
     b.on('frame', (f) => got.push(f))
+    const closed = closedWith(b)
     b.start()
-    // A raw frame pushed before any hello is dropped and counted, never delivered.
+    // A stranger's first message is a routed frame, not a hello: the link closes, the frame undelivered.
     pa.send(await encodeFrame({ kind: Kind.Route, body: { sneaky: true } }))
-    pa.send(new Uint8Array([1, 2, 3, 4, 5])) // junk
-    // Both were decoded (in arrival order) once the junk's drop is counted too.
-    const junkDrops = () =>
-      Object.entries(counters)
-        .filter(([k]) => /^drop\.(frame|chunk)\./.test(k))
-        .reduce((n, [, v]) => n + v, 0)
-    await until('both to be dropped', () => (counters['drop.before-auth'] ?? 0) >= 1 && junkDrops() >= 1)
+    pa.send(new Uint8Array([1, 2, 3, 4, 5])) // junk behind it is never looked at
+    expect(await closed).toBe('before-auth')
     expect(got).toEqual([])
     expect(counters['drop.before-auth']).toBe(1)
+    expect(Object.keys(counters).filter((k) => /^drop\.(frame|chunk)\./.test(k))).toEqual([])
+  })
+
+  it('does not inflate or decode a compressed frame before authentication (the 4 KiB -> 4 MiB bomb)', async () => {
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    const counters: Counters = {}
+    const [pa, pb] = pipePair()
+    const b = link(pb, ib, ia.id, counters)
+    const closed = closedWith(b)
+    b.start()
+    // Even a Link-kind frame: compressed (or over HANDSHAKE_MAX_BYTES) is refused by its header alone.
+    const bomb = new Uint8Array(3 + 4096)
+    bomb.set([1, Kind.Link, 1])
+    pa.send(bomb)
+    expect(await closed).toBe('before-auth')
+    expect(counters['drop.before-auth']).toBe(1)
+    // Had it been inflated, the junk deflate stream would have been counted as drop.frame.inflate.
+    expect(Object.keys(counters).filter((k) => k.startsWith('drop.frame.'))).toEqual([])
+    // A chunk (the first piece of a large frame) is refused the same way, never reassembled.
+    const [pc, pd] = pipePair()
+    const d = link(pd, ib, ia.id, counters)
+    const dClosed = closedWith(d)
+    d.start()
+    const chunk = new Uint8Array(16 * 1024)
+    chunk.set([0xc1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0x80, 0])
+    pc.send(chunk)
+    expect(await dClosed).toBe('before-auth')
+    expect(counters['drop.before-auth']).toBe(2)
+    expect(Object.keys(counters).filter((k) => k.startsWith('drop.chunk.'))).toEqual([])
+  })
+
+  it("refuses a hello whose key fails the network's identity puzzle, before any signature work", async () => {
+    const bits = 8
+    const good = await generateIdentity({ puzzleBits: bits })
+    // A key below the puzzle: generated until one fails it (half of all keys fail the first bit).
+    let weak = await generateIdentity({ puzzleBits: 0 })
+    while (meetsPuzzle(weak.publicKey, bits)) weak = await generateIdentity({ puzzleBits: 0 })
+    const counters: Counters = {}
+    const [pa, pb] = pipePair()
+    let signed = 0
+    let verified = 0
+    const spied: Identity = {
+      ...good,
+      sign: (d) => {
+        signed++
+        return good.sign(d)
+      },
+      verify: (pk, d, sig) => {
+        verified++
+        return good.verify(pk, d, sig)
+      },
+    }
+    const b = new Link({
+      pipe: pb,
+      identity: spied,
+      peer: weak.id,
+      mesh: true,
+      validators: {},
+      counters,
+      puzzleBits: bits,
+    })
+    links.push(b)
+    const a = link(pa, weak, good.id)
+    const closed = closedWith(b)
+    b.start()
+    a.start()
+    expect(await closed).toBe('puzzle')
+    expect(counters['link.refused.puzzle']).toBe(1)
+    expect(signed).toBe(0)
+    expect(verified).toBe(0)
+  })
+})
+
+describe('link receive budget', () => {
+  async function openPair(recv: ConstructorParameters<typeof Link>[0]['recv'], counters: Counters) {
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    const [pa, pb] = pipePair()
+    const a = link(pa, ia, ib.id)
+    const b = new Link({
+      pipe: pb,
+      identity: ib,
+      peer: ia.id,
+      mesh: true,
+      validators: {},
+      counters,
+      heartbeatMs: 60_000,
+      ...(recv ? { recv } : {}),
+    })
+    links.push(b)
+    a.start()
+    b.start()
+    await Promise.all([opened(a), opened(b)])
+    return { a, b, pa }
+  }
+
+  it('spends at most its decode budget: past the burst, frames wait (in order) instead of holding the event loop', async () => {
+    const counters: Counters = {}
+    // 10 ms of decoding per second after a 1 ms burst: every costly frame waits its turn.
+    const { a, b } = await openPair({ decodeMsPerSec: 10, decodeBurstMs: 1 }, counters)
+    const got: number[] = []
+    b.on('frame', (f) => got.push((f.body as { n: number }).n))
+    const costly = (n: number) => ({ n, junk: Array.from({ length: 10_000 }, (_, i) => ({ i })) })
+    const t0 = Date.now()
+    for (let n = 0; n < 3; n++) await a.send({ kind: Kind.Route, body: costly(n) })
+    await until('three frames', () => got.length === 3, 50_000)
+    expect(got).toEqual([0, 1, 2])
+    expect(counters['link.recv-throttled.decode'] ?? 0).toBeGreaterThan(0)
+    // Each 30,000-object frame costs several ms to decode, repaid at 10 ms per second.
+    expect(Date.now() - t0).toBeGreaterThan(500)
+  })
+
+  it('bounds the receive queue: past it messages are dropped and counted, and the link goes on', async () => {
+    const counters: Counters = {}
+    const { a, b } = await openPair({ maxQueueMessages: 8, decodeMsPerSec: 1, decodeBurstMs: 0 }, counters)
+    const got: number[] = []
+    b.on('frame', (f) => got.push((f.body as { n: number }).n))
+    for (let n = 0; n < 40; n++) void a.send({ kind: Kind.Route, body: { n } })
+    await until('the queue to overflow', () => (counters['drop.link.recv-queue'] ?? 0) > 0)
+    await until(
+      'what was queued to be delivered',
+      () => got.length + (counters['drop.link.recv-queue'] ?? 0) >= 40,
+      30_000,
+    )
+    expect(got.length).toBeLessThanOrEqual(9)
+    expect(got).toEqual([...got].sort((x, y) => x - y))
+  })
+
+  it('drops what waits when the link closes, and stops', async () => {
+    const counters: Counters = {}
+    const { a, b } = await openPair({ decodeMsPerSec: 1, decodeBurstMs: 0 }, counters)
+    const got: number[] = []
+    b.on('frame', (f) => got.push((f.body as { n: number }).n))
+    for (let n = 0; n < 20; n++) await a.send({ kind: Kind.Route, body: { n, pad: 'x'.repeat(100) } })
+    await until('a frame to wait for the budget', () => (counters['link.recv-throttled.decode'] ?? 0) > 0)
+    b.close('test')
+    const n = got.length
+    expect((b as unknown as { inboxBytes: number }).inboxBytes).toBe(0)
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(got.length).toBe(n)
+    expect(n).toBeLessThan(20)
+  })
+})
+
+describe('link send errors', () => {
+  it('a too-large send while another is in flight rejects its own promise, and nothing goes unhandled', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (e: unknown) => void unhandled.push(e)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+      const [pa, pb] = pipePair()
+      const a = link(pa, ia, ib.id)
+      const b = link(pb, ib, ia.id)
+      a.start()
+      b.start()
+      await Promise.all([opened(a), opened(b)])
+      // One send in flight (a large compressible frame: deflating takes a while), then one too large.
+      const inFlight = a.send({ kind: Kind.Route, body: { big: 'x'.repeat(2_000_000) } })
+      let caught: unknown
+      try {
+        await a.send({ kind: Kind.Route, body: new Uint8Array(5e6) })
+      } catch (err) {
+        caught = err
+      }
+      expect((caught as Error)?.name).toBe('MessageTooLargeError')
+      await inFlight
+      // Give an unhandled rejection time to be reported (Node reports after the microtask queue drains).
+      await new Promise((r) => setTimeout(r, 100))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
   })
 })

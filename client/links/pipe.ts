@@ -32,15 +32,20 @@ export function sdpFingerprint(sdp: string | undefined | null): string | null {
 /**
  * A pipe's data handler slot. Data that arrives before the Link attaches
  * (the other end opened first and already spoke) is held, up to 64
- * messages, and handed over when the handler is set.
+ * messages and 64 KiB (a hello and a proof are a few hundred bytes; the
+ * rest is dropped), and handed over when the handler is set.
  */
 export function dataSlot(): { emit(b: Uint8Array): void; set(fn: (b: Uint8Array) => void): void } {
   let early: Uint8Array[] | undefined = []
+  let earlyBytes = 0
   let handler: ((b: Uint8Array) => void) | undefined
   return {
     emit(b) {
       if (handler) handler(b)
-      else if (early && early.length < 64) early.push(b)
+      else if (early && early.length < 64 && earlyBytes + b.length <= 64 * 1024) {
+        early.push(b)
+        earlyBytes += b.length
+      }
     },
     set(fn) {
       handler = fn

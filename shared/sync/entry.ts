@@ -12,7 +12,7 @@
  * or the lease length, so the lease expires at `wall + leaseMs` in the
  * author's HLC wall time. `heldMs` says how long before this write the
  * author took the lease it renews or keeps: the lease's acquisition time is
- * `since = wall − heldMs` (sync.ts, contention). A fresh acquisition, or an
+ * `since = wall − heldMs` (merge.ts, Contention). A fresh acquisition, or an
  * entry without a lease, has `since = wall` and writes the plain number; the
  * pair is written only when `heldMs > 0` (and then `leaseMs > 0`), so every
  * entry has one encoding, and bodies written before `heldMs` existed keep
@@ -55,6 +55,11 @@ export interface Entry {
   readonly heldMs: number
   /** When the author took the lease this entry carries (`hlc[0] − heldMs`); `hlc[0]` without a lease. */
   readonly since: number
+  /**
+   * `since` as this replica credits it (merge.ts, Claims): never earlier than
+   * its first sight here minus `claimSkewMs`. Local, never sent.
+   */
+  readonly claim: number
   readonly tombstone: boolean
   /** The signed bytes. */
   readonly body: Uint8Array
@@ -166,13 +171,18 @@ export function signedBytes(body: Uint8Array): Uint8Array {
   return concatBytes(SIGN_DOMAIN, body)
 }
 
-/** Assemble an entry from a checked body and its (already verified) key and signature. */
+/**
+ * Assemble an entry from a checked body and its (already verified) key and
+ * signature. `claim` is the acquisition time this replica credits it with
+ * (default: its `since`, full credit).
+ */
 export function makeEntry(
   p: ParsedBody,
   author: string,
   body: Uint8Array,
   publicKey: Uint8Array,
   sig: Uint8Array,
+  claim = p.hlc[0] - p.heldMs,
 ): Entry {
   return {
     key: p.key,
@@ -182,6 +192,7 @@ export function makeEntry(
     expires: p.leaseMs > 0 ? p.hlc[0] + p.leaseMs : undefined,
     heldMs: p.heldMs,
     since: p.hlc[0] - p.heldMs,
+    claim,
     tombstone: p.tombstone,
     body,
     valueOffset: p.valueOffset,

@@ -21,7 +21,7 @@ describe('parseSyncMsg', () => {
       { t: 'e', e: [entry() as never], m: true },
       { t: 'e', e: [] },
     ]
-    for (const m of msgs) expect(parseSyncMsg(decodeValue(encodeValue(m as Value)) as Value)).toEqual(m)
+    for (const m of msgs) expect(parseSyncMsg(decodeValue(encodeValue(m)))).toEqual(m)
   })
 
   it('refuses anything off the grammar', () => {
@@ -54,7 +54,7 @@ describe('parseSyncMsg', () => {
       { t: 'e', e: [], m: 1 },
       Object.create({ t: 's', r: bytes(8) }),
     ]
-    for (const v of bad) expect(parseSyncMsg(v as Value), JSON.stringify(v)).toBeNull()
+    for (const v of bad) expect(parseSyncMsg(v), JSON.stringify(v)).toBeNull()
     const hostile = new Proxy(
       {},
       {
@@ -64,13 +64,13 @@ describe('parseSyncMsg', () => {
         getPrototypeOf: () => Object.prototype,
       },
     )
-    expect(parseSyncMsg(hostile as Value)).toBeNull()
+    expect(parseSyncMsg(hostile)).toBeNull()
   })
 
   it('parses snapshots, skipping malformed entries', () => {
     expect(parseSnapshot({ v: 1, at: 5, e: [entry() as Value[], 'junk'] })).toMatchObject({ at: 5, bad: 1 })
     expect(parseSnapshot({ v: 2, at: 5, e: [] })).toBeNull()
-    expect(parseSnapshot({ v: 1, at: Number.NaN, e: [] } as unknown as Value)).toBeNull()
+    expect(parseSnapshot({ v: 1, at: Number.NaN, e: [] })).toBeNull()
   })
 })
 

@@ -14,7 +14,6 @@
  * checked when an entry is accepted.
  */
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../identity/keys.ts'
-import type { Value } from '../types.ts'
 import { BUCKETS, FINGERPRINT_BYTES } from './entry.ts'
 
 /** `[body, publicKey, signature]`: an entry as it travels and as it is persisted. */
@@ -44,7 +43,9 @@ export type QueryMsg = { t: 'q'; k: string[] }
 /** Entries: answers to `b`, `v` and `q`. `m: true` when more of the same answer follows. */
 export type EntriesMsg = { t: 'e'; e: WireEntry[]; m?: true }
 
-export type SyncMsg = PutMsg | SummaryMsg | BucketsMsg | VersionsMsg | QueryMsg | EntriesMsg
+/** The messages of anti-entropy, between two neighbours over their link. */
+export type LinkMsg = SummaryMsg | BucketsMsg | VersionsMsg | QueryMsg | EntriesMsg
+export type SyncMsg = PutMsg | LinkMsg
 
 /** Ceiling on a body whatever the options say (the mesh's largest payload). */
 export const MAX_BODY_BYTES = 1_048_576
@@ -124,7 +125,7 @@ function parseBucketList(v: unknown): number[] | null {
  * Validate a sync message from a peer or the mesh. Returns a fresh object
  * holding only the known fields, or null for anything malformed. Never throws.
  */
-export function parseSyncMsg(v: Value): SyncMsg | null {
+export function parseSyncMsg(v: unknown): SyncMsg | null {
   try {
     if (!isPlainObject(v)) return null
     switch (v.t) {
@@ -172,7 +173,7 @@ export interface Snapshot {
 export const SNAPSHOT_VERSION = 1
 
 /** Validate a snapshot written by `exportState`; malformed items are skipped and counted. Null when the envelope is malformed. Never throws. */
-export function parseSnapshot(v: Value): Snapshot | null {
+export function parseSnapshot(v: unknown): Snapshot | null {
   try {
     if (!isPlainObject(v) || v.v !== SNAPSHOT_VERSION) return null
     if (typeof v.at !== 'number' || !Number.isFinite(v.at) || !Array.isArray(v.e)) return null

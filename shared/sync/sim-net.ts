@@ -1,7 +1,7 @@
 /**
  * A sync network in the simulator, for tests and benchmarks. Each simulated
  * node runs the sync table over a broadcast transport, with messages tagged
- * `{ p: 'mesh' | 'sync', m }`:
+ * `{ p: 'mesh' | 'flood' | 'sync', m }`:
  *
  * - `transport: 'mesh'` (the default): the node composition the browser node
  *   runs (shared/node, `createNodeCore`, with fast fake keys): the real mesh
@@ -37,7 +37,7 @@ export interface FloodEnvelope {
   data: SyncMsg
 }
 
-export type NetMsg = { p: 'mesh'; m: MeshMsg | FloodEnvelope } | { p: 'sync'; m: SyncMsg }
+export type NetMsg = { p: 'mesh'; m: MeshMsg } | { p: 'flood'; m: FloodEnvelope } | { p: 'sync'; m: SyncMsg }
 
 export interface SyncNetOptions {
   seed: number
@@ -154,10 +154,8 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       },
       async handle(from, msg) {
         await ready
-        await core.handle(
-          from,
-          msg.p === 'sync' ? { kind: Kind.Sync, msg: msg.m } : { kind: Kind.Mesh, msg: msg.m as MeshMsg },
-        )
+        if (msg.p === 'sync') await core.handle(from, { kind: Kind.Sync, msg: msg.m })
+        else if (msg.p === 'mesh') await core.handle(from, { kind: Kind.Mesh, msg: msg.m })
         await core.settled()
       },
       async tick(t) {
@@ -194,7 +192,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       seen.add(env.id)
       last.set(id, env.id)
       record(env.id, id, 0)
-      for (const n of deps.neighbours()) deps.send(n, { p: 'mesh', m: { ...env, hops: 1 } })
+      for (const n of deps.neighbours()) deps.send(n, { p: 'flood', m: { ...env, hops: 1 } })
     }
 
     const onFlood = (from: string, env: FloodEnvelope) => {
@@ -203,7 +201,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       record(env.id, id, env.hops)
       if (env.origin !== id) inflight.push(sync.handleBroadcast(env.origin, env.data))
       for (const n of deps.neighbours())
-        if (n !== from) deps.send(n, { p: 'mesh', m: { ...env, hops: env.hops + 1 } })
+        if (n !== from) deps.send(n, { p: 'flood', m: { ...env, hops: env.hops + 1 } })
     }
 
     const sync = createSync(
@@ -234,7 +232,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
       async handle(from, msg) {
         await ready
         if (msg.p === 'sync') await sync.handle(from, msg.m)
-        else onFlood(from, msg.m as FloodEnvelope)
+        else if (msg.p === 'flood') onFlood(from, msg.m)
         await flush()
       },
       async tick(t) {

@@ -7,7 +7,8 @@
  *   digest of the whole table is 64 × 8 bytes and its root 8 bytes;
  * - per bucket, its keys, so a bucket's version list costs its size only;
  * - the XOR and count of the live (non-tombstone) entries, for `digest()`;
- * - bytes and entries in total and per author, for the table bound and quotas.
+ * - bytes and entries in total and per author, and each author's keys, for the
+ *   table bounds and the authors' shares (quota.ts).
  *
  * XOR is order-free, so two replicas holding the same entries have the same
  * hashes whatever order they learned them in.
@@ -20,12 +21,15 @@ export interface Usage {
   bytes: number
 }
 
+const EMPTY: ReadonlySet<string> = new Set()
+
 export class Table {
   private readonly map = new Map<string, Entry>()
   private readonly hashes = new Uint32Array(BUCKETS * 2)
   private readonly bucketKeys: Set<string>[] = Array.from({ length: BUCKETS }, () => new Set<string>())
   private readonly tombstoneKeys = new Set<string>()
   private readonly authors = new Map<string, Usage>()
+  private readonly authorKeys = new Map<string, Set<string>>()
   private live0 = 0
   private live1 = 0
   private liveCount = 0
@@ -60,6 +64,21 @@ export class Table {
   /** Entries and bytes held for `author`. */
   usage(author: string): Usage {
     return this.authors.get(author) ?? { entries: 0, bytes: 0 }
+  }
+
+  /** Every author holding entries, with its usage (live objects: do not change them). */
+  authorUsage(): IterableIterator<[string, Readonly<Usage>]> {
+    return this.authors.entries()
+  }
+
+  /** Number of authors holding entries. */
+  get authorCount(): number {
+    return this.authors.size
+  }
+
+  /** Keys whose entry is by `author`. */
+  keysOf(author: string): ReadonlySet<string> {
+    return this.authorKeys.get(author) ?? EMPTY
   }
 
   /** Store `e`, replacing whatever the table held for its key. */
@@ -139,6 +158,9 @@ export class Table {
       u.entries++
       u.bytes += e.size
     } else this.authors.set(e.author, { entries: 1, bytes: e.size })
+    const keys = this.authorKeys.get(e.author)
+    if (keys) keys.add(e.key)
+    else this.authorKeys.set(e.author, new Set([e.key]))
   }
 
   private unaccount(e: Entry): void {
@@ -157,6 +179,11 @@ export class Table {
       u.entries--
       u.bytes -= e.size
       if (u.entries <= 0) this.authors.delete(e.author)
+    }
+    const keys = this.authorKeys.get(e.author)
+    if (keys) {
+      keys.delete(e.key)
+      if (keys.size === 0) this.authorKeys.delete(e.author)
     }
   }
 }

@@ -1,5 +1,7 @@
+import { deflateRawSync } from 'node:zlib'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '../bytes.ts'
 import { isValue, type Value } from '../types.ts'
 import { arbLargeValue, arbValue, exactlyEqual, isPlainDeep } from './arbitraries.ts'
 import {
@@ -213,6 +215,21 @@ describe('encodeFrame / decodeFrame', () => {
     // and a small limit holds too: 2 KiB of zeros against a 1 KiB limit
     const small = rawFrame(Kind.Mesh, FLAG_DEFLATE, await deflateRaw(new Uint8Array(2048)))
     expect(await decode(small, { maxMessageBytes: 1024 })).toEqual({ frame: null, drops: ['too-large'] })
+  })
+
+  it('drops a small frame that inflates to millions of msgpack objects, by count, quickly', async () => {
+    // 4 KiB deflated, 4 MiB of nils: the attack of issue 9 (item 5).
+    const n = 4 * 1024 * 1024 - 5
+    const body = new Uint8Array(5 + n).fill(0xc0)
+    body[0] = 0xdd
+    new DataView(body.buffer).setUint32(1, n)
+    const frame = concatBytes(new Uint8Array([WIRE_VERSION, Kind.Mesh, FLAG_DEFLATE]), deflateRawSync(body))
+    expect(frame.length).toBeLessThan(8 * 1024)
+    const reasons: string[] = []
+    const t0 = performance.now()
+    expect(await decodeFrame(frame, { onDrop: (r) => reasons.push(r) })).toBeNull()
+    expect(reasons).toEqual(['items'])
+    expect(performance.now() - t0).toBeLessThan(1000) // was seconds; now an inflate and a bounded scan
   })
 
   it('decodes frames held in a Buffer into plain Uint8Arrays', async () => {

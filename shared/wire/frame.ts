@@ -13,7 +13,9 @@
  * `maxMessageBytes` bounds the encoded body before compression, on both
  * sides: the sender refuses to build a larger frame, and the receiver stops
  * inflating (streaming, counting) as soon as the output passes it, so a small
- * compressed body cannot blow up in memory. Decoding is a trust boundary: it
+ * compressed body cannot blow up in memory. `maxItems` bounds the msgpack
+ * objects in a body (value.ts, MAX_VALUE_ITEMS): decoding costs time per
+ * object, and the count is checked before anything is built. Decoding is a trust boundary: it
  * never throws or rejects; a bad frame gives null and, through `onDrop`, the
  * reason, so the caller can count drops per reason. The grammar is in
  * PROTOCOL.md beside this file.
@@ -21,7 +23,7 @@
 import { concatBytes } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
 import type { Value } from '../types.ts'
-import { decodeValueResult, encodeValue } from './value.ts'
+import { decodeValueOrWhy, encodeValue, MAX_VALUE_ITEMS, SCAN_TOO_MANY_ITEMS } from './value.ts'
 
 /** The version byte every frame starts with. 0xc0-0xcf are reserved for link markers (chunk.ts). */
 export const WIRE_VERSION = 1
@@ -59,6 +61,8 @@ export const FrameDecodeError = {
   Inflate: 'inflate',
   /** The body is not msgpack of a Value (see value.ts for what is refused). */
   Body: 'body',
+  /** The body holds more msgpack objects than maxItems (found before anything is built). */
+  Items: 'items',
   /** The validator for this kind said no (or threw). */
   Invalid: 'invalid',
 } as const
@@ -88,6 +92,11 @@ export interface DecodeFrameOptions {
    * @default DEFAULT_MAX_MESSAGE_BYTES (4 MiB)
    */
   maxMessageBytes?: number
+  /**
+   * Most msgpack objects in the body (decoding costs time per object).
+   * @default MAX_VALUE_ITEMS (65,536)
+   */
+  maxItems?: number
   /**
    * Per kind, a check of the body's shape; a frame whose validator returns false is dropped.
    * @default {} (any Value is accepted)
@@ -138,28 +147,70 @@ export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = 
     }
     return null
   }
+  const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const head = readFrameHeader(bytes, max)
+  if (typeof head === 'string') return drop(head)
+  let body = head.body
+  if (head.deflated) {
+    const inflated = await inflateBody(body, max)
+    if (typeof inflated === 'string') return drop(inflated)
+    body = inflated
+  }
+  const frame = decodeFrameBody(head.kind, body, opts)
+  return typeof frame === 'string' ? drop(frame) : frame
+}
+
+/**
+ * The first step of decodeFrame, synchronous and cheap: check the header
+ * and the body's size. The kind, whether the body is deflated, and the body
+ * (a view); or why the frame is dropped. Never throws.
+ */
+export function readFrameHeader(
+  bytes: Uint8Array,
+  maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): { kind: Kind; deflated: boolean; body: Uint8Array } | FrameDecodeError {
+  if (bytes.length < FRAME_HEADER_BYTES) return FrameDecodeError.Short
+  if (bytes[0] !== WIRE_VERSION) return FrameDecodeError.Version
+  const kind = bytes[1]
+  if (!isKind(kind)) return FrameDecodeError.Kind
+  const flags = bytes[2] as number
+  if ((flags & ~KNOWN_FLAGS) !== 0) return FrameDecodeError.Flags
+  const body = bytes.subarray(FRAME_HEADER_BYTES)
+  if (body.length > maxMessageBytes) return FrameDecodeError.TooLarge
+  return { kind, deflated: (flags & FLAG_DEFLATE) !== 0, body }
+}
+
+/**
+ * Inflate a deflate-raw body, streaming, and stop as soon as the output
+ * passes `maxMessageBytes` (TooLarge); Inflate when it is not valid
+ * deflate-raw. Never rejects.
+ */
+export async function inflateBody(
+  body: Uint8Array,
+  maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): Promise<Uint8Array | FrameDecodeError> {
   try {
-    const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-    if (bytes.length < FRAME_HEADER_BYTES) return drop(FrameDecodeError.Short)
-    if (bytes[0] !== WIRE_VERSION) return drop(FrameDecodeError.Version)
-    const kind = bytes[1]
-    if (!isKind(kind)) return drop(FrameDecodeError.Kind)
-    const flags = bytes[2] as number
-    if ((flags & ~KNOWN_FLAGS) !== 0) return drop(FrameDecodeError.Flags)
-    let body = bytes.subarray(FRAME_HEADER_BYTES)
-    if (body.length > max) return drop(FrameDecodeError.TooLarge)
-    if (flags & FLAG_DEFLATE) {
-      let inflated: Uint8Array | null
-      try {
-        inflated = await runStream(body, new DecompressionStream('deflate-raw'), max)
-      } catch {
-        return drop(FrameDecodeError.Inflate)
-      }
-      if (inflated === null) return drop(FrameDecodeError.TooLarge)
-      body = inflated
-    }
-    const decoded = decodeValueResult(body)
-    if (decoded === null) return drop(FrameDecodeError.Body)
+    const inflated = await runStream(body, new DecompressionStream('deflate-raw'), maxMessageBytes)
+    return inflated === null ? FrameDecodeError.TooLarge : inflated
+  } catch {
+    return FrameDecodeError.Inflate
+  }
+}
+
+/**
+ * The last step of decodeFrame, synchronous: decode a plain (inflated) body
+ * and apply the kind's validator. Its cost is bounded by `maxItems`, so a
+ * caller can time it and budget it. The Frame, or why it is dropped. Never throws.
+ */
+export function decodeFrameBody(
+  kind: Kind,
+  body: Uint8Array,
+  opts: Pick<DecodeFrameOptions, 'maxItems' | 'validators'> = {},
+): Frame | FrameDecodeError {
+  try {
+    const decoded = decodeValueOrWhy(body, opts.maxItems ?? MAX_VALUE_ITEMS)
+    if (decoded === SCAN_TOO_MANY_ITEMS) return FrameDecodeError.Items
+    if (typeof decoded === 'number') return FrameDecodeError.Body
     const value = decoded.value
     const validate = opts.validators?.[kind]
     if (validate !== undefined) {
@@ -169,12 +220,12 @@ export async function decodeFrame(bytes: Uint8Array, opts: DecodeFrameOptions = 
       } catch {
         ok = false
       }
-      if (!ok) return drop(FrameDecodeError.Invalid)
+      if (!ok) return FrameDecodeError.Invalid
     }
     return { kind, body: value }
   } catch {
     // Not expected (every step above guards itself); an exception must still never reach the caller.
-    return drop(FrameDecodeError.Body)
+    return FrameDecodeError.Body
   }
 }
 

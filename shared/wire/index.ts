@@ -15,14 +15,17 @@ export {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DecodeFrameOptions,
   decodeFrame,
+  decodeFrameBody,
   type EncodeFrameOptions,
   encodeFrame,
   FLAG_DEFLATE,
   FRAME_HEADER_BYTES,
   type Frame,
   FrameDecodeError,
+  inflateBody,
   isKind,
   Kind,
+  readFrameHeader,
   WIRE_VERSION,
 } from './frame.ts'
-export { decodeValue, decodeValueResult, encodeValue, MAX_VALUE_DEPTH } from './value.ts'
+export { decodeValue, decodeValueResult, encodeValue, MAX_VALUE_DEPTH, MAX_VALUE_ITEMS } from './value.ts'

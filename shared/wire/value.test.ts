@@ -2,7 +2,18 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isValue, type Value } from '../types.ts'
 import { arbValue, exactlyEqual, isPlainDeep } from './arbitraries.ts'
-import { decodeValue, decodeValueResult, encodeValue, MAX_VALUE_DEPTH, scanMsgpack } from './value.ts'
+import {
+  decodeValue,
+  decodeValueOrWhy,
+  decodeValueResult,
+  encodeValue,
+  MAX_VALUE_DEPTH,
+  MAX_VALUE_ITEMS,
+  SCAN_MALFORMED,
+  SCAN_TOO_MANY_ITEMS,
+  scanMsgpack,
+  scanMsgpackItems,
+} from './value.ts'
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (h) => Number.parseInt(h, 16))
 const utf8 = (s: string) => new TextEncoder().encode(s)
@@ -192,5 +203,69 @@ describe('encodeValue / decodeValue', () => {
       fc.property(arbValue, (v) => scanMsgpack(encodeValue(v), MAX_VALUE_DEPTH)),
       { numRuns: 300 },
     )
+  })
+
+  it('counts msgpack objects: every scalar, container and map key is one', () => {
+    expect(scanMsgpackItems(encodeValue(1), MAX_VALUE_DEPTH, 10)).toBe(1)
+    expect(scanMsgpackItems(encodeValue([1, 2, [3]]), MAX_VALUE_DEPTH, 10)).toBe(5)
+    expect(scanMsgpackItems(encodeValue({ a: 1, b: { c: null } }), MAX_VALUE_DEPTH, 10)).toBe(7)
+    expect(scanMsgpackItems(encodeValue({ a: 1, b: { c: null } }), MAX_VALUE_DEPTH, 6)).toBe(
+      SCAN_TOO_MANY_ITEMS,
+    )
+    expect(scanMsgpackItems(hex('c1'), MAX_VALUE_DEPTH, 10)).toBe(SCAN_MALFORMED)
+  })
+
+  it('refuses, before building anything, a body of more objects than MAX_VALUE_ITEMS, and fast', () => {
+    // The attack: 4 MiB of msgpack nils in one array, four million objects (it took seconds to decode).
+    const n = 4 * 1024 * 1024 - 5
+    const bomb = new Uint8Array(5 + n).fill(0xc0)
+    bomb[0] = 0xdd
+    new DataView(bomb.buffer).setUint32(1, n)
+    const t0 = performance.now()
+    expect(decodeValueOrWhy(bomb)).toBe(SCAN_TOO_MANY_ITEMS)
+    expect(decodeValueResult(bomb)).toBeNull()
+    // The scan stops at the limit: a few ms of work, whatever the size (generous bound for a loaded machine).
+    expect(performance.now() - t0).toBeLessThan(200)
+    // Exactly at the limit it decodes; one more is refused (the array itself counts one).
+    const at = new Uint8Array(5 + MAX_VALUE_ITEMS - 1).fill(0xc0)
+    at[0] = 0xdd
+    new DataView(at.buffer).setUint32(1, MAX_VALUE_ITEMS - 1)
+    expect(decodeValueResult(at)?.value).toHaveLength(MAX_VALUE_ITEMS - 1)
+    const over = new Uint8Array(5 + MAX_VALUE_ITEMS).fill(0xc0)
+    over[0] = 0xdd
+    new DataView(over.buffer).setUint32(1, MAX_VALUE_ITEMS)
+    expect(decodeValueResult(over)).toBeNull()
+    expect(decodeValueResult(over, { maxItems: MAX_VALUE_ITEMS + 1 })).not.toBeNull()
+  })
+
+  it('refuses to encode a Value no receiver would decode: MessageTooLargeError', () => {
+    expect(encodeValue(new Array(MAX_VALUE_ITEMS - 1).fill(0)).length).toBeGreaterThan(0)
+    let err: unknown
+    try {
+      encodeValue(new Array(MAX_VALUE_ITEMS).fill(0))
+    } catch (e) {
+      err = e
+    }
+    expect((err as Error).name).toBe('MessageTooLargeError')
+    // a map's keys count too
+    const wide: Record<string, Value> = {}
+    for (let i = 0; i < MAX_VALUE_ITEMS / 2; i++) wide[`k${i}`] = 0
+    expect(() => encodeValue(wide)).toThrow(/items/)
+  })
+
+  it('decodes short ASCII and other strings alike', () => {
+    for (const s of [
+      '',
+      'a',
+      'abc',
+      'x'.repeat(31),
+      'x'.repeat(32),
+      'x'.repeat(33),
+      'é',
+      'aé',
+      '日本',
+      '\u007f',
+    ])
+      expect(roundTrip({ [s]: s })).toEqual({ [s]: s })
   })
 })

@@ -24,17 +24,31 @@
  * bytes, `scanMsgpack` walks them once, allocating nothing, and rejects:
  * extension types (including msgpack's timestamp), the never-used byte 0xc1,
  * map keys that are not strings, nesting deeper than isValue allows (64),
- * declared lengths the input cannot hold, and trailing bytes. So a hostile
- * 4 MiB input cannot make the decoder build a million-level stack or a huge
- * sparse array. After decoding, `__proto__` keys (refused by the library),
- * non-finite numbers and anything else `isValue` refuses give null, and so do
- * strings that are not well-formed (invalid UTF-8 can decode to lone
- * surrogates), so every decoded Value can be encoded again by a relay.
+ * declared lengths the input cannot hold, trailing bytes, and more than
+ * MAX_VALUE_ITEMS objects (it stops counting there). So a hostile 4 MiB
+ * input cannot make the decoder build a million-level stack, a huge sparse
+ * array, or four million tiny objects. Then one pass builds the Value:
+ * `__proto__` keys and non-finite numbers give null, and so does invalid
+ * UTF-8 (the decoder is fatal, so no string decodes to a lone surrogate).
+ * Every decoded Value is one `isValue` accepts and can be encoded again by
+ * a relay.
  */
+import { MessageTooLargeError } from '../errors.ts'
 import { isValue, type Value } from '../types.ts'
 
 /** Deepest nesting a Value may have: the same bound as `isValue`. */
 export const MAX_VALUE_DEPTH = 64
+
+/**
+ * Most msgpack objects in one encoded Value (every scalar, container and
+ * map key counts one). Decoding costs time per object, not per byte: 4 MiB
+ * of one-byte nils is four million objects and took a Node peer seconds to
+ * decode. The largest message a protocol sends holds some tens of
+ * thousands (a sync version list of 4,096 items is about 25,000); at this
+ * bound the costliest shape (one map of 32 Ki distinct keys) decodes in
+ * tens of ms, and about 100 ms on a core shared five ways.
+ */
+export const MAX_VALUE_ITEMS = 65_536
 
 const utf8Encoder = new TextEncoder()
 // fatal: invalid UTF-8 is refused, not patched with U+FFFD into a value the sender never sent.
@@ -173,6 +187,23 @@ class Reader {
     return x
   }
   str(n: number): string {
+    // Short ASCII strings (keys, ids, tags: most strings on the wire) without a TextDecoder call,
+    // which costs more than the string: a map of many short keys decodes several times faster.
+    if (n <= 32) {
+      const b = this.b
+      const p = this.pos
+      let s = ''
+      let i = 0
+      for (; i < n; i++) {
+        const c = b[p + i] as number
+        if (c >= 0x80) break
+        s += String.fromCharCode(c)
+      }
+      if (i === n) {
+        this.pos += n
+        return s
+      }
+    }
     return utf8Decoder.decode(this.take(n))
   }
   array(n: number): Value[] {
@@ -212,9 +243,9 @@ class Reader {
       case 0xc6:
         return this.take(this.len(4)).slice()
       case 0xca:
-        return this.num((p) => v.getFloat32(p), 4)
+        return finite(this.num((p) => v.getFloat32(p), 4))
       case 0xcb:
-        return this.num((p) => v.getFloat64(p), 8)
+        return finite(this.num((p) => v.getFloat64(p), 8))
       case 0xcc:
         return this.len(1)
       case 0xcd:
@@ -251,6 +282,12 @@ class Reader {
   }
 }
 
+/** NaN and the infinities are not Values (JSON has none of them). */
+function finite(x: number): number {
+  if (!Number.isFinite(x)) throw new TypeError('not a finite number')
+  return x
+}
+
 type StringCheck = (s: string) => boolean
 const isWellFormed: StringCheck =
   typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
@@ -261,7 +298,8 @@ const isWellFormed: StringCheck =
  * Walk a Value already accepted by isValue. Checks every string and key is
  * well-formed and that no key is `__proto__`; notes whether -0 occurs.
  */
-function walk(v: Value, seen: { negZero: boolean }): boolean {
+function walk(v: Value, seen: { negZero: boolean; items: number }): boolean {
+  seen.items++
   if (typeof v === 'string') return isWellFormed(v)
   if (typeof v === 'number') {
     if (Object.is(v, -0)) seen.negZero = true
@@ -273,6 +311,7 @@ function walk(v: Value, seen: { negZero: boolean }): boolean {
     return true
   }
   for (const k of Object.keys(v)) {
+    seen.items++
     if (k === '__proto__' || !isWellFormed(k) || !walk(v[k] as Value, seen)) return false
   }
   return true
@@ -281,11 +320,18 @@ function walk(v: Value, seen: { negZero: boolean }): boolean {
 /**
  * Encode a Value as MessagePack. Throws a TypeError for something that is not
  * a Value or would not come back equal (a lone surrogate, a `__proto__` key):
- * that is a bug in the caller, not input from a peer.
+ * that is a bug in the caller, not input from a peer. Throws
+ * MessageTooLargeError for a Value of more than MAX_VALUE_ITEMS objects,
+ * which no receiver would decode.
  */
 export function encodeValue(v: Value): Uint8Array {
-  const seen = { negZero: false }
+  const seen = { negZero: false, items: 0 }
   if (!isValue(v) || !walk(v, seen)) throw new TypeError('not a Value that can travel on the wire')
+  if (seen.items > MAX_VALUE_ITEMS) {
+    const err = new MessageTooLargeError(seen.items, MAX_VALUE_ITEMS)
+    err.message = `a value of ${seen.items} items exceeds the limit of ${MAX_VALUE_ITEMS} items`
+    throw err
+  }
   const w = new Writer()
   encodeInto(w, v, seen.negZero)
   return w.buf.slice(0, w.pos)
@@ -301,19 +347,40 @@ export function decodeValue(bytes: Uint8Array): Value | null {
 }
 
 /** Like decodeValue, but a refusal (null) differs from a decoded null ({ value: null }). Never throws. */
-export function decodeValueResult(bytes: Uint8Array): { value: Value } | null {
+export function decodeValueResult(
+  bytes: Uint8Array,
+  opts: { maxItems?: number } = {},
+): { value: Value } | null {
+  const r = decodeValueOrWhy(bytes, opts.maxItems ?? MAX_VALUE_ITEMS)
+  return typeof r === 'number' ? null : r
+}
+
+/**
+ * Decode, or say why not: SCAN_TOO_MANY_ITEMS when the bytes hold more than
+ * `maxItems` objects (found before anything is built), else SCAN_MALFORMED.
+ * Never throws.
+ */
+export function decodeValueOrWhy(
+  bytes: Uint8Array,
+  maxItems: number = MAX_VALUE_ITEMS,
+): { value: Value } | number {
   try {
     // A plain view (a Buffer's subarrays would be Buffers); `bin` results are copies.
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    if (!scanMsgpack(view, MAX_VALUE_DEPTH)) return null
-    const v: unknown = new Reader(view).value()
-    if (!isValue(v)) return null
-    if (v instanceof Uint8Array) return { value: v }
-    return walk(v, { negZero: false }) ? { value: v } : null
+    const scanned = scanMsgpackItems(view, MAX_VALUE_DEPTH, maxItems)
+    if (scanned < 0) return scanned
+    // One pass builds a Value and nothing else: the scan bounded depth and made keys strings, the
+    // reader refuses __proto__ keys and non-finite floats, and the fatal UTF-8 decoder refuses
+    // what would decode to a lone surrogate. (isValue and walk afterwards cost as much again.)
+    return { value: new Reader(view).value() }
   } catch {
-    return null
+    return SCAN_MALFORMED
   }
 }
+
+/** What `scanMsgpackItems` found wrong: not msgpack of a Value, or more objects than allowed. */
+export const SCAN_MALFORMED = -1
+export const SCAN_TOO_MANY_ITEMS = -2
 
 /**
  * Check that `b` holds exactly one msgpack object made only of the types a
@@ -321,18 +388,27 @@ export function decodeValueResult(bytes: Uint8Array): { value: Value } | null {
  * one pass with a stack of at most maxDepth + 1 counters.
  */
 export function scanMsgpack(b: Uint8Array, maxDepth: number): boolean {
+  return scanMsgpackItems(b, maxDepth, Number.POSITIVE_INFINITY) >= 0
+}
+
+/**
+ * scanMsgpack that also counts the msgpack objects (every scalar, container
+ * and map key counts one) and gives up as soon as there are more than
+ * `maxItems`: the count, or SCAN_MALFORMED, or SCAN_TOO_MANY_ITEMS. Its cost
+ * is bounded by min(bytes, maxItems) steps, and it allocates two small arrays.
+ */
+export function scanMsgpackItems(b: Uint8Array, maxDepth: number, maxItems: number): number {
   const len = b.length
   // remaining[d]: items still to read in the open container at depth d (a map counts keys and values).
-  const remaining: number[] = []
-  const isMap: boolean[] = []
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const remaining = new Float64Array(maxDepth + 2)
+  const isMap = new Uint8Array(maxDepth + 2)
+  let depth = 0
   let pos = 0
+  let count = 0
   for (;;) {
-    if (pos >= len) return false
-    const depth = remaining.length
-    if (depth > maxDepth) return false
-    const top = depth - 1
-    const expectKey = top >= 0 && isMap[top] === true && (remaining[top] as number) % 2 === 0
+    if (pos >= len || depth > maxDepth) return SCAN_MALFORMED
+    if (++count > maxItems) return SCAN_TOO_MANY_ITEMS
+    const expectKey = depth > 0 && isMap[depth - 1] === 1 && (remaining[depth - 1] as number) % 2 === 0
     const h = b[pos] as number
     let head = 1 // bytes of the header, the type byte included
     let payload = 0 // bytes after the header
@@ -350,7 +426,6 @@ export function scanMsgpack(b: Uint8Array, maxDepth: number): boolean {
       payload = h & 0x1f
       str = true
     } else {
-      const need = (n: number) => pos + n < len
       switch (h) {
         case 0xc0:
         case 0xc2:
@@ -358,23 +433,23 @@ export function scanMsgpack(b: Uint8Array, maxDepth: number): boolean {
           break
         case 0xc4:
         case 0xd9:
-          if (!need(1)) return false
+          if (pos + 1 >= len) return SCAN_MALFORMED
           head = 2
-          payload = view.getUint8(pos + 1)
+          payload = b[pos + 1] as number
           str = h === 0xd9
           break
         case 0xc5:
         case 0xda:
-          if (!need(2)) return false
+          if (pos + 2 >= len) return SCAN_MALFORMED
           head = 3
-          payload = view.getUint16(pos + 1)
+          payload = u16(b, pos + 1)
           str = h === 0xda
           break
         case 0xc6:
         case 0xdb:
-          if (!need(4)) return false
+          if (pos + 4 >= len) return SCAN_MALFORMED
           head = 5
-          payload = view.getUint32(pos + 1)
+          payload = u32(b, pos + 1)
           str = h === 0xdb
           break
         case 0xca:
@@ -401,44 +476,54 @@ export function scanMsgpack(b: Uint8Array, maxDepth: number): boolean {
           break
         case 0xdc:
         case 0xde:
-          if (!need(2)) return false
+          if (pos + 2 >= len) return SCAN_MALFORMED
           head = 3
-          items = view.getUint16(pos + 1)
+          items = u16(b, pos + 1)
           map = h === 0xde
           break
         case 0xdd:
         case 0xdf:
-          if (!need(4)) return false
+          if (pos + 4 >= len) return SCAN_MALFORMED
           head = 5
-          items = view.getUint32(pos + 1)
+          items = u32(b, pos + 1)
           map = h === 0xdf
           break
         default:
           // 0xc1 (never used) and every extension type: 0xc7-0xc9, 0xd4-0xd8
-          return false
+          return SCAN_MALFORMED
       }
     }
-    if (expectKey && !str) return false
+    if (expectKey && !str) return SCAN_MALFORMED
     pos += head + payload
-    if (pos > len) return false
+    if (pos > len) return SCAN_MALFORMED
     if (items > 0) {
-      const count = map ? items * 2 : items
-      if (count > len - pos) return false // every item takes at least one byte
-      remaining.push(count)
-      isMap.push(map)
+      const n = map ? items * 2 : items
+      if (n > len - pos) return SCAN_MALFORMED // every item takes at least one byte
+      remaining[depth] = n
+      isMap[depth] = map ? 1 : 0
+      depth++
       continue
     }
     // One item read: close every container it completes.
     for (;;) {
-      const d = remaining.length - 1
-      if (d < 0) return pos === len
-      const left = (remaining[d] as number) - 1
+      if (depth === 0) return pos === len ? count : SCAN_MALFORMED
+      const left = (remaining[depth - 1] as number) - 1
       if (left > 0) {
-        remaining[d] = left
+        remaining[depth - 1] = left
         break
       }
-      remaining.pop()
-      isMap.pop()
+      depth--
     }
   }
+}
+
+function u16(b: Uint8Array, at: number): number {
+  return ((b[at] as number) << 8) | (b[at + 1] as number)
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return (
+    (b[at] as number) * 0x1000000 +
+    (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number))
+  )
 }

@@ -1,0 +1,158 @@
+/** Anti-entropy between two replicas (anti-entropy.ts) and per-peer budgets (budgets.ts). */
+import { describe, expect, it } from 'vitest'
+import { MAX_PEER_BUDGETS } from './sync.ts'
+import { A, B, C, clock, deliver, pump, type Stub, stub, T0 } from './test-stub.ts'
+
+describe('sync: anti-entropy between two replicas', () => {
+  it('exchanges only what differs, both ways, and ends equal', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    const shared = stub(C, c)
+    for (let i = 0; i < 200; i++) await shared.sync.set(`s${i}`, i)
+    await deliver(shared, a, b)
+    for (let i = 0; i < 10; i++) await a.sync.set(`a${i}`, i)
+    for (let i = 0; i < 7; i++) await b.sync.set(`b${i}`, i)
+    c.advance(1)
+    await a.sync.set('s5', 'a newer')
+    await b.sync.delete('s6')
+    a.broadcasts.length = 0
+    b.broadcasts.length = 0
+    a.neighbours = [B]
+    b.neighbours = [A]
+    await a.sync.linkUp?.(B)
+    await b.sync.linkUp?.(A)
+    await pump([a, b])
+    expect(a.sync.digest()).toBe(b.sync.digest())
+    expect(a.sync.get('s5')).toBe('a newer')
+    expect(a.sync.get('s6')).toBeUndefined()
+    expect(a.sync.get('b6')).toBe(6)
+    // Entries moved: 10 + 1 one way, 7 + 1 the other; nothing of the 200 shared ones.
+    const moved = (a.sync.counters['ae.entriesSent'] ?? 0) + (b.sync.counters['ae.entriesSent'] ?? 0)
+    expect(moved).toBe(19)
+    // In sync: the next round is one 8-byte summary and nothing else.
+    c.advance(5_000)
+    await a.sync.tick(c.now())
+    await b.sync.tick(c.now())
+    const before = a.sent.length + b.sent.length
+    expect(before).toBeGreaterThan(0)
+    expect(await pump([a, b])).toBe(before)
+    expect((a.sync.counters['ae.inSync'] ?? 0) + (b.sync.counters['ae.inSync'] ?? 0)).toBeGreaterThan(0)
+  })
+
+  it('sends a newcomer whole buckets without version lists', async () => {
+    const c = clock()
+    const a = stub(A, c)
+    const b = stub(B, c)
+    for (let i = 0; i < 300; i++) await a.sync.set(`k${i}`, i)
+    a.neighbours = [B]
+    b.neighbours = [A]
+    await a.sync.linkUp?.(B)
+    await b.sync.linkUp?.(A)
+    const versions: number[] = []
+    const tap = a.sent.push.bind(a.sent)
+    a.sent.push = (...xs) => {
+      for (const [, m] of xs) if (m.t === 'v') versions.push(m.v.length)
+      return tap(...xs)
+    }
+    await pump([a, b])
+    expect(b.sync.digest()).toBe(a.sync.digest())
+    // One empty version list closes a's part of the exchange.
+    expect(versions).toEqual([0])
+    expect(b.sync.counters['out.q'] ?? 0).toBe(0)
+    expect(a.sync.counters['ae.entriesSent']).toBe(300)
+  })
+})
+
+describe('sync: per-peer budgets', () => {
+  it('rate-limits a neighbour that floods anti-entropy messages', async () => {
+    const c = clock()
+    const b = stub(B, c, { peerMsgBudget: 10 })
+    b.neighbours = [A]
+    for (let i = 0; i < 30; i++) await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(1) })
+    expect(b.sync.counters['drop.rateLimited']).toBe(20)
+    expect(b.sent).toHaveLength(10)
+    c.advance(5_000)
+    await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(1) })
+    expect(b.sent).toHaveLength(11)
+  })
+
+  /** Ask `b` for a key as `from`; returns whether `b` answered (a `q` is always answered unless dropped). */
+  async function ask(b: Stub, from: string): Promise<boolean> {
+    const before = b.sent.length
+    await b.sync.handle(from, { t: 'q', k: ['x'] })
+    return b.sent.length > before
+  }
+
+  it('keeps a peer budget when the peer leaves the neighbours: flapping does not refill it (regression)', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    b.neighbours = [A]
+    await b.sync.linkUp?.(A)
+    b.sent.length = 0
+    let answered = 0
+    // 50 rounds of 100 ms (one 5 s window), 6 queries each, while A drops in and out of the
+    // neighbour set and its link goes down and up. The old tick forgot A's budget whenever A
+    // was not a neighbour, and linkUp reset it: 300 of 300 were answered.
+    for (let round = 0; round < 50; round++) {
+      if (round % 3 === 0) b.neighbours = []
+      else if (round % 3 === 1) await b.sync.linkDown?.(A)
+      else {
+        b.neighbours = [A]
+        await b.sync.linkUp?.(A)
+      }
+      for (let i = 0; i < 6; i++) if (await ask(b, A)) answered++
+      c.advance(99)
+      await b.sync.tick(c.now())
+    }
+    expect(c.now() - T0).toBeLessThan(5_000)
+    expect(answered).toBe(64)
+    expect(b.sync.counters['drop.rateLimited']).toBe(300 - 64)
+    // The window ends: a fresh budget.
+    c.advance(5_000)
+    await b.sync.tick(c.now())
+    expect(await ask(b, A)).toBe(true)
+  })
+
+  it('keeps at most MAX_PEER_BUDGETS budgets however many made-up peers send, and frees them when their windows end', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    const n = 3 * MAX_PEER_BUDGETS
+    for (let i = 0; i < n; i++) {
+      await b.sync.handle(`made-up-${i}`, { t: 'q', k: ['x'] })
+      expect(b.sync.size().budgets).toBeLessThanOrEqual(MAX_PEER_BUDGETS)
+    }
+    expect(b.sync.size().budgets).toBe(MAX_PEER_BUDGETS)
+    expect(b.sync.counters['budget.evicted']).toBe(n - MAX_PEER_BUDGETS)
+    await b.sync.tick(c.now())
+    expect(b.sync.size().budgets).toBe(MAX_PEER_BUDGETS)
+    c.advance(5_000)
+    await b.sync.tick(c.now())
+    expect(b.sync.size().budgets).toBe(0)
+  })
+
+  it('eviction does not reset a budget: an evicted peer comes back as spent, a neighbour keeps its own', async () => {
+    const c = clock()
+    const b = stub(B, c, { peerMsgBudget: 10 })
+    b.neighbours = [C]
+    // A (not a neighbour) spends its budget; the neighbour C spends 4 of its 10.
+    for (let i = 0; i < 10; i++) expect(await ask(b, A)).toBe(true)
+    expect(await ask(b, A)).toBe(false)
+    for (let i = 0; i < 4; i++) expect(await ask(b, C)).toBe(true)
+    // Made-up peers push A out of the map (each spends 1).
+    for (let i = 0; i < MAX_PEER_BUDGETS; i++) await b.sync.handle(`made-up-${i}`, { t: 'q', k: ['x'] })
+    expect(b.sync.counters['budget.evicted']).toBeGreaterThan(0)
+    c.advance(1_000)
+    await b.sync.tick(c.now())
+    // A's budget was evicted, but A starts from the most spent evicted window: still limited.
+    expect(await ask(b, A)).toBe(false)
+    // C, a neighbour, was not evicted: exactly its 6 left.
+    let cAnswered = 0
+    for (let i = 0; i < 10; i++) if (await ask(b, C)) cAnswered++
+    expect(cAnswered).toBe(6)
+    // Once the window ends, A is served again.
+    c.advance(4_000)
+    await b.sync.tick(c.now())
+    expect(await ask(b, A)).toBe(true)
+  })
+})
