@@ -204,6 +204,21 @@ describe('router: at most once, and again when lost', () => {
     await expect(p).rejects.toMatchObject({ name: 'TimeoutError' })
   })
 
+  it('a request larger than maxRetryBytes is sent once', async () => {
+    const { net, a, c } = line(1, { maxRetryBytes: 1000 })
+    c.router.serve('never', () => new Promise<Value>(() => {}))
+    const small = quiet(a.router.request(c.id, 'never', new Uint8Array(900), { timeoutMs: 10_000 }))
+    const large = quiet(a.router.request(c.id, 'never', new Uint8Array(1100), { timeoutMs: 10_000 }))
+    await net.flush()
+    await net.advance(1000)
+    // Only the small one went again (and c recognised the copy).
+    expect(stat(a, 'route.retry')).toBe(1)
+    expect(stat(c, 'route.request-running')).toBe(1)
+    await net.advance(9000)
+    await expect(small).rejects.toMatchObject({ name: 'TimeoutError' })
+    await expect(large).rejects.toMatchObject({ name: 'TimeoutError' })
+  })
+
   it('times out by tick(now): TimeoutError after timeoutMs, not before', async () => {
     const { net, a, c } = line()
     c.router.serve('never', () => new Promise<Value>(() => {}))

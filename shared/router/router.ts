@@ -105,6 +105,8 @@ export interface RouterOptions {
   maxRetryGapMs?: number
   /** A request is sent again only this long after its first send (the served memory must cover it). @default 30_000 */
   retryWindowMs?: number
+  /** A request larger than this (MessagePack bytes) is sent once: a copy costs its size on every hop. @default 65_536 */
+  maxRetryBytes?: number
   /** Envelopes kept for a resend after `noroute`. @default 15 s, 128 destinations, 4 MiB, 256 per destination */
   outbox?: Partial<OutboxOptions>
   /** Envelope signatures remembered (the replay window narrows past it). @default 8_192 */
@@ -174,6 +176,8 @@ interface Pending {
   /** The envelope it went in, if it went over the ring (a retry sends the very same). */
   envelope: Envelope | undefined
   sending: boolean
+  /** Small enough to be sent again (maxRetryBytes). */
+  retries: boolean
 }
 
 /** An envelope kept in the outbox, and what a noroute does with it. */
@@ -215,6 +219,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     retryMs: options.retryMs ?? 1_000,
     maxRetryGapMs: options.maxRetryGapMs ?? 2_000,
     retryWindowMs: options.retryWindowMs ?? 30_000,
+    maxRetryBytes: options.maxRetryBytes ?? 65_536,
     serverSignalsMs: options.serverSignalsMs ?? 60_000,
   }
   const counters: Counters = {}
@@ -526,7 +531,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
         p.reject(new TimeoutError(`request ${p.request.method} to ${p.to} timed out after ${p.timeoutMs} ms`))
         continue
       }
-      if (o.retryMs > 0 && !p.sending && now >= p.retryAt && now - p.firstSent < o.retryWindowMs)
+      if (p.retries && !p.sending && now >= p.retryAt && now - p.firstSent < o.retryWindowMs)
         retry(id, p, now)
     }
   }
@@ -578,6 +583,8 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       const id = nextRequestId++
       const now = deps.now()
       const request: Extract<InnerMsg, { t: 'req' }> = { t: 'req', id, method, data }
+      const bytes = encodeValue(routeMsgValue(request)).length
+      if (bytes > o.maxMessageBytes) return Promise.reject(new MessageTooLargeError(bytes, o.maxMessageBytes))
       return new Promise<Value>((resolve, reject) => {
         const p: Pending = {
           to,
@@ -591,6 +598,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
           gap: o.retryMs,
           envelope: undefined,
           sending: true,
+          retries: o.retryMs > 0 && bytes <= o.maxRetryBytes,
         }
         pending.set(id, p)
         deliverTo(to, request).then(
