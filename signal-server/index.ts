@@ -4,31 +4,34 @@
  *
  * A socket gets a random challenge on connection and must `register` within
  * registerTimeoutMs: its Ed25519 public key, the network it joins and a
- * signature over registrationMessage(Host header, challenge). The server
+ * signature over registrationMessage(host, challenge), where host must be one
+ * of this server's configured public URLs (so a registration cannot be passed
+ * on from another server). The key must meet the identity puzzle. The server
  * derives the node id from the key, so nobody can receive signals addressed to
  * another node. A second registration of the same id replaces the first socket.
  *
  * Registered nodes can then ask for bootstrap samples (`peers`), pass WebRTC
  * signals (`signal`, small JSON, acked) and relay opaque binary frames
- * (`relay`, quota'd per node in bytes/s, never queued without bound) to other
- * nodes of the same network. The server never looks inside relayed frames.
+ * (`relay`, quota'd per node and per source address in bytes/s, never queued
+ * without bound) to other nodes of the same network. The server never looks
+ * inside relayed frames.
  *
- * Every event is validated here, at the boundary (shared/signal-events.ts);
- * invalid ones are refused with a reason code and counted, each socket has an
- * event rate limit, and a socket that keeps sending bad or excess events is
- * dropped. Who is registered lives in a HostCache (registry.ts): in memory by
- * default, or in Redis (registry-redis.ts) when several instances share the
- * load, in which case the socket.io Redis adapter carries signals to nodes on
- * other instances through a room per node (`n:<network>:<id>`), and relay
- * frames and replacements travel between instances as serverSideEmit messages
- * (inter-server.ts): the target's instance applies the same congestion check
- * as for a local sender, drops what it cannot deliver and tells the sender.
+ * Every packet is bounded before socket.io decodes it (packet-guard.ts);
+ * every event is validated at the boundary (shared/signal-events.ts); invalid
+ * ones are refused with a reason code and counted, each socket has an event
+ * rate limit, and a socket that keeps sending bad or excess events is
+ * dropped. Each source address has its limits (sources.ts): TCP connections,
+ * sessions, registrations per minute, identities, relay bytes. Who is
+ * registered, and the way to nodes on other instances, is the cluster
+ * (cluster.ts): one instance alone, or several sharing a Redis
+ * (cluster-redis.ts) with authenticated messages between them.
  */
 import { randomBytes } from 'node:crypto'
-import { createServer, type Server as HttpServer } from 'node:http'
+import { createServer, type Server as HttpServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo, Socket as TcpSocket } from 'node:net'
 import { Server, type Socket } from 'socket.io'
 import { isPublicKey, nodeIdOf, verify } from '../shared/identity/keys.ts'
+import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import {
   type ClientToServerEvents,
   type EventErrorReason,
@@ -48,20 +51,13 @@ import {
   SIGNATURE_BYTES,
   type SignalAck,
 } from '../shared/signal-events.ts'
+import { type Cluster, type ClusterEvents, createLocalCluster } from './cluster.ts'
 import { createHttpHandler } from './http.ts'
-import {
-  encodeRemoteRelay,
-  parseRemoteRelay,
-  parseRemoteRelayError,
-  parseRemoteReplace,
-  type RemoteRelayError,
-  type RemoteRelayWire,
-  type RemoteReplace,
-} from './inter-server.ts'
 import { createCounters, flatMetrics, type Gauges, inc, renderPrometheus } from './metrics.ts'
 import { resolveOptions, type SignalServerOptions } from './options.ts'
-import { createMemoryHostCache, type HostCache, type MemoryHostCache } from './registry.ts'
+import { createPacketGuard } from './packet-guard.ts'
 import { createServerBook } from './server-book.ts'
+import { createAddressResolver, createSourceTable, sourceKey } from './sources.ts'
 import { TokenBucket } from './token-bucket.ts'
 
 export type { SignalServerOptions } from './options.ts'
@@ -70,22 +66,22 @@ export interface SignalServer {
   /** `http://127.0.0.1:PORT` (or the host it listens on, when that is a specific address). */
   address: string
   port: number
+  /** The URLs registrations are accepted for (configured, or the loopback defaults). */
+  publicUrls: string[]
   close(): Promise<void>
   /** Counters and gauges, flat: peers, networks, signals, relayBytes, `rejected.<reason>`, … */
   metrics(): Record<string, number>
   httpServer: HttpServer
 }
 
-/** What instances tell each other (inter-server.ts); every payload is parsed on receipt. */
-interface InterServerEvents {
-  'weft:replace': (p: RemoteReplace) => void
-  'weft:relay': (p: RemoteRelayWire) => void
-  'weft:relay-error': (p: RemoteRelayError) => void
-}
-
-type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>
-type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>
+type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
+type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
 type Ack = (answer: unknown) => void
+/** The engine.io connection under a socket.io socket, as far as this file uses it. */
+interface EngineConn {
+  request: IncomingMessage
+  once(event: 'close', listener: () => void): unknown
+}
 
 /** Bytes charged per relayed frame on top of its length (framing), so floods of tiny frames are bounded too. */
 const RELAY_FRAME_OVERHEAD = 32
@@ -103,8 +99,14 @@ interface Conn {
   state: State
   nonce: Uint8Array | null
   host: string
+  /** The source address key (sources.ts). */
+  source: string
+  /** The host cache session of this socket (cluster.session). */
+  session: string
   network: string
   id: string
+  /** Whether `id` holds one of the source's identity slots (released when the socket goes). */
+  claimed: boolean
   events: TokenBucket
   /** Made on the first strike: most sockets never get one. */
   strikes: TokenBucket | null
@@ -127,67 +129,96 @@ interface Net {
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
 const unsent = (s: IoSocket) => (s.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length
 
-const room = (network: string, id: string) => `n:${network}:${id}`
+/** The default public URLs: loopback names at the port, and the listening address when it is a specific one. */
+function defaultPublicUrls(host: string | undefined, port: number): string[] {
+  const urls = [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`]
+  if (host !== undefined && host !== '0.0.0.0' && host !== '::') {
+    const u = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    if (!urls.includes(u)) urls.push(u)
+  }
+  return urls
+}
 
 export async function createSignalServer(options: SignalServerOptions = {}): Promise<SignalServer> {
   const o = resolveOptions(options, randomBytes(4).toString('hex'))
   const startedAt = Date.now()
   const counters = createCounters()
-  const book = createServerBook({ configured: o.servers, self: o.publicUrls })
+  const addresses = createAddressResolver(o.trustProxy)
+  const sources = createSourceTable(o)
+  const guard = createPacketGuard(
+    {
+      signalMaxBytes: o.signalMaxBytes,
+      binaryDeadlineMs: o.binaryDeadlineMs,
+      maxPendingBinaryBytes: o.maxPendingBinaryBytes,
+    },
+    (reason) => inc(counters.packetsRefused, reason),
+  )
   // Local registered nodes, by network then id.
   const local = new Map<string, Net>()
   const hosts = new Map<string, string>()
   let registeredCount = 0
   let closing = false
+  // Filled in once the port is known (listen(0) in tests); no socket connects before.
+  let publicUrls: string[] = []
+  let allowedHosts = new Set<string>()
 
-  let memCache: MemoryHostCache | null = null
-  let cache: HostCache
-  let redisClients: { close(): Promise<unknown> }[] = []
-  let redisReady: () => boolean = () => true
-
-  const httpServer = createServer()
+  const httpServer = createServer({
+    headersTimeout: o.headersTimeoutMs,
+    requestTimeout: o.requestTimeoutMs,
+    // How often node:http looks for requests past those timeouts (its default, 30 s, would let them live that long).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, o.headersTimeoutMs / 4)),
+  })
+  httpServer.maxConnections = o.maxConnections
   // Every TCP connection, so close() can end upgraded WebSockets too (ws waits up to 30 s for a close frame).
   const tcp = new Set<TcpSocket>()
   httpServer.on('connection', (sock) => {
     tcp.add(sock)
     sock.once('close', () => tcp.delete(sock))
+    // A trusted proxy carries many clients: its connections are not one source's.
+    if (addresses.trusted(sock.remoteAddress)) return
+    const key = sourceKey(sock.remoteAddress, o.ipv6PrefixBits)
+    if (!sources.openConnection(key)) {
+      inc(counters.limited, 'connections')
+      sock.destroy()
+      return
+    }
+    sock.once('close', () => sources.closeConnection(key))
   })
+  httpServer.on('drop', () => inc(counters.limited, 'max-connections'))
+
+  const sourceOf = (req: IncomingMessage) =>
+    sourceKey(
+      addresses.clientAddress(req.socket?.remoteAddress, req.headers['x-forwarded-for']),
+      o.ipv6PrefixBits,
+    )
+
   const io: IoServer = new Server(httpServer, {
     maxHttpBufferSize: o.maxHttpBufferSize,
     cors: { origin: '*' },
     serveClient: false,
-    allowRequest: (_req, cb) =>
-      cb(null, !closing && io.engine.clientsCount < o.maxPeers + o.maxPendingSockets),
+    parser: guard.parser,
+    allowRequest: (req, cb) => {
+      if (closing || io.engine.clientsCount >= o.maxPeers + o.maxPendingSockets) {
+        inc(counters.limited, 'server-sockets')
+        return cb('server full', false)
+      }
+      if (!sources.canOpenSocket(sourceOf(req))) {
+        inc(counters.limited, 'sockets')
+        return cb('too many connections from this address', false)
+      }
+      cb(null, true)
+    },
   })
   const sockets = () => io.of('/').sockets
 
-  if (o.redisUrl !== undefined) {
-    const { createClient } = await import('redis')
-    const { createAdapter } = await import('@socket.io/redis-adapter')
-    const { createRedisHostCache } = await import('./registry-redis.ts')
-    const pub = createClient({ url: o.redisUrl })
-    const sub = pub.duplicate()
-    for (const c of [pub, sub]) c.on('error', (err: Error) => o.log(`redis: ${err.message}`))
-    await Promise.all([pub.connect(), sub.connect()])
-    redisClients = [sub, pub]
-    redisReady = () => pub.isReady && sub.isReady
-    io.adapter(createAdapter(pub, sub, { key: `${o.redisPrefix}-io` }))
-    cache = createRedisHostCache(pub, {
-      prefix: o.redisPrefix,
-      ttlMs: o.hostTtlMs,
-      maxPerNetwork: o.maxPeers * 16,
-    })
-  } else {
-    memCache = createMemoryHostCache({
-      ttlMs: o.hostTtlMs,
-      maxPerNetwork: o.maxPeers,
-      maxEntries: o.maxPeers,
-    })
-    cache = memCache
-  }
-  const multi = o.redisUrl !== undefined
-  // Activity reaches the cache at most this often per node (a Redis round trip each).
-  const touchEveryMs = multi ? 5000 : 1000
+  // Every engine.io session counts for its source from its handshake to its close (before any socket.io event).
+  const sessionSource = new WeakMap<object, string>()
+  io.engine.on('connection', (raw: EngineConn) => {
+    const key = sourceOf(raw.request)
+    sources.openSocket(key)
+    sessionSource.set(raw, key)
+    raw.once('close', () => sources.closeSocket(key))
+  })
 
   // ------------------------------------------------------------------ helpers
 
@@ -203,6 +234,8 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     unsentPacketsMax: unsentMax(),
     uptimeS: (Date.now() - startedAt) / 1000,
     memory: process.memoryUsage(),
+    sources: sources.size(),
+    pendingBinaryBytes: guard.pendingBytes(),
   })
 
   const kick = (c: Conn, reason: string, tell?: RejectReason) => {
@@ -225,20 +258,12 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
   }
 
   const touch = (c: Conn, now: number) => {
-    if (now - c.lastTouch < touchEveryMs) return
+    if (now - c.lastTouch < cluster.touchEveryMs) return
     c.lastTouch = now
-    Promise.resolve(cache.touch(c.network, c.id, now)).catch(() => {})
+    Promise.resolve(cluster.hosts.touch(c.network, c.id, now)).catch(() => {})
   }
 
   const congested = (target: Conn) => unsent(target.socket) > o.congestionMaxPackets
-
-  const lookupRemote = async (network: string, id: string, now: number): Promise<PeerInfo | null> => {
-    try {
-      return await cache.lookup(network, id, now)
-    } catch {
-      return null
-    }
-  }
 
   const replaceLocal = (old: Conn) => {
     counters.replaced++
@@ -258,7 +283,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   const sample = async (c: Conn, n: number): Promise<PeerInfo[]> => {
     try {
-      return await cache.sample(c.network, Math.min(n, MAX_SAMPLE_SIZE), c.id, Date.now())
+      return await cluster.hosts.sample(c.network, Math.min(n, MAX_SAMPLE_SIZE), c.id, Date.now())
     } catch {
       return []
     }
@@ -284,18 +309,27 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     }
     const p = parseRegister(payload)
     if (!p) return failRegister(c, ack, 'bad-payload')
+    // Every attempt costs the source one: signature checks are what a flood of attempts would buy.
+    if (!sources.takeRegistration(c.source, now)) return failRegister(c, ack, 'too-many-registrations')
     if (!isPublicKey(p.publicKey)) return failRegister(c, ack, 'bad-key')
     if (p.signature.length !== SIGNATURE_BYTES || !c.nonce) return failRegister(c, ack, 'bad-signature')
+    // The client signs the host it connected to; only ours count (a signature for another server is no
+    // use here, and a server that passes clients' registrations on to us is refused).
+    if (!allowedHosts.has(c.host)) return failRegister(c, ack, 'wrong-server')
+    if (!meetsPuzzle(p.publicKey, o.puzzleBits)) return failRegister(c, ack, 'weak-identity')
     c.state = State.Registering
     const good = await verify(p.publicKey, registrationMessage(c.host, c.nonce), p.signature)
     if (c.state !== State.Registering) return
     if (!good) return failRegister(c, ack, 'bad-signature')
     const id = await nodeIdOf(p.publicKey)
     if (c.state !== State.Registering) return
+    if (!sources.claimIdentity(c.source, id, now)) return failRegister(c, ack, 'too-many-identities')
+    c.id = id
+    c.claimed = true
     const existing = local.get(p.network)?.peers.get(id)
     if (!existing && registeredCount >= o.maxPeers) return failRegister(c, ack, 'server-full')
     if (existing) replaceLocal(existing)
-    if (multi) io.serverSideEmit('weft:replace', { network: p.network, id, session: c.socket.id })
+    cluster.registered(p.network, id, c.session)
 
     let net = local.get(p.network)
     if (!net) {
@@ -303,7 +337,6 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       local.set(p.network, net)
     }
     c.network = net.name
-    c.id = id
     c.nonce = null
     c.state = State.Registered
     if (c.timer) clearTimeout(c.timer)
@@ -311,16 +344,14 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     c.lastTouch = now
     net.peers.set(id, c)
     registeredCount++
-    if (multi) c.socket.join(room(c.network, id))
     try {
-      const added = await cache.add(c.network, id, c.socket.id, now)
+      const added = await cluster.hosts.add(c.network, id, c.session, now)
       if (!added) throw new Error('host cache full')
     } catch {
       unlinkLocal(c)
       c.state = State.New // so failRegister's kick runs cleanup once
       return failRegister(c, ack, 'unavailable')
     }
-    if (p.servers) book.learn(p.servers)
     counters.registered++
     const peers = await sample(c, o.sampleSize)
     if (c.state !== State.Registered) return
@@ -356,25 +387,25 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       counters.signals++
       return answer({ ok: true })
     }
-    const remote = multi ? await lookupRemote(c.network, p.to, now) : null
-    if (!remote || c.state !== State.Registered) {
+    const sent = await cluster.signal(c.network, p.to, c.id, p.data, now).catch(() => false)
+    if (!sent || c.state !== State.Registered) {
       inc(counters.rejected, 'unknown-peer')
       return answer({ ok: false, reason: 'unknown-peer' })
     }
-    io.to(room(c.network, p.to)).emit('signal', { from: c.id, data: p.data })
     counters.signals++
     answer({ ok: true })
   }
 
-  const relayError = (c: Conn, to: string, reason: RelayErrorReason) => {
-    inc(counters.relayErrors, reason)
+  /** Tell `c` a frame to `to` was dropped; counted under `countAs` (default: the reason). */
+  const relayError = (c: Conn, to: string, reason: RelayErrorReason, countAs: string = reason) => {
+    inc(counters.relayErrors, countAs)
     c.socket.emit('relay-error', { to, reason })
   }
 
   const onRelay = async (c: Conn, payload: unknown, now: number) => {
     const p = parseRelayRequest(payload)
     // Only successful frames are charged in bytes alone; every failure costs an event token too.
-    const failed = (reason: RelayErrorReason, invalid: boolean) => {
+    const failed = (reason: RelayErrorReason, invalid: boolean, countAs: string = reason) => {
       if (invalid) {
         inc(counters.rejected, reason)
         strike(c, now)
@@ -384,25 +415,27 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
         strike(c, now)
         return
       }
-      if (p && c.state !== State.Closed) relayError(c, p.to, reason)
-      else inc(counters.relayErrors, reason)
+      if (p && c.state !== State.Closed) relayError(c, p.to, reason, countAs)
+      else inc(counters.relayErrors, countAs)
     }
     if (c.state !== State.Registered) return failed('not-registered', true)
     if (!p) return failed('bad-payload', true)
     if (p.frame.length > o.relayFrameMaxBytes) return failed('too-large', true)
+    const cost = p.frame.length + RELAY_FRAME_OVERHEAD
     c.bytes ??= new TokenBucket(o.relayBytesPerSec, o.relayBurstBytes, now)
-    if (!c.bytes.take(p.frame.length + RELAY_FRAME_OVERHEAD, now)) return failed('quota', false)
+    if (c.bytes.available(now) < cost) return failed('quota', false)
+    // The source's allowance is shared by all its identities: ten of them do not relay ten times as much.
+    if (!sources.takeRelay(c.source, cost, now)) return failed('quota', false, 'quota-source')
+    c.bytes.take(cost, now)
     touch(c, now)
     const target = local.get(c.network)?.peers.get(p.to)
     if (target) {
       if (congested(target)) return failed('congested', false)
       target.socket.emit('relay', { from: c.id, frame: p.frame })
     } else {
-      const remote = multi ? await lookupRemote(c.network, p.to, now) : null
-      if (!remote) return failed('unknown-peer', false)
-      if (c.state !== State.Registered) return
       // Counted here as relayed; the target's instance may still drop it (congested-remote).
-      io.serverSideEmit('weft:relay', encodeRemoteRelay(c.network, p.to, c.id, p.frame))
+      const sent = await cluster.relay(c.network, p.to, c.id, p.frame, now).catch(() => false)
+      if (!sent) return failed('unknown-peer', false)
     }
     counters.relayFrames++
     counters.relayBytes += p.frame.length
@@ -410,56 +443,73 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // ------------------------------------------------- from other instances
 
-  const onRemoteReplace = (payload: unknown) => {
-    const p = parseRemoteReplace(payload)
-    if (!p) return inc(counters.rejected, 'inter-server-bad-payload')
-    const c = local.get(p.network)?.peers.get(p.id)
-    if (c && c.socket.id !== p.session) replaceLocal(c)
+  const fromCluster: ClusterEvents = {
+    replace(network, id, session) {
+      const c = local.get(network)?.peers.get(id)
+      if (c && c.session !== session) replaceLocal(c)
+    },
+    signal(network, to, from, data) {
+      const target = local.get(network)?.peers.get(to)
+      if (!target) return inc(counters.rejected, 'remote-unknown-peer')
+      target.socket.emit('signal', { from, data })
+      counters.signalsRemote++
+    },
+    /** A frame another instance forwarded: delivered only to a node registered here that is not congested. */
+    relay(network, to, from, frame) {
+      const target = local.get(network)?.peers.get(to)
+      if (!target) {
+        inc(counters.relayErrors, 'remote-unknown-peer')
+        return 'gone'
+      }
+      if (congested(target)) {
+        inc(counters.relayErrors, 'congested-remote')
+        return 'congested'
+      }
+      target.socket.emit('relay', { from, frame })
+      counters.relayFramesRemote++
+      return null
+    },
+    /** Another instance dropped a frame of a sender registered here: tell it as a local drop would. */
+    relayError(network, to, from, reason) {
+      const c = local.get(network)?.peers.get(from)
+      if (!c) return
+      const now = Date.now()
+      // Same price as a local refusal: an event token, and a strike when there is none (no double count
+      // in relayErrors: the target's instance counted the drop).
+      if (!c.events.take(1, now)) {
+        inc(counters.rejected, 'rate-limited')
+        strike(c, now)
+        return
+      }
+      c.socket.emit('relay-error', { to, reason })
+    },
   }
 
-  /** A frame another instance forwarded: delivered only to a node registered here that is not congested. */
-  const onRemoteRelay = (payload: unknown) => {
-    const p = parseRemoteRelay(payload, o.relayFrameMaxBytes)
-    if (!p) return inc(counters.relayErrors, 'remote-bad-payload')
-    // Every instance hears every forwarded frame; only the target's delivers it.
-    const target = local.get(p.network)?.peers.get(p.to)
-    if (!target) return
-    if (congested(target)) {
-      inc(counters.relayErrors, 'congested-remote')
-      io.serverSideEmit('weft:relay-error', {
-        network: p.network,
-        to: p.to,
-        from: p.from,
-        reason: 'congested',
-      })
-      return
-    }
-    target.socket.emit('relay', { from: p.from, frame: p.frame })
-    counters.relayFramesRemote++
+  let cluster: Cluster
+  if (o.redisUrl !== undefined && o.redisSecret !== undefined) {
+    const { createRedisCluster } = await import('./cluster-redis.ts')
+    cluster = await createRedisCluster(
+      {
+        url: o.redisUrl,
+        prefix: o.redisPrefix,
+        secret: o.redisSecret,
+        instance: o.instance,
+        publicUrls: o.publicUrls,
+        hostTtlMs: o.hostTtlMs,
+        maxPeers: o.maxPeers,
+        signalMaxBytes: o.signalMaxBytes,
+        relayFrameMaxBytes: o.relayFrameMaxBytes,
+        announceEveryMs: o.sweepMs,
+        log: o.log,
+        refused: (reason) => inc(counters.interServer, reason),
+      },
+      fromCluster,
+    )
+  } else {
+    cluster = createLocalCluster({ hostTtlMs: o.hostTtlMs, maxPeers: o.maxPeers })
   }
-
-  /** Another instance dropped a frame of a sender registered here: tell it as a local drop would. */
-  const onRemoteRelayError = (payload: unknown) => {
-    const p = parseRemoteRelayError(payload)
-    if (!p) return inc(counters.rejected, 'inter-server-bad-payload')
-    const c = local.get(p.network)?.peers.get(p.from)
-    if (!c) return
-    const now = Date.now()
-    // Same price as a local refusal: an event token, and a strike when there is none (no double count
-    // in relayErrors: the target's instance counted the drop).
-    if (!c.events.take(1, now)) {
-      inc(counters.rejected, 'rate-limited')
-      strike(c, now)
-      return
-    }
-    c.socket.emit('relay-error', { to: p.to, reason: p.reason })
-  }
-
-  if (multi) {
-    io.on('weft:replace', onRemoteReplace)
-    io.on('weft:relay', onRemoteRelay)
-    io.on('weft:relay-error', onRemoteRelayError)
-  }
+  // Rebuilt once the port (and so the default public URLs) is known.
+  let book = createServerBook({ configured: o.servers, self: o.publicUrls, cluster: () => cluster.servers() })
 
   const onEvent = (c: Conn, event: unknown, args: unknown[]) => {
     if (c.state === State.Closed) return
@@ -505,9 +555,10 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     c.state = State.Closed
     if (c.timer) clearTimeout(c.timer)
     c.timer = null
+    if (c.claimed) sources.releaseIdentity(c.source, c.id, Date.now())
     if (wasRegistered) {
       unlinkLocal(c)
-      Promise.resolve(cache.remove(c.network, c.id, this.id)).catch(() => {})
+      Promise.resolve(cluster.hosts.remove(c.network, c.id, c.session)).catch(() => {})
     }
   }
   const onTimeout = (c: Conn) => {
@@ -517,13 +568,14 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       kick(c, 'timeout', 'timeout')
     }
   }
-  /** The same Host string for every socket that used it (bounded: past 64 distinct hosts, no sharing). */
+  /** The same (lower-cased) Host string for every socket that used it (bounded: past 64 distinct hosts, no sharing). */
   const internHost = (h: unknown): string => {
-    if (typeof h !== 'string') return ''
+    if (typeof h !== 'string' || h.length > 256) return ''
     const known = hosts.get(h)
     if (known !== undefined) return known
-    if (hosts.size < 64 && h.length <= 256) hosts.set(h, h)
-    return h
+    const lower = h.toLowerCase()
+    if (hosts.size < 64) hosts.set(h, lower)
+    return lower
   }
 
   io.on('connection', (socket) => {
@@ -534,8 +586,11 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       state: State.New,
       nonce: new Uint8Array(randomBytes(NONCE_BYTES)),
       host: internHost(socket.handshake.headers.host),
+      source: sessionSource.get(socket.conn) ?? 'unknown',
+      session: cluster.session(socket.id),
       network: '',
       id: '',
+      claimed: false,
       events: new TokenBucket(o.eventsPerSec, o.eventBurst, now),
       strikes: null,
       bytes: null,
@@ -569,9 +624,11 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       if (unsent(socket) > o.slowConsumerMaxPackets) kick(c, 'slow-consumer')
       else if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
     }
+    sources.prune(now)
+    cluster.tick(now)
     try {
-      await cache.keepAlive(alive, now)
-      await cache.prune(now)
+      await cluster.hosts.keepAlive(alive, now)
+      await cluster.hosts.prune(now)
     } catch (err) {
       o.log(`host cache sweep failed: ${(err as Error).message}`)
     }
@@ -586,7 +643,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     createHttpHandler({
       staticDir: o.staticDir,
       health: () => {
-        const ready = redisReady()
+        const ready = cluster.ready()
         let peers = 0
         for (const net of local.values()) peers += net.peers.size
         return {
@@ -598,7 +655,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
             sockets: sockets().size,
             uptimeS: Math.round((Date.now() - startedAt) / 1000),
             instance: o.instance,
-            ...(multi ? { redis: ready } : {}),
+            ...cluster.health(),
           },
         }
       },
@@ -606,27 +663,36 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     }),
   )
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject)
-    const done = () => {
-      httpServer.off('error', reject)
-      resolve()
-    }
-    if (o.host === undefined) httpServer.listen(o.port, done)
-    else httpServer.listen(o.port, o.host, done)
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject)
+      const done = () => {
+        httpServer.off('error', reject)
+        resolve()
+      }
+      if (o.host === undefined) httpServer.listen(o.port, done)
+      else httpServer.listen(o.port, o.host, done)
+    })
+  } catch (err) {
+    await cluster.close()
+    throw err
+  }
   const port = (httpServer.address() as AddressInfo).port
   const host = o.host === undefined || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host
   const address = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  publicUrls = o.publicUrls.length > 0 ? o.publicUrls : defaultPublicUrls(o.host, port)
+  allowedHosts = new Set(publicUrls.map((u) => new URL(u).host))
+  book = createServerBook({ configured: o.servers, self: publicUrls, cluster: () => cluster.servers() })
 
   let closed: Promise<void> | null = null
   return {
     address,
     port,
+    publicUrls,
     httpServer,
     metrics: () => {
       const m = flatMetrics(counters, gauges())
-      if (memCache) m.hostCacheEntries = memCache.size()
+      if (cluster.localEntries) m.hostCacheEntries = cluster.localEntries()
       return m
     },
     close() {
@@ -643,8 +709,8 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
           httpServer.closeAllConnections()
           for (const sock of tcp) sock.destroy()
         })
-        await cache.close?.()
-        for (const client of redisClients) await client.close().catch(() => {})
+        await cluster.hosts.close?.()
+        await cluster.close()
       })()
       return closed
     },

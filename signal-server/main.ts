@@ -43,6 +43,11 @@ async function main(): Promise<void> {
       `${options.redisUrl ? ` (redis ${new URL(options.redisUrl).host})` : ''}` +
       `${built ? '' : ' (demo not built: npm run build)'}`,
   )
+  // Registrations are bound to these: a client that reaches the server by any other name is refused.
+  console.log(
+    `registrations accepted for ${server.publicUrls.join(', ')}` +
+      `${options.publicUrls?.length ? '' : ' (set PUBLIC_URL to the address clients use)'}`,
+  )
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

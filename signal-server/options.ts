@@ -2,10 +2,12 @@
  * Options of the signal server, their defaults, and how the CLI reads them
  * from the environment and from flags (pure: env and argv are passed in).
  */
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
 import {
   DEFAULT_RELAY_FRAME_MAX_BYTES,
   DEFAULT_SAMPLE_SIZE,
   DEFAULT_SIGNAL_MAX_BYTES,
+  normalizeServerUrl,
 } from '../shared/signal-events.ts'
 
 export interface SignalServerOptions {
@@ -15,14 +17,60 @@ export interface SignalServerOptions {
   host?: string
   /** Redis URL (`redis://host:6379`): share peers and route events across instances. @default none (in memory) */
   redisUrl?: string
+  /**
+   * The secret every instance sharing the Redis is given (at least 16 characters): messages between
+   * instances are authenticated with it. Required with `redisUrl`. @default none
+   */
+  redisSecret?: string
   /** Prefix of every Redis key and pub/sub channel. @default 'weft' */
   redisPrefix?: string
   /** Folder of the built demo page and bundles (`index.html`, `weft.js`, `weft.mjs`). @default none */
   staticDir?: string
   /** Other signal servers to tell clients about (http(s) URLs). @default [] */
   servers?: string[]
-  /** This server's own public URL(s), never handed out as "another server". @default [] */
+  /**
+   * This server's own public URL(s), as clients write them. A registration is accepted only when the
+   * client signed for (and connected with the Host of) one of them; other instances sharing the Redis
+   * list them to their clients; never handed out as "another server".
+   * @default `http://localhost:PORT`, `http://127.0.0.1:PORT`, `http://[::1]:PORT` (and `http://HOST:PORT`
+   * when listening on one specific address)
+   */
   publicUrls?: string[]
+  /** Identity puzzle: a public key must meet this many bits (shared/identity/puzzle.ts), else 'weak-identity'. @default 10 */
+  puzzleBits?: number
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (addresses, CIDR ranges, or `loopback`). Without them
+   * the TCP peer is the client address. @default [] (the header is ignored)
+   */
+  trustProxy?: string[]
+  /** An IPv6 source is this prefix of the address (one subscriber's allocation). @default 64 */
+  ipv6PrefixBits?: number
+  /** Concurrent TCP connections per source address (a trusted proxy's are not counted). @default 512 */
+  maxConnectionsPerSource?: number
+  /** Concurrent socket.io sessions per source. @default 256 */
+  maxSocketsPerSource?: number
+  /** Registration attempts per source per minute (and burst). @default 120 */
+  registrationsPerSourcePerMin?: number
+  /** Distinct identities per source, counting those that left within identityWindowMs. @default 128 */
+  maxIdentitiesPerSource?: number
+  /** How long an identity still counts for its source after it left. @default 600000 (10 min) */
+  identityWindowMs?: number
+  /** Relayed bytes per second per source, all its identities together. @default 4 × relayBytesPerSec */
+  relayBytesPerSourcePerSec?: number
+  /** Relay burst per source, bytes. @default relayBytesPerSourcePerSec */
+  relayBurstBytesPerSource?: number
+  /** Source addresses remembered at most (those with live connections always are). @default 100000 */
+  maxSources?: number
+  /** TCP connections at most, all sources (node:http maxConnections). @default maxPeers + maxPendingSockets + 1024 */
+  maxConnections?: number
+  /** An HTTP request whose headers have not all arrived by then is dropped (slowloris). @default 10000 */
+  headersTimeoutMs?: number
+  /** An HTTP request not received in full by then is dropped. @default 30000 */
+  requestTimeoutMs?: number
+  /** A binary socket.io packet's attachments must all arrive within this. @default 10000 */
+  binaryDeadlineMs?: number
+  /** Bytes of unfinished binary packets with headers over 1 KiB (older clients) all sockets may hold together. @default 16777216 (16 MiB) */
+  maxPendingBinaryBytes?: number
   /** Peers in a bootstrap sample. @default 16 */
   sampleSize?: number
   /** Largest signal `data`, serialised as JSON. @default 16384 */
@@ -63,24 +111,60 @@ export interface SignalServerOptions {
   log?: (line: string) => void
 }
 
-export type ResolvedOptions = Required<Omit<SignalServerOptions, 'host' | 'redisUrl' | 'staticDir'>> &
-  Pick<SignalServerOptions, 'host' | 'redisUrl' | 'staticDir'>
+type Optional = 'host' | 'redisUrl' | 'redisSecret' | 'staticDir'
+export type ResolvedOptions = Required<Omit<SignalServerOptions, Optional>> &
+  Pick<SignalServerOptions, Optional>
 
+/** Instance names: what /healthz shows and, with a boot id appended, what instances call each other. */
+const INSTANCE_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
+/** Defaults filled in and checked; a TypeError names the first bad option. */
 export function resolveOptions(o: SignalServerOptions, instance: string): ResolvedOptions {
   const relayBytesPerSec = o.relayBytesPerSec ?? 256 * 1024
+  const relayBytesPerSourcePerSec = o.relayBytesPerSourcePerSec ?? 4 * relayBytesPerSec
+  const maxPeers = o.maxPeers ?? 20_000
+  const maxPendingSockets = o.maxPendingSockets ?? 1000
+  const publicUrls = (o.publicUrls ?? []).map((u) => {
+    const n = normalizeServerUrl(u)
+    if (n === null || new URL(n).pathname !== '/' || new URL(n).search !== '')
+      throw new TypeError(`publicUrls: not an http(s) URL of a host (no path): ${u}`)
+    return n
+  })
+  if (o.redisUrl !== undefined && (o.redisSecret === undefined || o.redisSecret.length < 16))
+    throw new TypeError(
+      'redisSecret (REDIS_SECRET) of at least 16 characters is required with redisUrl: instances authenticate their messages with it',
+    )
+  if (o.instance !== undefined && !INSTANCE_NAME.test(o.instance))
+    throw new TypeError('instance: 1 to 64 characters of [A-Za-z0-9_-]')
   const out: ResolvedOptions = {
     port: o.port ?? 8080,
     redisPrefix: o.redisPrefix ?? 'weft',
     servers: o.servers ?? [],
-    publicUrls: o.publicUrls ?? [],
+    publicUrls,
+    puzzleBits: checkPuzzleBits(o.puzzleBits ?? DEFAULT_PUZZLE_BITS),
+    trustProxy: o.trustProxy ?? [],
+    ipv6PrefixBits: o.ipv6PrefixBits ?? 64,
+    maxConnectionsPerSource: o.maxConnectionsPerSource ?? 512,
+    maxSocketsPerSource: o.maxSocketsPerSource ?? 256,
+    registrationsPerSourcePerMin: o.registrationsPerSourcePerMin ?? 120,
+    maxIdentitiesPerSource: o.maxIdentitiesPerSource ?? 128,
+    identityWindowMs: o.identityWindowMs ?? 600_000,
+    relayBytesPerSourcePerSec,
+    relayBurstBytesPerSource: o.relayBurstBytesPerSource ?? relayBytesPerSourcePerSec,
+    maxSources: o.maxSources ?? 100_000,
+    maxConnections: o.maxConnections ?? maxPeers + maxPendingSockets + 1024,
+    headersTimeoutMs: o.headersTimeoutMs ?? 10_000,
+    requestTimeoutMs: o.requestTimeoutMs ?? 30_000,
+    binaryDeadlineMs: o.binaryDeadlineMs ?? 10_000,
+    maxPendingBinaryBytes: o.maxPendingBinaryBytes ?? 16 * 1024 * 1024,
     sampleSize: o.sampleSize ?? DEFAULT_SAMPLE_SIZE,
     signalMaxBytes: o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES,
     relayBytesPerSec,
     relayBurstBytes: o.relayBurstBytes ?? relayBytesPerSec,
     relayFrameMaxBytes: o.relayFrameMaxBytes ?? DEFAULT_RELAY_FRAME_MAX_BYTES,
     registerTimeoutMs: o.registerTimeoutMs ?? 10_000,
-    maxPeers: o.maxPeers ?? 20_000,
-    maxPendingSockets: o.maxPendingSockets ?? 1000,
+    maxPeers,
+    maxPendingSockets,
     eventsPerSec: o.eventsPerSec ?? 200,
     eventBurst: o.eventBurst ?? 400,
     abuseBurst: o.abuseBurst ?? 100,
@@ -95,6 +179,7 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
   }
   if (o.host !== undefined) out.host = o.host
   if (o.redisUrl !== undefined) out.redisUrl = o.redisUrl
+  if (o.redisSecret !== undefined) out.redisSecret = o.redisSecret
   if (o.staticDir !== undefined) out.staticDir = o.staticDir
   return out
 }
@@ -118,6 +203,13 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'redis-url',
     kind: 'string',
     help: 'Redis URL for several instances',
+  },
+  {
+    key: 'redisSecret',
+    env: 'REDIS_SECRET',
+    flag: 'redis-secret',
+    kind: 'string',
+    help: 'shared secret of the instances (>= 16 chars; required with REDIS_URL)',
   },
   {
     key: 'redisPrefix',
@@ -145,7 +237,119 @@ export const SETTINGS: readonly Setting[] = [
     env: 'PUBLIC_URL',
     flag: 'public-url',
     kind: 'list',
-    help: "this server's public URL(s)",
+    help: "this server's public URL(s): registrations must be signed for one (default http://localhost:PORT, 127.0.0.1, [::1])",
+  },
+  {
+    key: 'puzzleBits',
+    env: 'PUZZLE_BITS',
+    flag: 'puzzle-bits',
+    kind: 'int',
+    help: 'identity puzzle: zero bits a public key must have (10)',
+  },
+  {
+    key: 'trustProxy',
+    env: 'TRUST_PROXY',
+    flag: 'trust-proxy',
+    kind: 'list',
+    help: 'reverse proxies whose X-Forwarded-For is believed: addresses, CIDRs, loopback (none)',
+  },
+  {
+    key: 'ipv6PrefixBits',
+    env: 'IPV6_PREFIX_BITS',
+    flag: 'ipv6-prefix-bits',
+    kind: 'int',
+    help: 'an IPv6 source is this prefix of the address (64)',
+  },
+  {
+    key: 'maxConnectionsPerSource',
+    env: 'MAX_CONNECTIONS_PER_SOURCE',
+    flag: 'max-connections-per-source',
+    kind: 'int',
+    help: 'concurrent TCP connections per source address (512)',
+  },
+  {
+    key: 'maxSocketsPerSource',
+    env: 'MAX_SOCKETS_PER_SOURCE',
+    flag: 'max-sockets-per-source',
+    kind: 'int',
+    help: 'concurrent socket.io sessions per source (256)',
+  },
+  {
+    key: 'registrationsPerSourcePerMin',
+    env: 'REGISTRATIONS_PER_SOURCE_PER_MIN',
+    flag: 'registrations-per-source-per-min',
+    kind: 'int',
+    help: 'registration attempts per source per minute (120)',
+  },
+  {
+    key: 'maxIdentitiesPerSource',
+    env: 'MAX_IDENTITIES_PER_SOURCE',
+    flag: 'max-identities-per-source',
+    kind: 'int',
+    help: 'distinct identities per source within the window (128)',
+  },
+  {
+    key: 'identityWindowMs',
+    env: 'IDENTITY_WINDOW_MS',
+    flag: 'identity-window-ms',
+    kind: 'int',
+    help: 'an identity counts this long after it left (600000)',
+  },
+  {
+    key: 'relayBytesPerSourcePerSec',
+    env: 'RELAY_BYTES_PER_SOURCE_PER_SEC',
+    flag: 'relay-bytes-per-source-per-sec',
+    kind: 'int',
+    help: 'relay quota per source, all identities (4 x per node)',
+  },
+  {
+    key: 'relayBurstBytesPerSource',
+    env: 'RELAY_BURST_BYTES_PER_SOURCE',
+    flag: 'relay-burst-bytes-per-source',
+    kind: 'int',
+    help: 'relay burst per source (= its quota)',
+  },
+  {
+    key: 'maxSources',
+    env: 'MAX_SOURCES',
+    flag: 'max-sources',
+    kind: 'int',
+    help: 'source addresses remembered (100000)',
+  },
+  {
+    key: 'maxConnections',
+    env: 'MAX_CONNECTIONS',
+    flag: 'max-connections',
+    kind: 'int',
+    help: 'TCP connections at most (max peers + pending + 1024)',
+  },
+  {
+    key: 'headersTimeoutMs',
+    env: 'HEADERS_TIMEOUT_MS',
+    flag: 'headers-timeout-ms',
+    kind: 'int',
+    help: 'HTTP headers must arrive within (10000)',
+  },
+  {
+    key: 'requestTimeoutMs',
+    env: 'REQUEST_TIMEOUT_MS',
+    flag: 'request-timeout-ms',
+    kind: 'int',
+    help: 'an HTTP request must arrive within (30000)',
+  },
+  {
+    key: 'binaryDeadlineMs',
+    env: 'BINARY_DEADLINE_MS',
+    flag: 'binary-deadline-ms',
+    kind: 'int',
+    help: "a binary packet's attachments must arrive within (10000)",
+  },
+  {
+    key: 'maxPendingBinaryBytes',
+    env: 'MAX_PENDING_BINARY_BYTES',
+    flag: 'max-pending-binary-bytes',
+    kind: 'int',
+    help: 'unfinished binary packets, all sockets (16777216)',
   },
   {
     key: 'sampleSize',
@@ -303,16 +507,19 @@ export function parseCli(
 }
 
 export function helpText(): string {
-  const rows = SETTINGS.map((s) => `  --${s.flag.padEnd(24)} ${s.env.padEnd(22)} ${s.help}`)
+  const fw = Math.max(...SETTINGS.map((s) => s.flag.length)) + 2
+  const ew = Math.max(...SETTINGS.map((s) => s.env.length))
+  const rows = SETTINGS.map((s) => `  ${`--${s.flag}`.padEnd(fw)} ${s.env.padEnd(ew)} ${s.help}`)
   return [
     'weft signal server: bootstrap (GWebCache style), signalling and relay for weft nodes.',
     '',
     'usage: node dist/signal-server/main.js [--flag value ...]   (or: npx tsx signal-server/main.ts)',
     '',
-    '  flag                       environment            meaning',
+    `  ${'flag'.padEnd(fw)} ${'environment'.padEnd(ew)} meaning`,
     ...rows,
-    '  --help                                            print this',
+    `  ${'--help'.padEnd(fw)} ${''.padEnd(ew)} print this`,
     '',
     'Flags win over the environment. GET /healthz and GET /metrics are served beside the demo.',
+    'A source is an IPv4 address or an IPv6 /64 (behind a reverse proxy: set TRUST_PROXY).',
   ].join('\n')
 }
