@@ -9,8 +9,8 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { helpText, parseCli } from './cli.ts'
 import { createSignalServer } from './index.ts'
-import { helpText, parseCli } from './options.ts'
 
 /** The folder holding package.json, above this file (signal-server/ from source, dist/signal-server/ built). */
 function packageRoot(): string {

@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { mulberry32 } from '../shared/sim/prng.ts'
-import { parseCli } from './options.ts'
 import { createMemoryHostCache, mergeSample } from './registry.ts'
 import { createServerBook } from './server-book.ts'
 import { TokenBucket } from './token-bucket.ts'
@@ -205,30 +204,5 @@ describe('server book', () => {
     announced = []
     expect(book.list()).toEqual(['https://a.example', 'https://b.example'])
     expect(book.list(16).length).toBeLessThanOrEqual(16)
-  })
-})
-
-describe('cli options', () => {
-  it('reads the environment, then flags, which win', () => {
-    const r = parseCli(
-      ['--port', '9000', '--max-peers=5', '--servers', 'https://a.example,https://b.example'],
-      {
-        PORT: '1',
-        HOST: '127.0.0.1',
-        REDIS_URL: 'redis://127.0.0.1:6379',
-        RELAY_BYTES_PER_SEC: '1024',
-      },
-    )
-    expect(r.errors).toEqual([])
-    expect(r.options).toEqual({
-      port: 9000,
-      host: '127.0.0.1',
-      redisUrl: 'redis://127.0.0.1:6379',
-      relayBytesPerSec: 1024,
-      maxPeers: 5,
-      servers: ['https://a.example', 'https://b.example'],
-    })
-    expect(parseCli(['--help'], {}).help).toBe(true)
-    expect(parseCli(['--port', 'x', '--bogus'], {}).errors).toHaveLength(2)
   })
 })
