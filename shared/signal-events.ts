@@ -181,7 +181,13 @@ export interface ServerToClientEvents {
   'relay-error': (payload: RelayErrorPayload) => void
 }
 
-const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
+/** A guard for a closed set of reason codes: `x` is one of them. */
+function oneOf<T extends string>(reasons: readonly T[]): (x: unknown) => x is T {
+  const set: ReadonlySet<unknown> = new Set(reasons)
+  return (x: unknown): x is T => set.has(x)
+}
+
+const isRejectReason = oneOf<RejectReason>([
   'bad-signature',
   'bad-key',
   'bad-payload',
@@ -197,7 +203,7 @@ const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
   'too-many-identities',
   'too-many-registrations',
 ])
-const SIGNAL_ERROR_REASONS: ReadonlySet<string> = new Set<SignalErrorReason>([
+const isSignalErrorReason = oneOf<SignalErrorReason>([
   'unknown-peer',
   'too-large',
   'bad-payload',
@@ -205,7 +211,7 @@ const SIGNAL_ERROR_REASONS: ReadonlySet<string> = new Set<SignalErrorReason>([
   'not-registered',
   'congested',
 ])
-const RELAY_ERROR_REASONS: ReadonlySet<string> = new Set<RelayErrorReason>([
+const isRelayErrorReason = oneOf<RelayErrorReason>([
   'quota',
   'unknown-peer',
   'too-large',
@@ -214,7 +220,7 @@ const RELAY_ERROR_REASONS: ReadonlySet<string> = new Set<RelayErrorReason>([
   'congested',
   'rate-limited',
 ])
-const EVENT_ERROR_REASONS: ReadonlySet<string> = new Set<EventErrorReason>([
+const isEventErrorReason = oneOf<EventErrorReason>([
   'bad-payload',
   'rate-limited',
   'not-registered',
@@ -418,9 +424,7 @@ export function parseRegisterAck(payload: unknown): RegisterAck | null {
   const ok = own(payload, 'ok')
   if (ok === false) {
     const reason = own(payload, 'reason')
-    return typeof reason === 'string' && REJECT_REASONS.has(reason)
-      ? { ok: false, reason: reason as RejectReason }
-      : null
+    return isRejectReason(reason) ? { ok: false, reason } : null
   }
   if (ok !== true) return null
   const id = own(payload, 'id')
@@ -435,9 +439,7 @@ export function parsePeersAck(payload: unknown): PeersAck | null {
   const ok = own(payload, 'ok')
   if (ok === false) {
     const reason = own(payload, 'reason')
-    return typeof reason === 'string' && EVENT_ERROR_REASONS.has(reason)
-      ? { ok: false, reason: reason as EventErrorReason }
-      : null
+    return isEventErrorReason(reason) ? { ok: false, reason } : null
   }
   if (ok !== true) return null
   const peers = parsePeerList(own(payload, 'peers'))
@@ -452,9 +454,7 @@ export function parseSignalAck(payload: unknown): SignalAck | null {
   if (ok === true) return { ok: true }
   if (ok !== false) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && SIGNAL_ERROR_REASONS.has(reason)
-    ? { ok: false, reason: reason as SignalErrorReason }
-    : null
+  return isSignalErrorReason(reason) ? { ok: false, reason } : null
 }
 
 /** A delivered signal; `maxBytes` bounds `data` (default 16 KiB). */
@@ -487,14 +487,14 @@ export function parseRelayError(payload: unknown): RelayErrorPayload | null {
   if (!isRecord(payload)) return null
   const to = own(payload, 'to')
   const reason = own(payload, 'reason')
-  if (!isNodeId(to) || typeof reason !== 'string' || !RELAY_ERROR_REASONS.has(reason)) return null
-  return { to, reason: reason as RelayErrorReason }
+  if (!isNodeId(to) || !isRelayErrorReason(reason)) return null
+  return { to, reason }
 }
 
 export function parseRejected(payload: unknown): RejectedPayload | null {
   if (!isRecord(payload)) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && REJECT_REASONS.has(reason) ? { reason: reason as RejectReason } : null
+  return isRejectReason(reason) ? { reason } : null
 }
 
 export function parseReplaced(payload: unknown): ReplacedPayload | null {
@@ -506,7 +506,5 @@ export function parseReplaced(payload: unknown): ReplacedPayload | null {
 export function parseEventErrorAck(payload: unknown): EventErrorAck | null {
   if (!isRecord(payload) || own(payload, 'ok') !== false) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && EVENT_ERROR_REASONS.has(reason)
-    ? { ok: false, reason: reason as EventErrorReason }
-    : null
+  return isEventErrorReason(reason) ? { ok: false, reason } : null
 }

@@ -71,9 +71,11 @@ export interface ConnectionLimits {
 }
 
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
-export const unsent = (s: IoSocket): number =>
-  // engine.io's write buffer is not in its types; it is the only measure of a slow consumer it has.
-  (s.conn as unknown as { writeBuffer: unknown[] }).writeBuffer.length
+export const unsent = (s: IoSocket): number => {
+  // engine.io's write buffer is private in its types; it is the only measure of a slow consumer it has.
+  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  return Array.isArray(buffer) ? buffer.length : 0
+}
 
 export function newConn(
   socket: IoSocket,

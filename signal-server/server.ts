@@ -237,7 +237,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     // Memory: engine.io keeps each session's first HTTP request (dropping it is socket.io's documented
     // saving), the handshake keeps its headers, URL and a date string, and every socket joins a room
     // named after its own id. We need none of them once the Host header is read.
-    ;(socket.conn as unknown as { request: unknown }).request = null
+    Reflect.set(socket.conn, 'request', null)
     socket.handshake.headers = {}
     socket.handshake.url = ''
     socket.handshake.time = ''
