@@ -80,7 +80,7 @@ describe('memory: unfinished binary packets', () => {
     const before = heapMb()
     const n = 200
     const attackers = await Promise.all(
-      Array.from({ length: n }, () => connect(s.address, { puzzleBits: 0 })),
+      Array.from({ length: n }, () => connect(s.address, { puzzleBits: 0, challengeTimeoutMs: 30_000 })),
     )
     attackers.forEach(track)
     await Promise.all(attackers.map((a) => a.nonce))
@@ -104,7 +104,7 @@ describe('memory: unfinished binary packets', () => {
     const s = await start({ puzzleBits: 0, binaryDeadlineMs: 500 })
     const n = 50
     const attackers = await Promise.all(
-      Array.from({ length: n }, () => connect(s.address, { puzzleBits: 0 })),
+      Array.from({ length: n }, () => connect(s.address, { puzzleBits: 0, challengeTimeoutMs: 30_000 })),
     )
     attackers.forEach(track)
     await Promise.all(attackers.map((a) => a.nonce))

@@ -43,14 +43,11 @@ export interface Conn {
   nonce: Uint8Array | null
   /** The Host the client connected with (lower case; shared string per host). */
   host: string
-  /** The source address key (sources.ts). */
+  /** The source address key (sources.ts), shared by the source's connections. */
   source: string
-  /** The host cache session of this socket (cluster.session). */
-  session: string
   network: string
+  /** The node id, set once the signature checked out (it then holds one of the source's identity slots). */
   id: string
-  /** Whether `id` holds one of the source's identity slots (released when the socket goes). */
-  claimed: boolean
   events: TokenBucket
   /** Made on the first strike: most sockets never get one. */
   strikes: TokenBucket | null
@@ -79,7 +76,7 @@ export const unsent = (s: IoSocket): number => {
 
 export function newConn(
   socket: IoSocket,
-  init: { nonce: Uint8Array; host: string; source: string; session: string },
+  init: { nonce: Uint8Array; host: string; source: string },
   limits: ConnectionLimits,
   now: number,
 ): Conn {
@@ -89,7 +86,6 @@ export function newConn(
     ...init,
     network: '',
     id: '',
-    claimed: false,
     events: new TokenBucket(limits.eventsPerSec, limits.eventBurst, now),
     strikes: null,
     bytes: null,

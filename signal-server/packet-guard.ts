@@ -177,7 +177,16 @@ export function createPacketGuard(
   /** The part of pendingBytes charged to maxPendingBinaryBytes (packets with large headers). */
   let budgetBytes = 0
 
+  // socket.io-parser gives every decoder its own copy of its options; one shared, frozen copy does
+  // (the server holds one decoder per socket), and its own attachment bound becomes ours: 2.
+  const decoderOptions = Object.freeze({ reviver: undefined, maxAttachments: 2 })
+
   class GuardedDecoder extends Decoder {
+    constructor() {
+      super()
+      Reflect.set(this, 'opts', decoderOptions)
+    }
+
     /** The binary packet being reassembled, if any. */
     private waiting: {
       rule: EventRule

@@ -59,7 +59,7 @@ type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string
 /** The engine.io connection under a socket.io socket, as far as this file uses it. */
 interface EngineConn {
   request: IncomingMessage
-  once(event: 'close', listener: () => void): unknown
+  on(event: 'close', listener: (this: EngineConn) => void): unknown
 }
 
 /** The default public URLs: loopback names at the port, and the listening address when it is a specific one. */
@@ -93,18 +93,24 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
   httpServer.maxConnections = o.maxConnections
   // Every TCP connection, so close() can end upgraded WebSockets too (ws waits up to 30 s for a close frame).
   const tcp = new Set<TcpSocket>()
+  /** The source a TCP connection counts for; null for a trusted proxy's, which carries many clients. */
+  const tcpSource = (sock: TcpSocket): string | null =>
+    addresses.trusted(sock.remoteAddress) ? null : sourceKey(sock.remoteAddress, o.ipv6PrefixBits)
+  // One listener for every connection (no closure per connection); the peer address is cached by then.
+  function onTcpClose(this: TcpSocket) {
+    tcp.delete(this)
+    const key = tcpSource(this)
+    if (key !== null) sources.closeConnection(key)
+  }
   httpServer.on('connection', (sock) => {
-    tcp.add(sock)
-    sock.once('close', () => tcp.delete(sock))
-    // A trusted proxy carries many clients: its connections are not one source's.
-    if (addresses.trusted(sock.remoteAddress)) return
-    const key = sourceKey(sock.remoteAddress, o.ipv6PrefixBits)
-    if (!sources.openConnection(key)) {
+    const key = tcpSource(sock)
+    if (key !== null && sources.openConnection(key) === null) {
       inc(counters.limited, 'connections')
       sock.destroy()
       return
     }
-    sock.once('close', () => sources.closeConnection(key))
+    tcp.add(sock)
+    sock.on('close', onTcpClose)
   })
   httpServer.on('drop', () => inc(counters.limited, 'max-connections'))
 
@@ -137,11 +143,14 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // Every engine.io session counts for its source from its handshake to its close (before any socket.io event).
   const sessionSource = new WeakMap<object, string>()
+  function onSessionClose(this: EngineConn) {
+    const key = sessionSource.get(this)
+    sessionSource.delete(this)
+    if (key !== undefined) sources.closeSocket(key)
+  }
   io.engine.on('connection', (raw: EngineConn) => {
-    const key = sourceOf(raw.request)
-    sources.openSocket(key)
-    sessionSource.set(raw, key)
-    raw.once('close', () => sources.closeSocket(key))
+    sessionSource.set(raw, sources.openSocket(sourceOf(raw.request)))
+    raw.on('close', onSessionClose)
   })
 
   // ------------------------------------------------------------------ cluster, context
@@ -164,7 +173,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
         log: o.log,
         refused: (reason) => inc(counters.interServer, reason),
       },
-      remoteEvents(conns, counters),
+      remoteEvents(conns, counters, (socketId) => cluster.session(socketId)),
     )
   } else {
     cluster = createLocalCluster({ hostTtlMs: o.hostTtlMs, maxPeers: o.maxPeers })
@@ -196,10 +205,10 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     c.state = State.Closed
     if (c.timer) clearTimeout(c.timer)
     c.timer = null
-    if (c.claimed) sources.releaseIdentity(c.source, c.id, Date.now())
+    if (c.id !== '') sources.releaseIdentity(c.source, c.id, Date.now())
     if (wasRegistered) {
       conns.unlink(c)
-      Promise.resolve(cluster.hosts.remove(c.network, c.id, c.session)).catch(() => {})
+      Promise.resolve(cluster.hosts.remove(c.network, c.id, cluster.session(this.id))).catch(() => {})
     }
   }
   const onTimeout = (c: Conn) => {
@@ -229,7 +238,6 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
         nonce: new Uint8Array(randomBytes(NONCE_BYTES)),
         host: internHost(socket.handshake.headers.host),
         source: sessionSource.get(socket.conn) ?? 'unknown',
-        session: cluster.session(socket.id),
       },
       o,
       now,

@@ -63,12 +63,12 @@ describe('sources', () => {
 
   it('counts connections and sessions per source', () => {
     const t = createSourceTable(LIMITS)
-    expect([1, 2, 3, 4].map(() => t.openConnection('a'))).toEqual([true, true, true, false])
-    expect(t.openConnection('b')).toBe(true)
+    expect([1, 2, 3, 4].map(() => t.openConnection('a'))).toEqual(['a', 'a', 'a', null])
+    expect(t.openConnection('b')).toBe('b')
     t.closeConnection('a')
-    expect(t.openConnection('a')).toBe(true)
+    expect(t.openConnection('a')).toBe('a')
     expect(t.canOpenSocket('a')).toBe(true)
-    t.openSocket('a')
+    expect(t.openSocket('a')).toBe('a')
     t.openSocket('a')
     expect(t.canOpenSocket('a')).toBe(false)
     expect(t.canOpenSocket('b')).toBe(true)

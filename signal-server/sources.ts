@@ -171,28 +171,33 @@ export interface SourceLimits {
   maxSources: number
 }
 
-interface IdentitySlot {
-  /** Registered sockets of this identity from this source now. */
-  live: number
-  /** When live is 0: the time it stops counting. */
-  until: number
-}
-
 interface Source {
+  /** The key, one string shared by every connection of the source. */
+  key: string
   tcp: number
   sockets: number
   registrations: TokenBucket | null
   relay: TokenBucket | null
-  ids: Map<string, IdentitySlot> | null
+  /**
+   * Identity slots, flat: node id, then a number: positive, how many registered sockets of that
+   * identity the source has now; zero or less, minus the time the identity stops counting (it left).
+   * Most sources hold one identity: a two-element array costs a fraction of a Map, and at most
+   * maxIdentitiesPerSource (128) entries are ever scanned.
+   */
+  ids: (string | number)[] | null
 }
 
 export interface SourceTable {
-  /** A TCP connection opened; false (and not counted) when the source is at its limit. */
-  openConnection(key: string): boolean
+  /**
+   * A TCP connection opened: the source's key (the one string all its connections share), or null
+   * (and not counted) when the source is at its limit.
+   */
+  openConnection(key: string): string | null
   closeConnection(key: string): void
   /** Whether the source may open one more session now. */
   canOpenSocket(key: string): boolean
-  openSocket(key: string): void
+  /** A session opened: the source's key (shared string). */
+  openSocket(key: string): string
   closeSocket(key: string): void
   /** One registration attempt; false when the source used its attempts for this minute. */
   takeRegistration(key: string, now: number): boolean
@@ -215,20 +220,33 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
   // Insertion order is recency: every use moves an entry to the end, eviction starts at the front.
   const sources = new Map<string, Source>()
 
+  /** Index of `id`'s slot number in `ids`, or -1. */
+  const slotOf = (ids: (string | number)[], id: string): number => {
+    for (let i = 0; i < ids.length; i += 2) if (ids[i] === id) return i + 1
+    return -1
+  }
   const expireIds = (s: Source, now: number) => {
-    if (!s.ids) return
-    for (const [id, slot] of s.ids) if (slot.live === 0 && slot.until <= now) s.ids.delete(id)
-    if (s.ids.size === 0) s.ids = null
+    const ids = s.ids
+    if (!ids) return
+    const kept: (string | number)[] = []
+    for (let i = 0; i < ids.length; i += 2) {
+      const slot = ids[i + 1] as number
+      if (slot > 0 || -slot > now) kept.push(ids[i] as string, slot)
+    }
+    s.ids = kept.length > 0 ? kept : null
+  }
+  const identities = (s: Source) => (s.ids ? s.ids.length / 2 : 0)
+  /** Buckets that refilled hold nothing worth keeping: a long-lived peer's source keeps neither. */
+  const dropFull = (s: Source, now: number) => {
+    if (s.registrations && s.registrations.available(now) >= limits.registrationsPerSourcePerMin)
+      s.registrations = null
+    if (s.relay && s.relay.available(now) >= limits.relayBurstBytesPerSource) s.relay = null
   }
   const idle = (s: Source, now: number): boolean => {
+    dropFull(s, now)
     if (s.tcp > 0 || s.sockets > 0) return false
     expireIds(s, now)
-    if (s.ids) return false
-    const full = (b: TokenBucket | null, burst: number) => b === null || b.available(now) >= burst
-    return (
-      full(s.registrations, limits.registrationsPerSourcePerMin) &&
-      full(s.relay, limits.relayBurstBytesPerSource)
-    )
+    return s.ids === null && s.registrations === null && s.relay === null
   }
   const get = (key: string): Source => {
     let s = sources.get(key)
@@ -237,7 +255,7 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
       sources.set(key, s)
       return s
     }
-    s = { tcp: 0, sockets: 0, registrations: null, relay: null, ids: null }
+    s = { key, tcp: 0, sockets: 0, registrations: null, relay: null, ids: null }
     sources.set(key, s)
     if (sources.size > limits.maxSources) {
       // Bounded work per insertion: look at the oldest few, drop those that hold nothing live.
@@ -253,9 +271,9 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
   return {
     openConnection(key) {
       const s = get(key)
-      if (s.tcp >= limits.maxConnectionsPerSource) return false
+      if (s.tcp >= limits.maxConnectionsPerSource) return null
       s.tcp++
-      return true
+      return s.key
     },
     closeConnection(key) {
       const s = sources.get(key)
@@ -265,7 +283,9 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
       return (sources.get(key)?.sockets ?? 0) < limits.maxSocketsPerSource
     },
     openSocket(key) {
-      get(key).sockets++
+      const s = get(key)
+      s.sockets++
+      return s.key
     },
     closeSocket(key) {
       const s = sources.get(key)
@@ -279,22 +299,37 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
     },
     claimIdentity(key, id, now) {
       const s = get(key)
-      expireIds(s, now)
-      const slot = s.ids?.get(id)
-      if (slot) {
-        slot.live++
+      const at = s.ids ? slotOf(s.ids, id) : -1
+      if (s.ids && at >= 0) {
+        const slot = s.ids[at] as number
+        // Live, or left within the window: the same slot again.
+        if (slot > 0 || -slot > now) {
+          s.ids[at] = slot > 0 ? slot + 1 : 1
+          return true
+        }
+      }
+      // Expired slots are swept only when the limit is in sight.
+      if (identities(s) >= limits.maxIdentitiesPerSource) {
+        expireIds(s, now)
+        if (identities(s) >= limits.maxIdentitiesPerSource) return false
+      }
+      if (!s.ids) {
+        // A literal of two: push() onto [] would reserve room for 17.
+        s.ids = [id, 1]
         return true
       }
-      if ((s.ids?.size ?? 0) >= limits.maxIdentitiesPerSource) return false
-      s.ids ??= new Map()
-      s.ids.set(id, { live: 1, until: 0 })
+      const again = slotOf(s.ids, id)
+      if (again >= 0) s.ids[again] = 1
+      else s.ids.push(id, 1)
       return true
     },
     releaseIdentity(key, id, now) {
-      const slot = sources.get(key)?.ids?.get(id)
-      if (!slot || slot.live === 0) return
-      slot.live--
-      if (slot.live === 0) slot.until = now + limits.identityWindowMs
+      const ids = sources.get(key)?.ids
+      const at = ids ? slotOf(ids, id) : -1
+      if (!ids || at < 0) return
+      const slot = ids[at] as number
+      if (slot <= 0) return
+      ids[at] = slot > 1 ? slot - 1 : -(now + limits.identityWindowMs)
     },
     takeRelay(key, bytes, now) {
       const s = get(key)
@@ -305,6 +340,7 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
       const b = sources.get(key)?.relay
       return b ? b.available(now) >= bytes : bytes <= limits.relayBurstBytesPerSource
     },
+    /** Also drops refilled buckets of live sources. */
     prune(now) {
       let n = 0
       for (const [k, s] of sources) {
@@ -318,7 +354,7 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
     size: () => sources.size,
     peek(key) {
       const s = sources.get(key)
-      return s ? { tcp: s.tcp, sockets: s.sockets, identities: s.ids?.size ?? 0 } : null
+      return s ? { tcp: s.tcp, sockets: s.sockets, identities: identities(s) } : null
     },
   }
 }

@@ -47,6 +47,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>
   /** Local address to connect from (any of 127.0.0.0/8 on loopback: another source). */
   localAddress?: string
+  /** How long `nonce` waits for the challenge (hundreds of sockets at once on a loaded machine: longer). @default 5000 */
+  challengeTimeoutMs?: number
 }
 
 export async function connect(address: string, opts: ConnectOptions = {}): Promise<TestClient> {
@@ -104,7 +106,7 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
     taken.set(event, i + 1)
     return received(event)[i]
   }
-  const nonce = next('challenge').then((p) => {
+  const nonce = next('challenge', opts.challengeTimeoutMs).then((p) => {
     const c = parseChallenge(p)
     if (!c) throw new Error('bad challenge')
     return c.nonce

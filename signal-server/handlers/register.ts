@@ -61,11 +61,11 @@ export async function onRegister(
   if (c.state !== State.Registering) return
   if (!sources.claimIdentity(c.source, id, now)) return fail('too-many-identities')
   c.id = id
-  c.claimed = true
+  const session = cluster.session(c.socket.id)
   const existing = conns.get(p.network, id)
   if (!existing && conns.count() >= o.maxPeers) return fail('server-full')
   if (existing) conns.replace(existing)
-  cluster.registered(p.network, id, c.session)
+  cluster.registered(p.network, id, session)
 
   c.network = p.network
   c.nonce = null
@@ -75,7 +75,7 @@ export async function onRegister(
   c.lastTouch = now
   conns.link(c)
   try {
-    const added = await cluster.hosts.add(c.network, id, c.session, now)
+    const added = await cluster.hosts.add(c.network, id, session, now)
     if (!added) throw new Error('host cache full')
   } catch {
     conns.unlink(c)

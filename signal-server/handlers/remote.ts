@@ -10,11 +10,16 @@ import type { ClusterEvents } from '../cluster.ts'
 import type { Connections } from '../connections.ts'
 import { inc, type ServerCounters } from '../metrics.ts'
 
-export function remoteEvents(conns: Connections, counters: ServerCounters): ClusterEvents {
+/** `session(socketId)`: the host cache session of a socket here (the cluster's naming). */
+export function remoteEvents(
+  conns: Connections,
+  counters: ServerCounters,
+  session: (socketId: string) => string,
+): ClusterEvents {
   return {
-    replace(network, id, session) {
+    replace(network, id, newSession) {
       const c = conns.get(network, id)
-      if (c && c.session !== session) conns.replace(c)
+      if (c && session(c.socket.id) !== newSession) conns.replace(c)
     },
 
     signal(network, to, from, data) {
