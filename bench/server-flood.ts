@@ -13,6 +13,9 @@
  *            {"_placeholder":true,"num":0}]` of 127 KiB, whose attachment never
  *            comes; when the server hangs up it reconnects and sends it again
  *            (registering when its source still may), for PHASE_MS
+ *            (over maxHttpBufferSize: ws refuses it from the frame header)
+ *   bomb60   the same header at 60 KiB, under maxHttpBufferSize: the packet
+ *            guard refuses it before parsing
  *   hold     each sends the worst header the guard lets through: a register
  *            header of 8 KiB announcing two attachments that never come, held
  *            until binaryDeadlineMs; again reconnecting, for PHASE_MS
@@ -38,6 +41,7 @@ const ADDRESSES = 40
 const PHASE_MS = Number(process.env.FLOOD_PHASE_MS ?? 20_000)
 const NETWORK = 'flood'
 
+type Phase = 'bomb' | 'bomb60' | 'hold'
 type Msg = { id: number; cmd: string; args?: unknown }
 type Reply = { id: number; result?: unknown; error?: string }
 
@@ -181,8 +185,8 @@ async function attackerRole(): Promise<void> {
     },
     /** Every socket sends `kind`'s header, and again after each reconnect, for `ms`. */
     async attack(args) {
-      const { kind, ms } = args as { kind: 'bomb' | 'hold'; ms: number }
-      const packet = kind === 'bomb' ? peersBomb(127 * 1024) : HOLD
+      const { kind, ms } = args as { kind: Phase; ms: number }
+      const packet = kind === 'bomb' ? peersBomb(127 * 1024) : kind === 'bomb60' ? peersBomb(60 * 1024) : HOLD
       const end = Date.now() + ms
       const before = { ...stats }
       const one = async (n: number) => {
@@ -256,7 +260,7 @@ export async function run(): Promise<Record<string, number>> {
       `registered ${setup.registered} of ${SOCKETS}; server RSS ${(afterSetup.rss / 2 ** 20).toFixed(0)} MiB`,
     )
 
-    const measure = async (kind: 'bomb' | 'hold') => {
+    const measure = async (kind: Phase) => {
       const samples: Sample[] = []
       const health: { ok: boolean; ms: number }[] = []
       const joins: (number | null)[] = []
@@ -315,6 +319,7 @@ export async function run(): Promise<Record<string, number>> {
       return f
     }
     const bomb = await measure('bomb')
+    const bomb60 = await measure('bomb60')
     const hold = await measure('hold')
     await attacker.call('leave')
     // The held headers go at their deadline (10 s), with their sockets.
@@ -332,6 +337,7 @@ export async function run(): Promise<Record<string, number>> {
       idleRssMB: Math.round(idle.rss / 2 ** 20),
       setupRssMB: Math.round(afterSetup.rss / 2 ** 20),
       ...Object.fromEntries(Object.entries(bomb).map(([k, v]) => [`bomb.${k}`, v])),
+      ...Object.fromEntries(Object.entries(bomb60).map(([k, v]) => [`bomb60.${k}`, v])),
       ...Object.fromEntries(Object.entries(hold).map(([k, v]) => [`hold.${k}`, v])),
       afterPendingBinaryBytes: last.pending,
       afterSockets: last.sockets,

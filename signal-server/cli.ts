@@ -261,7 +261,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'MAX_HTTP_BUFFER_SIZE',
     flag: 'max-http-buffer-size',
     kind: 'int',
-    help: 'largest client message (131072)',
+    help: 'largest client message (relay frame bound + 4 KiB: 69632)',
   },
   {
     key: 'hostTtlMs',

@@ -95,7 +95,11 @@ export interface SignalServerOptions {
   abuseBurst?: number
   /** ... refilling at this many per second. @default 10 */
   abusePerSec?: number
-  /** socket.io's maxHttpBufferSize: the largest message a client may send. @default 131072 */
+  /**
+   * socket.io's maxHttpBufferSize: the largest message a client may send. A WebSocket frame announcing
+   * more is refused from its header, before its payload is read or kept.
+   * @default the larger of relayFrameMaxBytes and signalMaxBytes + 1 KiB, plus 4 KiB (69632)
+   */
   maxHttpBufferSize?: number
   /** A target with more unsent packets than this gets no more relay frames ('congested'). @default 256 */
   congestionMaxPackets?: number
@@ -169,7 +173,12 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     eventBurst: o.eventBurst ?? 400,
     abuseBurst: o.abuseBurst ?? 100,
     abusePerSec: o.abusePerSec ?? 10,
-    maxHttpBufferSize: o.maxHttpBufferSize ?? 128 * 1024,
+    maxHttpBufferSize:
+      o.maxHttpBufferSize ??
+      Math.max(
+        o.relayFrameMaxBytes ?? DEFAULT_RELAY_FRAME_MAX_BYTES,
+        (o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES) + 1024,
+      ) + 4096,
     congestionMaxPackets: o.congestionMaxPackets ?? 256,
     slowConsumerMaxPackets: o.slowConsumerMaxPackets ?? 4096,
     hostTtlMs: o.hostTtlMs ?? 120_000,

@@ -157,6 +157,8 @@ describe('hostile input', () => {
     a.raw.emit('signal', { to: b.id, data: 'x'.repeat(10_000) })
     await a.next('disconnect')
     await b.until(() => s.metrics().peers === 1)
+    // ws refused the frame from its header (its payload never read), and the close is counted.
+    expect(s.metrics()['packetsRefused.message-too-large']).toBe(1)
   })
 })
 

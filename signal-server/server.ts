@@ -59,7 +59,7 @@ type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string
 /** The engine.io connection under a socket.io socket, as far as this file uses it. */
 interface EngineConn {
   request: IncomingMessage
-  on(event: 'close', listener: (this: EngineConn) => void): unknown
+  on(event: 'close', listener: (this: EngineConn, reason: string, description?: unknown) => void): unknown
 }
 
 /** The default public URLs: loopback names at the port, and the listening address when it is a specific one. */
@@ -143,10 +143,18 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // Every engine.io session counts for its source from its handshake to its close (before any socket.io event).
   const sessionSource = new WeakMap<object, string>()
-  function onSessionClose(this: EngineConn) {
+  function onSessionClose(this: EngineConn, reason: string, description?: unknown) {
     const key = sessionSource.get(this)
     sessionSource.delete(this)
     if (key !== undefined) sources.closeSocket(key)
+    // The transport refused what the client sent (ws: a frame over maxHttpBufferSize, a bad frame).
+    if (reason === 'transport error')
+      inc(
+        counters.packetsRefused,
+        /max payload/i.test(String((description as { message?: unknown } | undefined)?.message))
+          ? 'message-too-large'
+          : 'transport-error',
+      )
   }
   io.engine.on('connection', (raw: EngineConn) => {
     sessionSource.set(raw, sources.openSocket(sourceOf(raw.request)))
