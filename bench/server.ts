@@ -333,7 +333,14 @@ export async function run(): Promise<Record<string, number>> {
     const half = Math.floor(PEERS / 2)
     console.log(`filling ${fillCount} peers`)
     const tFill = performance.now()
+    type Cpu = { user: number; system: number }
+    const cpuFill0 = await server.call<Cpu>('cpu')
     await clients.call<number[]>('fill', { count: half, concurrency: FILL_CONCURRENCY })
+    const cpuFill1 = await server.call<Cpu>('cpu')
+    // Server CPU per join (connect, challenge, register, sample): what load does not inflate much.
+    const joinServerCpuUs = Math.round(
+      (cpuFill1.user + cpuFill1.system - cpuFill0.user - cpuFill0.system) / Math.max(1, half),
+    )
     let fillSeconds = (performance.now() - tFill) / 1000
     // Heap at half the peers: the slope from here to the end is the marginal cost of one more peer,
     // free of fixed costs (code warmed up late, bounded caches such as the verify-key cache).
@@ -354,7 +361,6 @@ export async function run(): Promise<Record<string, number>> {
 
     console.log(`signals: ${SENDERS} senders for ${SIGNAL_MS} ms`)
     const before = (await server.call<Record<string, number>>('metrics')).signals ?? 0
-    type Cpu = { user: number; system: number }
     const cpu = async () => Promise.all([server.call<Cpu>('cpu'), clients.call<Cpu>('cpu')])
     const cpu0 = await cpu()
     const sig = await clients.call<{
@@ -384,6 +390,7 @@ export async function run(): Promise<Record<string, number>> {
       joinP50Ms: Number(quantile(paced.ms, 0.5).toFixed(2)),
       joinP99Ms: Number(quantile(paced.ms, 0.99).toFixed(2)),
       joinsPerSecPaced: Math.round(PACED_JOINS / paced.seconds),
+      joinServerCpuUs,
       fillJoinsPerSec: Math.round(fillCount / fillSeconds),
       signalsPerSec: Math.round(relayed / sig.seconds),
       signalsDelivered: sig.delivered,
