@@ -137,7 +137,8 @@ export function createSealer(opts: SealerOptions = {}): Sealer {
   const counters: Counters = {}
   let clock = Number.NaN
 
-  const start = (to: Uint8Array): Session => {
+  const start = (recipient: Uint8Array): Session => {
+    const to = new Uint8Array(recipient) // the caller may reuse its buffer while the exchange runs
     const e = generateX25519()
     const keys = e.then(async ({ publicKey, privateKey }) => {
       const ss = await x25519(privateKey, to)
