@@ -34,7 +34,10 @@ const linkEnd = (e: End, ephemeral = e.keys.publicKey): LinkEnd => ({
 })
 
 /** The whole handshake of a relay link between a and b, no one in the middle: both channels. */
-async function handshake(a: End, b: End): Promise<{ ab: Channel; ba: Channel; th: Uint8Array }> {
+/** The receiving node's counters (B's), where a dead channel is counted. */
+type Counted = { ab: Channel; ba: Channel; th: Uint8Array; counters: Record<string, number> }
+
+async function handshake(a: End, b: End): Promise<Counted> {
   const th = await linkTranscript({ transport: 'relay', network: 'n', ends: [linkEnd(a), linkEnd(b)] })
   const thB = await linkTranscript({ transport: 'relay', network: 'n', ends: [linkEnd(b), linkEnd(a)] })
   expect(toHex(thB)).toBe(toHex(th)) // the order of the ends does not matter
@@ -43,12 +46,13 @@ async function handshake(a: End, b: End): Promise<{ ab: Channel; ba: Channel; th
   expect(await b.identity.verify(a.identity.publicKey, linkProofBytes(thB, a.identity.id), sigA)).toBe(true)
   expect(await a.identity.verify(b.identity.publicKey, linkProofBytes(th, b.identity.id), sigB)).toBe(true)
   const ab = await deriveChannel({ mine: a.keys, theirs: b.keys.publicKey, transcript: th })
-  const ba = await deriveChannel({ mine: b.keys, theirs: a.keys.publicKey, transcript: thB })
+  const counters: Record<string, number> = {}
+  const ba = await deriveChannel({ mine: b.keys, theirs: a.keys.publicKey, transcript: thB, counters })
   if (!ab || !ba) throw new Error('no channel')
-  return { ab, ba, th }
+  return { ab, ba, th, counters }
 }
 
-async function pair(): Promise<{ ab: Channel; ba: Channel; a: End; b: End; th: Uint8Array }> {
+async function pair(): Promise<Counted & { a: End; b: End }> {
   const [a, b] = await Promise.all([end(), end()])
   return { ...(await handshake(a, b)), a, b }
 }
@@ -82,12 +86,13 @@ describe('secure channel', () => {
   it('a change to any byte of a frame fails it, and the channel is dead afterwards', async () => {
     const m = utf8('transfer 10 coins to bob')
     for (let i = 0; i < m.length + 16; i++) {
-      const { ab, ba } = await pair()
+      const { ab, ba, counters } = await pair()
       const sealed = await ab.seal(m)
       const next = await ab.seal(m)
       sealed[i] = (sealed[i] as number) ^ 0x01
       expect(await ba.open(sealed)).toBeNull()
       expect(ba.failure).toBe('forged')
+      expect(counters).toEqual({ 'drop.channel.forged': 1 })
       // The next frame is genuine, but the channel is closed for good.
       expect(await ba.open(next)).toBeNull()
       await expect(ba.seal(m)).rejects.toMatchObject({ name: 'ClosedError' })
@@ -98,18 +103,20 @@ describe('secure channel', () => {
     const { ab, ba } = await pair()
     const sealed = await ab.seal(utf8('hello'))
     expect(await ba.open(sealed.subarray(0, sealed.length - 1))).toBeNull()
-    const { ab: ab2, ba: ba2 } = await pair()
+    const { ab: ab2, ba: ba2, counters } = await pair()
     await ab2.seal(utf8('x'))
     expect(await ba2.open(new Uint8Array(15))).toBeNull()
     expect(ba2.failure).toBe('short')
+    expect(counters).toEqual({ 'drop.channel.short': 1 })
   })
 
   it('refuses a replayed frame', async () => {
-    const { ab, ba } = await pair()
+    const { ab, ba, counters } = await pair()
     const f0 = await ab.seal(utf8('pay once'))
     expect(await ba.open(f0)).not.toBeNull()
     expect(await ba.open(f0)).toBeNull()
     expect(ba.failure).toBe('forged')
+    expect(counters['drop.channel.forged']).toBe(1)
   })
 
   it('refuses reordered frames', async () => {
@@ -202,14 +209,28 @@ describe('secure channel', () => {
   it('refuses to seal or open past its frame limit (the link must be set up again)', async () => {
     const [a, b] = await Promise.all([end(), end()])
     const th = rnd(32)
-    const ab = await deriveChannel({ mine: a.keys, theirs: b.keys.publicKey, transcript: th, maxFrames: 3 })
-    const ba = await deriveChannel({ mine: b.keys, theirs: a.keys.publicKey, transcript: th, maxFrames: 3 })
+    const counters: Record<string, number> = {}
+    const ab = await deriveChannel({
+      mine: a.keys,
+      theirs: b.keys.publicKey,
+      transcript: th,
+      maxFrames: 3,
+      counters,
+    })
+    const ba = await deriveChannel({
+      mine: b.keys,
+      theirs: a.keys.publicKey,
+      transcript: th,
+      maxFrames: 3,
+      counters,
+    })
     if (!ab || !ba) throw new Error('no channel')
     for (let i = 0; i < 3; i++) expect(await ba.open(await ab.seal(utf8(`${i}`)))).not.toBeNull()
     await expect(ab.seal(utf8('one too many'))).rejects.toMatchObject({ name: 'ClosedError' })
     expect(ab.failure).toBe('exhausted')
     expect(await ba.open(new Uint8Array(20))).toBeNull()
     expect(ba.failure).toBe('exhausted')
+    expect(counters).toEqual({ 'drop.channel.exhausted': 2 })
   })
 
   it('refuses a peer ephemeral key of small order, of the wrong size, or our own key reflected', async () => {

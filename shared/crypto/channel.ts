@@ -30,6 +30,7 @@
  */
 import { concatBytes } from '../bytes.ts'
 import { ClosedError } from '../errors.ts'
+import { bump, type Counters } from '../protocol.ts'
 import {
   aesKey,
   aesOpen,
@@ -85,6 +86,8 @@ export interface DeriveChannelInput {
   readonly transcript: Uint8Array
   /** Frames per direction before the channel refuses more. @default MAX_CHANNEL_FRAMES */
   readonly maxFrames?: number
+  /** Where its death is counted (the node's counters): `drop.channel.forged` | `.short` | `.exhausted`. */
+  readonly counters?: Counters
 }
 
 function frameNonce(n: number): Uint8Array {
@@ -114,6 +117,7 @@ export async function deriveChannel({
   theirs,
   transcript,
   maxFrames = MAX_CHANNEL_FRAMES,
+  counters,
 }: DeriveChannelInput): Promise<Channel | null> {
   if (transcript.length !== KEY_BYTES) throw new RangeError('deriveChannel: the transcript is a 32-byte hash')
   if (theirs.length !== KEY_BYTES || theirs.every((b, i) => b === mine.publicKey[i])) return null
@@ -132,7 +136,9 @@ export async function deriveChannel({
   let lastOpen: Promise<boolean> = Promise.resolve(true)
 
   const fail = (why: ChannelFailure) => {
-    failure ??= why
+    if (failure) return
+    failure = why
+    if (counters) bump(counters, `drop.channel.${why}`)
   }
 
   return {

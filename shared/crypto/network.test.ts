@@ -28,6 +28,7 @@ describe('private network admission', () => {
     const tagA = await ka.admissionProof(th, A)
     expect(tagA.length).toBe(32)
     expect(await kb.checkAdmission(th, A, tagA)).toBe(true)
+    expect(kb.counters['network.admitted']).toBe(1)
     expect(await ka.checkAdmission(th, B, await kb.admissionProof(th, B))).toBe(true)
   })
 
@@ -49,6 +50,8 @@ describe('private network admission', () => {
     expect(await member.checkAdmission(th, A, rnd(32))).toBe(false)
     expect(await member.checkAdmission(th, A, new Uint8Array(0))).toBe(false)
     expect(await member.checkAdmission(th, A, rnd(33))).toBe(false)
+    expect(member.counters['drop.network.admission']).toBe(8)
+    expect(member.counters['network.admitted']).toBeUndefined()
   })
 
   it('a tag is fresh per link and per prover: replaying one on another link, or as another node, fails', async () => {
@@ -131,6 +134,7 @@ describe('private network content', () => {
     expect(await outsider.openContent(A, await member.sealContent(A, utf8('x'), aad), aad)).toBeNull()
     expect(await member.openContent(A, await outsider.sealContent(A, utf8('injected'), aad), aad)).toBeNull()
     expect(await member.openContent(A, rnd(64), aad)).toBeNull()
+    expect(member.counters['drop.network.content']).toBe(2)
   })
 
   it('a ciphertext cannot be moved to another record, kind or author', async () => {

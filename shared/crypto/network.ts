@@ -31,6 +31,7 @@
  */
 import { concatBytes, toHex, utf8 } from '../bytes.ts'
 import { WeftError } from '../errors.ts'
+import { bump, type Counters } from '../protocol.ts'
 import {
   aesKey,
   aesOpen,
@@ -94,6 +95,8 @@ export interface NetworkKeys {
   sealContent(author: string, plain: Uint8Array, aad: Uint8Array): Promise<Uint8Array>
   /** Open sealed content; null (never a throw) when it was not sealed by a member for this author and aad. */
   openContent(author: string, sealed: Uint8Array, aad: Uint8Array): Promise<Uint8Array | null>
+  /** `network.admitted`, `drop.network.admission` (a tag that does not prove the secret), `drop.network.content` (content that does not open). */
+  readonly counters: Counters
 }
 
 export interface NetworkKeyOptions {
@@ -145,24 +148,34 @@ export async function deriveNetworkKeys(
   }
   const head = new Uint8Array([CONTENT_TAG])
 
+  const counters: Counters = {}
+
   return {
     name,
+    counters,
     admissionProof: (th, proverId) => hmac(admission, admitBytes(th, proverId)),
-    checkAdmission: (th, proverId, tag) => hmacVerify(admission, tag, admitBytes(th, proverId)),
+    async checkAdmission(th, proverId, tag) {
+      const ok = await hmacVerify(admission, tag, admitBytes(th, proverId))
+      bump(counters, ok ? 'network.admitted' : 'drop.network.admission')
+      return ok
+    },
     async sealContent(author, plain, aad) {
       const iv = randomBytes(IV_BYTES)
       const ct = await aesSeal(await keyOf(author), iv, plain, concatBytes(head, aad))
       return concatBytes(head, iv, ct)
     },
     async openContent(author, sealed, aad) {
-      if (!(sealed instanceof Uint8Array) || sealed.length < CONTENT_OVERHEAD || sealed[0] !== CONTENT_TAG)
-        return null
-      return aesOpen(
-        await keyOf(author),
-        sealed.subarray(1, 1 + IV_BYTES),
-        sealed.subarray(1 + IV_BYTES),
-        concatBytes(head, aad),
-      )
+      const plain =
+        sealed instanceof Uint8Array && sealed.length >= CONTENT_OVERHEAD && sealed[0] === CONTENT_TAG
+          ? await aesOpen(
+              await keyOf(author),
+              sealed.subarray(1, 1 + IV_BYTES),
+              sealed.subarray(1 + IV_BYTES),
+              concatBytes(head, aad),
+            )
+          : null
+      if (!plain) bump(counters, 'drop.network.content')
+      return plain
     },
   }
 }
