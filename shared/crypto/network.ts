@@ -67,9 +67,9 @@ export class AccessDeniedError extends WeftError {
 }
 
 /**
- * PBKDF2 iterations for the network root key: 57 ms in Chromium and 76 ms
- * in Node on the 2-core test machine, once per join (bench/crypto.ts). Every
- * member must use the same count: it is part of the key.
+ * PBKDF2 iterations for the network root key: 30–60 ms in Chromium and
+ * 75–150 ms in Node on the loaded 2-core test machine, once per join
+ * (bench/crypto.ts). Every member must use the same count: it is part of the key.
  */
 export const DEFAULT_NETWORK_ITERATIONS = 100_000
 
