@@ -1,7 +1,8 @@
 import { io } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../shared/identity/keys.ts'
-import { createSignalServer } from '../signal-server/index.ts'
+import { meetsPuzzle } from '../shared/identity/puzzle.ts'
+import { createSignalServer, type SignalServerOptions } from '../signal-server/index.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
@@ -18,8 +19,8 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
-async function server() {
-  const s = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
+async function server(opts: SignalServerOptions = {}) {
+  const s = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {}, ...opts })
   cleanup.push(() => s.close())
   return s
 }
@@ -108,5 +109,45 @@ describe('signal client', () => {
     await until('the signal to reach b', () => got.length > 0)
     expect(got).toEqual([{ hello: 1 }])
     expect(b.stats.reconnects).toBe(1)
+  })
+
+  it('a key that fails the puzzle is refused with weak-identity, and no other server is bothered', async () => {
+    const [s1, s2] = [await server(), await server()]
+    let weak = await generateIdentity({ puzzleBits: 0 })
+    while (meetsPuzzle(weak.publicKey, 10)) weak = await generateIdentity({ puzzleBits: 0 })
+    const c = new SignalClient({
+      servers: [s1.address, s2.address],
+      network: 'sc',
+      identity: weak,
+      io: io as unknown as IoFactory,
+    })
+    cleanup.push(() => c.close())
+    const err = (await c.start().catch((e) => e)) as Error & { reason?: string }
+    expect(err.name).toBe('SignalError')
+    expect(err.reason).toBe('weak-identity')
+    expect(s1.metrics()['rejected.weak-identity']).toBe(1)
+    expect(s2.metrics().connections).toBe(0)
+  })
+
+  it('knows only its configured servers and what the server it registered with lists, which replaces an earlier list', async () => {
+    const a = await server({ servers: ['https://listed-by-a.example'] })
+    const b = await server({ servers: ['https://listed-by-b.example'] })
+    const c = new SignalClient({
+      servers: [a.address, b.address],
+      network: 'sc',
+      identity: await generateIdentity(),
+      io: io as unknown as IoFactory,
+      minBackoffMs: 20,
+      maxBackoffMs: 100,
+      connectTimeoutMs: 10_000,
+    })
+    cleanup.push(() => c.close())
+    await c.start()
+    expect(c.server).toBe(a.address)
+    expect(c.knownServers()).toEqual([a.address, b.address, 'https://listed-by-a.example'])
+    // a goes away: the client moves on to b, and a's list no longer counts.
+    await a.close()
+    await until('c to register with b', () => c.state === 'registered' && c.server === b.address, 20_000)
+    expect(c.knownServers()).toEqual([a.address, b.address, 'https://listed-by-b.example'])
   })
 })

@@ -6,12 +6,19 @@
  * When the connection drops it reconnects with exponential backoff and
  * jitter, trying the next known server each time, and re-registers. Open
  * links do not depend on it: the mesh keeps working while it is down.
+ *
+ * The servers it knows are its own configuration plus the list the server
+ * it last registered with handed out (that server's operator's other
+ * servers), and that server itself. Nothing else: it does not tell servers
+ * what it knows, and a list from an earlier server is replaced, so a server
+ * that once listed an attacker's URL stops mattering once the client moves on.
  */
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client'
 import { NoRouteError, SignalError } from '../shared/errors.ts'
 import type { Identity } from '../shared/identity/keys.ts'
 import {
   type ClientToServerEvents,
+  MAX_SERVERS,
   normalizeServerUrl,
   type PeerInfo,
   parseChallenge,
@@ -71,7 +78,10 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     dropped: 0,
   }
   private socket: ClientSocket | undefined
-  private readonly known: string[]
+  /** From the options; always kept, tried first. */
+  private readonly configured: string[]
+  /** What the server we last registered with listed (and that server, when not configured). */
+  private learned: string[] = []
   private serverIndex = 0
   private attempt = 0
   private retryTimer: ReturnType<typeof setTimeout> | undefined
@@ -88,13 +98,13 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       requestTimeoutMs: 10_000,
       ...opts,
     }
-    this.known = dedupe(opts.servers.map((s) => normalizeServerUrl(s) ?? s))
-    if (this.known.length === 0) throw new SignalError('no-server', 'no signal server given')
+    this.configured = dedupe(opts.servers.map((s) => normalizeServerUrl(s) ?? s))
+    if (this.configured.length === 0) throw new SignalError('no-server', 'no signal server given')
   }
 
-  /** Every signal server this client knows: configured ones first, then learned ones. */
+  /** Every signal server this client knows: configured ones first, then those the current server listed. */
   knownServers(): string[] {
-    return [...this.known]
+    return dedupe([...this.configured, ...this.learned])
   }
 
   /**
@@ -104,15 +114,15 @@ export class SignalClient extends Emitter<SignalClientEvents> {
    */
   async start(): Promise<PeerInfo[]> {
     let last: unknown
-    for (let i = 0; i < this.known.length && !this.closed; i++) {
+    const servers = this.knownServers()
+    for (let i = 0; i < servers.length && !this.closed; i++) {
       this.serverIndex = i
       try {
-        return await this.connectOnce(this.known[i] as string)
+        return await this.connectOnce(servers[i] as string)
       } catch (err) {
         last = err
         // A refusal of our identity is the same everywhere: do not hammer other servers.
-        if (err instanceof SignalError && (err.reason === 'bad-signature' || err.reason === 'bad-key'))
-          throw err
+        if (err instanceof SignalError && IDENTITY_REFUSALS.has(err.reason)) throw err
       }
     }
     throw last instanceof SignalError
@@ -157,7 +167,6 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             publicKey: this.opts.identity.publicKey,
             network: this.opts.network,
             signature,
-            servers: this.known.slice(0, 16),
           },
           (raw) => {
             const ack = parseRegisterAck(raw)
@@ -167,7 +176,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
               return fail(new SignalError('bad-answer', 'server derived another id'))
             settled = true
             clearTimeout(timer)
-            for (const s of ack.servers) this.learnServer(s)
+            this.learnFrom(url, ack.servers)
             this.adopt(socket, url)
             this.emit('registered', { server: url, peers: ack.peers })
             resolve(ack.peers)
@@ -227,21 +236,29 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       this.retryTimer = undefined
       if (this.closed) return
       // After a failure on this server, move on to the next known one.
-      const url = this.known[this.serverIndex % this.known.length] as string
+      const servers = this.knownServers()
+      const url = servers[this.serverIndex % servers.length] as string
       try {
         await this.connectOnce(url)
         this.stats.reconnects++
       } catch {
-        this.serverIndex = (this.serverIndex + 1) % this.known.length
+        this.serverIndex = (this.serverIndex + 1) % this.knownServers().length
         this.setState('down')
         this.scheduleReconnect()
       }
     }, delay)
   }
 
-  private learnServer(s: string): void {
-    const u = normalizeServerUrl(s)
-    if (u && !this.known.includes(u) && this.known.length < 64) this.known.push(u)
+  /**
+   * `server` registered us and lists `servers`: they replace whatever an earlier server listed
+   * (bounded by MAX_SERVERS); `server` itself stays known so a reconnect can come back to it.
+   */
+  private learnFrom(server: string, servers: readonly string[]): void {
+    const listed = servers.map(normalizeServerUrl).filter((u): u is string => u !== null)
+    this.learned = dedupe([server, ...listed])
+      .filter((u) => !this.configured.includes(u))
+      .slice(0, MAX_SERVERS + 1)
+    this.serverIndex = Math.max(0, this.knownServers().indexOf(server))
   }
 
   /** Pass a WebRTC (or link-setup) signal to `to`; rejects NoRouteError for an unknown peer. */
@@ -275,7 +292,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       .emitWithAck('peers', max === undefined ? {} : { max })
     const ack = parsePeersAck(raw)
     if (!ack?.ok) throw new SignalError(ack ? ack.reason : 'bad-answer')
-    for (const s of ack.servers) this.learnServer(s)
+    if (this.socket === socket && this.server !== undefined) this.learnFrom(this.server, ack.servers)
     return ack.peers
   }
 
@@ -313,6 +330,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.emit('dropped', reason)
   }
 }
+
+/** Refusals of our identity itself: every server of the network would say the same. */
+const IDENTITY_REFUSALS: ReadonlySet<string> = new Set(['bad-signature', 'bad-key', 'weak-identity'])
 
 function dedupe(xs: string[]): string[] {
   return [...new Set(xs)]

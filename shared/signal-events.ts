@@ -5,10 +5,16 @@
  * Protocol, in order:
  *
  *   server → client  challenge   { nonce: 32 bytes }                      on connection
- *   client → server  register    { publicKey, network, signature, servers? } + ack RegisterAck
+ *   client → server  register    { publicKey, network, signature } + ack RegisterAck
  *                    signature = Ed25519 over registrationMessage(host, nonce), where host is
- *                    the Host the client connected to, so a signature made for one server
- *                    is worthless on another. Node id = first 160 bits of SHA-256(publicKey).
+ *                    the host (authority) of the URL the client connected to. The server
+ *                    accepts only the hosts of its own configured public URLs ('wrong-server'
+ *                    otherwise), so a signature made for one server is worthless on another,
+ *                    and a server cannot pass a client's registration on to a different one.
+ *                    The key must meet the server's identity puzzle ('weak-identity').
+ *                    Node id = first 160 bits of SHA-256(publicKey). (Older clients also sent
+ *                    `servers`, the URLs they knew; it is ignored: servers are listed only
+ *                    from the operator's own configuration.)
  *   server → client  rejected    { reason }     no valid register in time, abuse, or server full;
  *                                               the server disconnects right after
  *   server → client  replaced    { reason: 'replaced' }  the same id registered again elsewhere
@@ -33,7 +39,7 @@ export const PUBLIC_KEY_BYTES = 32
 export const SIGNATURE_BYTES = 64
 /** A network name: 1..64 characters of [A-Za-z0-9._-]. */
 export const NETWORK_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
-/** At most this many server URLs in a `servers` list. */
+/** At most this many server URLs in a `servers` list (what a register or peers ack carries). */
 export const MAX_SERVERS = 16
 export const MAX_SERVER_URL_CHARS = 256
 /** Default bound on a signal's `data`, serialised as JSON (UTF-8 bytes). */
@@ -64,6 +70,14 @@ export type RejectReason =
   | 'shutdown'
   /** The server could not complete the registration (its shared store failed); try another server. */
   | 'unavailable'
+  /** The client signed for (connected through) a host that is not one of this server's public URLs. */
+  | 'wrong-server'
+  /** The public key does not meet the server's identity puzzle (shared/identity/puzzle.ts). */
+  | 'weak-identity'
+  /** The client's address (an IPv4 address or an IPv6 /64) registered too many identities lately. */
+  | 'too-many-identities'
+  /** The client's address registered too often in the last minute. */
+  | 'too-many-registrations'
 
 export type SignalErrorReason =
   | 'unknown-peer'
@@ -104,12 +118,10 @@ export interface RegisterPayload {
   publicKey: Uint8Array
   network: string
   signature: Uint8Array
-  /** Signal server URLs the client knows (GWebCache style): at most 16 http(s) URLs. */
-  servers?: string[]
 }
 export type RegisterAck =
-  | { ok: true; id: string; peers: PeerInfo[]; servers: string[] }
-  | { ok: false; reason: RejectReason }
+  /** `servers`: other signal servers of this operator (its configuration, its other instances). */
+  { ok: true; id: string; peers: PeerInfo[]; servers: string[] } | { ok: false; reason: RejectReason }
 export interface PeersRequest {
   max?: number
 }
@@ -169,7 +181,13 @@ export interface ServerToClientEvents {
   'relay-error': (payload: RelayErrorPayload) => void
 }
 
-const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
+/** A guard for a closed set of reason codes: `x` is one of them. */
+function oneOf<T extends string>(reasons: readonly T[]): (x: unknown) => x is T {
+  const set: ReadonlySet<unknown> = new Set(reasons)
+  return (x: unknown): x is T => set.has(x)
+}
+
+const isRejectReason = oneOf<RejectReason>([
   'bad-signature',
   'bad-key',
   'bad-payload',
@@ -180,8 +198,12 @@ const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
   'abuse',
   'shutdown',
   'unavailable',
+  'wrong-server',
+  'weak-identity',
+  'too-many-identities',
+  'too-many-registrations',
 ])
-const SIGNAL_ERROR_REASONS: ReadonlySet<string> = new Set<SignalErrorReason>([
+const isSignalErrorReason = oneOf<SignalErrorReason>([
   'unknown-peer',
   'too-large',
   'bad-payload',
@@ -189,7 +211,7 @@ const SIGNAL_ERROR_REASONS: ReadonlySet<string> = new Set<SignalErrorReason>([
   'not-registered',
   'congested',
 ])
-const RELAY_ERROR_REASONS: ReadonlySet<string> = new Set<RelayErrorReason>([
+const isRelayErrorReason = oneOf<RelayErrorReason>([
   'quota',
   'unknown-peer',
   'too-large',
@@ -198,7 +220,7 @@ const RELAY_ERROR_REASONS: ReadonlySet<string> = new Set<RelayErrorReason>([
   'congested',
   'rate-limited',
 ])
-const EVENT_ERROR_REASONS: ReadonlySet<string> = new Set<EventErrorReason>([
+const isEventErrorReason = oneOf<EventErrorReason>([
   'bad-payload',
   'rate-limited',
   'not-registered',
@@ -331,7 +353,7 @@ function parsePeerList(x: unknown): PeerInfo[] | null {
 }
 
 function parseServerList(x: unknown): string[] | null {
-  if (!Array.isArray(x) || x.length > 1024) return null
+  if (!Array.isArray(x) || x.length > MAX_SERVERS) return null
   const out: string[] = []
   for (const s of x) {
     if (typeof s !== 'string') return null
@@ -347,8 +369,7 @@ function parseServerList(x: unknown): string[] | null {
  * A `register` payload. Checks shape only: `publicKey` and `signature` are
  * any byte strings up to 256 bytes here, because the server answers a key of
  * the wrong size with 'bad-key' and a bad signature with 'bad-signature'
- * rather than 'bad-payload'. `servers` must be an array of at most 16 strings;
- * entries that are not acceptable URLs are dropped.
+ * rather than 'bad-payload'. Other fields (older clients' `servers`) are ignored.
  */
 export function parseRegister(payload: unknown): RegisterPayload | null {
   if (!isRecord(payload)) return null
@@ -358,15 +379,7 @@ export function parseRegister(payload: unknown): RegisterPayload | null {
   if (!publicKey || publicKey.length > MAX_KEY_FIELD_BYTES) return null
   if (!signature || signature.length > MAX_KEY_FIELD_BYTES) return null
   if (!isNetworkName(network)) return null
-  const out: RegisterPayload = { publicKey, network, signature }
-  const servers = own(payload, 'servers')
-  if (servers !== undefined) {
-    if (!Array.isArray(servers) || servers.length > MAX_SERVERS) return null
-    const list = parseServerList(servers)
-    if (!list) return null
-    out.servers = list
-  }
-  return out
+  return { publicKey, network, signature }
 }
 
 /** A `peers` request; `max` (if given) must be an integer ≥ 0 and is clamped to 64. A missing payload means {}. */
@@ -411,9 +424,7 @@ export function parseRegisterAck(payload: unknown): RegisterAck | null {
   const ok = own(payload, 'ok')
   if (ok === false) {
     const reason = own(payload, 'reason')
-    return typeof reason === 'string' && REJECT_REASONS.has(reason)
-      ? { ok: false, reason: reason as RejectReason }
-      : null
+    return isRejectReason(reason) ? { ok: false, reason } : null
   }
   if (ok !== true) return null
   const id = own(payload, 'id')
@@ -428,9 +439,7 @@ export function parsePeersAck(payload: unknown): PeersAck | null {
   const ok = own(payload, 'ok')
   if (ok === false) {
     const reason = own(payload, 'reason')
-    return typeof reason === 'string' && EVENT_ERROR_REASONS.has(reason)
-      ? { ok: false, reason: reason as EventErrorReason }
-      : null
+    return isEventErrorReason(reason) ? { ok: false, reason } : null
   }
   if (ok !== true) return null
   const peers = parsePeerList(own(payload, 'peers'))
@@ -445,9 +454,7 @@ export function parseSignalAck(payload: unknown): SignalAck | null {
   if (ok === true) return { ok: true }
   if (ok !== false) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && SIGNAL_ERROR_REASONS.has(reason)
-    ? { ok: false, reason: reason as SignalErrorReason }
-    : null
+  return isSignalErrorReason(reason) ? { ok: false, reason } : null
 }
 
 /** A delivered signal; `maxBytes` bounds `data` (default 16 KiB). */
@@ -480,14 +487,14 @@ export function parseRelayError(payload: unknown): RelayErrorPayload | null {
   if (!isRecord(payload)) return null
   const to = own(payload, 'to')
   const reason = own(payload, 'reason')
-  if (!isNodeId(to) || typeof reason !== 'string' || !RELAY_ERROR_REASONS.has(reason)) return null
-  return { to, reason: reason as RelayErrorReason }
+  if (!isNodeId(to) || !isRelayErrorReason(reason)) return null
+  return { to, reason }
 }
 
 export function parseRejected(payload: unknown): RejectedPayload | null {
   if (!isRecord(payload)) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && REJECT_REASONS.has(reason) ? { reason: reason as RejectReason } : null
+  return isRejectReason(reason) ? { reason } : null
 }
 
 export function parseReplaced(payload: unknown): ReplacedPayload | null {
@@ -499,7 +506,5 @@ export function parseReplaced(payload: unknown): ReplacedPayload | null {
 export function parseEventErrorAck(payload: unknown): EventErrorAck | null {
   if (!isRecord(payload) || own(payload, 'ok') !== false) return null
   const reason = own(payload, 'reason')
-  return typeof reason === 'string' && EVENT_ERROR_REASONS.has(reason)
-    ? { ok: false, reason: reason as EventErrorReason }
-    : null
+  return isEventErrorReason(reason) ? { ok: false, reason } : null
 }

@@ -1,124 +1,212 @@
 /**
- * Messages between signal-server instances that share one Redis (sent with
- * socket.io's `serverSideEmit`, which reaches every other instance as JSON).
+ * Messages between signal-server instances that share one Redis, sealed
+ * with a secret every instance is given (`redisSecret`), so that someone who
+ * can PUBLISH on that Redis cannot make an instance deliver a frame "from"
+ * any node, kick a node, or list a server.
  *
- *   weft:replace     { network, id, session }      a node registered again on the
- *                    sending instance (socket `session`): whoever holds an older
- *                    socket of `id` replaces it
- *   weft:relay       { network, to, from, frame }  a relay frame for `to`, a node not
- *                    registered on the sending instance; `frame` is base64. The
- *                    instance where `to` is registered delivers it unless `to` is
- *                    congested, in which case it drops the frame and answers:
- *   weft:relay-error { network, to, from, reason } the frame from `from` to `to` was
- *                    dropped (reason `congested`); `from`'s instance tells it
+ * Channels (Redis pub/sub):
+ *   <prefix>:x:all          every instance listens: replace, servers
+ *   <prefix>:x:<instance>   one instance's inbox: signal, relay, relay-error for
+ *                           nodes registered there (a frame goes to the target's
+ *                           instance only, found through the host cache)
  *
- * Redis is shared infrastructure, so every message is parsed here like any
- * other untrusted input: the parsers return null for anything malformed
- * (wrong types, unknown network or id formats, oversized or non-base64
- * frames) and never throw.
+ * A message, as bytes:
+ *   version (1 byte, 1) | mac (32) | header length (4, big-endian) | header (JSON, UTF-8) | body
+ *   mac    = HMAC-SHA256(key, channel || 0x00 || everything after the mac)
+ *   key    = HKDF-SHA256(secret, salt "weft-inter-server", info "v1"), 32 bytes
+ *   header = { t: type, i: sending instance, ts: its clock (ms), seq: its counter, ...fields }
+ *
+ *   t              fields                              body
+ *   replace        network, id, session                -      `id` registered again (socket `session`):
+ *                                                             instances drop any other socket of it
+ *   signal         network, to, from, data             -      a signal for `to`, registered at the receiver
+ *   relay          network, to, from                   frame  a relay frame for `to`
+ *   relay-error    network, to, from, reason           -      the receiver's node `from` sent `to` a frame
+ *                                                             that was dropped (reason 'congested')
+ *   servers        urls                                -      the sender's public URLs (sent every sweep)
+ *
+ * The channel is under the MAC, so a message for one inbox cannot be replayed
+ * into another. A receiver accepts a message only if, in this order, it is not
+ * larger than any real one, its MAC is right, its header is well-formed, its
+ * time is within `maxSkewMs` of the receiver's clock, and its seq is above the
+ * last one accepted from that instance (one publishing connection per
+ * instance, and Redis delivers in publish order, so a sender's seqs arrive
+ * increasing). So a recorded message cannot be played again, now or later.
+ * Each refusal is counted by reason. Everything is parsed as untrusted input:
+ * nothing here throws.
  */
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import { isNodeId } from '../shared/bytes.ts'
-import { isNetworkName } from '../shared/signal-events.ts'
+import { isNetworkName, jsonByteLength, MAX_SERVERS, normalizeServerUrl } from '../shared/signal-events.ts'
 
-export interface RemoteReplace {
-  network: string
-  id: string
-  /** The socket.io id of the new socket (which must not be replaced). */
-  session: string
-}
+/** An instance name on the wire: `<name>.<boot id>`, so a restarted instance is a new sender. */
+export const INSTANCE_PATTERN = /^[A-Za-z0-9._-]{1,80}$/
+/** Longest session accepted (`<instance>/<socket.io id>`). */
+export const MAX_SESSION_CHARS = 128
+const VERSION = 1
+const MAC_BYTES = 32
+const HEAD = 1 + MAC_BYTES + 4
+/** Header JSON besides a signal's data. */
+const HEADER_SLACK = 2048
 
-/** `weft:relay` on the wire: the frame in base64 (serverSideEmit serialises to JSON). */
-export interface RemoteRelayWire {
-  network: string
-  to: string
+export type InterServerMessage =
+  | { t: 'replace'; network: string; id: string; session: string }
+  | { t: 'signal'; network: string; to: string; from: string; data: unknown }
+  | { t: 'relay'; network: string; to: string; from: string; frame: Uint8Array }
+  | { t: 'relay-error'; network: string; to: string; from: string; reason: 'congested' }
+  | { t: 'servers'; urls: string[] }
+
+/** Why a message from Redis was refused (counted as `interServer.<reason>`). */
+export type InterServerRefusal = 'too-large' | 'bad-mac' | 'malformed' | 'stale' | 'replay'
+
+export interface Received {
+  /** The sending instance. */
   from: string
-  frame: string
+  message: InterServerMessage
 }
 
-export interface RemoteRelay {
-  network: string
-  to: string
-  from: string
-  frame: Uint8Array
+export interface InterServerLimits {
+  signalMaxBytes: number
+  relayFrameMaxBytes: number
+  /** Accepted distance between a message's time and ours. @default 30_000 */
+  maxSkewMs?: number
 }
 
-export interface RemoteRelayError {
-  network: string
-  /** The target that was congested. */
-  to: string
-  /** The sender, to be told. */
-  from: string
-  reason: 'congested'
+export interface InterServerCodec {
+  /** Seal `message` for `channel`, from this instance. */
+  seal(channel: string, message: InterServerMessage, now: number): Buffer
+  /** Open what arrived on `channel`: the message, or why it was refused. */
+  open(channel: string, bytes: Buffer, now: number): Received | InterServerRefusal
 }
 
-/** Longest socket.io session id accepted (socket.io's own are 20 characters). */
-export const MAX_SESSION_CHARS = 64
+export function deriveKey(secret: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'weft-inter-server', 'v1', 32))
+}
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
-
+/** A record with only own fields of plain objects, or null. */
 function record(x: unknown): Record<string, unknown> | null {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) return null
   const proto = Object.getPrototypeOf(x)
   return proto === Object.prototype || proto === null ? (x as Record<string, unknown>) : null
 }
-
 function field(o: Record<string, unknown>, k: string): unknown {
   return Object.hasOwn(o, k) ? o[k] : undefined
 }
 
-/** Characters of the base64 form of `bytes` bytes. */
-export const base64Length = (bytes: number) => 4 * Math.ceil(bytes / 3)
-
-export function encodeRemoteRelay(
-  network: string,
-  to: string,
-  from: string,
-  frame: Uint8Array,
-): RemoteRelayWire {
-  const b64 = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64')
-  return { network, to, from, frame: b64 }
+/** The message a header and body describe, or null (pure; exported for tests). */
+export function parseMessage(
+  header: Record<string, unknown>,
+  body: Uint8Array,
+  limits: InterServerLimits,
+): InterServerMessage | null {
+  const t = field(header, 't')
+  if (t === 'servers') {
+    const urls = field(header, 'urls')
+    if (!Array.isArray(urls) || urls.length > MAX_SERVERS || body.length > 0) return null
+    const out: string[] = []
+    for (const u of urls) {
+      const n = normalizeServerUrl(u)
+      if (n === null) return null
+      out.push(n)
+    }
+    return { t, urls: out }
+  }
+  const network = field(header, 'network')
+  if (!isNetworkName(network)) return null
+  if (t === 'replace') {
+    const id = field(header, 'id')
+    const session = field(header, 'session')
+    if (!isNodeId(id) || typeof session !== 'string' || body.length > 0) return null
+    if (session.length === 0 || session.length > MAX_SESSION_CHARS) return null
+    return { t, network, id, session }
+  }
+  const to = field(header, 'to')
+  const from = field(header, 'from')
+  if (!isNodeId(to) || !isNodeId(from)) return null
+  switch (t) {
+    case 'signal': {
+      if (!Object.hasOwn(header, 'data') || body.length > 0) return null
+      const data = header.data
+      const size = jsonByteLength(data, limits.signalMaxBytes)
+      if (size < 0 || size > limits.signalMaxBytes) return null
+      return { t, network, to, from, data }
+    }
+    case 'relay':
+      if (body.length > limits.relayFrameMaxBytes) return null
+      return { t, network, to, from, frame: body }
+    case 'relay-error':
+      if (field(header, 'reason') !== 'congested' || body.length > 0) return null
+      return { t, network, to, from, reason: 'congested' }
+    default:
+      return null
+  }
 }
 
-/** The addressing both relay messages share: a plain object with a network name and two node ids. */
-function addressed(
-  payload: unknown,
-): { p: Record<string, unknown>; network: string; to: string; from: string } | null {
-  const p = record(payload)
-  if (!p) return null
-  const network = field(p, 'network')
-  const to = field(p, 'to')
-  const from = field(p, 'from')
-  if (!isNetworkName(network) || !isNodeId(to) || !isNodeId(from)) return null
-  return { p, network, to, from }
-}
+export function createInterServerCodec(
+  secret: string,
+  instance: string,
+  limits: InterServerLimits,
+): InterServerCodec {
+  if (!INSTANCE_PATTERN.test(instance)) throw new TypeError(`bad instance name: ${instance}`)
+  const key = deriveKey(secret)
+  const maxSkewMs = limits.maxSkewMs ?? 30_000
+  const maxHeader = limits.signalMaxBytes + HEADER_SLACK
+  const maxBytes = HEAD + maxHeader + limits.relayFrameMaxBytes
+  let seq = 0
+  // Last seq accepted per sender, and when: only senders that passed the MAC get an entry.
+  const last = new Map<string, { seq: number; at: number }>()
 
-/** A `weft:relay` whose frame decodes to at most `maxBytes`, or null. */
-export function parseRemoteRelay(payload: unknown, maxBytes: number): RemoteRelay | null {
-  const a = addressed(payload)
-  if (!a) return null
-  const { network, to, from } = a
-  const b64 = field(a.p, 'frame')
-  // Length first, so the pattern never runs over a huge string.
-  if (typeof b64 !== 'string' || b64.length % 4 !== 0 || b64.length > base64Length(maxBytes)) return null
-  if (!BASE64.test(b64)) return null
-  const buf = Buffer.from(b64, 'base64')
-  if (buf.length > maxBytes) return null
-  return { network, to, from, frame: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) }
-}
+  const mac = (channel: string, rest: Buffer): Buffer =>
+    createHmac('sha256', key).update(channel).update(Buffer.of(0)).update(rest).digest()
 
-export function parseRemoteRelayError(payload: unknown): RemoteRelayError | null {
-  const a = addressed(payload)
-  if (!a || field(a.p, 'reason') !== 'congested') return null
-  return { network: a.network, to: a.to, from: a.from, reason: 'congested' }
-}
+  /** Forget senders silent for longer than any replay of theirs could still be in the time window. */
+  const prune = (now: number) => {
+    if (last.size < 64) return
+    for (const [k, v] of last) if (now - v.at > 3 * maxSkewMs) last.delete(k)
+  }
 
-export function parseRemoteReplace(payload: unknown): RemoteReplace | null {
-  const p = record(payload)
-  if (!p) return null
-  const network = field(p, 'network')
-  const id = field(p, 'id')
-  const session = field(p, 'session')
-  if (!isNetworkName(network) || !isNodeId(id)) return null
-  if (typeof session !== 'string' || session.length === 0 || session.length > MAX_SESSION_CHARS) return null
-  return { network, id, session }
+  return {
+    seal(channel, message, now) {
+      const { frame, ...fields } = message as InterServerMessage & { frame?: Uint8Array }
+      const header = Buffer.from(JSON.stringify({ ...fields, i: instance, ts: now, seq: ++seq }))
+      const body = frame ? Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength) : Buffer.alloc(0)
+      const len = Buffer.alloc(4)
+      len.writeUInt32BE(header.length)
+      // The MAC covers version | length | header | body, and sits after the version byte.
+      const tag = mac(channel, Buffer.concat([Buffer.of(VERSION), len, header, body]))
+      return Buffer.concat([Buffer.of(VERSION), tag, len, header, body])
+    },
+
+    open(channel, bytes, now) {
+      if (bytes.length < HEAD || bytes.length > maxBytes) return 'too-large'
+      if (bytes[0] !== VERSION) return 'bad-mac'
+      const tag = bytes.subarray(1, 1 + MAC_BYTES)
+      const rest = Buffer.concat([bytes.subarray(0, 1), bytes.subarray(1 + MAC_BYTES)])
+      if (!timingSafeEqual(tag, mac(channel, rest))) return 'bad-mac'
+      const headerLength = bytes.readUInt32BE(1 + MAC_BYTES)
+      if (headerLength > maxHeader || HEAD + headerLength > bytes.length) return 'malformed'
+      let header: Record<string, unknown> | null
+      try {
+        header = record(JSON.parse(bytes.subarray(HEAD, HEAD + headerLength).toString('utf8')))
+      } catch {
+        return 'malformed'
+      }
+      if (!header) return 'malformed'
+      const from = field(header, 'i')
+      const ts = field(header, 'ts')
+      const n = field(header, 'seq')
+      if (typeof from !== 'string' || !INSTANCE_PATTERN.test(from)) return 'malformed'
+      if (typeof ts !== 'number' || !Number.isFinite(ts)) return 'malformed'
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) return 'malformed'
+      const b = bytes.subarray(HEAD + headerLength)
+      const message = parseMessage(header, new Uint8Array(b.buffer, b.byteOffset, b.byteLength), limits)
+      if (!message) return 'malformed'
+      if (Math.abs(now - ts) > maxSkewMs) return 'stale'
+      const seen = last.get(from)
+      if (seen && n <= seen.seq) return 'replay'
+      last.set(from, { seq: n, at: now })
+      prune(now)
+      return { from, message }
+    },
+  }
 }

@@ -9,8 +9,31 @@ const main = join(root, 'signal-server', 'main.ts')
 it('--help lists the settings', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--help'], { cwd: root, encoding: 'utf8' })
   expect(r.status).toBe(0)
-  for (const s of ['PORT', 'HOST', 'REDIS_URL', 'RELAY_BYTES_PER_SEC', '--max-peers'])
+  for (const s of [
+    'PORT',
+    'HOST',
+    'REDIS_URL',
+    'REDIS_SECRET',
+    'RELAY_BYTES_PER_SEC',
+    '--max-peers',
+    'PUBLIC_URL',
+    'PUZZLE_BITS',
+    'TRUST_PROXY',
+    'MAX_SOCKETS_PER_SOURCE',
+    'MAX_IDENTITIES_PER_SOURCE',
+    'HEADERS_TIMEOUT_MS',
+  ])
     expect(r.stdout).toContain(s)
+})
+
+it('refuses to start with Redis but no secret, saying why', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:1' },
+  })
+  expect(r.status).toBe(1)
+  expect(r.stderr).toContain('REDIS_SECRET')
 })
 
 it('refuses unknown flags', () => {

@@ -9,8 +9,8 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { helpText, parseCli } from './cli.ts'
 import { createSignalServer } from './index.ts'
-import { helpText, parseCli } from './options.ts'
 
 /** The folder holding package.json, above this file (signal-server/ from source, dist/signal-server/ built). */
 function packageRoot(): string {
@@ -42,6 +42,11 @@ async function main(): Promise<void> {
     `weft signal server listening on ${server.address}` +
       `${options.redisUrl ? ` (redis ${new URL(options.redisUrl).host})` : ''}` +
       `${built ? '' : ' (demo not built: npm run build)'}`,
+  )
+  // Registrations are bound to these: a client that reaches the server by any other name is refused.
+  console.log(
+    `registrations accepted for ${server.publicUrls.join(', ')}` +
+      `${options.publicUrls?.length ? '' : ' (set PUBLIC_URL to the address clients use)'}`,
   )
   let stopping = false
   const stop = (signal: string) => {

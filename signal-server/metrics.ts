@@ -8,6 +8,8 @@ export interface ServerCounters {
   relayFrames: number
   /** Relay frames another instance forwarded that were delivered to a node here. */
   relayFramesRemote: number
+  /** Signals another instance forwarded that were delivered to a node here. */
+  signalsRemote: number
   registered: number
   replaced: number
   connections: number
@@ -17,6 +19,12 @@ export interface ServerCounters {
   relayErrors: Map<string, number>
   /** Sockets the server hung up on, by reason. */
   kicked: Map<string, number>
+  /** socket.io packets refused before decoding (packet-guard.ts), by reason; each closed its connection. */
+  packetsRefused: Map<string, number>
+  /** Connections refused by a per-source or global limit before any event: `connections`, `sockets`. */
+  limited: Map<string, number>
+  /** Messages from Redis refused (inter-server.ts), by reason: bad-mac, replay, stale, malformed, too-large. */
+  interServer: Map<string, number>
 }
 
 export function createCounters(): ServerCounters {
@@ -25,12 +33,16 @@ export function createCounters(): ServerCounters {
     relayBytes: 0,
     relayFrames: 0,
     relayFramesRemote: 0,
+    signalsRemote: 0,
     registered: 0,
     replaced: 0,
     connections: 0,
     rejected: new Map(),
     relayErrors: new Map(),
     kicked: new Map(),
+    packetsRefused: new Map(),
+    limited: new Map(),
+    interServer: new Map(),
   }
 }
 
@@ -45,6 +57,10 @@ export interface Gauges {
   unsentPacketsMax: number
   uptimeS: number
   memory: NodeJS.MemoryUsage
+  /** Source addresses remembered (sources.ts). */
+  sources: number
+  /** Bytes of unfinished binary packets held (packet-guard.ts). */
+  pendingBinaryBytes: number
 }
 
 /** A flat view for `metrics()` and tests: `rejected.bad-payload`, `relayErrors.quota`, … */
@@ -62,13 +78,19 @@ export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number
     relayBytes: c.relayBytes,
     relayFrames: c.relayFrames,
     relayFramesRemote: c.relayFramesRemote,
+    signalsRemote: c.signalsRemote,
     unsentPacketsMax: g.unsentPacketsMax,
+    sources: g.sources,
+    pendingBinaryBytes: g.pendingBinaryBytes,
     heapUsedBytes: g.memory.heapUsed,
     rssBytes: g.memory.rss,
   }
   for (const [k, v] of c.rejected) out[`rejected.${k}`] = v
   for (const [k, v] of c.relayErrors) out[`relayErrors.${k}`] = v
   for (const [k, v] of c.kicked) out[`kicked.${k}`] = v
+  for (const [k, v] of c.packetsRefused) out[`packetsRefused.${k}`] = v
+  for (const [k, v] of c.limited) out[`limited.${k}`] = v
+  for (const [k, v] of c.interServer) out[`interServer.${k}`] = v
   return out
 }
 
@@ -106,6 +128,9 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
     'Relay frames from another instance delivered to a node here.',
     [['', c.relayFramesRemote]],
   )
+  metric('weft_signals_remote_total', 'counter', 'Signals from another instance delivered to a node here.', [
+    ['', c.signalsRemote],
+  ])
   metric('weft_unsent_packets_max', 'gauge', 'Longest write buffer of any socket here, in packets.', [
     ['', g.unsentPacketsMax],
   ])
@@ -127,6 +152,28 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
     'Sockets disconnected by the server, by reason.',
     byLabel('reason', c.kicked),
   )
+  metric(
+    'weft_packets_refused_total',
+    'counter',
+    'socket.io packets refused before decoding (the connection is closed), by reason.',
+    byLabel('reason', c.packetsRefused),
+  )
+  metric(
+    'weft_limited_total',
+    'counter',
+    'Connections refused by a per-source or global limit, by which.',
+    byLabel('limit', c.limited),
+  )
+  metric(
+    'weft_inter_server_refused_total',
+    'counter',
+    'Messages from Redis refused (forged, replayed, stale, malformed), by reason.',
+    byLabel('reason', c.interServer),
+  )
+  metric('weft_sources', 'gauge', 'Source addresses remembered.', [['', g.sources]])
+  metric('weft_pending_binary_bytes', 'gauge', 'Bytes of unfinished binary packets held.', [
+    ['', g.pendingBinaryBytes],
+  ])
   metric('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [['', g.memory.rss]])
   metric('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap used in bytes.', [['', g.memory.heapUsed]])
   metric('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap total in bytes.', [['', g.memory.heapTotal]])

@@ -1,113 +1,48 @@
 /**
- * Several instances behind one Redis: a real redis-server, started here on a
- * free port and stopped afterwards, and two signal servers sharing it.
- * Includes the cross-instance relay: order, the congestion check on the
- * target's instance, and forged inter-server messages published on Redis.
+ * Several instances behind one Redis (a real redis-server, redis-kit.ts):
+ * signals and relay frames across instances, samples spanning them, a
+ * reconnect on another instance replacing the old socket, relay order, and
+ * the congestion check on the target's instance. What they refuse from Redis
+ * is multi-instance-trust.test.ts; the Redis host cache alone,
+ * registry-redis.test.ts.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parsePeersAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
-import { base64Length, encodeRemoteRelay } from './inter-server.ts'
-import { createRedisHostCache, type RedisClient } from './registry-redis.ts'
+import { type RedisProcess, redisSecret, sleep, startRedis } from './redis-kit.ts'
 import { joined, type TestClient } from './test-kit.ts'
 
-let redis: ChildProcess | null = null
+let redis: RedisProcess
 let redisUrl = ''
 const servers: SignalServer[] = []
 const clients: TestClient[] = []
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Whether a listener can bind 127.0.0.1:`port` right now. */
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
-}
-
-/**
- * A free port for redis-server, below the kernel's ephemeral range. A port from listen(0) is in
- * that range, and between our check and redis-server's bind the kernel could hand it out again:
- * to another test file's listen(0), or as the local end of any outgoing connection (the suite
- * opens hundreds). Nothing here binds a fixed port below the range.
- */
-async function freePort(): Promise<number> {
-  let low = 32_768
-  try {
-    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
-  } catch {}
-  const [from, to] = low > 11_000 ? [10_000, low - 1] : [1024, low - 1]
-  for (let i = 0; i < 100; i++) {
-    const port = from + Math.floor(Math.random() * (to - from + 1))
-    if (await canListen(port)) return port
-  }
-  throw new Error(`no free port in ${from}-${to}`)
-}
-
 beforeAll(async () => {
-  if (spawnSync('redis-server', ['--version']).error) {
-    throw new Error(
-      'redis-server is not installed; the multi-instance test needs it: apt-get install -y redis-server',
-    )
-  }
-  const port = await freePort()
-  redis = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  )
-  let exited: number | null | undefined
-  redis.once('exit', (code) => {
-    exited = code
-  })
-  redisUrl = `redis://127.0.0.1:${port}`
-  const probe = createClient({ url: redisUrl })
-  probe.on('error', () => {})
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (exited !== undefined)
-      throw new Error(`redis-server exited (code ${exited}) before listening on ${port}`)
-    try {
-      await probe.connect()
-      break
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(50)
-    }
-  }
-  await probe.close()
+  redis = await startRedis()
+  redisUrl = redis.url
 })
-
-afterAll(() => {
-  redis?.kill('SIGKILL')
-})
-
+afterAll(() => redis?.stop())
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const s of servers.splice(0)) await s.close()
 })
 
+const track = <T extends TestClient>(c: T): T => {
+  clients.push(c)
+  return c
+}
+
 async function pair(
   extra: SignalServerOptions = {},
 ): Promise<[SignalServer, SignalServer, { redisPrefix: string }]> {
   const redisPrefix = `t${randomBytes(4).toString('hex')}`
-  const make = () => createSignalServer({ ...extra, port: 0, host: '127.0.0.1', redisUrl, redisPrefix })
+  const make = () =>
+    createSignalServer({ ...extra, port: 0, host: '127.0.0.1', redisUrl, redisSecret, redisPrefix })
   const [a, b] = await Promise.all([make(), make()])
   servers.push(a, b)
   return [a, b, { redisPrefix }]
-}
-const track = <T extends TestClient>(c: T): T => {
-  clients.push(c)
-  return c
 }
 
 describe('two instances sharing Redis', () => {
@@ -172,62 +107,6 @@ describe('two instances sharing Redis', () => {
     expect(await b2.next('signal')).toEqual({ from: a.id, data: 'hello' })
     const sample = parsePeersAck(await a.call('peers', {}))
     expect(sample?.ok && sample.peers.map((p) => p.id)).toEqual([b2.id])
-  })
-})
-
-describe('redis host cache', () => {
-  let client: RedisClient
-  beforeAll(async () => {
-    client = createClient({ url: redisUrl })
-    await client.connect()
-  })
-  afterAll(async () => {
-    await client.close()
-  })
-  const id = (n: number) => n.toString(16).padStart(40, '0')
-
-  it('samples, removes only for the owning session, and lets entries expire', async () => {
-    const prefix = `u${randomBytes(4).toString('hex')}`
-    // Expiry runs on Redis's clock, so this test runs on real time: a TTL long enough that a loaded
-    // machine's pauses do not decide what expires.
-    const ttlMs = 1000
-    const cache = createRedisHostCache(client, { prefix, ttlMs, maxPerNetwork: 50 })
-    for (let i = 0; i < 60; i++) await cache.add('n', id(i), `s${i}`, 1000 + i)
-    expect(await client.zCard(`${prefix}:hosts:n`)).toBe(50)
-    const s = await cache.sample('n', 16, id(59), 0)
-    expect(s).toHaveLength(16)
-    expect(new Set(s.map((p) => p.id)).size).toBe(16)
-    expect(s.some((p) => p.id === id(59))).toBe(false)
-    expect(await cache.remove('n', id(20), 'wrong')).toBe(false)
-    expect(await cache.lookup('n', id(20), 0)).toEqual({ id: id(20), lastSeen: 1020 })
-    expect(await cache.remove('n', id(20), 's20')).toBe(true)
-    expect(await cache.lookup('n', id(20), 0)).toBeNull()
-    await cache.touch('n', id(30), 5000)
-    expect(await cache.lookup('n', id(30), 0)).toEqual({ id: id(30), lastSeen: 5000 })
-    // id(40) is kept alive, as the server's sweep does, at a tenth of the TTL; the others are left to
-    // expire. Wait (generously) until they have: only the kept-alive entry is still live, and a sample
-    // meets the dead ones and removes them. Were keep-alive broken, id(40) would expire with the rest.
-    let keeping = true
-    const keeper = (async () => {
-      while (keeping) {
-        await cache.keepAlive([{ network: 'n', id: id(40) }], 0)
-        await sleep(ttlMs / 10)
-      }
-    })()
-    let live: unknown[] = []
-    try {
-      const deadline = Date.now() + 20 * ttlMs
-      for (;;) {
-        live = await cache.sample('n', 64, null, 0)
-        if (live.length <= 1 || Date.now() > deadline) break
-        await sleep(50)
-      }
-    } finally {
-      keeping = false
-      await keeper
-    }
-    expect(live).toEqual([{ id: id(40), lastSeen: 1040 }])
-    expect(await client.zCard(`${prefix}:hosts:n`)).toBeLessThanOrEqual(50 - 2 * 16 + 1)
   })
 })
 
@@ -361,64 +240,5 @@ describe('relay across instances', () => {
       from: a.id,
       frame: new Uint8Array([1, 2, 3]),
     })
-  })
-
-  it('forged or malformed inter-server messages on Redis are dropped and counted', async () => {
-    const relayFrameMaxBytes = 1024
-    const [s1, s2, { redisPrefix }] = await pair({ relayFrameMaxBytes })
-    const a = track(await joined(s1.address, 'demo'))
-    const b = track(await joined(s2.address, 'demo'))
-    const pub = createClient({ url: redisUrl })
-    await pub.connect()
-    // What the Redis adapter publishes for serverSideEmit (request type 6), from a uid no instance has.
-    const emit = (event: string, ...args: unknown[]) =>
-      pub.publish(
-        `${redisPrefix}-io-request#/#`,
-        JSON.stringify({ uid: 'forger', type: 6, data: [event, ...args] }),
-      )
-    try {
-      const good = encodeRemoteRelay('demo', b.id, a.id, new Uint8Array([9, 9]))
-      const bad: unknown[] = [
-        undefined,
-        null,
-        'x',
-        [good],
-        { ...good, frame: undefined },
-        { ...good, frame: [9, 9] },
-        { ...good, frame: '!!!!' },
-        { ...good, frame: 'AAA' },
-        { ...good, frame: 'A'.repeat(base64Length(relayFrameMaxBytes) + 4) },
-        { ...good, frame: Buffer.alloc(relayFrameMaxBytes + 1).toString('base64') },
-        { ...good, to: b.id.toUpperCase() },
-        { ...good, to: 'f'.repeat(41) },
-        { ...good, from: 42 },
-        { ...good, network: 'no spaces' },
-        { ...good, network: 'x'.repeat(65) },
-      ]
-      for (const p of bad) await emit('weft:relay', p)
-      await emit('weft:relay')
-      await emit('weft:relay-error', { network: 'demo', to: b.id, from: a.id, reason: 'quota' })
-      await emit('weft:relay-error', { network: 'demo', to: 'nope', from: a.id, reason: 'congested' })
-      await emit('weft:replace', { network: 'demo', id: b.id, session: 'x'.repeat(65) })
-      await emit('weft:replace', { network: 'demo', id: b.id })
-      // A well-formed one goes through: the path is real, so the refusals above were the parsers'.
-      await emit('weft:relay', good)
-      await emit('weft:relay', encodeRemoteRelay('demo', b.id, a.id, new Uint8Array(relayFrameMaxBytes)))
-      await b.until(() => b.received('relay').length === 2)
-      for (const s of [s1, s2]) {
-        await b.until(() => s.metrics()['relayErrors.remote-bad-payload'] === bad.length + 1)
-        expect(s.metrics()['rejected.inter-server-bad-payload']).toBe(4)
-      }
-      expect(b.received('relay').map((p) => parseRelayDelivery(p))).toEqual([
-        { from: a.id, frame: new Uint8Array([9, 9]) },
-        { from: a.id, frame: new Uint8Array(relayFrameMaxBytes) },
-      ])
-      expect(s2.metrics().relayFramesRemote).toBe(2)
-      expect(a.received('relay-error')).toEqual([])
-      expect(b.received('replaced')).toEqual([])
-      expect([s1.metrics().peers, s2.metrics().peers]).toEqual([1, 1])
-    } finally {
-      await pub.close()
-    }
   })
 })

@@ -17,7 +17,7 @@
  */
 import type { createClient } from 'redis'
 import type { PeerInfo } from '../shared/signal-events.ts'
-import { type HostCache, mergeSample } from './registry.ts'
+import { type HostCache, type HostEntry, mergeSample } from './registry.ts'
 
 export type RedisClient = ReturnType<typeof createClient>
 
@@ -129,11 +129,12 @@ export function createRedisHostCache(client: RedisClient, options: RedisHostCach
       return mergeSample(recent, uniform, n, exclude, random)
     },
 
-    async lookup(network, id) {
+    async lookup(network, id): Promise<HostEntry | null> {
       const v = await client.get(ownerKey(network, id))
       if (v === null) return null
-      const lastSeen = Number(String(v).split(' ')[1])
-      return { id, lastSeen: Number.isFinite(lastSeen) ? lastSeen : 0 }
+      const [session, seen] = String(v).split(' ')
+      const lastSeen = Number(seen)
+      return { id, lastSeen: Number.isFinite(lastSeen) ? lastSeen : 0, session: session ?? '' }
     },
 
     prune() {

@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { mulberry32 } from '../shared/sim/prng.ts'
-import { parseCli } from './options.ts'
 import { createMemoryHostCache, mergeSample } from './registry.ts'
 import { createServerBook } from './server-book.ts'
 import { TokenBucket } from './token-bucket.ts'
@@ -55,7 +54,7 @@ describe('memory host cache', () => {
     cache.add('a', id(3), 's3', 0)
     cache.touch('a', id(2), 800)
     cache.keepAlive([{ network: 'a', id: id(3) }], 900)
-    expect(cache.lookup('a', id(1), 999)).toEqual({ id: id(1), lastSeen: 0 })
+    expect(cache.lookup('a', id(1), 999)).toEqual({ id: id(1), lastSeen: 0, session: 's1' })
     expect(cache.lookup('a', id(1), 1000)).toBeNull()
     expect(
       cache
@@ -190,52 +189,20 @@ describe('token bucket', () => {
 })
 
 describe('server book', () => {
-  it('lists configured servers first, then learned ones, newest first, bounded, never itself', () => {
+  it("lists configured servers, then the other instances' announced ones, bounded, deduplicated, never itself", () => {
+    let announced = ['https://c.example/', 'https://a.example', 'https://me.example', 'javascript:alert(1)']
     const book = createServerBook({
-      configured: ['https://a.example/', 'https://a.example'],
+      configured: ['https://a.example/', 'https://a.example', 'https://b.example', 'ftp://x.example'],
       self: ['https://me.example'],
-      maxLearned: 3,
+      cluster: () => announced,
     })
-    book.learn([
-      'https://b.example',
-      'javascript:alert(1)',
-      'https://me.example/',
-      `https://${'x'.repeat(300)}.example`,
-    ])
-    book.learn(['https://c.example', 'https://d.example', 'https://e.example'])
-    expect(book.list()).toEqual([
-      'https://a.example',
-      'https://e.example',
-      'https://d.example',
-      'https://c.example',
-    ])
-    expect(book.list(2)).toEqual(['https://a.example', 'https://e.example'])
-    expect(book.list(16, 'd.example')).not.toContain('https://d.example')
-    expect(book.size()).toBe(4)
-  })
-})
-
-describe('cli options', () => {
-  it('reads the environment, then flags, which win', () => {
-    const r = parseCli(
-      ['--port', '9000', '--max-peers=5', '--servers', 'https://a.example,https://b.example'],
-      {
-        PORT: '1',
-        HOST: '127.0.0.1',
-        REDIS_URL: 'redis://127.0.0.1:6379',
-        RELAY_BYTES_PER_SEC: '1024',
-      },
-    )
-    expect(r.errors).toEqual([])
-    expect(r.options).toEqual({
-      port: 9000,
-      host: '127.0.0.1',
-      redisUrl: 'redis://127.0.0.1:6379',
-      relayBytesPerSec: 1024,
-      maxPeers: 5,
-      servers: ['https://a.example', 'https://b.example'],
-    })
-    expect(parseCli(['--help'], {}).help).toBe(true)
-    expect(parseCli(['--port', 'x', '--bogus'], {}).errors).toHaveLength(2)
+    expect(book.list()).toEqual(['https://a.example', 'https://b.example', 'https://c.example'])
+    expect(book.list(2)).toEqual(['https://a.example', 'https://b.example'])
+    // The server the client is connected to is left out, whichever way the client reached it.
+    expect(book.list(16, 'b.example')).toEqual(['https://a.example', 'https://c.example'])
+    // Announcements come and go; the book reads them every time.
+    announced = []
+    expect(book.list()).toEqual(['https://a.example', 'https://b.example'])
+    expect(book.list(16).length).toBeLessThanOrEqual(16)
   })
 })

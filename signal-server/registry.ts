@@ -18,6 +18,11 @@ import type { PeerInfo } from '../shared/signal-events.ts'
 
 type MaybePromise<T> = T | Promise<T>
 
+/** A live entry as `lookup` returns it: who, how recently active, and the session that registered it. */
+export interface HostEntry extends PeerInfo {
+  session: string
+}
+
 export interface HostCache {
   /** Register `id` in `network` for `session` (replacing any previous session). False when full. */
   add(network: string, id: string, session: string, now: number): MaybePromise<boolean>
@@ -30,7 +35,7 @@ export interface HostCache {
   /** Up to `n` live entries of `network`, never `exclude`, random but preferring recent ones. */
   sample(network: string, n: number, exclude: string | null, now: number): MaybePromise<PeerInfo[]>
   /** The live entry for `id`, or null. */
-  lookup(network: string, id: string, now: number): MaybePromise<PeerInfo | null>
+  lookup(network: string, id: string, now: number): MaybePromise<HostEntry | null>
   /** Drop expired entries; returns how many went. */
   prune(now: number): MaybePromise<number>
   close?(): MaybePromise<void>
@@ -118,7 +123,7 @@ export interface MemoryHostCache extends HostCache {
   touch(network: string, id: string, now: number): void
   keepAlive(entries: readonly { network: string; id: string }[], now: number): void
   sample(network: string, n: number, exclude: string | null, now: number): PeerInfo[]
-  lookup(network: string, id: string, now: number): PeerInfo | null
+  lookup(network: string, id: string, now: number): HostEntry | null
   prune(now: number): number
   /** Entries now (live or not yet pruned). */
   size(): number
@@ -247,7 +252,7 @@ export function createMemoryHostCache(options: MemoryHostCacheOptions = {}): Mem
 
     lookup(network, id, now) {
       const e = nets.get(network)?.byId.get(id)
-      return e && e.expires > now ? info(e) : null
+      return e && e.expires > now ? { id: e.id, lastSeen: e.lastSeen, session: e.session } : null
     },
 
     prune(now) {

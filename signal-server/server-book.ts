@@ -1,66 +1,46 @@
 /**
- * The address book of other signal servers, GWebCache style: servers
- * configured by the operator, plus those clients mention when they register
- * (each client tells us the servers it knows, so caches learn of each other).
- * Bounded: learned entries are kept most-recently-mentioned first and the
- * oldest fall off. Pure.
+ * The list of other signal servers a client is given (in its register and
+ * peers acks), GWebCache style, but only from sources the operator
+ * controls: the servers it configured (`servers`), then the public URLs the
+ * other instances sharing its Redis announce. Nothing a client says ever
+ * enters it: a stranger's registration once could put an attacker's URL into
+ * every later client's list. Never lists this server's own URLs, nor the one
+ * the client is connected to. Pure.
  */
 import { MAX_SERVERS, normalizeServerUrl } from '../shared/signal-events.ts'
 
 export interface ServerBookOptions {
-  /** Servers the operator configured; always listed first. */
+  /** Servers the operator configured; listed first. */
   configured?: readonly string[]
   /** URLs that mean this server itself (never listed). */
   self?: readonly string[]
-  /** Learned servers kept at most. @default 64 */
-  maxLearned?: number
+  /** Other instances' announced URLs, now. @default none */
+  cluster?: () => readonly string[]
 }
 
 export interface ServerBook {
-  /** Note servers a client mentioned (invalid URLs are ignored). */
-  learn(urls: readonly string[]): void
-  /** Up to `n` servers, configured first, then the most recently learned; never `exceptHost`'s own URL. */
+  /** Up to `n` servers, configured first, then the other instances'; never one whose host is `exceptHost`. */
   list(n?: number, exceptHost?: string): string[]
-  size(): number
 }
 
-export function createServerBook(options: ServerBookOptions = {}): ServerBook {
-  const maxLearned = options.maxLearned ?? 64
-  const self = new Set((options.self ?? []).map(normalizeServerUrl).filter((u) => u !== null))
-  const configured = [
-    ...new Set((options.configured ?? []).map(normalizeServerUrl).filter((u) => u !== null)),
-  ].filter((u) => !self.has(u))
-  const configuredSet = new Set(configured)
-  // Insertion order = recency: re-learning moves an entry to the end.
-  const learned = new Set<string>()
+const normalized = (urls: readonly string[]): string[] =>
+  urls.map(normalizeServerUrl).filter((u): u is string => u !== null)
 
+export function createServerBook(options: ServerBookOptions = {}): ServerBook {
+  const self = new Set(normalized(options.self ?? []))
+  const configured = [...new Set(normalized(options.configured ?? []))].filter((u) => !self.has(u))
+  const cluster = options.cluster ?? (() => [])
   return {
-    learn(urls) {
-      for (const raw of urls.slice(0, MAX_SERVERS)) {
-        const u = normalizeServerUrl(raw)
-        if (u === null || self.has(u) || configuredSet.has(u)) continue
-        learned.delete(u)
-        learned.add(u)
-        if (learned.size > maxLearned) {
-          const oldest = learned.values().next().value
-          if (oldest !== undefined) learned.delete(oldest)
-        }
-      }
-    },
     list(n = MAX_SERVERS, exceptHost) {
       const out: string[] = []
-      const skip = (u: string) => exceptHost !== undefined && new URL(u).host === exceptHost
-      for (const u of configured) {
-        if (out.length >= n) return out
-        if (!skip(u)) out.push(u)
-      }
-      const recent = [...learned].reverse()
-      for (const u of recent) {
+      const seen = new Set(self)
+      for (const u of [...configured, ...normalized(cluster())]) {
         if (out.length >= n) break
-        if (!skip(u)) out.push(u)
+        if (seen.has(u) || (exceptHost !== undefined && new URL(u).host === exceptHost)) continue
+        seen.add(u)
+        out.push(u)
       }
       return out
     },
-    size: () => configured.length + learned.size,
   }
 }

@@ -51,7 +51,12 @@ describe('signal event validators', () => {
     })
     expect(parseRegister({ publicKey: key, network: 'a'.repeat(65), signature: sig })).toBeNull()
     expect(parseRegister({ publicKey: key, network: '', signature: sig })).toBeNull()
-    expect(parseRegister({ publicKey: key, network: 'x', signature: sig, servers: 'https://a' })).toBeNull()
+    // Older clients' `servers` field is ignored, whatever it holds: servers are never learned from clients.
+    expect(parseRegister({ publicKey: key, network: 'x', signature: sig, servers: ['https://a'] })).toEqual({
+      publicKey: key,
+      network: 'x',
+      signature: sig,
+    })
     expect(parseRegister({ publicKey: new Uint8Array(1000), network: 'x', signature: sig })).toBeNull()
     expect(
       parseRegister(Object.assign(Object.create({ network: 'x' }), { publicKey: key, signature: sig })),

@@ -30,8 +30,8 @@ export interface TestClient {
   next(event: string, timeoutMs?: number): Promise<unknown>
   /** Wait until `pred()` holds. */
   until(pred: () => boolean, timeoutMs?: number): Promise<void>
-  /** Sign the challenge and register; resolves with the ack. */
-  register(network: string, extra?: { servers?: string[] }): Promise<RegisterAck>
+  /** Sign the challenge and register; resolves with the ack. `extra` fields are sent along (older clients' `servers`). */
+  register(network: string, extra?: Record<string, unknown>): Promise<RegisterAck>
   /** Emit with an ack and wait for it. */
   call(event: string, payload: unknown, timeoutMs?: number): Promise<unknown>
   close(): void
@@ -39,13 +39,29 @@ export interface TestClient {
 
 export interface ConnectOptions {
   identity?: Identity
+  /** Puzzle difficulty of the identity made when none is given. @default DEFAULT_PUZZLE_BITS */
+  puzzleBits?: number
   /** Signed host; defaults to the URL's host, as a real client does. */
   host?: string
+  /** HTTP headers of the WebSocket handshake (a forged Host, X-Forwarded-For). */
+  headers?: Record<string, string>
+  /** Local address to connect from (any of 127.0.0.0/8 on loopback: another source). */
+  localAddress?: string
+  /** How long `nonce` waits for the challenge (hundreds of sockets at once on a loaded machine: longer). @default 5000 */
+  challengeTimeoutMs?: number
 }
 
 export async function connect(address: string, opts: ConnectOptions = {}): Promise<TestClient> {
-  const identity = opts.identity ?? (await generateIdentity())
-  const socket: ClientSocket = io(address, { transports: ['websocket'], reconnection: false, forceNew: true })
+  const identity =
+    opts.identity ??
+    (await generateIdentity(opts.puzzleBits === undefined ? {} : { puzzleBits: opts.puzzleBits }))
+  const socket: ClientSocket = io(address, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    ...(opts.headers ? { extraHeaders: opts.headers } : {}),
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+  })
   const events: { event: string; payload: unknown }[] = []
   const taken = new Map<string, number>()
   const waiters = new Set<() => void>()
@@ -55,6 +71,11 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
   })
   socket.on('disconnect', () => {
     events.push({ event: 'disconnect', payload: null })
+    for (const w of [...waiters]) w()
+  })
+  // A refused handshake (a per-source limit, a full server) is a connect_error.
+  socket.on('connect_error', (err) => {
+    events.push({ event: 'connect_error', payload: err.message })
     for (const w of [...waiters]) w()
   })
   const received = (event: string) => events.filter((e) => e.event === event).map((e) => e.payload)
@@ -85,7 +106,7 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
     taken.set(event, i + 1)
     return received(event)[i]
   }
-  const nonce = next('challenge').then((p) => {
+  const nonce = next('challenge', opts.challengeTimeoutMs).then((p) => {
     const c = parseChallenge(p)
     if (!c) throw new Error('bad challenge')
     return c.nonce

@@ -62,6 +62,10 @@ declare global {
     ): Promise<CryptoKey>
     sign(algorithm: AlgorithmIdentifier, key: CryptoKey, data: Bytes): Promise<ArrayBuffer>
     verify(algorithm: AlgorithmIdentifier, key: CryptoKey, signature: Bytes, data: Bytes): Promise<boolean>
+    // AES-GCM, X25519, HKDF and PBKDF2 (shared/crypto).
+    encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: Bytes): Promise<ArrayBuffer>
+    decrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: Bytes): Promise<ArrayBuffer>
+    deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length: number): Promise<ArrayBuffer>
   }
   interface Crypto {
     readonly subtle: SubtleCrypto

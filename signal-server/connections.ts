@@ -1,0 +1,181 @@
+/**
+ * Connection state: one `Conn` per socket.io socket, and the nodes registered
+ * on this instance (by network, then id).
+ *
+ * A connection goes New → Registering (its signature is being checked) →
+ * Registered, or to Closed from any of them. Only Registered connections
+ * are in the node table; a second registration of the same id replaces the
+ * first (`replace`). A connection pays for what it does with tokens: events
+ * (per socket), relayed bytes (per node and per source, see sources.ts) and
+ * strikes: every refused or invalid event costs one, and a socket out of
+ * strikes is dropped (`abuse`).
+ */
+import type { Socket } from 'socket.io'
+import type {
+  ClientToServerEvents,
+  EventErrorReason,
+  RejectReason,
+  ServerToClientEvents,
+} from '../shared/signal-events.ts'
+import { inc, type ServerCounters } from './metrics.ts'
+import { TokenBucket } from './token-bucket.ts'
+
+export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
+/** An ack callback, as socket.io hands it over (its answer is checked by the typed callers). */
+export type Ack = (answer: unknown) => void
+
+export interface SocketData {
+  conn?: Conn
+}
+
+export enum State {
+  New = 0,
+  Registering = 1,
+  Registered = 2,
+  Closed = 3,
+}
+
+/** Per-socket state. Kept small: the server holds one per connected node. */
+export interface Conn {
+  socket: IoSocket
+  state: State
+  /** The challenge, until registered. */
+  nonce: Uint8Array | null
+  /** The Host the client connected with (lower case; shared string per host). */
+  host: string
+  /** The source address key (sources.ts), shared by the source's connections. */
+  source: string
+  network: string
+  /** The node id, set once the signature checked out (it then holds one of the source's identity slots). */
+  id: string
+  events: TokenBucket
+  /** Made on the first strike: most sockets never get one. */
+  strikes: TokenBucket | null
+  /** Made on the first relayed frame: most nodes link directly. */
+  bytes: TokenBucket | null
+  /** The registration deadline, until registered. */
+  timer: NodeJS.Timeout | null
+  /** When activity last reached the host cache. */
+  lastTouch: number
+}
+
+export interface ConnectionLimits {
+  eventsPerSec: number
+  eventBurst: number
+  abusePerSec: number
+  abuseBurst: number
+  congestionMaxPackets: number
+}
+
+/** Packets engine.io holds for this socket that the transport has not taken yet. */
+export const unsent = (s: IoSocket): number => {
+  // engine.io's write buffer is private in its types; it is the only measure of a slow consumer it has.
+  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  return Array.isArray(buffer) ? buffer.length : 0
+}
+
+export function newConn(
+  socket: IoSocket,
+  init: { nonce: Uint8Array; host: string; source: string },
+  limits: ConnectionLimits,
+  now: number,
+): Conn {
+  return {
+    socket,
+    state: State.New,
+    ...init,
+    network: '',
+    id: '',
+    events: new TokenBucket(limits.eventsPerSec, limits.eventBurst, now),
+    strikes: null,
+    bytes: null,
+    timer: null,
+    lastTouch: 0,
+  }
+}
+
+export interface Connections {
+  /** The node `id` of `network` registered here, if any. */
+  get(network: string, id: string): Conn | undefined
+  /** Enter a connection that just registered (its network and id set). */
+  link(c: Conn): void
+  /** Take a connection out of the node table (if it is the one there). */
+  unlink(c: Conn): void
+  /** Registered nodes here. */
+  count(): number
+  /** Registered nodes here, by network. */
+  byNetwork(): Map<string, number>
+  networks(): number
+  /** Hang up on `c`, counting why, and telling it `tell` first. */
+  kick(c: Conn, reason: string, tell?: RejectReason): void
+  /** A bad or excess event: costs a strike; out of strikes, the socket is dropped. */
+  strike(c: Conn, now: number): void
+  /** Refuse an event: counted, answered when an ack was asked for, and a strike. */
+  refuse(c: Conn, ack: Ack | undefined, reason: EventErrorReason, now: number): void
+  /** `c`'s id registered again elsewhere: unlink it, tell it, hang up. */
+  replace(old: Conn): void
+  /** Whether `target` has too many unsent packets to be sent more. */
+  congested(target: Conn): boolean
+}
+
+interface Net {
+  /** The network name: one string shared by all its nodes' Conns. */
+  name: string
+  peers: Map<string, Conn>
+}
+
+export function createConnections(limits: ConnectionLimits, counters: ServerCounters): Connections {
+  const nets = new Map<string, Net>()
+  let registered = 0
+
+  const kick = (c: Conn, reason: string, tell?: RejectReason) => {
+    if (c.state === State.Closed) return
+    inc(counters.kicked, reason)
+    if (tell) c.socket.emit('rejected', { reason: tell })
+    c.socket.disconnect(true)
+  }
+  const strike = (c: Conn, now: number) => {
+    c.strikes ??= new TokenBucket(limits.abusePerSec, limits.abuseBurst, now)
+    if (!c.strikes.take(1, now)) kick(c, 'abuse', 'abuse')
+  }
+  const unlink = (c: Conn) => {
+    const net = nets.get(c.network)
+    if (net?.peers.get(c.id) === c) {
+      net.peers.delete(c.id)
+      if (net.peers.size === 0) nets.delete(c.network)
+      registered--
+    }
+  }
+
+  return {
+    get: (network, id) => nets.get(network)?.peers.get(id),
+    link(c) {
+      let net = nets.get(c.network)
+      if (!net) {
+        net = { name: c.network, peers: new Map() }
+        nets.set(c.network, net)
+      }
+      c.network = net.name
+      net.peers.set(c.id, c)
+      registered++
+    },
+    unlink,
+    count: () => registered,
+    byNetwork: () => new Map([...nets].map(([k, v]) => [k, v.peers.size])),
+    networks: () => nets.size,
+    kick,
+    strike,
+    refuse(c, ack, reason, now) {
+      inc(counters.rejected, reason)
+      ack?.({ ok: false, reason })
+      strike(c, now)
+    },
+    replace(old) {
+      counters.replaced++
+      unlink(old)
+      old.socket.emit('replaced', { reason: 'replaced' })
+      kick(old, 'replaced')
+    },
+    congested: (target) => unsent(target.socket) > limits.congestionMaxPackets,
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * What other instances send this one through the cluster (ClusterEvents),
+ * already authenticated and parsed (inter-server.ts): a node registered
+ * again elsewhere, a signal or relay frame for a node registered here, and a
+ * relay frame of a sender registered here that the target's instance dropped.
+ * A frame for a target here is held to the same congestion check as a local
+ * sender's.
+ */
+import type { ClusterEvents } from '../cluster.ts'
+import type { Connections } from '../connections.ts'
+import { inc, type ServerCounters } from '../metrics.ts'
+
+/** `session(socketId)`: the host cache session of a socket here (the cluster's naming). */
+export function remoteEvents(
+  conns: Connections,
+  counters: ServerCounters,
+  session: (socketId: string) => string,
+): ClusterEvents {
+  return {
+    replace(network, id, newSession) {
+      const c = conns.get(network, id)
+      if (c && session(c.socket.id) !== newSession) conns.replace(c)
+    },
+
+    signal(network, to, from, data) {
+      const target = conns.get(network, to)
+      if (!target) return inc(counters.rejected, 'remote-unknown-peer')
+      target.socket.emit('signal', { from, data })
+      counters.signalsRemote++
+    },
+
+    relay(network, to, from, frame) {
+      const target = conns.get(network, to)
+      if (!target) {
+        inc(counters.relayErrors, 'remote-unknown-peer')
+        return 'gone'
+      }
+      if (conns.congested(target)) {
+        inc(counters.relayErrors, 'congested-remote')
+        return 'congested'
+      }
+      target.socket.emit('relay', { from, frame })
+      counters.relayFramesRemote++
+      return null
+    },
+
+    relayError(network, to, from, reason) {
+      const c = conns.get(network, from)
+      if (!c) return
+      const now = Date.now()
+      // Same price as a local refusal: an event token, and a strike when there is none (no double count
+      // in relayErrors: the target's instance counted the drop).
+      if (!c.events.take(1, now)) {
+        inc(counters.rejected, 'rate-limited')
+        conns.strike(c, now)
+        return
+      }
+      c.socket.emit('relay-error', { to, reason })
+    },
+  }
+}
