@@ -7,7 +7,8 @@
  */
 
 import type { RouteMsg } from '../shared/router/messages.ts'
-import { createRouter, type Router, type RouterOptions } from '../shared/router/router.ts'
+import type { Router, RouterOptions } from '../shared/router/options.ts'
+import { createRouter } from '../shared/router/router.ts'
 import { createFakeKeyring } from '../shared/sim/fake-keys.ts'
 import { mulberry32, randomId } from '../shared/sim/prng.ts'
 import type { Value } from '../shared/types.ts'

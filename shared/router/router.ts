@@ -25,160 +25,47 @@
  *   an envelope only if its signed time is recent and its signature is new,
  *   so a copy (that resend, a retry, a replay by a node on the path) is
  *   dropped, however late and after however many others.
- * - the served memory (served.ts): a request is remembered by its source and
- *   id; a copy does not run the handler again but gets the kept answer.
+ * - the served memory (responder.ts, served.ts): a request is remembered by
+ *   its source and id; a copy does not run the handler again but gets the
+ *   kept answer.
  *
  * Pending requests time out by `tick(now)`; the host drives time (no timers
  * here). Every drop is counted by reason.
+ *
+ * This file sends, forwards and receives; the rest, one concept each:
+ * messages.ts (the wire, parsed once), options.ts (deps, options and their
+ * defaults, the interface), pending.ts (requests waiting for answers, their
+ * timeouts and copies), responder.ts and served.ts (handlers, and requests
+ * run here), outbox.ts (envelopes kept for a resend after noroute).
  */
 import { toHex } from '../bytes.ts'
-import { ClosedError, MessageTooLargeError, NoRouteError, RemoteError, TimeoutError } from '../errors.ts'
-import type { Keyring } from '../identity/keys.ts'
+import { ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { type Admission, SeenCache } from '../mesh/seen-cache.ts'
-import { bump, type Counters, type ProtocolNode } from '../protocol.ts'
-import { isValue, type Value } from '../types.ts'
+import { bump, type Counters } from '../protocol.ts'
+import type { Value } from '../types.ts'
 import { decodeValueResult, encodeValue } from '../wire/value.ts'
 import {
   type AnswerMsg,
   type Envelope,
   envelopeSigned,
   type InnerMsg,
-  MAX_ERROR_MESSAGE,
   MAX_TTL,
   NONCE_BYTES,
   parseInnerMsg,
-  ROUTE_MAX_AGE_MS,
-  ROUTE_MAX_SKEW_MS,
-  type RouteMsg,
+  type RequestMsg,
   routeMsgValue,
 } from './messages.ts'
-import { Outbox, type OutboxOptions } from './outbox.ts'
-import { type Served, ServedMemory, type ServedOptions } from './served.ts'
-
-/** The way toward a destination, as the host sees it now. */
-export interface Hop {
-  /** The next node: the destination itself when linked to it. */
-  via: string
-  /** Is a link to `via` open now? (A closed one is opened on demand by `sendVia`.) */
-  open: boolean
-}
-
-export interface RouterDeps {
-  /** This node's id. */
-  readonly id: string
-  /** Signs our envelopes and checks others' (the host refuses keys below the network's puzzle). */
-  readonly keys: Keyring
-  now(): number
-  /** Uniform in [0, 1): nonces and the first request id. */
-  random(): number
-  /**
-   * The next hop toward `dst`: `dst` itself when a link to it is open; else
-   * an open link strictly closer to `dst` on the ring; else the ring's next
-   * hop (which never passes `dst`). Null when this node knows no way (it is
-   * not on a ring, or its part of the ring has no place for `dst`).
-   */
-  nextHop(dst: string): Hop | null
-  /**
-   * Send over the open link to `to`. A rejection (too large, link closed)
-   * reaches the caller of send/request; with no open link it may be dropped.
-   */
-  send(to: string, msg: RouteMsg): void | Promise<void>
-  /** Send over the link to `to`, opening one on demand; best effort, never throws. */
-  sendVia(to: string, msg: RouteMsg): void
-  /** Open a link to `to` outside the ring; resolves once it is open, rejects when it cannot be. */
-  connect(to: string): Promise<void>
-  /** A link-setup signal from `from` (routed, or over the link with it: `overLink`). */
-  onSignal?(from: string, data: Value, overLink: boolean): void
-  /** A link-setup signal the ring could not place: send it to `dst` another way (the signal server). */
-  resendSignal?(dst: string, data: Value): void
-}
-
-export interface RouterOptions {
-  /** Largest inner message (MessagePack bytes) sent in an envelope. @default 4_194_304 (4 MiB) */
-  maxMessageBytes?: number
-  /** How long a request waits for its answer unless told. @default 10_000 */
-  requestTimeoutMs?: number
-  /** An unanswered request is sent again after this long, then after twice as long each time. 0: never. @default 1_000 */
-  retryMs?: number
-  /** Longest gap between two sends of a request. @default 2_000 */
-  maxRetryGapMs?: number
-  /** A request is sent again only this long after its first send (the served memory must cover it). @default 30_000 */
-  retryWindowMs?: number
-  /** A request larger than this (MessagePack bytes) is sent once: a copy costs its size on every hop. @default 65_536 */
-  maxRetryBytes?: number
-  /** Envelopes kept for a resend after `noroute`. @default 15 s, 128 destinations, 4 MiB, 256 per destination */
-  outbox?: Partial<OutboxOptions>
-  /** Envelope signatures remembered (the replay window narrows past it). @default 8_192 */
-  seenMax?: number
-  /** The replay window's past. @default 120_000 (ROUTE_MAX_AGE_MS) */
-  maxAgeMs?: number
-  /** The replay window's future: the clock skew allowed. @default 60_000 (ROUTE_MAX_SKEW_MS) */
-  maxSkewMs?: number
-  /** Requests served here, remembered for copies. @default 60 s, 8,192 entries, 1,024 per source, 4 MiB of answers (256 KiB each), resent at most 8 times, 500 ms apart */
-  served?: Partial<ServedOptions>
-  /** After a `noroute` for a node, `preferServer(node)` holds this long. @default 60_000 */
-  serverSignalsMs?: number
-}
-
-export type RequestHandler = (
-  data: Value,
-  meta: { from: string },
-) => Value | undefined | Promise<Value | undefined>
-export type MessageListener = (m: { from: string; topic: string; data: Value; hops: number }) => void
-
-export interface Router extends ProtocolNode<RouteMsg> {
-  /** A route message over the link with `from` (parsed by parseRouteMsg). */
-  handle(from: string, msg: RouteMsg): Promise<void>
-  tick(now: number): void
-  /** The link to `peer` closed: requests waiting for its answer fail (NoRouteError). */
-  linkDown(peer: string): void
-  /** Deliver `data` to the subscribers of `topic` at node `to` (ourselves included: hops 0). */
-  send(to: string, topic: string, data: Value): Promise<void>
-  /** Call `method` at node `to`: its handler's answer, RemoteError, NoRouteError or TimeoutError. */
-  request(to: string, method: string, data: Value, opts?: { timeoutMs?: number }): Promise<Value>
-  /** Answer requests for `method` (one handler per method, the last wins); returns the undo. */
-  serve(method: string, fn: RequestHandler): () => void
-  /** Called with every unicast message delivered here. */
-  onMessage(fn: MessageListener): () => void
-  /** Send a link-setup signal to `to` over the ring, in an envelope. */
-  signal(to: string, data: Value): Promise<void>
-  /** Can a signal to `to` go over the ring now (a hop is open and no `noroute` came for it lately)? */
-  canSignal(to: string): boolean
-  /** Fail every pending request (ClosedError); later calls fail too. */
-  close(): void
-  /** Traffic and drops by name (PROTOCOL-route.md). */
-  readonly counters: Counters
-  /** Entries held in each bounded memory. */
-  sizes(): RouterSizes
-}
-
-export interface RouterSizes {
-  pending: number
-  outbox: number
-  outboxBytes: number
-  seen: number
-  served: number
-  servedBytes: number
-}
-
-interface Pending {
-  to: string
-  request: Extract<InnerMsg, { t: 'req' }>
-  resolve: (v: Value) => void
-  reject: (e: Error) => void
-  deadline: number
-  timeoutMs: number
-  firstSent: number
-  /** When the next copy goes (Infinity while the first send is under way). */
-  retryAt: number
-  gap: number
-  /** The envelope it went in, if it went over the ring (a retry sends the very same). */
-  envelope: Envelope | undefined
-  sending: boolean
-  /** Small enough to be sent again (maxRetryBytes). */
-  retries: boolean
-}
+import {
+  type MessageListener,
+  type Router,
+  type RouterDeps,
+  type RouterOptions,
+  resolveRouterOptions,
+} from './options.ts'
+import { Outbox } from './outbox.ts'
+import { type PendingRequest, PendingRequests } from './pending.ts'
+import { createResponder } from './responder.ts'
 
 /** An envelope kept in the outbox, and what a noroute does with it. */
 interface Kept {
@@ -195,45 +82,15 @@ const WINDOW_DROP: Record<Exclude<Admission, 'ok'>, string> = {
   forgotten: 'drop.route.forgotten',
 }
 
-const DEFAULT_OUTBOX: OutboxOptions = {
-  keepMs: 15_000,
-  maxDsts: 128,
-  maxBytes: 4 * 1024 * 1024,
-  maxPerDst: 256,
-}
-const DEFAULT_SERVED: ServedOptions = {
-  keepMs: 60_000,
-  maxEntries: 8_192,
-  maxPerSource: 1_024,
-  maxBytes: 4 * 1024 * 1024,
-  maxAnswerBytes: 256 * 1024,
-  resendGapMs: 500,
-  maxResends: 8,
-}
-
 export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Router {
   const self = deps.id
-  const o = {
-    maxMessageBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
-    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-    retryMs: options.retryMs ?? 1_000,
-    maxRetryGapMs: options.maxRetryGapMs ?? 2_000,
-    retryWindowMs: options.retryWindowMs ?? 30_000,
-    maxRetryBytes: options.maxRetryBytes ?? 65_536,
-    serverSignalsMs: options.serverSignalsMs ?? 60_000,
-  }
+  const o = resolveRouterOptions(options)
   const counters: Counters = {}
-  const outboxOptions = { ...DEFAULT_OUTBOX, ...options.outbox }
-  const outbox = new Outbox<Kept>(outboxOptions)
-  const seen = new SeenCache(
-    options.seenMax ?? 8_192,
-    options.maxAgeMs ?? ROUTE_MAX_AGE_MS,
-    options.maxSkewMs ?? ROUTE_MAX_SKEW_MS,
-  )
-  const served = new ServedMemory({ ...DEFAULT_SERVED, ...options.served })
-  const handlers = new Map<string, RequestHandler>()
+  const outbox = new Outbox<Kept>(o.outbox)
+  const seen = new SeenCache(o.seenMax, o.maxAgeMs, o.maxSkewMs)
+  const responder = createResponder({ served: o.served, now: () => deps.now(), counters })
   const listeners = new Set<MessageListener>()
-  const pending = new Map<number, Pending>()
+  const pending = new PendingRequests(o)
   /** Nodes a noroute named lately -> until when their signals should go another way. */
   const serverSignals = new Map<string, number>()
   // Request ids start at random, so a restarted node's ids do not meet its old ones in a served memory.
@@ -339,7 +196,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   function noRoute(dst: string, n?: Uint8Array): void {
     serverSignals.delete(dst)
     serverSignals.set(dst, deps.now() + o.serverSignalsMs)
-    if (serverSignals.size > outboxOptions.maxDsts) {
+    if (serverSignals.size > o.outbox.maxDsts) {
       const oldest = serverSignals.keys().next()
       if (!oldest.done) serverSignals.delete(oldest.value)
     }
@@ -363,13 +220,9 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       },
       (err: unknown) => {
         for (const { requestId } of again) {
-          const p = requestId === undefined ? undefined : pending.get(requestId)
-          if (requestId === undefined || p?.to !== dst) {
-            count('route.lost')
-            continue
-          }
-          pending.delete(requestId)
-          p.reject(asNoRoute(dst, err))
+          const p = requestId === undefined ? undefined : pending.take(requestId, dst)
+          if (p) p.reject(asNoRoute(dst, err))
+          else count('route.lost')
         }
       },
     )
@@ -414,15 +267,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   /** A copy of an envelope delivered before: dropped; if it was a request that has answered, the answer goes again. */
   function again(src: string, key: string): void {
     count('drop.route.again')
-    const e = served.bySignature(src, key)
-    if (e) resendAnswer(e, (m) => deliverTo(src, m).then(() => {}))
-  }
-
-  function resendAnswer(e: Served, reply: (m: AnswerMsg) => Promise<void>): void {
-    if (!e.done) return count('route.request-running')
-    if (!e.answer || !served.mayResend(e, deps.now())) return count('route.answer-not-resent')
-    count('route.answer-resent')
-    reply(e.answer).catch(failed('route.reply-failed'))
+    responder.copy(src, key, (m) => deliverTo(src, m).then(() => {}))
   }
 
   /**
@@ -449,13 +294,12 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
         return
       case 'req':
         // The handler is the application's: it may take its time, and nothing waits for it here.
-        serveRequest(from, m, reply, sigKey).catch(failed('route.reply-failed'))
+        responder.answer(from, m, reply, sigKey).catch(failed('route.reply-failed'))
         return
       case 'res':
       case 'err': {
-        const p = pending.get(m.id)
-        if (!p || p.to !== from) return count('drop.route.unexpected-answer')
-        pending.delete(m.id)
+        const p = pending.take(m.id, from)
+        if (!p) return count('drop.route.unexpected-answer')
         if (m.t === 'res') p.resolve(m.data)
         else p.reject(new RemoteError(m.message))
         return
@@ -463,77 +307,20 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     }
   }
 
-  async function serveRequest(
-    from: string,
-    m: Extract<InnerMsg, { t: 'req' }>,
-    reply: (m: AnswerMsg) => Promise<void>,
-    sigKey: string | undefined,
-  ): Promise<void> {
-    const known = served.get(from, m.id)
-    if (known) {
-      count('route.request-again')
-      return resendAnswer(known, reply)
-    }
-    let answer: AnswerMsg
-    if (!handlers.has(m.method)) {
-      // Nothing runs, so nothing is remembered: a copy gets the same answer.
-      answer = { t: 'err', id: m.id, code: 'no-handler', message: `no handler for ${m.method}` }
-    } else {
-      const e = served.start(from, m.id, sigKey, deps.now())
-      try {
-        answer = { t: 'res', id: m.id, data: await callHandler(m.method, m.data, from) }
-      } catch (err) {
-        answer = {
-          t: 'err',
-          id: m.id,
-          code: 'remote',
-          message: errorMessage(err).slice(0, MAX_ERROR_MESSAGE - 96),
-        }
-      }
-      served.finish(e, answer, encodeValue(routeMsgValue(answer)).length)
-    }
-    await reply(answer).catch(failed('route.reply-failed'))
-  }
-
-  async function callHandler(method: string, data: Value, from: string): Promise<Value> {
-    const h = handlers.get(method)
-    if (!h) throw new RemoteError(`no handler for ${method}`)
-    const out = await h(data, { from })
-    const v = out === undefined ? null : out
-    if (!isValue(v)) throw new TypeError(`handler for ${method} returned a value weft cannot carry`)
-    return v
-  }
-
   // ---------------------------------------------------------------- requests
 
-  function retry(id: number, p: Pending, now: number): void {
-    p.retryAt = now + p.gap
-    p.gap = Math.min(p.gap * 2, o.maxRetryGapMs)
+  /** A copy of an unanswered request: the very same envelope, or the request again (bare, or in a new one). */
+  function sendAgain(p: PendingRequest): void {
     count('route.retry')
     if (p.envelope) return passOn({ ...p.envelope, ttl: MAX_TTL })
     p.sending = true
     deliverTo(p.to, p.request).then(
-      (envelope) => {
-        p.sending = false
-        if (envelope) p.envelope = envelope
-      },
+      (envelope) => pending.sent(p, envelope, deps.now()),
       () => {
         p.sending = false
-        if (pending.get(id) === p) count('route.retry-failed')
+        if (pending.waiting(p)) count('route.retry-failed')
       },
     )
-  }
-
-  function expire(now: number): void {
-    for (const [id, p] of pending) {
-      if (now >= p.deadline) {
-        pending.delete(id)
-        p.reject(new TimeoutError(`request ${p.request.method} to ${p.to} timed out after ${p.timeoutMs} ms`))
-        continue
-      }
-      if (p.retries && !p.sending && now >= p.retryAt && now - p.firstSent < o.retryWindowMs)
-        retry(id, p, now)
-    }
   }
 
   return {
@@ -554,17 +341,13 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     tick(now) {
       outbox.prune(now)
       seen.expire(now)
-      served.prune(now)
+      responder.prune(now)
       for (const [peer, until] of serverSignals) if (until <= now) serverSignals.delete(peer)
-      expire(now)
+      pending.tick(now, sendAgain)
     },
 
     linkDown(peer) {
-      for (const [id, p] of pending) {
-        if (p.to !== peer) continue
-        pending.delete(id)
-        p.reject(new NoRouteError(peer, `link to ${peer} closed before the answer`))
-      }
+      pending.failTo(peer, () => new NoRouteError(peer, `link to ${peer} closed before the answer`))
     },
 
     async send(to, topic, data) {
@@ -578,15 +361,15 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
 
     request(to, method, data, opts = {}) {
       if (closed) return Promise.reject(new ClosedError())
-      if (to === self) return callHandler(method, data, self)
+      if (to === self) return responder.call(method, data, self)
       const timeoutMs = opts.timeoutMs ?? o.requestTimeoutMs
       const id = nextRequestId++
       const now = deps.now()
-      const request: Extract<InnerMsg, { t: 'req' }> = { t: 'req', id, method, data }
+      const request: RequestMsg = { t: 'req', id, method, data }
       const bytes = encodeValue(routeMsgValue(request)).length
       if (bytes > o.maxMessageBytes) return Promise.reject(new MessageTooLargeError(bytes, o.maxMessageBytes))
       return new Promise<Value>((resolve, reject) => {
-        const p: Pending = {
+        const p = pending.add({
           to,
           request,
           resolve,
@@ -594,23 +377,12 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
           deadline: now + timeoutMs,
           timeoutMs,
           firstSent: now,
-          retryAt: Number.POSITIVE_INFINITY,
-          gap: o.retryMs,
-          envelope: undefined,
-          sending: true,
           retries: o.retryMs > 0 && bytes <= o.maxRetryBytes,
-        }
-        pending.set(id, p)
+        })
         deliverTo(to, request).then(
-          (envelope) => {
-            p.sending = false
-            p.envelope = envelope
-            p.retryAt = deps.now() + p.gap
-            p.gap = Math.min(p.gap * 2, o.maxRetryGapMs)
-          },
+          (envelope) => pending.sent(p, envelope, deps.now()),
           (err: unknown) => {
-            if (pending.get(id) !== p) return
-            pending.delete(id)
+            if (!pending.remove(p)) return
             reject(
               err instanceof MessageTooLargeError || err instanceof NoRouteError ? err : asNoRoute(to, err),
             )
@@ -619,12 +391,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       })
     },
 
-    serve(method, fn) {
-      handlers.set(method, fn)
-      return () => {
-        if (handlers.get(method) === fn) handlers.delete(method)
-      }
-    },
+    serve: (method, fn) => responder.serve(method, fn),
 
     onMessage(fn) {
       listeners.add(fn)
@@ -641,13 +408,12 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
 
     close() {
       closed = true
-      for (const p of pending.values()) p.reject(new ClosedError())
-      pending.clear()
+      pending.failAll(() => new ClosedError())
     },
 
     sizes() {
       const box = outbox.size
-      const mem = served.size
+      const mem = responder.size
       return {
         pending: pending.size,
         outbox: box.entries,
