@@ -108,12 +108,12 @@ describe('routed unicast', () => {
       if (to === b) intoRing.push(frame)
       else sendVia.call(node, to, frame)
     }
-    // Until a is on the ring (its join may still run) and has no link to d (its connection
-    // manager may dial d again): then its way to d is through b.
-    await until('a to route to d through b', () => {
-      inside(a).links.get(d.id)?.close('test')
-      return a.core.nextHop(d.id)?.via === b
-    })
+    // Once a is on the ring (its join may still run under load) and has no link to d, its way
+    // to d is through b.
+    await until('a on the ring', () => a.core.onRing(), 30_000)
+    inside(a).links.get(d.id)?.close('test')
+    await until('a without a link to d', () => inside(a).links.get(d.id) === undefined)
+    expect(a.core.nextHop(d.id)).toEqual({ via: b, open: true })
     const before = a.stats()
     const answer = a.request(d.id, 'count', 1, { timeoutMs: 10_000 })
     await until('the envelope to go into the ring', () => intoRing.length > 0, 2000)
