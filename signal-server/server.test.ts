@@ -12,8 +12,8 @@ import {
   parseSignalAck,
   parseSignalDelivery,
 } from '../shared/signal-events.ts'
+import { connect, joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
-import { connect, joined, type TestClient } from './test-kit.ts'
 
 const servers: SignalServer[] = []
 const clients: TestClient[] = []
