@@ -17,7 +17,13 @@ interface Setting {
 /** Every option the CLI reads, with its environment variable and flag. */
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', env: 'PORT', flag: 'port', kind: 'int', help: 'TCP port (default 8080; 0 = any free port)' },
-  { key: 'host', env: 'HOST', flag: 'host', kind: 'string', help: 'interface to listen on (default all)' },
+  {
+    key: 'host',
+    env: 'HOST',
+    flag: 'host',
+    kind: 'string',
+    help: 'address to listen on (default all interfaces: ::, or 0.0.0.0 without IPv6)',
+  },
   {
     key: 'redisUrl',
     env: 'REDIS_URL',
@@ -44,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STATIC_DIR',
     flag: 'static-dir',
     kind: 'string',
-    help: 'built demo folder (default dist/web)',
+    help: "demo page and bundles to serve (default: weft's own dist/web)",
   },
   {
     key: 'servers',
@@ -334,13 +340,16 @@ export function helpText(): string {
   return [
     'weft signal server: bootstrap (GWebCache style), signalling and relay for weft nodes.',
     '',
-    'usage: node dist/signal-server/main.js [--flag value ...]   (or: npx tsx signal-server/main.ts)',
+    'usage: weft-signal [--flag value ...]',
+    '  installed:         npm install weft socket.io   (redis too for REDIS_URL), then npx weft-signal',
+    '  from a checkout:   npm start -- [--flag value ...]   or   npx tsx signal-server/main.ts',
     '',
     `  ${'flag'.padEnd(fw)} ${'environment'.padEnd(ew)} meaning`,
     ...rows,
     `  ${'--help'.padEnd(fw)} ${''.padEnd(ew)} print this`,
     '',
-    'Flags win over the environment. GET /healthz and GET /metrics are served beside the demo.',
+    'Flags win over the environment. By default the server listens on every interface (:: or 0.0.0.0).',
+    'GET /healthz and GET /metrics are served beside the demo page and the bundles /weft.js, /weft.mjs.',
     'A source is an IPv4 address or an IPv6 /64 (behind a reverse proxy: set TRUST_PROXY).',
   ].join('\n')
 }

@@ -38,6 +38,7 @@ import { dispatch } from './dispatch.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createCounters, flatMetrics, type Gauges, inc, renderPrometheus } from './metrics.ts'
+import { missingPackage } from './optional-deps.ts'
 import { resolveOptions, type SignalServerOptions } from './options.ts'
 import { createPacketGuard } from './packet-guard.ts'
 import { createServerBook } from './server-book.ts'
@@ -165,7 +166,12 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   let cluster: Cluster
   if (o.redisUrl !== undefined && o.redisSecret !== undefined) {
-    const { createRedisCluster } = await import('./cluster-redis.ts')
+    const { createRedisCluster } = await import('./cluster-redis.ts').catch((err: unknown) => {
+      if (missingPackage(err) !== 'redis') throw err
+      throw new Error(
+        'REDIS_URL needs the redis package, an optional peer dependency of weft: npm install redis@^5.12.1',
+      )
+    })
     cluster = await createRedisCluster(
       {
         url: o.redisUrl,
