@@ -5,7 +5,7 @@
  */
 import type { SignalServerOptions } from './options.ts'
 
-type Kind = 'int' | 'string' | 'list'
+type Kind = 'int' | 'string' | 'list' | 'json'
 interface Setting {
   key: keyof SignalServerOptions
   env: string
@@ -65,6 +65,27 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'public-url',
     kind: 'list',
     help: "this server's public URL(s): registrations must be signed for one (default http://localhost:PORT, 127.0.0.1, [::1])",
+  },
+  {
+    key: 'iceServers',
+    env: 'ICE_SERVERS',
+    flag: 'ice-servers',
+    kind: 'json',
+    help: 'STUN/TURN servers for clients, JSON: [{"urls":"stun:host:3478"},{"urls":"turn:host:3478"}] (none)',
+  },
+  {
+    key: 'turnSecret',
+    env: 'TURN_SECRET',
+    flag: 'turn-secret',
+    kind: 'string',
+    help: 'coturn static-auth-secret: time-limited TURN credentials per client (>= 16 chars)',
+  },
+  {
+    key: 'turnCredentialTtlS',
+    env: 'TURN_CREDENTIAL_TTL_S',
+    flag: 'turn-credential-ttl-s',
+    kind: 'int',
+    help: 'lifetime of those credentials, seconds (86400)',
   },
   {
     key: 'puzzleBits',
@@ -298,6 +319,12 @@ export function parseCli(
       if (raw.trim() === '' || !Number.isInteger(n) || n < 0)
         errors.push(`${where}: not a whole number: ${raw}`)
       else options[s.key] = n
+    } else if (s.kind === 'json') {
+      try {
+        options[s.key] = JSON.parse(raw)
+      } catch (err) {
+        errors.push(`${where}: not JSON (${(err as Error).message}): ${raw.slice(0, 200)}`)
+      }
     } else if (s.kind === 'list') {
       options[s.key] = raw
         .split(',')

@@ -74,6 +74,21 @@ it('refuses to start with Redis but no secret, saying why', () => {
   expect(r.stderr).toContain('REDIS_SECRET')
 })
 
+it('refuses to start with a TURN server it cannot give credentials for, naming the entry', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main], {
+    cwd: root,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ICE_SERVERS: '[{"urls":"stun:stun.example.org"},{"urls":"turn:turn.example.org:3478"}]',
+    },
+  })
+  expect(r.status).toBe(1)
+  expect(r.stderr).toContain('failed to start: iceServers (ICE_SERVERS) entry 2: a TURN server needs')
+})
+
 it('refuses unknown flags', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', main, '--nope'], { cwd: root, encoding: 'utf8' })
   expect(r.status).toBe(2)

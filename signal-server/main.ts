@@ -77,6 +77,13 @@ async function main(): Promise<void> {
     `registrations accepted for ${server.publicUrls.join(', ')}` +
       `${options.publicUrls?.length ? '' : ' (set PUBLIC_URL to the address clients use)'}`,
   )
+  const ice = (options.iceServers ?? []).flatMap((e) => (typeof e.urls === 'string' ? [e.urls] : e.urls))
+  console.log(
+    ice.length > 0
+      ? `ICE servers handed to clients: ${ice.join(', ')}` +
+          `${options.turnSecret ? `; TURN credentials made per client, valid ${options.turnCredentialTtlS ?? 86_400} s` : ''}`
+      : "no ICE servers configured (ICE_SERVERS): peers that cannot link directly (behind NATs) use this server's relay, within its quota",
+  )
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -209,6 +210,47 @@ describe('bootstrap', () => {
     expect(b.ack.servers).toEqual(['https://signal.example.org'])
     const p = parsePeersAck(await b.call('peers', {}))
     expect(p?.ok && p.servers).toEqual(['https://signal.example.org'])
+  })
+})
+
+describe('ICE servers', () => {
+  it('hands the configured STUN/TURN servers to each node, with TURN credentials made for its id, fresh in each peers answer', async () => {
+    const secret = 'correct-horse-battery-staple'
+    const s = await start({
+      iceServers: [
+        { urls: 'stun:stun.example.org:3478' },
+        { urls: ['turn:turn.example.org:3478?transport=udp'] },
+      ],
+      turnSecret: secret,
+      turnCredentialTtlS: 3600,
+    })
+    const before = Math.floor(Date.now() / 1000)
+    const a = track(await joined(s.address, 'demo'))
+    const ack = parseRegisterAck(a.ack)
+    if (!ack?.ok) throw new Error('not registered')
+    expect(ack.iceTtlMs).toBe(3_600_000)
+    expect(ack.iceServers?.[0]).toEqual({ urls: ['stun:stun.example.org:3478'] })
+    const turn = ack.iceServers?.[1]
+    expect(turn?.urls).toEqual(['turn:turn.example.org:3478?transport=udp'])
+    const [expiry, id] = (turn?.username ?? '').split(':')
+    expect(id).toBe(a.id)
+    expect(Number(expiry)).toBeGreaterThanOrEqual(before + 3600)
+    expect(Number(expiry)).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600)
+    expect(turn?.credential).toBe(
+      createHmac('sha1', secret)
+        .update(turn?.username ?? '')
+        .digest('base64'),
+    )
+    // A node renews its credentials with `peers { max: 0 }`.
+    const p = parsePeersAck(await a.call('peers', { max: 0 }))
+    expect(p?.ok && p.peers).toEqual([])
+    expect(p?.ok && p.iceServers?.[1]?.username).toMatch(new RegExp(`^\\d+:${a.id}$`))
+  })
+
+  it('hands out none when none are configured', async () => {
+    const s = await start()
+    const a = track(await joined(s.address, 'demo'))
+    expect(a.ack).not.toHaveProperty('iceServers')
   })
 })
 

@@ -37,6 +37,7 @@ import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
+import { createIce } from './ice.ts'
 import { createCounters, flatMetrics, type Gauges, inc, renderPrometheus } from './metrics.ts'
 import { missingPackage } from './optional-deps.ts'
 import { resolveOptions, type SignalServerOptions } from './options.ts'
@@ -202,6 +203,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     cluster,
     publicHosts: new Set(),
     book: createServerBook({ configured: o.servers, self: o.publicUrls, cluster: () => cluster.servers() }),
+    ice: createIce(o),
   }
 
   // ------------------------------------------------------------------ connections
