@@ -158,15 +158,15 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     const t0 = Date.now()
     const deadline = t0 + this.opts.joinTimeoutMs
     const tried = new Map<string, number>()
+    /** Servers that refused us for good (they would again): not asked again. */
+    const refused = new Set<string>()
     let last: SignalError | undefined
-    for (let round = 0; ; round++) {
-      const servers = this.knownServers()
-      for (let i = 0; i < servers.length; i++) {
+    for (let round = 0, final = false; ; round++) {
+      for (const url of this.knownServers().filter((u) => !refused.has(u))) {
         if (this.closed) throw new ClosedError()
         const left = deadline - Date.now()
-        if (left <= 0) break
-        const url = servers[i] as string
-        this.serverIndex = i
+        if (left < MIN_ATTEMPT_MS) break
+        this.serverIndex = this.knownServers().indexOf(url)
         tried.set(url, (tried.get(url) ?? 0) + 1)
         try {
           return await this.connectOnce(url, Math.min(this.opts.connectTimeoutMs, left))
@@ -175,12 +175,17 @@ export class SignalClient extends Emitter<SignalClientEvents> {
           last = asSignalError(url, err)
           // A refusal of our identity is the same everywhere: do not hammer other servers.
           if (IDENTITY_REFUSALS.has(last.reason)) throw last
+          if (SERVER_REFUSALS.has(last.reason)) refused.add(url)
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) break
-      // One round failed: wait, but leave time for a last round before the deadline.
-      const delay = Math.min(this.backoff(round), Math.max(0, left - 250))
+      if (final || left < MIN_ATTEMPT_MS || this.knownServers().every((u) => refused.has(u))) break
+      // A round failed: wait, and if the wait would reach the deadline, make the next round the last.
+      let delay = this.backoff(round)
+      if (delay > left - MIN_ATTEMPT_MS) {
+        delay = left - MIN_ATTEMPT_MS
+        final = true
+      }
       this.down(last, delay)
       await new Promise<void>((resolve) => {
         this.wake = resolve
@@ -190,10 +195,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       this.retryTimer = undefined
     }
     const list = [...tried].map(([u, n]) => (n > 1 ? `${u} (${n} times)` : u)).join(', ')
+    const outOfTime = deadline - Date.now() < MIN_ATTEMPT_MS
     const error = new SignalError(
       last?.reason ?? 'unreachable',
-      `no signal server registered this node within ${Date.now() - t0} ms (timeoutMs ${this.opts.joinTimeoutMs}); ` +
-        `tried ${list}; the last said: ${last?.message ?? 'nothing'}`,
+      `${
+        outOfTime
+          ? `no signal server registered this node within ${Date.now() - t0} ms (timeoutMs ${this.opts.joinTimeoutMs})`
+          : 'every signal server refused this node'
+      }; tried ${list}; the last said: ${last?.message ?? 'nothing'}`,
     )
     this.down(last, undefined)
     throw error
@@ -212,7 +221,8 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       const socket: ClientSocket = this.opts.io(url, {
         transports: ['websocket'],
         reconnection: false,
-        timeout: timeoutMs,
+        // Our own timer (below) ends the attempt first, with a clearer error than socket.io's 'timeout'.
+        timeout: timeoutMs + 1000,
         forceNew: true,
       })
       let settled = false
@@ -460,6 +470,10 @@ export class SignalClient extends Emitter<SignalClientEvents> {
 
 /** Refusals of our identity itself: every server of the network would say the same. */
 const IDENTITY_REFUSALS: ReadonlySet<string> = new Set(['bad-signature', 'bad-key', 'weak-identity'])
+/** Refusals a server would repeat to us (its configuration, our client): join does not ask it again. */
+const SERVER_REFUSALS: ReadonlySet<string> = new Set(['wrong-server', 'bad-payload', 'bad-answer'])
+/** A join attempt is not started with less time than this left (it could not finish). */
+const MIN_ATTEMPT_MS = 250
 
 /** What a server's refusal means for the person reading the error, and what to do about it. */
 const REFUSALS: Readonly<Record<string, string>> = {
