@@ -27,8 +27,11 @@ function run(cmd, args, env = {}) {
   }
 }
 
-/** Text files worth compressing; smaller ones are sent as they are. */
-const COMPRESS = new Set(['.js', '.mjs', '.css', '.html', '.map', '.json', '.svg', '.txt'])
+/**
+ * Text files worth compressing; smaller ones are sent as they are. Not source maps: only developer
+ * tools fetch them, and their compressed copies would add a megabyte to the package.
+ */
+const COMPRESS = new Set(['.js', '.mjs', '.css', '.html', '.json', '.svg', '.txt'])
 const MIN_BYTES = 1024
 
 function precompress(dir) {

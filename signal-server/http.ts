@@ -8,7 +8,8 @@
  * `<file>.br` and `<file>.gz` beside each text file (scripts/build.mjs), and
  * the brotli copy, else the gzip one, is sent with `Content-Encoding` and
  * `Vary: Accept-Encoding` (nothing is compressed per request: the CPU a
- * request may cost stays small). Every file has a strong ETag (a hash of its
+ * request may cost stays small; a copy is checked once to hold the file as
+ * it is now). Every file has a strong ETag (a hash of its
  * content, one per encoding); `If-None-Match` gets 304. Vite's hashed assets
  * (`/assets/name-HASH.ext`) are cached for a year as immutable; everything
  * else (`/weft.js`, `/weft.mjs`, the page, whose names stay the same from
@@ -19,6 +20,8 @@ import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, resolve, sep } from 'node:path'
+import { promisify } from 'node:util'
+import { brotliDecompress as brotliDecompressCb, gunzip as gunzipCb } from 'node:zlib'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -135,6 +138,9 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
   }
 }
 
+const brotliDecompress = promisify(brotliDecompressCb)
+const gunzip = promisify(gunzipCb)
+
 /** Vite's content-hashed output (assetsDir `assets`): a new build gives new names, so these never change. */
 const IMMUTABLE = /^\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/
 
@@ -182,16 +188,45 @@ function acceptedEncodings(header: string | string[] | undefined): Set<string> {
   return out
 }
 
-/** A precompressed copy of `f`, when the build made one and it is not older than the file. */
-async function compressedCopy(f: StaticFile, ext: string): Promise<StaticFile | undefined> {
+/** Precompressed copies checked so far: path -> its size and mtime then, and whether it holds the file. */
+const copies = new Map<string, { size: number; mtimeMs: number; of: string; good: boolean }>()
+/** A copy bigger than this is not looked into (a static folder holds bundles of a few hundred KB). */
+const MAX_COPY_BYTES = 16 * 1024 * 1024
+
+/**
+ * The build's compressed copy of `f` (`ext` .br or .gz), if there is one and it decompresses to the
+ * file as it is now (content hash `hash`): a copy left over from an older build is not sent. Checked
+ * once per copy (and again when it changes). File times say nothing here: npm sets one time on every
+ * file of a package.
+ */
+async function compressedCopy(
+  f: StaticFile,
+  ext: '.br' | '.gz',
+  hash: string,
+): Promise<StaticFile | undefined> {
+  const path = f.path + ext
+  let s: Awaited<ReturnType<typeof stat>>
   try {
-    const s = await stat(f.path + ext)
-    return s.isFile() && s.mtimeMs >= f.mtimeMs
-      ? { path: f.path + ext, size: s.size, mtimeMs: s.mtimeMs }
-      : undefined
+    s = await stat(path)
   } catch {
     return undefined
   }
+  if (!s.isFile() || s.size > MAX_COPY_BYTES) return undefined
+  const known = copies.get(path)
+  let good: boolean
+  if (known && known.size === s.size && known.mtimeMs === s.mtimeMs && known.of === hash) good = known.good
+  else {
+    try {
+      const raw = await readFile(path)
+      const body = ext === '.br' ? await brotliDecompress(raw) : await gunzip(raw)
+      good = createHash('sha256').update(body).digest('base64url').slice(0, 22) === hash
+    } catch {
+      good = false
+    }
+    if (copies.size >= MAX_HASHES) copies.delete(copies.keys().next().value as string)
+    copies.set(path, { size: s.size, mtimeMs: s.mtimeMs, of: hash, good })
+  }
+  return good ? { path, size: s.size, mtimeMs: s.mtimeMs } : undefined
 }
 
 async function chooseRepresentation(
@@ -200,8 +235,8 @@ async function chooseRepresentation(
 ): Promise<Representation> {
   const hash = await contentHash(f)
   const accepted = acceptedEncodings(acceptEncoding)
-  const br = await compressedCopy(f, '.br')
-  const gz = await compressedCopy(f, '.gz')
+  const br = await compressedCopy(f, '.br', hash)
+  const gz = await compressedCopy(f, '.gz', hash)
   const vary = br !== undefined || gz !== undefined
   if (br && accepted.has('br')) return { ...br, etag: `"${hash}-br"`, encoding: 'br', vary }
   if (gz && (accepted.has('gzip') || accepted.has('x-gzip')))

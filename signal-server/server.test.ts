@@ -473,6 +473,13 @@ describe('http', () => {
     expect(p2.status).toBe(200)
     expect(p2.headers.etag).not.toBe(p1.headers.etag)
 
+    // A copy that does not hold the file as it is now (left from an older build) is not sent.
+    writeFileSync(join(dir, 'old.js'), 'the new content')
+    writeFileSync(join(dir, 'old.js.br'), brotliCompressSync('the old content'))
+    const old = await get('/old.js', { 'accept-encoding': 'br' })
+    expect(old.headers['content-encoding']).toBeUndefined()
+    expect(old.body.toString()).toBe('the new content')
+
     // Vite's hashed assets never change under one name.
     expect((await get('/assets/index-Cd8xsEG5.js')).headers['cache-control']).toBe(
       'public, max-age=31536000, immutable',
