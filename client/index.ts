@@ -8,14 +8,14 @@ import { io } from 'socket.io-client'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
 import { folderStorage } from './folder-storage.ts'
 import { loadNodeIdentity } from './identity-store.ts'
+import { checkJoinOptions } from './join-options.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 
 export * from './api.ts'
 
 /** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
 export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
-  if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
-    throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
+  checkJoinOptions(options)
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   const identity = await loadNodeIdentity(options.dataDir, puzzleBits)
   const opts: JoinOptions = options.wrtc || options.relay ? options : { ...options, relay: 'force' }

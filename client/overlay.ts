@@ -60,7 +60,7 @@ import {
   ROUTE_MAX_SKEW_MS,
   type RouteMsg,
 } from './rpc.ts'
-import { type IoFactory, SignalClient } from './signal-client.ts'
+import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
 export interface JoinOptions {
@@ -84,8 +84,26 @@ export interface JoinOptions {
   requestTimeoutMs?: number
   /** All links (mesh and on-demand) together. @default 48 */
   maxLinks?: number
-  /** ICE servers for WebRTC (none needed on one machine or a LAN). @default [] */
+  /**
+   * STUN/TURN servers for this node's RTCPeerConnections. Overrides what the
+   * signal server hands out (its ICE_SERVERS, with TURN credentials made for
+   * this node); `[]` uses none. Without any, peers behind NATs that cannot
+   * link directly go through the signal server's relay, within its quota.
+   * @default what the signal server hands out (none if it has none)
+   */
   iceServers?: RTCIceServer[]
+  /**
+   * How long the first join keeps trying the signal servers (in turn, with
+   * backoff) before joinOverlay rejects with SignalError. @default 30000
+   */
+  timeoutMs?: number
+  /**
+   * Called with every change of where the node stands with the signal
+   * servers, from the first attempt on (before joinOverlay resolves, when
+   * `node.on` cannot be reached yet): `{ state: 'connecting' | 'registered' |
+   * 'down' | 'closed', server, attempt, retryInMs?, error? }`.
+   */
+  onSignal?: (status: SignalStatus) => void
   /** Node only: keep the identity, the table and the DHT share in this folder. */
   dataDir?: string
   /** Keep this node's DHT share in storage (always-on peers). @default false */
@@ -343,7 +361,18 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private readonly env: Env
   private readonly opts: Required<
-    Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht' | 'overlaySignals' | 'puzzleBits'>
+    Omit<
+      JoinOptions,
+      | 'wrtc'
+      | 'dataDir'
+      | 'signal'
+      | 'persistDht'
+      | 'overlaySignals'
+      | 'puzzleBits'
+      | 'iceServers'
+      | 'timeoutMs'
+      | 'onSignal'
+    >
   > &
     JoinOptions
   private readonly links = new Map<string, Link>()
@@ -400,6 +429,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private lastRingCheck = 0
   private lastDhtSave = Date.now()
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  /** While the first join waits for a link: peers that cannot link with us (relayMismatch). */
+  private mismatched: Set<string> | undefined
+  private onMismatch: (() => void) | undefined
 
   constructor(env: Env, opts: JoinOptions) {
     super()
@@ -414,7 +446,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
       maxMessageBytes: 4 * 1024 * 1024,
       requestTimeoutMs: 10_000,
       maxLinks: 48,
-      iceServers: [],
       ...opts,
     }
     if (!['auto', 'force', 'never'].includes(this.opts.relay))
@@ -445,6 +476,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       network: this.network,
       identity: this.identity,
       io: env.io,
+      ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
     })
     this.mesh = createMesh({
       id: this.id,
@@ -557,6 +589,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     })
     this.signalClient.on('registered', ({ peers }) => this.addSampled(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
+    const onSignal = this.opts.onSignal
+    if (onSignal) this.signalClient.on('status', (st) => safeCall(() => onSignal(st)))
     const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
     if (saved2 !== undefined) await this.chord.importState(saved2).catch(() => 0)
     const peers = await this.signalClient.start()
@@ -570,17 +604,40 @@ export class OverlayNode extends Emitter<NodeEvents> {
       await this.ringReady
       return
     }
-    this.manage()
-    // Resolve once one link is open; if none opens in time we are still joined (and keep trying).
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        off()
-        clearTimeout(t)
-        resolve()
-      }
-      const off = this.on('peer:connect', done)
-      const t = setTimeout(done, this.opts.directTimeoutMs + 10_000)
-    })
+    // Peers that cannot link with us at all (relay 'never' against relay 'force'), while we wait.
+    const mismatched = new Set<string>()
+    this.mismatched = mismatched
+    // Resolve once one link is open; if none opens in time we are still joined (and keep trying),
+    // unless the only peers that answered cannot link with us: then say so.
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const finish = (err?: Error) => {
+          off()
+          clearTimeout(t)
+          this.onMismatch = undefined
+          if (err) reject(err)
+          else resolve()
+        }
+        const cannotLink = () =>
+          new NoRouteError(
+            [...mismatched][0] as string,
+            `relay: '${this.opts.relay}' cannot reach this network: ${mismatched.size} of the ${peers.length} ` +
+              `peers the signal server offered ${this.opts.relay === 'never' ? "link only through its relay (they run relay: 'force')" : "take direct links only (they run relay: 'never')"}; ` +
+              `with relay: 'auto' this node links with both`,
+          )
+        const off = this.on('peer:connect', () => finish())
+        // Every peer of the sample refused us for that: no link is coming.
+        this.onMismatch = () => {
+          if (peers.every((p) => mismatched.has(p.id))) finish(cannotLink())
+        }
+        const t = setTimeout(
+          () => finish(this.peers().length === 0 && mismatched.size > 0 ? cannotLink() : undefined),
+          this.opts.directTimeoutMs + 10_000,
+        )
+      })
+    } finally {
+      this.mismatched = undefined
+    }
     this.ringReady = this.joinRing()
   }
 
@@ -714,6 +771,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       relayBytesIn: this.signalClient.stats.relayBytesIn,
       signalReconnects: this.signalClient.stats.reconnects,
       signalConnected: this.signalClient.connected ? 1 : 0,
+      signalDropped: this.signalClient.stats.dropped,
       ...prefixed('mesh.', this.mesh.counters),
       ...prefixed('sync.', this.syncTable.counters),
       ...prefixed('dht.', this.chord.counters),
@@ -1035,7 +1093,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       SimplePeer: this.env.SimplePeer,
       initiator,
       ...(this.opts.wrtc ? { wrtc: this.opts.wrtc } : {}),
-      iceServers: this.opts.iceServers,
+      // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
+      iceServers: this.opts.iceServers ?? this.signalClient.iceServers ?? [],
       sendSignal: (s) =>
         this.signalTo(d.peer, { t: 'rtc', s, mesh: d.mesh }).catch((err: Error) => {
           if (err instanceof NoRouteError) this.failDial(d, err)
@@ -1230,7 +1289,17 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (!s) return bump(this.counters, 'drop.signal')
     if (s.t === 'refuse') {
       const d = this.dials.get(from)
-      if (d) this.failDial(d, new NoRouteError(from, `${from} refused: ${s.reason}`))
+      if (s.reason === 'no-relay') this.relayMismatch(from)
+      if (d)
+        this.failDial(
+          d,
+          new NoRouteError(
+            from,
+            s.reason === 'no-relay'
+              ? `${from} takes direct links only (it runs relay: 'never'), and this node has relay: 'force'`
+              : `${from} refused: ${s.reason}`,
+          ),
+        )
       return
     }
     const linked = this.links.get(from)
@@ -1268,11 +1337,31 @@ export class OverlayNode extends Emitter<NodeEvents> {
         return
       case 'relay':
         if (this.opts.relay === 'never') {
-          this.failDial(d, new NoRouteError(from, 'relay refused'))
+          // The peer offers only a relayed link: it runs relay 'force' (or gave up on WebRTC).
+          this.relayMismatch(from)
+          this.failDial(
+            d,
+            new NoRouteError(
+              from,
+              `${from} links only through the signal server's relay (it runs relay: 'force'), and this node has relay: 'never'`,
+            ),
+          )
           void this.signalClient.signal(from, { t: 'refuse', reason: 'no-relay' }).catch(() => {})
           return
         }
         return this.startRelay(d, s.sid)
+    }
+  }
+
+  /**
+   * `peer` and this node cannot link: one runs relay 'never', the other relay 'force'. Counted;
+   * during the first join, noted so that joinOverlay can say so (see start).
+   */
+  private relayMismatch(peer: string): void {
+    bump(this.counters, 'dial.relay-mismatch')
+    if (this.mismatched && this.mismatched.size < MAX_SAMPLED) {
+      this.mismatched.add(peer)
+      this.onMismatch?.()
     }
   }
 
