@@ -48,7 +48,13 @@ import { decodeValueResult, encodeValue } from '../shared/wire/value.ts'
 import { Emitter } from './emitter.ts'
 import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
-import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
+import {
+  createWebRtcPipe,
+  describeRtcError,
+  rtcErrorKey,
+  type SimplePeerCtor,
+  type WebRtcPipe,
+} from './links/webrtc.ts'
 import { Outbox } from './route-memory.ts'
 import {
   fwdSigned,
@@ -74,7 +80,11 @@ export interface JoinOptions {
   maxPeers?: number
   /** Mesh links the connection manager aims for. @default min(6, maxPeers) */
   targetPeers?: number
-  /** Node only: a WebRTC implementation (@roamhq/wrtc). */
+  /**
+   * Node only: WebRTC, as the module of node-datachannel/polyfill, werift or
+   * @roamhq/wrtc (adapted for simple-peer), or false for relay links only.
+   * @default the first of those installed, node-datachannel first
+   */
   wrtc?: unknown
   /** How long a direct link may take before falling back to the relay. @default 5000 */
   directTimeoutMs?: number
@@ -265,6 +275,8 @@ interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: ReturnType<typeof setTimeout>
+  /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
+  error?: string
   started: number
   waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
 }
@@ -1107,9 +1119,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
         this.attachLink(d, pipe)
       },
-      () => {
+      (err: unknown) => {
         // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
-        if (this.dials.get(d.peer) === d && d.pipe === pipe && !d.relay) this.fallBack(d)
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe || d.relay) return
+        d.error = describeRtcError(err)
+        bump(this.counters, `dial.webrtc-failed.${rtcErrorKey(err)}`)
+        this.fallBack(d)
       },
     )
   }
@@ -1121,8 +1136,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
-    if (this.opts.relay === 'never')
-      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}`))
+    if (!d.error) bump(this.counters, 'dial.webrtc-timeout')
+    if (this.opts.relay === 'never') {
+      const why =
+        d.error ??
+        (d.pipe
+          ? `WebRTC did not connect within ${this.opts.directTimeoutMs} ms (ICE ${d.pipe.iceState()})`
+          : `no WebRTC offer from the peer within ${this.opts.directTimeoutMs} ms`)
+      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}: ${why}`))
+    }
     bump(this.counters, 'dial.relay-fallback')
     this.startRelay(d)
   }
@@ -1201,6 +1223,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (reason === 'relay-restart' || reason === 'relay-instead') return
         // Closed during the handshake: a direct attempt may still fall back to the relay.
         bump(this.counters, `link.handshake-closed.${reason.split(':')[0]}`)
+        d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
         delete d.link
         if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
         return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
