@@ -9,6 +9,7 @@ export {
   RemoteError,
   SignalError,
   TimeoutError,
+  UnsupportedError,
   ValueTooLargeError,
   WeftError,
 } from '../shared/errors.ts'
@@ -24,3 +25,4 @@ export type {
   SyncApi,
 } from './overlay.ts'
 export { OverlayNode } from './overlay.ts'
+export type { SignalState, SignalStatus } from './signal-client.ts'

@@ -7,14 +7,21 @@
  * origin open at once must not share an id, so each tab claims a numbered
  * slot with a Web Lock held for its lifetime; a reload frees the slot and
  * takes it again, keeping its id.
+ *
+ * Before anything, joinOverlay checks its options (join-options.ts) and the
+ * browser (browser-support.ts), so that a mistake or a missing feature is
+ * named with what to do about it.
  */
 import { createStore, get, set } from 'idb-keyval'
 // simple-peer's prebuilt browser file carries its own Buffer/process shims.
 import SimplePeer from 'simple-peer/simplepeer.min.js'
 import { io } from 'socket.io-client'
+import { UnsupportedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
 import type { Value } from '../shared/types.ts'
+import { checkBrowser, checkMixedContent } from './browser-support.ts'
+import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 import type { NodeStorage } from './storage.ts'
 
@@ -51,33 +58,66 @@ function idbStorage(slot: number): NodeStorage {
   }
 }
 
+/** An IndexedDB operation whose failure (private browsing, a full disk, a blocked profile) is named as such. */
+async function idb<T>(op: Promise<T>): Promise<T> {
+  try {
+    return await op
+  } catch (err) {
+    const e = err as { name?: string; message?: string } | undefined
+    throw new UnsupportedError(
+      'IndexedDB',
+      `IndexedDB failed here (${e?.name ?? 'Error'}: ${e?.message ?? err}); weft keeps its identity in it ` +
+        '(private browsing, or a profile that blocks site data, may turn it off)',
+    )
+  }
+}
+
 async function loadBrowserIdentity(
   puzzleBits: number,
 ): Promise<{ identity: Identity; release: () => void; slot: number }> {
   const { slot, release } = await claimSlot()
-  const store = createStore('weft', 'keys')
-  const key = `identity-${slot}`
-  const saved = (await get(key, store)) as CryptoKeyPair | undefined
-  if (saved?.privateKey && saved.publicKey) {
-    const identity = await identityFromKeyPair(saved)
-    // A key made before the network asked for this much work is replaced (once).
-    if (meetsPuzzle(identity.publicKey, puzzleBits)) return { identity, release, slot }
+  try {
+    const store = createStore('weft', 'keys')
+    const key = `identity-${slot}`
+    const saved = (await idb(get(key, store))) as CryptoKeyPair | undefined
+    if (saved?.privateKey && saved.publicKey) {
+      const identity = await identityFromKeyPair(saved)
+      // A key made before the network asked for this much work is replaced (once).
+      if (meetsPuzzle(identity.publicKey, puzzleBits)) return { identity, release, slot }
+    }
+    const identity = await generateIdentity({ puzzleBits })
+    await idb(set(key, identity.keyPair, store))
+    return { identity, release, slot }
+  } catch (err) {
+    release()
+    throw err
   }
-  const identity = await generateIdentity({ puzzleBits })
-  await set(key, identity.keyPair, store)
-  return { identity, release, slot }
 }
 
-/** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
+/**
+ * Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone).
+ * Mistakes in the options are TypeErrors, a browser that lacks what weft needs an UnsupportedError
+ * (browser-support.ts), no server that registers us within timeoutMs a SignalError.
+ */
 export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
-  if (!options || (typeof options.signal !== 'string' && !Array.isArray(options.signal)))
-    throw new TypeError('joinOverlay needs { signal: URL or URLs of signal servers }')
-  if (!globalThis.isSecureContext) throw new Error('weft needs a secure context (https: or http://localhost)')
+  checkJoinOptions(options)
+  const { webrtc } = await checkBrowser(globalThis)
+  checkMixedContent(globalThis.location?.protocol, checkSignalUrls(options.signal))
+  let opts = options
+  if (!webrtc) {
+    // WebRTC turned off (a privacy setting, a policy): every link goes through the server's relay.
+    if (options.relay === 'never')
+      throw new UnsupportedError(
+        'WebRTC',
+        "this browser has no WebRTC (RTCPeerConnection), and relay: 'never' allows no other kind of link",
+      )
+    opts = { ...options, relay: 'force' }
+  }
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
   const node = new OverlayNode(
     { SimplePeer: SimplePeer as never, io: io as never, identity, release, storage: idbStorage(slot) },
-    options,
+    opts,
   )
   try {
     await node.start()

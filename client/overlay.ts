@@ -33,8 +33,14 @@ import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { Emitter } from './emitter.ts'
 import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
-import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
-import { type IoFactory, SignalClient } from './signal-client.ts'
+import {
+  createWebRtcPipe,
+  describeRtcError,
+  rtcErrorKey,
+  type SimplePeerCtor,
+  type WebRtcPipe,
+} from './links/webrtc.ts'
+import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
 export interface JoinOptions {
@@ -48,7 +54,11 @@ export interface JoinOptions {
   maxPeers?: number
   /** Mesh links the connection manager aims for. @default min(6, maxPeers) */
   targetPeers?: number
-  /** Node only: a WebRTC implementation (@roamhq/wrtc). */
+  /**
+   * Node only: WebRTC, as the module of node-datachannel/polyfill, werift or
+   * @roamhq/wrtc (adapted for simple-peer), or false for relay links only.
+   * @default the first of those installed, node-datachannel first
+   */
   wrtc?: unknown
   /** How long a direct link may take before falling back to the relay. @default 5000 */
   directTimeoutMs?: number
@@ -58,8 +68,26 @@ export interface JoinOptions {
   requestTimeoutMs?: number
   /** All links (mesh and on-demand) together. @default 48 */
   maxLinks?: number
-  /** ICE servers for WebRTC (none needed on one machine or a LAN). @default [] */
+  /**
+   * STUN/TURN servers for this node's RTCPeerConnections. Overrides what the
+   * signal server hands out (its ICE_SERVERS, with TURN credentials made for
+   * this node); `[]` uses none. Without any, peers behind NATs that cannot
+   * link directly go through the signal server's relay, within its quota.
+   * @default what the signal server hands out (none if it has none)
+   */
   iceServers?: RTCIceServer[]
+  /**
+   * How long the first join keeps trying the signal servers (in turn, with
+   * backoff) before joinOverlay rejects with SignalError. @default 30000
+   */
+  timeoutMs?: number
+  /**
+   * Called with every change of where the node stands with the signal
+   * servers, from the first attempt on (before joinOverlay resolves, when
+   * `node.on` cannot be reached yet): `{ state: 'connecting' | 'registered' |
+   * 'down' | 'closed', server, attempt, retryInMs?, error? }`.
+   */
+  onSignal?: (status: SignalStatus) => void
   /** Node only: keep the identity, the table and the DHT share in this folder. */
   dataDir?: string
   /** Keep this node's DHT share in storage (always-on peers). @default false */
@@ -198,6 +226,8 @@ interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: ReturnType<typeof setTimeout>
+  /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
+  error?: string
   started: number
   waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
 }
@@ -294,7 +324,18 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private readonly env: Env
   private readonly opts: Required<
-    Omit<JoinOptions, 'wrtc' | 'dataDir' | 'signal' | 'persistDht' | 'overlaySignals' | 'puzzleBits'>
+    Omit<
+      JoinOptions,
+      | 'wrtc'
+      | 'dataDir'
+      | 'signal'
+      | 'persistDht'
+      | 'overlaySignals'
+      | 'puzzleBits'
+      | 'iceServers'
+      | 'timeoutMs'
+      | 'onSignal'
+    >
   > &
     JoinOptions
   private readonly links = new Map<string, Link>()
@@ -336,6 +377,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private lastRingCheck = 0
   private lastDhtSave = Date.now()
   private readonly closedTotals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  /** While the first join waits for a link: peers that cannot link with us (relayMismatch). */
+  private mismatched: Set<string> | undefined
+  private onMismatch: (() => void) | undefined
 
   constructor(env: Env, opts: JoinOptions) {
     super()
@@ -350,7 +394,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
       maxMessageBytes: 4 * 1024 * 1024,
       requestTimeoutMs: 10_000,
       maxLinks: 48,
-      iceServers: [],
       ...opts,
     }
     if (!['auto', 'force', 'never'].includes(this.opts.relay))
@@ -368,6 +411,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       network: this.network,
       identity: this.identity,
       io: env.io,
+      ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
     })
     this.storage = env.storage ?? noStorage
     // Throws (TypeError) when our own key does not meet the network's puzzle.
@@ -469,6 +513,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     })
     this.signalClient.on('registered', ({ peers }) => this.addSampled(peers))
     this.signalClient.on('state', (s) => this.emit('signal', s))
+    const onSignal = this.opts.onSignal
+    if (onSignal) this.signalClient.on('status', (st) => safeCall(() => onSignal(st)))
     const saved2 = await this.storage.load(`dht-${this.network}`).catch(() => undefined)
     if (saved2 !== undefined) await this.chord.importState(saved2).catch(() => 0)
     const peers = await this.signalClient.start()
@@ -482,17 +528,40 @@ export class OverlayNode extends Emitter<NodeEvents> {
       await this.ringReady
       return
     }
-    this.manage()
-    // Resolve once one link is open; if none opens in time we are still joined (and keep trying).
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        off()
-        clearTimeout(t)
-        resolve()
-      }
-      const off = this.on('peer:connect', done)
-      const t = setTimeout(done, this.opts.directTimeoutMs + 10_000)
-    })
+    // Peers that cannot link with us at all (relay 'never' against relay 'force'), while we wait.
+    const mismatched = new Set<string>()
+    this.mismatched = mismatched
+    // Resolve once one link is open; if none opens in time we are still joined (and keep trying),
+    // unless the only peers that answered cannot link with us: then say so.
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const finish = (err?: Error) => {
+          off()
+          clearTimeout(t)
+          this.onMismatch = undefined
+          if (err) reject(err)
+          else resolve()
+        }
+        const cannotLink = () =>
+          new NoRouteError(
+            [...mismatched][0] as string,
+            `relay: '${this.opts.relay}' cannot reach this network: ${mismatched.size} of the ${peers.length} ` +
+              `peers the signal server offered ${this.opts.relay === 'never' ? "link only through its relay (they run relay: 'force')" : "take direct links only (they run relay: 'never')"}; ` +
+              `with relay: 'auto' this node links with both`,
+          )
+        const off = this.on('peer:connect', () => finish())
+        // Every peer of the sample refused us for that: no link is coming.
+        this.onMismatch = () => {
+          if (peers.every((p) => mismatched.has(p.id))) finish(cannotLink())
+        }
+        const t = setTimeout(
+          () => finish(this.peers().length === 0 && mismatched.size > 0 ? cannotLink() : undefined),
+          this.opts.directTimeoutMs + 10_000,
+        )
+      })
+    } finally {
+      this.mismatched = undefined
+    }
     this.ringReady = this.joinRing()
   }
 
@@ -594,6 +663,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       relayBytesIn: this.signalClient.stats.relayBytesIn,
       signalReconnects: this.signalClient.stats.reconnects,
       signalConnected: this.signalClient.connected ? 1 : 0,
+      signalDropped: this.signalClient.stats.dropped,
       ...this.core.stats(),
     }
   }
@@ -757,7 +827,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       SimplePeer: this.env.SimplePeer,
       initiator,
       ...(this.opts.wrtc ? { wrtc: this.opts.wrtc } : {}),
-      iceServers: this.opts.iceServers,
+      // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
+      iceServers: this.opts.iceServers ?? this.signalClient.iceServers ?? [],
       sendSignal: (s) =>
         this.signalTo(d.peer, { t: 'rtc', s, mesh: d.mesh }).catch((err: Error) => {
           if (err instanceof NoRouteError) this.failDial(d, err)
@@ -770,9 +841,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
         this.attachLink(d, pipe)
       },
-      () => {
+      (err: unknown) => {
         // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
-        if (this.dials.get(d.peer) === d && d.pipe === pipe && !d.relay) this.fallBack(d)
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe || d.relay) return
+        d.error = describeRtcError(err)
+        bump(this.counters, `dial.webrtc-failed.${rtcErrorKey(err)}`)
+        this.fallBack(d)
       },
     )
   }
@@ -784,8 +858,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
-    if (this.opts.relay === 'never')
-      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}`))
+    if (!d.error) bump(this.counters, 'dial.webrtc-timeout')
+    if (this.opts.relay === 'never') {
+      const why =
+        d.error ??
+        (d.pipe
+          ? `WebRTC did not connect within ${this.opts.directTimeoutMs} ms (ICE ${d.pipe.iceState()})`
+          : `no WebRTC offer from the peer within ${this.opts.directTimeoutMs} ms`)
+      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}: ${why}`))
+    }
     bump(this.counters, 'dial.relay-fallback')
     this.startRelay(d)
   }
@@ -864,6 +945,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (reason === 'relay-restart' || reason === 'relay-instead') return
         // Closed during the handshake: a direct attempt may still fall back to the relay.
         bump(this.counters, `link.handshake-closed.${reason.split(':')[0]}`)
+        d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
         delete d.link
         if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
         return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
@@ -947,7 +1029,17 @@ export class OverlayNode extends Emitter<NodeEvents> {
     if (!s) return bump(this.counters, 'drop.signal')
     if (s.t === 'refuse') {
       const d = this.dials.get(from)
-      if (d) this.failDial(d, new NoRouteError(from, `${from} refused: ${s.reason}`))
+      if (s.reason === 'no-relay') this.relayMismatch(from)
+      if (d)
+        this.failDial(
+          d,
+          new NoRouteError(
+            from,
+            s.reason === 'no-relay'
+              ? `${from} takes direct links only (it runs relay: 'never'), and this node has relay: 'force'`
+              : `${from} refused: ${s.reason}`,
+          ),
+        )
       return
     }
     const linked = this.links.get(from)
@@ -985,11 +1077,31 @@ export class OverlayNode extends Emitter<NodeEvents> {
         return
       case 'relay':
         if (this.opts.relay === 'never') {
-          this.failDial(d, new NoRouteError(from, 'relay refused'))
+          // The peer offers only a relayed link: it runs relay 'force' (or gave up on WebRTC).
+          this.relayMismatch(from)
+          this.failDial(
+            d,
+            new NoRouteError(
+              from,
+              `${from} links only through the signal server's relay (it runs relay: 'force'), and this node has relay: 'never'`,
+            ),
+          )
           void this.signalClient.signal(from, { t: 'refuse', reason: 'no-relay' }).catch(() => {})
           return
         }
         return this.startRelay(d, s.sid)
+    }
+  }
+
+  /**
+   * `peer` and this node cannot link: one runs relay 'never', the other relay 'force'. Counted;
+   * during the first join, noted so that joinOverlay can say so (see start).
+   */
+  private relayMismatch(peer: string): void {
+    bump(this.counters, 'dial.relay-mismatch')
+    if (this.mismatched && this.mismatched.size < MAX_SAMPLED) {
+      this.mismatched.add(peer)
+      this.onMismatch?.()
     }
   }
 
@@ -1300,6 +1412,17 @@ function authorOf(opts: { author?: string } | undefined, self: string): string {
 
 function checkValue(v: unknown): asserts v is Value {
   if (!isValue(v)) throw new TypeError('data must be a Value: JSON-compatible data or Uint8Array, nested')
+}
+
+/** Call an application callback; what it throws is reported apart, not into our own work. */
+function safeCall(fn: () => void): void {
+  try {
+    fn()
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err
+    })
+  }
 }
 
 /** The frame a message of the core travels in. */

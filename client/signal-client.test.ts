@@ -1,9 +1,11 @@
+import { createServer as createNetServer } from 'node:net'
 import { io } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateIdentity } from '../shared/identity/keys.ts'
+import type { SignalError } from '../shared/errors.ts'
+import { generateIdentity, nodeIdOf } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { createSignalServer, type SignalServerOptions } from '../signal-server/index.ts'
-import { type IoFactory, SignalClient } from './signal-client.ts'
+import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -16,6 +18,52 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** A port nothing listens on (for now): taken from the OS, then freed. */
+async function deadPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address()
+      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+}
+
+/**
+ * A socket.io stand-in for a server that answers a registration with `extra` in its ack
+ * (what the client does with what a server sends, hostile or broken).
+ */
+function fakeServer(extra: Record<string, unknown>): IoFactory {
+  return () => {
+    const handlers = new Map<string, (...args: unknown[]) => void>()
+    const socket = {
+      connected: true,
+      on(event: string, fn: (...args: unknown[]) => void) {
+        handlers.set(event, fn)
+        if (event === 'challenge') setTimeout(() => fn({ nonce: new Uint8Array(32) }), 0)
+        return socket
+      },
+      emit(event: string, payload: unknown, ack?: (a: unknown) => void) {
+        if (event === 'register' && ack)
+          void nodeIdOf((payload as { publicKey: Uint8Array }).publicKey).then((id) =>
+            ack({ ok: true, id, peers: [], servers: [], ...extra }),
+          )
+        return socket
+      },
+      removeAllListeners() {
+        handlers.clear()
+        return socket
+      },
+      disconnect() {
+        socket.connected = false
+        return socket
+      },
+    }
+    return socket as unknown as ReturnType<IoFactory>
   }
 }
 
@@ -45,35 +93,153 @@ describe('signal client', () => {
     expect(c.server).toBe(s.address)
   })
 
-  it('rejects with SignalError naming the reason when no server is reachable', async () => {
+  it('keeps trying until joinTimeoutMs, then rejects with SignalError naming the servers tried and the last reason', async () => {
     const identity = await generateIdentity()
+    const dead = [`http://127.0.0.1:${await deadPort()}`, `http://127.0.0.1:${await deadPort()}`]
     const c = new SignalClient({
-      servers: ['http://127.0.0.1:1'],
+      servers: dead,
       network: 'sc',
       identity,
       io: io as unknown as IoFactory,
       // Refused at once; the timeout is long enough not to win that race on a loaded machine.
       connectTimeoutMs: 5000,
+      minBackoffMs: 100,
+      maxBackoffMs: 400,
+      joinTimeoutMs: 2000,
     })
     cleanup.push(() => c.close())
-    const err = await c.start().catch((e: Error & { reason?: string }) => e)
-    expect((err as Error).name).toBe('SignalError')
-    expect((err as { reason?: string }).reason).toBe('unreachable')
+    const statuses: SignalStatus[] = []
+    c.on('status', (st) => statuses.push(st))
+    const t0 = Date.now()
+    const err = (await c.start().catch((e) => e)) as SignalError
+    // Until the time runs out (the last round starts at most 250 ms before: an attempt needs some),
+    // and no later.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1700)
+    expect(Date.now() - t0).toBeLessThan(3000)
+    expect(err.name).toBe('SignalError')
+    expect(err.reason).toBe('unreachable')
+    expect(err.message).toMatch(
+      /^no signal server registered this node within \d+ ms \(timeoutMs 2000\); tried /,
+    )
+    for (const u of dead) expect(err.message).toMatch(new RegExp(`${u} \\(\\d+ times\\)`))
+    expect(err.message).toMatch(
+      /the last said: http:\/\/127\.0\.0\.1:\d+: .*is a weft signal server running there/,
+    )
+    // Rotation: both servers tried, round after round, each attempt and each wait reported.
+    const tries = statuses.filter((st) => st.state === 'connecting')
+    expect(new Set(tries.map((st) => st.server))).toEqual(new Set(dead))
+    expect(tries.length).toBeGreaterThanOrEqual(4)
+    expect(tries.map((st) => st.attempt)).toEqual(tries.map((_, i) => i + 1))
+    const waits = statuses.filter((st) => st.state === 'down' && st.retryInMs !== undefined)
+    expect(waits.length).toBeGreaterThanOrEqual(1)
+    expect(waits[0]?.error?.reason).toBe('unreachable')
   })
 
-  it('surfaces a refused registration (bad network name) as SignalError with the server reason', async () => {
-    const s = await server()
+  it('joins a server that starts late, trying the servers in turn meanwhile', async () => {
+    const identity = await generateIdentity()
+    const [deadUrl, latePort] = [`http://127.0.0.1:${await deadPort()}`, await deadPort()]
+    const c = new SignalClient({
+      servers: [deadUrl, `http://127.0.0.1:${latePort}`],
+      network: 'sc',
+      identity,
+      io: io as unknown as IoFactory,
+      connectTimeoutMs: 10_000,
+      minBackoffMs: 100,
+      maxBackoffMs: 500,
+      joinTimeoutMs: 30_000,
+    })
+    cleanup.push(() => c.close())
+    const statuses: SignalStatus[] = []
+    c.on('status', (st) => statuses.push(st))
+    const joined = c.start()
+    // Start the server once the client has been turned away from both at least twice.
+    await until('two failed rounds', () => statuses.filter((st) => st.state === 'down').length >= 2)
+    const s = await server({ port: latePort })
+    expect(await joined).toEqual([])
+    expect(c.server).toBe(s.address)
+    expect(statuses.at(-1)).toMatchObject({ state: 'registered', server: s.address })
+    expect(statuses.some((st) => st.state === 'connecting' && st.server === deadUrl)).toBe(true)
+  })
+
+  it('stops at once when the client is closed while it waits to retry', async () => {
+    const c = new SignalClient({
+      servers: [`http://127.0.0.1:${await deadPort()}`],
+      network: 'sc',
+      identity: await generateIdentity(),
+      io: io as unknown as IoFactory,
+      minBackoffMs: 5000,
+      joinTimeoutMs: 60_000,
+    })
+    const joined = c.start().catch((e) => e)
+    await until('the first wait', () => c.state === 'down')
+    const t0 = Date.now()
+    c.close()
+    expect(((await joined) as Error).name).toBe('ClosedError')
+    expect(Date.now() - t0).toBeLessThan(1000)
+  })
+
+  it('checks the network name and the URLs itself, with the rule in the message', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    const mk =
+      (servers: string[], network = 'ok') =>
+      () =>
+        new SignalClient({ servers, network, identity, io: io as unknown as IoFactory })
+    expect(mk(['http://localhost:8080'], 'bad name')).toThrow(
+      /^network: 1 to 64 characters of letters A-Z a-z, digits 0-9, '\.', '_' and '-' \(got "bad name"\)$/,
+    )
+    expect(mk(['http://localhost:8080/weft'])).toThrow(
+      "signal: a signal server URL is the server's address alone, without a path or query: got \"http://localhost:8080/weft\", use 'http://localhost:8080'",
+    )
+    expect(mk(['ws://localhost:8080'])).toThrow(
+      /WebSocket URL; give the server's http\(s\) URL \(http:\/\/localhost:8080\)/,
+    )
+    expect(mk(['ftp://example.org'])).toThrow(/starts with http:\/\/ or https:\/\//)
+    expect(mk(['localhost:8080'])).toThrow(/did you mean 'http:\/\/localhost:8080'\?/)
+    expect(mk([])).toThrow(TypeError)
+  })
+
+  it("gets the operator's STUN/TURN servers at registration, and fresh credentials from peers()", async () => {
+    const s = await server({
+      iceServers: [{ urls: 'stun:stun.example.org:3478' }, { urls: 'turn:turn.example.org:3478' }],
+      turnSecret: 'correct-horse-battery-staple',
+    })
     const identity = await generateIdentity()
     const c = new SignalClient({
       servers: [s.address],
-      network: 'no spaces allowed',
+      network: 'sc',
       identity,
       io: io as unknown as IoFactory,
     })
     cleanup.push(() => c.close())
-    const err = (await c.start().catch((e) => e)) as Error & { reason?: string }
-    expect(err.name).toBe('SignalError')
-    expect(err.reason).toBe('bad-payload')
+    await c.start()
+    expect(c.iceServers?.[0]).toEqual({ urls: ['stun:stun.example.org:3478'] })
+    expect(c.iceServers?.[1]?.username).toMatch(new RegExp(`^\\d+:${identity.id}$`))
+    const first = c.iceServers?.[1]?.username
+    await new Promise((r) => setTimeout(r, 1100)) // the next whole second: a later expiry
+    await c.peers(0)
+    expect(c.iceServers?.[1]?.username).not.toBe(first)
+    expect(c.stats.dropped).toBe(0)
+  })
+
+  it('leaves out and counts STUN/TURN entries a server gets wrong, and keeps the good ones', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    // A hostile (or broken) server, as far as the client can tell: it answers the registration itself.
+    const fake = fakeServer({
+      iceServers: [
+        { urls: 'stun:good.example:3478' },
+        { urls: 'javascript:alert(1)' },
+        { urls: ['turn:t.example'], username: 'u', credential: 'x'.repeat(10_000) },
+      ],
+      iceTtlMs: 1,
+    })
+    const c = new SignalClient({ servers: ['http://fake.example'], network: 'sc', identity, io: fake })
+    cleanup.push(() => c.close())
+    const dropped: string[] = []
+    c.on('dropped', (why) => dropped.push(why))
+    await c.start()
+    expect(c.iceServers).toEqual([{ urls: ['stun:good.example:3478'] }])
+    expect(c.stats.dropped).toBe(1)
+    expect(dropped).toEqual(['bad-ice-servers'])
   })
 
   it('reconnects and re-registers after the server drops it, and signals flow again', async () => {

@@ -3,9 +3,19 @@
  * time. It answers the server's challenge with a signature (registration),
  * asks for bootstrap samples, passes WebRTC signals and relays frames.
  *
- * When the connection drops it reconnects with exponential backoff and
- * jitter, trying the next known server each time, and re-registers. Open
- * links do not depend on it: the mesh keeps working while it is down.
+ * Joining (`start`) tries the known servers in turn, and after each round
+ * waits (exponential backoff with full jitter) before the next, until
+ * `joinTimeoutMs` runs out; then it fails with a SignalError that names the
+ * servers tried and the last reason. A refusal of the identity itself (which
+ * every server would repeat) ends it at once. When the connection drops
+ * later it reconnects the same way, with no deadline, and re-registers.
+ * Open links do not depend on it: the mesh keeps working while it is down.
+ * Every step is a `status` event (state, server, attempt, next retry, the
+ * last error), for an app to show.
+ *
+ * The server's answer may carry STUN/TURN servers (`iceServers`) with TURN
+ * credentials that expire (`iceTtlMs`): they are kept for the node's
+ * RTCPeerConnections and renewed (`peers { max: 0 }`) halfway through.
  *
  * The servers it knows are its own configuration plus the list the server
  * it last registered with handed out (that server's operator's other
@@ -14,10 +24,12 @@
  * that once listed an attacker's URL stops mattering once the client moves on.
  */
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client'
-import { NoRouteError, SignalError } from '../shared/errors.ts'
+import { ClosedError, NoRouteError, SignalError } from '../shared/errors.ts'
 import type { Identity } from '../shared/identity/keys.ts'
 import {
   type ClientToServerEvents,
+  type IceConfig,
+  type IceServer,
   MAX_SERVERS,
   normalizeServerUrl,
   type PeerInfo,
@@ -34,6 +46,7 @@ import {
   type ServerToClientEvents,
 } from '../shared/signal-events.ts'
 import { Emitter } from './emitter.ts'
+import { checkNetworkName, checkSignalUrl } from './join-options.ts'
 
 export type IoFactory = (url: string, opts: Partial<ManagerOptions & SocketOptions>) => Socket
 
@@ -51,13 +64,29 @@ export interface SignalClientOptions {
   maxBackoffMs?: number
   /** @default 10000 */
   requestTimeoutMs?: number
+  /** How long `start` keeps trying (rounds over the servers, with backoff) before it gives up. @default 30000 */
+  joinTimeoutMs?: number
 }
 
 export type SignalState = 'connecting' | 'registered' | 'down' | 'closed'
 
+/** Where the client stands with the signal servers: what a `status` event (and JoinOptions.onSignal) gets. */
+export interface SignalStatus {
+  state: SignalState
+  /** The server being tried (connecting), registered with, or that failed last (down). */
+  server?: string
+  /** Attempts since the last registration: 1 for the first. */
+  attempt: number
+  /** While down: milliseconds until the next attempt. */
+  retryInMs?: number
+  /** While down: why the last attempt failed (`reason` is a SignalError reason code). */
+  error?: { reason: string; message: string }
+}
+
 export interface SignalClientEvents extends Record<string, unknown> {
   registered: { server: string; peers: PeerInfo[] }
   state: SignalState
+  status: SignalStatus
   signal: { from: string; data: unknown }
   relay: { from: string; frame: Uint8Array }
   'relay-error': RelayErrorPayload
@@ -84,8 +113,15 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   private learned: string[] = []
   private serverIndex = 0
   private attempt = 0
+  /** Attempts since the last registration (what status events count). */
+  private attempts = 0
   private retryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Ends the wait between join rounds early (close). */
+  private wake: (() => void) | undefined
   private closed = false
+  /** STUN/TURN servers from the server we are registered with (undefined: it gave none). */
+  iceServers: IceServer[] | undefined
+  private iceTimer: ReturnType<typeof setTimeout> | undefined
   private readonly opts: Required<Omit<SignalClientOptions, 'identity' | 'io' | 'servers' | 'network'>> &
     SignalClientOptions
 
@@ -96,10 +132,13 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       minBackoffMs: 500,
       maxBackoffMs: 15_000,
       requestTimeoutMs: 10_000,
+      joinTimeoutMs: 30_000,
       ...opts,
     }
-    this.configured = dedupe(opts.servers.map((s) => normalizeServerUrl(s) ?? s))
-    if (this.configured.length === 0) throw new SignalError('no-server', 'no signal server given')
+    // Mistakes in the options are the caller's: a TypeError saying what to write instead.
+    if (opts.servers.length === 0) throw new TypeError('signal: give at least one signal server URL')
+    this.configured = dedupe(opts.servers.map(checkSignalUrl))
+    checkNetworkName(opts.network)
   }
 
   /** Every signal server this client knows: configured ones first, then those the current server listed. */
@@ -108,35 +147,82 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   }
 
   /**
-   * Connect and register, trying each known server once in order. Resolves
-   * with the first bootstrap sample; rejects with SignalError (the last
-   * server's reason) when none accepts. Later drops reconnect by themselves.
+   * Connect and register: the known servers in turn, round after round with
+   * backoff and jitter between rounds, until `joinTimeoutMs` has passed.
+   * Resolves with the first bootstrap sample. Rejects with a SignalError
+   * naming the servers tried and the last reason when time runs out, or at
+   * once when a server refuses the identity itself (every server would);
+   * with ClosedError when closed meanwhile. Later drops reconnect by themselves.
    */
   async start(): Promise<PeerInfo[]> {
-    let last: unknown
-    const servers = this.knownServers()
-    for (let i = 0; i < servers.length && !this.closed; i++) {
-      this.serverIndex = i
-      try {
-        return await this.connectOnce(servers[i] as string)
-      } catch (err) {
-        last = err
-        // A refusal of our identity is the same everywhere: do not hammer other servers.
-        if (err instanceof SignalError && IDENTITY_REFUSALS.has(err.reason)) throw err
+    const t0 = Date.now()
+    const deadline = t0 + this.opts.joinTimeoutMs
+    const tried = new Map<string, number>()
+    /** Servers that refused us for good (they would again): not asked again. */
+    const refused = new Set<string>()
+    let last: SignalError | undefined
+    for (let round = 0, final = false; ; round++) {
+      for (const url of this.knownServers().filter((u) => !refused.has(u))) {
+        if (this.closed) throw new ClosedError()
+        const left = deadline - Date.now()
+        if (left < MIN_ATTEMPT_MS) break
+        this.serverIndex = this.knownServers().indexOf(url)
+        tried.set(url, (tried.get(url) ?? 0) + 1)
+        try {
+          return await this.connectOnce(url, Math.min(this.opts.connectTimeoutMs, left))
+        } catch (err) {
+          if (this.closed) throw new ClosedError()
+          last = asSignalError(url, err)
+          // A refusal of our identity is the same everywhere: do not hammer other servers.
+          if (IDENTITY_REFUSALS.has(last.reason)) throw last
+          if (SERVER_REFUSALS.has(last.reason)) refused.add(url)
+        }
       }
+      const left = deadline - Date.now()
+      if (final || left < MIN_ATTEMPT_MS || this.knownServers().every((u) => refused.has(u))) break
+      // A round failed: wait, and if the wait would reach the deadline, make the next round the last.
+      let delay = this.backoff(round)
+      if (delay > left - MIN_ATTEMPT_MS) {
+        delay = left - MIN_ATTEMPT_MS
+        final = true
+      }
+      this.down(last, delay)
+      await new Promise<void>((resolve) => {
+        this.wake = resolve
+        this.retryTimer = setTimeout(resolve, delay)
+      })
+      this.wake = undefined
+      this.retryTimer = undefined
     }
-    throw last instanceof SignalError
-      ? last
-      : new SignalError('unreachable', `no signal server reachable: ${last}`)
+    const list = [...tried].map(([u, n]) => (n > 1 ? `${u} (${n} times)` : u)).join(', ')
+    const outOfTime = deadline - Date.now() < MIN_ATTEMPT_MS
+    const error = new SignalError(
+      last?.reason ?? 'unreachable',
+      `${
+        outOfTime
+          ? `no signal server registered this node within ${Date.now() - t0} ms (timeoutMs ${this.opts.joinTimeoutMs})`
+          : 'every signal server refused this node'
+      }; tried ${list}; the last said: ${last?.message ?? 'nothing'}`,
+    )
+    this.down(last, undefined)
+    throw error
   }
 
-  private connectOnce(url: string): Promise<PeerInfo[]> {
-    this.setState('connecting')
+  /** Full jitter over an exponential cap, never zero: the delay before reconnect attempt `n` (0-based). */
+  private backoff(n: number): number {
+    const cap = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** Math.min(n, 30))
+    return Math.round(this.opts.minBackoffMs / 2 + Math.random() * cap)
+  }
+
+  private connectOnce(url: string, timeoutMs = this.opts.connectTimeoutMs): Promise<PeerInfo[]> {
+    this.attempts++
+    this.setState('connecting', { server: url })
     return new Promise<PeerInfo[]>((resolve, reject) => {
       const socket: ClientSocket = this.opts.io(url, {
         transports: ['websocket'],
         reconnection: false,
-        timeout: this.opts.connectTimeoutMs,
+        // Our own timer (below) ends the attempt first, with a clearer error than socket.io's 'timeout'.
+        timeout: timeoutMs + 1000,
         forceNew: true,
       })
       let settled = false
@@ -149,13 +235,27 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         reject(err)
       }
       const timer = setTimeout(
-        () => fail(new SignalError('timeout', `signal server ${url} did not answer`)),
-        this.opts.connectTimeoutMs,
+        () =>
+          fail(
+            new SignalError(
+              'timeout',
+              `${url} did not answer as a weft signal server within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
       )
       socket.on('connect_error', (err) =>
-        fail(new SignalError('unreachable', `signal server ${url}: ${err.message}`)),
+        fail(
+          new SignalError(
+            'unreachable',
+            `${url}: ${err.message}; is a weft signal server running there (npm start, or npx weft-signal)?`,
+          ),
+        ),
       )
-      socket.on('rejected', (p) => fail(new SignalError(parseRejected(p)?.reason ?? 'rejected')))
+      socket.on('rejected', (p) => {
+        const reason = parseRejected(p)?.reason ?? 'rejected'
+        fail(new SignalError(reason, refusal(url, reason)))
+      })
       socket.on('challenge', async (payload) => {
         const ch = parseChallenge(payload)
         if (!ch) return fail(new SignalError('bad-challenge', 'signal server sent a malformed challenge'))
@@ -170,13 +270,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
           },
           (raw) => {
             const ack = parseRegisterAck(raw)
-            if (!ack) return fail(new SignalError('bad-answer', 'malformed register answer'))
-            if (!ack.ok) return fail(new SignalError(ack.reason))
+            if (!ack) return fail(new SignalError('bad-answer', `${url} sent a malformed register answer`))
+            if (!ack.ok) return fail(new SignalError(ack.reason, refusal(url, ack.reason)))
             if (ack.id !== this.opts.identity.id)
-              return fail(new SignalError('bad-answer', 'server derived another id'))
+              return fail(new SignalError('bad-answer', `${url} derived another id from our key`))
             settled = true
             clearTimeout(timer)
             this.learnFrom(url, ack.servers)
+            this.learnIce(raw, ack)
             this.adopt(socket, url)
             this.emit('registered', { server: url, peers: ack.peers })
             resolve(ack.peers)
@@ -190,7 +291,8 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.socket = socket
     this.server = url
     this.attempt = 0
-    this.setState('registered')
+    this.setState('registered', { server: url })
+    this.attempts = 0
     socket.removeAllListeners('connect_error')
     socket.on('signal', (p) => {
       const d = parseSignalDelivery(p)
@@ -214,24 +316,22 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       this.socket = undefined
       socket.removeAllListeners()
       socket.disconnect()
-      this.setState('down')
-      this.scheduleReconnect()
+      this.scheduleReconnect(new SignalError('replaced', `${url}: another session registered with our id`))
     })
-    socket.on('disconnect', () => {
+    socket.on('disconnect', (why) => {
       if (this.socket !== socket) return
       this.socket = undefined
       socket.removeAllListeners()
       if (this.closed) return
-      this.setState('down')
-      this.scheduleReconnect()
+      this.scheduleReconnect(new SignalError('disconnected', `${url}: connection lost (${why})`))
     })
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(last?: SignalError): void {
     if (this.closed || this.retryTimer) return
-    const cap = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** this.attempt)
-    const delay = this.opts.minBackoffMs / 2 + Math.random() * cap // full jitter, never zero
+    const delay = this.backoff(this.attempt)
     this.attempt++
+    this.down(last, delay)
     this.retryTimer = setTimeout(async () => {
       this.retryTimer = undefined
       if (this.closed) return
@@ -241,12 +341,40 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       try {
         await this.connectOnce(url)
         this.stats.reconnects++
-      } catch {
+      } catch (err) {
         this.serverIndex = (this.serverIndex + 1) % this.knownServers().length
-        this.setState('down')
-        this.scheduleReconnect()
+        this.scheduleReconnect(asSignalError(url, err))
       }
     }, delay)
+  }
+
+  /** `down`, with the failure and when the next attempt comes. */
+  private down(last: SignalError | undefined, retryInMs: number | undefined): void {
+    this.setState('down', {
+      ...(last ? { error: { reason: last.reason, message: last.message } } : {}),
+      ...(retryInMs === undefined ? {} : { retryInMs }),
+    })
+  }
+
+  /**
+   * The ICE part of an answer (`raw` as it came, `ack` parsed): keep what is valid, count what
+   * was not, and renew made TURN credentials halfway through their life.
+   */
+  private learnIce(raw: unknown, ack: IceConfig): void {
+    const sent = (raw as { iceServers?: unknown } | null)?.iceServers
+    if (sent !== undefined && (!Array.isArray(sent) || sent.length !== (ack.iceServers?.length ?? -1)))
+      this.drop('bad-ice-servers')
+    this.iceServers = ack.iceServers
+    clearTimeout(this.iceTimer)
+    this.iceTimer = undefined
+    if (ack.iceTtlMs === undefined || this.closed) return
+    this.iceTimer = setTimeout(() => {
+      this.iceTimer = undefined
+      // Fresh credentials come with any peers answer (peers() calls learnIce).
+      this.peers(0).catch(() => {
+        // Not connected now: the next registration brings fresh ones anyway.
+      })
+    }, ack.iceTtlMs / 2)
   }
 
   /**
@@ -292,7 +420,10 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       .emitWithAck('peers', max === undefined ? {} : { max })
     const ack = parsePeersAck(raw)
     if (!ack?.ok) throw new SignalError(ack ? ack.reason : 'bad-answer')
-    if (this.socket === socket && this.server !== undefined) this.learnFrom(this.server, ack.servers)
+    if (this.socket === socket && this.server !== undefined) {
+      this.learnFrom(this.server, ack.servers)
+      this.learnIce(raw, ack)
+    }
     return ack.peers
   }
 
@@ -304,6 +435,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.closed = true
     clearTimeout(this.retryTimer)
     this.retryTimer = undefined
+    clearTimeout(this.iceTimer)
+    this.iceTimer = undefined
+    this.wake?.()
     const s = this.socket
     this.socket = undefined
     if (s) {
@@ -319,8 +453,11 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return this.socket
   }
 
-  private setState(s: SignalState): void {
-    if (this.state === s || this.state === 'closed') return
+  private setState(s: SignalState, detail: Omit<SignalStatus, 'state' | 'attempt'> = {}): void {
+    if (this.state === 'closed') return
+    // A status goes out for every step (each attempt, each retry); `state` only when it changes.
+    this.emit('status', { state: s, attempt: Math.max(1, this.attempts), ...detail })
+    if (this.state === s) return
     this.state = s
     this.emit('state', s)
   }
@@ -333,6 +470,39 @@ export class SignalClient extends Emitter<SignalClientEvents> {
 
 /** Refusals of our identity itself: every server of the network would say the same. */
 const IDENTITY_REFUSALS: ReadonlySet<string> = new Set(['bad-signature', 'bad-key', 'weak-identity'])
+/** Refusals a server would repeat to us (its configuration, our client): join does not ask it again. */
+const SERVER_REFUSALS: ReadonlySet<string> = new Set(['wrong-server', 'bad-payload', 'bad-answer'])
+/** A join attempt is not started with less time than this left (it could not finish). */
+const MIN_ATTEMPT_MS = 250
+
+/** What a server's refusal means for the person reading the error, and what to do about it. */
+const REFUSALS: Readonly<Record<string, string>> = {
+  'wrong-server':
+    'it accepts registrations only at its own public URL(s) (its PUBLIC_URL): connect with that URL, or ask its operator to add this one',
+  'weak-identity':
+    "this node's key does not meet the network's identity puzzle: give joinOverlay the puzzleBits the server uses (its PUZZLE_BITS)",
+  'bad-signature': 'it could not verify our registration (a client and server of different weft versions?)',
+  'bad-key': 'it refused our public key (a client and server of different weft versions?)',
+  'bad-payload': 'it refused the registration message (a client and server of different weft versions?)',
+  'server-full': 'it is full (MAX_PEERS): try again later, or another server',
+  'too-many-registrations': 'this address registered too often in the last minute: wait a minute',
+  'too-many-identities': 'this address registered too many identities lately (IDENTITY_WINDOW_MS)',
+  'rate-limited': 'we sent too much too fast',
+  abuse: 'it dropped us for sending invalid events',
+  timeout: 'we did not register in time',
+  shutdown: 'it is shutting down',
+  unavailable: 'its shared store (Redis) failed: try another server',
+  'already-registered': 'this connection had registered already',
+}
+
+function refusal(url: string, reason: string): string {
+  return `${url} refused us (${reason}): ${REFUSALS[reason] ?? 'no explanation known for this code'}`
+}
+
+function asSignalError(url: string, err: unknown): SignalError {
+  if (err instanceof SignalError) return err
+  return new SignalError('unreachable', `${url}: ${err instanceof Error ? err.message : String(err)}`)
+}
 
 function dedupe(xs: string[]): string[] {
   return [...new Set(xs)]

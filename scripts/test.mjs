@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm test: typecheck, lint, unit + simulator tests (Vitest), end-to-end tests
-// (Playwright with Debian's Chromium). Ends with one line of totals over all
-// suites: "N passed, N failed" (typecheck and lint count as one check each).
+// (Playwright with Debian's Chromium), the package test (npm pack, installed
+// into an empty folder). Ends with one line of totals over all suites:
+// "N passed, N failed" (typecheck, lint and the package test count as one check each).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -25,8 +26,8 @@ function step(name, cmd, args, env = {}) {
   return r.status === 0
 }
 
-function check(name, cmd, args) {
-  if (step(name, cmd, args)) passed++
+function check(name, cmd, args, env = {}) {
+  if (step(name, cmd, args, env)) passed++
   else failed++
 }
 
@@ -74,6 +75,15 @@ if (existsSync(pwJson)) {
   failed += s.unexpected ?? 0
   if (!e2eOk && !s.unexpected) failed++
 } else if (!e2eOk) failed++
+
+// The package as users get it: npm pack, installed into an empty folder (scripts/package-test.mjs).
+// After the e2e step: when Playwright ran, the build before it succeeded and is not repeated.
+check(
+  'package: npm pack, install with --omit=dev into an empty folder, use it',
+  process.execPath,
+  [join(root, 'scripts/package-test.mjs')],
+  { WEFT_SKIP_BUILD: existsSync(pwJson) ? '1' : '0' },
+)
 
 console.log(`\n${lines.join('\n')}`)
 console.log(`${passed} passed, ${failed} failed`)

@@ -83,3 +83,18 @@ export class ClosedError extends WeftError {
     super(message)
   }
 }
+
+/**
+ * The environment lacks something weft needs (a browser feature: a secure
+ * context, WebCrypto Ed25519, IndexedDB, CompressionStream, WebRTC);
+ * `feature` names it, the message says what to do.
+ */
+export class UnsupportedError extends WeftError {
+  override name = 'UnsupportedError'
+  constructor(
+    readonly feature: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}

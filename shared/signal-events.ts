@@ -18,7 +18,12 @@
  *   server → client  rejected    { reason }     no valid register in time, abuse, or server full;
  *                                               the server disconnects right after
  *   server → client  replaced    { reason: 'replaced' }  the same id registered again elsewhere
+ *                    The ack may carry `iceServers` (STUN/TURN servers for RTCPeerConnection,
+ *                    TURN credentials made for this registration) and `iceTtlMs` (how long those
+ *                    credentials last): what the operator configured. A client validates them
+ *                    like anything else from the server and may override them.
  *   client → server  peers       { max? } + ack PeersAck                  a fresh bootstrap sample
+ *                                               (and fresh ICE credentials, as in the register ack)
  *   client → server  signal      { to, data } + ack SignalAck             data: a JSON value
  *   server → client  signal      { from, data }
  *   client → server  relay       { to, frame }   no ack                   opaque bytes, quota'd
@@ -46,6 +51,21 @@ export const MAX_SERVER_URL_CHARS = 256
 export const DEFAULT_SIGNAL_MAX_BYTES = 16 * 1024
 /** Default bound on a relayed frame. */
 export const DEFAULT_RELAY_FRAME_MAX_BYTES = 64 * 1024
+/** At most this many ICE servers in an answer, each with at most this many URLs. */
+export const MAX_ICE_SERVERS = 8
+export const MAX_ICE_URLS = 8
+/** Bound on an ICE URL, a TURN username and a credential (characters). */
+export const MAX_ICE_FIELD_CHARS = 256
+/** A made TURN credential's lifetime as a client believes it: at least a minute (bounds how often it asks again), at most a week. */
+export const MIN_ICE_TTL_MS = 60_000
+export const MAX_ICE_TTL_MS = 7 * 24 * 3600_000
+/**
+ * A STUN or TURN URL (RFC 7064, RFC 7065): scheme, host (a name, an IPv4
+ * address or a bracketed IPv6 one), optional port; TURN may name its
+ * transport.
+ */
+const ICE_URL =
+  /^(?:stuns?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?|turns?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\?transport=(?:udp|tcp))?)$/
 /** Default size of a bootstrap sample. */
 export const DEFAULT_SAMPLE_SIZE = 16
 /** `peers` requests are clamped to this many. */
@@ -119,14 +139,32 @@ export interface RegisterPayload {
   network: string
   signature: Uint8Array
 }
+/**
+ * A STUN or TURN server for RTCPeerConnection (an RTCIceServer with `urls`
+ * always a list). TURN entries carry credentials: the operator's own, or
+ * made for this registration and valid for the ack's `iceTtlMs`.
+ */
+export interface IceServer {
+  urls: string[]
+  username?: string
+  credential?: string
+}
+/** What the operator configured for WebRTC: STUN/TURN servers, and how long made TURN credentials last. */
+export interface IceConfig {
+  /** Absent: the server has no ICE configuration (the node uses its own `iceServers`, or none). */
+  iceServers?: IceServer[]
+  /** The TURN credentials in iceServers expire this long after the answer (ms); ask again before. */
+  iceTtlMs?: number
+}
 export type RegisterAck =
   /** `servers`: other signal servers of this operator (its configuration, its other instances). */
-  { ok: true; id: string; peers: PeerInfo[]; servers: string[] } | { ok: false; reason: RejectReason }
+  | ({ ok: true; id: string; peers: PeerInfo[]; servers: string[] } & IceConfig)
+  | { ok: false; reason: RejectReason }
 export interface PeersRequest {
   max?: number
 }
 export type PeersAck =
-  | { ok: true; peers: PeerInfo[]; servers: string[] }
+  | ({ ok: true; peers: PeerInfo[]; servers: string[] } & IceConfig)
   | { ok: false; reason: EventErrorReason }
 export interface SignalRequest {
   to: string
@@ -352,6 +390,57 @@ function parsePeerList(x: unknown): PeerInfo[] | null {
   return out
 }
 
+/** A STUN/TURN URL weft hands to RTCPeerConnection (stun:, stuns:, turn:, turns:). */
+export function isIceUrl(x: unknown): x is string {
+  return typeof x === 'string' && x.length <= MAX_ICE_FIELD_CHARS && ICE_URL.test(x)
+}
+
+function iceField(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= MAX_ICE_FIELD_CHARS
+}
+
+/** One ICE server entry (`urls` a URL or a list of them), normalised; null when anything in it is wrong. */
+export function parseIceServer(x: unknown): IceServer | null {
+  if (!isRecord(x)) return null
+  const raw = own(x, 'urls')
+  const urls = typeof raw === 'string' ? [raw] : raw
+  if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_ICE_URLS || !urls.every(isIceUrl))
+    return null
+  const username = own(x, 'username')
+  const credential = own(x, 'credential')
+  if ((username !== undefined && !iceField(username)) || (credential !== undefined && !iceField(credential)))
+    return null
+  const out: IceServer = { urls: [...urls] }
+  if (username !== undefined) out.username = username
+  if (credential !== undefined) out.credential = credential
+  return out
+}
+
+/**
+ * An answer's ICE servers: a list of at most 8; a wrong entry is left out
+ * (the rest still help). Null when the field is not such a list at all.
+ */
+export function parseIceServers(x: unknown): IceServer[] | null {
+  if (!Array.isArray(x) || x.length > MAX_ICE_SERVERS) return null
+  const out: IceServer[] = []
+  for (const e of x) {
+    const s = parseIceServer(e)
+    if (s) out.push(s)
+  }
+  return out
+}
+
+/** The ICE fields of a register or peers answer; a wrong or missing field is as good as none. */
+function parseIceConfig(p: Record<string, unknown>): IceConfig {
+  const out: IceConfig = {}
+  const servers = parseIceServers(own(p, 'iceServers'))
+  if (servers) out.iceServers = servers
+  const ttl = own(p, 'iceTtlMs')
+  if (servers && typeof ttl === 'number' && Number.isFinite(ttl))
+    out.iceTtlMs = Math.min(MAX_ICE_TTL_MS, Math.max(MIN_ICE_TTL_MS, Math.floor(ttl)))
+  return out
+}
+
 function parseServerList(x: unknown): string[] | null {
   if (!Array.isArray(x) || x.length > MAX_SERVERS) return null
   const out: string[] = []
@@ -431,7 +520,7 @@ export function parseRegisterAck(payload: unknown): RegisterAck | null {
   const peers = parsePeerList(own(payload, 'peers'))
   const servers = parseServerList(own(payload, 'servers'))
   if (!isNodeId(id) || !peers || !servers) return null
-  return { ok: true, id, peers, servers }
+  return { ok: true, id, peers, servers, ...parseIceConfig(payload) }
 }
 
 export function parsePeersAck(payload: unknown): PeersAck | null {
@@ -445,7 +534,7 @@ export function parsePeersAck(payload: unknown): PeersAck | null {
   const peers = parsePeerList(own(payload, 'peers'))
   const servers = parseServerList(own(payload, 'servers'))
   if (!peers || !servers) return null
-  return { ok: true, peers, servers }
+  return { ok: true, peers, servers, ...parseIceConfig(payload) }
 }
 
 export function parseSignalAck(payload: unknown): SignalAck | null {

@@ -22,8 +22,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { parseRegisterAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
+import { connect, joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
-import { connect, joined, type TestClient } from './test-kit.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

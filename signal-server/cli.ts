@@ -5,7 +5,7 @@
  */
 import type { SignalServerOptions } from './options.ts'
 
-type Kind = 'int' | 'string' | 'list'
+type Kind = 'int' | 'string' | 'list' | 'json'
 interface Setting {
   key: keyof SignalServerOptions
   env: string
@@ -17,7 +17,13 @@ interface Setting {
 /** Every option the CLI reads, with its environment variable and flag. */
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', env: 'PORT', flag: 'port', kind: 'int', help: 'TCP port (default 8080; 0 = any free port)' },
-  { key: 'host', env: 'HOST', flag: 'host', kind: 'string', help: 'interface to listen on (default all)' },
+  {
+    key: 'host',
+    env: 'HOST',
+    flag: 'host',
+    kind: 'string',
+    help: 'address to listen on (default all interfaces: ::, or 0.0.0.0 without IPv6)',
+  },
   {
     key: 'redisUrl',
     env: 'REDIS_URL',
@@ -44,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STATIC_DIR',
     flag: 'static-dir',
     kind: 'string',
-    help: 'built demo folder (default dist/web)',
+    help: "demo page and bundles to serve (default: weft's own dist/web)",
   },
   {
     key: 'servers',
@@ -59,6 +65,27 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'public-url',
     kind: 'list',
     help: "this server's public URL(s): registrations must be signed for one (default http://localhost:PORT, 127.0.0.1, [::1])",
+  },
+  {
+    key: 'iceServers',
+    env: 'ICE_SERVERS',
+    flag: 'ice-servers',
+    kind: 'json',
+    help: 'STUN/TURN servers for clients, JSON: [{"urls":"stun:host:3478"},{"urls":"turn:host:3478"}] (none)',
+  },
+  {
+    key: 'turnSecret',
+    env: 'TURN_SECRET',
+    flag: 'turn-secret',
+    kind: 'string',
+    help: 'coturn static-auth-secret: time-limited TURN credentials per client (>= 16 chars)',
+  },
+  {
+    key: 'turnCredentialTtlS',
+    env: 'TURN_CREDENTIAL_TTL_S',
+    flag: 'turn-credential-ttl-s',
+    kind: 'int',
+    help: 'lifetime of those credentials, seconds (86400)',
   },
   {
     key: 'puzzleBits',
@@ -292,6 +319,12 @@ export function parseCli(
       if (raw.trim() === '' || !Number.isInteger(n) || n < 0)
         errors.push(`${where}: not a whole number: ${raw}`)
       else options[s.key] = n
+    } else if (s.kind === 'json') {
+      try {
+        options[s.key] = JSON.parse(raw)
+      } catch (err) {
+        errors.push(`${where}: not JSON (${(err as Error).message}): ${raw.slice(0, 200)}`)
+      }
     } else if (s.kind === 'list') {
       options[s.key] = raw
         .split(',')
@@ -334,13 +367,16 @@ export function helpText(): string {
   return [
     'weft signal server: bootstrap (GWebCache style), signalling and relay for weft nodes.',
     '',
-    'usage: node dist/signal-server/main.js [--flag value ...]   (or: npx tsx signal-server/main.ts)',
+    'usage: weft-signal [--flag value ...]',
+    '  installed:         npm install weft socket.io   (redis too for REDIS_URL), then npx weft-signal',
+    '  from a checkout:   npm start -- [--flag value ...]   or   npx tsx signal-server/main.ts',
     '',
     `  ${'flag'.padEnd(fw)} ${'environment'.padEnd(ew)} meaning`,
     ...rows,
     `  ${'--help'.padEnd(fw)} ${''.padEnd(ew)} print this`,
     '',
-    'Flags win over the environment. GET /healthz and GET /metrics are served beside the demo.',
+    'Flags win over the environment. By default the server listens on every interface (:: or 0.0.0.0).',
+    'GET /healthz and GET /metrics are served beside the demo page and the bundles /weft.js, /weft.mjs.',
     'A source is an IPv4 address or an IPv6 /64 (behind a reverse proxy: set TRUST_PROXY).',
   ].join('\n')
 }

@@ -7,6 +7,7 @@
 import { MAX_SAMPLE_SIZE, type PeerInfo } from '../shared/signal-events.ts'
 import type { Cluster } from './cluster.ts'
 import type { Conn, Connections } from './connections.ts'
+import type { IceAnswer } from './ice.ts'
 import type { ServerCounters } from './metrics.ts'
 import type { ResolvedOptions } from './options.ts'
 import type { ServerBook } from './server-book.ts'
@@ -22,6 +23,8 @@ export interface ServerContext {
   publicHosts: ReadonlySet<string>
   /** The other servers handed to clients. */
   book: ServerBook
+  /** The STUN/TURN servers (and made TURN credentials) a register or peers answer carries for a node. */
+  readonly ice: (id: string, nowMs: number) => IceAnswer
 }
 
 /** `c` was active: tell the host cache, at most every cluster.touchEveryMs. */

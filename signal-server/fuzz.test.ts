@@ -11,8 +11,8 @@ import fc from 'fast-check'
 import { afterAll, expect, it } from 'vitest'
 import { parseRelayDelivery } from '../shared/signal-events.ts'
 import { mulberry32 } from '../shared/sim/prng.ts'
+import { connect, joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer } from './index.ts'
-import { connect, joined, type TestClient } from './test-kit.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

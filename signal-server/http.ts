@@ -3,11 +3,25 @@
  * built demo page and bundles from a static folder. socket.io takes
  * `/socket.io/` before these handlers see anything. Every answer allows any
  * origin: the bundle is meant to be embedded in other sites.
+ *
+ * Static files go compressed when the browser accepts it: the build writes
+ * `<file>.br` and `<file>.gz` beside each text file (scripts/build.mjs), and
+ * the brotli copy, else the gzip one, is sent with `Content-Encoding` and
+ * `Vary: Accept-Encoding` (nothing is compressed per request: the CPU a
+ * request may cost stays small; a copy is checked once to hold the file as
+ * it is now). Every file has a strong ETag (a hash of its
+ * content, one per encoding); `If-None-Match` gets 304. Vite's hashed assets
+ * (`/assets/name-HASH.ext`) are cached for a year as immutable; everything
+ * else (`/weft.js`, `/weft.mjs`, the page, whose names stay the same from
+ * one build to the next) is `no-cache`: revalidated each time, 304 when unchanged.
  */
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, resolve, sep } from 'node:path'
+import { promisify } from 'node:util'
+import { brotliDecompress as brotliDecompressCb, gunzip as gunzipCb } from 'node:zlib'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -91,16 +105,27 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
     }
     const file = root === undefined ? undefined : await findFile(root, pathname)
     if (file) {
+      const rep = await chooseRepresentation(file, req.headers['accept-encoding'])
       res.setHeader('Content-Type', contentTypeOf(file.path))
-      res.setHeader('Content-Length', file.size)
-      res.setHeader('Cache-Control', 'no-cache')
+      res.setHeader(
+        'Cache-Control',
+        IMMUTABLE.test(pathname) ? 'public, max-age=31536000, immutable' : 'no-cache',
+      )
       res.setHeader('X-Content-Type-Options', 'nosniff')
+      res.setHeader('ETag', rep.etag)
+      if (rep.vary) res.setHeader('Vary', 'Accept-Encoding')
+      if (matchesEtag(req.headers['if-none-match'], rep.etag)) {
+        res.writeHead(304).end()
+        return
+      }
+      if (rep.encoding) res.setHeader('Content-Encoding', rep.encoding)
+      res.setHeader('Content-Length', rep.size)
       res.writeHead(200)
       if (req.method === 'HEAD') {
         res.end()
         return
       }
-      const stream = createReadStream(file.path)
+      const stream = createReadStream(rep.path)
       stream.on('error', () => res.destroy())
       stream.pipe(res)
       return
@@ -113,18 +138,134 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
   }
 }
 
-async function findFile(root: string, pathname: string): Promise<{ path: string; size: number } | undefined> {
+const brotliDecompress = promisify(brotliDecompressCb)
+const gunzip = promisify(gunzipCb)
+
+/** Vite's content-hashed output (assetsDir `assets`): a new build gives new names, so these never change. */
+const IMMUTABLE = /^\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/
+
+interface StaticFile {
+  path: string
+  size: number
+  mtimeMs: number
+}
+
+/** What goes out for one request: the file or one of its precompressed copies. */
+interface Representation {
+  path: string
+  size: number
+  etag: string
+  encoding: 'br' | 'gzip' | undefined
+  /** The answer depends on Accept-Encoding (a compressed copy exists). */
+  vary: boolean
+}
+
+/** Content hashes by path, recomputed when size or mtime change; bounded (a static folder is small). */
+const hashes = new Map<string, { size: number; mtimeMs: number; hash: string }>()
+const MAX_HASHES = 1024
+
+async function contentHash(f: StaticFile): Promise<string> {
+  const known = hashes.get(f.path)
+  if (known && known.size === f.size && known.mtimeMs === f.mtimeMs) return known.hash
+  const hash = createHash('sha256')
+    .update(await readFile(f.path))
+    .digest('base64url')
+    .slice(0, 22)
+  if (hashes.size >= MAX_HASHES) hashes.delete(hashes.keys().next().value as string)
+  hashes.set(f.path, { size: f.size, mtimeMs: f.mtimeMs, hash })
+  return hash
+}
+
+/** The encodings a client accepts (q > 0), from its Accept-Encoding header. */
+function acceptedEncodings(header: string | string[] | undefined): Set<string> {
+  const out = new Set<string>()
+  const value = Array.isArray(header) ? header.join(',') : (header ?? '')
+  for (const part of value.slice(0, 1024).split(',')) {
+    const [name, ...params] = part.trim().toLowerCase().split(';')
+    const q = params.map((p) => /^\s*q=([0-9.]+)\s*$/.exec(p)?.[1]).find((x) => x !== undefined)
+    if (name && (q === undefined || Number(q) > 0)) out.add(name)
+  }
+  return out
+}
+
+/** Precompressed copies checked so far: path -> its size and mtime then, and whether it holds the file. */
+const copies = new Map<string, { size: number; mtimeMs: number; of: string; good: boolean }>()
+/** A copy bigger than this is not looked into (a static folder holds bundles of a few hundred KB). */
+const MAX_COPY_BYTES = 16 * 1024 * 1024
+
+/**
+ * The build's compressed copy of `f` (`ext` .br or .gz), if there is one and it decompresses to the
+ * file as it is now (content hash `hash`): a copy left over from an older build is not sent. Checked
+ * once per copy (and again when it changes). File times say nothing here: npm sets one time on every
+ * file of a package.
+ */
+async function compressedCopy(
+  f: StaticFile,
+  ext: '.br' | '.gz',
+  hash: string,
+): Promise<StaticFile | undefined> {
+  const path = f.path + ext
+  let s: Awaited<ReturnType<typeof stat>>
+  try {
+    s = await stat(path)
+  } catch {
+    return undefined
+  }
+  if (!s.isFile() || s.size > MAX_COPY_BYTES) return undefined
+  const known = copies.get(path)
+  let good: boolean
+  if (known && known.size === s.size && known.mtimeMs === s.mtimeMs && known.of === hash) good = known.good
+  else {
+    try {
+      const raw = await readFile(path)
+      const body = ext === '.br' ? await brotliDecompress(raw) : await gunzip(raw)
+      good = createHash('sha256').update(body).digest('base64url').slice(0, 22) === hash
+    } catch {
+      good = false
+    }
+    if (copies.size >= MAX_HASHES) copies.delete(copies.keys().next().value as string)
+    copies.set(path, { size: s.size, mtimeMs: s.mtimeMs, of: hash, good })
+  }
+  return good ? { path, size: s.size, mtimeMs: s.mtimeMs } : undefined
+}
+
+async function chooseRepresentation(
+  f: StaticFile,
+  acceptEncoding: string | string[] | undefined,
+): Promise<Representation> {
+  const hash = await contentHash(f)
+  const accepted = acceptedEncodings(acceptEncoding)
+  const br = await compressedCopy(f, '.br', hash)
+  const gz = await compressedCopy(f, '.gz', hash)
+  const vary = br !== undefined || gz !== undefined
+  if (br && accepted.has('br')) return { ...br, etag: `"${hash}-br"`, encoding: 'br', vary }
+  if (gz && (accepted.has('gzip') || accepted.has('x-gzip')))
+    return { ...gz, etag: `"${hash}-gz"`, encoding: 'gzip', vary }
+  return { path: f.path, size: f.size, etag: `"${hash}"`, encoding: undefined, vary }
+}
+
+/** If-None-Match against our (strong) ETag; weak comparison, as RFC 9110 asks for it. */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false
+  if (header.trim() === '*') return true
+  return header
+    .slice(0, 4096)
+    .split(',')
+    .some((t) => t.trim().replace(/^W\//, '') === etag)
+}
+
+async function findFile(root: string, pathname: string): Promise<StaticFile | undefined> {
   if (pathname.includes('\0')) return undefined
   const rel = pathname === '/' ? 'index.html' : pathname.replace(/^\/+/, '')
   const path = resolve(join(root, rel))
   if (path !== root && !path.startsWith(root + sep)) return undefined
   try {
     const s = await stat(path)
-    if (s.isFile()) return { path, size: s.size }
+    if (s.isFile()) return { path, size: s.size, mtimeMs: s.mtimeMs }
     if (s.isDirectory()) {
       const index = join(path, 'index.html')
       const si = await stat(index)
-      if (si.isFile()) return { path: index, size: si.size }
+      if (si.isFile()) return { path: index, size: si.size, mtimeMs: si.mtimeMs }
     }
   } catch {
     // missing: fall through

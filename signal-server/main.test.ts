@@ -24,6 +24,44 @@ it('--help lists the settings', () => {
     'HEADERS_TIMEOUT_MS',
   ])
     expect(r.stdout).toContain(s)
+  // Usage as an installed package's bin, not a path inside this repository.
+  expect(r.stdout).toMatch(/^usage: weft-signal /m)
+  expect(r.stdout).not.toContain('node dist/')
+})
+
+it('logs the address it really listens on: every interface by default', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', main], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', HOST: '', MAX_PEERS: '10' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stderr.on('data', (d) => {
+    out += d
+  })
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no address logged: ${out}`)), 20_000)
+      child.stdout.on('data', (d) => {
+        out += d
+        const m = /listening on .*/.exec(out)
+        if (m) {
+          clearTimeout(t)
+          resolve(m[0])
+        }
+      })
+    })
+    // Node listens on :: (dual stack) where the machine has IPv6, else 0.0.0.0.
+    const m =
+      /^listening on http:\/\/(\[::\]|0\.0\.0\.0):(\d+) \(every (IPv4 )?interface.*here: (http:\/\/localhost:\d+)\)$/.exec(
+        line,
+      )
+    expect(m, line).not.toBeNull()
+    expect(m?.[4]).toBe(`http://localhost:${m?.[2]}`)
+    expect((await fetch(`http://127.0.0.1:${m?.[2]}/healthz`)).status).toBe(200)
+  } finally {
+    child.kill('SIGKILL')
+  }
 })
 
 it('refuses to start with Redis but no secret, saying why', () => {
@@ -34,6 +72,21 @@ it('refuses to start with Redis but no secret, saying why', () => {
   })
   expect(r.status).toBe(1)
   expect(r.stderr).toContain('REDIS_SECRET')
+})
+
+it('refuses to start with a TURN server it cannot give credentials for, naming the entry', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main], {
+    cwd: root,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ICE_SERVERS: '[{"urls":"stun:stun.example.org"},{"urls":"turn:turn.example.org:3478"}]',
+    },
+  })
+  expect(r.status).toBe(1)
+  expect(r.stderr).toContain('failed to start: iceServers (ICE_SERVERS) entry 2: a TURN server needs')
 })
 
 it('refuses unknown flags', () => {

@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parsePeersAck, parseRelayDelivery } from '../shared/signal-events.ts'
+import { type RedisProcess, redisSecret, sleep, startRedis } from '../test/redis-kit.ts'
+import { connect, joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer } from './index.ts'
 import { createInterServerCodec, type InterServerMessage } from './inter-server.ts'
-import { type RedisProcess, redisSecret, sleep, startRedis } from './redis-kit.ts'
-import { connect, joined, type TestClient } from './test-kit.ts'
 
 let redis: RedisProcess
 let redisUrl = ''

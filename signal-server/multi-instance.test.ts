@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parsePeersAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
+import { type RedisProcess, redisSecret, sleep, startRedis } from '../test/redis-kit.ts'
+import { joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
-import { type RedisProcess, redisSecret, sleep, startRedis } from './redis-kit.ts'
-import { joined, type TestClient } from './test-kit.ts'
 
 let redis: RedisProcess
 let redisUrl = ''

@@ -7,8 +7,10 @@ import {
   DEFAULT_RELAY_FRAME_MAX_BYTES,
   DEFAULT_SAMPLE_SIZE,
   DEFAULT_SIGNAL_MAX_BYTES,
+  type IceServer,
   normalizeServerUrl,
 } from '../shared/signal-events.ts'
+import { checkIceServers, DEFAULT_TURN_CREDENTIAL_TTL_S, type IceServerConfig } from './ice.ts'
 
 export interface SignalServerOptions {
   /** TCP port; 0 picks a free one (tests). @default 8080 */
@@ -36,6 +38,20 @@ export interface SignalServerOptions {
    * when listening on one specific address)
    */
   publicUrls?: string[]
+  /**
+   * STUN/TURN servers handed to clients at registration, for their RTCPeerConnections (ice.ts). Without
+   * them, peers behind NATs that cannot link directly go through this server's relay (relayBytesPerSec).
+   * A TURN entry carries `username` and `credential`, or none and `turnSecret` makes them.
+   * @default [] (none)
+   */
+  iceServers?: IceServerConfig[]
+  /**
+   * coturn's `static-auth-secret` (`use-auth-secret`): each registration gets TURN credentials made with it,
+   * valid for turnCredentialTtlS. At least 16 characters. @default none
+   */
+  turnSecret?: string
+  /** How long made TURN credentials last, seconds (60 to 604800). @default 86400 (a day) */
+  turnCredentialTtlS?: number
   /** Identity puzzle: a public key must meet this many bits (shared/identity/puzzle.ts), else 'weak-identity'. @default 10 */
   puzzleBits?: number
   /**
@@ -115,9 +131,12 @@ export interface SignalServerOptions {
   log?: (line: string) => void
 }
 
-type Optional = 'host' | 'redisUrl' | 'redisSecret' | 'staticDir'
-export type ResolvedOptions = Required<Omit<SignalServerOptions, Optional>> &
-  Pick<SignalServerOptions, Optional>
+type Optional = 'host' | 'redisUrl' | 'redisSecret' | 'staticDir' | 'turnSecret'
+export type ResolvedOptions = Required<Omit<SignalServerOptions, Optional | 'iceServers'>> &
+  Pick<SignalServerOptions, Optional> & {
+    /** Checked, every `urls` a list. */
+    iceServers: IceServer[]
+  }
 
 /** Instance names: what /healthz shows and, with a boot id appended, what instances call each other. */
 const INSTANCE_NAME = /^[A-Za-z0-9_-]{1,64}$/
@@ -138,6 +157,12 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     throw new TypeError(
       'redisSecret (REDIS_SECRET) of at least 16 characters is required with redisUrl: instances authenticate their messages with it',
     )
+  const turnCredentialTtlS = o.turnCredentialTtlS ?? DEFAULT_TURN_CREDENTIAL_TTL_S
+  if (!Number.isInteger(turnCredentialTtlS) || turnCredentialTtlS < 60 || turnCredentialTtlS > 604_800)
+    throw new TypeError(
+      'turnCredentialTtlS (TURN_CREDENTIAL_TTL_S): whole seconds from 60 to 604800 (a week)',
+    )
+  const iceServers = checkIceServers(o.iceServers ?? [], o.turnSecret)
   if (o.instance !== undefined && !INSTANCE_NAME.test(o.instance))
     throw new TypeError('instance: 1 to 64 characters of [A-Za-z0-9_-]')
   const out: ResolvedOptions = {
@@ -145,6 +170,8 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     redisPrefix: o.redisPrefix ?? 'weft',
     servers: o.servers ?? [],
     publicUrls,
+    iceServers,
+    turnCredentialTtlS,
     puzzleBits: checkPuzzleBits(o.puzzleBits ?? DEFAULT_PUZZLE_BITS),
     trustProxy: o.trustProxy ?? [],
     ipv6PrefixBits: o.ipv6PrefixBits ?? 64,
@@ -190,5 +217,6 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
   if (o.redisUrl !== undefined) out.redisUrl = o.redisUrl
   if (o.redisSecret !== undefined) out.redisSecret = o.redisSecret
   if (o.staticDir !== undefined) out.staticDir = o.staticDir
+  if (o.turnSecret !== undefined) out.turnSecret = o.turnSecret
   return out
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisProcess, sleep, startRedis } from './redis-kit.ts'
+import { type RedisProcess, sleep, startRedis } from '../test/redis-kit.ts'
 import { createRedisHostCache, type RedisClient } from './registry-redis.ts'
 
 let redis: RedisProcess

@@ -1,6 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createHmac } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { nodeIdOf } from '../shared/identity/keys.ts'
 import {
@@ -12,8 +15,8 @@ import {
   parseSignalAck,
   parseSignalDelivery,
 } from '../shared/signal-events.ts'
+import { connect, joined, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
-import { connect, joined, type TestClient } from './test-kit.ts'
 
 const servers: SignalServer[] = []
 const clients: TestClient[] = []
@@ -210,6 +213,47 @@ describe('bootstrap', () => {
   })
 })
 
+describe('ICE servers', () => {
+  it('hands the configured STUN/TURN servers to each node, with TURN credentials made for its id, fresh in each peers answer', async () => {
+    const secret = 'correct-horse-battery-staple'
+    const s = await start({
+      iceServers: [
+        { urls: 'stun:stun.example.org:3478' },
+        { urls: ['turn:turn.example.org:3478?transport=udp'] },
+      ],
+      turnSecret: secret,
+      turnCredentialTtlS: 3600,
+    })
+    const before = Math.floor(Date.now() / 1000)
+    const a = track(await joined(s.address, 'demo'))
+    const ack = parseRegisterAck(a.ack)
+    if (!ack?.ok) throw new Error('not registered')
+    expect(ack.iceTtlMs).toBe(3_600_000)
+    expect(ack.iceServers?.[0]).toEqual({ urls: ['stun:stun.example.org:3478'] })
+    const turn = ack.iceServers?.[1]
+    expect(turn?.urls).toEqual(['turn:turn.example.org:3478?transport=udp'])
+    const [expiry, id] = (turn?.username ?? '').split(':')
+    expect(id).toBe(a.id)
+    expect(Number(expiry)).toBeGreaterThanOrEqual(before + 3600)
+    expect(Number(expiry)).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 3600)
+    expect(turn?.credential).toBe(
+      createHmac('sha1', secret)
+        .update(turn?.username ?? '')
+        .digest('base64'),
+    )
+    // A node renews its credentials with `peers { max: 0 }`.
+    const p = parsePeersAck(await a.call('peers', { max: 0 }))
+    expect(p?.ok && p.peers).toEqual([])
+    expect(p?.ok && p.iceServers?.[1]?.username).toMatch(new RegExp(`^\\d+:${a.id}$`))
+  })
+
+  it('hands out none when none are configured', async () => {
+    const s = await start()
+    const a = track(await joined(s.address, 'demo'))
+    expect(a.ack).not.toHaveProperty('iceServers')
+  })
+})
+
 describe('signal relay', () => {
   it('delivers signals within a network and answers unknown targets with an error', async () => {
     const s = await start()
@@ -368,6 +412,78 @@ describe('http', () => {
     expect(metrics).toContain('weft_relay_bytes_total 0')
     expect(metrics).toContain('weft_rejected_total{reason="unknown-event"} 1')
     expect(metrics).toMatch(/process_resident_memory_bytes \d+/)
+  })
+
+  it('sends the precompressed copy the browser accepts, with ETags, 304s and immutable hashed assets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    const js = 'var Weft = {};'.repeat(200)
+    writeFileSync(join(dir, 'weft.js'), js)
+    writeFileSync(join(dir, 'weft.js.br'), brotliCompressSync(js))
+    writeFileSync(join(dir, 'weft.js.gz'), gzipSync(js))
+    writeFileSync(join(dir, 'plain.txt'), 'no compressed copy')
+    mkdirSync(join(dir, 'assets'))
+    writeFileSync(join(dir, 'assets', 'index-Cd8xsEG5.js'), 'console.log(1)')
+    const s = await start({ staticDir: dir })
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        httpGet(`${s.address}${path}`, { headers }, (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          )
+        }).on('error', reject)
+      })
+
+    const br = await get('/weft.js', { 'accept-encoding': 'gzip, deflate, br' })
+    expect(br.headers['content-encoding']).toBe('br')
+    expect(br.headers.vary).toBe('Accept-Encoding')
+    expect(br.headers['cache-control']).toBe('no-cache')
+    expect(Number(br.headers['content-length'])).toBe(br.body.length)
+    expect(brotliDecompressSync(br.body).toString()).toBe(js)
+    const gz = await get('/weft.js', { 'accept-encoding': 'gzip' })
+    expect(gz.headers['content-encoding']).toBe('gzip')
+    expect(gunzipSync(gz.body).toString()).toBe(js)
+    // br refused by q=0: gzip instead.
+    expect((await get('/weft.js', { 'accept-encoding': 'br;q=0, gzip' })).headers['content-encoding']).toBe(
+      'gzip',
+    )
+    const plain = await get('/weft.js')
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.body.toString()).toBe(js)
+
+    // One strong ETag per encoding; a matching If-None-Match gets 304 and no body.
+    const tags = new Set([br.headers.etag, gz.headers.etag, plain.headers.etag])
+    expect(tags.size).toBe(3)
+    for (const t of tags) expect(t).toMatch(/^"[A-Za-z0-9_-]+(-br|-gz)?"$/)
+    const again = await get('/weft.js', { 'accept-encoding': 'br', 'if-none-match': String(br.headers.etag) })
+    expect(again.status).toBe(304)
+    expect(again.body.length).toBe(0)
+    expect(again.headers.etag).toBe(br.headers.etag)
+    // Another representation's tag does not match this one.
+    expect((await get('/weft.js', { 'if-none-match': String(br.headers.etag) })).status).toBe(200)
+    // A changed file gets a new tag.
+    writeFileSync(join(dir, 'plain.txt'), 'changed, still no compressed copy')
+    const p1 = await get('/plain.txt', { 'accept-encoding': 'br' })
+    expect(p1.headers['content-encoding']).toBeUndefined()
+    expect(p1.headers.vary).toBeUndefined()
+    writeFileSync(join(dir, 'plain.txt'), 'changed again, a different length')
+    const p2 = await get('/plain.txt', { 'if-none-match': String(p1.headers.etag) })
+    expect(p2.status).toBe(200)
+    expect(p2.headers.etag).not.toBe(p1.headers.etag)
+
+    // A copy that does not hold the file as it is now (left from an older build) is not sent.
+    writeFileSync(join(dir, 'old.js'), 'the new content')
+    writeFileSync(join(dir, 'old.js.br'), brotliCompressSync('the old content'))
+    const old = await get('/old.js', { 'accept-encoding': 'br' })
+    expect(old.headers['content-encoding']).toBeUndefined()
+    expect(old.body.toString()).toBe('the new content')
+
+    // Vite's hashed assets never change under one name.
+    expect((await get('/assets/index-Cd8xsEG5.js')).headers['cache-control']).toBe(
+      'public, max-age=31536000, immutable',
+    )
   })
 
   it('says how to build the demo when there is none', async () => {

@@ -37,7 +37,9 @@ import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
+import { createIce } from './ice.ts'
 import { createCounters, flatMetrics, type Gauges, inc, renderPrometheus } from './metrics.ts'
+import { missingPackage } from './optional-deps.ts'
 import { resolveOptions, type SignalServerOptions } from './options.ts'
 import { createPacketGuard } from './packet-guard.ts'
 import { createServerBook } from './server-book.ts'
@@ -165,7 +167,12 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   let cluster: Cluster
   if (o.redisUrl !== undefined && o.redisSecret !== undefined) {
-    const { createRedisCluster } = await import('./cluster-redis.ts')
+    const { createRedisCluster } = await import('./cluster-redis.ts').catch((err: unknown) => {
+      if (missingPackage(err) !== 'redis') throw err
+      throw new Error(
+        'REDIS_URL needs the redis package, an optional peer dependency of weft: npm install redis@^5.12.1',
+      )
+    })
     cluster = await createRedisCluster(
       {
         url: o.redisUrl,
@@ -196,6 +203,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     cluster,
     publicHosts: new Set(),
     book: createServerBook({ configured: o.servers, self: o.publicUrls, cluster: () => cluster.servers() }),
+    ice: createIce(o),
   }
 
   // ------------------------------------------------------------------ connections

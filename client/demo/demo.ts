@@ -59,14 +59,22 @@ const options = {
   signal: Array.isArray(signal) && signal.length === 1 ? (signal[0] as string) : signal,
   network,
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
+  // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
+  onSignal: (s: { state: string; retryInMs?: number; error?: { reason: string } }) =>
+    setSignalState(
+      s.state,
+      s.state === 'down' && s.retryInMs !== undefined
+        ? `retrying in ${Math.ceil(s.retryInMs / 1000)} s (${s.error?.reason ?? 'down'})`
+        : s.state,
+    ),
 }
 // Set synchronously, so a script (or a test) can await the node right after load.
 window.overlay = joinOverlay(options) as Promise<DemoNode>
 window.overlay.then(start, fail)
 
-function setSignalState(state: string): void {
+function setSignalState(state: string, label = state): void {
   const pill = byId('signal-state')
-  setText(pill, state)
+  setText(pill, label)
   pill.className = `pill ${state}`
 }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { arbValue, exactlyEqual } from '../wire/arbitraries.ts'
+import { arbValue, exactlyEqual } from '../../test/arbitraries.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import { type InnerMsg, parseInnerMsg, parseRouteMsg, type RouteMsg, routeMsgValue } from './messages.ts'
 

@@ -1,13 +1,13 @@
 /** Accepting versions (accept.ts): local writes, hostile input, the tombstone horizon, persistence. */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbValue } from '../../test/arbitraries.ts'
+import { A, B, C, clock, craft, deliver, flip, pump, stub, T0 } from '../../test/sync-stub.ts'
 import { generateIdentity } from '../identity/keys.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
-import { arbValue } from '../wire/arbitraries.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import type { PutMsg, SyncMsg, WireEntry } from './messages.ts'
-import { A, B, C, clock, craft, deliver, flip, pump, stub, T0 } from './test-stub.ts'
 
 describe('sync: local table', () => {
   it('sets, gets, lists and deletes; values come back equal and as copies', async () => {

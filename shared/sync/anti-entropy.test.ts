@@ -1,7 +1,7 @@
 /** Anti-entropy between two replicas (anti-entropy.ts) and per-peer budgets (budgets.ts). */
 import { describe, expect, it } from 'vitest'
+import { A, B, C, clock, deliver, pump, type Stub, stub, T0 } from '../../test/sync-stub.ts'
 import { MAX_PEER_BUDGETS } from './sync.ts'
-import { A, B, C, clock, deliver, pump, type Stub, stub, T0 } from './test-stub.ts'
 
 describe('sync: anti-entropy between two replicas', () => {
   it('exchanges only what differs, both ways, and ends equal', async () => {

@@ -1,8 +1,8 @@
 /** Lease contention and claims (merge.ts): concurrent acquisitions settle on one owner; back-dated ones take nothing. */
 import { describe, expect, it } from 'vitest'
+import { A, B, C, clock, craft, deliver, pump, type Stub, stub, T0 } from '../../test/sync-stub.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { PutMsg, SyncMsg } from './messages.ts'
-import { A, B, C, clock, craft, deliver, pump, type Stub, stub, T0 } from './test-stub.ts'
 
 describe('sync: lease contention', () => {
   const LEASE = 20_000

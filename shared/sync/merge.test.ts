@@ -1,7 +1,7 @@
 /** The merge rules (merge.ts): last writer wins, and leases. */
 import { describe, expect, it } from 'vitest'
+import { A, B, C, clock, craft, deliver, stub, T0 } from '../../test/sync-stub.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { A, B, C, clock, craft, deliver, stub, T0 } from './test-stub.ts'
 
 describe('sync: last writer wins', () => {
   it('orders by HLC, then by author id on a tie, the same on every replica', async () => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { A, B, C, clock, craft, deliver, type Stub, stub, T0 } from '../../test/sync-stub.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
 import type { PutMsg } from './messages.ts'
 import { MAX_EVICTIONS } from './quota.ts'
 import type { SyncOptions } from './sync.ts'
-import { A, B, C, clock, craft, deliver, type Stub, stub, T0 } from './test-stub.ts'
 
 const D = 'dd'.repeat(20)
 const X = '11'.repeat(20)

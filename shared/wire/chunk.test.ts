@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbLargeValue, arbValue, exactlyEqual } from '../../test/arbitraries.ts'
 import { isValue, type Value } from '../types.ts'
-import { arbLargeValue, arbValue, exactlyEqual } from './arbitraries.ts'
 import {
   CHUNK_BYTES,
   CHUNK_HEADER_BYTES,

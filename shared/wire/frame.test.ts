@@ -1,9 +1,9 @@
 import { deflateRawSync } from 'node:zlib'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbLargeValue, arbValue, exactlyEqual, isPlainDeep } from '../../test/arbitraries.ts'
 import { concatBytes } from '../bytes.ts'
 import { isValue, type Value } from '../types.ts'
-import { arbLargeValue, arbValue, exactlyEqual, isPlainDeep } from './arbitraries.ts'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type DecodeFrameOptions,

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbValue, exactlyEqual, isPlainDeep } from '../../test/arbitraries.ts'
 import { isValue, type Value } from '../types.ts'
-import { arbValue, exactlyEqual, isPlainDeep } from './arbitraries.ts'
 import {
   decodeValue,
   decodeValueOrWhy,

@@ -13,7 +13,9 @@
  * puzzle (`weak-identity`); the signature over registrationMessage(host,
  * nonce) (`bad-signature`); the source's identities (`too-many-identities`);
  * room (`server-full`); the host cache (`unavailable`). An older socket of
- * the same id, here or on another instance, is replaced.
+ * the same id, here or on another instance, is replaced. The ack carries a
+ * bootstrap sample, the other servers, and the operator's STUN/TURN servers
+ * (with TURN credentials made for this id, ice.ts).
  */
 import { isPublicKey, nodeIdOf, verify } from '../../shared/identity/keys.ts'
 import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
@@ -85,5 +87,11 @@ export async function onRegister(
   ctx.counters.registered++
   const peers = await sample(ctx, c, o.sampleSize)
   if (c.state !== State.Registered) return
-  ack?.({ ok: true, id, peers, servers: ctx.book.list(undefined, c.host) } satisfies RegisterAck)
+  ack?.({
+    ok: true,
+    id,
+    peers,
+    servers: ctx.book.list(undefined, c.host),
+    ...ctx.ice(id, Date.now()),
+  } satisfies RegisterAck)
 }

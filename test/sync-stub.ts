@@ -4,14 +4,20 @@
  * in arrays that a test delivers by hand (`deliver`, `pump`). One fake, used
  * by every sync test file.
  */
-import type { Hlc } from '../hlc.ts'
-import type { Keyring } from '../identity/keys.ts'
-import { createFakeKeyring } from '../sim/fake-keys.ts'
-import type { Value } from '../types.ts'
-import { encodeValue } from '../wire/value.ts'
-import { encodeBody, signedBytes } from './entry.ts'
-import type { PutMsg, SyncMsg } from './messages.ts'
-import { createSync, type Sync, type SyncAccept, type SyncChange, type SyncOptions } from './sync.ts'
+import type { Hlc } from '../shared/hlc.ts'
+import type { Keyring } from '../shared/identity/keys.ts'
+import { createFakeKeyring } from '../shared/sim/fake-keys.ts'
+import { encodeBody, signedBytes } from '../shared/sync/entry.ts'
+import type { PutMsg, SyncMsg } from '../shared/sync/messages.ts'
+import {
+  createSync,
+  type Sync,
+  type SyncAccept,
+  type SyncChange,
+  type SyncOptions,
+} from '../shared/sync/sync.ts'
+import type { Value } from '../shared/types.ts'
+import { encodeValue } from '../shared/wire/value.ts'
 
 export const T0 = 1_700_000_000_000
 export const A = 'aa'.repeat(20)

@@ -3,7 +3,7 @@
  * Test-only: imports fast-check, so nothing outside *.test.ts may import it.
  */
 import fc from 'fast-check'
-import type { Value } from '../types.ts'
+import type { Value } from '../shared/types.ts'
 
 /** Numbers a Value may hold, with the awkward ones (-0, 2^53 and beyond, tiny and huge floats) made likely. */
 export const arbNumber: fc.Arbitrary<number> = fc.oneof(

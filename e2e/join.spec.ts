@@ -1,0 +1,242 @@
+/**
+ * What a new user meets when a browser joins (issue 12): the operator's
+ * STUN/TURN servers reach the page's RTCPeerConnections; the first join
+ * waits for a server that starts late; and what cannot work is named (an
+ * insecure page, a browser without Ed25519, relay 'never' among relay
+ * 'force' tabs, a bad network name).
+ */
+import { createHmac } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, test } from '@playwright/test'
+import {
+  blankPage,
+  closePeer,
+  freePort,
+  openPeer,
+  type Peer,
+  peersOf,
+  type SignalServerProcess,
+  startSignalServer,
+  until,
+} from './fixtures.ts'
+
+const web = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'web')
+
+type W = Window & {
+  node: { id: string }
+  rtcConfigs: RTCConfiguration[]
+  statuses: { state: string; server?: string; retryInMs?: number }[]
+  weft: { joinOverlay(o: unknown): Promise<{ id: string }> }
+}
+
+const servers: SignalServerProcess[] = []
+const peers: Peer[] = []
+test.afterEach(async () => {
+  for (const p of peers.splice(0)) await closePeer(p)
+  for (const s of servers.splice(0)) await s.stop()
+})
+
+/** An error thrown in a page, as data. */
+interface Thrown {
+  name: string
+  message: string
+  feature?: string
+}
+
+test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab's RTCPeerConnections", async ({
+  browser,
+}) => {
+  const secret = 'correct-horse-battery-staple'
+  // Nothing answers on port 9: ICE finds no server-reflexive or relayed candidate and links over host ones.
+  const server = await startSignalServer(undefined, {
+    ICE_SERVERS: JSON.stringify([{ urls: 'stun:127.0.0.1:9' }, { urls: 'turn:127.0.0.1:9?transport=udp' }]),
+    TURN_SECRET: secret,
+  })
+  servers.push(server)
+  for (let i = 0; i < 2; i++) {
+    const ctx = await browser.newContext()
+    // Record every RTCPeerConnection's configuration, as the page's code hands it over.
+    await ctx.addInitScript(() => {
+      const w = window as unknown as W
+      w.rtcConfigs = []
+      const Native = window.RTCPeerConnection
+      window.RTCPeerConnection = class extends Native {
+        constructor(config?: RTCConfiguration) {
+          w.rtcConfigs.push(JSON.parse(JSON.stringify(config ?? {})))
+          super(config)
+        }
+      }
+    })
+    const page = await blankPage(ctx, server.url)
+    const { join_ } = await import('./fixtures.ts')
+    peers.push({ ctx, page, id: await join_(page, server.url, { network: 'ice' }) })
+  }
+  await until(
+    async () => (await Promise.all(peers.map(peersOf))).every((l) => l.some((p) => p.transport === 'webrtc')),
+    30_000,
+    'a direct link',
+  )
+  for (const p of peers) {
+    const configs = await p.page.evaluate(() => (window as unknown as W).rtcConfigs)
+    expect(configs.length).toBeGreaterThan(0)
+    for (const c of configs) {
+      const [stun, turn] = c.iceServers ?? []
+      expect(stun).toEqual({ urls: ['stun:127.0.0.1:9'] })
+      expect(turn?.urls).toEqual(['turn:127.0.0.1:9?transport=udp'])
+      expect(turn?.username).toMatch(new RegExp(`^\\d+:${p.id}$`))
+      expect(turn?.credential).toBe(
+        createHmac('sha1', secret)
+          .update(turn?.username ?? '')
+          .digest('base64'),
+      )
+    }
+  }
+})
+
+test('the first join keeps trying a signal server that starts late, and says so on the way', async ({
+  browser,
+}) => {
+  // The page and the bundle come from one server; the node joins another, not started yet.
+  const pages = await startSignalServer()
+  servers.push(pages)
+  const port = await freePort()
+  const ctx = await browser.newContext()
+  const page = await blankPage(ctx, pages.url)
+  const signal = `http://localhost:${port}`
+  const joined = page.evaluate(
+    async ({ origin, signal }) => {
+      const w = window as unknown as W
+      w.statuses = []
+      const weft = await import(/* @vite-ignore */ `${origin}/weft.mjs`)
+      const node = await weft.joinOverlay({
+        signal,
+        network: 'late',
+        timeoutMs: 60_000,
+        onSignal: (s: { state: string }) => w.statuses.push(s),
+      })
+      w.node = node
+      return node.id as string
+    },
+    { origin: pages.url, signal },
+  )
+  await until(
+    async () =>
+      (await page.evaluate(
+        () => (window as unknown as W).statuses?.filter((s) => s.state === 'down').length ?? 0,
+      )) >= 2,
+    30_000,
+    'two failed attempts',
+  )
+  const late = await startSignalServer(port)
+  servers.push(late)
+  const id = await joined
+  peers.push({ ctx, page, id })
+  const statuses = await page.evaluate(() => (window as unknown as W).statuses)
+  expect(statuses.filter((s) => s.state === 'connecting').length).toBeGreaterThanOrEqual(3)
+  expect(statuses.find((s) => s.state === 'down')?.retryInMs).toBeGreaterThan(0)
+  expect(statuses.at(-1)).toMatchObject({ state: 'registered', server: signal })
+  expect(await (await fetch(`${late.url}/healthz`)).json()).toMatchObject({ peers: 1 })
+})
+
+test('an insecure page is told it needs a secure context, naming its origin', async ({ browser }) => {
+  const server = await startSignalServer()
+  servers.push(server)
+  const ctx = await browser.newContext()
+  const page = await ctx.newPage()
+  // A plain-http origin that is not this machine (served by the test, not resolved by DNS).
+  const origin = 'http://weft-insecure.test'
+  await page.route(`${origin}/**`, (route) => {
+    const path = new URL(route.request().url()).pathname
+    if (path === '/weft.mjs')
+      return route.fulfill({ contentType: 'text/javascript', body: readFileSync(join(web, 'weft.mjs')) })
+    return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>insecure</title>' })
+  })
+  await page.goto(`${origin}/`)
+  expect(await page.evaluate(() => window.isSecureContext)).toBe(false)
+  const thrown = await page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ '/weft.mjs')
+    return weft.joinOverlay({ signal }).then(
+      () => null,
+      (e: Error & { feature?: string }) => ({ name: e.name, message: e.message, feature: e.feature }),
+    )
+  }, server.url)
+  expect(thrown).toEqual({
+    name: 'UnsupportedError',
+    feature: 'secure-context',
+    message:
+      'weft needs a secure context, and http://weft-insecure.test is not one: serve the page over https: ' +
+      '(or from http://localhost while developing). WebCrypto, IndexedDB keys and Web Locks exist only there.',
+  } satisfies Thrown)
+  await ctx.close()
+})
+
+test('a browser whose WebCrypto lacks Ed25519 is told which feature is missing', async ({ browser }) => {
+  const server = await startSignalServer()
+  servers.push(server)
+  const ctx = await browser.newContext()
+  // An older browser, as far as weft can tell: Ed25519 is not a recognised algorithm.
+  await ctx.addInitScript(() => {
+    const subtle = crypto.subtle
+    const refuse = (alg: unknown) =>
+      (typeof alg === 'string' ? alg : (alg as { name?: string })?.name)?.toLowerCase() === 'ed25519'
+    for (const m of ['importKey', 'generateKey'] as const) {
+      const native = subtle[m].bind(subtle) as (...a: unknown[]) => Promise<unknown>
+      Object.defineProperty(subtle, m, {
+        value: (...args: unknown[]) =>
+          refuse(args[m === 'importKey' ? 2 : 0])
+            ? Promise.reject(new DOMException('Algorithm: Unrecognized name', 'NotSupportedError'))
+            : native(...args),
+      })
+    }
+  })
+  const page = await blankPage(ctx, server.url)
+  const thrown = await page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    return weft.joinOverlay({ signal }).then(
+      () => null,
+      (e: Error & { feature?: string }) => ({ name: e.name, message: e.message, feature: e.feature }),
+    )
+  }, server.url)
+  expect(thrown).toEqual({
+    name: 'UnsupportedError',
+    feature: 'Ed25519',
+    message:
+      "this browser's WebCrypto has no Ed25519 (NotSupportedError), which a weft identity is: " +
+      'it needs Chrome or Edge 137+, Firefox 129+ or Safari 17+',
+  } satisfies Thrown)
+  await ctx.close()
+})
+
+test("argument errors in the browser, and a relay 'never' tab among relay 'force' tabs", async ({
+  browser,
+}) => {
+  const server = await startSignalServer()
+  servers.push(server)
+  peers.push(await openPeer(browser, server.url, { network: 'mix', relay: 'force' }))
+  const ctx = await browser.newContext()
+  const page = await blankPage(ctx, server.url)
+  const attempt = (opts: Record<string, unknown>) =>
+    page.evaluate(
+      async ({ signal, opts }) => {
+        const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+        return weft.joinOverlay({ signal, ...opts }).then(
+          () => null,
+          (e: Error) => ({ name: e.name, message: e.message }),
+        )
+      },
+      { signal: server.url, opts },
+    )
+  expect(await attempt({ network: 'bad name' })).toEqual({
+    name: 'TypeError',
+    message: `network: 1 to 64 characters of letters A-Z a-z, digits 0-9, '.', '_' and '-' (got "bad name")`,
+  })
+  expect(await attempt({ network: 'mix', relay: 'never' })).toEqual({
+    name: 'NoRouteError',
+    message:
+      "relay: 'never' cannot reach this network: 1 of the 1 peers the signal server offered link only through its relay " +
+      "(they run relay: 'force'); with relay: 'auto' this node links with both",
+  })
+  await ctx.close()
+})
