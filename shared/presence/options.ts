@@ -59,9 +59,11 @@ export interface PresenceOptions {
   pullPeers?: number
   /** After a join, links coming up within this long are asked, up to `pullPeers`. @default 10_000 */
   pullWindowMs?: number
+  /** A neighbour asked that has sent no part of its answer after this long is asked once more. @default 1_000 */
+  pullRetryMs?: number
   /** An unfinished answer to a pull is abandoned after this long (later parts are `drop.unsolicited`). @default 10_000 */
   pullTimeoutMs?: number
-  /** One neighbour's pulls are answered at most once per this long (`drop.pullRate`). @default 10_000 */
+  /** One neighbour's pulls are answered at most twice (a pull and its retry) per this long (`drop.pullRate`). @default 10_000 */
   pullGapMs?: number
   /** Pulls answered per `pullGapMs`, all neighbours together (`drop.pullBudget`). @default 16 */
   maxPullAnswers?: number
@@ -86,6 +88,7 @@ const DEFAULTS: PresenceConfig = {
   maxSkewMs: DEFAULT_MAX_SKEW_MS,
   pullPeers: 2,
   pullWindowMs: 10_000,
+  pullRetryMs: 1_000,
   pullTimeoutMs: 10_000,
   pullGapMs: 10_000,
   maxPullAnswers: 16,

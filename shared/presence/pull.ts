@@ -3,7 +3,8 @@
  *
  * A node that joins (its first link) or rejoins (a link after it had none)
  * sends `pull` to the first `pullPeers` links that come up within
- * `pullWindowMs`. A neighbour answers with its whole table (its own record
+ * `pullWindowMs`, and once more to one that has sent nothing back after
+ * `pullRetryMs` (the pull or the answer was lost). A neighbour answers with its whole table (its own record
  * first, every entry with the time since it heard it) in `dump` messages of
  * about `maxDumpBytes`, the last without `m`. Each record is checked as a
  * broadcast one is (accept.ts), signature included, so a neighbour can only
@@ -13,7 +14,7 @@
  * Bounds: dumps are taken only from a neighbour we asked, until its last
  * part or `pullTimeoutMs`, and at most `maxNodes` records per answer
  * (`drop.unsolicited`, `drop.dumpTooLong`). A neighbour's pulls are answered
- * once per `pullGapMs` (`drop.pullRate`), and at most `maxPullAnswers`
+ * twice per `pullGapMs` (a pull and its retry; `drop.pullRate`), and at most `maxPullAnswers`
  * pulls per `pullGapMs` in all (`drop.pullBudget`), so neither one peer nor
  * a crowd of fresh ones can make us send our table without end.
  */
@@ -43,10 +44,10 @@ export function createPull(ctx: PresenceContext, accept: Accept, announce: Annou
   const { deps, cfg, counters, table } = ctx
   /** The pulls of the current (re)join: when it started and how many were sent. */
   let round: { start: number; sent: number } | null = null
-  /** Neighbours we asked: until when an answer is taken, and records taken so far. */
-  const asked = new Map<string, { until: number; records: number }>()
-  /** When each neighbour's last pull was answered (neighbours only; cleared on link down). */
-  const answered = new Map<string, number>()
+  /** Neighbours we asked: until when an answer is taken, records taken so far, when to ask again (once) if nothing came. */
+  const asked = new Map<string, { until: number; records: number; parts: number; retryAt: number | null }>()
+  /** Pulls answered per neighbour in the current pullGapMs window (neighbours only; cleared on link down). */
+  const answered = new Map<string, { at: number; count: number }>()
   /** When the pulls answered lately were, oldest first (at most maxPullAnswers). */
   const answerTimes: number[] = []
 
@@ -89,7 +90,12 @@ export function createPull(ctx: PresenceContext, accept: Accept, announce: Annou
       if (!round || now - round.start > cfg.pullWindowMs || round.sent >= cfg.pullPeers) return
       if (asked.has(peer)) return
       round.sent += 1
-      asked.set(peer, { until: now + cfg.pullTimeoutMs, records: 0 })
+      asked.set(peer, {
+        until: now + cfg.pullTimeoutMs,
+        records: 0,
+        parts: 0,
+        retryAt: now + cfg.pullRetryMs,
+      })
       deps.send(peer, { t: 'pull' })
       bump(counters, 'pullSent')
     },
@@ -102,11 +108,13 @@ export function createPull(ctx: PresenceContext, accept: Accept, announce: Annou
     onPull(from, now) {
       bump(counters, 'pullIn')
       if (!ctx.linked.has(from)) return void bump(counters, 'drop.notLinked')
-      const last = answered.get(from)
-      if (last !== undefined && now - last < cfg.pullGapMs) return void bump(counters, 'drop.pullRate')
+      let mine = answered.get(from)
+      if (mine && now - mine.at >= cfg.pullGapMs) mine = undefined
+      // Twice per window: the pull, and its one retry (when the answer was lost).
+      if (mine && mine.count >= 2) return void bump(counters, 'drop.pullRate')
       while (answerTimes.length > 0 && now - (answerTimes[0] as number) >= cfg.pullGapMs) answerTimes.shift()
       if (answerTimes.length >= cfg.maxPullAnswers) return void bump(counters, 'drop.pullBudget')
-      answered.set(from, now)
+      answered.set(from, mine ? { at: mine.at, count: mine.count + 1 } : { at: now, count: 1 })
       answerTimes.push(now)
       bump(counters, 'pullAnswered')
       sendDump(from, dumpItems(now))
@@ -114,12 +122,13 @@ export function createPull(ctx: PresenceContext, accept: Accept, announce: Annou
 
     async onDump(from, m) {
       const a = asked.get(from)
-      if (!a) return void bump(counters, 'drop.unsolicited')
+      if (!a || deps.now() > a.until) return void bump(counters, 'drop.unsolicited')
       if (a.records + m.r.length > cfg.maxNodes) {
         asked.delete(from)
         return void bump(counters, 'drop.dumpTooLong')
       }
       a.records += m.r.length
+      a.parts += 1
       if (!m.m) asked.delete(from)
       bump(counters, 'dumpIn')
       for (const [body, pk, sig, ageMs] of m.r) {
@@ -131,11 +140,18 @@ export function createPull(ctx: PresenceContext, accept: Accept, announce: Annou
     tick(now) {
       if (round && now - round.start > cfg.pullWindowMs) round = null
       for (const [peer, a] of asked) {
-        if (now <= a.until) continue
-        asked.delete(peer)
-        bump(counters, 'pullTimedOut')
+        if (now > a.until) {
+          asked.delete(peer)
+          bump(counters, 'pullTimedOut')
+        } else if (a.retryAt !== null && now >= a.retryAt && a.parts === 0) {
+          // Nothing came: the pull or the answer was lost. Ask once more.
+          a.retryAt = null
+          a.until = now + cfg.pullTimeoutMs
+          deps.send(peer, { t: 'pull' })
+          bump(counters, 'pullRetried')
+        }
       }
-      for (const [peer, at] of answered) if (now - at >= cfg.pullGapMs) answered.delete(peer)
+      for (const [peer, w] of answered) if (now - w.at >= cfg.pullGapMs) answered.delete(peer)
     },
   }
 }

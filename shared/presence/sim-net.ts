@@ -58,8 +58,8 @@ export interface PresenceNet {
   presence(id: string): Presence
   /** A new node, linked to `links` random up nodes. */
   add(links: number): Promise<string>
-  /** Graceful: `leave()`, keep the links `lingerMs`, then the node goes (its links go down). */
-  leave(id: string, lingerMs: number): Promise<void>
+  /** Graceful: each calls `leave()`, keeps its links `lingerMs`, then goes (its links go down). */
+  leave(ids: string[], lingerMs: number): Promise<void>
   crash(id: string): Promise<void>
   /** Every presence event at every node, in order. */
   readonly events: ObservedEvent[]
@@ -155,11 +155,11 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
       for (const p of peers) await sim.link(id, p)
       return id
     },
-    async leave(id, lingerMs) {
-      const p = node(id).presence.leave()
+    async leave(leaving, lingerMs) {
+      const done = Promise.all(leaving.map((id) => node(id).presence.leave()))
       await sim.runFor(lingerMs)
-      await p
-      await sim.crash(id)
+      await done
+      for (const id of leaving) await sim.crash(id)
     },
     crash: (id) => sim.crash(id),
     seers(target) {
