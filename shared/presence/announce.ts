@@ -42,6 +42,8 @@ export interface Announce {
   join(): void
   /** Send the leave record (when we ever announced) and stop. */
   leave(): Promise<void>
+  /** True while an announcement is being signed or sent. */
+  busy(): boolean
   /** Resolves when no announcement is being signed or sent. */
   settled(): Promise<void>
 }
@@ -177,6 +179,8 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
       }
       release(Number.POSITIVE_INFINITY)
     },
+
+    busy: () => inflight !== null,
 
     async settled() {
       while (inflight) await inflight

@@ -53,9 +53,9 @@ describe('presence in the simulator', () => {
       const joinedBy = net.sim.now
       console.log(`presence sim: ${N} nodes see each other ${joinedBy} ms after a simultaneous join`)
 
-      // A stable minute, once the first announcements (made seeing only a few) have given way to
-      // intervals made seeing everyone: the cost per node.
-      await net.sim.runFor(40_000)
+      // A stable minute, once the first announcements (made seeing only a few, so with the 10 s
+      // interval of a small network) have given way to ones made seeing everyone: the cost per node.
+      await net.sim.runFor(10_000)
       const interval = net.presence(net.ids[0] as string).interval()
       expect(interval).toBe(Math.ceil((1000 * N) / cfg.networkRate)) // 20 s at N = 200
       const before = totals(net)
@@ -79,7 +79,8 @@ describe('presence in the simulator', () => {
       // The network-wide rate is networkRate (jitter brings announcements up to 10 % early).
       expect(announcedPerMin).toBeGreaterThanOrEqual(60 * cfg.networkRate * 0.95)
       expect(announcedPerMin).toBeLessThanOrEqual(60 * cfg.networkRate * 1.12)
-      expect(cost.delivered).toBe(Math.round(announcedPerMin)) // every node got every announcement
+      // Every node got every announcement (give or take those crossing the window's edges).
+      expect(Math.abs(cost.delivered - announcedPerMin)).toBeLessThanOrEqual(0.03 * announcedPerMin)
       expect(cost.presenceLink).toBe(0) // no pulls in a stable network
       expect(net.allSeeAll()).toBe(true)
       // Nobody alive was ever taken for gone (that needs three announcements in a row missed).
@@ -96,7 +97,7 @@ describe('presence in the simulator', () => {
           return movers.every((id, i) => (view.get(id)?.state as { name?: string } | null)?.name === `n${i}`)
         })
       expect(await net.runUntil(updated, 5_000)).toBe(true)
-      console.log(`presence sim: 10 updates seen everywhere in ${net.sim.now - t0} ms`)
+      console.log(`presence sim: 10 updates seen everywhere in ${Math.round(net.sim.now - t0)} ms`)
 
       // Graceful leaves: each keeps its links 1 s after leave(), then goes.
       const leavers = shuffle(rng, net.sim.upIds()).slice(0, 10)
@@ -105,7 +106,7 @@ describe('presence in the simulator', () => {
       const left = () => leavers.every((id) => net.seers(id) === 0)
       expect(await net.runUntil(left, 5_000)).toBe(true)
       const leftIn = Math.max(...leavers.flatMap((id) => goneAt(net, id, t1))) - t1
-      console.log(`presence sim: 10 graceful leaves seen everywhere in ${leftIn} ms`)
+      console.log(`presence sim: 10 graceful leaves seen everywhere in ${Math.round(leftIn)} ms`)
       expect(leftIn).toBeLessThanOrEqual(3_000)
       const leaveReasons = net.events
         .filter((e) => e.kind === 'leave' && leavers.includes(e.id) && !leavers.includes(e.at))
@@ -114,23 +115,41 @@ describe('presence in the simulator', () => {
       expect(leaveReasons.filter((r) => r !== 'left')).toEqual([])
 
       // Crashes: gone everywhere within ttl(interval) + propagation + a tick of the crash, and not
-      // before ttl − interval (the last announcement came at most one interval before the crash).
+      // before ttl − interval (the last announcement came at most one interval before the crash),
+      // `interval` being what the victim's last record announced.
       const victims = shuffle(rng, net.sim.upIds()).slice(0, 10)
-      for (const id of victims) expect(net.presence(id).interval()).toBe(interval)
+      const observer = net.presence(net.sim.upIds().find((id) => !victims.includes(id)) as string)
       const crashAt = net.sim.now
       for (const id of victims) await net.crash(id)
-      const ttl = net.presence(net.sim.upIds()[0] as string).ttl(interval) // 3 × 20 s + 2 s
-      const bound = ttl + 2_000 + TICK_MS
-      expect(await net.runUntil(() => victims.every((id) => net.seers(id) === 0), bound + 1_000)).toBe(true)
-      const times = victims.flatMap((id) => goneAt(net, id, crashAt))
-      expect(times.length).toBe(victims.length * (N - 20))
-      const first = Math.min(...times) - crashAt
-      const last = Math.max(...times) - crashAt
-      console.log(
-        `presence sim: crashes seen everywhere ${first}–${last} ms after (bound ${bound} ms, ttl ${ttl} ms)`,
+      const bounds = new Map(
+        victims.map((id) => {
+          const iv = net.announcedInterval(id) as number
+          const ttl = observer.ttl(iv) // 3 × interval + 2 s
+          return [id, { iv, ttl, min: ttl - iv, max: ttl + 2_000 + TICK_MS }]
+        }),
       )
-      expect(last).toBeLessThanOrEqual(bound)
-      expect(first).toBeGreaterThan(ttl - interval)
+      const maxBound = Math.max(...[...bounds.values()].map((b) => b.max))
+      expect(await net.runUntil(() => victims.every((id) => net.seers(id) === 0), maxBound + 1_000)).toBe(
+        true,
+      )
+      let first = Number.POSITIVE_INFINITY
+      let last = 0
+      for (const id of victims) {
+        const b = bounds.get(id) as { iv: number; ttl: number; min: number; max: number }
+        const times = goneAt(net, id, crashAt).map((t) => t - crashAt)
+        expect(times.length).toBe(N - 20)
+        for (const t of times) {
+          expect(t).toBeGreaterThan(b.min)
+          expect(t).toBeLessThanOrEqual(b.max)
+          first = Math.min(first, t)
+          last = Math.max(last, t)
+        }
+      }
+      const ivs = [...new Set([...bounds.values()].map((b) => b.iv))].join(', ')
+      console.log(
+        `presence sim: crashes seen everywhere ${Math.round(first)}–${Math.round(last)} ms after ` +
+          `(announced intervals ${ivs} ms: bound 3 × interval + 2 s + 2 s + a tick, at most ${maxBound} ms)`,
+      )
 
       // A late joiner sees everyone at once (its pulls), long before an interval; everyone sees it.
       const newcomer = await net.add(3)

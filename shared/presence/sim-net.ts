@@ -17,7 +17,7 @@ import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { shuffle } from '../sim/prng.ts'
 import { createSim, type Sim, type SimDeps, type SimOptions } from '../sim/sim.ts'
 import { randomGraph } from '../sim/topology.ts'
-import type { PresenceMsg } from './messages.ts'
+import { type PresenceMsg, parseRecord } from './messages.ts'
 import {
   createPresence,
   PRESENCE_TOPIC,
@@ -25,6 +25,7 @@ import {
   type PresenceEvent,
   type PresenceOptions,
 } from './presence.ts'
+import { parseBody } from './record.ts'
 
 export type PresenceNetMsg = { p: 'mesh'; m: MeshMsg } | { p: 'presence'; m: PresenceMsg }
 
@@ -63,7 +64,10 @@ export interface PresenceNet {
   crash(id: string): Promise<void>
   /** Every presence event at every node, in order. */
   readonly events: ObservedEvent[]
-  /** Up nodes (other than `target`) whose table holds `target` now. */
+  /**
+   * Up nodes (other than `target`) that hold `target` now, by the events each
+   * emitted (cheap: no table is copied; `allSeeAll` checks the tables).
+   */
   seers(target: string): number
   /** Every up node's table holds exactly the up nodes. */
   allSeeAll(): boolean
@@ -71,12 +75,17 @@ export interface PresenceNet {
   runUntil(done: () => boolean, maxMs: number, stepMs?: number): Promise<boolean>
   /** Sum of a presence counter over the up nodes. */
   sum(counter: string): number
+  /** The interval a node's latest record announced (receivers expire it by this). */
+  announcedInterval(id: string): number | undefined
 }
 
 export async function createPresenceNet(o: PresenceNetOptions): Promise<PresenceNet> {
   const sim = createSim<PresenceNetMsg>({ ...o.sim, seed: o.seed })
   const ids: string[] = []
   const events: ObservedEvent[] = []
+  const intervals = new Map<string, number>()
+  /** Each node's view of the others, from its events. */
+  const views = new Map<string, Set<string>>()
 
   function buildNode(deps: SimDeps<PresenceNetMsg>): PresenceNode {
     const id = deps.id
@@ -92,21 +101,34 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
       {
         ...base,
         send: (to, m) => deps.send(to, { p: 'presence', m }),
-        broadcast: (record) => mesh.broadcast(PRESENCE_TOPIC, record),
+        broadcast: (record) => {
+          const body = parseRecord(record)?.[0]
+          const interval = body && parseBody(body)?.interval
+          if (interval !== undefined) intervals.set(id, interval)
+          return mesh.broadcast(PRESENCE_TOPIC, record)
+        },
       },
       o.presence,
     )
     mesh.onDeliver((d) => {
       if (d.topic === PRESENCE_TOPIC && d.hops > 0) track(presence.handleBroadcast(d.origin, d.data))
     })
-    presence.onPresence((e) => void events.push({ ...e, at: id, time: sim.now }))
-    const settle = async () => {
+    const view = new Set<string>()
+    views.set(id, view)
+    presence.onPresence((e) => {
+      events.push({ ...e, at: id, time: sim.now })
+      if (e.kind === 'join') view.add(e.id)
+      else if (e.kind === 'leave') view.delete(e.id)
+    })
+    const drain = async () => {
       for (;;) {
         await presence.settled()
         if (inflight.size === 0) return
         await Promise.all([...inflight])
       }
     }
+    // Called after every event: when nothing runs, no promise chain is built.
+    const settle = () => (inflight.size === 0 ? presence.settled() : drain())
     return {
       presence,
       mesh,
@@ -116,10 +138,10 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
         else await presence.handle(from, msg.m)
         await settle()
       },
-      async tick(t) {
+      tick(t) {
         mesh.tick(t)
         presence.tick(t)
-        await settle()
+        return settle()
       },
       async linkUp(p) {
         mesh.linkUp(p)
@@ -164,7 +186,7 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
     crash: (id) => sim.crash(id),
     seers(target) {
       let n = 0
-      for (const id of sim.upIds()) if (id !== target && node(id).presence.get().has(target)) n++
+      for (const id of sim.upIds()) if (id !== target && views.get(id)?.has(target)) n++
       return n
     },
     allSeeAll() {
@@ -184,6 +206,7 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
       }
       return true
     },
+    announcedInterval: (id) => intervals.get(id),
     sum(counter) {
       let s = 0
       for (const id of sim.upIds()) s += node(id).presence.counters[counter] ?? 0
