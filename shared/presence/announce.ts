@@ -71,22 +71,28 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
   let lastInterval = cfg.intervalMs
   let inflight: Promise<void> | null = null
   let left = false
-  const waiters: { version: number; resolve: () => void }[] = []
+  /** The `set` calls the next announcement will carry: one promise for all of them, however many. */
+  let waiting: Batch | null = null
 
   const interval = () => announceInterval(cfg, table.size + 1)
 
-  function release(upTo: number): void {
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      const w = waiters[i]
-      if (w && w.version <= upTo) {
-        waiters.splice(i, 1)
-        w.resolve()
-      }
-    }
+  /** Resolve every `set` waiting (isolated or leaving: nothing will carry them). */
+  function releaseAll(): void {
+    waiting?.resolve()
+    waiting = null
+  }
+
+  /** Put back the set calls an announcement that failed was to carry. */
+  function requeue(b: Batch): void {
+    if (waiting) void waiting.promise.then(b.resolve)
+    else waiting = b
   }
 
   async function send(leave: boolean): Promise<void> {
     const carried = version
+    const prevSent = sentVersion
+    const batch = waiting
+    waiting = null
     const now = deps.now()
     const iv = leave ? lastInterval : interval()
     seq += 1
@@ -108,6 +114,10 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
       sig = await deps.keys.sign(signedBytes(body))
     } catch {
       bump(counters, 'signFailed')
+      // Not announced: due again after updateGapMs, and its set calls wait for that one.
+      sentVersion = prevSent
+      nextAt = now + Math.max(1, cfg.updateGapMs)
+      if (batch) requeue(batch)
       return
     }
     const rec: WireRecord = [body, deps.keys.publicKey, sig]
@@ -118,7 +128,7 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
     } catch {
       bump(counters, 'broadcastFailed')
     }
-    release(carried)
+    batch?.resolve()
   }
 
   function start(leave = false): void {
@@ -151,7 +161,8 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
       version += 1
       ctx.emit({ id: deps.id, kind: 'update', state: decodeValue(bytes) })
       if (ctx.linked.size === 0) return Promise.resolve()
-      const p = new Promise<void>((resolve) => waiters.push({ version, resolve }))
+      if (!waiting) waiting = batch()
+      const p = waiting.promise
       if (!inflight && due(deps.now())) start()
       return p
     },
@@ -159,7 +170,7 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
     tick(now) {
       if (left) return
       // Isolated: nothing can be announced; nobody waits for it.
-      if (ctx.linked.size === 0) return release(Number.POSITIVE_INFINITY)
+      if (ctx.linked.size === 0) return releaseAll()
       if (!inflight && due(now)) start()
     },
 
@@ -177,7 +188,7 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
         start(true)
         while (inflight) await inflight
       }
-      release(Number.POSITIVE_INFINITY)
+      releaseAll()
     },
 
     busy: () => inflight !== null,
@@ -186,4 +197,17 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
       while (inflight) await inflight
     },
   }
+}
+
+interface Batch {
+  promise: Promise<void>
+  resolve: () => void
+}
+
+function batch(): Batch {
+  let resolve = () => {}
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
 }

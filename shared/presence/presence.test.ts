@@ -111,6 +111,56 @@ describe('presence: join, update, leave', () => {
     expect(bodyOf(a.announced[1]).state).toEqual(Uint8Array.from([4]))
   })
 
+  it('ten thousand set calls between two announcements cost one announcement and one promise', async () => {
+    const c = clock()
+    const a = pstub(A, c)
+    const b = pstub(B, c)
+    link(a, b)
+    await a.presence.settled()
+    const promises = new Set<Promise<void>>()
+    for (let i = 0; i < 10_000; i++) promises.add(a.presence.set(i))
+    expect(promises.size).toBe(1)
+    await run(c, 300, [a])
+    await Promise.all(promises)
+    expect(a.announced).toHaveLength(2)
+    expect(a.events).toHaveLength(10_000) // our own updates, each
+  })
+
+  it('an announcement whose signing fails is made again after updateGapMs, and its set calls wait for that one', async () => {
+    const c = clock()
+    const keys = createFakeKeyring(A)
+    let failures = 1
+    const flaky = {
+      ...keys,
+      sign: async (data: Uint8Array) => {
+        if (failures-- > 0) throw new Error('key gone')
+        return keys.sign(data)
+      },
+    }
+    const a = pstub(A, c, { updateGapMs: 250 }, flaky)
+    const b = pstub(B, c)
+    link(a, b) // the join announcement fails to sign
+    await a.presence.settled()
+    expect(a.announced).toEqual([])
+    expect(a.presence.counters.signFailed).toBe(1)
+    let done = false
+    const set = a.presence.set('x').then(() => {
+      done = true
+    })
+    await run(c, 200, [a])
+    expect(done).toBe(false)
+    await run(c, 100, [a])
+    await set
+    expect(a.announced).toHaveLength(1)
+    await deliver(a, b)
+    expect(b.presence.get().get(A)?.state).toBe('x')
+    // Without a set, too: a failed periodic announcement is made again after updateGapMs, not an interval later.
+    failures = 1
+    await run(c, 10_000, [a])
+    expect(a.presence.counters.signFailed).toBe(2)
+    expect(a.announced).toHaveLength(2)
+  })
+
   it('a leave removes the node where it is heard; an older record that comes late does not bring it back', async () => {
     const c = clock()
     const a = pstub(A, c)
