@@ -4,9 +4,9 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbValue } from '../../test/arbitraries.ts'
 import { A, B, C, clock, craft, D, link, pstub, run, seen, T0 } from '../../test/presence-stub.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { arbValue } from '../wire/arbitraries.ts'
 import { encodeValue } from '../wire/value.ts'
 
 /** A fresh identity's id for the i-th Sybil. */

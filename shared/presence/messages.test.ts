@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { arbValue } from '../../test/arbitraries.ts'
 import { concatBytes } from '../bytes.ts'
-import { arbValue } from '../wire/arbitraries.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import { MAX_DUMP_RECORDS, parsePresenceMsg, parseRecord } from './messages.ts'
 import { compareVersion, encodeBody, MAX_PREFIX_BYTES, parseBody } from './record.ts'
