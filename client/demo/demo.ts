@@ -30,6 +30,8 @@ const network = params.get('network') || 'default'
 const relay = params.get('relay') || undefined
 const signalParam = params.get('signal')
 const signal = signalParam ? signalParam.split(',').map((u) => u.trim()) : location.origin
+// How long the first join keeps trying (joinOverlay's timeoutMs; its default when absent).
+const timeoutMs = Number(params.get('timeoutMs')) || undefined
 
 setText(byId('network-name'), network)
 setText(byId('relay-mode'), relay ?? 'auto')
@@ -59,6 +61,7 @@ const options = {
   signal: Array.isArray(signal) && signal.length === 1 ? (signal[0] as string) : signal,
   network,
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
+  ...(timeoutMs ? { timeoutMs } : {}),
   // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
   onSignal: (s: { state: string; retryInMs?: number; error?: { reason: string } }) =>
     setSignalState(
