@@ -22,8 +22,8 @@ export function lookup(ctx: SwarmContext, f: FileSwarm, dl: DownloadState, now: 
     dl.lookupGap = Math.min(ctx.opts.lookupIntervalMs, dl.lookupGap * 2)
   } else dl.lookupAt = now + ctx.opts.lookupIntervalMs
   bump(ctx.counters, 'swarm.lookup')
-  find
-    .call(ctx.deps, f.id)
+  // A host's lookup that throws at once is a failed lookup, not an exception in tick.
+  new Promise<string[]>((resolve) => resolve(find.call(ctx.deps, f.id)))
     .then((ids) => {
       if (!dl.active || !Array.isArray(ids)) return
       addCandidates(ctx, f, ids.slice(0, ctx.opts.maxCandidates))

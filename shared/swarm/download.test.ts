@@ -164,18 +164,21 @@ describe('swarm download', () => {
     expect(s.swarm.counters['swarm.peer.banned']).toBeUndefined()
   })
 
-  it('endgame: the last pieces are asked of a second peer too, and the first copy cancels the other', async () => {
+  it('endgame: a piece asked of one peer for endgameAfterMs is asked of a second too, and the first copy cancels the other', async () => {
     const { f, s } = await connected(
       2,
       [
         { id: X, bits: fullBits(2) },
         { id: Y, bits: fullBits(2) },
       ],
-      { pipeline: 2 },
+      { pipeline: 2, endgameAfterMs: 1000 },
     )
-    const toX = reqsTo(s, X)
-    const toY = reqsTo(s, Y)
-    expect(toX.length + toY.length).toBe(4) // 2 pieces, each asked of both once every piece is asked of someone
+    expect(reqsTo(s, X).sort()).toEqual([0, 1])
+    expect(reqsTo(s, Y)).toEqual([]) // every piece is asked of someone, but not for long yet
+    await s.tick(999)
+    expect(reqsTo(s, Y)).toEqual([])
+    await s.tick(1)
+    expect(reqsTo(s, Y).sort()).toEqual([0, 1])
     expect(s.swarm.counters['swarm.endgame.dup']).toBe(2)
     await s.recv(X, { t: 'piece', file: f.id, index: 0, data: f.piece(0) })
     expect(s.take('cancel', Y).map(([, m]) => m.index)).toEqual([0])
@@ -192,7 +195,7 @@ describe('swarm download', () => {
         { id: X, bits: fullBits(2) },
         { id: Y, bits: fullBits(2) },
       ],
-      { pipeline: 1, busyBackoffMs: 500 },
+      { pipeline: 1, busyBackoffMs: 500, endgameAfterMs: 0 },
     )
     const a = reqsTo(s, X)[0] as number
     const b = reqsTo(s, Y)[0] as number

@@ -8,7 +8,8 @@
  *   on a `busy` (the peer had no upload slot), and with nothing in flight a
  *   `busy` makes us wait (250 ms doubling to 4 s) before asking it again.
  * - Endgame: once every missing piece is asked of someone, free slots ask a
- *   second or third peer; the first copy to arrive cancels the others.
+ *   second or third peer for those asked over `endgameAfterMs` ago; the
+ *   first copy to arrive cancels the others.
  * - Verification: a piece is kept only when its length and SHA-256 are the
  *   manifest's. A peer that sends a bad one is banned from this file's swarm
  *   and the piece asked of someone else; a piece nobody asked that peer for
@@ -98,11 +99,12 @@ export function refill(ctx: SwarmContext, f: FileSwarm, p: Peer): void {
       skip: (k) => p.inflight.has(k) || f.storing.has(k) || p.late.has(k),
       endgame,
       endgameMax: ctx.opts.endgameMax,
+      ripe: (k) => now - ((f.askedAt as Float64Array)[k] as number) >= ctx.opts.endgameAfterMs,
       random: ctx.deps.random,
     })
     if (i < 0) return
     if ((f.requested as Uint8Array)[i] !== 0) bump(ctx.counters, 'swarm.endgame.dup')
-    f.request(p, i, now + ctx.opts.requestTimeoutMs)
+    f.request(p, i, now, now + ctx.opts.requestTimeoutMs)
     bump(ctx.counters, 'swarm.req.sent')
     ctx.send(p.id, { t: 'req', file: f.id, index: i })
   }
@@ -202,7 +204,7 @@ export function onBusy(ctx: SwarmContext, f: FileSwarm, p: Peer, msg: BusyMsg): 
     f.download?.active
   ) {
     bump(ctx.counters, 'swarm.suggest.taken')
-    f.request(p, j, ctx.now() + ctx.opts.requestTimeoutMs)
+    f.request(p, j, ctx.now(), ctx.now() + ctx.opts.requestTimeoutMs)
     ctx.send(p.id, { t: 'req', file: f.id, index: j })
   } else {
     bump(ctx.counters, 'swarm.busy.got')

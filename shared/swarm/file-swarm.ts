@@ -48,8 +48,9 @@ export class FileSwarm {
   have: Bitfield | undefined
   /** Per piece: connected peers that have it. */
   avail: Uint16Array | undefined
-  /** Per piece: peers it is requested from now. */
+  /** Per piece: peers it is requested from now, and since when (the first of them). */
   requested: Uint8Array | undefined
+  askedAt: Float64Array | undefined
   /**
    * Per piece: times we uploaded it (saturating). 0 only for pieces of a
    * file this node added (the first copies of a new file): `unsent` counts
@@ -95,6 +96,7 @@ export class FileSwarm {
     for (const i of held) this.have.set(i)
     this.avail = new Uint16Array(m.pieces)
     this.requested = new Uint8Array(m.pieces)
+    this.askedAt = new Float64Array(m.pieces)
     this.sent = new Uint8Array(m.pieces).fill(1)
     this.unsent = 0
     const bad: Peer[] = []
@@ -168,10 +170,11 @@ export class FileSwarm {
     }
   }
 
-  request(p: Peer, i: number, deadline: number): void {
+  request(p: Peer, i: number, now: number, deadline: number): void {
     p.inflight.set(i, deadline)
     p.late.delete(i)
     const r = this.requested as Uint8Array
+    if (r[i] === 0) (this.askedAt as Float64Array)[i] = now
     r[i] = (r[i] as number) + 1
   }
 

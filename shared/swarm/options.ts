@@ -60,6 +60,8 @@ export interface SwarmOptions {
   pexIntervalMs?: number
   /** Most peers one piece is requested from at once in the endgame. @default 3 */
   endgameMax?: number
+  /** In the endgame, a piece is asked of another peer only once its request is this old. @default 1_000 */
+  endgameAfterMs?: number
   /** First wait after a `busy` with nothing in flight; doubles to busyBackoffMaxMs. @default 250 */
   busyBackoffMs?: number
   /** @default 4_000 */
@@ -104,6 +106,7 @@ export function resolveSwarmOptions(o: SwarmOptions = {}): ResolvedSwarmOptions 
     lookupIntervalMs: o.lookupIntervalMs ?? 30_000,
     pexIntervalMs: o.pexIntervalMs ?? 30_000,
     endgameMax: o.endgameMax ?? 3,
+    endgameAfterMs: o.endgameAfterMs ?? 1_000,
     busyBackoffMs: o.busyBackoffMs ?? 250,
     busyBackoffMaxMs: o.busyBackoffMaxMs ?? 4_000,
     peerMsgPerSec: o.peerMsgPerSec ?? 64,
@@ -117,8 +120,12 @@ export function resolveSwarmOptions(o: SwarmOptions = {}): ResolvedSwarmOptions 
     uploadTimeoutMs: o.uploadTimeoutMs ?? 60_000,
     rateWindowMs: o.rateWindowMs ?? 5_000,
   }
-  for (const [k, v] of Object.entries(r))
-    if (typeof v === 'number' && !(v > 0)) throw new RangeError(`swarm option ${k} must be positive`)
+  for (const [k, v] of Object.entries(r)) {
+    if (typeof v !== 'number') continue
+    const zeroOk = k === 'endgameAfterMs'
+    if (!(v > 0 || (zeroOk && v === 0)) || !Number.isFinite(v))
+      throw new RangeError(`swarm option ${k} must be a positive number`)
+  }
   return r
 }
 

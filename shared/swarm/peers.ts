@@ -68,8 +68,10 @@ export function onBye(ctx: SwarmContext, f: FileSwarm, from: string, msg: ByeMsg
   const wasPeer = f.peers.has(from)
   const wasDialled = f.connecting.delete(from)
   if (!wasPeer && !wasDialled) return void bump(ctx.counters, 'drop.swarm.not-member')
-  if (wasPeer) ctx.dropPeer(f, from, msg.reason, { silent: true, retry: msg.reason === 'full' })
-  else candidateFailed(ctx, f, from, msg.reason === 'full' ? 1 : 3)
+  // "full" and "busy" pass; other reasons (done, gone, bad-...) mean not soon, if ever.
+  const passing = msg.reason === 'full' || msg.reason === 'busy'
+  if (wasPeer) ctx.dropPeer(f, from, msg.reason, { silent: true, retry: passing })
+  else candidateFailed(ctx, f, from, passing ? 1 : 3)
   dialMore(ctx, f)
 }
 

@@ -8,9 +8,11 @@
  * swarm outlive its seeder.
  *
  * Endgame: once every piece we lack is asked of someone, a peer with a free
- * request slot may ask again for one already asked of others (the fewest
- * asked first, at most `endgameMax` peers per piece), so the last pieces do
- * not wait on the slowest peer; the first copy to arrive cancels the rest.
+ * request slot may ask again for one already asked of others for a while
+ * (`ripe`: a second copy of a piece that will come anyway is waste), the
+ * fewest asked first, at most `endgameMax` peers per piece, so the last
+ * pieces do not wait on the slowest peer; the first copy to arrive cancels
+ * the rest.
  */
 import type { Bitfield } from './bitfield.ts'
 
@@ -29,6 +31,8 @@ export interface PickInput {
   endgame: boolean
   /** Most peers one piece is asked of in the endgame. */
   endgameMax: number
+  /** In the endgame: has this piece waited long enough to be asked again? @default always */
+  ripe?: (i: number) => boolean
   random: () => number
 }
 
@@ -54,6 +58,7 @@ export function pickPiece(p: PickInput): number {
   for (let i = 0; i < n; i++) {
     const r = requested[i] as number
     if (r === 0 || r >= p.endgameMax || have.has(i) || !theirs.has(i) || p.skip(i)) continue
+    if (p.ripe && !p.ripe(i)) continue
     if (r < bestReq) {
       best = i
       bestReq = r

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { flush, fullBits, swarmStub, testFile, X, Y } from '../../test/swarm-stub.ts'
+import { resolveSwarmOptions } from './options.ts'
 import { createMemoryStore } from './store.ts'
 import { fileUri } from './uri.ts'
 
@@ -96,6 +97,7 @@ describe('swarm: what a stranger can make it hold is bounded', () => {
     for (const a of added) await s.recv(Y, { t: 'hello', file: a.id }) // each loaded from the store, Y stays a peer
     expect(s.swarm.sizes().files).toBe(3)
     expect(s.swarm.counters['swarm.files-full']).toBe(3)
+    expect(s.take('bye', Y).map(([, m]) => m.reason)).toEqual(['busy', 'busy', 'busy'])
   })
 
   it('candidates from pex and the DHT are bounded by maxCandidates; the peer table by maxPeers', async () => {
@@ -111,6 +113,20 @@ describe('swarm: what a stranger can make it hold is bounded', () => {
     for (const p of ids(20, 'bb')) await s.recv(p, { t: 'hello', file: f.id })
     expect(s.swarm.sizes().peers).toBe(5)
     expect(s.take('bye').filter(([, m]) => m.reason === 'full')).toHaveLength(17)
+  })
+
+  it('a store that fails is counted, never thrown into the host', async () => {
+    const broken = createMemoryStore()
+    broken.getManifest = () => Promise.reject(new Error('disk gone'))
+    const s = swarmStub({}, { store: broken })
+    await expect(s.swarm.handle(X, { t: 'hello', file: 'ab'.repeat(32) })).resolves.toBeUndefined()
+    expect(s.swarm.counters['swarm.error']).toBe(1)
+  })
+
+  it('options are checked', () => {
+    expect(() => resolveSwarmOptions({ pipeline: 0 })).toThrow(RangeError)
+    expect(() => resolveSwarmOptions({ requestTimeoutMs: Number.NaN })).toThrow(RangeError)
+    expect(resolveSwarmOptions({ endgameAfterMs: 0 }).endgameAfterMs).toBe(0)
   })
 
   it('refusals at the wire are counted by reason through parse', () => {

@@ -87,7 +87,7 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
   const counters: Counters = {}
   const files = new Map<string, FileSwarm>()
   const downloads = new Map<string, DownloadState>()
-  const loading = new Map<string, Promise<FileSwarm | null>>()
+  const loading = new Map<string, Promise<FileSwarm | 'unknown' | 'full'>>()
   const budgets = new Map<string, PeerBudget>()
   /** Files added here this session (their pieces are the first copies: see upload.ts). */
   const origins = new Set<string>()
@@ -125,20 +125,20 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
   }
 
   /** A file's live state: loaded, or from the store (its manifest checked again), or new for a download. */
-  function loadFile(id: string, create: boolean): Promise<FileSwarm | null> {
+  function loadFile(id: string, create: boolean): Promise<FileSwarm | 'unknown' | 'full'> {
     const live = files.get(id)
     if (live) return Promise.resolve(live)
     const pending = loading.get(id)
-    if (pending) return pending.then((f) => f ?? (create ? loadFile(id, true) : null))
-    const p = (async (): Promise<FileSwarm | null> => {
+    if (pending) return pending.then((f) => (typeof f !== 'string' || !create ? f : loadFile(id, true)))
+    const p = (async (): Promise<FileSwarm | 'unknown' | 'full'> => {
       const bytes = await deps.store.getManifest(id)
       const m = bytes ? await verifyManifest(id, bytes, ctx.hash) : undefined
       const again = files.get(id)
       if (again) return again
-      if ((!m || typeof m === 'string') && !create) return null
+      if ((!m || typeof m === 'string') && !create) return 'unknown'
       if (!makeRoom(create)) {
         bump(counters, 'swarm.files-full')
-        return null
+        return 'full'
       }
       const f = new FileSwarm(id, deps.now())
       if (bytes && m && typeof m !== 'string') {
@@ -172,13 +172,23 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
   }
 
   async function handle(from: string, msg: SwarmMsg): Promise<void> {
+    try {
+      await dispatch(from, msg)
+    } catch {
+      // A store that fails, or a bug: counted, never thrown into the host's receive loop.
+      bump(counters, 'swarm.error')
+    }
+  }
+
+  async function dispatch(from: string, msg: SwarmMsg): Promise<void> {
     if (closed || from === deps.id) return
     if (msg.t !== 'piece' && msg.t !== 'have' && !spend(from)) return
     bump(counters, `swarm.in.${msg.t}`)
     if (msg.t === 'hello') {
       const f = await loadFile(msg.file, false)
       if (closed) return
-      return onHello(ctx, f, from, msg)
+      if (f === 'full') return ctx.send(from, { t: 'bye', file: msg.file, reason: 'busy' })
+      return onHello(ctx, f === 'unknown' ? null : f, from, msg)
     }
     const f = files.get(msg.file)
     if (!f) return void bump(counters, 'drop.swarm.unknown-file')
@@ -265,13 +275,13 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
   }
 
   async function start(dl: DownloadState): Promise<void> {
-    let f: FileSwarm | null
+    let f: FileSwarm | 'unknown' | 'full'
     try {
       f = await loadFile(dl.id, true)
     } catch (err) {
       return fail(ctx, undefined, dl, err instanceof Error ? err : new Error(String(err)))
     }
-    if (!dl.active || !f) return
+    if (!dl.active || typeof f === 'string') return
     dl.file = f
     f.download = dl
     dl.changed()
