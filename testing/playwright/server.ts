@@ -39,11 +39,17 @@ export interface WeftSignalServer {
 
 export interface ServerProcessOptions {
   /** The folder served at the server's origin (STATIC_DIR), absolute. */
-  serve: string | undefined
-  /** Environment set last. */
-  env: Record<string, string>
-  startTimeoutMs: number
-  logLines: number
+  serve?: string | undefined
+  /** Environment set last. @default {} */
+  env?: Record<string, string>
+  /** @default 20000 */
+  startTimeoutMs?: number
+  /** @default 5000 */
+  logLines?: number
+  /** The port; 0 takes a free one. @default 0 */
+  port?: number
+  /** Lift the per-source limits (every page comes from 127.0.0.1). @default true */
+  liftSourceLimits?: boolean
 }
 
 /** Per-source limits, lifted: every page of every test of the worker is one source, 127.0.0.1. */
@@ -108,8 +114,10 @@ export interface ServerProcess extends WeftSignalServer {
 }
 
 /** Start the server; resolves once it answers /healthz. */
-export async function startServerProcess(o: ServerProcessOptions): Promise<ServerProcess> {
+export async function startServerProcess(o: ServerProcessOptions = {}): Promise<ServerProcess> {
   const main = signalServerMain()
+  const logLines = o.logLines ?? 5000
+  const startTimeoutMs = o.startTimeoutMs ?? 20_000
   const t0 = Date.now()
   // The newest logLines lines; `written` counts all, so marks stay valid as old lines go.
   const lines: string[] = []
@@ -120,22 +128,21 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
       if (line === '') continue
       lines.push(`${at} ${line}`)
       written++
-      if (lines.length > o.logLines) lines.splice(0, lines.length - o.logLines)
+      if (lines.length > logLines) lines.splice(0, lines.length - logLines)
     }
   }
   const since = (n: number) => lines.slice(Math.max(0, lines.length - (written - n)))
   let lastStart = { from: 0, ready: 0 }
-  let port = 0
+  let port = o.port ?? 0
   let child: ChildProcess | undefined
   // A worker that ends without tearing down (process.exit) still takes its server with it.
   const killOnExit = () => child?.kill('SIGKILL')
-  process.once('exit', killOnExit)
 
   const launch = async (): Promise<void> => {
     const from = written
     const env: Record<string, string | undefined> = {
       ...process.env,
-      ...LOOPBACK_ENV,
+      ...(o.liftSourceLimits === false ? {} : LOOPBACK_ENV),
       PORT: String(port),
       HOST: '127.0.0.1',
       ...(o.serve === undefined ? {} : { STATIC_DIR: o.serve }),
@@ -143,6 +150,8 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
     }
     const c = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     child = c
+    process.removeListener('exit', killOnExit)
+    process.once('exit', killOnExit)
     let out = ''
     const onData = (d: Buffer) => {
       const s = d.toString()
@@ -152,7 +161,7 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
     c.stdout?.on('data', onData)
     c.stderr?.on('data', onData)
     c.on('exit', (code, signal) => keep(`(weft-signal exited: ${signal ?? `code ${code}`})`))
-    const deadline = Date.now() + o.startTimeoutMs
+    const deadline = Date.now() + startTimeoutMs
     // The port: ours on a restart, else the one it logs (`listening on http://127.0.0.1:PORT`).
     while (port === 0) {
       const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
@@ -173,6 +182,7 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
   const stop = async (): Promise<void> => {
     const c = child
     child = undefined
+    process.removeListener('exit', killOnExit)
     if (!c || c.exitCode !== null || c.signalCode !== null) return
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve())
@@ -216,7 +226,6 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
     },
     async dispose() {
       await stop()
-      process.removeListener('exit', killOnExit)
     },
   }
   try {
