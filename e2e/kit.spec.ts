@@ -66,6 +66,39 @@ test('the wait helpers: a table key, a deletion, a DHT record by its author', as
   )
 })
 
+test('present() waits on node.presence.get() as API.md has it (a stand-in here: presence is not in the node yet)', async ({
+  weft,
+}) => {
+  const [a, b] = await weft.peers(2)
+  // A node without presence: said so.
+  await a.evaluate((node) =>
+    Object.defineProperty(node, 'presence', { value: undefined, configurable: true }),
+  )
+  const none = await a.waitForPresence([b], { timeoutMs: 1000 }).then(
+    () => 'present',
+    (e: Error) => e.message,
+  )
+  expect(none).toMatch(/this weft build has no node.presence/)
+  // Stand-ins that list only their own node, and the other one half a second later.
+  for (const [p, other] of [
+    [a, b],
+    [b, a],
+  ] as const)
+    await p.evaluate((node, other) => {
+      const seen = new Map<string, { state: null; since: number }>([[node.id, { state: null, since: 0 }]])
+      setTimeout(() => seen.set(other, { state: null, since: 1 }), 500)
+      Object.defineProperty(node, 'presence', { value: { get: () => new Map(seen) }, configurable: true })
+    }, other.id)
+  const late = await weft.present([a, b], { timeoutMs: 200 }).then(
+    () => 'present',
+    (e: Error) => e.message,
+  )
+  expect(late).toMatch(
+    /present: timed out after 200 ms waiting for peer \d \(\w{8}\) to see 1 peers present; last seen: missing \[\w{8}\]/,
+  )
+  await weft.present([a, b], { timeoutMs: 5000 })
+})
+
 test('reload, leave and rejoin keep the identity (the context keeps its storage)', async ({ weft }) => {
   const [a, b] = await weft.peers(2)
   const id = b.id

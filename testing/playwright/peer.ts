@@ -178,6 +178,10 @@ export class Peer implements WeftPeer {
     } finally {
       clearTimeout(timer)
     }
+    if ((await readState(this.page))?.calls === 0)
+      throw new Error(
+        `${this.name}: ${this.setup.signal}/weft.mjs joined without the kit's hook: a weft build older than the kit?`,
+      )
     await this.joined({ timeoutMs })
   }
 
