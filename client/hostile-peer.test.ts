@@ -51,6 +51,7 @@ import { concatBytes, toHex } from '../shared/bytes.ts'
 import { parseChordMsg, type RecordWire } from '../shared/chord/messages.ts'
 import { providerSigningBytes, recordSigningBytes, signRecord } from '../shared/chord/records.ts'
 import { parseMeshMsg } from '../shared/mesh/messages.ts'
+import { envelopeSigned, parseRouteMsg } from '../shared/router/messages.ts'
 import { SIGN_DOMAIN } from '../shared/sync/entry.ts'
 import { parseSyncMsg } from '../shared/sync/messages.ts'
 import type { Value } from '../shared/types.ts'
@@ -63,7 +64,6 @@ import { joinOverlay } from './index.ts'
 import { DEFAULT_RECV_LIMITS, type Link, parseLinkControl } from './links/link.ts'
 import type { RelayPipe } from './links/relay.ts'
 import type { OverlayNode } from './overlay.ts'
-import { fwdSigned, parseRouteMsg } from './rpc.ts'
 
 const SEED = 20_261_107
 /** The node's own mesh topic for sync broadcasts (overlay.ts). */
@@ -96,7 +96,6 @@ interface Internals {
   dials: Map<string, unknown>
   candidates: Map<string, number>
   backoff: Map<string, number>
-  pending: Map<number, unknown>
   viaQueue: Map<string, unknown[]>
 }
 const internals = (n: OverlayNode) => n as unknown as Internals
@@ -427,7 +426,7 @@ async function fwd(inner: Value, dst: string): Promise<Value> {
   }
   const n = crypto.getRandomValues(new Uint8Array(8))
   const w = Date.now()
-  const sig = await signOr(() => fwdSigned(hostile.id, dst, n, w, body))
+  const sig = await signOr(() => envelopeSigned(hostile.id, dst, n, w, body))
   return { t: 'fwd', src: hostile.id, dst, ttl: 32, n, w, pk: hostile.identity.publicKey, sig, body }
 }
 
@@ -1127,7 +1126,7 @@ describe('a hostile peer', () => {
     expect(peak.recvQueueBytes).toBeLessThanOrEqual(DEFAULT_RECV_LIMITS.maxQueueBytes)
     // Nothing the hostile node sent in the flood was a record the DHT could keep (all forged).
     expect(victim.chord.storedKeys()).toBe(recordsBefore)
-    expect(internals(victim).pending.size).toBe(0)
+    expect(victim.core.router.sizes().pending).toBe(0)
   })
 
   it('did not get the victim thrown off the signal server', () => {

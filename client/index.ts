@@ -1,7 +1,12 @@
 /**
  * weft for Node.js: `import { joinOverlay } from 'weft'`.
- * WebRTC comes from the `wrtc` option (@roamhq/wrtc); without it the node
- * can only use relay links through the signal server.
+ *
+ * WebRTC comes from the `wrtc` option: the module of node-datachannel's
+ * polyfill, werift or @roamhq/wrtc (links/wrtc-adapter.ts makes each work
+ * with simple-peer). Without the option the node loads the first of those
+ * that is installed, node-datachannel first (weft's optional dependency);
+ * with none installed, or `wrtc: false`, it can only use relay links
+ * through the signal server.
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
@@ -9,16 +14,31 @@ import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.
 import { folderStorage } from './folder-storage.ts'
 import { loadNodeIdentity } from './identity-store.ts'
 import { checkJoinOptions } from './join-options.ts'
+import { adaptWrtc, loadWrtc } from './links/wrtc-adapter.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 
 export * from './api.ts'
+export {
+  type AdaptedWrtc,
+  adaptWrtc,
+  identifyWrtc,
+  loadWrtc,
+  WRTC_STACKS,
+  type WrtcStack,
+} from './links/wrtc-adapter.ts'
 
 /** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
 export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
   checkJoinOptions(options)
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+  // A wrong `wrtc` is the caller's mistake: say so now, not at the first link.
+  const wrtc = options.wrtc === false ? undefined : options.wrtc ? adaptWrtc(options.wrtc) : await loadWrtc()
   const identity = await loadNodeIdentity(options.dataDir, puzzleBits)
-  const opts: JoinOptions = options.wrtc || options.relay ? options : { ...options, relay: 'force' }
+  const opts: JoinOptions = wrtc
+    ? { ...options, wrtc }
+    : options.relay
+      ? { ...options, wrtc: false }
+      : { ...options, wrtc: false, relay: 'force' }
   const storage = options.dataDir ? folderStorage(options.dataDir, '') : undefined
   const node = new OverlayNode(
     { SimplePeer: SimplePeer as never, io: io as never, identity, ...(storage ? { storage } : {}) },

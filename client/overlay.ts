@@ -1,8 +1,10 @@
 /**
  * The overlay node: what `joinOverlay` returns. It owns the signalling
- * client, the links, the connection manager and the protocol state machines
- * of shared/ (mesh today; sync and dht plug in the same way), and drives
- * their clocks.
+ * client, the links and the connection manager, and hosts the node's
+ * protocols: one composition of mesh, sync, Chord and router
+ * (shared/node, `createNodeCore`), the same the simulator runs. It gives
+ * the core links, the clock and link-setup signals, parses each frame once
+ * into a typed message for it, and drives its clock.
  *
  * Dialling: the lower id always makes the WebRTC offer, so two peers never
  * offer at once; the higher id asks it to (`dial` signal). When no direct
@@ -16,50 +18,28 @@
  * unicast count against one budget with them and close when idle.
  */
 
-import { id160, isNodeId, toHex, utf8 } from '../shared/bytes.ts'
-import {
-  between,
-  type Chord,
-  type ChordMsg,
-  createChord,
-  type DhtRecord,
-  type LookupResult,
-  parseChordMsg,
-  recordSlot,
-} from '../shared/chord/index.ts'
-import {
-  ClosedError,
-  MessageTooLargeError,
-  NoRouteError,
-  RemoteError,
-  TimeoutError,
-} from '../shared/errors.ts'
-import { type Identity, isPublicKey, type Keyring } from '../shared/identity/keys.ts'
-import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
-import { createMesh, type Mesh } from '../shared/mesh/mesh.ts'
-import { type MeshMsg, parseMeshMsg } from '../shared/mesh/messages.ts'
-import { type Admission, SeenCache } from '../shared/mesh/seen-cache.ts'
+import { id160, isNodeId, utf8 } from '../shared/bytes.ts'
+import { type Chord, type DhtRecord, type LookupResult, recordSlot } from '../shared/chord/index.ts'
+import { ClosedError, NoRouteError } from '../shared/errors.ts'
+import type { Identity } from '../shared/identity/keys.ts'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
+import type { Mesh } from '../shared/mesh/mesh.ts'
+import { createNodeCore, type NodeCore, type NodeMsg, nodeMsgBody } from '../shared/node/index.ts'
 import { bump, type Counters } from '../shared/protocol.ts'
 import type { PeerInfo } from '../shared/signal-events.ts'
-import { createSync, parseSyncMsg, type Sync, type SyncChange } from '../shared/sync/index.ts'
+import type { Sync, SyncChange } from '../shared/sync/index.ts'
 import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
-import { decodeValueResult, encodeValue } from '../shared/wire/value.ts'
 import { Emitter } from './emitter.ts'
 import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
-import { createWebRtcPipe, type SimplePeerCtor, type WebRtcPipe } from './links/webrtc.ts'
-import { Outbox } from './route-memory.ts'
 import {
-  fwdSigned,
-  type InnerMsg,
-  MAX_TTL,
-  parseInnerMsg,
-  parseRouteMsg,
-  ROUTE_MAX_AGE_MS,
-  ROUTE_MAX_SKEW_MS,
-  type RouteMsg,
-} from './rpc.ts'
+  createWebRtcPipe,
+  describeRtcError,
+  rtcErrorKey,
+  type SimplePeerCtor,
+  type WebRtcPipe,
+} from './links/webrtc.ts'
 import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
@@ -74,7 +54,11 @@ export interface JoinOptions {
   maxPeers?: number
   /** Mesh links the connection manager aims for. @default min(6, maxPeers) */
   targetPeers?: number
-  /** Node only: a WebRTC implementation (@roamhq/wrtc). */
+  /**
+   * Node only: WebRTC, as the module of node-datachannel/polyfill, werift or
+   * @roamhq/wrtc (adapted for simple-peer), or false for relay links only.
+   * @default the first of those installed, node-datachannel first
+   */
   wrtc?: unknown
   /** How long a direct link may take before falling back to the relay. @default 5000 */
   directTimeoutMs?: number
@@ -178,25 +162,6 @@ export interface DhtApi {
 
 /** Frames queued for a peer while an on-demand link to it opens. */
 const MAX_VIA_QUEUE = 64
-/**
- * Envelopes this node routed over the ring are kept this long (bounded), to
- * go again over a link through the server when the ring answers `noroute`.
- */
-const OUTBOX = { keepMs: 15_000, maxDsts: 128, maxBytes: 4 * 1024 * 1024, maxPerDst: 256 }
-/**
- * Envelopes delivered here, remembered by signature (with their source and
- * signed time) so a second copy is dropped; each until its time leaves the
- * replay window (rpc.ts), at most this many (past it the window narrows).
- */
-const SEEN_FWD_MAX = 8192
-/** What a refusal by the replay window counts as. */
-const ROUTE_WINDOW_DROP: Record<Exclude<Admission, 'ok'>, string> = {
-  tooOld: 'drop.route.too-old',
-  future: 'drop.route.future',
-  forgotten: 'drop.route.forgotten',
-}
-/** After a `noroute`, link-setup signals to that peer go through the server for this long. */
-const SERVER_SIGNALS_MS = 60_000
 /** close() waits at most this long for the successor to take our records. */
 const LEAVE_TIMEOUT_MS = 5000
 /** How often an always-on peer writes its DHT share to disk. */
@@ -213,8 +178,6 @@ const RING_CHECK_MS = 5000
 const VIA_DIAL_BURST = 32
 const VIA_DIALS_PER_SEC = 8
 
-/** Mesh topics the node uses itself; application topics may not start with NUL. */
-const SYNC_TOPIC = '\u0000sync'
 /** At most one table snapshot per this long; the first change after a quiet spell is saved at once. */
 const SAVE_GAP_MS = 250
 
@@ -234,8 +197,6 @@ export interface NodeEvents extends Record<string, unknown> {
 
 export type Handler = (data: Value, meta: { from: string }) => Value | Promise<Value>
 export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
-
-type FwdEnvelope = Extract<RouteMsg, { t: 'fwd' }>
 
 /**
  * Does this signal start a new link rather than continue the one open with
@@ -265,6 +226,8 @@ interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: ReturnType<typeof setTimeout>
+  /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
+  error?: string
   started: number
   waiters: { resolve: (l: Link) => void; reject: (e: Error) => void }[]
 }
@@ -349,8 +312,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   readonly id: string
   readonly network: string
   readonly identity: Identity
-  /** Our keys as the protocols see them: signatures by keys that fail the network's puzzle do not verify. */
-  private readonly keys: Keyring
+  /** The node's protocols (mesh, sync, Chord, router), composed once: shared/node. */
+  readonly core: NodeCore
   readonly signalClient: SignalClient
   readonly mesh: Mesh
   readonly syncTable: Sync
@@ -393,18 +356,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly puzzleBits: number
   /** Each neighbour's own neighbours, from peer exchange (for the network drawing). */
   readonly neighbourLinks = new Map<string, string[]>()
-  private readonly subscribers = new Map<string, Set<Subscriber>>()
-  private readonly handlers = new Map<string, Handler>()
-  private readonly pending = new Map<
-    number,
-    {
-      to: string
-      resolve: (v: Value) => void
-      reject: (e: Error) => void
-      timer: ReturnType<typeof setTimeout>
-    }
-  >()
-  private reqId = 1
   private readonly timers: ReturnType<typeof setInterval>[] = []
   private closed = false
   private lastSample = 0
@@ -414,16 +365,13 @@ export class OverlayNode extends Emitter<NodeEvents> {
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
   private ringReady: Promise<void> = Promise.resolve()
   private readonly viaQueue = new Map<string, Frame[]>()
-  /** Envelopes recently routed over the ring, by destination (see OUTBOX). */
-  private readonly outbox = new Outbox<{
-    env: FwdEnvelope
-    reqId: number | undefined
-    /** A link-setup signal: it goes again through the signal server, not over a link. */
-    signal: Value | undefined
-  }>(OUTBOX)
-  private readonly seenFwd = new SeenCache(SEEN_FWD_MAX, ROUTE_MAX_AGE_MS, ROUTE_MAX_SKEW_MS)
-  /** Peers whose link-setup signals go through the server until the time given (see SERVER_SIGNALS_MS). */
-  private readonly serverSignals = new Map<string, number>()
+  /**
+   * Frame bodies the link checked with the core's parser, and the typed
+   * message it made (the link's validators answer yes or no, within its
+   * decode budget): onFrame takes the message from here, so each body is
+   * parsed once. Weak: a body the link dropped leaves nothing behind.
+   */
+  private readonly parsed = new WeakMap<object, NodeMsg>()
   private viaDialTokens = VIA_DIAL_BURST
   private viaDialAt = Date.now()
   private lastRingCheck = 0
@@ -456,19 +404,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.id = env.identity.id
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
     this.puzzleBits = puzzleBits
-    if (!meetsPuzzle(env.identity.publicKey, puzzleBits))
-      throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
-    const identity = env.identity
-    this.keys = {
-      publicKey: identity.publicKey,
-      sign: (data) => identity.sign(data),
-      verify: async (pk, data, sig) => {
-        if (meetsPuzzle(pk, puzzleBits)) return identity.verify(pk, data, sig)
-        bump(this.counters, 'drop.identity.puzzle')
-        return false
-      },
-      idOf: (pk) => identity.idOf(pk),
-    }
     this.network = this.opts.network
     const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
     this.signalClient = new SignalClient({
@@ -478,40 +413,40 @@ export class OverlayNode extends Emitter<NodeEvents> {
       io: env.io,
       ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
     })
-    this.mesh = createMesh({
-      id: this.id,
-      keys: this.keys,
-      now: () => Date.now(),
-      random: Math.random,
-      neighbours: () => this.meshNeighbours(),
-      send: (to, msg) => this.sendFrame(to, { kind: Kind.Mesh, body: msg as unknown as Value }),
-    })
     this.storage = env.storage ?? noStorage
-    this.syncTable = createSync({
-      id: this.id,
-      keys: this.keys,
-      now: () => Date.now(),
-      random: Math.random,
-      neighbours: () => this.meshNeighbours(),
-      send: (to, msg) => this.sendFrame(to, { kind: Kind.Sync, body: msg as unknown as Value }),
-      broadcast: (msg) => {
-        this.mesh
-          .broadcast(SYNC_TOPIC, msg as unknown as Value)
-          .catch(() => bump(this.counters, 'sync.broadcast-failed'))
-      },
-    })
-    this.syncTable.onAccept(() => this.scheduleSave())
-    this.chord = createChord(
+    // Throws (TypeError) when our own key does not meet the network's puzzle.
+    this.core = createNodeCore(
       {
         id: this.id,
-        keys: this.keys,
+        keys: env.identity,
         now: () => Date.now(),
         random: Math.random,
-        send: (to, msg) => this.sendChord(to, msg),
+        send: (to, m) => this.sendOpen(to, m),
+        sendVia: (to, m) => this.sendVia(to, frameOf(m)),
+        connect: async (to) => void (await this.dial(to, false)),
+        linked: () => this.openPeers(),
+        isLinked: (peer) => this.links.get(peer)?.state === 'open',
+        meshNeighbours: () => this.meshNeighbours(),
+        onSignal: (from, data, overLink) => this.onSignal(from, data, overLink),
+        resendSignal: (dst, data) => this.resendSignal(dst, data),
+        reportError: (err) =>
+          queueMicrotask(() => {
+            throw err
+          }),
+        // One bag for the node: the core's drops (identity puzzle, sync off the mesh, ...) beside the links'.
+        counters: this.counters,
       },
-      // One hop may need a link opened first (signalling, ICE, the key proof).
-      { requestTimeoutMs: 8000 },
+      {
+        puzzleBits,
+        router: { maxMessageBytes: this.opts.maxMessageBytes, requestTimeoutMs: this.opts.requestTimeoutMs },
+        // One hop may need a link opened first (signalling, ICE, the key proof).
+        chord: { requestTimeoutMs: 8000 },
+      },
     )
+    this.mesh = this.core.mesh
+    this.syncTable = this.core.sync
+    this.chord = this.core.chord
+    this.syncTable.onAccept(() => this.scheduleSave())
     const ring = this.chord
     // Every keyed operation: a live node, a valid key, and a place on the ring first.
     const keyed =
@@ -561,17 +496,6 @@ export class OverlayNode extends Emitter<NodeEvents> {
         return table.onChange(fn)
       },
     }
-    this.mesh.onDeliver((d) => {
-      if (d.topic === SYNC_TOPIC) {
-        const m = parseSyncMsg(d.data)
-        if (!m) return bump(this.counters, 'drop.sync-broadcast')
-        table.handleBroadcast(d.origin, m).catch(() => bump(this.counters, 'sync.error'))
-        return
-      }
-      const subs = this.subscribers.get(d.topic)
-      if (!subs) return
-      for (const fn of [...subs]) safeCall(() => fn(d.data, { from: d.origin, hops: d.hops }))
-    })
   }
 
   /** Connect to a signal server and open the first links. */
@@ -688,67 +612,35 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.assertOpen()
     checkTopic(topic)
     checkValue(data)
-    await this.mesh.broadcast(topic, data)
+    await this.core.broadcast(topic, data)
   }
 
+  /** Broadcasts on `topic`, and routed messages sent to it here. */
   subscribe(topic: string, fn: Subscriber): () => void {
     checkTopic(topic)
-    let set = this.subscribers.get(topic)
-    if (!set) {
-      set = new Set()
-      this.subscribers.set(topic, set)
-    }
-    set.add(fn)
-    return () => {
-      set.delete(fn)
-      if (set.size === 0) this.subscribers.delete(topic)
-    }
+    return this.core.subscribe(topic, fn)
   }
 
+  /** Deliver `data` to the subscribers of `topic` at node `to`, linked or not (routed unicast). */
   async send(to: string, topic: string, data: Value): Promise<void> {
     this.assertOpen()
     checkTopic(topic)
     checkValue(data)
-    if (to === this.id) {
-      this.deliverLocal(this.id, topic, data, 0)
-      return
-    }
-    await this.deliverTo(to, { t: 'msg', topic, data })
+    if (to !== this.id) checkNodeId(to)
+    await this.core.router.send(to, topic, data)
   }
 
   handle(method: string, fn: Handler): () => void {
     checkTopic(method)
-    this.handlers.set(method, fn)
-    return () => {
-      if (this.handlers.get(method) === fn) this.handlers.delete(method)
-    }
+    return this.core.router.serve(method, fn)
   }
 
   async request(to: string, method: string, data: Value, opts: { timeoutMs?: number } = {}): Promise<Value> {
     this.assertOpen()
     checkTopic(method)
     checkValue(data)
-    const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs
-    if (to === this.id) return this.callHandler(method, data, this.id)
-    checkNodeId(to)
-    const id = this.reqId++
-    return new Promise<Value>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id)
-        reject(new TimeoutError(`request ${method} to ${to} timed out after ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pending.set(id, { to, resolve, reject, timer })
-      this.deliverTo(to, { t: 'req', id, method, data }).catch((err: Error) => {
-        if (!this.pending.has(id)) return
-        clearTimeout(timer)
-        this.pending.delete(id)
-        reject(
-          err.name === 'MessageTooLargeError' || err.name === 'NoRouteError'
-            ? err
-            : new NoRouteError(to, `no route to ${to}: ${err.message}`),
-        )
-      })
-    })
+    if (to !== this.id) checkNodeId(to)
+    return this.core.router.request(to, method, data, opts)
   }
 
   stats(): Record<string, number> {
@@ -772,12 +664,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       signalReconnects: this.signalClient.stats.reconnects,
       signalConnected: this.signalClient.connected ? 1 : 0,
       signalDropped: this.signalClient.stats.dropped,
-      ...prefixed('mesh.', this.mesh.counters),
-      ...prefixed('sync.', this.syncTable.counters),
-      ...prefixed('dht.', this.chord.counters),
-      dhtRecords: this.chord.storedKeys(),
-      syncEntries: this.syncTable.size().live,
-      ...this.counters,
+      ...this.core.stats(),
     }
   }
 
@@ -790,11 +677,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
     ])
     this.closed = true
     for (const t of this.timers) clearInterval(t)
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer)
-      p.reject(new ClosedError())
-    }
-    this.pending.clear()
+    this.core.close()
     for (const d of [...this.dials.values()]) this.failDial(d, new ClosedError())
     const hadLinks = this.links.size > 0
     for (const l of [...this.links.values()]) l.close('node-closed')
@@ -823,203 +706,54 @@ export class OverlayNode extends Emitter<NodeEvents> {
     return out
   }
 
-  /** Chord talks to fingers and successors it may have no link to yet: opened on demand. */
-  private sendChord(to: string, msg: ChordMsg): void {
-    if (to !== this.id) this.sendVia(to, { kind: Kind.Chord, body: msg as unknown as Value })
+  /** Open links now (mesh or not). */
+  private openPeers(): string[] {
+    const out: string[] = []
+    for (const l of this.links.values()) if (l.state === 'open') out.push(l.peer)
+    return out
   }
 
-  private sendFrame(to: string, frame: Frame): void {
+  /**
+   * A message of the core over the open link to `to`. With none open it is
+   * not sent (`send.no-link`) and the promise rejects, as it does when the
+   * link refuses it (MessageTooLargeError): the router tells its caller.
+   */
+  private sendOpen(to: string, m: NodeMsg): Promise<void> {
     const l = this.links.get(to)
-    if (l?.state !== 'open') return bump(this.counters, 'send.no-link')
-    l.send(frame).catch(() => bump(this.counters, 'send.failed'))
-  }
-
-  /**
-   * Get `inner` to node `to`: over a direct link when there is one; else
-   * along Chord's fingers when this node is on a ring that knows a next hop;
-   * else over a link opened now (WebRTC, or the server's relay).
-   */
-  private async deliverTo(to: string, inner: InnerMsg): Promise<void> {
-    checkNodeId(to)
-    const l = this.links.get(to)
-    if (l?.state === 'open') return l.send({ kind: Kind.Route, body: inner as unknown as Value })
-    if (this.overlayHop(to)) return this.forward(to, inner)
-    const link = await this.dial(to, false)
-    await link.send({ kind: Kind.Route, body: inner as unknown as Value })
-  }
-
-  /**
-   * The next hop toward `to` over links that are open now: `to` itself, or
-   * the linked node that most closely precedes it on the ring, strictly
-   * closer than this node. Forwarding never waits for a link to open, so a
-   * signal that sets up a link cannot queue behind that same link. With links
-   * to its successors (Chord keeps them), every node makes progress, so the
-   * message arrives. Null when no open link makes progress, or this node is
-   * not on a ring yet.
-   */
-  private overlayHop(to: string): string | null {
-    const direct = this.links.get(to)
-    if (direct?.state === 'open') return to
-    if (this.chord.successors().every((s) => s === this.id)) return null
-    let best: string | null = null
-    for (const l of this.links.values()) {
-      if (l.state !== 'open' || !between(l.peer, this.id, to)) continue
-      if (best === null || between(l.peer, best, to)) best = l.peer
+    if (l?.state !== 'open') {
+      bump(this.counters, 'send.no-link')
+      return Promise.reject(new NoRouteError(to, `no open link to ${to}`))
     }
-    return best
+    return l.send(frameOf(m))
   }
 
-  /** Wrap `inner` in a signed `fwd` envelope from this node to `dst`, and pass it on. */
-  private async forward(dst: string, inner: InnerMsg): Promise<void> {
-    const body = encodeValue(inner as unknown as Value)
-    if (body.length > this.opts.maxMessageBytes)
-      throw new MessageTooLargeError(body.length, this.opts.maxMessageBytes)
-    const n = crypto.getRandomValues(new Uint8Array(8))
-    const w = Date.now()
-    const sig = await this.identity.sign(fwdSigned(this.id, dst, n, w, body))
-    bump(this.counters, 'route.originated')
-    const env: FwdEnvelope = {
-      t: 'fwd',
-      src: this.id,
-      dst,
-      ttl: MAX_TTL,
-      n,
-      w,
-      pk: this.identity.publicKey,
-      sig,
-      body,
-    }
-    // Kept for a resend should the ring answer noroute (a noroute itself is not re-sent).
-    if (inner.t !== 'noroute')
-      this.outbox.keep(
-        dst,
-        {
-          env,
-          reqId: inner.t === 'req' ? inner.id : undefined,
-          signal: inner.t === 'sig' ? inner.data : undefined,
-        },
-        body.length,
-        Date.now(),
-      )
-    this.passOn(env)
-  }
-
-  private passOn(env: FwdEnvelope): void {
-    // Over an open link when one makes progress, else toward Chord's next hop (opening a link to
-    // it). Both only ever move strictly closer to dst, clockwise (nextHop never passes it), so a
-    // message cannot circle; greedy forwarding over real links also gets through while Chord's
-    // views are still settling. With no hop, this node's part of the ring has no dst.
-    const hop = this.overlayHop(env.dst) ?? this.chord.nextHop(env.dst)
-    if (!hop || hop === this.id) {
-      bump(this.counters, 'route.noroute')
-      if (env.src === this.id) return this.noRoute(env.dst, env.n)
-      void this.forward(env.src, { t: 'noroute', dst: env.dst, n: env.n }).catch(() => {})
-      return
-    }
-    this.sendVia(hop, { kind: Kind.Route, body: env as unknown as Value })
-  }
-
-  /** A `fwd` envelope that arrived over the link with `lastHop`. */
-  private async onForward(env: FwdEnvelope, lastHop: string): Promise<void> {
-    if (env.dst !== this.id) {
-      if (env.ttl <= 0) return bump(this.counters, 'drop.route.ttl')
-      bump(this.counters, 'route.forwarded')
-      return this.passOn({ ...env, ttl: env.ttl - 1 })
-    }
-    // At most once: a resend after a noroute, or a replay by a node on the path, is dropped here,
-    // while remembered; once forgotten (rpc.ts: the replay window), its signed time is refused.
-    const key = toHex(env.sig.subarray(0, 16))
-    if (this.seenFwd.has(key)) return bump(this.counters, 'drop.route.again')
-    const admission = this.seenFwd.admit(env.src, key, env.w, Date.now())
-    if (admission !== 'ok') return bump(this.counters, ROUTE_WINDOW_DROP[admission])
-    // End to end: the source's key must hash to its id and sign these exact bytes.
-    const ok =
-      isPublicKey(env.pk) &&
-      (await this.keys.idOf(env.pk)) === env.src &&
-      (await this.keys.verify(env.pk, fwdSigned(env.src, env.dst, env.n, env.w, env.body), env.sig))
-    if (!ok) return bump(this.counters, 'drop.route.forged')
-    // Two copies may have passed the check above while the signature was checked.
-    if (this.seenFwd.has(key)) return bump(this.counters, 'drop.route.again')
-    this.seenFwd.add(env.src, key, env.w)
-    const v = decodeValueResult(env.body)
-    const inner = v ? parseInnerMsg(v.value) : null
-    if (!inner) return bump(this.counters, 'drop.route.body')
-    bump(this.counters, 'route.delivered')
-    await this.onInner(env.src, inner, (reply) => this.deliverTo(env.src, reply), lastHop === env.src)
-  }
-
-  private pruneRouted(now: number): void {
-    this.outbox.prune(now)
-    this.seenFwd.expire(now)
-    for (const [peer, until] of this.serverSignals) if (until <= now) this.serverSignals.delete(peer)
-  }
-
-  /**
-   * The ring found no `dst` for the envelope with nonce `n` (all we routed to
-   * `dst` when `n` is not given). Its view may lag a join, so this is not the
-   * end: a link-setup signal goes again through the signal server, anything
-   * else over a link to `dst` opened through the server (which knows every
-   * registered peer), and later signals to `dst` go through the server. Only
-   * if that fails too do the requests fail, with NoRouteError. (Nothing sent
-   * over a direct link is touched, and the destination drops a second copy,
-   * so a lying `noroute` costs at most one dial.)
-   */
-  private noRoute(dst: string, n?: Uint8Array): void {
-    this.serverSignals.delete(dst)
-    this.serverSignals.set(dst, Date.now() + SERVER_SIGNALS_MS)
-    if (this.serverSignals.size > OUTBOX.maxDsts)
-      this.serverSignals.delete(this.serverSignals.keys().next().value as string)
-    const nonce = n && toHex(n)
-    const taken = this.outbox.take(dst, Date.now(), nonce ? (m) => toHex(m.env.n) === nonce : undefined)
-    const signals = taken.filter((m) => m.signal !== undefined)
-    const again = taken.filter((m) => m.signal === undefined)
-    for (const m of signals) {
-      bump(this.counters, 'signal.noroute-server')
-      this.signalClient.signal(dst, m.signal as SignalData).catch((err: Error) => {
-        const d = this.dials.get(dst)
-        if (d) this.failDial(d, err instanceof NoRouteError ? err : new NoRouteError(dst, err.message))
-      })
-    }
-    if (again.length === 0) return
-    bump(this.counters, 'route.redial')
-    const fail = (err: Error) => {
-      for (const { reqId } of again) {
-        const p = reqId === undefined ? undefined : this.pending.get(reqId)
-        if (reqId === undefined || p?.to !== dst) {
-          bump(this.counters, 'route.lost')
-          continue
-        }
-        clearTimeout(p.timer)
-        this.pending.delete(reqId)
-        p.reject(
-          err instanceof NoRouteError ? err : new NoRouteError(dst, `no route to ${dst}: ${err.message}`),
-        )
-      }
-    }
-    // The same signed envelopes, now over a direct link: the destination drops any it already had.
-    this.dial(dst, false).then((link) => {
-      for (const { env } of again)
-        link
-          .send({ kind: Kind.Route, body: env as unknown as Value })
-          .catch(() => bump(this.counters, 'route.lost'))
-    }, fail)
+  /** A link-setup signal the ring could not place goes through the signal server. */
+  private resendSignal(dst: string, data: Value): void {
+    const s = parseSignalData(data)
+    if (!s) return bump(this.counters, 'drop.signal')
+    this.signalClient.signal(dst, s).catch((err: Error) => {
+      const d = this.dials.get(dst)
+      if (d) this.failDial(d, err instanceof NoRouteError ? err : new NoRouteError(dst, err.message))
+    })
   }
 
   /**
    * Send a link-setup signal: through the overlay once this node is on the
-   * ring (the server is then needed only to enter and for relay), else
-   * through the signal server.
+   * ring and a hop toward `peer` is open (the server is then needed only to
+   * enter and for relay), else through the signal server. After the ring
+   * answered `noroute` for `peer`, its signals go through the server for a
+   * while (the router's canSignal).
    */
   private async signalTo(peer: string, data: SignalData): Promise<void> {
     if (
       this.opts.overlaySignals !== false &&
       data.t !== 'relay' &&
       data.t !== 'refuse' &&
-      !this.serverSignals.has(peer) &&
-      this.overlayHop(peer)
+      this.core.router.canSignal(peer) &&
+      isValue(data)
     ) {
       bump(this.counters, 'signal.overlay')
-      return this.forward(peer, { t: 'sig', data: data as unknown as Value })
+      return this.core.router.signal(peer, data)
     }
     bump(this.counters, 'signal.server')
     return this.signalClient.signal(peer, data)
@@ -1107,9 +841,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
         this.attachLink(d, pipe)
       },
-      () => {
+      (err: unknown) => {
         // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
-        if (this.dials.get(d.peer) === d && d.pipe === pipe && !d.relay) this.fallBack(d)
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe || d.relay) return
+        d.error = describeRtcError(err)
+        bump(this.counters, `dial.webrtc-failed.${rtcErrorKey(err)}`)
+        this.fallBack(d)
       },
     )
   }
@@ -1121,8 +858,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
-    if (this.opts.relay === 'never')
-      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}`))
+    if (!d.error) bump(this.counters, 'dial.webrtc-timeout')
+    if (this.opts.relay === 'never') {
+      const why =
+        d.error ??
+        (d.pipe
+          ? `WebRTC did not connect within ${this.opts.directTimeoutMs} ms (ICE ${d.pipe.iceState()})`
+          : `no WebRTC offer from the peer within ${this.opts.directTimeoutMs} ms`)
+      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}: ${why}`))
+    }
     bump(this.counters, 'dial.relay-fallback')
     this.startRelay(d)
   }
@@ -1185,10 +929,10 @@ export class OverlayNode extends Emitter<NodeEvents> {
       peer: d.peer,
       mesh: d.mesh && this.meshNeighbours().length < this.opts.maxPeers,
       validators: {
-        [Kind.Mesh]: (b) => parseMeshMsg(b) !== null,
-        [Kind.Route]: (b) => parseRouteMsg(b) !== null,
-        [Kind.Sync]: (b) => parseSyncMsg(b) !== null,
-        [Kind.Chord]: (b) => parseChordMsg(b) !== null,
+        [Kind.Mesh]: this.validator(Kind.Mesh),
+        [Kind.Route]: this.validator(Kind.Route),
+        [Kind.Sync]: this.validator(Kind.Sync),
+        [Kind.Chord]: this.validator(Kind.Chord),
       },
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
@@ -1201,6 +945,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
         if (reason === 'relay-restart' || reason === 'relay-instead') return
         // Closed during the handshake: a direct attempt may still fall back to the relay.
         bump(this.counters, `link.handshake-closed.${reason.split(':')[0]}`)
+        d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
         delete d.link
         if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
         return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
@@ -1254,13 +999,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.neighbourLinks.delete(link.peer)
     for (const k of Object.keys(this.closedTotals) as (keyof typeof this.closedTotals)[])
       this.closedTotals[k] += link.stats[k]
-    for (const [id, p] of this.pending) {
-      if (p.to !== link.peer) continue
-      clearTimeout(p.timer)
-      this.pending.delete(id)
-      p.reject(new NoRouteError(link.peer, `link to ${link.peer} closed before the answer`))
-    }
-    this.meshDown(link.peer)
+    // Requests waiting for its answer fail; it leaves the mesh.
+    this.core.linkDown(link.peer).catch(() => {})
     this.emit('peer:disconnect', { id: link.peer })
     if (!this.closed) this.manage()
   }
@@ -1460,114 +1200,21 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ frames
 
+  /** A frame from `link`, checked by the link with the core's parser (see `parsed`): to its protocol. */
   private async onFrame(link: Link, f: Frame): Promise<void> {
     if (this.closed) return
-    switch (f.kind) {
-      case Kind.Mesh: {
-        const m = parseMeshMsg(f.body)
-        if (m) await this.mesh.handle(link.peer, m as MeshMsg)
-        return
-      }
-      case Kind.Route: {
-        const m = parseRouteMsg(f.body)
-        if (m) await this.onRoute(link, m)
-        return
-      }
-      case Kind.Sync: {
-        // Anti-entropy runs between mesh neighbours only. Sync's tick forgets the per-peer state of
-        // any other peer, budget included, so a peer on another link would get a fresh budget every tick.
-        if (!link.isMesh) return bump(this.counters, 'drop.sync.not-mesh')
-        const m = parseSyncMsg(f.body)
-        if (m) await this.syncTable.handle(link.peer, m)
-        return
-      }
-      case Kind.Chord: {
-        const m = parseChordMsg(f.body)
-        if (m) await this.chord.handle(link.peer, m)
-        return
-      }
-      default:
-        bump(this.counters, 'drop.kind')
+    const m = typeof f.body === 'object' && f.body !== null ? this.parsed.get(f.body) : undefined
+    if (!m || m.kind !== f.kind) return bump(this.counters, 'drop.kind')
+    await this.core.handle(link.peer, m)
+  }
+
+  /** The link's validator for a kind of the core: parse, and keep the typed message for onFrame. */
+  private validator(kind: NodeMsg['kind']): (body: Value) => boolean {
+    return (body) => {
+      const m = this.core.parse(kind, body)
+      if (m && typeof body === 'object' && body !== null) this.parsed.set(body, m)
+      return m !== null
     }
-  }
-
-  private async onRoute(link: Link, m: RouteMsg): Promise<void> {
-    if (m.t === 'fwd') return this.onForward(m, link.peer)
-    await this.onInner(
-      link.peer,
-      m,
-      async (reply) => {
-        if (link.state === 'open') await link.send({ kind: Kind.Route, body: reply as unknown as Value })
-      },
-      true,
-    )
-  }
-
-  /**
-   * A message from `from` (a linked peer, or the checked source of a
-   * forwarded one); `overLink` when it came over our link with `from`.
-   */
-  private async onInner(
-    from: string,
-    m: InnerMsg,
-    reply: (m: InnerMsg) => Promise<void>,
-    overLink: boolean,
-  ): Promise<void> {
-    switch (m.t) {
-      case 'msg':
-        this.deliverLocal(from, m.topic, m.data, 1)
-        return
-      case 'sig':
-        this.onSignal(from, m.data, overLink)
-        return
-      case 'noroute':
-        this.noRoute(m.dst, m.n)
-        return
-      case 'req': {
-        let answer: InnerMsg
-        if (!this.handlers.has(m.method))
-          answer = { t: 'err', id: m.id, code: 'no-handler', message: `no handler for ${m.method}` }
-        else {
-          try {
-            answer = { t: 'res', id: m.id, data: await this.callHandler(m.method, m.data, from) }
-          } catch (err) {
-            answer = {
-              t: 'err',
-              id: m.id,
-              code: 'remote',
-              message: String((err as Error)?.message ?? err).slice(0, 4000),
-            }
-          }
-        }
-        await reply(answer).catch(() => bump(this.counters, 'route.reply-failed'))
-        return
-      }
-      case 'res':
-      case 'err': {
-        const p = this.pending.get(m.id)
-        if (!p || p.to !== from) return bump(this.counters, 'drop.route.unexpected-answer')
-        this.pending.delete(m.id)
-        clearTimeout(p.timer)
-        if (m.t === 'res') p.resolve(m.data)
-        else p.reject(new RemoteError(m.message))
-        return
-      }
-    }
-  }
-
-  private async callHandler(method: string, data: Value, from: string): Promise<Value> {
-    const h = this.handlers.get(method)
-    if (!h) throw new RemoteError(`no handler for ${method}`)
-    const out = await h(data, { from })
-    const v = out === undefined ? null : out
-    if (!isValue(v)) throw new TypeError(`handler for ${method} returned a value weft cannot carry`)
-    return v
-  }
-
-  private deliverLocal(from: string, topic: string, data: Value, hops: number): void {
-    const subs = this.subscribers.get(topic)
-    if (!subs) return bump(this.counters, 'unicast.no-subscriber')
-    for (const fn of [...subs]) safeCall(() => fn(data, { from, hops }))
   }
 
   private onControl(link: Link, c: LinkControl): void {
@@ -1584,13 +1231,11 @@ export class OverlayNode extends Emitter<NodeEvents> {
   }
 
   private meshUp(peer: string): void {
-    Promise.resolve(this.mesh.linkUp?.(peer)).catch(() => {})
-    Promise.resolve(this.syncTable.linkUp?.(peer)).catch(() => {})
+    this.core.meshUp(peer).catch(() => {})
   }
 
   private meshDown(peer: string): void {
-    Promise.resolve(this.mesh.linkDown?.(peer)).catch(() => {})
-    Promise.resolve(this.syncTable.linkDown?.(peer)).catch(() => {})
+    this.core.meshDown(peer).catch(() => {})
   }
 
   private sendPex(): void {
@@ -1722,10 +1367,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private tick(): void {
     if (this.closed) return
     const now = Date.now()
-    Promise.resolve(this.mesh.tick(now)).catch(() => bump(this.counters, 'tick.error'))
-    Promise.resolve(this.syncTable.tick(now)).catch(() => bump(this.counters, 'tick.error'))
-    Promise.resolve(this.chord.tick(now)).catch(() => bump(this.counters, 'tick.error'))
-    this.pruneRouted(now)
+    this.core.tick(now).catch(() => bump(this.counters, 'tick.error'))
     if (this.opts.persistDht && now - this.lastDhtSave > DHT_SAVE_MS) {
       this.lastDhtSave = now
       void this.saveDht()
@@ -1772,6 +1414,7 @@ function checkValue(v: unknown): asserts v is Value {
   if (!isValue(v)) throw new TypeError('data must be a Value: JSON-compatible data or Uint8Array, nested')
 }
 
+/** Call an application callback; what it throws is reported apart, not into our own work. */
 function safeCall(fn: () => void): void {
   try {
     fn()
@@ -1782,17 +1425,16 @@ function safeCall(fn: () => void): void {
   }
 }
 
+/** The frame a message of the core travels in. */
+function frameOf(m: NodeMsg): Frame {
+  return { kind: m.kind, body: nodeMsgBody(m) }
+}
+
 /** Set `key` in a map kept to MAX_BACKOFF entries (re-inserted keys move to the end; the oldest go). */
 function setBounded<K, V>(m: Map<K, V>, key: K, value: V): void {
   m.delete(key)
   m.set(key, value)
   if (m.size > MAX_BACKOFF) m.delete(m.keys().next().value as K)
-}
-
-function prefixed(prefix: string, c: Counters): Counters {
-  const out: Counters = {}
-  for (const [k, v] of Object.entries(c)) out[prefix + k] = v
-  return out
 }
 
 function shuffle<T>(xs: T[]): void {

@@ -5,10 +5,12 @@
  * table) on disk, so a network of short-lived tabs keeps its data.
  *
  *   npx weft-peer --signal http://localhost:8080 --network demo --data ./peer-data
+ *
+ * WebRTC: --wrtc names the stack; without it, the first installed of
+ * node-datachannel, werift and @roamhq/wrtc; with none, relay links only.
  */
-import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
-import { joinOverlay } from './index.ts'
+import { type AdaptedWrtc, joinOverlay, loadWrtc, WRTC_STACKS } from './index.ts'
 
 const HELP = `weft-peer: an always-on weft peer that keeps its share of the DHT on disk
 
@@ -17,6 +19,8 @@ const HELP = `weft-peer: an always-on weft peer that keeps its share of the DHT 
   --data DIR       folder for the identity, the table and the DHT share     default: ./weft-peer-data
   --relay MODE     auto | force | never                                     default: auto
   --max-peers N    mesh degree bound                                        default: 8
+  --wrtc STACK     WebRTC for Node: node-datachannel, werift, @roamhq/wrtc,
+                   or none (relay links only) (env WEFT_WRTC)               default: the first installed
   --help           this text
 `
 
@@ -28,6 +32,7 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       relay: { type: 'string' },
       'max-peers': { type: 'string' },
+      wrtc: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -51,11 +56,25 @@ async function main(): Promise<void> {
     process.stderr.write('weft-peer: --max-peers must be a positive integer\n')
     process.exit(2)
   }
-  let wrtc: unknown
-  try {
-    wrtc = createRequire(import.meta.url)('@roamhq/wrtc')
-  } catch {
-    process.stderr.write('weft-peer: @roamhq/wrtc is not installed; using relay links only\n')
+  const wanted = values.wrtc ?? process.env.WEFT_WRTC
+  const stacks: readonly string[] = WRTC_STACKS
+  if (wanted !== undefined && wanted !== 'none' && !stacks.includes(wanted)) {
+    process.stderr.write(`weft-peer: --wrtc must be one of ${WRTC_STACKS.join(', ')} or none\n`)
+    process.exit(2)
+  }
+  let wrtc: AdaptedWrtc | undefined
+  if (wanted !== 'none') {
+    const tried: string[] = []
+    try {
+      wrtc = await loadWrtc(wanted as (typeof WRTC_STACKS)[number] | undefined, tried)
+    } catch (err) {
+      process.stderr.write(`weft-peer: ${(err as Error).message}; install it with npm install ${wanted}\n`)
+      process.exit(2)
+    }
+    if (!wrtc)
+      process.stderr.write(
+        `weft-peer: no WebRTC stack loaded (${tried.join('; ')}); using relay links only. npm install node-datachannel gives direct links\n`,
+      )
   }
   const node = await joinOverlay({
     signal,
@@ -64,13 +83,15 @@ async function main(): Promise<void> {
     maxPeers,
     dataDir: values.data ?? 'weft-peer-data',
     persistDht: true,
-    ...(wrtc ? { wrtc } : {}),
+    wrtc: wrtc ?? false,
   })
   const line = () => {
     const s = node.stats()
     return `peers ${s.peers} records ${s.dhtRecords} table ${s.syncEntries} in ${s.bytesIn} B out ${s.bytesOut} B`
   }
-  console.log(`weft-peer ${node.id} joined ${values.network ?? 'default'}: ${line()}`)
+  console.log(
+    `weft-peer ${node.id} joined ${values.network ?? 'default'} (WebRTC: ${wrtc?.stack ?? 'none, relay only'}): ${line()}`,
+  )
   const status = setInterval(() => console.log(line()), 30_000)
   let stopping = false
   const stop = async () => {

@@ -4,6 +4,14 @@
  * node is pinned at the centre; relayed links are dashed, on-demand (non-mesh)
  * links dotted. Positions persist across updates so the picture never jumps;
  * the layout re-heats only when the graph changes.
+ *
+ * The caption counts this node's own links apart from the links between
+ * other nodes: the first is exact (and the same number the Links panel and
+ * the counters show), the second is what the neighbours last said in peer
+ * exchange, which each sends when a link opens and then every 15 s. Tabs of
+ * one full mesh therefore agree on their own links at once, and on the rest
+ * within one peer-exchange round; a single "links" total mixed the two and
+ * differed from tab to tab.
  */
 import { colorOf, s, setText, shortId } from './dom.ts'
 
@@ -123,10 +131,16 @@ export class NetworkView {
         : 'No peers yet: open this page in another tab or browser to grow the network.',
     )
     const known = this.nodes.size
+    const mine = g.links.length
+    const others = [...edges.values()].filter((e) => e.a !== g.me && e.b !== g.me).length
     setText(
       this.caption,
-      `${known} node${known === 1 ? '' : 's'} known · ${this.edges.size} link${this.edges.size === 1 ? '' : 's'}`,
+      `${known} node${known === 1 ? '' : 's'} known · ${mine} link${mine === 1 ? '' : 's'} here` +
+        (others ? ` · ${others} between others` : ''),
     )
+    this.caption.title =
+      "Links here: this node's open links, now. Between others: what its neighbours last reported (peer exchange, when a link opens and every 15 s)."
+
     if (changed) this.reheat()
   }
 

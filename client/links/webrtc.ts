@@ -4,7 +4,9 @@
  * overlay) and come in through `signal()`.
  *
  * A brief ICE `disconnected` is not fatal (it often recovers); `failed`, or
- * the channel closing, is.
+ * the channel closing, is. When the pipe fails before it opens, `opened`
+ * rejects with the WebRTC stack's own error (simple-peer's `ERR_*` code and
+ * message), so the dial can say why there is no direct link.
  */
 import type { Instance as PeerInstance, Options as PeerOptions } from 'simple-peer'
 import { dataSlot, type Pipe, sdpFingerprint } from './pipe.ts'
@@ -18,7 +20,7 @@ const LOW_WATER = 256 * 1024
 export interface WebRtcPipeOptions {
   SimplePeer: SimplePeerCtor
   initiator: boolean
-  /** A WebRTC implementation for Node (@roamhq/wrtc); browsers have their own. */
+  /** A WebRTC implementation for Node (adapted by wrtc-adapter.ts); browsers have their own. */
   wrtc?: unknown
   sendSignal: (data: unknown) => void
   /** ICE servers; none on loopback. @default [] */
@@ -28,8 +30,24 @@ export interface WebRtcPipeOptions {
 export interface WebRtcPipe extends Pipe {
   /** Feed a signal from the other end. */
   signal(data: unknown): void
-  /** Resolves when the data channel opens; rejects when the connection fails first. */
+  /** Resolves when the data channel opens; rejects with the reason when the connection fails first. */
   readonly opened: Promise<void>
+  /** The ICE connection state now ('new' when there is no connection). */
+  iceState(): string
+}
+
+/** An error of a WebRTC attempt as one line: simple-peer's code and the stack's message. */
+export function describeRtcError(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | null
+  const message = typeof e?.message === 'string' ? e.message : String(err)
+  const code = typeof e?.code === 'string' ? e.code : undefined
+  return (code && !message.startsWith(code) ? `${code}: ${message}` : message).slice(0, 200)
+}
+
+/** The counter key of a WebRTC error: simple-peer's ERR_* code, else 'other' (bounded, never from a message). */
+export function rtcErrorKey(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^ERR_[A-Z0-9_]{1,40}$/.test(code) ? code : 'other'
 }
 
 interface SimplePeerInternals {
@@ -38,22 +56,30 @@ interface SimplePeerInternals {
 }
 
 export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
-  const peer = new opts.SimplePeer({
-    initiator: opts.initiator,
-    trickle: true,
-    config: { iceServers: opts.iceServers ?? [] },
-    ...(opts.wrtc ? { wrtc: opts.wrtc as PeerOptions['wrtc'] } : {}),
-    channelConfig: { ordered: true },
-    allowHalfTrickle: false,
-  })
+  let peer: PeerInstance
+  try {
+    peer = new opts.SimplePeer({
+      initiator: opts.initiator,
+      trickle: true,
+      config: { iceServers: opts.iceServers ?? [] },
+      ...(opts.wrtc ? { wrtc: opts.wrtc as PeerOptions['wrtc'] } : {}),
+      channelConfig: { ordered: true },
+      allowHalfTrickle: false,
+    })
+  } catch (err) {
+    // No WebRTC here at all (simple-peer throws ERR_WEBRTC_SUPPORT): a pipe that failed.
+    return failedPipe(err)
+  }
   const internals = peer as unknown as SimplePeerInternals
   const data = dataSlot()
   let onClose: (reason: string) => void = () => {}
   let closed = false
   let drainWaiters: (() => void)[] = []
-  const finish = (reason: string) => {
+  let failOpen: (err: Error) => void = () => {}
+  const finish = (reason: string, err?: Error) => {
     if (closed) return
     closed = true
+    failOpen(err ?? new Error(reason))
     for (const w of drainWaiters) w()
     drainWaiters = []
     try {
@@ -74,8 +100,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       }
       resolve()
     })
-    peer.once('close', () => reject(new Error('closed before open')))
-    peer.once('error', (err: Error) => reject(err))
+    failOpen = reject
   })
   opened.catch(() => {})
   peer.on('signal', (data: unknown) => {
@@ -90,10 +115,20 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
           : chunk,
       )
   })
-  peer.on('close', () => finish('closed'))
-  peer.on('error', (err: Error & { code?: string }) => finish(`error:${err.code ?? err.message}`))
+  peer.on('close', () => finish('closed', new Error('the connection closed before it opened')))
+  peer.on('error', (err: Error & { code?: string }) => finish(`error:${err.code ?? err.message}`, err))
   peer.on('iceStateChange', (state: string) => {
-    if (state === 'failed' || state === 'closed') finish(`ice-${state}`)
+    // simple-peer's own codes for these (it emits this event before it would fail by itself).
+    if (state === 'failed')
+      finish(
+        'ice-failed',
+        Object.assign(new Error('Ice connection failed.'), { code: 'ERR_ICE_CONNECTION_FAILURE' }),
+      )
+    if (state === 'closed')
+      finish(
+        'ice-closed',
+        Object.assign(new Error('Ice connection closed.'), { code: 'ERR_ICE_CONNECTION_CLOSED' }),
+      )
   })
 
   return {
@@ -103,16 +138,16 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       if (closed) return
       try {
         peer.signal(data as Parameters<PeerInstance['signal']>[0])
-      } catch {
-        finish('bad-signal')
+      } catch (err) {
+        finish('bad-signal', err instanceof Error ? err : undefined)
       }
     },
     send(bytes) {
       if (closed) return
       try {
         peer.send(bytes)
-      } catch {
-        finish('send-failed')
+      } catch (err) {
+        finish('send-failed', err instanceof Error ? err : undefined)
       }
     },
     bufferedAmount: () => internals._channel?.bufferedAmount ?? 0,
@@ -135,5 +170,26 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       const remote = sdpFingerprint(pc?.remoteDescription?.sdp)
       return local && remote ? { local, remote } : null
     },
+    iceState: () => internals._pc?.iceConnectionState ?? 'new',
+  }
+}
+
+/** The pipe of an attempt that could not even start: `opened` rejects with why. */
+function failedPipe(err: unknown): WebRtcPipe {
+  const error = err instanceof Error ? err : new Error(String(err))
+  const opened = Promise.reject(error)
+  opened.catch(() => {})
+  return {
+    transport: 'webrtc',
+    opened,
+    signal() {},
+    send() {},
+    bufferedAmount: () => 0,
+    drained: () => Promise.resolve(),
+    onData() {},
+    onClose() {},
+    close() {},
+    fingerprints: () => null,
+    iceState: () => 'new',
   }
 }

@@ -3,7 +3,7 @@
  * each with its author (the origin) and the time the author signed into it.
  * The mesh keeps broadcast ids in one (nobody relays what it has seen,
  * p2p.today's third rule); routed unicast keeps envelope signatures in
- * another (client/overlay.ts).
+ * another (shared/router/router.ts).
  *
  * The guarantee: a message is accepted at most once, however long after and
  * however many others came between. Entries are ordered by (signed time, id).

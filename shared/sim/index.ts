@@ -1,5 +1,6 @@
 export * from './fake-keys.ts'
 export * from './flood.ts'
 export * from './prng.ts'
+export * from './settle.ts'
 export * from './sim.ts'
 export * from './topology.ts'

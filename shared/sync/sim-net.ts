@@ -1,11 +1,12 @@
 /**
  * A sync network in the simulator, for tests and benchmarks. Each simulated
- * node is one composite ProtocolNode running the sync table over a broadcast
- * transport, with messages tagged `{ p: 'mesh' | 'flood' | 'sync', m }`:
+ * node runs the sync table over a broadcast transport, with messages tagged
+ * `{ p: 'mesh' | 'flood' | 'sync', m }`:
  *
- * - `transport: 'mesh'` (the default): the real mesh (`createMesh`, Plumtree,
- *   fast fake keys); sync broadcasts travel as mesh broadcasts on SYNC_TOPIC
- *   and are handed to `handleBroadcast` on delivery, as the host does;
+ * - `transport: 'mesh'` (the default): the node composition the browser node
+ *   runs (shared/node, `createNodeCore`, with fast fake keys): the real mesh
+ *   (Plumtree) carries sync broadcasts on SYNC_TOPIC and hands them to the
+ *   table as the product does;
  * - `transport: 'flood'`: plain flooding with a seen-set, the simplest
  *   broadcast there is (a baseline, and independent of the mesh).
  *
@@ -15,15 +16,18 @@
  * IndexedDB first). Acceptances at every node, across restarts, go to
  * `onAccept` listeners; broadcast deliveries are recorded with their hops.
  */
-import { createMesh, type Mesh, type MeshOptions } from '../mesh/mesh.ts'
+import type { Mesh, MeshOptions } from '../mesh/mesh.ts'
 import type { MeshMsg } from '../mesh/messages.ts'
+import { createNodeCore, type NodeCore } from '../node/core.ts'
+import { SYNC_TOPIC } from '../node/topics.ts'
 import type { ProtocolNode } from '../protocol.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { createSim, type NodeFactory, type Sim, type SimDeps, type SimOptions } from '../sim/sim.ts'
 import { randomGraph } from '../sim/topology.ts'
 import type { Value } from '../types.ts'
+import { Kind } from '../wire/frame.ts'
 import type { SyncMsg } from './messages.ts'
-import { createSync, SYNC_TOPIC, type Sync, type SyncAccept, type SyncOptions } from './sync.ts'
+import { createSync, type Sync, type SyncAccept, type SyncOptions } from './sync.ts'
 
 /** A broadcast of the flood transport. */
 export interface FloodEnvelope {
@@ -107,22 +111,80 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
   }
 
   function buildNode(deps: SimDeps<NetMsg>, id: string, snapshot: Value | undefined): SyncNode {
+    return transport === 'mesh' ? meshNode(deps, id, snapshot) : floodNode(deps, id, snapshot)
+  }
+
+  /** The product's wiring: one node composition; only its mesh and sync speak here (no ring is joined). */
+  function meshNode(deps: SimDeps<NetMsg>, id: string, snapshot: Value | undefined): SyncNode {
     const offset = offsets.get(id) ?? 0
-    const keys = createFakeKeyring(id)
+    const core: NodeCore = createNodeCore(
+      {
+        id,
+        keys: createFakeKeyring(id),
+        now: () => deps.now() + offset,
+        random: deps.random,
+        send(to, m) {
+          if (m.kind === Kind.Mesh) deps.send(to, { p: 'mesh', m: m.msg })
+          else if (m.kind === Kind.Sync) deps.send(to, { p: 'sync', m: m.msg })
+        },
+        sendVia: () => {},
+        connect: async () => {},
+        linked: () => deps.neighbours(),
+        isLinked: (peer) => deps.neighbours().includes(peer),
+        meshNeighbours: () => deps.neighbours(),
+      },
+      { puzzleBits: 0, mesh: o.mesh ?? {}, sync: o.sync ?? {} },
+    )
+    core.mesh.onDeliver((d) => {
+      record(d.id, id, d.hops)
+      if (d.hops === 0 && d.topic === SYNC_TOPIC) last.set(id, d.id)
+    })
+    const { sync } = core
+    sync.onAccept((e) => {
+      for (const fn of [...listeners]) fn(id, e)
+    })
+    const ready =
+      snapshot === undefined ? Promise.resolve() : sync.importState(snapshot).then(() => undefined)
+    return {
+      sync,
+      mesh: core.mesh,
+      settle: async () => {
+        await ready
+        await core.settled()
+      },
+      async handle(from, msg) {
+        await ready
+        if (msg.p === 'sync') await core.handle(from, { kind: Kind.Sync, msg: msg.m })
+        else if (msg.p === 'mesh') await core.handle(from, { kind: Kind.Mesh, msg: msg.m })
+        await core.settled()
+      },
+      async tick(t) {
+        await ready
+        await core.tick(t + offset)
+        await core.settled()
+      },
+      async linkUp(p) {
+        await ready
+        await core.meshUp(p)
+        await core.settled()
+      },
+      async linkDown(p) {
+        await ready
+        await core.linkDown(p)
+      },
+    }
+  }
+
+  /** The baseline: the table over plain flooding. */
+  function floodNode(deps: SimDeps<NetMsg>, id: string, snapshot: Value | undefined): SyncNode {
+    const offset = offsets.get(id) ?? 0
     const now = () => deps.now() + offset
     const inflight: Promise<unknown>[] = []
-    let mesh: Mesh | undefined
     const seen = new Set<string>()
     let seq = 0
 
     const flush = async () => {
       while (inflight.length > 0) await inflight.shift()
-    }
-
-    const deliver = (msgId: string, origin: string, hops: number, data: unknown) => {
-      record(msgId, id, hops)
-      if (origin === id) return
-      inflight.push(sync.handleBroadcast(origin, data))
     }
 
     const floodBroadcast = (data: SyncMsg) => {
@@ -136,41 +198,21 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
     const onFlood = (from: string, env: FloodEnvelope) => {
       if (seen.has(env.id)) return
       seen.add(env.id)
-      deliver(env.id, env.origin, env.hops, env.data)
+      record(env.id, id, env.hops)
+      if (env.origin !== id) inflight.push(sync.handleBroadcast(env.origin, env.data))
       for (const n of deps.neighbours())
         if (n !== from) deps.send(n, { p: 'flood', m: { ...env, hops: env.hops + 1 } })
-    }
-
-    if (transport === 'mesh') {
-      mesh = createMesh(
-        {
-          id,
-          keys,
-          now,
-          random: deps.random,
-          neighbours: deps.neighbours,
-          send: (to, m) => deps.send(to, { p: 'mesh', m }),
-        },
-        o.mesh,
-      )
-      mesh.onDeliver((d) => {
-        if (d.topic === SYNC_TOPIC) deliver(d.id, d.origin, d.hops, d.data)
-        else record(d.id, id, d.hops)
-      })
     }
 
     const sync = createSync(
       {
         id,
-        keys,
+        keys: createFakeKeyring(id),
         now,
         random: deps.random,
         neighbours: deps.neighbours,
         send: (to, m) => deps.send(to, { p: 'sync', m }),
-        broadcast(m) {
-          if (!mesh) return floodBroadcast(m)
-          inflight.push(mesh.broadcast(SYNC_TOPIC, m).then((msgId) => void last.set(id, msgId)))
-        },
+        broadcast: floodBroadcast,
       },
       o.sync,
     )
@@ -182,7 +224,7 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
 
     return {
       sync,
-      mesh,
+      mesh: undefined,
       settle: async () => {
         await ready
         await flush()
@@ -191,24 +233,20 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
         await ready
         if (msg.p === 'sync') await sync.handle(from, msg.m)
         else if (msg.p === 'flood') onFlood(from, msg.m)
-        else await mesh?.handle(from, msg.m)
         await flush()
       },
       async tick(t) {
         await ready
-        await mesh?.tick(t + offset)
         await sync.tick(t + offset)
         await flush()
       },
       async linkUp(p) {
         await ready
-        await mesh?.linkUp?.(p)
         await sync.linkUp?.(p)
         await flush()
       },
       async linkDown(p) {
         await ready
-        await mesh?.linkDown?.(p)
         await sync.linkDown?.(p)
       },
     }

@@ -50,8 +50,12 @@ export { MAX_PEER_BUDGETS } from './budgets.ts'
 export type { AcceptSource, SyncAccept, SyncChange } from './events.ts'
 export { resolveSyncOptions, type SyncConfig, type SyncOptions } from './options.ts'
 
-/** The mesh topic a host should carry sync broadcasts on. */
-export const SYNC_TOPIC = 'weft/sync'
+/**
+ * The mesh topic sync broadcasts travel on: NUL-prefixed, so no application
+ * topic meets it. The node composition (shared/node) carries them there, in
+ * the browser node and the simulator alike.
+ */
+export const SYNC_TOPIC = '\u0000sync'
 
 export interface SyncDeps extends SignedProtocolDeps<SyncMsg> {
   /** Ids this node has a live link to now. */

@@ -1,14 +1,14 @@
 /**
- * The outbox of routed unicast (see rpc.ts for the protocol): the signed
- * `fwd` envelopes this node sent over the ring, kept briefly by destination.
+ * The outbox of routed unicast (PROTOCOL-route.md): the signed envelopes
+ * this node sent over the ring, kept briefly by destination.
  * When the ring answers `noroute` (a view that has not caught up with a join
  * yet, or a path that broke), the same envelopes go again over a link opened
  * through the signal server: nothing is lost. Bounded in destinations,
  * entries and bytes (the oldest go first).
  *
- * The other memory of routed unicast, the envelopes delivered here (so a
- * second copy is dropped, however late), is the replay window of
- * shared/mesh/seen-cache.ts.
+ * The other memories of routed unicast: the envelopes delivered here (so a
+ * second copy is dropped, however late) are the replay window of
+ * shared/mesh/seen-cache.ts; the requests served here are served.ts.
  */
 
 interface Kept<T> {
@@ -20,13 +20,22 @@ interface Kept<T> {
 /** Per-entry bookkeeping counted on top of the body, so tiny messages are bounded too. */
 const ENTRY_COST = 64
 
+export interface OutboxOptions {
+  /** How long an envelope is kept. */
+  keepMs: number
+  /** Most destinations kept (the least recently used go first). */
+  maxDsts: number
+  /** Most bytes kept in all (envelope bodies plus a per-entry cost). */
+  maxBytes: number
+  /** Most envelopes kept per destination (the oldest go first). */
+  maxPerDst: number
+}
+
 export class Outbox<T> {
   private readonly byDst = new Map<string, Kept<T>[]>()
   private cost = 0
 
-  constructor(
-    private readonly opts: { keepMs: number; maxDsts: number; maxBytes: number; maxPerDst: number },
-  ) {}
+  constructor(private readonly opts: OutboxOptions) {}
 
   /** Keep `item` (of `bytes` on the wire) for `dst`, within the bounds. */
   keep(dst: string, item: T, bytes: number, now: number): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Outbox } from './route-memory.ts'
+import { Outbox } from './outbox.ts'
 
 const opts = { keepMs: 1000, maxDsts: 3, maxBytes: 10_000, maxPerDst: 4 }
 

@@ -1,0 +1,355 @@
+/**
+ * One node's protocols, composed once: the mesh (broadcast), the sync table
+ * on top of it, the Chord ring and the router (routed unicast and
+ * requests). The browser node and the Node peer (client/overlay.ts) and the
+ * simulator (sim-net.ts) all build a node with `createNodeCore`, so the
+ * simulator runs the wiring the product runs: the same topics, the same
+ * dispatch, the same checks.
+ *
+ * What the core does, and the host does not:
+ *
+ * - keys: every protocol verifies others' signatures through one keyring
+ *   that refuses keys below the network's identity puzzle
+ *   (`drop.identity.puzzle`); our own key must meet it.
+ * - dispatch: a frame body from a peer becomes a typed message once
+ *   (`parse`, messages.ts) and goes to its protocol (`handle`). Sync's
+ *   anti-entropy is taken from mesh neighbours only (`drop.sync.not-mesh`:
+ *   sync forgets the per-peer state, budget included, of any other peer).
+ * - topics: sync updates travel as mesh broadcasts on SYNC_TOPIC (topics.ts);
+ *   other broadcasts and routed messages go to the application's
+ *   subscribers (`subscribe`).
+ * - routing: the next hop toward a node is a direct link, else an open link
+ *   closer on the ring (greedy), else Chord's next hop (`nextHop`).
+ * - time and links: `tick(now)` drives every protocol; `meshUp`/`meshDown`
+ *   when a link starts or stops carrying the mesh; `linkDown` when any link
+ *   closes.
+ * - counters: `stats()`, every protocol's counters by name.
+ *
+ * The host gives what it alone knows: links (which are open, which carry the
+ * mesh), sending over them, opening one (on demand, or outside the ring),
+ * the clock and randomness, and link-setup signals.
+ */
+import { type Chord, type ChordDeps, type ChordOptions, createChord } from '../chord/chord.ts'
+import { between } from '../chord/ring.ts'
+import type { Keyring } from '../identity/keys.ts'
+import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../identity/puzzle.ts'
+import { createMesh, type Mesh, type MeshDelivery, type MeshOptions } from '../mesh/mesh.ts'
+import { bump, type Counters } from '../protocol.ts'
+import type { Hop, Router, RouterOptions } from '../router/options.ts'
+import { createRouter } from '../router/router.ts'
+import { parseSyncMsg } from '../sync/messages.ts'
+import { createSync, type Sync, type SyncOptions } from '../sync/sync.ts'
+import type { Value } from '../types.ts'
+import { Kind } from '../wire/frame.ts'
+import { type NodeMsg, parseNodeMsg } from './messages.ts'
+import { isInternalTopic, SYNC_TOPIC } from './topics.ts'
+
+export interface NodeCoreDeps {
+  /** This node's id (40 lowercase hex characters). */
+  readonly id: string
+  /** This node's keys (real ones, or the simulator's fakes). */
+  readonly keys: Keyring
+  /** Milliseconds; a virtual clock in the simulator. */
+  now(): number
+  /** Uniform in [0, 1); seeded in the simulator. */
+  random(): number
+  /**
+   * Send over the open link to `to`; with none open it is dropped (the host
+   * counts it). A rejection reports a failure the sender can act on
+   * (MessageTooLargeError, a link that closed).
+   */
+  send(to: string, m: NodeMsg): void | Promise<void>
+  /** Send over the link to `to`, opening one on demand (Chord's fingers, a routed hop); best effort. */
+  sendVia(to: string, m: NodeMsg): void
+  /** Open a link to `to` outside the ring (the signal server); resolves once it is open. */
+  connect(to: string): Promise<void>
+  /** Nodes with an open link now (mesh or not). */
+  linked(): Iterable<string>
+  isLinked(peer: string): boolean
+  /** Nodes whose link carries the mesh now. */
+  meshNeighbours(): string[]
+  /** A link-setup signal from `from`, routed or over the link with it (`overLink`). */
+  onSignal?(from: string, data: Value, overLink: boolean): void
+  /** A link-setup signal the ring could not place: send it to `dst` another way (the signal server). */
+  resendSignal?(dst: string, data: Value): void
+  /** An application callback (a subscriber) threw: the host reports it. @default ignored (counted) */
+  reportError?(err: unknown): void
+  /** A key's ring position (the simulator's synchronous SHA-256). @default WebCrypto */
+  keyPosition?: ChordDeps['keyPosition']
+  /** Where the core counts (the host's own bag, so one bag holds the node's counters). @default a bag of its own */
+  counters?: Counters
+}
+
+export interface NodeCoreOptions {
+  /**
+   * The network's identity puzzle (shared/identity/puzzle.ts): signatures
+   * by keys below it are refused, and our own key must meet it.
+   * @default 10 (DEFAULT_PUZZLE_BITS)
+   */
+  puzzleBits?: number
+  mesh?: MeshOptions
+  sync?: SyncOptions
+  chord?: ChordOptions
+  router?: RouterOptions
+}
+
+export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
+
+export interface NodeCore {
+  readonly id: string
+  /** The keyring every protocol uses: ours, refusing others' keys below the puzzle. */
+  readonly keys: Keyring
+  readonly mesh: Mesh
+  readonly sync: Sync
+  readonly chord: Chord
+  readonly router: Router
+  /** The core's own counters, in the host's bag when it gave one (the protocols keep theirs; `stats()` has them all). */
+  readonly counters: Counters
+  /** A decoded frame body of `kind` from a peer: typed, or null when it breaks its protocol's grammar. */
+  parse(kind: number, body: Value): NodeMsg | null
+  /** A message from linked node `from`, to its protocol. */
+  handle(from: string, m: NodeMsg): Promise<void>
+  tick(now: number): Promise<void>
+  /** The link to `peer` carries the mesh now. */
+  meshUp(peer: string): Promise<void>
+  /** The link to `peer` no longer carries the mesh (it may stay open). */
+  meshDown(peer: string): Promise<void>
+  /** The link to `peer` closed. */
+  linkDown(peer: string): Promise<void>
+  /** Broadcast `data` on `topic` to every node (ourselves included); resolves to the broadcast's id. */
+  broadcast(topic: string, data: Value): Promise<string>
+  /** Called with broadcasts on `topic` and unicast messages to it; returns the undo. */
+  subscribe(topic: string, fn: Subscriber): () => void
+  /** The next hop toward `dst` (see the header), or null. */
+  nextHop(dst: string): Hop | null
+  /** Is this node on a ring with others (a successor other than itself)? */
+  onRing(): boolean
+  /** Resolves once the work the core started on its own (sync broadcasts and their handling) has finished. */
+  settled(): Promise<void>
+  /** Every counter of every protocol: `mesh.*`, `sync.*`, `dht.*`, the router's and the core's. */
+  stats(): Record<string, number>
+  /** Pending requests fail (ClosedError). The host leaves the ring before, if it wants to. */
+  close(): void
+}
+
+export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}): NodeCore {
+  const self = deps.id
+  const counters: Counters = deps.counters ?? {}
+  const count = (key: string) => () => bump(counters, key)
+  const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
+  if (!meetsPuzzle(deps.keys.publicKey, puzzleBits))
+    throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
+  const keys: Keyring = {
+    publicKey: deps.keys.publicKey,
+    sign: (data) => deps.keys.sign(data),
+    verify: async (pk, data, sig) => {
+      if (meetsPuzzle(pk, puzzleBits)) return deps.keys.verify(pk, data, sig)
+      bump(counters, 'drop.identity.puzzle')
+      return false
+    },
+    idOf: (pk) => deps.keys.idOf(pk),
+  }
+  const base = { id: self, keys, now: () => deps.now(), random: () => deps.random() }
+  const subscribers = new Map<string, Set<Subscriber>>()
+  /** Work the core started on its own, for settled(). */
+  const inflight = new Set<Promise<unknown>>()
+  const track = (p: Promise<unknown>) => {
+    inflight.add(p)
+    void p.finally(() => inflight.delete(p))
+  }
+
+  const mesh = createMesh(
+    {
+      ...base,
+      neighbours: () => deps.meshNeighbours(),
+      send: (to, msg) => sendOpen(to, { kind: Kind.Mesh, msg }),
+    },
+    options.mesh,
+  )
+  const sync = createSync(
+    {
+      ...base,
+      neighbours: () => deps.meshNeighbours(),
+      send: (to, msg) => sendOpen(to, { kind: Kind.Sync, msg }),
+      broadcast: (msg) => track(mesh.broadcast(SYNC_TOPIC, msg).catch(count('sync.broadcast-failed'))),
+    },
+    options.sync,
+  )
+  const chord = createChord(
+    {
+      ...base,
+      send: (to, msg) => {
+        if (to !== self) deps.sendVia(to, { kind: Kind.Chord, msg })
+      },
+      ...(deps.keyPosition ? { keyPosition: deps.keyPosition } : {}),
+    },
+    options.chord,
+  )
+  const router = createRouter(
+    {
+      ...base,
+      nextHop,
+      send: (to, msg) => deps.send(to, { kind: Kind.Route, msg }),
+      sendVia: (to, msg) => deps.sendVia(to, { kind: Kind.Route, msg }),
+      connect: (to) => deps.connect(to),
+      ...(deps.onSignal ? { onSignal: deps.onSignal } : {}),
+      ...(deps.resendSignal ? { resendSignal: deps.resendSignal } : {}),
+    },
+    options.router,
+  )
+
+  /** Mesh and sync talk to linked neighbours only; a failure is theirs to get over (counted). */
+  function sendOpen(to: string, m: NodeMsg): void {
+    Promise.resolve(deps.send(to, m)).catch(count('send.failed'))
+  }
+
+  function onRing(): boolean {
+    return !chord.successors().every((s) => s === self)
+  }
+
+  function nextHop(dst: string): Hop | null {
+    if (deps.isLinked(dst)) return { via: dst, open: true }
+    // Greedy over open links: the linked node that most closely precedes dst, strictly closer than us.
+    // It gets through while Chord's views are still settling, and never passes dst, so nothing circles.
+    if (onRing()) {
+      let best: string | null = null
+      for (const peer of deps.linked()) {
+        if (!between(peer, self, dst)) continue
+        if (best === null || between(peer, best, dst)) best = peer
+      }
+      if (best !== null) return { via: best, open: true }
+    }
+    const via = chord.nextHop(dst)
+    return via === null || via === self ? null : { via, open: deps.isLinked(via) }
+  }
+
+  function deliver(topic: string, data: Value, meta: { from: string; hops: number }): boolean {
+    const subs = subscribers.get(topic)
+    if (!subs) return false
+    for (const fn of [...subs]) {
+      try {
+        fn(data, meta)
+      } catch (err) {
+        bump(counters, 'subscriber.threw')
+        deps.reportError?.(err)
+      }
+    }
+    return true
+  }
+
+  mesh.onDeliver((d: MeshDelivery) => {
+    if (d.topic === SYNC_TOPIC) {
+      if (d.hops === 0) return // our own: the table has it already
+      const m = parseSyncMsg(d.data)
+      if (!m) return bump(counters, 'drop.sync-broadcast')
+      track(sync.handleBroadcast(d.origin, m).catch(count('sync.error')))
+      return
+    }
+    if (isInternalTopic(d.topic)) return bump(counters, 'drop.internal-topic')
+    deliver(d.topic, d.data, { from: d.origin, hops: d.hops })
+  })
+  router.onMessage((m) => {
+    if (!deliver(m.topic, m.data, { from: m.from, hops: m.hops })) bump(counters, 'unicast.no-subscriber')
+  })
+
+  const tickError = count('tick.error')
+
+  async function meshDown(peer: string): Promise<void> {
+    await Promise.all(
+      [mesh.linkDown(peer), sync.linkDown?.(peer)].map((p) => Promise.resolve(p).catch(tickError)),
+    )
+  }
+
+  return {
+    id: self,
+    keys,
+    mesh,
+    sync,
+    chord,
+    router,
+    counters,
+
+    parse: parseNodeMsg,
+
+    async handle(from, m) {
+      switch (m.kind) {
+        case Kind.Mesh:
+          return mesh.handle(from, m.msg)
+        case Kind.Route:
+          return router.handle(from, m.msg)
+        case Kind.Sync:
+          if (!deps.meshNeighbours().includes(from)) return bump(counters, 'drop.sync.not-mesh')
+          return sync.handle(from, m.msg)
+        case Kind.Chord:
+          return chord.handle(from, m.msg)
+      }
+    },
+
+    async tick(now) {
+      await Promise.all(
+        [mesh.tick(now), sync.tick(now), chord.tick(now)].map((p) => Promise.resolve(p).catch(tickError)),
+      )
+      router.tick(now)
+    },
+
+    async meshUp(peer) {
+      await Promise.all(
+        [mesh.linkUp(peer), sync.linkUp?.(peer)].map((p) => Promise.resolve(p).catch(tickError)),
+      )
+    },
+
+    meshDown,
+
+    async linkDown(peer) {
+      router.linkDown(peer)
+      await meshDown(peer)
+    },
+
+    broadcast: (topic, data) => mesh.broadcast(topic, data),
+
+    subscribe(topic, fn) {
+      let set = subscribers.get(topic)
+      if (!set) {
+        set = new Set()
+        subscribers.set(topic, set)
+      }
+      const mine = set
+      mine.add(fn)
+      return () => {
+        mine.delete(fn)
+        if (mine.size === 0 && subscribers.get(topic) === mine) subscribers.delete(topic)
+      }
+    },
+
+    nextHop,
+    onRing,
+
+    async settled() {
+      while (inflight.size > 0) await Promise.all([...inflight])
+    },
+
+    stats() {
+      const out: Record<string, number> = {
+        ...prefixed('mesh.', mesh.counters),
+        ...prefixed('sync.', sync.counters),
+        ...prefixed('dht.', chord.counters),
+        dhtRecords: chord.storedKeys(),
+        syncEntries: sync.size().live,
+      }
+      // The router's names and the core's (or the host's) are distinct; were one in both, it is the sum.
+      for (const bag of [router.counters, counters])
+        for (const [k, v] of Object.entries(bag)) out[k] = (out[k] ?? 0) + v
+      return out
+    },
+
+    close() {
+      router.close()
+    },
+  }
+}
+
+function prefixed(prefix: string, c: Counters): Counters {
+  const out: Counters = {}
+  for (const [k, v] of Object.entries(c)) out[prefix + k] = v
+  return out
+}

@@ -1,0 +1,7 @@
+export * from './messages.ts'
+export * from './options.ts'
+export * from './outbox.ts'
+export * from './pending.ts'
+export * from './responder.ts'
+export * from './router.ts'
+export * from './served.ts'
