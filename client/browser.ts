@@ -24,6 +24,7 @@ import { checkBrowser, checkMixedContent } from './browser-support.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 import type { NodeStorage } from './storage.ts'
+import { findTestHook } from './test-hook.ts'
 
 export * from './api.ts'
 
@@ -100,6 +101,20 @@ async function loadBrowserIdentity(
  * (browser-support.ts), no server that registers us within timeoutMs a SignalError.
  */
 export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
+  // Under weft/testing/playwright only (test-hook.ts): the test's server and network, and the node reported.
+  const hook = findTestHook(globalThis)
+  if (!hook) return join(options)
+  try {
+    const node = await join(hook.options ? hook.options(options) : options)
+    hook.joined?.(node)
+    return node
+  } catch (err) {
+    hook.failed?.(err)
+    throw err
+  }
+}
+
+async function join(options: JoinOptions): Promise<OverlayNode> {
   checkJoinOptions(options)
   const { webrtc } = await checkBrowser(globalThis)
   checkMixedContent(globalThis.location?.protocol, checkSignalUrls(options.signal))
