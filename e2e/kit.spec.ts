@@ -145,14 +145,23 @@ test('a failing test prints the signal server output, counters and peers; the wo
         '--output',
         join(out, 'results'),
       ],
-      { encoding: 'utf8', env: { ...process.env, WEFT_KIT_OUT: out }, timeout: 140_000, maxBuffer: 64 << 20 },
+      {
+        encoding: 'utf8',
+        // The report goes to a file of this test's own (npm test sets PLAYWRIGHT_JSON_OUTPUT_NAME for the outer run).
+        env: { ...process.env, WEFT_KIT_OUT: out, PLAYWRIGHT_JSON_OUTPUT_NAME: join(out, 'report.json') },
+        timeout: 140_000,
+        maxBuffer: 64 << 20,
+      },
     )
     expect(r.status, r.stderr).toBe(1)
-    const report = JSON.parse(r.stdout) as { suites: { specs: { title: string; tests: ReportTest[] }[] }[] }
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as {
+      suites: { specs: { title: string; tests: ReportTest[] }[] }[]
+    }
     const specs = report.suites.flatMap((s) => s.specs)
     const result = (title: string) => {
       const res = specs.find((s) => s.title.startsWith(title))?.tests[0]?.results[0]
-      if (!res) throw new Error(`no result for ${title}: ${r.stdout.slice(0, 2000)}`)
+      if (!res)
+        throw new Error(`no result for ${title}: ${r.stdout.slice(0, 2000)}${r.stderr.slice(0, 2000)}`)
       return { ...res, printed: res.stdout.map((c) => c.text ?? '').join('') }
     }
     const passed = result('passes')
