@@ -91,14 +91,8 @@ const VIA_DIALS_PER_SEC = 8
 
 // ---------------------------------------------------------------- the network
 
-interface Internals {
-  links: Map<string, Link>
-  dials: Map<string, unknown>
-  candidates: Map<string, number>
-  backoff: Map<string, number>
-  viaQueue: Map<string, unknown[]>
-}
-const internals = (n: OverlayNode) => n as unknown as Internals
+/** A node's link to `peer`: the Link its dialer made (the link table holds NodeLinks). */
+const linkOf = (n: OverlayNode, peer: string) => n.links.get(peer) as Link | undefined
 const reassemblerOf = (l: Link) => (l as unknown as { reassembler: Reassembler }).reassembler
 
 let server: SignalServer
@@ -121,14 +115,14 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 
 /** The hostile node's end of its link to the victim. */
 function hostileLink(): Link {
-  const l = internals(hostile).links.get(victim.id)
+  const l = linkOf(hostile, victim.id)
   if (l?.state !== 'open') throw new Error('the hostile link to the victim is not open')
   return l
 }
 
 /** The victim's end of the same link. */
 function victimLink(): Link {
-  const l = internals(victim).links.get(hostile.id)
+  const l = linkOf(victim, hostile.id)
   if (l?.state !== 'open') throw new Error("the victim's link to the hostile node is not open")
   return l
 }
@@ -162,8 +156,8 @@ async function barrier(): Promise<number> {
 
 /** Fold the victim's table sizes into `peak` (the largest seen of each). */
 function sizes(peak: Record<string, number>): void {
-  const me = internals(victim)
-  const link = me.links.get(hostile.id)
+  const me = victim.manager
+  const link = linkOf(victim, hostile.id)
   const reasm = link ? reassemblerOf(link).stats() : { partial: 0, partialBytes: 0 }
   let via = 0
   for (const q of me.viaQueue.values()) via = Math.max(via, q.length)
@@ -177,8 +171,8 @@ function sizes(peak: Record<string, number>): void {
     syncHostile,
     syncEntries: victim.syncTable.size().entries,
     candidates: me.candidates.size,
-    links: me.links.size,
-    dials: me.dials.size,
+    links: victim.links.size,
+    dials: victim.dialer.dials.size,
     backoff: me.backoff.size,
     viaQueue: via,
     partial: reasm.partial,
@@ -784,7 +778,7 @@ describe('a hostile peer', () => {
     // not after the 10-15 s the regression cost. Timed to the echo, not to the barrier's settling.
     const answered = await barrier()
     expect(answered - t0).toBeLessThan(5000)
-    expect(internals(victim).dials.has(hostile.id)).toBe(false)
+    expect(victim.dialer.dials.has(hostile.id)).toBe(false)
     expect(victimLink()).toBe(link)
     expect(processErrors).toEqual([])
   })
