@@ -60,6 +60,7 @@ import { decodeFrame, type Frame, Kind, WIRE_VERSION } from '../shared/wire/fram
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
 import { arbValue } from '../test/arbitraries.ts'
+import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import { DEFAULT_RECV_LIMITS, type Link, parseLinkControl } from './links/link.ts'
 import type { RelayPipe } from './links/relay.ts'
@@ -731,9 +732,9 @@ beforeAll(async () => {
     congestionMaxPackets: 1_000_000,
   })
   const opts = { signal: server.address, network: 'hostile-peer', relay: 'force' as const }
-  good = await joinOverlay(opts)
-  victim = await joinOverlay(opts)
-  hostile = await joinOverlay(opts)
+  good = NodeFacade.internals(await joinOverlay(opts))
+  victim = NodeFacade.internals(await joinOverlay(opts))
+  hostile = NodeFacade.internals(await joinOverlay(opts))
   const nodes = [good, victim, hostile]
   await until('three linked nodes on one ring', () =>
     nodes.every(

@@ -1,78 +1,41 @@
 /**
- * The overlay node: what `joinOverlay` returns. The public API over the
- * node's host (client/node/host.ts), which hosts the protocols and owns the
- * dialer, the connection manager and persistence.
+ * The overlay node: the public API (weft-node.ts's `WeftNode`: argument
+ * checks, then the protocols) over the node's host (client/node/host.ts),
+ * which hosts the protocols and owns the dialer, the connection manager and
+ * persistence. `joinOverlay` hands the application a facade over it
+ * (facade.ts); this package's tests and tools use it whole.
  */
 import { id160, utf8 } from '../shared/bytes.ts'
-import type { Chord, DhtRecord, LookupResult } from '../shared/chord/index.ts'
+import type { Chord } from '../shared/chord/index.ts'
 import { recordSlot } from '../shared/chord/index.ts'
 import type { Mesh } from '../shared/mesh/mesh.ts'
-import type { Sync, SyncChange } from '../shared/sync/index.ts'
+import type { Sync } from '../shared/sync/index.ts'
 import type { Value } from '../shared/types.ts'
 import { authorOf, checkKey, checkNodeId, checkTopic, checkValue } from './node/checks.ts'
 import type { Clock } from './node/clock.ts'
 import { NodeHost } from './node/host.ts'
 import type { Env, JoinOptions } from './node/options.ts'
+import type {
+  DhtApi,
+  Handler,
+  NodeInspection,
+  PeerLink,
+  PeerSummary,
+  Subscriber,
+  SyncApi,
+  WeftNode,
+} from './weft-node.ts'
 
 export type { Env, JoinOptions } from './node/options.ts'
 
-/** `node.sync`: the replicated table (API.md). */
-export interface SyncApi {
-  set(key: string, value: Value, opts?: { leaseMs?: number }): Promise<void>
-  get(key: string): Value | undefined
-  delete(key: string): Promise<void>
-  entries(): [string, Value][]
-  owner(key: string): string | undefined
-  /** The live lease on a key: owner and expiry (ms, the owner's clock). */
-  lease(key: string): { owner: string; expires: number } | undefined
-  on(event: 'change', fn: (e: SyncChange) => void): () => void
-}
-
 /**
- * `node.dht`: the Chord ring of all nodes (API.md), plus views for tools and
- * the demo. Records are owned (BEP 44 style): a key lives in its author's
- * namespace, and only the author can write or delete it.
+ * A Value as the type the application said it expects: type parameters
+ * (`subscribe<T>`, `request<Res>`, ...) are the caller's word, not checked
+ * at run time (weft-node.ts).
  */
-export interface DhtApi {
-  /** Store `value` under `key` in our own namespace. */
-  put(key: string, value: Value): Promise<void>
-  /** An author's value for `key` (default author: us); undefined when none or deleted. */
-  get(key: string, opts?: { author?: string }): Promise<Value | undefined>
-  /** The same read with the record's author, sequence and signing time (tombstones too). */
-  getRecord(key: string, opts?: { author?: string }): Promise<DhtRecord | undefined>
-  /** Delete our own record for `key`. */
-  delete(key: string): Promise<void>
-  provide(key: string): Promise<void>
-  findProviders(key: string): Promise<string[]>
-  /**
-   * The node responsible for `key` and the hops it took to find it: with
-   * `author`, where that author's record for `key` lives; without, the key's
-   * own position (where its provider records live).
-   */
-  lookup(key: string, opts?: { author?: string }): Promise<LookupResult>
-  successors(): string[]
-  predecessor(): string | null
-  fingers(): string[]
-}
+const asExpected = <T>(v: Value): T => v as never
 
-export interface PeerSummary {
-  id: string
-  transport: 'webrtc' | 'relay'
-  rtt: number
-  mesh: boolean
-}
-
-export interface NodeEvents extends Record<string, unknown> {
-  'peer:connect': { id: string }
-  'peer:disconnect': { id: string }
-  signal: string
-  closed: undefined
-}
-
-export type Handler = (data: Value, meta: { from: string }) => Value | Promise<Value>
-export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
-
-export class OverlayNode extends NodeHost {
+export class OverlayNode extends NodeHost implements WeftNode {
   readonly sync: SyncApi
   readonly dht: DhtApi
 
@@ -94,7 +57,11 @@ export class OverlayNode extends NodeHost {
           checkValue(value)
           return ring.put(k, value)
         })(key),
-      get: (key, opts) => keyed((k) => ring.get(k, authorOf(opts, this.id)))(key),
+      get: <T>(key: string, opts?: { author?: string }) =>
+        keyed(async (k) => {
+          const v = await ring.get(k, authorOf(opts, this.id))
+          return v === undefined ? undefined : asExpected<T>(v)
+        })(key),
       getRecord: (key, opts) => keyed((k) => ring.getRecord(k, authorOf(opts, this.id)))(key),
       delete: keyed((k) => ring.delete(k)),
       provide: keyed((k) => ring.provide(k)),
@@ -104,9 +71,6 @@ export class OverlayNode extends NodeHost {
           const author = opts?.author === undefined ? undefined : authorOf(opts, this.id)
           return ring.lookup(await id160(utf8(author === undefined ? k : recordSlot(author, k))))
         })(key),
-      successors: () => ring.successors(),
-      predecessor: () => ring.predecessor(),
-      fingers: () => ring.fingers(),
     }
     const table = this.core.sync
     this.sync = {
@@ -114,7 +78,10 @@ export class OverlayNode extends NodeHost {
         this.assertOpen()
         return table.set(key, value, opts)
       },
-      get: (key) => table.get(key),
+      get: <T>(key: string) => {
+        const v = table.get(key)
+        return v === undefined ? undefined : asExpected<T>(v)
+      },
       delete: (key) => {
         this.assertOpen()
         return table.delete(key)
@@ -141,18 +108,13 @@ export class OverlayNode extends NodeHost {
     return this.core.chord
   }
 
-  /** Each neighbour's own neighbours, from peer exchange (for the network drawing). */
-  get neighbourLinks(): Map<string, string[]> {
-    return this.manager.neighbourLinks
-  }
-
-  peers(): { id: string; transport: 'webrtc' | 'relay' }[] {
+  peers(): PeerLink[] {
     return [...this.links.values()]
       .filter((l) => l.state === 'open')
       .map((l) => ({ id: l.peer, transport: l.transport }))
   }
 
-  /** Richer than peers(): RTT and mesh membership, for the demo page. */
+  /** Richer than peers(): RTT and mesh membership. */
   linkDetails(): PeerSummary[] {
     return [...this.links.values()]
       .filter((l) => l.state === 'open')
@@ -169,6 +131,24 @@ export class OverlayNode extends NodeHost {
     return out
   }
 
+  inspect(): NodeInspection {
+    const ring = this.core.chord
+    return {
+      id: this.id,
+      network: this.network,
+      closed: this.isClosed,
+      signal: this.signalClient.state,
+      links: this.linkDetails(),
+      topology: this.topology(),
+      ring: {
+        joined: this.core.onRing(),
+        successors: ring.successors(),
+        predecessor: ring.predecessor(),
+        fingers: ring.fingers(),
+      },
+    }
+  }
+
   async broadcast(topic: string, data: Value): Promise<void> {
     this.assertOpen()
     checkTopic(topic)
@@ -176,10 +156,19 @@ export class OverlayNode extends NodeHost {
     await this.core.broadcast(topic, data)
   }
 
+  /**
+   * Deliver `data` to the subscribers of `topic`, network-wide. For now a
+   * broadcast on the mesh that only subscribers hand on to the application;
+   * issue 15 makes it reach subscribers only on the wire.
+   */
+  publish(topic: string, data: Value): Promise<void> {
+    return this.broadcast(topic, data)
+  }
+
   /** Broadcasts on `topic`, and routed messages sent to it here. */
-  subscribe(topic: string, fn: Subscriber): () => void {
+  subscribe<T = Value>(topic: string, fn: Subscriber<T>): () => void {
     checkTopic(topic)
-    return this.core.subscribe(topic, fn)
+    return this.core.subscribe(topic, (data, meta) => fn(asExpected<T>(data), meta))
   }
 
   /** Deliver `data` to the subscribers of `topic` at node `to`, linked or not (routed unicast). */
@@ -191,17 +180,22 @@ export class OverlayNode extends NodeHost {
     await this.core.router.send(to, topic, data)
   }
 
-  handle(method: string, fn: Handler): () => void {
+  handle<Req = Value, Res extends Value = Value>(method: string, fn: Handler<Req, Res>): () => void {
     checkTopic(method)
-    return this.core.router.serve(method, fn)
+    return this.core.router.serve(method, (data, meta) => fn(asExpected<Req>(data), meta))
   }
 
-  async request(to: string, method: string, data: Value, opts: { timeoutMs?: number } = {}): Promise<Value> {
+  async request<Res = Value>(
+    to: string,
+    method: string,
+    data: Value,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<Res> {
     this.assertOpen()
     checkTopic(method)
     checkValue(data)
     if (to !== this.id) checkNodeId(to)
-    return this.core.router.request(to, method, data, opts)
+    return asExpected<Res>(await this.core.router.request(to, method, data, opts))
   }
 
   /** Write the table snapshot now (also called by the browser entry on pagehide). */

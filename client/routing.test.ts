@@ -20,6 +20,7 @@ import type { Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { Link } from './links/link.ts'
 import type { OverlayNode } from './overlay.ts'
@@ -71,8 +72,8 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 beforeAll(async () => {
   server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
   const opts = { signal: server.address, network: 'routing', relay: 'force' as const }
-  a = await joinOverlay(opts)
-  d = await joinOverlay(opts)
+  a = NodeFacade.internals(await joinOverlay(opts))
+  d = NodeFacade.internals(await joinOverlay(opts))
   await until('a and d linked', () => a.links.get(d.id)?.state === 'open')
   d.handle('count', (n) => {
     calls.push(n as number)

@@ -28,8 +28,9 @@ import { bump, type Counters } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
 import { type Frame, Kind } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
-import { SignalClient, type SignalState } from '../signal-client.ts'
+import { SignalClient } from '../signal-client.ts'
 import { noStorage } from '../storage.ts'
+import type { NodeEvents } from '../weft-node.ts'
 import { type Clock, realClock, type TimerId } from './clock.ts'
 import { ConnectionManager, MANAGE_MS, PEX_MS } from './connections.ts'
 import { Dialer } from './dialer.ts'
@@ -44,14 +45,7 @@ const LEAVE_TIMEOUT_MS = 5000
 /** How often the core's protocols are ticked. */
 const TICK_MS = 100
 
-export interface HostEvents extends Record<string, unknown> {
-  'peer:connect': { id: string }
-  'peer:disconnect': { id: string }
-  signal: SignalState
-  closed: undefined
-}
-
-export class NodeHost extends Emitter<HostEvents> {
+export class NodeHost extends Emitter<NodeEvents> {
   readonly id: string
   readonly network: string
   readonly identity: Identity
