@@ -11,7 +11,7 @@ import { joinOverlay } from '/weft.mjs'
 import { ChatPanel } from './chat-panel.ts'
 import { CountersPanel } from './counters-panel.ts'
 import { DhtPanel } from './dht-panel.ts'
-import { byId, errorText, h, setText, shortId } from './dom.ts'
+import { byId, errorText, h, setText, shortId, svgById } from './dom.ts'
 import { LinksPanel } from './links-panel.ts'
 import { NetworkView } from './network-view.ts'
 import { dhtOf, tryCall, type WeftNode } from './node-api.ts'
@@ -37,7 +37,7 @@ byId<HTMLAnchorElement>('new-peer').href = location.href
 setSignalState('connecting')
 
 // The panels exist before the node does, so nothing moves when it arrives.
-const graph = new NetworkView(byId('graph') as unknown as SVGSVGElement, byId('graph-caption'))
+const graph = new NetworkView(svgById('graph'), byId('graph-caption'))
 const links = new LinksPanel(
   byId('links-body') as HTMLTableSectionElement,
   byId('links-empty'),
@@ -177,7 +177,7 @@ function start(node: WeftNode): void {
       find: btn('dht-find'),
     },
     results: byId('dht-results') as HTMLOListElement,
-    ring: byId('ring') as unknown as SVGSVGElement,
+    ring: svgById('ring'),
     ringNote: byId('ring-note'),
   }).attach(dhtOf(node), node.id, () => knownIds(node))
 }
