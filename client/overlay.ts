@@ -137,7 +137,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
       id: this.id,
       network: this.network,
       closed: this.isClosed,
-      signal: this.signalClient.state,
+      signal: this.transport.state,
       links: this.linkDetails(),
       topology: this.topology(),
       ring: {

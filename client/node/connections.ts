@@ -24,10 +24,10 @@ import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Frame } from '../../shared/wire/frame.ts'
 import type { LinkControl } from '../links/link.ts'
 import type { Clock } from './clock.ts'
-import type { Dialer } from './dialer.ts'
 import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
+import type { Transport } from './transport.ts'
 
 /** How often the manager looks at its links. */
 export const MANAGE_MS = 1000
@@ -63,7 +63,8 @@ export interface ConnectionDeps {
   readonly clock: Clock
   readonly random: () => number
   readonly links: LinkTable
-  readonly dialer: Dialer
+  /** Link setups: ours, and those under way. */
+  readonly dialer: Pick<Transport, 'dials' | 'dial'>
   /** The signal server, for fresh samples of live peers. */
   readonly bootstrap: { readonly connected: boolean; peers(): Promise<PeerInfo[]> }
   /** Peers the ring needs links to (never closed as idle). */

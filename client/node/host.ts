@@ -5,8 +5,10 @@
  * clock, and link-setup signals.
  *
  * The parts, one concept each:
- * - dialer.ts (with inbound.ts and signal-data.ts): opening links, over
- *   WebRTC or the signal server's relay, ours and those peers start;
+ * - transport.ts: where links come from. Production: signal-transport.ts,
+ *   links over WebRTC or the signal server's relay, set up by dialer.ts
+ *   (with inbound.ts and signal-data.ts); or a transport given in `Env`
+ *   (an in-memory test network), with the `Clock` given to the constructor;
  * - connections.ts: which links to keep (targets, candidates, PEX, idle and
  *   budget closing) and on-demand sends;
  * - link-table.ts: the open links, one per peer;
@@ -25,20 +27,23 @@ import type { Identity } from '../../shared/identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../../shared/identity/puzzle.ts'
 import { createNodeCore, type NodeCore, type NodeMsg, nodeMsgBody } from '../../shared/node/index.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
+import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
 import { type Frame, Kind } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
-import { SignalClient } from '../signal-client.ts'
+import type { SignalClient, SignalState } from '../signal-client.ts'
 import { noStorage } from '../storage.ts'
 import type { NodeEvents } from '../weft-node.ts'
 import { type Clock, realClock, type TimerId } from './clock.ts'
 import { ConnectionManager, MANAGE_MS, PEX_MS } from './connections.ts'
-import { Dialer } from './dialer.ts'
+import type { Dialer } from './dialer.ts'
 import { Entry } from './entry.ts'
-import { Inbound } from './inbound.ts'
+import type { Inbound } from './inbound.ts'
 import { LinkTable, type NodeLink } from './link-table.ts'
 import { type Env, type JoinOptions, type NodeConfig, resolveConfig } from './options.ts'
 import { Persistence } from './persistence.ts'
+import { SignalTransport } from './signal-transport.ts'
+import type { Transport } from './transport.ts'
 
 /** close() waits at most this long for the successor to take our records. */
 const LEAVE_TIMEOUT_MS = 5000
@@ -55,10 +60,9 @@ export class NodeHost extends Emitter<NodeEvents> {
   readonly clock: Clock
   /** The node's protocols (mesh, sync, Chord, router), composed once: shared/node. */
   readonly core: NodeCore
-  readonly signalClient: SignalClient
   readonly links = new LinkTable()
-  readonly dialer: Dialer
-  readonly inbound: Inbound
+  /** Where links come from (transport.ts): the signal server's, or one given in Env. */
+  readonly transport: Transport
   readonly manager: ConnectionManager
   readonly persistence: Persistence
   /** The first link and the ring (entry.ts). */
@@ -86,30 +90,23 @@ export class NodeHost extends Emitter<NodeEvents> {
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
     this.puzzleBits = puzzleBits
     this.network = this.config.network
-    const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
-    this.signalClient = new SignalClient({
-      servers,
-      network: this.network,
-      identity: this.identity,
-      io: env.io,
-      ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
-    })
     const { counters, links } = this
+    const random = env.random ?? Math.random
     // Throws (TypeError) when our own key does not meet the network's puzzle.
     this.core = createNodeCore(
       {
         id: this.id,
         keys: env.identity,
         now: () => clock.now(),
-        random: Math.random,
+        random,
         send: (to, m) => this.sendOpen(to, m),
         sendVia: (to, m) => this.manager.sendVia(to, frameOf(m)),
-        connect: async (to) => void (await this.dialer.dial(to, false)),
+        connect: async (to) => void (await this.transport.dial(to, false)),
         linked: () => links.openPeers(),
         isLinked: (peer) => links.isOpen(peer),
         meshNeighbours: () => links.meshNeighbours(),
-        onSignal: (from, data, overLink) => this.inbound.onSignal(from, data, overLink),
-        resendSignal: (dst, data) => this.dialer.resendSignal(dst, data),
+        onSignal: (from, data, overLink) => this.transport.onSignal(from, data, overLink),
+        resendSignal: (dst, data) => this.transport.resendSignal(dst, data),
         reportError: (err) =>
           queueMicrotask(() => {
             throw err
@@ -127,14 +124,12 @@ export class NodeHost extends Emitter<NodeEvents> {
       },
     )
     const isClosed = () => this.closed
-    this.dialer = new Dialer({
+    const host = {
       identity: this.identity,
       config: this.config,
       puzzleBits,
       counters,
       clock,
-      SimplePeer: env.SimplePeer,
-      signalClient: this.signalClient,
       links,
       validators: {
         [Kind.Mesh]: this.validator(Kind.Mesh),
@@ -143,36 +138,34 @@ export class NodeHost extends Emitter<NodeEvents> {
         [Kind.Chord]: this.validator(Kind.Chord),
       },
       overlay: this.core.router,
-      opened: (link) => this.linkOpened(link),
-      closed: (link, reason) => this.linkClosed(link, reason),
-      failed: (peer, inbound) => {
-        this.manager.dialFailed(peer)
-        this.inbound.failed(peer, inbound)
-      },
-    })
-    this.inbound = new Inbound({
-      id: this.id,
-      config: this.config,
-      counters,
-      clock,
-      dialer: this.dialer,
-      links,
-      signalClient: this.signalClient,
-      isSampled: (peer) => this.manager.sampled.has(peer),
-      relayMismatch: (peer) => this.entry.relayMismatch(peer),
-      closed: isClosed,
-    })
+      opened: (link: NodeLink) => this.linkOpened(link),
+      closed: (link: NodeLink, reason: string) => this.linkClosed(link, reason),
+      failed: (peer: string) => this.manager.dialFailed(peer),
+      sampled: (peers: PeerInfo[]) => this.manager.addSampled(peers),
+      isSampled: (peer: string) => this.manager.sampled.has(peer),
+      relayMismatch: (peer: string) => this.entry.relayMismatch(peer),
+      signalState: (state: SignalState) => this.emit('signal', state),
+      isClosed,
+    }
+    this.transport = env.transport
+      ? env.transport(host)
+      : new SignalTransport(host, {
+          SimplePeer: env.SimplePeer,
+          io: env.io,
+          servers: Array.isArray(opts.signal) ? opts.signal : [opts.signal],
+          ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
+        })
     this.manager = new ConnectionManager({
       id: this.id,
       config: this.config,
       counters,
       clock,
-      random: Math.random,
+      random,
       links,
-      dialer: this.dialer,
-      bootstrap: this.signalClient,
+      dialer: this.transport,
+      bootstrap: this.transport,
       neededLinks: () => this.core.chord.neededLinks(),
-      expire: (now) => this.inbound.expire(now),
+      expire: (now) => this.transport.expire(now),
       meshRole: (link) => this.meshRole(link),
       closed: isClosed,
     })
@@ -201,20 +194,7 @@ export class NodeHost extends Emitter<NodeEvents> {
   async start(): Promise<void> {
     // The table as this node last saw it, then reconciled with the network by anti-entropy.
     await this.persistence.load()
-    const sc = this.signalClient
-    sc.on('signal', ({ from, data }) => this.inbound.onSignal(from, data))
-    sc.on('relay', ({ from, frame }) => this.inbound.onRelayFrame(from, frame))
-    sc.on('relay-error', (e) => {
-      bump(this.counters, `relay-error.${e.reason}`)
-      // The server no longer knows the peer: a relay link to it is dead, whatever heartbeats say.
-      const l = this.links.get(e.to)
-      if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
-    })
-    sc.on('registered', ({ peers }) => this.manager.addSampled(peers))
-    sc.on('state', (s) => this.emit('signal', s))
-    const onSignal = this.config.onSignal
-    if (onSignal) sc.on('status', (st) => safeCall(() => onSignal(st)))
-    const peers = await sc.start()
+    const peers = await this.transport.start()
     this.manager.sampledNow()
     this.timers.push(this.clock.setInterval(() => this.tick(), TICK_MS))
     this.timers.push(this.clock.setInterval(() => this.manager.manage(), MANAGE_MS))
@@ -234,6 +214,24 @@ export class NodeHost extends Emitter<NodeEvents> {
   /** Throws ClosedError once the node is closed. */
   assertOpen(): void {
     if (this.closed) throw new ClosedError()
+  }
+
+  /** The signal server's transport (this package's tests reach its parts); throws over another. */
+  private get production(): SignalTransport {
+    if (!(this.transport instanceof SignalTransport)) throw new TypeError('this node has another transport')
+    return this.transport
+  }
+
+  get signalClient(): SignalClient {
+    return this.production.signalClient
+  }
+
+  get dialer(): Dialer {
+    return this.production.dialer
+  }
+
+  get inbound(): Inbound {
+    return this.production.inbound
   }
 
   // ------------------------------------------------------------------ links
@@ -312,19 +310,12 @@ export class NodeHost extends Emitter<NodeEvents> {
   /** Links, traffic, the signal server's figures, and every protocol's counters. */
   stats(): Record<string, number> {
     const open = [...this.links.values()].filter((l) => l.state === 'open')
-    const sc = this.signalClient
     return {
       peers: open.length,
       meshPeers: this.links.meshNeighbours().length,
       relayPeers: open.filter((l) => l.transport === 'relay').length,
       ...this.links.totals(),
-      signalsOut: sc.stats.signalsOut,
-      signalsIn: sc.stats.signalsIn,
-      relayBytesOut: sc.stats.relayBytesOut,
-      relayBytesIn: sc.stats.relayBytesIn,
-      signalReconnects: sc.stats.reconnects,
-      signalConnected: sc.connected ? 1 : 0,
-      signalDropped: sc.stats.dropped,
+      ...this.transport.stats(),
       ...this.core.stats(),
     }
   }
@@ -339,27 +330,16 @@ export class NodeHost extends Emitter<NodeEvents> {
     this.closed = true
     for (const t of this.timers) this.clock.clearInterval(t)
     this.core.close()
-    this.dialer.failAll(new ClosedError())
+    this.transport.failAll(new ClosedError())
     const hadLinks = this.links.size > 0
     for (const l of [...this.links.values()]) l.close('node-closed')
     // Goodbyes are written; give them a moment on the wire before the caller tears the page down.
     if (hadLinks) await this.clock.sleep(150)
-    this.signalClient.close()
+    this.transport.close()
     await this.persistence.close()
     this.env.release?.()
     this.emit('closed', undefined)
     this.removeAll()
-  }
-}
-
-/** Call an application callback; what it throws is reported apart, not into our own work. */
-function safeCall(fn: () => void): void {
-  try {
-    fn()
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err
-    })
   }
 }
 

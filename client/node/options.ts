@@ -7,6 +7,7 @@ import type { Identity } from '../../shared/identity/keys.ts'
 import type { SimplePeerCtor } from '../links/webrtc.ts'
 import type { IoFactory, SignalStatus } from '../signal-client.ts'
 import type { NodeStorage } from '../storage.ts'
+import type { TransportFactory } from './transport.ts'
 
 export interface JoinOptions {
   /** Signal server URL(s), tried in order. */
@@ -75,16 +76,24 @@ export interface JoinOptions {
   puzzleBits?: number
 }
 
-/** What a host environment (browser or Node) provides. */
-export interface Env {
-  SimplePeer: SimplePeerCtor
-  io: IoFactory
+interface EnvBase {
   identity: Identity
   /** Called on close: release the identity slot (Web Lock) and the like. */
   release?: () => void
   /** Where the sync table (and an always-on peer's DHT share) is kept. @default memory only */
   storage?: NodeStorage
+  /** The node's source of randomness (peer choice, protocol jitter). @default Math.random */
+  random?: () => number
 }
+
+/**
+ * What a host environment (browser or Node) provides: simple-peer and
+ * socket.io for links through the signal server (signal-transport.ts), or a
+ * transport of its own (an in-memory test network: then `JoinOptions.signal`
+ * is not used).
+ */
+export type Env = EnvBase &
+  ({ SimplePeer: SimplePeerCtor; io: IoFactory; transport?: undefined } | { transport: TransportFactory })
 
 /** JoinOptions with the defaults every part of the node reads filled in. */
 export type NodeConfig = Required<
