@@ -15,7 +15,8 @@
  * properties are elements or strings, never functions). A script of the page
  * could define it, but such a script can already call joinOverlay itself.
  */
-import type { JoinOptions, OverlayNode } from './overlay.ts'
+import type { JoinOptions } from './node/options.ts'
+import type { WeftNode } from './weft-node.ts'
 
 /** The name of the global the harness defines. */
 export const TEST_HOOK_GLOBAL = '__weftTestHook__'
@@ -24,7 +25,7 @@ export interface TestHook {
   /** The app's options in, the options to join with out. */
   options?(options: JoinOptions): JoinOptions
   /** A node joinOverlay made, once it has joined. */
-  joined?(node: OverlayNode): void
+  joined?(node: WeftNode): void
   /** What joinOverlay failed with. */
   failed?(error: unknown): void
 }

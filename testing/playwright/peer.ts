@@ -4,7 +4,7 @@
  * through the test hook (hook.ts) — the app needs no code for tests.
  */
 import type { BrowserContext, JSHandle, Page } from '@playwright/test'
-import type { OverlayNode, Value } from '../../client/api.ts'
+import type { Value, WeftNode } from '../../client/api.ts'
 import { HOOK, type HookState, type JoinOverrides, type Relay } from './hook.ts'
 import { type Expected, matches, show, waitFor } from './wait.ts'
 
@@ -17,7 +17,7 @@ import { type Expected, matches, show, waitFor } from './wait.ts'
 export const KIT_PAGE_PATH = '/healthz'
 
 /** An open link, as `node.peers()` lists it. */
-export type Link = ReturnType<OverlayNode['peers']>[number]
+export type Link = ReturnType<WeftNode['peers']>[number]
 
 /** Lines of console output kept per peer. */
 const CONSOLE_LINES = 200
@@ -44,10 +44,10 @@ export interface WeftPeer {
    * text: it sees only its arguments.
    * @example const owner = await a.evaluate((node, key) => node.sync.owner(key), 'door')
    */
-  evaluate<R>(fn: (node: OverlayNode) => R | Promise<R>): Promise<R>
-  evaluate<R, A>(fn: (node: OverlayNode, arg: A) => R | Promise<R>, arg: A): Promise<R>
+  evaluate<R>(fn: (node: WeftNode) => R | Promise<R>): Promise<R>
+  evaluate<R, A>(fn: (node: WeftNode, arg: A) => R | Promise<R>, arg: A): Promise<R>
   /** A handle to the node, for Playwright's own handle API. Dispose of it when done. */
-  node(): Promise<JSHandle<OverlayNode>>
+  node(): Promise<JSHandle<WeftNode>>
   /** `node.peers()`: its open links. */
   links(): Promise<Link[]>
   /** `node.stats()`. */
@@ -220,21 +220,21 @@ export class Peer implements WeftPeer {
     return s.id
   }
 
-  node(): Promise<JSHandle<OverlayNode>> {
+  node(): Promise<JSHandle<WeftNode>> {
     return this.page.evaluateHandle((name) => {
-      const node: OverlayNode | undefined = Reflect.get(globalThis, name)?.state?.node
+      const node: WeftNode | undefined = Reflect.get(globalThis, name)?.state?.node
       if (node === undefined) throw new Error('this page has no weft node (it has not joined)')
       return node
     }, HOOK)
   }
 
-  evaluate<R>(fn: (node: OverlayNode) => R | Promise<R>): Promise<R>
-  evaluate<R, A>(fn: (node: OverlayNode, arg: A) => R | Promise<R>, arg: A): Promise<R>
-  async evaluate<R, A>(fn: (node: OverlayNode, arg: A) => R | Promise<R>, arg?: A): Promise<R> {
+  evaluate<R>(fn: (node: WeftNode) => R | Promise<R>): Promise<R>
+  evaluate<R, A>(fn: (node: WeftNode, arg: A) => R | Promise<R>, arg: A): Promise<R>
+  async evaluate<R, A>(fn: (node: WeftNode, arg: A) => R | Promise<R>, arg?: A): Promise<R> {
     const handle = await this.node()
     try {
       // Playwright types the argument as it arrives in the page (Unboxed<A>); ours goes as it is.
-      return (await handle.evaluate(fn as (node: OverlayNode, arg: unknown) => R | Promise<R>, arg)) as R
+      return (await handle.evaluate(fn as (node: WeftNode, arg: unknown) => R | Promise<R>, arg)) as R
     } finally {
       await handle.dispose().catch(() => {})
     }
