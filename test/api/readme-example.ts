@@ -10,11 +10,12 @@ declare const otherId: string
 
 // --- README example begins
 const node: WeftNode = await joinOverlay({
-  signal: 'http://localhost:8080', // or several URLs, tried in order
+  signal: 'http://localhost:8080', // or several URLs (1 to 16), tried in order
   network: 'demo', // networks never mix
   relay: 'auto', // 'force': act as a firewalled node, every link relayed
   maxPeers: 8,
-  // wrtc: require('@roamhq/wrtc'),           // Node only: WebRTC for Node
+  timeoutMs: 30_000, // the first join retries until then, then throws SignalError
+  onSignal: (s) => console.log(s.state, s.server, s.retryInMs), // connecting | registered | down | closed
 })
 node.id // 40 hex characters: SHA-256(public key), first 160 bits
 node.peers() // [{ id, transport: 'webrtc' | 'relay' }]
@@ -39,10 +40,13 @@ node.sync.owner('room/topic') // our id while the lease lives
 node.sync.on('change', ({ key, value, from }) => console.log(key, value, from))
 await node.sync.delete('room/topic')
 
-// the DHT: data that outlives the tab that wrote it, and service discovery
-await node.dht.put('profile/alice', { name: 'Alice' })
-const alice = await node.dht.get<{ name: string }>('profile/alice') // { name } | undefined
-await node.dht.provide('service:chat')
+// the DHT: records owned by their author (BitTorrent BEP 44 style), and service discovery
+await node.dht.put('profile', { name: 'Alice' }) // our own record: signed, sequence-numbered
+const mine = await node.dht.get<{ name: string }>('profile') // ours: { name } | undefined
+await node.dht.get('profile', { author: otherId }) // another node's record under the same key
+await node.dht.getRecord('profile', { author: otherId }) // { key, author, value, deleted, seq, time }
+await node.dht.delete('profile') // a signed tombstone, only ever our own
+await node.dht.provide('service:chat') // provider records: a set many nodes write
 await node.dht.findProviders('service:chat') // node ids
 
 // errors are classes with a stable name
@@ -53,9 +57,9 @@ try {
   if (err instanceof LeaseHeldError) console.log(err.owner, err.expires)
 }
 
-node.stats() // peers, messagesIn/Out, bytesIn/Out, and per-protocol counters
+node.stats() // peers, messagesIn/Out, bytesIn/Out, per-protocol and drop.* counters
 const { links, topology, ring, signal } = node.inspect() // diagnostics: see "Inspecting a node"
 await node.close()
 // --- README example ends
 
-export const used = [sum, topic, alice?.name, links, topology, ring, signal]
+export const used = [sum, topic, mine?.name, links, topology, ring, signal]
