@@ -1,7 +1,7 @@
 /**
  * One node's protocols, composed once: the mesh (broadcast), the sync table
- * on top of it, the Chord ring and the router (routed unicast and
- * requests). The browser node and the Node peer (client/overlay.ts) and the
+ * and presence on top of it, the Chord ring and the router (routed unicast
+ * and requests). The browser node and the Node peer (client/overlay.ts) and the
  * simulator (sim-net.ts) all build a node with `createNodeCore`, so the
  * simulator runs the wiring the product runs: the same topics, the same
  * dispatch, the same checks.
@@ -14,15 +14,17 @@
  * - dispatch: a frame body from a peer becomes a typed message once
  *   (`parse`, messages.ts) and goes to its protocol (`handle`). Sync's
  *   anti-entropy is taken from mesh neighbours only (`drop.sync.not-mesh`:
- *   sync forgets the per-peer state, budget included, of any other peer).
- * - topics: sync updates travel as mesh broadcasts on SYNC_TOPIC (topics.ts);
- *   other broadcasts and routed messages go to the application's
+ *   sync forgets the per-peer state, budget included, of any other peer),
+ *   and so are presence's pulls and dumps (`drop.presence.not-mesh`).
+ * - topics: sync updates travel as mesh broadcasts on SYNC_TOPIC, presence
+ *   records on PRESENCE_TOPIC (topics.ts); other broadcasts and routed messages go to the application's
  *   subscribers (`subscribe`).
  * - routing: the next hop toward a node is a direct link, else an open link
  *   closer on the ring (greedy), else Chord's next hop (`nextHop`).
  * - time and links: `tick(now)` drives every protocol; `meshUp`/`meshDown`
  *   when a link starts or stops carrying the mesh; `linkDown` when any link
- *   closes.
+ *   closes. On close the host calls `presence.leave()` and keeps its links
+ *   about a second, so the leave record spreads (PROTOCOL-presence.md).
  * - counters: `stats()`, every protocol's counters by name.
  *
  * The host gives what it alone knows: links (which are open, which carry the
@@ -34,6 +36,7 @@ import { between } from '../chord/ring.ts'
 import type { Keyring } from '../identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../identity/puzzle.ts'
 import { createMesh, type Mesh, type MeshDelivery, type MeshOptions } from '../mesh/mesh.ts'
+import { createPresence, type Presence, type PresenceOptions } from '../presence/presence.ts'
 import { bump, type Counters } from '../protocol.ts'
 import type { Hop, Router, RouterOptions } from '../router/options.ts'
 import { createRouter } from '../router/router.ts'
@@ -42,7 +45,7 @@ import { createSync, type Sync, type SyncOptions } from '../sync/sync.ts'
 import type { Value } from '../types.ts'
 import { Kind } from '../wire/frame.ts'
 import { type NodeMsg, parseNodeMsg } from './messages.ts'
-import { isInternalTopic, SYNC_TOPIC } from './topics.ts'
+import { isInternalTopic, PRESENCE_TOPIC, SYNC_TOPIC } from './topics.ts'
 
 export interface NodeCoreDeps {
   /** This node's id (40 lowercase hex characters). */
@@ -91,6 +94,12 @@ export interface NodeCoreOptions {
   sync?: SyncOptions
   chord?: ChordOptions
   router?: RouterOptions
+  /**
+   * Presence's options, or false for a node without presence (a simulator
+   * testing another protocol, which need not pay for the announcements).
+   * @default {}
+   */
+  presence?: PresenceOptions | false
 }
 
 export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
@@ -103,6 +112,8 @@ export interface NodeCore {
   readonly sync: Sync
   readonly chord: Chord
   readonly router: Router
+  /** Who is present in the network (null when built with `presence: false`). */
+  readonly presence: Presence | null
   /** The core's own counters, in the host's bag when it gave one (the protocols keep theirs; `stats()` has them all). */
   readonly counters: Counters
   /** A decoded frame body of `kind` from a peer: typed, or null when it breaks its protocol's grammar. */
@@ -124,13 +135,15 @@ export interface NodeCore {
   nextHop(dst: string): Hop | null
   /** Is this node on a ring with others (a successor other than itself)? */
   onRing(): boolean
-  /** Resolves once the work the core started on its own (sync broadcasts and their handling) has finished. */
+  /** Resolves once the work the core started on its own (sync and presence broadcasts, their handling) has finished. */
   settled(): Promise<void>
-  /** Every counter of every protocol: `mesh.*`, `sync.*`, `dht.*`, the router's and the core's. */
+  /** Every counter of every protocol: `mesh.*`, `sync.*`, `dht.*`, `presence.*`, the router's and the core's. */
   stats(): Record<string, number>
   /** Pending requests fail (ClosedError). The host leaves the ring before, if it wants to. */
   close(): void
 }
+
+const SETTLED: Promise<void> = Promise.resolve()
 
 export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}): NodeCore {
   const self = deps.id
@@ -197,6 +210,19 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     },
     options.router,
   )
+  const presence: Presence | null =
+    options.presence === false
+      ? null
+      : createPresence(
+          {
+            ...base,
+            neighbours: () => deps.meshNeighbours(),
+            send: (to, msg) => sendOpen(to, { kind: Kind.Presence, msg }),
+            // Presence awaits it and counts a failure (`presence.broadcastFailed`).
+            broadcast: (record) => mesh.broadcast(PRESENCE_TOPIC, record),
+          },
+          options.presence,
+        )
 
   /** Mesh and sync talk to linked neighbours only; a failure is theirs to get over (counted). */
   function sendOpen(to: string, m: NodeMsg): void {
@@ -245,6 +271,13 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       track(sync.handleBroadcast(d.origin, m).catch(count('sync.error')))
       return
     }
+    if (d.topic === PRESENCE_TOPIC) {
+      // Our own record is ours already; another's is checked again by presence (it passes it on in dumps).
+      if (d.hops === 0) return
+      if (!presence) return bump(counters, 'drop.internal-topic')
+      track(presence.handleBroadcast(d.origin, d.data).catch(count('presence.error')))
+      return
+    }
     if (isInternalTopic(d.topic)) return bump(counters, 'drop.internal-topic')
     deliver(d.topic, d.data, { from: d.origin, hops: d.hops })
   })
@@ -255,6 +288,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
   const tickError = count('tick.error')
 
   async function meshDown(peer: string): Promise<void> {
+    presence?.linkDown(peer)
     await Promise.all(
       [mesh.linkDown(peer), sync.linkDown?.(peer)].map((p) => Promise.resolve(p).catch(tickError)),
     )
@@ -267,6 +301,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     sync,
     chord,
     router,
+    presence,
     counters,
 
     parse: parseNodeMsg,
@@ -282,6 +317,10 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
           return sync.handle(from, m.msg)
         case Kind.Chord:
           return chord.handle(from, m.msg)
+        case Kind.Presence:
+          if (!presence || !deps.meshNeighbours().includes(from))
+            return bump(counters, 'drop.presence.not-mesh')
+          return presence.handle(from, m.msg)
       }
     },
 
@@ -290,12 +329,19 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
         [mesh.tick(now), sync.tick(now), chord.tick(now)].map((p) => Promise.resolve(p).catch(tickError)),
       )
       router.tick(now)
+      try {
+        presence?.tick(now)
+      } catch {
+        tickError()
+      }
     },
 
     async meshUp(peer) {
       await Promise.all(
         [mesh.linkUp(peer), sync.linkUp?.(peer)].map((p) => Promise.resolve(p).catch(tickError)),
       )
+      // After the mesh knows the link: a join's first record then goes out over it.
+      presence?.linkUp(peer)
     },
 
     meshDown,
@@ -324,8 +370,16 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     nextHop,
     onRing,
 
-    async settled() {
-      while (inflight.size > 0) await Promise.all([...inflight])
+    settled() {
+      // Hosts and simulators ask after every event: when nothing runs, no promise is made.
+      if (inflight.size === 0) return presence ? presence.settled() : SETTLED
+      return (async () => {
+        for (;;) {
+          if (presence) await presence.settled()
+          if (inflight.size === 0) return
+          await Promise.all([...inflight])
+        }
+      })()
     },
 
     stats() {
@@ -333,6 +387,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
         ...prefixed('mesh.', mesh.counters),
         ...prefixed('sync.', sync.counters),
         ...prefixed('dht.', chord.counters),
+        ...(presence ? prefixed('presence.', presence.counters) : {}),
         dhtRecords: chord.storedKeys(),
         syncEntries: sync.size().live,
       }

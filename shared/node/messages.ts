@@ -2,11 +2,13 @@
  * What one node's protocols exchange over a link, as one tagged union by
  * frame kind: the boundary where a decoded frame body becomes a typed
  * message, once. Each protocol's own parser checks its shape
- * (PROTOCOL-mesh.md, PROTOCOL-route.md, PROTOCOL-sync.md, PROTOCOL-chord.md);
+ * (PROTOCOL-mesh.md, PROTOCOL-route.md, PROTOCOL-sync.md, PROTOCOL-chord.md,
+ * PROTOCOL-presence.md);
  * the handlers take the typed message and never parse it again.
  */
 import { type ChordMsg, parseChordMsg } from '../chord/messages.ts'
 import { type MeshMsg, parseMeshMsg } from '../mesh/messages.ts'
+import { type PresenceMsg, parsePresenceMsg } from '../presence/messages.ts'
 import { parseRouteMsg, type RouteMsg, routeMsgValue } from '../router/messages.ts'
 import { parseSyncMsg, type SyncMsg } from '../sync/messages.ts'
 import type { Value } from '../types.ts'
@@ -17,6 +19,7 @@ export type NodeMsg =
   | { kind: typeof Kind.Route; msg: RouteMsg }
   | { kind: typeof Kind.Sync; msg: SyncMsg }
   | { kind: typeof Kind.Chord; msg: ChordMsg }
+  | { kind: typeof Kind.Presence; msg: PresenceMsg }
 
 /** The frame kinds a node's protocols use (Kind.Link is the link's own). */
 export type NodeKind = NodeMsg['kind']
@@ -38,6 +41,10 @@ export function parseNodeMsg(kind: number, body: Value): NodeMsg | null {
     }
     case Kind.Chord: {
       const msg = parseChordMsg(body)
+      return msg && { kind, msg }
+    }
+    case Kind.Presence: {
+      const msg = parsePresenceMsg(body)
       return msg && { kind, msg }
     }
     default:

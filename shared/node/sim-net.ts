@@ -90,7 +90,8 @@ export async function createNodeNet(o: NodeNetOptions): Promise<NodeNet> {
   }
   let building = true
   const joined = new Set<string>()
-  const coreOptions: NodeCoreOptions = { puzzleBits: 0, chord: SIM_CHORD_OPTIONS, ...o.core }
+  // Presence is off unless asked for (o.core.presence): it has a simulator of its own (shared/presence/sim-net.ts).
+  const coreOptions: NodeCoreOptions = { puzzleBits: 0, chord: SIM_CHORD_OPTIONS, presence: false, ...o.core }
 
   function build(deps: SimDeps<NodeMsg>): SimNode {
     const id = deps.id

@@ -3,9 +3,10 @@
  * Node peer and the simulator. Application topics may not start with NUL,
  * so they never meet these.
  */
+import { PRESENCE_TOPIC } from '../presence/messages.ts'
 import { SYNC_TOPIC } from '../sync/sync.ts'
 
-export { SYNC_TOPIC }
+export { PRESENCE_TOPIC, SYNC_TOPIC }
 
 /** Is `topic` one of the node's own (reserved: it starts with NUL)? */
 export function isInternalTopic(topic: string): boolean {

@@ -153,11 +153,13 @@ describe('presence in the simulator', () => {
       )
 
       // A late joiner sees everyone at once (its pulls), long before an interval; everyone sees it.
+      // The documented bound is a pull round trip, plus pullRetryMs when its pulls or their answers
+      // were lost (at this test's seed both pulls are lost, and the retry brings the table).
       const newcomer = await net.add(3)
       const t2 = net.sim.now
       const up = () => net.sim.upIds()
       const seesAll = () => net.presence(newcomer).get().size === up().length
-      expect(await net.runUntil(seesAll, 1_000, 10)).toBe(true)
+      expect(await net.runUntil(seesAll, cfg.pullRetryMs + 1_000, 10)).toBe(true)
       const sawAllIn = net.sim.now - t2
       expect(await net.runUntil(() => net.seers(newcomer) === up().length - 1, 5_000)).toBe(true)
       console.log(

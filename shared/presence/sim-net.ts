@@ -1,30 +1,25 @@
 /**
  * A presence network in the simulator, for tests and benchmarks. Each
- * simulated node runs the real mesh (`createMesh`, Plumtree, fast fake keys)
- * and presence over it, wired as a host wires them: presence records are
- * mesh broadcasts on PRESENCE_TOPIC, handed back to `handleBroadcast` on
- * delivery (not our own), and link messages are tagged `{ p: 'mesh' |
- * 'presence', m }`. Every presence event at every node is recorded with
- * the simulated time it happened.
- *
- * (When shared/node's composition lands, this net should run it instead,
- * as the sync simulator does, so the simulator tests the product's wiring.)
+ * simulated node runs the node composition the browser node runs
+ * (shared/node, `createNodeCore`, with fast fake keys; no ring is joined):
+ * the real mesh (Plumtree) carries presence records on PRESENCE_TOPIC and
+ * hands other nodes' deliveries to presence, presence's link messages go in
+ * their own frame kind to mesh neighbours, and links coming up and going
+ * down reach presence through the core, as in the product. Link messages are
+ * tagged `{ p: 'mesh' | 'presence', m }`. Every presence event at every node
+ * is recorded with the simulated time it happened.
  */
-import { createMesh, type Mesh, type MeshOptions } from '../mesh/mesh.ts'
+import type { Mesh, MeshOptions } from '../mesh/mesh.ts'
 import type { MeshMsg } from '../mesh/messages.ts'
+import { createNodeCore, type NodeCore } from '../node/core.ts'
 import type { ProtocolNode } from '../protocol.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { shuffle } from '../sim/prng.ts'
 import { createSim, type Sim, type SimDeps, type SimOptions } from '../sim/sim.ts'
 import { randomGraph } from '../sim/topology.ts'
+import { Kind } from '../wire/frame.ts'
 import { type PresenceMsg, parseRecord } from './messages.ts'
-import {
-  createPresence,
-  PRESENCE_TOPIC,
-  type Presence,
-  type PresenceEvent,
-  type PresenceOptions,
-} from './presence.ts'
+import { PRESENCE_TOPIC, type Presence, type PresenceEvent, type PresenceOptions } from './presence.ts'
 import { parseBody } from './record.ts'
 
 export type PresenceNetMsg = { p: 'mesh'; m: MeshMsg } | { p: 'presence'; m: PresenceMsg }
@@ -39,6 +34,7 @@ export interface PresenceNetOptions {
 }
 
 export interface PresenceNode extends ProtocolNode<PresenceNetMsg> {
+  readonly core: NodeCore
   readonly presence: Presence
   readonly mesh: Mesh
   /** Resolves when the work the node started (signing, checks) has finished. */
@@ -87,31 +83,36 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
   /** Each node's view of the others, from its events. */
   const views = new Map<string, Set<string>>()
 
+  /** The product's wiring: one node composition, of which mesh and presence speak here. */
   function buildNode(deps: SimDeps<PresenceNetMsg>): PresenceNode {
     const id = deps.id
-    const keys = createFakeKeyring(id)
-    const inflight = new Set<Promise<unknown>>()
-    const track = (p: Promise<unknown>) => {
-      inflight.add(p)
-      void p.finally(() => inflight.delete(p))
-    }
-    const base = { id, keys, now: deps.now, random: deps.random, neighbours: deps.neighbours }
-    const mesh = createMesh({ ...base, send: (to, m) => deps.send(to, { p: 'mesh', m }) }, o.mesh)
-    const presence = createPresence(
+    const core = createNodeCore(
       {
-        ...base,
-        send: (to, m) => deps.send(to, { p: 'presence', m }),
-        broadcast: (record) => {
-          const body = parseRecord(record)?.[0]
-          const interval = body && parseBody(body)?.interval
-          if (interval !== undefined) intervals.set(id, interval)
-          return mesh.broadcast(PRESENCE_TOPIC, record)
+        id,
+        keys: createFakeKeyring(id),
+        now: deps.now,
+        random: deps.random,
+        send(to, m) {
+          if (m.kind === Kind.Mesh) deps.send(to, { p: 'mesh', m: m.msg })
+          else if (m.kind === Kind.Presence) deps.send(to, { p: 'presence', m: m.msg })
         },
+        sendVia: () => {},
+        connect: async () => {},
+        linked: () => deps.neighbours(),
+        isLinked: (peer) => deps.neighbours().includes(peer),
+        meshNeighbours: () => deps.neighbours(),
       },
-      o.presence,
+      { puzzleBits: 0, mesh: o.mesh ?? {}, presence: o.presence ?? {} },
     )
+    const { mesh } = core
+    const presence = core.presence
+    if (!presence) throw new Error('the core was built without presence')
+    // Our own record, as the mesh hands it back: the interval receivers will expire us by.
     mesh.onDeliver((d) => {
-      if (d.topic === PRESENCE_TOPIC && d.hops > 0) track(presence.handleBroadcast(d.origin, d.data))
+      if (d.topic !== PRESENCE_TOPIC || d.hops !== 0) return
+      const body = parseRecord(d.data)?.[0]
+      const interval = body && parseBody(body)?.interval
+      if (interval !== undefined) intervals.set(id, interval)
     })
     const view = new Set<string>()
     views.set(id, view)
@@ -120,37 +121,27 @@ export async function createPresenceNet(o: PresenceNetOptions): Promise<Presence
       if (e.kind === 'join') view.add(e.id)
       else if (e.kind === 'leave') view.delete(e.id)
     })
-    const drain = async () => {
-      for (;;) {
-        await presence.settled()
-        if (inflight.size === 0) return
-        await Promise.all([...inflight])
-      }
-    }
-    // Called after every event: when nothing runs, no promise chain is built.
-    const settle = () => (inflight.size === 0 ? presence.settled() : drain())
+    const settle = () => core.settled()
     return {
+      core,
       presence,
       mesh,
       settle,
       async handle(from, msg) {
-        if (msg.p === 'mesh') await mesh.handle(from, msg.m)
-        else await presence.handle(from, msg.m)
+        if (msg.p === 'mesh') await core.handle(from, { kind: Kind.Mesh, msg: msg.m })
+        else await core.handle(from, { kind: Kind.Presence, msg: msg.m })
         await settle()
       },
-      tick(t) {
-        mesh.tick(t)
-        presence.tick(t)
-        return settle()
+      async tick(t) {
+        await core.tick(t)
+        await settle()
       },
       async linkUp(p) {
-        mesh.linkUp(p)
-        presence.linkUp(p)
+        await core.meshUp(p)
         await settle()
       },
       async linkDown(p) {
-        mesh.linkDown(p)
-        presence.linkDown(p)
+        await core.linkDown(p)
       },
     }
   }

@@ -133,7 +133,8 @@ export async function createSyncNet(o: SyncNetOptions): Promise<SyncNet> {
         isLinked: (peer) => deps.neighbours().includes(peer),
         meshNeighbours: () => deps.neighbours(),
       },
-      { puzzleBits: 0, mesh: o.mesh ?? {}, sync: o.sync ?? {} },
+      // No presence: its announcements would only add to the traffic measured here.
+      { puzzleBits: 0, mesh: o.mesh ?? {}, sync: o.sync ?? {}, presence: false },
     )
     core.mesh.onDeliver((d) => {
       record(d.id, id, d.hops)
