@@ -20,6 +20,7 @@ const MEMBERS = [
   'off',
   'on',
   'peers',
+  'presence',
   'publish',
   'request',
   'send',
@@ -77,6 +78,8 @@ describe('the node joinOverlay returns', () => {
       'provide',
       'put',
     ])
+    expect(Object.keys(a.presence).sort()).toEqual(['get', 'set'])
+    for (const k of ['presenceNode', 'presence']) expect(k in a.presence).toBe(false)
   })
 
   it('inspect(): links with RTT and mesh role, the topology, the ring and the signal state', async () => {

@@ -13,6 +13,7 @@ import type {
   NodeEvents,
   NodeInspection,
   PeerLink,
+  PresenceApi,
   Subscriber,
   SyncApi,
   WeftNode,
@@ -23,12 +24,14 @@ export class NodeFacade implements WeftNode {
   readonly id: string
   readonly sync: SyncApi
   readonly dht: DhtApi
+  readonly presence: PresenceApi
 
   constructor(node: OverlayNode) {
     this.#node = node
     this.id = node.id
     this.sync = node.sync
     this.dht = node.dht
+    this.presence = node.presence
   }
 
   /** The node behind a facade (for this package's tests and tools); throws for anything else. */

@@ -86,8 +86,21 @@ export function checkJoinOptions(o: unknown): void {
     )
       throw new TypeError(`${k}: milliseconds, a number above 0 (got ${describe(opts[k])})`)
   if (opts.iceServers !== undefined) checkIceServerList(opts.iceServers)
+  if (opts.presence !== undefined) checkPresenceOptions(opts.presence)
   if (opts.onSignal !== undefined && typeof opts.onSignal !== 'function')
     throw new TypeError(`onSignal: a function (got ${describe(opts.onSignal)})`)
+}
+
+/** `presence`: { intervalMs?: 1000 to 120000 }. */
+function checkPresenceOptions(x: unknown): void {
+  if (typeof x !== 'object' || x === null || Array.isArray(x))
+    throw new TypeError(`presence: an object such as { intervalMs: 10000 } (got ${describe(x)})`)
+  for (const k of Object.keys(x))
+    if (k !== 'intervalMs')
+      throw new TypeError(`presence: unknown option ${JSON.stringify(k)} (it takes intervalMs)`)
+  const ms = (x as { intervalMs?: unknown }).intervalMs
+  if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms >= 1000 && ms <= 120_000))
+    throw new TypeError(`presence.intervalMs: milliseconds from 1000 to 120000 (got ${describe(ms)})`)
 }
 
 /** `iceServers` as RTCPeerConnection takes it; checked here so a typo fails now, not at the first link. */

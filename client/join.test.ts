@@ -168,6 +168,15 @@ describe('argument errors', () => {
     expect((await bad({ ...base, iceServers: [{ urls: 'http://stun.example.org' }] })).message).toBe(
       'iceServers[0]: not a STUN or TURN URL: "http://stun.example.org" (stun:host:port, turn:host:port, turns:host:port)',
     )
+    expect((await bad({ ...base, presence: { intervalMs: 50 } })).message).toBe(
+      'presence.intervalMs: milliseconds from 1000 to 120000 (got 50)',
+    )
+    expect((await bad({ ...base, presence: { interval: 1000 } })).message).toBe(
+      'presence: unknown option "interval" (it takes intervalMs)',
+    )
+    expect((await bad({ ...base, presence: 1000 })).message).toBe(
+      'presence: an object such as { intervalMs: 10000 } (got 1000)',
+    )
     for (const e of await Promise.all([bad({ ...base, relay: 'x' }), bad({ ...base, iceServers: {} })]))
       expect(e.name).toBe('TypeError')
   })

@@ -21,6 +21,8 @@ import type {
   NodeInspection,
   PeerLink,
   PeerSummary,
+  PresenceApi,
+  PresenceInfo,
   Subscriber,
   SyncApi,
   WeftNode,
@@ -38,6 +40,7 @@ const asExpected = <T>(v: Value): T => v as never
 export class OverlayNode extends NodeHost implements WeftNode {
   readonly sync: SyncApi
   readonly dht: DhtApi
+  readonly presence: PresenceApi
 
   constructor(env: Env, opts: JoinOptions, clock?: Clock) {
     super(env, opts, clock)
@@ -92,6 +95,20 @@ export class OverlayNode extends NodeHost implements WeftNode {
       on: (event, fn) => {
         if (event !== 'change') throw new TypeError(`node.sync has no ${String(event)} event`)
         return table.onChange(fn)
+      },
+    }
+    const presence = this.presenceNode
+    this.presence = {
+      // Async: a bad state or a closed node is a rejection, as the Promise says.
+      set: async (state) => {
+        this.assertOpen()
+        checkValue(state)
+        return presence.set(state)
+      },
+      get: <T>() => {
+        const out = new Map<string, PresenceInfo<T>>()
+        for (const [id, p] of presence.get()) out.set(id, { state: asExpected<T>(p.state), since: p.since })
+        return out
       },
     }
   }

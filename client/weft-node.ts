@@ -33,6 +33,42 @@ export interface PeerSummary extends PeerLink {
   mesh: boolean
 }
 
+/**
+ * A change in who is present in the network (`node.on('presence', …)`): a
+ * node appeared (`join`, with its state), changed its state (`update`; also
+ * our own, after `presence.set`), or is gone (`leave`, with why: it said so,
+ * it was not heard from in time, or a full table made room for a linked node).
+ */
+export interface PresenceEvent {
+  id: string
+  kind: 'join' | 'update' | 'leave'
+  /** The node's state (join and update). */
+  state?: Value
+  /** Why a node is gone (leave only). */
+  reason?: 'left' | 'expired' | 'evicted'
+}
+
+/** One present node, as `presence.get()` gives it. */
+export interface PresenceInfo<T = Value> {
+  state: T
+  /** When the node's session started (ms, its clock; never later than our first sight of it). */
+  since: number
+}
+
+/**
+ * `node.presence`: who is in the network now (every live node, not only
+ * linked ones) and what each says about itself, like y-webrtc's awareness.
+ * A state is at most 1 KiB as MessagePack; a node that closes is gone
+ * everywhere within about a second, one that crashes within
+ * 3 × its interval + 2 s (PROTOCOL-presence.md).
+ */
+export interface PresenceApi {
+  /** Set our state and announce it to every node (TypeError: not a Value; ValueTooLargeError: over 1 KiB). */
+  set(state: Value): Promise<void>
+  /** Every present node, ourselves included: id -> { state, since }. */
+  get<T = Value>(): Map<string, PresenceInfo<T>>
+}
+
 /** The node's events and what each listener gets. */
 export type NodeEvents = {
   /** A link to a peer opened. */
@@ -43,6 +79,8 @@ export type NodeEvents = {
   signal: SignalState
   /** The node closed (close() finished). */
   closed: undefined
+  /** Another node joined, changed its presence state or left (and our own state changed). */
+  presence: PresenceEvent
 }
 
 /** Where a broadcast or routed message came from, and the hops it took (0: from a neighbour, or ourselves). */
@@ -160,6 +198,7 @@ export interface WeftNode {
 
   readonly sync: SyncApi
   readonly dht: DhtApi
+  readonly presence: PresenceApi
 
   /** Counters: at least peers, messagesIn, messagesOut, bytesIn, bytesOut, and every protocol's. */
   stats(): Record<string, number>

@@ -1,6 +1,6 @@
 /**
  * The node's host: it hosts the node's protocols, one composition of mesh,
- * sync, Chord and router (shared/node, `createNodeCore`, the same the
+ * sync, presence, Chord and router (shared/node, `createNodeCore`, the same the
  * simulator runs), and gives them what only the environment has: links, the
  * clock, and link-setup signals.
  *
@@ -26,6 +26,7 @@ import { ClosedError, NoRouteError } from '../../shared/errors.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../../shared/identity/puzzle.ts'
 import { createNodeCore, type NodeCore, type NodeMsg, nodeMsgBody } from '../../shared/node/index.ts'
+import type { Presence } from '../../shared/presence/presence.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
 import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
@@ -49,6 +50,12 @@ import type { Transport } from './transport.ts'
 const LEAVE_TIMEOUT_MS = 5000
 /** How often the core's protocols are ticked. */
 const TICK_MS = 100
+/**
+ * close() keeps the links this long after presence's leave record went out:
+ * the mesh relays it from them and repairs lost copies (GRAFT after 500 ms),
+ * so every node sees the leave at once rather than after the crash bound.
+ */
+const PRESENCE_LINGER_MS = 1000
 
 export class NodeHost extends Emitter<NodeEvents> {
   readonly id: string
@@ -69,6 +76,8 @@ export class NodeHost extends Emitter<NodeEvents> {
   readonly entry: Entry
   /** The network's identity puzzle (JoinOptions.puzzleBits). */
   readonly puzzleBits: number
+  /** Who is present (shared/presence): the core's, which the host always builds. */
+  protected readonly presenceNode: Presence
   private readonly env: Env
   private readonly timers: TimerId[] = []
   private closed = false
@@ -121,8 +130,12 @@ export class NodeHost extends Emitter<NodeEvents> {
         },
         // One hop may need a link opened first (signalling, ICE, the key proof).
         chord: { requestTimeoutMs: 8000 },
+        presence: opts.presence?.intervalMs === undefined ? {} : { intervalMs: opts.presence.intervalMs },
       },
     )
+    if (!this.core.presence) throw new Error('the core was built without presence')
+    this.presenceNode = this.core.presence
+    this.presenceNode.onPresence((e) => this.emit('presence', e))
     const isClosed = () => this.closed
     const host = {
       identity: this.identity,
@@ -136,6 +149,7 @@ export class NodeHost extends Emitter<NodeEvents> {
         [Kind.Route]: this.validator(Kind.Route),
         [Kind.Sync]: this.validator(Kind.Sync),
         [Kind.Chord]: this.validator(Kind.Chord),
+        [Kind.Presence]: this.validator(Kind.Presence),
       },
       overlay: this.core.router,
       opened: (link: NodeLink) => this.linkOpened(link),
@@ -322,11 +336,20 @@ export class NodeHost extends Emitter<NodeEvents> {
 
   async close(): Promise<void> {
     if (this.closed) return
-    // Chord's voluntary departure: our records go to our successor (acknowledged) before the links close.
-    await Promise.race([
-      this.core.chord.leave().catch(() => bump(this.counters, 'dht.leave-failed')),
-      this.clock.sleep(LEAVE_TIMEOUT_MS),
+    const leaving = this.clock.now()
+    const onMesh = this.links.meshNeighbours().length > 0
+    await Promise.all([
+      // Presence's leave record: every node drops us now rather than after the crash bound.
+      this.presenceNode.leave().catch(() => bump(this.counters, 'presence.leave-failed')),
+      // Chord's voluntary departure: our records go to our successor (acknowledged) before the links close.
+      Promise.race([
+        this.core.chord.leave().catch(() => bump(this.counters, 'dht.leave-failed')),
+        this.clock.sleep(LEAVE_TIMEOUT_MS),
+      ]),
     ])
+    // The links stay a moment for the mesh to relay and repair the leave record.
+    const linger = PRESENCE_LINGER_MS - (this.clock.now() - leaving)
+    if (onMesh && linger > 0) await this.clock.sleep(linger)
     this.closed = true
     for (const t of this.timers) this.clock.clearInterval(t)
     this.core.close()

@@ -4,7 +4,15 @@
  * `@ts-expect-error` line must fail to compile; an unused one is an error,
  * so a type that got looser fails the check.
  */
-import type { NodeEvents, NodeInspection, SignalState, Value, WeftNode } from '../../client/index.ts'
+import type {
+  NodeEvents,
+  NodeInspection,
+  PresenceEvent,
+  PresenceInfo,
+  SignalState,
+  Value,
+  WeftNode,
+} from '../../client/index.ts'
 
 declare const node: WeftNode
 
@@ -22,6 +30,32 @@ node.on('signal', (state) => {
 })
 const closedPayload: NodeEvents['closed'] = undefined
 void closedPayload
+
+// Presence: typed events and states; its internals are not reachable.
+node.on('presence', (e) => {
+  const ev: PresenceEvent = e
+  const kind: 'join' | 'update' | 'leave' = e.kind
+  const state: Value | undefined = e.state
+  return [ev, kind, state]
+})
+// @ts-expect-error a presence event has no 'from' (its node is 'id')
+node.on('presence', (e) => e.from)
+// @ts-expect-error kinds are join, update and leave
+node.on('presence', (e) => e.kind === 'joined')
+const present: Map<string, PresenceInfo<{ name: string }>> = node.presence.get<{ name: string }>()
+const since: number | undefined = present.get(node.id)?.since
+void since
+const untypedPresence = node.presence.get()
+// @ts-expect-error without a type parameter a state is a Value
+const names: Map<string, PresenceInfo<{ name: string }>> = untypedPresence
+void names
+void node.presence.set({ name: 'alice' })
+// @ts-expect-error a state must be a Value
+void node.presence.set(new Date())
+// @ts-expect-error presence's internals are not part of it
+void node.presence.leave
+// @ts-expect-error
+void node.presenceNode
 
 // The node's internals are not part of it.
 // @ts-expect-error
