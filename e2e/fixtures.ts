@@ -56,6 +56,7 @@ export interface PeerOptions {
   maxPeers?: number
   targetPeers?: number
   maxLinks?: number
+  presence?: { intervalMs?: number }
 }
 
 /**
