@@ -97,6 +97,14 @@ test('three peers: ids, links with their transport, the drawing, a chat reaching
   await expect(a.page.locator('#graph .node.me')).toHaveCount(1)
   await expect(a.page.locator('#graph .edge.relay')).toHaveCount(1)
   await expect(a.page.locator('#graph-caption')).toContainText('3 nodes known')
+  await expect(a.page.locator('#graph-caption')).toContainText('3 present')
+
+  // Presence: a name typed in one tab is its presence state; every tab's drawing labels it so.
+  const name = `ann${Math.random().toString(36).slice(2, 6)}`
+  await b.page.getByRole('textbox', { name: 'Your name' }).fill(name)
+  await expect(b.page.locator('#graph .node.me .label')).toHaveText(`${name} (you)`)
+  for (const p of [a, c])
+    await expect(p.page.locator('#graph .node .label').filter({ hasText: name })).toHaveCount(1)
 
   // Counters are live.
   await expect(b.page.getByTestId('counter-peers').locator('.value')).toHaveText('2')

@@ -4,8 +4,9 @@
  * (`?network=NAME&relay=force|auto|never&signal=URL`, the signal server
  * defaulting to this page's origin) and sets `window.overlay` to the
  * Promise of the node at once. Then it shows the node: its id and signal
- * state, its links, a drawing of the network it knows, a chat, live
- * counters, and panels for the sync table and the DHT when the build has them.
+ * state, its links, a drawing of the network it knows (every node present
+ * in it), a name the tab sets as its presence state (`{ name }`), a chat,
+ * live counters, and panels for the sync table and the DHT.
  */
 import { joinOverlay } from '/weft.mjs'
 import { ChatPanel } from './chat-panel.ts'
@@ -131,12 +132,14 @@ function start(node: WeftNode): void {
   node.on('signal', (state) => setSignalState(state))
 
   chat.attach(node)
+  attachName(node)
 
   const refresh = () => {
     const seen = tryCall(() => node.inspect())
     if (!seen || seen.closed) return
     links.update(seen.links)
-    graph.update({ me: node.id, topology: seen.topology, links: seen.links })
+    const present = tryCall(() => node.presence.get())
+    graph.update({ me: node.id, topology: seen.topology, links: seen.links, ...(present ? { present } : {}) })
     const stats = tryCall(() => node.stats())
     if (stats) counters.update(stats)
   }
@@ -153,6 +156,7 @@ function start(node: WeftNode): void {
   }
   node.on('peer:connect', refreshSoon)
   node.on('peer:disconnect', refreshSoon)
+  node.on('presence', refreshSoon)
 
   new TablePanel({
     form: byId('table-form') as HTMLFormElement,
@@ -183,6 +187,37 @@ function start(node: WeftNode): void {
     ring: svgById('ring'),
     ringNote: byId('ring-note'),
   }).attach(dhtOf(node), node.id, () => knownIds(node))
+}
+
+const NAME_KEY = 'weft-demo-name'
+
+/** The name field: the tab's presence state is `{ name }` (kept for the next visit), sent as it is typed. */
+function attachName(node: WeftNode): void {
+  const input = byId<HTMLInputElement>('presence-name')
+  input.disabled = false
+  const send = () => {
+    const name = input.value.trim()
+    try {
+      localStorage.setItem(NAME_KEY, name)
+    } catch {
+      // Storage may be off (private mode): the name still goes out.
+    }
+    node.presence.set(name ? { name } : null).catch((err) => console.warn('weft demo: presence.set', err))
+  }
+  let saved = ''
+  try {
+    saved = localStorage.getItem(NAME_KEY) ?? ''
+  } catch {}
+  if (saved) {
+    input.value = saved
+    send()
+  }
+  // At most one record per 250 ms goes out anyway (presence coalesces); wait for a pause in typing.
+  let timer = 0
+  input.addEventListener('input', () => {
+    clearTimeout(timer)
+    timer = window.setTimeout(send, 300)
+  })
 }
 
 /** Every node id this node knows of: itself, its neighbours and theirs. */

@@ -1,6 +1,8 @@
 /**
  * The live drawing of the network this node knows: itself, its links and
- * its neighbours' mesh links (peer exchange), as an SVG force layout. This
+ * its neighbours' mesh links (peer exchange), and every node present in the
+ * network (presence: also those no link is known to, drawn without one, and
+ * each with the name it set), as an SVG force layout. This
  * node is pinned at the centre; relayed links are dashed, on-demand (non-mesh)
  * links dotted. Positions persist across updates so the picture never jumps;
  * the layout re-heats only when the graph changes.
@@ -19,9 +21,17 @@ export interface GraphInput {
   me: string
   topology: Record<string, string[]>
   links: { id: string; transport: 'webrtc' | 'relay'; mesh: boolean; rtt: number }[]
+  /** Every node present in the network (node.presence.get()), with its state. */
+  present?: Map<string, { state: unknown }>
 }
 
-type NodeKind = 'me' | 'peer' | 'far'
+type NodeKind = 'me' | 'peer' | 'far' | 'present'
+
+/** The name a node's presence state gives (`{ name }`, as the demo sets it), if any. */
+export function nameOf(state: unknown): string | undefined {
+  const name = (state as { name?: unknown } | null)?.name
+  return typeof name === 'string' && name.trim() !== '' ? name.trim().slice(0, 24) : undefined
+}
 type EdgeKind = 'webrtc' | 'relay' | 'on-demand' | 'far'
 
 interface GNode {
@@ -94,6 +104,8 @@ export class NetworkView {
         addEdge(from, to, 'far')
       }
     }
+    // Present nodes no link is known to: drawn all the same (presence reaches every node).
+    for (const id of g.present?.keys() ?? []) if (!kinds.has(id)) kinds.set(id, 'present')
 
     let changed = false
     for (const [id, n] of this.nodes)
@@ -105,7 +117,7 @@ export class NetworkView {
     for (const [id, kind] of kinds) {
       const n = this.nodes.get(id) ?? this.addNode(id, g, edges)
       if (n.kind !== kind || !n.el.isConnected) changed = true
-      this.styleNode(n, kind, linkOf.get(id))
+      this.styleNode(n, kind, linkOf.get(id), nameOf(g.present?.get(id)?.state))
     }
     for (const [key, e] of this.edges)
       if (!edges.has(key)) {
@@ -131,15 +143,16 @@ export class NetworkView {
         : 'No peers yet: open this page in another tab or browser to grow the network.',
     )
     const known = this.nodes.size
+    const present = g.present?.size ?? 0
     const mine = g.links.length
     const others = [...edges.values()].filter((e) => e.a !== g.me && e.b !== g.me).length
     setText(
       this.caption,
-      `${known} node${known === 1 ? '' : 's'} known · ${mine} link${mine === 1 ? '' : 's'} here` +
+      `${known} node${known === 1 ? '' : 's'} known · ${present} present · ${mine} link${mine === 1 ? '' : 's'} here` +
         (others ? ` · ${others} between others` : ''),
     )
     this.caption.title =
-      "Links here: this node's open links, now. Between others: what its neighbours last reported (peer exchange, when a link opens and every 15 s)."
+      "Present: the nodes presence says are in the network now. Links here: this node's open links, now. Between others: what its neighbours last reported (peer exchange, when a link opens and every 15 s)."
 
     if (changed) this.reheat()
   }
@@ -191,15 +204,24 @@ export class NetworkView {
     return n
   }
 
-  private styleNode(n: GNode, kind: NodeKind, link: GraphInput['links'][number] | undefined): void {
+  private styleNode(
+    n: GNode,
+    kind: NodeKind,
+    link: GraphInput['links'][number] | undefined,
+    name: string | undefined,
+  ): void {
     n.kind = kind
     n.el.setAttribute('class', `node ${kind}`)
     const label = n.el.querySelector('.label')
-    if (label) setText(label, kind === 'me' ? `${shortId(n.id)} (you)` : shortId(n.id))
+    const shown = name ?? shortId(n.id)
+    if (label) setText(label, kind === 'me' ? `${shown} (you)` : shown)
+    // The first line is the id (tests and tools read it).
     let t = n.id
+    if (name) t += `\n${name}`
     if (kind === 'me') t += '\nthis node'
     else if (link)
       t += `\n${link.transport} link${link.mesh ? '' : ' (on demand)'}${Number.isFinite(link.rtt) ? `, RTT ${Math.round(link.rtt)} ms` : ''}`
+    else if (kind === 'present') t += '\npresent; no link to it known here'
     else t += '\nknown through a neighbour'
     setText(n.title, t)
   }
