@@ -51,6 +51,7 @@ import { concatBytes, toHex } from '../shared/bytes.ts'
 import { parseChordMsg, type RecordWire } from '../shared/chord/messages.ts'
 import { providerSigningBytes, recordSigningBytes, signRecord } from '../shared/chord/records.ts'
 import { parseMeshMsg } from '../shared/mesh/messages.ts'
+import { parsePresenceMsg } from '../shared/presence/messages.ts'
 import { envelopeSigned, parseRouteMsg } from '../shared/router/messages.ts'
 import { SIGN_DOMAIN } from '../shared/sync/entry.ts'
 import { parseSyncMsg } from '../shared/sync/messages.ts'
@@ -281,6 +282,7 @@ const VALIDATORS = {
   [Kind.Route]: (b: Value) => parseRouteMsg(b) !== null,
   [Kind.Sync]: (b: Value) => parseSyncMsg(b) !== null,
   [Kind.Chord]: (b: Value) => parseChordMsg(b) !== null,
+  [Kind.Presence]: (b: Value) => parsePresenceMsg(b) !== null,
 }
 
 /** What the victim's link must do with a frame: drop it (the counter it bumps), or pass it on. */
@@ -477,6 +479,16 @@ async function buildTemplates(): Promise<Template[]> {
     { name: 'versions', kind: Kind.Sync, base: { t: 'v', i: [0, 1], v: [['k', now, 0, fp]] } },
     { name: 'query', kind: Kind.Sync, base: { t: 'q', k: ['hostile/t', 'k'] } },
     { name: 'entries', kind: Kind.Sync, base: { t: 'e', e: [entry] } },
+    // presence
+    { name: 'pull', kind: Kind.Presence, base: { t: 'pull' } },
+    {
+      name: 'dump',
+      kind: Kind.Presence,
+      base: {
+        t: 'dump',
+        r: [[new Uint8Array(12).fill(3), new Uint8Array(32).fill(4), new Uint8Array(64), 5]],
+      },
+    },
     // chord
     { name: 'ping', kind: Kind.Chord, base: { t: 'ping', r: 1 } },
     { name: 'find', kind: Kind.Chord, base: { t: 'find', r: 2, k: anId(0) } },
