@@ -2,6 +2,7 @@
 
 export type { DhtRecord, LookupResult } from '../shared/chord/chord.ts'
 export {
+  AccessDeniedError,
   ClosedError,
   LeaseHeldError,
   MessageTooLargeError,
