@@ -176,11 +176,23 @@ async function measured(attack: () => Promise<void>): Promise<{ stallMs: number;
   return { stallMs: h.max / 1e6, rssMiB: (rssPeak - rss0) / 2 ** 20 }
 }
 
-/** Send pieces through `client`'s relay to `to`, a burst at a time (no pacing: the attacker does not pace). */
-async function blast(client: SignalClient, to: string, sid: number, pieces: Uint8Array[]): Promise<void> {
+/**
+ * Send pieces through `client`'s relay to `to`, a burst at a time (no pacing: the attacker does not
+ * pace). Given the attacker's open `link`, each piece is sealed on its secure channel first (an
+ * authenticated peer holds the channel's keys), in order with what the link sends itself.
+ */
+async function blast(
+  client: SignalClient,
+  to: string,
+  sid: number,
+  pieces: Uint8Array[],
+  link?: Link,
+): Promise<void> {
   let bytes = 0
+  const relay = (b: Uint8Array) => void client.relay(to, withSid(sid, b))
   for (const p of pieces) {
-    client.relay(to, withSid(sid, p))
+    if (link) await link.sendPiece(p, relay)
+    else relay(p)
     bytes += p.length
     if (bytes > 512 * 1024) {
       bytes = 0
@@ -337,8 +349,8 @@ describe('decode before authentication (issue 9, item 5)', () => {
       const before = await victim.stats()
       const d = (s: Record<string, number>, k: string) => (s[k] ?? 0) - (before[k] ?? 0)
       await victim.call('start')
-      await blast(attacker.signalClient, victim.id, sid, bombs)
-      await blast(attacker.signalClient, victim.id, sid, costly.flat())
+      await blast(attacker.signalClient, victim.id, sid, bombs, link)
+      await blast(attacker.signalClient, victim.id, sid, costly.flat(), link)
       let after = before
       const end = Date.now() + 120_000
       while (d(after, 'drop.frame.items') < 20 || d(after, 'drop.frame.invalid') < 20) {
@@ -404,7 +416,13 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     const flood = attackers.map(async (a, i) => {
       const hello = await encodeFrame({
         kind: Kind.Link,
-        body: { t: 'hello', pk: a.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+        body: {
+          t: 'hello',
+          pk: a.identity.publicKey,
+          nonce: new Uint8Array(32),
+          mesh: true,
+          ek: crypto.getRandomValues(new Uint8Array(32)),
+        },
       })
       let sid = i * 1_000_000
       while (flooding) {
@@ -476,7 +494,13 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     const flood = strangers.map(async (a, i) => {
       const hello = await encodeFrame({
         kind: Kind.Link,
-        body: { t: 'hello', pk: a.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+        body: {
+          t: 'hello',
+          pk: a.identity.publicKey,
+          nonce: new Uint8Array(32),
+          mesh: true,
+          ek: crypto.getRandomValues(new Uint8Array(32)),
+        },
       })
       let sid = i * 1_000_000
       while (flooding) {
