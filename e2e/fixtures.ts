@@ -94,6 +94,7 @@ export interface PeerOptions {
   relay?: 'auto' | 'force' | 'never'
   maxPeers?: number
   targetPeers?: number
+  maxLinks?: number
 }
 
 /**

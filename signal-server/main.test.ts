@@ -53,7 +53,7 @@ it('logs the address it really listens on: every interface by default', async ()
     })
     // Node listens on :: (dual stack) where the machine has IPv6, else 0.0.0.0.
     const m =
-      /^listening on http:\/\/(\[::\]|0\.0\.0\.0):(\d+) \(every (IPv4 )?interface.*here: (http:\/\/localhost:\d+)\)$/.exec(
+      /^listening on http:\/\/(\[::\]|0\.0\.0\.0):(\d+) \(every (IPv4 )?interface.*here: (http:\/\/localhost:\d+)\)( \(demo not built: npm run build\))?$/.exec(
         line,
       )
     expect(m, line).not.toBeNull()
