@@ -438,7 +438,12 @@ export class OverlayNode extends Emitter<NodeEvents> {
       },
       {
         puzzleBits,
-        router: { maxMessageBytes: this.opts.maxMessageBytes, requestTimeoutMs: this.opts.requestTimeoutMs },
+        router: {
+          maxMessageBytes: this.opts.maxMessageBytes,
+          requestTimeoutMs: this.opts.requestTimeoutMs,
+          // Envelopes sealed to their destination: the nodes that forward them read the head only.
+          seal: true,
+        },
         // One hop may need a link opened first (signalling, ICE, the key proof).
         chord: { requestTimeoutMs: 8000 },
       },
@@ -937,6 +942,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
       puzzleBits: this.puzzleBits,
+      // Our box record in the hello: a peer that later routes to us can seal at once.
+      box: () => this.core.router.boxRecord(),
     })
     d.link = link
     link.on('open', () => this.onLinkOpen(d, link))
@@ -957,6 +964,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   private onLinkOpen(d: Dial, link: Link): void {
     clearTimeout(d.timer)
+    if (link.remoteBox) this.core.router.learnBox(link.peer, link.remoteBox)
     if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
     const old = this.links.get(link.peer)
     if (old && old !== link && old.state === 'open') {

@@ -1,5 +1,7 @@
 /**
- * Relay links are secure channels (issue 11): two real nodes with
+ * Privacy on real nodes (issue 11).
+ *
+ * Relay links are secure channels: two real nodes with
  * `relay: 'force'` through an in-process signal server, whose relay is
  * played hostile. Every byte the server relays is what a node hands to
  * `signalClient.relay` (the `frame` of the `relay` event, carried as it is),
@@ -7,14 +9,21 @@
  * the plaintext of a unicast, a request, its reply or a broadcast; a
  * rewriting server is detected, the link closes with a counted reason, and
  * the forged frame is not delivered.
+ *
+ * Routed envelopes are sealed: three real nodes in a line, a – b – c, where
+ * a's only link is b and b lies between a and c on the ring, so a's message
+ * to c goes in an envelope b forwards. b holds the envelope and cannot read
+ * it; c can.
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { generateIdentity } from '../shared/identity/keys.ts'
+import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
+import { parseRouteMsg } from '../shared/router/messages.ts'
 import type { Value } from '../shared/types.ts'
+import { Kind } from '../shared/wire/frame.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from '../signal-server/index.ts'
-import { SEALED_PIECE } from './links/link.ts'
+import { type Link, SEALED_PIECE } from './links/link.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 
 const NETWORK = 'relay-privacy'
@@ -52,9 +61,14 @@ async function node(
   recorded: Uint8Array[],
   rewrite: Rewrite = (f) => f,
   opts: Partial<JoinOptions> = {},
+  identity?: Identity,
 ): Promise<OverlayNode> {
   const n = new OverlayNode(
-    { SimplePeer: SimplePeer as never, io: io as never, identity: await generateIdentity({ puzzleBits: 0 }) },
+    {
+      SimplePeer: SimplePeer as never,
+      io: io as never,
+      identity: identity ?? (await generateIdentity({ puzzleBits: 0 })),
+    },
     { signal: server.address, network: NETWORK, relay: 'force', puzzleBits: 0, ...opts },
   )
   const relay = n.signalClient.relay.bind(n.signalClient)
@@ -141,5 +155,54 @@ describe('relay links are secure channels', () => {
     // Nothing but the genuine message (the router may send it again over a new link) is delivered.
     await sleep(200)
     expect(got.filter((d) => d !== 'pay 10 to carol')).toEqual([])
+  })
+})
+
+describe('routed envelopes are sealed', () => {
+  it('the node that forwards an envelope holds it and cannot read it; the destination does', async () => {
+    // Three ids in ring order: clockwise from a, b comes before c, so b is a's hop toward c.
+    const ids = await Promise.all([0, 1, 2].map(() => generateIdentity({ puzzleBits: 0 })))
+    ids.sort((x, y) => (x.id < y.id ? -1 : 1))
+    const [ia, ib, ic] = ids as [Identity, Identity, Identity]
+    const b = await node([], undefined, {}, ib)
+    await b.start()
+    // a and c may hold one link each: both get b (a refuses c, c refuses a).
+    const a = await node([], undefined, { maxLinks: 1, targetPeers: 1 }, ia)
+    await a.start()
+    const c = await node([], undefined, { maxLinks: 1, targetPeers: 1 }, ic)
+    await c.start()
+    await until(
+      'a – b – c',
+      () => a.peers().some((p) => p.id === b.id) && c.peers().some((p) => p.id === b.id),
+    )
+    expect(a.peers().map((p) => p.id)).toEqual([b.id])
+    // a learned c's box record as from an earlier hello (its own record, signed by c).
+    const record = c.core.router.boxRecord()
+    if (!record) throw new Error('c has no box record')
+    const learned = a.stats()['box.learned'] ?? 0
+    a.core.router.learnBox(c.id, record)
+    await until("c's record to verify at a", () => (a.stats()['box.learned'] ?? 0) === learned + 1)
+    // What b receives from a over their link.
+    const atB: Uint8Array[] = []
+    const bToA = (b as unknown as { links: Map<string, Link> }).links.get(a.id)
+    bToA?.on('frame', (f) => {
+      const m = f.kind === Kind.Route ? parseRouteMsg(f.body) : null
+      if (m?.t === 'fwd' && m.dst === c.id) atB.push(m.body)
+    })
+    const got: Value[] = []
+    c.subscribe('notes', (d, meta) => got.push([d, meta.from]))
+    const secret = 'the spare key is under the third flowerpot'
+    await a.send(c.id, 'notes', secret)
+    await until('c to get it', () => got.length === 1)
+    expect(got).toEqual([[secret, a.id]])
+    expect(a.peers().map((p) => p.id)).toEqual([b.id]) // it went through b
+    expect(b.stats()['route.forwarded'] ?? 0).toBeGreaterThanOrEqual(1)
+    expect(atB).toHaveLength(1)
+    const body = atB[0] as Uint8Array
+    expect(body[0]).toBe(0x01) // sealed to c's box key
+    expect(contains(body, utf8(secret))).toBe(false)
+    expect(contains(body, utf8('notes'))).toBe(false)
+    expect(b.stats()['seal.opened'] ?? 0).toBe(0)
+    expect(c.stats()['seal.opened']).toBe(1)
   })
 })
