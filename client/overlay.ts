@@ -20,7 +20,8 @@
 
 import { id160, isNodeId, utf8 } from '../shared/bytes.ts'
 import { type Chord, type DhtRecord, type LookupResult, recordSlot } from '../shared/chord/index.ts'
-import { ClosedError, NoRouteError } from '../shared/errors.ts'
+import { deriveNetworkKeys, type NetworkKeys, networkTag } from '../shared/crypto/network.ts'
+import { AccessDeniedError, ClosedError, NoRouteError } from '../shared/errors.ts'
 import type { Identity } from '../shared/identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
 import type { Mesh } from '../shared/mesh/mesh.ts'
@@ -31,7 +32,7 @@ import type { Sync, SyncChange } from '../shared/sync/index.ts'
 import { isValue, type Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { Emitter } from './emitter.ts'
-import { isHandshakePiece, Link, type LinkControl } from './links/link.ts'
+import { ACCESS_DENIED, isHandshakePiece, Link, type LinkControl } from './links/link.ts'
 import { createRelayPipe, type RelayPipe, relaySid } from './links/relay.ts'
 import {
   createWebRtcPipe,
@@ -48,6 +49,13 @@ export interface JoinOptions {
   signal: string | string[]
   /** Networks never mix. @default 'default' */
   network?: string
+  /**
+   * A private network's secret: only nodes that know it link with us
+   * (others get AccessDeniedError), and broadcasts, table values and DHT
+   * values of the network are encrypted under keys derived from it. Never
+   * sent anywhere; the signal server sees a hash of the network's name only.
+   */
+  secret?: string
   /** 'force': behave as a firewalled node, every link relayed; 'never': direct links only. @default 'auto' */
   relay?: 'auto' | 'force' | 'never'
   /** Most mesh links. @default 8 */
@@ -335,6 +343,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       | 'iceServers'
       | 'timeoutMs'
       | 'onSignal'
+      | 'secret'
     >
   > &
     JoinOptions
@@ -380,6 +389,14 @@ export class OverlayNode extends Emitter<NodeEvents> {
   /** While the first join waits for a link: peers that cannot link with us (relayMismatch). */
   private mismatched: Set<string> | undefined
   private onMismatch: (() => void) | undefined
+  /** While joining: peers that refused us for the network's secret. */
+  private denied: Set<string> | undefined
+  /** Peers that refused us for the network's secret -> until when a dial to them fails at once. */
+  private readonly deniedBy = new Map<string, number>()
+  /** A private network's keys (JoinOptions.secret), derived at start. */
+  private networkKeys: NetworkKeys | undefined
+  /** The network as the signal server knows it: a hash of its name (shared/crypto/network.ts). */
+  private readonly networkTag: string
 
   constructor(env: Env, opts: JoinOptions) {
     super()
@@ -405,10 +422,13 @@ export class OverlayNode extends Emitter<NodeEvents> {
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
     this.puzzleBits = puzzleBits
     this.network = this.opts.network
+    // The server is told the name's hash, never the name or anything of the secret: members and
+    // non-members of a name meet there, and the links keep them apart (AccessDeniedError).
+    this.networkTag = networkTag(this.network)
     const servers = Array.isArray(opts.signal) ? opts.signal : [opts.signal]
     this.signalClient = new SignalClient({
       servers,
-      network: this.network,
+      network: this.networkTag,
       identity: this.identity,
       io: env.io,
       ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
@@ -505,6 +525,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
 
   /** Connect to a signal server and open the first links. */
   async start(): Promise<void> {
+    if (this.opts.secret !== undefined)
+      this.networkKeys = await deriveNetworkKeys(this.network, this.opts.secret)
     // The table as this node last saw it, then reconciled with the network by anti-entropy.
     const saved = await this.storage.load(`sync-${this.network}`).catch(() => undefined)
     if (saved !== undefined) await this.syncTable.importState(saved).catch(() => 0)
@@ -536,6 +558,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
     // Peers that cannot link with us at all (relay 'never' against relay 'force'), while we wait.
     const mismatched = new Set<string>()
     this.mismatched = mismatched
+    const denied = new Set<string>()
+    this.denied = denied
     // Resolve once one link is open; if none opens in time we are still joined (and keep trying),
     // unless the only peers that answered cannot link with us: then say so.
     try {
@@ -556,16 +580,21 @@ export class OverlayNode extends Emitter<NodeEvents> {
           )
         const off = this.on('peer:connect', () => finish())
         // Every peer of the sample refused us for that: no link is coming.
+        // Or every one refused us for the network's secret (or could not link): we are not let in.
+        const refused = () =>
+          denied.size > 0 ? new AccessDeniedError([...denied][0] as string) : cannotLink()
         this.onMismatch = () => {
-          if (peers.every((p) => mismatched.has(p.id))) finish(cannotLink())
+          if (peers.every((p) => mismatched.has(p.id) || denied.has(p.id))) finish(refused())
         }
         const t = setTimeout(
-          () => finish(this.peers().length === 0 && mismatched.size > 0 ? cannotLink() : undefined),
+          () =>
+            finish(this.peers().length === 0 && mismatched.size + denied.size > 0 ? refused() : undefined),
           this.opts.directTimeoutMs + 10_000,
         )
       })
     } finally {
       this.mismatched = undefined
+      this.denied = undefined
     }
     this.ringReady = this.joinRing()
   }
@@ -670,6 +699,7 @@ export class OverlayNode extends Emitter<NodeEvents> {
       signalConnected: this.signalClient.connected ? 1 : 0,
       signalDropped: this.signalClient.stats.dropped,
       ...this.core.stats(),
+      ...this.networkKeys?.counters,
     }
   }
 
@@ -809,6 +839,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private dial(peer: string, mesh: boolean): Promise<Link> {
     const open = this.links.get(peer)
     if (open?.state === 'open') return Promise.resolve(open)
+    // A peer that refused us for the network's secret lately (it would not even answer now).
+    if ((this.deniedBy.get(peer) ?? 0) > Date.now()) return Promise.reject(new AccessDeniedError(peer))
     const existing = this.dials.get(peer)
     if (existing) {
       existing.mesh ||= mesh
@@ -942,6 +974,8 @@ export class OverlayNode extends Emitter<NodeEvents> {
       maxMessageBytes: this.opts.maxMessageBytes,
       counters: this.counters,
       puzzleBits: this.puzzleBits,
+      network: this.networkTag,
+      ...(this.networkKeys ? { networkKeys: this.networkKeys } : {}),
       // Our box record in the hello: a peer that later routes to us can seal at once.
       box: () => this.core.router.boxRecord(),
     })
@@ -954,6 +988,15 @@ export class OverlayNode extends Emitter<NodeEvents> {
         bump(this.counters, `link.handshake-closed.${reason.split(':')[0]}`)
         d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
         delete d.link
+        // Refused for the network's secret (by us, or the peer said so): no other way will do.
+        if (reason === ACCESS_DENIED || reason === `bye:${ACCESS_DENIED}`) {
+          setBounded(this.deniedBy, d.peer, Date.now() + DENIED_MS)
+          if (this.denied && this.denied.size < MAX_SAMPLED) {
+            this.denied.add(d.peer)
+            this.onMismatch?.()
+          }
+          return this.failDial(d, new AccessDeniedError(d.peer))
+        }
         if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
         return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
       }
@@ -1439,6 +1482,9 @@ function frameOf(m: NodeMsg): Frame {
 }
 
 /** Set `key` in a map kept to MAX_BACKOFF entries (re-inserted keys move to the end; the oldest go). */
+/** How long a peer that refused us for the network's secret is not asked again. */
+const DENIED_MS = 60_000
+
 function setBounded<K, V>(m: Map<K, V>, key: K, value: V): void {
   m.delete(key)
   m.set(key, value)

@@ -18,6 +18,7 @@
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { AccessDeniedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { parseRouteMsg } from '../shared/router/messages.ts'
 import type { Value } from '../shared/types.ts'
@@ -204,5 +205,43 @@ describe('routed envelopes are sealed', () => {
     expect(contains(body, utf8('notes'))).toBe(false)
     expect(b.stats()['seal.opened'] ?? 0).toBe(0)
     expect(c.stats()['seal.opened']).toBe(1)
+  })
+})
+
+describe('private networks', () => {
+  it('members link; a node without the secret, or with another, is refused: AccessDeniedError, counted', async () => {
+    const opts = { network: 'team' }
+    const a = await node([], undefined, { ...opts, secret: 'correct horse battery staple' })
+    await a.start()
+    const b = await node([], undefined, { ...opts, secret: 'correct horse battery staple' })
+    await b.start()
+    await until('the members to link', () => a.peers().some((p) => p.id === b.id))
+    const outsider = await node([], undefined, opts)
+    const err = await outsider.start().catch((e: Error) => e)
+    expect(err).toBeInstanceOf(AccessDeniedError)
+    expect(outsider.peers()).toEqual([])
+    // Asking for a link to a member directly fails the same way.
+    const asked = await outsider.request(a.id, 'anything', null).catch((e: Error) => e)
+    expect(asked).toBeInstanceOf(AccessDeniedError)
+    // (The outsider leaves: a node that knows no secret is refused by the guesser too, but that is
+    // no refusal *for* the guesser, which would then wait out its join's timeout.)
+    await outsider.close()
+    const guesser = await node([], undefined, { ...opts, secret: 'correct horse battery stapler' })
+    const err2 = await guesser.start().catch((e: Error) => e)
+    expect(err2).toBeInstanceOf(AccessDeniedError)
+    expect(guesser.peers()).toEqual([])
+    const refused = (n: OverlayNode, k: string) => n.stats()[k] ?? 0
+    const both = (k: string) => refused(a, k) + refused(b, k)
+    expect(both('link.refused.outsider')).toBeGreaterThanOrEqual(2)
+    // Member and guesser each find the other's admission tag wrong; whichever checks first refuses.
+    expect(
+      both('link.refused.access-denied') + refused(guesser, 'link.refused.access-denied'),
+    ).toBeGreaterThanOrEqual(1)
+    // Both its links closed for it (its own refusal, or the member's goodbye saying so).
+    expect(
+      refused(guesser, 'link.handshake-closed.access-denied') + refused(guesser, 'link.handshake-closed.bye'),
+    ).toBe(2)
+    expect(a.peers().map((p) => p.id)).toEqual([b.id])
+    expect(b.peers().map((p) => p.id)).toEqual([a.id])
   })
 })

@@ -67,7 +67,7 @@ import {
   REPLY_TAG,
   SEALED_TAG,
 } from '../crypto/seal.ts'
-import { ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
+import { AccessDeniedError, ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { type Admission, SeenCache } from '../mesh/seen-cache.ts'
 import { bump, type Counters } from '../protocol.ts'
@@ -542,7 +542,11 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
         (err: unknown) => {
           if (!pending.remove(p)) return
           reject(
-            err instanceof MessageTooLargeError || err instanceof NoRouteError ? err : asNoRoute(to, err),
+            err instanceof MessageTooLargeError ||
+              err instanceof NoRouteError ||
+              err instanceof AccessDeniedError
+              ? err
+              : asNoRoute(to, err),
           )
         },
       )
