@@ -41,6 +41,7 @@ import {
   type SimplePeerCtor,
   type WebRtcPipe,
 } from './links/webrtc.ts'
+import { type ContentSealer, contentSealer, privateTable, sealedBytes } from './private-content.ts'
 import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
 import { type NodeStorage, noStorage } from './storage.ts'
 
@@ -395,6 +396,9 @@ export class OverlayNode extends Emitter<NodeEvents> {
   private readonly deniedBy = new Map<string, number>()
   /** A private network's keys (JoinOptions.secret), derived at start. */
   private networkKeys: NetworkKeys | undefined
+  /** Its content sealing, and the table as the application sees it (client/private-content.ts). */
+  private content: ContentSealer | undefined
+  private privTable: ReturnType<typeof privateTable> | undefined
   /** The network as the signal server knows it: a hash of its name (shared/crypto/network.ts). */
   private readonly networkTag: string
 
@@ -484,12 +488,27 @@ export class OverlayNode extends Emitter<NodeEvents> {
       }
     this.dht = {
       put: (key, value) =>
-        keyed((k) => {
+        keyed(async (k) => {
           checkValue(value)
-          return ring.put(k, value)
+          // In a private network the value is sealed (client/private-content.ts).
+          const c = this.content
+          return ring.put(k, c ? await c.seal('dht', k, this.id, value) : value)
         })(key),
-      get: (key, opts) => keyed((k) => ring.get(k, authorOf(opts, this.id)))(key),
-      getRecord: (key, opts) => keyed((k) => ring.getRecord(k, authorOf(opts, this.id)))(key),
+      get: (key, opts) =>
+        keyed(async (k) => {
+          const author = authorOf(opts, this.id)
+          const v = await ring.get(k, author)
+          const c = this.content
+          return c && v !== undefined ? ((await c.open('dht', k, author, v)) ?? undefined) : v
+        })(key),
+      getRecord: (key, opts) =>
+        keyed(async (k) => {
+          const rec = await ring.getRecord(k, authorOf(opts, this.id))
+          const c = this.content
+          if (!c || rec?.value === undefined) return rec
+          const value = await c.open('dht', k, rec.author, rec.value)
+          return value === null ? undefined : { ...rec, value }
+        })(key),
       delete: keyed((k) => ring.delete(k)),
       provide: keyed((k) => ring.provide(k)),
       findProviders: keyed((k) => ring.findProviders(k)),
@@ -506,27 +525,31 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.sync = {
       set: (key, value, opts) => {
         this.assertOpen()
-        return table.set(key, value, opts)
+        return this.privTable ? this.privTable.set(key, value, opts) : table.set(key, value, opts)
       },
-      get: (key) => table.get(key),
+      get: (key) => (this.privTable ? this.privTable.get(key) : table.get(key)),
       delete: (key) => {
         this.assertOpen()
         return table.delete(key)
       },
-      entries: () => table.entries(),
+      entries: () => (this.privTable ? this.privTable.entries() : table.entries()),
       owner: (key) => table.owner(key),
       lease: (key) => table.lease(key),
       on: (event, fn) => {
         if (event !== 'change') throw new TypeError(`node.sync has no ${String(event)} event`)
-        return table.onChange(fn)
+        return this.privTable ? this.privTable.onChange(fn) : table.onChange(fn)
       },
     }
   }
 
   /** Connect to a signal server and open the first links. */
   async start(): Promise<void> {
-    if (this.opts.secret !== undefined)
+    if (this.opts.secret !== undefined) {
       this.networkKeys = await deriveNetworkKeys(this.network, this.opts.secret)
+      this.content = contentSealer(this.networkKeys)
+      // Before the saved table is imported, so its versions are opened too.
+      this.privTable = privateTable(this.syncTable, this.id, this.content)
+    }
     // The table as this node last saw it, then reconciled with the network by anti-entropy.
     const saved = await this.storage.load(`sync-${this.network}`).catch(() => undefined)
     if (saved !== undefined) await this.syncTable.importState(saved).catch(() => 0)
@@ -646,13 +669,30 @@ export class OverlayNode extends Emitter<NodeEvents> {
     this.assertOpen()
     checkTopic(topic)
     checkValue(data)
-    await this.core.broadcast(topic, data)
+    const c = this.content
+    await this.core.broadcast(topic, c ? await c.seal('broadcast', topic, this.id, data) : data)
   }
 
   /** Broadcasts on `topic`, and routed messages sent to it here. */
   subscribe(topic: string, fn: Subscriber): () => void {
     checkTopic(topic)
-    return this.core.subscribe(topic, fn)
+    const c = this.content
+    if (!c) return this.core.subscribe(topic, fn)
+    // A private network's broadcasts come sealed (routed messages come as they are: sealed to us).
+    return this.core.subscribe(topic, (data, meta) => {
+      if (!sealedBytes(data)) return fn(data, meta)
+      void c.open('broadcast', topic, meta.from, data).then((v) => {
+        if (v === null) return
+        try {
+          fn(v, meta)
+        } catch (err) {
+          bump(this.counters, 'subscriber.threw')
+          queueMicrotask(() => {
+            throw err
+          })
+        }
+      })
+    })
   }
 
   /** Deliver `data` to the subscribers of `topic` at node `to`, linked or not (routed unicast). */

@@ -18,14 +18,17 @@
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { deriveNetworkKeys } from '../shared/crypto/network.ts'
 import { AccessDeniedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { parseRouteMsg } from '../shared/router/messages.ts'
 import type { Value } from '../shared/types.ts'
 import { Kind } from '../shared/wire/frame.ts'
+import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from '../signal-server/index.ts'
 import { type Link, SEALED_PIECE } from './links/link.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
+import { contentSealer } from './private-content.ts'
 
 const NETWORK = 'relay-privacy'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -243,5 +246,52 @@ describe('private networks', () => {
     ).toBe(2)
     expect(a.peers().map((p) => p.id)).toEqual([b.id])
     expect(b.peers().map((p) => p.id)).toEqual([a.id])
+  })
+})
+
+describe('private network content', () => {
+  it('broadcasts, table values and DHT values travel and rest sealed; members read them, a forgery is dropped', async () => {
+    const opts = { network: 'team2', secret: 'a long random secret from the url fragment' }
+    const a = await node([], undefined, opts)
+    await a.start()
+    const b = await node([], undefined, opts)
+    await b.start()
+    await until('the members to link', () => a.peers().some((p) => p.id === b.id))
+    const secret = 'the quarterly numbers are up 12 percent'
+    const holds = (v: Value | undefined) => contains(encodeValue(v ?? null), utf8(secret))
+
+    // Broadcast: b's subscriber reads it; what the mesh carried (the core's delivery) is sealed.
+    const got: Value[] = []
+    const raw: Value[] = []
+    b.subscribe('news', (d) => got.push(d))
+    b.core.subscribe('news', (d) => raw.push(d))
+    await a.broadcast('news', secret)
+    await until('the broadcast', () => got.length === 1 && raw.length === 1)
+    expect(got).toEqual([secret])
+    expect(holds(raw[0])).toBe(false)
+
+    // Table: b reads the value; b's replica holds it sealed.
+    await a.sync.set('plan', secret)
+    await until('the table entry', () => b.sync.get('plan') === secret)
+    expect(b.sync.entries()).toEqual([['plan', secret]])
+    expect(holds(b.syncTable.get('plan'))).toBe(false)
+
+    // DHT: b reads a's record; what the ring stores is sealed.
+    await a.dht.put('doc', secret)
+    expect(await b.dht.get('doc', { author: a.id })).toBe(secret)
+    expect((await b.dht.getRecord('doc', { author: a.id }))?.value).toBe(secret)
+    expect(holds(await b.chord.get('doc', a.id))).toBe(false)
+
+    // Content made with another secret (an outsider's), even carried in by a member: not delivered.
+    const outsider = contentSealer(await deriveNetworkKeys('team2', 'a guess'))
+    const before = a.stats()['drop.network.content'] ?? 0
+    const heard: Value[] = []
+    a.subscribe('news', (d) => heard.push(d))
+    await b.core.broadcast('news', await outsider.seal('broadcast', 'news', b.id, 'forged'))
+    // A genuine one after it, to know the forged one has been handled.
+    await b.broadcast('news', 'genuine')
+    await until('the genuine broadcast', () => heard.includes('genuine'))
+    expect(heard).toEqual(['genuine'])
+    expect((a.stats()['drop.network.content'] ?? 0) - before).toBe(1)
   })
 })
