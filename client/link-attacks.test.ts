@@ -28,6 +28,7 @@ import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { concatBytes } from '../shared/bytes.ts'
+import { networkTag } from '../shared/crypto/network.ts'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { splitMessage } from '../shared/wire/chunk.ts'
@@ -114,7 +115,13 @@ async function stranger(
   address = server.address,
 ): Promise<{ client: SignalClient; id: string; identity: Identity }> {
   const identity = await generateIdentity({ puzzleBits: 0 })
-  const client = new SignalClient({ servers: [address], network: NETWORK, identity, io: io as never })
+  // The network as the nodes register it with the server (the name's hash).
+  const client = new SignalClient({
+    servers: [address],
+    network: networkTag(NETWORK),
+    identity,
+    io: io as never,
+  })
   started.push(client)
   await client.start()
   return { client, id: identity.id, identity }
