@@ -226,9 +226,19 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     return ask
   }
 
-  /** Does `inner`, in an envelope to its destination, go sealed? (Not a box request, an answer to a plain request, a noroute.) */
-  const sealable = (inner: InnerMsg): boolean =>
-    o.seal && (inner.t === 'msg' || inner.t === 'sig' || (inner.t === 'req' && inner.method !== BOX_METHOD))
+  /**
+   * Does `inner`, in an envelope to `dst`, go sealed? Messages and requests
+   * (but the box request) always: their record is fetched first if need be.
+   * A link-setup signal only when the record is at hand: it must not wait for
+   * (or fail on) a fetch over a ring that may not yet carry the answer back,
+   * and it says no more than the signal server sees of it anyway. Not an
+   * answer to a plain request, nor a noroute.
+   */
+  const sealable = (dst: string, inner: InnerMsg): boolean =>
+    o.seal &&
+    (inner.t === 'msg' ||
+      (inner.t === 'sig' && directory.get(dst) !== undefined) ||
+      (inner.t === 'req' && inner.method !== BOX_METHOD))
 
   /** Wrap `inner` in a signed envelope from this node to `dst` (sealed when it may be), keep it in the outbox, and pass it on. */
   async function forward(dst: string, inner: InnerMsg, seal?: ReplySeal): Promise<Envelope> {
@@ -241,7 +251,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     if (seal && (inner.t === 'res' || inner.t === 'err')) {
       body = await seal.sealReply(body, envelopeAad(self, dst, n, signedAt))
       re = seal.re
-    } else if (sealable(inner)) {
+    } else if (sealable(dst, inner)) {
       const rec = await boxOf(dst)
       const sealed = await sealer.seal(rec.boxKey, body, envelopeAad(self, dst, n, signedAt))
       body = sealed.bytes
