@@ -2,7 +2,8 @@
  * End-to-end tests: every peer is its own browser context (contexts do not
  * share IndexedDB), in Debian's Chromium (Playwright cannot download its own
  * browser here; see PLATFORM.md). Each test file starts its own signal
- * server on a free port (e2e/fixtures.ts).
+ * server on a free port (e2e/fixtures.ts), or each worker (the testing kit,
+ * weft/testing/playwright, which adds its flags to these).
  */
 import { existsSync } from 'node:fs'
 import { defineConfig } from '@playwright/test'
@@ -12,8 +13,9 @@ if (!existsSync(chromium))
   throw new Error(`Chromium not found at ${chromium}: run apt-get install -y chromium (or set CHROMIUM_PATH)`)
 
 export default defineConfig({
-  testDir: 'e2e',
-  testMatch: '**/*.spec.ts',
+  testDir: '.',
+  // weft's own end-to-end tests, and the examples' tests (which use weft/testing/playwright as apps do).
+  testMatch: ['e2e/**/*.spec.ts', 'examples/**/*.spec.ts'],
   timeout: 180_000,
   expect: { timeout: 30_000 },
   workers: 1,

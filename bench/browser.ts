@@ -40,8 +40,8 @@ interface BenchNode {
   dht: {
     put(k: string, v: unknown): Promise<void>
     get(k: string, opts?: { author?: string }): Promise<unknown>
-    successors(): string[]
   }
+  inspect(): { ring: { successors: string[] } }
 }
 type Win = { node: BenchNode; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
 
@@ -158,7 +158,9 @@ async function dhtGets(browser: Browser, serverUrl: string): Promise<number[]> {
   // Wait for the ring: every tab has a full successor list of the others.
   for (;;) {
     const ok = await Promise.all(
-      pages.map((p) => p.evaluate(() => (window as unknown as Win).node.dht.successors().length >= 7)),
+      pages.map((p) =>
+        p.evaluate(() => (window as unknown as Win).node.inspect().ring.successors.length >= 7),
+      ),
     )
     if (ok.every(Boolean)) break
     await new Promise((r) => setTimeout(r, 250))

@@ -11,7 +11,7 @@
  *   npm run bench -- signals
  */
 import { createRequire } from 'node:module'
-import { joinOverlay, type OverlayNode } from '../client/index.ts'
+import { joinOverlay, type WeftNode } from '../client/index.ts'
 import { createSignalServer } from '../signal-server/index.ts'
 import { isMain, median, report } from './report.ts'
 
@@ -20,7 +20,7 @@ const wrtc = createRequire(import.meta.url)('@roamhq/wrtc')
 
 async function once(overlaySignals: boolean, run: number): Promise<{ perLink: number; links: number }> {
   const srv = await createSignalServer({ port: 0, log: () => {} })
-  const nodes: OverlayNode[] = []
+  const nodes: WeftNode[] = []
   try {
     for (let i = 0; i < N; i++)
       nodes.push(
@@ -38,10 +38,10 @@ async function once(overlaySignals: boolean, run: number): Promise<{ perLink: nu
     const sum = (k: string) => nodes.reduce((s, n) => s + (n.stats()[k] ?? 0), 0)
     const links0 = sum('link.opened.webrtc') + sum('link.opened.relay')
     const server0 = sum('signal.server')
-    for (let i = 0; i < 64; i++) await (nodes[i % N] as OverlayNode).dht.put(`k${i}`, i)
+    for (let i = 0; i < 64; i++) await (nodes[i % N] as WeftNode).dht.put(`k${i}`, i)
     // Records are owned: k<i> is node (i % N)'s, read by naming it as the author.
     for (let i = 0; i < 64; i++)
-      await (nodes[(i * 7) % N] as OverlayNode).dht.get(`k${i}`, { author: (nodes[i % N] as OverlayNode).id })
+      await (nodes[(i * 7) % N] as WeftNode).dht.get(`k${i}`, { author: (nodes[i % N] as WeftNode).id })
     await new Promise((r) => setTimeout(r, 4000))
     const links = sum('link.opened.webrtc') + sum('link.opened.relay') - links0
     const server = sum('signal.server') - server0

@@ -1,6 +1,5 @@
 /** What every entry point (Node and browser) exports besides joinOverlay. */
 
-export type { DhtRecord, LookupResult } from '../shared/chord/chord.ts'
 export {
   AccessDeniedError,
   ClosedError,
@@ -15,15 +14,21 @@ export {
   WeftError,
 } from '../shared/errors.ts'
 export { QuotaExceededError } from '../shared/sync/errors.ts'
-export type { Value } from '../shared/types.ts'
+export type { JoinOptions } from './node/options.ts'
+export type { SignalState, SignalStatus } from './signal-client.ts'
 export type {
   DhtApi,
+  DhtRecord,
   Handler,
-  JoinOptions,
+  LookupResult,
+  MessageMeta,
   NodeEvents,
+  NodeInspection,
+  PeerLink,
   PeerSummary,
   Subscriber,
   SyncApi,
-} from './overlay.ts'
-export { OverlayNode } from './overlay.ts'
-export type { SignalState, SignalStatus } from './signal-client.ts'
+  SyncChange,
+  Value,
+  WeftNode,
+} from './weft-node.ts'

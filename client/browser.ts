@@ -21,9 +21,13 @@ import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../shared/identity/puzzle.ts'
 import type { Value } from '../shared/types.ts'
 import { checkBrowser, checkMixedContent } from './browser-support.ts'
+import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
-import { type JoinOptions, OverlayNode } from './overlay.ts'
+import type { JoinOptions } from './node/options.ts'
+import { OverlayNode } from './overlay.ts'
 import type { NodeStorage } from './storage.ts'
+import { findTestHook } from './test-hook.ts'
+import type { WeftNode } from './weft-node.ts'
 
 export * from './api.ts'
 
@@ -99,7 +103,21 @@ async function loadBrowserIdentity(
  * Mistakes in the options are TypeErrors, a browser that lacks what weft needs an UnsupportedError
  * (browser-support.ts), no server that registers us within timeoutMs a SignalError.
  */
-export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
+export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
+  // Under weft/testing/playwright only (test-hook.ts): the test's server and network, and the node reported.
+  const hook = findTestHook(globalThis)
+  if (!hook) return join(options)
+  try {
+    const node = await join(hook.options ? hook.options(options) : options)
+    hook.joined?.(node)
+    return node
+  } catch (err) {
+    hook.failed?.(err)
+    throw err
+  }
+}
+
+async function join(options: JoinOptions): Promise<WeftNode> {
   checkJoinOptions(options)
   const { webrtc } = await checkBrowser(globalThis)
   checkMixedContent(globalThis.location?.protocol, checkSignalUrls(options.signal))
@@ -129,5 +147,5 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
   const flush = () => void node.save()
   addEventListener('pagehide', flush)
   node.on('closed', () => removeEventListener('pagehide', flush))
-  return node
+  return new NodeFacade(node)
 }

@@ -61,6 +61,7 @@ import { decodeFrame, type Frame, Kind, WIRE_VERSION } from '../shared/wire/fram
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
 import { arbValue } from '../test/arbitraries.ts'
+import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import { DEFAULT_RECV_LIMITS, type Link, parseLinkControl } from './links/link.ts'
 import type { RelayPipe } from './links/relay.ts'
@@ -92,14 +93,8 @@ const VIA_DIALS_PER_SEC = 8
 
 // ---------------------------------------------------------------- the network
 
-interface Internals {
-  links: Map<string, Link>
-  dials: Map<string, unknown>
-  candidates: Map<string, number>
-  backoff: Map<string, number>
-  viaQueue: Map<string, unknown[]>
-}
-const internals = (n: OverlayNode) => n as unknown as Internals
+/** A node's link to `peer`: the Link its dialer made (the link table holds NodeLinks). */
+const linkOf = (n: OverlayNode, peer: string) => n.links.get(peer) as Link | undefined
 const reassemblerOf = (l: Link) => (l as unknown as { reassembler: Reassembler }).reassembler
 
 let server: SignalServer
@@ -122,14 +117,14 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 
 /** The hostile node's end of its link to the victim. */
 function hostileLink(): Link {
-  const l = internals(hostile).links.get(victim.id)
+  const l = linkOf(hostile, victim.id)
   if (l?.state !== 'open') throw new Error('the hostile link to the victim is not open')
   return l
 }
 
 /** The victim's end of the same link. */
 function victimLink(): Link {
-  const l = internals(victim).links.get(hostile.id)
+  const l = linkOf(victim, hostile.id)
   if (l?.state !== 'open') throw new Error("the victim's link to the hostile node is not open")
   return l
 }
@@ -163,8 +158,8 @@ async function barrier(): Promise<number> {
 
 /** Fold the victim's table sizes into `peak` (the largest seen of each). */
 function sizes(peak: Record<string, number>): void {
-  const me = internals(victim)
-  const link = me.links.get(hostile.id)
+  const me = victim.manager
+  const link = linkOf(victim, hostile.id)
   const reasm = link ? reassemblerOf(link).stats() : { partial: 0, partialBytes: 0 }
   let via = 0
   for (const q of me.viaQueue.values()) via = Math.max(via, q.length)
@@ -178,8 +173,8 @@ function sizes(peak: Record<string, number>): void {
     syncHostile,
     syncEntries: victim.syncTable.size().entries,
     candidates: me.candidates.size,
-    links: me.links.size,
-    dials: me.dials.size,
+    links: victim.links.size,
+    dials: victim.dialer.dials.size,
     backoff: me.backoff.size,
     viaQueue: via,
     partial: reasm.partial,
@@ -747,9 +742,9 @@ beforeAll(async () => {
     congestionMaxPackets: 1_000_000,
   })
   const opts = { signal: server.address, network: 'hostile-peer', relay: 'force' as const }
-  good = await joinOverlay(opts)
-  victim = await joinOverlay(opts)
-  hostile = await joinOverlay(opts)
+  good = NodeFacade.internals(await joinOverlay(opts))
+  victim = NodeFacade.internals(await joinOverlay(opts))
+  hostile = NodeFacade.internals(await joinOverlay(opts))
   const nodes = [good, victim, hostile]
   await until('three linked nodes on one ring', () =>
     nodes.every(
@@ -794,7 +789,7 @@ describe('a hostile peer', () => {
     // not after the 10-15 s the regression cost. Timed to the echo, not to the barrier's settling.
     const answered = await barrier()
     expect(answered - t0).toBeLessThan(5000)
-    expect(internals(victim).dials.has(hostile.id)).toBe(false)
+    expect(victim.dialer.dials.has(hostile.id)).toBe(false)
     expect(victimLink()).toBe(link)
     expect(processErrors).toEqual([])
   })

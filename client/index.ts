@@ -11,11 +11,14 @@
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
+import { NodeFacade } from './facade.ts'
 import { folderStorage } from './folder-storage.ts'
 import { loadNodeIdentity } from './identity-store.ts'
 import { checkJoinOptions } from './join-options.ts'
 import { adaptWrtc, loadWrtc } from './links/wrtc-adapter.ts'
-import { type JoinOptions, OverlayNode } from './overlay.ts'
+import type { JoinOptions } from './node/options.ts'
+import { OverlayNode } from './overlay.ts'
+import type { WeftNode } from './weft-node.ts'
 
 export * from './api.ts'
 export {
@@ -28,7 +31,7 @@ export {
 } from './links/wrtc-adapter.ts'
 
 /** Join a weft network. Resolves once registered with a signal server and linked to a peer (or alone). */
-export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
+export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
   checkJoinOptions(options)
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   // A wrong `wrtc` is the caller's mistake: say so now, not at the first link.
@@ -50,5 +53,5 @@ export async function joinOverlay(options: JoinOptions): Promise<OverlayNode> {
     await node.close()
     throw err
   }
-  return node
+  return new NodeFacade(node)
 }

@@ -45,13 +45,6 @@ const NETWORK = 'link-attacks'
 const processErrors: unknown[] = []
 const onProcessError = (err: unknown) => void processErrors.push(err)
 
-interface Internals {
-  links: Map<string, Link>
-  dials: Map<string, { inbound: boolean }>
-  pendingRelays: Map<string, unknown>
-}
-const internals = (n: OverlayNode) => n as unknown as Internals
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
@@ -307,9 +300,7 @@ describe('decode before authentication (issue 9, item 5)', () => {
     expect(bomb.length).toBeLessThan(8 * 1024)
     const sid = 0x5eed
     await attacker.client.signal(victim.id, { t: 'relay', mesh: true, sid })
-    await until('the victim to note the relay session', () =>
-      internals(victim).pendingRelays.has(attacker.id),
-    )
+    await until('the victim to note the relay session', () => victim.inbound.pendingRelays.has(attacker.id))
     const before = victim.stats()
     const m = await measured(async () => {
       await blast(
@@ -333,11 +324,11 @@ describe('decode before authentication (issue 9, item 5)', () => {
     const s = victim.stats()
     // Never inflated, never decoded: no frame-level drop at all.
     expect(Object.keys(s).filter((k) => k.startsWith('drop.frame.'))).toEqual([])
-    expect(internals(victim).dials.has(attacker.id)).toBe(false)
+    expect(victim.dialer.dials.has(attacker.id)).toBe(false)
     // And the stranger may not start another setup for a while.
     await attacker.client.signal(victim.id, { t: 'relay', mesh: true, sid: sid + 1 })
     await until('the retry to be refused', () => (victim.counters['drop.signal.inbound-backoff'] ?? 0) === 1)
-    expect(internals(victim).dials.has(attacker.id)).toBe(false)
+    expect(victim.dialer.dials.has(attacker.id)).toBe(false)
     expect(processErrors).toEqual([])
   })
 
@@ -348,7 +339,7 @@ describe('decode before authentication (issue 9, item 5)', () => {
     try {
       const attacker = await join()
       await until('the two to link', () => attacker.peers().some((p) => p.id === victim.id))
-      const link = internals(attacker).links.get(victim.id)
+      const link = attacker.links.get(victim.id) as Link | undefined
       if (!link) throw new Error('no link')
       const sid = (link.pipe as RelayPipe).sid
       const bombs = Array.from({ length: 20 }, () => nilBomb())
@@ -445,9 +436,9 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     let pendingPeak = 0
     const watch = setInterval(() => {
       let n = 0
-      for (const d of internals(newcomer).dials.values()) if (d.inbound) n++
+      for (const d of newcomer.dialer.dials.values()) if (d.inbound) n++
       inboundPeak = Math.max(inboundPeak, n)
-      pendingPeak = Math.max(pendingPeak, internals(newcomer).pendingRelays.size)
+      pendingPeak = Math.max(pendingPeak, newcomer.inbound.pendingRelays.size)
     }, 10)
     try {
       await sleep(300) // the flood is on before the newcomer registers
@@ -495,7 +486,7 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     // (Its start waits for a first link, which only the request below makes: not awaited.)
     node.start().catch(() => {})
     await until('the node to register', () => node.signalClient.state === 'registered')
-    expect((node as unknown as { sampled: Set<string> }).sampled.has(honest.id)).toBe(true)
+    expect(node.manager.sampled.has(honest.id)).toBe(true)
     const strangers = await Promise.all(Array.from({ length: 12 }, () => stranger()))
     let flooding = true
     const flood = strangers.map(async (a, i) => {
@@ -522,7 +513,7 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     let strangersPeak = 0
     const watch = setInterval(() => {
       let n = 0
-      for (const [id, d] of internals(node).dials) if (d.inbound && id !== honest.id) n++
+      for (const [id, d] of node.dialer.dials) if (d.inbound && id !== honest.id) n++
       strangersPeak = Math.max(strangersPeak, n)
     }, 10)
     try {

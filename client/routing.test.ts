@@ -9,7 +9,6 @@
  * shared/router/router.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { Identity } from '../shared/identity/keys.ts'
 import {
   type Envelope,
   envelopeSigned,
@@ -21,24 +20,16 @@ import type { Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { Link } from './links/link.ts'
 import type { OverlayNode } from './overlay.ts'
-
-/** What these tests reach inside a node: its links and keys, and two of the links it offers its core. */
-interface Internals {
-  links: Map<string, Link>
-  identity: Identity
-  openPeers(): string[]
-  sendVia(to: string, frame: Frame): void
-}
-const inside = (n: OverlayNode) => n as unknown as Internals
 
 /** An envelope `from` signs for `dst` at time `w`, as its router would. */
 async function envelope(from: OverlayNode, dst: string, inner: InnerMsg, w = Date.now()): Promise<Envelope> {
   const body = encodeValue(routeMsgValue(inner))
   const nonce = crypto.getRandomValues(new Uint8Array(8))
-  const { identity } = inside(from)
+  const { identity } = from
   const sig = await identity.sign(envelopeSigned(from.id, dst, nonce, w, body))
   return {
     t: 'fwd',
@@ -81,9 +72,9 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 beforeAll(async () => {
   server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
   const opts = { signal: server.address, network: 'routing', relay: 'force' as const }
-  a = await joinOverlay(opts)
-  d = await joinOverlay(opts)
-  await until('a and d linked', () => inside(a).links.get(d.id)?.state === 'open')
+  a = NodeFacade.internals(await joinOverlay(opts))
+  d = NodeFacade.internals(await joinOverlay(opts))
+  await until('a and d linked', () => a.links.get(d.id)?.state === 'open')
   d.handle('count', (n) => {
     calls.push(n as number)
     return (n as number) * 2
@@ -100,25 +91,27 @@ describe('routed unicast', () => {
     // A ring node b that a has a link to and that lies before d: a's router sends the request
     // into the ring through it (the stand-in link takes the frame), and b's view has no d.
     const b = (BigInt(`0x${a.id}`) + 1n).toString(16).padStart(40, '0')
-    const node = inside(a)
-    const { openPeers, sendVia } = node
+    // The links a's core is offered (its open peers, and on-demand sends) are stood in for.
+    const { links, manager } = a
+    const { openPeers } = links
+    const { sendVia } = manager
     const intoRing: Frame[] = []
-    node.openPeers = () => [b]
-    node.sendVia = (to, frame) => {
+    links.openPeers = () => [b]
+    manager.sendVia = (to, frame) => {
       if (to === b) intoRing.push(frame)
-      else sendVia.call(node, to, frame)
+      else sendVia.call(manager, to, frame)
     }
     // Once a is on the ring (its join may still run under load) and has no link to d, its way
     // to d is through b.
     await until('a on the ring', () => a.core.onRing(), 30_000)
-    inside(a).links.get(d.id)?.close('test')
-    await until('a without a link to d', () => inside(a).links.get(d.id) === undefined)
+    a.links.get(d.id)?.close('test')
+    await until('a without a link to d', () => a.links.get(d.id) === undefined)
     expect(a.core.nextHop(d.id)).toEqual({ via: b, open: true })
     const before = a.stats()
     const answer = a.request(d.id, 'count', 1, { timeoutMs: 10_000 })
     await until('the envelope to go into the ring', () => intoRing.length > 0, 2000)
-    node.openPeers = openPeers
-    node.sendVia = sendVia
+    links.openPeers = openPeers
+    manager.sendVia = sendVia
     const sent = intoRing[0]?.body as Record<string, Value>
     expect(sent.t).toBe('fwd')
     expect(sent.dst).toBe(d.id)
@@ -130,20 +123,20 @@ describe('routed unicast', () => {
     expect(await answer).toBe(2)
     expect(calls.filter((c) => c === 1)).toHaveLength(1)
     expect(stat(a, 'route.redial')).toBe((before['route.redial'] ?? 0) + 1)
-    expect(inside(a).links.get(d.id)?.state).toBe('open')
+    expect(a.links.get(d.id)?.state).toBe('open')
   })
 
   it('a request right after a closed its link: d takes the new link at once, not after the goodbye', async () => {
     // a dials again before d has read a's goodbye; d must not ignore the new session as a duplicate.
-    inside(a).links.get(d.id)?.close('test')
-    await until('a without a link to d', () => inside(a).links.get(d.id) === undefined)
+    a.links.get(d.id)?.close('test')
+    await until('a without a link to d', () => a.links.get(d.id) === undefined)
     expect(await a.request(d.id, 'count', 2, { timeoutMs: 8000 })).toBe(4)
     expect(calls.filter((c) => c === 2)).toHaveLength(1)
   })
 
   it('a second copy of a delivered envelope (a resend after noroute, or a replay) is dropped, not run again', async () => {
-    await until('a and d linked', () => inside(a).links.get(d.id)?.state === 'open')
-    const link = inside(a).links.get(d.id) as Link
+    await until('a and d linked', () => a.links.get(d.id)?.state === 'open')
+    const link = a.links.get(d.id) as Link
     const dropped = stat(d, 'drop.route.again')
     const got: unknown[] = []
     d.subscribe('once', (x) => got.push(x))

@@ -47,6 +47,15 @@ import {
 } from '../shared/signal-events.ts'
 import { Emitter } from './emitter.ts'
 import { checkNetworkName, checkSignalUrl } from './join-options.ts'
+import {
+  asSignalError,
+  IDENTITY_REFUSALS,
+  MIN_ATTEMPT_MS,
+  refusal,
+  SERVER_REFUSALS,
+  type SignalState,
+  type SignalStatus,
+} from './signal-status.ts'
 
 export type IoFactory = (url: string, opts: Partial<ManagerOptions & SocketOptions>) => Socket
 
@@ -68,21 +77,6 @@ export interface SignalClientOptions {
   joinTimeoutMs?: number
 }
 
-export type SignalState = 'connecting' | 'registered' | 'down' | 'closed'
-
-/** Where the client stands with the signal servers: what a `status` event (and JoinOptions.onSignal) gets. */
-export interface SignalStatus {
-  state: SignalState
-  /** The server being tried (connecting), registered with, or that failed last (down). */
-  server?: string
-  /** Attempts since the last registration: 1 for the first. */
-  attempt: number
-  /** While down: milliseconds until the next attempt. */
-  retryInMs?: number
-  /** While down: why the last attempt failed (`reason` is a SignalError reason code). */
-  error?: { reason: string; message: string }
-}
-
 export interface SignalClientEvents extends Record<string, unknown> {
   registered: { server: string; peers: PeerInfo[] }
   state: SignalState
@@ -92,6 +86,8 @@ export interface SignalClientEvents extends Record<string, unknown> {
   'relay-error': RelayErrorPayload
   dropped: string
 }
+
+export type { SignalState, SignalStatus } from './signal-status.ts'
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>
 
@@ -466,42 +462,6 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.stats.dropped++
     this.emit('dropped', reason)
   }
-}
-
-/** Refusals of our identity itself: every server of the network would say the same. */
-const IDENTITY_REFUSALS: ReadonlySet<string> = new Set(['bad-signature', 'bad-key', 'weak-identity'])
-/** Refusals a server would repeat to us (its configuration, our client): join does not ask it again. */
-const SERVER_REFUSALS: ReadonlySet<string> = new Set(['wrong-server', 'bad-payload', 'bad-answer'])
-/** A join attempt is not started with less time than this left (it could not finish). */
-const MIN_ATTEMPT_MS = 250
-
-/** What a server's refusal means for the person reading the error, and what to do about it. */
-const REFUSALS: Readonly<Record<string, string>> = {
-  'wrong-server':
-    'it accepts registrations only at its own public URL(s) (its PUBLIC_URL): connect with that URL, or ask its operator to add this one',
-  'weak-identity':
-    "this node's key does not meet the network's identity puzzle: give joinOverlay the puzzleBits the server uses (its PUZZLE_BITS)",
-  'bad-signature': 'it could not verify our registration (a client and server of different weft versions?)',
-  'bad-key': 'it refused our public key (a client and server of different weft versions?)',
-  'bad-payload': 'it refused the registration message (a client and server of different weft versions?)',
-  'server-full': 'it is full (MAX_PEERS): try again later, or another server',
-  'too-many-registrations': 'this address registered too often in the last minute: wait a minute',
-  'too-many-identities': 'this address registered too many identities lately (IDENTITY_WINDOW_MS)',
-  'rate-limited': 'we sent too much too fast',
-  abuse: 'it dropped us for sending invalid events',
-  timeout: 'we did not register in time',
-  shutdown: 'it is shutting down',
-  unavailable: 'its shared store (Redis) failed: try another server',
-  'already-registered': 'this connection had registered already',
-}
-
-function refusal(url: string, reason: string): string {
-  return `${url} refused us (${reason}): ${REFUSALS[reason] ?? 'no explanation known for this code'}`
-}
-
-function asSignalError(url: string, err: unknown): SignalError {
-  if (err instanceof SignalError) return err
-  return new SignalError('unreachable', `${url}: ${err instanceof Error ? err.message : String(err)}`)
 }
 
 function dedupe(xs: string[]): string[] {

@@ -21,8 +21,8 @@ type DhtW = {
       delete(k: string): Promise<void>
       provide(k: string): Promise<void>
       findProviders(k: string): Promise<string[]>
-      successors(): string[]
     }
+    inspect(): { ring: { successors: string[] } }
   }
 }
 
@@ -64,7 +64,7 @@ async function readEventually(ps: Peer[], authors: Record<string, string>): Prom
 /** Every tab has at least `n` successors. */
 async function ringOf(ps: Peer[], n: number): Promise<boolean> {
   const s = await Promise.all(
-    ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors())),
+    ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.inspect().ring.successors)),
   )
   return s.every((x) => x.length >= n)
 }
@@ -75,12 +75,17 @@ async function dhtViews(ps: Peer[]): Promise<string> {
     ps.map((p) =>
       p.page.evaluate(() => {
         const n = (
-          window as unknown as { node: { dht: { successors(): string[] }; stats(): Record<string, number> } }
+          window as unknown as {
+            node: { inspect(): { ring: { successors: string[] } }; stats(): Record<string, number> }
+          }
         ).node
         const dht = Object.entries(n.stats()).filter(
           ([k, v]) => v && (k.startsWith('dht') || k.startsWith('route')),
         )
-        return { successors: n.dht.successors().map((x) => x.slice(0, 8)), ...Object.fromEntries(dht) }
+        return {
+          successors: n.inspect().ring.successors.map((x) => x.slice(0, 8)),
+          ...Object.fromEntries(dht),
+        }
       }),
     ),
   )
@@ -89,7 +94,7 @@ async function dhtViews(ps: Peer[]): Promise<string> {
 
 async function ringFormed(ps: Peer[]): Promise<boolean> {
   const succ = await Promise.all(
-    ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors()[0])),
+    ps.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.inspect().ring.successors[0])),
   )
   const ids = ps.map((p) => p.id).sort()
   // Each node's first successor is the next id on the sorted circle.
@@ -193,7 +198,7 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
     await until(
       async () => {
         const s = await Promise.all(
-          peers.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.dht.successors())),
+          peers.map((p) => p.page.evaluate(() => (window as unknown as DhtW).node.inspect().ring.successors)),
         )
         return s.every((x) => x.length >= 3)
       },

@@ -1,19 +1,16 @@
 /**
- * Shared by the end-to-end tests: start the built signal server on a free
- * port (and restart it on the same port), and open peers, each in its own
- * browser context.
+ * Shared by the end-to-end tests written before the testing kit
+ * (weft/testing/playwright, which e2e/sync.spec.ts and e2e/kit.spec.ts use):
+ * start the built signal server on a free port (and restart it on the same
+ * port), and open peers, each in its own browser context.
  *
  * A peer page is the server's /embed.html (a secure context, like the demo)
  * that imports /weft.mjs, as an embedding site would, and keeps the node in
  * `window.node`.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { type Browser, type BrowserContext, type Page, test } from '@playwright/test'
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+import { startServerProcess } from '../testing/playwright/server.ts'
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,53 +31,17 @@ export interface SignalServerProcess {
   start(): Promise<void>
 }
 
-/** Start `dist/signal-server/main.js` on `port` (a free one by default). */
+/**
+ * Start `dist/signal-server/main.js` on `port` (a free one by default), with the server's own
+ * per-source limits: the testing kit's server process (testing/playwright/server.ts), which the
+ * kit's fixtures use with those limits lifted.
+ */
 export async function startSignalServer(
   port?: number,
   env: Record<string, string> = {},
 ): Promise<SignalServerProcess> {
-  const p = port ?? (await freePort())
-  let child: ChildProcess | undefined
-  const url = `http://localhost:${p}`
-  const srv: SignalServerProcess = {
-    url,
-    port: p,
-    async start() {
-      child = spawn(process.execPath, [join(root, 'dist/signal-server/main.js')], {
-        env: { ...process.env, PORT: String(p), HOST: '127.0.0.1', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let log = ''
-      child.stdout?.on('data', (d) => {
-        log += d
-      })
-      child.stderr?.on('data', (d) => {
-        log += d
-      })
-      const deadline = Date.now() + 15_000
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`signal server exited: ${log}`)
-        try {
-          const r = await fetch(`${url}/healthz`)
-          if (r.ok) return
-        } catch {}
-        if (Date.now() > deadline) throw new Error(`signal server did not start: ${log}`)
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    },
-    async stop() {
-      const c = child
-      child = undefined
-      if (!c || c.exitCode !== null) return
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve())
-        c.kill('SIGTERM')
-        setTimeout(() => c.kill('SIGKILL'), 3000)
-      })
-    },
-  }
-  await srv.start()
-  return srv
+  const s = await startServerProcess({ port: port ?? 0, env, liftSourceLimits: false })
+  return { url: s.url, port: s.port, stop: () => s.stop(), start: () => s.start() }
 }
 
 export interface Peer {

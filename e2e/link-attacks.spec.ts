@@ -12,6 +12,7 @@
 import { deflateRawSync } from 'node:zlib'
 import { expect, test } from '@playwright/test'
 import { io } from 'socket.io-client'
+import { NodeFacade } from '../client/facade.ts'
 import { joinOverlay } from '../client/index.ts'
 import type { Link } from '../client/links/link.ts'
 import type { RelayPipe } from '../client/links/relay.ts'
@@ -151,7 +152,9 @@ test('a linked peer sends a tab ten deflate bombs and ten of the costliest frame
   env.peers.push(tab)
   let attacker: OverlayNode | undefined
   try {
-    attacker = await joinOverlay({ signal: env.server.url, network: NETWORK, relay: 'force' })
+    attacker = NodeFacade.internals(
+      await joinOverlay({ signal: env.server.url, network: NETWORK, relay: 'force' }),
+    )
     const a = attacker
     await until(
       async () => a.peers().some((p) => p.id === tab.id),

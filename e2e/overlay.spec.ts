@@ -99,9 +99,9 @@ test('six peers join; a broadcast reaches every peer exactly once, Uint8Array in
 })
 
 test('request works between two peers that are not linked directly', async ({ browser }) => {
-  // At most two links each: five peers hold at most five of the ten pairs' links, so some pair is never
+  // At most three links each: five peers hold at most seven of the ten pairs' links, so some pair is never
   // linked directly, and their request must go over the ring.
-  const ps = await openMany(browser, 5, { network: 'rpc', maxPeers: 2, targetPeers: 1, maxLinks: 2 })
+  const ps = await openMany(browser, 5, { network: 'rpc', maxPeers: 2, targetPeers: 2, maxLinks: 3 })
   await until(() => connected(ps), 60_000, 'the five peers form one connected graph')
   // Find a pair with no link between them.
   let pair: [Peer, Peer] | undefined

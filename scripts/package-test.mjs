@@ -6,12 +6,22 @@
 // native WebRTC (@roamhq/wrtc, node-datachannel, werift). Then, in that folder, a Node script
 // imports weft and joins a network through this checkout's signal server; `weft-signal` prints
 // its usage and, without socket.io, names what to install; with socket.io added it serves the
-// bundles compressed, with ETags, and a node joins it.
+// bundles compressed, with ETags, and a node joins it. Last, an app's Playwright test with the installed
+// weft/testing/playwright (and @playwright/test added): two tabs of a page served by the kit's server.
 //
 // Builds first, unless WEFT_SKIP_BUILD=1 (scripts/test.mjs runs it after the e2e step, which built).
 // Prints one line per check and exits 1 if any failed.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { get as httpGet } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -158,8 +168,13 @@ try {
       (f) => f.startsWith('dist/') || /^(package\.json|README\.md|LICENSE[^/]*|CHANGELOG\.md)$/.test(f),
     ),
   )
+  // The testing kit (dist/testing/, weft/testing/playwright) is for apps' tests: it imports Playwright.
   const shippedJs = files.filter(
-    (f) => /\.(m?js)$/.test(f) && f.startsWith('dist/') && !f.startsWith('dist/web/'),
+    (f) =>
+      /\.(m?js)$/.test(f) &&
+      f.startsWith('dist/') &&
+      !f.startsWith('dist/web/') &&
+      !f.startsWith('dist/testing/'),
   )
   const testImports = shippedJs.filter((f) =>
     /from ['"](fast-check|vitest|@playwright\/test)['"]/.test(readFileSync(join(root, f), 'utf8')),
@@ -287,6 +302,76 @@ try {
     'a node joins the installed server',
     joined2.status === 0 && /^joined /m.test(joined2.stdout),
     joined2.stderr.trim().slice(0, 300),
+  )
+  installedServer.child.kill('SIGTERM')
+
+  // ---------------------------------------------------------------- an app's test with weft/testing/playwright
+  const noPlaywright = run(process.execPath, ['-e', "import('weft/testing/playwright')"], { cwd: app })
+  check(
+    'weft/testing/playwright without @playwright/test names it',
+    noPlaywright.status !== 0 && noPlaywright.stderr.includes("'@playwright/test'"),
+    noPlaywright.stderr.trim().slice(0, 300),
+  )
+  const playwrightVersion = JSON.parse(
+    readFileSync(join(root, 'node_modules/@playwright/test/package.json'), 'utf8'),
+  ).version
+  mustRun(
+    npm,
+    [
+      'install',
+      `@playwright/test@${playwrightVersion}`,
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+    ],
+    { cwd: app },
+  )
+  mkdirSync(join(app, 'public'))
+  writeFileSync(
+    join(app, 'public/index.html'),
+    `<!doctype html><meta charset="utf-8"><title>app</title>
+<script type="module">
+import { joinOverlay } from '/weft.mjs'
+const node = await joinOverlay({ signal: 'https://signal.example.org', network: 'app' })
+node.sync.on('change', ({ key, value }) => { document.title = key + '=' + value })
+</script>
+`,
+  )
+  writeFileSync(
+    join(app, 'playwright.config.mjs'),
+    "export default { testDir: '.', timeout: 90000, workers: 1 }\n",
+  )
+  writeFileSync(
+    join(app, 'app.spec.mjs'),
+    `import { expect, test } from 'weft/testing/playwright'
+test.use({ weftServer: { serve: 'public' } })
+test('two tabs of the app, one firewalled, share a table key', async ({ weft }) => {
+  const [a, b] = await weft.peers(2, { url: '/', relay: ['auto', 'force'] })
+  await weft.linked([a, b])
+  expect(b.network).toBe(weft.network('app'))
+  await a.evaluate((node) => node.sync.set('k', 'v'))
+  await weft.synced([a, b], 'k', 'v')
+  await expect(b.page).toHaveTitle('k=v')
+  for (const link of await b.links()) expect(link.transport).toBe('relay')
+})
+`,
+  )
+  const kitRun = run(
+    process.execPath,
+    [
+      join(app, 'node_modules/@playwright/test/cli.js'),
+      'test',
+      '-c',
+      'playwright.config.mjs',
+      '--reporter=line',
+    ],
+    { cwd: app, timeout: 180_000 },
+  )
+  check(
+    "an app's Playwright test with the installed weft/testing/playwright passes (its page served by the kit's server)",
+    kitRun.status === 0 && /1 passed/.test(kitRun.stdout),
+    (kitRun.stdout + kitRun.stderr).trim().slice(-1500),
   )
 } catch (err) {
   check('package test ran', false, err instanceof Error ? err.message : String(err))

@@ -50,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'STATIC_DIR',
     flag: 'static-dir',
     kind: 'string',
-    help: "demo page and bundles to serve (default: weft's own dist/web)",
+    help: "folder to serve: an app's files, or the demo (default: weft's own dist/web); /weft.js and /weft.mjs come from weft's own when it has none",
   },
   {
     key: 'servers',

@@ -1,6 +1,7 @@
 /**
  * The plain HTTP side of the signal server: `/healthz`, `/metrics`, and the
- * built demo page and bundles from a static folder. socket.io takes
+ * built demo page and bundles from a static folder (or an app's own files,
+ * with weft's bundles from a second folder when the app's has none). socket.io takes
  * `/socket.io/` before these handlers see anything. Every answer allows any
  * origin: the bundle is meant to be embedded in other sites.
  *
@@ -58,6 +59,8 @@ const NOT_BUILT = `<!doctype html>
 
 export interface HttpDeps {
   staticDir: string | undefined
+  /** Where the bundles (BUNDLE_FILES) come from when staticDir has none. */
+  bundleDir?: string | undefined
   health(): { status: number; body: Record<string, unknown> }
   prometheus(): string
 }
@@ -65,6 +68,7 @@ export interface HttpDeps {
 /** A `request` listener for node:http. Never throws. */
 export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const root = deps.staticDir === undefined ? undefined : resolve(deps.staticDir)
+  const bundleRoot = deps.bundleDir === undefined ? undefined : resolve(deps.bundleDir)
   return (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n')
@@ -103,7 +107,11 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
       send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', deps.prometheus(), req.method === 'HEAD')
       return
     }
-    const file = root === undefined ? undefined : await findFile(root, pathname)
+    const file =
+      (root === undefined ? undefined : await findFile(root, pathname)) ??
+      (bundleRoot !== undefined && BUNDLE_FILES.test(pathname)
+        ? await findFile(bundleRoot, pathname)
+        : undefined)
     if (file) {
       const rep = await chooseRepresentation(file, req.headers['accept-encoding'])
       res.setHeader('Content-Type', contentTypeOf(file.path))
@@ -140,6 +148,9 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
 
 const brotliDecompress = promisify(brotliDecompressCb)
 const gunzip = promisify(gunzipCb)
+
+/** weft's bundles and their source maps: served from bundleDir when the static folder (an app's) has none. */
+const BUNDLE_FILES = /^\/weft\.m?js(\.map)?$/
 
 /** Vite's content-hashed output (assetsDir `assets`): a new build gives new names, so these never change. */
 const IMMUTABLE = /^\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/

@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     return
   }
   options.staticDir ??= join(packageRoot(), 'dist', 'web')
+  // An app served from STATIC_DIR still finds /weft.js and /weft.mjs here.
+  options.bundleDir ??= join(packageRoot(), 'dist', 'web')
   options.log ??= (line) => console.error(`[weft-signal] ${line}`)
   let createSignalServer: typeof import('./index.ts').createSignalServer
   try {

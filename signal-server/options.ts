@@ -26,8 +26,14 @@ export interface SignalServerOptions {
   redisSecret?: string
   /** Prefix of every Redis key and pub/sub channel. @default 'weft' */
   redisPrefix?: string
-  /** Folder of the built demo page and bundles (`index.html`, `weft.js`, `weft.mjs`). @default none */
+  /** Folder of the built demo page and bundles (`index.html`, `weft.js`, `weft.mjs`), or of your own app. @default none */
   staticDir?: string
+  /**
+   * Folder of weft's bundles: `/weft.js` and `/weft.mjs` (and their source maps) come from here when
+   * `staticDir` has none, so an app served from `staticDir` can load weft from this server.
+   * @default none (`weft-signal`: weft's own `dist/web`)
+   */
+  bundleDir?: string
   /** Other signal servers to tell clients about (http(s) URLs). @default [] */
   servers?: string[]
   /**
@@ -131,7 +137,7 @@ export interface SignalServerOptions {
   log?: (line: string) => void
 }
 
-type Optional = 'host' | 'redisUrl' | 'redisSecret' | 'staticDir' | 'turnSecret'
+type Optional = 'host' | 'redisUrl' | 'redisSecret' | 'staticDir' | 'bundleDir' | 'turnSecret'
 export type ResolvedOptions = Required<Omit<SignalServerOptions, Optional | 'iceServers'>> &
   Pick<SignalServerOptions, Optional> & {
     /** Checked, every `urls` a list. */
@@ -217,6 +223,7 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
   if (o.redisUrl !== undefined) out.redisUrl = o.redisUrl
   if (o.redisSecret !== undefined) out.redisSecret = o.redisSecret
   if (o.staticDir !== undefined) out.staticDir = o.staticDir
+  if (o.bundleDir !== undefined) out.bundleDir = o.bundleDir
   if (o.turnSecret !== undefined) out.turnSecret = o.turnSecret
   return out
 }

@@ -414,6 +414,35 @@ describe('http', () => {
     expect(metrics).toMatch(/process_resident_memory_bytes \d+/)
   })
 
+  it("serves an app's folder with weft's bundles beside it (bundleDir), the app's own first", async () => {
+    const app = mkdtempSync(join(tmpdir(), 'weft-app-'))
+    const web = mkdtempSync(join(tmpdir(), 'weft-web-'))
+    dirs.push(app, web)
+    writeFileSync(join(app, 'index.html'), '<!doctype html><title>my app</title>')
+    writeFileSync(join(app, 'app.js'), 'import "/weft.mjs"')
+    writeFileSync(join(web, 'index.html'), '<!doctype html><title>demo</title>')
+    writeFileSync(join(web, 'embed.html'), '<!doctype html><title>embed</title>')
+    writeFileSync(join(web, 'weft.mjs'), 'export const from = "bundleDir"')
+    writeFileSync(join(web, 'weft.mjs.map'), '{}')
+    writeFileSync(join(web, 'weft.js'), 'var Weft = {}')
+    const s = await start({ staticDir: app, bundleDir: web })
+    const get = (p: string) => fetch(`${s.address}${p}`)
+    expect(await (await get('/')).text()).toContain('my app')
+    expect(await (await get('/app.js')).text()).toBe('import "/weft.mjs"')
+    const mjs = await get('/weft.mjs')
+    expect(mjs.headers.get('content-type')).toMatch(/^text\/javascript/)
+    expect(await mjs.text()).toBe('export const from = "bundleDir"')
+    expect((await get('/weft.mjs.map')).status).toBe(200)
+    expect((await get('/weft.js')).status).toBe(200)
+    // Only the bundles: weft's demo and other files stay hidden behind an app's folder.
+    expect((await get('/embed.html')).status).toBe(404)
+    expect((await get('/index.html')).status).toBe(200)
+    expect(await (await get('/index.html')).text()).toContain('my app')
+    // An app that ships its own weft.mjs gets its own.
+    writeFileSync(join(app, 'weft.mjs'), 'export const from = "app"')
+    expect(await (await get('/weft.mjs')).text()).toBe('export const from = "app"')
+  })
+
   it('sends the precompressed copy the browser accepts, with ETags, 304s and immutable hashed assets', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
     dirs.push(dir)

@@ -316,6 +316,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     'request',
     createHttpHandler({
       staticDir: o.staticDir,
+      bundleDir: o.bundleDir,
       health: () => {
         const ready = cluster.ready()
         return {

@@ -12,15 +12,15 @@ import { joinOverlay } from '/weft.mjs'
 import { ChatPanel } from './chat-panel.ts'
 import { CountersPanel } from './counters-panel.ts'
 import { DhtPanel } from './dht-panel.ts'
-import { byId, errorText, h, setText, shortId } from './dom.ts'
+import { byId, errorText, h, setText, shortId, svgById } from './dom.ts'
 import { LinksPanel } from './links-panel.ts'
 import { NetworkView } from './network-view.ts'
-import { type DemoNode, dhtOf, linksOf, signalStateOf, syncOf, tryCall } from './node-api.ts'
+import { dhtOf, tryCall, type WeftNode } from './node-api.ts'
 import { TablePanel } from './table-panel.ts'
 
 declare global {
   interface Window {
-    overlay: Promise<DemoNode>
+    overlay: Promise<WeftNode>
   }
 }
 
@@ -34,6 +34,8 @@ const signal = signalParam ? signalParam.split(',').map((u) => u.trim()) : locat
 // The secret lives in the fragment: never sent to any server, shared with the link.
 const secret = new URLSearchParams(location.hash.slice(1)).get('secret') || undefined
 setupSecretForm(secret)
+// How long the first join keeps trying (joinOverlay's timeoutMs; its default when absent).
+const timeoutMs = Number(params.get('timeoutMs')) || undefined
 
 setText(byId('network-name'), network)
 setText(byId('relay-mode'), relay ?? 'auto')
@@ -41,7 +43,7 @@ byId<HTMLAnchorElement>('new-peer').href = location.href
 setSignalState('connecting')
 
 // The panels exist before the node does, so nothing moves when it arrives.
-const graph = new NetworkView(byId('graph') as unknown as SVGSVGElement, byId('graph-caption'))
+const graph = new NetworkView(svgById('graph'), byId('graph-caption'))
 const links = new LinksPanel(
   byId('links-body') as HTMLTableSectionElement,
   byId('links-empty'),
@@ -64,6 +66,7 @@ const options = {
   network,
   ...(secret ? { secret } : {}),
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
+  ...(timeoutMs ? { timeoutMs } : {}),
   // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
   onSignal: (s: { state: string; retryInMs?: number; error?: { reason: string } }) =>
     setSignalState(
@@ -74,7 +77,7 @@ const options = {
     ),
 }
 // Set synchronously, so a script (or a test) can await the node right after load.
-window.overlay = joinOverlay(options) as Promise<DemoNode>
+window.overlay = joinOverlay(options)
 window.overlay.then(start, fail)
 
 function setSignalState(state: string, label = state): void {
@@ -109,7 +112,7 @@ function fail(err: unknown): void {
   console.error('weft demo: joinOverlay failed', err)
 }
 
-function start(node: DemoNode): void {
+function start(node: WeftNode): void {
   document.title = `weft · ${shortId(node.id)} · ${network}`
   const idEl = byId('node-id')
   setText(idEl, shortId(node.id))
@@ -131,16 +134,16 @@ function start(node: DemoNode): void {
     if (ev.persisted) location.reload()
   })
 
-  setSignalState(signalStateOf(node) ?? 'registered')
+  setSignalState(node.inspect().signal)
   node.on('signal', (state) => setSignalState(state))
 
   chat.attach(node)
 
   const refresh = () => {
-    if (node.isClosed) return
-    const ls = tryCall(() => linksOf(node)) ?? []
-    links.update(ls)
-    graph.update({ me: node.id, topology: tryCall(() => node.topology()) ?? {}, links: ls })
+    const seen = tryCall(() => node.inspect())
+    if (!seen || seen.closed) return
+    links.update(seen.links)
+    graph.update({ me: node.id, topology: seen.topology, links: seen.links })
     const stats = tryCall(() => node.stats())
     if (stats) counters.update(stats)
   }
@@ -158,52 +161,41 @@ function start(node: DemoNode): void {
   node.on('peer:connect', refreshSoon)
   node.on('peer:disconnect', refreshSoon)
 
-  const sync = syncOf(node)
-  if (sync) {
-    new TablePanel({
-      form: byId('table-form') as HTMLFormElement,
-      key: byId('table-key') as HTMLInputElement,
-      value: byId('table-value') as HTMLInputElement,
-      lease: byId('table-lease') as HTMLInputElement,
-      msg: byId('table-msg'),
-      body: byId('table-body') as HTMLTableSectionElement,
-      empty: byId('table-empty'),
-      count: byId('table-count'),
-    }).attach(sync, node.id)
-  } else unavailable('table')
+  new TablePanel({
+    form: byId('table-form') as HTMLFormElement,
+    key: byId('table-key') as HTMLInputElement,
+    value: byId('table-value') as HTMLInputElement,
+    lease: byId('table-lease') as HTMLInputElement,
+    msg: byId('table-msg'),
+    body: byId('table-body') as HTMLTableSectionElement,
+    empty: byId('table-empty'),
+    count: byId('table-count'),
+  }).attach(node.sync, node.id)
 
-  const dht = dhtOf(node)
-  if (dht) {
-    const btn = (id: string) => byId<HTMLButtonElement>(id)
-    new DhtPanel({
-      form: byId('dht-form') as HTMLFormElement,
-      key: byId('dht-key') as HTMLInputElement,
-      value: byId('dht-value') as HTMLInputElement,
-      author: byId('dht-author') as HTMLInputElement,
-      buttons: {
-        put: btn('dht-put'),
-        get: btn('dht-get'),
-        delete: btn('dht-delete'),
-        lookup: btn('dht-lookup'),
-        provide: btn('dht-provide'),
-        find: btn('dht-find'),
-      },
-      results: byId('dht-results') as HTMLOListElement,
-      ring: byId('ring') as unknown as SVGSVGElement,
-      ringNote: byId('ring-note'),
-    }).attach(dht, node.id, () => knownIds(node))
-  } else unavailable('dht')
+  const btn = (id: string) => byId<HTMLButtonElement>(id)
+  new DhtPanel({
+    form: byId('dht-form') as HTMLFormElement,
+    key: byId('dht-key') as HTMLInputElement,
+    value: byId('dht-value') as HTMLInputElement,
+    author: byId('dht-author') as HTMLInputElement,
+    buttons: {
+      put: btn('dht-put'),
+      get: btn('dht-get'),
+      delete: btn('dht-delete'),
+      lookup: btn('dht-lookup'),
+      provide: btn('dht-provide'),
+      find: btn('dht-find'),
+    },
+    results: byId('dht-results') as HTMLOListElement,
+    ring: svgById('ring'),
+    ringNote: byId('ring-note'),
+  }).attach(dhtOf(node), node.id, () => knownIds(node))
 }
 
 /** Every node id this node knows of: itself, its neighbours and theirs. */
-function knownIds(node: DemoNode): string[] {
-  const topo = tryCall(() => node.topology()) ?? {}
+function knownIds(node: WeftNode): string[] {
+  const topo = tryCall(() => node.inspect().topology) ?? {}
   return [...new Set(Object.entries(topo).flatMap(([k, v]) => [k, ...v]))]
-}
-
-function unavailable(panel: 'table' | 'dht'): void {
-  byId(`${panel}-unavailable`).hidden = false
-  byId(`${panel}-body-wrap`).hidden = true
 }
 
 function flash(button: HTMLButtonElement, text: string): void {

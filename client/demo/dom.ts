@@ -51,6 +51,13 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return el as T
 }
 
+/** The page's <svg> element of that id (the drawings). */
+export function svgById(id: string): SVGSVGElement {
+  const el = document.getElementById(id)
+  if (!(el instanceof SVGSVGElement)) throw new Error(`demo page: no <svg> element #${id}`)
+  return el
+}
+
 /** Set text only when it changed (no needless layout or screen-reader noise). */
 export function setText(el: Element, text: string): void {
   if (el.textContent !== text) el.textContent = text

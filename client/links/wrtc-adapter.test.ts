@@ -11,7 +11,7 @@ import SimplePeer from 'simple-peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSignalServer, type SignalServer } from '../../signal-server/index.ts'
 import { joinOverlay } from '../index.ts'
-import type { OverlayNode } from '../overlay.ts'
+import type { WeftNode } from '../weft-node.ts'
 import {
   type AdaptedWrtc,
   adaptWrtc,
@@ -274,7 +274,7 @@ describe('simple-peer connects on each stack', () => {
 
 describe('weft nodes on each stack, direct links only', () => {
   let server: SignalServer
-  const nodes: OverlayNode[] = []
+  const nodes: WeftNode[] = []
   beforeAll(async () => {
     server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
   })

@@ -153,6 +153,33 @@ describe('simulator', () => {
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
   })
 
+  it("with an uplink model, a node's messages leave one after another at its rate, and send resolves when one has left", async () => {
+    // 1,000-byte messages through a 10 bytes/ms uplink: 100 ms each, then 20 ms of latency.
+    const sim = createSim<number>({
+      seed: 4,
+      latency: { min: 20, max: 20 },
+      uplinkBytesPerMs: 10,
+      sizeOf: () => 1000,
+    })
+    const arrivals: number[] = []
+    const left: number[] = []
+    let send: ((to: string, m: number) => void | Promise<void>) | undefined
+    sim.addNode('s', (deps) => {
+      send = deps.send
+      return { handle() {}, tick() {} }
+    })
+    sim.addNode('r', () => ({ handle: () => void arrivals.push(sim.now), tick() {} }))
+    await sim.link('s', 'r')
+    for (let i = 0; i < 3; i++) {
+      const p = send?.('r', i)
+      expect(p).toBeInstanceOf(Promise)
+      void p?.then(() => left.push(sim.now))
+    }
+    await sim.runFor(1000)
+    expect(left).toEqual([100, 200, 300])
+    expect(arrivals).toEqual([120, 220, 320])
+  })
+
   it('fake keys sign and verify; tampering fails', async () => {
     const k = createFakeKeyring('ab'.repeat(20))
     const data = new Uint8Array([1, 2, 3])

@@ -9,6 +9,12 @@
  * node's `handle`/`tick` when it returns a promise, so a run with the same
  * seed and the same calls produces the same trace, always.
  *
+ * Bandwidth (optional, `uplinkBytesPerMs`): each node's messages leave one
+ * after another through an uplink of that rate, each taking sizeOf(msg) /
+ * rate ms, then travel the link's latency; `send` then returns a promise that
+ * resolves (in virtual time) when the message has left, as a real link's
+ * send resolves once the bytes are handed on after backpressure.
+ *
  * Faults: message loss, partitions (and healing), node crash (its links go
  * down, its state is gone) and restart (a new instance from the factory,
  * links back up).
@@ -39,9 +45,17 @@ export interface SimOptions<M> {
    * crashed or partitioned node is still lost. @default false
    */
   connectOnSend?: boolean
+  /**
+   * Every node's upload rate in bytes per ms (sizeOf counts the bytes). A
+   * node's messages leave in the order sent, one at a time; `send` resolves
+   * when its message has left. @default Infinity (no uplink model: sends leave at once)
+   */
+  uplinkBytesPerMs?: number
 }
 
 export interface SimDeps<M> extends ProtocolDeps<M> {
+  /** As ProtocolDeps.send; with an uplink model, resolves when the message has left the sender. */
+  send(to: string, msg: M): void | Promise<void>
   /** Ids this node has a live link to. */
   neighbours(): string[]
 }
@@ -80,7 +94,14 @@ interface TickEvent {
   node: string
   epoch: number
 }
-type Event<M> = Delivery<M> | TickEvent
+/** The moment a message has left its sender's uplink: resolves that send. */
+interface SentEvent {
+  time: number
+  seq: number
+  type: 'sent'
+  resolve: () => void
+}
+type Event<M> = Delivery<M> | TickEvent | SentEvent
 
 interface LinkState {
   latency: number
@@ -110,6 +131,8 @@ export class Sim<M> {
   private readonly linkState = new Map<string, LinkState>()
   private readonly queue = new EventHeap<Event<M>>()
   private readonly epochs = new Map<string, number>()
+  /** Per node: when its uplink is free again (uplink model only). */
+  private readonly uplinkFree = new Map<string, number>()
   private group = new Map<string, number>()
   private seq = 0
 
@@ -124,6 +147,7 @@ export class Sim<M> {
       sizeOf: opts.sizeOf ?? estimateSize,
       trace: opts.trace ?? false,
       connectOnSend: opts.connectOnSend ?? false,
+      uplinkBytesPerMs: opts.uplinkBytesPerMs ?? Number.POSITIVE_INFINITY,
     }
   }
 
@@ -173,6 +197,7 @@ export class Sim<M> {
   private instantiate(id: string, factory: NodeFactory<M>): SimNode<M> {
     const epoch = (this.epochs.get(id) ?? 0) + 1
     this.epochs.set(id, epoch)
+    this.uplinkFree.delete(id)
     const rng = mulberry32(deriveSeed(this.seed, `${id}/${epoch}`))
     const counters: NodeCounters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
     const deps: SimDeps<M> = {
@@ -360,7 +385,7 @@ export class Sim<M> {
     return h.toString(16).padStart(8, '0')
   }
 
-  private send(from: string, epoch: number, to: string, msg: M): void {
+  private send(from: string, epoch: number, to: string, msg: M): void | Promise<void> {
     const sender = this.nodes.get(from)
     if (!sender?.up || this.epochs.get(from) !== epoch) return // a crashed instance's late send
     let st = this.linkState.get(linkKey(from, to))
@@ -378,21 +403,35 @@ export class Sim<M> {
     const size = this.opts.sizeOf(msg)
     sender.counters.messagesOut++
     sender.counters.bytesOut += size
+    // With an uplink model the message leaves once the sender's earlier ones have, taking size / rate.
+    const rate = this.opts.uplinkBytesPerMs
+    let left = this.now
+    let sent: Promise<void> | undefined
+    if (Number.isFinite(rate)) {
+      left = Math.max(this.now, this.uplinkFree.get(from) ?? 0) + size / rate
+      this.uplinkFree.set(from, left)
+      sent = new Promise<void>((resolve) => this.push({ time: left, type: 'sent', resolve }))
+    }
     if (this.opts.loss > 0 && this.rng() < this.opts.loss) {
       this.totals.lost++
-      return
+      return sent
     }
     const ab = from < to
     const last = ab ? st.lastAB : st.lastBA
-    const time = Math.max(this.now + st.latency, last)
+    const time = Math.max(left + st.latency, last)
     if (ab) st.lastAB = time
     else st.lastBA = time
     this.pending++
     this.push({ time, type: 'msg', from, to, msg, epoch: this.epochs.get(to) ?? 0 })
+    return sent
   }
 
   private async dispatch(e: Event<M>): Promise<void> {
     this.totals.events++
+    if (e.type === 'sent') {
+      e.resolve()
+      return
+    }
     if (e.type === 'tick') {
       const n = this.nodes.get(e.node)
       if (!n?.up || this.epochs.get(e.node) !== e.epoch) return
@@ -414,7 +453,7 @@ export class Sim<M> {
     await n.proto.handle(e.from, e.msg)
   }
 
-  private push(e: Omit<Delivery<M>, 'seq'> | Omit<TickEvent, 'seq'>): void {
+  private push(e: Omit<Delivery<M>, 'seq'> | Omit<TickEvent, 'seq'> | Omit<SentEvent, 'seq'>): void {
     this.queue.push({ ...e, seq: this.seq++ } as Event<M>)
   }
 

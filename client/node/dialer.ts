@@ -1,0 +1,351 @@
+/**
+ * The dialer: opens links, over WebRTC or the signal server's relay, and
+ * takes them through the link handshake (client/links/link.ts) into the
+ * node's link table.
+ *
+ * Who offers: the lower id always makes the WebRTC offer, so two peers never
+ * offer at once; the higher id asks it to (a `dial` signal). When no direct
+ * link opens within `directTimeoutMs` (or the attempt fails first), or
+ * either end runs with relay 'force', both ends switch to a relay link
+ * through the signal server; with relay 'never' the dial fails instead
+ * (NoRouteError, saying why the direct attempt failed).
+ *
+ * Relay sessions: the side that starts one picks its id (`sid`) and
+ * announces it in a `relay` signal; the other side adopts it. When both
+ * start at once, the lower id's session wins. A setup restarts its relay at
+ * most MAX_RELAY_SESSIONS times, and one whose peer says nothing over it is
+ * given up (INBOUND_SILENT_MS / OWN_SILENT_MS).
+ *
+ * Signals go through the overlay once this node is on the ring (the
+ * router), else through the signal server. Setups peers start (their
+ * signals) are admitted by inbound.ts and then run here like our own.
+ */
+import { AccessDeniedError, NoRouteError } from '../../shared/errors.ts'
+import type { Identity } from '../../shared/identity/keys.ts'
+import { bump, type Counters } from '../../shared/protocol.ts'
+import { isValue, type Value } from '../../shared/types.ts'
+import type { Kind } from '../../shared/wire/frame.ts'
+import { ACCESS_DENIED, Link, type LinkOptions } from '../links/link.ts'
+import { createRelayPipe, type RelayPipe } from '../links/relay.ts'
+import {
+  createWebRtcPipe,
+  describeRtcError,
+  rtcErrorKey,
+  type SimplePeerCtor,
+  type WebRtcPipe,
+} from '../links/webrtc.ts'
+import type { SignalClient } from '../signal-client.ts'
+import type { Clock, TimerId } from './clock.ts'
+import { setBounded } from './inbound.ts'
+import type { LinkTable, NodeLink } from './link-table.ts'
+import type { NodeConfig } from './options.ts'
+import { parseSignalData, type SignalData } from './signal-data.ts'
+
+/** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
+const INBOUND_RELAY_MS = 8000
+/** ...and one of ours. */
+const OWN_RELAY_MS = 15_000
+/**
+ * A relay setup whose peer has sent nothing at all by then is given up: an honest peer sends
+ * its hello right behind its `relay` signal, or as soon as ours reaches it. Sooner for setups
+ * the peer started (it holds an inbound slot); for our own dials it frees the connection
+ * manager from peers that never answer (throw-away identities in a bootstrap sample).
+ */
+const INBOUND_SILENT_MS = 3000
+const OWN_SILENT_MS = 6000
+/**
+ * Relay sessions one setup may go through (each new `relay` signal from the peer restarts the
+ * handshake; an honest peer restarts at most once, when both ends started one at the same time).
+ */
+const MAX_RELAY_SESSIONS = 3
+
+/** A link setup under way. */
+export interface Dial {
+  peer: string
+  mesh: boolean
+  /**
+   * Set up at the peer's request (its signal), not ours: counted against the
+   * inbound bounds (inbound.ts), not the connection manager's own dials.
+   */
+  inbound: boolean
+  /** Relay sessions this dial has started or adopted (MAX_RELAY_SESSIONS). */
+  relays: number
+  pipe?: WebRtcPipe
+  relay?: RelayPipe
+  link?: Link
+  timer?: TimerId
+  /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
+  error?: string
+  started: number
+  waiters: { resolve: (l: NodeLink) => void; reject: (e: Error) => void }[]
+}
+
+export interface DialerDeps {
+  readonly identity: Identity
+  readonly config: NodeConfig
+  readonly puzzleBits: number
+  readonly counters: Counters
+  readonly clock: Clock
+  readonly SimplePeer: SimplePeerCtor
+  readonly signalClient: SignalClient
+  readonly links: LinkTable
+  /** Validators for the bodies of the node's frame kinds (they parse each body once: host.ts). */
+  readonly validators: Partial<Record<Kind, (body: Value) => boolean>>
+  /** Link-setup signals over the overlay (the router), once this node is on the ring. */
+  readonly overlay: { canSignal(peer: string): boolean; signal(peer: string, data: Value): Promise<void> }
+  /** A link finished its handshake and the link table took it. */
+  opened(link: NodeLink): void
+  /** A link that had opened closed. */
+  closed(link: NodeLink, reason: string): void
+  /** A setup failed (`inbound`: one the peer started). */
+  failed(peer: string, inbound: boolean): void
+  /**
+   * What every link of this node carries in its handshake: the network as the server knows it
+   * (its tag), a private network's keys, and our box record for sealed envelopes (the router's).
+   */
+  linkSecurity(): Pick<LinkOptions, 'network' | 'networkKeys' | 'box'>
+  /** A peer's box record, from its link hello: sealed envelopes to it need no fetch. */
+  learnBox(link: Link): void
+  /** `peer` refused us (or we it) for the network's secret. */
+  accessDenied(peer: string): void
+}
+
+/** How long a peer that refused us for the network's secret is not asked again. */
+const DENIED_MS = 60_000
+
+export class Dialer {
+  /** Setups under way, by peer. */
+  readonly dials = new Map<string, Dial>()
+  /** Peers that refused us for the network's secret -> until when a dial to them fails at once. */
+  private readonly deniedBy = new Map<string, number>()
+
+  constructor(private readonly deps: DialerDeps) {}
+
+  /** Open a link to `peer` (or join the setup under way); resolves with it once open. */
+  dial(peer: string, mesh: boolean): Promise<NodeLink> {
+    const open = this.deps.links.get(peer)
+    if (open?.state === 'open') return Promise.resolve(open)
+    // A peer that refused us for the network's secret lately (it would not even answer now).
+    if ((this.deniedBy.get(peer) ?? 0) > this.deps.clock.now())
+      return Promise.reject(new AccessDeniedError(peer))
+    const existing = this.dials.get(peer)
+    if (existing) {
+      existing.mesh ||= mesh
+      existing.inbound = false // we want this link too
+      return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }))
+    }
+    const d: Dial = { peer, mesh, inbound: false, relays: 0, started: this.deps.clock.now(), waiters: [] }
+    this.dials.set(peer, d)
+    const p = new Promise<NodeLink>((resolve, reject) => d.waiters.push({ resolve, reject }))
+    if (this.deps.config.relay === 'force') this.startRelay(d)
+    else if (this.deps.identity.id < peer) this.startWebRtc(d, true)
+    else {
+      this.armFallback(d)
+      this.signalTo(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
+    }
+    return p
+  }
+
+  /**
+   * Send a link-setup signal: through the overlay once this node is on the
+   * ring and a hop toward `peer` is open (the server is then needed only to
+   * enter and for relay), else through the signal server. After the ring
+   * answered `noroute` for `peer`, its signals go through the server for a
+   * while (the router's canSignal).
+   */
+  signalTo(peer: string, data: SignalData): Promise<void> {
+    const { config, counters, overlay } = this.deps
+    if (
+      config.overlaySignals !== false &&
+      data.t !== 'relay' &&
+      data.t !== 'refuse' &&
+      overlay.canSignal(peer) &&
+      isValue(data)
+    ) {
+      bump(counters, 'signal.overlay')
+      return overlay.signal(peer, data)
+    }
+    bump(counters, 'signal.server')
+    return this.deps.signalClient.signal(peer, data)
+  }
+
+  /** A link-setup signal the ring could not place goes through the signal server. */
+  resendSignal(dst: string, data: Value): void {
+    const s = parseSignalData(data)
+    if (!s) return bump(this.deps.counters, 'drop.signal')
+    this.deps.signalClient.signal(dst, s).catch((err: Error) => {
+      const d = this.dials.get(dst)
+      if (d) this.failDial(d, err instanceof NoRouteError ? err : new NoRouteError(dst, err.message))
+    })
+  }
+
+  startWebRtc(d: Dial, initiator: boolean): void {
+    const { config } = this.deps
+    const pipe = createWebRtcPipe({
+      SimplePeer: this.deps.SimplePeer,
+      initiator,
+      ...(config.wrtc ? { wrtc: config.wrtc } : {}),
+      // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
+      iceServers: config.iceServers ?? this.deps.signalClient.iceServers ?? [],
+      sendSignal: (s) =>
+        this.signalTo(d.peer, { t: 'rtc', s: s as object, mesh: d.mesh }).catch((err: Error) => {
+          if (err instanceof NoRouteError) this.failDial(d, err)
+        }),
+    })
+    d.pipe = pipe
+    this.armFallback(d)
+    pipe.opened.then(
+      () => {
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
+        this.attachLink(d, pipe)
+      },
+      (err: unknown) => {
+        // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
+        if (this.dials.get(d.peer) !== d || d.pipe !== pipe || d.relay) return
+        d.error = describeRtcError(err)
+        bump(this.deps.counters, `dial.webrtc-failed.${rtcErrorKey(err)}`)
+        this.fallBack(d)
+      },
+    )
+  }
+
+  private armFallback(d: Dial): void {
+    const { clock } = this.deps
+    clock.clearTimeout(d.timer)
+    d.timer = clock.setTimeout(() => this.fallBack(d), this.deps.config.directTimeoutMs)
+  }
+
+  private fallBack(d: Dial): void {
+    if (this.dials.get(d.peer) !== d || d.relay) return
+    const { config, counters } = this.deps
+    if (!d.error) bump(counters, 'dial.webrtc-timeout')
+    if (config.relay === 'never') {
+      const why =
+        d.error ??
+        (d.pipe
+          ? `WebRTC did not connect within ${config.directTimeoutMs} ms (ICE ${d.pipe.iceState()})`
+          : `no WebRTC offer from the peer within ${config.directTimeoutMs} ms`)
+      return this.failDial(d, new NoRouteError(d.peer, `no direct link to ${d.peer}: ${why}`))
+    }
+    bump(counters, 'dial.relay-fallback')
+    this.startRelay(d)
+  }
+
+  /**
+   * Open the relay link of a dial. The side that starts it picks the session
+   * id and announces it (`sid` undefined); the other side adopts the
+   * announced one. When both start at once, the lower id's session wins.
+   */
+  startRelay(d: Dial, sid?: number): void {
+    const { clock, counters, signalClient } = this.deps
+    if (d.relay) {
+      if (sid === undefined || d.relay.sid === sid || this.deps.identity.id < d.peer) return
+      if (d.relays >= MAX_RELAY_SESSIONS) {
+        bump(counters, 'drop.signal.relay-restarts')
+        return this.failDial(d, new NoRouteError(d.peer, `${d.peer} restarted its relay too often`))
+      }
+      // They (the lower id) started one too: adopt theirs.
+      d.link?.close('relay-restart')
+      d.relay.close('relay-restart')
+      delete d.relay
+      delete d.link
+    }
+    d.pipe?.close('relay-instead')
+    delete d.pipe
+    clock.clearTimeout(d.timer)
+    // The handshake over the relay should finish in a few round trips through the server (sooner
+    // for a setup the peer started: anyone can start one, and it holds an inbound slot meanwhile).
+    d.relays++
+    d.timer = clock.setTimeout(
+      () => this.failDial(d, new NoRouteError(d.peer, `relay link to ${d.peer} did not open`)),
+      d.inbound ? INBOUND_RELAY_MS : OWN_RELAY_MS,
+    )
+    const announce = sid === undefined
+    const relay = createRelayPipe({
+      signal: signalClient,
+      peer: d.peer,
+      sid: sid ?? crypto.getRandomValues(new Uint32Array(1))[0] ?? 0,
+    })
+    d.relay = relay
+    if (announce)
+      signalClient
+        .signal(d.peer, { t: 'relay', mesh: d.mesh, sid: relay.sid })
+        .catch((err: Error) => this.failDial(d, err))
+    this.attachLink(d, relay)
+    const link = d.link
+    clock.setTimeout(
+      () => {
+        if (this.dials.get(d.peer) !== d || d.link !== link || (link?.stats.bytesIn ?? 0) > 0) return
+        bump(counters, d.inbound ? 'dial.inbound-silent' : 'dial.silent')
+        this.failDial(d, new NoRouteError(d.peer, `${d.peer} said nothing over the relay`))
+      },
+      d.inbound ? INBOUND_SILENT_MS : OWN_SILENT_MS,
+    )
+  }
+
+  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe): void {
+    const { config, counters, links } = this.deps
+    const link = new Link({
+      pipe,
+      identity: this.deps.identity,
+      peer: d.peer,
+      mesh: d.mesh && links.meshNeighbours().length < config.maxPeers,
+      validators: this.deps.validators,
+      maxMessageBytes: config.maxMessageBytes,
+      counters,
+      puzzleBits: this.deps.puzzleBits,
+      ...this.deps.linkSecurity(),
+    })
+    d.link = link
+    link.on('open', () => this.linkOpen(d, link))
+    link.on('close', (reason) => {
+      if (d.link === link && this.dials.get(d.peer) === d) {
+        if (reason === 'relay-restart' || reason === 'relay-instead') return
+        // Closed during the handshake: a direct attempt may still fall back to the relay.
+        bump(counters, `link.handshake-closed.${reason.split(':')[0]}`)
+        d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
+        delete d.link
+        // Refused for the network's secret (by us, or the peer said so): no other way will do.
+        if (reason === ACCESS_DENIED || reason === `bye:${ACCESS_DENIED}`) {
+          setBounded(this.deniedBy, d.peer, this.deps.clock.now() + DENIED_MS)
+          this.deps.accessDenied(d.peer)
+          return this.failDial(d, new AccessDeniedError(d.peer))
+        }
+        if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
+        return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
+      }
+      this.deps.closed(link, reason)
+    })
+    link.start()
+  }
+
+  private linkOpen(d: Dial, link: Link): void {
+    this.deps.clock.clearTimeout(d.timer)
+    this.deps.learnBox(link)
+    if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
+    // Keep one link per peer: a direct one beats a relayed one (link-table.ts).
+    const { kept, added } = this.deps.links.adopt(link)
+    if (added) {
+      bump(this.deps.counters, `link.opened.${link.transport}`)
+      this.deps.opened(link)
+    }
+    for (const w of d.waiters) w.resolve(kept)
+  }
+
+  failDial(d: Dial, err: Error): void {
+    if (this.dials.get(d.peer) !== d) return
+    this.dials.delete(d.peer)
+    this.deps.clock.clearTimeout(d.timer)
+    d.pipe?.close('dial-failed')
+    d.relay?.close('dial-failed')
+    d.link?.close('dial-failed')
+    bump(this.deps.counters, d.inbound ? 'dial.inbound-failed' : 'dial.failed')
+    this.deps.failed(d.peer, d.inbound)
+    for (const w of d.waiters) w.reject(err)
+  }
+
+  /** Every setup under way fails with `err` (the node closes). */
+  failAll(err: Error): void {
+    for (const d of [...this.dials.values()]) this.failDial(d, err)
+  }
+}

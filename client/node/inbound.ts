@@ -1,0 +1,279 @@
+/**
+ * Link setups that peers start: their link-setup signals (signal-data.ts)
+ * and the first frames of relay sessions they announce, admitted within
+ * bounds and handed to the dialer.
+ *
+ * Anyone registered with the signal server can start a setup, so they are
+ * bounded apart from this node's own dials and open links: at most
+ * MAX_INBOUND pending at once, of which peers the signal server never
+ * sampled for us ("strangers") hold at most MAX_INBOUND_STRANGERS; never
+ * past `maxLinks`; a peer whose setup failed waits INBOUND_BACKOFF_MS. A
+ * refusal is answered ('full') within a small budget, so a flood cannot make
+ * this node flood the server; the rest are dropped and counted.
+ *
+ * A `relay` signal from a peer we have no setup with is only noted
+ * (MAX_PENDING_RELAYS, PENDING_RELAY_MS): the setup, and its inbound slot,
+ * begin with the peer's hello, the small first frame of the session. An
+ * honest peer sends it right behind the signal; anything else as a first
+ * frame is dropped unread (`drop.before-auth`) and the peer backs off.
+ */
+import { NoRouteError } from '../../shared/errors.ts'
+import { bump, type Counters } from '../../shared/protocol.ts'
+import { isHandshakePiece } from '../links/link.ts'
+import { relaySid } from '../links/relay.ts'
+import type { SignalClient } from '../signal-client.ts'
+import type { Clock } from './clock.ts'
+import type { Dial, Dialer } from './dialer.ts'
+import type { LinkTable } from './link-table.ts'
+import type { NodeConfig } from './options.ts'
+import { parseSignalData, relayPipeOf, startsSession } from './signal-data.ts'
+
+/** Link setups that peers started (their signals) pending at once. */
+const MAX_INBOUND = 16
+/** ...of which peers the signal server never sampled for us may hold at most this many. */
+const MAX_INBOUND_STRANGERS = 8
+/** Relay sessions peers announced and have not spoken on yet, remembered at most. */
+const MAX_PENDING_RELAYS = 256
+const PENDING_RELAY_MS = 5000
+/** A peer whose inbound setup failed may not start another for this long. */
+const INBOUND_BACKOFF_MS = 30_000
+/** Peers remembered in a backoff map at most (the oldest entry goes first). */
+export const MAX_BACKOFF = 4096
+/** Refusals ('full') we answer: a burst, then so many per second; beyond, signals are dropped unanswered. */
+const REFUSE_BURST = 8
+const REFUSALS_PER_SEC = 2
+
+export interface InboundDeps {
+  readonly id: string
+  readonly config: NodeConfig
+  readonly counters: Counters
+  readonly clock: Clock
+  readonly dialer: Dialer
+  readonly links: LinkTable
+  readonly signalClient: SignalClient
+  /** Did the signal server sample `peer` for us (see MAX_INBOUND_STRANGERS)? */
+  isSampled(peer: string): boolean
+  /** `peer` and this node cannot link: one runs relay 'never', the other relay 'force'. */
+  relayMismatch(peer: string): void
+  /** The node is closed: signals are ignored. */
+  closed(): boolean
+}
+
+export class Inbound {
+  /** Peers whose inbound setup failed -> refuse their next one before this time. */
+  readonly inboundBackoff = new Map<string, number>()
+  /** Relay sessions peers announced, waiting for their hello (MAX_PENDING_RELAYS), oldest first. */
+  readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
+  private refuseTokens = REFUSE_BURST
+  private refuseAt: number
+
+  constructor(private readonly deps: InboundDeps) {
+    this.refuseAt = deps.clock.now()
+  }
+
+  /** A link-setup signal from `from`; `overLink` when it came over the link we have with `from`. */
+  onSignal(from: string, raw: unknown, overLink = false): void {
+    const { config, counters, dialer, links } = this.deps
+    if (this.deps.closed()) return
+    const s = parseSignalData(raw)
+    if (!s) return bump(counters, 'drop.signal')
+    if (s.t === 'refuse') {
+      const d = dialer.dials.get(from)
+      if (s.reason === 'no-relay') this.deps.relayMismatch(from)
+      if (d)
+        dialer.failDial(
+          d,
+          new NoRouteError(
+            from,
+            s.reason === 'no-relay'
+              ? `${from} takes direct links only (it runs relay: 'never'), and this node has relay: 'force'`
+              : `${from} refused: ${s.reason}`,
+          ),
+        )
+      return
+    }
+    const linked = links.get(from)
+    // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).
+    const upgrade = s.t === 'rtc' && linked?.transport === 'relay' && config.relay !== 'force'
+    if (linked?.state === 'open' && !upgrade) {
+      // (Over that very link it cannot be stale: the peer still uses it.)
+      if (overLink || !startsSession(s, linked)) return
+      // The peer sets up a new link, so it no longer has this one: its goodbye is still on the way.
+      // (Waiting for it would leave the new dial unanswered until it times out.)
+      bump(counters, 'link.superseded')
+      linked.close('superseded')
+    }
+    let d = dialer.dials.get(from)
+    if (!d) {
+      if (s.t === 'relay' && config.relay !== 'never') return this.notePendingRelay(from, s)
+      if (!this.admit(from)) return
+      d = this.newDial(from, s.mesh)
+    } else d.mesh ||= s.mesh
+    switch (s.t) {
+      case 'dial':
+        // The higher id asks us (the lower) to offer.
+        if (config.relay === 'force') return dialer.startRelay(d)
+        if (this.deps.id < from && !d.pipe && !d.relay) dialer.startWebRtc(d, true)
+        return
+      case 'rtc':
+        if (config.relay === 'force') return dialer.startRelay(d)
+        if (d.relay) return
+        if (!d.pipe) {
+          if (this.deps.id < from) return bump(counters, 'drop.signal.glare') // we offer, they must not
+          dialer.startWebRtc(d, false)
+        }
+        d.pipe?.signal(s.s)
+        return
+      case 'relay':
+        if (config.relay === 'never') {
+          // The peer offers only a relayed link: it runs relay 'force' (or gave up on WebRTC).
+          this.deps.relayMismatch(from)
+          dialer.failDial(
+            d,
+            new NoRouteError(
+              from,
+              `${from} links only through the signal server's relay (it runs relay: 'force'), and this node has relay: 'never'`,
+            ),
+          )
+          void this.deps.signalClient.signal(from, { t: 'refuse', reason: 'no-relay' }).catch(() => {})
+          return
+        }
+        return dialer.startRelay(d, s.sid)
+    }
+  }
+
+  /** A frame through the server's relay: to the setup or link of its session, or a peer's first hello. */
+  onRelayFrame(from: string, frame: Uint8Array): void {
+    // By session id: a dial to a peer we already have a relay link with (a link-setup signal can
+    // start one) must not take the open link's frames.
+    const sid = relaySid(frame)
+    const d = this.deps.dialer.dials.get(from)
+    if (d?.relay?.sid === sid) return d.relay.deliver(frame)
+    const l = this.deps.links.get(from)
+    const pipe = l && relayPipeOf(l)
+    if (pipe?.sid === sid) return pipe.deliver(frame)
+    const pending = this.pendingRelays.get(from)
+    if (pending?.sid === sid) return this.acceptRelay(from, pending, frame)
+    bump(this.deps.counters, 'drop.relay-frame')
+  }
+
+  /** A setup with `peer` failed; if the peer started it, it backs off. */
+  failed(peer: string, inbound: boolean): void {
+    if (inbound) setBounded(this.inboundBackoff, peer, this.deps.clock.now() + INBOUND_BACKOFF_MS)
+  }
+
+  /** Forget expired backoffs and relay sessions never spoken on (the connection manager's round). */
+  expire(now: number): void {
+    for (const [id, until] of this.inboundBackoff) if (until <= now) this.inboundBackoff.delete(id)
+    for (const [id, p] of this.pendingRelays) {
+      if (now - p.at <= PENDING_RELAY_MS) break // oldest first
+      this.pendingRelays.delete(id)
+      bump(this.deps.counters, 'drop.signal.relay-unanswered')
+    }
+  }
+
+  private newDial(from: string, mesh: boolean): Dial {
+    const d: Dial = {
+      peer: from,
+      mesh,
+      inbound: true,
+      relays: 0,
+      started: this.deps.clock.now(),
+      waiters: [],
+    }
+    this.deps.dialer.dials.set(from, d)
+    return d
+  }
+
+  /**
+   * May `from` start a link setup now? Not while it is in backoff after a
+   * failed one, not past MAX_INBOUND pending (MAX_INBOUND_STRANGERS for peers
+   * the server never sampled for us), and not past maxLinks. A refusal is
+   * answered ('full') within a small budget, so a flood cannot make this node
+   * flood the server; the rest are dropped and counted.
+   */
+  private admit(from: string): boolean {
+    const { clock, counters, dialer, links } = this.deps
+    const now = clock.now()
+    if ((this.inboundBackoff.get(from) ?? 0) > now) {
+      bump(counters, 'drop.signal.inbound-backoff')
+      return false
+    }
+    let inbound = 0
+    let strangers = 0
+    for (const d of dialer.dials.values()) {
+      if (!d.inbound) continue
+      inbound++
+      if (!this.deps.isSampled(d.peer)) strangers++
+    }
+    const stranger = !this.deps.isSampled(from)
+    let reason: string | undefined
+    if (links.size + dialer.dials.size >= this.deps.config.maxLinks) reason = 'links'
+    else if (inbound >= MAX_INBOUND) reason = 'inbound'
+    else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'
+    if (reason === undefined) return true
+    bump(counters, `drop.signal.inbound-full.${reason}`)
+    this.refuseTokens = Math.min(
+      REFUSE_BURST,
+      this.refuseTokens + ((now - this.refuseAt) / 1000) * REFUSALS_PER_SEC,
+    )
+    this.refuseAt = now
+    if (this.refuseTokens >= 1) {
+      this.refuseTokens--
+      void this.deps.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
+    }
+    return false
+  }
+
+  /** A peer announced a relay session: wait for its hello before setting anything up (MAX_PENDING_RELAYS). */
+  private notePendingRelay(from: string, s: { sid: number; mesh: boolean }): void {
+    const now = this.deps.clock.now()
+    const { counters } = this.deps
+    if ((this.inboundBackoff.get(from) ?? 0) > now) return bump(counters, 'drop.signal.inbound-backoff')
+    // A new session replaces one the peer announced and never spoke on.
+    if (this.pendingRelays.delete(from)) bump(counters, 'drop.signal.relay-unanswered')
+    this.pendingRelays.set(from, { sid: s.sid, mesh: s.mesh, at: now })
+    if (this.pendingRelays.size > MAX_PENDING_RELAYS) {
+      const oldest = this.pendingRelays.keys().next().value
+      if (oldest !== undefined) this.pendingRelays.delete(oldest)
+      bump(counters, 'drop.signal.relay-pending-full')
+    }
+  }
+
+  /**
+   * The first frame of a relay session a peer announced: its hello (small,
+   * uncompressed, Kind.Link) starts the setup, if an inbound slot is free;
+   * anything else is dropped unread and the peer backs off.
+   */
+  private acceptRelay(from: string, p: { sid: number; mesh: boolean }, frame: Uint8Array): void {
+    this.pendingRelays.delete(from)
+    if (this.deps.closed()) return
+    const { dialer } = this.deps
+    if (!isHandshakePiece(frame.subarray(4))) {
+      bump(this.deps.counters, 'drop.before-auth')
+      setBounded(this.inboundBackoff, from, this.deps.clock.now() + INBOUND_BACKOFF_MS)
+      return
+    }
+    const existing = dialer.dials.get(from)
+    if (existing) {
+      // We started a setup with it meanwhile: its session joins that one, as its signal would have.
+      dialer.startRelay(existing, p.sid)
+      if (existing.relay?.sid === p.sid) existing.relay.deliver(frame)
+      return
+    }
+    if (!this.admit(from)) return
+    const d = this.newDial(from, p.mesh)
+    dialer.startRelay(d, p.sid)
+    d.relay?.deliver(frame)
+  }
+}
+
+/** Set `key` in a map kept to MAX_BACKOFF entries (re-inserted keys move to the end; the oldest go). */
+export function setBounded<K, V>(m: Map<K, V>, key: K, value: V): void {
+  m.delete(key)
+  m.set(key, value)
+  if (m.size > MAX_BACKOFF) {
+    const oldest = m.keys().next().value
+    if (oldest !== undefined) m.delete(oldest)
+  }
+}

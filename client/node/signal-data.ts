@@ -1,0 +1,61 @@
+/**
+ * Link-setup signals: what two nodes send each other (through the signal
+ * server, or routed over the overlay) to open a link.
+ *
+ *   {t: 'dial', mesh}         the higher id asks the lower to make the WebRTC offer
+ *   {t: 'rtc', s, mesh}       a WebRTC signal (offer, answer, ICE candidate) for simple-peer
+ *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
+ *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
+ *
+ * `mesh`: the sender wants the link in the broadcast mesh. What a peer sends
+ * is untrusted: `parseSignalData` gives a typed signal or null.
+ */
+import type { RelayPipe } from '../links/relay.ts'
+import type { NodeLink } from './link-table.ts'
+
+export type SignalData =
+  | { t: 'rtc'; s: object; mesh: boolean }
+  | { t: 'dial'; mesh: boolean }
+  | { t: 'relay'; mesh: boolean; sid: number }
+  | { t: 'refuse'; reason: string }
+
+export function parseSignalData(d: unknown): SignalData | null {
+  if (typeof d !== 'object' || d === null) return null
+  const o = d as Record<string, unknown>
+  const mesh = o.mesh === true
+  switch (o.t) {
+    case 'rtc':
+      return typeof o.s === 'object' && o.s !== null ? { t: 'rtc', s: o.s, mesh } : null
+    case 'dial':
+      return { t: 'dial', mesh }
+    case 'relay':
+      return typeof o.sid === 'number' && Number.isInteger(o.sid) && o.sid >= 0 && o.sid <= 0xffffffff
+        ? { t: 'relay', mesh, sid: o.sid }
+        : null
+    case 'refuse':
+      return typeof o.reason === 'string' ? { t: 'refuse', reason: o.reason.slice(0, 64) } : null
+    default:
+      return null
+  }
+}
+
+/** The relay pipe (and so the session) a link runs on; undefined for a direct link. */
+export function relayPipeOf(link: NodeLink): RelayPipe | undefined {
+  if (link.transport !== 'relay') return undefined
+  // A relay Link runs on a RelayPipe (links/relay.ts), which carries its session id.
+  const pipe = (link as NodeLink & { pipe?: RelayPipe }).pipe
+  return typeof pipe?.sid === 'number' ? pipe : undefined
+}
+
+/**
+ * Does this signal start a new link rather than continue the one open with
+ * its sender? An ask to offer, a relay session other than the open one, or a
+ * WebRTC offer while a direct link is open (late ICE candidates of the open
+ * link are not).
+ */
+export function startsSession(s: SignalData, linked: NodeLink): boolean {
+  if (s.t === 'dial') return true
+  if (s.t === 'relay') return linked.transport !== 'relay' || relayPipeOf(linked)?.sid !== s.sid
+  if (s.t === 'rtc') return linked.transport === 'webrtc' && (s.s as { type?: unknown }).type === 'offer'
+  return false
+}

@@ -1,0 +1,165 @@
+/**
+ * The production transport (transport.ts): links over WebRTC (simple-peer)
+ * or the signal server's relay, set up through the signal server (socket.io)
+ * or, once the node is on the ring, through the overlay. The signal server
+ * is also the bootstrap: it registers the node and samples live peers.
+ *
+ * The parts: the signalling client (../signal-client.ts), the dialer
+ * (dialer.ts: our setups, and the peers' once admitted) and inbound
+ * admission (inbound.ts).
+ */
+import { bump } from '../../shared/protocol.ts'
+import type { PeerInfo } from '../../shared/signal-events.ts'
+import type { Value } from '../../shared/types.ts'
+import type { SimplePeerCtor } from '../links/webrtc.ts'
+import { type IoFactory, SignalClient, type SignalState } from '../signal-client.ts'
+import { Dialer } from './dialer.ts'
+import { Inbound } from './inbound.ts'
+import type { NodeLink } from './link-table.ts'
+import type { Transport, TransportHost } from './transport.ts'
+
+export interface SignalTransportOptions {
+  SimplePeer: SimplePeerCtor
+  io: IoFactory
+  /** Signal server URLs, tried in order. */
+  servers: string[]
+  /** How long the first join keeps trying the servers. */
+  joinTimeoutMs?: number
+}
+
+export class SignalTransport implements Transport {
+  readonly signalClient: SignalClient
+  readonly dialer: Dialer
+  readonly inbound: Inbound
+
+  constructor(
+    private readonly host: TransportHost,
+    opts: SignalTransportOptions,
+  ) {
+    const { config, counters, clock, identity, links } = host
+    this.signalClient = new SignalClient({
+      servers: opts.servers,
+      // The server is told the name's hash, never the name or anything of the secret: members and
+      // non-members of a name meet there, and the links keep them apart (AccessDeniedError).
+      network: host.networkTag,
+      identity,
+      io: opts.io,
+      ...(opts.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: opts.joinTimeoutMs }),
+    })
+    this.dialer = new Dialer({
+      identity,
+      config,
+      puzzleBits: host.puzzleBits,
+      counters,
+      clock,
+      SimplePeer: opts.SimplePeer,
+      signalClient: this.signalClient,
+      links,
+      validators: host.validators,
+      overlay: host.overlay,
+      linkSecurity: () => host.linkSecurity(),
+      learnBox: (link) => host.learnBox(link),
+      accessDenied: (peer) => host.accessDenied(peer),
+      opened: (link) => host.opened(link),
+      closed: (link, reason) => host.closed(link, reason),
+      failed: (peer, inbound) => {
+        host.failed(peer)
+        this.inbound.failed(peer, inbound)
+      },
+    })
+    this.inbound = new Inbound({
+      id: identity.id,
+      config,
+      counters,
+      clock,
+      dialer: this.dialer,
+      links,
+      signalClient: this.signalClient,
+      isSampled: (peer) => host.isSampled(peer),
+      relayMismatch: (peer) => host.relayMismatch(peer),
+      closed: () => host.isClosed(),
+    })
+  }
+
+  get dials(): Dialer['dials'] {
+    return this.dialer.dials
+  }
+
+  get state(): SignalState {
+    return this.signalClient.state
+  }
+
+  get connected(): boolean {
+    return this.signalClient.connected
+  }
+
+  async start(): Promise<PeerInfo[]> {
+    const { host } = this
+    const sc = this.signalClient
+    sc.on('signal', ({ from, data }) => this.inbound.onSignal(from, data))
+    sc.on('relay', ({ from, frame }) => this.inbound.onRelayFrame(from, frame))
+    sc.on('relay-error', (e) => {
+      bump(host.counters, `relay-error.${e.reason}`)
+      // The server no longer knows the peer: a relay link to it is dead, whatever heartbeats say.
+      const l = host.links.get(e.to)
+      if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
+    })
+    sc.on('registered', ({ peers }) => host.sampled(peers))
+    sc.on('state', (s) => host.signalState(s))
+    const onSignal = host.config.onSignal
+    if (onSignal) sc.on('status', (st) => safeCall(() => onSignal(st)))
+    return sc.start()
+  }
+
+  peers(): Promise<PeerInfo[]> {
+    return this.signalClient.peers()
+  }
+
+  dial(peer: string, mesh: boolean): Promise<NodeLink> {
+    return this.dialer.dial(peer, mesh)
+  }
+
+  onSignal(from: string, data: Value, overLink: boolean): void {
+    this.inbound.onSignal(from, data, overLink)
+  }
+
+  resendSignal(dst: string, data: Value): void {
+    this.dialer.resendSignal(dst, data)
+  }
+
+  expire(now: number): void {
+    this.inbound.expire(now)
+  }
+
+  stats(): Record<string, number> {
+    const sc = this.signalClient
+    return {
+      signalsOut: sc.stats.signalsOut,
+      signalsIn: sc.stats.signalsIn,
+      relayBytesOut: sc.stats.relayBytesOut,
+      relayBytesIn: sc.stats.relayBytesIn,
+      signalReconnects: sc.stats.reconnects,
+      signalConnected: sc.connected ? 1 : 0,
+      signalDropped: sc.stats.dropped,
+    }
+  }
+
+  failAll(err: Error): void {
+    this.dialer.failAll(err)
+  }
+
+  close(): void {
+    this.signalClient.close()
+  }
+}
+
+/** Call an application callback; what it throws is reported apart, not into our own work. */
+function safeCall(fn: () => void): void {
+  try {
+    fn()
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err
+    })
+  }
+}

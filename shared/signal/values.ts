@@ -1,0 +1,198 @@
+/** Checks of the values the signal events carry: bytes, names, URLs, JSON, peer lists, ICE servers. */
+import { isNodeId } from '../bytes.ts'
+import {
+  ICE_URL,
+  type IceConfig,
+  type IceServer,
+  type JsonValue,
+  MAX_ICE_FIELD_CHARS,
+  MAX_ICE_SERVERS,
+  MAX_ICE_TTL_MS,
+  MAX_ICE_URLS,
+  MAX_JSON_DEPTH,
+  MAX_SERVER_URL_CHARS,
+  MAX_SERVERS,
+  MIN_ICE_TTL_MS,
+  NETWORK_PATTERN,
+  type PeerInfo,
+} from './types.ts'
+
+/** Buffer, Uint8Array or ArrayBuffer → a plain Uint8Array over the same memory; anything else → null. */
+export function toBytes(x: unknown): Uint8Array | null {
+  if (x instanceof Uint8Array) {
+    return Object.getPrototypeOf(x) === Uint8Array.prototype
+      ? x
+      : new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+  }
+  if (x instanceof ArrayBuffer) return new Uint8Array(x)
+  return null
+}
+
+export function isRecord(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false
+  const proto = Object.getPrototypeOf(x)
+  return proto === Object.prototype || proto === null
+}
+
+export function own(o: Record<string, unknown>, k: string): unknown {
+  return Object.hasOwn(o, k) ? o[k] : undefined
+}
+
+export function isNetworkName(x: unknown): x is string {
+  return typeof x === 'string' && NETWORK_PATTERN.test(x)
+}
+
+/** An http(s) URL of at most 256 characters with no credentials; returned normalised, or null. */
+export function normalizeServerUrl(x: unknown): string | null {
+  if (typeof x !== 'string' || x.length === 0 || x.length > MAX_SERVER_URL_CHARS) return null
+  let u: URL
+  try {
+    u = new URL(x)
+  } catch {
+    return null
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null
+  if (u.username || u.password || u.hostname === '') return null
+  u.hash = ''
+  const s = u.href.endsWith('/') && u.search === '' ? u.href.slice(0, -1) : u.href
+  return s.length <= MAX_SERVER_URL_CHARS ? s : null
+}
+
+export const utf8Encoder = new TextEncoder()
+
+/**
+ * Size in UTF-8 bytes of `x` serialised as JSON, or -1 when `x` is not a
+ * plain JSON value (binary, class instances, non-finite numbers, nesting
+ * deeper than 32). Stops early (returning limit + 1) once `limit` is passed.
+ */
+export function jsonByteLength(x: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let total = 0
+  const walk = (v: unknown, depth: number): boolean => {
+    if (depth > MAX_JSON_DEPTH) return false
+    if (total > limit) return true
+    if (v === null) {
+      total += 4
+      return true
+    }
+    switch (typeof v) {
+      case 'boolean':
+        total += v ? 4 : 5
+        return true
+      case 'number':
+        if (!Number.isFinite(v)) return false
+        total += String(v).length
+        return true
+      case 'string':
+        total += stringJsonBytes(v)
+        return true
+      case 'object': {
+        if (Array.isArray(v)) {
+          total += 2 + Math.max(0, v.length - 1)
+          for (let i = 0; i < v.length; i++) {
+            if (!walk(v[i], depth + 1)) return false
+            if (total > limit) return true
+          }
+          return true
+        }
+        if (!isRecord(v)) return false
+        const keys = Object.keys(v)
+        total += 2 + Math.max(0, keys.length - 1)
+        for (const k of keys) {
+          total += stringJsonBytes(k) + 1
+          if (!walk(v[k], depth + 1)) return false
+          if (total > limit) return true
+        }
+        return true
+      }
+      default:
+        return false
+    }
+  }
+  if (!walk(x, 0)) return -1
+  return total > limit ? limit + 1 : total
+}
+
+export function stringJsonBytes(s: string): number {
+  // Fast path for plain printable ASCII (SDP, candidates, hex): length + 2 quotes.
+  if (/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(s)) return s.length + 2
+  return utf8Encoder.encode(JSON.stringify(s)).length
+}
+
+export function isJsonValue(x: unknown): x is JsonValue {
+  return jsonByteLength(x) >= 0
+}
+
+export function parsePeerList(x: unknown): PeerInfo[] | null {
+  if (!Array.isArray(x) || x.length > 1024) return null
+  const out: PeerInfo[] = []
+  for (const p of x) {
+    if (!isRecord(p)) return null
+    const id = own(p, 'id')
+    const lastSeen = own(p, 'lastSeen')
+    if (!isNodeId(id) || typeof lastSeen !== 'number' || !Number.isFinite(lastSeen)) return null
+    out.push({ id, lastSeen })
+  }
+  return out
+}
+
+/** A STUN/TURN URL weft hands to RTCPeerConnection (stun:, stuns:, turn:, turns:). */
+export function isIceUrl(x: unknown): x is string {
+  return typeof x === 'string' && x.length <= MAX_ICE_FIELD_CHARS && ICE_URL.test(x)
+}
+
+export function iceField(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= MAX_ICE_FIELD_CHARS
+}
+
+/** One ICE server entry (`urls` a URL or a list of them), normalised; null when anything in it is wrong. */
+export function parseIceServer(x: unknown): IceServer | null {
+  if (!isRecord(x)) return null
+  const raw = own(x, 'urls')
+  const urls = typeof raw === 'string' ? [raw] : raw
+  if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_ICE_URLS || !urls.every(isIceUrl))
+    return null
+  const username = own(x, 'username')
+  const credential = own(x, 'credential')
+  if ((username !== undefined && !iceField(username)) || (credential !== undefined && !iceField(credential)))
+    return null
+  const out: IceServer = { urls: [...urls] }
+  if (username !== undefined) out.username = username
+  if (credential !== undefined) out.credential = credential
+  return out
+}
+
+/**
+ * An answer's ICE servers: a list of at most 8; a wrong entry is left out
+ * (the rest still help). Null when the field is not such a list at all.
+ */
+export function parseIceServers(x: unknown): IceServer[] | null {
+  if (!Array.isArray(x) || x.length > MAX_ICE_SERVERS) return null
+  const out: IceServer[] = []
+  for (const e of x) {
+    const s = parseIceServer(e)
+    if (s) out.push(s)
+  }
+  return out
+}
+
+/** The ICE fields of a register or peers answer; a wrong or missing field is as good as none. */
+export function parseIceConfig(p: Record<string, unknown>): IceConfig {
+  const out: IceConfig = {}
+  const servers = parseIceServers(own(p, 'iceServers'))
+  if (servers) out.iceServers = servers
+  const ttl = own(p, 'iceTtlMs')
+  if (servers && typeof ttl === 'number' && Number.isFinite(ttl))
+    out.iceTtlMs = Math.min(MAX_ICE_TTL_MS, Math.max(MIN_ICE_TTL_MS, Math.floor(ttl)))
+  return out
+}
+
+export function parseServerList(x: unknown): string[] | null {
+  if (!Array.isArray(x) || x.length > MAX_SERVERS) return null
+  const out: string[] = []
+  for (const s of x) {
+    if (typeof s !== 'string') return null
+    const u = normalizeServerUrl(s)
+    if (u !== null) out.push(u)
+  }
+  return out
+}
