@@ -446,7 +446,7 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
       await newcomer.start()
       const honestIds = new Set(honest.map((n) => n.id))
       const linked = () => newcomer.peers().filter((p) => honestIds.has(p.id)).length
-      await until('links to two honest peers', () => linked() >= 2, 15_000)
+      await until('links to two honest peers', () => linked() >= 2, 25_000)
       const took = Date.now() - t0
       // Let the flood run on a while, so the bounds are measured under it.
       await sleep(withHello ? 3000 : 6000)
@@ -463,8 +463,9 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
       // the bound allows for the sample (some of its 6 are attackers, whose dials are given up after
       // 6 s of silence, or 15 s when they answer with a hello and stop) and for a loaded machine.
       // Before this fix the newcomer had fewer than 2 honest links 15 s after its start had waited
-      // 15 s for a first link.
-      expect(took).toBeLessThan(15_000)
+      // 15 s for a first link. Alone this takes 1.5-10 s; beside the suite's other worker on two
+      // cores, with the link handshake's key exchange, it once took 18.7 s: the bound is 25 s.
+      expect(took).toBeLessThan(25_000)
       expect(inboundPeak).toBeLessThanOrEqual(16)
       expect(refusals.reduce((n, [, v]) => n + v, 0)).toBeGreaterThan(0)
       // The flood took none of them away.
