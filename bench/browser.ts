@@ -8,6 +8,12 @@
  *    passed through this process), same message size, bufferedAmount
  *    backpressure. ratio = overlay / raw.
  *  - dhtGetP50Ms / dhtGetP99Ms across eight contexts (when the node has a DHT).
+ *  - relayKBps: node.send of 16 KiB messages between two `relay: 'force'`
+ *    contexts, through the server's relay, on the link's secure channel
+ *    (every piece AES-GCM sealed). relayQuotaRatio = relayKBps / the relay
+ *    pipe's pacing (200 KiB/s, under the server's 256 KiB/s quota): what an
+ *    unencrypted relay link reaches too, so ≥ 0.9 says the quota, not the
+ *    cipher, is the limit. `WEFT_BENCH_ONLY=relay` runs this part alone.
  *
  *   npm run bench -- browser      (builds first when dist/ is missing)
  */
@@ -188,7 +194,59 @@ async function dhtGets(browser: Browser, serverUrl: string): Promise<number[]> {
   return all
 }
 
+/** KB/s of node.send between two relay-forced contexts (the secure channel on every piece). */
+async function relayThroughput(browser: Browser, serverUrl: string): Promise<number> {
+  const pages: Page[] = []
+  for (let i = 0; i < 2; i++) {
+    const p = await blankPage(await browser.newContext(), serverUrl)
+    await join_(p, serverUrl, { network: 'bench-relay', relay: 'force' })
+    pages.push(p)
+  }
+  const [a, b] = pages as [Page, Page]
+  const bId = await b.evaluate(() => (window as unknown as Win).node.id)
+  await a.waitForFunction((to) => (window as unknown as Win).node.peers().some((p) => p.id === to), bId)
+  await b.evaluate(() => {
+    const w = window as unknown as Win
+    w.rx = 0
+    w.node.subscribe('bench', (d: Uint8Array) => {
+      w.rx += d.length
+    })
+  })
+  const total = 2 * 1024 * 1024
+  const t0 = Date.now()
+  await a.evaluate(
+    async ({ to, total }) => {
+      const w = window as unknown as Win
+      const buf = crypto.getRandomValues(new Uint8Array(16 * 1024))
+      for (let sent = 0; sent < total; sent += buf.length) await w.node.send(to, 'bench', buf)
+    },
+    { to: bId, total },
+  )
+  await b.waitForFunction((total) => (window as unknown as Win).rx >= total, total, {
+    timeout: 120_000,
+    polling: 20,
+  })
+  const kbps = total / 1024 / ((Date.now() - t0) / 1000)
+  for (const p of pages) await p.context().close()
+  return kbps
+}
+
 export async function run(): Promise<Record<string, number>> {
+  if (process.env.WEFT_BENCH_ONLY === 'relay') {
+    if (!existsSync(join(root, 'dist/web/weft.mjs')))
+      execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+    const server = await startSignalServer()
+    const browser = await launch()
+    try {
+      const kbps = await relayThroughput(browser, server.url)
+      const figures = { relayKBps: +kbps.toFixed(1), relayQuotaRatio: +(kbps / 200).toFixed(3) }
+      report('browser-relay', figures)
+      return figures
+    } finally {
+      await browser.close()
+      await server.stop()
+    }
+  }
   if (!existsSync(join(root, 'dist/web/weft.mjs')))
     execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
   const server = await startSignalServer()
@@ -236,6 +294,7 @@ export async function run(): Promise<Record<string, number>> {
       bId,
     )
     const gets = await dhtGets(browser, server.url)
+    const relayKBps = await relayThroughput(browser, server.url)
     const figures: Record<string, number> = {
       joinP50Ms: Math.round(median(joins)),
       joinP99Ms: Math.round(quantile(joins, 0.99)),
@@ -248,6 +307,8 @@ export async function run(): Promise<Record<string, number>> {
       dhtGetP50Ms: +median(gets).toFixed(1),
       dhtGetP99Ms: +quantile(gets, 0.99).toFixed(1),
       dhtGets: gets.length,
+      relayKBps: +relayKBps.toFixed(1),
+      relayQuotaRatio: +(relayKBps / 200).toFixed(3),
     }
     report('browser', figures)
     return figures

@@ -1,6 +1,7 @@
 /** What every entry point (Node and browser) exports besides joinOverlay. */
 
 export {
+  AccessDeniedError,
   ClosedError,
   LeaseHeldError,
   MessageTooLargeError,

@@ -5,7 +5,8 @@
  * (no WebRTC): a victim, a well-behaved node and a hostile one. The hostile
  * node is an ordinary OverlayNode whose authenticated link to the victim we
  * abuse from the inside: `link.send` with arbitrary bodies of every Kind,
- * `link.pipe.send` with junk and mutated frames, and for the bulk phase its
+ * `link.sendPiece` with junk and mutated frames (sealed on the relay link's
+ * secure channel, whose keys the hostile end holds), and for the bulk phase its
  * signal client's relay directly (the relay pipe paces itself at 200 KiB/s,
  * which would make thousands of frames slow). Inputs come from fast-check,
  * seeded, with a fixed number of runs:
@@ -264,10 +265,13 @@ function withSid(sid: number, piece: Uint8Array): Uint8Array {
  * so the server's queue to the victim never passes its congestion mark.
  */
 async function blast(list: Uint8Array[]): Promise<void> {
-  const sid = (hostileLink().pipe as RelayPipe).sid
+  const link = hostileLink()
+  const sid = (link.pipe as RelayPipe).sid
+  const relay = (b: Uint8Array) => void hostile.signalClient.relay(victim.id, withSid(sid, b))
   let bytes = 0
   for (const p of list) {
-    hostile.signalClient.relay(victim.id, withSid(sid, p))
+    // Sealed on the link's secure channel (the hostile peer holds its keys), in order with the link's own.
+    await link.sendPiece(p, relay)
     bytes += p.length
     if (bytes > 256 * 1024) {
       bytes = 0
@@ -539,7 +543,13 @@ async function buildTemplates(): Promise<Template[]> {
     {
       name: 'hello',
       kind: Kind.Link,
-      base: { t: 'hello', pk: hostile.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+      base: {
+        t: 'hello',
+        pk: hostile.identity.publicKey,
+        nonce: new Uint8Array(32),
+        mesh: true,
+        ek: new Uint8Array(32).fill(9),
+      },
     },
     { name: 'proof', kind: Kind.Link, base: { t: 'proof', sig: new Uint8Array(64).fill(9) } },
   ]
@@ -869,7 +879,7 @@ describe('a hostile peer', () => {
           if (frame.length > 256 * 1024) continue
           if (!(await exp.add(frame))) continue
           // Small frames through the relay pipe; larger ones (paced at 200 KiB/s there) straight to the relay.
-          if (frame.length <= 16 * 1024) link.pipe.send(frame)
+          if (frame.length <= 16 * 1024) void link.sendPiece(frame)
           else await blast(pieces(frame))
           sent.frames++
         }
@@ -890,7 +900,7 @@ describe('a hostile peer', () => {
     expect(sum(delta(dropsAtStart, drops()))).toBeGreaterThan(protocolDrops)
   })
 
-  it('sends raw junk through link.pipe.send: random bytes, real frames mangled, bad headers and chunks', async () => {
+  it('sends raw junk through link.sendPiece: random bytes, real frames mangled, bad headers and chunks', async () => {
     const real = await Promise.all(
       templates.map(async (t) => frameBytes(t.kind, t.finish ? await t.finish(t.base) : t.base)),
     )
@@ -953,7 +963,7 @@ describe('a hostile peer', () => {
         const link = hostileLink()
         for (const p of batch) {
           if ('chunk' in p) {
-            link.pipe.send(p.chunk)
+            void link.sendPiece(p.chunk)
             chunksSent++
             continue
           }
@@ -961,7 +971,7 @@ describe('a hostile peer', () => {
           // A first byte in the marker range goes to the reassembler, not the frame decoder.
           const marker = (p.raw[0] as number) >= 0xc0 && (p.raw[0] as number) <= 0xcf
           if (!marker && !(await exp.add(p.raw))) continue
-          link.pipe.send(p.raw)
+          void link.sendPiece(p.raw)
           sent.frames++
         }
         await barrier()

@@ -74,6 +74,8 @@ export function checkJoinOptions(o: unknown): void {
     )
   checkSignalUrls(opts.signal)
   if (opts.network !== undefined) checkNetworkName(opts.network)
+  if (opts.secret !== undefined && !(typeof opts.secret === 'string' && opts.secret.length > 0))
+    throw new TypeError(`secret: a string of at least one character (got ${typeof opts.secret})`)
   if (opts.relay !== undefined && !['auto', 'force', 'never'].includes(opts.relay as string))
     throw new TypeError(`relay: 'auto', 'force' or 'never' (got ${describe(opts.relay)})`)
   for (const k of ['maxPeers', 'targetPeers', 'maxLinks', 'maxMessageBytes'] as const)

@@ -28,6 +28,7 @@ import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { concatBytes } from '../shared/bytes.ts'
+import { networkTag } from '../shared/crypto/network.ts'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { splitMessage } from '../shared/wire/chunk.ts'
@@ -107,7 +108,13 @@ async function stranger(
   address = server.address,
 ): Promise<{ client: SignalClient; id: string; identity: Identity }> {
   const identity = await generateIdentity({ puzzleBits: 0 })
-  const client = new SignalClient({ servers: [address], network: NETWORK, identity, io: io as never })
+  // The network as the nodes register it with the server (the name's hash).
+  const client = new SignalClient({
+    servers: [address],
+    network: networkTag(NETWORK),
+    identity,
+    io: io as never,
+  })
   started.push(client)
   await client.start()
   return { client, id: identity.id, identity }
@@ -169,11 +176,23 @@ async function measured(attack: () => Promise<void>): Promise<{ stallMs: number;
   return { stallMs: h.max / 1e6, rssMiB: (rssPeak - rss0) / 2 ** 20 }
 }
 
-/** Send pieces through `client`'s relay to `to`, a burst at a time (no pacing: the attacker does not pace). */
-async function blast(client: SignalClient, to: string, sid: number, pieces: Uint8Array[]): Promise<void> {
+/**
+ * Send pieces through `client`'s relay to `to`, a burst at a time (no pacing: the attacker does not
+ * pace). Given the attacker's open `link`, each piece is sealed on its secure channel first (an
+ * authenticated peer holds the channel's keys), in order with what the link sends itself.
+ */
+async function blast(
+  client: SignalClient,
+  to: string,
+  sid: number,
+  pieces: Uint8Array[],
+  link?: Link,
+): Promise<void> {
   let bytes = 0
+  const relay = (b: Uint8Array) => void client.relay(to, withSid(sid, b))
   for (const p of pieces) {
-    client.relay(to, withSid(sid, p))
+    if (link) await link.sendPiece(p, relay)
+    else relay(p)
     bytes += p.length
     if (bytes > 512 * 1024) {
       bytes = 0
@@ -328,8 +347,8 @@ describe('decode before authentication (issue 9, item 5)', () => {
       const before = await victim.stats()
       const d = (s: Record<string, number>, k: string) => (s[k] ?? 0) - (before[k] ?? 0)
       await victim.call('start')
-      await blast(attacker.signalClient, victim.id, sid, bombs)
-      await blast(attacker.signalClient, victim.id, sid, costly.flat())
+      await blast(attacker.signalClient, victim.id, sid, bombs, link)
+      await blast(attacker.signalClient, victim.id, sid, costly.flat(), link)
       let after = before
       const end = Date.now() + 120_000
       while (d(after, 'drop.frame.items') < 20 || d(after, 'drop.frame.invalid') < 20) {
@@ -395,7 +414,13 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     const flood = attackers.map(async (a, i) => {
       const hello = await encodeFrame({
         kind: Kind.Link,
-        body: { t: 'hello', pk: a.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+        body: {
+          t: 'hello',
+          pk: a.identity.publicKey,
+          nonce: new Uint8Array(32),
+          mesh: true,
+          ek: crypto.getRandomValues(new Uint8Array(32)),
+        },
       })
       let sid = i * 1_000_000
       while (flooding) {
@@ -421,7 +446,7 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
       await newcomer.start()
       const honestIds = new Set(honest.map((n) => n.id))
       const linked = () => newcomer.peers().filter((p) => honestIds.has(p.id)).length
-      await until('links to two honest peers', () => linked() >= 2, 15_000)
+      await until('links to two honest peers', () => linked() >= 2, 25_000)
       const took = Date.now() - t0
       // Let the flood run on a while, so the bounds are measured under it.
       await sleep(withHello ? 3000 : 6000)
@@ -438,8 +463,9 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
       // the bound allows for the sample (some of its 6 are attackers, whose dials are given up after
       // 6 s of silence, or 15 s when they answer with a hello and stop) and for a loaded machine.
       // Before this fix the newcomer had fewer than 2 honest links 15 s after its start had waited
-      // 15 s for a first link.
-      expect(took).toBeLessThan(15_000)
+      // 15 s for a first link. Alone this takes 1.5-10 s; beside the suite's other worker on two
+      // cores, with the link handshake's key exchange, it once took 18.7 s: the bound is 25 s.
+      expect(took).toBeLessThan(25_000)
       expect(inboundPeak).toBeLessThanOrEqual(16)
       expect(refusals.reduce((n, [, v]) => n + v, 0)).toBeGreaterThan(0)
       // The flood took none of them away.
@@ -467,7 +493,13 @@ describe('link-slot exhaustion (issue 9, item 7)', () => {
     const flood = strangers.map(async (a, i) => {
       const hello = await encodeFrame({
         kind: Kind.Link,
-        body: { t: 'hello', pk: a.identity.publicKey, nonce: new Uint8Array(32), mesh: true },
+        body: {
+          t: 'hello',
+          pk: a.identity.publicKey,
+          nonce: new Uint8Array(32),
+          mesh: true,
+          ek: crypto.getRandomValues(new Uint8Array(32)),
+        },
       })
       let sid = i * 1_000_000
       while (flooding) {

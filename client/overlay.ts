@@ -9,12 +9,14 @@ import { id160, utf8 } from '../shared/bytes.ts'
 import type { Chord } from '../shared/chord/index.ts'
 import { recordSlot } from '../shared/chord/index.ts'
 import type { Mesh } from '../shared/mesh/mesh.ts'
+import { bump } from '../shared/protocol.ts'
 import type { Sync } from '../shared/sync/index.ts'
 import type { Value } from '../shared/types.ts'
 import { authorOf, checkKey, checkNodeId, checkTopic, checkValue } from './node/checks.ts'
 import type { Clock } from './node/clock.ts'
 import { NodeHost } from './node/host.ts'
 import type { Env, JoinOptions } from './node/options.ts'
+import { sealedBytes } from './private-content.ts'
 import type {
   DhtApi,
   Handler,
@@ -56,16 +58,28 @@ export class OverlayNode extends NodeHost implements WeftNode {
       }
     this.dht = {
       put: (key, value) =>
-        keyed((k) => {
+        keyed(async (k) => {
           checkValue(value)
-          return ring.put(k, value)
+          // In a private network the value is sealed (client/private-content.ts).
+          const c = this.content
+          return ring.put(k, c ? await c.seal('dht', k, this.id, value) : value)
         })(key),
       get: <T>(key: string, opts?: { author?: string }) =>
         keyed(async (k) => {
-          const v = await ring.get(k, authorOf(opts, this.id))
-          return v === undefined ? undefined : asExpected<T>(v)
+          const author = authorOf(opts, this.id)
+          const v = await ring.get(k, author)
+          const c = this.content
+          const open = c && v !== undefined ? ((await c.open('dht', k, author, v)) ?? undefined) : v
+          return open === undefined ? undefined : asExpected<T>(open)
         })(key),
-      getRecord: (key, opts) => keyed((k) => ring.getRecord(k, authorOf(opts, this.id)))(key),
+      getRecord: (key, opts) =>
+        keyed(async (k) => {
+          const rec = await ring.getRecord(k, authorOf(opts, this.id))
+          const c = this.content
+          if (!c || rec?.value === undefined) return rec
+          const value = await c.open('dht', k, rec.author, rec.value)
+          return value === null ? undefined : { ...rec, value }
+        })(key),
       delete: keyed((k) => ring.delete(k)),
       provide: keyed((k) => ring.provide(k)),
       findProviders: keyed((k) => ring.findProviders(k)),
@@ -79,22 +93,22 @@ export class OverlayNode extends NodeHost implements WeftNode {
     this.sync = {
       set: (key, value, opts) => {
         this.assertOpen()
-        return table.set(key, value, opts)
+        return this.privTable ? this.privTable.set(key, value, opts) : table.set(key, value, opts)
       },
       get: <T>(key: string) => {
-        const v = table.get(key)
+        const v = this.privTable ? this.privTable.get(key) : table.get(key)
         return v === undefined ? undefined : asExpected<T>(v)
       },
       delete: (key) => {
         this.assertOpen()
         return table.delete(key)
       },
-      entries: () => table.entries(),
+      entries: () => (this.privTable ? this.privTable.entries() : table.entries()),
       owner: (key) => table.owner(key),
       lease: (key) => table.lease(key),
       on: (event, fn) => {
         if (event !== 'change') throw new TypeError(`node.sync has no ${String(event)} event`)
-        return table.onChange(fn)
+        return this.privTable ? this.privTable.onChange(fn) : table.onChange(fn)
       },
     }
     const presence = this.presenceNode
@@ -170,7 +184,8 @@ export class OverlayNode extends NodeHost implements WeftNode {
     this.assertOpen()
     checkTopic(topic)
     checkValue(data)
-    await this.core.broadcast(topic, data)
+    const c = this.content
+    await this.core.broadcast(topic, c ? await c.seal('broadcast', topic, this.id, data) : data)
   }
 
   /**
@@ -185,7 +200,23 @@ export class OverlayNode extends NodeHost implements WeftNode {
   /** Broadcasts on `topic`, and routed messages sent to it here. */
   subscribe<T = Value>(topic: string, fn: Subscriber<T>): () => void {
     checkTopic(topic)
-    return this.core.subscribe(topic, (data, meta) => fn(asExpected<T>(data), meta))
+    const c = this.content
+    if (!c) return this.core.subscribe(topic, (data, meta) => fn(asExpected<T>(data), meta))
+    // A private network's broadcasts come sealed (routed messages come as they are: sealed to us).
+    return this.core.subscribe(topic, (data, meta) => {
+      if (!sealedBytes(data)) return fn(asExpected<T>(data), meta)
+      void c.open('broadcast', topic, meta.from, data).then((v) => {
+        if (v === null) return
+        try {
+          fn(asExpected<T>(v), meta)
+        } catch (err) {
+          bump(this.counters, 'subscriber.threw')
+          queueMicrotask(() => {
+            throw err
+          })
+        }
+      })
+    })
   }
 
   /** Deliver `data` to the subscribers of `topic` at node `to`, linked or not (routed unicast). */

@@ -76,6 +76,23 @@ export class SignalError extends WeftError {
   }
 }
 
+/**
+ * A link to a member of a private network was refused: this node has no
+ * secret, or another one (`joinOverlay({ network, secret })`). `peer` is the
+ * node that refused, when one is known.
+ */
+export class AccessDeniedError extends WeftError {
+  override name = 'AccessDeniedError'
+  constructor(
+    readonly peer?: string,
+    message = peer
+      ? `access denied by ${peer}: this network needs another secret`
+      : 'access denied: this network needs another secret',
+  ) {
+    super(message)
+  }
+}
+
 /** The node was closed. */
 export class ClosedError extends WeftError {
   override name = 'ClosedError'

@@ -2,7 +2,8 @@
  * The weft demo page. It loads the library from the server's /weft.mjs, as
  * an embedding site would, joins on load with the address's parameters
  * (`?network=NAME&relay=force|auto|never&signal=URL`, the signal server
- * defaulting to this page's origin) and sets `window.overlay` to the
+ * defaulting to this page's origin; a private network's secret in the
+ * fragment, `#secret=…`, which the browser never sends) and sets `window.overlay` to the
  * Promise of the node at once. Then it shows the node: its id and signal
  * state, its links, a drawing of the network it knows (every node present
  * in it), a name the tab sets as its presence state (`{ name }`), a chat,
@@ -31,6 +32,9 @@ const network = params.get('network') || 'default'
 const relay = params.get('relay') || undefined
 const signalParam = params.get('signal')
 const signal = signalParam ? signalParam.split(',').map((u) => u.trim()) : location.origin
+// The secret lives in the fragment: never sent to any server, shared with the link.
+const secret = new URLSearchParams(location.hash.slice(1)).get('secret') || undefined
+setupSecretForm(secret)
 // How long the first join keeps trying (joinOverlay's timeoutMs; its default when absent).
 const timeoutMs = Number(params.get('timeoutMs')) || undefined
 
@@ -61,6 +65,7 @@ const chat = new ChatPanel(
 const options = {
   signal: Array.isArray(signal) && signal.length === 1 ? (signal[0] as string) : signal,
   network,
+  ...(secret ? { secret } : {}),
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
   ...(timeoutMs ? { timeoutMs } : {}),
   // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
@@ -93,7 +98,9 @@ function fail(err: unknown): void {
       ? `Is a weft signal server running at ${servers}? Start one with npm start.`
       : name === 'TypeError' && /relay/.test(message)
         ? 'The relay parameter is one of force, auto or never.'
-        : ''
+        : name === 'AccessDeniedError'
+          ? "This network's members know another secret: set it above (it stays in this page's address)."
+          : ''
   const retry = h('button', { type: 'button', class: 'small' }, 'Retry')
   retry.addEventListener('click', () => location.reload())
   const banner = byId('banner')
@@ -231,4 +238,26 @@ function flash(button: HTMLButtonElement, text: string): void {
   button.dataset.label = was
   setText(button, text)
   setTimeout(() => setText(button, was), 1500)
+}
+
+/** The secret field: shows the fragment's secret, sets a new one (or a random one) and joins again. */
+function setupSecretForm(current: string | undefined): void {
+  const form = byId<HTMLFormElement>('secret-form')
+  const input = byId<HTMLInputElement>('secret-input')
+  input.value = current ?? ''
+  byId('secret-new').addEventListener('click', () => {
+    // 128 random bits, base64url: beyond guessing, whatever the key stretching.
+    const b = crypto.getRandomValues(new Uint8Array(16))
+    input.value = btoa(String.fromCharCode(...b))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '')
+    input.type = 'text'
+  })
+  form.addEventListener('submit', (e) => {
+    e.preventDefault()
+    const v = input.value.trim()
+    location.hash = v ? `secret=${encodeURIComponent(v)}` : ''
+    location.reload()
+  })
 }

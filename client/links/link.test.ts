@@ -1,23 +1,50 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { createChannelKeys } from '../../shared/crypto/channel.ts'
 import { generateIdentity, type Identity } from '../../shared/identity/keys.ts'
 import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
-import { encodeFrame, Kind } from '../../shared/wire/frame.ts'
-import { Link } from './link.ts'
+import { encodeFrame, Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
+import { decodeValue, encodeValue } from '../../shared/wire/value.ts'
+import { Link, SEALED_PIECE } from './link.ts'
 import type { Pipe } from './pipe.ts'
+
+/**
+ * What carries a message from one end to the other: a relay that may record,
+ * rewrite (return other bytes) or drop (return null) what passes.
+ */
+type Tap = (bytes: Uint8Array, from: 'a' | 'b') => Uint8Array | Uint8Array[] | null
 
 /** Two in-memory pipes wired back to back, with the DTLS fingerprints each end would see. */
 function pipePair(fpA = 'sha-256 AA', fpB = 'sha-256 BB', seenByA = fpB, seenByB = fpA): [Pipe, Pipe] {
-  const mk = (local: string, remote: string) => {
+  return pipes('webrtc', fpA, fpB, seenByA, seenByB)
+}
+
+/** Two relay pipes through `tap` (no fingerprints: the relay has no DTLS). */
+function relayPair(tap: Tap = (b) => b): [Pipe, Pipe] {
+  return pipes('relay', '', '', '', '', tap)
+}
+
+function pipes(
+  transport: 'webrtc' | 'relay',
+  fpA: string,
+  fpB: string,
+  seenByA: string,
+  seenByB: string,
+  tap: Tap = (b) => b,
+): [Pipe, Pipe] {
+  const mk = (local: string, remote: string, side: 'a' | 'b') => {
     let onData: (b: Uint8Array) => void = () => {}
     let onClose: (r: string) => void = () => {}
     let closed = false
     const p = {
-      transport: 'webrtc' as const,
+      transport,
       other: undefined as unknown as { deliver(b: Uint8Array): void; end(r: string): void },
       send(b: Uint8Array) {
-        if (!closed) queueMicrotask(() => p.other.deliver(b.slice()))
+        if (closed) return
+        const out = tap(b.slice(), side)
+        for (const x of out === null ? [] : Array.isArray(out) ? out : [out])
+          queueMicrotask(() => p.other.deliver(x))
       },
       bufferedAmount: () => 0,
       drained: () => Promise.resolve(),
@@ -41,12 +68,12 @@ function pipePair(fpA = 'sha-256 AA', fpB = 'sha-256 BB', seenByA = fpB, seenByB
         closed = true
         onClose(r)
       },
-      fingerprints: () => ({ local, remote }),
+      fingerprints: () => (transport === 'relay' ? null : { local, remote }),
     }
     return p
   }
-  const a = mk(fpA, seenByA)
-  const b = mk(fpB, seenByB)
+  const a = mk(fpA, seenByA, 'a')
+  const b = mk(fpB, seenByB, 'b')
   a.other = b
   b.other = a
   return [a, b]
@@ -330,3 +357,168 @@ describe('link send errors', () => {
     }
   })
 })
+
+/** Does `hay` contain the bytes of `needle`? */
+function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer
+    return true
+  }
+  return false
+}
+
+/** A plain Kind.Link frame's message, or null (a sealed piece, a chunk, another kind). */
+function linkMessage(b: Uint8Array): Record<string, unknown> | null {
+  if (b[0] !== WIRE_VERSION || b[1] !== Kind.Link || b[2] !== 0) return null
+  return decodeValue(b.subarray(3)) as Record<string, unknown> | null
+}
+
+describe('secure channel over the relay', () => {
+  const SECRET = new TextEncoder().encode('attack at dawn, table 7')
+
+  async function relayLinks(tap: Tap, counters: [Counters, Counters] = [{}, {}]) {
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    const [pa, pb] = relayPair(tap)
+    const a = link(pa, ia, ib.id, counters[0])
+    const b = link(pb, ib, ia.id, counters[1])
+    return { a, b, ia, ib }
+  }
+
+  it('a recording relay sees the handshake and then only sealed pieces: none of the plaintext, small or chunked', async () => {
+    const seen: Uint8Array[] = []
+    const { a, b } = await relayLinks((bytes) => {
+      seen.push(bytes)
+      return bytes
+    })
+    a.start()
+    b.start()
+    await Promise.all([opened(a), opened(b)])
+    const got: Value[] = []
+    const back: Value[] = []
+    b.on('frame', (f) => got.push(f.body))
+    a.on('frame', (f) => back.push(f.body))
+    // Incompressible filler, so the large frame is chunked and not deflated (the marker stays in clear bytes).
+    const filler = crypto.getRandomValues(new Uint8Array(40_000))
+    await a.send({ kind: Kind.Route, body: { t: 'req', secret: SECRET } })
+    await a.send({ kind: Kind.Mesh, body: { t: 'gossip', big: [filler, SECRET, filler] } })
+    await b.send({ kind: Kind.Route, body: { t: 'res', secret: SECRET } })
+    await until('both ways', () => got.length === 2 && back.length === 1)
+    expect((got[0] as { secret: Uint8Array }).secret).toEqual(SECRET)
+    expect((back[0] as { secret: Uint8Array }).secret).toEqual(SECRET)
+    // Everything but the two hellos and two proofs went sealed, and no piece holds the secret.
+    const plain = seen.filter((p) => p[0] !== SEALED_PIECE)
+    expect(plain.map((p) => linkMessage(p)?.t).sort()).toEqual(['hello', 'hello', 'proof', 'proof'])
+    expect(seen.length).toBeGreaterThan(8)
+    expect(seen.some((p) => contains(p, SECRET))).toBe(false)
+    expect(seen.some((p) => contains(p, filler.subarray(0, 64)))).toBe(false)
+  })
+
+  it('WebRTC links are not sealed a second time (DTLS encrypts them, bound to the proofs by the fingerprints)', async () => {
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    const seen: Uint8Array[] = []
+    const [pa, pb] = pipes('webrtc', 'sha-256 AA', 'sha-256 BB', 'sha-256 BB', 'sha-256 AA', (bytes) => {
+      seen.push(bytes)
+      return bytes
+    })
+    const a = link(pa, ia, ib.id)
+    const b = link(pb, ib, ia.id)
+    a.start()
+    b.start()
+    await Promise.all([opened(a), opened(b)])
+    const got: Value[] = []
+    b.on('frame', (f) => got.push(f.body))
+    await a.send({ kind: Kind.Route, body: { secret: SECRET } })
+    await until('the frame', () => got.length === 1)
+    expect(seen.some((p) => p[0] === SEALED_PIECE)).toBe(false)
+    expect(seen.some((p) => contains(p, SECRET))).toBe(true)
+  })
+
+  type Meddle = 'flip' | 'replay' | 'drop' | 'plain' | 'truncate'
+  it.each<[Meddle, string, string]>([
+    ['flip', 'channel-forged', 'drop.channel.forged'],
+    ['replay', 'channel-forged', 'drop.channel.forged'],
+    ['drop', 'channel-forged', 'drop.channel.forged'],
+    ['truncate', 'channel-short', 'drop.channel.short'],
+    ['plain', 'channel-plain', 'drop.channel.plain'],
+  ])(
+    'a relay that meddles (%s) is detected: the link closes (%s), counted, nothing forged delivered',
+    async (how, reason, counter) => {
+      let armed = false
+      const counters: Counters = {}
+      const { a, b } = await relayLinks(
+        (bytes, from) => {
+          if (!armed || from !== 'a' || bytes[0] !== SEALED_PIECE) return bytes
+          armed = false
+          switch (how) {
+            case 'flip': {
+              const out = bytes.slice()
+              const i = out.length - 20
+              out[i] = (out[i] as number) ^ 1
+              return out
+            }
+            case 'replay':
+              return [bytes, bytes]
+            case 'drop':
+              return null
+            case 'truncate':
+              return bytes.subarray(0, 10)
+            default:
+              // The relay forges a plain frame of its own instead.
+              return concatFrame({ t: 'pex', peers: [] })
+          }
+        },
+        [{}, counters],
+      )
+      a.start()
+      b.start()
+      await Promise.all([opened(a), opened(b)])
+      const got: Value[] = []
+      b.on('frame', (f) => got.push(f.body))
+      b.on('control', (c) => got.push(c.t))
+      const closed = closedWith(b)
+      armed = true
+      await a.send({ kind: Kind.Route, body: { n: 1 } })
+      // After a dropped piece, the next one is what fails (its counter is one ahead).
+      if (how === 'drop') await a.send({ kind: Kind.Route, body: { n: 2 } })
+      expect(await closed).toBe(reason)
+      expect(counters[counter]).toBe(1)
+      // Nothing forged got through; of a replayed piece, at most the genuine first copy (the piece
+      // replayed may be a pong that was under way when the relay armed, or the frame).
+      if (how === 'replay') expect(got.filter((v) => JSON.stringify(v) !== '{"n":1}')).toEqual([])
+      else expect(got).toEqual([])
+    },
+  )
+
+  it('a relay that swaps in its own ephemeral keys is caught by both proofs: neither end opens', async () => {
+    const counters: Counters = {}
+    const { a, b } = await relayLinks(
+      (bytes) => {
+        const m = linkMessage(bytes)
+        if (m?.t !== 'hello') return bytes
+        return concatFrame({ ...(m as Record<string, Value>), ek: mitm })
+      },
+      [counters, counters],
+    )
+    const mitm = (await createChannelKeys()).publicKey
+    const outcome = (l: Link) =>
+      new Promise<string>((resolve) => {
+        l.on('open', () => resolve('opened'))
+        l.on('close', resolve)
+      })
+    a.start()
+    b.start()
+    const reasons = await Promise.all([outcome(a), outcome(b)])
+    expect(reasons).not.toContain('opened')
+    expect(reasons).toContain('bad-proof')
+    expect(counters['link.auth-failed']).toBeGreaterThanOrEqual(1)
+  })
+})
+
+/** A plain, uncompressed Kind.Link frame. */
+function concatFrame(v: Value): Uint8Array {
+  const body = encodeValue(v)
+  const out = new Uint8Array(3 + body.length)
+  out.set([WIRE_VERSION, Kind.Link, 0])
+  out.set(body, 3)
+  return out
+}

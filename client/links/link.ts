@@ -3,20 +3,44 @@
  * peer over any Pipe. Nothing above a Link knows whether WebRTC or the
  * server relay carries it.
  *
- * Handshake (Kind.Link frames, before anything else is accepted):
+ * Handshake (Kind.Link frames, before anything else is accepted; the
+ * grammar is shared/crypto/PROTOCOL-crypto.md, section 1):
  *
- *   A → B  hello { pk, nonce, mesh }     B → A  hello { pk, nonce, mesh }
- *   A → B  proof { sig }                 B → A  proof { sig }
+ *   A → B  hello { pk, nonce, mesh, ek, box? }   B → A  hello { pk, nonce, mesh, ek, box? }
+ *   A → B  proof { sig, adm? }                   B → A  proof { sig, adm? }
  *
- * Each proof signs utf8("weft-link/1\n" transport \n signerId \n verifierId
- * \n signerFingerprint \n verifierFingerprint \n) || verifierNonce, where the
- * fingerprints are the DTLS certificate fingerprints from this connection's
- * SDPs (empty for the relay). A signal server that put itself in the middle
- * would terminate DTLS on both sides with its own certificates, so the
- * fingerprints each end sees would not match what the other signed. The
+ * `ek` is a fresh X25519 key per link. Once an end has the other's hello,
+ * both compute the same transcript hash `th` (shared/crypto/transcript.ts:
+ * the transport, the network as the server knows it, and for each end its
+ * id, DTLS fingerprint from this connection's SDP ('' on the relay), nonce
+ * and `ek`), and each signs "weft-link/2 proof\n" id ‖ th with its
+ * identity key. A signal server that put itself in the middle would have to
+ * terminate DTLS with its own certificates or swap in its own `ek`s: either
+ * changes the transcript one end computes, so the other's proof fails. The
  * verifier first checks that the key meets the network's identity puzzle
- * (before any signature work) and hashes to the id it expected. A link whose
- * hello or proof fails is closed and counted.
+ * (before any signature work) and hashes to the id it expected.
+ *
+ * In a private network (`networkKeys`) the proof also carries `adm`, an
+ * HMAC of th under a key derived from the network's secret: a member
+ * refuses a proof without one (`outsider`) or with a wrong one
+ * (`access-denied`), checked before the signature; a node without the
+ * secret refuses a proof that carries one (`access-denied`: it cannot join
+ * that network). Either way the refusing end says `bye access-denied`.
+ *
+ * Secure channel (relay links, `secure`): after the peer's proof verifies,
+ * both ends derive one AES-256-GCM key per direction from X25519 of the
+ * `ek`s, salted with th (shared/crypto/channel.ts), and from then on every
+ * pipe message, whole frames and chunks alike, is
+ * 0xc2 ‖ AES-GCM(k, counter nonce, piece, aad = 0xc2). The relay sees sizes
+ * and timing only; a piece it rewrites, replays, reorders or drops then
+ * reinjects fails its tag, and so does a plain piece: the link closes
+ * (`channel-forged`, `channel-plain`; counters `drop.channel.*`). WebRTC
+ * links are not sealed a second time: DTLS already encrypts and
+ * authenticates them, bound to the proofs by the fingerprints.
+ *
+ * The hello may carry the node's signed box record (`box`): the X25519 key
+ * routed envelopes are sealed to (shared/router). It is kept, unverified,
+ * in `remoteBox` for the host.
  *
  * Receiving is a trust boundary, and anyone can open a link (a `relay`
  * signal through the server is enough). Everything that arrives goes into
@@ -28,12 +52,13 @@
  *   reassembled, inflated or decoded for a peer that has not proven its key.
  *   (An honest peer sends nothing else before its proof, and its proof is
  *   processed, in order, before whatever it sends once open.)
- * - once open, chunks are reassembled, bodies inflated and decoded within a
- *   budget per link: inflated bytes and milliseconds of decoding per second
- *   (token buckets; past them the loop waits and the queue absorbs, then
- *   drops). A body holds at most MAX_VALUE_ITEMS msgpack objects, so one
- *   frame's decoding is bounded; the loop yields to the event loop every few
- *   milliseconds, so no peer can hold it for long.
+ * - once open, pieces are opened (on a secure channel), chunks are
+ *   reassembled, bodies inflated and decoded within a budget per link:
+ *   inflated bytes and milliseconds of decoding per second (token buckets;
+ *   past them the loop waits and the queue absorbs, then drops). A body
+ *   holds at most MAX_VALUE_ITEMS msgpack objects, so one frame's decoding
+ *   is bounded; the loop yields to the event loop every few milliseconds,
+ *   so no peer can hold it for long.
  * When the link closes the queue is dropped and the loop stops.
  *
  * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
@@ -41,7 +66,17 @@
  * pipe's buffer (backpressure) and keep their order. A failed send rejects
  * the promise its caller holds and nothing else.
  */
-import { concatBytes, utf8 } from '../../shared/bytes.ts'
+import { concatBytes } from '../../shared/bytes.ts'
+import type { BoxRecord } from '../../shared/crypto/box-record.ts'
+import {
+  type Channel,
+  type ChannelKeys,
+  createChannelKeys,
+  deriveChannel,
+} from '../../shared/crypto/channel.ts'
+import type { NetworkKeys } from '../../shared/crypto/network.ts'
+import { isX25519PublicKey } from '../../shared/crypto/primitives.ts'
+import { LINK_NONCE_BYTES, linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { isPublicKey } from '../../shared/identity/keys.ts'
 import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
@@ -61,35 +96,29 @@ import {
 } from '../../shared/wire/frame.ts'
 import { encodeValue, MAX_VALUE_ITEMS } from '../../shared/wire/value.ts'
 import { Emitter } from '../emitter.ts'
+import {
+  ACCESS_DENIED,
+  isHandshakePiece,
+  type LinkControl,
+  linkControlValue,
+  OUTSIDER,
+  parseLinkControl,
+  SEALED_PIECE,
+} from './link-control.ts'
 import type { Pipe } from './pipe.ts'
 
-export type LinkControl =
-  | { t: 'hello'; pk: Uint8Array; nonce: Uint8Array; mesh: boolean }
-  | { t: 'proof'; sig: Uint8Array }
-  | { t: 'ping'; ts: number }
-  | { t: 'pong'; ts: number }
-  | { t: 'pex'; peers: string[] }
-  | { t: 'role'; mesh: boolean }
-  | { t: 'bye'; reason: string }
+export {
+  ACCESS_DENIED,
+  HANDSHAKE_MAX_BYTES,
+  isHandshakePiece,
+  type LinkControl,
+  linkControlValue,
+  OUTSIDER,
+  parseLinkControl,
+  SEALED_PIECE,
+} from './link-control.ts'
 
-const MAX_PEX = 32
-
-/** Largest link message read before the link is open: a hello or a proof is under 200 bytes. */
-export const HANDSHAKE_MAX_BYTES = 512
-
-/**
- * Could this link message be read before the link is open? A whole frame of
- * at most HANDSHAKE_MAX_BYTES, uncompressed, of Kind.Link: judged by its
- * first bytes, without decoding anything.
- */
-export function isHandshakePiece(piece: Uint8Array): boolean {
-  return (
-    piece.length <= HANDSHAKE_MAX_BYTES &&
-    piece[0] === WIRE_VERSION &&
-    piece[1] === Kind.Link &&
-    piece[2] === 0
-  )
-}
+const SEALED_AAD = new Uint8Array([SEALED_PIECE])
 
 /** How a link paces what it receives (see the header). */
 export interface RecvLimits {
@@ -126,42 +155,28 @@ const nextTask = () => new Promise<void>((r) => setTimeout(r, 0))
 const DEBUG =
   (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.WEFT_DEBUG === '1'
 
-/** Validate a Kind.Link body; null for anything malformed. */
-export function parseLinkControl(v: Value): LinkControl | null {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return null
-  const o = v as Record<string, Value>
-  switch (o.t) {
-    case 'hello':
-      return o.pk instanceof Uint8Array &&
-        o.pk.length === 32 &&
-        o.nonce instanceof Uint8Array &&
-        o.nonce.length === 32 &&
-        typeof o.mesh === 'boolean'
-        ? { t: 'hello', pk: o.pk, nonce: o.nonce, mesh: o.mesh }
-        : null
-    case 'proof':
-      return o.sig instanceof Uint8Array && o.sig.length === 64 ? { t: 'proof', sig: o.sig } : null
-    case 'ping':
-    case 'pong':
-      return typeof o.ts === 'number' && Number.isFinite(o.ts) ? { t: o.t, ts: o.ts } : null
-    case 'pex':
-      return Array.isArray(o.peers) &&
-        o.peers.length <= MAX_PEX &&
-        o.peers.every((p) => typeof p === 'string' && /^[0-9a-f]{40}$/.test(p))
-        ? { t: 'pex', peers: o.peers as string[] }
-        : null
-    case 'role':
-      return typeof o.mesh === 'boolean' ? { t: 'role', mesh: o.mesh } : null
-    case 'bye':
-      return typeof o.reason === 'string' && o.reason.length <= 64 ? { t: 'bye', reason: o.reason } : null
-    default:
-      return null
-  }
-}
-
 export interface LinkOptions {
   pipe: Pipe
   identity: Identity
+  /**
+   * The network as the signal server knows it (networkTag(name)): part of
+   * the transcript both proofs sign, so a link cannot be carried over into
+   * another network. @default ''
+   */
+  network?: string
+  /**
+   * A private network's keys: our proof carries an admission tag, and the
+   * peer's must prove the same secret. Without them, a peer that proves one
+   * is refused (its network is not ours).
+   */
+  networkKeys?: NetworkKeys
+  /** Our signed box record, sent in the hello (the key routed envelopes to us are sealed to). */
+  box?: () => BoxRecord | undefined
+  /**
+   * Seal every piece after the handshake (the secure channel). @default true
+   * on the relay, false on WebRTC (DTLS encrypts it, bound by the fingerprints)
+   */
+  secure?: boolean
   /** The id we expect at the other end (we dialled it, or the server told us who signals). */
   peer: string
   /** Do we want this link in the broadcast mesh? */
@@ -213,8 +228,19 @@ export class Link extends Emitter<LinkEvents> {
   readonly pipe: Pipe
   private readonly opts: LinkOptions
   private readonly reassembler
-  private readonly nonce = crypto.getRandomValues(new Uint8Array(32))
-  private remote: { pk: Uint8Array; nonce: Uint8Array } | undefined
+  private readonly nonce = crypto.getRandomValues(new Uint8Array(LINK_NONCE_BYTES))
+  private remote: { pk: Uint8Array; nonce: Uint8Array; ek: Uint8Array } | undefined
+  /** The box record the peer's hello carried (unverified: the host checks it once the link is open). */
+  remoteBox: BoxRecord | undefined
+  /** Our ephemeral X25519 keys for this link (made at start). */
+  private channelKeys: Promise<ChannelKeys> | undefined
+  /** The transcript hash, once both hellos are known. */
+  private th: Uint8Array | undefined
+  /** The secure channel, once the peer's proof verified (relay links). */
+  private channel: Channel | undefined
+  private readonly secure: boolean
+  /** Sealed pieces reach the pipe in the order their counters were taken. */
+  private pipeTail: Promise<void> = Promise.resolve()
   private sentProof = false
   private gotProof = false
   private lastHeard = Date.now()
@@ -242,6 +268,7 @@ export class Link extends Emitter<LinkEvents> {
     this.peer = opts.peer
     this.transport = opts.pipe.transport
     this.localMesh = opts.mesh
+    this.secure = opts.secure ?? opts.pipe.transport === 'relay'
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.recv = { ...DEFAULT_RECV_LIMITS, ...opts.recv }
     this.decodeTokens = this.recv.decodeBurstMs
@@ -260,12 +287,22 @@ export class Link extends Emitter<LinkEvents> {
     if (this.started || this.state === 'closed') return
     this.started = true
     this.authTimer = setTimeout(() => this.close('auth-timeout'), this.opts.authTimeoutMs ?? 10_000)
-    void this.sendControl({
-      t: 'hello',
-      pk: this.opts.identity.publicKey,
-      nonce: this.nonce,
-      mesh: this.localMesh,
-    })
+    const keys = createChannelKeys()
+    this.channelKeys = keys
+    keys.then(
+      (k) => {
+        const box = this.opts.box?.()
+        void this.sendControl({
+          t: 'hello',
+          pk: this.opts.identity.publicKey,
+          nonce: this.nonce,
+          mesh: this.localMesh,
+          ek: k.publicKey,
+          ...(box ? { box } : {}),
+        })
+      },
+      () => this.close('no-keys'),
+    )
     const hb = this.opts.heartbeatMs ?? 5000
     const dead = this.opts.deadAfterMs ?? 20_000
     this.timers.push(
@@ -277,6 +314,11 @@ export class Link extends Emitter<LinkEvents> {
     )
     // What arrived before start (our hello goes first, then the answers to theirs).
     this.pump()
+  }
+
+  /** (A getter: TypeScript does not narrow it across awaits.) */
+  private get isClosed(): boolean {
+    return this.state === 'closed'
   }
 
   get isMesh(): boolean {
@@ -292,10 +334,57 @@ export class Link extends Emitter<LinkEvents> {
 
   sendControl(c: LinkControl): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
-    return this.write({ kind: Kind.Link, body: c as unknown as Value }).catch(() => {})
+    return this.write({ kind: Kind.Link, body: linkControlValue(c) }).catch(() => {})
+  }
+
+  /**
+   * Write one pipe message as it is (sealed on a secure channel), in order
+   * with the link's frames: what a test playing a hostile peer sends (one
+   * that completed the handshake holds the channel keys, so it can seal
+   * anything). `sink` replaces the pipe for this piece (a test that skips
+   * the relay pipe's pacing).
+   */
+  sendPiece(piece: Uint8Array, sink?: (bytes: Uint8Array) => void): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(new Error(`link to ${this.peer} closed`))
+    const ch = this.channel
+    const done = this.sendChain.then(() => this.writePiece(piece, ch, sink))
+    this.sendChain = done.catch(() => {})
+    return done
+  }
+
+  /**
+   * One pipe message to the pipe: as it is, or sealed under `ch` (the
+   * channel when the write was asked for: handshake messages go plain).
+   * The counter is taken now; the pipe gets the pieces in counter order,
+   * even if one is written after the link closed (its goodbye).
+   */
+  private writePiece(
+    piece: Uint8Array,
+    ch: Channel | undefined,
+    sink = (b: Uint8Array) => this.pipe.send(b),
+  ): Promise<void> {
+    if (!ch) {
+      sink(piece)
+      this.stats.bytesOut += piece.length
+      return Promise.resolve()
+    }
+    const sealing = ch.seal(piece, SEALED_AAD)
+    const sent = this.pipeTail
+      .then(() => sealing)
+      .then((sealed) => {
+        const out = new Uint8Array(1 + sealed.length)
+        out[0] = SEALED_PIECE
+        out.set(sealed, 1)
+        sink(out)
+        this.stats.bytesOut += out.length
+      })
+    this.pipeTail = sent.catch(() => {})
+    return sent
   }
 
   private write(frame: Frame): Promise<void> {
+    // Sealed when the channel exists as the write is asked for: the hello and the proof go plain.
+    const ch = this.channel
     const id = this.msgId++ >>> 0
     // Encode eagerly (errors such as MessageTooLargeError reach the caller), write in order.
     const encoded = encodeFrame(frame, { maxMessageBytes: this.maxBytes }).then((bytes) =>
@@ -308,9 +397,11 @@ export class Link extends Emitter<LinkEvents> {
       const pieces = await encoded
       for (const p of pieces) {
         if (this.state === 'closed') throw new Error(`link to ${this.peer} closed`)
-        if (this.pipe.bufferedAmount() > 0) await this.pipe.drained()
-        this.pipe.send(p)
-        this.stats.bytesOut += p.length
+        if (this.pipe.bufferedAmount() > 0) {
+          await this.pipe.drained()
+          if (this.isClosed) throw new Error(`link to ${this.peer} closed`)
+        }
+        await this.writePiece(p, ch)
       }
       this.stats.messagesOut++
     })
@@ -353,7 +444,9 @@ export class Link extends Emitter<LinkEvents> {
         }
         if (this.state === 'handshake') await this.onHandshakePiece(piece)
         else {
-          const whole = this.reassembler.push(piece, Date.now())
+          const plain = this.channel ? await this.openPiece(piece) : piece
+          if (plain === null) break
+          const whole = this.reassembler.push(plain, Date.now())
           if (whole) await this.onFrameBytes(whole)
         }
         if (performance.now() - slice > SLICE_MS) {
@@ -380,6 +473,27 @@ export class Link extends Emitter<LinkEvents> {
     if (c === null || (c.t !== 'hello' && c.t !== 'proof' && c.t !== 'bye')) return this.refuseBeforeAuth()
     this.stats.messagesIn++
     await this.onControl(c)
+  }
+
+  /**
+   * A pipe message on a secure channel: opened, or null when it is not a
+   * sealed piece or fails its tag (rewritten, replayed, reordered, from
+   * another link): the link closes, counted (`drop.channel.*`).
+   */
+  private async openPiece(piece: Uint8Array): Promise<Uint8Array | null> {
+    const ch = this.channel as Channel
+    if (piece[0] !== SEALED_PIECE) {
+      bump(this.opts.counters, 'drop.channel.plain')
+      this.close('channel-plain')
+      return null
+    }
+    const plain = await ch.open(piece.subarray(1), SEALED_AAD)
+    if (plain === null) {
+      // The channel counted why (drop.channel.forged | .short | .exhausted).
+      this.close(`channel-${ch.failure ?? 'forged'}`)
+      return null
+    }
+    return plain
   }
 
   private refuseBeforeAuth(): void {
@@ -458,30 +572,60 @@ export class Link extends Emitter<LinkEvents> {
           bump(this.opts.counters, 'link.auth-failed')
           return this.close('wrong-key')
         }
-        this.remote = { pk: c.pk, nonce: c.nonce }
+        if (!isX25519PublicKey(c.ek)) {
+          bump(this.opts.counters, 'link.auth-failed')
+          return this.close('bad-ephemeral')
+        }
+        this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
+        this.remoteBox = c.box
         this.remoteMesh = c.mesh
         const fp = this.fingerprints()
         if (!fp) return this.close('no-fingerprint')
-        const sig = await this.opts.identity.sign(
-          proofBytes(this.transport, this.opts.identity.id, this.peer, fp.local, fp.remote, c.nonce),
-        )
+        const mine = await (this.channelKeys as Promise<ChannelKeys>)
+        if (this.isClosed) return
+        const me = this.opts.identity.id
+        this.th = await linkTranscript({
+          transport: this.transport,
+          network: this.opts.network ?? '',
+          ends: [
+            { id: me, nonce: this.nonce, ephemeral: mine.publicKey, fingerprint: fp.local },
+            { id: this.peer, nonce: c.nonce, ephemeral: c.ek, fingerprint: fp.remote },
+          ],
+        })
+        const [sig, adm] = await Promise.all([
+          this.opts.identity.sign(linkProofBytes(this.th, me)),
+          this.opts.networkKeys?.admissionProof(this.th, me),
+        ])
         this.sentProof = true
-        await this.sendControl({ t: 'proof', sig })
+        await this.sendControl(adm ? { t: 'proof', sig, adm } : { t: 'proof', sig })
         return this.maybeOpen()
       }
       case 'proof': {
         const r = this.remote
-        if (!r || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
-        const fp = this.fingerprints()
-        if (!fp) return this.close('no-fingerprint')
-        const ok = await this.opts.identity.verify(
-          r.pk,
-          proofBytes(this.transport, this.peer, this.opts.identity.id, fp.remote, fp.local, this.nonce),
-          c.sig,
-        )
+        const th = this.th
+        if (!r || !th || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
+        // The network's secret before any signature work: an HMAC, checked in constant time.
+        const nk = this.opts.networkKeys
+        if (nk && !c.adm) return this.refuse(OUTSIDER)
+        if (!nk && c.adm) return this.refuse(ACCESS_DENIED)
+        if (nk && c.adm && !(await nk.checkAdmission(th, this.peer, c.adm))) return this.refuse(ACCESS_DENIED)
+        const ok = await this.opts.identity.verify(r.pk, linkProofBytes(th, this.peer), c.sig)
         if (!ok) {
           bump(this.opts.counters, 'link.auth-failed')
           return this.close('bad-proof')
+        }
+        if (this.secure) {
+          const channel = await deriveChannel({
+            mine: await (this.channelKeys as Promise<ChannelKeys>),
+            theirs: r.ek,
+            transcript: th,
+            counters: this.opts.counters,
+          })
+          if (!channel) {
+            bump(this.opts.counters, 'link.auth-failed')
+            return this.close('bad-ephemeral')
+          }
+          this.channel = channel
         }
         this.gotProof = true
         return this.maybeOpen()
@@ -519,6 +663,21 @@ export class Link extends Emitter<LinkEvents> {
     return this.pipe.fingerprints()
   }
 
+  /**
+   * Refuse the link for the network's secret (`access-denied`: the peer
+   * proved a secret we do not share; `outsider`: it proved none, and we are
+   * a private network's member). The peer is told `bye access-denied`,
+   * written now, in the clear like the handshake.
+   */
+  private refuse(reason: typeof ACCESS_DENIED | typeof OUTSIDER): void {
+    bump(this.opts.counters, `link.refused.${reason}`)
+    try {
+      this.pipe.send(plainControl({ t: 'bye', reason: ACCESS_DENIED }))
+    } catch {}
+    this.finish(reason)
+    setTimeout(() => this.pipe.close(reason), 100)
+  }
+
   /** Change whether we want this link in the mesh, and tell the other end. */
   setMesh(mesh: boolean): void {
     if (this.localMesh === mesh) return
@@ -530,13 +689,12 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state === 'closed') return
     if (this.state === 'open') {
       // A goodbye, written now (not after an async encode: the page may be gone a moment later),
-      // so the other end does not wait for a heartbeat timeout.
+      // so the other end does not wait for a heartbeat timeout. On a secure channel it is sealed
+      // (asynchronously: its counter is taken now, after every piece already under way).
       try {
-        const body = encodeValue({ t: 'bye', reason: reason.slice(0, 64) })
-        const frame = new Uint8Array(3 + body.length)
-        frame.set([WIRE_VERSION, Kind.Link, 0])
-        frame.set(body, 3)
-        this.pipe.send(frame)
+        const bye = plainControl({ t: 'bye', reason: reason.slice(0, 64) })
+        if (this.channel) this.writePiece(bye, this.channel).catch(() => {})
+        else this.pipe.send(bye)
       } catch {}
       this.finish(reason)
       // Let the goodbye leave before the transport goes.
@@ -563,16 +721,7 @@ export class Link extends Emitter<LinkEvents> {
 
 const EMPTY = new Uint8Array(0)
 
-function proofBytes(
-  transport: string,
-  signer: string,
-  verifier: string,
-  signerFp: string,
-  verifierFp: string,
-  verifierNonce: Uint8Array,
-): Uint8Array {
-  return concatBytes(
-    utf8(`weft-link/1\n${transport}\n${signer}\n${verifier}\n${signerFp}\n${verifierFp}\n`),
-    verifierNonce,
-  )
+/** A whole, uncompressed Kind.Link frame, encoded at once (no await): a goodbye. */
+function plainControl(c: LinkControl): Uint8Array {
+  return concatBytes(new Uint8Array([WIRE_VERSION, Kind.Link, 0]), encodeValue(linkControlValue(c)))
 }

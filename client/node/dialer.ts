@@ -20,12 +20,12 @@
  * router), else through the signal server. Setups peers start (their
  * signals) are admitted by inbound.ts and then run here like our own.
  */
-import { NoRouteError } from '../../shared/errors.ts'
+import { AccessDeniedError, NoRouteError } from '../../shared/errors.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
 import { isValue, type Value } from '../../shared/types.ts'
 import type { Kind } from '../../shared/wire/frame.ts'
-import { Link } from '../links/link.ts'
+import { ACCESS_DENIED, Link, type LinkOptions } from '../links/link.ts'
 import { createRelayPipe, type RelayPipe } from '../links/relay.ts'
 import {
   createWebRtcPipe,
@@ -36,6 +36,7 @@ import {
 } from '../links/webrtc.ts'
 import type { SignalClient } from '../signal-client.ts'
 import type { Clock, TimerId } from './clock.ts'
+import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
 import { parseSignalData, type SignalData } from './signal-data.ts'
@@ -98,11 +99,25 @@ export interface DialerDeps {
   closed(link: NodeLink, reason: string): void
   /** A setup failed (`inbound`: one the peer started). */
   failed(peer: string, inbound: boolean): void
+  /**
+   * What every link of this node carries in its handshake: the network as the server knows it
+   * (its tag), a private network's keys, and our box record for sealed envelopes (the router's).
+   */
+  linkSecurity(): Pick<LinkOptions, 'network' | 'networkKeys' | 'box'>
+  /** A peer's box record, from its link hello: sealed envelopes to it need no fetch. */
+  learnBox(link: Link): void
+  /** `peer` refused us (or we it) for the network's secret. */
+  accessDenied(peer: string): void
 }
+
+/** How long a peer that refused us for the network's secret is not asked again. */
+const DENIED_MS = 60_000
 
 export class Dialer {
   /** Setups under way, by peer. */
   readonly dials = new Map<string, Dial>()
+  /** Peers that refused us for the network's secret -> until when a dial to them fails at once. */
+  private readonly deniedBy = new Map<string, number>()
 
   constructor(private readonly deps: DialerDeps) {}
 
@@ -110,6 +125,9 @@ export class Dialer {
   dial(peer: string, mesh: boolean): Promise<NodeLink> {
     const open = this.deps.links.get(peer)
     if (open?.state === 'open') return Promise.resolve(open)
+    // A peer that refused us for the network's secret lately (it would not even answer now).
+    if ((this.deniedBy.get(peer) ?? 0) > this.deps.clock.now())
+      return Promise.reject(new AccessDeniedError(peer))
     const existing = this.dials.get(peer)
     if (existing) {
       existing.mesh ||= mesh
@@ -276,6 +294,7 @@ export class Dialer {
       maxMessageBytes: config.maxMessageBytes,
       counters,
       puzzleBits: this.deps.puzzleBits,
+      ...this.deps.linkSecurity(),
     })
     d.link = link
     link.on('open', () => this.linkOpen(d, link))
@@ -286,6 +305,12 @@ export class Dialer {
         bump(counters, `link.handshake-closed.${reason.split(':')[0]}`)
         d.error = `the link closed during its handshake: ${reason.slice(0, 100)}`
         delete d.link
+        // Refused for the network's secret (by us, or the peer said so): no other way will do.
+        if (reason === ACCESS_DENIED || reason === `bye:${ACCESS_DENIED}`) {
+          setBounded(this.deniedBy, d.peer, this.deps.clock.now() + DENIED_MS)
+          this.deps.accessDenied(d.peer)
+          return this.failDial(d, new AccessDeniedError(d.peer))
+        }
         if (pipe.transport === 'webrtc' && !d.relay) return this.fallBack(d)
         return this.failDial(d, new NoRouteError(d.peer, `link to ${d.peer} closed: ${reason}`))
       }
@@ -296,6 +321,7 @@ export class Dialer {
 
   private linkOpen(d: Dial, link: Link): void {
     this.deps.clock.clearTimeout(d.timer)
+    this.deps.learnBox(link)
     if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
     // Keep one link per peer: a direct one beats a relayed one (link-table.ts).
     const { kept, added } = this.deps.links.adopt(link)

@@ -11,7 +11,7 @@
  *   alone later joins through a neighbour (`checkAlone`, on the host's tick).
  */
 import type { Chord } from '../../shared/chord/index.ts'
-import { NoRouteError } from '../../shared/errors.ts'
+import { AccessDeniedError, NoRouteError } from '../../shared/errors.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
 import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Clock } from './clock.ts'
@@ -40,6 +40,8 @@ export class Entry {
   private lastRingCheck = 0
   /** While the first join waits for a link: peers that cannot link with us (relayMismatch). */
   private mismatched: Set<string> | undefined
+  /** While joining: peers that refused us for the network's secret. */
+  private denied: Set<string> | undefined
   private onMismatch: (() => void) | undefined
 
   constructor(private readonly deps: EntryDeps) {}
@@ -68,6 +70,17 @@ export class Entry {
     }
   }
 
+  /**
+   * `peer` refused us for the network's secret (or we refused it). During the first join, noted
+   * so that joinOverlay can fail with AccessDeniedError when every peer of the sample does.
+   */
+  accessDenied(peer: string): void {
+    if (this.denied && this.denied.size < MAX_SAMPLED) {
+      this.denied.add(peer)
+      this.onMismatch?.()
+    }
+  }
+
   /** On the host's tick: a node alone on its own ring joins through a neighbour (every RING_CHECK_MS). */
   checkAlone(now: number): void {
     if (now - this.lastRingCheck <= RING_CHECK_MS) return
@@ -89,6 +102,8 @@ export class Entry {
     const { clock, config, links } = this.deps
     const mismatched = new Set<string>()
     this.mismatched = mismatched
+    const denied = new Set<string>()
+    this.denied = denied
     const relay = config.relay
     try {
       await new Promise<void>((resolve, reject) => {
@@ -108,16 +123,23 @@ export class Entry {
           )
         const off = this.deps.onLinkOpen(() => finish())
         // Every peer of the sample refused us for that: no link is coming.
+        // Or every one refused us for the network's secret (or could not link): we are not let in.
+        const refused = () =>
+          denied.size > 0 ? new AccessDeniedError([...denied][0] as string) : cannotLink()
         this.onMismatch = () => {
-          if (peers.every((p) => mismatched.has(p.id))) finish(cannotLink())
+          if (peers.every((p) => mismatched.has(p.id) || denied.has(p.id))) finish(refused())
         }
         const t = clock.setTimeout(
-          () => finish(links.openPeers().length === 0 && mismatched.size > 0 ? cannotLink() : undefined),
+          () =>
+            finish(
+              links.openPeers().length === 0 && mismatched.size + denied.size > 0 ? refused() : undefined,
+            ),
           config.directTimeoutMs + 10_000,
         )
       })
     } finally {
       this.mismatched = undefined
+      this.denied = undefined
     }
   }
 

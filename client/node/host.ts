@@ -22,6 +22,7 @@
  *
  * The public API (what `joinOverlay` returns) is a facade over this host.
  */
+import { deriveNetworkKeys, type NetworkKeys, networkTag } from '../../shared/crypto/network.ts'
 import { ClosedError, NoRouteError } from '../../shared/errors.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS } from '../../shared/identity/puzzle.ts'
@@ -32,6 +33,8 @@ import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
 import { type Frame, Kind } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
+import type { Link } from '../links/link.ts'
+import { type ContentSealer, contentSealer, privateTable } from '../private-content.ts'
 import type { SignalClient, SignalState } from '../signal-client.ts'
 import { noStorage } from '../storage.ts'
 import type { NodeEvents } from '../weft-node.ts'
@@ -78,6 +81,14 @@ export class NodeHost extends Emitter<NodeEvents> {
   readonly puzzleBits: number
   /** Who is present (shared/presence): the core's, which the host always builds. */
   protected readonly presenceNode: Presence
+  /** The network as the signal server knows it: a hash of its name (shared/crypto/network.ts). */
+  readonly networkTag: string
+  /** A private network's keys (JoinOptions.secret), derived at start. */
+  networkKeys: NetworkKeys | undefined
+  /** Its content sealing, and the table as the application sees it (client/private-content.ts). */
+  content: ContentSealer | undefined
+  privTable: ReturnType<typeof privateTable> | undefined
+  private readonly secret: string | undefined
   private readonly env: Env
   private readonly timers: TimerId[] = []
   private closed = false
@@ -99,6 +110,8 @@ export class NodeHost extends Emitter<NodeEvents> {
     const puzzleBits = checkPuzzleBits(opts.puzzleBits ?? DEFAULT_PUZZLE_BITS)
     this.puzzleBits = puzzleBits
     this.network = this.config.network
+    this.networkTag = networkTag(this.network)
+    this.secret = opts.secret
     const { counters, links } = this
     const random = env.random ?? Math.random
     // Throws (TypeError) when our own key does not meet the network's puzzle.
@@ -127,6 +140,8 @@ export class NodeHost extends Emitter<NodeEvents> {
         router: {
           maxMessageBytes: this.config.maxMessageBytes,
           requestTimeoutMs: this.config.requestTimeoutMs,
+          // Envelopes sealed to their destination: the nodes that forward them read the head only.
+          seal: true,
         },
         // One hop may need a link opened first (signalling, ICE, the key proof).
         chord: { requestTimeoutMs: 8000 },
@@ -141,6 +156,17 @@ export class NodeHost extends Emitter<NodeEvents> {
       identity: this.identity,
       config: this.config,
       puzzleBits,
+      networkTag: this.networkTag,
+      linkSecurity: () => ({
+        network: this.networkTag,
+        ...(this.networkKeys ? { networkKeys: this.networkKeys } : {}),
+        // Our box record in the hello: a peer that later routes to us can seal at once.
+        box: () => this.core.router.boxRecord(),
+      }),
+      learnBox: (link: Link) => {
+        if (link.remoteBox) this.core.router.learnBox(link.peer, link.remoteBox)
+      },
+      accessDenied: (peer: string) => this.entry.accessDenied(peer),
       counters,
       clock,
       links,
@@ -206,6 +232,12 @@ export class NodeHost extends Emitter<NodeEvents> {
 
   /** Connect to a signal server and open the first links. */
   async start(): Promise<void> {
+    if (this.secret !== undefined) {
+      this.networkKeys = await deriveNetworkKeys(this.network, this.secret)
+      this.content = contentSealer(this.networkKeys)
+      // Before the saved table is imported, so its versions are opened too.
+      this.privTable = privateTable(this.core.sync, this.id, this.content)
+    }
     // The table as this node last saw it, then reconciled with the network by anti-entropy.
     await this.persistence.load()
     const peers = await this.transport.start()
@@ -331,6 +363,7 @@ export class NodeHost extends Emitter<NodeEvents> {
       ...this.links.totals(),
       ...this.transport.stats(),
       ...this.core.stats(),
+      ...this.networkKeys?.counters,
     }
   }
 

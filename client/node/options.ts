@@ -14,6 +14,13 @@ export interface JoinOptions {
   signal: string | string[]
   /** Networks never mix. @default 'default' */
   network?: string
+  /**
+   * A private network's secret: only nodes that know it link with us
+   * (others get AccessDeniedError), and broadcasts, table values and DHT
+   * values of the network are encrypted under keys derived from it. Never
+   * sent anywhere; the signal server sees a hash of the network's name only.
+   */
+  secret?: string
   /** 'force': behave as a firewalled node, every link relayed; 'never': direct links only. @default 'auto' */
   relay?: 'auto' | 'force' | 'never'
   /** Most mesh links. @default 8 */
@@ -118,6 +125,7 @@ export type NodeConfig = Required<
     | 'timeoutMs'
     | 'onSignal'
     | 'presence'
+    | 'secret'
   >
 > &
   JoinOptions

@@ -39,7 +39,9 @@ export class SignalTransport implements Transport {
     const { config, counters, clock, identity, links } = host
     this.signalClient = new SignalClient({
       servers: opts.servers,
-      network: config.network,
+      // The server is told the name's hash, never the name or anything of the secret: members and
+      // non-members of a name meet there, and the links keep them apart (AccessDeniedError).
+      network: host.networkTag,
       identity,
       io: opts.io,
       ...(opts.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: opts.joinTimeoutMs }),
@@ -55,6 +57,9 @@ export class SignalTransport implements Transport {
       links,
       validators: host.validators,
       overlay: host.overlay,
+      linkSecurity: () => host.linkSecurity(),
+      learnBox: (link) => host.learnBox(link),
+      accessDenied: (peer) => host.accessDenied(peer),
       opened: (link) => host.opened(link),
       closed: (link, reason) => host.closed(link, reason),
       failed: (peer, inbound) => {

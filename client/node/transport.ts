@@ -22,6 +22,7 @@ import type { Counters } from '../../shared/protocol.ts'
 import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
 import type { Kind } from '../../shared/wire/frame.ts'
+import type { Link, LinkOptions } from '../links/link.ts'
 import type { SignalState } from '../signal-client.ts'
 import type { Clock } from './clock.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
@@ -33,6 +34,14 @@ export interface TransportHost {
   readonly config: NodeConfig
   /** The network's identity puzzle (links refuse keys below it). */
   readonly puzzleBits: number
+  /** The network as the bootstrap knows it: a hash of its name (shared/crypto/network.ts). */
+  readonly networkTag: string
+  /** What every link carries in its handshake (dialer.ts's DialerDeps.linkSecurity). */
+  linkSecurity(): Pick<LinkOptions, 'network' | 'networkKeys' | 'box'>
+  /** A link opened with a box record in its hello: the router keeps it. */
+  learnBox(link: Link): void
+  /** `peer` refused us (or we it) for the network's secret. */
+  accessDenied(peer: string): void
   readonly counters: Counters
   readonly clock: Clock
   readonly links: LinkTable

@@ -30,7 +30,7 @@
  * of 128 bits or more (what the demo makes) is beyond guessing anyway.
  */
 import { concatBytes, toHex, utf8 } from '../bytes.ts'
-import { WeftError } from '../errors.ts'
+import { sha256Sync } from '../chord/sha256-sync.ts'
 import { bump, type Counters } from '../protocol.ts'
 import {
   aesKey,
@@ -46,25 +46,8 @@ import {
   lp,
   pbkdf2,
   randomBytes,
-  sha256,
   TAG_BYTES,
 } from './primitives.ts'
-
-/**
- * A link to a member of a private network was refused: this node has no
- * secret, or another one. (To be moved to shared/errors.ts.)
- */
-export class AccessDeniedError extends WeftError {
-  override name = 'AccessDeniedError'
-  constructor(
-    readonly peer?: string,
-    message = peer
-      ? `access denied by ${peer}: this network needs another secret`
-      : 'access denied: this network needs another secret',
-  ) {
-    super(message)
-  }
-}
 
 /**
  * PBKDF2 iterations for the network root key: 30–60 ms in Chromium and
@@ -195,6 +178,10 @@ export function contentAad(kind: ContentKind, ...fields: (string | Uint8Array)[]
  * characters of SHA-256("weft-network-tag/1\n" ‖ name). It depends on the
  * name only, never on the secret.
  */
-export async function networkTag(name: string): Promise<string> {
-  return toHex((await sha256(utf8(`weft-network-tag/1\n${name}`))).subarray(0, 16))
+export function networkTag(name: string): string {
+  // Synchronous (the puzzle's SHA-256, already in the bundle): the signal client needs it at once.
+  return toHex(sha256Sync(utf8(`weft-network-tag/1\n${name}`)).subarray(0, 16))
 }
+
+/** AccessDeniedError lives with the other named errors; exported here too, where it was first. */
+export { AccessDeniedError } from '../errors.ts'

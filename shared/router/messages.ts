@@ -42,8 +42,14 @@ export interface Envelope {
   /** The source's public key (`pk`); it hashes to `src`. */
   publicKey: Uint8Array
   sig: Uint8Array
-  /** MessagePack of one inner message. */
+  /**
+   * MessagePack of one inner message; or, sealed to `dst` (PROTOCOL-route.md,
+   * "Sealed envelopes"), 0x01 ‖ … (a message) or 0x02 ‖ … (a reply). A
+   * MessagePack map never starts with those bytes.
+   */
   body: Uint8Array
+  /** A sealed reply: the nonce of the request envelope it answers (which session key opens it). */
+  re?: Uint8Array
 }
 
 /** Send to the target's subscribers of `topic` (`node.send`). */
@@ -104,7 +110,8 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
   const hasData = Object.hasOwn(v, 'data') && data !== undefined
   switch (t) {
     case 'fwd': {
-      const { src, dst, ttl, n, w, pk, sig, body } = v
+      const { src, dst, ttl, n, w, pk, sig, body, re } = v
+      if (re !== undefined && !isBytes(re, NONCE_BYTES)) return null
       return isNodeId(src) &&
         isNodeId(dst) &&
         typeof ttl === 'number' &&
@@ -117,7 +124,7 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
         isBytes(pk, 32) &&
         isBytes(sig, 64) &&
         isBytes(body)
-        ? { t, src, dst, ttl, nonce: n, signedAt: w, publicKey: pk, sig, body }
+        ? { t, src, dst, ttl, nonce: n, signedAt: w, publicKey: pk, sig, body, ...(re ? { re } : {}) }
         : null
     }
     case 'sig':
@@ -157,8 +164,8 @@ export function parseInnerMsg(v: Value): InnerMsg | null {
 /** The wire form of a route message (the frame body). */
 export function routeMsgValue(m: RouteMsg): Value {
   switch (m.t) {
-    case 'fwd':
-      return {
+    case 'fwd': {
+      const v: Record<string, Value> = {
         t: m.t,
         src: m.src,
         dst: m.dst,
@@ -169,6 +176,9 @@ export function routeMsgValue(m: RouteMsg): Value {
         sig: m.sig,
         body: m.body,
       }
+      if (m.re) v.re = m.re
+      return v
+    }
     case 'noroute':
       return m.nonce === undefined ? { t: m.t, dst: m.dst } : { t: m.t, dst: m.dst, n: m.nonce }
     case 'msg':
@@ -182,6 +192,15 @@ export function routeMsgValue(m: RouteMsg): Value {
     case 'sig':
       return { t: m.t, data: m.data }
   }
+}
+
+/**
+ * What a sealed body's AEAD binds (PROTOCOL-crypto.md section 3): the head
+ * the signature covers, so a sealed body cannot be moved into another
+ * envelope (another source, destination, nonce or time) and still open.
+ */
+export function envelopeAad(src: string, dst: string, nonce: Uint8Array, signedAt: number): Uint8Array {
+  return new TextEncoder().encode(`weft-route/3\n${src}\n${dst}\n${toHex(nonce)}\n${signedAt}\n`)
 }
 
 /** The bytes an envelope's source signs: `weft-route/3`, the addresses, the nonce, the signing time, then the body. */

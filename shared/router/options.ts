@@ -2,6 +2,7 @@
  * The router's dependencies (what the host gives it), its options with
  * their defaults, and the interface it offers.
  */
+import type { BoxRecord } from '../crypto/box-record.ts'
 import type { Keyring } from '../identity/keys.ts'
 import type { Counters, ProtocolNode } from '../protocol.ts'
 import type { Value } from '../types.ts'
@@ -72,6 +73,12 @@ export interface RouterOptions {
   served?: Partial<ServedOptions>
   /** After a `noroute` for a node, `preferServer(node)` holds this long. @default 60_000 */
   serverSignalsMs?: number
+  /**
+   * Seal envelope bodies to the destination's box key (PROTOCOL-route.md,
+   * "Sealed envelopes"), so the nodes that forward them read only the head.
+   * Costs real X25519/AES-GCM (the simulator's nodes leave it off). @default false
+   */
+  seal?: boolean
 }
 
 export type RequestHandler = (
@@ -104,6 +111,10 @@ export interface Router extends ProtocolNode<RouteMsg> {
   readonly counters: Counters
   /** Entries held in each bounded memory. */
   sizes(): RouterSizes
+  /** Our signed box record (with `seal`), once made: for the link hello. */
+  boxRecord(): BoxRecord | undefined
+  /** A box record a peer showed (its hello): verified, and kept if it is the newest for `id`. */
+  learnBox(id: string, record: BoxRecord): void
 }
 
 export interface RouterSizes {
@@ -149,6 +160,7 @@ export function resolveRouterOptions(options: RouterOptions = {}): ResolvedRoute
     maxAgeMs: options.maxAgeMs ?? ROUTE_MAX_AGE_MS,
     maxSkewMs: options.maxSkewMs ?? ROUTE_MAX_SKEW_MS,
     serverSignalsMs: options.serverSignalsMs ?? 60_000,
+    seal: options.seal ?? false,
     outbox: { ...DEFAULT_OUTBOX, ...options.outbox },
     served: { ...DEFAULT_SERVED, ...options.served },
   }

@@ -56,6 +56,11 @@ export class PendingRequests {
     return entry
   }
 
+  /** Does the request `id` still wait for its answer? */
+  has(id: number): boolean {
+    return this.byId.has(id)
+  }
+
   /** Is `p` still waiting? */
   waiting(p: PendingRequest): boolean {
     return this.byId.get(p.request.id) === p

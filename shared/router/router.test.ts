@@ -454,3 +454,112 @@ describe('router: the replay window', () => {
     expect(got.at(-1)).toBe(200)
   })
 })
+
+describe('router: sealed envelopes (seal)', () => {
+  /** Until `p` settles: the network flushed in real time (the sealing is real WebCrypto), the clock still. */
+  async function real<T>(net: StubNet, p: Promise<T>, ms = 10_000): Promise<T> {
+    let done = false
+    const out = p.finally(() => {
+      done = true
+    })
+    out.catch(() => {})
+    const end = Date.now() + ms
+    while (!done && Date.now() < end) {
+      await net.flush()
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    return out
+  }
+
+  const bytesOf = (m: RouteMsg) => encodeValue(routeMsgValue(m))
+  function holds(hay: Uint8Array, text: string): boolean {
+    const needle = new TextEncoder().encode(text)
+    outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer
+      return true
+    }
+    return false
+  }
+
+  it('the node that forwards an envelope reads none of the message, the request or the reply; the ends do', async () => {
+    const { net, a, b, c } = line(1, { seal: true })
+    const got: Value[] = []
+    c.router.onMessage((m) => void got.push(m.data))
+    c.router.serve('vault', (d) => (d === 'which drawer?' ? 'the left one, code 4711' : 'no'))
+    await real(net, a.router.send(c.id, 'note', 'meet at the mill'))
+    expect(await real(net, a.router.request(c.id, 'vault', 'which drawer?'))).toBe('the left one, code 4711')
+    await real(net, new Promise((r) => setTimeout(r, 100)))
+    expect(got).toEqual(['meet at the mill'])
+    // Everything b passed on, whole (head and body), as b saw it.
+    const passed = net.delivered.filter((m) => m.from === b.id || m.to === b.id)
+    expect(passed.length).toBeGreaterThanOrEqual(8) // the box request and answer, the message, request, reply: two hops each
+    for (const secret of ['meet at the mill', 'which drawer?', 'the left one, code 4711', 'vault'])
+      expect(passed.some((m) => holds(bytesOf(m.msg), secret))).toBe(false)
+    // Only the box exchange (a signed public record) went plain.
+    const plain = passed.filter((m) => isEnvelope(m) && m.msg.body[0] !== 0x01 && m.msg.body[0] !== 0x02)
+    expect(plain.map((m) => parseInnerMsg(decodeValue((m.msg as Envelope).body) as Value)?.t)).toEqual([
+      'req',
+      'req',
+      'res',
+      'res',
+    ])
+    // The reply is sealed under the request's session and names the request (re).
+    expect(passed.some((m) => isEnvelope(m) && m.msg.body[0] === 0x02 && m.msg.re?.length === 8)).toBe(true)
+    expect(stat(c, 'seal.opened')).toBe(2)
+    // b, which holds no key to them, could not have opened them: its own router counts no opening.
+    expect(stat(b, 'seal.opened')).toBe(0)
+  })
+
+  it('a second message to the same node costs no new exchange: one box request, one session', async () => {
+    const { net, a, c } = line(1, { seal: true })
+    const got: Value[] = []
+    c.router.onMessage((m) => void got.push(m.data))
+    for (let i = 0; i < 5; i++) await real(net, a.router.send(c.id, 't', i))
+    await real(net, new Promise((r) => setTimeout(r, 100)))
+    expect(got).toEqual([0, 1, 2, 3, 4])
+    expect(stat(a, 'seal.session')).toBe(1)
+    expect(stat(a, 'seal.sealed')).toBe(5)
+    expect(stat(c, 'seal.session-derived')).toBe(1)
+    expect(stat(c, 'box.learned')).toBe(1) // a's record, carried by its box request
+    expect(net.delivered.filter((m) => m.to === c.id && isEnvelope(m)).length).toBe(6) // one box request, five messages
+  })
+
+  it('a forwarding node cannot pass a sealed body off as its own, nor move it into another envelope', async () => {
+    const { net, a, b, c } = line(1, { seal: true })
+    const got: Value[] = []
+    c.router.onMessage((m) => void got.push(m.data))
+    await real(net, a.router.send(c.id, 't', 'first'))
+    await real(net, new Promise((r) => setTimeout(r, 100)))
+    expect(got).toEqual(['first'])
+    // b keeps the next sealed envelope a sends to c, and does not pass it on.
+    let kept: Envelope | undefined
+    const sent = a.router.send(c.id, 't', 'pay bob 10')
+    for (let i = 0; i < 500 && !kept; i++) {
+      await net.flush((m) => {
+        if (m.from !== b.id || m.to !== c.id || !isEnvelope(m) || m.msg.body[0] !== 0x01) return false
+        kept = m.msg
+        return true
+      })
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    await sent
+    if (!kept) throw new Error('no sealed envelope to keep')
+    const env: Envelope = kept
+    // Re-signed by b as its own (src b): the body does not open (its aad named a).
+    const bKeys = createFakeKeyring(b.id)
+    const asB = await bKeys.sign(envelopeSigned(b.id, c.id, env.nonce, env.signedAt, env.body))
+    await c.router.handle(b.id, { ...env, src: b.id, publicKey: bKeys.publicKey, sig: asB })
+    // Moved into another envelope of a's (the simulator's keys let anyone sign as a; real ones would
+    // not): another nonce, so it does not open either.
+    const aKeys = createFakeKeyring(a.id)
+    const nonce = new Uint8Array(8).fill(7)
+    const asA = await aKeys.sign(envelopeSigned(a.id, c.id, nonce, env.signedAt, env.body))
+    await c.router.handle(b.id, { ...env, nonce, sig: asA })
+    expect(stat(c, 'drop.route.sealed')).toBe(2)
+    expect(stat(c, 'drop.seal.forged')).toBe(2)
+    expect(got).toEqual(['first'])
+    // And the envelope as a signed it still opens (it was only held back).
+    await c.router.handle(b.id, env)
+    expect(got).toEqual(['first', 'pay bob 10'])
+  })
+})

@@ -32,6 +32,17 @@
  * Pending requests time out by `tick(now)`; the host drives time (no timers
  * here). Every drop is counted by reason.
  *
+ * Sealed envelopes (option `seal`; PROTOCOL-route.md, "Sealed envelopes"):
+ * the body of a message, request or signal is sealed to the destination's
+ * box key (shared/crypto/seal.ts; a session cached per destination, so a
+ * second message costs one AES-GCM call), with the signed head as its aad;
+ * the answer to a sealed request is sealed under the request's session and
+ * names the request's nonce (`re`). A hop reads the head only. The
+ * destination's box record comes from its hello (a link we had) or from a
+ * first routed request for it (BOX_METHOD, itself plain: a signed public
+ * record), then stays in a bounded directory. `noroute` stays plain (it
+ * names only what the head already shows).
+ *
  * This file sends, forwards and receives; the rest, one concept each:
  * messages.ts (the wire, parsed once), options.ts (deps, options and their
  * defaults, the interface), pending.ts (requests waiting for answers, their
@@ -39,7 +50,24 @@
  * run here), outbox.ts (envelopes kept for a resend after noroute).
  */
 import { toHex } from '../bytes.ts'
-import { ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
+import {
+  type BoxKeyPair,
+  type BoxRecord,
+  boxRecordValue,
+  createBoxDirectory,
+  createBoxKeyPair,
+  parseBoxRecord,
+  signBoxRecord,
+} from '../crypto/box-record.ts'
+import {
+  createOpener,
+  createSealer,
+  type OpenedMessage,
+  type Opener,
+  REPLY_TAG,
+  SEALED_TAG,
+} from '../crypto/seal.ts'
+import { AccessDeniedError, ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { type Admission, SeenCache } from '../mesh/seen-cache.ts'
 import { bump, type Counters } from '../protocol.ts'
@@ -48,6 +76,7 @@ import { decodeValueResult, encodeValue } from '../wire/value.ts'
 import {
   type AnswerMsg,
   type Envelope,
+  envelopeAad,
   envelopeSigned,
   type InnerMsg,
   MAX_TTL,
@@ -75,6 +104,23 @@ interface Kept {
   signal: Value | undefined
 }
 
+/**
+ * The internal method that answers with this node's signed box record (and
+ * learns the asker's, which the request carries). It starts with NUL, which
+ * the API refuses in method names, so no application handler can take it.
+ */
+export const BOX_METHOD = '\u0000box'
+
+/** A node re-signs its box record this often (a reader refuses one older than 24 h). */
+const BOX_RESIGN_MS = 12 * 60 * 60 * 1000
+
+/** How an answer goes back sealed: under the session of the sealed request it answers. */
+interface ReplySeal {
+  sealReply: OpenedMessage['sealReply']
+  /** The request envelope's nonce: the requester finds the session's keys by it. */
+  re: Uint8Array
+}
+
 /** What a refusal by the replay window counts as. */
 const WINDOW_DROP: Record<Exclude<Admission, 'ok'>, string> = {
   tooOld: 'drop.route.too-old',
@@ -97,6 +143,29 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   let nextRequestId = Math.floor(deps.random() * 2 ** 40)
   let closed = false
 
+  // Sealing (o.seal): our box keys and record (made at once, re-signed every 12 h), the sessions
+  // we seal with and open, the records of others, and how to open the answers to our sealed requests.
+  const sealer = createSealer()
+  const directory = createBoxDirectory({ keys: deps.keys })
+  let own: Promise<{ keys: BoxKeyPair; opener: Opener }> | undefined
+  let ownRecord: BoxRecord | undefined
+  let resigning = false
+  /** Box records being asked for, by node: one request each at a time. */
+  const boxAsks = new Map<string, Promise<BoxRecord>>()
+  /** Request envelope nonce (hex) -> how to open its sealed answer, while the request waits. */
+  const replyOpeners = new Map<
+    string,
+    { id: number; open: (b: Uint8Array, aad: Uint8Array) => Promise<Uint8Array | null> }
+  >()
+  if (o.seal) {
+    own = (async () => {
+      const keys = await createBoxKeyPair()
+      ownRecord = await signBoxRecord(deps.keys, keys.publicKey, Math.floor(deps.now()))
+      return { keys, opener: createOpener(keys) }
+    })()
+    own.catch(() => count('seal.no-box-key'))
+  }
+
   const count = (key: string) => bump(counters, key)
   const failed = (key: string) => () => count(key)
 
@@ -115,27 +184,79 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   /**
    * Get `inner` to node `to`: over a direct link when one is open; else in a
    * signed envelope over the ring when a hop toward `to` is open; else over a
-   * link opened now. Resolves to the envelope when it went in one.
+   * link opened now. Resolves to the envelope when it went in one. `seal`:
+   * an answer to a sealed request goes sealed under its session.
    */
-  async function deliverTo(to: string, inner: InnerMsg): Promise<Envelope | undefined> {
+  async function deliverTo(to: string, inner: InnerMsg, seal?: ReplySeal): Promise<Envelope | undefined> {
     const hop = deps.nextHop(to)
     if (hop?.open && hop.via === to) {
       await deps.send(to, inner)
       return undefined
     }
-    if (hop?.open) return forward(to, inner)
+    if (hop?.open) return forward(to, inner, seal)
     await deps.connect(to)
     await deps.send(to, inner)
     return undefined
   }
 
-  /** Wrap `inner` in a signed envelope from this node to `dst`, keep it in the outbox, and pass it on. */
-  async function forward(dst: string, inner: InnerMsg): Promise<Envelope> {
-    const body = encodeValue(routeMsgValue(inner))
+  /**
+   * The box record of `dst`: held, or asked for with a (plain) routed request
+   * that carries ours. Rejects with NoRouteError when `dst` shows none that
+   * verifies: nothing is then sent to it in the clear.
+   */
+  function boxOf(dst: string): Promise<BoxRecord> {
+    const held = directory.get(dst)
+    if (held) return Promise.resolve(held)
+    const asking = boxAsks.get(dst)
+    if (asking) return asking
+    const ask = (async () => {
+      await own
+      const answer = await requestOf(dst, BOX_METHOD, ownRecord ? boxRecordValue(ownRecord) : null)
+      const rec = parseBoxRecord(answer)
+      const verdict = rec ? await directory.learn(dst, rec, deps.now()) : 'malformed'
+      const got = directory.get(dst)
+      if (!got) throw new NoRouteError(dst, `${dst} showed no box key to seal to (${verdict})`)
+      return got
+    })()
+    boxAsks.set(dst, ask)
+    const done = () => {
+      if (boxAsks.get(dst) === ask) boxAsks.delete(dst)
+    }
+    ask.then(done, done)
+    return ask
+  }
+
+  /**
+   * Does `inner`, in an envelope to `dst`, go sealed? Messages and requests
+   * (but the box request) always: their record is fetched first if need be.
+   * A link-setup signal only when the record is at hand: it must not wait for
+   * (or fail on) a fetch over a ring that may not yet carry the answer back,
+   * and it says no more than the signal server sees of it anyway. Not an
+   * answer to a plain request, nor a noroute.
+   */
+  const sealable = (dst: string, inner: InnerMsg): boolean =>
+    o.seal &&
+    (inner.t === 'msg' ||
+      (inner.t === 'sig' && directory.get(dst) !== undefined) ||
+      (inner.t === 'req' && inner.method !== BOX_METHOD))
+
+  /** Wrap `inner` in a signed envelope from this node to `dst` (sealed when it may be), keep it in the outbox, and pass it on. */
+  async function forward(dst: string, inner: InnerMsg, seal?: ReplySeal): Promise<Envelope> {
+    let body = encodeValue(routeMsgValue(inner))
     if (body.length > o.maxMessageBytes) throw new MessageTooLargeError(body.length, o.maxMessageBytes)
     const n = nonce()
     // Whole milliseconds on the wire (the simulator's clock has fractions).
     const signedAt = Math.floor(deps.now())
+    let re: Uint8Array | undefined
+    if (seal && (inner.t === 'res' || inner.t === 'err')) {
+      body = await seal.sealReply(body, envelopeAad(self, dst, n, signedAt))
+      re = seal.re
+    } else if (sealable(dst, inner)) {
+      const rec = await boxOf(dst)
+      const sealed = await sealer.seal(rec.boxKey, body, envelopeAad(self, dst, n, signedAt))
+      body = sealed.bytes
+      if (inner.t === 'req') replyOpeners.set(toHex(n), { id: inner.id, open: sealed.openReply })
+    }
     const sig = await deps.keys.sign(envelopeSigned(self, dst, n, signedAt, body))
     count('route.originated')
     const envelope: Envelope = {
@@ -148,6 +269,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       publicKey: deps.keys.publicKey,
       sig,
       body,
+      ...(re ? { re } : {}),
     }
     // Kept for a resend should the ring answer noroute (a noroute itself is not sent again).
     if (inner.t !== 'noroute')
@@ -240,7 +362,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     // At most once: a copy (a resend after noroute, a retry, a replay by a node on the path) is
     // dropped while remembered; once forgotten (the replay window), its signed time is refused.
     const key = toHex(envelope.sig.subarray(0, 16))
-    if (seen.has(key)) return again(envelope.src, key)
+    if (seen.has(key)) return again(envelope)
     const admission = seen.admit(envelope.src, key, envelope.signedAt, deps.now())
     if (admission !== 'ok') return count(WINDOW_DROP[admission])
     // End to end: the source's key must hash to its id and sign these exact bytes.
@@ -254,20 +376,69 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       ))
     if (!ok) return count('drop.route.forged')
     // Two copies may have passed the check above while the signature was checked.
-    if (seen.has(key)) return again(envelope.src, key)
+    if (seen.has(key)) return again(envelope)
     seen.add(envelope.src, key, envelope.signedAt)
-    const v = decodeValueResult(envelope.body)
+    const body = await unseal(envelope)
+    if (!body) return
+    const v = decodeValueResult(body.plain)
     const inner = v ? parseInnerMsg(v.value) : null
     if (!inner) return count('drop.route.body')
+    // A sealed reply answers a request; anything else in one is refused.
+    if (body.reply && inner.t !== 'res' && inner.t !== 'err') return count('drop.route.body')
     count('route.delivered')
-    const reply = (m: AnswerMsg) => deliverTo(envelope.src, m).then(() => {})
+    const reply = (m: AnswerMsg) => deliverTo(envelope.src, m, body.seal).then(() => {})
     await onInner(envelope.src, inner, reply, lastHop === envelope.src, key)
   }
 
-  /** A copy of an envelope delivered before: dropped; if it was a request that has answered, the answer goes again. */
-  function again(src: string, key: string): void {
+  /**
+   * The plaintext of an envelope addressed here (its signature checked):
+   * the body as it is, or opened (a message sealed to our box key, or a
+   * reply to one of our sealed requests). Null, counted, when it does not
+   * open: `drop.route.sealed` (and the opener's `drop.seal.*`).
+   */
+  async function unseal(
+    e: Envelope,
+  ): Promise<{ plain: Uint8Array; seal?: ReplySeal; reply?: boolean } | null> {
+    const aad = envelopeAad(e.src, e.dst, e.nonce, e.signedAt)
+    if (e.body[0] === SEALED_TAG) {
+      const opener = own && (await own.catch(() => undefined))?.opener
+      const opened = opener ? await opener.open(e.body, aad) : null
+      if (!opened) {
+        count('drop.route.sealed')
+        return null
+      }
+      return { plain: opened.plaintext, seal: { sealReply: opened.sealReply, re: e.nonce } }
+    }
+    if (e.body[0] === REPLY_TAG) {
+      const waiting = e.re && replyOpeners.get(toHex(e.re))
+      if (!waiting) {
+        count('drop.route.unexpected-answer')
+        return null
+      }
+      const plain = await waiting.open(e.body, aad)
+      if (!plain) {
+        count('drop.route.sealed')
+        return null
+      }
+      return { plain, reply: true }
+    }
+    return { plain: e.body }
+  }
+
+  /**
+   * A copy of an envelope delivered before: dropped; if it was a request that
+   * has answered, the answer goes again (sealed again under the request's
+   * session when it came sealed: the copy is opened for it).
+   */
+  function again(e: Envelope): void {
     count('drop.route.again')
-    responder.copy(src, key, (m) => deliverTo(src, m).then(() => {}))
+    const key = toHex(e.sig.subarray(0, 16))
+    const resend = (seal?: ReplySeal) => (m: AnswerMsg) => deliverTo(e.src, m, seal).then(() => {})
+    if (e.body[0] !== SEALED_TAG) return responder.copy(e.src, key, resend())
+    unseal(e).then(
+      (body) => body?.seal && responder.copy(e.src, key, resend(body.seal)),
+      failed('route.reply-failed'),
+    )
   }
 
   /**
@@ -307,6 +478,33 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     }
   }
 
+  // ---------------------------------------------------------------- sealing
+
+  let opener: Opener | undefined
+  own?.then((x) => {
+    opener = x.opener
+  }, failed('seal.no-box-key'))
+  const openerCounters = () => opener?.counters ?? {}
+
+  function tickSealing(now: number): void {
+    sealer.tick(now)
+    opener?.tick(now)
+    directory.tick(now)
+    for (const [k, w] of replyOpeners) if (!pending.has(w.id)) replyOpeners.delete(k)
+    // Re-sign our record well before readers would refuse it (24 h).
+    if (own && ownRecord && !resigning && now - ownRecord.issuedAt > BOX_RESIGN_MS) {
+      resigning = true
+      own
+        .then(({ keys }) => signBoxRecord(deps.keys, keys.publicKey, Math.floor(now)))
+        .then((r) => {
+          ownRecord = r
+        }, failed('seal.resign-failed'))
+        .finally(() => {
+          resigning = false
+        })
+    }
+  }
+
   // ---------------------------------------------------------------- requests
 
   /** A copy of an unanswered request: the very same envelope, or the request again (bare, or in a new one). */
@@ -323,8 +521,64 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     )
   }
 
+  /** Call `method` at `to` (Router.request). */
+  function requestOf(
+    to: string,
+    method: string,
+    data: Value,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<Value> {
+    if (closed) return Promise.reject(new ClosedError())
+    if (to === self) return responder.call(method, data, self)
+    const timeoutMs = opts.timeoutMs ?? o.requestTimeoutMs
+    const id = nextRequestId++
+    const now = deps.now()
+    const request: RequestMsg = { t: 'req', id, method, data }
+    const bytes = encodeValue(routeMsgValue(request)).length
+    if (bytes > o.maxMessageBytes) return Promise.reject(new MessageTooLargeError(bytes, o.maxMessageBytes))
+    return new Promise<Value>((resolve, reject) => {
+      const p = pending.add({
+        to,
+        request,
+        resolve,
+        reject,
+        deadline: now + timeoutMs,
+        timeoutMs,
+        firstSent: now,
+        retries: o.retryMs > 0 && bytes <= o.maxRetryBytes,
+      })
+      deliverTo(to, request).then(
+        (envelope) => pending.sent(p, envelope, deps.now()),
+        (err: unknown) => {
+          if (!pending.remove(p)) return
+          reject(
+            err instanceof MessageTooLargeError ||
+              err instanceof NoRouteError ||
+              err instanceof AccessDeniedError
+              ? err
+              : asNoRoute(to, err),
+          )
+        },
+      )
+    })
+  }
+
+  // Our box record, for whoever asks (it seals to us then); the asker's comes along.
+  if (o.seal)
+    responder.serve(BOX_METHOD, async (data, { from }) => {
+      const theirs = parseBoxRecord(data ?? undefined)
+      if (theirs) await directory.learn(from, theirs, deps.now())
+      await own
+      return ownRecord ? boxRecordValue(ownRecord) : null
+    })
+
   return {
-    counters,
+    get counters() {
+      // The sealing parts count their own (seal.*, box.*, drop.seal.*, drop.box.*).
+      return o.seal
+        ? { ...directory.counters, ...sealer.counters, ...openerCounters(), ...counters }
+        : counters
+    },
 
     async handle(from, msg) {
       if (closed) return
@@ -339,6 +593,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     },
 
     tick(now) {
+      if (o.seal) tickSealing(now)
       outbox.prune(now)
       seen.expire(now)
       responder.prune(now)
@@ -359,36 +614,13 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       await deliverTo(to, { t: 'msg', topic, data })
     },
 
-    request(to, method, data, opts = {}) {
-      if (closed) return Promise.reject(new ClosedError())
-      if (to === self) return responder.call(method, data, self)
-      const timeoutMs = opts.timeoutMs ?? o.requestTimeoutMs
-      const id = nextRequestId++
-      const now = deps.now()
-      const request: RequestMsg = { t: 'req', id, method, data }
-      const bytes = encodeValue(routeMsgValue(request)).length
-      if (bytes > o.maxMessageBytes) return Promise.reject(new MessageTooLargeError(bytes, o.maxMessageBytes))
-      return new Promise<Value>((resolve, reject) => {
-        const p = pending.add({
-          to,
-          request,
-          resolve,
-          reject,
-          deadline: now + timeoutMs,
-          timeoutMs,
-          firstSent: now,
-          retries: o.retryMs > 0 && bytes <= o.maxRetryBytes,
-        })
-        deliverTo(to, request).then(
-          (envelope) => pending.sent(p, envelope, deps.now()),
-          (err: unknown) => {
-            if (!pending.remove(p)) return
-            reject(
-              err instanceof MessageTooLargeError || err instanceof NoRouteError ? err : asNoRoute(to, err),
-            )
-          },
-        )
-      })
+    request: requestOf,
+
+    boxRecord: () => ownRecord,
+
+    learnBox(id, record) {
+      if (!o.seal) return
+      directory.learn(id, record, deps.now()).catch(failed('drop.box.error'))
     },
 
     serve: (method, fn) => responder.serve(method, fn),

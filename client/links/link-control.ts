@@ -1,0 +1,114 @@
+/**
+ * The link's own messages (Kind.Link frames): the handshake (hello, proof),
+ * heartbeats, peer exchange, mesh role and goodbye; their validator and
+ * wire form; and which pipe messages may be read before a link is open.
+ * The protocol is described in link.ts.
+ */
+import { type BoxRecord, boxRecordValue, parseBoxRecord } from '../../shared/crypto/box-record.ts'
+import { ADMISSION_TAG_BYTES } from '../../shared/crypto/network.ts'
+import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
+import type { Value } from '../../shared/types.ts'
+import { Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
+
+export type LinkControl =
+  | { t: 'hello'; pk: Uint8Array; nonce: Uint8Array; mesh: boolean; ek: Uint8Array; box?: BoxRecord }
+  | { t: 'proof'; sig: Uint8Array; adm?: Uint8Array }
+  | { t: 'ping'; ts: number }
+  | { t: 'pong'; ts: number }
+  | { t: 'pex'; peers: string[] }
+  | { t: 'role'; mesh: boolean }
+  | { t: 'bye'; reason: string }
+
+const MAX_PEX = 32
+
+/** Largest link message read before the link is open: a hello with a box record is about 300 bytes, a proof 120. */
+export const HANDSHAKE_MAX_BYTES = 512
+
+/** First byte of a pipe message sealed by the secure channel (from the link-marker range 0xc0–0xcf). */
+export const SEALED_PIECE = 0xc2
+
+/** Why a link was refused for a private network's secret (close reasons; the peer is told `bye access-denied`). */
+export const ACCESS_DENIED = 'access-denied'
+export const OUTSIDER = 'outsider'
+
+/**
+ * Could this link message be read before the link is open? A whole frame of
+ * at most HANDSHAKE_MAX_BYTES, uncompressed, of Kind.Link: judged by its
+ * first bytes, without decoding anything.
+ */
+export function isHandshakePiece(piece: Uint8Array): boolean {
+  return (
+    piece.length <= HANDSHAKE_MAX_BYTES &&
+    piece[0] === WIRE_VERSION &&
+    piece[1] === Kind.Link &&
+    piece[2] === 0
+  )
+}
+
+/** Validate a Kind.Link body; null for anything malformed. */
+export function parseLinkControl(v: Value): LinkControl | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return null
+  const o = v as Record<string, Value>
+  switch (o.t) {
+    case 'hello': {
+      if (
+        !(o.pk instanceof Uint8Array) ||
+        o.pk.length !== 32 ||
+        !(o.nonce instanceof Uint8Array) ||
+        o.nonce.length !== LINK_NONCE_BYTES ||
+        typeof o.mesh !== 'boolean' ||
+        !(o.ek instanceof Uint8Array) ||
+        o.ek.length !== 32
+      )
+        return null
+      const hello: LinkControl = { t: 'hello', pk: o.pk, nonce: o.nonce, mesh: o.mesh, ek: o.ek }
+      if (o.box === undefined) return hello
+      const box = parseBoxRecord(o.box)
+      return box ? { ...hello, box } : null
+    }
+    case 'proof': {
+      if (!(o.sig instanceof Uint8Array) || o.sig.length !== 64) return null
+      if (o.adm === undefined) return { t: 'proof', sig: o.sig }
+      return o.adm instanceof Uint8Array && o.adm.length === ADMISSION_TAG_BYTES
+        ? { t: 'proof', sig: o.sig, adm: o.adm }
+        : null
+    }
+    case 'ping':
+    case 'pong':
+      return typeof o.ts === 'number' && Number.isFinite(o.ts) ? { t: o.t, ts: o.ts } : null
+    case 'pex':
+      return Array.isArray(o.peers) &&
+        o.peers.length <= MAX_PEX &&
+        o.peers.every((p) => typeof p === 'string' && /^[0-9a-f]{40}$/.test(p))
+        ? { t: 'pex', peers: o.peers as string[] }
+        : null
+    case 'role':
+      return typeof o.mesh === 'boolean' ? { t: 'role', mesh: o.mesh } : null
+    case 'bye':
+      return typeof o.reason === 'string' && o.reason.length <= 64 ? { t: 'bye', reason: o.reason } : null
+    default:
+      return null
+  }
+}
+
+/** The wire form of a link message (the box record in its short-keyed form). */
+export function linkControlValue(c: LinkControl): Value {
+  switch (c.t) {
+    case 'hello': {
+      const v: Record<string, Value> = { t: c.t, pk: c.pk, nonce: c.nonce, mesh: c.mesh, ek: c.ek }
+      if (c.box) v.box = boxRecordValue(c.box)
+      return v
+    }
+    case 'proof':
+      return c.adm ? { t: c.t, sig: c.sig, adm: c.adm } : { t: c.t, sig: c.sig }
+    case 'pex':
+      return { t: c.t, peers: c.peers }
+    case 'ping':
+    case 'pong':
+      return { t: c.t, ts: c.ts }
+    case 'role':
+      return { t: c.t, mesh: c.mesh }
+    case 'bye':
+      return { t: c.t, reason: c.reason }
+  }
+}
