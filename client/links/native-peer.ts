@@ -92,6 +92,7 @@ export class NativePeer implements PeerInstance {
     this.rtc = wrtc as Rtc
     let pc: RTCPeerConnection
     try {
+      // No default STUN servers (simple-peer's are Google's): webrtc.ts always passes the ones to use.
       pc = new wrtc.RTCPeerConnection({ iceServers: [], ...opts.config })
     } catch (err) {
       this.destroy(withCode(err, 'ERR_PC_CONSTRUCTOR'))
