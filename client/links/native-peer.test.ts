@@ -206,7 +206,7 @@ describe('NativePeer speaks simple-peer signals', () => {
     offerer.destroy()
   })
 
-  it('attack: a flood of candidates before any description is bounded (64 kept, the rest dropped and counted)', async () => {
+  it('attack: a flood of candidates before any description is bounded (64 kept, the rest dropped and counted in droppedCandidates)', async () => {
     const log: string[] = []
     const peer = new NativePeer({
       wrtc: recording(wrtc('@roamhq/wrtc'), log) as never,
