@@ -13,8 +13,6 @@
  * named with what to do about it.
  */
 import { createStore, get, set } from 'idb-keyval'
-// simple-peer's prebuilt browser file carries its own Buffer/process shims.
-import SimplePeer from 'simple-peer/simplepeer.min.js'
 import { io } from 'socket.io-client'
 import { UnsupportedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
@@ -23,6 +21,8 @@ import type { Value } from '../shared/types.ts'
 import { checkBrowser, checkMixedContent } from './browser-support.ts'
 import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
+// Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
+import { NativePeer } from './links/native-peer.ts'
 import type { JoinOptions } from './node/options.ts'
 import { OverlayNode } from './overlay.ts'
 import type { NodeStorage } from './storage.ts'
@@ -134,7 +134,7 @@ async function join(options: JoinOptions): Promise<WeftNode> {
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
   const node = new OverlayNode(
-    { SimplePeer: SimplePeer as never, io: io as never, identity, release, storage: idbStorage(slot) },
+    { SimplePeer: NativePeer, io: io as never, identity, release, storage: idbStorage(slot) },
     opts,
   )
   try {

@@ -1,5 +1,6 @@
 /**
- * A Pipe over one WebRTC data channel, through simple-peer with trickle ICE.
+ * A Pipe over one WebRTC data channel, through simple-peer (Node) or its
+ * stand-in NativePeer (native-peer.ts, the browser bundle), with trickle ICE.
  * Signals go out through `sendSignal` (the signal server, or later the
  * overlay) and come in through `signal()`.
  *
@@ -8,8 +9,20 @@
  * rejects with the WebRTC stack's own error (simple-peer's `ERR_*` code and
  * message), so the dial can say why there is no direct link.
  */
-import type { Instance as PeerInstance, Options as PeerOptions } from 'simple-peer'
+import type { Options as PeerOptions } from 'simple-peer'
 import { dataSlot, type Pipe, sdpFingerprint } from './pipe.ts'
+
+/**
+ * The part of simple-peer's Instance this pipe uses: simple-peer itself (Node)
+ * and NativePeer (native-peer.ts, the browser bundle) both have it.
+ */
+export interface PeerInstance {
+  on(event: string, listener: (...args: never[]) => void): unknown
+  once(event: string, listener: (...args: never[]) => void): unknown
+  signal(data: unknown): void
+  send(chunk: Uint8Array): void
+  destroy(err?: Error): void
+}
 
 export type SimplePeerCtor = new (opts: PeerOptions) => PeerInstance
 
@@ -137,7 +150,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     signal(data) {
       if (closed) return
       try {
-        peer.signal(data as Parameters<PeerInstance['signal']>[0])
+        peer.signal(data)
       } catch (err) {
         finish('bad-signal', err instanceof Error ? err : undefined)
       }

@@ -1,0 +1,294 @@
+/**
+ * NativePeer (the browser bundle's stand-in for simple-peer) against real
+ * simple-peer, in Node: NativePeer runs over a stack's RTCPeerConnection as a
+ * browser's (@roamhq/wrtc, which behaves like one, and node-datachannel's
+ * polyfill through the adapter), simple-peer over another, both offering and
+ * answering, raw and through createWebRtcPipe (what the dialer uses). Then
+ * the signal format, candidates before the description, the bound on them,
+ * and simple-peer's error codes.
+ */
+import SimplePeer from 'simple-peer'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { NativePeer } from './native-peer.ts'
+import { createWebRtcPipe, rtcErrorKey, type SimplePeerCtor, type WebRtcPipe } from './webrtc.ts'
+import { type AdaptedWrtc, adaptWrtc, WRTC_MODULES } from './wrtc-adapter.ts'
+
+type Stack = 'node-datachannel' | '@roamhq/wrtc' | 'werift'
+const stacks = new Map<Stack, AdaptedWrtc>()
+
+beforeAll(async () => {
+  for (const s of ['node-datachannel', '@roamhq/wrtc', 'werift'] as const)
+    stacks.set(s, adaptWrtc(await import(WRTC_MODULES[s])))
+}, 60_000)
+const wrtc = (s: Stack) => stacks.get(s) as AdaptedWrtc
+
+const SimplePeerNode = SimplePeer as unknown as SimplePeerCtor
+
+/** Two pipes whose signals go straight to each other; resolves when both are open. */
+async function pipePair(
+  a: { ctor: SimplePeerCtor; stack: Stack },
+  b: { ctor: SimplePeerCtor; stack: Stack },
+): Promise<[WebRtcPipe, WebRtcPipe]> {
+  const holder: { a?: WebRtcPipe; b?: WebRtcPipe } = {}
+  holder.a = createWebRtcPipe({
+    SimplePeer: a.ctor,
+    initiator: true,
+    wrtc: wrtc(a.stack),
+    sendSignal: (s) => holder.b?.signal(structuredClone(s)),
+  })
+  holder.b = createWebRtcPipe({
+    SimplePeer: b.ctor,
+    initiator: false,
+    wrtc: wrtc(b.stack),
+    sendSignal: (s) => holder.a?.signal(structuredClone(s)),
+  })
+  await Promise.all([holder.a.opened, holder.b.opened])
+  return [holder.a, holder.b]
+}
+
+function collect(pipe: WebRtcPipe): Uint8Array[] {
+  const got: Uint8Array[] = []
+  pipe.onData((b) => got.push(b))
+  return got
+}
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+interface Side {
+  ctor: SimplePeerCtor
+  stack: Stack
+}
+const native = (stack: Stack): Side => ({ ctor: NativePeer, stack })
+const simple = (stack: Stack): Side => ({ ctor: SimplePeerNode, stack })
+
+describe('NativePeer links with simple-peer through createWebRtcPipe', () => {
+  const cases: [string, Side, Side][] = [
+    [
+      'NativePeer (@roamhq/wrtc) offers, simple-peer (node-datachannel) answers',
+      native('@roamhq/wrtc'),
+      simple('node-datachannel'),
+    ],
+    [
+      'simple-peer (node-datachannel) offers, NativePeer (@roamhq/wrtc) answers',
+      simple('node-datachannel'),
+      native('@roamhq/wrtc'),
+    ],
+    [
+      'NativePeer (node-datachannel) offers, simple-peer (werift) answers',
+      native('node-datachannel'),
+      simple('werift'),
+    ],
+    [
+      'simple-peer (@roamhq/wrtc) offers, NativePeer (node-datachannel) answers',
+      simple('@roamhq/wrtc'),
+      native('node-datachannel'),
+    ],
+    ['NativePeer offers, NativePeer answers (@roamhq/wrtc)', native('@roamhq/wrtc'), native('@roamhq/wrtc')],
+  ]
+  it.each(cases)('%s: bytes both ways, fingerprints, close', async (_, a, b) => {
+    const [pa, pb] = await pipePair(a, b)
+    const atA = collect(pa)
+    const atB = collect(pb)
+    pa.send(new Uint8Array([1, 2, 3]))
+    pb.send(new Uint8Array([4, 5]))
+    await until('both messages', () => atA.length === 1 && atB.length === 1)
+    expect(atB[0]).toEqual(new Uint8Array([1, 2, 3]))
+    expect(atA[0]).toEqual(new Uint8Array([4, 5]))
+    expect(atA[0]?.constructor).toBe(Uint8Array)
+    expect(pa.iceState()).toMatch(/^(connected|completed)$/)
+    // The DTLS fingerprints each side reads from the SDPs match crosswise (the link handshake binds them).
+    const fa = pa.fingerprints()
+    const fb = pb.fingerprints()
+    expect(fa).not.toBeNull()
+    expect(fa?.local).toBe(fb?.remote)
+    expect(fa?.remote).toBe(fb?.local)
+    const closedB = new Promise<string>((r) => pb.onClose(r))
+    pa.close('bye')
+    expect(await closedB).toMatch(/closed|ice-closed|error:/)
+  })
+
+  it('backpressure: bufferedAmount rises above the high water under a burst, drained() resolves (on bufferedamountlow), every byte arrives in order', async () => {
+    const [pa, pb] = await pipePair(native('node-datachannel'), simple('@roamhq/wrtc'))
+    const got = collect(pb)
+    const chunk = 64 * 1024
+    let sent = 0
+    let peak = 0
+    for (let i = 0; i < 64; i++) {
+      const b = new Uint8Array(chunk).fill(i)
+      pa.send(b)
+      sent++
+      peak = Math.max(peak, pa.bufferedAmount())
+    }
+    expect(peak).toBeGreaterThanOrEqual(1024 * 1024) // drained() waits for a bufferedamountlow event
+    await pa.drained()
+    await until('the whole burst', () => got.length === sent)
+    expect(got.map((b) => b[0])).toEqual(Array.from({ length: sent }, (_, i) => i))
+    pa.close()
+    pb.close()
+  })
+})
+
+/** A stack whose RTCPeerConnection records the order of remote descriptions and added candidates. */
+function recording(base: AdaptedWrtc, log: string[]): AdaptedWrtc {
+  const Base = base.RTCPeerConnection as unknown as typeof RTCPeerConnection
+  class Recorder extends Base {
+    override setRemoteDescription(d: RTCSessionDescriptionInit): Promise<void> {
+      log.push(`remote:${d.type}`)
+      return super.setRemoteDescription(d)
+    }
+    override addIceCandidate(c?: RTCIceCandidateInit | null): Promise<void> {
+      log.push('candidate')
+      return super.addIceCandidate(c)
+    }
+  }
+  return { ...base, RTCPeerConnection: Recorder as unknown as AdaptedWrtc['RTCPeerConnection'] }
+}
+
+describe('NativePeer speaks simple-peer signals', () => {
+  it("sends {type:'offer', sdp} then {type:'candidate', candidate:{candidate, sdpMLineIndex, sdpMid}}", async () => {
+    const peer = new NativePeer({
+      initiator: true,
+      wrtc: wrtc('@roamhq/wrtc') as never,
+      config: { iceServers: [] },
+    })
+    const signals: Record<string, unknown>[] = []
+    peer.on('signal', (s: Record<string, unknown>) => signals.push(s))
+    await until('an offer and a candidate', () => signals.some((s) => s.type === 'candidate'))
+    expect(signals[0]?.type).toBe('offer')
+    expect(Object.keys(signals[0] ?? {}).sort()).toEqual(['sdp', 'type'])
+    expect(signals[0]?.sdp).toMatch(/m=application .* webrtc-datachannel/)
+    const c = signals.find((s) => s.type === 'candidate') as { candidate: Record<string, unknown> }
+    expect(Object.keys(c.candidate).sort()).toEqual(['candidate', 'sdpMLineIndex', 'sdpMid'])
+    expect(c.candidate.candidate).toMatch(/^candidate:/)
+    // JSON round trip (simple-peer takes a string signal too).
+    expect(() => peer.signal(JSON.stringify({ renegotiate: true }))).not.toThrow()
+    peer.destroy()
+  })
+
+  it('candidates that arrive before the remote description are queued, then added after it', async () => {
+    const offerer = new SimplePeer({
+      initiator: true,
+      trickle: true,
+      wrtc: wrtc('@roamhq/wrtc') as never,
+      config: { iceServers: [] },
+    })
+    const fromOfferer: { candidate?: unknown; sdp?: string }[] = []
+    offerer.on('signal', (s) => fromOfferer.push(s as { candidate?: unknown; sdp?: string }))
+    await until('the offer and candidates', () => fromOfferer.filter((s) => s.candidate).length >= 1)
+    await new Promise((r) => setTimeout(r, 200)) // let the rest of the (loopback) candidates come
+    const log: string[] = []
+    const answerer = new NativePeer({
+      wrtc: recording(wrtc('@roamhq/wrtc'), log) as never,
+      config: { iceServers: [] },
+    })
+    answerer.on('signal', (s: SimplePeer.SignalData) => offerer.signal(s))
+    const connected = Promise.all([
+      new Promise((r) => answerer.once('connect', r)),
+      new Promise((r) => offerer.once('connect', r)),
+    ])
+    const candidates = fromOfferer.filter((s) => s.candidate)
+    // Candidates first, the offer last (an overlay path and the server path may reorder them).
+    for (const s of candidates) answerer.signal(s)
+    expect(log).toEqual([])
+    for (const s of fromOfferer.filter((x) => x.sdp)) answerer.signal(s)
+    offerer.removeAllListeners('signal')
+    offerer.on('signal', (s) => answerer.signal(s))
+    await connected
+    expect(log[0]).toBe('remote:offer')
+    expect(log.filter((x) => x === 'candidate').length).toBeGreaterThanOrEqual(candidates.length)
+    answerer.destroy()
+    offerer.destroy()
+  })
+
+  it('attack: a flood of candidates before any description is bounded (64 kept, the rest dropped and counted in droppedCandidates)', async () => {
+    const log: string[] = []
+    const peer = new NativePeer({
+      wrtc: recording(wrtc('@roamhq/wrtc'), log) as never,
+      config: { iceServers: [] },
+    })
+    const candidate = {
+      candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host',
+      sdpMLineIndex: 0,
+      sdpMid: '0',
+    }
+    for (let i = 0; i < 10_000; i++) peer.signal({ type: 'candidate', candidate })
+    expect(peer.droppedCandidates).toBe(10_000 - 64)
+    expect(log).toEqual([])
+    peer.destroy()
+  })
+})
+
+describe("NativePeer's errors carry simple-peer's codes", () => {
+  it('ERR_WEBRTC_SUPPORT without an RTCPeerConnection: thrown, and the pipe rejects with it', async () => {
+    expect(() => new NativePeer({ wrtc: {} as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_WEBRTC_SUPPORT' }),
+    )
+    const pipe = createWebRtcPipe({ SimplePeer: NativePeer, initiator: true, wrtc: {}, sendSignal: () => {} })
+    const err = await pipe.opened.catch((e: unknown) => e)
+    expect(rtcErrorKey(err)).toBe('ERR_WEBRTC_SUPPORT')
+  })
+
+  it('ERR_SIGNALING for a signal that is none, ERR_SET_REMOTE_DESCRIPTION for a bad SDP; both close the pipe', async () => {
+    for (const [signal, code] of [
+      [{ hello: 1 }, 'ERR_SIGNALING'],
+      ['not json', 'ERR_SIGNALING'],
+      [{ type: 'offer', sdp: 'v=0 garbage' }, 'ERR_SET_REMOTE_DESCRIPTION'],
+    ] as const) {
+      const pipe = createWebRtcPipe({
+        SimplePeer: NativePeer,
+        initiator: false,
+        wrtc: wrtc('@roamhq/wrtc'),
+        sendSignal: () => {},
+      })
+      const closed = new Promise<string>((r) => pipe.onClose(r))
+      pipe.signal(signal)
+      const err = await pipe.opened.catch((e: unknown) => e)
+      expect(rtcErrorKey(err)).toBe(code)
+      expect(await closed).toBe(`error:${code}`)
+    }
+  })
+
+  it('destroy() closes without an error, after which signal and send throw ERR_DESTROYED', async () => {
+    const peer = new NativePeer({
+      initiator: true,
+      wrtc: wrtc('@roamhq/wrtc') as never,
+      config: { iceServers: [] },
+    })
+    const errors: unknown[] = []
+    peer.on('error', (e: unknown) => errors.push(e))
+    const closed = new Promise((r) => peer.once('close', r))
+    peer.destroy()
+    peer.destroy() // twice is once
+    await closed
+    expect(errors).toEqual([])
+    expect(peer._pc).toBeNull()
+    expect(() => peer.signal({ renegotiate: true })).toThrow(
+      expect.objectContaining({ code: 'ERR_DESTROYED' }),
+    )
+    expect(() => peer.send(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'ERR_DESTROYED' }))
+  })
+
+  it('text a peer sends arrives as its UTF-8 bytes, as simple-peer hands it out', async () => {
+    const a = new SimplePeer({
+      initiator: true,
+      trickle: true,
+      wrtc: wrtc('@roamhq/wrtc') as never,
+      config: { iceServers: [] },
+    })
+    const b = new NativePeer({ wrtc: wrtc('@roamhq/wrtc') as never, config: { iceServers: [] } })
+    a.on('signal', (s) => b.signal(s))
+    b.on('signal', (s: SimplePeer.SignalData) => a.signal(s))
+    await Promise.all([new Promise((r) => a.once('connect', r)), new Promise((r) => b.once('connect', r))])
+    const got = new Promise<Uint8Array>((r) => b.once('data', r))
+    a.send('héllo')
+    expect(await got).toEqual(new TextEncoder().encode('héllo'))
+    a.destroy()
+    b.destroy()
+  })
+})

@@ -1,4 +1,0 @@
-declare module 'simple-peer/simplepeer.min.js' {
-  import SimplePeer from 'simple-peer'
-  export default SimplePeer
-}
