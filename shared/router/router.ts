@@ -211,7 +211,11 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     if (asking) return asking
     const ask = (async () => {
       await own
-      const answer = await requestOf(dst, BOX_METHOD, ownRecord ? boxRecordValue(ownRecord) : null)
+      // As long as a request may be sent again (retryWindowMs): the message or request waiting for this
+      // key keeps its own deadline, and a ring still settling (a node just joined) must not fail it sooner.
+      const answer = await requestOf(dst, BOX_METHOD, ownRecord ? boxRecordValue(ownRecord) : null, {
+        timeoutMs: Math.max(o.requestTimeoutMs, o.retryWindowMs),
+      })
       const rec = parseBoxRecord(answer)
       const verdict = rec ? await directory.learn(dst, rec, deps.now()) : 'malformed'
       const got = directory.get(dst)
