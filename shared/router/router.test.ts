@@ -510,6 +510,26 @@ describe('router: sealed envelopes (seal)', () => {
     expect(stat(b, 'seal.opened')).toBe(0)
   })
 
+  it('the box key is asked for as long as a request may be sent again, not only requestTimeoutMs', async () => {
+    // A ring still settling after a join: every envelope to c is lost for its first 5 s.
+    const { net, a, c } = line(1, { seal: true, requestTimeoutMs: 1000 })
+    c.router.serve('echo', (d) => d)
+    const start = net.now
+    const lost = (m: Sent) => net.now - start < 5000 && isEnvelope(m) && m.to === c.id
+    const answer = quiet(a.router.request(c.id, 'echo', 'hi', { timeoutMs: 20_000 }))
+    let done = false
+    answer.finally(() => {
+      done = true
+    })
+    for (let t = 0; !done && t < 20_000; t += 250) {
+      await net.advance(250, lost)
+      await new Promise((r) => setTimeout(r, 2)) // the sealing is real WebCrypto
+    }
+    expect(await answer).toBe('hi')
+    expect(net.now - start).toBeGreaterThan(5000)
+    expect(stat(a, 'route.retry')).toBeGreaterThan(0)
+  })
+
   it('a second message to the same node costs no new exchange: one box request, one session', async () => {
     const { net, a, c } = line(1, { seal: true })
     const got: Value[] = []
