@@ -17,7 +17,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { deriveNetworkKeys } from '../shared/crypto/network.ts'
 import { AccessDeniedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
@@ -130,6 +130,13 @@ describe('relay links are secure channels', () => {
   })
 
   it('a rewriting server is detected: the link closes (channel-forged), counted, the forged frame undelivered', async () => {
+    // The failed channel must not leave a rejection unhandled (the goodbye it can no longer seal).
+    const unhandled: unknown[] = []
+    const onUnhandled = (err: unknown) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    onTestFinished(() => {
+      process.off('unhandledRejection', onUnhandled)
+    })
     let armed = false
     let rewritten = 0
     const a = await node([], (f) => {
@@ -159,6 +166,7 @@ describe('relay links are secure channels', () => {
     // Nothing but the genuine message (the router may send it again over a new link) is delivered.
     await sleep(200)
     expect(got.filter((d) => d !== 'pay 10 to carol')).toEqual([])
+    expect(unhandled).toEqual([])
   })
 })
 

@@ -369,6 +369,9 @@ export class Link extends Emitter<LinkEvents> {
       return Promise.resolve()
     }
     const sealing = ch.seal(piece, SEALED_AAD)
+    // Seen as handled now: the chain below reads it only once the pieces before it are out, and a
+    // channel that failed meanwhile (forged, closed) rejects at once (issue 9: nothing unhandled).
+    sealing.catch(() => {})
     const sent = this.pipeTail
       .then(() => sealing)
       .then((sealed) => {
