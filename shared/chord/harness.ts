@@ -5,6 +5,7 @@
  * simulator until a promise settles.
  */
 import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { settle, settleAll } from '../sim/settle.ts'
 import { createSim, type Sim } from '../sim/sim.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'
 import type { ChordMsg } from './messages.ts'
@@ -124,39 +125,8 @@ export function stubChord(id: string, options: ChordOptions = {}, start = 1_000_
 
 export type StubChord = ReturnType<typeof stubChord>
 
-/** Run the simulator until `p` settles (or `maxMs` of virtual time pass); then return or throw its outcome. */
-export async function settle<T>(sim: Sim<ChordMsg>, p: Promise<T>, maxMs = 120_000): Promise<T> {
-  const [r] = await settleAll(sim, [p], maxMs)
-  if (!r) throw new Error('unreachable')
-  if (r.status === 'rejected') throw r.reason
-  return r.value
-}
-
-/** Run until every promise settles; unsettled ones after `maxMs` are rejected with an Error. */
-export async function settleAll<T>(
-  sim: Sim<ChordMsg>,
-  ps: Promise<T>[],
-  maxMs = 120_000,
-): Promise<PromiseSettledResult<T>[]> {
-  const out: (PromiseSettledResult<T> | undefined)[] = ps.map(() => undefined)
-  let left = ps.length
-  ps.forEach((p, i) => {
-    p.then(
-      (value) => {
-        out[i] = { status: 'fulfilled', value }
-        left--
-      },
-      (reason: unknown) => {
-        out[i] = { status: 'rejected', reason }
-        left--
-      },
-    )
-  })
-  // Let already-settled promises report before the first event.
-  await Promise.resolve()
-  await sim.runUntilTrue(() => left === 0, maxMs)
-  return out.map((r) => r ?? { status: 'rejected', reason: new Error(`did not settle within ${maxMs} ms`) })
-}
+// Running the simulator until promises settle: the simulator's own (shared/sim/settle.ts).
+export { settle, settleAll }
 
 /** Every member's successor and predecessor are the true ones. */
 export function ringCorrect(net: ChordNet): boolean {
