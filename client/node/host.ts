@@ -183,6 +183,7 @@ export class NodeHost extends Emitter<NodeEvents> {
       failed: (peer: string) => this.manager.dialFailed(peer),
       sampled: (peers: PeerInfo[]) => this.manager.addSampled(peers),
       isSampled: (peer: string) => this.manager.sampled.has(peer),
+      ringNeighbour: (peer: string) => this.core.chord.ringNeighbour(peer),
       relayMismatch: (peer: string) => this.entry.relayMismatch(peer),
       signalState: (state: SignalState) => this.emit('signal', state),
       isClosed,

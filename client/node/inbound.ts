@@ -7,7 +7,7 @@
  * bounded apart from this node's own dials and open links: at most
  * MAX_INBOUND pending at once, of which peers the signal server never
  * sampled for us ("strangers") hold at most MAX_INBOUND_STRANGERS; never
- * past `maxLinks`; a peer whose setup failed waits INBOUND_BACKOFF_MS. A
+ * past `maxLinks` (but for a ring neighbour, RING_EXTRA_LINKS); a peer whose setup failed waits INBOUND_BACKOFF_MS. A
  * refusal is answered ('full') within a small budget, so a flood cannot make
  * this node flood the server; the rest are dropped and counted.
  *
@@ -32,6 +32,12 @@ import { parseSignalData, relayPipeOf, startsSession } from './signal-data.ts'
 const MAX_INBOUND = 16
 /** ...of which peers the signal server never sampled for us may hold at most this many. */
 const MAX_INBOUND_STRANGERS = 8
+/**
+ * A node at `maxLinks` still admits this many more for peers that are (or
+ * would become) its ring neighbours: a node its neighbours all refuse is
+ * off the ring, and cannot even answer a request that reached it.
+ */
+const RING_EXTRA_LINKS = 2
 /** Relay sessions peers announced and have not spoken on yet, remembered at most. */
 const MAX_PENDING_RELAYS = 256
 const PENDING_RELAY_MS = 5000
@@ -53,6 +59,8 @@ export interface InboundDeps {
   readonly signalClient: SignalClient
   /** Did the signal server sample `peer` for us (see MAX_INBOUND_STRANGERS)? */
   isSampled(peer: string): boolean
+  /** Is `peer` this node's ring neighbour, or would it become one (it may pass maxLinks by RING_EXTRA_LINKS)? */
+  ringNeighbour(peer: string): boolean
   /** `peer` and this node cannot link: one runs relay 'never', the other relay 'force'. */
   relayMismatch(peer: string): void
   /** The node is closed: signals are ignored. */
@@ -188,7 +196,8 @@ export class Inbound {
   /**
    * May `from` start a link setup now? Not while it is in backoff after a
    * failed one, not past MAX_INBOUND pending (MAX_INBOUND_STRANGERS for peers
-   * the server never sampled for us), and not past maxLinks. A refusal is
+   * the server never sampled for us), and not past maxLinks (a ring
+   * neighbour, not past maxLinks + RING_EXTRA_LINKS). A refusal is
    * answered ('full') within a small budget, so a flood cannot make this node
    * flood the server; the rest are dropped and counted.
    */
@@ -208,7 +217,10 @@ export class Inbound {
     }
     const stranger = !this.deps.isSampled(from)
     let reason: string | undefined
-    if (links.size + dialer.dials.size >= this.deps.config.maxLinks) reason = 'links'
+    const held = links.size + dialer.dials.size
+    const { maxLinks } = this.deps.config
+    if (held >= maxLinks + RING_EXTRA_LINKS || (held >= maxLinks && !this.deps.ringNeighbour(from)))
+      reason = 'links'
     else if (inbound >= MAX_INBOUND) reason = 'inbound'
     else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'
     if (reason === undefined) return true

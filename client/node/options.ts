@@ -39,7 +39,7 @@ export interface JoinOptions {
   maxMessageBytes?: number
   /** Default timeout of `request`. @default 10000 */
   requestTimeoutMs?: number
-  /** All links (mesh and on-demand) together. @default 48 */
+  /** All links (mesh, ring and on-demand) together; a node at the limit still admits up to 2 more for its ring neighbours. @default 48 */
   maxLinks?: number
   /**
    * STUN/TURN servers for this node's RTCPeerConnections. Overrides what the

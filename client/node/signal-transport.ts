@@ -76,6 +76,7 @@ export class SignalTransport implements Transport {
       links,
       signalClient: this.signalClient,
       isSampled: (peer) => host.isSampled(peer),
+      ringNeighbour: (peer) => host.ringNeighbour(peer),
       relayMismatch: (peer) => host.relayMismatch(peer),
       closed: () => host.isClosed(),
     })

@@ -59,6 +59,8 @@ export interface TransportHost {
   sampled(peers: PeerInfo[]): void
   /** Did the bootstrap sample `peer` for us? (Peers it never did are strangers.) */
   isSampled(peer: string): boolean
+  /** Is `peer` this node's ring neighbour (or would it become one)? See Inbound's link budget. */
+  ringNeighbour(peer: string): boolean
   /** `peer` and this node cannot link: one runs relay 'never', the other relay 'force'. */
   relayMismatch(peer: string): void
   /** Where the node stands with its bootstrap (the signal servers) changed. */

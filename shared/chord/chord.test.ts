@@ -290,6 +290,10 @@ describe('small rings', () => {
         expect(need.has(c.predecessor() as string)).toBe(true)
         for (const f of c.fingers()) expect(need.has(f)).toBe(true)
         for (const s of c.successors()) expect(need.has(s)).toBe(true)
+        // On a settled ring, of its members exactly the predecessor and the successor are neighbours.
+        expect(ids.filter((x) => c.ringNeighbour(x)).sort()).toEqual(
+          [c.predecessor() as string, c.successor()].sort(),
+        )
         for (const to of ids) {
           // Follow next hops from `from` toward `to`: it arrives within log2(N) + 3 steps.
           let at = from

@@ -40,6 +40,7 @@ import { createProviders } from './providers.ts'
 import { decodeRecordValue, keyBytes } from './records.ts'
 import { createReplication, type Replication } from './replication.ts'
 import { createRoutingTable, type RoutingTable } from './routing-table.ts'
+import { between } from './ring.ts'
 import { createRpc } from './rpc.ts'
 import { createScheduler, type Scheduler } from './scheduler.ts'
 import { exportState, importState } from './state.ts'
@@ -99,6 +100,13 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   fingerTable(): (string | null)[]
   /** Ids the ring needs links to now (predecessor, successors, fingers). */
   neededLinks(): Set<string>
+  /**
+   * Is `id` this node's ring neighbour, or would it become one (it lies
+   * between our predecessor and us, or between us and our successor)? A
+   * node at its link budget still lets such a peer in: without a link to
+   * its neighbours a node is off the ring.
+   */
+  ringNeighbour(id: string): boolean
   /** Next node toward node id `target`; null when we are responsible for it. */
   nextHop(target: string): string | null
   /** Records held here. */
@@ -258,6 +266,13 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     fingers: () => table.fingers(),
     fingerTable: () => [...table.fingerTable()],
     neededLinks: () => new Set(table.known()),
+    ringNeighbour: (id) => {
+      if (id === self) return false
+      const p = table.predecessor()
+      const s = table.successors()[0]
+      if (p === null || s === undefined) return true
+      return id === p || id === s || between(id, p, self) || between(id, self, s)
+    },
     nextHop: (target) => table.nextHop(target),
 
     storedKeys: () => store.recordCount,

@@ -1,0 +1,78 @@
+/**
+ * Inbound admission at the link budget (inbound.ts): a node at `maxLinks`
+ * refuses a stranger's setup ('full'), but still lets in a peer that is, or
+ * would become, its ring neighbour, up to RING_EXTRA_LINKS more; past that,
+ * it refuses everyone. (Found in the browser suite: five tabs with
+ * maxLinks 3, the last one refused by all its ring neighbours, could not
+ * answer a request that had reached it.)
+ */
+import { describe, expect, it } from 'vitest'
+import type { Counters } from '../../shared/protocol.ts'
+import type { Dial, Dialer } from './dialer.ts'
+import { Inbound } from './inbound.ts'
+import type { LinkTable } from './link-table.ts'
+import type { NodeConfig } from './options.ts'
+
+function setup(opts: { links: number; neighbours: string[] }) {
+  const counters: Counters = {}
+  const dials = new Map<string, Dial>()
+  const started: string[] = []
+  const refused: string[] = []
+  const dialer = {
+    dials,
+    startWebRtc: (d: Dial) => started.push(d.peer),
+    startRelay: (d: Dial) => started.push(d.peer),
+    failDial: () => {},
+  } as unknown as Dialer
+  const inbound = new Inbound({
+    // The lowest id: every peer's 'dial' asks us to make the offer.
+    id: '0'.repeat(40),
+    config: { maxLinks: 3, relay: 'auto' } as NodeConfig,
+    counters,
+    clock: { now: () => 1000 } as never,
+    dialer,
+    links: { size: opts.links, get: () => undefined } as unknown as LinkTable,
+    signalClient: {
+      signal: async (to: string) => {
+        refused.push(to)
+      },
+    } as never,
+    isSampled: () => true,
+    ringNeighbour: (peer) => opts.neighbours.includes(peer),
+    relayMismatch: () => {},
+    closed: () => false,
+  })
+  const dial = (from: string) => inbound.onSignal(from, { t: 'dial', mesh: false })
+  return { counters, dials, started, refused, dial }
+}
+
+const id = (c: string) => c.repeat(40)
+
+describe('inbound admission at the link budget', () => {
+  it('below maxLinks, anyone registered is let in', () => {
+    const s = setup({ links: 2, neighbours: [] })
+    s.dial(id('a'))
+    expect(s.started).toEqual([id('a')])
+    expect(s.counters['drop.signal.inbound-full.links']).toBeUndefined()
+  })
+
+  it('at maxLinks, a peer that is not a ring neighbour is refused, and told so', () => {
+    const s = setup({ links: 3, neighbours: [] })
+    s.dial(id('a'))
+    expect(s.started).toEqual([])
+    expect(s.dials.size).toBe(0)
+    expect(s.refused).toEqual([id('a')])
+    expect(s.counters['drop.signal.inbound-full.links']).toBe(1)
+  })
+
+  it('at maxLinks, ring neighbours are let in, two at most beyond the budget', () => {
+    const s = setup({ links: 3, neighbours: [id('a'), id('b'), id('c')] })
+    s.dial(id('a'))
+    s.dial(id('b'))
+    s.dial(id('c'))
+    s.dial(id('d'))
+    expect(s.started).toEqual([id('a'), id('b')])
+    expect(s.refused).toEqual([id('c'), id('d')])
+    expect(s.counters['drop.signal.inbound-full.links']).toBe(2)
+  })
+})
