@@ -191,3 +191,49 @@ test('a lying tab is found out: the fetcher bans it and still completes from the
   expect(from.length).toBeGreaterThanOrEqual(16)
   expect(from.every((f) => f === honest.id)).toBe(true)
 })
+
+test('the swarm loads on first use: weft.mjs fetches weft-files.mjs, weft.js fetches weft-files-all.mjs, and they share a file', async ({
+  browser,
+}) => {
+  const fetched = new Map<string, string[]>()
+  const pageOf = async (name: string) => {
+    const ctx = await browser.newContext()
+    const page = await ctx.newPage()
+    fetched.set(name, [])
+    page.on('request', (r) => {
+      const path = new URL(r.url()).pathname
+      if (path.startsWith('/weft-files')) fetched.get(name)?.push(path)
+    })
+    await page.goto(`${env.server.url}/embed.html`)
+    return { ctx, page }
+  }
+  // The module page: joinOverlay from weft.mjs.
+  const esm = await pageOf('esm')
+  const esmId = await esm.page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'lazy' })
+    return ((window as unknown as W).node as { id: string }).id
+  }, env.server.url)
+  peers.push({ ...esm, id: esmId })
+  // The classic page: the IIFE's global Weft (embed.html loads /weft.js).
+  const iife = await pageOf('iife')
+  const iifeId = await iife.page.evaluate(async (signal) => {
+    const weft = (window as unknown as { Weft: { joinOverlay(o: object): Promise<unknown> } }).Weft
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'lazy' })
+    return ((window as unknown as W).node as { id: string }).id
+  }, env.server.url)
+  peers.push({ ...iife, id: iifeId })
+  // Joined, linked, nothing of files fetched yet.
+  expect(fetched.get('esm')).toEqual([])
+  expect(fetched.get('iife')).toEqual([])
+  const digest = await makeData({ ...esm, id: esmId }, 300_000, 7)
+  const file = await esm.page.evaluate(async () => {
+    const w = window as unknown as W
+    return w.node.files.add(w.data, { name: 'small.bin' })
+  })
+  expect(fetched.get('esm')).toEqual(['/weft-files.mjs'])
+  await fetchIn({ ...iife, id: iifeId }, file.uri)
+  await until(async () => (await resultOf({ ...iife, id: iifeId })) !== undefined, 30_000, 'the download')
+  expect(await resultOf({ ...iife, id: iifeId })).toBe(digest)
+  expect(fetched.get('iife')).toEqual(['/weft-files-all.mjs'])
+})
