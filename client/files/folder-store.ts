@@ -121,8 +121,13 @@ export async function folderPieceStore(dir: string, opts: FolderStoreOptions = {
       const folder = join(dir, id)
       const path = join(folder, name)
       await mkdir(folder, { recursive: true })
-      await writeFile(`${path}.tmp`, data)
-      await rename(`${path}.tmp`, path)
+      try {
+        await writeFile(`${path}.tmp`, data)
+        await rename(`${path}.tmp`, path)
+      } catch (err) {
+        await rm(`${path}.tmp`, { force: true }).catch(() => {}) // a full disk keeps no half piece
+        throw err
+      }
       keep(h)
       h.bytes += delta
       used += delta

@@ -110,3 +110,30 @@ async function halfQuota(): Promise<number> {
   const est = await globalThis.navigator?.storage?.estimate?.()
   return est?.quota ? Math.floor(est.quota / 2) : Number.POSITIVE_INFINITY
 }
+
+describe('IndexedDB store: the browser refusing for want of quota', () => {
+  it('answers StorageFullError too, and keeps nothing', async () => {
+    const s = await idbPieceStore({ name: freshName(), maxBytes: 1000 })
+    await s.putPiece(A, 0, new Uint8Array(100))
+    const put = IDBObjectStore.prototype.put
+    IDBObjectStore.prototype.put = function (
+      this: IDBObjectStore,
+      ...args: Parameters<IDBObjectStore['put']>
+    ) {
+      if (this.name === 'pieces') throw new DOMException('the origin is out of quota', 'QuotaExceededError')
+      return put.apply(this, args)
+    }
+    try {
+      await expect(s.putPiece(A, 1, new Uint8Array(50))).rejects.toMatchObject({
+        name: 'StorageFullError',
+        needed: 50,
+        used: 100,
+        limit: 1000,
+      })
+    } finally {
+      IDBObjectStore.prototype.put = put
+    }
+    expect(await s.pieces(A)).toEqual([0])
+    expect(await s.usage()).toEqual({ used: 100, limit: 1000 })
+  })
+})

@@ -83,6 +83,8 @@ function asRecord(v: unknown): FileRecord {
 interface Outcome<T> {
   value?: T
   error?: unknown
+  /** What a write rejects with if the browser refuses it for want of quota. */
+  full?: StorageFullError
 }
 
 function openDb(name: string): Promise<IDBDatabase> {
@@ -148,7 +150,11 @@ export async function idbPieceStore(opts: IdbStoreOptions = {}): Promise<IdbPiec
       const t = d.transaction(stores, mode)
       const out: Outcome<T> = {}
       t.oncomplete = () => resolve(out.value as T)
-      t.onabort = () => reject(out.error ?? t.error ?? new Error('IndexedDB transaction aborted'))
+      t.onabort = () => {
+        // The origin's quota can run out below our limit (other data of the origin): the same clear error.
+        const quota = t.error?.name === 'QuotaExceededError' ? out.full : undefined
+        reject(out.error ?? quota ?? t.error ?? new Error('IndexedDB transaction aborted'))
+      }
       body(t, out)
     })
   }
@@ -186,9 +192,15 @@ export async function idbPieceStore(opts: IdbStoreOptions = {}): Promise<IdbPiec
         const r = asRecord(rec.result)
         record(r, before !== undefined)
         r.bytes += delta
-        s.put(bytes, key)
-        files.put(r, id)
-        meta.put(used + delta, USED)
+        out.full = new StorageFullError(delta, used, limit)
+        try {
+          s.put(bytes, key)
+          files.put(r, id)
+          meta.put(used + delta, USED)
+        } catch (err) {
+          out.error = (err as Error)?.name === 'QuotaExceededError' ? out.full : err
+          t.abort()
+        }
       })
     })
 
