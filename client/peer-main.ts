@@ -14,7 +14,7 @@
  * node-datachannel, werift and @roamhq/wrtc; with none, relay links only.
  */
 import { parseArgs } from 'node:util'
-import { DEFAULT_FOLDER_MAX_BYTES, peerPieceStore } from './files/folder-store.ts'
+import { DEFAULT_FOLDER_MAX_BYTES } from './files/folder-store.ts'
 import { type AdaptedWrtc, joinOverlay, loadWrtc, WRTC_STACKS } from './index.ts'
 
 const HELP = `weft-peer: an always-on weft peer that keeps its share of the DHT on disk
@@ -91,8 +91,6 @@ async function main(): Promise<void> {
       )
   }
   const dataDir = values.data ?? 'weft-peer-data'
-  // The files this peer holds and serves. TODO(lead): hand `files` to joinOverlay once node.files takes a store.
-  const files = await peerPieceStore(dataDir, filesMaxBytes)
   const node = await joinOverlay({
     signal,
     network: values.network ?? process.env.WEFT_NETWORK ?? 'default',
@@ -100,13 +98,15 @@ async function main(): Promise<void> {
     maxPeers,
     dataDir,
     persistDht: true,
+    ...(filesMaxBytes === undefined ? {} : { files: { maxBytes: filesMaxBytes } }),
     wrtc: wrtc ?? false,
   })
   const line = () => {
     const s = node.stats()
     return `peers ${s.peers} records ${s.dhtRecords} table ${s.syncEntries} in ${s.bytesIn} B out ${s.bytesOut} B`
   }
-  const held = await files.usage()
+  // The files this peer holds (in <data>/files), served from now on.
+  const held = await node.files.usage()
   console.log(
     `weft-peer ${node.id} joined ${values.network ?? 'default'} (WebRTC: ${wrtc?.stack ?? 'none, relay only'}): ${line()}; files ${held.used} of ${held.limit} B`,
   )

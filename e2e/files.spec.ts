@@ -237,3 +237,42 @@ test('the swarm loads on first use: weft.mjs fetches weft-files.mjs, weft.js fet
   expect(await resultOf({ ...iife, id: iifeId })).toBe(digest)
   expect(fetched.get('iife')).toEqual(['/weft-files-all.mjs'])
 })
+
+test('a tab reloaded mid-download resumes from the pieces it kept (IndexedDB)', async ({ browser }) => {
+  const seeder = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(seeder)
+  const fetcher = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(fetcher)
+  const digest = await makeData(seeder, 16 * 1024 * 1024, 99)
+  const file = await seeder.page.evaluate(async () => {
+    const w = window as unknown as W
+    return w.node.files.add(w.data, { name: 'resume.bin' })
+  })
+  // The page reloads itself on its 16th piece (from the page, so no poll from here comes too late).
+  const reloaded = fetcher.page.waitForEvent('load')
+  await fetcher.page.evaluate((uri) => {
+    const w = window as unknown as W
+    let n = 0
+    w.node.files.get(uri).on('piece', () => {
+      if (++n === 16) location.reload()
+    })
+  }, file.uri)
+  await reloaded
+  // The same context: the same IndexedDB, and the tab's identity slot back.
+  await fetcher.page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'resume' })
+  }, env.server.url)
+  const kept = await fetcher.page.evaluate(() => (window as unknown as W).node.files.list())
+  expect(kept).toHaveLength(1)
+  expect(kept[0]).toMatchObject({ id: file.id, complete: false, total: 64 })
+  const held = kept[0]?.have ?? 0
+  expect(held).toBeGreaterThanOrEqual(16)
+  expect(held).toBeLessThan(64)
+  await fetchIn(fetcher, file.uri)
+  await until(async () => (await resultOf(fetcher)) !== undefined, 60_000, 'the resumed download')
+  expect(await resultOf(fetcher)).toBe(digest)
+  // Only what was missing came over the network again.
+  const from = await fetcher.page.evaluate(() => (window as unknown as W).from)
+  expect(from.length).toBe(64 - held)
+})
