@@ -180,7 +180,7 @@ function sizes(peak: Record<string, number>): void {
     viaQueue: via,
     partial: reasm.partial,
     partialBytes: reasm.partialBytes,
-    recvQueueBytes: link ? (link as unknown as { inboxBytes: number }).inboxBytes : 0,
+    recvQueueBytes: link ? link.queuedBytes : 0,
   }
   for (const [k, v] of Object.entries(now)) peak[k] = Math.max(peak[k] ?? 0, v)
 }

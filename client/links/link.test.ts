@@ -319,7 +319,7 @@ describe('link receive budget', () => {
     await until('a frame to wait for the budget', () => (counters['link.recv-throttled.decode'] ?? 0) > 0)
     b.close('test')
     const n = got.length
-    expect((b as unknown as { inboxBytes: number }).inboxBytes).toBe(0)
+    expect(b.queuedBytes).toBe(0)
     await new Promise((r) => setTimeout(r, 1500))
     expect(got.length).toBe(n)
     expect(n).toBeLessThan(20)

@@ -94,7 +94,7 @@ import {
   readFrameHeader,
   WIRE_VERSION,
 } from '../../shared/wire/frame.ts'
-import { encodeValue, MAX_VALUE_ITEMS } from '../../shared/wire/value.ts'
+import { encodeValue } from '../../shared/wire/value.ts'
 import { Emitter } from '../emitter.ts'
 import {
   ACCESS_DENIED,
@@ -106,6 +106,7 @@ import {
   SEALED_PIECE,
 } from './link-control.ts'
 import type { Pipe } from './pipe.ts'
+import { DEFAULT_RECV_LIMITS, RecvBudget, type RecvLimits, RecvQueue } from './recv-queue.ts'
 
 export {
   ACCESS_DENIED,
@@ -118,40 +119,10 @@ export {
   SEALED_PIECE,
 } from './link-control.ts'
 
+export { DEFAULT_RECV_LIMITS, type RecvLimits } from './recv-queue.ts'
+
 const SEALED_AAD = new Uint8Array([SEALED_PIECE])
 
-/** How a link paces what it receives (see the header). */
-export interface RecvLimits {
-  /** Bytes of link messages waiting to be processed. @default 16 MiB */
-  maxQueueBytes: number
-  /** Link messages waiting to be processed. @default 4096 */
-  maxQueueMessages: number
-  /** Milliseconds of decoding (msgpack and validators) per second, once the burst is spent. @default 100 */
-  decodeMsPerSec: number
-  /** @default 200 */
-  decodeBurstMs: number
-  /** Inflated bytes per second, once the burst is spent. @default 32 MiB */
-  inflateBytesPerSec: number
-  /** @default 16 MiB */
-  inflateBurstBytes: number
-  /** Most msgpack objects in one frame's body. @default MAX_VALUE_ITEMS (65,536) */
-  maxItems: number
-}
-
-export const DEFAULT_RECV_LIMITS: Readonly<RecvLimits> = {
-  maxQueueBytes: 16 * 1024 * 1024,
-  maxQueueMessages: 4096,
-  decodeMsPerSec: 100,
-  decodeBurstMs: 200,
-  inflateBytesPerSec: 32 * 1024 * 1024,
-  inflateBurstBytes: 16 * 1024 * 1024,
-  maxItems: MAX_VALUE_ITEMS,
-}
-
-/** The receive loop hands the event loop back after this much work in one go. */
-const SLICE_MS = 8
-
-const nextTask = () => new Promise<void>((r) => setTimeout(r, 0))
 const DEBUG =
   (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.WEFT_DEBUG === '1'
 
@@ -251,15 +222,10 @@ export class Link extends Emitter<LinkEvents> {
   private readonly maxBytes: number
   private readonly recv: RecvLimits
   private readonly validators: Partial<Record<Kind, (body: Value) => boolean>>
-  /** Link messages waiting for the receive loop, in arrival order (from `inboxHead` on). */
-  private inbox: Uint8Array[] = []
-  private inboxHead = 0
-  private inboxBytes = 0
   private started = false
-  private pumping = false
-  private decodeTokens: number
-  private inflateTokens: number
-  private budgetAt = performance.now()
+  /** Pipe messages waiting for the receive loop, and its budgets (recv-queue.ts). */
+  private readonly queue: RecvQueue
+  private readonly budget: RecvBudget
 
   constructor(opts: LinkOptions) {
     super()
@@ -271,8 +237,8 @@ export class Link extends Emitter<LinkEvents> {
     this.secure = opts.secure ?? opts.pipe.transport === 'relay'
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.recv = { ...DEFAULT_RECV_LIMITS, ...opts.recv }
-    this.decodeTokens = this.recv.decodeBurstMs
-    this.inflateTokens = this.recv.inflateBurstBytes
+    this.queue = new RecvQueue(this.recv, opts.counters, (piece) => this.onQueued(piece))
+    this.budget = new RecvBudget(this.recv, opts.counters)
     this.validators = { ...opts.validators, [Kind.Link]: (b: Value) => parseLinkControl(b) !== null }
     this.reassembler = createReassembler({
       maxMessageBytes: this.maxBytes,
@@ -313,7 +279,12 @@ export class Link extends Emitter<LinkEvents> {
       }, hb),
     )
     // What arrived before start (our hello goes first, then the answers to theirs).
-    this.pump()
+    this.queue.start()
+  }
+
+  /** Bytes received and not yet read (the receive queue's; tests of its bound read it). */
+  get queuedBytes(): number {
+    return this.queue.waitingBytes
   }
 
   /** (A getter: TypeScript does not narrow it across awaits.) */
@@ -420,51 +391,21 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state === 'closed') return
     this.lastHeard = Date.now()
     this.stats.bytesIn += piece.length
-    const waiting = this.inbox.length - this.inboxHead
-    if (waiting >= this.recv.maxQueueMessages || this.inboxBytes + piece.length > this.recv.maxQueueBytes)
-      return bump(this.opts.counters, 'drop.link.recv-queue')
-    this.inbox.push(piece)
-    this.inboxBytes += piece.length
-    this.pump()
+    this.queue.push(piece)
   }
 
-  /** Start the receive loop unless it runs (or the link has not started, or is closed). */
-  private pump(): void {
-    if (this.pumping || !this.started || this.state === 'closed') return
-    this.pumping = true
-    void this.drain()
-  }
-
-  /** The receive loop: one message at a time, in arrival order, until the queue is empty. */
-  private async drain(): Promise<void> {
-    let slice = performance.now()
-    try {
-      while (this.state !== 'closed' && this.inboxHead < this.inbox.length) {
-        const piece = this.inbox[this.inboxHead] as Uint8Array
-        this.inbox[this.inboxHead++] = EMPTY
-        this.inboxBytes -= piece.length
-        if (this.inboxHead > 1024 && this.inboxHead * 2 > this.inbox.length) {
-          this.inbox = this.inbox.slice(this.inboxHead)
-          this.inboxHead = 0
-        }
-        if (this.state === 'handshake') await this.onHandshakePiece(piece)
-        else {
-          const plain = this.channel ? await this.openPiece(piece) : piece
-          if (plain === null) break
-          const whole = this.reassembler.push(plain, Date.now())
-          if (whole) await this.onFrameBytes(whole)
-        }
-        if (performance.now() - slice > SLICE_MS) {
-          await nextTask()
-          slice = performance.now()
-        }
-      }
-    } catch {
-      // Not expected (every step guards itself); the loop must still never reject.
-      bump(this.opts.counters, 'link.recv-error')
-    } finally {
-      this.pumping = false
+  /** One pipe message from the receive loop, in arrival order; false: read no more. */
+  private async onQueued(piece: Uint8Array): Promise<boolean> {
+    if (this.state === 'closed') return false
+    if (this.state === 'handshake') {
+      await this.onHandshakePiece(piece)
+      return true
     }
+    const plain = this.channel ? await this.openPiece(piece) : piece
+    if (plain === null) return false
+    const whole = this.reassembler.push(plain, Date.now())
+    if (whole) await this.onFrameBytes(whole)
+    return true
   }
 
   /**
@@ -512,18 +453,18 @@ export class Link extends Emitter<LinkEvents> {
     if (typeof head === 'string') return this.dropFrame(head)
     let body = head.body
     if (head.deflated) {
-      if (!(await this.budget('inflate'))) return
+      if (!(await this.budget.wait('inflate', () => this.isClosed))) return
       const out = await inflateBody(body, this.maxBytes)
       // A bomb stopped at the limit still cost the inflating up to it.
-      this.inflateTokens -= typeof out === 'string' ? this.maxBytes : out.length
+      this.budget.spend('inflate', typeof out === 'string' ? this.maxBytes : out.length)
       if (this.state === 'closed') return
       if (typeof out === 'string') return this.dropFrame(out)
       body = out
     }
-    if (!(await this.budget('decode'))) return
+    if (!(await this.budget.wait('decode', () => this.isClosed))) return
     const t0 = performance.now()
     const f = decodeFrameBody(head.kind, body, { maxItems: this.recv.maxItems, validators: this.validators })
-    this.decodeTokens -= performance.now() - t0
+    this.budget.spend('decode', performance.now() - t0)
     if (typeof f === 'string') return this.dropFrame(f)
     this.stats.messagesIn++
     if (f.kind === Kind.Link) return this.onControl(parseLinkControl(f.body) as LinkControl)
@@ -532,32 +473,6 @@ export class Link extends Emitter<LinkEvents> {
 
   private dropFrame(reason: FrameDecodeError): void {
     bump(this.opts.counters, `drop.frame.${reason}`)
-  }
-
-  /**
-   * Wait until the link's inflate or decode bucket is not in debt (the
-   * cost of a frame is only known afterwards, so a bucket may go below
-   * zero once). False when the link closed meanwhile.
-   */
-  private async budget(which: 'inflate' | 'decode'): Promise<boolean> {
-    for (;;) {
-      const now = performance.now()
-      const dt = (now - this.budgetAt) / 1000
-      this.budgetAt = now
-      const r = this.recv
-      this.decodeTokens = Math.min(r.decodeBurstMs, this.decodeTokens + dt * r.decodeMsPerSec)
-      this.inflateTokens = Math.min(r.inflateBurstBytes, this.inflateTokens + dt * r.inflateBytesPerSec)
-      if (this.state === 'closed') return false
-      const [tokens, rate] =
-        which === 'decode'
-          ? [this.decodeTokens, r.decodeMsPerSec]
-          : [this.inflateTokens, r.inflateBytesPerSec]
-      if (tokens >= 0) return true
-      bump(this.opts.counters, `link.recv-throttled.${which}`)
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.min(1000, Math.max(5, (-tokens / rate) * 1000))),
-      )
-    }
   }
 
   private async onControl(c: LinkControl): Promise<void> {
@@ -714,17 +629,13 @@ export class Link extends Emitter<LinkEvents> {
     if (this.state === 'closed') return
     this.state = 'closed'
     // Whatever waits to be processed goes with the link; the receive loop stops at its next step.
-    this.inbox = []
-    this.inboxHead = 0
-    this.inboxBytes = 0
+    this.queue.close()
     clearTimeout(this.authTimer)
     for (const t of this.timers) clearInterval(t)
     this.emit('close', reason)
     this.removeAll()
   }
 }
-
-const EMPTY = new Uint8Array(0)
 
 /** A whole, uncompressed Kind.Link frame, encoded at once (no await): a goodbye. */
 function plainControl(c: LinkControl): Uint8Array {
