@@ -300,7 +300,7 @@ export class FilesPanel {
 
 function newRow(f: StoredFileInfo): Row {
   const name = h('button', { type: 'button', class: 'link', 'data-act': 'open' })
-  const size = h('td', { class: 'num' })
+  const size = h('td', { class: 'num size' })
   const state = h('span', { class: 'state' })
   const label = f.name ?? shortId(f.id)
   const tr = h(
@@ -396,7 +396,7 @@ class DownloadView {
       () => {
         if (this.closed) return
         this.progress(dl.progress())
-        this.cancel.disabled = true
+        this.cancel.hidden = true
         void this.finish().then(() => ended(null), ended)
       },
       (err: unknown) => {
