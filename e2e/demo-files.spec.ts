@@ -5,7 +5,8 @@
  * the piece map fills with pieces from A, the save link gives the same
  * bytes, and the image is previewed (decoded, not just an element). Then
  * the named errors: a malformed link (TypeError) and a cancelled download
- * (AbortError) are shown in the panel, and a removed file leaves the list.
+ * (AbortError) are shown in the panel; a file dropped on the panel is added,
+ * and removed, leaves the list.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { crc32, deflateSync } from 'node:zlib'
@@ -143,7 +144,7 @@ test('a file added in one tab, opened from its share link in another: piece map,
   expect(b.errors).toEqual([])
 })
 
-test('named errors in the panel: a malformed link, a cancelled download; a removed file leaves the list', async ({
+test('named errors in the panel: a malformed link, a cancelled download; a dropped file is added, and removed', async ({
   browser,
 }) => {
   test.setTimeout(60_000)
@@ -166,10 +167,17 @@ test('named errors in the panel: a malformed link, a cancelled download; a remov
   await files.getByRole('button', { name: 'Cancel' }).click()
   await expect(msg).toContainText('AbortError')
 
-  // Add a small file, then remove it: it leaves the list.
-  const chooser = a.page.waitForEvent('filechooser')
-  await files.getByRole('button', { name: 'Choose a file…' }).click()
-  await (await chooser).setFiles({ name: 'note.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') })
+  // Drop a small file on the panel (drag and drop, as from the desktop), then remove it: it leaves the list.
+  const dataTransfer = await a.page.evaluateHandle(() => {
+    const dt = new DataTransfer()
+    dt.items.add(new File(['hello'], 'note.txt', { type: 'text/plain' }))
+    return dt
+  })
+  const zone = a.page.locator('#files-drop')
+  await zone.dispatchEvent('dragenter', { dataTransfer })
+  await expect(zone).toHaveClass(/over/)
+  await zone.dispatchEvent('drop', { dataTransfer })
+  await expect(zone).not.toHaveClass(/over/)
   const row = files.getByRole('row').filter({ hasText: 'note.txt' })
   await expect(row).toContainText('complete')
   await row.getByRole('button', { name: 'Remove note.txt' }).click()

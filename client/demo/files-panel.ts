@@ -105,6 +105,15 @@ export class FilesPanel {
       el.drop.classList.remove('over')
       for (const f of [...(ev.dataTransfer?.files ?? [])]) this.add(f)
     })
+    // A file dropped beside the panel would make the browser open it in place of the page (and
+    // close the node): the page refuses such drops.
+    for (const type of ['dragover', 'drop'] as const)
+      addEventListener(type, (ev) => {
+        if (hasFiles(ev) && !el.panel.contains(ev.target as Node | null)) {
+          ev.preventDefault()
+          if (ev.dataTransfer) ev.dataTransfer.dropEffect = 'none'
+        }
+      })
 
     el.openForm.addEventListener('submit', (ev) => {
       ev.preventDefault()
