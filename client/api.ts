@@ -1,13 +1,17 @@
 /** What every entry point (Node and browser) exports besides joinOverlay. */
 
 export {
+  AbortError,
   AccessDeniedError,
   ClosedError,
+  IntegrityError,
   LeaseHeldError,
   MessageTooLargeError,
   NoRouteError,
+  NotFoundError,
   RemoteError,
   SignalError,
+  StorageFullError,
   TimeoutError,
   UnsupportedError,
   ValueTooLargeError,

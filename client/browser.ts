@@ -108,7 +108,7 @@ export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
   const hook = findTestHook(globalThis)
   if (!hook) return join(options)
   try {
-    const node = await join(hook.options ? hook.options(options) : options)
+    const node = await join(hook.options ? hook.options(options) : options, hook.lieAboutFiles?.() === true)
     hook.joined?.(node)
     return node
   } catch (err) {
@@ -117,7 +117,7 @@ export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
   }
 }
 
-async function join(options: JoinOptions): Promise<WeftNode> {
+async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNode> {
   checkJoinOptions(options)
   const { webrtc } = await checkBrowser(globalThis)
   checkMixedContent(globalThis.location?.protocol, checkSignalUrls(options.signal))
@@ -134,7 +134,14 @@ async function join(options: JoinOptions): Promise<WeftNode> {
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
   const node = new OverlayNode(
-    { SimplePeer: NativePeer, io: io as never, identity, release, storage: idbStorage(slot) },
+    {
+      SimplePeer: NativePeer,
+      io: io as never,
+      identity,
+      release,
+      storage: idbStorage(slot),
+      ...(lieAboutFiles ? { lieAboutFiles } : {}),
+    },
     opts,
   )
   try {

@@ -6,6 +6,7 @@
  * Tests and tools of this package reach them with `NodeFacade.internals`.
  */
 import type { Value } from '../shared/types.ts'
+import type { FilesApi } from './files/types.ts'
 import type { OverlayNode } from './overlay.ts'
 import type {
   DhtApi,
@@ -25,6 +26,7 @@ export class NodeFacade implements WeftNode {
   readonly sync: SyncApi
   readonly dht: DhtApi
   readonly presence: PresenceApi
+  readonly files: FilesApi
 
   constructor(node: OverlayNode) {
     this.#node = node
@@ -32,6 +34,14 @@ export class NodeFacade implements WeftNode {
     this.sync = node.sync
     this.dht = node.dht
     this.presence = node.presence
+    // The API's four members only (the node's front also holds its engine).
+    const f = node.files
+    this.files = {
+      add: (data, opts) => f.add(data, opts),
+      get: (ref, opts) => f.get(ref, opts),
+      list: () => f.list(),
+      remove: (id) => f.remove(id),
+    }
   }
 
   /** The node behind a facade (for this package's tests and tools); throws for anything else. */

@@ -12,6 +12,8 @@ import type { Mesh } from '../shared/mesh/mesh.ts'
 import { bump } from '../shared/protocol.ts'
 import type { Sync } from '../shared/sync/index.ts'
 import type { Value } from '../shared/types.ts'
+import { type FilesFront, lazyFiles } from './files/lazy.ts'
+import { loadEngine } from './files/load-engine.ts'
 import { authorOf, checkKey, checkNodeId, checkTopic, checkValue } from './node/checks.ts'
 import type { Clock } from './node/clock.ts'
 import { NodeHost } from './node/host.ts'
@@ -43,6 +45,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
   readonly sync: SyncApi
   readonly dht: DhtApi
   readonly presence: PresenceApi
+  readonly files: FilesFront
 
   constructor(env: Env, opts: JoinOptions, clock?: Clock) {
     super(env, opts, clock)
@@ -125,6 +128,18 @@ export class OverlayNode extends NodeHost implements WeftNode {
         return out
       },
     }
+    // The swarm and its store load on first use (client/files/lazy.ts).
+    const maxBytes = opts.files?.maxBytes
+    this.files = lazyFiles(
+      async () => {
+        const { createFilesEngine } = await loadEngine()
+        const store = this.env.fileStore ? await this.env.fileStore(maxBytes) : undefined
+        return createFilesEngine(this, store, this.env.random ?? Math.random, maxBytes, {
+          lie: this.env.lieAboutFiles === true,
+        })
+      },
+      () => this.isClosed,
+    )
   }
 
   get mesh(): Mesh {

@@ -28,6 +28,11 @@ export interface TestHook {
   joined?(node: WeftNode): void
   /** What joinOverlay failed with. */
   failed?(error: unknown): void
+  /**
+   * True: this node plays a lying peer in a test of files: every piece it
+   * serves has a byte flipped, and it does not check them before sending.
+   */
+  lieAboutFiles?(): boolean
 }
 
 /** The hook in `scope` (a page's globalThis), if a harness installed one. */
@@ -41,6 +46,7 @@ export function findTestHook(scope: object): TestHook | undefined {
   const options = fn('options')
   const joined = fn('joined')
   const failed = fn('failed')
+  const lie = fn('lieAboutFiles')
   // A report that throws is the harness's problem, never the app's: its node or its error stands.
   const quietly = (f: (x: unknown) => unknown) => (x: unknown) => {
     try {
@@ -51,5 +57,6 @@ export function findTestHook(scope: object): TestHook | undefined {
   if (options) out.options = (o) => options(o) as JoinOptions
   if (joined) out.joined = quietly(joined)
   if (failed) out.failed = quietly(failed)
+  if (lie) out.lieAboutFiles = () => lie() === true
   return out
 }

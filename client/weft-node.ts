@@ -10,9 +10,11 @@
  * `Value` (checked on arrival); whether it has the shape `T` is for the
  * application to check when a peer may be wrong or hostile.
  */
+
 import type { DhtRecord, LookupResult } from '../shared/chord/chord.ts'
 import type { SyncChange } from '../shared/sync/events.ts'
 import type { Value } from '../shared/types.ts'
+import type { FilesApi } from './files/types.ts'
 import type { SignalState } from './signal-client.ts'
 
 export type { DhtRecord, LookupResult } from '../shared/chord/chord.ts'
@@ -199,6 +201,8 @@ export interface WeftNode {
   readonly sync: SyncApi
   readonly dht: DhtApi
   readonly presence: PresenceApi
+  /** Files shared BitTorrent-style: add, get (by weft: link or id), list, remove (client/files/types.ts). */
+  readonly files: FilesApi
 
   /** Counters: at least peers, messagesIn, messagesOut, bytesIn, bytesOut, and every protocol's. */
   stats(): Record<string, number>

@@ -63,6 +63,8 @@ function precompress(dir) {
 rmSync(join(root, 'dist'), { recursive: true, force: true })
 run(bin('tsc'), ['-p', 'tsconfig.build.json'])
 run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'lib' })
+run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'lib-iife' })
+run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'files-all' })
 if (existsSync(join(root, 'client/demo/index.html')))
   run(bin('vite'), ['build', '--logLevel', 'warn'], { WEFT_BUILD: 'demo' })
 copyFileSync(join(root, 'client/embed.html'), join(root, 'dist/web/embed.html'))

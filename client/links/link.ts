@@ -390,7 +390,9 @@ export class Link extends Emitter<LinkEvents> {
     const ch = this.channel
     const id = this.msgId++ >>> 0
     // Encode eagerly (errors such as MessageTooLargeError reach the caller), write in order.
-    const encoded = encodeFrame(frame, { maxMessageBytes: this.maxBytes }).then((bytes) =>
+    // Pieces of files (Kind.Swarm) are mostly compressed media: trying deflate on them only costs time.
+    const compress = frame.kind !== Kind.Swarm
+    const encoded = encodeFrame(frame, { maxMessageBytes: this.maxBytes, compress }).then((bytes) =>
       splitMessage(bytes, id, this.maxBytes),
     )
     // Awaited only once the sends before it are written: until then a rejection (a message too

@@ -60,6 +60,23 @@ const TICK_MS = 100
  */
 const PRESENCE_LINGER_MS = 1000
 
+/**
+ * A protocol the host carries beside the core's, attached after start: the
+ * files swarm (client/files/engine.ts), which loads on first use so a page
+ * without files does not pay for it. Its frames (of `kind`) are parsed by
+ * the link's validator like the core's; before it is attached they are
+ * dropped (`drop.frame.invalid`).
+ */
+export interface HostedProtocol<M = unknown> {
+  readonly kind: Kind
+  parse(body: Value): M | null
+  handle(from: string, msg: M): Promise<void>
+  tick(now: number): void
+  linkDown(peer: string): void
+  close(): void
+  readonly counters: Counters
+}
+
 export class NodeHost extends Emitter<NodeEvents> {
   readonly id: string
   readonly network: string
@@ -89,7 +106,7 @@ export class NodeHost extends Emitter<NodeEvents> {
   content: ContentSealer | undefined
   privTable: ReturnType<typeof privateTable> | undefined
   private readonly secret: string | undefined
-  private readonly env: Env
+  protected readonly env: Env
   private readonly timers: TimerId[] = []
   private closed = false
   /**
@@ -99,6 +116,9 @@ export class NodeHost extends Emitter<NodeEvents> {
    * parsed once. Weak: a body the link dropped leaves nothing behind.
    */
   private readonly parsed = new WeakMap<object, NodeMsg>()
+  /** Protocols attached beside the core's (attach), by frame kind; and their parsed messages, as `parsed`. */
+  private readonly hosted = new Map<Kind, HostedProtocol>()
+  private readonly hostedParsed = new WeakMap<object, unknown>()
 
   constructor(env: Env, opts: JoinOptions, clock: Clock = realClock) {
     super()
@@ -176,6 +196,7 @@ export class NodeHost extends Emitter<NodeEvents> {
         [Kind.Sync]: this.validator(Kind.Sync),
         [Kind.Chord]: this.validator(Kind.Chord),
         [Kind.Presence]: this.validator(Kind.Presence),
+        [Kind.Swarm]: this.hostedValidator(Kind.Swarm),
       },
       overlay: this.core.router,
       opened: (link: NodeLink) => this.linkOpened(link),
@@ -300,6 +321,7 @@ export class NodeHost extends Emitter<NodeEvents> {
     this.manager.forget(link, reason)
     // Requests waiting for its answer fail; it leaves the mesh.
     this.core.linkDown(link.peer).catch(() => {})
+    for (const h of this.hosted.values()) h.linkDown(link.peer)
     this.emit('peer:disconnect', { id: link.peer })
     if (!this.closed) this.manager.manage()
   }
@@ -327,6 +349,12 @@ export class NodeHost extends Emitter<NodeEvents> {
   /** A frame from `link`, checked by the link with the core's parser (see `parsed`): to its protocol. */
   private async onFrame(link: NodeLink, f: Frame): Promise<void> {
     if (this.closed) return
+    const hosted = this.hosted.get(f.kind)
+    if (hosted) {
+      const msg = typeof f.body === 'object' && f.body !== null ? this.hostedParsed.get(f.body) : undefined
+      if (msg === undefined) return bump(this.counters, 'drop.kind')
+      return hosted.handle(link.peer, msg)
+    }
     const m = typeof f.body === 'object' && f.body !== null ? this.parsed.get(f.body) : undefined
     if (!m || m.kind !== f.kind) return bump(this.counters, 'drop.kind')
     await this.core.handle(link.peer, m)
@@ -341,12 +369,47 @@ export class NodeHost extends Emitter<NodeEvents> {
     }
   }
 
+  /** The link's validator for a hosted protocol's kind: its parser once attached, else a drop. */
+  private hostedValidator(kind: Kind): (body: Value) => boolean {
+    return (body) => {
+      const hosted = this.hosted.get(kind)
+      const m = hosted?.parse(body) ?? null
+      if (m !== null && typeof body === 'object' && body !== null) this.hostedParsed.set(body, m)
+      return m !== null
+    }
+  }
+
+  /** Carry a protocol beside the core's (see HostedProtocol). One per kind. */
+  attach(p: HostedProtocol): void {
+    this.assertOpen()
+    if (this.hosted.has(p.kind)) throw new TypeError(`a protocol of kind ${p.kind} is attached already`)
+    this.hosted.set(p.kind, p)
+  }
+
+  /**
+   * A frame of a hosted protocol to `to` over a direct link, opened on
+   * demand (WebRTC or the relay); resolves once it is handed to the link
+   * (after backpressure).
+   */
+  async sendDirect(to: string, frame: Frame): Promise<void> {
+    const open = this.links.get(to)
+    const link = open?.state === 'open' ? open : await this.transport.dial(to, false)
+    await link.send(frame)
+  }
+
   // ------------------------------------------------------------------ time
 
   private tick(): void {
     if (this.closed) return
     const now = this.clock.now()
     this.core.tick(now).catch(() => bump(this.counters, 'tick.error'))
+    for (const h of this.hosted.values()) {
+      try {
+        h.tick(now)
+      } catch {
+        bump(this.counters, 'tick.error')
+      }
+    }
     this.persistence.tick(now)
     // Two nodes that started alone at once each made a ring: the one still alone joins through a neighbour.
     this.entry.checkAlone(now)
@@ -365,6 +428,7 @@ export class NodeHost extends Emitter<NodeEvents> {
       ...this.transport.stats(),
       ...this.core.stats(),
       ...this.networkKeys?.counters,
+      ...Object.assign({}, ...[...this.hosted.values()].map((h) => h.counters)),
     }
   }
 
@@ -387,6 +451,7 @@ export class NodeHost extends Emitter<NodeEvents> {
     this.closed = true
     for (const t of this.timers) this.clock.clearInterval(t)
     this.core.close()
+    for (const h of this.hosted.values()) h.close()
     this.transport.failAll(new ClosedError())
     const hadLinks = this.links.size > 0
     for (const l of [...this.links.values()]) l.close('node-closed')

@@ -4,6 +4,7 @@
  * options resolved once (`NodeConfig`) for the parts of the node.
  */
 import type { Identity } from '../../shared/identity/keys.ts'
+import type { PieceStore } from '../../shared/swarm/store.ts'
 import type { SimplePeerCtor } from '../links/webrtc.ts'
 import type { IoFactory, SignalStatus } from '../signal-client.ts'
 import type { NodeStorage } from '../storage.ts'
@@ -90,6 +91,13 @@ export interface JoinOptions {
    * @default { intervalMs: 10000 }
    */
   presence?: { intervalMs?: number }
+  /**
+   * Files (`node.files`). `maxBytes`: most bytes of files this node keeps
+   * (StorageFullError past it). @default browsers: 1 GiB or half the
+   * origin's quota if less; Node: 4 GiB on disk with dataDir, else 256 MiB
+   * in memory
+   */
+  files?: { maxBytes?: number }
 }
 
 interface EnvBase {
@@ -100,6 +108,15 @@ interface EnvBase {
   storage?: NodeStorage
   /** The node's source of randomness (peer choice, protocol jitter). @default Math.random */
   random?: () => number
+  /**
+   * Where `node.files` keeps files (IndexedDB in browsers, a folder for a
+   * Node peer with dataDir), made on first use with the limit
+   * (JoinOptions.files.maxBytes, undefined for the store's default).
+   * @default memory (256 MiB)
+   */
+  fileStore?: (maxBytes: number | undefined) => Promise<PieceStore>
+  /** Tests only (test-hook.ts): the node serves every piece with a byte flipped, unchecked. */
+  lieAboutFiles?: boolean
 }
 
 /**
@@ -126,6 +143,7 @@ export type NodeConfig = Required<
     | 'onSignal'
     | 'presence'
     | 'secret'
+    | 'files'
   >
 > &
   JoinOptions

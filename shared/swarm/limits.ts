@@ -46,3 +46,25 @@ export const MAX_REASON_CHARS = 32
 
 /** Longest URI `parseFileRef` reads. */
 export const MAX_URI_CHARS = 2_048
+
+/** A file name: 1..255 characters, no control characters, no path separators, not "." or "..". */
+export function isFileName(s: unknown): s is string {
+  return (
+    typeof s === 'string' &&
+    s.length > 0 &&
+    s.length <= MAX_NAME_CHARS &&
+    s !== '.' &&
+    s !== '..' &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+    !/[\u0000-\u001f\u007f-\u009f/\\]/.test(s)
+  )
+}
+
+/** A media type such as "video/webm" or "text/plain; charset=utf-8" (printable ASCII only). */
+export function isMediaType(s: unknown): s is string {
+  return (
+    typeof s === 'string' &&
+    s.length <= MAX_TYPE_CHARS &&
+    /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;[\x20-\x7e]*)?$/.test(s)
+  )
+}

@@ -24,14 +24,17 @@ import { ValueTooLargeError } from '../errors.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
 import {
   HASH_BYTES,
+  isFileName,
+  isMediaType,
   MAX_MANIFEST_BYTES,
-  MAX_NAME_CHARS,
   MAX_PIECE_SIZE,
   MAX_PIECES,
-  MAX_TYPE_CHARS,
   MIN_PIECE_SIZE,
   PIECE_SIZE,
 } from './limits.ts'
+
+// (The name and type rules live in limits.ts, which a link's parser needs without the rest of this file.)
+export { isFileName, isMediaType }
 
 export const MANIFEST_VERSION = 1
 
@@ -60,28 +63,6 @@ export interface ByteSource {
 }
 
 export type ManifestDropReason = 'too-large' | 'decode' | 'shape' | 'version' | 'hash'
-
-/** A file name: 1..255 characters, no control characters, no path separators, not "." or "..". */
-export function isFileName(s: unknown): s is string {
-  return (
-    typeof s === 'string' &&
-    s.length > 0 &&
-    s.length <= MAX_NAME_CHARS &&
-    s !== '.' &&
-    s !== '..' &&
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-    !/[\u0000-\u001f\u007f-\u009f/\\]/.test(s)
-  )
-}
-
-/** A media type such as "video/webm" or "text/plain; charset=utf-8" (printable ASCII only). */
-export function isMediaType(s: unknown): s is string {
-  return (
-    typeof s === 'string' &&
-    s.length <= MAX_TYPE_CHARS &&
-    /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;[\x20-\x7e]*)?$/.test(s)
-  )
-}
 
 export function pieceCount(size: number, pieceSize: number): number {
   return Math.ceil(size / pieceSize)

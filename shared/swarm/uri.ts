@@ -10,8 +10,7 @@
  * untrusted input (pasted, clicked, received): `parseFileRef` checks every
  * part and says what is wrong rather than guessing.
  */
-import { MAX_PIECE_SIZE, MAX_PIECES, MAX_URI_CHARS } from './limits.ts'
-import { isFileName } from './manifest.ts'
+import { isFileName, MAX_PIECE_SIZE, MAX_PIECES, MAX_URI_CHARS } from './limits.ts'
 
 export const URI_PREFIX = 'weft:?'
 export const XT_PREFIX = 'urn:weft:'

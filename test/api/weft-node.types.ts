@@ -70,8 +70,17 @@ void node.signalClient
 void node.core
 // @ts-expect-error
 void node.neighbourLinks
-// @ts-expect-error files are not built yet
-void node.files
+
+// Files: add takes a Blob or bytes; get answers a download at once; its events are typed.
+const dl = node.files.get('weft:?xt=urn:weft:' + 'ab'.repeat(32))
+dl.on('progress', ({ have, total, peers, bytesPerSec }) => have + total + peers + bytesPerSec)
+dl.on('piece', ({ index, from }) => `${index} ${from}`)
+// @ts-expect-error a piece event has no 'data'
+dl.on('piece', (e) => e.data)
+// @ts-expect-error add takes a Blob or a Uint8Array, not a string
+void node.files.add('text')
+// @ts-expect-error the files front's engine is not part of it
+void node.files.engine
 
 // Payloads take type parameters; without them they are Values.
 node.subscribe<{ text: string }>('chat', (m, { from, hops }) => `${m.text} ${from} ${hops}`)
