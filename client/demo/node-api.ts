@@ -16,9 +16,9 @@ export type {
   StoredFileInfo,
 } from '../files/types.ts'
 
-/** `node.files`, or undefined in a build without it (the panel then says so). */
+/** `node.files`, or undefined from a library build without it (the panel then says so). */
 export function filesOf(node: WeftNode): FilesApi | undefined {
-  const files = (node as WeftNode & { readonly files?: FilesApi }).files
+  const files: FilesApi | undefined = node.files
   return files && typeof files.add === 'function' ? files : undefined
 }
 
