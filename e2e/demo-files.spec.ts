@@ -3,7 +3,8 @@
  * adds an image through the panel's file chooser, tab B opens A's share
  * link (the demo with the file in its fragment) and downloads it by itself:
  * the piece map fills with pieces from A, the save link gives the same
- * bytes, and the image is previewed (decoded, not just an element). Then
+ * bytes, and the image is previewed (decoded, not just an element); at a
+ * phone's width (390 px) the panel still fits. Then
  * the named errors: a malformed link (TypeError) and a cancelled download
  * (AbortError) are shown in the panel; a file dropped on the panel is added,
  * and removed, leaves the list.
@@ -138,8 +139,38 @@ test('a file added in one tab, opened from its share link in another: piece map,
     .poll(() => img.evaluate((el: HTMLImageElement) => [el.naturalWidth, el.naturalHeight]))
     .toEqual([450, 450])
 
+  // Pointing at a cell names the piece and the peer it came from.
+  await map.hover({ position: { x: 3, y: 3 } })
+  await expect(map).toHaveAttribute('title', `piece 0: from ${a.id.slice(0, 8)}`)
+
   // B now holds it whole too, and lists it.
   await expect(filesB.getByRole('row').filter({ hasText: 'noise.png' })).toContainText('complete')
+
+  // At a phone's width the panel, finished download and preview included, fits: no sideways
+  // scrolling, every control inside the panel, tall enough and its label fitting in it.
+  await b.page.setViewportSize({ width: 390, height: 844 })
+  await expect
+    .poll(() => b.page.evaluate(() => document.documentElement.scrollWidth))
+    .toBeLessThanOrEqual(390)
+  const fit = await b.page.evaluate(() => {
+    const panel = document.querySelector('.panel.files')?.getBoundingClientRect()
+    if (!panel) throw new Error('no files panel')
+    const bad: string[] = []
+    for (const el of document.querySelectorAll(
+      '.panel.files :is(button, input:not([type=file]), a, canvas, img)',
+    )) {
+      const r = el.getBoundingClientRect()
+      if (r.width === 0 && r.height === 0) continue
+      const what = `${el.tagName} ${(el.textContent ?? el.getAttribute('aria-label') ?? '').trim().slice(0, 30)}`
+      if (r.left < panel.left - 0.5 || r.right > panel.right + 0.5) bad.push(`${what}: outside`)
+      if (el.tagName === 'BUTTON' && !el.matches('.link')) {
+        if (r.height < 24) bad.push(`${what}: ${r.height} px tall`)
+        if (el.scrollWidth > el.clientWidth + 1) bad.push(`${what}: label does not fit`)
+      }
+    }
+    return bad
+  })
+  expect(fit).toEqual([])
   expect(a.errors).toEqual([])
   expect(b.errors).toEqual([])
 })

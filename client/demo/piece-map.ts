@@ -4,10 +4,10 @@
  * piece's cell in the colour of the peer it came from (the colour that peer
  * has everywhere on the page, colorOf), grey for pieces this tab held before
  * the download started (a resumed one), and a legend of the peers by short
- * id with how many pieces each sent. The canvas carries `data-have` and
+ * id with how many pieces each sent; pointing at a cell names its peer. The canvas carries `data-have` and
  * `data-total`, and says the same in its label, for tests and screen readers.
  */
-import { colorOf, h, idChip } from './dom.ts'
+import { colorOf, h, idChip, shortId } from './dom.ts'
 import { pieceGrid } from './files-util.ts'
 
 /** How tall the map may grow before its cells shrink (CSS pixels). */
@@ -26,6 +26,7 @@ export class PieceMap {
   private heldBefore = 0
   private frame = 0
   private legendDirty = true
+  private grid = { cell: 0, cols: 1 }
   private readonly resize: ResizeObserver | undefined
 
   constructor(
@@ -35,6 +36,16 @@ export class PieceMap {
   ) {
     this.resize = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.schedule()) : undefined
     this.resize?.observe(canvas.parentElement ?? canvas)
+    // Two peers' colours can be close (a colour is its node id's, as everywhere on the page):
+    // pointing at a cell names the piece and its peer.
+    canvas.addEventListener('pointermove', (ev) => {
+      const i = this.indexAt(ev.offsetX, ev.offsetY)
+      const o = i === undefined ? NONE : (this.owner[i] as number)
+      canvas.title =
+        i === undefined
+          ? ''
+          : `piece ${i}: ${o === NONE ? 'missing' : o === HELD ? 'held before' : `from ${shortId(this.peers[o - 2] ?? '')}`}`
+    })
     this.schedule()
   }
 
@@ -73,6 +84,16 @@ export class PieceMap {
   destroy(): void {
     this.resize?.disconnect()
     if (this.frame) cancelAnimationFrame(this.frame)
+  }
+
+  /** The piece under a point of the canvas (CSS pixels), if any. */
+  private indexAt(x: number, y: number): number | undefined {
+    const { cell, cols } = this.grid
+    if (!cell || x < 0 || y < 0) return undefined
+    const col = Math.floor(x / cell)
+    if (col >= cols) return undefined
+    const i = Math.floor(y / cell) * cols + col
+    return i < this.total ? i : undefined
   }
 
   private mark(index: number, owner: number): void {
@@ -119,6 +140,7 @@ export class PieceMap {
     )
     const width = (c.parentElement ?? c).clientWidth
     const { cell, cols, rows } = pieceGrid(this.total, width, MAX_HEIGHT)
+    this.grid = { cell, cols }
     const cssH = Math.max(rows * cell, cell)
     const dpr = Math.min(3, window.devicePixelRatio || 1)
     c.style.height = `${cssH}px`
