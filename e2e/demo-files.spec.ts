@@ -4,7 +4,8 @@
  * link (the demo with the file in its fragment) and downloads it by itself:
  * the piece map fills with pieces from A, the save link gives the same
  * bytes, and the image is previewed (decoded, not just an element); at a
- * phone's width (390 px) the panel still fits. Then
+ * phone's width (390 px) the panel still fits; A, opening its own file, sees
+ * every piece held already. Then
  * the named errors: a malformed link (TypeError) and a cancelled download
  * (AbortError) are shown in the panel; a file dropped on the panel is added,
  * and removed, leaves the list.
@@ -171,6 +172,16 @@ test('a file added in one tab, opened from its share link in another: piece map,
     return bad
   })
   expect(fit).toEqual([])
+
+  // A opens its own file from its list: every piece is already here, shown grey ("held before",
+  // the view of a resumed download), with no peer in the legend, and the save link at once.
+  await filesA.getByRole('button', { name: 'Open noise.png' }).click()
+  const mapA = a.page.locator('canvas.piece-map')
+  await expect(mapA).toHaveAttribute('data-have', '3')
+  const legendA = a.page.getByRole('list', { name: 'Pieces by peer' })
+  await expect(legendA).toContainText('held before3')
+  await expect(legendA.locator('li[data-peer]')).toHaveCount(0)
+  await expect(filesA.getByRole('link', { name: 'Save “noise.png”' })).toBeVisible()
   expect(a.errors).toEqual([])
   expect(b.errors).toEqual([])
 })

@@ -308,10 +308,15 @@ export class FilesPanel {
 }
 
 function newRow(f: StoredFileInfo): Row {
-  const name = h('button', { type: 'button', class: 'link', 'data-act': 'open' })
+  const label = f.name ?? shortId(f.id)
+  const name = h('button', {
+    type: 'button',
+    class: 'link',
+    'data-act': 'open',
+    'aria-label': `Open ${label}`,
+  })
   const size = h('td', { class: 'num size' })
   const state = h('span', { class: 'state' })
-  const label = f.name ?? shortId(f.id)
   const tr = h(
     'tr',
     { 'data-id': f.id },
