@@ -140,6 +140,7 @@ async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNo
       identity,
       release,
       storage: idbStorage(slot),
+      fileStore: 'indexeddb',
       ...(lieAboutFiles ? { lieAboutFiles } : {}),
     },
     opts,

@@ -41,6 +41,7 @@ export class NodeFacade implements WeftNode {
       get: (ref, opts) => f.get(ref, opts),
       list: () => f.list(),
       remove: (id) => f.remove(id),
+      usage: () => f.usage(),
     }
   }
 

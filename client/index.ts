@@ -43,8 +43,21 @@ export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
       ? { ...options, wrtc: false }
       : { ...options, wrtc: false, relay: 'force' }
   const storage = options.dataDir ? folderStorage(options.dataDir, '') : undefined
+  const { dataDir } = options
   const node = new OverlayNode(
-    { SimplePeer: SimplePeer as never, io: io as never, identity, ...(storage ? { storage } : {}) },
+    {
+      SimplePeer: SimplePeer as never,
+      io: io as never,
+      identity,
+      ...(storage ? { storage } : {}),
+      // Files in <dataDir>/files (opened with node.files, so a Node process without files never opens it).
+      ...(dataDir
+        ? {
+            fileStore: async (maxBytes: number | undefined) =>
+              (await import('./files/folder-store.ts')).peerPieceStore(dataDir, maxBytes),
+          }
+        : {}),
+    },
     opts,
   )
   try {

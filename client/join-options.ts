@@ -89,6 +89,7 @@ export function checkJoinOptions(o: unknown): void {
       throw new TypeError(`${k}: milliseconds, a number above 0 (got ${describe(opts[k])})`)
   if (opts.iceServers !== undefined) checkIceServerList(opts.iceServers)
   if (opts.presence !== undefined) checkPresenceOptions(opts.presence)
+  if (opts.files !== undefined) checkFilesOptions(opts.files)
   if (opts.onSignal !== undefined && typeof opts.onSignal !== 'function')
     throw new TypeError(`onSignal: a function (got ${describe(opts.onSignal)})`)
 }
@@ -103,6 +104,20 @@ function checkPresenceOptions(x: unknown): void {
   const ms = (x as { intervalMs?: unknown }).intervalMs
   if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms >= 1000 && ms <= 120_000))
     throw new TypeError(`presence.intervalMs: milliseconds from 1000 to 120000 (got ${describe(ms)})`)
+}
+
+/** `files`: { maxBytes?: a whole number of bytes, at least 1 MiB }. */
+function checkFilesOptions(x: unknown): void {
+  if (typeof x !== 'object' || x === null || Array.isArray(x))
+    throw new TypeError(`files: an object such as { maxBytes: 2 ** 30 } (got ${describe(x)})`)
+  for (const k of Object.keys(x))
+    if (k !== 'maxBytes')
+      throw new TypeError(`files: unknown option ${JSON.stringify(k)} (it takes maxBytes)`)
+  const n = (x as { maxBytes?: unknown }).maxBytes
+  if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) >= 1 << 20))
+    throw new TypeError(
+      `files.maxBytes: a whole number of bytes, at least 1 MiB (1048576) (got ${describe(n)})`,
+    )
 }
 
 /** `iceServers` as RTCPeerConnection takes it; checked here so a typo fails now, not at the first link. */

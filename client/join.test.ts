@@ -177,6 +177,12 @@ describe('argument errors', () => {
     expect((await bad({ ...base, presence: 1000 })).message).toBe(
       'presence: an object such as { intervalMs: 10000 } (got 1000)',
     )
+    expect((await bad({ ...base, files: { maxBytes: 1000 } })).message).toBe(
+      'files.maxBytes: a whole number of bytes, at least 1 MiB (1048576) (got 1000)',
+    )
+    expect((await bad({ ...base, files: { max: 1 } })).message).toBe(
+      'files: unknown option "max" (it takes maxBytes)',
+    )
     for (const e of await Promise.all([bad({ ...base, relay: 'x' }), bad({ ...base, iceServers: {} })]))
       expect(e.name).toBe('TypeError')
   })

@@ -133,8 +133,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
     this.files = lazyFiles(
       async () => {
         const { createFilesEngine } = await loadEngine()
-        const store = this.env.fileStore ? await this.env.fileStore(maxBytes) : undefined
-        return createFilesEngine(this, store, this.env.random ?? Math.random, maxBytes, {
+        return createFilesEngine(this, this.env.fileStore, this.env.random ?? Math.random, maxBytes, {
           lie: this.env.lieAboutFiles === true,
         })
       },

@@ -87,3 +87,28 @@ describe('weft-peer: the WebRTC stack', () => {
     expect(r.err).toContain('--wrtc must be one of node-datachannel, werift, @roamhq/wrtc or none')
   })
 })
+
+describe('weft-peer: files', () => {
+  it('keeps files in <data>/files within --files-max-bytes, and says how much it holds', async () => {
+    const r = await firstLine([
+      '--network',
+      'peer-main-files',
+      '--wrtc',
+      'none',
+      '--files-max-bytes',
+      '5000000',
+    ])
+    expect(r.out).toMatch(/; files 0 of 5000000 B\n/)
+    expect((await firstLine(['--network', 'peer-main-files-default', '--wrtc', 'none'])).out).toContain(
+      `files 0 of ${4 * 2 ** 30} B`,
+    )
+  })
+
+  it('refuses a --files-max-bytes that is not a positive integer', async () => {
+    for (const bad of ['0', '-5', '1.5', 'lots']) {
+      const r = await firstLine([`--files-max-bytes=${bad}`])
+      expect(r.code).toBe(2)
+      expect(r.err).toContain('--files-max-bytes must be a positive integer')
+    }
+  })
+})

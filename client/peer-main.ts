@@ -6,19 +6,27 @@
  *
  *   npx weft-peer --signal http://localhost:8080 --network demo --data ./peer-data
  *
+ * Files it holds (node.files, issue 13) live in <data>/files: one folder per
+ * file, the manifest and each piece a file of its own (client/files/folder-store.ts),
+ * at most --files-max-bytes (4 GiB by default).
+ *
  * WebRTC: --wrtc names the stack; without it, the first installed of
  * node-datachannel, werift and @roamhq/wrtc; with none, relay links only.
  */
 import { parseArgs } from 'node:util'
+import { DEFAULT_FOLDER_MAX_BYTES } from './files/folder-store.ts'
 import { type AdaptedWrtc, joinOverlay, loadWrtc, WRTC_STACKS } from './index.ts'
 
 const HELP = `weft-peer: an always-on weft peer that keeps its share of the DHT on disk
 
   --signal URL     signal server (repeat for several; env WEFT_SIGNAL)      required
   --network NAME   network to join (env WEFT_NETWORK)                       default: default
-  --data DIR       folder for the identity, the table and the DHT share     default: ./weft-peer-data
+  --data DIR       folder for the identity, the table and the DHT share,
+                   and the files it holds (in DIR/files)                    default: ./weft-peer-data
   --relay MODE     auto | force | never                                     default: auto
   --max-peers N    mesh degree bound                                        default: 8
+  --files-max-bytes N
+                   most bytes of the files kept in DIR/files                default: ${DEFAULT_FOLDER_MAX_BYTES} (4 GiB)
   --wrtc STACK     WebRTC for Node: node-datachannel, werift, @roamhq/wrtc,
                    or none (relay links only) (env WEFT_WRTC)               default: the first installed
   --help           this text
@@ -32,6 +40,7 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       relay: { type: 'string' },
       'max-peers': { type: 'string' },
+      'files-max-bytes': { type: 'string' },
       wrtc: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -56,6 +65,11 @@ async function main(): Promise<void> {
     process.stderr.write('weft-peer: --max-peers must be a positive integer\n')
     process.exit(2)
   }
+  const filesMaxBytes = values['files-max-bytes'] ? Number(values['files-max-bytes']) : undefined
+  if (filesMaxBytes !== undefined && (!Number.isSafeInteger(filesMaxBytes) || filesMaxBytes < 1)) {
+    process.stderr.write('weft-peer: --files-max-bytes must be a positive integer (bytes)\n')
+    process.exit(2)
+  }
   const wanted = values.wrtc ?? process.env.WEFT_WRTC
   const stacks: readonly string[] = WRTC_STACKS
   if (wanted !== undefined && wanted !== 'none' && !stacks.includes(wanted)) {
@@ -76,21 +90,25 @@ async function main(): Promise<void> {
         `weft-peer: no WebRTC stack loaded (${tried.join('; ')}); using relay links only. npm install node-datachannel gives direct links\n`,
       )
   }
+  const dataDir = values.data ?? 'weft-peer-data'
   const node = await joinOverlay({
     signal,
     network: values.network ?? process.env.WEFT_NETWORK ?? 'default',
     relay: wrtc ? relay : 'force',
     maxPeers,
-    dataDir: values.data ?? 'weft-peer-data',
+    dataDir,
     persistDht: true,
+    ...(filesMaxBytes === undefined ? {} : { files: { maxBytes: filesMaxBytes } }),
     wrtc: wrtc ?? false,
   })
   const line = () => {
     const s = node.stats()
     return `peers ${s.peers} records ${s.dhtRecords} table ${s.syncEntries} in ${s.bytesIn} B out ${s.bytesOut} B`
   }
+  // The files this peer holds (in <data>/files), served from now on.
+  const held = await node.files.usage()
   console.log(
-    `weft-peer ${node.id} joined ${values.network ?? 'default'} (WebRTC: ${wrtc?.stack ?? 'none, relay only'}): ${line()}`,
+    `weft-peer ${node.id} joined ${values.network ?? 'default'} (WebRTC: ${wrtc?.stack ?? 'none, relay only'}): ${line()}; files ${held.used} of ${held.limit} B`,
   )
   const status = setInterval(() => console.log(line()), 30_000)
   let stopping = false

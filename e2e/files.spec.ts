@@ -191,3 +191,88 @@ test('a lying tab is found out: the fetcher bans it and still completes from the
   expect(from.length).toBeGreaterThanOrEqual(16)
   expect(from.every((f) => f === honest.id)).toBe(true)
 })
+
+test('the swarm loads on first use: weft.mjs fetches weft-files.mjs, weft.js fetches weft-files-all.mjs, and they share a file', async ({
+  browser,
+}) => {
+  const fetched = new Map<string, string[]>()
+  const pageOf = async (name: string) => {
+    const ctx = await browser.newContext()
+    const page = await ctx.newPage()
+    fetched.set(name, [])
+    page.on('request', (r) => {
+      const path = new URL(r.url()).pathname
+      if (path.startsWith('/weft-files')) fetched.get(name)?.push(path)
+    })
+    await page.goto(`${env.server.url}/embed.html`)
+    return { ctx, page }
+  }
+  // The module page: joinOverlay from weft.mjs.
+  const esm = await pageOf('esm')
+  const esmId = await esm.page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'lazy' })
+    return ((window as unknown as W).node as { id: string }).id
+  }, env.server.url)
+  peers.push({ ...esm, id: esmId })
+  // The classic page: the IIFE's global Weft (embed.html loads /weft.js).
+  const iife = await pageOf('iife')
+  const iifeId = await iife.page.evaluate(async (signal) => {
+    const weft = (window as unknown as { Weft: { joinOverlay(o: object): Promise<unknown> } }).Weft
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'lazy' })
+    return ((window as unknown as W).node as { id: string }).id
+  }, env.server.url)
+  peers.push({ ...iife, id: iifeId })
+  // Joined, linked, nothing of files fetched yet.
+  expect(fetched.get('esm')).toEqual([])
+  expect(fetched.get('iife')).toEqual([])
+  const digest = await makeData({ ...esm, id: esmId }, 300_000, 7)
+  const file = await esm.page.evaluate(async () => {
+    const w = window as unknown as W
+    return w.node.files.add(w.data, { name: 'small.bin' })
+  })
+  expect(fetched.get('esm')).toEqual(['/weft-files.mjs'])
+  await fetchIn({ ...iife, id: iifeId }, file.uri)
+  await until(async () => (await resultOf({ ...iife, id: iifeId })) !== undefined, 30_000, 'the download')
+  expect(await resultOf({ ...iife, id: iifeId })).toBe(digest)
+  expect(fetched.get('iife')).toEqual(['/weft-files-all.mjs'])
+})
+
+test('a tab reloaded mid-download resumes from the pieces it kept (IndexedDB)', async ({ browser }) => {
+  const seeder = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(seeder)
+  const fetcher = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(fetcher)
+  const digest = await makeData(seeder, 16 * 1024 * 1024, 99)
+  const file = await seeder.page.evaluate(async () => {
+    const w = window as unknown as W
+    return w.node.files.add(w.data, { name: 'resume.bin' })
+  })
+  // The page reloads itself on its 16th piece (from the page, so no poll from here comes too late).
+  const reloaded = fetcher.page.waitForEvent('load')
+  await fetcher.page.evaluate((uri) => {
+    const w = window as unknown as W
+    let n = 0
+    w.node.files.get(uri).on('piece', () => {
+      if (++n === 16) location.reload()
+    })
+  }, file.uri)
+  await reloaded
+  // The same context: the same IndexedDB, and the tab's identity slot back.
+  await fetcher.page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    ;(window as unknown as { node: unknown }).node = await weft.joinOverlay({ signal, network: 'resume' })
+  }, env.server.url)
+  const kept = await fetcher.page.evaluate(() => (window as unknown as W).node.files.list())
+  expect(kept).toHaveLength(1)
+  expect(kept[0]).toMatchObject({ id: file.id, complete: false, total: 64 })
+  const held = kept[0]?.have ?? 0
+  expect(held).toBeGreaterThanOrEqual(16)
+  expect(held).toBeLessThan(64)
+  await fetchIn(fetcher, file.uri)
+  await until(async () => (await resultOf(fetcher)) !== undefined, 60_000, 'the resumed download')
+  expect(await resultOf(fetcher)).toBe(digest)
+  // Only what was missing came over the network again.
+  const from = await fetcher.page.evaluate(() => (window as unknown as W).from)
+  expect(from.length).toBe(64 - held)
+})

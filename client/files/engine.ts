@@ -20,6 +20,7 @@ import { createSwarm, providerKey } from '../../shared/swarm/swarm.ts'
 import type { Value } from '../../shared/types.ts'
 import { Kind } from '../../shared/wire/frame.ts'
 import type { NodeHost } from '../node/host.ts'
+import { idbPieceStore } from './idb-store.ts'
 import type { FileDownload, FileManifest, FileProgress } from './types.ts'
 
 /** What a Node process without a folder keeps in memory at most. */
@@ -31,16 +32,29 @@ export interface FilesEngine {
   get(ref: string, signal: AbortSignal | undefined): FileDownload
   list(): Promise<StoredFileInfo[]>
   remove(id: string): Promise<void>
+  usage(): Promise<{ used: number; limit: number }>
 }
+
+/**
+ * Where files are kept: 'indexeddb' (browsers: idb-store.ts, opened here so
+ * it is part of this chunk), a store of the host's (a folder for a Node peer
+ * with dataDir), or memory when none is given.
+ */
+export type FileStoreSpec = 'indexeddb' | ((maxBytes: number | undefined) => Promise<PieceStore>)
 
 export async function createFilesEngine(
   host: NodeHost,
-  store: PieceStore | undefined,
+  spec: FileStoreSpec | undefined,
   random: () => number,
   maxBytes: number | undefined,
   test: { lie?: boolean; swarm?: SwarmOptions } = {},
 ): Promise<FilesEngine> {
-  const kept = store ?? createMemoryStore({ maxBytes: maxBytes ?? MEMORY_STORE_BYTES })
+  const kept =
+    spec === 'indexeddb'
+      ? await idbPieceStore(maxBytes === undefined ? {} : { maxBytes })
+      : spec
+        ? await spec(maxBytes)
+        : createMemoryStore({ maxBytes: maxBytes ?? MEMORY_STORE_BYTES })
   const swarm = createSwarm(
     {
       id: host.id,
@@ -105,6 +119,10 @@ export async function createFilesEngine(
       await swarm.remove(id)
       // Its provider record is no longer refreshed, and expires.
       host.core.chord.unprovide(providerKey(id))
+    },
+    usage: async () => {
+      open()
+      return kept.usage()
     },
   }
 }

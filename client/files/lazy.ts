@@ -48,6 +48,7 @@ export function lazyFiles(load: () => Promise<FilesEngine>, isClosed: () => bool
     add: async (data, opts) => (await engine()).add(data, opts),
     list: async () => (await engine()).list(),
     remove: async (id) => (await engine()).remove(id),
+    usage: async () => (await engine()).usage(),
     get(uriOrId: string, opts: FileGetOptions = {}): FileDownload {
       if (typeof uriOrId !== 'string')
         throw new TypeError('files.get takes a weft: link or a file id (a string)')

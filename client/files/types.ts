@@ -94,4 +94,6 @@ export interface FilesApi {
   list(): Promise<StoredFileInfo[]>
   /** Stop any download of it, stop serving it, and delete it. */
   remove(id: string): Promise<void>
+  /** Bytes of files kept here, and the limit (`files.maxBytes`). */
+  usage(): Promise<{ used: number; limit: number }>
 }

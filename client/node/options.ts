@@ -109,12 +109,12 @@ interface EnvBase {
   /** The node's source of randomness (peer choice, protocol jitter). @default Math.random */
   random?: () => number
   /**
-   * Where `node.files` keeps files (IndexedDB in browsers, a folder for a
-   * Node peer with dataDir), made on first use with the limit
-   * (JoinOptions.files.maxBytes, undefined for the store's default).
+   * Where `node.files` keeps files: 'indexeddb' (browsers), or a store made
+   * on first use with the limit (JoinOptions.files.maxBytes, undefined for
+   * the store's default): a folder for a Node peer with dataDir.
    * @default memory (256 MiB)
    */
-  fileStore?: (maxBytes: number | undefined) => Promise<PieceStore>
+  fileStore?: 'indexeddb' | ((maxBytes: number | undefined) => Promise<PieceStore>)
   /** Tests only (test-hook.ts): the node serves every piece with a byte flipped, unchecked. */
   lieAboutFiles?: boolean
 }

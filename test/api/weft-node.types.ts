@@ -72,7 +72,7 @@ void node.core
 void node.neighbourLinks
 
 // Files: add takes a Blob or bytes; get answers a download at once; its events are typed.
-const dl = node.files.get('weft:?xt=urn:weft:' + 'ab'.repeat(32))
+const dl = node.files.get(`weft:?xt=urn:weft:${'ab'.repeat(32)}`)
 dl.on('progress', ({ have, total, peers, bytesPerSec }) => have + total + peers + bytesPerSec)
 dl.on('piece', ({ index, from }) => `${index} ${from}`)
 // @ts-expect-error a piece event has no 'data'
