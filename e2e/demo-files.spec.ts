@@ -4,8 +4,8 @@
  * link (the demo with the file in its fragment) and downloads it by itself:
  * the piece map fills with pieces from A, the save link gives the same
  * bytes, and the image is previewed (decoded, not just an element); at a
- * phone's width (390 px) the panel still fits; A, opening its own file, sees
- * every piece held already. Then
+ * phone's width (390 px) the panel still fits; A, opening its own file, and
+ * B, reloaded, see every piece held already. Then
  * the named errors: a malformed link (TypeError) and a cancelled download
  * (AbortError) are shown in the panel; a file dropped on the panel is added,
  * and removed, leaves the list.
@@ -182,6 +182,15 @@ test('a file added in one tab, opened from its share link in another: piece map,
   await expect(legendA).toContainText('held before3')
   await expect(legendA.locator('li[data-peer]')).toHaveCount(0)
   await expect(filesA.getByRole('link', { name: 'Save “noise.png”' })).toBeVisible()
+
+  // B reloaded (its pieces kept in IndexedDB) opens the fragment's file again: every piece is
+  // here before any peer sends one, and the save link is back.
+  await b.page.reload()
+  await b.page.evaluate(() => (window as unknown as { overlay: Promise<unknown> }).overlay.then(() => null))
+  await expect(map).toHaveAttribute('data-have', '3')
+  await expect(legend).toContainText('held before3')
+  await expect(legend.locator('li[data-peer]')).toHaveCount(0)
+  await expect(save).toBeVisible()
   expect(a.errors).toEqual([])
   expect(b.errors).toEqual([])
 })
