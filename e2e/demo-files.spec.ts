@@ -8,7 +8,8 @@
  * B, reloaded, see every piece held already. Then
  * the named errors: a malformed link (TypeError) and a cancelled download
  * (AbortError) are shown in the panel; a file dropped on the panel is added,
- * and removed, leaves the list.
+ * and removed, leaves the list; a file past the storage limit (the page's
+ * `?filesMaxBytes=`) is refused as StorageFullError.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { crc32, deflateSync } from 'node:zlib'
@@ -234,5 +235,24 @@ test('named errors in the panel: a malformed link, a cancelled download; a dropp
   await row.getByRole('button', { name: 'Remove note.txt' }).click()
   await expect(row).toHaveCount(0)
   await expect(msg).toContainText('Removed')
+  expect(a.errors).toEqual([])
+})
+
+test("a file past the tab's storage limit is refused by name: StorageFullError", async ({ browser }) => {
+  test.setTimeout(60_000)
+  // The smallest limit joinOverlay takes, 1 MiB, and a file of 1.5 MiB.
+  const a = await openDemo(browser, `${server.url}/?network=files-full-${Date.now()}&filesMaxBytes=1048576`)
+  const files = a.page.getByRole('region', { name: 'Files' })
+  const chooser = a.page.waitForEvent('filechooser')
+  await files.getByRole('button', { name: 'Choose a file…' }).click()
+  await (await chooser).setFiles({
+    name: 'big.bin',
+    mimeType: 'application/octet-stream',
+    buffer: randomBytes(1.5 * 1024 * 1024),
+  })
+  await expect(a.page.locator('#files-msg')).toContainText('StorageFullError')
+  await expect(a.page.locator('#files-adding')).toBeHidden()
+  await expect(a.page.locator('#files-added')).toBeHidden()
+  await expect(files.getByRole('row').filter({ hasText: 'big.bin' })).toHaveCount(0)
   expect(a.errors).toEqual([])
 })

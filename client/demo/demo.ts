@@ -1,7 +1,7 @@
 /**
  * The weft demo page. It loads the library from the server's /weft.mjs, as
  * an embedding site would, joins on load with the address's parameters
- * (`?network=NAME&relay=force|auto|never&signal=URL`, the signal server
+ * (`?network=NAME&relay=force|auto|never&signal=URL&filesMaxBytes=N`, the signal server
  * defaulting to this page's origin; a private network's secret in the
  * fragment, `#secret=…`, which the browser never sends) and sets `window.overlay` to the
  * Promise of the node at once. Then it shows the node: its id and signal
@@ -39,6 +39,8 @@ const secret = new URLSearchParams(location.hash.slice(1)).get('secret') || unde
 setupSecretForm(secret)
 // How long the first join keeps trying (joinOverlay's timeoutMs; its default when absent).
 const timeoutMs = Number(params.get('timeoutMs')) || undefined
+// The most bytes of files this tab keeps (JoinOptions.files.maxBytes; the store's default when absent).
+const filesMaxBytes = Number(params.get('filesMaxBytes')) || undefined
 
 setText(byId('network-name'), network)
 setText(byId('relay-mode'), relay ?? 'auto')
@@ -87,6 +89,7 @@ const options = {
   ...(secret ? { secret } : {}),
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
   ...(timeoutMs ? { timeoutMs } : {}),
+  ...(filesMaxBytes ? { files: { maxBytes: filesMaxBytes } } : {}),
   // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
   onSignal: (s: { state: string; retryInMs?: number; error?: { reason: string } }) =>
     setSignalState(
