@@ -209,6 +209,8 @@ test('named errors in the panel: a malformed link, a cancelled download; a dropp
   await link.fill('weft:?xt=urn:weft:nothex')
   await files.getByRole('button', { name: 'Open', exact: true }).click()
   await expect(msg).toContainText('TypeError')
+  // A malformed link is not put in the address (a reload would only fail again).
+  expect(new URL(a.page.url()).hash).not.toContain('file=')
 
   // A file nobody has: the download looks for providers until it is cancelled.
   await link.fill('ab'.repeat(32))

@@ -119,8 +119,6 @@ export class FilesPanel {
       ev.preventDefault()
       const ref = el.openInput.value.trim()
       if (!ref) return showError(el.msg, new TypeError('paste a weft: link or a file id'))
-      // The address names the file too, so a reload resumes the download.
-      history.replaceState(null, '', shareLink(location.href, ref))
       this.open(ref)
     })
     el.listBody.addEventListener('click', (ev) => this.onRowClick(ev))
@@ -220,6 +218,8 @@ export class FilesPanel {
   private open(ref: string): void {
     const files = this.files
     if (!files) return
+    // Opening the link being fetched again changes nothing (it would restart the view).
+    if (this.watched?.ref === ref && this.watched.running) return
     showError(this.el.msg, null)
     this.watched?.close()
     this.watched = undefined
@@ -233,6 +233,8 @@ export class FilesPanel {
       showError(this.el.msg, err)
       return
     }
+    // The address names the file too, so a reload resumes the download.
+    if (fileParamOf(location.hash) !== ref) history.replaceState(null, '', shareLink(location.href, ref))
     this.watched = new DownloadView(this.el.download, dl, ac, ref, this.me, (err) => {
       if (err) showError(this.el.msg, err)
       void this.refresh()
@@ -285,7 +287,6 @@ export class FilesPanel {
     if (b.dataset.act === 'copy') copy(b, uri)
     else if (b.dataset.act === 'open') {
       this.el.openInput.value = uri
-      history.replaceState(null, '', shareLink(location.href, uri))
       this.open(uri)
     } else if (b.dataset.act === 'remove') void this.remove(id, b)
   }
@@ -365,6 +366,8 @@ class DownloadView {
   private readonly urls: string[] = []
   private total = 0
   private closed = false
+  /** Not yet done, failed or closed. */
+  running = true
 
   constructor(
     private readonly root: HTMLElement,
@@ -408,12 +411,14 @@ class DownloadView {
     this.progress(dl.progress())
     dl.done().then(
       () => {
+        this.running = false
         if (this.closed) return
         this.progress(dl.progress())
         this.cancel.hidden = true
         void this.finish().then(() => ended(null), ended)
       },
       (err: unknown) => {
+        this.running = false
         if (this.closed) return
         this.cancel.disabled = true
         this.root.classList.add('failed')
@@ -426,6 +431,7 @@ class DownloadView {
   /** Stop watching: the download is aborted if it still runs (its pieces stay, and are served). */
   close(): void {
     this.closed = true
+    this.running = false
     for (const f of this.off) f()
     this.ac.abort()
     this.map.destroy()
