@@ -163,8 +163,12 @@ test('a file added in one tab, opened from its share link in another: piece map,
     )) {
       const r = el.getBoundingClientRect()
       if (r.width === 0 && r.height === 0) continue
-      const what = `${el.tagName} ${(el.textContent ?? el.getAttribute('aria-label') ?? '').trim().slice(0, 30)}`
+      const what = `${el.tagName} ${(el.textContent || el.getAttribute('aria-label') || el.getAttribute('alt') || '').trim().slice(0, 30)}`
+      // Inside the list's scroller, being scrolled out of view is not being cut off.
+      const inScroller = el.closest('.scroll') !== null
       if (r.left < panel.left - 0.5 || r.right > panel.right + 0.5) bad.push(`${what}: outside`)
+      if (!inScroller && (r.top < panel.top - 0.5 || r.bottom > panel.bottom + 0.5))
+        bad.push(`${what}: cut off`)
       if (el.tagName === 'BUTTON' && !el.matches('.link')) {
         if (r.height < 24) bad.push(`${what}: ${r.height} px tall`)
         if (el.scrollWidth > el.clientWidth + 1) bad.push(`${what}: label does not fit`)
