@@ -14,6 +14,7 @@ const MEMBERS = [
   'broadcast',
   'close',
   'dht',
+  'files',
   'handle',
   'id',
   'inspect',
@@ -80,6 +81,9 @@ describe('the node joinOverlay returns', () => {
     ])
     expect(Object.keys(a.presence).sort()).toEqual(['get', 'set'])
     for (const k of ['presenceNode', 'presence']) expect(k in a.presence).toBe(false)
+    // node.files: the four operations and usage; not the front's engine.
+    expect(Object.keys(a.files).sort()).toEqual(['add', 'get', 'list', 'remove', 'usage'])
+    for (const k of ['engine', 'loaded', 'swarm']) expect(k in a.files).toBe(false)
   })
 
   it('inspect(): links with RTT and mesh role, the topology, the ring and the signal state', async () => {

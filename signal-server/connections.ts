@@ -17,8 +17,8 @@ import type {
   RejectReason,
   ServerToClientEvents,
 } from '../shared/signal-events.ts'
+import { TokenBucket } from '../shared/token-bucket.ts'
 import { inc, type ServerCounters } from './metrics.ts'
-import { TokenBucket } from './token-bucket.ts'
 
 export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
 /** An ack callback, as socket.io hands it over (its answer is checked by the typed callers). */

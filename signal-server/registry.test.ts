@@ -1,9 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { mulberry32 } from '../shared/sim/prng.ts'
+import { TokenBucket } from '../shared/token-bucket.ts'
 import { createMemoryHostCache, mergeSample } from './registry.ts'
 import { createServerBook } from './server-book.ts'
-import { TokenBucket } from './token-bucket.ts'
 
 const id = (n: number) => n.toString(16).padStart(40, '0')
 

@@ -29,7 +29,7 @@
  * from node:net's address parsing: time is passed in.
  */
 import { BlockList, isIP } from 'node:net'
-import { TokenBucket } from './token-bucket.ts'
+import { TokenBucket } from '../shared/token-bucket.ts'
 
 // ---------------------------------------------------------------- addresses
 

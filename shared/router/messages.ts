@@ -217,3 +217,14 @@ export function envelopeSigned(
   out.set(body, head.length)
   return out
 }
+
+/** A fresh envelope nonce (NONCE_BYTES) from `random`, uniform in [0, 1). */
+export function randomNonce(random: () => number): Uint8Array {
+  const n = new Uint8Array(NONCE_BYTES)
+  for (let i = 0; i < NONCE_BYTES; i += 2) {
+    const r = Math.floor(random() * 65_536)
+    n[i] = r >>> 8
+    n[i + 1] = r & 0xff
+  }
+  return n
+}

@@ -34,39 +34,18 @@
  *
  * Sealed envelopes (option `seal`; PROTOCOL-route.md, "Sealed envelopes"):
  * the body of a message, request or signal is sealed to the destination's
- * box key (shared/crypto/seal.ts; a session cached per destination, so a
- * second message costs one AES-GCM call), with the signed head as its aad;
- * the answer to a sealed request is sealed under the request's session and
- * names the request's nonce (`re`). A hop reads the head only. The
- * destination's box record comes from its hello (a link we had) or from a
- * first routed request for it (BOX_METHOD, itself plain: a signed public
- * record), then stays in a bounded directory. `noroute` stays plain (it
- * names only what the head already shows).
+ * box key, the answer under the request's session; a hop reads the head
+ * only; `noroute` stays plain (it names only what the head shows).
  *
  * This file sends, forwards and receives; the rest, one concept each:
  * messages.ts (the wire, parsed once), options.ts (deps, options and their
  * defaults, the interface), pending.ts (requests waiting for answers, their
  * timeouts and copies), responder.ts and served.ts (handlers, and requests
- * run here), outbox.ts (envelopes kept for a resend after noroute).
+ * run here), outbox.ts (envelopes kept for a resend after noroute),
+ * sealing.ts (box keys and records, sealing and opening).
  */
 import { toHex } from '../bytes.ts'
-import {
-  type BoxKeyPair,
-  type BoxRecord,
-  boxRecordValue,
-  createBoxDirectory,
-  createBoxKeyPair,
-  parseBoxRecord,
-  signBoxRecord,
-} from '../crypto/box-record.ts'
-import {
-  createOpener,
-  createSealer,
-  type OpenedMessage,
-  type Opener,
-  REPLY_TAG,
-  SEALED_TAG,
-} from '../crypto/seal.ts'
+import { SEALED_TAG } from '../crypto/seal.ts'
 import { AccessDeniedError, ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { type Admission, SeenCache } from '../mesh/seen-cache.ts'
@@ -80,9 +59,9 @@ import {
   envelopeSigned,
   type InnerMsg,
   MAX_TTL,
-  NONCE_BYTES,
   parseInnerMsg,
   type RequestMsg,
+  randomNonce,
   routeMsgValue,
 } from './messages.ts'
 import {
@@ -95,6 +74,9 @@ import {
 import { Outbox } from './outbox.ts'
 import { type PendingRequest, PendingRequests } from './pending.ts'
 import { createResponder } from './responder.ts'
+import { createSealing, type ReplySeal } from './sealing.ts'
+
+export { BOX_METHOD } from './sealing.ts'
 
 /** An envelope kept in the outbox, and what a noroute does with it. */
 interface Kept {
@@ -102,23 +84,6 @@ interface Kept {
   requestId: number | undefined
   /** A link-setup signal: it goes again another way, not over a link. */
   signal: Value | undefined
-}
-
-/**
- * The internal method that answers with this node's signed box record (and
- * learns the asker's, which the request carries). It starts with NUL, which
- * the API refuses in method names, so no application handler can take it.
- */
-export const BOX_METHOD = '\u0000box'
-
-/** A node re-signs its box record this often (a reader refuses one older than 24 h). */
-const BOX_RESIGN_MS = 12 * 60 * 60 * 1000
-
-/** How an answer goes back sealed: under the session of the sealed request it answers. */
-interface ReplySeal {
-  sealReply: OpenedMessage['sealReply']
-  /** The request envelope's nonce: the requester finds the session's keys by it. */
-  re: Uint8Array
 }
 
 /** What a refusal by the replay window counts as. */
@@ -143,41 +108,23 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   let nextRequestId = Math.floor(deps.random() * 2 ** 40)
   let closed = false
 
-  // Sealing (o.seal): our box keys and record (made at once, re-signed every 12 h), the sessions
-  // we seal with and open, the records of others, and how to open the answers to our sealed requests.
-  const sealer = createSealer()
-  const directory = createBoxDirectory({ keys: deps.keys })
-  let own: Promise<{ keys: BoxKeyPair; opener: Opener }> | undefined
-  let ownRecord: BoxRecord | undefined
-  let resigning = false
-  /** Box records being asked for, by node: one request each at a time. */
-  const boxAsks = new Map<string, Promise<BoxRecord>>()
-  /** Request envelope nonce (hex) -> how to open its sealed answer, while the request waits. */
-  const replyOpeners = new Map<
-    string,
-    { id: number; open: (b: Uint8Array, aad: Uint8Array) => Promise<Uint8Array | null> }
-  >()
-  if (o.seal) {
-    own = (async () => {
-      const keys = await createBoxKeyPair()
-      ownRecord = await signBoxRecord(deps.keys, keys.publicKey, Math.floor(deps.now()))
-      return { keys, opener: createOpener(keys) }
-    })()
-    own.catch(() => count('seal.no-box-key'))
-  }
-
   const count = (key: string) => bump(counters, key)
   const failed = (key: string) => () => count(key)
-
-  function nonce(): Uint8Array {
-    const n = new Uint8Array(NONCE_BYTES)
-    for (let i = 0; i < NONCE_BYTES; i += 2) {
-      const r = Math.floor(deps.random() * 65_536)
-      n[i] = r >>> 8
-      n[i + 1] = r & 0xff
-    }
-    return n
-  }
+  // Sealing (o.seal): box keys and records, sealing and opening (sealing.ts).
+  const sealing = o.seal
+    ? createSealing(
+        {
+          keys: deps.keys,
+          now: () => deps.now(),
+          counters,
+          request: (to, method, data, opts) => requestOf(to, method, data, opts),
+          waiting: (id) => pending.has(id),
+        },
+        // A box request waits as long as a request may be sent again (retryWindowMs): the message or
+        // request waiting for the key keeps its own deadline, and a settling ring must not fail it sooner.
+        Math.max(o.requestTimeoutMs, o.retryWindowMs),
+      )
+    : undefined
 
   // ---------------------------------------------------------------- sending
 
@@ -199,67 +146,19 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     return undefined
   }
 
-  /**
-   * The box record of `dst`: held, or asked for with a (plain) routed request
-   * that carries ours. Rejects with NoRouteError when `dst` shows none that
-   * verifies: nothing is then sent to it in the clear.
-   */
-  function boxOf(dst: string): Promise<BoxRecord> {
-    const held = directory.get(dst)
-    if (held) return Promise.resolve(held)
-    const asking = boxAsks.get(dst)
-    if (asking) return asking
-    const ask = (async () => {
-      await own
-      // As long as a request may be sent again (retryWindowMs): the message or request waiting for this
-      // key keeps its own deadline, and a ring still settling (a node just joined) must not fail it sooner.
-      const answer = await requestOf(dst, BOX_METHOD, ownRecord ? boxRecordValue(ownRecord) : null, {
-        timeoutMs: Math.max(o.requestTimeoutMs, o.retryWindowMs),
-      })
-      const rec = parseBoxRecord(answer)
-      const verdict = rec ? await directory.learn(dst, rec, deps.now()) : 'malformed'
-      const got = directory.get(dst)
-      if (!got) throw new NoRouteError(dst, `${dst} showed no box key to seal to (${verdict})`)
-      return got
-    })()
-    boxAsks.set(dst, ask)
-    const done = () => {
-      if (boxAsks.get(dst) === ask) boxAsks.delete(dst)
-    }
-    ask.then(done, done)
-    return ask
-  }
-
-  /**
-   * Does `inner`, in an envelope to `dst`, go sealed? Messages and requests
-   * (but the box request) always: their record is fetched first if need be.
-   * A link-setup signal only when the record is at hand: it must not wait for
-   * (or fail on) a fetch over a ring that may not yet carry the answer back,
-   * and it says no more than the signal server sees of it anyway. Not an
-   * answer to a plain request, nor a noroute.
-   */
-  const sealable = (dst: string, inner: InnerMsg): boolean =>
-    o.seal &&
-    (inner.t === 'msg' ||
-      (inner.t === 'sig' && directory.get(dst) !== undefined) ||
-      (inner.t === 'req' && inner.method !== BOX_METHOD))
-
   /** Wrap `inner` in a signed envelope from this node to `dst` (sealed when it may be), keep it in the outbox, and pass it on. */
   async function forward(dst: string, inner: InnerMsg, seal?: ReplySeal): Promise<Envelope> {
     let body = encodeValue(routeMsgValue(inner))
     if (body.length > o.maxMessageBytes) throw new MessageTooLargeError(body.length, o.maxMessageBytes)
-    const n = nonce()
+    const n = randomNonce(() => deps.random())
     // Whole milliseconds on the wire (the simulator's clock has fractions).
     const signedAt = Math.floor(deps.now())
     let re: Uint8Array | undefined
     if (seal && (inner.t === 'res' || inner.t === 'err')) {
       body = await seal.sealReply(body, envelopeAad(self, dst, n, signedAt))
       re = seal.re
-    } else if (sealable(dst, inner)) {
-      const rec = await boxOf(dst)
-      const sealed = await sealer.seal(rec.boxKey, body, envelopeAad(self, dst, n, signedAt))
-      body = sealed.bytes
-      if (inner.t === 'req') replyOpeners.set(toHex(n), { id: inner.id, open: sealed.openReply })
+    } else if (sealing?.sealable(dst, inner)) {
+      body = await sealing.seal(dst, inner, body, envelopeAad(self, dst, n, signedAt), n)
     }
     const sig = await deps.keys.sign(envelopeSigned(self, dst, n, signedAt, body))
     count('route.originated')
@@ -382,7 +281,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     // Two copies may have passed the check above while the signature was checked.
     if (seen.has(key)) return again(envelope)
     seen.add(envelope.src, key, envelope.signedAt)
-    const body = await unseal(envelope)
+    const body = sealing ? await sealing.unseal(envelope) : { plain: envelope.body }
     if (!body) return
     const v = decodeValueResult(body.plain)
     const inner = v ? parseInnerMsg(v.value) : null
@@ -395,41 +294,6 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   }
 
   /**
-   * The plaintext of an envelope addressed here (its signature checked):
-   * the body as it is, or opened (a message sealed to our box key, or a
-   * reply to one of our sealed requests). Null, counted, when it does not
-   * open: `drop.route.sealed` (and the opener's `drop.seal.*`).
-   */
-  async function unseal(
-    e: Envelope,
-  ): Promise<{ plain: Uint8Array; seal?: ReplySeal; reply?: boolean } | null> {
-    const aad = envelopeAad(e.src, e.dst, e.nonce, e.signedAt)
-    if (e.body[0] === SEALED_TAG) {
-      const opener = own && (await own.catch(() => undefined))?.opener
-      const opened = opener ? await opener.open(e.body, aad) : null
-      if (!opened) {
-        count('drop.route.sealed')
-        return null
-      }
-      return { plain: opened.plaintext, seal: { sealReply: opened.sealReply, re: e.nonce } }
-    }
-    if (e.body[0] === REPLY_TAG) {
-      const waiting = e.re && replyOpeners.get(toHex(e.re))
-      if (!waiting) {
-        count('drop.route.unexpected-answer')
-        return null
-      }
-      const plain = await waiting.open(e.body, aad)
-      if (!plain) {
-        count('drop.route.sealed')
-        return null
-      }
-      return { plain, reply: true }
-    }
-    return { plain: e.body }
-  }
-
-  /**
    * A copy of an envelope delivered before: dropped; if it was a request that
    * has answered, the answer goes again (sealed again under the request's
    * session when it came sealed: the copy is opened for it).
@@ -438,11 +302,13 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     count('drop.route.again')
     const key = toHex(e.sig.subarray(0, 16))
     const resend = (seal?: ReplySeal) => (m: AnswerMsg) => deliverTo(e.src, m, seal).then(() => {})
-    if (e.body[0] !== SEALED_TAG) return responder.copy(e.src, key, resend())
-    unseal(e).then(
-      (body) => body?.seal && responder.copy(e.src, key, resend(body.seal)),
-      failed('route.reply-failed'),
-    )
+    if (e.body[0] !== SEALED_TAG || !sealing) return responder.copy(e.src, key, resend())
+    sealing
+      .unseal(e)
+      .then(
+        (body) => body?.seal && responder.copy(e.src, key, resend(body.seal)),
+        failed('route.reply-failed'),
+      )
   }
 
   /**
@@ -479,33 +345,6 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
         else p.reject(new RemoteError(m.message))
         return
       }
-    }
-  }
-
-  // ---------------------------------------------------------------- sealing
-
-  let opener: Opener | undefined
-  own?.then((x) => {
-    opener = x.opener
-  }, failed('seal.no-box-key'))
-  const openerCounters = () => opener?.counters ?? {}
-
-  function tickSealing(now: number): void {
-    sealer.tick(now)
-    opener?.tick(now)
-    directory.tick(now)
-    for (const [k, w] of replyOpeners) if (!pending.has(w.id)) replyOpeners.delete(k)
-    // Re-sign our record well before readers would refuse it (24 h).
-    if (own && ownRecord && !resigning && now - ownRecord.issuedAt > BOX_RESIGN_MS) {
-      resigning = true
-      own
-        .then(({ keys }) => signBoxRecord(deps.keys, keys.publicKey, Math.floor(now)))
-        .then((r) => {
-          ownRecord = r
-        }, failed('seal.resign-failed'))
-        .finally(() => {
-          resigning = false
-        })
     }
   }
 
@@ -567,21 +406,12 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     })
   }
 
-  // Our box record, for whoever asks (it seals to us then); the asker's comes along.
-  if (o.seal)
-    responder.serve(BOX_METHOD, async (data, { from }) => {
-      const theirs = parseBoxRecord(data ?? undefined)
-      if (theirs) await directory.learn(from, theirs, deps.now())
-      await own
-      return ownRecord ? boxRecordValue(ownRecord) : null
-    })
+  sealing?.serve(responder)
 
   return {
     get counters() {
       // The sealing parts count their own (seal.*, box.*, drop.seal.*, drop.box.*).
-      return o.seal
-        ? { ...directory.counters, ...sealer.counters, ...openerCounters(), ...counters }
-        : counters
+      return sealing ? { ...sealing.counters(), ...counters } : counters
     },
 
     async handle(from, msg) {
@@ -597,7 +427,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     },
 
     tick(now) {
-      if (o.seal) tickSealing(now)
+      sealing?.tick(now)
       outbox.prune(now)
       seen.expire(now)
       responder.prune(now)
@@ -620,11 +450,10 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
 
     request: requestOf,
 
-    boxRecord: () => ownRecord,
+    boxRecord: () => sealing?.boxRecord(),
 
     learnBox(id, record) {
-      if (!o.seal) return
-      directory.learn(id, record, deps.now()).catch(failed('drop.box.error'))
+      sealing?.learn(id, record)
     },
 
     serve: (method, fn) => responder.serve(method, fn),
@@ -663,9 +492,6 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
 }
 
 function asNoRoute(to: string, err: unknown): NoRouteError {
-  return err instanceof NoRouteError ? err : new NoRouteError(to, `no route to ${to}: ${errorMessage(err)}`)
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
+  if (err instanceof NoRouteError) return err
+  return new NoRouteError(to, `no route to ${to}: ${err instanceof Error ? err.message : String(err)}`)
 }

@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { RateMeter, TokenBucket } from './rate.ts'
+import { TokenBucket } from '../token-bucket.ts'
+import { RateMeter } from './rate.ts'
 
 describe('rate helpers', () => {
   it('a token bucket allows a burst, then perSec, refilled by the clock it is given', () => {
     const b = new TokenBucket(10, 5, 0)
     let ok = 0
-    for (let i = 0; i < 20; i++) if (b.take(0)) ok++
+    for (let i = 0; i < 20; i++) if (b.take(1, 0)) ok++
     expect(ok).toBe(5)
-    expect(b.take(50)).toBe(false)
-    expect(b.take(100)).toBe(true)
+    expect(b.take(1, 50)).toBe(false)
+    expect(b.take(1, 100)).toBe(true)
     expect(b.full(100)).toBe(false)
     expect(b.full(10_000)).toBe(true)
   })

@@ -1,39 +1,4 @@
-/** Small clocks-as-input helpers: a token bucket and a windowed rate meter. */
-
-/** A token bucket: `take` succeeds while tokens last; they refill at `perSec` up to `burst`. */
-export class TokenBucket {
-  private tokens: number
-  private at: number
-
-  constructor(
-    private readonly perSec: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst
-    this.at = now
-  }
-
-  take(now: number, n = 1): boolean {
-    this.refill(now)
-    if (this.tokens < n) return false
-    this.tokens -= n
-    return true
-  }
-
-  /** Full again (nothing to remember). */
-  full(now: number): boolean {
-    this.refill(now)
-    return this.tokens >= this.burst
-  }
-
-  private refill(now: number): void {
-    if (now > this.at) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.perSec) / 1000)
-      this.at = now
-    }
-  }
-}
+/** A windowed rate meter, time as input (the token bucket is shared/token-bucket.ts). */
 
 /** Bytes per second over the last `windowMs`, in one-second buckets. */
 export class RateMeter {

@@ -26,6 +26,7 @@
  */
 import { bytesEqual, sha256 } from '../bytes.ts'
 import { bump, type Counters } from '../protocol.ts'
+import { TokenBucket } from '../token-bucket.ts'
 import { addCandidates, dialMore } from './candidates.ts'
 import type { DropOptions, SwarmContext } from './context.ts'
 import {
@@ -68,7 +69,6 @@ import {
   type SwarmOptions,
 } from './options.ts'
 import { dropPeer, onBye, onHello, onNoFile, onPex, tickPeers } from './peers.ts'
-import { TokenBucket } from './rate.ts'
 import { onCancel, onMetaRequest, onRequest, Uploads } from './upload.ts'
 import { type FileRef, parseFileRef } from './uri.ts'
 
@@ -162,7 +162,7 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
       b = { bucket: new TokenBucket(opts.peerMsgPerSec, opts.peerMsgBurst, now), dropped: 0 }
       budgets.set(from, b)
     }
-    if (b.bucket.take(now)) return true
+    if (b.bucket.take(1, now)) return true
     bump(counters, 'drop.swarm.flood')
     if (++b.dropped === opts.floodLimit) {
       bump(counters, 'swarm.peer.flooder')

@@ -11,10 +11,10 @@
  * (`not-registered`, `bad-payload`, `too-large`) a strike too.
  */
 import type { RelayErrorReason, RelayRequest } from '../../shared/signal-events.ts'
+import { TokenBucket } from '../../shared/token-bucket.ts'
 import { type Conn, State } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
-import { TokenBucket } from '../token-bucket.ts'
 
 /** Bytes charged per relayed frame on top of its length (framing), so floods of tiny frames are bounded too. */
 const RELAY_FRAME_OVERHEAD = 32

@@ -1,8 +1,8 @@
 /**
- * A token bucket: `rate` tokens per second, holding at most `burst`. Used per
- * socket for events (tokens = events), relay traffic (tokens = bytes) and
- * abuse strikes. Pure: time is passed in (ms). A class rather than closures
- * because the server keeps three per connected socket.
+ * A token bucket: `rate` tokens per second, holding at most `burst`. The
+ * signal server keeps some per socket (events, relay bytes, abuse strikes)
+ * and per source address; the swarm one per peer (messages). Pure: time is
+ * passed in (ms). A class rather than closures because there are many.
  */
 export class TokenBucket {
   private tokens: number
@@ -23,6 +23,12 @@ export class TokenBucket {
     if (this.tokens < n) return false
     this.tokens -= n
     return true
+  }
+
+  /** Full again at `now` (nothing to remember). */
+  full(now: number): boolean {
+    this.refill(now)
+    return this.tokens >= this.burst
   }
 
   /** Tokens available at `now`. */
