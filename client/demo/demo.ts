@@ -1,22 +1,24 @@
 /**
  * The weft demo page. It loads the library from the server's /weft.mjs, as
  * an embedding site would, joins on load with the address's parameters
- * (`?network=NAME&relay=force|auto|never&signal=URL`, the signal server
+ * (`?network=NAME&relay=force|auto|never&signal=URL&filesMaxBytes=N`, the signal server
  * defaulting to this page's origin; a private network's secret in the
  * fragment, `#secret=…`, which the browser never sends) and sets `window.overlay` to the
  * Promise of the node at once. Then it shows the node: its id and signal
  * state, its links, a drawing of the network it knows (every node present
  * in it), a name the tab sets as its presence state (`{ name }`), a chat,
- * live counters, and panels for the sync table and the DHT.
+ * live counters, and panels for the sync table, the DHT and files (a file
+ * to open in the fragment too: `#file=<weft: link>`, files-panel.ts).
  */
 import { joinOverlay } from '/weft.mjs'
 import { ChatPanel } from './chat-panel.ts'
 import { CountersPanel } from './counters-panel.ts'
 import { DhtPanel } from './dht-panel.ts'
 import { byId, errorText, h, setText, shortId, svgById } from './dom.ts'
+import { FilesPanel } from './files-panel.ts'
 import { LinksPanel } from './links-panel.ts'
 import { NetworkView } from './network-view.ts'
-import { dhtOf, tryCall, type WeftNode } from './node-api.ts'
+import { dhtOf, filesOf, tryCall, type WeftNode } from './node-api.ts'
 import { TablePanel } from './table-panel.ts'
 
 declare global {
@@ -37,6 +39,8 @@ const secret = new URLSearchParams(location.hash.slice(1)).get('secret') || unde
 setupSecretForm(secret)
 // How long the first join keeps trying (joinOverlay's timeoutMs; its default when absent).
 const timeoutMs = Number(params.get('timeoutMs')) || undefined
+// The most bytes of files this tab keeps (JoinOptions.files.maxBytes; the store's default when absent).
+const filesMaxBytes = Number(params.get('filesMaxBytes')) || undefined
 
 setText(byId('network-name'), network)
 setText(byId('relay-mode'), relay ?? 'auto')
@@ -61,6 +65,23 @@ const chat = new ChatPanel(
   byId('chat-input') as HTMLInputElement,
   byId('chat-error'),
 )
+const filesPanel = new FilesPanel({
+  panel: byId('files-h').closest('section') as HTMLElement,
+  unavailable: byId('files-unavailable'),
+  body: byId('files-body-wrap'),
+  drop: byId('files-drop'),
+  input: byId<HTMLInputElement>('files-input'),
+  choose: byId<HTMLButtonElement>('files-choose'),
+  adding: byId('files-adding'),
+  added: byId('files-added'),
+  openForm: byId<HTMLFormElement>('files-open-form'),
+  openInput: byId<HTMLInputElement>('files-link'),
+  msg: byId('files-msg'),
+  download: byId('files-download'),
+  listBody: byId('files-body') as HTMLTableSectionElement,
+  listEmpty: byId('files-empty'),
+  count: byId('files-count'),
+})
 
 const options = {
   signal: Array.isArray(signal) && signal.length === 1 ? (signal[0] as string) : signal,
@@ -68,6 +89,7 @@ const options = {
   ...(secret ? { secret } : {}),
   ...(relay ? { relay: relay as 'auto' | 'force' | 'never' } : {}),
   ...(timeoutMs ? { timeoutMs } : {}),
+  ...(filesMaxBytes ? { files: { maxBytes: filesMaxBytes } } : {}),
   // joinOverlay keeps trying (timeoutMs, 30 s) while the server is down: say so as it goes.
   onSignal: (s: { state: string; retryInMs?: number; error?: { reason: string } }) =>
     setSignalState(
@@ -149,6 +171,7 @@ function start(node: WeftNode): void {
     graph.update({ me: node.id, topology: seen.topology, links: seen.links, ...(present ? { present } : {}) })
     const stats = tryCall(() => node.stats())
     if (stats) counters.update(stats)
+    void filesPanel.refresh()
   }
   refresh()
   setInterval(refresh, REFRESH_MS)
@@ -194,6 +217,10 @@ function start(node: WeftNode): void {
     ring: svgById('ring'),
     ringNote: byId('ring-note'),
   }).attach(dhtOf(node), node.id, () => knownIds(node))
+
+  const files = filesOf(node)
+  if (files) filesPanel.attach(files, node.id)
+  else filesPanel.unavailable()
 }
 
 const NAME_KEY = 'weft-demo-name'
@@ -257,7 +284,11 @@ function setupSecretForm(current: string | undefined): void {
   form.addEventListener('submit', (e) => {
     e.preventDefault()
     const v = input.value.trim()
-    location.hash = v ? `secret=${encodeURIComponent(v)}` : ''
+    // A file being opened stays in the fragment: the page opens it again once joined.
+    const frag = new URLSearchParams(location.hash.slice(1))
+    if (v) frag.set('secret', v)
+    else frag.delete('secret')
+    location.hash = frag.toString()
     location.reload()
   })
 }

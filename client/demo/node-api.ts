@@ -4,8 +4,23 @@
  * from `node.inspect().ring`.
  */
 import type { DhtApi as WeftDht, WeftNode } from '../browser.ts'
+import type { FilesApi } from '../files/types.ts'
 
 export type { SyncApi, SyncChange, WeftNode } from '../browser.ts'
+export type {
+  FileDownload,
+  FileInfo,
+  FileManifest,
+  FileProgress,
+  FilesApi,
+  StoredFileInfo,
+} from '../files/types.ts'
+
+/** `node.files`, or undefined from a library build without it (the panel then says so). */
+export function filesOf(node: WeftNode): FilesApi | undefined {
+  const files: FilesApi | undefined = node.files
+  return files && typeof files.add === 'function' ? files : undefined
+}
 
 /** The DHT panel's view: the node's DHT, with the ring (successors, predecessor, fingers) beside it. */
 export interface DhtApi extends WeftDht {
