@@ -44,13 +44,22 @@ export interface RawOptions {
 
 type RawWin = { rawPc?: RTCPeerConnection | undefined; rawDc?: RTCDataChannel | undefined; rawRx: number }
 
+/** A raw RTCDataChannel from one page to another, kept open between measurements. */
+export interface RawChannel {
+  /**
+   * MB/s (10^6 bytes/s) of one transfer, from the first send to the last
+   * byte received in the second page.
+   */
+  measure(o: RawOptions): Promise<number>
+  close(): Promise<void>
+}
+
 /**
- * MB/s (10^6 bytes/s) of a raw, ordered RTCDataChannel from page `a` to page
- * `b` (each in its own browser context), signals passed through this process
- * with non-trickle ICE. Timed from the first send to the last byte received
- * in `b`. The connection is closed afterwards.
+ * Open a raw, ordered RTCDataChannel from page `a` to page `b` (each in its
+ * own browser context), signals passed through this process with
+ * non-trickle ICE.
  */
-export async function rawThroughput(a: Page, b: Page, o: RawOptions): Promise<number> {
+export async function openRawChannel(a: Page, b: Page): Promise<RawChannel> {
   // Offer/answer with non-trickle ICE (gathering completes on loopback in milliseconds).
   const offer = await a.evaluate(async () => {
     const w = window as unknown as RawWin
@@ -91,31 +100,51 @@ export async function rawThroughput(a: Page, b: Page, o: RawOptions): Promise<nu
       else if (w.rawDc) w.rawDc.onopen = () => r()
     })
   }, answer)
-  const t0 = Date.now()
-  await a.evaluate(async (o) => {
-    const w = window as unknown as RawWin
-    const dc = w.rawDc as RTCDataChannel
-    const buf = new Uint8Array(o.messageBytes)
-    for (let i = 0; i < buf.length; i += 65536)
-      crypto.getRandomValues(buf.subarray(i, Math.min(buf.length, i + 65536)))
-    dc.bufferedAmountLowThreshold = o.lowWaterBytes
-    for (let sent = 0; sent < o.totalBytes; sent += o.messageBytes) {
-      if (dc.bufferedAmount > o.capBytes)
-        await new Promise<void>((r) => dc.addEventListener('bufferedamountlow', () => r(), { once: true }))
-      dc.send(buf)
-    }
-  }, o)
-  await b.waitForFunction((total) => (window as unknown as RawWin).rawRx >= total, o.totalBytes, {
-    timeout: 120_000,
-    polling: 20,
-  })
-  const mbps = o.totalBytes / 1e6 / ((Date.now() - t0) / 1000)
-  for (const p of [a, b])
-    await p.evaluate(() => {
-      const w = window as unknown as RawWin
-      w.rawPc?.close()
-      w.rawPc = undefined
-      w.rawDc = undefined
-    })
-  return mbps
+  return {
+    async measure(o) {
+      await b.evaluate(() => {
+        ;(window as unknown as RawWin).rawRx = 0
+      })
+      const t0 = Date.now()
+      await a.evaluate(async (o) => {
+        const w = window as unknown as RawWin
+        const dc = w.rawDc as RTCDataChannel
+        const buf = new Uint8Array(o.messageBytes)
+        for (let i = 0; i < buf.length; i += 65536)
+          crypto.getRandomValues(buf.subarray(i, Math.min(buf.length, i + 65536)))
+        dc.bufferedAmountLowThreshold = o.lowWaterBytes
+        for (let sent = 0; sent < o.totalBytes; sent += o.messageBytes) {
+          if (dc.bufferedAmount > o.capBytes)
+            await new Promise<void>((r) =>
+              dc.addEventListener('bufferedamountlow', () => r(), { once: true }),
+            )
+          dc.send(buf)
+        }
+      }, o)
+      await b.waitForFunction((total) => (window as unknown as RawWin).rawRx >= total, o.totalBytes, {
+        timeout: 120_000,
+        polling: 20,
+      })
+      return o.totalBytes / 1e6 / ((Date.now() - t0) / 1000)
+    },
+    async close() {
+      for (const p of [a, b])
+        await p.evaluate(() => {
+          const w = window as unknown as RawWin
+          w.rawPc?.close()
+          w.rawPc = undefined
+          w.rawDc = undefined
+        })
+    },
+  }
+}
+
+/** One measurement on a channel opened for it (cold: its first transfer), then closed. */
+export async function rawThroughput(a: Page, b: Page, o: RawOptions): Promise<number> {
+  const ch = await openRawChannel(a, b)
+  try {
+    return await ch.measure(o)
+  } finally {
+    await ch.close()
+  }
 }
