@@ -17,15 +17,11 @@
  *
  *   npm run bench -- browser      (builds first when dist/ is missing)
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { type Browser, chromium, type Page } from '@playwright/test'
+import type { Browser, Page } from '@playwright/test'
 import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
+import { ensureBuilt, launch, rawThroughput as rawDataChannel } from './_browser-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MSG = 64 * 1024
 const TOTAL = 48 * 1024 * 1024
 
@@ -43,19 +39,7 @@ interface BenchNode {
   }
   inspect(): { ring: { successors: string[] } }
 }
-type Win = { node: BenchNode; rx: number; pc?: RTCPeerConnection; dc?: RTCDataChannel }
-
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-    ],
-  })
-}
+type Win = { node: BenchNode; rx: number }
 
 async function overlayThroughput(a: Page, b: Page, bId: string): Promise<number> {
   await b.evaluate(() => {
@@ -82,69 +66,14 @@ async function overlayThroughput(a: Page, b: Page, bId: string): Promise<number>
   return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
 }
 
-async function rawThroughput(a: Page, b: Page): Promise<number> {
-  // Offer/answer with non-trickle ICE (gathering completes on loopback in milliseconds).
-  const offer = await a.evaluate(async () => {
-    const w = window as unknown as Win
-    const pc = new RTCPeerConnection()
-    w.pc = pc
-    w.dc = pc.createDataChannel('raw', { ordered: true })
-    await pc.setLocalDescription(await pc.createOffer())
-    await new Promise<void>((r) => {
-      if (pc.iceGatheringState === 'complete') r()
-      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
-    })
-    return pc.localDescription?.toJSON()
+/** The raw channel driven as before the kit: 64 KiB sends, paused above 1 MiB buffered, resumed at 256 KiB. */
+const rawThroughput = (a: Page, b: Page) =>
+  rawDataChannel(a, b, {
+    messageBytes: MSG,
+    totalBytes: TOTAL,
+    lowWaterBytes: 256 * 1024,
+    capBytes: 1024 * 1024,
   })
-  const answer = await b.evaluate(async (offer) => {
-    const w = window as unknown as Win
-    const pc = new RTCPeerConnection()
-    w.pc = pc
-    w.rx = 0
-    pc.ondatachannel = (e) => {
-      e.channel.binaryType = 'arraybuffer'
-      e.channel.onmessage = (m) => {
-        w.rx += (m.data as ArrayBuffer).byteLength
-      }
-    }
-    await pc.setRemoteDescription(offer as RTCSessionDescriptionInit)
-    await pc.setLocalDescription(await pc.createAnswer())
-    await new Promise<void>((r) => {
-      if (pc.iceGatheringState === 'complete') r()
-      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
-    })
-    return pc.localDescription?.toJSON()
-  }, offer)
-  await a.evaluate(async (answer) => {
-    const w = window as unknown as Win
-    await w.pc?.setRemoteDescription(answer as RTCSessionDescriptionInit)
-    await new Promise<void>((r) => {
-      if (w.dc?.readyState === 'open') r()
-      else if (w.dc) w.dc.onopen = () => r()
-    })
-  }, answer)
-  const t0 = Date.now()
-  await a.evaluate(
-    async ({ MSG, TOTAL }) => {
-      const w = window as unknown as Win
-      const dc = w.dc as RTCDataChannel
-      const buf = new Uint8Array(MSG)
-      for (let i = 0; i < MSG; i += 65536) crypto.getRandomValues(buf.subarray(i, i + 65536))
-      dc.bufferedAmountLowThreshold = 256 * 1024
-      for (let sent = 0; sent < TOTAL; sent += MSG) {
-        if (dc.bufferedAmount > 1024 * 1024)
-          await new Promise<void>((r) => dc.addEventListener('bufferedamountlow', () => r(), { once: true }))
-        dc.send(buf)
-      }
-    },
-    { MSG, TOTAL },
-  )
-  await b.waitForFunction((TOTAL) => (window as unknown as Win).rx >= TOTAL, TOTAL, {
-    timeout: 120_000,
-    polling: 20,
-  })
-  return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
-}
 
 /** Eight tabs on one ring: each reads random keys; latency of every get, measured in the page. */
 async function dhtGets(browser: Browser, serverUrl: string): Promise<number[]> {
@@ -233,8 +162,7 @@ async function relayThroughput(browser: Browser, serverUrl: string): Promise<num
 
 export async function run(): Promise<Record<string, number>> {
   if (process.env.WEFT_BENCH_ONLY === 'relay') {
-    if (!existsSync(join(root, 'dist/web/weft.mjs')))
-      execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+    ensureBuilt()
     const server = await startSignalServer()
     const browser = await launch()
     try {
@@ -247,8 +175,7 @@ export async function run(): Promise<Record<string, number>> {
       await server.stop()
     }
   }
-  if (!existsSync(join(root, 'dist/web/weft.mjs')))
-    execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+  ensureBuilt()
   const server = await startSignalServer()
   const browser = await launch()
   try {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { flush, fullBits, swarmStub, testFile, X, Y } from '../../test/swarm-stub.ts'
+import { READ_AHEAD } from './download-handle.ts'
 import { resolveSwarmOptions } from './options.ts'
 import { createMemoryStore } from './store.ts'
 import { fileUri } from './uri.ts'
@@ -27,6 +28,28 @@ describe('swarm: the files API', () => {
     await flush()
     await s.swarm.remove(other.id)
     await expect(pending.done()).rejects.toMatchObject({ name: 'AbortError' })
+  })
+
+  it('bytes() reads the pieces back a few at a time (READ_AHEAD at most), each to its place', async () => {
+    const f = await testFile(11, 300)
+    const mem = createMemoryStore()
+    let reading = 0
+    let most = 0
+    const store = {
+      ...mem,
+      async getPiece(id: string, index: number) {
+        reading++
+        most = Math.max(most, reading)
+        // A store that answers later, and out of order: a piece further on comes back first.
+        await new Promise((r) => setTimeout(r, (11 - index) % 3))
+        reading--
+        return mem.getPiece(id, index)
+      },
+    }
+    const s = swarmStub({}, { store })
+    const info = await s.swarm.add(f.data, { name: 'test.bin' })
+    expect(await s.swarm.get(info.id).bytes()).toEqual(f.data)
+    expect(most).toBe(READ_AHEAD)
   })
 
   it('list shows a partial download as incomplete', async () => {

@@ -1,0 +1,150 @@
+/**
+ * What the browser benchmarks share (bench/browser.ts, bench/swarm.ts): the
+ * build they need, Chromium launched the same way, and the raw
+ * RTCDataChannel rate between two pages, the yardstick the overlay's
+ * figures are divided by. Not a benchmark itself (the `_` prefix).
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type Browser, chromium, type Page } from '@playwright/test'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Build dist/ when it is missing (the pages load dist/web/weft.mjs from the signal server). */
+export function ensureBuilt(): void {
+  if (!existsSync(join(root, 'dist/web/weft.mjs')))
+    execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+}
+
+export async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  })
+}
+
+/** How the raw channel is driven: message size, and the bufferedAmount backpressure. */
+export interface RawOptions {
+  /** Bytes per dc.send. */
+  messageBytes: number
+  /** Bytes sent in all. */
+  totalBytes: number
+  /** bufferedAmountLowThreshold: sending resumes when the buffer drains to this. */
+  lowWaterBytes: number
+  /** Sending pauses while bufferedAmount is above this. */
+  capBytes: number
+}
+
+type RawWin = { rawPc?: RTCPeerConnection | undefined; rawDc?: RTCDataChannel | undefined; rawRx: number }
+
+/** A raw RTCDataChannel from one page to another, kept open between measurements. */
+export interface RawChannel {
+  /**
+   * MB/s (10^6 bytes/s) of one transfer, from the first send to the last
+   * byte received in the second page.
+   */
+  measure(o: RawOptions): Promise<number>
+  close(): Promise<void>
+}
+
+/**
+ * Open a raw, ordered RTCDataChannel from page `a` to page `b` (each in its
+ * own browser context), signals passed through this process with
+ * non-trickle ICE.
+ */
+export async function openRawChannel(a: Page, b: Page): Promise<RawChannel> {
+  // Offer/answer with non-trickle ICE (gathering completes on loopback in milliseconds).
+  const offer = await a.evaluate(async () => {
+    const w = window as unknown as RawWin
+    const pc = new RTCPeerConnection()
+    w.rawPc = pc
+    w.rawDc = pc.createDataChannel('raw', { ordered: true })
+    await pc.setLocalDescription(await pc.createOffer())
+    await new Promise<void>((r) => {
+      if (pc.iceGatheringState === 'complete') r()
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
+    })
+    return pc.localDescription?.toJSON()
+  })
+  const answer = await b.evaluate(async (offer) => {
+    const w = window as unknown as RawWin
+    const pc = new RTCPeerConnection()
+    w.rawPc = pc
+    w.rawRx = 0
+    pc.ondatachannel = (e) => {
+      e.channel.binaryType = 'arraybuffer'
+      e.channel.onmessage = (m) => {
+        w.rawRx += (m.data as ArrayBuffer).byteLength
+      }
+    }
+    await pc.setRemoteDescription(offer as RTCSessionDescriptionInit)
+    await pc.setLocalDescription(await pc.createAnswer())
+    await new Promise<void>((r) => {
+      if (pc.iceGatheringState === 'complete') r()
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()
+    })
+    return pc.localDescription?.toJSON()
+  }, offer)
+  await a.evaluate(async (answer) => {
+    const w = window as unknown as RawWin
+    await w.rawPc?.setRemoteDescription(answer as RTCSessionDescriptionInit)
+    await new Promise<void>((r) => {
+      if (w.rawDc?.readyState === 'open') r()
+      else if (w.rawDc) w.rawDc.onopen = () => r()
+    })
+  }, answer)
+  return {
+    async measure(o) {
+      await b.evaluate(() => {
+        ;(window as unknown as RawWin).rawRx = 0
+      })
+      const t0 = Date.now()
+      await a.evaluate(async (o) => {
+        const w = window as unknown as RawWin
+        const dc = w.rawDc as RTCDataChannel
+        const buf = new Uint8Array(o.messageBytes)
+        for (let i = 0; i < buf.length; i += 65536)
+          crypto.getRandomValues(buf.subarray(i, Math.min(buf.length, i + 65536)))
+        dc.bufferedAmountLowThreshold = o.lowWaterBytes
+        for (let sent = 0; sent < o.totalBytes; sent += o.messageBytes) {
+          if (dc.bufferedAmount > o.capBytes)
+            await new Promise<void>((r) =>
+              dc.addEventListener('bufferedamountlow', () => r(), { once: true }),
+            )
+          dc.send(buf)
+        }
+      }, o)
+      await b.waitForFunction((total) => (window as unknown as RawWin).rawRx >= total, o.totalBytes, {
+        timeout: 120_000,
+        polling: 20,
+      })
+      return o.totalBytes / 1e6 / ((Date.now() - t0) / 1000)
+    },
+    async close() {
+      for (const p of [a, b])
+        await p.evaluate(() => {
+          const w = window as unknown as RawWin
+          w.rawPc?.close()
+          w.rawPc = undefined
+          w.rawDc = undefined
+        })
+    },
+  }
+}
+
+/** One measurement on a channel opened for it (cold: its first transfer), then closed. */
+export async function rawThroughput(a: Page, b: Page, o: RawOptions): Promise<number> {
+  const ch = await openRawChannel(a, b)
+  try {
+    return await ch.measure(o)
+  } finally {
+    await ch.close()
+  }
+}
