@@ -29,6 +29,7 @@ import type { WeftNode } from '../../client/weft-node.ts'
 import { generateIdentity } from '../../shared/identity/keys.ts'
 import { deriveSeed, mulberry32 } from '../../shared/sim/prng.ts'
 import { type ClockView, VirtualClock } from './clock.ts'
+import { inFlight, watchCrypto } from './crypto-watch.ts'
 import { type FrameEvent, MemNet, type MemNetStats } from './mem-transport.ts'
 
 /** Options of each node, as `joinOverlay` takes them (those that mean something without a signal server). */
@@ -111,6 +112,8 @@ const MAX_TURNS = 100_000
 const IDLE_REAL_MS = 2_000
 
 const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve))
+/** While cryptography is under way: wait for the platform's threads without spinning. */
+const realTick = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
 /** n weft nodes on an in-memory network with a virtual clock (see the module comment). */
 export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}): Promise<TestNetwork> {
@@ -118,6 +121,7 @@ export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}
   const seed = opts.seed ?? 1
   const puzzleBits = opts.puzzleBits ?? 0
   const clock = new VirtualClock(opts.startTime ?? Date.UTC(2030, 0, 1))
+  const unwatch = watchCrypto()
   const mem = new MemNet({ clock, seed, loss: opts.loss ?? 0, latencyMs: opts.latencyMs ?? [1, 10] })
   const nodes: WeftNode[] = []
   const inner = new Map<WeftNode, { node: OverlayNode; clock: ClockView }>()
@@ -136,6 +140,11 @@ export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}
     let seen = clock.activity
     let quiet = 0
     for (let turn = 0; turn < MAX_TURNS; turn++) {
+      if (inFlight() > 0) {
+        await realTick()
+        quiet = 0
+        continue
+      }
       await macrotask()
       // Timers due now (a frame with no delay, a timeout of 0) fire without moving time.
       while (clock.fireNext(clock.now())) await Promise.resolve()
@@ -292,7 +301,11 @@ export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}
       mem.onFrame = fn
     },
     async close() {
-      await run(Promise.all(live().map((w) => w.close())))
+      try {
+        await run(Promise.all(live().map((w) => w.close())))
+      } finally {
+        unwatch()
+      }
     },
   }
 }
