@@ -115,7 +115,7 @@ describe('partitions', () => {
     const net = await createTestNetwork(4, { seed: 3, latencyMs: [1, 30], loss: 0.02 })
     try {
       await net.linked()
-      const [a, b, c, d] = net.nodes as [WeftNode, WeftNode, WeftNode, WeftNode]
+      const [a, b, c, d] = net.nodes
       net.partition([a, b], [c, d])
       await net.settle()
       for (const n of [a, b]) expect(n.peers().map((p) => p.id)).not.toContain(c.id)
@@ -186,7 +186,7 @@ describe('net.run', () => {
       const never = new Promise<void>(() => {})
       await expect(net.run(never, { timeoutMs: 1_000 })).rejects.toThrow(/promise did not settle/)
       // A rejection comes through as it is.
-      const [a] = net.nodes as [WeftNode]
+      const [a] = net.nodes
       await expect(net.run(a.request('f'.repeat(40), 'm', null, { timeoutMs: 2_000 }))).rejects.toMatchObject(
         {
           name: expect.stringMatching(/^(TimeoutError|NoRouteError)$/),

@@ -65,10 +65,22 @@ export interface RunOptions {
   timeoutMs?: number
 }
 
+/**
+ * The nodes of a network of `N`: a tuple when N is a literal (up to 32), so
+ * `const [a, b] = net.nodes` needs no checks under noUncheckedIndexedAccess.
+ */
+export type TestNodes<N extends number, Acc extends WeftNode[] = []> = number extends N
+  ? WeftNode[]
+  : Acc['length'] extends N
+    ? [...Acc, ...WeftNode[]]
+    : Acc['length'] extends 32
+      ? WeftNode[]
+      : TestNodes<N, [...Acc, WeftNode]>
+
 /** A test network: its nodes and its controls. */
-export interface TestNetwork {
-  /** Every node made (crashed and closed ones stay, so indexes are stable). */
-  readonly nodes: WeftNode[]
+export interface TestNetwork<Nodes extends WeftNode[] = WeftNode[]> {
+  /** Every node made, in order (crashed and closed ones stay, so indexes are stable; `add` appends). */
+  readonly nodes: Nodes
   /** The virtual clock: `now()` in ms. */
   readonly clock: { now(): number }
   /** The network's seed. */
@@ -116,7 +128,10 @@ const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve))
 const realTick = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
 /** n weft nodes on an in-memory network with a virtual clock (see the module comment). */
-export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}): Promise<TestNetwork> {
+export async function createTestNetwork<const N extends number>(
+  n: N,
+  opts: TestNetworkOptions = {},
+): Promise<TestNetwork<TestNodes<N>>> {
   if (!Number.isInteger(n) || n < 0) throw new TypeError('n must be a whole number of nodes')
   const seed = opts.seed ?? 1
   const puzzleBits = opts.puzzleBits ?? 0
@@ -276,7 +291,8 @@ export async function createTestNetwork(n: number, opts: TestNetworkOptions = {}
   for (let i = 0; i < n; i++) await add()
 
   return {
-    nodes,
+    // n nodes were made above: the tuple type says so.
+    nodes: nodes as TestNodes<N>,
     clock,
     seed,
     live,
