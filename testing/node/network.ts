@@ -118,14 +118,12 @@ export interface TestNetwork<Nodes extends WeftNode[] = WeftNode[]> {
 
 /** How many quiet event-loop turns make the network settled (see `settle`). */
 const QUIET_TURNS = 3
-/** A settle gives up after this many turns (something keeps moving without time: a busy loop). */
-const MAX_TURNS = 100_000
+/** A settle gives up after this much real time (something keeps moving without time: a busy loop). */
+const SETTLE_REAL_MS = 30_000
 /** With no timer left, `run` waits this much real time for work under way before giving up. */
 const IDLE_REAL_MS = 2_000
 
 const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve))
-/** While cryptography is under way: wait for the platform's threads without spinning. */
-const realTick = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 
 /** n weft nodes on an in-memory network with a virtual clock (see the module comment). */
 export async function createTestNetwork<const N extends number>(
@@ -136,8 +134,8 @@ export async function createTestNetwork<const N extends number>(
   const seed = opts.seed ?? 1
   const puzzleBits = opts.puzzleBits ?? 0
   const clock = new VirtualClock(opts.startTime ?? Date.UTC(2030, 0, 1))
-  const unwatch = watchCrypto()
   const mem = new MemNet({ clock, seed, loss: opts.loss ?? 0, latencyMs: opts.latencyMs ?? [1, 10] })
+  const unwatch = watchCrypto()
   const nodes: WeftNode[] = []
   const inner = new Map<WeftNode, { node: OverlayNode; clock: ClockView }>()
   const crashed = new Set<WeftNode>()
@@ -154,9 +152,12 @@ export async function createTestNetwork<const N extends number>(
   async function settle(): Promise<void> {
     let seen = clock.activity
     let quiet = 0
-    for (let turn = 0; turn < MAX_TURNS; turn++) {
+    const began = performance.now()
+    for (let turn = 1; ; turn++) {
+      if (turn % 1000 === 0 && performance.now() - began > SETTLE_REAL_MS)
+        throw new Error(`the network did not settle within ${SETTLE_REAL_MS} ms of real time`)
       if (inFlight() > 0) {
-        await realTick()
+        await macrotask()
         quiet = 0
         continue
       }
@@ -168,7 +169,6 @@ export async function createTestNetwork<const N extends number>(
         quiet = 0
       } else if (++quiet >= QUIET_TURNS) return
     }
-    throw new Error(`the network did not settle within ${MAX_TURNS} event-loop turns`)
   }
 
   /** Fire every timer due at the next instant (up to `limit`); false when none is due by then. */
@@ -288,7 +288,12 @@ export async function createTestNetwork<const N extends number>(
     return at === ids[0] && visited.size === ids.length
   }
 
-  for (let i = 0; i < n; i++) await add()
+  try {
+    for (let i = 0; i < n; i++) await add()
+  } catch (err) {
+    unwatch()
+    throw err
+  }
 
   return {
     // n nodes were made above: the tuple type says so.
