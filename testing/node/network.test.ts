@@ -141,6 +141,31 @@ describe('partitions', () => {
   })
 })
 
+describe('a late joiner', () => {
+  it('joins the ring, and sees the table and who is present at once', async () => {
+    const net = await createTestNetwork(3, { seed: 4, presence: { intervalMs: 60_000 } })
+    try {
+      await net.linked()
+      const [a] = net.nodes
+      await a.sync.set('welcome', 'hello')
+      await a.presence.set({ name: 'alice' })
+      await net.run(() => net.nodes.every((n) => n.sync.get('welcome') === 'hello'))
+      const late = await net.add()
+      expect(net.nodes).toHaveLength(4)
+      await net.linked()
+      // The table by anti-entropy, presence by the pull on joining: well before the next announcement (60 s).
+      const t0 = net.clock.now()
+      await net.run(() => late.sync.get('welcome') === 'hello' && late.presence.get().size === 4, {
+        timeoutMs: 30_000,
+      })
+      expect(net.clock.now() - t0).toBeLessThan(30_000)
+      expect(late.presence.get().get(a.id)?.state).toEqual({ name: 'alice' })
+    } finally {
+      await net.close()
+    }
+  })
+})
+
 describe("the network's randomness", () => {
   /** The fate of the first `count` frames of a fresh network with `seed`. */
   async function trace(seed: number, count: number): Promise<{ dropped: boolean[]; delays: number[] }> {
