@@ -210,6 +210,10 @@ describe('net.run', () => {
       expect(net.clock.now() - t0).toBe(3_000)
       const never = new Promise<void>(() => {})
       await expect(net.run(never, { timeoutMs: 1_000 })).rejects.toThrow(/promise did not settle/)
+      // One driver of time at a time: a second one is refused with a hint.
+      const first = net.advance(1_000)
+      await expect(net.run(() => true)).rejects.toThrow(/net.run while net.advance is under way/)
+      await first
       // A rejection comes through as it is.
       const [a] = net.nodes
       await expect(net.run(a.request('f'.repeat(40), 'm', null, { timeoutMs: 2_000 }))).rejects.toMatchObject(

@@ -11,8 +11,9 @@
  * the virtual clock, which moves only inside `advance`, `run`, `linked`,
  * `add` and `close`. Between timers the network lets promises settle: the
  * node's cryptography (WebCrypto signatures, sealing) is real asynchronous
- * work, so settling awaits macrotasks until nothing has moved for a few
- * turns (`settle`). What stays real: that cryptography and the microtasks
+ * work, so settling awaits macrotasks until no WebCrypto operation is
+ * under way (crypto-watch.ts) and nothing has moved for a few turns
+ * (`settle`). What stays real: that cryptography and the microtasks
  * of event delivery; nothing in the node reads the real clock over this
  * transport (the links' own heartbeats, pacing and the signal client are
  * not used).
@@ -35,7 +36,15 @@ import { type FrameEvent, MemNet, type MemNetStats } from './mem-transport.ts'
 /** Options of each node, as `joinOverlay` takes them (those that mean something without a signal server). */
 export type TestNodeOptions = Omit<
   JoinOptions,
-  'signal' | 'network' | 'wrtc' | 'iceServers' | 'timeoutMs' | 'onSignal' | 'dataDir' | 'overlaySignals'
+  | 'signal'
+  | 'network'
+  | 'puzzleBits'
+  | 'wrtc'
+  | 'iceServers'
+  | 'timeoutMs'
+  | 'onSignal'
+  | 'dataDir'
+  | 'overlaySignals'
 >
 
 export interface TestNetworkOptions {
@@ -179,18 +188,38 @@ export async function createTestNetwork<const N extends number>(
     return true
   }
 
-  async function advance(ms: number): Promise<void> {
-    if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`advance takes ms >= 0, not ${ms}`)
-    const target = clock.now() + ms
-    await settle()
-    while (fireInstant(target)) await settle()
-    clock.moveTo(target)
-    await settle()
+  /** Time has one driver at a time: a second run or advance while one is under way is a mistake. */
+  let driving: string | undefined
+  async function drive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (driving !== undefined)
+      throw new Error(
+        `net.${what} while net.${driving} is under way: await one at a time (net.run(Promise.all([...])) waits for several)`,
+      )
+    driving = what
+    try {
+      return await fn()
+    } finally {
+      driving = undefined
+    }
   }
+
+  const advance = (ms: number): Promise<void> =>
+    drive('advance', async () => {
+      if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`advance takes ms >= 0, not ${ms}`)
+      const target = clock.now() + ms
+      await settle()
+      while (fireInstant(target)) await settle()
+      clock.moveTo(target)
+      await settle()
+    })
 
   function run<T>(what: Promise<T>, opts?: RunOptions): Promise<T>
   function run(what: () => boolean, opts?: RunOptions): Promise<void>
-  async function run<T>(what: Promise<T> | (() => boolean), ro: RunOptions = {}): Promise<T | undefined> {
+  function run<T>(what: Promise<T> | (() => boolean), ro: RunOptions = {}): Promise<T | undefined> {
+    return drive('run', () => runNow(what, ro))
+  }
+
+  async function runNow<T>(what: Promise<T> | (() => boolean), ro: RunOptions): Promise<T | undefined> {
     const timeoutMs = ro.timeoutMs ?? 60_000
     let done: (() => boolean) | undefined
     let outcome: { ok: true; value: T } | { ok: false; err: unknown } | undefined
@@ -242,12 +271,12 @@ export async function createTestNetwork<const N extends number>(
     const node = new OverlayNode(
       { identity, transport: mem.transport, random: mulberry32(deriveSeed(seed, `node:${index}`)) },
       {
+        ...(opts.presence ? { presence: opts.presence } : {}),
         ...opts.node,
         ...nodeOpts,
         signal: [],
         network: opts.network ?? 'test',
         puzzleBits,
-        ...(opts.presence ? { presence: opts.presence } : {}),
       },
       view,
     )
