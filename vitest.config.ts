@@ -1,7 +1,17 @@
 import { availableParallelism } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
+  // Tests written as an app writes them import the testing kit by its package name; from source here.
+  resolve: {
+    alias: [
+      {
+        find: /^weft\/testing$/,
+        replacement: fileURLToPath(new URL('./testing/node/index.ts', import.meta.url)),
+      },
+    ],
+  },
   test: {
     include: [
       'shared/**/*.test.ts',

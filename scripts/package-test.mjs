@@ -6,8 +6,9 @@
 // native WebRTC (@roamhq/wrtc, node-datachannel, werift). Then, in that folder, a Node script
 // imports weft and joins a network through this checkout's signal server; `weft-signal` prints
 // its usage and, without socket.io, names what to install; with socket.io added it serves the
-// bundles compressed, with ETags, and a node joins it. Last, an app's Playwright test with the installed
-// weft/testing/playwright (and @playwright/test added): two tabs of a page served by the kit's server.
+// bundles compressed, with ETags, and a node joins it. weft/testing's createTestNetwork runs a
+// two-node broadcast with neither server nor WebRTC installed. Last, an app's Playwright test with
+// the installed weft/testing/playwright (and @playwright/test added): two tabs of a page served by the kit's server.
 //
 // Builds first, unless WEFT_SKIP_BUILD=1 (scripts/test.mjs runs it after the e2e step, which built).
 // Prints one line per check and exits 1 if any failed.
@@ -245,6 +246,30 @@ try {
     (joined.stdout + joined.stderr).trim().slice(0, 300),
   )
   repoServer.child.kill('SIGTERM')
+
+  // ---------------------------------------------------------------- import { createTestNetwork } from 'weft/testing'
+  writeFileSync(
+    join(app, 'testnet.mjs'),
+    `import { createTestNetwork } from 'weft/testing'
+const net = await createTestNetwork(2, { seed: 1, loss: 0.05, latencyMs: [5, 50] })
+await net.linked()
+const [a, b] = net.nodes
+const got = []
+b.subscribe('chat', (text, { from }) => got.push(from === a.id ? text : '?'))
+const t0 = performance.now()
+const v0 = net.clock.now()
+await a.broadcast('chat', 'hello')
+await net.run(() => got.length === 1, { timeoutMs: 10000 })
+console.log('delivered', JSON.stringify(got), 'virtual ms', net.clock.now() - v0, 'real ms', Math.round(performance.now() - t0))
+await net.close()
+`,
+  )
+  const testnet = run(process.execPath, [join(app, 'testnet.mjs')], { cwd: app, timeout: 60_000 })
+  check(
+    "import { createTestNetwork } from 'weft/testing': a two-node broadcast on the in-memory network",
+    testnet.status === 0 && /^delivered \["hello"\]/m.test(testnet.stdout),
+    (testnet.stdout + testnet.stderr).trim().slice(0, 300),
+  )
 
   // ---------------------------------------------------------------- the server, from the installed package
   const bin = join(app, 'node_modules/.bin/weft-signal')
