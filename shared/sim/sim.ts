@@ -22,61 +22,14 @@
  * A failing test should print the seed; `replay` hints in README. With the
  * same seed the run repeats exactly.
  */
-import type { ProtocolDeps, ProtocolNode } from '../protocol.ts'
+import type { ProtocolNode } from '../protocol.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
+import { estimateSize } from './size.ts'
+import type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
 
-export interface SimOptions<M> {
-  /** The seed of every random draw in the run. */
-  seed: number
-  /** Per-link one-way latency range in ms, drawn once per link. @default { min: 5, max: 50 } */
-  latency?: { min: number; max: number }
-  /** Probability that any one message is lost. @default 0 */
-  loss?: number
-  /** Interval between a node's ticks in ms (each node gets a random phase). @default 100 */
-  tickMs?: number
-  /** Bytes a message counts for in the counters. @default a structural estimate */
-  sizeOf?: (msg: M) => number
-  /** Keep a trace of every delivery (for determinism checks). @default false */
-  trace?: boolean
-  /**
-   * Open a link on demand when a node sends to one it has no link to (as the
-   * real host does for Chord's fingers), without linkUp events. A send to a
-   * crashed or partitioned node is still lost. @default false
-   */
-  connectOnSend?: boolean
-  /**
-   * Every node's upload rate in bytes per ms (sizeOf counts the bytes). A
-   * node's messages leave in the order sent, one at a time; `send` resolves
-   * when its message has left. @default Infinity (no uplink model: sends leave at once)
-   */
-  uplinkBytesPerMs?: number
-}
-
-export interface SimDeps<M> extends ProtocolDeps<M> {
-  /** As ProtocolDeps.send; with an uplink model, resolves when the message has left the sender. */
-  send(to: string, msg: M): void | Promise<void>
-  /** Ids this node has a live link to. */
-  neighbours(): string[]
-}
-
-export interface NodeCounters {
-  messagesIn: number
-  messagesOut: number
-  bytesIn: number
-  bytesOut: number
-}
-
-export interface SimNode<M> {
-  readonly id: string
-  up: boolean
-  proto: ProtocolNode<M>
-  counters: NodeCounters
-  /** Per-node PRNG (derived from the run's seed and the node id). */
-  readonly rng: Rng
-}
-
-export type NodeFactory<M> = (deps: SimDeps<M>) => ProtocolNode<M>
+export { estimateSize } from './size.ts'
+export type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
 
 interface Delivery<M> {
   time: number
@@ -108,13 +61,6 @@ interface LinkState {
   /** Last scheduled delivery time per direction, to keep FIFO order. */
   lastAB: number
   lastBA: number
-}
-
-export interface SimTotals {
-  delivered: number
-  lost: number
-  undeliverable: number
-  events: number
 }
 
 export class Sim<M> {
@@ -502,23 +448,4 @@ export function createSim<M>(opts: SimOptions<M>): Sim<M> {
 
 function linkKey(a: string, b: string): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`
-}
-
-/** A cheap structural size estimate (close to MessagePack's) for message counters. */
-export function estimateSize(v: unknown): number {
-  if (v === null || v === undefined || typeof v === 'boolean') return 1
-  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 128 ? 1 : 9
-  if (typeof v === 'string') return v.length + (v.length < 32 ? 1 : 3)
-  if (v instanceof Uint8Array) return v.length + 2
-  if (Array.isArray(v)) {
-    let n = 1
-    for (const x of v) n += estimateSize(x)
-    return n
-  }
-  if (typeof v === 'object') {
-    let n = 1
-    for (const [k, x] of Object.entries(v)) n += k.length + 1 + estimateSize(x)
-    return n
-  }
-  return 1
 }
