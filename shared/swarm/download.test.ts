@@ -39,6 +39,34 @@ async function connected(
 const reqsTo = (s: SwarmStub, to: string) => s.take('req', to).map(([, m]) => m.index)
 
 describe('swarm download', () => {
+  it('pieces gained while our hello was on its way reach that node: the join ends with our have-map again', async () => {
+    // (Found in the browser suite: two fetchers never learnt that a third, complete, had one piece.)
+    const f = await testFile(4)
+    const s = swarmStub()
+    s.providers.push(X, Y)
+    const dl = s.swarm.get(f.uri)
+    await flush()
+    expect(
+      s
+        .take('hello')
+        .map(([to]) => to)
+        .sort(),
+    ).toEqual([X, Y].sort())
+    // X answers first, with every piece; the manifest and a piece come from it while Y's answer is on its way.
+    await s.recv(X, { t: 'hello', file: f.id, bits: fullBits(4) })
+    expect(s.take('meta-req', X)).toHaveLength(1)
+    await s.recv(X, { t: 'meta', file: f.id, manifest: f.bytes })
+    const i = s.take('req', X)[0]?.[1].index as number
+    await s.recv(X, { t: 'piece', file: f.id, index: i, data: f.piece(i) })
+    expect(s.take('have', Y)).toEqual([]) // Y is not a peer yet
+    // Y's answer: Y gets our have-map again, with the piece.
+    await s.recv(Y, { t: 'hello', file: f.id, bits: bitsOf(4, []) })
+    const again = s.take('hello', Y)
+    expect(again).toHaveLength(1)
+    expect(again[0]?.[1].bits).toEqual(bitsOf(4, [i]))
+    dl.abort()
+  })
+
   it('finds providers in the DHT, says hello, fetches the manifest from one, then requests with a pipeline per peer', async () => {
     const { f, s } = await connected(12, [
       { id: X, bits: fullBits(12) },

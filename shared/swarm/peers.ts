@@ -53,7 +53,9 @@ export function onHello(ctx: SwarmContext, f: FileSwarm | null, from: string, ms
   }
   f.lastActive = ctx.now()
   bump(ctx.counters, 'swarm.peer.joined')
-  if (!answering)
+  // Our have-map: to a newcomer, in our answer; to the node that answered us, again, since pieces we
+  // gained while our hello was on its way were announced only to peers (it was not one yet).
+  if (!answering || f.have)
     ctx.send(from, { t: 'hello', file: f.id, ...(f.have ? { bits: f.have.bytes.slice() } : {}) })
   sendPex(ctx, f, p)
   const dl = f.download
