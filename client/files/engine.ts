@@ -15,7 +15,7 @@
 import { ClosedError } from '../../shared/errors.ts'
 import type { SwarmMsg } from '../../shared/swarm/messages.ts'
 import type { Download, FileInfo, StoredFileInfo, Swarm, SwarmOptions } from '../../shared/swarm/options.ts'
-import { createMemoryStore, type PieceStore } from '../../shared/swarm/store.ts'
+import { createMemoryStore, lyingStore, type PieceStore } from '../../shared/swarm/store.ts'
 import { createSwarm, providerKey } from '../../shared/swarm/swarm.ts'
 import type { Value } from '../../shared/types.ts'
 import { Kind } from '../../shared/wire/frame.ts'
@@ -175,17 +175,5 @@ export function fileDownload(d: Download): FileDownload {
       })
     },
     abort: (reason) => d.abort(reason),
-  }
-}
-
-/** A test's lying peer (test-hook.ts): every piece read has a byte flipped. */
-function lyingStore(store: PieceStore): PieceStore {
-  return {
-    ...store,
-    async getPiece(id, index) {
-      const data = await store.getPiece(id, index)
-      if (data && data.length > 0) data[0] = (data[0] as number) ^ 0xff
-      return data
-    },
   }
 }

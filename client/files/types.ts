@@ -5,47 +5,20 @@
  * never touches files does not load it.
  */
 
-/** What `add` and `list` say about a file. */
-export interface FileInfo {
-  /** Content id: 64 hex characters, the SHA-256 of the file's manifest. */
-  id: string
-  /** `weft:?xt=urn:weft:<id>&dn=<name>&xl=<bytes>` (magnet-style). */
-  uri: string
-  size: number
-  name?: string
-  type?: string
-}
+import type { FileInfo, PieceEvent, Progress, StoredFileInfo } from '../../shared/swarm/options.ts'
 
-/** A file this node holds, whole or in part. */
-export interface StoredFileInfo extends FileInfo {
-  /** Every piece is here. */
-  complete: boolean
-  /** Pieces here, of `total`. */
-  have: number
-  total: number
-}
+/**
+ * What `add` and `list` say about a file (`id`: 64 hex characters, the
+ * SHA-256 of its manifest; `uri`: its `weft:` link), and a file held here,
+ * whole or in part (`complete`, `have` of `total` pieces): the swarm's own.
+ */
+export type { FileInfo, StoredFileInfo }
 
-/** A download's figures. */
-export interface FileProgress {
-  /** Pieces held (verified). */
-  have: number
-  /** Pieces in the file (0 until the manifest is known). */
-  total: number
-  /** Peers of this file connected now. */
-  peers: number
-  /** Bytes received per second, over the last 5 s. */
-  bytesPerSec: number
-  /** Bytes held. */
-  bytes: number
-  /** File size (0 until the manifest is known). */
-  size: number
-}
+/** A download's figures: pieces held of the total, connected peers, bytes per second over 5 s. */
+export type FileProgress = Progress
 
 /** A piece kept, and the peer it came from (for a piece map). */
-export interface FilePieceEvent {
-  index: number
-  from: string
-}
+export type FilePieceEvent = PieceEvent
 
 /** The file's description, once fetched and checked against the id. */
 export interface FileManifest {

@@ -13,7 +13,7 @@
 import { createSim, type Sim, type SimOptions } from '../sim/sim.ts'
 import type { SwarmMsg } from './messages.ts'
 import type { Download, FileInfo, Swarm, SwarmOptions } from './options.ts'
-import { createMemoryStore, type PieceStore } from './store.ts'
+import { createMemoryStore, lyingStore, type PieceStore } from './store.ts'
 import { createSwarm } from './swarm.ts'
 
 export interface SwarmNetOptions {
@@ -35,18 +35,6 @@ export interface SwarmNet {
   store(id: string): PieceStore
   /** Sum of a counter over the live nodes. */
   sum(counter: string): number
-}
-
-/** Flip a byte of every piece read: what a lying peer serves. */
-function lyingStore(store: PieceStore): PieceStore {
-  return {
-    ...store,
-    async getPiece(id, index) {
-      const data = await store.getPiece(id, index)
-      if (data && data.length > 0) data[0] = (data[0] as number) ^ 0xff
-      return data
-    },
-  }
 }
 
 export function createSwarmNet(o: SwarmNetOptions): SwarmNet {

@@ -100,3 +100,18 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): PieceStore {
     usage: () => ({ used, limit }),
   }
 }
+
+/**
+ * A lying peer's store, for tests (the simulator's liars, a test hook in
+ * browsers): every piece read has a byte flipped.
+ */
+export function lyingStore(store: PieceStore): PieceStore {
+  return {
+    ...store,
+    async getPiece(id, index) {
+      const data = await store.getPiece(id, index)
+      if (data && data.length > 0) data[0] = (data[0] as number) ^ 0xff
+      return data
+    },
+  }
+}
