@@ -3,62 +3,21 @@
  * peer over any Pipe. Nothing above a Link knows whether WebRTC or the
  * server relay carries it.
  *
- * Handshake (Kind.Link frames, before anything else is accepted; the
- * grammar is shared/crypto/PROTOCOL-crypto.md, section 1):
- *
- *   A → B  hello { pk, nonce, mesh, ek, box? }   B → A  hello { pk, nonce, mesh, ek, box? }
- *   A → B  proof { sig, adm? }                   B → A  proof { sig, adm? }
- *
- * `ek` is a fresh X25519 key per link. Once an end has the other's hello,
- * both compute the same transcript hash `th` (shared/crypto/transcript.ts:
- * the transport, the network as the server knows it, and for each end its
- * id, DTLS fingerprint from this connection's SDP ('' on the relay), nonce
- * and `ek`), and each signs "weft-link/2 proof\n" id ‖ th with its
- * identity key. A signal server that put itself in the middle would have to
- * terminate DTLS with its own certificates or swap in its own `ek`s: either
- * changes the transcript one end computes, so the other's proof fails. The
- * verifier first checks that the key meets the network's identity puzzle
- * (before any signature work) and hashes to the id it expected.
- *
- * In a private network (`networkKeys`) the proof also carries `adm`, an
- * HMAC of th under a key derived from the network's secret: a member
- * refuses a proof without one (`outsider`) or with a wrong one
- * (`access-denied`), checked before the signature; a node without the
- * secret refuses a proof that carries one (`access-denied`: it cannot join
- * that network). Either way the refusing end says `bye access-denied`.
- *
- * Secure channel (relay links, `secure`): after the peer's proof verifies,
- * both ends derive one AES-256-GCM key per direction from X25519 of the
- * `ek`s, salted with th (shared/crypto/channel.ts), and from then on every
- * pipe message, whole frames and chunks alike, is
- * 0xc2 ‖ AES-GCM(k, counter nonce, piece, aad = 0xc2). The relay sees sizes
- * and timing only; a piece it rewrites, replays, reorders or drops then
- * reinjects fails its tag, and so does a plain piece: the link closes
- * (`channel-forged`, `channel-plain`; counters `drop.channel.*`). WebRTC
- * links are not sealed a second time: DTLS already encrypts and
- * authenticates them, bound to the proofs by the fingerprints.
- *
- * The hello may carry the node's signed box record (`box`): the X25519 key
- * routed envelopes are sealed to (shared/router). It is kept, unverified,
- * in `remoteBox` for the host.
+ * Handshake (Kind.Link frames, before anything else is accepted): hello
+ * and proof each way, bound to both identity keys, the connection and the
+ * network; in a private network an admission tag; on the relay, a secure
+ * channel afterwards. The protocol and its checks: handshake.ts.
  *
  * Receiving is a trust boundary, and anyone can open a link (a `relay`
- * signal through the server is enough). Everything that arrives goes into
- * one bounded queue (bytes and messages; overflow is dropped and counted)
- * and is processed in arrival order by one loop:
+ * signal through the server is enough). What arrives waits in one bounded
+ * queue and is processed in arrival order by one loop, within a decode and
+ * inflate budget per link (recv-queue.ts):
  * - before the link is open, a message must be a small (HANDSHAKE_MAX_BYTES),
  *   whole, uncompressed Kind.Link frame holding a hello, proof or bye;
  *   anything else closes the link unread (`drop.before-auth`): nothing is
  *   reassembled, inflated or decoded for a peer that has not proven its key.
- *   (An honest peer sends nothing else before its proof, and its proof is
- *   processed, in order, before whatever it sends once open.)
- * - once open, pieces are opened (on a secure channel), chunks are
- *   reassembled, bodies inflated and decoded within a budget per link:
- *   inflated bytes and milliseconds of decoding per second (token buckets;
- *   past them the loop waits and the queue absorbs, then drops). A body
- *   holds at most MAX_VALUE_ITEMS msgpack objects, so one frame's decoding
- *   is bounded; the loop yields to the event loop every few milliseconds,
- *   so no peer can hold it for long.
+ * - once open, pieces are opened (on a secure channel), chunks reassembled,
+ *   bodies inflated and decoded (at most MAX_VALUE_ITEMS msgpack objects).
  * When the link closes the queue is dropped and the loop stops.
  *
  * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
@@ -68,19 +27,9 @@
  */
 import { concatBytes } from '../../shared/bytes.ts'
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
-import {
-  type Channel,
-  type ChannelKeys,
-  createChannelKeys,
-  deriveChannel,
-} from '../../shared/crypto/channel.ts'
-import type { NetworkKeys } from '../../shared/crypto/network.ts'
-import { isX25519PublicKey } from '../../shared/crypto/primitives.ts'
-import { LINK_NONCE_BYTES, linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
-import type { Identity } from '../../shared/identity/keys.ts'
-import { isPublicKey } from '../../shared/identity/keys.ts'
-import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
-import { bump, type Counters } from '../../shared/protocol.ts'
+import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
+import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
+import { bump } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
 import { createReassembler, splitMessage } from '../../shared/wire/chunk.ts'
 import {
@@ -96,15 +45,17 @@ import {
 } from '../../shared/wire/frame.ts'
 import { encodeValue } from '../../shared/wire/value.ts'
 import { Emitter } from '../emitter.ts'
+import { checkHello, checkProof, makeProof } from './handshake.ts'
 import {
   ACCESS_DENIED,
   isHandshakePiece,
   type LinkControl,
   linkControlValue,
-  OUTSIDER,
+  type OUTSIDER,
   parseLinkControl,
   SEALED_PIECE,
 } from './link-control.ts'
+import type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
 import type { Pipe } from './pipe.ts'
 import { DEFAULT_RECV_LIMITS, RecvBudget, type RecvLimits, RecvQueue } from './recv-queue.ts'
 
@@ -119,69 +70,13 @@ export {
   SEALED_PIECE,
 } from './link-control.ts'
 
+export type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
 export { DEFAULT_RECV_LIMITS, type RecvLimits } from './recv-queue.ts'
 
 const SEALED_AAD = new Uint8Array([SEALED_PIECE])
 
 const DEBUG =
   (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.WEFT_DEBUG === '1'
-
-export interface LinkOptions {
-  pipe: Pipe
-  identity: Identity
-  /**
-   * The network as the signal server knows it (networkTag(name)): part of
-   * the transcript both proofs sign, so a link cannot be carried over into
-   * another network. @default ''
-   */
-  network?: string
-  /**
-   * A private network's keys: our proof carries an admission tag, and the
-   * peer's must prove the same secret. Without them, a peer that proves one
-   * is refused (its network is not ours).
-   */
-  networkKeys?: NetworkKeys
-  /** Our signed box record, sent in the hello (the key routed envelopes to us are sealed to). */
-  box?: () => BoxRecord | undefined
-  /**
-   * Seal every piece after the handshake (the secure channel). @default true
-   * on the relay, false on WebRTC (DTLS encrypts it, bound by the fingerprints)
-   */
-  secure?: boolean
-  /** The id we expect at the other end (we dialled it, or the server told us who signals). */
-  peer: string
-  /** Do we want this link in the broadcast mesh? */
-  mesh: boolean
-  /** Validators for the bodies of non-Link kinds (the node's protocols). */
-  validators: Partial<Record<Kind, (body: Value) => boolean>>
-  /** @default 5000 */
-  heartbeatMs?: number
-  /** Close after this long without hearing anything. @default 20000 */
-  deadAfterMs?: number
-  /** Close when the handshake does not finish in time. @default 10000 */
-  authTimeoutMs?: number
-  /** @default 4 MiB */
-  maxMessageBytes?: number
-  /** Counters shared by all links of a node (drops by reason). */
-  counters: Counters
-  /**
-   * The network's identity puzzle (shared/identity/puzzle.ts): a hello whose
-   * key does not meet it closes the link (`link.refused.puzzle`) before any
-   * signature work. @default 0 (no puzzle)
-   */
-  puzzleBits?: number
-  /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
-  recv?: Partial<RecvLimits>
-}
-
-export interface LinkEvents extends Record<string, unknown> {
-  open: undefined
-  frame: Frame
-  control: LinkControl
-  close: string
-}
-
-export type LinkState = 'handshake' | 'open' | 'closed'
 
 export class Link extends Emitter<LinkEvents> {
   readonly peer: string
@@ -483,70 +378,30 @@ export class Link extends Emitter<LinkEvents> {
     switch (c.t) {
       case 'hello': {
         if (this.remote) return bump(this.opts.counters, 'drop.link.second-hello')
-        // The network's identity puzzle first: a key that fails it gets no signature work from us.
-        if (!meetsPuzzle(c.pk, this.opts.puzzleBits ?? 0)) {
-          bump(this.opts.counters, 'link.refused.puzzle')
-          return this.close('puzzle')
-        }
-        if (!isPublicKey(c.pk) || (await this.opts.identity.idOf(c.pk)) !== this.peer) {
-          bump(this.opts.counters, 'link.auth-failed')
-          return this.close('wrong-key')
-        }
-        if (!isX25519PublicKey(c.ek)) {
-          bump(this.opts.counters, 'link.auth-failed')
-          return this.close('bad-ephemeral')
-        }
+        const refused = await checkHello(c, this.opts)
+        if (refused) return this.close(refused)
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
         this.remoteBox = c.box
         this.remoteMesh = c.mesh
         const fp = this.fingerprints()
         if (!fp) return this.close('no-fingerprint')
-        const mine = await (this.channelKeys as Promise<ChannelKeys>)
+        const keys = await (this.channelKeys as Promise<ChannelKeys>)
         if (this.isClosed) return
-        const me = this.opts.identity.id
-        this.th = await linkTranscript({
-          transport: this.transport,
-          network: this.opts.network ?? '',
-          ends: [
-            { id: me, nonce: this.nonce, ephemeral: mine.publicKey, fingerprint: fp.local },
-            { id: this.peer, nonce: c.nonce, ephemeral: c.ek, fingerprint: fp.remote },
-          ],
-        })
-        const [sig, adm] = await Promise.all([
-          this.opts.identity.sign(linkProofBytes(this.th, me)),
-          this.opts.networkKeys?.admissionProof(this.th, me),
-        ])
+        const { th, proof } = await makeProof(this.opts, this.transport, { nonce: this.nonce, keys }, c, fp)
+        this.th = th
         this.sentProof = true
-        await this.sendControl(adm ? { t: 'proof', sig, adm } : { t: 'proof', sig })
+        await this.sendControl(proof)
         return this.maybeOpen()
       }
       case 'proof': {
         const r = this.remote
         const th = this.th
         if (!r || !th || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
-        // The network's secret before any signature work: an HMAC, checked in constant time.
-        const nk = this.opts.networkKeys
-        if (nk && !c.adm) return this.refuse(OUTSIDER)
-        if (!nk && c.adm) return this.refuse(ACCESS_DENIED)
-        if (nk && c.adm && !(await nk.checkAdmission(th, this.peer, c.adm))) return this.refuse(ACCESS_DENIED)
-        const ok = await this.opts.identity.verify(r.pk, linkProofBytes(th, this.peer), c.sig)
-        if (!ok) {
-          bump(this.opts.counters, 'link.auth-failed')
-          return this.close('bad-proof')
-        }
-        if (this.secure) {
-          const channel = await deriveChannel({
-            mine: await (this.channelKeys as Promise<ChannelKeys>),
-            theirs: r.ek,
-            transcript: th,
-            counters: this.opts.counters,
-          })
-          if (!channel) {
-            bump(this.opts.counters, 'link.auth-failed')
-            return this.close('bad-ephemeral')
-          }
-          this.channel = channel
-        }
+        const keys = this.channelKeys as Promise<ChannelKeys>
+        const v = await checkProof(c, this.opts, th, r, this.secure ? { keys } : undefined)
+        if ('refuse' in v) return this.refuse(v.refuse)
+        if ('close' in v) return this.close(v.close)
+        this.channel = v.channel
         this.gotProof = true
         return this.maybeOpen()
       }

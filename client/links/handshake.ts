@@ -1,0 +1,136 @@
+/**
+ * A link's handshake: the checks of the peer's hello and proof, and the
+ * making of our proof (link.ts runs it, in order, on the receive loop).
+ *
+ * Handshake (Kind.Link frames, before anything else is accepted; the
+ * grammar is shared/crypto/PROTOCOL-crypto.md, section 1):
+ *
+ *   A → B  hello { pk, nonce, mesh, ek, box? }   B → A  hello { pk, nonce, mesh, ek, box? }
+ *   A → B  proof { sig, adm? }                   B → A  proof { sig, adm? }
+ *
+ * `ek` is a fresh X25519 key per link. Once an end has the other's hello,
+ * both compute the same transcript hash `th` (shared/crypto/transcript.ts:
+ * the transport, the network as the server knows it, and for each end its
+ * id, DTLS fingerprint from this connection's SDP ('' on the relay), nonce
+ * and `ek`), and each signs "weft-link/2 proof\n" id ‖ th with its
+ * identity key. A signal server that put itself in the middle would have to
+ * terminate DTLS with its own certificates or swap in its own `ek`s: either
+ * changes the transcript one end computes, so the other's proof fails. The
+ * verifier first checks that the key meets the network's identity puzzle
+ * (before any signature work) and hashes to the id it expected.
+ *
+ * In a private network (`networkKeys`) the proof also carries `adm`, an
+ * HMAC of th under a key derived from the network's secret: a member
+ * refuses a proof without one (`outsider`) or with a wrong one
+ * (`access-denied`), checked before the signature; a node without the
+ * secret refuses a proof that carries one (`access-denied`: it cannot join
+ * that network). Either way the refusing end says `bye access-denied`.
+ *
+ * Secure channel (relay links, `secure`): after the peer's proof verifies,
+ * both ends derive one AES-256-GCM key per direction from X25519 of the
+ * `ek`s, salted with th (shared/crypto/channel.ts), and from then on every
+ * pipe message, whole frames and chunks alike, is
+ * 0xc2 ‖ AES-GCM(k, counter nonce, piece, aad = 0xc2). The relay sees sizes
+ * and timing only; a piece it rewrites, replays, reorders or drops then
+ * reinjects fails its tag, and so does a plain piece: the link closes
+ * (`channel-forged`, `channel-plain`; counters `drop.channel.*`). WebRTC
+ * links are not sealed a second time: DTLS already encrypts and
+ * authenticates them, bound to the proofs by the fingerprints.
+ *
+ * The hello may carry the node's signed box record (`box`): the X25519 key
+ * routed envelopes are sealed to (shared/router). It is kept, unverified,
+ * in `remoteBox` for the host.
+ */
+import { type Channel, type ChannelKeys, deriveChannel } from '../../shared/crypto/channel.ts'
+import { isX25519PublicKey } from '../../shared/crypto/primitives.ts'
+import { linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
+import { isPublicKey } from '../../shared/identity/keys.ts'
+import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
+import { bump } from '../../shared/protocol.ts'
+import { ACCESS_DENIED, type LinkControl, OUTSIDER } from './link-control.ts'
+import type { LinkOptions } from './link-types.ts'
+
+export type Hello = Extract<LinkControl, { t: 'hello' }>
+export type Proof = Extract<LinkControl, { t: 'proof' }>
+
+/**
+ * The peer's hello: its key meets the network's puzzle (checked first: a
+ * key that fails it gets no signature work from us), hashes to the id we
+ * expect, and its `ek` is an X25519 key. The reason to close, or null.
+ */
+export async function checkHello(c: Hello, o: LinkOptions): Promise<string | null> {
+  if (!meetsPuzzle(c.pk, o.puzzleBits ?? 0)) {
+    bump(o.counters, 'link.refused.puzzle')
+    return 'puzzle'
+  }
+  if (!isPublicKey(c.pk) || (await o.identity.idOf(c.pk)) !== o.peer) {
+    bump(o.counters, 'link.auth-failed')
+    return 'wrong-key'
+  }
+  if (!isX25519PublicKey(c.ek)) {
+    bump(o.counters, 'link.auth-failed')
+    return 'bad-ephemeral'
+  }
+  return null
+}
+
+/** The transcript hash both ends sign, and our proof over it (with the admission tag in a private network). */
+export async function makeProof(
+  o: LinkOptions,
+  transport: 'webrtc' | 'relay',
+  mine: { nonce: Uint8Array; keys: ChannelKeys },
+  theirs: Hello,
+  fp: { local: string; remote: string },
+): Promise<{ th: Uint8Array; proof: Proof }> {
+  const me = o.identity.id
+  const th = await linkTranscript({
+    transport,
+    network: o.network ?? '',
+    ends: [
+      { id: me, nonce: mine.nonce, ephemeral: mine.keys.publicKey, fingerprint: fp.local },
+      { id: o.peer, nonce: theirs.nonce, ephemeral: theirs.ek, fingerprint: fp.remote },
+    ],
+  })
+  const [sig, adm] = await Promise.all([
+    o.identity.sign(linkProofBytes(th, me)),
+    o.networkKeys?.admissionProof(th, me),
+  ])
+  return { th, proof: adm ? { t: 'proof', sig, adm } : { t: 'proof', sig } }
+}
+
+/**
+ * The peer's proof over `th`: the network's secret first (an HMAC, checked
+ * in constant time, before any signature work), then its signature; on a
+ * secure link, the channel derived from both `ek`s. What to do: refuse for
+ * the secret, close for a reason, or go on (with the channel when secure).
+ */
+export async function checkProof(
+  c: Proof,
+  o: LinkOptions,
+  th: Uint8Array,
+  theirs: { pk: Uint8Array; ek: Uint8Array },
+  secure: { keys: Promise<ChannelKeys> } | undefined,
+): Promise<
+  { refuse: typeof ACCESS_DENIED | typeof OUTSIDER } | { close: string } | { channel: Channel | undefined }
+> {
+  const nk = o.networkKeys
+  if (nk && !c.adm) return { refuse: OUTSIDER }
+  if (!nk && c.adm) return { refuse: ACCESS_DENIED }
+  if (nk && c.adm && !(await nk.checkAdmission(th, o.peer, c.adm))) return { refuse: ACCESS_DENIED }
+  if (!(await o.identity.verify(theirs.pk, linkProofBytes(th, o.peer), c.sig))) {
+    bump(o.counters, 'link.auth-failed')
+    return { close: 'bad-proof' }
+  }
+  if (!secure) return { channel: undefined }
+  const channel = await deriveChannel({
+    mine: await secure.keys,
+    theirs: theirs.ek,
+    transcript: th,
+    counters: o.counters,
+  })
+  if (!channel) {
+    bump(o.counters, 'link.auth-failed')
+    return { close: 'bad-ephemeral' }
+  }
+  return { channel }
+}

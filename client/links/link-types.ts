@@ -1,0 +1,67 @@
+/** What a Link is made with, the events it emits and its states (link.ts). */
+import type { BoxRecord } from '../../shared/crypto/box-record.ts'
+import type { NetworkKeys } from '../../shared/crypto/network.ts'
+import type { Identity } from '../../shared/identity/keys.ts'
+import type { Counters } from '../../shared/protocol.ts'
+import type { Value } from '../../shared/types.ts'
+import type { Frame, Kind } from '../../shared/wire/frame.ts'
+import type { LinkControl } from './link-control.ts'
+import type { Pipe } from './pipe.ts'
+import type { RecvLimits } from './recv-queue.ts'
+
+export interface LinkOptions {
+  pipe: Pipe
+  identity: Identity
+  /**
+   * The network as the signal server knows it (networkTag(name)): part of
+   * the transcript both proofs sign, so a link cannot be carried over into
+   * another network. @default ''
+   */
+  network?: string
+  /**
+   * A private network's keys: our proof carries an admission tag, and the
+   * peer's must prove the same secret. Without them, a peer that proves one
+   * is refused (its network is not ours).
+   */
+  networkKeys?: NetworkKeys
+  /** Our signed box record, sent in the hello (the key routed envelopes to us are sealed to). */
+  box?: () => BoxRecord | undefined
+  /**
+   * Seal every piece after the handshake (the secure channel). @default true
+   * on the relay, false on WebRTC (DTLS encrypts it, bound by the fingerprints)
+   */
+  secure?: boolean
+  /** The id we expect at the other end (we dialled it, or the server told us who signals). */
+  peer: string
+  /** Do we want this link in the broadcast mesh? */
+  mesh: boolean
+  /** Validators for the bodies of non-Link kinds (the node's protocols). */
+  validators: Partial<Record<Kind, (body: Value) => boolean>>
+  /** @default 5000 */
+  heartbeatMs?: number
+  /** Close after this long without hearing anything. @default 20000 */
+  deadAfterMs?: number
+  /** Close when the handshake does not finish in time. @default 10000 */
+  authTimeoutMs?: number
+  /** @default 4 MiB */
+  maxMessageBytes?: number
+  /** Counters shared by all links of a node (drops by reason). */
+  counters: Counters
+  /**
+   * The network's identity puzzle (shared/identity/puzzle.ts): a hello whose
+   * key does not meet it closes the link (`link.refused.puzzle`) before any
+   * signature work. @default 0 (no puzzle)
+   */
+  puzzleBits?: number
+  /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
+  recv?: Partial<RecvLimits>
+}
+
+export interface LinkEvents extends Record<string, unknown> {
+  open: undefined
+  frame: Frame
+  control: LinkControl
+  close: string
+}
+
+export type LinkState = 'handshake' | 'open' | 'closed'
