@@ -31,8 +31,9 @@
  * mesh), sending over them, opening one (on demand, or outside the ring),
  * the clock and randomness, and link-setup signals.
  */
+import { id160, utf8 } from '../bytes.ts'
 import { type Chord, type ChordDeps, type ChordOptions, createChord } from '../chord/chord.ts'
-import { between } from '../chord/ring.ts'
+import { between, betweenRightIncl } from '../chord/ring.ts'
 import type { Keyring } from '../identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../identity/puzzle.ts'
 import { createMesh, type Mesh, type MeshDelivery, type MeshOptions } from '../mesh/mesh.ts'
@@ -42,6 +43,7 @@ import type { Hop, Router, RouterOptions } from '../router/options.ts'
 import { createRouter } from '../router/router.ts'
 import { parseSyncMsg } from '../sync/messages.ts'
 import { createSync, type Sync, type SyncOptions } from '../sync/sync.ts'
+import { createTopics, type Topics, type TopicsOptions } from '../topics/topics.ts'
 import type { Value } from '../types.ts'
 import { Kind } from '../wire/frame.ts'
 import { type NodeMsg, parseNodeMsg } from './messages.ts'
@@ -100,6 +102,12 @@ export interface NodeCoreOptions {
    * @default {}
    */
   presence?: PresenceOptions | false
+  /**
+   * Topic multicast's options (shared/topics/), or false for a node that
+   * neither joins topic trees nor serves as a root (publish then fails).
+   * @default {}
+   */
+  topics?: TopicsOptions | false
 }
 
 export type Subscriber = (data: Value, meta: { from: string; hops: number }) => void
@@ -114,6 +122,8 @@ export interface NodeCore {
   readonly router: Router
   /** Who is present in the network (null when built with `presence: false`). */
   readonly presence: Presence | null
+  /** Topic multicast (null when built with `topics: false`). */
+  readonly topics: Topics | null
   /** The core's own counters, in the host's bag when it gave one (the protocols keep theirs; `stats()` has them all). */
   readonly counters: Counters
   /** A decoded frame body of `kind` from a peer: typed, or null when it breaks its protocol's grammar. */
@@ -129,8 +139,16 @@ export interface NodeCore {
   linkDown(peer: string): Promise<void>
   /** Broadcast `data` on `topic` to every node (ourselves included); resolves to the broadcast's id. */
   broadcast(topic: string, data: Value): Promise<string>
-  /** Called with broadcasts on `topic` and unicast messages to it; returns the undo. */
+  /** Multicast `data` to the subscribers of `topic` (ourselves included, if we subscribe); resolves to its id. */
+  publish(topic: string, data: Value): Promise<string>
+  /**
+   * Called with broadcasts and publications on `topic` and unicast messages
+   * to it; the first subscriber of an application topic joins its multicast
+   * tree, the last one's undo leaves it. Returns the undo.
+   */
   subscribe(topic: string, fn: Subscriber): () => void
+  /** Links this node must keep open: the ring's (Chord) and its topic trees'. */
+  neededLinks(): Set<string>
   /** The next hop toward `dst` (see the header), or null. */
   nextHop(dst: string): Hop | null
   /** Is this node on a ring with others (a successor other than itself)? */
@@ -224,6 +242,34 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
           options.presence,
         )
 
+  const keyPosition = deps.keyPosition
+  const topics: Topics | null =
+    options.topics === false
+      ? null
+      : createTopics(
+          {
+            ...base,
+            send: (to, msg) => {
+              if (to !== self) deps.sendVia(to, { kind: Kind.Topic, msg })
+            },
+            lookup: async (pos) => (await chord.lookup(pos)).node,
+            owns: (pos) => {
+            // The key's successor owns it: it lies in (predecessor, us]. Alone, we own every key.
+            if (!onRing()) return true
+            const pred = chord.predecessor()
+            return pred !== null && betweenRightIncl(pos, pred, self)
+          },
+            request: (to, method, data, opts) => router.request(to, method, data, opts),
+            serve: (method, fn) => router.serve(method, fn),
+            keyPosition: (topic) => {
+              const s = `weft-topic:${topic}`
+              return keyPosition ? keyPosition(s) : id160(utf8(s))
+            },
+            deliver: (topic, data, meta) => void deliver(topic, data, meta),
+          },
+          options.topics,
+        )
+
   /** Mesh and sync talk to linked neighbours only; a failure is theirs to get over (counted). */
   function sendOpen(to: string, m: NodeMsg): void {
     Promise.resolve(deps.send(to, m)).catch(count('send.failed'))
@@ -302,6 +348,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     chord,
     router,
     presence,
+    topics,
     counters,
 
     parse: parseNodeMsg,
@@ -321,6 +368,9 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
           if (!presence || !deps.meshNeighbours().includes(from))
             return bump(counters, 'drop.presence.not-mesh')
           return presence.handle(from, m.msg)
+        case Kind.Topic:
+          if (!topics) return bump(counters, 'drop.topics.off')
+          return topics.handle(from, m.msg)
       }
     },
 
@@ -334,6 +384,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       } catch {
         tickError()
       }
+      // Trees are joined once the ring is there: alone, a node would root every topic, then hand them all off.
+      if (topics && onRing()) await Promise.resolve(topics.tick(now)).catch(tickError)
     },
 
     async meshUp(peer) {
@@ -348,23 +400,39 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
 
     async linkDown(peer) {
       router.linkDown(peer)
+      topics?.linkDown(peer)
       await meshDown(peer)
     },
 
     broadcast: (topic, data) => mesh.broadcast(topic, data),
+
+    publish(topic, data) {
+      if (!topics) return Promise.reject(new Error('topic multicast is off on this node'))
+      return topics.publish(topic, data)
+    },
 
     subscribe(topic, fn) {
       let set = subscribers.get(topic)
       if (!set) {
         set = new Set()
         subscribers.set(topic, set)
+        if (topics && !isInternalTopic(topic)) topics.join(topic)
       }
       const mine = set
       mine.add(fn)
       return () => {
         mine.delete(fn)
-        if (mine.size === 0 && subscribers.get(topic) === mine) subscribers.delete(topic)
+        if (mine.size === 0 && subscribers.get(topic) === mine) {
+          subscribers.delete(topic)
+          if (topics && !isInternalTopic(topic)) topics.leave(topic)
+        }
       }
+    },
+
+    neededLinks() {
+      const need = chord.neededLinks()
+      if (topics) for (const peer of topics.neighbours()) need.add(peer)
+      return need
     },
 
     nextHop,
@@ -388,6 +456,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
         ...prefixed('sync.', sync.counters),
         ...prefixed('dht.', chord.counters),
         ...(presence ? prefixed('presence.', presence.counters) : {}),
+        ...(topics ? prefixed('topics.', topics.counters) : {}),
         dhtRecords: chord.storedKeys(),
         syncEntries: sync.size().live,
       }
@@ -398,6 +467,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     },
 
     close() {
+      topics?.close()
       router.close()
     },
   }

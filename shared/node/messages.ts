@@ -3,7 +3,7 @@
  * frame kind: the boundary where a decoded frame body becomes a typed
  * message, once. Each protocol's own parser checks its shape
  * (PROTOCOL-mesh.md, PROTOCOL-route.md, PROTOCOL-sync.md, PROTOCOL-chord.md,
- * PROTOCOL-presence.md);
+ * PROTOCOL-presence.md, PROTOCOL-topics.md);
  * the handlers take the typed message and never parse it again.
  */
 import { type ChordMsg, parseChordMsg } from '../chord/messages.ts'
@@ -11,6 +11,7 @@ import { type MeshMsg, parseMeshMsg } from '../mesh/messages.ts'
 import { type PresenceMsg, parsePresenceMsg } from '../presence/messages.ts'
 import { parseRouteMsg, type RouteMsg, routeMsgValue } from '../router/messages.ts'
 import { parseSyncMsg, type SyncMsg } from '../sync/messages.ts'
+import { parseTopicMsg, type TopicMsg } from '../topics/messages.ts'
 import type { Value } from '../types.ts'
 import { Kind } from '../wire/frame.ts'
 
@@ -20,6 +21,7 @@ export type NodeMsg =
   | { kind: typeof Kind.Sync; msg: SyncMsg }
   | { kind: typeof Kind.Chord; msg: ChordMsg }
   | { kind: typeof Kind.Presence; msg: PresenceMsg }
+  | { kind: typeof Kind.Topic; msg: TopicMsg }
 
 /** The frame kinds a node's protocols use (Kind.Link is the link's own). */
 export type NodeKind = NodeMsg['kind']
@@ -45,6 +47,10 @@ export function parseNodeMsg(kind: number, body: Value): NodeMsg | null {
     }
     case Kind.Presence: {
       const msg = parsePresenceMsg(body)
+      return msg && { kind, msg }
+    }
+    case Kind.Topic: {
+      const msg = parseTopicMsg(body)
       return msg && { kind, msg }
     }
     default:

@@ -1,0 +1,205 @@
+/**
+ * A measured run of topic multicast among whole nodes in the simulator
+ * (shared/node/sim-net.ts), for the simulator test and `npm run bench --
+ * sim-topics`: a ring of `n`, `topics` topics of `subscribers` random
+ * subscribers each; every topic is published to (by one of its subscribers)
+ * `publishes` times, before and after `crashFraction` of the nodes crash.
+ *
+ * Counted per publication: which live subscribers got it (coverage), and
+ * every PUB a node received over a link, split by whether that node
+ * subscribes to the topic (tree traffic; the ideal is one per subscriber
+ * other than the publisher).
+ */
+import { createNodeNet, type NodeNet, type SimNode } from '../node/sim-net.ts'
+import { Kind } from '../wire/frame.ts'
+
+export interface TopicsRunOptions {
+  seed: number
+  n: number
+  degree?: number
+  topics: number
+  subscribers: number
+  /** Publications per topic in each phase. */
+  publishes: number
+  /** @default 0.1 */
+  crashFraction?: number
+  /** Simulated time for repair after the crash. @default 30_000 */
+  repairMs?: number
+}
+
+export interface Phase {
+  publications: number
+  /** Live subscribers that got it / live subscribers, over all publications. */
+  coverage: number
+  /** PUB messages received over links. */
+  treeMessages: number
+  /** treeMessages / the ideal (one per live subscriber but the publisher). */
+  perSubscriber: number
+  /** Share of treeMessages received by nodes that do not subscribe to that topic (the roots). */
+  nonSubscriberShare: number
+  meanHops: number
+  maxHops: number
+}
+
+export interface TopicsRun {
+  n: number
+  topics: number
+  subscribers: number
+  /** Simulated ms from the subscriptions until every tree was whole. */
+  formMs: number
+  /** Deepest member (hops from its root). */
+  depth: number
+  before: Phase
+  crashed: number
+  after: Phase
+  /** Messages the wire check refused (an honest run: 0). */
+  refused: number
+}
+
+export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
+  const net = await createNodeNet({ seed: o.seed, n: o.n, degree: o.degree ?? 6 })
+  await net.buildRing()
+  const rng = net.sim.rng
+  const names = Array.from({ length: o.topics }, (_, i) => `room-${i}`)
+  const subs = new Map<string, string[]>()
+  /** Receipts: publication key → node → hops. */
+  const got = new Map<string, Map<string, number>>()
+  for (const topic of names) {
+    const chosen = new Set<string>()
+    while (chosen.size < o.subscribers) chosen.add(net.ids[Math.floor(rng() * o.n)] as string)
+    subs.set(topic, [...chosen])
+    for (const id of chosen)
+      net.core(id).subscribe(topic, (data, meta) => {
+        const key = `${topic}/${String(data)}`
+        let m = got.get(key)
+        if (!m) got.set(key, (m = new Map()))
+        m.set(id, meta.hops)
+      })
+  }
+  // Count every PUB a node takes off a link, by topic.
+  const received = new Map<string, Map<string, number>>()
+  for (const id of net.ids) {
+    const p = net.sim.proto<SimNode>(id)
+    const handle = p.handle.bind(p)
+    p.handle = (from, m) => {
+      if (m.kind === Kind.Topic && m.msg.type === 'pub') {
+        let t = received.get(m.msg.topic)
+        if (!t) received.set(m.msg.topic, (t = new Map()))
+        t.set(id, (t.get(id) ?? 0) + 1)
+      }
+      return handle(from, m)
+    }
+  }
+  const t0 = net.sim.now
+  const whole = () => names.every((t) => treeWhole(net, subs.get(t) as string[], t))
+  await net.sim.runUntilTrue(whole, 120_000)
+  const formMs = net.sim.now - t0
+  const depth = Math.max(...names.map((t) => treeDepth(net, subs.get(t) as string[], t)))
+
+  let seq = 0
+  async function phase(): Promise<Phase> {
+    received.clear()
+    const pubs: { topic: string; key: string; from: string }[] = []
+    for (let r = 0; r < o.publishes; r++)
+      for (const topic of names) {
+        const live = (subs.get(topic) as string[]).filter((id) => net.sim.node(id).up)
+        const from = live[Math.floor(rng() * live.length)] as string
+        const data = seq++
+        pubs.push({ topic, key: `${topic}/${data}`, from })
+        void net.core(from).publish(topic, data).catch(() => {})
+      }
+    await net.sim.runFor(5_000)
+    let want = 0
+    let have = 0
+    let ideal = 0
+    let tree = 0
+    let outside = 0
+    const hops: number[] = []
+    for (const p of pubs) {
+      const live = (subs.get(p.topic) as string[]).filter((id) => net.sim.node(id).up)
+      const r = got.get(p.key) ?? new Map<string, number>()
+      want += live.length
+      ideal += live.length - 1
+      for (const id of live)
+        if (r.has(id)) {
+          have++
+          if (id !== p.from) hops.push(r.get(id) as number)
+        } else if (globalThis.process?.env?.WEFT_DEBUG_TOPICS) {
+          const chain = []
+          let at: string | null = id
+          for (let i = 0; i < 8 && at; i++) {
+            const here: string = at
+            const inf = net.core(here).topics?.info().find((x) => x.topic === p.topic)
+            chain.push(`${here.slice(0, 6)}:${inf?.state}:${net.sim.node(here).up}:kids=${inf?.children.map((c) => c.slice(0, 6))}`)
+            at = inf?.parent ?? null
+          }
+          console.log('MISS', p.key, 'from', p.from.slice(0, 6), chain.join(' -> '), JSON.stringify(net.core(id).topics?.counters))
+        }
+    }
+    for (const [topic, byNode] of received) {
+      const members = new Set(subs.get(topic))
+      for (const [id, n] of byNode) {
+        tree += n
+        if (!members.has(id)) outside += n
+      }
+    }
+    return {
+      publications: pubs.length,
+      coverage: want === 0 ? 1 : have / want,
+      treeMessages: tree,
+      perSubscriber: ideal === 0 ? 0 : tree / ideal,
+      nonSubscriberShare: tree === 0 ? 0 : outside / tree,
+      meanHops: hops.length === 0 ? 0 : hops.reduce((a, b) => a + b, 0) / hops.length,
+      maxHops: hops.length === 0 ? 0 : Math.max(...hops),
+    }
+  }
+
+  const before = await phase()
+  const up = net.sim.upIds()
+  const crashed = Math.round(o.n * (o.crashFraction ?? 0.1))
+  for (let i = 0; i < crashed; i++) {
+    const j = i + Math.floor(rng() * (up.length - i))
+    const t = up[i] as string
+    up[i] = up[j] as string
+    up[j] = t
+    await net.crash(up[i] as string)
+  }
+  await net.sim.runFor(o.repairMs ?? 30_000)
+  const after = await phase()
+  return {
+    n: o.n,
+    topics: o.topics,
+    subscribers: o.subscribers,
+    formMs,
+    depth,
+    before,
+    crashed,
+    after,
+    refused: net.refused.count,
+  }
+}
+
+/** Every live subscriber of `topic` is attached (or is the root). */
+function treeWhole(net: NodeNet, members: string[], topic: string): boolean {
+  return members.every((id) => {
+    if (!net.sim.node(id).up) return true
+    const info = net.core(id).topics?.info().find((i) => i.topic === topic)
+    return info !== undefined && (info.state === 'attached' || info.state === 'root')
+  })
+}
+
+function treeDepth(net: NodeNet, members: string[], topic: string): number {
+  let deepest = 0
+  for (const id of members) {
+    let d = 0
+    let at: string | null = id
+    while (at !== null && d < 64) {
+      const here: string = at
+      const info = net.core(here).topics?.info().find((i) => i.topic === topic)
+      at = info?.parent ?? null
+      if (at !== null) d++
+    }
+    deepest = Math.max(deepest, d)
+  }
+  return deepest
+}

@@ -1,0 +1,28 @@
+/**
+ * Topic multicast among whole nodes (createNodeCore) in the simulator:
+ * publications reach every subscriber, and few others, before and after
+ * 10 % of the nodes crash. The N = 1,000 run with 50 topics is in
+ * `npm run bench -- sim-topics`.
+ */
+import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
+import { type TopicsRun, topicsRun } from './measure.ts'
+
+describe('topic multicast in the simulator', () => {
+  it('N = 256, 12 topics of 20: every subscriber gets every publication, at about one message each, and again after 10 % crash', async () => {
+    await withSeed(testSeed(20_261_130), async (seed) => {
+      const r: TopicsRun = await topicsRun({ seed, n: 256, topics: 12, subscribers: 20, publishes: 2 })
+      console.log(JSON.stringify(r))
+      expect(r.before.coverage).toBe(1)
+      expect(r.after.coverage).toBe(1)
+      expect(r.crashed).toBe(26)
+      // Tree messages per publication: one per subscriber, plus the root's copy when it does not subscribe.
+      expect(r.before.perSubscriber).toBeLessThanOrEqual(1.2)
+      expect(r.after.perSubscriber).toBeLessThanOrEqual(2)
+      // Non-subscribers carry little: the roots, and nobody else.
+      expect(r.before.nonSubscriberShare).toBeLessThan(0.1)
+      expect(r.depth).toBeLessThanOrEqual(4)
+      expect(r.refused).toBe(0)
+    })
+  }, 120_000)
+})
