@@ -203,15 +203,19 @@ export class OverlayNode extends NodeHost implements WeftNode {
   }
 
   /**
-   * Deliver `data` to the subscribers of `topic`, network-wide. For now a
-   * broadcast on the mesh that only subscribers hand on to the application;
-   * issue 15 makes it reach subscribers only on the wire.
+   * Deliver `data` to the subscribers of `topic` only: along the topic's
+   * multicast tree (shared/topics/), not the whole mesh. In a private network
+   * it is sealed like a broadcast (subscribers open it the same way).
    */
-  publish(topic: string, data: Value): Promise<void> {
-    return this.broadcast(topic, data)
+  async publish(topic: string, data: Value): Promise<void> {
+    this.assertOpen()
+    checkTopic(topic)
+    checkValue(data)
+    const c = this.content
+    await this.core.publish(topic, c ? await c.seal('broadcast', topic, this.id, data) : data)
   }
 
-  /** Broadcasts on `topic`, and routed messages sent to it here. */
+  /** Broadcasts and publications on `topic`, and routed messages sent to it here (the first subscription joins its multicast tree). */
   subscribe<T = Value>(topic: string, fn: Subscriber<T>): () => void {
     checkTopic(topic)
     const c = this.content

@@ -185,9 +185,11 @@ export interface WeftNode {
   /** Broadcasts and publications on `topic`, and routed messages sent to it here; returns the unsubscribe. */
   subscribe<T = Value>(topic: string, fn: Subscriber<T>): () => void
   /**
-   * Deliver `data` to the subscribers of `topic`. For now it travels the
-   * broadcast mesh and nodes without subscribers drop it; issue 15 makes it
-   * reach subscribers only on the wire.
+   * Deliver `data` to the subscribers of `topic` (ourselves too, if we
+   * subscribe), and as few others as possible: it travels the topic's
+   * multicast tree, which every subscriber joins (README, "Topics"). Resolves
+   * once it is on its way: handed to our tree neighbours, or accepted by the
+   * topic's root when we are not in the tree yet.
    */
   publish(topic: string, data: Value): Promise<void>
 

@@ -254,11 +254,11 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
             },
             lookup: async (pos) => (await chord.lookup(pos)).node,
             owns: (pos) => {
-            // The key's successor owns it: it lies in (predecessor, us]. Alone, we own every key.
-            if (!onRing()) return true
-            const pred = chord.predecessor()
-            return pred !== null && betweenRightIncl(pos, pred, self)
-          },
+              // The key's successor owns it: it lies in (predecessor, us]. Alone, we own every key.
+              if (!onRing()) return true
+              const pred = chord.predecessor()
+              return pred !== null && betweenRightIncl(pos, pred, self)
+            },
             request: (to, method, data, opts) => router.request(to, method, data, opts),
             serve: (method, fn) => router.serve(method, fn),
             keyPosition: (topic) => {

@@ -71,8 +71,8 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
     for (const id of chosen)
       net.core(id).subscribe(topic, (data, meta) => {
         const key = `${topic}/${String(data)}`
-        let m = got.get(key)
-        if (!m) got.set(key, (m = new Map()))
+        const m = got.get(key) ?? new Map<string, number>()
+        got.set(key, m)
         m.set(id, meta.hops)
       })
   }
@@ -83,8 +83,8 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
     const handle = p.handle.bind(p)
     p.handle = (from, m) => {
       if (m.kind === Kind.Topic && m.msg.type === 'pub') {
-        let t = received.get(m.msg.topic)
-        if (!t) received.set(m.msg.topic, (t = new Map()))
+        const t = received.get(m.msg.topic) ?? new Map<string, number>()
+        received.set(m.msg.topic, t)
         t.set(id, (t.get(id) ?? 0) + 1)
       }
       return handle(from, m)
@@ -106,7 +106,10 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
         const from = live[Math.floor(rng() * live.length)] as string
         const data = seq++
         pubs.push({ topic, key: `${topic}/${data}`, from })
-        void net.core(from).publish(topic, data).catch(() => {})
+        void net
+          .core(from)
+          .publish(topic, data)
+          .catch(() => {})
       }
     await net.sim.runFor(5_000)
     let want = 0
@@ -124,16 +127,6 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
         if (r.has(id)) {
           have++
           if (id !== p.from) hops.push(r.get(id) as number)
-        } else if (globalThis.process?.env?.WEFT_DEBUG_TOPICS) {
-          const chain = []
-          let at: string | null = id
-          for (let i = 0; i < 8 && at; i++) {
-            const here: string = at
-            const inf = net.core(here).topics?.info().find((x) => x.topic === p.topic)
-            chain.push(`${here.slice(0, 6)}:${inf?.state}:${net.sim.node(here).up}:kids=${inf?.children.map((c) => c.slice(0, 6))}`)
-            at = inf?.parent ?? null
-          }
-          console.log('MISS', p.key, 'from', p.from.slice(0, 6), chain.join(' -> '), JSON.stringify(net.core(id).topics?.counters))
         }
     }
     for (const [topic, byNode] of received) {
@@ -183,7 +176,10 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
 function treeWhole(net: NodeNet, members: string[], topic: string): boolean {
   return members.every((id) => {
     if (!net.sim.node(id).up) return true
-    const info = net.core(id).topics?.info().find((i) => i.topic === topic)
+    const info = net
+      .core(id)
+      .topics?.info()
+      .find((i) => i.topic === topic)
     return info !== undefined && (info.state === 'attached' || info.state === 'root')
   })
 }
@@ -195,7 +191,10 @@ function treeDepth(net: NodeNet, members: string[], topic: string): number {
     let at: string | null = id
     while (at !== null && d < 64) {
       const here: string = at
-      const info = net.core(here).topics?.info().find((i) => i.topic === topic)
+      const info = net
+        .core(here)
+        .topics?.info()
+        .find((i) => i.topic === topic)
       at = info?.parent ?? null
       if (at !== null) d++
     }

@@ -416,7 +416,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         }
         case 'attached': {
           const m = joined.get(topic)
-          if (!m || m.state !== 'attaching' || m.parent !== from) return void bump(counters, 'drop.unasked')
+          if (m?.state !== 'attaching' || m.parent !== from) return void bump(counters, 'drop.unasked')
           if (msg.ok) {
             m.state = 'attached'
             m.avoid = []
@@ -468,7 +468,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     },
 
     linkDown(peer) {
-      for (const [topic, m] of joined)
+      for (const m of joined.values())
         if (m.parent === peer && m.state !== 'joining') {
           bump(counters, 'parent.lost')
           rejoin(m)

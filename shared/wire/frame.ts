@@ -32,7 +32,16 @@ export const WIRE_VERSION = 1
 export const FRAME_HEADER_BYTES = 3
 
 /** The protocol a frame belongs to. */
-export const Kind = { Link: 1, Mesh: 2, Route: 3, Sync: 4, Chord: 5, Presence: 6, Swarm: 7, Topic: 8 } as const
+export const Kind = {
+  Link: 1,
+  Mesh: 2,
+  Route: 3,
+  Sync: 4,
+  Chord: 5,
+  Presence: 6,
+  Swarm: 7,
+  Topic: 8,
+} as const
 export type Kind = (typeof Kind)[keyof typeof Kind]
 
 /** Flag bit 0: the body is deflate-raw compressed. */

@@ -1,0 +1,226 @@
+/**
+ * Topic multicast, one node at a time, with hostile input: the root's
+ * placement (root.ts) and what a tree node does with PUB, ATTACH and JOIN
+ * from peers that break the rules.
+ */
+import { describe, expect, it } from 'vitest'
+import { bodyValue, NONCE_BYTES } from '../mesh/messages.ts'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import type { Value } from '../types.ts'
+import { encodeValue } from '../wire/value.ts'
+import type { TopicMsg } from './messages.ts'
+import { TopicTree } from './root.ts'
+import { createTopics, INJECT_METHOD, JOIN_METHOD, type Topics } from './topics.ts'
+
+const id = (n: number) => n.toString(16).padStart(40, '0')
+const ROOT = id(1)
+
+describe('TopicTree (the root)', () => {
+  it('places newcomers under the shallowest node with room, the root first', () => {
+    const t = new TopicTree(ROOT, 2, 100)
+    const parents = Array.from({ length: 6 }, (_, i) => t.join(id(10 + i), null, [], 0))
+    expect(parents.slice(0, 2)).toEqual([ROOT, ROOT])
+    // Then under the two depth-1 members, two each.
+    expect(new Set(parents.slice(2))).toEqual(new Set([id(10), id(11)]))
+    expect(Math.max(...Array.from({ length: 6 }, (_, i) => t.depth(id(10 + i))))).toBe(2)
+  })
+
+  it('keeps a refreshing member under its parent, but never under its own subtree (a loop)', () => {
+    const t = new TopicTree(ROOT, 4, 100)
+    t.join(id(10), null, [], 0) // under the root
+    expect(t.join(id(11), id(10), [], 0)).toBe(id(10)) // a refresh naming 10: kept
+    // 10 now claims 11 as its parent: 11 is under 10, so that is a loop; 10 gets a real place.
+    const p = t.join(id(10), id(11), [], 1)
+    expect(p).not.toBe(id(11))
+    expect(t.depth(id(10))).toBeLessThan(Number.POSITIVE_INFINITY)
+    expect(t.depth(id(11))).toBeLessThan(Number.POSITIVE_INFINITY)
+  })
+
+  it('avoids parents that refused, is bounded, and forgets members that stop refreshing', () => {
+    const t = new TopicTree(ROOT, 4, 3)
+    // Avoiding the root when nobody else is there: the root it is.
+    expect(t.join(id(10), null, [ROOT], 0)).toBe(ROOT)
+    t.join(id(11), null, [], 0)
+    t.join(id(12), null, [], 5)
+    expect(t.join(id(13), null, [], 5)).toBeNull() // full
+    t.expire(1)
+    expect(t.members.has(id(11))).toBe(false)
+    expect(t.members.has(id(12))).toBe(true)
+    expect(t.join(id(13), null, [], 6)).not.toBeNull()
+  })
+})
+
+/** Nodes wired by hand: frames queue, routed requests call the target's handler directly. */
+function world(n: number, opts: { owner: string }) {
+  const nodes = new Map<string, Topics>()
+  const handlers = new Map<
+    string,
+    Map<string, (d: Value, m: { from: string }) => Promise<Value | undefined>>
+  >()
+  const delivered = new Map<string, Value[]>()
+  const queue: [string, string, TopicMsg][] = []
+  let now = 1_000_000
+  for (let i = 0; i < n; i++) {
+    const me = id(i + 1)
+    handlers.set(me, new Map())
+    delivered.set(me, [])
+    nodes.set(
+      me,
+      createTopics({
+        id: me,
+        keys: createFakeKeyring(me),
+        now: () => now,
+        random: Math.random,
+        send: (to, msg) => queue.push([me, to, msg]),
+        lookup: async () => opts.owner,
+        owns: () => me === opts.owner,
+        request: async (to, method, data) => {
+          const fn = handlers.get(to)?.get(method)
+          if (!fn) throw new Error('no route')
+          return (await fn(data, { from: me })) ?? null
+        },
+        serve: (method, fn) => {
+          handlers.get(me)?.set(method, fn)
+          return () => {}
+        },
+        keyPosition: () => id(0),
+        deliver: (_t, data) => delivered.get(me)?.push(data),
+      }),
+    )
+  }
+  const node = (k: string) => nodes.get(k) as Topics
+  return {
+    node,
+    delivered,
+    queue,
+    handlers,
+    advance: (ms: number) => {
+      now += ms
+    },
+    now: () => now,
+    async flush() {
+      for (let i = 0; i < 1000 && queue.length > 0; i++) {
+        const [from, to, msg] = queue.shift() as [string, string, TopicMsg]
+        await nodes.get(to)?.handle(from, msg)
+      }
+    },
+    async tickAll() {
+      for (const t of nodes.values()) await t.tick(now)
+      await new Promise((r) => setTimeout(r, 0))
+    },
+  }
+}
+
+describe('topic tree nodes', () => {
+  it('builds a tree and delivers to members only; a PUB from a node outside the tree is dropped', async () => {
+    const w = world(4, { owner: ROOT })
+    for (const k of [id(2), id(3)]) w.node(k).join('room')
+    await w.tickAll()
+    await w.flush()
+    expect(w.node(id(2)).info()[0]?.state).toBe('attached')
+    expect(w.node(id(3)).info()[0]?.state).toBe('attached')
+    await w.node(id(2)).publish('room', 'hello')
+    await w.flush()
+    expect(w.delivered.get(id(3))).toEqual(['hello'])
+    expect(w.delivered.get(id(1))).toEqual([]) // the root forwards; it does not subscribe
+    // Node 4 is nobody's tree neighbour: its PUB (even a genuine one) is not taken.
+    await w.node(id(4)).publish('room', 'from outside') // goes to the root as INJECT: accepted
+    await w.flush()
+    expect(w.delivered.get(id(3))).toEqual(['hello', 'from outside'])
+    expect(w.node(ROOT).counters.injected).toBe(1)
+    await w.node(id(3)).handle(id(4), await signedPub(id(4), 'room', 'sneaky', w.now()))
+    expect(w.node(id(3)).counters['drop.not-tree']).toBe(1)
+    expect(w.delivered.get(id(3))).toHaveLength(2)
+  })
+
+  it('drops a forged, replayed or cross-protocol PUB from its own parent, and does not forward it', async () => {
+    const w = world(3, { owner: ROOT })
+    w.node(id(2)).join('room')
+    w.node(id(3)).join('room')
+    await w.tickAll()
+    await w.flush()
+    const parentOf3 = w.node(id(3)).info()[0]?.parent as string
+    const t3 = w.node(id(3))
+    const genuine = await signedPub(id(1), 'room', 'real', w.now())
+    if (genuine.type !== 'pub') throw new Error('unreachable')
+    // Altered payload, same signature.
+    const forged = { ...genuine, payload: genuine.payload.slice() }
+    const last = forged.payload.length - 1
+    forged.payload[last] = (forged.payload[last] as number) ^ 1
+    await t3.handle(parentOf3, forged)
+    expect((t3.counters['drop.badSignature'] ?? 0) + (t3.counters['drop.badPayload'] ?? 0)).toBe(1)
+    expect(w.delivered.get(id(3))).toEqual([])
+    await t3.handle(parentOf3, genuine)
+    await t3.handle(parentOf3, genuine)
+    expect(w.delivered.get(id(3))).toEqual(['real'])
+    expect(t3.counters.duplicate).toBe(1)
+    // A mesh broadcast's body (topic without the publication mark) is not a publication.
+    await t3.handle(parentOf3, await signedPub(id(1), 'room', 'x', w.now(), 'room'))
+    expect(t3.counters['drop.wrongTopic']).toBe(1)
+    // Too old for the replay window.
+    await t3.handle(parentOf3, await signedPub(id(1), 'room', 'old', w.now() - 200_000))
+    expect(t3.counters['drop.tooOld']).toBe(1)
+    expect(w.delivered.get(id(3))).toEqual(['real'])
+  })
+
+  it('bounds ATTACH: refused outside the tree and past its room; a JOIN to a node that is not the root fails', async () => {
+    const w = world(2, { owner: ROOT })
+    const member = w.node(id(2))
+    // Not in the tree of 'room': every ATTACH is refused.
+    await member.handle(id(50), { type: 'attach', topic: 'room' })
+    expect(w.queue.pop()?.[2]).toEqual({ type: 'attached', topic: 'room', ok: false })
+    // The root adopts at most fanout + 2 children per topic.
+    const root = w.node(ROOT)
+    for (let i = 0; i < 20; i++) await root.handle(id(100 + i), { type: 'attach', topic: 'room' })
+    const oks = w.queue.filter(([, , m]) => m.type === 'attached' && m.ok).length
+    expect(oks).toBe(6)
+    expect(root.counters['attach.refused']).toBe(14)
+    // JOIN at a node that does not own the key.
+    const join = w.handlers.get(id(2))?.get(JOIN_METHOD)
+    await expect(join?.({ t: 'room', p: null, a: [] }, { from: id(9) })).rejects.toThrow(/not the root/)
+    const rootJoin = w.handlers.get(ROOT)?.get(JOIN_METHOD)
+    await expect(rootJoin?.({ t: 5, p: null, a: [] }, { from: id(9) })).rejects.toThrow(/malformed/)
+    const inject = w.handlers.get(ROOT)?.get(INJECT_METHOD)
+    await expect(
+      inject?.({ t: 'room', p: new Uint8Array(3), s: new Uint8Array(64) }, { from: id(9) }),
+    ).rejects.toThrow()
+  })
+
+  it('a child whose parent link closes joins again and is placed anew', async () => {
+    const w = world(4, { owner: ROOT })
+    for (const k of [id(2), id(3), id(4)]) w.node(k).join('room')
+    await w.tickAll()
+    await w.flush()
+    const child = w.node(id(3))
+    const parent = child.info()[0]?.parent as string
+    child.linkDown(parent)
+    expect(child.info()[0]?.state).toBe('joining')
+    await w.tickAll()
+    await w.flush()
+    expect(child.info()[0]?.state).toBe('attached')
+    expect(child.counters['parent.lost']).toBe(1)
+  })
+})
+
+/** A publication as `origin` would sign it (signedTopic: what goes into the body's `t`). */
+async function signedPub(
+  origin: string,
+  topic: string,
+  data: Value,
+  time: number,
+  signedTopic = `\u0000pub/${topic}`,
+) {
+  const keys = createFakeKeyring(origin)
+  const payload = encodeValue(
+    bodyValue({
+      origin,
+      key: keys.publicKey,
+      topic: signedTopic,
+      data,
+      nonce: new Uint8Array(NONCE_BYTES),
+      time,
+    }),
+  )
+  const sig = await keys.sign(payload)
+  return { type: 'pub' as const, topic, payload, sig, hops: 1 }
+}
