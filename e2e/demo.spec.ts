@@ -211,3 +211,48 @@ test('a failed join shows the error by name', async ({ browser }) => {
     await ctx.close()
   }
 })
+
+test('chat rooms: a message published in a room reaches the tabs in that room, and not the others', async ({
+  browser,
+}) => {
+  const network = `rooms-${Math.random().toString(36).slice(2, 8)}`
+  const a = await openDemo(browser, `network=${network}#room=blue`)
+  const b = await openDemo(browser, `network=${network}#room=blue`)
+  const c = await openDemo(browser, `network=${network}`)
+  await expect(a.page.getByRole('textbox', { name: 'Room' })).toHaveValue('blue')
+  await expect(c.page.getByRole('textbox', { name: 'Room' })).toHaveValue('lobby')
+  // Both blue tabs are in the room's tree: attached under a parent, or its root.
+  const inTree = (p: DemoPeer) =>
+    p.page.evaluate(async () => {
+      const node = await (window as unknown as { overlay: Promise<{ stats(): Record<string, number> }> })
+        .overlay
+      const s = node.stats()
+      return (s['topics.attached'] ?? 0) + (s['topics.attached.root'] ?? 0)
+    })
+  await expect.poll(() => inTree(a), { timeout: 20_000 }).toBeGreaterThan(0)
+  await expect.poll(() => inTree(b), { timeout: 20_000 }).toBeGreaterThan(0)
+
+  const text = `blue only ${Math.random().toString(36).slice(2, 8)}`
+  await a.page.getByRole('textbox', { name: 'Message' }).fill(text)
+  await a.page.getByRole('textbox', { name: 'Message' }).press('Enter')
+  const inLog = (p: DemoPeer) =>
+    p.page.getByRole('log', { name: 'Chat history' }).getByRole('listitem').filter({ hasText: text })
+  await expect(inLog(b)).toHaveCount(1)
+  await expect(inLog(b)).toContainText(short(a.id))
+  // The lobby tab never shows it, however long it waits: it is not in the room.
+  await b.page.waitForTimeout(1_000)
+  await expect(inLog(c)).toHaveCount(0)
+
+  // The lobby tab moves to blue: from then on it gets the room's messages.
+  await c.page.getByRole('textbox', { name: 'Room' }).fill('blue')
+  await c.page.getByRole('textbox', { name: 'Room' }).press('Enter')
+  await expect(c.page).toHaveURL(/#room=blue/)
+  await expect.poll(() => inTree(c), { timeout: 20_000 }).toBeGreaterThan(0)
+  const later = `welcome c ${Math.random().toString(36).slice(2, 8)}`
+  await b.page.getByRole('textbox', { name: 'Message' }).fill(later)
+  await b.page.getByRole('button', { name: 'Send' }).click()
+  await expect(
+    c.page.getByRole('log', { name: 'Chat history' }).getByRole('listitem').filter({ hasText: later }),
+  ).toHaveCount(1)
+  for (const p of [a, b, c]) expect(p.errors).toEqual([])
+})

@@ -1,37 +1,65 @@
 /**
- * The chat: broadcasts on topic `chat`, each message a string (an object
- * with a `text` field is shown too, so other tools can talk to the page).
- * Every message shows its sender's short id and how many hops it travelled.
+ * The chat: rooms, each a topic published to with `node.publish` (topic
+ * multicast: a message travels the room's tree and reaches only the tabs in
+ * that room). The room `lobby` is topic `chat`, any other room `chat/<room>`;
+ * the room comes from the fragment (`#room=…`) or the Room field. Each
+ * message is a string (an object with a `text` field is shown too, and a
+ * broadcast on the room's topic as well, so other tools can talk to the
+ * page). Every message shows its sender's short id and how many hops it
+ * travelled.
  */
 import type { Value } from '../browser.ts'
 import { h, idChip, showError } from './dom.ts'
 
 export const CHAT_TOPIC = 'chat'
+export const DEFAULT_ROOM = 'lobby'
 const MAX_LINES = 200
 const MAX_TEXT = 500
+const MAX_ROOM = 64
+
+/** The topic of a chat room. */
+export function roomTopic(room: string): string {
+  return room === DEFAULT_ROOM ? CHAT_TOPIC : `${CHAT_TOPIC}/${room}`
+}
+
+/** A room name from user input: trimmed, at most 64 characters, `lobby` when empty. */
+export function cleanRoom(input: string | null | undefined): string {
+  const r = (input ?? '').trim().slice(0, MAX_ROOM)
+  return r === '' ? DEFAULT_ROOM : r
+}
 
 export interface ChatNode {
   id: string
-  broadcast(topic: string, data: Value): Promise<void>
+  publish(topic: string, data: Value): Promise<void>
   subscribe(topic: string, fn: (data: Value, meta: { from: string; hops: number }) => void): () => void
 }
 
 export class ChatPanel {
+  private room = DEFAULT_ROOM
+  private leave: (() => void) | null = null
+
   constructor(
     private readonly log: HTMLOListElement,
     private readonly form: HTMLFormElement,
     private readonly input: HTMLInputElement,
     private readonly error: HTMLElement,
+    private readonly roomInput: HTMLInputElement,
   ) {}
 
-  attach(node: ChatNode): void {
-    node.subscribe(CHAT_TOPIC, (data, meta) => {
-      // Our own messages are shown when sent; a mesh that echoes them back must not double them.
-      if (meta.from === node.id) return
-      this.add(meta.from, textOf(data), meta.hops, node.id)
-    })
+  attach(node: ChatNode, room: string): void {
+    this.enter(node, cleanRoom(room))
     this.input.disabled = false
+    this.roomInput.disabled = false
     for (const b of this.form.querySelectorAll('button')) b.disabled = false
+    this.roomInput.addEventListener('change', () => {
+      const next = cleanRoom(this.roomInput.value)
+      if (next === this.room) return
+      this.enter(node, next)
+      const params = new URLSearchParams(location.hash.slice(1))
+      if (next === DEFAULT_ROOM) params.delete('room')
+      else params.set('room', next)
+      history.replaceState(null, '', `#${params.toString()}`)
+    })
     this.form.addEventListener('submit', (ev) => {
       ev.preventDefault()
       const text = this.input.value.trim().slice(0, MAX_TEXT)
@@ -39,7 +67,20 @@ export class ChatPanel {
       this.input.value = ''
       showError(this.error, null)
       this.add(node.id, text, 0, node.id)
-      node.broadcast(CHAT_TOPIC, text).catch((err: unknown) => showError(this.error, err))
+      node.publish(roomTopic(this.room), text).catch((err: unknown) => showError(this.error, err))
+    })
+  }
+
+  /** Leave the room we are in (its tree), join `room`'s, start its log afresh. */
+  private enter(node: ChatNode, room: string): void {
+    this.leave?.()
+    this.room = room
+    this.roomInput.value = room
+    this.log.replaceChildren(h('li', { class: 'placeholder' }, `Messages in room “${room}” appear here.`))
+    this.leave = node.subscribe(roomTopic(room), (data, meta) => {
+      // Our own messages are shown when sent; a publication delivered back to us must not double them.
+      if (meta.from === node.id) return
+      this.add(meta.from, textOf(data), meta.hops, node.id)
     })
   }
 

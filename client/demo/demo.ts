@@ -64,6 +64,7 @@ const chat = new ChatPanel(
   byId('chat-form') as HTMLFormElement,
   byId('chat-input') as HTMLInputElement,
   byId('chat-error'),
+  byId<HTMLInputElement>('chat-room'),
 )
 const filesPanel = new FilesPanel({
   panel: byId('files-h').closest('section') as HTMLElement,
@@ -160,7 +161,7 @@ function start(node: WeftNode): void {
   setSignalState(node.inspect().signal)
   node.on('signal', (state) => setSignalState(state))
 
-  chat.attach(node)
+  chat.attach(node, new URLSearchParams(location.hash.slice(1)).get('room') ?? '')
   attachName(node)
 
   const refresh = () => {

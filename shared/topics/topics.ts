@@ -236,6 +236,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       if (parent === self) {
         // We own the key: we are the top of the tree.
         ensureRoot(topic)
+        if (m.state !== 'attached') bump(counters, 'attached.root')
         m.state = 'attached'
         m.parent = null
         m.due = deps.now() + opt.refreshMs
