@@ -414,9 +414,10 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     subscribe(topic, fn) {
       let set = subscribers.get(topic)
       if (!set) {
+        // First: it throws past the topics a node may join, before anything changed.
+        if (topics && !isInternalTopic(topic)) topics.join(topic)
         set = new Set()
         subscribers.set(topic, set)
-        if (topics && !isInternalTopic(topic)) topics.join(topic)
       }
       const mine = set
       mine.add(fn)

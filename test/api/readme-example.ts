@@ -21,7 +21,7 @@ node.id // 40 hex characters: SHA-256(public key), first 160 bits
 node.peers() // [{ id, transport: 'webrtc' | 'relay' }]
 node.on('peer:connect', ({ id }) => console.log('linked with', id))
 
-// broadcast and multicast by topic, network-wide, signed by the origin
+// broadcast to every node, or publish to a topic's subscribers only; signed by the origin
 type Chat = { text: string; picture?: Uint8Array }
 const off = node.subscribe<Chat>('chat', (msg, { from, hops }) => console.log(from, hops, msg.text))
 await node.broadcast('chat', { text: 'hello', picture: new Uint8Array([1, 2, 3]) })
