@@ -38,7 +38,9 @@ describe('node.publish', () => {
     await net.run(b.publish('room', { n: 1 }))
     await net.run(h.publish('room', { n: 2 }))
     await net.run(() => boxes.every((box) => box.length === 2))
-    for (const box of boxes) expect(box).toEqual([{ n: 1 }, { n: 2 }])
+    // Each exactly once; order is not promised (two publications take different paths).
+    for (const box of boxes) expect(box).toHaveLength(2)
+    for (const box of boxes) expect(box).toEqual(expect.arrayContaining([{ n: 1 }, { n: 2 }]))
     // Nobody else handed it to an application: the others did not subscribe.
     for (const n of [a, c, e, g, h]) expect(n.stats()['topics.delivered'] ?? 0).toBe(0)
     // On the wire: about one tree frame per subscriber per publication (2 × 3, plus the root's copies).

@@ -49,10 +49,13 @@ export interface JoinReq {
   parent: string | null
   avoid: string[]
 }
-/** The root's answer: attach under `parent` (the root itself, or a member). */
+/** The root's answer: attach under `parent` (the root itself, or a member); to a first JOIN, the topic's recent publications. */
 export interface JoinRes {
   parent: string
+  recent: { payload: Uint8Array; sig: Uint8Array }[]
 }
+/** Most recent publications a JOIN's answer carries. */
+export const MAX_RECENT = 16
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return false
@@ -106,7 +109,17 @@ export function parseJoinReq(v: Value): JoinReq | null {
 
 export function parseJoinRes(v: Value): JoinRes | null {
   if (!isPlainObject(v) || !isNodeId(v.p)) return null
-  return { parent: v.p }
+  const r = v.r ?? []
+  if (!Array.isArray(r) || r.length > MAX_RECENT) return null
+  const recent: JoinRes['recent'] = []
+  for (const x of r) {
+    if (!Array.isArray(x) || x.length !== 2) return null
+    const [payload, sig] = x
+    if (!(payload instanceof Uint8Array) || payload.length === 0) return null
+    if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) return null
+    recent.push({ payload, sig })
+  }
+  return { parent: v.p, recent }
 }
 
 /** INJECT (routed to the root): a publication from outside the tree. */

@@ -186,6 +186,26 @@ describe('topic tree nodes', () => {
     ).rejects.toThrow()
   })
 
+  it('a newcomer gets what the topic carried in the last seconds (a subscribe then an immediate publish is not lost), once', async () => {
+    const w = world(4, { owner: ROOT })
+    w.node(id(2)).join('room')
+    await w.tickAll()
+    await w.flush()
+    await w.node(id(2)).publish('room', 'early')
+    await w.flush()
+    w.node(id(3)).join('room')
+    await w.tickAll()
+    await w.flush()
+    expect(w.delivered.get(id(3))).toEqual(['early'])
+    // Eleven seconds on, a newcomer is not handed it any more.
+    w.advance(11_000)
+    w.node(id(4)).join('room')
+    await w.tickAll()
+    await w.flush()
+    expect(w.delivered.get(id(4))).toEqual([])
+    expect(w.delivered.get(id(3))).toEqual(['early'])
+  })
+
   it('a child whose parent link closes joins again and is placed anew', async () => {
     const w = world(4, { owner: ROOT })
     for (const k of [id(2), id(3), id(4)]) w.node(k).join('room')

@@ -31,13 +31,14 @@
  */
 
 import { SeenCache } from '../mesh/seen-cache.ts'
-import { bump, type Counters, type ProtocolNode, type SignedProtocolDeps } from '../protocol.ts'
+import { bump, type Counters } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import {
   type JoinReq,
   joinReqValue,
   MAX_AVOID,
   MAX_HOPS_FIELD,
+  MAX_RECENT,
   type PubMsg,
   parseInject,
   parseJoinReq,
@@ -48,104 +49,23 @@ import {
 import { createPublications } from './publication.ts'
 import { TopicTree } from './root.ts'
 
-export const JOIN_METHOD = '\u0000topics.join'
-export const INJECT_METHOD = '\u0000topics.inject'
+import {
+  DEFAULTS,
+  INJECT_METHOD,
+  JOIN_METHOD,
+  MAX_AGE_MS,
+  MAX_RECENT_BYTES,
+  MAX_SKEW_MS,
+  type Membership,
+  RECENT_MS,
+  type Resolved,
+  type Topics,
+  type TopicsDeps,
+  type TopicsOptions,
+} from './types.ts'
 
-export interface TopicsDeps extends SignedProtocolDeps<TopicMsg> {
-  /** Send over the link to `to`, opening one on demand. */
-  send(to: string, msg: TopicMsg): void
-  /** The node that owns a ring position now. */
-  lookup(pos: string): Promise<string>
-  /** Do we own this ring position now? */
-  owns(pos: string): boolean
-  /** A routed request (the router's). */
-  request(to: string, method: string, data: Value, opts?: { timeoutMs?: number }): Promise<Value>
-  /** Serve a routed request method (the router's); the handler sees the verified origin. */
-  serve(method: string, fn: (data: Value, meta: { from: string }) => Promise<Value | undefined>): () => void
-  /** A topic's ring position. */
-  keyPosition(topic: string): string | Promise<string>
-  /** A publication for the application (we subscribe to `topic`). */
-  deliver(topic: string, data: Value, meta: { from: string; hops: number }): void
-}
-
-export interface TopicsOptions {
-  /** Children the root places under one node. @default 4 */
-  fanout?: number
-  /** How often a member renews its place with the root. @default 30_000 */
-  refreshMs?: number
-  /** A JOIN's routed request waits this long. @default 10_000 */
-  joinTimeoutMs?: number
-  /** An ATTACH unanswered this long counts as refused. @default 5_000 */
-  attachTimeoutMs?: number
-  /** Longest wait between two JOIN attempts after failures. @default 30_000 */
-  maxBackoffMs?: number
-  /** Topics this node subscribes to at most. @default 256 */
-  maxTopics?: number
-  /** Topics this node is the root of at most. @default 1_024 */
-  maxRooted?: number
-  /** Members per topic at the root. @default 1_024 */
-  maxMembers?: number
-  /** Children this node adopts, over all topics. @default 256 */
-  maxChildren?: number
-  /** Largest signed publication (bytes). @default 1_048_576 */
-  maxPayloadBytes?: number
-  /** Publication ids remembered (the replay window narrows past it). @default 8_192 */
-  seenMax?: number
-}
-
-type Resolved = Required<TopicsOptions>
-
-const DEFAULTS: Resolved = {
-  fanout: 4,
-  refreshMs: 30_000,
-  joinTimeoutMs: 10_000,
-  attachTimeoutMs: 5_000,
-  maxBackoffMs: 30_000,
-  maxTopics: 256,
-  maxRooted: 1_024,
-  maxMembers: 1_024,
-  maxChildren: 256,
-  maxPayloadBytes: 1_048_576,
-  seenMax: 8_192,
-}
-/** The replay window (as the mesh's). */
-const MAX_AGE_MS = 120_000
-const MAX_SKEW_MS = 60_000
-
-interface Membership {
-  state: 'joining' | 'attaching' | 'attached'
-  parent: string | null
-  avoid: string[]
-  /** When the next JOIN may go (joining), the ATTACH times out (attaching), or the refresh is due (attached). */
-  due: number
-  backoff: number
-  busy: boolean
-}
-
-export interface TopicsInfo {
-  topic: string
-  state: Membership['state'] | 'root'
-  parent: string | null
-  children: string[]
-}
-
-export interface Topics extends ProtocolNode<TopicMsg> {
-  /** Join `topic`'s tree (idempotent). */
-  join(topic: string): void
-  /** Leave `topic`'s tree: our children are told to join again. */
-  leave(topic: string): void
-  /** Sign and send a publication; resolves to its id once it is on its way. */
-  publish(topic: string, data: Value): Promise<string>
-  tick(now: number): Promise<void>
-  /** The link to `peer` closed: a lost parent means joining again; a lost child leaves our set. */
-  linkDown(peer: string): void
-  /** Nodes we have tree links with (they must stay open). */
-  neighbours(): Set<string>
-  info(): TopicsInfo[]
-  readonly counters: Counters
-  close(): void
-}
-
+export type { Topics, TopicsDeps, TopicsInfo, TopicsOptions } from './types.ts'
+export { INJECT_METHOD, JOIN_METHOD }
 export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Topics {
   const opt: Resolved = { ...DEFAULTS, ...options }
   const self = deps.id
@@ -157,9 +77,24 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   const children = new Map<string, Set<string>>()
   /** Trees we are the root of. */
   const rooted = new Map<string, TopicTree>()
+  /** Recent publications of the topics we are the root of, oldest first. */
+  const recent = new Map<string, { payload: Uint8Array; sig: Uint8Array; at: number }[]>()
+  let recentBytes = 0
   /** Ring positions of topics, cached (bounded). */
   const positions = new Map<string, string>()
   let closed = false
+
+  /**
+   * Are we the root of `topic` (the owner of its position)? Our own range says
+   * so, or, while it is unknown or settling (no predecessor yet), our own
+   * lookup does.
+   */
+  async function isRoot(topic: string): Promise<boolean> {
+    const pos = await position(topic)
+    if (deps.owns(pos)) return true
+    return (await deps.lookup(pos).catch(() => null)) === self
+  }
+  let nextOwnerCheck = 0
 
   async function position(topic: string): Promise<string> {
     const hit = positions.get(topic)
@@ -230,6 +165,9 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         )
         if (!res) throw new Error('bad answer')
         parent = res.parent
+        // What the topic carried just before we came: checked like any publication, at most once.
+        for (const r of res.recent)
+          void receive(topic, { type: 'pub', topic, payload: r.payload, sig: r.sig, hops: 1 }, null)
       }
       if (joined.get(topic) !== m || closed) return
       m.backoff = 0
@@ -285,6 +223,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   ): void {
     const { topic, origin, data } = signed
     seen.add(origin, id, signed.time)
+    if (rooted.has(topic)) remember(topic, m)
     if (joined.has(topic)) {
       bump(counters, 'delivered')
       deps.deliver(topic, data, { from: origin, hops: m.hops })
@@ -297,6 +236,23 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       deps.send(peer, next)
     }
   }
+  function remember(topic: string, m: PubMsg): void {
+    const now = deps.now()
+    const list = recent.get(topic) ?? []
+    while (list.length > 0 && ((list[0]?.at ?? now) < now - RECENT_MS || list.length >= MAX_RECENT)) {
+      recentBytes -= (list.shift() as { payload: Uint8Array }).payload.length
+    }
+    if (recentBytes + m.payload.length > MAX_RECENT_BYTES) return void bump(counters, 'recent.full')
+    list.push({ payload: m.payload, sig: m.sig, at: now })
+    recentBytes += m.payload.length
+    recent.set(topic, list)
+  }
+
+  function forget(topic: string): void {
+    for (const r of recent.get(topic) ?? []) recentBytes -= r.payload.length
+    recent.delete(topic)
+  }
+
   async function receive(topic: string, m: PubMsg, from: string | null): Promise<boolean> {
     const r = await pubs.check(topic, m.payload, m.sig)
     if (!r.ok) {
@@ -314,7 +270,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   deps.serve(JOIN_METHOD, async (data, meta) => {
     const req = parseJoinReq(data)
     if (!req) throw new Error('malformed join')
-    if (!deps.owns(await position(req.topic))) {
+    if (!(await isRoot(req.topic))) {
       bump(counters, 'join.not-root')
       throw new Error('not the root')
     }
@@ -326,14 +282,20 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       throw new Error('topic full')
     }
     bump(counters, 'join.served')
-    return { p: parent }
+    if (req.parent !== null) return { p: parent }
+    const now = deps.now()
+    const fresh = (recent.get(req.topic) ?? []).filter((r) => r.at >= now - RECENT_MS)
+    return { p: parent, r: fresh.map((r) => [r.payload, r.sig]) }
   })
 
   deps.serve(INJECT_METHOD, async (data) => {
     const inj = parseInject(data)
     if (!inj) throw new Error('malformed publication')
-    if (!deps.owns(await position(inj.topic))) throw new Error('not the root')
-    if (!ensureRoot(inj.topic)) throw new Error('too many topics here')
+    // The root, or any node in the tree, can start a publication on its way.
+    if (!inTree(inj.topic)) {
+      if (!(await isRoot(inj.topic))) throw new Error('not the root')
+      if (!ensureRoot(inj.topic)) throw new Error('too many topics here')
+    }
     bump(counters, 'injected')
     const ok = await receive(
       inj.topic,
@@ -372,22 +334,31 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       const s = await pubs.sign(topic, data)
       bump(counters, 'published')
       const m: PubMsg = { type: 'pub', topic, payload: s.payload, sig: s.sig, hops: 0 }
+      const pos = await position(topic)
+      // The owner of the key is the root, tree or not yet: it keeps the publication for newcomers.
+      if (!inTree(topic) && deps.owns(pos)) ensureRoot(topic)
       accept(s.id, { topic, origin: self, time: s.body.time, data }, m, null)
       if (inTree(topic)) return s.id
-      // Outside the tree: the root spreads it (it checks it like any other).
-      const pos = await position(topic)
-      if (deps.owns(pos)) {
-        ensureRoot(topic)
-        return s.id
+      // Outside the tree: the root spreads it (it checks it like any other). While the ring
+      // settles, a lookup may name a node that does not see itself as the owner yet: ask again.
+      for (let attempt = 1; ; attempt++) {
+        const root = await deps.lookup(pos)
+        try {
+          if (root === self) {
+            if (ensureRoot(topic)) remember(topic, m)
+          } else
+            await deps.request(
+              root,
+              INJECT_METHOD,
+              { t: topic, p: s.payload, s: s.sig },
+              { timeoutMs: opt.joinTimeoutMs },
+            )
+          return s.id
+        } catch (err) {
+          if (attempt >= 3) throw err
+          bump(counters, 'inject.retry')
+        }
       }
-      const root = await deps.lookup(pos)
-      await deps.request(
-        root,
-        INJECT_METHOD,
-        { t: topic, p: s.payload, s: s.sig },
-        { timeoutMs: opt.joinTimeoutMs },
-      )
-      return s.id
     },
 
     async handle(from, raw) {
@@ -454,11 +425,15 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         }
         void runJoin(topic, m)
       }
+      const checkOwner = now >= nextOwnerCheck
+      if (checkOwner) nextOwnerCheck = now + opt.refreshMs / 6
       for (const [topic, tree] of rooted) {
         tree.expire(now - 3 * opt.refreshMs)
-        if (deps.owns(await position(topic))) continue
+        // Ownership is checked every few seconds (a lookup when our range is unsure), not every tick.
+        if (!checkOwner || (await isRoot(topic))) continue
         // The key moved to another node: stop being the root; our children join the new one.
         rooted.delete(topic)
+        forget(topic)
         bump(counters, 'root.handoff')
         if (!joined.has(topic)) orphan(topic)
         else {

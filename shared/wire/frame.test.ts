@@ -129,7 +129,7 @@ describe('encodeFrame / decodeFrame', () => {
       [new Uint8Array([2, 2, 0, ...body]), 'version'],
       [new Uint8Array([0xc1, 2, 0, ...body]), 'version'],
       [rawFrame(0, 0, body), 'kind'],
-      [rawFrame(8, 0, body), 'kind'],
+      [rawFrame(9, 0, body), 'kind'],
       [rawFrame(2, 2, body), 'flags'],
       [rawFrame(2, 0x81, body), 'flags'],
       [rawFrame(2, FLAG_DEFLATE, new Uint8Array([0xff, 0xff, 0xff])), 'inflate'],

@@ -24,6 +24,7 @@
 
 import { Emitter } from '../../client/emitter.ts'
 import type { LinkControl, LinkEvents, LinkState } from '../../client/links/link.ts'
+import { linkControlValue } from '../../client/links/link-control.ts'
 import type { LinkStats, NodeLink } from '../../client/node/link-table.ts'
 import type { DialView, Transport, TransportHost } from '../../client/node/transport.ts'
 import { bump } from '../../shared/protocol.ts'
@@ -43,6 +44,8 @@ export interface FrameEvent {
   dropped: boolean
   /** Its delay in ms (0 without a virtual clock, or when dropped). */
   delayMs: number
+  /** The frame body's encoded bytes (a control: its MessagePack bytes). */
+  bytes: number
 }
 
 export interface MemNetOptions {
@@ -109,7 +112,7 @@ export class MemLink extends Emitter<LinkEvents> implements NodeLink {
     this.stats.messagesOut++
     this.stats.bytesOut += bytes.length
     const to = this.other
-    this.net.carry(this, frame.kind, () => to?.receive(frame.kind, bytes))
+    this.net.carry(this, frame.kind, bytes.length, () => to?.receive(frame.kind, bytes))
   }
 
   private receive(kind: Frame['kind'], bytes: Uint8Array): void {
@@ -125,7 +128,7 @@ export class MemLink extends Emitter<LinkEvents> implements NodeLink {
 
   async sendControl(c: LinkControl): Promise<void> {
     const to = this.other
-    this.net.carry(this, 'control', () => to?.control(c))
+    this.net.carry(this, 'control', encodeValue(linkControlValue(c)).length, () => to?.control(c))
   }
 
   private control(c: LinkControl): void {
@@ -196,10 +199,10 @@ export class MemNet {
   }
 
   /** @internal a link hands over a frame (or a control): drop it, or deliver it after its delay. */
-  carry(from: MemLink, kind: FrameEvent['kind'], deliver: () => void): void {
+  carry(from: MemLink, kind: FrameEvent['kind'], bytes: number, deliver: () => void): void {
     this.counts.sent++
     const event = (dropped: boolean, delayMs: number) =>
-      this.onFrame?.({ from: from.self, to: from.peer, kind, dropped, delayMs })
+      this.onFrame?.({ from: from.self, to: from.peer, kind, dropped, delayMs, bytes })
     if (kind !== 'control' && this.loss > 0 && this.lossRng() < this.loss) {
       this.counts.dropped++
       event(true, 0)
