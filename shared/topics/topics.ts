@@ -44,7 +44,6 @@ import {
   parseJoinReq,
   parseJoinRes,
   parseTopicMsg,
-  type TopicMsg,
 } from './messages.ts'
 import { createPublications } from './publication.ts'
 import { TopicTree } from './root.ts'
