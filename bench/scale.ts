@@ -1,0 +1,179 @@
+/**
+ * scale: weft in many real Chromium tabs at once, plus Node peers, on one
+ * machine. For each size (8, 24 and 48 tabs by default; 2 Node peers each
+ * time), a fresh signal server and network:
+ *
+ * - allLinkedMs: from the first joinOverlay call to every node on the ring
+ *   with at least 2 open links (tabs join 4 at a time).
+ * - bcastLastMs: a broadcast from a tab to its delivery at the last node
+ *   (tabs and Node peers, one clock: this machine's), median of 5.
+ * - idleMsgsPerNodeSec: frames each node sends per second in 20 s of quiet
+ *   (stats().messagesOut), mean over tabs.
+ * - heapMBPerTab: the page's used JS heap (performance.memory), mean.
+ * - relayedShare: links carried by the server's relay / all links, over the
+ *   tabs (a busy machine pushes WebRTC setups past their deadlines).
+ *
+ *   npm run bench -- scale          (WEFT_SCALE_SIZES=8,24 for fewer)
+ */
+import { createRequire } from 'node:module'
+import type { Browser, BrowserContext, Page } from '@playwright/test'
+import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
+import { ensureBuilt, launch } from './_browser-kit.ts'
+import { isMain, median, report } from './report.ts'
+
+interface ScaleNode {
+  id: string
+  peers(): { id: string; transport: string }[]
+  subscribe(topic: string, fn: (d: unknown) => void): () => void
+  broadcast(topic: string, data: unknown): Promise<void>
+  stats(): Record<string, number>
+  inspect(): { ring: { joined: boolean } }
+  close(): Promise<void>
+}
+type W = {
+  node: ScaleNode
+  got: Record<string, number>
+  performance: { memory?: { usedJSHeapSize: number } }
+}
+
+const NODE_PEERS = 2
+
+async function runSize(browser: Browser, tabs: number): Promise<Record<string, number>> {
+  const server = await startSignalServer()
+  const network = `scale-${tabs}`
+  const contexts: BrowserContext[] = []
+  const pages: Page[] = []
+  const nodePeers: ScaleNode[] = []
+  try {
+    const t0 = Date.now()
+    for (let i = 0; i < tabs; i += 4) {
+      await Promise.all(
+        Array.from({ length: Math.min(4, tabs - i) }, async () => {
+          const ctx = await browser.newContext()
+          contexts.push(ctx)
+          const page = await blankPage(ctx, server.url)
+          await join_(page, server.url, { network })
+          pages.push(page)
+        }),
+      )
+    }
+    const require = createRequire(import.meta.url)
+    const wrtc = require('@roamhq/wrtc')
+    const built = '../dist/client/index.js'
+    const weft = await import(built)
+    for (let i = 0; i < NODE_PEERS; i++)
+      nodePeers.push(await weft.joinOverlay({ signal: server.url, network, wrtc }))
+    const ready = async () => {
+      const tabsOk = await Promise.all(
+        pages.map((p) =>
+          p.evaluate(() => {
+            const n = (window as unknown as W).node
+            return n.peers().length >= 2 && n.inspect().ring.joined
+          }),
+        ),
+      )
+      return tabsOk.every(Boolean) && nodePeers.every((n) => n.peers().length >= 2 && n.inspect().ring.joined)
+    }
+    for (const end = Date.now() + 180_000; !(await ready()); ) {
+      if (Date.now() > end) throw new Error(`${tabs} tabs: not all linked after 180 s`)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    const allLinkedMs = Date.now() - t0
+
+    // Broadcast latency: receipt times (Date.now(), one machine) at every node.
+    for (const p of pages)
+      await p.evaluate(() => {
+        const w = window as unknown as W
+        w.got = {}
+        w.node.subscribe('scale', (d) => {
+          w.got[String(d)] = Date.now()
+        })
+      })
+    const nodeGot: Record<string, number>[] = nodePeers.map(() => ({}))
+    for (const [i, n] of nodePeers.entries()) {
+      const mine = nodeGot[i] as Record<string, number>
+      n.subscribe('scale', (d) => {
+        mine[String(d)] = Date.now()
+      })
+    }
+    const lasts: number[] = []
+    for (let k = 0; k < 5; k++) {
+      const tag = `b${k}`
+      const sentAt = Date.now()
+      await pages[k % pages.length]?.evaluate(
+        (tag) => (window as unknown as W).node.broadcast('scale', tag),
+        tag,
+      )
+      const end = Date.now() + 30_000
+      let times: (number | undefined)[] = []
+      for (;;) {
+        const tabTimes = await Promise.all(
+          pages.map((p) => p.evaluate((tag) => (window as unknown as W).got[tag], tag)),
+        )
+        times = [...tabTimes, ...nodeGot.map((g) => g[tag])]
+        if (times.every((t) => t !== undefined) || Date.now() > end) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      if (times.some((t) => t === undefined))
+        throw new Error(`${tabs} tabs: broadcast ${tag} did not reach everyone`)
+      lasts.push(Math.max(...(times as number[])) - sentAt)
+    }
+
+    // Quiet: frames sent per node per second.
+    const outOf = () =>
+      Promise.all(pages.map((p) => p.evaluate(() => (window as unknown as W).node.stats().messagesOut ?? 0)))
+    const before = await outOf()
+    await new Promise((r) => setTimeout(r, 20_000))
+    const after = await outOf()
+    const idle = after.map((a, i) => (a - (before[i] ?? 0)) / 20)
+
+    const heaps = await Promise.all(
+      pages.map((p) =>
+        p.evaluate(() => (performance as unknown as W['performance']).memory?.usedJSHeapSize ?? 0),
+      ),
+    )
+    let links = 0
+    let relayed = 0
+    for (const p of pages) {
+      const ps = await p.evaluate(() => (window as unknown as W).node.peers())
+      links += ps.length
+      relayed += ps.filter((x) => x.transport === 'relay').length
+    }
+    return {
+      tabs,
+      nodePeers: NODE_PEERS,
+      allLinkedMs,
+      bcastLastMsP50: Math.round(median(lasts)),
+      idleMsgsPerNodeSec: Math.round((idle.reduce((a, b) => a + b, 0) / idle.length) * 10) / 10,
+      heapMBPerTab: Math.round((heaps.reduce((a, b) => a + b, 0) / heaps.length / 2 ** 20) * 10) / 10,
+      linksPerTab: Math.round((links / pages.length) * 10) / 10,
+      relayedShare: links === 0 ? 0 : Math.round((relayed / links) * 1000) / 1000,
+    }
+  } finally {
+    for (const n of nodePeers) await n.close().catch(() => {})
+    for (const c of contexts) await c.close().catch(() => {})
+    await server.stop()
+  }
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  ensureBuilt()
+  const sizes = (process.env.WEFT_SCALE_SIZES ?? '8,24,48').split(',').map(Number)
+  const browser = await launch()
+  const rows: Record<string, number>[] = []
+  try {
+    for (const n of sizes) {
+      const row = await runSize(browser, n)
+      console.log(JSON.stringify(row))
+      rows.push(row)
+    }
+  } finally {
+    await browser.close()
+  }
+  const figures: Record<string, unknown> = {}
+  for (const r of rows) figures[`tabs${r.tabs}`] = r
+  report('scale', figures)
+  return figures
+}
+
+if (isMain(import.meta.url)) await run()
