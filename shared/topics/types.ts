@@ -39,9 +39,9 @@ export interface TopicsOptions {
   maxBackoffMs?: number
   /** Topics this node subscribes to at most. @default 256 */
   maxTopics?: number
-  /** Topics this node is the root of at most. @default 1_024 */
+  /** Topics this node is the root of at most. @default 256 */
   maxRooted?: number
-  /** Members per topic at the root. @default 1_024 */
+  /** Members per topic at the root. @default 512 */
   maxMembers?: number
   /** Children this node adopts, over all topics. @default 256 */
   maxChildren?: number
@@ -60,8 +60,8 @@ export const DEFAULTS: Resolved = {
   attachTimeoutMs: 5_000,
   maxBackoffMs: 30_000,
   maxTopics: 256,
-  maxRooted: 1_024,
-  maxMembers: 1_024,
+  maxRooted: 256,
+  maxMembers: 512,
   maxChildren: 256,
   maxPayloadBytes: 1_048_576,
   seenMax: 8_192,
