@@ -100,7 +100,10 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
   })
   // Signals sent to another instance, waiting for its answer.
   let nextRef = 0
-  const pending = new Map<number, { owner: string; done: (r: RemoteSignalResult) => void; timer: NodeJS.Timeout }>()
+  const pending = new Map<
+    number,
+    { owner: string; done: (r: RemoteSignalResult) => void; timer: NodeJS.Timeout }
+  >()
   const answered = (ref: number, from: string, result: RemoteSignalResult) => {
     const p = pending.get(ref)
     if (!p || p.owner !== from) return
@@ -120,7 +123,12 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
    * Relay frames still go to a silent instance's inbox, to be lost there: refusing them would make
    * the senders close their links to nodes that are moving to another instance and keep them.
    */
-  const ownerOf = async (network: string, to: string, now: number, liveOnly: boolean): Promise<string | null> => {
+  const ownerOf = async (
+    network: string,
+    to: string,
+    now: number,
+    liveOnly: boolean,
+  ): Promise<string | null> => {
     let session: string | undefined
     try {
       session = (await hosts.lookup(network, to, now))?.session
@@ -151,7 +159,13 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
       case 'relay': {
         const dropped = events.relay(m.network, m.to, m.from, m.frame)
         if (dropped !== null)
-          publish(inbox(r.from), { t: 'relay-error', network: m.network, to: m.to, from: m.from, reason: dropped })
+          publish(inbox(r.from), {
+            t: 'relay-error',
+            network: m.network,
+            to: m.to,
+            from: m.from,
+            reason: dropped,
+          })
         return
       }
       case 'relay-error':

@@ -137,7 +137,10 @@ describe('inter-server messages', () => {
     const junk = fc.oneof(fc.jsonValue(), fc.string({ maxLength: 80 }), fc.constant(undefined))
     const fields = fc.record(
       {
-        t: fc.oneof(fc.constantFrom('replace', 'signal', 'signal-ack', 'relay', 'relay-error', 'servers'), junk),
+        t: fc.oneof(
+          fc.constantFrom('replace', 'signal', 'signal-ack', 'relay', 'relay-error', 'servers'),
+          junk,
+        ),
         ref: fc.oneof(fc.integer({ min: -2, max: 2 ** 40 }), junk),
         result: fc.oneof(fc.constantFrom('ok', 'unknown-peer', 'congested'), junk),
         network: fc.oneof(network, junk),
@@ -158,7 +161,8 @@ describe('inter-server messages', () => {
         if (m.t === 'servers') expect(m.urls.length).toBeLessThanOrEqual(16)
         else if (m.t === 'signal-ack') expect(['ok', 'unknown-peer', 'congested']).toContain(m.result)
         else expect(isNetworkName(m.network)).toBe(true)
-        if (m.t === 'signal' || m.t === 'signal-ack') expect(Number.isSafeInteger(m.ref) && m.ref > 0).toBe(true)
+        if (m.t === 'signal' || m.t === 'signal-ack')
+          expect(Number.isSafeInteger(m.ref) && m.ref > 0).toBe(true)
         if (m.t === 'replace') {
           expect(isNodeId(m.id)).toBe(true)
           expect(m.session.length).toBeLessThanOrEqual(MAX_SESSION_CHARS)

@@ -151,8 +151,7 @@ export function parseMessage(
     case 'relay':
       if (body.length > limits.relayFrameMaxBytes) return null
       return { t, network, to, from, frame: body }
-    case 'relay-error':
-    {
+    case 'relay-error': {
       const reason = field(header, 'reason')
       if (!RELAY_ERRORS.includes(reason) || body.length > 0) return null
       return { t, network, to, from, reason: reason as RemoteRelayError }
