@@ -219,7 +219,8 @@ async function clientsRole(): Promise<void> {
     },
     /**
      * Relay frames of `bytes` from the i-th peer of group `from` to the i-th of group `to`, each
-     * sender at `rate` frames/s, for `ms`; returns frames received by `to` and how long it took.
+     * sender at `rate` frames/s, for `ms`; returns frames received by `to` and how long it took until
+     * the last one (a backlog drained, up to 30 s more).
      */
     async relay(args) {
       const { from, to, bytes, rate, ms } = args as {
@@ -250,12 +251,22 @@ async function clientsRole(): Promise<void> {
           }
         }, 5)
       })
-      await new Promise((r) => setTimeout(r, 500))
-      const received = targets.reduce((n, p) => n + p.received, 0)
+      // Until the backlog (if any) drained: the rate is what was delivered over the time it took.
+      const count = () => targets.reduce((n, p) => n + p.received, 0)
+      let last = count()
+      let lastAt = performance.now()
+      while (last < sent && performance.now() - lastAt < 1000 && performance.now() - t0 < ms + 30_000) {
+        await new Promise((r) => setTimeout(r, 50))
+        if (count() !== last) {
+          last = count()
+          lastAt = performance.now()
+        }
+      }
+      const received = count()
       const errors: Record<string, number> = {}
       for (const s of senders)
         for (const [k, v] of Object.entries(s.relayErrors)) errors[k] = (errors[k] ?? 0) + v
-      return { sent, received, errors, seconds: (performance.now() - t0) / 1000 }
+      return { sent, received, errors, seconds: (lastAt - t0) / 1000 }
     },
     async cpu() {
       return process.cpuUsage()

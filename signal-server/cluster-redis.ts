@@ -31,6 +31,7 @@ import {
   type InterServerRefusal,
   type RemoteSignalResult,
 } from './inter-server.ts'
+import type { HostCache } from './registry.ts'
 import { createRedisHostCache } from './registry-redis.ts'
 
 export interface RedisClusterOptions {
@@ -59,6 +60,9 @@ const MAX_ANNOUNCERS = 256
 const MAX_PENDING_SIGNALS = 10_000
 /** How long a signal waits for the target's instance's answer before 'unknown-peer'. */
 const SIGNAL_ANSWER_MS = 5000
+/** How long a host cache lookup is reused for relaying, and how many are kept. */
+const LOOKUP_CACHE_MS = 1000
+const MAX_LOOKUPS = 10_000
 /** An instance not heard from for this many announcement periods is taken for dead. */
 const SILENT_PERIODS = 3
 
@@ -118,6 +122,23 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
       .catch((err: Error) => o.log(`redis publish: ${err.message}`))
   }
   /**
+   * Host cache lookups for relaying, shared for LOOKUP_CACHE_MS: a relayed stream costs one Redis read
+   * a second, not one per frame. The promise itself is kept, so every frame to a target awaits the
+   * same one and frames keep their order. A registration anywhere (`replace`) drops the node's entry.
+   */
+  const lookups = new Map<string, { at: number; entry: ReturnType<HostCache['lookup']> }>()
+  const lookupKey = (network: string, id: string) => `${network} ${id}`
+  const lookup = (network: string, id: string, now: number) => {
+    const k = lookupKey(network, id)
+    const cached = lookups.get(k)
+    if (cached && now - cached.at < LOOKUP_CACHE_MS) return cached.entry
+    const entry = Promise.resolve(hosts.lookup(network, id, now))
+    // A failed read is not kept.
+    entry.catch(() => lookups.delete(k))
+    if (lookups.size < MAX_LOOKUPS || cached) lookups.set(k, { at: now, entry })
+    return entry
+  }
+  /**
    * The instance holding `to` (not this one), from its host cache entry. `liveOnly`: not when that
    * instance fell silent (for signals: a link setup is better refused at once and tried elsewhere).
    * Relay frames still go to a silent instance's inbox, to be lost there: refusing them would make
@@ -131,7 +152,7 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
   ): Promise<string | null> => {
     let session: string | undefined
     try {
-      session = (await hosts.lookup(network, to, now))?.session
+      session = (await lookup(network, to, now))?.session
     } catch {
       return null
     }
@@ -147,6 +168,7 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
     const m = r.message
     switch (m.t) {
       case 'replace':
+        lookups.delete(lookupKey(m.network, m.id))
         return events.replace(m.network, m.id, m.session)
       case 'signal':
         return publish(inbox(r.from), {
@@ -221,6 +243,7 @@ export async function createRedisCluster(o: RedisClusterOptions, events: Cluster
     health: () => ({ redis: pub.isReady && sub.isReady }),
     tick(now) {
       for (const [k, a] of announced) if (a.until <= now) announced.delete(k)
+      for (const [k, l] of lookups) if (now - l.at >= LOOKUP_CACHE_MS) lookups.delete(k)
       announce()
     },
     async close() {
