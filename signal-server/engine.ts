@@ -1,13 +1,18 @@
 /**
- * How socket.io's transport is set up, and the two savings made under it.
+ * How socket.io's transport is set up, and the savings made under it.
  *
- * Transport: WebSocket only (weft's client connects with nothing else), no
- * per-message deflate, no HTTP compression, no upgrade. A polling session
- * is the heaviest thing engine.io keeps per client (pending requests and a
- * buffer of packets between polls, for each of its ~25 s polls), relayed
- * frames would travel as HTTP requests, and behind a load balancer it needs
- * sticky sessions. A network that blocks WebSocket upgrades also blocks
- * most of what a browser peer needs (WebRTC, TURN over TLS is still there).
+ * Transport: WebSocket only, no per-message deflate, no HTTP compression, no
+ * upgrade. weft's client has connected with WebSocket only since the
+ * per-source limits (issue 9), so polling would only serve other clients.
+ * The cost of allowing it: a polling session is the heaviest thing
+ * engine.io keeps per client (pending requests, packets buffered between
+ * polls), every relayed frame would be an HTTP request, and behind a load
+ * balancer it needs sticky sessions. The users it would help sit behind
+ * proxies that refuse WebSocket upgrades; those proxies also leave a
+ * browser peer little but this server's relay, which over polling would
+ * cost the server the most exactly where it is used the most. A deployment
+ * behind such proxies can terminate TLS in front of the server (WebSocket
+ * over 443 passes most of them).
  *
  * WebSocket engine: `ws`, as socket.io ships it, without UTF-8 validation
  * of text frames (a packet's text is checked by the packet guard and the
