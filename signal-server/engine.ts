@@ -2,8 +2,8 @@
  * How socket.io's transport is set up, and the savings made under it.
  *
  * Transport: WebSocket only, no per-message deflate, no HTTP compression, no
- * upgrade. weft's client has connected with WebSocket only since the
- * per-source limits (issue 9), so polling would only serve other clients.
+ * upgrade. weft's client connects with WebSocket only
+ * (client/signal-client.ts), so polling would only serve other clients.
  * The cost of allowing it: a polling session is the heaviest thing
  * engine.io keeps per client (pending requests, packets buffered between
  * polls), every relayed frame would be an HTTP request, and behind a load
