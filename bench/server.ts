@@ -1,40 +1,52 @@
 /**
- * server: the signal server under load, loopback only. The server runs in
- * its own process (with --expose-gc, so its heap can be measured after GC);
- * the clients run in another (real socket.io-client sockets over WebSocket,
- * each registering with its own Ed25519 key).
+ * server: the signal server under load, loopback only, beside a bare
+ * socket.io server (_server-kit.ts) measured the same way in the same run.
+ * Each server runs in its own process (with --expose-gc, so its heap can be
+ * measured after GC); the clients run in another (real socket.io-client
+ * sockets over WebSocket, each registering with its own Ed25519 key).
  *
  *   fill        register peers as fast as the server takes them (50 in flight)
  *   join        the last 1,000 joins paced at 200/s on the nearly full server:
  *               connect → register ack latency, p50 and p99
  *   heap        server heap after GC, before any peer and with all of them (and, for the
- *               marginal cost of a peer, at half of them)
+ *               marginal cost of a peer, at half of them); RSS likewise
  *   signals     300 senders, each paced below the per-socket event limit,
  *               signalling random registered peers for 5 s: signals the
- *               server relayed per second (every one acked and delivered)
+ *               server relayed per second (every one acked and delivered),
+ *               and per second of server CPU
+ *   cluster     two weft instances on one redis-server (_server-cluster.ts):
+ *               relay frames between nodes on different instances, per second
+ *               and per second of the two servers' CPU
  *
  * Every client connects from its own loopback address (127.1.0.1,
- * 127.1.0.2, …: the whole of 127/8 is local), so each peer is its own source,
- * as on the Internet, and the server runs with its default limits; the heap
- * figure includes each source's entry. Identities skip the puzzle (10,000
- * keys at 10 bits would take an hour to make): what that leaves out of the
- * join figures is one SHA-256 of 48 bytes per registration.
+ * 127.1.0.2, …), so each peer is its own source, as on the Internet, and
+ * weft's server runs with its default limits; the heap figure includes each
+ * source's entry. Identities skip the puzzle (10,000 keys at 10 bits would
+ * take an hour to make): what that leaves out of the join figures is one
+ * SHA-256 of 48 bytes per registration.
  *
  *   npm run bench -- server          (or: npx tsx bench/server.ts)
  *   BENCH_PEERS=2000 npx tsx bench/server.ts   for a quicker run
- *   BENCH_PROF=1 ...                           also writes a CPU profile of the server to /tmp/prof
+ *   BENCH_BARE=0 / BENCH_CLUSTER=0             leave out the bare reference / the cluster phase
+ *   BENCH_PROF=1 ...                           also writes a CPU profile of weft's server to /tmp/prof
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { io, type Socket } from 'socket.io-client'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
-import { parseChallenge, registrationMessage } from '../shared/signal-events.ts'
 import { createSignalServer } from '../signal-server/index.ts'
+import { clusterPhase } from './_server-cluster.ts'
+import {
+  createBareServer,
+  gcHeap,
+  type JoinedPeer,
+  joinAs,
+  type Role,
+  serve,
+  sourceAddresses,
+  spawnRole,
+} from './_server-kit.ts'
 import { isMain, quantile, report } from './report.ts'
 
 const HERE = fileURLToPath(import.meta.url)
-const ROOT = join(dirname(HERE), '..')
 
 const PEERS = Number(process.env.BENCH_PEERS ?? 10_000)
 const PACED_JOINS = Math.min(1000, Math.floor(PEERS / 2))
@@ -46,83 +58,32 @@ const SENDER_WINDOW = 8
 const SIGNAL_MS = 5000
 const NETWORK = 'bench'
 
-type Msg = { id: number; cmd: string; args?: unknown }
-type Reply = { id: number; result?: unknown; error?: string }
-
-// ------------------------------------------------------------ IPC plumbing
-
-function serve(handlers: Record<string, (args: unknown) => Promise<unknown>>): void {
-  process.on('message', (m: Msg) => {
-    const h = handlers[m.cmd]
-    if (!h) return process.send?.({ id: m.id, error: `unknown command ${m.cmd}` } satisfies Reply)
-    h(m.args).then(
-      (result) => process.send?.({ id: m.id, result } satisfies Reply),
-      (err: Error) => process.send?.({ id: m.id, error: err.stack ?? String(err) } satisfies Reply),
-    )
-  })
-  process.on('disconnect', () => process.exit(0))
-}
-
-function spawnRole(role: string): {
-  child: ChildProcess
-  call: <T>(cmd: string, args?: unknown) => Promise<T>
-} {
-  const child = fork(HERE, [`--role=${role}`], {
-    cwd: ROOT,
-    execArgv: [
-      '--expose-gc',
-      '--max-old-space-size=4096',
-      '--import',
-      'tsx',
-      ...(role === 'server' && process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
-    ],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let next = 0
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  child.on('message', (r: Reply) => {
-    const p = pending.get(r.id)
-    pending.delete(r.id)
-    if (r.error) p?.reject(new Error(`${role}: ${r.error}`))
-    else p?.resolve(r.result)
-  })
-  child.on('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`${role} process exited (${code})`))
-    pending.clear()
-  })
-  return {
-    child,
-    call: <T>(cmd: string, args?: unknown) =>
-      new Promise<T>((resolve, reject) => {
-        const id = next++
-        pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-        child.send({ id, cmd, args } satisfies Msg)
-      }),
-  }
-}
+type Cpu = { user: number; system: number }
+const cpuSeconds = (a: Cpu, b: Cpu) => (b.user + b.system - a.user - a.system) / 1e6
 
 // ----------------------------------------------------------- server process
 
 async function serverRole(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (!gc) throw new Error('run with --expose-gc')
-  const server = await createSignalServer({
-    port: 0,
-    host: '127.0.0.1',
-    maxPeers: PEERS + 1000,
-    registerTimeoutMs: 60_000,
-    puzzleBits: 0,
-  })
-  const heap = async () => {
-    for (let i = 0; i < 3; i++) {
-      gc()
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    return process.memoryUsage().heapUsed
-  }
+  const arg = (k: string) => process.argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3)
+  const redisUrl = arg('redis')
+  const server =
+    arg('kind') === 'bare'
+      ? await createBareServer()
+      : await createSignalServer({
+          port: 0,
+          host: '127.0.0.1',
+          maxPeers: PEERS + 1000,
+          registerTimeoutMs: 60_000,
+          puzzleBits: 0,
+          log: () => {},
+          ...(redisUrl
+            ? { redisUrl, redisSecret: arg('secret') ?? '', redisPrefix: arg('prefix') ?? 'bench' }
+            : {}),
+        })
   serve({
     address: async () => server.address,
-    heap,
+    heap: gcHeap,
+    rss: async () => process.memoryUsage().rss,
     metrics: async () => server.metrics(),
     cpu: async () => process.cpuUsage(),
     close: async () => {
@@ -135,83 +96,42 @@ async function serverRole(): Promise<void> {
 
 // ---------------------------------------------------------- clients process
 
-interface Peer {
-  socket: Socket
-  id: string
-  received: number
-}
-
 async function clientsRole(): Promise<void> {
-  const peers: Peer[] = []
+  const peers: JoinedPeer[] = []
+  /** Peers by the group they joined as (the cluster phase's two instances). */
+  const groups = new Map<string, JoinedPeer[]>()
   let identities: Identity[] = []
-  let address = ''
-
-  let sources = 0
-  /** The next loopback address: one source per peer. */
-  const nextSource = () => {
-    const n = sources++
-    return `127.${1 + Math.floor(n / 64_516)}.${1 + (Math.floor(n / 254) % 254)}.${1 + (n % 254)}`
+  const nextSource = sourceAddresses(1)
+  const join = async (addr: string, group: string) => {
+    const r = await joinAs(addr, identities.pop() as Identity, NETWORK, nextSource())
+    peers.push(r.peer)
+    const g = groups.get(group) ?? []
+    g.push(r.peer)
+    groups.set(group, g)
+    return r.ms
   }
-  const join = (identity: Identity): Promise<{ peer: Peer; ms: number }> =>
-    new Promise((resolve, reject) => {
-      const t0 = performance.now()
-      // engine.io-client hands localAddress to ws (it is not in socket.io-client's types).
-      const options = {
-        transports: ['websocket'],
-        reconnection: false,
-        forceNew: true,
-        localAddress: nextSource(),
-      }
-      const socket = io(address, options)
-      const host = new URL(address).host
-      const fail = (why: string) => {
-        socket.disconnect()
-        reject(new Error(why))
-      }
-      const timer = setTimeout(() => fail('join timed out'), 30_000)
-      socket.on('connect_error', (e) => {
-        clearTimeout(timer)
-        fail(`connect_error: ${e.message}`)
-      })
-      socket.once('challenge', async (p: unknown) => {
-        const c = parseChallenge(p)
-        if (!c) return fail('bad challenge')
-        const signature = await identity.sign(registrationMessage(host, c.nonce))
-        socket.emit(
-          'register',
-          { publicKey: identity.publicKey, network: NETWORK, signature },
-          (ack: { ok: boolean; id?: string; reason?: string }) => {
-            clearTimeout(timer)
-            if (!ack.ok || !ack.id) return fail(`refused: ${ack.reason}`)
-            const peer: Peer = { socket, id: ack.id, received: 0 }
-            socket.on('signal', () => {
-              peer.received++
-            })
-            resolve({ peer, ms: performance.now() - t0 })
-          },
-        )
-      })
-    })
 
   serve({
     async prepare(args) {
-      const { count, addr } = args as { count: number; addr: string }
-      address = addr
+      const { count } = args as { count: number }
       identities = []
       for (let i = 0; i < count; i++) identities.push(await generateIdentity({ puzzleBits: 0 }))
       return identities.length
     },
-    /** Join `count` peers with at most `concurrency` in flight; returns the latencies. */
+    /** Join `count` peers to `addr` with at most `concurrency` in flight; returns the latencies. */
     async fill(args) {
-      const { count, concurrency } = args as { count: number; concurrency: number }
+      const { addr, count, concurrency, group } = args as {
+        addr: string
+        count: number
+        concurrency: number
+        group?: string
+      }
       const ms: number[] = []
       let started = 0
       const worker = async () => {
         while (started < count) {
           started++
-          const r = await join(identities.pop() as Identity)
-          peers.push(r.peer)
-          ms.push(r.ms)
+          ms.push(await join(addr, group ?? ''))
         }
       }
       await Promise.all(Array.from({ length: concurrency }, worker))
@@ -219,18 +139,17 @@ async function clientsRole(): Promise<void> {
     },
     /** Join `count` peers, starting one every 1000/rate ms regardless of how the previous ones fare. */
     async paced(args) {
-      const { count, rate } = args as { count: number; rate: number }
+      const { addr, count, rate } = args as { addr: string; count: number; rate: number }
       const t0 = performance.now()
-      const joins: Promise<{ peer: Peer; ms: number }>[] = []
+      const joins: Promise<number>[] = []
       for (let i = 0; i < count; i++) {
         const due = t0 + (i * 1000) / rate
         const wait = due - performance.now()
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        joins.push(join(identities.pop() as Identity))
+        joins.push(join(addr, ''))
       }
-      const done = await Promise.all(joins)
-      for (const d of done) peers.push(d.peer)
-      return { ms: done.map((d) => d.ms), seconds: (performance.now() - t0) / 1000 }
+      const ms = await Promise.all(joins)
+      return { ms, seconds: (performance.now() - t0) / 1000 }
     },
     /** Signal storm: `senders` sockets, each paced to `rate`/s with `window` in flight, for `ms`. */
     async signals(args) {
@@ -251,7 +170,7 @@ async function clientsRole(): Promise<void> {
         candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host',
         n: 0,
       }
-      const sender = async (s: Peer, k: number) => {
+      const sender = async (s: JoinedPeer, k: number) => {
         let sent = 0
         let inFlight = 0
         await new Promise<void>((resolve) => {
@@ -273,7 +192,7 @@ async function clientsRole(): Promise<void> {
             // Pace: no more than rate/s since t0 (spread start times so senders do not beat in step).
             const allowed = Math.floor(((now - t0) / 1000) * rate) + 1
             while (inFlight < window && sent < allowed) {
-              const to = peers[(k * 7919 + sent * 104729) % peers.length] as Peer
+              const to = peers[(k * 7919 + sent * 104729) % peers.length] as JoinedPeer
               sent++
               inFlight++
               s.socket.emit('signal', { to: to.id, data }, (ack: { ok: boolean; reason?: string }) => {
@@ -298,15 +217,64 @@ async function clientsRole(): Promise<void> {
       const delivered = peers.reduce((n, p) => n + p.received, 0)
       return { acked, refused, reasons, delivered, seconds }
     },
+    /**
+     * Relay frames of `bytes` from the i-th peer of group `from` to the i-th of group `to`, each
+     * sender at `rate` frames/s, for `ms`; returns frames received by `to` and how long it took until
+     * the last one (a backlog drained, up to 30 s more).
+     */
+    async relay(args) {
+      const { from, to, bytes, rate, ms } = args as {
+        from: string
+        to: string
+        bytes: number
+        rate: number
+        ms: number
+      }
+      const senders = groups.get(from) ?? []
+      const targets = groups.get(to) ?? []
+      for (const p of targets) p.received = 0
+      const frame = new Uint8Array(bytes).fill(7)
+      const t0 = performance.now()
+      let sent = 0
+      await new Promise<void>((resolve) => {
+        const tick = setInterval(() => {
+          const now = performance.now()
+          if (now - t0 >= ms) {
+            clearInterval(tick)
+            return resolve()
+          }
+          const due = Math.floor(((now - t0) / 1000) * rate * senders.length)
+          for (; sent < due; sent++) {
+            const k = sent % senders.length
+            const target = targets[k % targets.length] as JoinedPeer
+            ;(senders[k] as JoinedPeer).socket.emit('relay', { to: target.id, frame })
+          }
+        }, 5)
+      })
+      // Until the backlog (if any) drained: the rate is what was delivered over the time it took.
+      const count = () => targets.reduce((n, p) => n + p.received, 0)
+      let last = count()
+      let lastAt = performance.now()
+      while (last < sent && performance.now() - lastAt < 1000 && performance.now() - t0 < ms + 30_000) {
+        await new Promise((r) => setTimeout(r, 50))
+        if (count() !== last) {
+          last = count()
+          lastAt = performance.now()
+        }
+      }
+      const received = count()
+      const errors: Record<string, number> = {}
+      for (const s of senders)
+        for (const [k, v] of Object.entries(s.relayErrors)) errors[k] = (errors[k] ?? 0) + v
+      return { sent, received, errors, seconds: (lastAt - t0) / 1000 }
+    },
     async cpu() {
       return process.cpuUsage()
-    },
-    async count() {
-      return peers.filter((p) => p.socket.connected).length
     },
     async leave() {
       for (const p of peers) p.socket.disconnect()
       peers.length = 0
+      groups.clear()
       await new Promise((r) => setTimeout(r, 500))
       return true
     },
@@ -315,52 +283,53 @@ async function clientsRole(): Promise<void> {
 
 // ------------------------------------------------------------- orchestrator
 
-export async function run(): Promise<Record<string, number>> {
-  const server = spawnRole('server')
-  const clients = spawnRole('clients')
+type Figures = Record<string, number>
+
+/** Every figure but the cluster's, for one server (weft's or the bare reference). */
+async function measure(kind: 'weft' | 'bare', clients: Role): Promise<Figures> {
+  const server = spawnRole(HERE, 'server', [`--kind=${kind}`], kind === 'weft' && !!process.env.BENCH_PROF)
   try {
-    const address = await server.call<string>('address')
+    const addr = await server.call<string>('address')
     const warmup = Math.min(200, PEERS)
-    console.log(`server at ${address}; generating ${PEERS + warmup} keys`)
-    await clients.call('prepare', { count: PEERS + warmup, addr: address })
+    console.log(`${kind}: server at ${addr}; generating ${PEERS + warmup} keys`)
+    await clients.call('prepare', { count: PEERS + warmup })
 
     // Warm up the code paths, then take the heap baseline with nobody connected.
-    await clients.call('fill', { count: warmup, concurrency: 20 })
+    await clients.call('fill', { addr, count: warmup, concurrency: 20 })
     await clients.call('leave')
     const heapBefore = await server.call<number>('heap')
+    const rssBefore = await server.call<number>('rss')
 
     const fillCount = PEERS - PACED_JOINS
     const half = Math.floor(PEERS / 2)
-    console.log(`filling ${fillCount} peers`)
+    console.log(`${kind}: filling ${fillCount} peers`)
     const tFill = performance.now()
-    type Cpu = { user: number; system: number }
     const cpuFill0 = await server.call<Cpu>('cpu')
-    await clients.call<number[]>('fill', { count: half, concurrency: FILL_CONCURRENCY })
+    await clients.call<number[]>('fill', { addr, count: half, concurrency: FILL_CONCURRENCY })
     const cpuFill1 = await server.call<Cpu>('cpu')
     // Server CPU per join (connect, challenge, register, sample): what load does not inflate much.
-    const joinServerCpuUs = Math.round(
-      (cpuFill1.user + cpuFill1.system - cpuFill0.user - cpuFill0.system) / Math.max(1, half),
-    )
+    const joinServerCpuUs = Math.round((cpuSeconds(cpuFill0, cpuFill1) * 1e6) / Math.max(1, half))
     let fillSeconds = (performance.now() - tFill) / 1000
     // Heap at half the peers: the slope from here to the end is the marginal cost of one more peer,
     // free of fixed costs (code warmed up late, bounded caches such as the verify-key cache).
     const heapHalf = await server.call<number>('heap')
     const tFill2 = performance.now()
-    await clients.call<number[]>('fill', { count: fillCount - half, concurrency: FILL_CONCURRENCY })
+    await clients.call<number[]>('fill', { addr, count: fillCount - half, concurrency: FILL_CONCURRENCY })
     fillSeconds += (performance.now() - tFill2) / 1000
 
-    console.log(`${PACED_JOINS} joins at ${JOIN_RATE}/s`)
+    console.log(`${kind}: ${PACED_JOINS} joins at ${JOIN_RATE}/s`)
     const paced = await clients.call<{ ms: number[]; seconds: number }>('paced', {
+      addr,
       count: PACED_JOINS,
       rate: JOIN_RATE,
     })
 
-    const metrics = await server.call<Record<string, number>>('metrics')
-    const peers = metrics.peers ?? 0
+    const peers = (await server.call<Figures>('metrics')).peers ?? 0
     const heapAfter = await server.call<number>('heap')
+    const rssAfter = await server.call<number>('rss')
 
-    console.log(`signals: ${SENDERS} senders for ${SIGNAL_MS} ms`)
-    const before = (await server.call<Record<string, number>>('metrics')).signals ?? 0
+    console.log(`${kind}: signals, ${SENDERS} senders for ${SIGNAL_MS} ms`)
+    const before = (await server.call<Figures>('metrics')).signals ?? 0
     const cpu = async () => Promise.all([server.call<Cpu>('cpu'), clients.call<Cpu>('cpu')])
     const cpu0 = await cpu()
     const sig = await clients.call<{
@@ -370,21 +339,17 @@ export async function run(): Promise<Record<string, number>> {
       delivered: number
       seconds: number
     }>('signals', { senders: SENDERS, rate: SENDER_RATE, window: SENDER_WINDOW, ms: SIGNAL_MS })
-    const relayed = ((await server.call<Record<string, number>>('metrics')).signals ?? 0) - before
+    const relayed = ((await server.call<Figures>('metrics')).signals ?? 0) - before
     const cpu1 = await cpu()
     // Share of one core each process used during the signal phase (both ends share the machine's cores).
-    const busy = (i: 0 | 1) =>
-      Number(
-        ((cpu1[i].user + cpu1[i].system - cpu0[i].user - cpu0[i].system) / 1e6 / (sig.seconds + 0.3)).toFixed(
-          2,
-        ),
-      )
-    if (sig.refused > 0) console.log('refused signals:', sig.reasons)
-
-    const figures = {
+    const busy = (i: 0 | 1) => Number((cpuSeconds(cpu0[i], cpu1[i]) / (sig.seconds + 0.3)).toFixed(2))
+    if (sig.refused > 0) console.log(`${kind}: refused signals:`, sig.reasons)
+    await clients.call('leave')
+    return {
       peers,
       heapBytesPerPeer: Math.round((heapAfter - heapBefore) / Math.max(1, peers)),
       heapBytesPerPeerMarginal: Math.round((heapAfter - heapHalf) / Math.max(1, peers - half)),
+      rssBytesPerPeer: Math.round((rssAfter - rssBefore) / Math.max(1, peers)),
       heapBeforeMB: Math.round(heapBefore / 2 ** 20),
       heapAfterMB: Math.round(heapAfter / 2 ** 20),
       joinP50Ms: Number(quantile(paced.ms, 0.5).toFixed(2)),
@@ -398,18 +363,36 @@ export async function run(): Promise<Record<string, number>> {
       signalSenders: SENDERS,
       signalServerCpu: busy(0),
       // Signals per second of server CPU time: what one core would relay, whatever else the machine runs.
-      signalsPerServerCoreSec: Math.round(relayed / Math.max(0.01, busy(0) * (sig.seconds + 0.3))),
+      signalsPerServerCoreSec: Math.round(relayed / Math.max(0.01, cpuSeconds(cpu0[0], cpu1[0]))),
       signalClientsCpu: busy(1),
     }
+  } finally {
+    await server.stop()
+  }
+}
+
+export async function run(): Promise<Figures> {
+  const clients = spawnRole(HERE, 'clients')
+  try {
+    const figures: Figures = await measure('weft', clients)
+    if (process.env.BENCH_BARE !== '0') {
+      const bare = await measure('bare', clients)
+      for (const k of [
+        'heapBytesPerPeer',
+        'rssBytesPerPeer',
+        'joinP50Ms',
+        'joinP99Ms',
+        'joinServerCpuUs',
+        'signalsPerSec',
+        'signalsPerServerCoreSec',
+      ])
+        figures[`bare.${k}`] = bare[k] as number
+    }
+    if (process.env.BENCH_CLUSTER !== '0') Object.assign(figures, await clusterPhase(HERE, clients))
     report('server', figures)
-    await clients.call('leave')
-    const exited = new Promise((r) => server.child.once('exit', r))
-    await server.call('close')
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
     return figures
   } finally {
     clients.child.kill()
-    server.child.kill()
   }
 }
 

@@ -15,16 +15,17 @@
  * nobody else. `createRedisCluster` (cluster-redis.ts) is several instances.
  */
 import type { RelayErrorReason } from '../shared/signal-events.ts'
+import type { RemoteRelayError, RemoteSignalResult } from './inter-server.ts'
 import { createMemoryHostCache, type HostCache } from './registry.ts'
 
 /** What the cluster delivers to this instance (implemented by the server). */
 export interface ClusterEvents {
   /** `id` registered again on another instance as `session`: drop any other socket of it here. */
   replace(network: string, id: string, session: string): void
-  /** A signal from another instance for `to` (registered here, unless it just left). */
-  signal(network: string, to: string, from: string, data: unknown): void
+  /** A signal from another instance for `to`: delivered ('ok'), or why not (its answer to that instance). */
+  signal(network: string, to: string, from: string, data: unknown): RemoteSignalResult
   /** A relay frame from another instance; returns why it was dropped, or null when delivered. */
-  relay(network: string, to: string, from: string, frame: Uint8Array): 'congested' | 'gone' | null
+  relay(network: string, to: string, from: string, frame: Uint8Array): RemoteRelayError | null
   /** Another instance dropped a frame that `from` (registered here) sent to `to`. */
   relayError(network: string, to: string, from: string, reason: RelayErrorReason): void
 }
@@ -39,8 +40,11 @@ export interface Cluster {
   session(socketId: string): string
   /** `id` registered here as `session`: the other instances drop their sockets of it. */
   registered(network: string, id: string, session: string): void
-  /** Pass a signal to `to` on another instance; false when no other instance has it. */
-  signal(network: string, to: string, from: string, data: unknown, now: number): Promise<boolean>
+  /**
+   * Pass a signal to `to` on another instance, and wait for that instance's answer: 'ok' once it
+   * delivered the signal; 'unknown-peer' when no live instance holds `to` (or none answered in time).
+   */
+  signal(network: string, to: string, from: string, data: unknown, now: number): Promise<RemoteSignalResult>
   /** Pass a relay frame to `to` on another instance; false when no other instance has it. */
   relay(network: string, to: string, from: string, frame: Uint8Array, now: number): Promise<boolean>
   /** Public URLs the other instances announced. */
@@ -72,7 +76,7 @@ export function createLocalCluster(o: LocalClusterOptions): Cluster {
     localEntries: () => hosts.size(),
     session: (socketId) => socketId,
     registered: () => {},
-    signal: async () => false,
+    signal: async () => 'unknown-peer',
     relay: async () => false,
     servers: () => [],
     ready: () => true,

@@ -29,6 +29,12 @@ const message: fc.Arbitrary<InterServerMessage> = fc.oneof(
     to: nodeId,
     from: nodeId,
     data: fc.jsonValue({ maxDepth: 3 }).filter((d) => JSON.stringify(d).length < 900),
+    ref: fc.integer({ min: 1, max: 2 ** 40 }),
+  }),
+  fc.record({
+    t: fc.constant('signal-ack' as const),
+    ref: fc.integer({ min: 1, max: 2 ** 40 }),
+    result: fc.constantFrom('ok' as const, 'unknown-peer' as const, 'congested' as const),
   }),
   fc.record({
     t: fc.constant('relay' as const),
@@ -42,7 +48,7 @@ const message: fc.Arbitrary<InterServerMessage> = fc.oneof(
     network,
     to: nodeId,
     from: nodeId,
-    reason: fc.constant('congested' as const),
+    reason: fc.constantFrom('congested' as const, 'unknown-peer' as const),
   }),
   fc.record({
     t: fc.constant('servers' as const),
@@ -131,13 +137,18 @@ describe('inter-server messages', () => {
     const junk = fc.oneof(fc.jsonValue(), fc.string({ maxLength: 80 }), fc.constant(undefined))
     const fields = fc.record(
       {
-        t: fc.oneof(fc.constantFrom('replace', 'signal', 'relay', 'relay-error', 'servers'), junk),
+        t: fc.oneof(
+          fc.constantFrom('replace', 'signal', 'signal-ack', 'relay', 'relay-error', 'servers'),
+          junk,
+        ),
+        ref: fc.oneof(fc.integer({ min: -2, max: 2 ** 40 }), junk),
+        result: fc.oneof(fc.constantFrom('ok', 'unknown-peer', 'congested'), junk),
         network: fc.oneof(network, junk),
         to: fc.oneof(nodeId, junk),
         from: fc.oneof(nodeId, junk),
         id: fc.oneof(nodeId, junk),
         session: fc.oneof(fc.string({ minLength: 1, maxLength: 200 }), junk),
-        reason: fc.oneof(fc.constant('congested'), junk),
+        reason: fc.oneof(fc.constantFrom('congested', 'unknown-peer'), junk),
         data: junk,
         urls: fc.oneof(fc.array(fc.webUrl(), { maxLength: 20 }), junk),
       },
@@ -148,7 +159,10 @@ describe('inter-server messages', () => {
         const m = parseMessage(h as Record<string, unknown>, body, LIMITS)
         if (!m) return
         if (m.t === 'servers') expect(m.urls.length).toBeLessThanOrEqual(16)
+        else if (m.t === 'signal-ack') expect(['ok', 'unknown-peer', 'congested']).toContain(m.result)
         else expect(isNetworkName(m.network)).toBe(true)
+        if (m.t === 'signal' || m.t === 'signal-ack')
+          expect(Number.isSafeInteger(m.ref) && m.ref > 0).toBe(true)
         if (m.t === 'replace') {
           expect(isNodeId(m.id)).toBe(true)
           expect(m.session.length).toBeLessThanOrEqual(MAX_SESSION_CHARS)

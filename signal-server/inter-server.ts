@@ -51,10 +51,20 @@ const HEADER_SLACK = 2048
 
 export type InterServerMessage =
   | { t: 'replace'; network: string; id: string; session: string }
-  | { t: 'signal'; network: string; to: string; from: string; data: unknown }
+  /** `ref`: the sender's instance waits for a `signal-ack` with it. */
+  | { t: 'signal'; network: string; to: string; from: string; data: unknown; ref: number }
+  /** The target's instance's answer to signal `ref`: delivered, or why not. */
+  | { t: 'signal-ack'; ref: number; result: RemoteSignalResult }
   | { t: 'relay'; network: string; to: string; from: string; frame: Uint8Array }
-  | { t: 'relay-error'; network: string; to: string; from: string; reason: 'congested' }
+  | { t: 'relay-error'; network: string; to: string; from: string; reason: RemoteRelayError }
+  /** Every sweep, from every instance: its public URLs (maybe none), and that it is alive. */
   | { t: 'servers'; urls: string[] }
+
+export type RemoteSignalResult = 'ok' | 'unknown-peer' | 'congested'
+export type RemoteRelayError = 'congested' | 'unknown-peer'
+const SIGNAL_RESULTS: readonly unknown[] = ['ok', 'unknown-peer', 'congested'] satisfies RemoteSignalResult[]
+const RELAY_ERRORS: readonly unknown[] = ['congested', 'unknown-peer'] satisfies RemoteRelayError[]
+const isRef = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x > 0
 
 /** Why a message from Redis was refused (counted as `interServer.<reason>`). */
 export type InterServerRefusal = 'too-large' | 'bad-mac' | 'malformed' | 'stale' | 'replay'
@@ -111,6 +121,12 @@ export function parseMessage(
     }
     return { t, urls: out }
   }
+  if (t === 'signal-ack') {
+    const ref = field(header, 'ref')
+    const result = field(header, 'result')
+    if (!isRef(ref) || !SIGNAL_RESULTS.includes(result) || body.length > 0) return null
+    return { t, ref, result: result as RemoteSignalResult }
+  }
   const network = field(header, 'network')
   if (!isNetworkName(network)) return null
   if (t === 'replace') {
@@ -125,18 +141,21 @@ export function parseMessage(
   if (!isNodeId(to) || !isNodeId(from)) return null
   switch (t) {
     case 'signal': {
-      if (!Object.hasOwn(header, 'data') || body.length > 0) return null
+      const ref = field(header, 'ref')
+      if (!Object.hasOwn(header, 'data') || !isRef(ref) || body.length > 0) return null
       const data = header.data
       const size = jsonByteLength(data, limits.signalMaxBytes)
       if (size < 0 || size > limits.signalMaxBytes) return null
-      return { t, network, to, from, data }
+      return { t, network, to, from, data, ref }
     }
     case 'relay':
       if (body.length > limits.relayFrameMaxBytes) return null
       return { t, network, to, from, frame: body }
-    case 'relay-error':
-      if (field(header, 'reason') !== 'congested' || body.length > 0) return null
-      return { t, network, to, from, reason: 'congested' }
+    case 'relay-error': {
+      const reason = field(header, 'reason')
+      if (!RELAY_ERRORS.includes(reason) || body.length > 0) return null
+      return { t, network, to, from, reason: reason as RemoteRelayError }
+    }
     default:
       return null
   }

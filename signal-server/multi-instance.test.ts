@@ -8,6 +8,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
+import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parsePeersAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
 import { type RedisProcess, redisSecret, sleep, startRedis } from '../test/redis-kit.ts'
@@ -107,6 +108,76 @@ describe('two instances sharing Redis', () => {
     expect(await b2.next('signal')).toEqual({ from: a.id, data: 'hello' })
     const sample = parsePeersAck(await a.call('peers', {}))
     expect(sample?.ok && sample.peers.map((p) => p.id)).toEqual([b2.id])
+  })
+})
+
+describe('nodes that are gone', () => {
+  it('a node that left its instance: that instance answers unknown-peer, never ok, even while the host cache still names it', async () => {
+    const [s1, s2, { redisPrefix }] = await pair()
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    const owner = `${redisPrefix}:owner:demo:${b.id}`
+    const redisClient = createClient({ url: redisUrl })
+    await redisClient.connect()
+    try {
+      const entry = await redisClient.get(owner)
+      expect(entry).toMatch(/ \d+$/)
+      b.close()
+      await a.until(() => s2.metrics().peers === 0)
+      // The entry comes back, as when the departure's removal from Redis is late or was lost.
+      await redisClient.set(owner, String(entry), { expiration: { type: 'PX', value: 60_000 } })
+      await redisClient.zAdd(`${redisPrefix}:hosts:demo`, { score: Date.now(), value: b.id })
+    } finally {
+      await redisClient.close()
+    }
+    expect(await a.call('signal', { to: b.id, data: 'anyone?' })).toEqual({
+      ok: false,
+      reason: 'unknown-peer',
+    })
+    expect(s2.metrics()['rejected.remote-unknown-peer']).toBe(1)
+    expect(s1.metrics()['rejected.unknown-peer']).toBe(1)
+    a.socket.emit('relay', { to: b.id, frame: new Uint8Array([1, 2, 3]) })
+    expect(parseRelayError(await a.next('relay-error'))).toEqual({ to: b.id, reason: 'unknown-peer' })
+    expect(s2.metrics()['relayErrors.remote-unknown-peer']).toBe(1)
+  })
+
+  it('an instance that falls silent: its nodes leave samples, and signals to them are refused at once', async () => {
+    const sweepMs = 100
+    const [s1, s2, { redisPrefix }] = await pair({ sweepMs })
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    // A node of an instance that never speaks (killed before these started): its entries stay in Redis.
+    const ghost = 'e'.repeat(40)
+    const redisClient = createClient({ url: redisUrl })
+    await redisClient.connect()
+    try {
+      await redisClient.set(`${redisPrefix}:owner:demo:${ghost}`, `gone.0123/abc ${Date.now()}`, {
+        expiration: { type: 'PX', value: 60_000 },
+      })
+      await redisClient.zAdd(`${redisPrefix}:hosts:demo`, { score: Date.now(), value: ghost })
+    } finally {
+      await redisClient.close()
+    }
+    // Once a has been up three sweeps, only b, whose instance announces itself, is handed out.
+    const sampled = async () => {
+      const r = parsePeersAck(await a.call('peers', {}))
+      return r?.ok ? r.peers.map((p) => p.id).sort() : []
+    }
+    let last: string[] = []
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      last = await sampled()
+      if (last.length === 1) break
+      await sleep(50)
+    }
+    expect(last).toEqual([b.id])
+    const t0 = Date.now()
+    expect(await a.call('signal', { to: ghost, data: 1 })).toEqual({ ok: false, reason: 'unknown-peer' })
+    // At once: not after the 5 s an unanswered signal waits.
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(await a.call('signal', { to: b.id, data: 2 })).toEqual({ ok: true })
+    expect(await b.next('signal')).toEqual({ from: a.id, data: 2 })
+    expect(s2.metrics().signalsRemote).toBe(1)
   })
 })
 

@@ -30,6 +30,8 @@ export interface RedisHostCacheOptions {
   maxPerNetwork?: number
   /** Uniform in [0, 1). @default Math.random */
   random?: () => number
+  /** Whether an entry's session may still be alive (its instance is); others are left out of samples. @default all */
+  live?: (session: string) => boolean
 }
 
 const REMOVE = `
@@ -57,6 +59,7 @@ export function createRedisHostCache(client: RedisClient, options: RedisHostCach
   const ttlMs = options.ttlMs ?? 120_000
   const maxPerNetwork = options.maxPerNetwork ?? 100_000
   const random = options.random ?? Math.random
+  const live = options.live ?? (() => true)
   const hostsKey = (network: string) => `${prefix}:hosts:${network}`
   const ownerKey = (network: string, id: string) => `${prefix}:owner:${network}:${id}`
 
@@ -119,7 +122,9 @@ export function createRedisHostCache(client: RedisClient, options: RedisHostCach
       const owners = await client.mGet(ids.map((id) => ownerKey(network, id)))
       const dead = ids.filter((_, i) => owners[i] === null)
       if (dead.length > 0) await client.zRem(key, dead)
-      const alive = new Set(ids.filter((_, i) => owners[i] !== null))
+      // Entries of a silent instance stay in Redis (it may come back) but are not handed out.
+      const sessionLive = (v: unknown) => live(String(v).split(' ')[0] ?? '')
+      const alive = new Set(ids.filter((_, i) => owners[i] !== null && sessionLive(owners[i])))
       const toInfo = (r: { value: unknown; score: unknown }): PeerInfo => ({
         id: String(r.value),
         lastSeen: Number(r.score),

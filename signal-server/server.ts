@@ -35,6 +35,7 @@ import {
 } from './connections.ts'
 import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
+import { slimSocket, transportOptions } from './engine.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createIce } from './ice.ts'
@@ -129,6 +130,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     cors: { origin: '*' },
     serveClient: false,
     parser: guard.parser,
+    ...transportOptions(),
     allowRequest: (req, cb) => {
       if (closing || io.engine.clientsCount >= o.maxPeers + o.maxPendingSockets) {
         inc(counters.limited, 'server-sockets')
@@ -213,6 +215,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     const c = this.data.conn
     if (c) dispatch(ctx, c, event, args)
   }
+  const anyListeners = [onAnyEvent]
   function onDisconnect(this: IoSocket) {
     const c = this.data.conn
     // socket.io refuses reserved names from clients, but a forged 'disconnect' must never clean up a live socket.
@@ -261,15 +264,13 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     // Memory: engine.io keeps each session's first HTTP request (dropping it is socket.io's documented
     // saving), the handshake keeps its headers, URL and a date string, and every socket joins a room
     // named after its own id. We need none of them once the Host header is read.
+    // One shared empty handshake, listener list and ack table replace each socket's own (engine.ts).
     Reflect.set(socket.conn, 'request', null)
-    socket.handshake.headers = {}
-    socket.handshake.url = ''
-    socket.handshake.time = ''
+    slimSocket(socket, anyListeners)
     socket.leave(socket.id)
     socket.data.conn = c
     c.timer = setTimeout(onTimeout, o.registerTimeoutMs, c)
     c.timer.unref?.()
-    socket.onAny(onAnyEvent)
     socket.on('disconnect', onDisconnect)
     socket.emit('challenge', { nonce: c.nonce as Uint8Array })
   })

@@ -3,8 +3,9 @@
  * already authenticated and parsed (inter-server.ts): a node registered
  * again elsewhere, a signal or relay frame for a node registered here, and a
  * relay frame of a sender registered here that the target's instance dropped.
- * A frame for a target here is held to the same congestion check as a local
- * sender's.
+ * A signal or frame for a target here is held to the same congestion check
+ * as a local sender's; the answer to a signal (and to a dropped frame) goes
+ * back to the sender's instance.
  */
 import type { ClusterEvents } from '../cluster.ts'
 import type { Connections } from '../connections.ts'
@@ -24,16 +25,25 @@ export function remoteEvents(
 
     signal(network, to, from, data) {
       const target = conns.get(network, to)
-      if (!target) return inc(counters.rejected, 'remote-unknown-peer')
+      // Unlinked the moment it left (before its host cache entry is gone): never 'ok' for a departed node.
+      if (!target) {
+        inc(counters.rejected, 'remote-unknown-peer')
+        return 'unknown-peer'
+      }
+      if (conns.congested(target)) {
+        inc(counters.rejected, 'congested-remote')
+        return 'congested'
+      }
       target.socket.emit('signal', { from, data })
       counters.signalsRemote++
+      return 'ok'
     },
 
     relay(network, to, from, frame) {
       const target = conns.get(network, to)
       if (!target) {
         inc(counters.relayErrors, 'remote-unknown-peer')
-        return 'gone'
+        return 'unknown-peer'
       }
       if (conns.congested(target)) {
         inc(counters.relayErrors, 'congested-remote')

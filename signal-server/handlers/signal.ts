@@ -1,9 +1,9 @@
 /**
  * `signal { to, data }` + ack: pass a WebRTC (or link-setup) signal, a JSON
  * value of at most signalMaxBytes, to node `to` of the sender's network:
- * here, or through the cluster on the instance that holds it. The ack says
- * `ok`, or why not: `too-large`, `congested` (the target's socket has too
- * much unsent), `unknown-peer`.
+ * here, or through the cluster on the instance that holds it (which answers
+ * once it delivered it). The ack says `ok`, or why not: `too-large`,
+ * `congested` (the target's socket has too much unsent), `unknown-peer`.
  */
 import { jsonByteLength, type SignalAck, type SignalRequest } from '../../shared/signal-events.ts'
 import { type Ack, type Conn, State } from '../connections.ts'
@@ -35,10 +35,12 @@ export async function onSignal(
     counters.signals++
     return answer({ ok: true })
   }
-  const sent = await cluster.signal(c.network, p.to, c.id, p.data, now).catch(() => false)
-  if (!sent || c.state !== State.Registered) {
-    inc(counters.rejected, 'unknown-peer')
-    return answer({ ok: false, reason: 'unknown-peer' })
+  // The target's instance answers once it delivered the signal (or why it could not).
+  const result = await cluster.signal(c.network, p.to, c.id, p.data, now).catch(() => 'unknown-peer' as const)
+  if (c.state !== State.Registered) return
+  if (result !== 'ok') {
+    inc(counters.rejected, result)
+    return answer({ ok: false, reason: result })
   }
   counters.signals++
   answer({ ok: true })
