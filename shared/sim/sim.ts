@@ -30,43 +30,15 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
+import { type Event, type HeapEvent, type LinkState, linkKey } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
-import { type TickEvent, TickQueue, tickBefore } from './ticks.ts'
+import { TickQueue, tickBefore } from './ticks.ts'
 import type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
 
 export { estimateSize } from './size.ts'
 export type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
-
-interface Delivery<M> {
-  time: number
-  seq: number
-  type: 'msg'
-  from: string
-  to: string
-  msg: M
-  epoch: number
-  /** sizeOf(msg), counted once at the send. */
-  size: number
-}
-/** The moment a message has left its sender's uplink: resolves that send. */
-interface SentEvent {
-  time: number
-  seq: number
-  type: 'sent'
-  resolve: () => void
-}
-/** What the heap holds; ticks are in their own queue. */
-type HeapEvent<M> = Delivery<M> | SentEvent
-type Event<M> = HeapEvent<M> | TickEvent
-
-interface LinkState {
-  latency: number
-  /** Last scheduled delivery time per direction, to keep FIFO order. */
-  lastAB: number
-  lastBA: number
-}
 
 export class Sim<M> {
   readonly seed: number
@@ -510,8 +482,4 @@ export class Sim<M> {
 
 export function createSim<M>(opts: SimOptions<M>): Sim<M> {
   return new Sim(opts)
-}
-
-function linkKey(a: string, b: string): string {
-  return a < b ? `${a}|${b}` : `${b}|${a}`
 }
