@@ -21,6 +21,11 @@ export class LinkSets {
     this.lazy.delete(peer)
   }
 
+  /** Links up, eager and lazy. */
+  get size(): number {
+    return this.eager.size + this.lazy.size
+  }
+
   has(peer: string): boolean {
     return this.eager.has(peer) || this.lazy.has(peer)
   }

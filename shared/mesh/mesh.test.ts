@@ -435,7 +435,7 @@ describe('pending verification', () => {
     const inflight: Promise<void>[] = []
     for (let i = 0; i < 8; i++) {
       const f = await forged({ origin: X, key: kx.publicKey, signer: kx, data: i })
-      inflight.push(n.mesh.handle(X, f))
+      inflight.push(Promise.resolve(n.mesh.handle(X, f)))
     }
     expect(n.mesh.sizes().pending).toBe(5)
     expect(n.mesh.counters['drop.pendingFull']).toBe(3)
@@ -444,7 +444,7 @@ describe('pending verification', () => {
     for (let i = 0; i < 3; i++) {
       const payload = f0.payload.slice()
       payload[payload.length - 1] = 100 + i
-      inflight.push(n.mesh.handle(X, { ...f0, payload }))
+      inflight.push(Promise.resolve(n.mesh.handle(X, { ...f0, payload })))
     }
     expect(n.mesh.counters['drop.pendingCandidates']).toBe(2)
     n.tick(2_000)

@@ -69,6 +69,7 @@ export class PayloadCache {
 
   /** Drop entries older than `ttlMs`. */
   expire(now: number): void {
+    if (this.entries.size === 0) return
     for (const e of this.entries.values()) {
       if (now - e.at <= this.ttlMs) break
       this.evictOldest()

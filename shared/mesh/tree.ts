@@ -59,6 +59,7 @@ export function createTree(ctx: MeshContext, push: Push): Tree {
   }
 
   function prunesDue(now: number): void {
+    if (pruneDue.size === 0) return
     for (const [peer, { id, at }] of pruneDue) {
       if (at > now) continue
       pruneDue.delete(peer)

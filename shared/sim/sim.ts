@@ -281,7 +281,8 @@ export class Sim<M> {
       if (!e || e.time > t) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.dispatch(e)
+      if (r) await r
     }
     this.now = Math.max(this.now, t)
   }
@@ -302,7 +303,8 @@ export class Sim<M> {
       if (!e || e.time > end) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.dispatch(e)
+      if (r) await r
       if (done()) return true
     }
     this.now = Math.max(this.now, end)
@@ -318,7 +320,8 @@ export class Sim<M> {
       if (!this.hasPendingMessages()) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.dispatch(e)
+      if (r) await r
     }
   }
 
@@ -404,12 +407,11 @@ export class Sim<M> {
     return sent
   }
 
-  private async dispatch(e: Event<M>): Promise<void> {
+  /** Run one event; a promise only when the node's handler returned one (awaiting a sync handler costs a turn). */
+  private dispatch(e: Event<M>): void | Promise<void> {
     this.totals.events++
-    if (e.type === 'sent') {
-      e.resolve()
-      return
-    }
+    // As an async step, so the sender's continuation runs before the next event.
+    if (e.type === 'sent') return resolveSent(e.resolve)
     if (e.type === 'tick') {
       const n = this.nodes.get(e.node)
       if (!n?.up || this.epochs.get(e.node) !== e.epoch) return
@@ -417,8 +419,7 @@ export class Sim<M> {
       e.time += this.opts.tickMs
       e.seq = this.seq++
       this.ticks.append(e)
-      await n.proto.tick(this.now)
-      return
+      return n.proto.tick(this.now)
     }
     this.pending--
     const n = this.nodes.get(e.to)
@@ -431,7 +432,7 @@ export class Sim<M> {
     n.counters.messagesIn++
     n.counters.bytesIn += e.size
     if (this.opts.trace) this.traceLog.push(`${e.time.toFixed(3)} ${e.from.slice(0, 8)}>${e.to.slice(0, 8)}`)
-    await n.proto.handle(e.from, e.msg)
+    return n.proto.handle(e.from, e.msg)
   }
 
   private addLink(a: string, b: string, st: LinkState): void {
@@ -482,4 +483,8 @@ export class Sim<M> {
 
 export function createSim<M>(opts: SimOptions<M>): Sim<M> {
   return new Sim(opts)
+}
+
+async function resolveSent(resolve: () => void): Promise<void> {
+  resolve()
 }
