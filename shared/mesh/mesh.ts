@@ -29,6 +29,8 @@
  * - push.ts: eager push and lazy push (the announcement rounds);
  * - tree.ts: PRUNE and the prune rule that keeps concurrent broadcasts'
  *   tree whole;
+ * - optimise.ts: swapping a slow tree link for a faster lazy one (the
+ *   paper's optimisation, judged on the traffic so the shared tree settles);
  * - repair.ts: IHAVE and GRAFT, the missing-message timers, rejoining;
  * - links.ts, and the bounded tables seen-cache.ts (the replay window),
  *   payload-cache.ts, missing.ts, pending.ts; messages.ts (the wire),
@@ -54,6 +56,7 @@ import {
   parseMeshMsg,
 } from './messages.ts'
 import { MissingTable } from './missing.ts'
+import { createOptimiser } from './optimise.ts'
 import { type MeshDeps, type MeshOptions, resolveMeshOptions } from './options.ts'
 import { MAX_PEERS_PER_ENTRY, PayloadCache } from './payload-cache.ts'
 import { PendingChecks } from './pending.ts'
@@ -130,9 +133,11 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
   }
 
   const push = createPush(ctx)
-  const tree = createTree(ctx, push)
-  const receive = createReceive(ctx, push, tree, deliver)
-  const repair = createRepair(ctx, push)
+  const optimiser = createOptimiser(ctx, push)
+  links.onMove = (peer) => optimiser.moved(peer)
+  const tree = createTree(ctx, push, optimiser)
+  const receive = createReceive(ctx, push, tree, optimiser, deliver)
+  const repair = createRepair(ctx, push, optimiser)
 
   const handlers: Handlers = {
     gossip: receive.onGossip,
