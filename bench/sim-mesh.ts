@@ -24,8 +24,12 @@
  *   component: coverage, virtual ms until the last survivor had it, RMR;
  * - heapMB / rssMB: the process's peak.
  *
- *   npm run bench -- sim-mesh                       (N = 256, about a minute)
- *   SIM_MESH_N=10000 npm run bench -- sim-mesh      (the scale run alone)
+ * The mesh's warm-up is long enough for the tree optimisation (optimise.ts)
+ * to settle; `unoptimisedLdh` is the same run with it off (the first
+ * broadcast's tree, as Plumtree builds it).
+ *
+ *   npm run bench -- sim-mesh                       (N = 256, one to two minutes)
+ *   SIM_MESH_N=10000 npm run bench -- sim-mesh      (the scale run alone; SIM_MESH_WARMUP=20 broadcasts first)
  */
 import type { MeshOptions } from '../shared/mesh/mesh.ts'
 import { createMeshNet, type MeshNet } from '../shared/mesh/sim-net.ts'
@@ -34,7 +38,7 @@ import { isMain, quantile, report } from './report.ts'
 
 const N = 256
 const DEGREE = 6
-const WARMUP = 30
+const WARMUP = 60
 const MEASURED = 100
 const SEED = 2024
 /** Concurrent broadcasts per round in the burst runs, and how many rounds are measured. */
@@ -75,7 +79,14 @@ async function floodFigures() {
   return { coverage: mean(coverage), rmr: mean(rmr), ldh: mean(ldh), ldhMax: Math.max(...ldh) }
 }
 
-const CONTROL = ['ihaveSent', 'ihaveIdsSent', 'graftSent', 'pruneSent', 'payloadSentGraft'] as const
+const CONTROL = [
+  'ihaveSent',
+  'ihaveIdsSent',
+  'graftSent',
+  'pruneSent',
+  'payloadSentGraft',
+  'optimiseSwaps',
+] as const
 
 /** `rounds` rounds of `burst` concurrent broadcasts from random origins, each round run to quiescence. */
 async function meshRun(net: MeshNet, rounds: number, burst = 1) {
@@ -119,6 +130,7 @@ async function meshRun(net: MeshNet, rounds: number, burst = 1) {
     graftMsgs: perBroadcast('graftSent'),
     pruneMsgs: perBroadcast('pruneSent'),
     graftAnswers: perBroadcast('payloadSentGraft'),
+    swaps: perBroadcast('optimiseSwaps'),
   }
 }
 
@@ -131,8 +143,8 @@ async function meshFigures(mesh: MeshOptions, burst: number, warmRounds: number,
   return { ...measured, warmupRmr: warm.rmr, warmupCoverage: warm.coverage, eagerLinks }
 }
 
-/** Plumtree as published: one announcement round, every duplicate prunes at once. */
-const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0 }
+/** Plumtree as published (without its tree optimisation): one announcement round, every duplicate prunes at once. */
+const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0, optimiseSamples: 0 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const scaleN = Number(process.env.SIM_MESH_N ?? 0)
@@ -144,6 +156,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const t0 = performance.now()
   const flood = await floodFigures()
   const mesh = await meshFigures({}, 1, WARMUP, MEASURED)
+  const unoptimised = await meshFigures({ optimiseSamples: 0 }, 1, 10, 30)
   const bursts = await meshFigures({}, BURST, 3, BURSTS)
   const paperBursts = await meshFigures(PAPER, BURST, 3, BURSTS)
   const figures = {
@@ -161,6 +174,9 @@ export async function run(): Promise<Record<string, unknown>> {
     rmrMax: mesh.rmrMax,
     ldh: mesh.ldh,
     ldhMax: mesh.ldhMax,
+    unoptimisedLdh: unoptimised.ldh,
+    unoptimisedLdhMax: unoptimised.ldhMax,
+    optimiseSwapsPerBroadcast: mesh.swaps,
     duplicateDeliveries: mesh.duplicateDeliveries,
     eagerLinks: mesh.eagerLinks,
     ihaveMsgsPerBroadcast: mesh.ihaveMsgs,
