@@ -77,6 +77,7 @@ export class Sim<M> {
       trace: opts.trace ?? false,
       connectOnSend: opts.connectOnSend ?? false,
       uplinkBytesPerMs: opts.uplinkBytesPerMs ?? Number.POSITIVE_INFINITY,
+      yieldEachEvent: opts.yieldEachEvent ?? true,
     }
   }
 
@@ -281,7 +282,7 @@ export class Sim<M> {
       if (!e || e.time > t) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      const r = this.dispatch(e)
+      const r = this.step(e)
       if (r) await r
     }
     this.now = Math.max(this.now, t)
@@ -303,7 +304,7 @@ export class Sim<M> {
       if (!e || e.time > end) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      const r = this.dispatch(e)
+      const r = this.step(e)
       if (r) await r
       if (done()) return true
     }
@@ -320,7 +321,7 @@ export class Sim<M> {
       if (!this.hasPendingMessages()) break
       this.take(e)
       this.now = Math.max(this.now, e.time)
-      const r = this.dispatch(e)
+      const r = this.step(e)
       if (r) await r
     }
   }
@@ -407,7 +408,24 @@ export class Sim<M> {
     return sent
   }
 
-  /** Run one event; a promise only when the node's handler returned one (awaiting a sync handler costs a turn). */
+  /**
+   * Run one event. By default as an async step, so promise continuations the
+   * event set off (a request's reply resolving a pending call) run before the
+   * next event, as on a real event loop. With `yieldEachEvent: false`, a
+   * promise only when the node's handler returned one.
+   */
+  private step(e: Event<M>): void | Promise<void> {
+    return this.opts.yieldEachEvent ? this.dispatchAsync(e) : this.dispatch(e)
+  }
+
+  private async dispatchAsync(e: Event<M>): Promise<void> {
+    if (e.type === 'sent') {
+      e.resolve()
+      return
+    }
+    await this.dispatch(e)
+  }
+
   private dispatch(e: Event<M>): void | Promise<void> {
     this.totals.events++
     // As an async step, so the sender's continuation runs before the next event.
