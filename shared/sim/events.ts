@@ -34,3 +34,15 @@ export interface LinkState {
 export function linkKey(a: string, b: string): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`
 }
+
+/** FNV-1a over every line, as 8 hex digits (the trace's fingerprint). */
+export function fnv1aHex(lines: readonly string[]): string {
+  let h = 0x811c9dc5
+  for (const line of lines) {
+    for (let i = 0; i < line.length; i++) {
+      h ^= line.charCodeAt(i)
+      h = Math.imul(h, 0x01000193) >>> 0
+    }
+  }
+  return h.toString(16).padStart(8, '0')
+}

@@ -30,7 +30,7 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
-import { type Event, type HeapEvent, type LinkState, linkKey } from './events.ts'
+import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
@@ -348,14 +348,7 @@ export class Sim<M> {
 
   /** A short fingerprint of the trace (FNV-1a of every line), for determinism tests. */
   traceHash(): string {
-    let h = 0x811c9dc5
-    for (const line of this.traceLog) {
-      for (let i = 0; i < line.length; i++) {
-        h ^= line.charCodeAt(i)
-        h = Math.imul(h, 0x01000193) >>> 0
-      }
-    }
-    return h.toString(16).padStart(8, '0')
+    return fnv1aHex(this.traceLog)
   }
 
   private send(from: string, epoch: number, to: string, msg: M): void | Promise<void> {
@@ -408,12 +401,7 @@ export class Sim<M> {
     return sent
   }
 
-  /**
-   * Run one event. By default as an async step, so promise continuations the
-   * event set off (a request's reply resolving a pending call) run before the
-   * next event, as on a real event loop. With `yieldEachEvent: false`, a
-   * promise only when the node's handler returned one.
-   */
+  /** Run one event: an async step (continuations run before the next event), or with yieldEachEvent false, direct. */
   private step(e: Event<M>): void | Promise<void> {
     return this.opts.yieldEachEvent ? this.dispatchAsync(e) : this.dispatch(e)
   }
