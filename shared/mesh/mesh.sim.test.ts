@@ -79,8 +79,6 @@ describe('mesh in the simulator', () => {
     const seed = testSeed(101)
     await withSeed(seed, async () => {
       const N = 500
-      // The tree as Plumtree forms it: the optimisation's swaps (optimise.sim.test.ts) would leave it
-      // a link short for a moment when two of them cross, until the next broadcast's GRAFT.
       const net = await createMeshNet({ seed, n: N, degree: 6 })
       await net.sim.runFor(500)
       const rmrs: number[] = []
