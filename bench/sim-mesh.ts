@@ -13,21 +13,39 @@
  *   in it; they are reported apart, per broadcast.
  * - ldh: last delivery hop, the hop count of the last node reached.
  *
- *   npm run bench -- sim-mesh
+ * At scale (SIM_MESH_N=10000): the same graph model at N nodes, flooding
+ * against the mesh, and what 20 % of the nodes crashing at once does (the
+ * `scale` figures; only those are run then):
+ *
+ * - hops: mean and p99 over every delivery, and the last delivery hop;
+ * - each broadcast runs until every node has it (or 10 s of virtual time),
+ *   then 1.5 s more for its PRUNEs and GRAFTs: `msPerBroadcast` is wall time;
+ * - repair: the first broadcasts after the crash, against the survivors'
+ *   component: coverage, virtual ms until the last survivor had it, RMR;
+ * - heapMB / rssMB: the process's peak.
+ *
+ * The mesh's warm-up is long enough for the tree optimisation (optimise.ts)
+ * to settle; `unoptimisedLdh` is the same run with it off (the first
+ * broadcast's tree, as Plumtree builds it).
+ *
+ *   npm run bench -- sim-mesh                       (N = 256, one to two minutes)
+ *   SIM_MESH_N=10000 npm run bench -- sim-mesh      (the scale run alone; SIM_MESH_WARMUP=20 broadcasts first)
  */
 import type { MeshOptions } from '../shared/mesh/mesh.ts'
 import { createMeshNet, type MeshNet } from '../shared/mesh/sim-net.ts'
 import { createFlood, createSim, type FloodMsg, type FloodNode, randomGraph } from '../shared/sim/index.ts'
-import { isMain, report } from './report.ts'
+import { isMain, quantile, report } from './report.ts'
 
 const N = 256
 const DEGREE = 6
-const WARMUP = 30
+const WARMUP = 60
 const MEASURED = 100
 const SEED = 2024
 /** Concurrent broadcasts per round in the burst runs, and how many rounds are measured. */
 const BURST = 8
 const BURSTS = 12
+/** Broadcasts before the scale run measures (the tree optimisation needs 16 per link pair). */
+const SCALE_WARMUP = Number(process.env.SIM_MESH_WARMUP ?? 20)
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d
@@ -61,7 +79,14 @@ async function floodFigures() {
   return { coverage: mean(coverage), rmr: mean(rmr), ldh: mean(ldh), ldhMax: Math.max(...ldh) }
 }
 
-const CONTROL = ['ihaveSent', 'ihaveIdsSent', 'graftSent', 'pruneSent', 'payloadSentGraft'] as const
+const CONTROL = [
+  'ihaveSent',
+  'ihaveIdsSent',
+  'graftSent',
+  'pruneSent',
+  'payloadSentGraft',
+  'optimiseSwaps',
+] as const
 
 /** `rounds` rounds of `burst` concurrent broadcasts from random origins, each round run to quiescence. */
 async function meshRun(net: MeshNet, rounds: number, burst = 1) {
@@ -105,6 +130,7 @@ async function meshRun(net: MeshNet, rounds: number, burst = 1) {
     graftMsgs: perBroadcast('graftSent'),
     pruneMsgs: perBroadcast('pruneSent'),
     graftAnswers: perBroadcast('payloadSentGraft'),
+    swaps: perBroadcast('optimiseSwaps'),
   }
 }
 
@@ -117,13 +143,20 @@ async function meshFigures(mesh: MeshOptions, burst: number, warmRounds: number,
   return { ...measured, warmupRmr: warm.rmr, warmupCoverage: warm.coverage, eagerLinks }
 }
 
-/** Plumtree as published: one announcement round, every duplicate prunes at once. */
-const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0 }
+/** Plumtree as published (without its tree optimisation): one announcement round, every duplicate prunes at once. */
+const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0, optimiseSamples: 0 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  const scaleN = Number(process.env.SIM_MESH_N ?? 0)
+  if (scaleN > 0) {
+    const figures = await scaleFigures(scaleN)
+    report('sim-mesh-scale', figures)
+    return figures
+  }
   const t0 = performance.now()
   const flood = await floodFigures()
   const mesh = await meshFigures({}, 1, WARMUP, MEASURED)
+  const unoptimised = await meshFigures({ optimiseSamples: 0 }, 1, 10, 30)
   const bursts = await meshFigures({}, BURST, 3, BURSTS)
   const paperBursts = await meshFigures(PAPER, BURST, 3, BURSTS)
   const figures = {
@@ -141,6 +174,9 @@ export async function run(): Promise<Record<string, unknown>> {
     rmrMax: mesh.rmrMax,
     ldh: mesh.ldh,
     ldhMax: mesh.ldhMax,
+    unoptimisedLdh: unoptimised.ldh,
+    unoptimisedLdhMax: unoptimised.ldhMax,
+    optimiseSwapsPerBroadcast: mesh.swaps,
     duplicateDeliveries: mesh.duplicateDeliveries,
     eagerLinks: mesh.eagerLinks,
     ihaveMsgsPerBroadcast: mesh.ihaveMsgs,
@@ -165,6 +201,144 @@ export async function run(): Promise<Record<string, unknown>> {
   }
   report('sim-mesh', figures)
   return figures
+}
+
+/** Peak memory seen so far (sampled after each broadcast). */
+const peak = { heap: 0, rss: 0 }
+function sampleMemory(): void {
+  const m = process.memoryUsage()
+  peak.heap = Math.max(peak.heap, m.heapUsed)
+  peak.rss = Math.max(peak.rss, m.rss)
+}
+
+/** Hops of every delivery of `msgIds` (first deliveries), and the last delivery hop of each. */
+function hopFigures(perMsg: number[][]) {
+  const all = perMsg.flat()
+  return {
+    meanHops: round(mean(all), 2),
+    p99Hops: quantile(all, 0.99),
+    ldh: round(mean(perMsg.map((h) => Math.max(...h))), 2),
+    ldhMax: Math.max(...perMsg.map((h) => Math.max(...h))),
+  }
+}
+
+async function scaleFlood(n: number, broadcasts: number) {
+  const sim = createSim<FloodMsg>({ seed: SEED })
+  const ids = Array.from({ length: n }, () => sim.randomId())
+  for (const id of ids) sim.addNode(id, createFlood)
+  await randomGraph(sim, ids, DEGREE)
+  const sent = () => ids.reduce((s, id) => s + sim.node(id).counters.messagesOut, 0)
+  const perMsg: number[][] = []
+  const rmr: number[] = []
+  for (let m = 0; m < broadcasts; m++) {
+    const before = sent()
+    sim.proto<FloodNode>(ids[Math.floor(sim.rng() * n)] as string).originate(`m${m}`)
+    await sim.drain()
+    perMsg.push(
+      ids.flatMap((id) => sim.proto<FloodNode>(id).received.get(`m${m}`) ?? []).filter((h) => h > 0),
+    )
+    rmr.push((sent() - before) / (n - 1) - 1)
+  }
+  sampleMemory()
+  return { rmr: round(mean(rmr)), ...hopFigures(perMsg) }
+}
+
+/** Broadcast from a random live node and run until `pool` has it (or 10 s), then 1.5 s more. */
+async function scaleBroadcast(net: MeshNet, pool: string[], r: number) {
+  const origin = pool[Math.floor(net.sim.rng() * pool.length)] as string
+  const sentBefore = net.sum('payloadSent')
+  const t0 = net.sim.now
+  const id = await net.broadcast(origin, 'bench', { r })
+  const got = () => net.deliveries.get(id)
+  await net.sim.runUntilTrue(() => (got()?.size ?? 0) >= pool.length, 10_000)
+  const fullMs = Math.round(net.sim.now - t0)
+  await net.sim.runFor(1_500)
+  sampleMemory()
+  const hops = [...(got()?.entries() ?? [])].filter(([n]) => n !== origin).map(([, h]) => h[0] as number)
+  return {
+    coverage: (got()?.size ?? 0) / pool.length,
+    fullMs,
+    rmr: (net.sum('payloadSent') - sentBefore) / (pool.length - 1) - 1,
+    hops,
+  }
+}
+
+async function scaleFigures(n: number): Promise<Record<string, unknown>> {
+  const t0 = performance.now()
+  const flood = await scaleFlood(n, 5)
+  const tBuild = performance.now()
+  const net = await createMeshNet({ seed: SEED, n, degree: DEGREE })
+  await net.sim.runFor(1_000)
+  const buildMs = performance.now() - tBuild
+  const warm: Awaited<ReturnType<typeof scaleBroadcast>>[] = []
+  const tWarm = performance.now()
+  for (let r = 0; r < SCALE_WARMUP; r++) warm.push(await scaleBroadcast(net, net.ids, r))
+  const warmMs = performance.now() - tWarm
+  const measured: typeof warm = []
+  const tMeasure = performance.now()
+  for (let r = 0; r < 5; r++) measured.push(await scaleBroadcast(net, net.ids, 100 + r))
+  const measureMs = performance.now() - tMeasure
+  // 20 % crash at once; the survivors' tree repairs itself through IHAVE and GRAFT.
+  const victims = new Set(shuffleIds(net, n / 5))
+  for (const v of victims) await net.sim.crash(v)
+  const alive = net.ids.filter((id) => !victims.has(id))
+  const reachable = largestComponent(net, alive)
+  const after: typeof warm = []
+  for (let r = 0; r < 5; r++) after.push(await scaleBroadcast(net, reachable, 200 + r))
+  const pick = (xs: typeof warm) => ({
+    coverage: round(mean(xs.map((x) => x.coverage))),
+    rmr: round(mean(xs.map((x) => x.rmr))),
+    ...hopFigures(xs.map((x) => x.hops)),
+  })
+  return {
+    nodes: n,
+    degree: DEGREE,
+    flood,
+    warmupRmr: round(mean(warm.map((x) => x.rmr))),
+    mesh: pick(measured),
+    crashed: victims.size,
+    survivorsReachable: reachable.length,
+    repairFirst: {
+      coverage: round(after[0]?.coverage ?? 0),
+      fullMs: after[0]?.fullMs,
+      rmr: round(after[0]?.rmr ?? 0),
+    },
+    repairNext: pick(after.slice(1)),
+    buildS: round(buildMs / 1000, 1),
+    msPerBroadcastWarmup: Math.round(warmMs / warm.length),
+    msPerBroadcast: Math.round(measureMs / measured.length),
+    heapMB: Math.round(peak.heap / 2 ** 20),
+    rssMB: Math.round(peak.rss / 2 ** 20),
+    wallS: round((performance.now() - t0) / 1000, 1),
+  }
+}
+
+function shuffleIds(net: MeshNet, k: number): string[] {
+  const xs = [...net.ids]
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(net.sim.rng() * (i + 1))
+    ;[xs[i], xs[j]] = [xs[j] as string, xs[i] as string]
+  }
+  return xs.slice(0, Math.floor(k))
+}
+
+/** The largest connected component of live nodes (broadcasts cannot reach past it). */
+function largestComponent(net: MeshNet, alive: string[]): string[] {
+  const seen = new Set<string>()
+  let best: string[] = []
+  for (const s of alive) {
+    if (seen.has(s)) continue
+    const comp = [s]
+    seen.add(s)
+    for (let i = 0; i < comp.length; i++)
+      for (const y of net.sim.liveNeighbours(comp[i] as string))
+        if (!seen.has(y)) {
+          seen.add(y)
+          comp.push(y)
+        }
+    if (comp.length > best.length) best = comp
+  }
+  return best
 }
 
 if (isMain(import.meta.url)) await run()

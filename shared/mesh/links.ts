@@ -17,8 +17,12 @@ export class LinkSets {
   }
 
   remove(peer: string): void {
-    this.eager.delete(peer)
-    this.lazy.delete(peer)
+    if (this.eager.delete(peer) || this.lazy.delete(peer)) this.onMove?.(peer)
+  }
+
+  /** Links up, eager and lazy. */
+  get size(): number {
+    return this.eager.size + this.lazy.size
   }
 
   has(peer: string): boolean {
@@ -27,17 +31,20 @@ export class LinkSets {
 
   /** Put a live link on the tree (a GRAFT, or a payload it brought first). */
   makeEager(peer: string): void {
-    if (!this.has(peer)) return
-    this.lazy.delete(peer)
+    if (!this.lazy.delete(peer)) return
     this.eager.add(peer)
+    this.onMove?.(peer)
   }
 
   /** Take a live link off the tree (a PRUNE either way). */
   makeLazy(peer: string): void {
-    if (!this.has(peer)) return
-    this.eager.delete(peer)
+    if (!this.eager.delete(peer)) return
     this.lazy.add(peer)
+    this.onMove?.(peer)
   }
+
+  /** Called when a live link changes sets or goes away (the tree optimisation's samples about it are then void). */
+  onMove: ((peer: string) => void) | undefined
 
   all(): string[] {
     return [...this.eager, ...this.lazy]

@@ -29,6 +29,8 @@
  * - push.ts: eager push and lazy push (the announcement rounds);
  * - tree.ts: PRUNE and the prune rule that keeps concurrent broadcasts'
  *   tree whole;
+ * - optimise.ts: swapping a slow tree link for a faster lazy one (the
+ *   paper's optimisation, judged on the traffic so the shared tree settles);
  * - repair.ts: IHAVE and GRAFT, the missing-message timers, rejoining;
  * - links.ts, and the bounded tables seen-cache.ts (the replay window),
  *   payload-cache.ts, missing.ts, pending.ts; messages.ts (the wire),
@@ -54,6 +56,7 @@ import {
   parseMeshMsg,
 } from './messages.ts'
 import { MissingTable } from './missing.ts'
+import { createOptimiser } from './optimise.ts'
 import { type MeshDeps, type MeshOptions, resolveMeshOptions } from './options.ts'
 import { MAX_PEERS_PER_ENTRY, PayloadCache } from './payload-cache.ts'
 import { PendingChecks } from './pending.ts'
@@ -74,7 +77,7 @@ export interface Mesh extends ProtocolNode<MeshMsg> {
   onDeliver(fn: (d: MeshDelivery) => void): () => void
   /** Traffic and drops, by name (see the header of this file and PROTOCOL-mesh.md). */
   readonly counters: Counters
-  handle(from: string, msg: MeshMsg): Promise<void>
+  handle(from: string, msg: MeshMsg): void | Promise<void>
   tick(now: number): void
   /** A link opened: it starts eager (on the tree). */
   linkUp(peer: string): void
@@ -130,9 +133,11 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
   }
 
   const push = createPush(ctx)
-  const tree = createTree(ctx, push)
-  const receive = createReceive(ctx, push, tree, deliver)
-  const repair = createRepair(ctx, push)
+  const optimiser = createOptimiser(ctx, push)
+  links.onMove = (peer) => optimiser.moved(peer)
+  const tree = createTree(ctx, push, optimiser)
+  const receive = createReceive(ctx, push, tree, optimiser, deliver)
+  const repair = createRepair(ctx, push, optimiser)
 
   const handlers: Handlers = {
     gossip: receive.onGossip,
@@ -149,10 +154,17 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
 
   /** Follow the host's link table even if a linkUp/linkDown went missing. */
   function reconcile(): void {
-    const now = new Set(deps.neighbours())
+    const ns = deps.neighbours()
+    // Every tick of every node: the usual case (the same members) allocates nothing.
+    if (ns.length === links.size && ns.every((p) => links.has(p))) return
+    const now = new Set(ns)
     for (const p of now) if (!links.has(p)) links.add(p)
     for (const p of links.all()) if (!now.has(p)) removeLink(p)
   }
+
+  // Each tick's IHAVE and GRAFT batches, per peer (emptied after every tick).
+  const ihaves: Batches = new Map()
+  const grafts: Batches = new Map()
 
   return {
     counters,
@@ -192,7 +204,8 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
       return () => void listeners.delete(fn)
     },
 
-    async handle(from, msg) {
+    // Not async: only a gossip's checks need a promise (the simulator awaits only what is one).
+    handle(from, msg) {
       if (typeof from !== 'string' || from === deps.id) return void bump(counters, 'drop.malformed')
       // The host's frame is untrusted whatever its static type: parsed here, once.
       const m = parseMeshMsg(msg as Value)
@@ -206,16 +219,18 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
       reconcile()
       seen.expire(now)
       cache.expire(now)
-      const expired = pending.expire(now, opt.pendingTtlMs)
-      if (expired > 0) bump(counters, 'drop.pendingExpired', expired)
+      if (pending.size > 0) {
+        const expired = pending.expire(now, opt.pendingTtlMs)
+        if (expired > 0) bump(counters, 'drop.pendingExpired', expired)
+      }
       tree.prunesDue(now)
-      const ihaves: Batches = new Map()
       push.announce(now, ihaves)
-      const grafts: Batches = new Map()
-      repair.graftMissing(now, grafts)
+      if (missing.size > 0) repair.graftMissing(now, grafts)
       repair.rejoin(grafts)
       for (const [peer, ids] of ihaves) push.sendIds(peer, 'ihave', ids)
       for (const [peer, ids] of grafts) push.sendIds(peer, 'graft', ids)
+      ihaves.clear()
+      grafts.clear()
     },
 
     linkUp(peer) {

@@ -42,8 +42,12 @@ export const MAX_IDS_PER_MSG = 512
 
 /** A full broadcast, pushed eagerly or sent in answer to a GRAFT. */
 export type GossipMsg = { type: 'gossip'; payload: Uint8Array; sig: Uint8Array; hops: number }
-/** Lazy push: "I have these broadcasts" (Plumtree IHAVE), batched per tick. */
-export type IHaveMsg = { type: 'ihave'; ids: string[] }
+/**
+ * Lazy push: "I have these broadcasts" (Plumtree IHAVE), batched per tick; `hops[i]`, when
+ * present, is the hop count at which the sender got `ids[i]` (0: it is the origin), which the
+ * tree optimisation compares (optimise.ts).
+ */
+export type IHaveMsg = { type: 'ihave'; ids: string[]; hops?: number[] }
 /** "Send me these broadcasts, and push eagerly to me from now on" (Plumtree GRAFT). */
 export type GraftMsg = { type: 'graft'; ids: string[] }
 /** "Stop pushing eagerly to me; announce instead" (Plumtree PRUNE), for the duplicate of broadcast `id`. */
@@ -85,6 +89,14 @@ function parseIds(v: unknown, minLength: number): string[] | null {
   return [...(v as string[])]
 }
 
+/** One hop count per id: integers in [0, MAX_HOPS_FIELD], exactly `length` of them. */
+function parseHops(v: unknown, length: number): number[] | null {
+  if (!Array.isArray(v) || v.length !== length) return null
+  for (const h of v)
+    if (typeof h !== 'number' || !Number.isInteger(h) || h < 0 || h > MAX_HOPS_FIELD) return null
+  return [...(v as number[])]
+}
+
 /**
  * Validate a message from a peer. Returns a fresh object holding only the
  * known fields, or null for anything malformed. Never throws. Size limits
@@ -104,7 +116,10 @@ export function parseMeshMsg(v: Value): MeshMsg | null {
       }
       case 'ihave': {
         const ids = parseIds(v.ids, 1)
-        return ids ? { type: 'ihave', ids } : null
+        if (!ids) return null
+        if (v.hops === undefined) return { type: 'ihave', ids }
+        const hops = parseHops(v.hops, ids.length)
+        return hops ? { type: 'ihave', ids, hops } : null
       }
       case 'graft': {
         // An empty GRAFT only asks to be pushed to again (the answer to an unwanted PRUNE).

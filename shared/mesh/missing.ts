@@ -13,6 +13,8 @@ export interface MissingEntry {
   readonly id: string
   /** Neighbours that announced it, in order of announcement. */
   readonly announcers: string[]
+  /** The hop count each announcer said it got the broadcast at (`announcers[i]`'s is `hops[i]`; -1: not said). */
+  readonly hops: number[]
   /** The neighbour whose IHAVE created the entry (charged against its quota). */
   readonly creator: string
   /** GRAFTs sent so far. */
@@ -45,19 +47,20 @@ export class MissingTable {
     return this.entries.get(id)
   }
 
-  /** `peer` announced `id`; a new entry's first GRAFT is due at `deadline`. */
-  announce(id: string, peer: string, deadline: number): AnnounceResult {
+  /** `peer` announced `id`, which it got at `hops` (-1: not said); a new entry's first GRAFT is due at `deadline`. */
+  announce(id: string, peer: string, deadline: number, hops = -1): AnnounceResult {
     const e = this.entries.get(id)
     if (e) {
       if (e.announcers.includes(peer) || e.announcers.length >= this.maxAnnouncers) return 'known'
       e.announcers.push(peer)
+      e.hops.push(hops)
       return 'added'
     }
     if (this.entries.size >= this.maxEntries) return 'full'
     const mine = this.created.get(peer) ?? 0
     if (mine >= this.maxPerPeer) return 'quota'
     this.created.set(peer, mine + 1)
-    this.entries.set(id, { id, announcers: [peer], creator: peer, attempts: 0, deadline })
+    this.entries.set(id, { id, announcers: [peer], hops: [hops], creator: peer, attempts: 0, deadline })
     return 'created'
   }
 
@@ -83,7 +86,10 @@ export class MissingTable {
   removePeer(peer: string): void {
     for (const e of this.entries.values()) {
       const i = e.announcers.indexOf(peer)
-      if (i >= 0) e.announcers.splice(i, 1)
+      if (i >= 0) {
+        e.announcers.splice(i, 1)
+        e.hops.splice(i, 1)
+      }
     }
   }
 }

@@ -86,6 +86,17 @@ export interface MeshOptions {
    * duplicate prunes, as in the paper. @default 2_000
    */
   treeMemoryMs?: number
+  /**
+   * The tree optimisation (optimise.ts): broadcasts on which a lazy link's
+   * announcements are compared with an eager link's copies before the lazy
+   * one may take the eager one's place. 0 turns the optimisation off.
+   * @default 16
+   */
+  optimiseSamples?: number
+  /** Hops sooner, on average over those broadcasts, the lazy link must have been: the hysteresis. @default 1 */
+  optimiseMargin?: number
+  /** Least time between two swaps at one node; the link a swap grafted is not pruned for that long. @default 2_000 */
+  optimiseGapMs?: number
 }
 
 /** Every option, with defaults filled in. */
@@ -116,6 +127,9 @@ const DEFAULTS: ResolvedMeshOptions = {
   graftAnswersPerPeer: 3,
   pruneDelayMs: 250,
   treeMemoryMs: 2_000,
+  optimiseSamples: 16,
+  optimiseMargin: 1,
+  optimiseGapMs: 2_000,
 }
 
 export function resolveMeshOptions(options: MeshOptions = {}): ResolvedMeshOptions {
@@ -123,6 +137,7 @@ export function resolveMeshOptions(options: MeshOptions = {}): ResolvedMeshOptio
   for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, number>)[k] = v
   o.maxHops = Math.max(1, Math.min(MAX_HOPS_FIELD, Math.floor(o.maxHops)))
   o.announceRounds = Math.max(1, Math.floor(o.announceRounds))
+  o.optimiseSamples = Math.max(0, Math.floor(o.optimiseSamples))
   const oneMessage = o.maxPayloadBytes + 128
   o.cacheMaxBytes = Math.max(o.cacheMaxBytes, oneMessage)
   o.pendingMaxBytes = Math.max(o.pendingMaxBytes, oneMessage)

@@ -10,6 +10,8 @@
  */
 export interface CachedBroadcast {
   readonly id: string
+  /** The origin's node id (checked). */
+  readonly origin: string
   /** The neighbour it came from first (undefined at the origin). */
   readonly from: string | undefined
   /** The origin's signed bytes, exactly as received. */
@@ -17,6 +19,8 @@ export interface CachedBroadcast {
   readonly sig: Uint8Array
   /** Hops at which this node received it (0 at the origin). */
   readonly hops: number
+  /** This node asked for it (GRAFT): it did not come by eager push, so its hops say nothing of the tree. */
+  readonly requested: boolean
   /** Local time of acceptance. */
   readonly at: number
   /** Neighbours known to have it. */
@@ -69,6 +73,7 @@ export class PayloadCache {
 
   /** Drop entries older than `ttlMs`. */
   expire(now: number): void {
+    if (this.entries.size === 0) return
     for (const e of this.entries.values()) {
       if (now - e.at <= this.ttlMs) break
       this.evictOldest()

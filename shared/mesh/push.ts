@@ -50,7 +50,11 @@ export function createPush(ctx: MeshContext): Push {
     // An empty GRAFT still goes out: it asks only to be pushed to.
     for (let i = 0; i < ids.length || (i === 0 && type === 'graft'); i += MAX_IDS_PER_MSG) {
       const chunk = ids.slice(i, i + MAX_IDS_PER_MSG)
-      deps.send(to, { type, ids: chunk })
+      if (type === 'ihave') {
+        // With the hops each was received at, for the receiver's tree optimisation (optimise.ts).
+        const hops = chunk.map((id) => cache.get(id)?.hops ?? opt.maxHops)
+        deps.send(to, { type, ids: chunk, hops })
+      } else deps.send(to, { type, ids: chunk })
       bump(counters, `${type}Sent`)
       bump(counters, `${type}IdsSent`, chunk.length)
       bump(counters, 'controlSent')
@@ -73,7 +77,9 @@ export function createPush(ctx: MeshContext): Push {
       if (!e) continue
       if (e.round === 0) {
         // Plumtree's lazy push, and the acknowledgement that tells the sender not to repeat.
-        for (const p of links.lazy) if (!e.haves.has(p)) addToBatch(batches, p, e.id)
+        // With the optimisation on, to every lazy link: the hop count is what its optimiser compares.
+        const all = opt.optimiseSamples > 0
+        for (const p of links.lazy) if (all || !e.haves.has(p)) addToBatch(batches, p, e.id)
         if (opt.announceRounds > 1 && e.from !== undefined && links.has(e.from))
           addToBatch(batches, e.from, e.id)
       } else {

@@ -19,6 +19,7 @@ import { bump } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import type { MeshContext } from './context.ts'
 import { type BroadcastBody, type GossipMsg, msgIdOf, parseBody } from './messages.ts'
+import type { Optimiser } from './optimise.ts'
 import { type CachedBroadcast, noteHave } from './payload-cache.ts'
 import type { Candidate } from './pending.ts'
 import type { Push } from './push.ts'
@@ -65,6 +66,7 @@ export function createReceive(
   ctx: MeshContext,
   push: Push,
   tree: Tree,
+  optimiser: Optimiser,
   deliver: (d: MeshDelivery) => void,
 ): Receive {
   const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
@@ -109,14 +111,20 @@ export function createReceive(
     const evicted = seen.add(body.origin, id, body.time)
     if (evicted > 0) bump(counters, 'seenEvicted', evicted)
     // Whoever announced it has it: no payload and no IHAVE for them.
-    const announcers = missing.get(id)?.announcers ?? []
+    const announced = missing.get(id)
+    const announcers = announced ? [...announced.announcers] : []
+    const announcedHops = announced ? [...announced.hops] : []
+    // Asked for (GRAFT): its hops say nothing of the tree.
+    const requested = (announced?.attempts ?? 0) > 0
     missing.delete(id)
     const entry: CachedBroadcast = {
       id,
+      origin: body.origin,
       from,
       payload: copy.payload,
       sig: copy.sig,
       hops: copy.hops,
+      requested,
       at: now,
       haves: new Set(),
       grafted: new Map(),
@@ -126,11 +134,19 @@ export function createReceive(
     if (from !== undefined) {
       noteHave(entry, from)
       // Plumtree: whoever sent us a new message is on our tree (this also completes a GRAFT).
-      links.makeEager(from)
+      if (!optimiser.isStraggler(from, now)) links.makeEager(from)
       if (links.has(from)) tree.noteFirst(from, id, now)
     }
     for (const p of alsoHave) noteHave(entry, p)
     for (const p of announcers) noteHave(entry, p)
+    if (from !== undefined && !requested) {
+      // Announced before it came: each announcer's hop count is a sample for the tree optimisation.
+      announcers.forEach((p, i) => {
+        const h = announcedHops[i] ?? -1
+        if (h === 0 && p !== body.origin) bump(counters, 'drop.badIHaveHops')
+        else if (h >= 0) optimiser.sample(from, p, copy.hops, h)
+      })
+    }
     cache.add(entry)
     deliver({ id, topic: body.topic, data: body.data, origin: body.origin, hops: copy.hops })
     if (copy.hops >= opt.maxHops) {

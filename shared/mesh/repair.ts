@@ -15,6 +15,7 @@
 import { bump } from '../protocol.ts'
 import { addToBatch, type Batches, type MeshContext } from './context.ts'
 import type { GraftMsg, IHaveMsg } from './messages.ts'
+import type { Optimiser } from './optimise.ts'
 import { MAX_PEERS_PER_ENTRY, noteHave } from './payload-cache.ts'
 import type { Push } from './push.ts'
 
@@ -27,7 +28,7 @@ export interface Repair {
   rejoin(batches: Batches): void
 }
 
-export function createRepair(ctx: MeshContext, push: Push): Repair {
+export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser): Repair {
   const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
 
   return {
@@ -35,13 +36,23 @@ export function createRepair(ctx: MeshContext, push: Push): Repair {
       bump(counters, 'ihaveIn')
       // With no eager link left nothing can come unasked: GRAFT at the next tick.
       const deadline = deps.now() + (links.eager.size === 0 ? 0 : opt.graftTimeoutMs)
-      for (const id of m.ids) {
+      for (let i = 0; i < m.ids.length; i++) {
+        const id = m.ids[i] as string
+        let hops = m.hops?.[i] ?? -1
         if (seen.has(id)) {
           const e = cache.get(id)
-          if (e) noteHave(e, from)
+          if (!e) continue
+          noteHave(e, from)
+          if (hops === 0 && e.origin !== from) {
+            // Only the origin has a broadcast at 0 hops: the claim is not used.
+            bump(counters, 'drop.badIHaveHops')
+            hops = -1
+          }
+          // Came first by eager push: would this announcer have been sooner? (optimise.ts)
+          if (hops >= 0 && e.from !== undefined && !e.requested) optimiser.sample(e.from, from, e.hops, hops)
           continue
         }
-        const r = missing.announce(id, from, deadline)
+        const r = missing.announce(id, from, deadline, hops)
         if (r === 'full') bump(counters, 'drop.missingFull')
         else if (r === 'quota') bump(counters, 'drop.missingQuota')
       }
@@ -50,6 +61,7 @@ export function createRepair(ctx: MeshContext, push: Push): Repair {
     onGraft(from, m) {
       bump(counters, 'graftIn')
       links.makeEager(from)
+      if (m.ids.length === 0) optimiser.graftedOnto(from, deps.now())
       for (const id of m.ids) {
         const e = cache.get(id)
         if (!e) {

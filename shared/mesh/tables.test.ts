@@ -149,10 +149,12 @@ describe('SeenCache (the replay window)', () => {
 function entry(id: string, bytes: number, at: number): CachedBroadcast {
   return {
     id,
+    origin: 'ab'.repeat(20),
     from: undefined,
     payload: new Uint8Array(bytes),
     sig: new Uint8Array(64),
     hops: 1,
+    requested: false,
     at,
     haves: new Set(),
     grafted: new Map(),

@@ -22,6 +22,7 @@
 import { bump } from '../protocol.ts'
 import type { MeshContext } from './context.ts'
 import type { PruneMsg } from './messages.ts'
+import type { Optimiser } from './optimise.ts'
 import { noteHave } from './payload-cache.ts'
 import type { Push } from './push.ts'
 
@@ -40,7 +41,7 @@ export interface Tree {
   forget(peer: string): void
 }
 
-export function createTree(ctx: MeshContext, push: Push): Tree {
+export function createTree(ctx: MeshContext, push: Push, optimiser: Optimiser): Tree {
   const { deps, opt, counters, links, cache } = ctx
   // Broadcasts each link brought first, lately: link -> [id, local time][].
   const firstVia = new Map<string, [string, number][]>()
@@ -59,11 +60,13 @@ export function createTree(ctx: MeshContext, push: Push): Tree {
   }
 
   function prunesDue(now: number): void {
+    if (pruneDue.size === 0) return
     for (const [peer, { id, at }] of pruneDue) {
       if (at > now) continue
       pruneDue.delete(peer)
       if (!links.has(peer)) continue
-      if (onEarlierTree(peer, id)) {
+      // A link the tree optimisation just grafted stays through the transition (optimise.ts).
+      if (onEarlierTree(peer, id) || optimiser.isProtected(peer, now)) {
         bump(counters, 'pruneHeld')
         continue
       }

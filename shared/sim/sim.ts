@@ -21,47 +21,24 @@
  *
  * A failing test should print the seed; `replay` hints in README. With the
  * same seed the run repeats exactly.
+ *
+ * Built to run 10,000 nodes: ticks, which outnumber messages, are not in the
+ * event heap but in a FIFO (ticks.ts); the next event is the earlier of the
+ * FIFO's head and the heap's top by (time, seq), so the order is exactly
+ * that of one queue. Links are found through a map per node (no string keys
+ * on the hot path), each node's live neighbours are kept until the topology
+ * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
+import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
+import { TickQueue, tickBefore } from './ticks.ts'
 import type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
 
 export { estimateSize } from './size.ts'
 export type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
-
-interface Delivery<M> {
-  time: number
-  seq: number
-  type: 'msg'
-  from: string
-  to: string
-  msg: M
-  epoch: number
-}
-interface TickEvent {
-  time: number
-  seq: number
-  type: 'tick'
-  node: string
-  epoch: number
-}
-/** The moment a message has left its sender's uplink: resolves that send. */
-interface SentEvent {
-  time: number
-  seq: number
-  type: 'sent'
-  resolve: () => void
-}
-type Event<M> = Delivery<M> | TickEvent | SentEvent
-
-interface LinkState {
-  latency: number
-  /** Last scheduled delivery time per direction, to keep FIFO order. */
-  lastAB: number
-  lastBA: number
-}
 
 export class Sim<M> {
   readonly seed: number
@@ -73,9 +50,15 @@ export class Sim<M> {
   private readonly opts: Required<Omit<SimOptions<M>, 'sizeOf'>> & { sizeOf: (msg: M) => number }
   private readonly nodes = new Map<string, SimNode<M>>()
   private readonly factories = new Map<string, NodeFactory<M>>()
-  private readonly adj = new Map<string, Set<string>>()
+  /** node -> neighbour -> the link's state (the same object at both ends). */
+  private readonly adj = new Map<string, Map<string, LinkState>>()
+  /** Every link by linkKey, in creation order (partition and heal walk it). */
   private readonly linkState = new Map<string, LinkState>()
-  private readonly queue = new EventHeap<Event<M>>()
+  private readonly queue = new EventHeap<HeapEvent<M>>()
+  private readonly ticks = new TickQueue()
+  /** Bumped by every change of links, node states or partitions: cached neighbour lists are then stale. */
+  private topology = 0
+  private readonly liveCache = new Map<string, { topology: number; ids: string[] }>()
   private readonly epochs = new Map<string, number>()
   /** Per node: when its uplink is free again (uplink model only). */
   private readonly uplinkFree = new Map<string, number>()
@@ -94,6 +77,7 @@ export class Sim<M> {
       trace: opts.trace ?? false,
       connectOnSend: opts.connectOnSend ?? false,
       uplinkBytesPerMs: opts.uplinkBytesPerMs ?? Number.POSITIVE_INFINITY,
+      yieldEachEvent: opts.yieldEachEvent ?? true,
     }
   }
 
@@ -134,9 +118,10 @@ export class Sim<M> {
   addNode(id: string, factory: NodeFactory<M>): SimNode<M> {
     if (this.nodes.has(id)) throw new Error(`sim: duplicate node ${id}`)
     this.factories.set(id, factory)
-    if (!this.adj.has(id)) this.adj.set(id, new Set())
+    if (!this.adj.has(id)) this.adj.set(id, new Map())
     const node = this.instantiate(id, factory)
     this.nodes.set(id, node)
+    this.topology++
     return node
   }
 
@@ -155,7 +140,8 @@ export class Sim<M> {
     }
     const proto = factory(deps)
     const node: SimNode<M> = { id, up: true, proto, counters, rng }
-    this.push({ time: this.now + Math.floor(rng() * this.opts.tickMs), type: 'tick', node: id, epoch })
+    const time = this.now + Math.floor(rng() * this.opts.tickMs)
+    this.ticks.insert({ time, seq: this.seq++, type: 'tick', node: id, epoch })
     return node
   }
 
@@ -165,9 +151,7 @@ export class Sim<M> {
     const k = linkKey(a, b)
     if (this.linkState.has(k)) return
     const { min, max } = this.opts.latency
-    this.linkState.set(k, { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 })
-    this.adjOf(a).add(b)
-    this.adjOf(b).add(a)
+    this.addLink(a, b, { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 })
     if (this.connected(a, b)) {
       await this.node(a).proto.linkUp?.(b)
       await this.node(b).proto.linkUp?.(a)
@@ -181,6 +165,7 @@ export class Sim<M> {
     this.linkState.delete(k)
     this.adjOf(a).delete(b)
     this.adjOf(b).delete(a)
+    this.topology++
     if (wasUp) {
       await this.nodes.get(a)?.proto.linkDown?.(b)
       await this.nodes.get(b)?.proto.linkDown?.(a)
@@ -188,26 +173,45 @@ export class Sim<M> {
   }
 
   hasLink(a: string, b: string): boolean {
-    return this.linkState.has(linkKey(a, b))
+    return this.adj.get(a)?.has(b) ?? false
+  }
+
+  /** How many links `id` has by topology, whatever their state. */
+  linkCount(id: string): number {
+    return this.adj.get(id)?.size ?? 0
   }
 
   /** All neighbours by topology, whatever their state. */
   linksOf(id: string): string[] {
-    return [...this.adjOf(id)]
+    return [...this.adjOf(id).keys()]
   }
 
-  /** Neighbours reachable now: link exists, both up, same partition group. */
+  /** Neighbours reachable now: link exists, both up, same partition group. A fresh array each call. */
   liveNeighbours(id: string): string[] {
-    const out: string[] = []
-    for (const b of this.adjOf(id)) if (this.connected(id, b)) out.push(b)
-    return out
+    return this.live(id).slice()
+  }
+
+  /** The cached list behind liveNeighbours (never handed out): recomputed after a topology change. */
+  private live(id: string): readonly string[] {
+    const c = this.liveCache.get(id)
+    if (c && c.topology === this.topology) return c.ids
+    const ids: string[] = []
+    for (const b of this.adjOf(id).keys()) if (this.connected(id, b)) ids.push(b)
+    if (c) {
+      c.topology = this.topology
+      c.ids = ids
+    } else this.liveCache.set(id, { topology: this.topology, ids })
+    return ids
   }
 
   /** True when a message from a to b can be delivered now. */
   connected(a: string, b: string): boolean {
-    const na = this.nodes.get(a)
-    const nb = this.nodes.get(b)
-    return !!na?.up && !!nb?.up && this.linkState.has(linkKey(a, b)) && this.groupOf(a) === this.groupOf(b)
+    return (
+      (this.nodes.get(a)?.up ?? false) &&
+      (this.nodes.get(b)?.up ?? false) &&
+      (this.adj.get(a)?.has(b) ?? false) &&
+      (this.group.size === 0 || this.groupOf(a) === this.groupOf(b))
+    )
   }
 
   /**
@@ -220,6 +224,7 @@ export class Sim<M> {
     groups.forEach((g, i) => {
       for (const id of g) this.group.set(id, i + 1)
     })
+    this.topology++
     await this.notifyChanges(before)
   }
 
@@ -227,6 +232,7 @@ export class Sim<M> {
   async heal(): Promise<void> {
     const before = this.liveLinkSet()
     this.group = new Map()
+    this.topology++
     await this.notifyChanges(before)
   }
 
@@ -236,6 +242,7 @@ export class Sim<M> {
     if (!n.up) return
     const live = this.liveNeighbours(id)
     n.up = false
+    this.topology++
     this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1)
     for (const b of live) await this.nodes.get(b)?.proto.linkDown?.(id)
   }
@@ -249,6 +256,7 @@ export class Sim<M> {
     this.factories.set(id, f)
     const node = this.instantiate(id, f)
     this.nodes.set(id, node)
+    this.topology++
     for (const b of this.liveNeighbours(id)) {
       await node.proto.linkUp?.(b)
       await this.nodes.get(b)?.proto.linkUp?.(id)
@@ -258,9 +266,11 @@ export class Sim<M> {
 
   /** Remove a node and its links for good. */
   async remove(id: string): Promise<void> {
-    for (const b of [...this.adjOf(id)]) await this.unlink(id, b)
+    for (const b of [...this.adjOf(id).keys()]) await this.unlink(id, b)
     this.nodes.delete(id)
     this.adj.delete(id)
+    this.liveCache.delete(id)
+    this.topology++
     this.factories.delete(id)
     this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1)
   }
@@ -268,11 +278,12 @@ export class Sim<M> {
   /** Run every event up to and including virtual time `t`. */
   async runUntil(t: number): Promise<void> {
     for (;;) {
-      const e = this.queue.peek()
+      const e = this.next()
       if (!e || e.time > t) break
-      this.queue.pop()
+      this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.step(e)
+      if (r) await r
     }
     this.now = Math.max(this.now, t)
   }
@@ -289,11 +300,12 @@ export class Sim<M> {
     const end = this.now + maxMs
     if (done()) return true
     for (;;) {
-      const e = this.queue.peek()
+      const e = this.next()
       if (!e || e.time > end) break
-      this.queue.pop()
+      this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.step(e)
+      if (r) await r
       if (done()) return true
     }
     this.now = Math.max(this.now, end)
@@ -304,16 +316,31 @@ export class Sim<M> {
   async drain(maxMs = 60_000): Promise<void> {
     const end = this.now + maxMs
     for (;;) {
-      const e = this.queue.peek()
+      const e = this.next()
       if (!e || e.time > end) break
       if (!this.hasPendingMessages()) break
-      this.queue.pop()
+      this.take(e)
       this.now = Math.max(this.now, e.time)
-      await this.dispatch(e)
+      const r = this.step(e)
+      if (r) await r
     }
   }
 
   private pending = 0
+
+  /** The next event in (time, seq) order: the tick FIFO's head or the heap's top. */
+  private next(): Event<M> | undefined {
+    const m = this.queue.peek()
+    const k = this.ticks.peek()
+    if (!k) return m
+    if (!m) return k
+    return tickBefore(k, m) ? k : m
+  }
+
+  private take(e: Event<M>): void {
+    if (e.type === 'tick') this.ticks.shift()
+    else this.queue.pop()
+  }
 
   hasPendingMessages(): boolean {
     return this.pending > 0
@@ -321,26 +348,17 @@ export class Sim<M> {
 
   /** A short fingerprint of the trace (FNV-1a of every line), for determinism tests. */
   traceHash(): string {
-    let h = 0x811c9dc5
-    for (const line of this.traceLog) {
-      for (let i = 0; i < line.length; i++) {
-        h ^= line.charCodeAt(i)
-        h = Math.imul(h, 0x01000193) >>> 0
-      }
-    }
-    return h.toString(16).padStart(8, '0')
+    return fnv1aHex(this.traceLog)
   }
 
   private send(from: string, epoch: number, to: string, msg: M): void | Promise<void> {
     const sender = this.nodes.get(from)
     if (!sender?.up || this.epochs.get(from) !== epoch) return // a crashed instance's late send
-    let st = this.linkState.get(linkKey(from, to))
+    let st = this.adj.get(from)?.get(to)
     if (!st && this.opts.connectOnSend && from !== to && this.nodes.has(to)) {
       const { min, max } = this.opts.latency
       st = { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 }
-      this.linkState.set(linkKey(from, to), st)
-      this.adjOf(from).add(to)
-      this.adjOf(to).add(from)
+      this.addLink(from, to, st)
     }
     if (!st || !this.connected(from, to)) {
       this.totals.undeliverable++
@@ -356,7 +374,9 @@ export class Sim<M> {
     if (Number.isFinite(rate)) {
       left = Math.max(this.now, this.uplinkFree.get(from) ?? 0) + size / rate
       this.uplinkFree.set(from, left)
-      sent = new Promise<void>((resolve) => this.push({ time: left, type: 'sent', resolve }))
+      sent = new Promise<void>((resolve) =>
+        this.queue.push({ time: left, seq: this.seq++, type: 'sent', resolve }),
+      )
     }
     if (this.opts.loss > 0 && this.rng() < this.opts.loss) {
       this.totals.lost++
@@ -368,22 +388,44 @@ export class Sim<M> {
     if (ab) st.lastAB = time
     else st.lastBA = time
     this.pending++
-    this.push({ time, type: 'msg', from, to, msg, epoch: this.epochs.get(to) ?? 0 })
+    this.queue.push({
+      time,
+      seq: this.seq++,
+      type: 'msg',
+      from,
+      to,
+      msg,
+      epoch: this.epochs.get(to) ?? 0,
+      size,
+    })
     return sent
   }
 
-  private async dispatch(e: Event<M>): Promise<void> {
-    this.totals.events++
+  /** Run one event: an async step (continuations run before the next event), or with yieldEachEvent false, direct. */
+  private step(e: Event<M>): void | Promise<void> {
+    return this.opts.yieldEachEvent ? this.dispatchAsync(e) : this.dispatch(e)
+  }
+
+  private async dispatchAsync(e: Event<M>): Promise<void> {
     if (e.type === 'sent') {
       e.resolve()
       return
     }
+    await this.dispatch(e)
+  }
+
+  private dispatch(e: Event<M>): void | Promise<void> {
+    this.totals.events++
+    // As an async step, so the sender's continuation runs before the next event.
+    if (e.type === 'sent') return resolveSent(e.resolve)
     if (e.type === 'tick') {
       const n = this.nodes.get(e.node)
       if (!n?.up || this.epochs.get(e.node) !== e.epoch) return
-      this.push({ time: e.time + this.opts.tickMs, type: 'tick', node: e.node, epoch: e.epoch })
-      await n.proto.tick(this.now)
-      return
+      // The same object goes to the back of the FIFO: one tick pending per node, no allocation.
+      e.time += this.opts.tickMs
+      e.seq = this.seq++
+      this.ticks.append(e)
+      return n.proto.tick(this.now)
     }
     this.pending--
     const n = this.nodes.get(e.to)
@@ -394,19 +436,22 @@ export class Sim<M> {
     }
     this.totals.delivered++
     n.counters.messagesIn++
-    n.counters.bytesIn += this.opts.sizeOf(e.msg)
+    n.counters.bytesIn += e.size
     if (this.opts.trace) this.traceLog.push(`${e.time.toFixed(3)} ${e.from.slice(0, 8)}>${e.to.slice(0, 8)}`)
-    await n.proto.handle(e.from, e.msg)
+    return n.proto.handle(e.from, e.msg)
   }
 
-  private push(e: Omit<Delivery<M>, 'seq'> | Omit<TickEvent, 'seq'> | Omit<SentEvent, 'seq'>): void {
-    this.queue.push({ ...e, seq: this.seq++ } as Event<M>)
+  private addLink(a: string, b: string, st: LinkState): void {
+    this.linkState.set(linkKey(a, b), st)
+    this.adjOf(a).set(b, st)
+    this.adjOf(b).set(a, st)
+    this.topology++
   }
 
-  private adjOf(id: string): Set<string> {
+  private adjOf(id: string): Map<string, LinkState> {
     let s = this.adj.get(id)
     if (!s) {
-      s = new Set()
+      s = new Map()
       this.adj.set(id, s)
     }
     return s
@@ -446,6 +491,6 @@ export function createSim<M>(opts: SimOptions<M>): Sim<M> {
   return new Sim(opts)
 }
 
-function linkKey(a: string, b: string): string {
-  return a < b ? `${a}|${b}` : `${b}|${a}`
+async function resolveSent(resolve: () => void): Promise<void> {
+  resolve()
 }

@@ -1,6 +1,6 @@
 /** Graph builders for simulations. */
 
-import { type Rng, shuffle } from './prng.ts'
+import type { Rng } from './prng.ts'
 import type { Sim } from './sim.ts'
 
 /**
@@ -16,15 +16,22 @@ export async function randomGraph<M>(
 ): Promise<number> {
   let made = 0
   const per = Math.ceil(degree / 2)
-  for (const a of ids) {
-    const others = shuffle(
-      rng,
-      ids.filter((b) => b !== a),
-    )
+  // For each node, every other node in an order shuffled by `rng` (the draws of shuffle() over
+  // ids.filter(b => b !== a), so a seed gives the graph it always gave), in a reused index array.
+  const order = new Int32Array(Math.max(0, ids.length - 1))
+  for (let ai = 0; ai < ids.length; ai++) {
+    const a = ids[ai] as string
+    for (let i = 0, j = 0; i < ids.length; i++) if (i !== ai) order[j++] = i
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1))
+      const t = order[i] as number
+      order[i] = order[j] as number
+      order[j] = t
+    }
     let n = 0
-    for (const b of others) {
-      if (n >= per) break
-      if (sim.hasLink(a, b) || sim.linksOf(b).length >= degree + 2) continue
+    for (let k = 0; k < order.length && n < per; k++) {
+      const b = ids[order[k] as number] as string
+      if (b === a || sim.hasLink(a, b) || sim.linkCount(b) >= degree + 2) continue
       await sim.link(a, b)
       made++
       n++

@@ -1,0 +1,48 @@
+/** The simulator's events and per-link state (sim.ts). */
+import type { TickEvent } from './ticks.ts'
+
+/** A message in flight. */
+export interface Delivery<M> {
+  time: number
+  seq: number
+  type: 'msg'
+  from: string
+  to: string
+  msg: M
+  epoch: number
+  /** sizeOf(msg), counted once at the send. */
+  size: number
+}
+/** The moment a message has left its sender's uplink: resolves that send. */
+export interface SentEvent {
+  time: number
+  seq: number
+  type: 'sent'
+  resolve: () => void
+}
+/** What the heap holds; ticks are in their own queue. */
+export type HeapEvent<M> = Delivery<M> | SentEvent
+export type Event<M> = HeapEvent<M> | TickEvent
+
+export interface LinkState {
+  latency: number
+  /** Last scheduled delivery time per direction, to keep FIFO order. */
+  lastAB: number
+  lastBA: number
+}
+
+export function linkKey(a: string, b: string): string {
+  return a < b ? `${a}|${b}` : `${b}|${a}`
+}
+
+/** FNV-1a over every line, as 8 hex digits (the trace's fingerprint). */
+export function fnv1aHex(lines: readonly string[]): string {
+  let h = 0x811c9dc5
+  for (const line of lines) {
+    for (let i = 0; i < line.length; i++) {
+      h ^= line.charCodeAt(i)
+      h = Math.imul(h, 0x01000193) >>> 0
+    }
+  }
+  return h.toString(16).padStart(8, '0')
+}
