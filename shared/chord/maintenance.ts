@@ -19,9 +19,11 @@
  *
  * Repair after failures. A timed-out stabilization pings the whole successor
  * list at once, so a run of dead successors is found in one timeout rather
- * than one per stabilization. A node whose successors all died takes the
- * nearest live node after it that it or its predecessor knows, and walks
- * back through predecessors before it publishes the list. A node left
+ * than one per stabilization. A node whose successors all died (it answers
+ * no lookup past its own range meanwhile) takes the nearest live node after
+ * it that it or its predecessor knows, and walks back through predecessors
+ * before it publishes the list; when it knows no live node at all, it is
+ * alone and answers for the whole ring, as a node that created one. A node left
  * without a predecessor looks up its own id and sends `newSucc` to the node
  * the ring names as its predecessor, which may have lost it from its list.
  */
@@ -113,7 +115,7 @@ export function createMaintenance(
     }
     const start = starts[i] as string
     const res = await lookup.route(start)
-    const f = res?.s[0]
+    const f = res?.s.find((x) => !isDead(x))
     // An answer before the start (from a stale successor list) is no finger.
     if (f === undefined || f === self || !(f === start || between(f, start, self))) {
       table.setFinger(i, null)
@@ -142,6 +144,12 @@ export function createMaintenance(
     }
     let best: string | null = null
     for (const x of cands) if (x !== self && !isDead(x) && (best === null || between(x, self, best))) best = x
+    if (best === null) {
+      // Nobody we know is alive, nobody is left to ask: we are alone (until someone notifies us).
+      bump(counters, 'ring.alone')
+      table.becomeAlone()
+      return
+    }
     // Walk back from there through predecessors, one round trip a step, before anyone copies the
     // list: a far successor in our list would reach our predecessors' lists too.
     let list: string[] = []
