@@ -100,8 +100,8 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   fingers(): string[]
   /** The full table: 160 entries, null where unknown. */
   fingerTable(): (string | null)[]
-  /** Where each finger starts: self + 2^i, i = 0 … 159 (the table's own array, not a copy). */
-  fingerStarts(): readonly string[]
+  /** Where finger i starts: self + 2^i, i = 0 … 159. */
+  fingerStart(i: number): string
   /** Ids the ring needs links to now (predecessor, successors, fingers). */
   neededLinks(): Set<string>
   /**
@@ -278,7 +278,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     predecessor: () => table.predecessor(),
     fingers: () => table.fingers(),
     fingerTable: () => [...table.fingerTable()],
-    fingerStarts: () => table.starts,
+    fingerStart: (i) => table.start(i),
     neededLinks: () => new Set(table.known()),
     ringNeighbour: (id) => {
       if (id === self) return false

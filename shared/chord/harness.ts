@@ -10,7 +10,7 @@ import { createSim, type Sim } from '../sim/sim.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'
 import type { ChordMsg } from './messages.ts'
 import { recordSlot } from './records.ts'
-import { betweenRightIncl, RING_BITS, successorIn, successorIndex } from './ring.ts'
+import { RING_BITS, startsUpTo, successorIn, successorIndex } from './ring.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
 /** Fast timers for simulations (virtual time is free; events are not). */
@@ -173,12 +173,11 @@ export function fingerAccuracy(net: ChordNet): number {
   ids.forEach((id, k) => {
     const c = net.node(id)
     const table = c.fingerTable()
-    const starts = c.fingerStarts()
     const next = ids[(k + 1) % ids.length] as string
+    // The starts before the next node (most of them) have it as their successor: no search.
+    const near = ids.length > 1 ? startsUpTo(id, next) : RING_BITS
     for (let i = 0; i < RING_BITS; i++) {
-      const st = starts[i] as string
-      // Most starts fall before the next node: skip the binary search for them.
-      const want = betweenRightIncl(st, id, next) ? next : successorIn(ids, st)
+      const want = i < near ? next : (successorIn(ids, c.fingerStart(i)) as string)
       // A start whose successor is the node itself has no finger (null): we never route to ourselves.
       if (table[i] === (want === id ? null : want)) good++
     }

@@ -32,7 +32,7 @@ import { bump } from '../protocol.ts'
 import type { Liveness } from './liveness.ts'
 import type { Lookup } from './lookup.ts'
 import type { ChordContext } from './options.ts'
-import { between, betweenRightIncl, RING_BITS } from './ring.ts'
+import { between, distance, RING_BITS, startsUpTo } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 
@@ -106,14 +106,14 @@ export function createMaintenance(
       for (let i = 0; i < RING_BITS; i++) table.setFinger(i, null)
       return
     }
-    const { starts } = table
-    let i = fixNext
-    while (i < RING_BITS && betweenRightIncl(starts[i] as string, self, s0)) table.setFinger(i++, s0)
+    // The starts up to our successor take it, without a lookup.
+    let i = Math.max(fixNext, startsUpTo(self, s0))
+    for (let k = fixNext; k < i; k++) table.setFinger(k, s0)
     if (i >= RING_BITS) {
       fixNext = 0
       return
     }
-    const start = starts[i] as string
+    const start = table.start(i)
     const res = await lookup.route(start)
     const f = res?.s.find((x) => !isDead(x))
     // An answer before the start (from a stale successor list) is no finger.
@@ -122,10 +122,9 @@ export function createMaintenance(
       fixNext = (i + 1) % RING_BITS
       return
     }
-    table.setFinger(i, f)
-    let j = i + 1
-    if (f !== start)
-      while (j < RING_BITS && betweenRightIncl(starts[j] as string, start, f)) table.setFinger(j++, f)
+    // Every following start up to f takes f too.
+    const j = Math.max(i + 1, startsUpTo(self, f))
+    for (; i < j; i++) table.setFinger(i, f)
     fixNext = j % RING_BITS
   }
 
@@ -176,15 +175,16 @@ export function createMaintenance(
     if (res?.t !== 'fingers') return
     const hints = [...new Set([from, ...res.f, ...table.successors()])]
       .filter((x) => x !== self && !isDead(x))
-      .sort()
-    if (hints.length === 0) return
+      .map((x) => ({ x, d: distance(self, x) }))
+      .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
     const finger = table.fingerTable()
+    // Hints in ring order from us: start[i] takes the first whose distance is at least 2^i.
+    let h = 0
     for (let i = 0; i < RING_BITS; i++) {
-      const st = table.starts[i] as string
-      let best: string | null = null
-      for (const h of hints)
-        if ((h === st || between(h, st, self)) && (best === null || between(h, st, best))) best = h
-      if (best !== null && finger[i] === null) table.setFinger(i, best)
+      while (h < hints.length && (hints[h] as { d: bigint }).d < 1n << BigInt(i)) h++
+      const best = hints[h]
+      if (best === undefined) break
+      if (finger[i] === null) table.setFinger(i, best.x)
     }
   }
 

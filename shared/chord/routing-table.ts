@@ -24,11 +24,15 @@
  * first `replicas - 1` successors changes who holds our range's copies
  * (`onReplicaSetChanged`).
  */
-import { between, betweenRightIncl, closerToTarget, distance, fingerStarts, RING_BITS } from './ring.ts'
+import { addPow2, between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
 
 export interface RoutingTable {
-  /** finger[i]'s start: self + 2^i. */
-  readonly starts: readonly string[]
+  /**
+   * finger[i]'s start: self + 2^i, computed when first asked and kept. Most
+   * starts lie before the successor and are never asked for (startsUpTo
+   * counts them): a node keeps about log2 N of the 160 strings.
+   */
+  start(i: number): string
   predecessor(): string | null
   /** Where our primary range starts: the predecessor, or while it is unknown the last one we had. */
   rangeStart(): string | null
@@ -82,7 +86,7 @@ export function createRoutingTable(
   hooks: RoutingTableHooks,
 ): RoutingTable {
   const { isDead } = hooks
-  const starts = fingerStarts(self)
+  const startCache = new Map<number, string>()
   let pred: string | null = null
   let lastPred: string | null = null
   let succs: string[] = []
@@ -158,7 +162,14 @@ export function createRoutingTable(
   }
 
   return {
-    starts,
+    start(i) {
+      let st = startCache.get(i)
+      if (st === undefined) {
+        st = addPow2(self, i)
+        startCache.set(i, st)
+      }
+      return st
+    },
     predecessor: () => pred,
     rangeStart: () => pred ?? lastPred,
     successors: () => succs,
