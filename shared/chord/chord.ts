@@ -93,11 +93,15 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   findProviders(key: string): Promise<string[]>
   successor(): string
   successors(): string[]
+  /** How long the successor list may grow: 2·log2 of the ring size this node estimates (options.successors at least). */
+  successorCapacity(): number
   predecessor(): string | null
   /** Distinct finger nodes, in finger order. */
   fingers(): string[]
   /** The full table: 160 entries, null where unknown. */
   fingerTable(): (string | null)[]
+  /** Where finger i starts: self + 2^i, i = 0 … 159. */
+  fingerStart(i: number): string
   /** Ids the ring needs links to now (predecessor, successors, fingers). */
   neededLinks(): Set<string>
   /**
@@ -117,6 +121,13 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   heldSeq(key: string, author: string): number | undefined
   /** Provider records held here. */
   storedProviders(): number
+  /**
+   * Pause (true) or resume the periodic ring upkeep: stabilize, fix fingers,
+   * check the predecessor, republish. Requests still time out and silent
+   * nodes are still marked dead. For experiments (what a lookup answers
+   * while the ring has not repaired itself) and diagnostics.
+   */
+  pauseMaintenance(paused: boolean): void
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
   holdsProvider(key: string, provider: string): boolean
   exportState(): Value
@@ -129,6 +140,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const ctx = createContext(deps, options)
   const { self, o, counters } = ctx
   let started = false
+  let paused = false
 
   // The parts, each given what it uses. A few are needed before they exist (the failure detector
   // clears the routing table, whose changes start replication and the scheduler): those are
@@ -187,7 +199,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     handle: (from, msg) => dispatch(ctx, { liveness, rpc }, handlers, from, msg),
     tick(now) {
       rpc.expire(now)
-      if (started) scheduler.tick(now)
+      if (started && !paused) scheduler.tick(now)
     },
 
     join(bootstrap) {
@@ -262,9 +274,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     successor: () => table.successors()[0] ?? self,
     successors: () => [...table.successors()],
+    successorCapacity: () => table.capacity(),
     predecessor: () => table.predecessor(),
     fingers: () => table.fingers(),
     fingerTable: () => [...table.fingerTable()],
+    fingerStart: (i) => table.start(i),
     neededLinks: () => new Set(table.known()),
     ringNeighbour: (id) => {
       if (id === self) return false
@@ -280,6 +294,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     heldSeq: (key, author) => store.getRecord(author, key)?.rec.q,
     storedProviders: () => store.providerCount,
     holdsProvider: (key, provider) => store.getProvider(key, provider) !== undefined,
+
+    pauseMaintenance(p) {
+      paused = p
+    },
 
     exportState: () => exportState(storage, providers, owned),
     importState: (v) => importState(v, storage, providers, owned, o.maxKeyBytes),

@@ -48,7 +48,11 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     find(from, m) {
       const a = table.answerFor(m.k)
       if (a) send(from, { t: 'found', r: m.r, p: a.p, s: a.s })
-      else send(from, { t: 'closer', r: m.r, n: table.closestPreceding(m.k, CLOSER_COUNT) })
+      else {
+        // Every successor died: we do not know who follows us, and must not claim the position.
+        if (table.successors().length === 0) bump(counters, 'find.noSuccessor')
+        send(from, { t: 'closer', r: m.r, n: table.closestPreceding(m.k, CLOSER_COUNT) })
+      }
     },
 
     route(_from, m) {

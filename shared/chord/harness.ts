@@ -10,7 +10,7 @@ import { createSim, type Sim } from '../sim/sim.ts'
 import { type Chord, type ChordOptions, createChord } from './chord.ts'
 import type { ChordMsg } from './messages.ts'
 import { recordSlot } from './records.ts'
-import { betweenRightIncl, fingerStarts, RING_BITS, successorIn, successorIndex } from './ring.ts'
+import { RING_BITS, startsUpTo, successorIn, successorIndex } from './ring.ts'
 import { keyPositionSync } from './sha256-sync.ts'
 
 /** Fast timers for simulations (virtual time is free; events are not). */
@@ -49,7 +49,7 @@ export interface ChordNet {
 export function createChordNet(
   seed: number,
   options: ChordOptions = SIM_CHORD_OPTIONS,
-  simOptions: { tickMs?: number } = {},
+  simOptions: { tickMs?: number; sizeOf?: (msg: ChordMsg) => number } = {},
 ): ChordNet {
   const sim = createSim<ChordMsg>({ seed, connectOnSend: true, ...simOptions })
   const members = new Set<string>()
@@ -140,18 +140,25 @@ export function ringCorrect(net: ChordNet): boolean {
   return true
 }
 
-/** Stabilized: every member's predecessor and whole successor list (of `len`) are the true ones. */
-export function ringStable(net: ChordNet, len = 8): boolean {
-  return ringCorrect(net) && successorListsCorrect(net, len) === net.live().length
+/** Stabilized: every member's predecessor and whole successor list are the true ones. */
+export function ringStable(net: ChordNet): boolean {
+  return ringCorrect(net) && successorListsCorrect(net) === net.live().length
 }
 
-/** How many members' successor lists are exactly the next `len` members. */
-export function successorListsCorrect(net: ChordNet, len: number): number {
+/**
+ * How many members' successor lists are exactly the next members: as many
+ * as the node's list holds (its capacity, 2·log2 of the ring size it
+ * estimates), or as its successor's list gives it (one more than that
+ * list), or all the others in a smaller ring.
+ */
+export function successorListsCorrect(net: ChordNet): number {
   const ids = net.live()
-  const want = Math.min(len, ids.length - 1)
   let n = 0
   for (let i = 0; i < ids.length; i++) {
-    const s = net.node(ids[i] as string).successors()
+    const c = net.node(ids[i] as string)
+    const next = net.node(ids[(i + 1) % ids.length] as string)
+    const want = Math.min(c.successorCapacity(), 1 + next.successors().length, ids.length - 1)
+    const s = c.successors()
     let ok = s.length === want
     for (let j = 0; ok && j < want; j++) ok = s[j] === ids[(i + 1 + j) % ids.length]
     if (ok) n++
@@ -159,29 +166,18 @@ export function successorListsCorrect(net: ChordNet, len: number): number {
   return n
 }
 
-const startsCache = new Map<string, string[]>()
-function startsOf(id: string): string[] {
-  let s = startsCache.get(id)
-  if (!s) {
-    s = fingerStarts(id)
-    startsCache.set(id, s)
-    if (startsCache.size > 20_000) startsCache.clear()
-  }
-  return s
-}
-
 /** Fraction of all finger entries (members × 160) that equal the true successor of their start. */
 export function fingerAccuracy(net: ChordNet): number {
   const ids = net.live()
   let good = 0
   ids.forEach((id, k) => {
-    const table = net.node(id).fingerTable()
-    const starts = startsOf(id)
+    const c = net.node(id)
+    const table = c.fingerTable()
     const next = ids[(k + 1) % ids.length] as string
+    // The starts before the next node (most of them) have it as their successor: no search.
+    const near = ids.length > 1 ? startsUpTo(id, next) : RING_BITS
     for (let i = 0; i < RING_BITS; i++) {
-      const st = starts[i] as string
-      // Most starts fall before the next node: skip the binary search for them.
-      const want = betweenRightIncl(st, id, next) ? next : successorIn(ids, st)
+      const want = i < near ? next : (successorIn(ids, c.fingerStart(i)) as string)
       // A start whose successor is the node itself has no finger (null): we never route to ourselves.
       if (table[i] === (want === id ? null : want)) good++
     }
@@ -213,6 +209,8 @@ export interface BuildOptions {
   fingers?: boolean
   /** The simulator's tick interval. @default 100 */
   tickMs?: number
+  /** Count messages but not their bytes (saves the size estimate of every message, for large rings). @default false */
+  cheapSizes?: boolean
 }
 
 /**
@@ -226,7 +224,10 @@ export async function buildRing(
   options: ChordOptions = SIM_CHORD_OPTIONS,
   build: BuildOptions = {},
 ): Promise<ChordNet> {
-  const net = createChordNet(seed, options, build.tickMs === undefined ? {} : { tickMs: build.tickMs })
+  const net = createChordNet(seed, options, {
+    ...(build.tickMs === undefined ? {} : { tickMs: build.tickMs }),
+    ...(build.cheapSizes ? { sizeOf: () => 0 } : {}),
+  })
   const growth = build.growth ?? 1
   const batchMaxMs = build.batchMaxMs ?? 60_000
   const first = net.add()

@@ -36,7 +36,10 @@ export const MAX_STEPS = 48
 export interface Route {
   /** The position's predecessor, as the answering node knows it. */
   p: string
-  /** The position's successor followed by its successors. */
+  /**
+   * The position's successor followed by its successors, as the answering
+   * node knows them; some may be known dead here (not all: those answers are passed over).
+   */
   s: string[]
   hops: number
 }
@@ -93,9 +96,9 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
       }
       if (res.t === 'found') {
         hops++
-        const s = res.s.filter((x) => !isDead(x) && !silent.has(x))
-        if (s.length === 0) continue
-        return { p: res.p, s, hops }
+        // All dead: ask another. Else the whole list: the dead in it are evidence too (resolve).
+        if (res.s.every((x) => isDead(x) || silent.has(x))) continue
+        return { p: res.p, s: res.s, hops }
       }
       if (res.t === 'closer') {
         hops++
@@ -116,8 +119,7 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
       timeoutMs: o.requestTimeoutMs * 4,
     })
     if (res?.t === 'routed') {
-      const s = res.s.filter((x) => !isDead(x))
-      if (s.length > 0) return { p: res.p, s, hops: res.h }
+      if (res.s.some((x) => !isDead(x))) return { p: res.p, s: res.s, hops: res.h }
     }
     bump(counters, 'lookup.recursiveFallback')
     return routeIter(target)
@@ -128,12 +130,25 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
   }
 
   /**
-   * Ask the node named for its predecessor and successor list. When the
-   * target lies between the two, that node is responsible and its own
-   * successor list names the replicas. When its predecessor lies at or past
-   * the target, step back to it (a node joined a moment ago). When the node
-   * lies before the target (a stale successor list pointed there), route on
-   * from it. A dead node is skipped.
+   * Confirm a route's answer with the node it names (see the header).
+   *
+   * The evidence carried along: `lo`, a node before the target such that,
+   * as the answering node saw the ring, `list` is what follows it (less the
+   * nodes it knew dead), so the target lies in (lo, list[0]]. Nodes of the
+   * list found gone (dead, or silent during this resolution) are skipped.
+   * The first live one, `s`, must still lie at or past the target (else the
+   * answer was stale: route on from s). Then s is taken as the target's
+   * successor when
+   *   - its own predecessor says so (target in (pred, s]), or it has none; or
+   *   - its predecessor is gone: the answerer vouches that every node in
+   *     (lo, s) is one it named, all gone, and s that none lies between its
+   *     predecessor and it.
+   * A node that names a live predecessor at or past the target sends us
+   * back to that one. A gone predecessor never makes a node the owner of a
+   * position before `lo` (the check the old `gone(p)` lacked), and a node
+   * whose successors all died answers nothing past its own range
+   * (routing-table.ts): when no live node is vouched for, we say we do not
+   * know (null) rather than guess.
    */
   async function resolve(target: string): Promise<Resolved | null> {
     const first = await route(target)
@@ -142,37 +157,70 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
     // second timeout marks them dead for everyone.
     const silent = new Set<string>()
     const gone = (x: string) => isDead(x) || silent.has(x)
-    let hops = first.hops
-    let list = first.s.filter((x) => !gone(x))
-    const asked = new Set<string>()
-    for (let i = 0; i < 24; i++) {
-      const s = list[0]
-      if (s === undefined) return null
-      if (s === self) return { owners: [self, ...table.successors()], pred: table.predecessor(), hops }
-      if (asked.has(s)) return { owners: list, pred: null, hops }
-      asked.add(s)
+    /** Each node's answer, asked once per resolution (null: it stayed silent, or did not answer `pred`). */
+    const answers = new Map<string, { p: string | null; s: readonly string[] } | null>()
+    const ask = async (s: string) => {
+      if (s === self) return { p: table.predecessor(), s: table.successors() }
+      if (answers.has(s)) return answers.get(s) ?? null
       let res = await request(s, (r) => ({ t: 'getPred', r }))
       // Silence once may be a lost message: ask again before passing over the node.
       if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
-      if (res?.t !== 'pred') {
-        if (!res) silent.add(s)
-        list = list.slice(1).filter((x) => !gone(x))
+      const a = res?.t === 'pred' ? { p: res.p, s: res.s } : null
+      if (!res) silent.add(s)
+      answers.set(s, a)
+      return a
+    }
+    let hops = first.hops
+    let lo = first.p
+    let list = first.s
+    /** Nodes we routed on from after a list ran out. */
+    const reseeded = new Set<string>()
+    const takeRoute = (r: Route) => {
+      hops += r.hops
+      lo = r.p
+      list = r.s
+    }
+    for (let i = 0; i < 24; i++) {
+      list = list.filter((x) => !gone(x))
+      const s = list[0]
+      if (s === undefined) {
+        // Every node the answer named is gone. The answer came from a list that ended soon after
+        // the target; `lo`, the node before them, has a list of its own that goes further.
+        if (gone(lo) || reseeded.has(lo)) break
+        reseeded.add(lo)
+        bump(counters, 'lookup.reseeded')
+        const on = lo === self ? await routeIter(target) : await routeIter(target, [lo])
+        if (!on) break
+        takeRoute(on)
+        continue
+      }
+      if (!betweenRightIncl(target, lo, s)) {
+        // The answer is broken (a stale list pointed before the target): route on from s.
+        bump(counters, 'lookup.corrected')
+        const on = await routeIter(target, [s])
+        if (!on) break
+        takeRoute(on)
+        continue
+      }
+      const a = await ask(s)
+      if (a === null) {
+        list = list.slice(1)
         continue
       }
       bump(counters, 'lookup.confirm')
-      const p = res.p
-      if (p === null || p === s || betweenRightIncl(target, p, s) || gone(p))
-        return { owners: [s, ...res.s.filter((x) => x !== s && !gone(x))], pred: p, hops }
+      const p = a.p
+      const owners = (): Resolved => ({
+        owners: [s, ...a.s.filter((x) => x !== s && !gone(x))],
+        pred: p !== null && !gone(p) ? p : null,
+        hops,
+      })
+      // A gone predecessor past the target lies in (lo, s): the answerer vouched for that stretch.
+      if (p === null || p === s || betweenRightIncl(target, p, s) || gone(p)) return owners()
+      // s has a live predecessor at or past the target (a node joined there): step back to it.
       bump(counters, 'lookup.corrected')
-      if (p === target || between(p, target, s)) {
-        list = [p, s, ...res.s]
-        continue
-      }
-      const on = await routeIter(target, [s])
-      if (!on) return null
-      hops += on.hops
-      list = on.s.filter((x) => !gone(x))
+      list = [p, s, ...a.s]
     }
+    bump(counters, 'lookup.unconfirmed')
     return null
   }
 

@@ -19,9 +19,11 @@
  *
  * Repair after failures. A timed-out stabilization pings the whole successor
  * list at once, so a run of dead successors is found in one timeout rather
- * than one per stabilization. A node whose successors all died takes the
- * nearest live node after it that it or its predecessor knows, and walks
- * back through predecessors before it publishes the list. A node left
+ * than one per stabilization. A node whose successors all died (it answers
+ * no lookup past its own range meanwhile) takes the nearest live node after
+ * it that it or its predecessor knows, and walks back through predecessors
+ * before it publishes the list; when it knows no live node at all, it is
+ * alone and answers for the whole ring, as a node that created one. A node left
  * without a predecessor looks up its own id and sends `newSucc` to the node
  * the ring names as its predecessor, which may have lost it from its list.
  */
@@ -30,7 +32,7 @@ import { bump } from '../protocol.ts'
 import type { Liveness } from './liveness.ts'
 import type { Lookup } from './lookup.ts'
 import type { ChordContext } from './options.ts'
-import { between, betweenRightIncl, RING_BITS } from './ring.ts'
+import { between, distance, RING_BITS, startsUpTo } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 
@@ -104,26 +106,25 @@ export function createMaintenance(
       for (let i = 0; i < RING_BITS; i++) table.setFinger(i, null)
       return
     }
-    const { starts } = table
-    let i = fixNext
-    while (i < RING_BITS && betweenRightIncl(starts[i] as string, self, s0)) table.setFinger(i++, s0)
+    // The starts up to our successor take it, without a lookup.
+    let i = Math.max(fixNext, startsUpTo(self, s0))
+    for (let k = fixNext; k < i; k++) table.setFinger(k, s0)
     if (i >= RING_BITS) {
       fixNext = 0
       return
     }
-    const start = starts[i] as string
+    const start = table.start(i)
     const res = await lookup.route(start)
-    const f = res?.s[0]
+    const f = res?.s.find((x) => !isDead(x))
     // An answer before the start (from a stale successor list) is no finger.
     if (f === undefined || f === self || !(f === start || between(f, start, self))) {
       table.setFinger(i, null)
       fixNext = (i + 1) % RING_BITS
       return
     }
-    table.setFinger(i, f)
-    let j = i + 1
-    if (f !== start)
-      while (j < RING_BITS && betweenRightIncl(starts[j] as string, start, f)) table.setFinger(j++, f)
+    // Every following start up to f takes f too.
+    const j = Math.max(i + 1, startsUpTo(self, f))
+    for (; i < j; i++) table.setFinger(i, f)
     fixNext = j % RING_BITS
   }
 
@@ -142,6 +143,12 @@ export function createMaintenance(
     }
     let best: string | null = null
     for (const x of cands) if (x !== self && !isDead(x) && (best === null || between(x, self, best))) best = x
+    if (best === null) {
+      // Nobody we know is alive, nobody is left to ask: we are alone (until someone notifies us).
+      bump(counters, 'ring.alone')
+      table.becomeAlone()
+      return
+    }
     // Walk back from there through predecessors, one round trip a step, before anyone copies the
     // list: a far successor in our list would reach our predecessors' lists too.
     let list: string[] = []
@@ -168,15 +175,16 @@ export function createMaintenance(
     if (res?.t !== 'fingers') return
     const hints = [...new Set([from, ...res.f, ...table.successors()])]
       .filter((x) => x !== self && !isDead(x))
-      .sort()
-    if (hints.length === 0) return
+      .map((x) => ({ x, d: distance(self, x) }))
+      .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
     const finger = table.fingerTable()
+    // Hints in ring order from us: start[i] takes the first whose distance is at least 2^i.
+    let h = 0
     for (let i = 0; i < RING_BITS; i++) {
-      const st = table.starts[i] as string
-      let best: string | null = null
-      for (const h of hints)
-        if ((h === st || between(h, st, self)) && (best === null || between(h, st, best))) best = h
-      if (best !== null && finger[i] === null) table.setFinger(i, best)
+      while (h < hints.length && (hints[h] as { d: bigint }).d < 1n << BigInt(i)) h++
+      const best = hints[h]
+      if (best === undefined) break
+      if (finger[i] === null) table.setFinger(i, best.x)
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { shuffle } from '../sim/prng.ts'
 import { type ChordNet, settleAll, trueSuccessor } from './harness.ts'
+import { successorIndex } from './ring.ts'
 
 export interface LookupStats {
   /** Lookups that returned the true successor. */
@@ -158,4 +159,80 @@ export function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return Number.NaN
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number
+}
+
+export interface MassFailureStats extends LookupStats {
+  /** The members crashed. */
+  killed: string[]
+  /** Lookups of a position whose `replicas` owners before the crash all died (about fraction^replicas of them). */
+  ownersDead: number
+  /** Those of them that failed. */
+  failedOwnersDead: number
+  /** Wrong answers, each as [querier, target, answer, truth]. */
+  wrongAnswers: [string, string, string, string][]
+}
+
+/**
+ * A simultaneous crash of `fraction` of the members, then `count` lookups of
+ * random positions from random survivors, launched at once. With `frozen`,
+ * the survivors' periodic upkeep (stabilize, fix fingers, check
+ * predecessor, republish) is paused from the moment of the crash, so the
+ * lookups see the ring as the crash left it; timeouts still mark nodes
+ * dead. Maintenance resumes afterwards.
+ */
+export async function measureMassFailure(
+  net: ChordNet,
+  fraction: number,
+  opts: { count: number; frozen: boolean; replicas?: number; maxMs?: number },
+): Promise<MassFailureStats> {
+  const before = net.live()
+  const replicas = opts.replicas ?? 3
+  const crashed = await killFraction(net, fraction)
+  const killed = new Set(crashed)
+  const live = net.live()
+  if (opts.frozen) for (const id of live) net.node(id).pauseMaintenance(true)
+  const stats: MassFailureStats = {
+    ok: 0,
+    wrong: 0,
+    failed: 0,
+    hops: [],
+    killed: crashed,
+    ownersDead: 0,
+    failedOwnersDead: 0,
+    wrongAnswers: [],
+  }
+  const ownersDead = (target: string) => {
+    const i = successorIndex(before, target)
+    for (let j = 0; j < Math.min(replicas, before.length); j++)
+      if (!killed.has(before[(i + j) % before.length] as string)) return false
+    return true
+  }
+  const jobs = Array.from({ length: opts.count }, () => {
+    const target = net.sim.randomId()
+    const from = live[Math.floor(net.sim.rng() * live.length)] as string
+    const dead = ownersDead(target)
+    if (dead) stats.ownersDead++
+    return net
+      .node(from)
+      .lookup(target)
+      .then(
+        (r) => {
+          stats.hops.push(r.hops)
+          const truth = trueSuccessor(net, target)
+          if (r.node === truth) stats.ok++
+          else {
+            stats.wrong++
+            stats.wrongAnswers.push([from, target, r.node, truth])
+          }
+        },
+        () => {
+          stats.failed++
+          if (dead) stats.failedOwnersDead++
+        },
+      )
+  })
+  const res = await settleAll(net.sim, jobs, opts.maxMs ?? 120_000)
+  stats.failed += res.filter((r) => r.status === 'rejected').length
+  if (opts.frozen) for (const id of live) net.node(id).pauseMaintenance(false)
+  return stats
 }

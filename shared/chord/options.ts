@@ -6,7 +6,7 @@
  */
 import { DEFAULT_MAX_SKEW_MS } from '../hlc.ts'
 import { bump, type Counters, type SignedProtocolDeps } from '../protocol.ts'
-import type { ChordMsg } from './messages.ts'
+import { type ChordMsg, LIMITS } from './messages.ts'
 import type { StoreLimits } from './store.ts'
 
 export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
@@ -20,8 +20,15 @@ export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
 }
 
 export interface ChordOptions {
-  /** Length of the successor list. @default 8 */
+  /**
+   * Shortest successor list. The list grows to the paper's 2·log2 N as the
+   * node estimates the ring size N from the spacing of its successors, so
+   * that a node keeps a live successor when half the ring fails at once.
+   * @default 8
+   */
   successors?: number
+  /** Longest successor list (2·log2 N reaches 32 at N = 65,536). @default 32 */
+  maxSuccessors?: number
   /** Copies of each record in all: on the key's successor and the next ones. @default 3 */
   replicas?: number
   /** Interval between stabilizations. @default 1000 */
@@ -74,6 +81,7 @@ export interface ChordOptions {
 
 export interface ResolvedOptions {
   successors: number
+  maxSuccessors: number
   replicas: number
   stabilizeMs: number
   fixFingersMs: number
@@ -96,6 +104,7 @@ export function resolveOptions(options: ChordOptions): ResolvedOptions {
   const providerTtlMs = options.providerTtlMs ?? 600_000
   return {
     successors: Math.max(1, options.successors ?? 8),
+    maxSuccessors: Math.min(LIMITS.ids, Math.max(1, options.successors ?? 8, options.maxSuccessors ?? 32)),
     replicas: Math.max(1, options.replicas ?? 3),
     stabilizeMs: options.stabilizeMs ?? 1000,
     fixFingersMs: options.fixFingersMs ?? 500,

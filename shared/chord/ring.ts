@@ -37,6 +37,16 @@ export function fingerStarts(id: string): string[] {
   return out
 }
 
+/**
+ * How many of `id`'s finger starts lie in (id, x]: start[i] = id + 2^i does
+ * when 2^i ≤ distance(id, x), so they are start[0 … k - 1] with k the bit
+ * length of that distance (all 160 when x = id: the whole ring).
+ */
+export function startsUpTo(id: string, x: string): number {
+  if (x === id) return RING_BITS
+  return Math.min(RING_BITS, distance(id, x).toString(2).length)
+}
+
 /** Clockwise distance from a to b: (b - a) mod 2^160. */
 export function distance(a: string, b: string): bigint {
   return (((idToBigInt(b) - idToBigInt(a)) % MOD) + MOD) % MOD

@@ -1,6 +1,6 @@
 /**
  * The ring as one node sees it (Chord, Stoica et al. 2001): its
- * predecessor, a list of its next `successors` nodes, and a finger table,
+ * predecessor, a list of its next nodes (the successor list), and a finger table,
  * finger[i] = successor(self + 2^i) for i = 0 … 159 (most entries repeat the
  * successor; `fingers()` lists the distinct ones). Pure bookkeeping and the
  * questions answered from it: which known node most closely precedes a
@@ -8,23 +8,45 @@
  * hop toward a node. The protocols that keep it right live in
  * maintenance.ts; nodes marked dead (liveness.ts) are skipped everywhere.
  *
+ * The successor list is as long as the paper's r = 2·log2 N, so that a
+ * fraction p of the ring failing at once leaves a node without any live
+ * successor with probability p^r (1 / N² at p = 1/2). N is estimated from
+ * the ring's density: r successors span about r/N of the circle. The list
+ * never gets shorter than `successors` (the option) nor longer than
+ * `maxSuccessors`; it grows as soon as the estimate asks for more and
+ * shrinks only when the estimate falls two below (no flapping between two
+ * lengths), and a stabilization adds at most one entry (the successor's
+ * list and the successor itself).
+ *
  * A change of predecessor that lands inside our old range means a node
  * joined there: the records it is now primary for are handed to it
  * (`onPredecessorJoined`, replication.ts). A change of predecessor or of the
  * first `replicas - 1` successors changes who holds our range's copies
  * (`onReplicaSetChanged`).
  */
-import { between, betweenRightIncl, closerToTarget, fingerStarts, RING_BITS } from './ring.ts'
+import { addPow2, between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
 
 export interface RoutingTable {
-  /** finger[i]'s start: self + 2^i. */
-  readonly starts: readonly string[]
+  /**
+   * finger[i]'s start: self + 2^i, computed when first asked and kept. Most
+   * starts lie before the successor and are never asked for (startsUpTo
+   * counts them): a node keeps about log2 N of the 160 strings.
+   */
+  start(i: number): string
   predecessor(): string | null
   /** Where our primary range starts: the predecessor, or while it is unknown the last one we had. */
   rangeStart(): string | null
   successors(): readonly string[]
+  /** How long the successor list may grow: 2·log2 of the ring size we estimate, within the options' bounds. */
+  capacity(): number
   /** Whether we ever had a successor (else an empty list means we are alone in a ring we created). */
   hadSuccessor(): boolean
+  /**
+   * Every node we knew is dead and none is left to ask: we are alone, as in
+   * a ring we created (we answer for every position again, and the next
+   * node to notify us becomes our successor).
+   */
+  becomeAlone(): void
   fingerTable(): readonly (string | null)[]
   /** Distinct finger nodes, in finger order. */
   fingers(): string[]
@@ -60,15 +82,16 @@ export interface RoutingTableHooks {
 
 export function createRoutingTable(
   self: string,
-  opts: { successors: number; replicas: number },
+  opts: { successors: number; maxSuccessors: number; replicas: number },
   hooks: RoutingTableHooks,
 ): RoutingTable {
   const { isDead } = hooks
-  const starts = fingerStarts(self)
+  const startCache = new Map<number, string>()
   let pred: string | null = null
   let lastPred: string | null = null
   let succs: string[] = []
   let hadSuccessor = false
+  let capacity = opts.successors
   const finger: (string | null)[] = new Array(RING_BITS).fill(null)
   let knownCache: string[] | null = null
 
@@ -89,14 +112,26 @@ export function createRoutingTable(
     return out.length > k ? out.slice(0, k) : out
   }
 
+  /** The list length for the ring that `list` (our next nodes, in order) suggests. */
+  function capacityFor(list: readonly string[]): number {
+    const last = list[list.length - 1]
+    if (last === undefined) return capacity
+    // k nodes span about k/N of the circle: log2 N ≈ log2 k + 160 - log2(span).
+    const log2n = Math.log2(list.length) + RING_BITS - Math.log2(Number(distance(self, last)))
+    const want = Math.min(opts.maxSuccessors, Math.max(opts.successors, Math.ceil(2 * log2n)))
+    return want > capacity || want < capacity - 2 ? want : capacity
+  }
+
   function setSuccessors(list: readonly string[]): void {
-    const out: string[] = []
+    let out: string[] = []
     for (const x of list) {
       if (x === self) break // the list came round the ring to us
       if (out.includes(x) || isDead(x)) continue
       out.push(x)
-      if (out.length >= opts.successors) break
+      if (out.length >= opts.maxSuccessors) break
     }
+    capacity = capacityFor(out)
+    if (out.length > capacity) out = out.slice(0, capacity)
     const k = opts.replicas - 1
     const changed = out.length !== succs.length || out.some((x, i) => x !== succs[i])
     if (!changed) return
@@ -127,11 +162,22 @@ export function createRoutingTable(
   }
 
   return {
-    starts,
+    start(i) {
+      let st = startCache.get(i)
+      if (st === undefined) {
+        st = addPow2(self, i)
+        startCache.set(i, st)
+      }
+      return st
+    },
     predecessor: () => pred,
     rangeStart: () => pred ?? lastPred,
     successors: () => succs,
+    capacity: () => capacity,
     hadSuccessor: () => hadSuccessor,
+    becomeAlone() {
+      if (succs.length === 0) hadSuccessor = false
+    },
     fingerTable: () => finger,
     fingers() {
       const out: string[] = []
@@ -141,9 +187,13 @@ export function createRoutingTable(
     known,
     closestPreceding,
     answerFor(target) {
-      if (succs.length === 0) return { p: pred ?? self, s: [self] }
       if (pred !== null && betweenRightIncl(target, pred, self))
-        return { p: pred, s: [self, ...succs].slice(0, opts.successors) }
+        return { p: pred, s: [self, ...succs].slice(0, capacity) }
+      if (succs.length === 0) {
+        // Alone in a ring we created, we own every position. A node whose successors all died
+        // knows nothing past itself: it must not claim the position (it would answer "me" for any).
+        return hadSuccessor ? null : { p: pred ?? self, s: [self] }
+      }
       let prev = self
       for (let i = 0; i < succs.length; i++) {
         const s = succs[i] as string
@@ -169,9 +219,11 @@ export function createRoutingTable(
       return start === null || betweenRightIncl(pos, start, self)
     },
     nextHop(target) {
-      if (target === self || succs.length === 0) return null
+      if (target === self) return null
       if (pred !== null && betweenRightIncl(target, pred, self)) return null
       if (known().includes(target) && !isDead(target)) return target
+      // Every successor died: pass it toward the target if we can, but do not claim it.
+      if (succs.length === 0) return hadSuccessor ? (closestPreceding(target, 1)[0] ?? null) : null
       const s0 = succs[0] as string
       // Target falls between us and our successor but is not a node we know: it is not on the ring
       // as we see it. Passing it to s0 would overshoot, and greedy forwarding would go round again.
