@@ -27,7 +27,7 @@
 import { concatBytes } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
 import type { Value } from '../types.ts'
-import { decodeValueOrWhy, encodeValue, MAX_VALUE_ITEMS, SCAN_TOO_MANY_ITEMS } from './value.ts'
+import { decodeValueOrWhy, encodeValueAfter, MAX_VALUE_ITEMS, SCAN_TOO_MANY_ITEMS } from './value.ts'
 
 /** The version byte every frame starts with. 0xc0-0xcf are reserved for link markers (chunk.ts). */
 export const WIRE_VERSION = 1
@@ -163,21 +163,23 @@ export function isKind(k: unknown): k is Kind {
 export async function encodeFrame(frame: Frame, opts: EncodeFrameOptions = {}): Promise<Uint8Array> {
   const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   if (!isKind(frame.kind)) throw new TypeError(`unknown frame kind ${String(frame.kind)}`)
-  let body = encodeValue(frame.body)
-  if (body.length > max) throw new MessageTooLargeError(body.length, max)
+  // The body is encoded after room for the header, which is written in place when it goes plain.
+  const framed = encodeValueAfter(frame.body, FRAME_HEADER_BYTES)
+  const plain = framed.subarray(FRAME_HEADER_BYTES)
+  if (plain.length > max) throw new MessageTooLargeError(plain.length, max)
+  let out = framed
   let flags = 0
-  if ((opts.compress ?? true) && body.length >= COMPRESS_MIN_BYTES && !looksIncompressible(body)) {
-    const deflated = await runStream(body, new CompressionStream('deflate-raw'), Number.POSITIVE_INFINITY)
-    if (deflated !== null && deflated.length <= body.length * 0.9) {
-      body = deflated
+  if ((opts.compress ?? true) && plain.length >= COMPRESS_MIN_BYTES && !looksIncompressible(plain)) {
+    const deflated = await runStream(plain, new CompressionStream('deflate-raw'), Number.POSITIVE_INFINITY)
+    if (deflated !== null && deflated.length <= plain.length * 0.9) {
+      out = new Uint8Array(FRAME_HEADER_BYTES + deflated.length)
+      out.set(deflated, FRAME_HEADER_BYTES)
       flags |= FLAG_DEFLATE
     }
   }
-  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length)
   out[0] = WIRE_VERSION
   out[1] = frame.kind
   out[2] = flags
-  out.set(body, FRAME_HEADER_BYTES)
   return out
 }
 
