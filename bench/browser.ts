@@ -2,11 +2,17 @@
  * browser: weft in real Chromium, two browser contexts on one machine.
  *
  *  - joinP50Ms / joinP99Ms: from the joinOverlay call to its first open link
- *    (joinOverlay resolves then), a fresh context joining a running peer.
+ *    (joinOverlay resolves then), a returning page (its identity already in
+ *    IndexedDB) joining a running peer; firstJoinP50Ms / firstJoinP99Ms: a
+ *    first visit (fresh profile: the identity is made then, ~2^10 key pairs
+ *    for the puzzle). join.<phase>Ms / firstJoin.<phase>Ms: the median time
+ *    from the call to each phase the node marks (client/node/timeline.ts).
  *  - overlayMBps: node.send of 64 KiB random Uint8Arrays over a direct link.
  *  - rawMBps: a raw RTCDataChannel between the same two contexts (signals
- *    passed through this process), same message size, bufferedAmount
- *    backpressure. ratio = overlay / raw.
+ *    passed through this process), driven well: 16 KiB writes, paused above
+ *    4 MiB buffered, resumed at 1 MiB. ratio = overlay / raw (medians of five
+ *    runs each, in turns, after a warm-up of both); pairedRatio = the median
+ *    of each overlay run over the raw run after it.
  *  - dhtGetP50Ms / dhtGetP99Ms across eight contexts (when the node has a DHT).
  *  - relayKBps: node.send of 16 KiB messages between two `relay: 'force'`
  *    contexts, through the server's relay, on the link's secure channel
@@ -62,10 +68,20 @@ async function overlayThroughput(a: Page, b: Page, bId: string, TOTAL = TOTAL_BY
     },
     { to: bId, MSG, TOTAL },
   )
-  await b.waitForFunction((TOTAL) => (window as unknown as Win).rx >= TOTAL, TOTAL, {
-    timeout: 120_000,
-    polling: 20,
-  })
+  await b
+    .waitForFunction((TOTAL) => (window as unknown as Win).rx >= TOTAL, TOTAL, {
+      timeout: 120_000,
+      polling: 20,
+    })
+    .catch(async (err: Error) => {
+      // Say what the receiver counted (drops, throttling) with the failure.
+      const seen = await b.evaluate(() => {
+        const w = window as unknown as Win & { node: { stats(): Record<string, number> } }
+        const s = Object.entries(w.node.stats()).filter(([k]) => /drop|recv|throttled|closed/.test(k))
+        return { rx: w.rx, ...Object.fromEntries(s) }
+      })
+      throw new Error(`${err.message}; receiver: ${JSON.stringify(seen)}`)
+    })
   return TOTAL / 1e6 / ((Date.now() - t0) / 1000)
 }
 
@@ -171,32 +187,73 @@ function parts(): Set<string> {
   return new Set(only ? only.split(',') : ['join', 'throughput', 'dht', 'relay'])
 }
 
+/** One timed joinOverlay in page `p`: ms to its first open link (NaN: none), and the node's join phases. */
+async function timedJoin(p: Page, serverUrl: string): Promise<{ dt: number; marks: [string, number][] }> {
+  return p.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    performance.clearMarks()
+    const t0 = performance.now()
+    const node = await weft.joinOverlay({ signal, network: 'bench', maxPeers: 1, targetPeers: 1 })
+    const dt = performance.now() - t0
+    ;(window as unknown as Win).node = node
+    // The node's join phases (client/node/timeline.ts), in ms from the call.
+    const marks = performance
+      .getEntriesByType('mark')
+      .filter((m) => m.name.startsWith('weft:'))
+      .map((m) => [m.name.slice(5), m.startTime - t0] as [string, number])
+    return { dt: node.peers().length > 0 ? dt : Number.NaN, marks }
+  }, serverUrl)
+}
+
+interface Joins {
+  /** Joins of a returning page: its identity in IndexedDB already (the usual join). */
+  ms: number[]
+  /** First visits: a fresh browser profile, whose identity is made then (the puzzle's work). */
+  firstMs: number[]
+  phases: Record<string, number[]>
+  firstPhases: Record<string, number[]>
+  b: Page
+  bId: string
+}
+
 /**
- * Join latency: fresh contexts joining network 'bench', where `a` waits, one at a time (the
- * first warms the server and the browser). The last one stays, joined, for the throughput part.
+ * Join latency into network 'bench', where `a` waits, one join at a time: in
+ * each fresh context a first visit (the identity is made, with its puzzle),
+ * then a new page of the same context joins again (a returning visitor: the
+ * identity is loaded). The first round warms the server and the browser and
+ * is not counted; the last returning page stays, joined, for the throughput part.
  */
-async function joins(
-  browser: Browser,
-  serverUrl: string,
-  n: number,
-): Promise<{ ms: number[]; b: Page; bId: string }> {
-  const ms: number[] = []
+async function joins(browser: Browser, serverUrl: string, n: number): Promise<Joins> {
+  const out: Omit<Joins, 'b' | 'bId'> = { ms: [], firstMs: [], phases: {}, firstPhases: {} }
+  const note = (ms: number[], phases: Record<string, number[]>, r: Awaited<ReturnType<typeof timedJoin>>) => {
+    ms.push(r.dt)
+    for (const [name, at] of r.marks) {
+      phases[name] = phases[name] ?? []
+      phases[name].push(at)
+    }
+  }
   for (let i = 0; ; i++) {
     const ctx = await browser.newContext()
+    const first = await blankPage(ctx, serverUrl)
+    const r1 = await timedJoin(first, serverUrl)
+    await first.evaluate(() => (window as unknown as Win).node.close())
+    await first.close()
     const p = await blankPage(ctx, serverUrl)
-    const dt = await p.evaluate(async (signal) => {
-      const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
-      const t0 = performance.now()
-      const node = await weft.joinOverlay({ signal, network: 'bench', maxPeers: 1, targetPeers: 1 })
-      const dt = performance.now() - t0
-      ;(window as unknown as Win).node = node
-      return node.peers().length > 0 ? dt : Number.NaN
-    }, serverUrl)
-    if (i > 0) ms.push(dt)
-    if (i === n) return { ms, b: p, bId: await p.evaluate(() => (window as unknown as Win).node.id) }
+    const r2 = await timedJoin(p, serverUrl)
+    if (i > 0) {
+      note(out.firstMs, out.firstPhases, r1)
+      note(out.ms, out.phases, r2)
+    }
+    if (i === n) return { ...out, b: p, bId: await p.evaluate(() => (window as unknown as Win).node.id) }
     await p.evaluate(() => (window as unknown as Win).node.close())
     await ctx.close()
   }
+}
+
+/** Median ms from the joinOverlay call to each phase, in the order they come, as figures `<prefix>.<phase>Ms`. */
+function phaseFigures(prefix: string, phases: Record<string, number[]>): Record<string, number> {
+  const order = Object.entries(phases).sort((x, y) => median(x[1]) - median(y[1]))
+  return Object.fromEntries(order.map(([name, at]) => [`${prefix}.${name}Ms`, +median(at).toFixed(1)]))
 }
 
 export async function run(): Promise<Record<string, number>> {
@@ -211,16 +268,24 @@ export async function run(): Promise<Record<string, number>> {
       const ctxA = await browser.newContext()
       const a = await blankPage(ctxA, server.url)
       await join_(a, server.url, { network: 'bench' })
-      const { ms, b, bId } = await joins(browser, server.url, want.has('join') ? 11 : 1)
+      const j = await joins(browser, server.url, want.has('join') ? 11 : 1)
+      const { b, bId } = j
       if (want.has('join'))
         Object.assign(figures, {
-          joinP50Ms: Math.round(median(ms)),
-          joinP99Ms: Math.round(quantile(ms, 0.99)),
-          joinFailures: ms.filter((x) => Number.isNaN(x)).length,
+          joinP50Ms: Math.round(median(j.ms)),
+          joinP99Ms: Math.round(quantile(j.ms, 0.99)),
+          joinFailures: j.ms.filter((x) => Number.isNaN(x)).length,
+          firstJoinP50Ms: Math.round(median(j.firstMs)),
+          firstJoinP99Ms: Math.round(quantile(j.firstMs, 0.99)),
+          ...phaseFigures('join', j.phases),
+          ...phaseFigures('firstJoin', j.firstPhases),
         })
       if (want.has('throughput')) {
         // Make sure a and b have a direct link, then measure.
-        await a.evaluate((to) => (window as unknown as Win).node.request(to, 'none', null).catch(() => null), bId)
+        await a.evaluate(
+          (to) => (window as unknown as Win).node.request(to, 'none', null).catch(() => null),
+          bId,
+        )
         // Both warm (a first transfer of each, not counted), then measured in turns: on a busy
         // machine the rate drifts, so each overlay run is paired with the raw run after it.
         const rawChannel = await openRawChannel(a, b)
