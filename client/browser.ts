@@ -140,20 +140,32 @@ async function joinWith(
   lieAboutFiles: boolean,
   preconnection: Preconnection | undefined,
 ): Promise<WeftNode> {
-  const { webrtc } = await checkBrowser(globalThis)
-  markPhase('checked')
-  let opts = options
-  if (!webrtc) {
-    // WebRTC turned off (a privacy setting, a policy): every link goes through the server's relay.
-    if (options.relay === 'never')
-      throw new UnsupportedError(
-        'WebRTC',
-        "this browser has no WebRTC (RTCPeerConnection), and relay: 'never' allows no other kind of link",
-      )
-    opts = { ...options, relay: 'force' }
-  }
+  // The identity loads while the browser is checked; a missing feature is still what the caller is told.
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
-  const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
+  const loading = loadBrowserIdentity(puzzleBits)
+  loading.catch(() => {})
+  let opts = options
+  try {
+    const { webrtc } = await checkBrowser(globalThis)
+    if (!webrtc) {
+      // WebRTC turned off (a privacy setting, a policy): every link goes through the server's relay.
+      if (options.relay === 'never')
+        throw new UnsupportedError(
+          'WebRTC',
+          "this browser has no WebRTC (RTCPeerConnection), and relay: 'never' allows no other kind of link",
+        )
+      opts = { ...options, relay: 'force' }
+    }
+  } catch (err) {
+    // The identity's slot (its Web Lock) goes back when the load finishes.
+    loading.then(
+      ({ release }) => release(),
+      () => {},
+    )
+    throw err
+  }
+  markPhase('checked')
+  const { identity, release, slot } = await loading
   markPhase('identity')
   const node = new OverlayNode(
     {

@@ -262,16 +262,16 @@ export class NodeHost extends Emitter<NodeEvents> {
       // Before the saved table is imported, so its versions are opened too.
       this.privTable = privateTable(this.core.sync, this.id, this.content)
     }
-    // The table as this node last saw it (read while the node registers; in before the first
-    // link), then reconciled with the network by anti-entropy.
+    // The table as this node last saw it (read while the node registers and dials; in before
+    // joinOverlay resolves), then reconciled with the network by anti-entropy, which merges.
     const loading = this.persistence.load() // never rejects (a failed read is no snapshot)
     const peers = await this.transport.start()
     markPhase('registered')
-    await loading
-    markPhase('loaded')
     this.manager.sampledNow()
     // Dial the sampled peers now, not at the first round a second later (join time, issue 14).
     this.manager.manage()
+    await loading
+    markPhase('loaded')
     this.timers.push(this.clock.setInterval(() => this.tick(), TICK_MS))
     this.timers.push(this.clock.setInterval(() => this.manager.manage(), MANAGE_MS))
     this.timers.push(this.clock.setInterval(() => this.manager.sendPex(), PEX_MS))
