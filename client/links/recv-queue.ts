@@ -39,25 +39,7 @@ export const DEFAULT_RECV_LIMITS: Readonly<RecvLimits> = {
 /** The receive loop hands the event loop back after this much work in one go. */
 const SLICE_MS = 8
 
-/**
- * Hand the event loop back for one task: setImmediate in Node; in browsers a
- * MessageChannel message, since a chain of setTimeout(0) is clamped to 4 ms
- * a step once nested five deep, which a receive loop with a backlog is
- * (a third of its time spent waiting, issue 14).
- */
-const nextTask: () => Promise<void> = (() => {
-  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate
-  if (typeof immediate === 'function') return () => new Promise<void>((r) => void immediate(r))
-  if (typeof MessageChannel !== 'function') return () => new Promise<void>((r) => setTimeout(r, 0))
-  const ch = new MessageChannel()
-  const waiting: (() => void)[] = []
-  ch.port1.onmessage = () => waiting.shift()?.()
-  return () =>
-    new Promise<void>((r) => {
-      waiting.push(r)
-      ch.port2.postMessage(null)
-    })
-})()
+const nextTask = () => new Promise<void>((r) => setTimeout(r, 0))
 const EMPTY = new Uint8Array(0)
 
 /**
