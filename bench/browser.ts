@@ -7,6 +7,8 @@
  *    first visit (fresh profile: the identity is made then, ~2^10 key pairs
  *    for the puzzle). join.<phase>Ms / firstJoin.<phase>Ms: the median time
  *    from the call to each phase the node marks (client/node/timeline.ts).
+ *    rawChannelOpenP50Ms: a raw RTCDataChannel between two of the pages,
+ *    from the offer to open, signals passed through this process.
  *  - overlayMBps: node.send of 64 KiB random Uint8Arrays over a direct link.
  *  - rawMBps: a raw RTCDataChannel between the same two contexts (signals
  *    passed through this process), driven well: 16 KiB writes, paused above
@@ -270,6 +272,18 @@ export async function run(): Promise<Record<string, number>> {
       await join_(a, server.url, { network: 'bench' })
       const j = await joins(browser, server.url, want.has('join') ? 11 : 1)
       const { b, bId } = j
+      if (want.has('join')) {
+        // The yardstick, same run: a raw RTCDataChannel set up between two pages, offer to open
+        // (signals passed through this process, non-trickle ICE), no signal server, no identity.
+        const rawOpen: number[] = []
+        for (let r = 0; r < 5; r++) {
+          const t0 = performance.now()
+          const ch = await openRawChannel(a, b)
+          rawOpen.push(performance.now() - t0)
+          await ch.close()
+        }
+        figures.rawChannelOpenP50Ms = Math.round(median(rawOpen))
+      }
       if (want.has('join'))
         Object.assign(figures, {
           joinP50Ms: Math.round(median(j.ms)),
