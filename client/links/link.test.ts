@@ -134,38 +134,6 @@ describe('link handshake', () => {
     expect(got[2]).toEqual({ n: 3 })
   })
 
-  it('uses ephemeral keys made beforehand (the dialer makes them while WebRTC connects) in its hello', async () => {
-    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
-    const hellos: Uint8Array[] = []
-    const [pa, pb] = pipes('relay', '', '', '', '', (bytes, from) => {
-      const c = decodeValue(bytes.subarray(3)) as { t?: string; ek?: Uint8Array } | null
-      if (from === 'a' && c?.t === 'hello' && c.ek) hellos.push(c.ek)
-      return bytes
-    })
-    const early = createChannelKeys()
-    const a = new Link({
-      pipe: pa,
-      identity: ia,
-      peer: ib.id,
-      mesh: true,
-      validators: {},
-      counters: {},
-      channelKeys: early,
-    })
-    links.push(a)
-    const b = link(pb, ib, ia.id)
-    a.start()
-    b.start()
-    await Promise.all([opened(a), opened(b)])
-    expect(hellos).toEqual([(await early).publicKey])
-    // And the secure channel made from them works (the relay seals every piece).
-    const got: Value[] = []
-    b.on('frame', (f) => got.push(f.body))
-    await a.send({ kind: Kind.Route, body: { n: 1 } })
-    await until('the frame', () => got.length === 1)
-    expect(got).toEqual([{ n: 1 }])
-  })
-
   it('closes and counts a link whose other end has another key than the id we dialled', async () => {
     const [ia, ib, imposter] = [await generateIdentity(), await generateIdentity(), await generateIdentity()]
     const counters: Counters = {}
