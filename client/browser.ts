@@ -24,7 +24,9 @@ import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 // Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
 import { NativePeer } from './links/native-peer.ts'
 import type { JoinOptions } from './node/options.ts'
+import { markPhase } from './node/timeline.ts'
 import { OverlayNode } from './overlay.ts'
+import { type Preconnection, preconnect } from './signal-client.ts'
 import type { NodeStorage } from './storage.ts'
 import { findTestHook } from './test-hook.ts'
 import type { WeftNode } from './weft-node.ts'
@@ -118,21 +120,53 @@ export async function joinOverlay(options: JoinOptions): Promise<WeftNode> {
 }
 
 async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNode> {
+  markPhase('join')
   checkJoinOptions(options)
-  const { webrtc } = await checkBrowser(globalThis)
-  checkMixedContent(globalThis.location?.protocol, checkSignalUrls(options.signal))
-  let opts = options
-  if (!webrtc) {
-    // WebRTC turned off (a privacy setting, a policy): every link goes through the server's relay.
-    if (options.relay === 'never')
-      throw new UnsupportedError(
-        'WebRTC',
-        "this browser has no WebRTC (RTCPeerConnection), and relay: 'never' allows no other kind of link",
-      )
-    opts = { ...options, relay: 'force' }
+  const servers = checkSignalUrls(options.signal)
+  checkMixedContent(globalThis.location?.protocol, servers)
+  // The first server's socket and challenge need no identity: under way while the checks and the
+  // identity's load (or making, with its puzzle) take their time (join time, issue 14).
+  const pre = typeof WebSocket === 'function' ? preconnect(io as never, servers[0] as string) : undefined
+  try {
+    return await joinWith(options, lieAboutFiles, pre)
+  } catch (err) {
+    pre?.close()
+    throw err
   }
+}
+
+async function joinWith(
+  options: JoinOptions,
+  lieAboutFiles: boolean,
+  preconnection: Preconnection | undefined,
+): Promise<WeftNode> {
+  // The identity loads while the browser is checked; a missing feature is still what the caller is told.
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
-  const { identity, release, slot } = await loadBrowserIdentity(puzzleBits)
+  const loading = loadBrowserIdentity(puzzleBits)
+  loading.catch(() => {})
+  let opts = options
+  try {
+    const { webrtc } = await checkBrowser(globalThis)
+    if (!webrtc) {
+      // WebRTC turned off (a privacy setting, a policy): every link goes through the server's relay.
+      if (options.relay === 'never')
+        throw new UnsupportedError(
+          'WebRTC',
+          "this browser has no WebRTC (RTCPeerConnection), and relay: 'never' allows no other kind of link",
+        )
+      opts = { ...options, relay: 'force' }
+    }
+  } catch (err) {
+    // The identity's slot (its Web Lock) goes back when the load finishes.
+    loading.then(
+      ({ release }) => release(),
+      () => {},
+    )
+    throw err
+  }
+  markPhase('checked')
+  const { identity, release, slot } = await loading
+  markPhase('identity')
   const node = new OverlayNode(
     {
       SimplePeer: NativePeer,
@@ -142,6 +176,7 @@ async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNo
       storage: idbStorage(slot),
       fileStore: 'indexeddb',
       ...(lieAboutFiles ? { lieAboutFiles } : {}),
+      ...(preconnection ? { preconnection } : {}),
     },
     opts,
   )

@@ -184,19 +184,31 @@ describe('routed envelopes are sealed', () => {
     await d.start()
     const a = await node([], undefined, { maxLinks: 1, targetPeers: 1 }, ia)
     await a.start()
+    // c joins once the ring has placed a (d – a – b): then a, at its budget, sees c is no ring
+    // neighbour of its own and refuses it (a join is quick; a ring view takes a few rounds).
+    await until(
+      'd – a – b on the ring',
+      () => a.inspect().ring.successors[0] === b.id && d.inspect().ring.successors[0] === a.id,
+      30_000,
+    )
     const c = await node([], undefined, { maxLinks: 1, targetPeers: 1 }, ic)
     await c.start()
+    // While the rings settle a may take c for a neighbour and link with it for a while (joins are
+    // quick): wait for the links the ring keeps, a – b – c, and for a on the ring (b is then its hop).
     await until(
-      'a – b – c',
-      () => a.peers().some((p) => p.id === b.id) && c.peers().some((p) => p.id === b.id),
+      'a – b – c, and no a – c',
+      () =>
+        a.peers().some((p) => p.id === b.id) &&
+        c.peers().some((p) => p.id === b.id) &&
+        !a.peers().some((p) => p.id === c.id) &&
+        a.core.onRing(),
+      30_000,
     )
-    expect(a.peers().map((p) => p.id)).not.toContain(c.id)
     // a learned c's box record as from an earlier hello (its own record, signed by c).
     const record = c.core.router.boxRecord()
     if (!record) throw new Error('c has no box record')
-    const learned = a.stats()['box.learned'] ?? 0
+    // (a may know it already: from c's hello on a link of a moment, or a routed box request.)
     a.core.router.learnBox(c.id, record)
-    await until("c's record to verify at a", () => (a.stats()['box.learned'] ?? 0) === learned + 1)
     // What b receives from a over their link.
     const atB: Uint8Array[] = []
     const bToA = (b as unknown as { links: Map<string, Link> }).links.get(a.id)
@@ -212,11 +224,14 @@ describe('routed envelopes are sealed', () => {
     expect(got).toEqual([[secret, a.id]])
     expect(a.peers().map((p) => p.id)).not.toContain(c.id) // it went through b
     expect(b.stats()['route.forwarded'] ?? 0).toBeGreaterThanOrEqual(1)
-    expect(atB).toHaveLength(1)
-    const body = atB[0] as Uint8Array
-    expect(body[0]).toBe(0x01) // sealed to c's box key
-    expect(contains(body, utf8(secret))).toBe(false)
-    expect(contains(body, utf8('notes'))).toBe(false)
+    // The message, sealed to c's box key; beside it b may carry a's other traffic for c (the ring's,
+    // a box request if a's learning had not finished): none of it shows the secret.
+    const sealed = atB.filter((body) => body[0] === 0x01)
+    expect(sealed.length).toBeGreaterThanOrEqual(1)
+    for (const body of atB) {
+      expect(contains(body, utf8(secret))).toBe(false)
+      expect(contains(body, utf8('notes'))).toBe(false)
+    }
     expect(b.stats()['seal.opened'] ?? 0).toBe(0)
     expect(c.stats()['seal.opened']).toBe(1)
   })

@@ -5,7 +5,7 @@ import type { SignalError } from '../shared/errors.ts'
 import { generateIdentity, nodeIdOf } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { createSignalServer, type SignalServerOptions } from '../signal-server/index.ts'
-import { type IoFactory, SignalClient, type SignalStatus } from './signal-client.ts'
+import { type IoFactory, preconnect, SignalClient, type SignalStatus } from './signal-client.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -275,6 +275,73 @@ describe('signal client', () => {
     await until('the signal to reach b', () => got.length > 0)
     expect(got).toEqual([{ hello: 1 }])
     expect(b.stats.reconnects).toBe(1)
+  })
+
+  it('takes over a connection opened before the identity existed, and answers the challenge that waited there', async () => {
+    const s = await server()
+    let sockets = 0
+    const counting: IoFactory = (url, opts) => {
+      sockets++
+      return (io as unknown as IoFactory)(url, opts)
+    }
+    const identity = await generateIdentity()
+    // The challenge comes before the client exists (a slow identity), or after it took the socket.
+    for (const early of [true, false]) {
+      sockets = 0
+      const pre = preconnect(counting, s.address)
+      if (early) {
+        await until('the connection', () => pre.socket.connected)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const c = new SignalClient({
+        servers: [s.address],
+        network: 'sc',
+        identity,
+        io: counting,
+        preconnection: pre,
+        connectTimeoutMs: 20_000,
+      })
+      cleanup.push(() => c.close())
+      const t0 = Date.now()
+      expect(await c.start()).toEqual([])
+      expect(c.state).toBe('registered')
+      expect(sockets).toBe(1) // no second socket: the preconnection was used
+      expect(c.stats.reconnects).toBe(0)
+      // Registered on the first try (a lost challenge would wait for the attempt's timeout).
+      expect(Date.now() - t0).toBeLessThan(10_000)
+      c.close()
+    }
+  })
+
+  it('opens its own socket when the preconnection was dropped, or is for another server; close() closes an unused one', async () => {
+    const s = await server()
+    const identity = await generateIdentity()
+    const dropped = preconnect(io as unknown as IoFactory, s.address)
+    await until('the connection', () => dropped.socket.connected)
+    dropped.socket.disconnect() // as a server does when its registration deadline passes
+    const c = new SignalClient({
+      servers: [s.address],
+      network: 'sc',
+      identity,
+      io: io as unknown as IoFactory,
+      preconnection: dropped,
+    })
+    cleanup.push(() => c.close())
+    expect(await c.start()).toEqual([])
+    expect(c.state).toBe('registered')
+
+    const elsewhere = preconnect(io as unknown as IoFactory, s.address)
+    await until('the connection', () => elsewhere.socket.connected)
+    const d = new SignalClient({
+      servers: ['http://127.0.0.1:1'],
+      network: 'sc',
+      identity,
+      io: io as unknown as IoFactory,
+      preconnection: elsewhere,
+      joinTimeoutMs: 1000,
+    })
+    d.close()
+    expect(elsewhere.socket.connected).toBe(false)
   })
 
   it('a key that fails the puzzle is refused with weak-identity, and no other server is bothered', async () => {

@@ -22,12 +22,11 @@
  * servers), and that server itself. Nothing else: it does not tell servers
  * what it knows, and a list from an earlier server is replaced, so a server
  * that once listed an attacker's URL stops mattering once the client moves on.
+ * The first connection may be opened early (signal-socket.ts, `preconnect`).
  */
-import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client'
 import { ClosedError, NoRouteError, SignalError } from '../shared/errors.ts'
 import type { Identity } from '../shared/identity/keys.ts'
 import {
-  type ClientToServerEvents,
   type IceConfig,
   type IceServer,
   MAX_SERVERS,
@@ -43,10 +42,11 @@ import {
   parseSignalDelivery,
   type RelayErrorPayload,
   registrationMessage,
-  type ServerToClientEvents,
 } from '../shared/signal-events.ts'
 import { Emitter } from './emitter.ts'
 import { checkNetworkName, checkSignalUrl } from './join-options.ts'
+import { markPhase } from './node/timeline.ts'
+import { type ClientSocket, type IoFactory, openSocket, type Preconnection } from './signal-socket.ts'
 import {
   asSignalError,
   IDENTITY_REFUSALS,
@@ -57,7 +57,7 @@ import {
   type SignalStatus,
 } from './signal-status.ts'
 
-export type IoFactory = (url: string, opts: Partial<ManagerOptions & SocketOptions>) => Socket
+export { type IoFactory, type Preconnection, preconnect } from './signal-socket.ts'
 
 export interface SignalClientOptions {
   /** Signal server URLs, tried in order. */
@@ -75,6 +75,8 @@ export interface SignalClientOptions {
   requestTimeoutMs?: number
   /** How long `start` keeps trying (rounds over the servers, with backoff) before it gives up. @default 30000 */
   joinTimeoutMs?: number
+  /** A connection opened beforehand (`preconnect`): the first attempt at its server takes it. */
+  preconnection?: Preconnection
 }
 
 export interface SignalClientEvents extends Record<string, unknown> {
@@ -88,8 +90,6 @@ export interface SignalClientEvents extends Record<string, unknown> {
 }
 
 export type { SignalState, SignalStatus } from './signal-status.ts'
-
-type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>
 
 export class SignalClient extends Emitter<SignalClientEvents> {
   state: SignalState = 'down'
@@ -118,8 +118,12 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   /** STUN/TURN servers from the server we are registered with (undefined: it gave none). */
   iceServers: IceServer[] | undefined
   private iceTimer: ReturnType<typeof setTimeout> | undefined
-  private readonly opts: Required<Omit<SignalClientOptions, 'identity' | 'io' | 'servers' | 'network'>> &
+  private readonly opts: Required<
+    Omit<SignalClientOptions, 'identity' | 'io' | 'servers' | 'network' | 'preconnection'>
+  > &
     SignalClientOptions
+  /** The connection opened beforehand, until the first attempt at its server takes it. */
+  private preconnection: Preconnection | undefined
 
   constructor(opts: SignalClientOptions) {
     super()
@@ -135,6 +139,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     if (opts.servers.length === 0) throw new TypeError('signal: give at least one signal server URL')
     this.configured = dedupe(opts.servers.map(checkSignalUrl))
     checkNetworkName(opts.network)
+    this.preconnection = opts.preconnection
   }
 
   /** Every signal server this client knows: configured ones first, then those the current server listed. */
@@ -210,17 +215,25 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     return Math.round(this.opts.minBackoffMs / 2 + Math.random() * cap)
   }
 
+  /** The preconnection for `url`, once (a later attempt, or another server, opens its own socket). */
+  private takePreconnection(url: string): Preconnection | undefined {
+    const pre = this.preconnection
+    if (!pre || pre.url !== url) return undefined
+    this.preconnection = undefined
+    // Dropped meanwhile (the server's registration deadline passed while a slow identity was made).
+    if (!pre.socket.active) {
+      pre.close()
+      return undefined
+    }
+    return pre
+  }
+
   private connectOnce(url: string, timeoutMs = this.opts.connectTimeoutMs): Promise<PeerInfo[]> {
     this.attempts++
     this.setState('connecting', { server: url })
     return new Promise<PeerInfo[]>((resolve, reject) => {
-      const socket: ClientSocket = this.opts.io(url, {
-        transports: ['websocket'],
-        reconnection: false,
-        // Our own timer (below) ends the attempt first, with a clearer error than socket.io's 'timeout'.
-        timeout: timeoutMs + 1000,
-        forceNew: true,
-      })
+      const pre = this.takePreconnection(url)
+      const socket: ClientSocket = pre?.socket ?? openSocket(this.opts.io, url, timeoutMs)
       let settled = false
       const fail = (err: SignalError) => {
         if (settled) return
@@ -230,33 +243,27 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         socket.disconnect()
         reject(err)
       }
-      const timer = setTimeout(
-        () =>
-          fail(
-            new SignalError(
-              'timeout',
-              `${url} did not answer as a weft signal server within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      )
-      socket.on('connect_error', (err) =>
+      const late = `${url} did not answer as a weft signal server within ${timeoutMs} ms`
+      const timer = setTimeout(() => fail(new SignalError('timeout', late)), timeoutMs)
+      const unreachable = (message: string) =>
         fail(
           new SignalError(
             'unreachable',
-            `${url}: ${err.message}; is a weft signal server running there (npm start, or npx weft-signal)?`,
+            `${url}: ${message}; is a weft signal server running there (npm start, or npx weft-signal)?`,
           ),
-        ),
-      )
-      socket.on('rejected', (p) => {
+        )
+      const rejected = (p: unknown) => {
         const reason = parseRejected(p)?.reason ?? 'rejected'
         fail(new SignalError(reason, refusal(url, reason)))
-      })
-      socket.on('challenge', async (payload) => {
+      }
+      const challenge = async (payload: unknown) => {
         const ch = parseChallenge(payload)
         if (!ch) return fail(new SignalError('bad-challenge', 'signal server sent a malformed challenge'))
+        markPhase('challenge')
         const host = new URL(url).host
         const signature = await this.opts.identity.sign(registrationMessage(host, ch.nonce))
+        if (settled) return
+        markPhase('register-sent')
         socket.emit(
           'register',
           {
@@ -279,6 +286,19 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             resolve(ack.peers)
           },
         )
+      }
+      socket.on('connect_error', (err) => unreachable(err.message))
+      socket.on('rejected', rejected)
+      if (!pre) {
+        socket.on('challenge', challenge)
+        return
+      }
+      // The server's first word (its challenge, usually), whether it came before we took the socket or comes now.
+      socket.on('disconnect', () => unreachable('the connection closed before registration'))
+      void pre.first.then((e) => {
+        if (e.t === 'challenge') return challenge(e.payload)
+        if (e.t === 'rejected') return rejected(e.payload)
+        return unreachable(e.message)
       })
     })
   }
@@ -434,6 +454,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     clearTimeout(this.iceTimer)
     this.iceTimer = undefined
     this.wake?.()
+    // A connection opened beforehand that no attempt took (the first server was not tried).
+    this.preconnection?.close()
+    this.preconnection = undefined
     const s = this.socket
     this.socket = undefined
     if (s) {

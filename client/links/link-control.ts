@@ -4,11 +4,13 @@
  * wire form; and which pipe messages may be read before a link is open.
  * The protocol is described in link.ts.
  */
+import { concatBytes } from '../../shared/bytes.ts'
 import { type BoxRecord, boxRecordValue, parseBoxRecord } from '../../shared/crypto/box-record.ts'
 import { ADMISSION_TAG_BYTES } from '../../shared/crypto/network.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
 import type { Value } from '../../shared/types.ts'
 import { Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
+import { encodeValue } from '../../shared/wire/value.ts'
 
 export type LinkControl =
   | { t: 'hello'; pk: Uint8Array; nonce: Uint8Array; mesh: boolean; ek: Uint8Array; box?: BoxRecord }
@@ -111,4 +113,9 @@ export function linkControlValue(c: LinkControl): Value {
     case 'bye':
       return { t: c.t, reason: c.reason }
   }
+}
+
+/** A whole, uncompressed Kind.Link frame, encoded at once (no await): a goodbye. */
+export function plainControl(c: LinkControl): Uint8Array {
+  return concatBytes(new Uint8Array([WIRE_VERSION, Kind.Link, 0]), encodeValue(linkControlValue(c)))
 }

@@ -1,5 +1,6 @@
 /** What a Link is made with, the events it emits and its states (link.ts). */
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
+import type { ChannelKeys } from '../../shared/crypto/channel.ts'
 import type { NetworkKeys } from '../../shared/crypto/network.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import type { Counters } from '../../shared/protocol.ts'
@@ -53,6 +54,12 @@ export interface LinkOptions {
    * signature work. @default 0 (no puzzle)
    */
   puzzleBits?: number
+  /**
+   * This link's ephemeral keys, when made beforehand (the dialer starts them
+   * with the WebRTC attempt, so the hello goes as soon as the channel opens).
+   * Fresh for this link only. @default made at start()
+   */
+  channelKeys?: Promise<ChannelKeys>
   /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
   recv?: Partial<RecvLimits>
 }

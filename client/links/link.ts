@@ -25,7 +25,6 @@
  * pipe's buffer (backpressure) and keep their order. A failed send rejects
  * the promise its caller holds and nothing else.
  */
-import { concatBytes } from '../../shared/bytes.ts'
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
@@ -41,10 +40,9 @@ import {
   inflateBody,
   Kind,
   readFrameHeader,
-  WIRE_VERSION,
 } from '../../shared/wire/frame.ts'
-import { encodeValue } from '../../shared/wire/value.ts'
 import { Emitter } from '../emitter.ts'
+import { markPhase } from '../node/timeline.ts'
 import { checkHello, checkProof, makeProof } from './handshake.ts'
 import {
   ACCESS_DENIED,
@@ -53,6 +51,7 @@ import {
   linkControlValue,
   type OUTSIDER,
   parseLinkControl,
+  plainControl,
   SEALED_PIECE,
 } from './link-control.ts'
 import type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
@@ -148,11 +147,12 @@ export class Link extends Emitter<LinkEvents> {
     if (this.started || this.state === 'closed') return
     this.started = true
     this.authTimer = setTimeout(() => this.close('auth-timeout'), this.opts.authTimeoutMs ?? 10_000)
-    const keys = createChannelKeys()
+    const keys = this.opts.channelKeys ?? createChannelKeys()
     this.channelKeys = keys
     keys.then(
       (k) => {
         const box = this.opts.box?.()
+        markPhase('hello-out')
         void this.sendControl({
           t: 'hello',
           pk: this.opts.identity.publicKey,
@@ -378,6 +378,7 @@ export class Link extends Emitter<LinkEvents> {
     switch (c.t) {
       case 'hello': {
         if (this.remote) return bump(this.opts.counters, 'drop.link.second-hello')
+        markPhase('hello-in')
         const refused = await checkHello(c, this.opts)
         if (refused) return this.close(refused)
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
@@ -390,6 +391,7 @@ export class Link extends Emitter<LinkEvents> {
         const { th, proof } = await makeProof(this.opts, this.transport, { nonce: this.nonce, keys }, c, fp)
         this.th = th
         this.sentProof = true
+        markPhase('proof-out')
         await this.sendControl(proof)
         return this.maybeOpen()
       }
@@ -426,6 +428,7 @@ export class Link extends Emitter<LinkEvents> {
 
   private maybeOpen(): void {
     if (this.state !== 'handshake' || !this.sentProof || !this.gotProof) return
+    markPhase('link-open')
     clearTimeout(this.authTimer)
     this.state = 'open'
     // A first RTT sample right away, so the demo and the connection manager have one.
@@ -490,9 +493,4 @@ export class Link extends Emitter<LinkEvents> {
     this.emit('close', reason)
     this.removeAll()
   }
-}
-
-/** A whole, uncompressed Kind.Link frame, encoded at once (no await): a goodbye. */
-function plainControl(c: LinkControl): Uint8Array {
-  return concatBytes(new Uint8Array([WIRE_VERSION, Kind.Link, 0]), encodeValue(linkControlValue(c)))
 }

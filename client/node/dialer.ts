@@ -20,6 +20,7 @@
  * router), else through the signal server. Setups peers start (their
  * signals) are admitted by inbound.ts and then run here like our own.
  */
+import { type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { AccessDeniedError, NoRouteError } from '../../shared/errors.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
@@ -40,6 +41,7 @@ import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
 import { parseSignalData, type SignalData } from './signal-data.ts'
+import { markPhase } from './timeline.ts'
 
 /** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
 const INBOUND_RELAY_MS = 8000
@@ -134,6 +136,7 @@ export class Dialer {
       existing.inbound = false // we want this link too
       return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }))
     }
+    markPhase('dial')
     const d: Dial = { peer, mesh, inbound: false, relays: 0, started: this.deps.clock.now(), waiters: [] }
     this.dials.set(peer, d)
     const p = new Promise<NodeLink>((resolve, reject) => d.waiters.push({ resolve, reject }))
@@ -180,6 +183,7 @@ export class Dialer {
   }
 
   startWebRtc(d: Dial, initiator: boolean): void {
+    markPhase(initiator ? 'rtc-offer' : 'rtc-answer')
     const { config } = this.deps
     const pipe = createWebRtcPipe({
       SimplePeer: this.deps.SimplePeer,
@@ -193,11 +197,15 @@ export class Dialer {
         }),
     })
     d.pipe = pipe
+    // The link's ephemeral keys, made while ICE and DTLS run: the hello goes out as the channel opens.
+    const keys = createChannelKeys()
+    keys.catch(() => {})
     this.armFallback(d)
     pipe.opened.then(
       () => {
         if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
-        this.attachLink(d, pipe)
+        markPhase('channel-open')
+        this.attachLink(d, pipe, keys)
       },
       (err: unknown) => {
         // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
@@ -283,9 +291,10 @@ export class Dialer {
     )
   }
 
-  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe): void {
+  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe, channelKeys?: Promise<ChannelKeys>): void {
     const { config, counters, links } = this.deps
     const link = new Link({
+      ...(channelKeys ? { channelKeys } : {}),
       pipe,
       identity: this.deps.identity,
       peer: d.peer,

@@ -47,6 +47,7 @@ import { LinkTable, type NodeLink } from './link-table.ts'
 import { type Env, type JoinOptions, type NodeConfig, resolveConfig } from './options.ts'
 import { Persistence } from './persistence.ts'
 import { SignalTransport } from './signal-transport.ts'
+import { markPhase } from './timeline.ts'
 import type { Transport } from './transport.ts'
 
 /** close() waits at most this long for the successor to take our records. */
@@ -217,6 +218,7 @@ export class NodeHost extends Emitter<NodeEvents> {
           io: env.io,
           servers: Array.isArray(opts.signal) ? opts.signal : [opts.signal],
           ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
+          ...(env.preconnection ? { preconnection: env.preconnection } : {}),
         })
     this.manager = new ConnectionManager({
       id: this.id,
@@ -261,14 +263,21 @@ export class NodeHost extends Emitter<NodeEvents> {
       // Before the saved table is imported, so its versions are opened too.
       this.privTable = privateTable(this.core.sync, this.id, this.content)
     }
-    // The table as this node last saw it, then reconciled with the network by anti-entropy.
-    await this.persistence.load()
+    // The table as this node last saw it (read while the node registers and dials; in before
+    // joinOverlay resolves), then reconciled with the network by anti-entropy, which merges.
+    const loading = this.persistence.load() // never rejects (a failed read is no snapshot)
     const peers = await this.transport.start()
+    markPhase('registered')
     this.manager.sampledNow()
+    // Dial the sampled peers now, not at the first round a second later (join time, issue 14).
+    this.manager.manage()
+    await loading
+    markPhase('loaded')
     this.timers.push(this.clock.setInterval(() => this.tick(), TICK_MS))
     this.timers.push(this.clock.setInterval(() => this.manager.manage(), MANAGE_MS))
     this.timers.push(this.clock.setInterval(() => this.manager.sendPex(), PEX_MS))
     await this.entry.enter(peers)
+    markPhase('joined')
   }
 
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */

@@ -6,7 +6,7 @@
 import type { Identity } from '../../shared/identity/keys.ts'
 import type { PieceStore } from '../../shared/swarm/store.ts'
 import type { SimplePeerCtor } from '../links/webrtc.ts'
-import type { IoFactory, SignalStatus } from '../signal-client.ts'
+import type { IoFactory, Preconnection, SignalStatus } from '../signal-client.ts'
 import type { NodeStorage } from '../storage.ts'
 import type { TransportFactory } from './transport.ts'
 
@@ -117,6 +117,11 @@ interface EnvBase {
   fileStore?: 'indexeddb' | ((maxBytes: number | undefined) => Promise<PieceStore>)
   /** Tests only (test-hook.ts): the node serves every piece with a byte flipped, unchecked. */
   lieAboutFiles?: boolean
+  /**
+   * The connection to the first signal server, opened while the identity
+   * loaded (signal-client.ts, `preconnect`). @default none: opened at start
+   */
+  preconnection?: Preconnection
 }
 
 /**

@@ -46,12 +46,15 @@ export class Persistence {
     deps.sync.onAccept(() => this.scheduleSave())
   }
 
-  /** The table and the DHT share as this node last saw them (before joining). */
+  /** The table and the DHT share as this node last saw them (before joining). Never rejects. */
   async load(): Promise<void> {
     const { storage, network } = this.deps
-    const table = await storage.load(`sync-${network}`).catch(() => undefined)
+    // Both read at once (two IndexedDB round trips on the join's path would be one after the other).
+    const [table, dht] = await Promise.all([
+      storage.load(`sync-${network}`).catch(() => undefined),
+      storage.load(`dht-${network}`).catch(() => undefined),
+    ])
     if (table !== undefined) await this.deps.sync.importState(table).catch(() => 0)
-    const dht = await storage.load(`dht-${network}`).catch(() => undefined)
     if (dht !== undefined) await this.deps.chord.importState(dht).catch(() => 0)
   }
 

@@ -12,7 +12,7 @@ import { bump } from '../../shared/protocol.ts'
 import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
 import type { SimplePeerCtor } from '../links/webrtc.ts'
-import { type IoFactory, SignalClient, type SignalState } from '../signal-client.ts'
+import { type IoFactory, type Preconnection, SignalClient, type SignalState } from '../signal-client.ts'
 import { Dialer } from './dialer.ts'
 import { Inbound } from './inbound.ts'
 import type { NodeLink } from './link-table.ts'
@@ -25,6 +25,8 @@ export interface SignalTransportOptions {
   servers: string[]
   /** How long the first join keeps trying the servers. */
   joinTimeoutMs?: number
+  /** The connection to the first server, opened beforehand (signal-client.ts, `preconnect`). */
+  preconnection?: Preconnection
 }
 
 export class SignalTransport implements Transport {
@@ -45,6 +47,7 @@ export class SignalTransport implements Transport {
       identity,
       io: opts.io,
       ...(opts.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: opts.joinTimeoutMs }),
+      ...(opts.preconnection ? { preconnection: opts.preconnection } : {}),
     })
     this.dialer = new Dialer({
       identity,

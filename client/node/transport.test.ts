@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../../shared/identity/keys.ts'
 import { MemNet } from '../../test/mem-transport.ts'
 import { OverlayNode } from '../overlay.ts'
+import { type Clock, realClock } from './clock.ts'
 
 async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms
@@ -67,5 +68,27 @@ describe('a node over another transport (no signal server)', () => {
     expect(a.stats().messagesOut).toBeGreaterThan(0)
     expect(a.stats()['drop.mem.invalid'] ?? 0).toBe(0)
     expect(() => a.signalClient).toThrow(TypeError)
+  })
+})
+
+describe('the first link', () => {
+  it("is dialled as soon as the node is registered, not at the connection manager's first round (issue 14)", async () => {
+    const mem = new MemNet()
+    // Intervals never fire on this clock (no manager round, no tick); timeouts are real ones.
+    const noRounds: Clock = { ...realClock, setInterval: () => ({}), clearInterval: () => {} }
+    const mk = async () =>
+      new OverlayNode(
+        { identity: await generateIdentity({ puzzleBits: 0 }), transport: mem.transport },
+        { signal: [], network: 'first', puzzleBits: 0 },
+        noRounds,
+      )
+    const [a, b] = [await mk(), await mk()]
+    try {
+      await a.start()
+      await b.start() // resolves at the first open link (or gives up after directTimeoutMs + 10 s)
+      expect(b.links.openPeers()).toEqual([a.id])
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
   })
 })

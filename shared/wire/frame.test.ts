@@ -14,6 +14,7 @@ import {
   type FrameDecodeError,
   isKind,
   Kind,
+  looksIncompressible,
   WIRE_VERSION,
 } from './frame.ts'
 import { encodeValue } from './value.ts'
@@ -85,6 +86,51 @@ describe('encodeFrame / decodeFrame', () => {
     const framed = await encodeFrame({ kind: Kind.Sync, body: noise })
     expect(framed[2]).toBe(0)
     expect(framed.length).toBe(FRAME_HEADER_BYTES + encodeValue(noise).length)
+  })
+
+  it('does not try deflate on a body whose sample looks incompressible (issue 14: random bytes)', async () => {
+    const Real = globalThis.CompressionStream
+    let attempts = 0
+    globalThis.CompressionStream = class extends Real {
+      constructor(format: CompressionFormat) {
+        super(format)
+        attempts++
+      }
+    }
+    try {
+      const noise = crypto.getRandomValues(new Uint8Array(64 * 1024))
+      const framed = await encodeFrame({ kind: Kind.Route, body: { t: 'msg', topic: 'bench', data: noise } })
+      expect(framed[2]).toBe(0)
+      expect(attempts).toBe(0)
+      // A compressible body is still deflated (the attempt is made, and kept).
+      const text = await encodeFrame({
+        kind: Kind.Route,
+        body: { t: 'msg', data: 'the mill, '.repeat(6000) },
+      })
+      expect(text[2]).toBe(FLAG_DEFLATE)
+      expect(attempts).toBe(1)
+    } finally {
+      globalThis.CompressionStream = Real
+    }
+  })
+
+  it('looksIncompressible: random bytes yes; text, zeros, structured msgpack and a short random run in text no', () => {
+    for (const n of [1024, 4096, 5000, 65_536])
+      expect(looksIncompressible(crypto.getRandomValues(new Uint8Array(n)))).toBe(true)
+    expect(looksIncompressible(new Uint8Array(64 * 1024))).toBe(false)
+    expect(looksIncompressible(new TextEncoder().encode('meet at the mill at noon; '.repeat(3000)))).toBe(
+      false,
+    )
+    const rows = Array.from({ length: 500 }, (_, i) => ({
+      key: `k${i}`,
+      v: i * 7,
+      at: 1_700_000_000_000 + i,
+    }))
+    expect(looksIncompressible(encodeValue(rows))).toBe(false)
+    const mixed = new TextEncoder().encode('x'.repeat(60_000))
+    mixed.set(crypto.getRandomValues(new Uint8Array(4000)), 1000)
+    expect(looksIncompressible(mixed)).toBe(false)
+    expect(looksIncompressible(new Uint8Array(0))).toBe(false)
   })
 
   it('refuses to encode a body over maxMessageBytes with MessageTooLargeError', async () => {

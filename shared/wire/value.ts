@@ -58,6 +58,9 @@ const utf8Encoder = new TextEncoder()
 // fatal: invalid UTF-8 is refused, not patched with U+FFFD into a value the sender never sent.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
 
+/** Room a large write leaves after itself when the encoder's buffer grows for it. */
+const SLACK_BYTES = 64
+
 /** A growable byte buffer for the encoder. */
 class Writer {
   buf = new Uint8Array(256)
@@ -65,8 +68,10 @@ class Writer {
   pos = 0
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
+    // Doubling, or at once to what a large write needs and a little more (a big bin or string:
+    // a few fields may follow it), so that the buffer often ends exactly full (no copy to trim it).
     let size = this.buf.length * 2
-    while (size < this.pos + n) size *= 2
+    if (size < this.pos + n) size = this.pos + n + SLACK_BYTES
     const next = new Uint8Array(size)
     next.set(this.buf.subarray(0, this.pos))
     this.buf = next
@@ -329,6 +334,15 @@ function walk(v: Value, seen: { negZero: boolean; items: number }): boolean {
  * which no receiver would decode.
  */
 export function encodeValue(v: Value): Uint8Array {
+  return encodeValueAfter(v, 0)
+}
+
+/**
+ * encodeValue, with `room` zero bytes before the value (a frame's header is
+ * written there, saving a copy of the body). The result is its own buffer,
+ * exactly that long.
+ */
+export function encodeValueAfter(v: Value, room: number): Uint8Array {
   const seen = { negZero: false, items: 0 }
   if (!isValue(v) || !walk(v, seen)) throw new TypeError('not a Value that can travel on the wire')
   if (seen.items > MAX_VALUE_ITEMS) {
@@ -337,8 +351,9 @@ export function encodeValue(v: Value): Uint8Array {
     throw err
   }
   const w = new Writer()
+  w.pos = room
   encodeInto(w, v, seen.negZero)
-  return w.buf.slice(0, w.pos)
+  return w.pos === w.buf.length ? w.buf : w.buf.slice(0, w.pos)
 }
 
 /**
