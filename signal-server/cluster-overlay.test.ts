@@ -131,8 +131,12 @@ describe('four instances on one redis-server, Node peers spread over them', () =
     for (const n of nodes) n.handle('ping', () => 'pong')
     const registeredAt = (i: number) => (status[i]?.state === 'registered' ? status[i]?.server : undefined)
     expect(nodes.map((_, i) => registeredAt(i))).toEqual(nodes.map((_, i) => urls[i % 4]))
-    await until('every node linked and on the ring', () =>
-      nodes.every((n) => n.peers().length >= 2 && n.inspect().ring.joined),
+    // A broadcast travels mesh links only: wait for every node to have one (links opened for the ring
+    // first carry the mesh only once both ends agree; faster joins reach "linked" before that).
+    await until('every node linked, on the ring and in the mesh', () =>
+      nodes.every(
+        (n) => n.peers().length >= 2 && n.inspect().ring.joined && n.inspect().links.some((l) => l.mesh),
+      ),
     )
     await broadcastReachesAll(nodes[0] as WeftNode, 'news', 'before')
     await (nodes[3] as WeftNode).dht.put('where', 'node 3')
@@ -166,6 +170,11 @@ describe('four instances on one redis-server, Node peers spread over them', () =
               ),
             45_000,
           )
+    await until(
+      'every node in the mesh again',
+      () => nodes.every((n) => n.inspect().links.some((l) => l.mesh)),
+      45_000,
+    )
     await broadcastReachesAll(moved[1] as WeftNode, 'news', 'after, from a moved node')
     await broadcastReachesAll(nodes[0] as WeftNode, 'news', 'after, to the moved nodes')
     await (nodes[5] as WeftNode).dht.put('where', 'node 5, moved')
