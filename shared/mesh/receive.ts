@@ -14,7 +14,7 @@
  * either still in the seen-cache or refused by the window. Whatever fails is
  * dropped and counted by reason (`drop.*`).
  */
-import { toHex } from '../bytes.ts'
+import { createIdCache } from '../identity/id-cache.ts'
 import { bump } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import type { MeshContext } from './context.ts'
@@ -27,7 +27,6 @@ import type { Admission } from './seen-cache.ts'
 import type { Tree } from './tree.ts'
 
 /** Most node ids remembered per public key (idOf is a hash; the cache spares it). */
-const ID_CACHE_MAX = 1_024
 
 /** What a checked copy is: its body, or why it was dropped (the counter is `drop.<reason>`). */
 type CheckResult =
@@ -70,20 +69,7 @@ export function createReceive(
   deliver: (d: MeshDelivery) => void,
 ): Receive {
   const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
-  const idOfKey = new Map<string, string>()
-
-  async function originOf(key: Uint8Array): Promise<string> {
-    const hex = toHex(key)
-    const hit = idOfKey.get(hex)
-    if (hit !== undefined) return hit
-    const id = await deps.keys.idOf(key)
-    idOfKey.set(hex, id)
-    if (idOfKey.size > ID_CACHE_MAX) {
-      const oldest = idOfKey.keys().next()
-      if (!oldest.done) idOfKey.delete(oldest.value)
-    }
-    return id
-  }
+  const originOf = createIdCache(deps.keys)
 
   async function check(c: Candidate): Promise<CheckResult> {
     const body = parseBody(c.payload, opt.maxTopicLength)

@@ -18,7 +18,8 @@
  * heard `ageMs` ago (the sender's word, capped at the ttl), so a dump
  * cannot make anyone present for longer than a stale-time check allows.
  */
-import { bytesEqual, toHex } from '../bytes.ts'
+import { bytesEqual } from '../bytes.ts'
+import { createIdCache } from '../identity/id-cache.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { bump } from '../protocol.ts'
 import { decodeValue } from '../wire/value.ts'
@@ -49,21 +50,8 @@ export interface Accept {
 
 export function createAccept(ctx: PresenceContext): Accept {
   const { deps, cfg, counters, table } = ctx
-  const idOfKey = new Map<string, string>()
+  const authorOf = createIdCache(deps.keys, ID_CACHE_MAX)
   const drop = (reason: string) => void bump(counters, `drop.${reason}`)
-
-  async function authorOf(pk: Uint8Array): Promise<string> {
-    const hex = toHex(pk)
-    const hit = idOfKey.get(hex)
-    if (hit !== undefined) return hit
-    const id = await deps.keys.idOf(pk)
-    idOfKey.set(hex, id)
-    if (idOfKey.size > ID_CACHE_MAX) {
-      const oldest = idOfKey.keys().next()
-      if (!oldest.done) idOfKey.delete(oldest.value)
-    }
-    return id
-  }
 
   /** Is `b` newer than what we hold of `author`? */
   function isNewer(author: string, b: RecordBody): boolean {

@@ -31,9 +31,10 @@
  *      Nothing in the data can tell it from a value written on the far side
  *      (the same limit as Cassandra's gc_grace); the default horizon is a day.
  */
-import { bytesEqual, toHex, utf8 } from '../bytes.ts'
+import { bytesEqual, utf8 } from '../bytes.ts'
 import { LeaseHeldError, ValueTooLargeError } from '../errors.ts'
 import { compareHlc, type HlcClock } from '../hlc.ts'
+import { createIdCache } from '../identity/id-cache.ts'
 import type { Keyring } from '../identity/keys.ts'
 import { bump, type Counters } from '../protocol.ts'
 import { type Entry, encodeBody, makeEntry, type ParsedBody, parseBody, signedBytes } from './entry.ts'
@@ -46,7 +47,6 @@ import { planRoom, type QuotaLimit, type Victim } from './quota.ts'
 import type { Table } from './table.ts'
 
 /** Most public key → node id results remembered. */
-const ID_CACHE_MAX = 1_024
 
 export interface AcceptDeps {
   readonly id: string
@@ -85,22 +85,11 @@ export interface Acceptor {
 
 export function createAcceptor(ctx: AcceptContext): Acceptor {
   const { deps, opt, table, clock, rules, events, counters } = ctx
-  const idOfKey = new Map<string, string>()
+  const authorOf = createIdCache(deps.keys)
 
   const drop = (reason: string): false => {
     bump(counters, `drop.${reason}`)
     return false
-  }
-
-  async function authorOf(pk: Uint8Array): Promise<string> {
-    const hex = toHex(pk)
-    const hit = idOfKey.get(hex)
-    if (hit !== undefined) return hit
-    const id = await deps.keys.idOf(pk)
-    idOfKey.set(hex, id)
-    const oldest = idOfKey.keys().next()
-    if (idOfKey.size > ID_CACHE_MAX && !oldest.done) idOfKey.delete(oldest.value)
-    return id
   }
 
   /**

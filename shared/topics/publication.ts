@@ -5,8 +5,8 @@
  * costly work), origin = id of the key, signature. The id is the first 160
  * bits of the signature (msgIdOf), so a duplicate is known before decoding.
  */
-import { toHex } from '../bytes.ts'
 import { MessageTooLargeError } from '../errors.ts'
+import { createIdCache } from '../identity/id-cache.ts'
 import type { Keyring } from '../identity/keys.ts'
 import { type BroadcastBody, bodyValue, msgIdOf, NONCE_BYTES, parseBody } from '../mesh/messages.ts'
 import type { SeenCache } from '../mesh/seen-cache.ts'
@@ -35,8 +35,6 @@ export type CheckResult =
         | 'badSignature'
     }
 
-const ID_CACHE_MAX = 1_024
-
 export function createPublications(deps: {
   id: string
   keys: Keyring
@@ -45,20 +43,7 @@ export function createPublications(deps: {
   seen: SeenCache
   maxPayloadBytes: number
 }) {
-  const idOfKey = new Map<string, string>()
-
-  async function originOf(key: Uint8Array): Promise<string> {
-    const hex = toHex(key)
-    const hit = idOfKey.get(hex)
-    if (hit !== undefined) return hit
-    const id = await deps.keys.idOf(key)
-    idOfKey.set(hex, id)
-    if (idOfKey.size > ID_CACHE_MAX) {
-      const oldest = idOfKey.keys().next()
-      if (!oldest.done) idOfKey.delete(oldest.value)
-    }
-    return id
-  }
+  const originOf = createIdCache(deps.keys)
 
   return {
     async sign(topic: string, data: Value): Promise<Signed> {
