@@ -38,6 +38,25 @@ type W = {
 
 const NODE_PEERS = 2
 
+/** blankPage, but a failed load is retried twice and its status reported (48 tabs load the page at once). */
+async function openPage(ctx: BrowserContext, url: string): Promise<Page> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await blankPage(ctx, url)
+    } catch (err) {
+      const res = await fetch(`${url}/embed.html`).then(
+        (r) => `${r.status} ${r.statusText}`,
+        (e: Error) => e.message,
+      )
+      console.log(
+        `embed.html failed (attempt ${attempt}): ${(err as Error).message.split('\n')[0]}; fetch now: ${res}`,
+      )
+      if (attempt >= 3) throw err
+      for (const p of ctx.pages()) await p.close()
+    }
+  }
+}
+
 async function runSize(browser: Browser, tabs: number): Promise<Record<string, number>> {
   const server = await startSignalServer()
   const network = `scale-${tabs}`
@@ -51,7 +70,7 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
         Array.from({ length: Math.min(4, tabs - i) }, async () => {
           const ctx = await browser.newContext()
           contexts.push(ctx)
-          const page = await blankPage(ctx, server.url)
+          const page = await openPage(ctx, server.url)
           await join_(page, server.url, { network })
           pages.push(page)
         }),
