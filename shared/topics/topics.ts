@@ -222,7 +222,8 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   ): void {
     const { topic, origin, data } = signed
     seen.add(origin, id, signed.time)
-    if (rooted.has(topic)) remember(topic, m)
+    // Every tree node keeps the last seconds' publications: a root for newcomers' JOIN, a parent for a new child.
+    if (rooted.has(topic) || joined.has(topic)) remember(topic, m)
     if (joined.has(topic)) {
       bump(counters, 'delivered')
       deps.deliver(topic, data, { from: origin, hops: m.hops })
@@ -326,7 +327,10 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       if (!m) return
       joined.delete(topic)
       if (m.parent !== null) deps.send(m.parent, { type: 'detach', topic })
-      if (!rooted.has(topic)) orphan(topic)
+      if (!rooted.has(topic)) {
+        orphan(topic)
+        forget(topic)
+      }
     },
 
     async publish(topic, data) {
@@ -383,6 +387,13 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
             if (mine.size === 0) children.delete(topic)
           }
           deps.send(from, { type: 'attached', topic, ok })
+          // What crossed the tree while the child was between its JOIN and this ATTACH (it drops what it has).
+          if (ok) {
+            const now = deps.now()
+            for (const r of recent.get(topic) ?? [])
+              if (r.at >= now - RECENT_MS)
+                deps.send(from, { type: 'pub', topic, payload: r.payload, sig: r.sig, hops: 1 })
+          }
           return
         }
         case 'attached': {
