@@ -206,6 +206,25 @@ describe('topic tree nodes', () => {
     expect(w.delivered.get(id(3))).toEqual(['early'])
   })
 
+  it('a parent hands a child it adopts the last seconds of publications (what crossed the tree between its JOIN and its ATTACH)', async () => {
+    const w = world(3, { owner: ROOT })
+    w.node(id(2)).join('room')
+    await w.tickAll()
+    await w.flush()
+    await w.node(ROOT).publish('room', 'crossed')
+    await w.flush()
+    expect(w.delivered.get(id(2))).toEqual(['crossed'])
+    // A child (already placed by the root) attaches to node 2 now: 'attached', then the publication.
+    await w.node(id(2)).handle(id(9), { type: 'attach', topic: 'room' })
+    const toChild = w.queue.filter(([, to]) => to === id(9)).map(([, , m]) => m.type)
+    expect(toChild).toEqual(['attached', 'pub'])
+    // Eleven seconds on, a new child gets only the answer.
+    w.queue.length = 0
+    w.advance(11_000)
+    await w.node(id(2)).handle(id(8), { type: 'attach', topic: 'room' })
+    expect(w.queue.filter(([, to]) => to === id(8)).map(([, , m]) => m.type)).toEqual(['attached'])
+  })
+
   it('a child whose parent link closes joins again and is placed anew', async () => {
     const w = world(4, { owner: ROOT })
     for (const k of [id(2), id(3), id(4)]) w.node(k).join('room')
