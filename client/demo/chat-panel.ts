@@ -1,7 +1,8 @@
 /**
- * The chat: rooms, each a topic published to with `node.publish` (topic
+ * The chat: the lobby, broadcast to every tab on topic `chat`, and rooms,
+ * each a topic `chat/<room>` published to with `node.publish` (topic
  * multicast: a message travels the room's tree and reaches only the tabs in
- * that room). The room `lobby` is topic `chat`, any other room `chat/<room>`;
+ * that room);
  * the room comes from the fragment (`#room=…`) or the Room field. Each
  * message is a string (an object with a `text` field is shown too, and a
  * broadcast on the room's topic as well, so other tools can talk to the
@@ -30,6 +31,7 @@ export function cleanRoom(input: string | null | undefined): string {
 
 export interface ChatNode {
   id: string
+  broadcast(topic: string, data: Value): Promise<void>
   publish(topic: string, data: Value): Promise<void>
   subscribe(topic: string, fn: (data: Value, meta: { from: string; hops: number }) => void): () => void
 }
@@ -67,7 +69,12 @@ export class ChatPanel {
       this.input.value = ''
       showError(this.error, null)
       this.add(node.id, text, 0, node.id)
-      node.publish(roomTopic(this.room), text).catch((err: unknown) => showError(this.error, err))
+      // The lobby is everyone: a broadcast. A room is its subscribers only: a publication.
+      const sent =
+        this.room === DEFAULT_ROOM
+          ? node.broadcast(CHAT_TOPIC, text)
+          : node.publish(roomTopic(this.room), text)
+      sent.catch((err: unknown) => showError(this.error, err))
     })
   }
 
