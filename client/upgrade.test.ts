@@ -83,6 +83,46 @@ describe('relayed links are upgraded to WebRTC', () => {
   })
 })
 
+describe('upgrade offers from a hostile peer', () => {
+  it('a stream of WebRTC offers over a relayed link: one setup at a time, then backoff; the link stays', async () => {
+    const server: SignalServer = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
+    cleanup.push(() => server.close())
+    const busy = { on: true }
+    const opts = {
+      signal: server.address,
+      network: 'upgrade-flood',
+      wrtc: busyWrtc(busy),
+      directTimeoutMs: 500,
+    }
+    const victim = await joinOverlay(opts)
+    cleanup.push(() => victim.close())
+    const hostile = await joinOverlay({ ...opts, directTimeoutMs: 60_000 })
+    cleanup.push(() => hostile.close())
+    const [iv, ih] = [NodeFacade.internals(victim), NodeFacade.internals(hostile)]
+    await until('a relayed link', () => iv.links.get(hostile.id)?.state === 'open')
+    const link = iv.links.get(hostile.id)
+    // 200 offers as fast as the hostile node can send them, each claiming to upgrade the link.
+    let most = 0
+    for (let i = 0; i < 200; i++) {
+      await ih.dialer.signalTo(victim.id, { t: 'rtc', s: { type: 'offer', sdp: `v=0 ${i}` }, mesh: true })
+      most = Math.max(most, iv.dialer.dials.has(hostile.id) ? 1 : 0)
+    }
+    await until(
+      'the offers handled',
+      () => (victim.stats().signalsIn ?? 0) >= 200 || !iv.dialer.dials.size,
+      5000,
+    )
+    await new Promise((r) => setTimeout(r, 300))
+    // One setup at most; the first failed one puts the peer in backoff, the rest are dropped.
+    expect(most).toBeLessThanOrEqual(1)
+    expect(victim.stats()['upgrade.offered'] ?? 0).toBeLessThanOrEqual(2)
+    expect(victim.stats()['drop.signal.inbound-backoff'] ?? 0).toBeGreaterThan(150)
+    // The relayed link was neither replaced nor closed.
+    expect(iv.links.get(hostile.id)).toBe(link)
+    expect(link?.state).toBe('open')
+  })
+})
+
 describe('the upgrade schedule', () => {
   /** A relayed link to `peer`, as the table holds it. */
   const relayed = (peer: string): NodeLink =>
