@@ -10,8 +10,10 @@
  * - idleMsgsPerNodeSec: frames each node sends per second in 20 s of quiet
  *   (stats().messagesOut), mean over tabs.
  * - heapMBPerTab: the page's used JS heap (performance.memory), mean.
- * - relayedShare: links carried by the server's relay / all links, over the
- *   tabs (a busy machine pushes WebRTC setups past their deadlines).
+ * - relayedAtLinked, relayedShare: links carried by the server's relay / all
+ *   links, over the tabs, when all are linked and after the quiet phase (a
+ *   busy machine pushes WebRTC setups past their deadlines; relayed links
+ *   are tried over WebRTC again: client/node/upgrades.ts).
  *
  *   npm run bench -- scale          (WEFT_SCALE_SIZES=8,24 for fewer)
  */
@@ -57,6 +59,18 @@ async function openPage(ctx: BrowserContext, url: string): Promise<Page> {
   }
 }
 
+/** Links over the tabs, and how many of them are relayed. */
+async function relayedShare(pages: Page[]): Promise<{ links: number; relayed: number; share: number }> {
+  let links = 0
+  let relayed = 0
+  for (const p of pages) {
+    const ps = await p.evaluate(() => (window as unknown as W).node.peers())
+    links += ps.length
+    relayed += ps.filter((x) => x.transport === 'relay').length
+  }
+  return { links, relayed, share: Math.round((relayed / Math.max(1, links)) * 1000) / 1000 }
+}
+
 async function runSize(browser: Browser, tabs: number): Promise<Record<string, number>> {
   const server = await startSignalServer()
   const network = `scale-${tabs}`
@@ -98,6 +112,7 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
       await new Promise((r) => setTimeout(r, 250))
     }
     const allLinkedMs = Date.now() - t0
+    const relayedAtLinked = await relayedShare(pages)
 
     // Broadcast latency: receipt times (Date.now(), one machine) at every node.
     for (const p of pages)
@@ -151,13 +166,7 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
         p.evaluate(() => (performance as unknown as W['performance']).memory?.usedJSHeapSize ?? 0),
       ),
     )
-    let links = 0
-    let relayed = 0
-    for (const p of pages) {
-      const ps = await p.evaluate(() => (window as unknown as W).node.peers())
-      links += ps.length
-      relayed += ps.filter((x) => x.transport === 'relay').length
-    }
+    const { links, relayed } = await relayedShare(pages)
     return {
       tabs,
       nodePeers: NODE_PEERS,
@@ -166,7 +175,8 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
       idleMsgsPerNodeSec: Math.round((idle.reduce((a, b) => a + b, 0) / idle.length) * 10) / 10,
       heapMBPerTab: Math.round((heaps.reduce((a, b) => a + b, 0) / heaps.length / 2 ** 20) * 10) / 10,
       linksPerTab: Math.round((links / pages.length) * 10) / 10,
-      relayedShare: links === 0 ? 0 : Math.round((relayed / links) * 1000) / 1000,
+      relayedAtLinked: relayedAtLinked.share,
+      relayedShare: Math.round((relayed / Math.max(1, links)) * 1000) / 1000,
     }
   } finally {
     for (const n of nodePeers) await n.close().catch(() => {})

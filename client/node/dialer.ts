@@ -16,6 +16,13 @@
  * most MAX_RELAY_SESSIONS times, and one whose peer says nothing over it is
  * given up (INBOUND_SILENT_MS / OWN_SILENT_MS).
  *
+ * Upgrades: a link that fell back to the relay (a busy machine can push a
+ * WebRTC setup past its deadline) is tried over WebRTC again later, by its
+ * lower id (`upgrade`, scheduled by upgrades.ts); the other end takes the
+ * offer over the open relayed link as such (inbound.ts). If it opens, the
+ * link table swaps it in and the relayed one closes ('upgraded'); if not,
+ * nothing changes (no relay fallback for an upgrade).
+ *
  * Signals go through the overlay once this node is on the ring (the
  * router), else through the signal server. Setups peers start (their
  * signals) are admitted by inbound.ts and then run here like our own.
@@ -70,6 +77,8 @@ export interface Dial {
    * inbound bounds (inbound.ts), not the connection manager's own dials.
    */
   inbound: boolean
+  /** A WebRTC attempt to replace an open relayed link: on failure the relayed link stays. */
+  upgrade?: boolean
   /** Relay sessions this dial has started or adopted (MAX_RELAY_SESSIONS). */
   relays: number
   pipe?: WebRtcPipe
@@ -97,6 +106,8 @@ export interface DialerDeps {
   readonly overlay: { canSignal(peer: string): boolean; signal(peer: string, data: Value): Promise<void> }
   /** A link finished its handshake and the link table took it. */
   opened(link: NodeLink): void
+  /** A direct link replaced the open relayed link `old` to its peer (the peer stays connected). */
+  upgraded(link: NodeLink, old: NodeLink): void
   /** A link that had opened closed. */
   closed(link: NodeLink, reason: string): void
   /** A setup failed (`inbound`: one the peer started). */
@@ -147,6 +158,30 @@ export class Dialer {
       this.signalTo(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
     }
     return p
+  }
+
+  /**
+   * Try WebRTC for `peer`, whose open link is relayed (we are the lower id,
+   * so we offer). False when there is nothing to upgrade or a setup with the
+   * peer is under way.
+   */
+  upgrade(peer: string): boolean {
+    const open = this.deps.links.get(peer)
+    if (open?.state !== 'open' || open.transport !== 'relay' || this.dials.has(peer)) return false
+    if (this.deps.config.relay !== 'auto' || !(this.deps.identity.id < peer)) return false
+    bump(this.deps.counters, 'upgrade.tried')
+    const d: Dial = {
+      peer,
+      mesh: open.localMesh,
+      inbound: false,
+      upgrade: true,
+      relays: 0,
+      started: this.deps.clock.now(),
+      waiters: [],
+    }
+    this.dials.set(peer, d)
+    this.startWebRtc(d, true)
+    return true
   }
 
   /**
@@ -220,12 +255,21 @@ export class Dialer {
   private armFallback(d: Dial): void {
     const { clock } = this.deps
     clock.clearTimeout(d.timer)
-    d.timer = clock.setTimeout(() => this.fallBack(d), this.deps.config.directTimeoutMs)
+    // An upgrade is not in a hurry (the relayed link carries the traffic meanwhile).
+    const ms = this.deps.config.directTimeoutMs * (d.upgrade ? 2 : 1)
+    d.timer = clock.setTimeout(() => this.fallBack(d), ms)
   }
 
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
     const { config, counters } = this.deps
+    if (d.upgrade) {
+      bump(counters, 'upgrade.failed')
+      return this.failDial(
+        d,
+        new NoRouteError(d.peer, `no direct link to ${d.peer}: ${d.error ?? 'timeout'}`),
+      )
+    }
     if (!d.error) bump(counters, 'dial.webrtc-timeout')
     if (config.relay === 'never') {
       const why =
@@ -298,7 +342,8 @@ export class Dialer {
       pipe,
       identity: this.deps.identity,
       peer: d.peer,
-      mesh: d.mesh && links.meshNeighbours().length < config.maxPeers,
+      // (An upgrade keeps the relayed link's mesh role: that link still counts among the neighbours.)
+      mesh: d.mesh && (d.upgrade === true || links.meshNeighbours().length < config.maxPeers),
       validators: this.deps.validators,
       maxMessageBytes: config.maxMessageBytes,
       counters,
@@ -333,8 +378,11 @@ export class Dialer {
     this.deps.learnBox(link)
     if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
     // Keep one link per peer: a direct one beats a relayed one (link-table.ts).
-    const { kept, added } = this.deps.links.adopt(link)
-    if (added) {
+    const { kept, added, replaced } = this.deps.links.adopt(link)
+    if (replaced) {
+      bump(this.deps.counters, 'link.upgraded')
+      this.deps.upgraded(link, replaced)
+    } else if (added) {
       bump(this.deps.counters, `link.opened.${link.transport}`)
       this.deps.opened(link)
     }
@@ -349,7 +397,8 @@ export class Dialer {
     d.relay?.close('dial-failed')
     d.link?.close('dial-failed')
     bump(this.deps.counters, d.inbound ? 'dial.inbound-failed' : 'dial.failed')
-    this.deps.failed(d.peer, d.inbound)
+    // (Our own failed upgrade is no reason not to dial the peer: it stays linked over the relay.)
+    if (!d.upgrade || d.inbound) this.deps.failed(d.peer, d.inbound)
     for (const w of d.waiters) w.reject(err)
   }
 

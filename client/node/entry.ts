@@ -105,6 +105,9 @@ export class Entry {
     const denied = new Set<string>()
     this.denied = denied
     const relay = config.relay
+    // Dialled at registration, the first link may be open already (an in-memory transport, a
+    // preconnected server): its open event has passed, so waiting for one would wait for the timer.
+    if (links.openPeers().length > 0) return
     try {
       await new Promise<void>((resolve, reject) => {
         const finish = (err?: Error) => {

@@ -202,6 +202,7 @@ export class NodeHost extends Emitter<NodeEvents> {
       },
       overlay: this.core.router,
       opened: (link: NodeLink) => this.linkOpened(link),
+      upgraded: (link: NodeLink, old: NodeLink) => this.linkUpgraded(link, old),
       closed: (link: NodeLink, reason: string) => this.linkClosed(link, reason),
       failed: (peer: string) => this.manager.dialFailed(peer),
       sampled: (peers: PeerInfo[]) => this.manager.addSampled(peers),
@@ -323,6 +324,15 @@ export class NodeHost extends Emitter<NodeEvents> {
     if (link.isMesh) this.core.meshUp(link.peer).catch(() => {})
     this.emit('peer:connect', { id: link.peer })
     this.manager.opened(link)
+  }
+
+  /** A direct link took the place of a relayed one: the same peer, no departure, no new arrival. */
+  private linkUpgraded(link: NodeLink, old: NodeLink): void {
+    link.on('frame', (f) => {
+      this.onFrame(link, f).catch(() => bump(this.counters, 'frame.error'))
+    })
+    link.on('control', (c) => this.manager.onControl(link, c))
+    if (link.isMesh !== old.isMesh) this.meshRole(link)
   }
 
   private linkClosed(link: NodeLink, reason: string): void {

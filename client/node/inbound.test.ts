@@ -76,3 +76,43 @@ describe('inbound admission at the link budget', () => {
     expect(s.counters['drop.signal.inbound-full.links']).toBe(2)
   })
 })
+
+describe('signals against the offer rule', () => {
+  // The victim has the highest id here: the lower id offers, and only a higher id asks with 'dial'.
+  function highest() {
+    const counters: Counters = {}
+    const dials = new Map<string, Dial>()
+    const dialer = {
+      dials,
+      startWebRtc: () => {},
+      startRelay: () => {},
+      failDial: () => {},
+    } as unknown as Dialer
+    const inbound = new Inbound({
+      id: 'f'.repeat(40),
+      config: { maxLinks: 30, relay: 'auto' } as NodeConfig,
+      counters,
+      clock: { now: () => 1000 } as never,
+      dialer,
+      links: { size: 0, get: () => undefined } as unknown as LinkTable,
+      signalClient: { signal: async () => {} } as never,
+      isSampled: () => true,
+      ringNeighbour: () => false,
+      relayMismatch: () => {},
+      closed: () => false,
+    })
+    return { counters, dials, inbound }
+  }
+
+  it("a lower id's 'dial' and a higher id's offer start nothing: no setup is left holding an inbound slot", () => {
+    const s = highest()
+    // 'dial' from lower ids (they should offer themselves): 40 strangers' worth, past MAX_INBOUND.
+    for (let i = 0; i < 40; i++)
+      s.inbound.onSignal(i.toString(16).padStart(40, '0'), { t: 'dial', mesh: true })
+    expect(s.dials.size).toBe(0)
+    expect(s.counters['drop.signal.wrong-dial']).toBe(40)
+    // An honest lower id's offer is still taken.
+    s.inbound.onSignal('1'.repeat(40), { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true })
+    expect(s.dials.has('1'.repeat(40))).toBe(true)
+  })
+})

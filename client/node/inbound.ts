@@ -114,8 +114,20 @@ export class Inbound {
     let d = dialer.dials.get(from)
     if (!d) {
       if (s.t === 'relay' && config.relay !== 'never') return this.notePendingRelay(from, s)
-      if (!this.admit(from)) return
+      // Only the lower id offers, and only the higher id asks it to: a signal against that rule
+      // starts nothing (it used to leave a setup with no timer, holding an inbound slot for good).
+      if (config.relay !== 'force' && s.t === 'rtc' && this.deps.id < from)
+        return bump(counters, 'drop.signal.glare')
+      if (config.relay !== 'force' && s.t === 'dial' && from < this.deps.id)
+        return bump(counters, 'drop.signal.wrong-dial')
+      if (!this.admit(from, upgrade)) return
       d = this.newDial(from, s.mesh)
+      if (upgrade && linked?.state === 'open') {
+        // The offer replaces the open relayed link if it opens; if not, that link stays.
+        d.upgrade = true
+        d.mesh = linked.localMesh
+        bump(counters, 'upgrade.offered')
+      }
     } else d.mesh ||= s.mesh
     switch (s.t) {
       case 'dial':
@@ -201,7 +213,7 @@ export class Inbound {
    * answered ('full') within a small budget, so a flood cannot make this node
    * flood the server; the rest are dropped and counted.
    */
-  private admit(from: string): boolean {
+  private admit(from: string, upgrade = false): boolean {
     const { clock, counters, dialer, links } = this.deps
     const now = clock.now()
     if ((this.inboundBackoff.get(from) ?? 0) > now) {
@@ -219,7 +231,11 @@ export class Inbound {
     let reason: string | undefined
     const held = links.size + dialer.dials.size
     const { maxLinks } = this.deps.config
-    if (held >= maxLinks + RING_EXTRA_LINKS || (held >= maxLinks && !this.deps.ringNeighbour(from)))
+    // (An upgrade replaces a link it counts already: no new link.)
+    if (
+      !upgrade &&
+      (held >= maxLinks + RING_EXTRA_LINKS || (held >= maxLinks && !this.deps.ringNeighbour(from)))
+    )
       reason = 'links'
     else if (inbound >= MAX_INBOUND) reason = 'inbound'
     else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'

@@ -82,17 +82,23 @@ export class LinkTable {
 
   /**
    * An open link to take: returns the link kept for its peer. A direct link
-   * replaces an open relayed one (closed 'upgraded'); any other second link
-   * is closed ('duplicate') and the open one kept.
+   * replaces an open relayed one (closed 'upgraded', returned as `replaced`);
+   * any other second link is closed ('duplicate') and the open one kept.
    */
-  adopt(link: NodeLink): { kept: NodeLink; added: boolean } {
+  adopt(link: NodeLink): { kept: NodeLink; added: boolean; replaced?: NodeLink } {
     const old = this.byPeer.get(link.peer)
     if (old && old !== link && old.state === 'open') {
-      if (old.transport === 'relay' && link.transport === 'webrtc') old.close('upgraded')
-      else {
-        link.close('duplicate')
-        return { kept: old, added: false }
+      if (old.transport === 'relay' && link.transport === 'webrtc') {
+        // The new link takes the peer's place first: the relayed one's close is then not a
+        // departure (`remove` no longer finds it), so the peer stays connected throughout.
+        this.byPeer.set(link.peer, link)
+        for (const k of Object.keys(this.closedTotals) as (keyof LinkStats)[])
+          this.closedTotals[k] += old.stats[k]
+        old.close('upgraded')
+        return { kept: link, added: true, replaced: old }
       }
+      link.close('duplicate')
+      return { kept: old, added: false }
     }
     this.byPeer.set(link.peer, link)
     return { kept: link, added: true }

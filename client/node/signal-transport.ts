@@ -17,6 +17,7 @@ import { Dialer } from './dialer.ts'
 import { Inbound } from './inbound.ts'
 import type { NodeLink } from './link-table.ts'
 import type { Transport, TransportHost } from './transport.ts'
+import { Upgrades } from './upgrades.ts'
 
 export interface SignalTransportOptions {
   SimplePeer: SimplePeerCtor
@@ -33,6 +34,7 @@ export class SignalTransport implements Transport {
   readonly signalClient: SignalClient
   readonly dialer: Dialer
   readonly inbound: Inbound
+  private readonly upgrades: Upgrades
 
   constructor(
     private readonly host: TransportHost,
@@ -64,6 +66,7 @@ export class SignalTransport implements Transport {
       learnBox: (link) => host.learnBox(link),
       accessDenied: (peer) => host.accessDenied(peer),
       opened: (link) => host.opened(link),
+      upgraded: (link, old) => host.upgraded(link, old),
       closed: (link, reason) => host.closed(link, reason),
       failed: (peer, inbound) => {
         host.failed(peer)
@@ -83,6 +86,7 @@ export class SignalTransport implements Transport {
       relayMismatch: (peer) => host.relayMismatch(peer),
       closed: () => host.isClosed(),
     })
+    this.upgrades = new Upgrades(identity.id, links, this.dialer, 2 * config.directTimeoutMs)
   }
 
   get dials(): Dialer['dials'] {
@@ -133,6 +137,7 @@ export class SignalTransport implements Transport {
 
   expire(now: number): void {
     this.inbound.expire(now)
+    this.upgrades.round(now)
   }
 
   stats(): Record<string, number> {

@@ -85,8 +85,11 @@ describe('the first link', () => {
     const [a, b] = [await mk(), await mk()]
     try {
       await a.start()
+      const t0 = Date.now()
       await b.start() // resolves at the first open link (or gives up after directTimeoutMs + 10 s)
       expect(b.links.openPeers()).toEqual([a.id])
+      // At the link, not at the give-up timer (a link open before the wait began was missed).
+      expect(Date.now() - t0).toBeLessThan(5000)
     } finally {
       await Promise.all([a.close(), b.close()])
     }

@@ -51,6 +51,8 @@ export interface TransportHost {
   readonly overlay: { canSignal(peer: string): boolean; signal(peer: string, data: Value): Promise<void> }
   /** A link the table took (`links.adopt` added it) is open. */
   opened(link: NodeLink): void
+  /** A direct link replaced the open relayed link `old` (links.adopt): the peer stays connected. */
+  upgraded(link: NodeLink, old: NodeLink): void
   /** A link that had opened closed. */
   closed(link: NodeLink, reason: string): void
   /** A link setup with `peer` failed: not dialled again for a while. */
