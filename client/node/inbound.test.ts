@@ -13,7 +13,7 @@ import { Inbound } from './inbound.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
 
-function setup(opts: { links: number; neighbours: string[] }) {
+function setup(opts: { links: number; neighbours: string[]; id?: string; maxLinks?: number }) {
   const counters: Counters = {}
   const dials = new Map<string, Dial>()
   const started: string[] = []
@@ -25,9 +25,9 @@ function setup(opts: { links: number; neighbours: string[] }) {
     failDial: () => {},
   } as unknown as Dialer
   const inbound = new Inbound({
-    // The lowest id: every peer's 'dial' asks us to make the offer.
-    id: '0'.repeat(40),
-    config: { maxLinks: 3, relay: 'auto' } as NodeConfig,
+    // The lowest id by default: every peer's 'dial' asks us to make the offer.
+    id: opts.id ?? '0'.repeat(40),
+    config: { maxLinks: opts.maxLinks ?? 3, relay: 'auto' } as NodeConfig,
     counters,
     clock: { now: () => 1000 } as never,
     dialer,
@@ -43,7 +43,7 @@ function setup(opts: { links: number; neighbours: string[] }) {
     closed: () => false,
   })
   const dial = (from: string) => inbound.onSignal(from, { t: 'dial', mesh: false })
-  return { counters, dials, started, refused, dial }
+  return { counters, dials, started, refused, dial, inbound }
 }
 
 const id = (c: string) => c.repeat(40)
@@ -79,30 +79,7 @@ describe('inbound admission at the link budget', () => {
 
 describe('signals against the offer rule', () => {
   // The victim has the highest id here: the lower id offers, and only a higher id asks with 'dial'.
-  function highest() {
-    const counters: Counters = {}
-    const dials = new Map<string, Dial>()
-    const dialer = {
-      dials,
-      startWebRtc: () => {},
-      startRelay: () => {},
-      failDial: () => {},
-    } as unknown as Dialer
-    const inbound = new Inbound({
-      id: 'f'.repeat(40),
-      config: { maxLinks: 30, relay: 'auto' } as NodeConfig,
-      counters,
-      clock: { now: () => 1000 } as never,
-      dialer,
-      links: { size: 0, get: () => undefined } as unknown as LinkTable,
-      signalClient: { signal: async () => {} } as never,
-      isSampled: () => true,
-      ringNeighbour: () => false,
-      relayMismatch: () => {},
-      closed: () => false,
-    })
-    return { counters, dials, inbound }
-  }
+  const highest = () => setup({ links: 0, neighbours: [], id: 'f'.repeat(40), maxLinks: 30 })
 
   it("a lower id's 'dial' and a higher id's offer start nothing: no setup is left holding an inbound slot", () => {
     const s = highest()
