@@ -27,12 +27,12 @@
  *   npm run bench -- server-flood            (or: npx tsx bench/server-flood.ts)
  *   FLOOD_SOCKETS=500 FLOOD_PHASE_MS=5000 …  for a quicker run
  */
-import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { io, type Socket } from 'socket.io-client'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { parseChallenge, registrationMessage } from '../shared/signal-events.ts'
 import { createSignalServer } from '../signal-server/index.ts'
+import { serve, spawnRole } from './_server-kit.ts'
 import { isMain, quantile, report } from './report.ts'
 
 const HERE = fileURLToPath(import.meta.url)
@@ -42,49 +42,6 @@ const PHASE_MS = Number(process.env.FLOOD_PHASE_MS ?? 20_000)
 const NETWORK = 'flood'
 
 type Phase = 'bomb' | 'bomb60' | 'hold'
-type Msg = { id: number; cmd: string; args?: unknown }
-type Reply = { id: number; result?: unknown; error?: string }
-
-function serve(handlers: Record<string, (args: unknown) => Promise<unknown>>): void {
-  process.on('message', (m: Msg) => {
-    const h = handlers[m.cmd]
-    if (!h) return process.send?.({ id: m.id, error: `unknown command ${m.cmd}` } satisfies Reply)
-    h(m.args).then(
-      (result) => process.send?.({ id: m.id, result } satisfies Reply),
-      (err: Error) => process.send?.({ id: m.id, error: err.stack ?? String(err) } satisfies Reply),
-    )
-  })
-  process.on('disconnect', () => process.exit(0))
-}
-
-function spawnRole(role: string, execArgv: string[] = []) {
-  const child: ChildProcess = fork(HERE, [`--role=${role}`], {
-    execArgv: [...execArgv, '--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let next = 0
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  child.on('message', (r: Reply) => {
-    const p = pending.get(r.id)
-    pending.delete(r.id)
-    if (r.error) p?.reject(new Error(`${role}: ${r.error}`))
-    else p?.resolve(r.result)
-  })
-  child.on('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`${role} process exited (${code})`))
-    pending.clear()
-  })
-  return {
-    child,
-    call: <T>(cmd: string, args?: unknown) =>
-      new Promise<T>((resolve, reject) => {
-        const id = next++
-        pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-        child.send({ id, cmd, args } satisfies Msg)
-      }),
-  }
-}
-
 // ----------------------------------------------------------- server process
 
 async function serverRole(): Promise<void> {
@@ -247,8 +204,8 @@ async function honestJoin(address: string): Promise<number | null> {
 }
 
 export async function run(): Promise<Record<string, number>> {
-  const server = spawnRole('server')
-  const attacker = spawnRole('attacker', ['--max-old-space-size=4096'])
+  const server = spawnRole(HERE, 'server')
+  const attacker = spawnRole(HERE, 'attacker')
   try {
     const address = await server.call<string>('address')
     type Sample = { rss: number; heap: number; pending: number; sockets: number }
