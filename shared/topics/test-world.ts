@@ -8,12 +8,12 @@ import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
 import type { TopicMsg } from './messages.ts'
-import { createTopics, type Topics } from './topics.ts'
+import { createTopics, type Topics, type TopicsOptions } from './topics.ts'
 
 export const id = (n: number) => n.toString(16).padStart(40, '0')
 
 /** Nodes wired by hand: frames queue, routed requests call the target's handler directly. */
-export function world(n: number, opts: { owner: string }) {
+export function world(n: number, opts: { owner: string; options?: TopicsOptions }) {
   const nodes = new Map<string, Topics>()
   const handlers = new Map<
     string,
@@ -28,26 +28,29 @@ export function world(n: number, opts: { owner: string }) {
     delivered.set(me, [])
     nodes.set(
       me,
-      createTopics({
-        id: me,
-        keys: createFakeKeyring(me),
-        now: () => now,
-        random: Math.random,
-        send: (to, msg) => queue.push([me, to, msg]),
-        lookup: async () => opts.owner,
-        owns: () => me === opts.owner,
-        request: async (to, method, data) => {
-          const fn = handlers.get(to)?.get(method)
-          if (!fn) throw new Error('no route')
-          return (await fn(data, { from: me })) ?? null
+      createTopics(
+        {
+          id: me,
+          keys: createFakeKeyring(me),
+          now: () => now,
+          random: Math.random,
+          send: (to, msg) => queue.push([me, to, msg]),
+          lookup: async () => opts.owner,
+          owns: () => me === opts.owner,
+          request: async (to, method, data) => {
+            const fn = handlers.get(to)?.get(method)
+            if (!fn) throw new Error('no route')
+            return (await fn(data, { from: me })) ?? null
+          },
+          serve: (method, fn) => {
+            handlers.get(me)?.set(method, fn)
+            return () => {}
+          },
+          keyPosition: () => id(0),
+          deliver: (_t, data) => delivered.get(me)?.push(data),
         },
-        serve: (method, fn) => {
-          handlers.get(me)?.set(method, fn)
-          return () => {}
-        },
-        keyPosition: () => id(0),
-        deliver: (_t, data) => delivered.get(me)?.push(data),
-      }),
+        opts.options,
+      ),
     )
   }
   const node = (k: string) => nodes.get(k) as Topics
