@@ -15,6 +15,14 @@
  * - meanHops / maxHops: hops from the publisher to each subscriber; depth:
  *   the deepest member below its root; formMs: simulated time from the
  *   subscriptions to every tree whole.
+ * - the repair (shared/topics/repair.ts): coverageEarly, of publications
+ *   made the moment the topics were subscribed (trees not formed yet);
+ *   coverageDuringChurn, of publications made the moment 10 % crash while 2
+ *   new subscribers per topic join, 30 s on, and lastMsDuringChurn, the
+ *   latest such delivery after its publication; repair frames (IHAVE +
+ *   IWANT) received per node in each phase (repairPerNode*: early, intact
+ *   tree, churn) and over 30 s with no publication (quietRepairPerNode,
+ *   from 31 s after the last one). Goal: coverage 1.0; 0 when quiet.
  *
  *   npm run bench -- sim-topics            (WEFT_TOPICS_N=256 for a smaller run)
  */
@@ -43,6 +51,13 @@ export async function run(): Promise<Record<string, unknown>> {
     coverageAfterCrash: round(r.after.coverage, 4),
     perSubscriberAfterCrash: round(r.after.perSubscriber),
     meanHopsAfterCrash: round(r.after.meanHops, 2),
+    coverageEarly: round(r.early.coverage, 4),
+    coverageDuringChurn: round(r.churn.coverage, 4),
+    lastMsDuringChurn: r.churn.lastMs,
+    repairPerNodeEarly: round(r.early.repairPerNode),
+    repairPerNodeIntact: round(r.before.repairPerNode),
+    repairPerNodeDuringChurn: round(r.churn.repairPerNode),
+    quietRepairPerNode: round(r.quietRepairPerNode),
     broadcastRatio: round((n - 1) / 19, 1),
     refused: r.refused,
     wallMs: Math.round(performance.now() - t0),

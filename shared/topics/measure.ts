@@ -5,10 +5,16 @@
  * subscribers each; every topic is published to (by one of its subscribers)
  * `publishes` times, before and after `crashFraction` of the nodes crash.
  *
+ * Three more phases test the repair (repair.ts): `early`, published the
+ * moment the topics are subscribed (the trees not formed yet); `churn`,
+ * published the moment the nodes crash, while `late` new subscribers per
+ * topic join (their joins slowed by the churn), measured after `repairMs`;
+ * and `quiet`, a window with no publication, where no repair frame should go.
+ *
  * Counted per publication: which live subscribers got it (coverage), and
  * every PUB a node received over a link, split by whether that node
  * subscribes to the topic (tree traffic; the ideal is one per subscriber
- * other than the publisher).
+ * other than the publisher), and repair frames (IHAVE, IWANT) received.
  */
 import { createNodeNet, type NodeNet, type SimNode } from '../node/sim-net.ts'
 import { Kind } from '../wire/frame.ts'
@@ -25,6 +31,12 @@ export interface TopicsRunOptions {
   crashFraction?: number
   /** Simulated time for repair after the crash. @default 30_000 */
   repairMs?: number
+  /** New subscribers per topic joining as the nodes crash. @default 2 */
+  late?: number
+  /** The quiet window starts this long after the last publication's 5 s... @default 26_000 (31 s after it) */
+  quietAfterMs?: number
+  /** ...and lasts this long. @default 30_000 */
+  quietMs?: number
 }
 
 export interface Phase {
@@ -39,6 +51,10 @@ export interface Phase {
   nonSubscriberShare: number
   meanHops: number
   maxHops: number
+  /** Latest delivery to a subscriber, ms after its publication. */
+  lastMs: number
+  /** IHAVE and IWANT frames received over links, per node. */
+  repairPerNode: number
 }
 
 export interface TopicsRun {
@@ -49,9 +65,15 @@ export interface TopicsRun {
   formMs: number
   /** Deepest member (hops from its root). */
   depth: number
+  /** Published as the topics were subscribed, measured once the trees were whole (+5 s). */
+  early: Phase
   before: Phase
   crashed: number
+  /** Published as the nodes crashed and late subscribers joined, measured `repairMs` on. */
+  churn: Phase
   after: Phase
+  /** Repair frames per node over the quiet window (no publication). */
+  quietRepairPerNode: number
   /** Messages the wire check refused (an honest run: 0). */
   refused: number
 }
@@ -62,22 +84,24 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
   const rng = net.sim.rng
   const names = Array.from({ length: o.topics }, (_, i) => `room-${i}`)
   const subs = new Map<string, string[]>()
-  /** Receipts: publication key → node → hops. */
-  const got = new Map<string, Map<string, number>>()
+  /** Receipts: publication key → node → hops and when. */
+  const got = new Map<string, Map<string, { hops: number; at: number }>>()
+  const subscribe = (topic: string, id: string) =>
+    net.core(id).subscribe(topic, (data, meta) => {
+      const key = `${topic}/${String(data)}`
+      const m = got.get(key) ?? new Map<string, { hops: number; at: number }>()
+      got.set(key, m)
+      if (!m.has(id)) m.set(id, { hops: meta.hops, at: net.sim.now })
+    })
   for (const topic of names) {
     const chosen = new Set<string>()
     while (chosen.size < o.subscribers) chosen.add(net.ids[Math.floor(rng() * o.n)] as string)
     subs.set(topic, [...chosen])
-    for (const id of chosen)
-      net.core(id).subscribe(topic, (data, meta) => {
-        const key = `${topic}/${String(data)}`
-        const m = got.get(key) ?? new Map<string, number>()
-        got.set(key, m)
-        m.set(id, meta.hops)
-      })
+    for (const id of chosen) subscribe(topic, id)
   }
-  // Count every PUB a node takes off a link, by topic.
+  // Count every PUB a node takes off a link, by topic, and every repair frame.
   const received = new Map<string, Map<string, number>>()
+  let repairFrames = 0
   for (const id of net.ids) {
     const p = net.sim.proto<SimNode>(id)
     const handle = p.handle.bind(p)
@@ -87,47 +111,50 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
         received.set(m.msg.topic, t)
         t.set(id, (t.get(id) ?? 0) + 1)
       }
+      if (m.kind === Kind.Topic && (m.msg.type === 'ihave' || m.msg.type === 'iwant')) repairFrames++
       return handle(from, m)
     }
   }
-  const t0 = net.sim.now
-  const whole = () => names.every((t) => treeWhole(net, subs.get(t) as string[], t))
-  await net.sim.runUntilTrue(whole, 120_000)
-  const formMs = net.sim.now - t0
-  const depth = Math.max(...names.map((t) => treeDepth(net, subs.get(t) as string[], t)))
 
   let seq = 0
-  async function phase(): Promise<Phase> {
+  type Pub = { topic: string; key: string; from: string; at: number }
+  function publishAll(exclude: Set<string> = new Set()): Pub[] {
     received.clear()
-    const pubs: { topic: string; key: string; from: string }[] = []
+    repairFrames = 0
+    const pubs: Pub[] = []
     for (let r = 0; r < o.publishes; r++)
       for (const topic of names) {
-        const live = (subs.get(topic) as string[]).filter((id) => net.sim.node(id).up)
+        const live = (subs.get(topic) as string[]).filter((id) => net.sim.node(id).up && !exclude.has(id))
         const from = live[Math.floor(rng() * live.length)] as string
         const data = seq++
-        pubs.push({ topic, key: `${topic}/${data}`, from })
+        pubs.push({ topic, key: `${topic}/${data}`, from, at: net.sim.now })
         void net
           .core(from)
           .publish(topic, data)
           .catch(() => {})
       }
-    await net.sim.runFor(5_000)
+    return pubs
+  }
+  function measure(pubs: Pub[]): Phase {
     let want = 0
     let have = 0
     let ideal = 0
     let tree = 0
     let outside = 0
+    let lastMs = 0
     const hops: number[] = []
     for (const p of pubs) {
       const live = (subs.get(p.topic) as string[]).filter((id) => net.sim.node(id).up)
-      const r = got.get(p.key) ?? new Map<string, number>()
+      const r = got.get(p.key) ?? new Map<string, { hops: number; at: number }>()
       want += live.length
       ideal += live.length - 1
-      for (const id of live)
-        if (r.has(id)) {
-          have++
-          if (id !== p.from) hops.push(r.get(id) as number)
-        }
+      for (const id of live) {
+        const g = r.get(id)
+        if (!g) continue
+        have++
+        lastMs = Math.max(lastMs, g.at - p.at)
+        if (id !== p.from) hops.push(g.hops)
+      }
     }
     for (const [topic, byNode] of received) {
       const members = new Set(subs.get(topic))
@@ -144,10 +171,26 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
       nonSubscriberShare: tree === 0 ? 0 : outside / tree,
       meanHops: hops.length === 0 ? 0 : hops.reduce((a, b) => a + b, 0) / hops.length,
       maxHops: hops.length === 0 ? 0 : Math.max(...hops),
+      lastMs: Math.round(lastMs),
+      repairPerNode: repairFrames / net.sim.upIds().length,
     }
   }
 
-  const before = await phase()
+  // Published the moment the topics are subscribed: the trees are not there yet.
+  const t0 = net.sim.now
+  const earlyPubs = publishAll()
+  const whole = () => names.every((t) => treeWhole(net, subs.get(t) as string[], t))
+  await net.sim.runUntilTrue(whole, 120_000)
+  const formMs = net.sim.now - t0
+  await net.sim.runFor(5_000)
+  const early = measure(earlyPubs)
+  const depth = Math.max(...names.map((t) => treeDepth(net, subs.get(t) as string[], t)))
+
+  const beforePubs = publishAll()
+  await net.sim.runFor(5_000)
+  const before = measure(beforePubs)
+
+  // The crash, with publications crossing the trees as they break and late subscribers joining.
   const up = net.sim.upIds()
   const crashed = Math.round(o.n * (o.crashFraction ?? 0.1))
   for (let i = 0; i < crashed; i++) {
@@ -157,17 +200,40 @@ export async function topicsRun(o: TopicsRunOptions): Promise<TopicsRun> {
     up[j] = t
     await net.crash(up[i] as string)
   }
+  const newcomers = new Set<string>()
+  for (const topic of names) {
+    const list = subs.get(topic) as string[]
+    for (let k = 0; k < (o.late ?? 2); k++) {
+      const live = net.sim.upIds().filter((id) => !list.includes(id))
+      const id = live[Math.floor(rng() * live.length)] as string
+      list.push(id)
+      newcomers.add(id)
+      subscribe(topic, id)
+    }
+  }
+  const churnPubs = publishAll(newcomers)
   await net.sim.runFor(o.repairMs ?? 30_000)
-  const after = await phase()
+  const churn = measure(churnPubs)
+  const afterPubs = publishAll()
+  await net.sim.runFor(5_000)
+  const after = measure(afterPubs)
+  // Quiet: no publication (by default from 31 s after the last one, when the history has emptied, for 30 s).
+  await net.sim.runFor(o.quietAfterMs ?? 26_000)
+  repairFrames = 0
+  await net.sim.runFor(o.quietMs ?? 30_000)
+  const quietRepairPerNode = repairFrames / net.sim.upIds().length
   return {
     n: o.n,
     topics: o.topics,
     subscribers: o.subscribers,
     formMs,
     depth,
+    early,
     before,
     crashed,
+    churn,
     after,
+    quietRepairPerNode,
     refused: net.refused.count,
   }
 }

@@ -5,7 +5,8 @@
  * - over a link (frame Kind.Topic), between tree neighbours: ATTACH ("adopt
  *   me under `topic`"), ATTACHED (the answer), DETACH ("I leave your
  *   subtree", or from a parent: "you are orphaned: join again"), and PUB (a
- *   signed publication, forwarded along the tree);
+ *   signed publication, forwarded along the tree), IHAVE / IWANT (the
+ *   repair's digest of recent publication ids and its pull, repair.ts);
  * - as routed requests to the topic's root (the node that owns the topic's
  *   key on the ring): JOIN (also the periodic refresh) and INJECT (a
  *   publication from a node that is not in the tree yet).
@@ -34,6 +35,10 @@ export const MAX_AVOID = 16
 
 /** A signed publication, as it travels along the tree. */
 export type PubMsg = { type: 'pub'; topic: string; payload: Uint8Array; sig: Uint8Array; hops: number }
+/** Repair (repair.ts), between tree neighbours: "I have these recent publications" (ids, 20 bytes each, concatenated). */
+export type IHaveMsg = { type: 'ihave'; topic: string; ids: Uint8Array }
+/** "Send me these" (ids the sender announced, 20 bytes each, concatenated): answered with PUBs. */
+export type IWantMsg = { type: 'iwant'; topic: string; ids: Uint8Array }
 /** "Adopt me as a child in `topic`'s tree." */
 export type AttachMsg = { type: 'attach'; topic: string }
 /** The answer to ATTACH: ok, or refused (not in the tree, full). */
@@ -41,7 +46,7 @@ export type AttachedMsg = { type: 'attached'; topic: string; ok: boolean }
 /** From a child: it leaves the subtree. From a parent: the child is orphaned and joins again. */
 export type DetachMsg = { type: 'detach'; topic: string }
 
-export type TopicMsg = PubMsg | AttachMsg | AttachedMsg | DetachMsg
+export type TopicMsg = PubMsg | AttachMsg | AttachedMsg | DetachMsg | IHaveMsg | IWantMsg
 
 /** JOIN (routed to the root): `p` is the parent we have now (a refresh), `avoid` parents that refused us. */
 export interface JoinReq {
@@ -56,6 +61,10 @@ export interface JoinRes {
 }
 /** Most recent publications a JOIN's answer carries. */
 export const MAX_RECENT = 16
+/** Bytes of one publication id on the wire (the first 160 bits of its signature). */
+export const ID_BYTES = 20
+/** Most ids one IHAVE or IWANT carries (a topic's history holds at most this many). */
+export const MAX_DIGEST_IDS = 32
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return false
@@ -86,6 +95,13 @@ export function parseTopicMsg(v: Value): TopicMsg | null {
         return typeof v.ok === 'boolean' ? { type: 'attached', topic, ok: v.ok } : null
       case 'detach':
         return { type: 'detach', topic }
+      case 'ihave':
+      case 'iwant': {
+        const { ids } = v
+        if (!(ids instanceof Uint8Array) || ids.length === 0 || ids.length % ID_BYTES !== 0) return null
+        if (ids.length > MAX_DIGEST_IDS * ID_BYTES) return null
+        return { type: v.type, topic, ids }
+      }
       default:
         return null
     }

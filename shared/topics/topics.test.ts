@@ -4,13 +4,10 @@
  * from peers that break the rules.
  */
 import { describe, expect, it } from 'vitest'
-import { bodyValue, NONCE_BYTES } from '../mesh/messages.ts'
-import { createFakeKeyring } from '../sim/fake-keys.ts'
-import type { Value } from '../types.ts'
-import { encodeValue } from '../wire/value.ts'
 import type { TopicMsg } from './messages.ts'
 import { TopicTree } from './root.ts'
-import { createTopics, INJECT_METHOD, JOIN_METHOD, type Topics } from './topics.ts'
+import { signedPub, world } from './test-world.ts'
+import { INJECT_METHOD, JOIN_METHOD } from './topics.ts'
 
 const id = (n: number) => n.toString(16).padStart(40, '0')
 const ROOT = id(1)
@@ -49,67 +46,6 @@ describe('TopicTree (the root)', () => {
     expect(t.join(id(13), null, [], 6)).not.toBeNull()
   })
 })
-
-/** Nodes wired by hand: frames queue, routed requests call the target's handler directly. */
-function world(n: number, opts: { owner: string }) {
-  const nodes = new Map<string, Topics>()
-  const handlers = new Map<
-    string,
-    Map<string, (d: Value, m: { from: string }) => Promise<Value | undefined>>
-  >()
-  const delivered = new Map<string, Value[]>()
-  const queue: [string, string, TopicMsg][] = []
-  let now = 1_000_000
-  for (let i = 0; i < n; i++) {
-    const me = id(i + 1)
-    handlers.set(me, new Map())
-    delivered.set(me, [])
-    nodes.set(
-      me,
-      createTopics({
-        id: me,
-        keys: createFakeKeyring(me),
-        now: () => now,
-        random: Math.random,
-        send: (to, msg) => queue.push([me, to, msg]),
-        lookup: async () => opts.owner,
-        owns: () => me === opts.owner,
-        request: async (to, method, data) => {
-          const fn = handlers.get(to)?.get(method)
-          if (!fn) throw new Error('no route')
-          return (await fn(data, { from: me })) ?? null
-        },
-        serve: (method, fn) => {
-          handlers.get(me)?.set(method, fn)
-          return () => {}
-        },
-        keyPosition: () => id(0),
-        deliver: (_t, data) => delivered.get(me)?.push(data),
-      }),
-    )
-  }
-  const node = (k: string) => nodes.get(k) as Topics
-  return {
-    node,
-    delivered,
-    queue,
-    handlers,
-    advance: (ms: number) => {
-      now += ms
-    },
-    now: () => now,
-    async flush() {
-      for (let i = 0; i < 1000 && queue.length > 0; i++) {
-        const [from, to, msg] = queue.shift() as [string, string, TopicMsg]
-        await nodes.get(to)?.handle(from, msg)
-      }
-    },
-    async tickAll() {
-      for (const t of nodes.values()) await t.tick(now)
-      await new Promise((r) => setTimeout(r, 0))
-    },
-  }
-}
 
 describe('topic tree nodes', () => {
   it('builds a tree and delivers to members only; a PUB from a node outside the tree is dropped', async () => {
@@ -197,8 +133,8 @@ describe('topic tree nodes', () => {
     await w.tickAll()
     await w.flush()
     expect(w.delivered.get(id(3))).toEqual(['early'])
-    // Eleven seconds on, a newcomer is not handed it any more.
-    w.advance(11_000)
+    // Thirty-one seconds on, a newcomer is not handed it any more.
+    w.advance(31_000)
     w.node(id(4)).join('room')
     await w.tickAll()
     await w.flush()
@@ -206,7 +142,7 @@ describe('topic tree nodes', () => {
     expect(w.delivered.get(id(3))).toEqual(['early'])
   })
 
-  it('a parent hands a child it adopts the last seconds of publications (what crossed the tree between its JOIN and its ATTACH)', async () => {
+  it('a parent sends a child it adopts its digest at once (what crossed the tree between its JOIN and its ATTACH), and the publication when pulled', async () => {
     const w = world(3, { owner: ROOT })
     w.node(id(2)).join('room')
     await w.tickAll()
@@ -214,13 +150,19 @@ describe('topic tree nodes', () => {
     await w.node(ROOT).publish('room', 'crossed')
     await w.flush()
     expect(w.delivered.get(id(2))).toEqual(['crossed'])
-    // A child (already placed by the root) attaches to node 2 now: 'attached', then the publication.
+    // A child (already placed by the root) attaches to node 2 now: 'attached', then the digest.
     await w.node(id(2)).handle(id(9), { type: 'attach', topic: 'room' })
-    const toChild = w.queue.filter(([, to]) => to === id(9)).map(([, , m]) => m.type)
-    expect(toChild).toEqual(['attached', 'pub'])
-    // Eleven seconds on, a new child gets only the answer.
+    const toChild = w.queue.filter(([, to]) => to === id(9)).map(([, , m]) => m)
+    expect(toChild.map((m) => m.type)).toEqual(['attached', 'ihave'])
+    const digest = toChild[1] as TopicMsg & { type: 'ihave' }
+    expect(digest.ids.length).toBe(20)
+    // It pulls: node 2 answers with the publication.
     w.queue.length = 0
-    w.advance(11_000)
+    await w.node(id(2)).handle(id(9), { type: 'iwant', topic: 'room', ids: digest.ids })
+    expect(w.queue.filter(([, to]) => to === id(9)).map(([, , m]) => m.type)).toEqual(['pub'])
+    // Thirty-one seconds on, a new child gets only the answer.
+    w.queue.length = 0
+    w.advance(31_000)
     await w.node(id(2)).handle(id(8), { type: 'attach', topic: 'room' })
     expect(w.queue.filter(([, to]) => to === id(8)).map(([, , m]) => m.type)).toEqual(['attached'])
   })
@@ -240,26 +182,3 @@ describe('topic tree nodes', () => {
     expect(child.counters['parent.lost']).toBe(1)
   })
 })
-
-/** A publication as `origin` would sign it (signedTopic: what goes into the body's `t`). */
-async function signedPub(
-  origin: string,
-  topic: string,
-  data: Value,
-  time: number,
-  signedTopic = `\u0000pub/${topic}`,
-) {
-  const keys = createFakeKeyring(origin)
-  const payload = encodeValue(
-    bodyValue({
-      origin,
-      key: keys.publicKey,
-      topic: signedTopic,
-      data,
-      nonce: new Uint8Array(NONCE_BYTES),
-      time,
-    }),
-  )
-  const sig = await keys.sign(payload)
-  return { type: 'pub' as const, topic, payload, sig, hops: 1 }
-}

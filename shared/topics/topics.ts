@@ -14,20 +14,21 @@
  *   ATTACH to that parent over a link. The parent refuses when it is not in
  *   the tree or full; we ask again, avoiding it. Every `refreshMs` we JOIN
  *   again naming our parent: the root's entry stays, or a new root learns us.
- * - repair: our parent's link closes, or it sends DETACH (it left, or stopped
+ * - tree repair: our parent's link closes, or it sends DETACH (it left, or stopped
  *   being the root): we join again at once. A root that no longer owns the key
  *   (a node joined between) orphans its children unless it subscribes too.
  * - publish: sign (publication.ts), deliver here if subscribed, send to our
- *   tree neighbours; a node outside the tree (not joined yet) sends it to the
- *   root (routed request INJECT) instead. Each tree node checks the
- *   signature and the replay window once, delivers, and forwards to its
- *   other tree neighbours. A PUB from a node that is not our tree neighbour
- *   for that topic is dropped (`drop.not-tree`).
+ *   tree neighbours (from outside the tree: INJECT at the root). Each tree
+ *   node checks a PUB once (only from a tree neighbour, else
+ *   `drop.not-tree`), delivers, and forwards to its other tree neighbours.
+ * - repair (repair.ts): every tree node keeps 30 s of publications; a new
+ *   tree neighbour gets a digest of ids at once and pulls what it lacks, and
+ *   ids a neighbour is not known to have are announced in rounds while the
+ *   topic is busy (an intact tree, or a quiet topic: no repair frame).
  *
- * Bounds: topics joined, topics rooted here, members per topic, children per
- * node, payload bytes, ids remembered (the mesh's seen-cache and its replay
- * window). Trust: a member can withhold a publication from its subtree (as
- * any relay can); it cannot forge or alter one, nor replay it.
+ * Bounds and trust: PROTOCOL-topics.md. A member can withhold a publication
+ * from its subtree (its repair then comes from another neighbour, if any);
+ * it cannot forge, alter or replay one.
  */
 
 import { SeenCache } from '../mesh/seen-cache.ts'
@@ -46,6 +47,7 @@ import {
   parseTopicMsg,
 } from './messages.ts'
 import { createPublications } from './publication.ts'
+import { createRepair, handOver } from './repair.ts'
 import { TopicTree } from './root.ts'
 
 import {
@@ -53,10 +55,8 @@ import {
   INJECT_METHOD,
   JOIN_METHOD,
   MAX_AGE_MS,
-  MAX_RECENT_BYTES,
   MAX_SKEW_MS,
   type Membership,
-  RECENT_MS,
   type Resolved,
   type Topics,
   type TopicsDeps,
@@ -76,9 +76,14 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   const children = new Map<string, Set<string>>()
   /** Trees we are the root of. */
   const rooted = new Map<string, TopicTree>()
-  /** Recent publications of the topics we are the root of, oldest first. */
-  const recent = new Map<string, { payload: Uint8Array; sig: Uint8Array; at: number }[]>()
-  let recentBytes = 0
+  /** Every tree node's recent publications, and the digest / pull that repairs its neighbours (repair.ts). */
+  const repair = createRepair({
+    now: deps.now,
+    send: (to, msg) => deps.send(to, msg),
+    counters,
+    neighbours: (topic) => treeOf(topic),
+    has: (id) => seen.has(id),
+  })
   /** Ring positions of topics, cached (bounded). */
   const positions = new Map<string, string>()
   let closed = false
@@ -104,11 +109,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     return pos
   }
 
-  const childCount = () => {
-    let n = 0
-    for (const s of children.values()) n += s.size
-    return n
-  }
+  const childCount = () => [...children.values()].reduce((n, s) => n + s.size, 0)
 
   function childrenOf(topic: string): Set<string> {
     let s = children.get(topic)
@@ -222,8 +223,11 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
   ): void {
     const { topic, origin, data } = signed
     seen.add(origin, id, signed.time)
-    // Every tree node keeps the last seconds' publications: a root for newcomers' JOIN, a parent for a new child.
-    if (rooted.has(topic) || joined.has(topic)) remember(topic, m)
+    repair.arrived(id)
+    // Every tree node keeps the last seconds' publications: the root for a newcomer's JOIN, all to repair neighbours.
+    const entry =
+      rooted.has(topic) || joined.has(topic) ? repair.remember(topic, id, m.payload, m.sig, m.hops) : null
+    if (from !== null) entry?.have.add(from)
     if (joined.has(topic)) {
       bump(counters, 'delivered')
       deps.deliver(topic, data, { from: origin, hops: m.hops })
@@ -231,26 +235,11 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     if (m.hops >= MAX_HOPS_FIELD) return
     const next: PubMsg = { ...m, hops: m.hops + 1 }
     for (const peer of treeOf(topic)) {
+      entry?.have.add(peer)
       if (peer === from || peer === origin) continue
       bump(counters, 'forwarded')
       deps.send(peer, next)
     }
-  }
-  function remember(topic: string, m: PubMsg): void {
-    const now = deps.now()
-    const list = recent.get(topic) ?? []
-    while (list.length > 0 && ((list[0]?.at ?? now) < now - RECENT_MS || list.length >= MAX_RECENT)) {
-      recentBytes -= (list.shift() as { payload: Uint8Array }).payload.length
-    }
-    if (recentBytes + m.payload.length > MAX_RECENT_BYTES) return void bump(counters, 'recent.full')
-    list.push({ payload: m.payload, sig: m.sig, at: now })
-    recentBytes += m.payload.length
-    recent.set(topic, list)
-  }
-
-  function forget(topic: string): void {
-    for (const r of recent.get(topic) ?? []) recentBytes -= r.payload.length
-    recent.delete(topic)
   }
 
   async function receive(topic: string, m: PubMsg, from: string | null): Promise<boolean> {
@@ -283,9 +272,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     }
     bump(counters, 'join.served')
     if (req.parent !== null) return { p: parent }
-    const now = deps.now()
-    const fresh = (recent.get(req.topic) ?? []).filter((r) => r.at >= now - RECENT_MS)
-    return { p: parent, r: fresh.map((r) => [r.payload, r.sig]) }
+    return { p: parent, r: repair.recent(req.topic, MAX_RECENT).map((r) => [r.payload, r.sig]) }
   })
 
   deps.serve(INJECT_METHOD, async (data) => {
@@ -329,7 +316,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       if (m.parent !== null) deps.send(m.parent, { type: 'detach', topic })
       if (!rooted.has(topic)) {
         orphan(topic)
-        forget(topic)
+        repair.forget(topic)
       }
     },
 
@@ -348,7 +335,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         const root = await deps.lookup(pos)
         try {
           if (root === self) {
-            if (ensureRoot(topic)) remember(topic, m)
+            if (ensureRoot(topic) && !joined.has(topic)) repair.remember(topic, s.id, m.payload, m.sig, 0)
           } else
             await deps.request(
               root,
@@ -376,6 +363,13 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
           await receive(topic, msg, from)
           return
         }
+        case 'ihave':
+        case 'iwant': {
+          if (!treeOf(topic).includes(from)) return void bump(counters, 'drop.not-tree')
+          if (msg.type === 'ihave') repair.onIHave(from, msg)
+          else repair.onIWant(from, msg)
+          return
+        }
         case 'attach': {
           const mine = childrenOf(topic)
           const member = inTree(topic) || (deps.owns(await position(topic)) && ensureRoot(topic) !== null)
@@ -387,13 +381,8 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
             if (mine.size === 0) children.delete(topic)
           }
           deps.send(from, { type: 'attached', topic, ok })
-          // What crossed the tree while the child was between its JOIN and this ATTACH (it drops what it has).
-          if (ok) {
-            const now = deps.now()
-            for (const r of recent.get(topic) ?? [])
-              if (r.at >= now - RECENT_MS)
-                deps.send(from, { type: 'pub', topic, payload: r.payload, sig: r.sig, hops: 1 })
-          }
+          // Our digest at once: what crossed the tree while the child was away or joining (it pulls what it lacks).
+          if (ok) repair.announce(topic, from)
           return
         }
         case 'attached': {
@@ -404,6 +393,8 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
             m.avoid = []
             m.due = deps.now() + opt.refreshMs
             bump(counters, 'attached')
+            // And ours to the parent: what our subtree carried while it was cut off.
+            repair.announce(topic, from)
           } else rejoin(m, from)
           return
         }
@@ -427,6 +418,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     async tick(now) {
       if (closed) return
       if (seen.expire(now) > 0) bump(counters, 'seenExpired')
+      repair.tick(now)
       for (const [topic, m] of joined) {
         if (m.busy || now < m.due) continue
         if (m.state === 'attaching') {
@@ -443,10 +435,17 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         if (!checkOwner || (await isRoot(topic))) continue
         // The key moved to another node: stop being the root; our children join the new one.
         rooted.delete(topic)
-        forget(topic)
         bump(counters, 'root.handoff')
-        if (!joined.has(topic)) orphan(topic)
-        else {
+        if (!joined.has(topic)) {
+          // What we took as the root may have reached nobody yet (a publication injected while the ring
+          // settled): the new root gets it, and spreads what its tree lacks.
+          const list = repair.recent(topic, MAX_RECENT)
+          const inject = (root: string, v: Value) =>
+            deps.request(root, INJECT_METHOD, v, { timeoutMs: opt.joinTimeoutMs })
+          void handOver(list, topic, async () => deps.lookup(await position(topic)), self, inject, counters)
+          repair.forget(topic)
+          orphan(topic)
+        } else {
           const m = joined.get(topic) as Membership
           if (m.parent === null) rejoin(m)
         }
@@ -454,6 +453,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     },
 
     linkDown(peer) {
+      repair.peerGone(peer)
       for (const m of joined.values())
         if (m.parent === peer && m.state !== 'joining') {
           bump(counters, 'parent.lost')

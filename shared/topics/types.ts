@@ -66,10 +66,6 @@ export const DEFAULTS: Resolved = {
   maxPayloadBytes: 1_048_576,
   seenMax: 8_192,
 }
-/** A root hands a newcomer the publications of the last this many ms (a subscribe then an immediate publish is not lost). */
-export const RECENT_MS = 10_000
-/** Bytes of recent publications a root keeps, over all its topics. */
-export const MAX_RECENT_BYTES = 4_194_304
 /** The replay window (as the mesh's). */
 export const MAX_AGE_MS = 120_000
 export const MAX_SKEW_MS = 60_000
