@@ -1111,7 +1111,10 @@ describe('a hostile peer', () => {
     expect(got['mesh.drop.badHops'] ?? 0).toBeGreaterThanOrEqual(2)
     expect(got['sync.drop.quota'] ?? 0).toBeGreaterThan(0)
     expect(got['dht.drop.record.signature'] ?? 0).toBe(200)
-    expect(got['dht.drop.unexpectedReply'] ?? 0).toBe(300)
+    // All 300 of the flood; on a loaded machine an honest reply that came after its request timed
+    // out counts here too (301 seen once under load 12-15).
+    expect(got['dht.drop.unexpectedReply'] ?? 0).toBeGreaterThanOrEqual(300)
+    expect(got['dht.drop.unexpectedReply'] ?? 0).toBeLessThanOrEqual(305)
     expect(got['drop.route.forged'] ?? 0).toBe(300)
     expect(got['drop.frame.too-large'] ?? 0).toBeGreaterThanOrEqual(2) // the bomb, twice
     expect(got['drop.frame.invalid'] ?? 0).toBeGreaterThanOrEqual(2) // 1 MiB sync body, 256 hops
