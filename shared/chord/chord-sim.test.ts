@@ -135,7 +135,8 @@ describe('Chord under churn', () => {
       const after = await measureLookups(net, 500)
       expect(after.ok).toBe(500)
     })
-  })
+    // 16 s of CPU; on a machine shared with other test runs (load 12-15) it once passed 60 s of wall time.
+  }, 120_000)
 })
 
 describe('Chord under message loss', () => {
