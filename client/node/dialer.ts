@@ -80,6 +80,8 @@ export interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: TimerId
+  /** The peer signalled this setup through the signal server: ours go back that way (inbound.ts). */
+  viaServer?: boolean
   /** This end made the WebRTC offer of `pipe` (else it answers). */
   offerer?: boolean
   /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
@@ -156,12 +158,14 @@ export class Dialer {
    * ring and a hop toward `peer` is open (the server is then needed only to
    * enter and for relay), else through the signal server. After the ring
    * answered `noroute` for `peer`, its signals go through the server for a
-   * while (the router's canSignal).
+   * while (the router's canSignal). A setup whose peer signalled through
+   * the server answers through the server (it may not be on the ring yet).
    */
   signalTo(peer: string, data: SignalData): Promise<void> {
     const { config, counters, overlay } = this.deps
     if (
       config.overlaySignals !== false &&
+      this.dials.get(peer)?.viaServer !== true &&
       data.t !== 'relay' &&
       data.t !== 'refuse' &&
       overlay.canSignal(peer) &&

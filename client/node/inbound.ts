@@ -79,8 +79,11 @@ export class Inbound {
     this.refuseAt = deps.clock.now()
   }
 
-  /** A link-setup signal from `from`; `overLink` when it came over the link we have with `from`. */
-  onSignal(from: string, raw: unknown, overLink = false): void {
+  /**
+   * A link-setup signal from `from`; `overLink` when it came over the link we have with `from`,
+   * `viaServer` when through the signal server (the setup's answers then go back that way).
+   */
+  onSignal(from: string, raw: unknown, overLink = false, viaServer = false): void {
     const { config, counters, dialer, links } = this.deps
     if (this.deps.closed()) return
     const s = parseSignalData(raw)
@@ -117,6 +120,9 @@ export class Inbound {
       if (!this.admit(from)) return
       d = this.newDial(from, s.mesh)
     } else d.mesh ||= s.mesh
+    // A peer that signals through the server may not be on the ring yet (a newcomer): answers
+    // routed over the overlay would be lost, or come back as `noroute` a detour later.
+    if (viaServer) d.viaServer = true
     switch (s.t) {
       case 'dial':
         // The peer asks us to offer (an earlier version's higher id does).

@@ -17,7 +17,7 @@ import type { SimplePeerCtor, WebRtcPipe } from '../links/webrtc.ts'
 import { loadWrtc } from '../links/wrtc-adapter.ts'
 import { OverlayNode } from '../overlay.ts'
 import { type Clock, realClock } from './clock.ts'
-import type { Dial, Dialer } from './dialer.ts'
+import { type Dial, Dialer, type DialerDeps } from './dialer.ts'
 import { Inbound } from './inbound.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
@@ -118,7 +118,7 @@ function glare(ourId: string) {
     dials.set(peer, d)
     startWebRtc(d, true)
   }
-  return { counters, pipes, inbound, dialOut }
+  return { counters, pipes, inbound, dialOut, dials }
 }
 
 const offer = { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true, o: true }
@@ -163,5 +163,57 @@ describe('glare: both ends offer at once', () => {
     h.inbound.onSignal('1'.repeat(40), answer)
     expect(h.pipes).toEqual([])
     expect(h.counters['drop.signal.no-offer']).toBe(1)
+  })
+})
+
+describe('which way a setup answers', () => {
+  function dialerWithRing() {
+    const counters: Counters = {}
+    const sent: { way: string; to: string; t: string }[] = []
+    const dialer = new Dialer({
+      config: {} as NodeConfig,
+      counters,
+      overlay: {
+        canSignal: () => true, // the ring has a hop toward every id
+        signal: async (to: string, data: { t: string }) => void sent.push({ way: 'overlay', to, t: data.t }),
+      },
+      signalClient: {
+        signal: async (to: string, data: { t: string }) => void sent.push({ way: 'server', to, t: data.t }),
+      },
+    } as unknown as DialerDeps)
+    return { dialer, sent, counters }
+  }
+  const answerOut = { t: 'rtc', s: { type: 'answer', sdp: 'v=0' }, mesh: true } as const
+
+  it('a peer that signalled through the server (a newcomer, not on the ring yet) is answered through the server', async () => {
+    const { dialer, sent } = dialerWithRing()
+    const peer = '2'.repeat(40)
+    dialer.dials.set(peer, {
+      peer,
+      mesh: true,
+      inbound: true,
+      relays: 0,
+      started: 0,
+      waiters: [],
+      viaServer: true,
+    })
+    await dialer.signalTo(peer, answerOut)
+    expect(sent).toEqual([{ way: 'server', to: peer, t: 'rtc' }])
+  })
+
+  it('a peer that signalled over the ring is answered over the ring (the server is spared)', async () => {
+    const { dialer, sent } = dialerWithRing()
+    const peer = '2'.repeat(40)
+    dialer.dials.set(peer, { peer, mesh: true, inbound: true, relays: 0, started: 0, waiters: [] })
+    await dialer.signalTo(peer, answerOut)
+    expect(sent).toEqual([{ way: 'overlay', to: peer, t: 'rtc' }])
+  })
+
+  it('inbound marks a setup whose signal came through the server', () => {
+    const g = glare('9'.repeat(40))
+    g.inbound.onSignal('1'.repeat(40), offer, false, true)
+    g.inbound.onSignal('3'.repeat(40), offer, false, false)
+    expect(g.dials.get('1'.repeat(40))?.viaServer).toBe(true)
+    expect(g.dials.get('3'.repeat(40))?.viaServer).toBeUndefined()
   })
 })
