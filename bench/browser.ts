@@ -15,6 +15,12 @@
  *    4 MiB buffered, resumed at 1 MiB. ratio = overlay / raw (medians of five
  *    runs each, in turns, after a warm-up of both); pairedRatio = the median
  *    of each overlay run over the raw run after it.
+ *  - peerJsJoinP50Ms / peerJsJoinP99Ms: PeerJS in the same run (a PeerServer in
+ *    this process, bench/_peerjs-kit.ts): `new Peer()` to its first open
+ *    DataConnection, fresh contexts joining the same waiting page; weftOverPeerJsJoin
+ *    = joinP50Ms / peerJsJoinP50Ms. peerJsMBps: DataConnection.send of the same 64 KiB
+ *    random messages between the same two contexts, in the same turns as overlay
+ *    and raw; overPeerJs = overlayMBps / peerJsMBps.
  *  - dhtGetP50Ms / dhtGetP99Ms across eight contexts (when the node has a DHT).
  *  - relayKBps: node.send of 16 KiB messages between two `relay: 'force'`
  *    contexts, through the server's relay, on the link's secure channel
@@ -30,6 +36,7 @@
 import type { Browser, Page } from '@playwright/test'
 import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
 import { ensureBuilt, launch, openRawChannel } from './_browser-kit.ts'
+import { peerJsClose, peerJsJoin, peerJsListen, peerJsThroughput, startPeerServer } from './_peerjs-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
 const MSG = 64 * 1024
@@ -263,6 +270,7 @@ export async function run(): Promise<Record<string, number>> {
   const name = want.size === 4 ? 'browser' : `browser-${[...want].join('-')}`
   ensureBuilt()
   const server = await startSignalServer()
+  const peerServer = await startPeerServer()
   const browser = await launch()
   try {
     const figures: Record<string, number> = {}
@@ -272,6 +280,8 @@ export async function run(): Promise<Record<string, number>> {
       await join_(a, server.url, { network: 'bench' })
       const j = await joins(browser, server.url, want.has('join') ? 11 : 1)
       const { b, bId } = j
+      // PeerJS, same run: b waits as a PeerJS peer too.
+      const pjId = await peerJsListen(b, peerServer.port)
       if (want.has('join')) {
         // The yardstick, same run: a raw RTCDataChannel set up between two pages, offer to open
         // (signals passed through this process, non-trickle ICE), no signal server, no identity.
@@ -283,6 +293,20 @@ export async function run(): Promise<Record<string, number>> {
           await ch.close()
         }
         figures.rawChannelOpenP50Ms = Math.round(median(rawOpen))
+        // PeerJS joins into b, each from a fresh context (the first warms up and is not counted).
+        const pj: number[] = []
+        for (let i = 0; i <= 11; i++) {
+          const ctx = await browser.newContext()
+          const p = await blankPage(ctx, server.url)
+          const dt = await peerJsJoin(p, peerServer.port, pjId)
+          if (i > 0) pj.push(dt)
+          await peerJsClose(p)
+          await ctx.close()
+        }
+        Object.assign(figures, {
+          peerJsJoinP50Ms: Math.round(median(pj)),
+          peerJsJoinP99Ms: Math.round(quantile(pj, 0.99)),
+        })
       }
       if (want.has('join'))
         Object.assign(figures, {
@@ -291,6 +315,7 @@ export async function run(): Promise<Record<string, number>> {
           joinFailures: j.ms.filter((x) => Number.isNaN(x)).length,
           firstJoinP50Ms: Math.round(median(j.firstMs)),
           firstJoinP99Ms: Math.round(quantile(j.firstMs, 0.99)),
+          weftOverPeerJsJoin: +(median(j.ms) / (figures.peerJsJoinP50Ms as number)).toFixed(2),
           ...phaseFigures('join', j.phases),
           ...phaseFigures('firstJoin', j.firstPhases),
         })
@@ -305,13 +330,18 @@ export async function run(): Promise<Record<string, number>> {
         const rawChannel = await openRawChannel(a, b)
         await rawChannel.measure({ ...RAW, totalBytes: 4 * 1024 * 1024 })
         await overlayThroughput(a, b, bId, 4 * 1024 * 1024)
+        await peerJsJoin(a, peerServer.port, pjId)
+        await peerJsThroughput(a, b, MSG, 4 * 1024 * 1024)
         const overlay: number[] = []
         const raw: number[] = []
+        const peerJs: number[] = []
         for (let r = 0; r < 5; r++) {
           overlay.push(await overlayThroughput(a, b, bId))
           raw.push(await rawChannel.measure(RAW))
+          peerJs.push(await peerJsThroughput(a, b, MSG, TOTAL_BYTES))
         }
         await rawChannel.close()
+        await peerJsClose(a)
         const transport = await a.evaluate(
           (to) => (window as unknown as Win).node.peers().find((p: { id: string }) => p.id === to)?.transport,
           bId,
@@ -321,6 +351,9 @@ export async function run(): Promise<Record<string, number>> {
           rawMBps: +median(raw).toFixed(2),
           ratio: +(median(overlay) / median(raw)).toFixed(3),
           pairedRatio: +median(overlay.map((o, i) => o / (raw[i] as number))).toFixed(3),
+          peerJsMBps: +median(peerJs).toFixed(2),
+          peerJsRatio: +(median(peerJs) / median(raw)).toFixed(3),
+          overPeerJs: +(median(overlay) / median(peerJs)).toFixed(3),
           messageBytes: MSG,
           directLink: transport === 'webrtc' ? 1 : 0,
         })
@@ -347,6 +380,7 @@ export async function run(): Promise<Record<string, number>> {
     return figures
   } finally {
     await browser.close()
+    await peerServer.stop()
     await server.stop()
   }
 }

@@ -233,6 +233,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.setState('connecting', { server: url })
     return new Promise<PeerInfo[]>((resolve, reject) => {
       const pre = this.takePreconnection(url)
+      markPhase('signal-start')
       const socket: ClientSocket = pre?.socket ?? openSocket(this.opts.io, url, timeoutMs)
       let settled = false
       const fail = (err: SignalError) => {

@@ -9,6 +9,7 @@
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client'
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/signal-events.ts'
 import { checkSignalUrl } from './join-options.ts'
+import { markPhase } from './node/timeline.ts'
 
 export type IoFactory = (url: string, opts: Partial<ManagerOptions & SocketOptions>) => Socket
 
@@ -53,7 +54,11 @@ export function preconnect(io: IoFactory, url: string, timeoutMs = 8000): Precon
   const normal = checkSignalUrl(url)
   const socket = openSocket(io, normal, timeoutMs)
   const first = new Promise<PreconnectEvent>((resolve) => {
-    socket.once('challenge', (payload) => resolve({ t: 'challenge', payload }))
+    socket.once('connect', () => markPhase('socket-open'))
+    socket.once('challenge', (payload) => {
+      markPhase('challenge-in')
+      resolve({ t: 'challenge', payload })
+    })
     socket.once('rejected', (payload) => resolve({ t: 'rejected', payload }))
     socket.once('connect_error', (err) => resolve({ t: 'connect_error', message: err.message }))
   })

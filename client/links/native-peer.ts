@@ -36,6 +36,7 @@
  * mode, getStats address lookup or write-before-connect: weft uses none.
  */
 import type { Options as PeerOptions } from 'simple-peer'
+import { markPhase } from '../node/timeline.ts'
 import type { PeerInstance } from './webrtc.ts'
 
 type Listener = (...args: never[]) => void
@@ -178,6 +179,7 @@ export class NativePeer implements PeerInstance {
       else this.droppedCandidates++
     }
     if (d.sdp) {
+      markPhase(d.type === 'offer' ? 'rtc-offer-in' : 'rtc-answer-in')
       pc.setRemoteDescription({ type: d.type as RTCSdpType, sdp: d.sdp })
         .then(() => {
           if (this.destroyed) return
@@ -276,6 +278,7 @@ export class NativePeer implements PeerInstance {
       .then(() => {
         if (this.destroyed) return
         const local = pc.localDescription ?? desc
+        markPhase(local.type === 'offer' ? 'rtc-offer-out' : 'rtc-answer-out')
         this.emit('signal', { type: local.type, sdp: local.sdp })
       })
       .catch((err) => this.destroy(withCode(err, 'ERR_SET_LOCAL_DESCRIPTION')))
@@ -297,6 +300,7 @@ export class NativePeer implements PeerInstance {
       else if (typeof d === 'string') this.emit('data', new TextEncoder().encode(d))
     }
     ch.onopen = () => {
+      markPhase('rtc-channel-open')
       if (this.connected || this.destroyed) return
       this.channelReady = true
       this.maybeReady()
@@ -324,6 +328,7 @@ export class NativePeer implements PeerInstance {
     const state = pc.iceConnectionState
     this.emit('iceStateChange', state, pc.iceGatheringState)
     if (state === 'connected' || state === 'completed') {
+      markPhase('ice-connected')
       this.pcReady = true
       this.maybeReady()
     }

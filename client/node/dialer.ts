@@ -3,8 +3,12 @@
  * takes them through the link handshake (client/links/link.ts) into the
  * node's link table.
  *
- * Who offers: the lower id always makes the WebRTC offer, so two peers never
- * offer at once; the higher id asks it to (a `dial` signal). When no direct
+ * Who offers: the side that dials makes the WebRTC offer at once (a newcomer
+ * offers to the peers the server introduced: no round trip to ask them
+ * first, join time, issue 14). Glare, both ends dialling each other at once:
+ * the lower id's offer wins; the higher id drops its own attempt and answers
+ * (inbound.ts). Signals from the offering side carry `o: true`, so the ICE
+ * candidates of a losing offer are told apart and dropped. When no direct
  * link opens within `directTimeoutMs` (or the attempt fails first), or
  * either end runs with relay 'force', both ends switch to a relay link
  * through the signal server; with relay 'never' the dial fails instead
@@ -85,6 +89,10 @@ export interface Dial {
   relay?: RelayPipe
   link?: Link
   timer?: TimerId
+  /** The peer signalled this setup through the signal server: ours go back that way (inbound.ts). */
+  viaServer?: boolean
+  /** This end made the WebRTC offer of `pipe` (else it answers). */
+  offerer?: boolean
   /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
   error?: string
   started: number
@@ -152,11 +160,7 @@ export class Dialer {
     this.dials.set(peer, d)
     const p = new Promise<NodeLink>((resolve, reject) => d.waiters.push({ resolve, reject }))
     if (this.deps.config.relay === 'force') this.startRelay(d)
-    else if (this.deps.identity.id < peer) this.startWebRtc(d, true)
-    else {
-      this.armFallback(d)
-      this.signalTo(peer, { t: 'dial', mesh }).catch((err: Error) => this.failDial(d, err))
-    }
+    else this.startWebRtc(d, true)
     return p
   }
 
@@ -189,12 +193,14 @@ export class Dialer {
    * ring and a hop toward `peer` is open (the server is then needed only to
    * enter and for relay), else through the signal server. After the ring
    * answered `noroute` for `peer`, its signals go through the server for a
-   * while (the router's canSignal).
+   * while (the router's canSignal). A setup whose peer signalled through
+   * the server answers through the server (it may not be on the ring yet).
    */
   signalTo(peer: string, data: SignalData): Promise<void> {
     const { config, counters, overlay } = this.deps
     if (
       config.overlaySignals !== false &&
+      this.dials.get(peer)?.viaServer !== true &&
       data.t !== 'relay' &&
       data.t !== 'refuse' &&
       overlay.canSignal(peer) &&
@@ -227,11 +233,17 @@ export class Dialer {
       // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
       iceServers: config.iceServers ?? this.deps.signalClient.iceServers ?? [],
       sendSignal: (s) =>
-        this.signalTo(d.peer, { t: 'rtc', s: s as object, mesh: d.mesh }).catch((err: Error) => {
-          if (err instanceof NoRouteError) this.failDial(d, err)
+        this.signalTo(d.peer, {
+          t: 'rtc',
+          s: s as object,
+          mesh: d.mesh,
+          ...(initiator ? { o: true } : {}),
+        }).catch((err: Error) => {
+          if (err instanceof NoRouteError && d.pipe === pipe) this.failDial(d, err)
         }),
     })
     d.pipe = pipe
+    d.offerer = initiator
     // The link's ephemeral keys, made while ICE and DTLS run: the hello goes out as the channel opens.
     const keys = createChannelKeys()
     keys.catch(() => {})

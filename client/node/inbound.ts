@@ -26,7 +26,7 @@ import type { Clock } from './clock.ts'
 import type { Dial, Dialer } from './dialer.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
-import { parseSignalData, relayPipeOf, startsSession } from './signal-data.ts'
+import { fromOfferer, parseSignalData, relayPipeOf, startsSession } from './signal-data.ts'
 
 /** Link setups that peers started (their signals) pending at once. */
 const MAX_INBOUND = 16
@@ -79,8 +79,11 @@ export class Inbound {
     this.refuseAt = deps.clock.now()
   }
 
-  /** A link-setup signal from `from`; `overLink` when it came over the link we have with `from`. */
-  onSignal(from: string, raw: unknown, overLink = false): void {
+  /**
+   * A link-setup signal from `from`; `overLink` when it came over the link we have with `from`,
+   * `viaServer` when through the signal server (the setup's answers then go back that way).
+   */
+  onSignal(from: string, raw: unknown, overLink = false, viaServer = false): void {
     const { config, counters, dialer, links } = this.deps
     if (this.deps.closed()) return
     const s = parseSignalData(raw)
@@ -129,19 +132,29 @@ export class Inbound {
         bump(counters, 'upgrade.offered')
       }
     } else d.mesh ||= s.mesh
+    // A peer that signals through the server may not be on the ring yet (a newcomer): answers
+    // routed over the overlay would be lost, or come back as `noroute` a detour later.
+    if (viaServer) d.viaServer = true
     switch (s.t) {
       case 'dial':
-        // The higher id asks us (the lower) to offer.
+        // The peer asks us to offer (an earlier version's higher id does).
         if (config.relay === 'force') return dialer.startRelay(d)
-        if (this.deps.id < from && !d.pipe && !d.relay) dialer.startWebRtc(d, true)
+        if (!d.pipe && !d.relay) dialer.startWebRtc(d, true)
         return
       case 'rtc':
         if (config.relay === 'force') return dialer.startRelay(d)
         if (d.relay) return
-        if (!d.pipe) {
-          if (this.deps.id < from) return bump(counters, 'drop.signal.glare') // we offer, they must not
-          dialer.startWebRtc(d, false)
-        }
+        if (fromOfferer(s)) {
+          if (d.pipe && d.offerer) {
+            // Glare: we offered too. The lower id's offer wins; the loser answers the winner's.
+            if (this.deps.id < from) return bump(counters, 'drop.signal.glare')
+            bump(counters, 'link.glare-yield')
+            const mine = d.pipe
+            delete d.pipe
+            mine.close('glare')
+          }
+          if (!d.pipe) dialer.startWebRtc(d, false)
+        } else if (!d.pipe) return bump(counters, 'drop.signal.no-offer') // an answer to no offer of ours
         d.pipe?.signal(s.s)
         return
       case 'relay':

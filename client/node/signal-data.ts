@@ -2,8 +2,10 @@
  * Link-setup signals: what two nodes send each other (through the signal
  * server, or routed over the overlay) to open a link.
  *
- *   {t: 'dial', mesh}         the higher id asks the lower to make the WebRTC offer
- *   {t: 'rtc', s, mesh}       a WebRTC signal (offer, answer, ICE candidate) for simple-peer
+ *   {t: 'dial', mesh}         asks the receiver to make the WebRTC offer (sent by earlier
+ *                             versions, whose higher id never offered; still answered)
+ *   {t: 'rtc', s, mesh, o}    a WebRTC signal (offer, answer, ICE candidate) for simple-peer;
+ *                             `o: true` when the sender is the offering side (glare: dialer.ts)
  *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
  *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
  *
@@ -14,7 +16,7 @@ import type { RelayPipe } from '../links/relay.ts'
 import type { NodeLink } from './link-table.ts'
 
 export type SignalData =
-  | { t: 'rtc'; s: object; mesh: boolean }
+  | { t: 'rtc'; s: object; mesh: boolean; o?: true }
   | { t: 'dial'; mesh: boolean }
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
@@ -25,7 +27,8 @@ export function parseSignalData(d: unknown): SignalData | null {
   const mesh = o.mesh === true
   switch (o.t) {
     case 'rtc':
-      return typeof o.s === 'object' && o.s !== null ? { t: 'rtc', s: o.s, mesh } : null
+      if (typeof o.s !== 'object' || o.s === null) return null
+      return o.o === true ? { t: 'rtc', s: o.s, mesh, o: true } : { t: 'rtc', s: o.s, mesh }
     case 'dial':
       return { t: 'dial', mesh }
     case 'relay':
@@ -37,6 +40,14 @@ export function parseSignalData(d: unknown): SignalData | null {
     default:
       return null
   }
+}
+
+/**
+ * Does this WebRTC signal come from the offering side of its session? Marked by `o`; an offer
+ * says so itself (earlier versions sent no mark: their offers still count).
+ */
+export function fromOfferer(s: { s: object; o?: true }): boolean {
+  return s.o === true || (s.s as { type?: unknown }).type === 'offer'
 }
 
 /** The relay pipe (and so the session) a link runs on; undefined for a direct link. */

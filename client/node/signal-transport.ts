@@ -104,7 +104,7 @@ export class SignalTransport implements Transport {
   async start(): Promise<PeerInfo[]> {
     const { host } = this
     const sc = this.signalClient
-    sc.on('signal', ({ from, data }) => this.inbound.onSignal(from, data))
+    sc.on('signal', ({ from, data }) => this.inbound.onSignal(from, data, false, true))
     sc.on('relay', ({ from, frame }) => this.inbound.onRelayFrame(from, frame))
     sc.on('relay-error', (e) => {
       bump(host.counters, `relay-error.${e.reason}`)
