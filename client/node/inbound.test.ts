@@ -78,17 +78,26 @@ describe('inbound admission at the link budget', () => {
 })
 
 describe('signals against the offer rule', () => {
-  // The victim has the highest id here: the lower id offers, and only a higher id asks with 'dial'.
+  // The victim has the highest id here: only a higher id (an earlier version) asks with 'dial'.
   const highest = () => setup({ links: 0, neighbours: [], id: 'f'.repeat(40), maxLinks: 30 })
 
-  it("a lower id's 'dial' and a higher id's offer start nothing: no setup is left holding an inbound slot", () => {
+  it("a lower id's 'dial' and an answer to no offer start nothing: no setup is left holding an inbound slot", () => {
     const s = highest()
     // 'dial' from lower ids (they should offer themselves): 40 strangers' worth, past MAX_INBOUND.
     for (let i = 0; i < 40; i++)
       s.inbound.onSignal(i.toString(16).padStart(40, '0'), { t: 'dial', mesh: true })
     expect(s.dials.size).toBe(0)
     expect(s.counters['drop.signal.wrong-dial']).toBe(40)
-    // An honest lower id's offer is still taken.
+    // Answers and candidates of no setup of ours, from 40 peers.
+    for (let i = 0; i < 40; i++)
+      s.inbound.onSignal(`a${i.toString(16).padStart(39, '0')}`, {
+        t: 'rtc',
+        s: { type: 'answer', sdp: 'v=0' },
+        mesh: true,
+      })
+    expect(s.dials.size).toBe(0)
+    expect(s.counters['drop.signal.no-offer']).toBe(40)
+    // An honest offer is still taken.
     s.inbound.onSignal('1'.repeat(40), { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true })
     expect(s.dials.has('1'.repeat(40))).toBe(true)
   })

@@ -117,10 +117,11 @@ export class Inbound {
     let d = dialer.dials.get(from)
     if (!d) {
       if (s.t === 'relay' && config.relay !== 'never') return this.notePendingRelay(from, s)
-      // Only the lower id offers, and only the higher id asks it to: a signal against that rule
-      // starts nothing (it used to leave a setup with no timer, holding an inbound slot for good).
-      if (config.relay !== 'force' && s.t === 'rtc' && this.deps.id < from)
-        return bump(counters, 'drop.signal.glare')
+      // A setup starts with an offer (or, from an earlier version's higher id, a `dial`): an answer
+      // or candidate of no setup, or a lower id's `dial`, starts nothing (either used to leave a
+      // setup with no timer, holding an inbound slot for good).
+      if (config.relay !== 'force' && s.t === 'rtc' && !fromOfferer(s))
+        return bump(counters, 'drop.signal.no-offer')
       if (config.relay !== 'force' && s.t === 'dial' && from < this.deps.id)
         return bump(counters, 'drop.signal.wrong-dial')
       if (!this.admit(from, upgrade)) return
