@@ -128,6 +128,13 @@ export interface Chord extends ProtocolNode<ChordMsg> {
    * while the ring has not repaired itself) and diagnostics.
    */
   pauseMaintenance(paused: boolean): void
+  /**
+   * A hint that `x` may be gone: our link to it closed, or presence heard
+   * that it crashed. When `x` is in our tables (predecessor, successors,
+   * fingers), maintenance leaves its back-off and checks at the fast pace
+   * (nothing is concluded from the hint itself: the requests decide).
+   */
+  peerDown(x: string): void
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
   holdsProvider(key: string, provider: string): boolean
   exportState(): Value
@@ -148,7 +155,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   let table: RoutingTable
   let replication: Replication
   let scheduler: Scheduler
-  const rpc = createRpc(ctx, (to) => liveness.strike(to))
+  const rpc = createRpc(ctx, (to) => {
+    // A timeout is news: maintenance goes back to its fast pace to chase it.
+    scheduler.wake()
+    liveness.strike(to)
+  })
   const liveness = createLiveness(ctx, {
     probe: (x) => rpc.request(x, (r) => ({ t: 'ping', r })),
     onDead: (x) => table.forget(x),
@@ -166,18 +177,22 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const providers = createProviders(ctx, rpc, storage)
   const handlers = createHandlers(ctx, { table, liveness, rpc, maintenance, replication, storage })
   const { store } = storage
-  scheduler = createScheduler(ctx, {
-    stabilize: maintenance.stabilize,
-    checkPredecessor: maintenance.checkPredecessor,
-    fixFingers: maintenance.fixFingers,
-    republish: replication.republish,
-    refreshProviders: providers.refresh,
-    providing: () => providers.provided.size > 0,
-    gc(now) {
-      bump(counters, 'gc.dropped', store.gc(now, o.tombstoneTtlMs))
-      liveness.sweep(now)
+  scheduler = createScheduler(
+    ctx,
+    {
+      stabilize: maintenance.stabilize,
+      checkPredecessor: maintenance.checkPredecessor,
+      fixFingers: maintenance.fixFingers,
+      republish: replication.republish,
+      refreshProviders: providers.refresh,
+      providing: () => providers.provided.size > 0,
+      gc(now) {
+        bump(counters, 'gc.dropped', store.gc(now, o.tombstoneTtlMs))
+        liveness.sweep(now)
+      },
     },
-  })
+    table.version,
+  )
 
   /** `op` after `check`; a failed check rejects, as it would in an async function. */
   function checked<T>(check: () => void, op: () => Promise<T>): Promise<T> {
@@ -297,6 +312,13 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     pauseMaintenance(p) {
       paused = p
+    },
+
+    peerDown(x) {
+      if (table.predecessor() === x || table.successors().includes(x) || table.fingerTable().includes(x)) {
+        bump(counters, 'maintenance.peerDown')
+        scheduler.wake()
+      }
     },
 
     exportState: () => exportState(storage, providers, owned),
