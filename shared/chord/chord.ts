@@ -130,8 +130,8 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   pauseMaintenance(paused: boolean): void
   /**
    * A hint that `x` may be gone: our link to it closed, or presence heard
-   * that it crashed. When `x` is in our tables (predecessor, successors,
-   * fingers), maintenance leaves its back-off and checks at the fast pace
+   * that it crashed. When `x` is our predecessor or one of our successors,
+   * maintenance leaves its back-off and checks at the fast pace
    * (nothing is concluded from the hint itself: the requests decide).
    */
   peerDown(x: string): void
@@ -315,7 +315,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     },
 
     peerDown(x) {
-      if (table.predecessor() === x || table.successors().includes(x) || table.fingerTable().includes(x)) {
+      // Ring neighbours only: a finger's link may close for idleness; a dead finger is found by the
+      // lookups that time out on it (a strike wakes maintenance too).
+      if (table.predecessor() === x || table.successors().includes(x)) {
         bump(counters, 'maintenance.peerDown')
         scheduler.wake()
       }

@@ -405,7 +405,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       topics?.linkDown(peer)
       // A ring neighbour's link died: Chord leaves its idle back-off to check on it.
       chord.peerDown(peer)
-      // Presence reports the peer lost if it stays away (its crash is not found by silence alone).
+      // Presence reports a mesh neighbour lost if it stays away (before meshDown: it asks whether
+      // the link carried the mesh).
       presence?.linkClosed(peer)
       await meshDown(peer)
     },

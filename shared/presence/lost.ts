@@ -3,7 +3,9 @@
  * need not broadcast every node every few seconds to find them by silence
  * (issue 14: a quiet network's announcements back off to `maxIntervalMs`).
  *
- * Reporting. When a mesh link to a present node X closes (`linkClosed`), we
+ * Reporting. When a mesh link to a present node X closes (`linkClosed`,
+ * called before the link leaves the mesh: an auxiliary link closing for
+ * idleness, or a link losing its mesh role, is no sign), we
  * wait `lostAfterMs`: if X is linked again by then, or has announced since,
  * or someone already reported it, nothing is sent. Otherwise we broadcast a
  * `lost` notice naming X and the version of X's latest record we hold, and
@@ -89,7 +91,8 @@ export function createLost(ctx: PresenceContext, announce: Announce): Lost {
 
   return {
     linkClosed(peer, now) {
-      if (ctx.closed() || !table.get(peer)) return
+      // Only mesh links: an auxiliary link closing for idleness says nothing of the peer.
+      if (ctx.closed() || !linked.has(peer) || !table.get(peer)) return
       if (!pending.has(peer) && pending.size >= cfg.maxNodes) return
       pending.set(peer, now)
     },
