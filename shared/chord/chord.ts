@@ -130,9 +130,9 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   pauseMaintenance(paused: boolean): void
   /**
    * A hint that `x` may be gone: our link to it closed, or presence heard
-   * that it crashed. When `x` is our predecessor or one of our successors,
-   * maintenance leaves its back-off and checks at the fast pace
-   * (nothing is concluded from the hint itself: the requests decide).
+   * that it crashed. When `x` is our predecessor or our successor,
+   * maintenance leaves its back-off and checks at the fast pace, and `x` is
+   * pinged at once (nothing is concluded from the hint itself: the requests decide).
    */
   peerDown(x: string): void
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
@@ -315,11 +315,15 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     },
 
     peerDown(x) {
-      // Ring neighbours only: a finger's link may close for idleness; a dead finger is found by the
-      // lookups that time out on it (a strike wakes maintenance too).
-      if (table.predecessor() === x || table.successors().includes(x)) {
+      // Our two ring neighbours only, whose links both ends keep: a link to a finger or to a later
+      // successor may be closed by the other end for idleness (it does not need us). A dead one is
+      // found by the requests that time out on it (a strike wakes maintenance too).
+      if (table.predecessor() === x || table.successors()[0] === x) {
         bump(counters, 'maintenance.peerDown')
         scheduler.wake()
+        // Start the failure detector's clock now rather than at the next stabilization: an answer
+        // clears the doubt, a timeout is a strike (liveness.ts).
+        ctx.background(rpc.request(x, (r) => ({ t: 'ping', r })))
       }
     },
 

@@ -155,9 +155,14 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
     bump(counters, `out.${msg.t}`)
   }
 
-  /** This link's period now. */
+  /**
+   * This link's period now. Backed off, it is spread by up to 10 % less, so
+   * the two ends of a link fall out of step and one summary serves both.
+   */
   function period(st: Peer): number {
-    return Math.min(opt.antiEntropyMs * 2 ** st.level, Math.max(opt.antiEntropyMs, opt.antiEntropyMaxMs))
+    if (st.level === 0) return opt.antiEntropyMs
+    const p = Math.min(opt.antiEntropyMs * 2 ** st.level, Math.max(opt.antiEntropyMs, opt.antiEntropyMaxMs))
+    return Math.floor(p * (1 - 0.1 * deps.random()))
   }
 
   function sendSummary(to: string, st: Peer, now: number): void {
@@ -246,10 +251,21 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
 
   function onSummary(from: string, m: SummaryMsg, now: number): void {
     const st = peer(from)
+    const root = table.rootBytes()
+    if (bytesEqual(m.r, root)) {
+      // In sync: a quiet round for this link on our side too (so the two ends slow down together and
+      // the link costs one summary a period, whichever end sends it).
+      if (st.sentRoot && !st.stirred && bytesEqual(root, st.sentRoot)) {
+        if (opt.antiEntropyMs * 2 ** st.level < opt.antiEntropyMaxMs) st.level++
+      } else st.level = 0
+      st.stirred = false
+      st.sentRoot = root
+      st.nextRound = Math.max(st.nextRound, now + period(st))
+      return void bump(counters, 'ae.inSync')
+    }
+    stir(st)
     // The neighbour runs this round; ours can wait a period.
     st.nextRound = Math.max(st.nextRound, now + period(st))
-    if (bytesEqual(m.r, table.rootBytes())) return void bump(counters, 'ae.inSync')
-    stir(st)
     if (busy(now) && inbound?.peer !== from) {
       st.pending = true
       return void bump(counters, 'ae.deferred')
