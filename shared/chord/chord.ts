@@ -148,6 +148,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const { self, o, counters } = ctx
   let started = false
   let paused = false
+  /** Ring neighbours whose link went down: pinged at the next tick (at most two: see peerDown). */
+  const toProbe = new Set<string>()
 
   // The parts, each given what it uses. A few are needed before they exist (the failure detector
   // clears the routing table, whose changes start replication and the scheduler): those are
@@ -214,6 +216,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     handle: (from, msg) => dispatch(ctx, { liveness, rpc }, handlers, from, msg),
     tick(now) {
       rpc.expire(now)
+      for (const x of toProbe)
+        if (table.predecessor() === x || table.successors()[0] === x)
+          ctx.background(rpc.request(x, (r) => ({ t: 'ping', r })))
+      toProbe.clear()
       if (started && !paused) scheduler.tick(now)
     },
 
@@ -321,9 +327,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       if (table.predecessor() === x || table.successors()[0] === x) {
         bump(counters, 'maintenance.peerDown')
         scheduler.wake()
-        // Start the failure detector's clock now rather than at the next stabilization: an answer
-        // clears the doubt, a timeout is a strike (liveness.ts).
-        ctx.background(rpc.request(x, (r) => ({ t: 'ping', r })))
+        // Start the failure detector's clock at the next tick rather than at the next stabilization
+        // (not now: the host is inside its link-down handling): an answer clears the doubt, a
+        // timeout is a strike (liveness.ts).
+        toProbe.add(x)
       }
     },
 
