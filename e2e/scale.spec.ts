@@ -114,7 +114,20 @@ test('16 tabs and a Node peer: one network; broadcast, topics and DHT reach the 
       },
       60_000,
       'the publication at every subscriber',
-    )
+    ).catch(async (err) => {
+      // What each subscriber, and the publisher, saw of the topic (topics.* counters).
+      const topics = (st: Record<string, number>) =>
+        Object.fromEntries(Object.entries(st).filter(([k]) => k.startsWith('topics.')))
+      const statsOf = (p: Peer) => p.page.evaluate(() => (window as unknown as W).node.stats())
+      for (const [i, p] of [...subs.entries(), [10, tabs[10] as Peer] as const])
+        console.log(
+          `tab ${i} ${p.id.slice(0, 8)}: got ${(await gotOf(p)).filter((g) => g === 'room:p').length}; ${JSON.stringify(topics(await statsOf(p)))}`,
+        )
+      console.log(
+        `node ${nodePeer.id.slice(0, 8)}: got ${nodeGot.filter((g) => g === 'room:p').length}; ${JSON.stringify(topics(nodePeer.stats()))}`,
+      )
+      throw err
+    })
     for (const p of tabs.slice(5)) expect((await gotOf(p)).filter((g) => g.startsWith('room:'))).toEqual([])
     phase('publication')
 
