@@ -315,12 +315,17 @@ export class NodeHost extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ links
 
-  private linkOpened(link: NodeLink): void {
+  /** Take `link`'s frames and control messages. */
+  private listen(link: NodeLink): void {
     // A protocol handler that throws must not become an unhandled rejection (it would end a Node process).
     link.on('frame', (f) => {
       this.onFrame(link, f).catch(() => bump(this.counters, 'frame.error'))
     })
     link.on('control', (c) => this.manager.onControl(link, c))
+  }
+
+  private linkOpened(link: NodeLink): void {
+    this.listen(link)
     if (link.isMesh) this.core.meshUp(link.peer).catch(() => {})
     this.emit('peer:connect', { id: link.peer })
     this.manager.opened(link)
@@ -328,10 +333,7 @@ export class NodeHost extends Emitter<NodeEvents> {
 
   /** A direct link took the place of a relayed one: the same peer, no departure, no new arrival. */
   private linkUpgraded(link: NodeLink, old: NodeLink): void {
-    link.on('frame', (f) => {
-      this.onFrame(link, f).catch(() => bump(this.counters, 'frame.error'))
-    })
-    link.on('control', (c) => this.manager.onControl(link, c))
+    this.listen(link)
     if (link.isMesh !== old.isMesh) this.meshRole(link)
   }
 
