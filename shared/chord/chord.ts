@@ -128,6 +128,12 @@ export interface Chord extends ProtocolNode<ChordMsg> {
    * while the ring has not repaired itself) and diagnostics.
    */
   pauseMaintenance(paused: boolean): void
+  /**
+   * Live peers known from elsewhere (the node's links): one between us and
+   * a ring neighbour is a sign of a second ring, which this merges
+   * (maintenance.ts). At most one check at a time, one per stabilize period.
+   */
+  consider(peers: Iterable<string>): void
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
   holdsProvider(key: string, provider: string): boolean
   exportState(): Value
@@ -141,6 +147,14 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const { self, o, counters } = ctx
   let started = false
   let paused = false
+  /** The merge check (consider): one at a time, one per stabilize period; a probe now and then (maintenance.ts). */
+  let considering = false
+  let considerDue = 0
+  const PROBE_FIRST_MS = 5 * o.stabilizeMs
+  const PROBE_MAX_MS = Math.max(PROBE_FIRST_MS, 60_000)
+  let probeEvery = PROBE_FIRST_MS
+  let probeDue = 0
+  let probed = 0
 
   // The parts, each given what it uses. A few are needed before they exist (the failure detector
   // clears the routing table, whose changes start replication and the scheduler): those are
@@ -196,7 +210,12 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
   const chord: Chord = {
     counters,
-    handle: (from, msg) => dispatch(ctx, { liveness, rpc }, handlers, from, msg),
+    handle(from, msg) {
+      // A node that has not joined takes no ring state: a merging neighbour's newSucc would
+      // pull it onto a ring before it joins one (maintenance.ts, merging rings).
+      if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
+      return dispatch(ctx, { liveness, rpc }, handlers, from, msg)
+    },
     tick(now) {
       rpc.expire(now)
       if (started && !paused) scheduler.tick(now)
@@ -297,6 +316,28 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     pauseMaintenance(p) {
       paused = p
+    },
+
+    consider(peers) {
+      const now = ctx.deps.now()
+      if (!started || paused || considering || now < considerDue) return
+      considering = true
+      considerDue = now + o.stabilizeMs
+      if (probeDue === 0) probeDue = now + ctx.jitter(probeEvery)
+      const run = async () => {
+        const list = [...peers]
+        if ((await maintenance.consider(list)) || now < probeDue || list.length === 0) return
+        // Now and then, through one linked node (round robin), is it on another ring?
+        const via = list[probed++ % list.length] as string
+        const found = await maintenance.probe(via)
+        probeEvery = found ? PROBE_FIRST_MS : Math.min(PROBE_MAX_MS, probeEvery * 2)
+        probeDue = ctx.deps.now() + ctx.jitter(probeEvery)
+      }
+      run()
+        .catch(() => bump(counters, 'error.internal'))
+        .finally(() => {
+          considering = false
+        })
     },
 
     exportState: () => exportState(storage, providers, owned),

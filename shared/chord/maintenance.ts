@@ -26,6 +26,22 @@
  * alone and answers for the whole ring, as a node that created one. A node left
  * without a predecessor looks up its own id and sends `newSucc` to the node
  * the ring names as its predecessor, which may have lost it from its list.
+ *
+ * Merging rings. Two groups that started at once (each found no member
+ * answering) make two rings that stabilization alone never joins: every
+ * node's successor is right within its own ring. The node's other links are
+ * the evidence (`consider`): a live peer on a ring that lies between us and
+ * our successor is a closer successor than ours. We ask it for its
+ * predecessor, step back as stabilize does, take the merged list (both lists
+ * in ring order from us) and notify it; a peer between our predecessor and
+ * us is told we may be its successor (`newSucc`, which it checks). Each such
+ * step splices one node into the other ring; stabilization's step-back
+ * carries it on until one ring is left. Two rings can also interleave so
+ * that no link lies between ring neighbours: now and then (`probe`, from
+ * 5 stabilize periods doubling to a minute, back to the start when it finds
+ * one) a node looks its own id up through a linked node; on its own ring
+ * the answer names it, on another it names the nodes around its place
+ * there, which it then considers.
  */
 import { NoRouteError } from '../errors.ts'
 import { bump } from '../protocol.ts'
@@ -46,6 +62,14 @@ export interface Maintenance {
   onNewSucc(from: string): void
   /** `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget it. */
   onLeave(from: string, p: string | null, list: string[]): void
+  /**
+   * Live peers we know from elsewhere (links): one that lies between us and
+   * our successor, or our predecessor and us, is a sign of a second ring
+   * (or a join not yet stabilized). Resolves true when the ring changed.
+   */
+  consider(peers: Iterable<string>): Promise<boolean>
+  /** Look our own id up through `via`: if it is on another ring, merge with it (resolves true when the ring changed). */
+  probe(via: string): Promise<boolean>
 }
 
 export function createMaintenance(
@@ -211,7 +235,67 @@ export function createMaintenance(
     }
   }
 
+  /** Both lists in ring order from us (the nearest first), without the dead. */
+  function inRingOrder(list: Iterable<string>): string[] {
+    return [...new Set(list)]
+      .filter((x) => x !== self && !isDead(x))
+      .map((x) => ({ x, d: distance(self, x) }))
+      .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
+      .map((e) => e.x)
+  }
+
+  /**
+   * Is `via` on another ring? Look our own id up through it (its ring's
+   * routing): on ours the answer names us; on another it names the nodes
+   * that would be our predecessor and successors there, which `consider` takes.
+   */
+  async function probe(via: string): Promise<boolean> {
+    bump(counters, 'ring.merge.probe')
+    const r = await lookup.routeIter(self, [via])
+    if (!r || r.s.includes(self) || r.p === self) return false
+    bump(counters, 'ring.merge.found')
+    return consider([r.p, ...r.s])
+  }
+
+  async function consider(peers: Iterable<string>): Promise<boolean> {
+    const first = table.successors()[0]
+    const pred = table.predecessor()
+    if (first === undefined) return false // alone: the node's entry joins through a link
+    let closer: string | null = null
+    let behind: string | null = null
+    for (const x of peers) {
+      if (x === self || isDead(x)) continue
+      if (between(x, self, first) && (closer === null || between(x, self, closer))) closer = x
+      if (pred !== null && between(x, pred, self) && (behind === null || between(x, behind, self))) behind = x
+    }
+    // Behind us: it checks (onNewSucc) and, if we are closer than its successor, takes us and notifies.
+    if (behind !== null) {
+      bump(counters, 'ring.merge.told')
+      ctx.send(behind, { t: 'newSucc' })
+    }
+    if (closer === null) return false
+    let res = await request(closer, (r) => ({ t: 'getPred', r }))
+    // Only a node on a ring (it has successors) is taken: one that is still joining will notify us.
+    if (res?.t !== 'pred' || res.s.length === 0) return false
+    let s = closer
+    for (let step = 0; step < 64; step++) {
+      const x: string | null = res.p
+      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
+      const back = await request(x, (r) => ({ t: 'getPred', r }))
+      if (back?.t !== 'pred') break
+      s = x
+      res = back
+    }
+    if (table.successors()[0] !== first) return false // changed meanwhile
+    bump(counters, 'ring.merge.adopted')
+    table.setSuccessors(inRingOrder([s, ...res.s, ...table.successors()]))
+    ctx.send(s, { t: 'notify' })
+    return true
+  }
+
   return {
+    consider,
+    probe,
     async join(bootstrap) {
       for (let attempt = 0; attempt < 3; attempt++) {
         const r = await lookup.routeIter(self, [bootstrap])

@@ -378,6 +378,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       await Promise.all(
         [mesh.tick(now), sync.tick(now), chord.tick(now)].map((p) => Promise.resolve(p).catch(tickError)),
       )
+      // Our links are live nodes: one between us and a ring neighbour means a second ring to merge.
+      chord.consider(deps.linked())
       router.tick(now)
       try {
         presence?.tick(now)

@@ -148,7 +148,8 @@ describe('a late joiner', () => {
       await net.linked()
       const [a] = net.nodes
       await a.sync.set('welcome', 'hello')
-      await a.presence.set({ name: 'alice' })
+      // set() resolves once the announcement is out, which may wait for the update gap: on virtual time.
+      await net.run(a.presence.set({ name: 'alice' }))
       await net.run(() => net.nodes.every((n) => n.sync.get('welcome') === 'hello'))
       const late = await net.add()
       expect(net.nodes).toHaveLength(4)
