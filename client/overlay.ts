@@ -191,6 +191,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
         predecessor: ring.predecessor(),
         fingers: ring.fingers(),
       },
+      topics: this.core.topics?.info() ?? [],
     }
   }
 

@@ -165,6 +165,8 @@ export interface NodeInspection {
     /** Distinct finger-table entries. */
     fingers: string[]
   }
+  /** Topic multicast trees this node is in: its place in each (member states, or the root). */
+  topics: { topic: string; state: string; parent: string | null; children: string[] }[]
 }
 
 /** A node of a weft network (shared/docs/API.md). */

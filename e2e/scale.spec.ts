@@ -2,20 +2,26 @@
  * Browsers at scale, the small version of `npm run bench -- scale` (issue
  * 15): 16 Chromium tabs (one context each) and a Node peer (the built
  * package on @roamhq/wrtc) form one network on one signal server. Every node
- * gets linked and onto the ring; a broadcast reaches all 17 exactly once; a
+ * gets linked and onto one ring (following successors visits all 17); a broadcast reaches all 17 exactly once; a
  * publication reaches its topic's subscribers and no one else; a DHT record
  * a tab puts is read by the Node peer and the reverse; and once the network
  * is quiet, links that fell back to the relay while the machine was busy
  * are upgraded to WebRTC (no relayed link is left).
  */
-import { createRequire } from 'node:module'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { expect, test } from '@playwright/test'
 import { blankPage, closePeer, join_, type Peer, serverAndPeers, until } from './fixtures.ts'
 
 type Api = {
   id: string
   peers(): { id: string; transport: string }[]
-  inspect(): { ring: { joined: boolean } }
+  inspect(): {
+    ring: { joined: boolean; successors: string[]; predecessor: string | null }
+    topics: { topic: string; state: string; parent: string | null; children: string[] }[]
+  }
   broadcast(t: string, d: unknown): Promise<void>
   publish(t: string, d: unknown): Promise<void>
   subscribe(t: string, fn: (d: unknown) => void): () => void
@@ -27,6 +33,62 @@ type Api = {
   close(): Promise<void>
 }
 type W = { node: Api; got: string[] }
+type Inspection = ReturnType<Api['inspect']>
+
+/**
+ * The Node peer, in its own process (e2e/node-peer-child.mjs says why): each
+ * call is a JSON line, answered by one. Its exit, expected or not, fails what
+ * is pending with the process's stderr.
+ */
+class NodePeer {
+  private calls = 0
+  private readonly pending = new Map<number, { ok(v: unknown): void; err(e: Error): void }>()
+  private stderr = ''
+  exited = false
+  id = ''
+
+  private constructor(private readonly proc: ChildProcess) {
+    proc.stderr?.on('data', (d) => {
+      this.stderr = (this.stderr + String(d)).slice(-4000)
+    })
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (!line.startsWith('{"c"')) return
+      const m = JSON.parse(line) as { c: number; ok?: unknown; err?: string }
+      const p = this.pending.get(m.c)
+      this.pending.delete(m.c)
+      if (m.err !== undefined) p?.err(new Error(m.err))
+      else p?.ok(m.ok)
+    })
+    proc.on('exit', (code, signal) => {
+      this.exited = true
+      for (const p of this.pending.values())
+        p.err(new Error(`the Node peer exited (${signal ?? code}): ${this.stderr}`))
+      this.pending.clear()
+    })
+  }
+
+  static async start(signal: string, network: string): Promise<NodePeer> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'node-peer-child.mjs')
+    const peer = new NodePeer(spawn(process.execPath, [script, signal, network], { stdio: 'pipe' }))
+    peer.id = await peer.call<string>('id')
+    return peer
+  }
+
+  call<T = unknown>(op: string, ...a: unknown[]): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(`the Node peer has exited: ${this.stderr}`))
+    const c = ++this.calls
+    return new Promise<T>((ok, err) => {
+      this.pending.set(c, { ok: ok as (v: unknown) => void, err })
+      this.proc.stdin?.write(`${JSON.stringify({ c, op, a })}\n`)
+    })
+  }
+
+  /** Leave (a crash of the WebRTC module while it closes is not the network's failure), then make sure it is gone. */
+  async close(): Promise<void> {
+    await Promise.race([this.call('close').catch(() => {}), new Promise((r) => setTimeout(r, 10_000))])
+    if (!this.exited) this.proc.kill('SIGKILL')
+  }
+}
 
 const TABS = 16
 const env = serverAndPeers()
@@ -61,51 +123,58 @@ test('16 tabs and a Node peer: one network; broadcast, topics and DHT reach the 
       }),
     )
   phase('16 tabs joined')
-  const require = createRequire(import.meta.url)
-  // The built package, as `import { joinOverlay } from 'weft'` gives it in Node.
-  const built = '../dist/client/index.js'
-  const weft = await import(built)
-  const nodePeer = (await weft.joinOverlay({
-    signal: env.server.url,
-    network,
-    wrtc: require('@roamhq/wrtc'),
-  })) as unknown as Api
+  // The built package, as `import { joinOverlay } from 'weft'` gives it in Node, in a process of its own.
+  const nodePeer = await NodePeer.start(env.server.url, network)
   try {
+    // Linked, and one ring: following successors from any node visits all 17 (two groups that
+    // started at once made two rings, which merge through their links).
     const ready = async () => {
-      const ok = await Promise.all(
+      const views = await Promise.all(
         tabs.map((p) =>
           p.page.evaluate(() => {
             const n = (window as unknown as W).node
-            return n.peers().length >= 2 && n.inspect().ring.joined
+            return { id: n.id, linked: n.peers().length >= 2, succ: n.inspect().ring.successors[0] }
           }),
         ),
       )
-      return ok.every(Boolean) && nodePeer.peers().length >= 2 && nodePeer.inspect().ring.joined
+      views.push({
+        id: nodePeer.id,
+        linked: (await nodePeer.call<unknown[]>('peers')).length >= 2,
+        succ: (await nodePeer.call<Inspection>('inspect')).ring.successors[0],
+      })
+      if (!views.every((v) => v.linked)) return false
+      const next = new Map(views.map((v) => [v.id, v.succ]))
+      const seen = new Set<string>()
+      for (let at: string | undefined = nodePeer.id; at !== undefined && !seen.has(at); at = next.get(at))
+        seen.add(at)
+      return seen.size === views.length
     }
-    await until(ready, 120_000, 'every node linked and on the ring')
-    phase('all linked and on the ring')
+    await until(ready, 120_000, 'every node linked and on one ring')
+    phase('all linked and on one ring')
 
     // A broadcast from a tab reaches all 17 nodes, once each.
-    const nodeGot: string[] = []
-    nodePeer.subscribe('all', (d) => nodeGot.push(`all:${String(d)}`))
+    const nodeGot = () => nodePeer.call<string[]>('got')
+    await nodePeer.call('subscribe', 'all')
     for (const p of tabs) await collectIn(p, 'all')
     await tabs[5]?.page.evaluate(() => (window as unknown as W).node.broadcast('all', 'hello'))
     await until(
-      async () => nodeGot.length > 0 && (await Promise.all(tabs.map(gotOf))).every((g) => g.length > 0),
+      async () =>
+        (await nodeGot()).length > 0 && (await Promise.all(tabs.map(gotOf))).every((g) => g.length > 0),
       30_000,
       'the broadcast at every node',
     )
     for (const p of tabs) expect(await gotOf(p)).toEqual(['all:hello'])
-    expect(nodeGot).toEqual(['all:hello'])
+    expect(await nodeGot()).toEqual(['all:hello'])
     phase('broadcast')
 
     // A publication on a topic five tabs and the Node peer subscribe to: theirs only.
     const subs = tabs.slice(0, 5)
     for (const p of subs) await collectIn(p, 'room')
-    nodePeer.subscribe('room', (d) => nodeGot.push(`room:${String(d)}`))
+    await nodePeer.call('subscribe', 'room')
     // The publisher is outside the topic; publications repeat until the last subscriber is in its tree.
     const got = async () =>
-      nodeGot.includes('room:p') && (await Promise.all(subs.map(gotOf))).every((g) => g.includes('room:p'))
+      (await nodeGot()).includes('room:p') &&
+      (await Promise.all(subs.map(gotOf))).every((g) => g.includes('room:p'))
     await until(
       async () => {
         if (await got()) return true
@@ -124,8 +193,25 @@ test('16 tabs and a Node peer: one network; broadcast, topics and DHT reach the 
           `tab ${i} ${p.id.slice(0, 8)}: got ${(await gotOf(p)).filter((g) => g === 'room:p').length}; ${JSON.stringify(topics(await statsOf(p)))}`,
         )
       console.log(
-        `node ${nodePeer.id.slice(0, 8)}: got ${nodeGot.filter((g) => g === 'room:p').length}; ${JSON.stringify(topics(nodePeer.stats()))}`,
+        `node ${nodePeer.id.slice(0, 8)}: got ${(await nodeGot()).filter((g) => g === 'room:p').length}; ${JSON.stringify(topics(await nodePeer.call('stats')))}`,
       )
+      // Every node's ring view and place in the topic's tree: two roots, or a member cut off?
+      const short = (x: string | null) => (x === null ? '-' : x.slice(0, 8))
+      const views = [
+        ...(await Promise.all(
+          tabs.map(async (p) => ({
+            id: p.id,
+            ...(await p.page.evaluate(() => (window as unknown as W).node.inspect())),
+          })),
+        )),
+        { id: nodePeer.id, ...(await nodePeer.call<Inspection>('inspect')) },
+      ].sort((a, b) => (a.id < b.id ? -1 : 1))
+      for (const v of views) {
+        const room = v.topics.find((t) => t.topic === 'room')
+        console.log(
+          `${short(v.id)} pred ${short(v.ring.predecessor)} succ ${v.ring.successors.map(short).join(',')} room ${room ? `${room.state} parent ${short(room.parent)} children ${room.children.map(short).join(',')}` : '-'}`,
+        )
+      }
       throw err
     })
     for (const p of tabs.slice(5)) expect((await gotOf(p)).filter((g) => g.startsWith('room:'))).toEqual([])
@@ -134,9 +220,10 @@ test('16 tabs and a Node peer: one network; broadcast, topics and DHT reach the 
     // DHT both ways between a tab and the Node peer.
     const tabId = tabs[12]?.id as string
     await tabs[12]?.page.evaluate(() => (window as unknown as W).node.dht.put('card', { from: 'tab' }))
-    await nodePeer.dht.put('card', { from: 'node' })
+    await nodePeer.call('dhtPut', 'card', { from: 'node' })
     await until(
-      async () => JSON.stringify(await nodePeer.dht.get('card', { author: tabId })) === '{"from":"tab"}',
+      async () =>
+        JSON.stringify(await nodePeer.call('dhtGet', 'card', { author: tabId })) === '{"from":"tab"}',
       30_000,
       "the tab's record read by the Node peer",
     )
@@ -153,7 +240,8 @@ test('16 tabs and a Node peer: one network; broadcast, topics and DHT reach the 
       const all = await Promise.all(
         tabs.map((p) => p.page.evaluate(() => (window as unknown as W).node.peers())),
       )
-      return [...all.flat(), ...nodePeer.peers()].filter((x) => x.transport === 'relay').length
+      const theirs = await nodePeer.call<{ transport: string }[]>('peers')
+      return [...all.flat(), ...theirs].filter((x) => x.transport === 'relay').length
     }
     const atStart = await relayed()
     await until(async () => (await relayed()) === 0, 90_000, `no relayed link (${atStart} at first)`)
