@@ -85,10 +85,13 @@ for (const [stack, load] of Object.entries(stacks)) {
       node.handle('whoami', (_d, meta) => ({ you: meta.from, me: node.id }))
       // Lower ids offer: a tab below the node makes it answer, one above makes it offer.
       expect(tabs.some((t) => t.id < node.id) && tabs.some((t) => t.id > node.id)).toBe(true)
+      // Both ends: a link is open at one end a moment before the other has checked the key proof.
       await until(
-        () => tabs.every((t) => node.peers().some((p) => p.id === t.id)),
+        async () =>
+          tabs.every((t) => node.peers().some((p) => p.id === t.id)) &&
+          (await Promise.all(tabs.map(peersOf))).every((ps) => ps.some((p) => p.id === node.id)),
         60_000,
-        `the ${stack} node linked to all ${tabs.length} tabs`,
+        `the ${stack} node linked to all ${tabs.length} tabs, at both ends`,
       )
       for (const t of tabs) {
         expect(node.peers()).toContainEqual({ id: t.id, transport: 'webrtc' })
