@@ -11,7 +11,16 @@
  * - msgsPerNodeSec / bytesPerNodeSec: mean over nodes. Goal ≤ 3 and ≤ 400.
  * - byKind: messages/s and bytes/s per node, per frame kind.
  * - crashNoticedMs: a node crashes; how long until every ring neighbour has
- *   dropped it and the ring is whole again (median over 5 crashes).
+ *   dropped it and the ring is whole again (median and max over 5 crashes,
+ *   and each), and until no live node holds it in presence.
+ * - before: the same figures measured before the idle back-off (issue 14,
+ *   at commit 575a812), printed beside them.
+ *
+ * What backs off while nothing changes (and snaps back on any change): Chord's
+ * stabilize / fix-fingers / check-predecessor (to idleMaxMs, 30 s), presence
+ * announcements (to maxIntervalMs, 300 s; a crash is reported by the crashed
+ * node's link neighbours), table anti-entropy (to antiEntropyMaxMs, 60 s) and
+ * peer exchange (sent when it changes, else every 120 s).
  *
  *   npm run bench -- idle
  */
@@ -59,12 +68,16 @@ export async function run(): Promise<Record<string, unknown>> {
 
   // Failure detection still works: crash a node, time until the ring is whole without it.
   const noticed: number[] = []
+  const gone: number[] = []
   for (let i = 0; i < 5; i++) {
     const live = net.live()
     const victim = live[(i * 7) % live.length]
     if (!victim) break
     const start = net.clock.now()
     net.crash(victim)
+    // Presence first (it ends sooner): the ring's time is then read at its own moment, or at once.
+    await net.run(() => net.live().every((w) => !w.presence.get().has(victim.id)), { timeoutMs: 300_000 })
+    gone.push(net.clock.now() - start)
     await net.linked({ timeoutMs: 300_000 })
     noticed.push(net.clock.now() - start)
   }
@@ -75,11 +88,23 @@ export async function run(): Promise<Record<string, unknown>> {
     byKind,
     crashNoticedMsP50: Math.round(median(noticed)),
     crashNoticedMsMax: Math.round(Math.max(...noticed)),
+    crashNoticedMs: noticed.map(Math.round).join(' '),
+    presenceGoneMsMax: Math.round(Math.max(...gone)),
+    before: JSON.stringify(BEFORE),
     wallMs: Math.round(performance.now() - t0),
   }
   await net.close()
   report('idle', figures)
   return figures
+}
+
+/** Measured with this bench before the back-off (commit 575a812, same machine): per node. */
+const BEFORE = {
+  msgsPerNodeSec: 23.94,
+  bytesPerNodeSec: 2857,
+  byKind: { chord: [4.97, 733.4], sync: [0.763, 13], mesh: [17.505, 1897.9], control: [0.706, 212.6] },
+  crashNoticedMsP50: 16636,
+  crashNoticedMsMax: 16867,
 }
 
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d

@@ -61,8 +61,9 @@ export interface PresenceInfo<T = Value> {
  * `node.presence`: who is in the network now (every live node, not only
  * linked ones) and what each says about itself, like y-webrtc's awareness.
  * A state is at most 1 KiB as MessagePack; a node that closes is gone
- * everywhere within about a second, one that crashes within
- * 3 × its interval + 2 s (PROTOCOL-presence.md).
+ * everywhere within about a second, one that crashes within about 5 s of
+ * its links closing (its neighbours report it), or 3 × its interval + 2 s
+ * when none of them survives (PROTOCOL-presence.md).
  */
 export interface PresenceApi {
   /** Set our state and announce it to every node (TypeError: not a Value; ValueTooLargeError: over 1 KiB). */

@@ -21,9 +21,9 @@
  * When the link closes the queue is dropped and the loop stops.
  *
  * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
- * the link. Frames larger than 16 KiB travel as chunks; sends wait on the
- * pipe's buffer (backpressure) and keep their order. A failed send rejects
- * the promise its caller holds and nothing else.
+ * the link; a ping goes only after half a period in which we sent nothing
+ * (anything counts as alive). Frames over 16 KiB travel as chunks; sends wait
+ * on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
  */
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
@@ -109,6 +109,7 @@ export class Link extends Emitter<LinkEvents> {
   private sentProof = false
   private gotProof = false
   private lastHeard = Date.now()
+  private lastSent = Date.now() // our last write of anything: the far end heard us then
   private msgId = 0
   private sendChain: Promise<void> = Promise.resolve()
   private readonly timers: ReturnType<typeof setInterval>[] = []
@@ -169,7 +170,8 @@ export class Link extends Emitter<LinkEvents> {
     this.timers.push(
       setInterval(() => {
         if (Date.now() - this.lastHeard > dead) return this.close('heartbeat-timeout')
-        if (this.state === 'open') void this.sendControl({ t: 'ping', ts: Date.now() })
+        const quiet = Date.now() - this.lastSent >= hb / 2 // else what we sent told them we live
+        if (this.state === 'open' && quiet) void this.sendControl({ t: 'ping', ts: Date.now() })
         this.reassembler.tick(Date.now())
       }, hb),
     )
@@ -252,6 +254,7 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   private write(frame: Frame): Promise<void> {
+    this.lastSent = Date.now()
     // Sealed when the channel exists as the write is asked for: the hello and the proof go plain.
     const ch = this.channel
     const id = this.msgId++ >>> 0

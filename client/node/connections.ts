@@ -6,7 +6,9 @@
  * - Candidates come from the signal server's bootstrap samples (asked again
  *   every SAMPLE_MS, or sooner when the pool runs dry) and from peer
  *   exchange: neighbours tell each other who their mesh neighbours are, at
- *   link open and every PEX_MS (Gnutella's pong caching, BitTorrent's PEX).
+ *   link open, then when it changes (looked at every PEX_MS) or at least
+ *   every PEX_REFRESH_MS (Gnutella's pong caching, BitTorrent's PEX): a
+ *   quiet network does not repeat itself every 15 s (issue 14, idle cost).
  *   What neighbours say is also the node's view of the topology around it.
  * - Roles: a link asks to carry the mesh (`role`); the other end agrees
  *   while it has room, so a link is a mesh link on both ends or on neither.
@@ -33,6 +35,8 @@ import type { Transport } from './transport.ts'
 export const MANAGE_MS = 1000
 /** How often neighbours are told our mesh neighbours. */
 export const PEX_MS = 15_000
+/** An unchanged peer exchange is repeated this often (it tells the neighbour we are still its view). */
+const PEX_REFRESH_MS = 120_000
 /** How often the signal server is asked for a fresh sample. */
 const SAMPLE_MS = 20_000
 /** An on-demand link unused this long closes. */
@@ -85,6 +89,8 @@ export class ConnectionManager {
   readonly sampled = new Set<string>()
   /** Each neighbour's own mesh neighbours, from peer exchange. */
   readonly neighbourLinks = new Map<string, string[]>()
+  /** What our last peer exchange on each open link said, and when (one entry per link: dropped with it). */
+  private readonly pexSent = new Map<string, { list: string; at: number }>()
   /** Frames waiting for an on-demand link to open. */
   readonly viaQueue = new Map<string, Frame[]>()
   private lastSample = 0
@@ -131,7 +137,9 @@ export class ConnectionManager {
   /** A link opened: its peer is no longer in backoff, and hears who our neighbours are. */
   opened(link: NodeLink): void {
     this.backoff.delete(link.peer)
-    void link.sendControl({ t: 'pex', peers: this.pexFor(link.peer) })
+    const peers = this.pexFor(link.peer)
+    this.pexSent.set(link.peer, { list: peers.join(), at: this.deps.clock.now() })
+    void link.sendControl({ t: 'pex', peers })
   }
 
   /** A link that was open closed (the host runs a round of `manage` after). */
@@ -142,6 +150,7 @@ export class ConnectionManager {
       this.backoff.set(link.peer, this.deps.clock.now() + 60_000)
     }
     this.neighbourLinks.delete(link.peer)
+    this.pexSent.delete(link.peer)
   }
 
   /** A dial failed: not again for a while. */
@@ -164,11 +173,17 @@ export class ConnectionManager {
     }
   }
 
-  /** Tell every neighbour our mesh neighbours (every PEX_MS). */
+  /** Tell every neighbour our mesh neighbours when they changed, or every PEX_REFRESH_MS (looked at every PEX_MS). */
   sendPex(): void {
+    const now = this.deps.clock.now()
     for (const l of this.deps.links.values()) {
       if (l.state !== 'open') continue
-      void l.sendControl({ t: 'pex', peers: this.pexFor(l.peer) })
+      const peers = this.pexFor(l.peer)
+      const list = peers.join()
+      const last = this.pexSent.get(l.peer)
+      if (last && last.list === list && now - last.at < PEX_REFRESH_MS) continue
+      this.pexSent.set(l.peer, { list, at: now })
+      void l.sendControl({ t: 'pex', peers })
     }
   }
 

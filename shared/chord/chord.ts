@@ -134,6 +134,13 @@ export interface Chord extends ProtocolNode<ChordMsg> {
    * (maintenance.ts). At most one check at a time, one per stabilize period.
    */
   consider(peers: Iterable<string>): void
+  /**
+   * A hint that `x` may be gone: our link to it closed, or presence heard
+   * that it crashed. When `x` is our predecessor or our successor,
+   * maintenance leaves its back-off and checks at the fast pace, and `x` is
+   * pinged at once (nothing is concluded from the hint itself: the requests decide).
+   */
+  peerDown(x: string): void
   /** Is a provider record of `provider` for `key` held here (expired or not, until collected)? */
   holdsProvider(key: string, provider: string): boolean
   exportState(): Value
@@ -155,6 +162,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   let probeEvery = PROBE_FIRST_MS
   let probeDue = 0
   let probed = 0
+  /** Ring neighbours whose link went down: pinged at the next tick (at most two: see peerDown). */
+  const toProbe = new Set<string>()
 
   // The parts, each given what it uses. A few are needed before they exist (the failure detector
   // clears the routing table, whose changes start replication and the scheduler): those are
@@ -162,7 +171,11 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   let table: RoutingTable
   let replication: Replication
   let scheduler: Scheduler
-  const rpc = createRpc(ctx, (to) => liveness.strike(to))
+  const rpc = createRpc(ctx, (to) => {
+    // A timeout is news: maintenance goes back to its fast pace to chase it.
+    scheduler.wake()
+    liveness.strike(to)
+  })
   const liveness = createLiveness(ctx, {
     probe: (x) => rpc.request(x, (r) => ({ t: 'ping', r })),
     onDead: (x) => table.forget(x),
@@ -180,18 +193,22 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const providers = createProviders(ctx, rpc, storage)
   const handlers = createHandlers(ctx, { table, liveness, rpc, maintenance, replication, storage })
   const { store } = storage
-  scheduler = createScheduler(ctx, {
-    stabilize: maintenance.stabilize,
-    checkPredecessor: maintenance.checkPredecessor,
-    fixFingers: maintenance.fixFingers,
-    republish: replication.republish,
-    refreshProviders: providers.refresh,
-    providing: () => providers.provided.size > 0,
-    gc(now) {
-      bump(counters, 'gc.dropped', store.gc(now, o.tombstoneTtlMs))
-      liveness.sweep(now)
+  scheduler = createScheduler(
+    ctx,
+    {
+      stabilize: maintenance.stabilize,
+      checkPredecessor: maintenance.checkPredecessor,
+      fixFingers: maintenance.fixFingers,
+      republish: replication.republish,
+      refreshProviders: providers.refresh,
+      providing: () => providers.provided.size > 0,
+      gc(now) {
+        bump(counters, 'gc.dropped', store.gc(now, o.tombstoneTtlMs))
+        liveness.sweep(now)
+      },
     },
-  })
+    table.version,
+  )
 
   /** `op` after `check`; a failed check rejects, as it would in an async function. */
   function checked<T>(check: () => void, op: () => Promise<T>): Promise<T> {
@@ -218,6 +235,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     },
     tick(now) {
       rpc.expire(now)
+      for (const x of toProbe)
+        if (table.predecessor() === x || table.successors()[0] === x)
+          ctx.background(rpc.request(x, (r) => ({ t: 'ping', r })))
+      toProbe.clear()
       if (started && !paused) scheduler.tick(now)
     },
 
@@ -338,6 +359,20 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
         .finally(() => {
           considering = false
         })
+    },
+
+    peerDown(x) {
+      // Our two ring neighbours only, whose links both ends keep: a link to a finger or to a later
+      // successor may be closed by the other end for idleness (it does not need us). A dead one is
+      // found by the requests that time out on it (a strike wakes maintenance too).
+      if (table.predecessor() === x || table.successors()[0] === x) {
+        bump(counters, 'maintenance.peerDown')
+        scheduler.wake()
+        // Start the failure detector's clock at the next tick rather than at the next stabilization
+        // (not now: the host is inside its link-down handling): an answer clears the doubt, a
+        // timeout is a strike (liveness.ts).
+        toProbe.add(x)
+      }
     },
 
     exportState: () => exportState(storage, providers, owned),

@@ -21,6 +21,10 @@ export const SIM_CHORD_OPTIONS: ChordOptions = {
   requestTimeoutMs: 400,
   republishMs: 5000,
   providerTtlMs: 30_000,
+  // No idle back-off: this harness has no links, so the link-down hints that wake a backed-off
+  // node in the product (core.linkDown → chord.peerDown) never come. The back-off is tested with
+  // links, over the node core (shared/node/idle.sim.test.ts).
+  idleMaxMs: 0,
 }
 
 /**

@@ -37,6 +37,14 @@ export interface ChordOptions {
   fixFingersMs?: number
   /** Interval between predecessor pings. @default 2000 */
   checkPredecessorMs?: number
+  /**
+   * While the routing table stays the same, stabilize, fix-fingers and
+   * check-predecessor back off (their periods double after each quiet
+   * stabilization) up to this period each; any change or failure brings
+   * them back at once (scheduler.ts). At most the base periods: no back-off.
+   * @default 30_000
+   */
+  idleMaxMs?: number
   /** A request (one hop) unanswered this long fails and marks its target dead. @default 3000 */
   requestTimeoutMs?: number
   /** Interval between a primary's offers to its replicas (and hand-off of stray records). @default 60_000 */
@@ -86,6 +94,7 @@ export interface ResolvedOptions {
   stabilizeMs: number
   fixFingersMs: number
   checkPredecessorMs: number
+  idleMaxMs: number
   requestTimeoutMs: number
   republishMs: number
   providerTtlMs: number
@@ -109,6 +118,7 @@ export function resolveOptions(options: ChordOptions): ResolvedOptions {
     stabilizeMs: options.stabilizeMs ?? 1000,
     fixFingersMs: options.fixFingersMs ?? 500,
     checkPredecessorMs: options.checkPredecessorMs ?? 2000,
+    idleMaxMs: options.idleMaxMs ?? 30_000,
     requestTimeoutMs: options.requestTimeoutMs ?? 3000,
     republishMs: options.republishMs ?? 60_000,
     providerTtlMs,

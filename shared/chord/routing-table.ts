@@ -68,6 +68,8 @@ export interface RoutingTable {
   forget(x: string): void
   /** Is `pos` in our primary range? */
   isPrimary(pos: string): boolean
+  /** Bumped by every change of the predecessor, the successor list or a finger (maintenance backs off while it holds). */
+  version(): number
   /** Next node toward node id `target`; null when we are responsible for it. */
   nextHop(target: string): string | null
 }
@@ -122,6 +124,9 @@ export function createRoutingTable(
     return want > capacity || want < capacity - 2 ? want : capacity
   }
 
+  /** See `version()`. */
+  let version = 0
+
   function setSuccessors(list: readonly string[]): void {
     let out: string[] = []
     for (const x of list) {
@@ -137,6 +142,7 @@ export function createRoutingTable(
     if (!changed) return
     const oldPrefix = succs.slice(0, k)
     succs = out
+    version++
     if (out.length > 0) hadSuccessor = true
     knownCache = null
     if (out.slice(0, k).some((x) => !oldPrefix.includes(x))) hooks.onReplicaSetChanged()
@@ -145,6 +151,7 @@ export function createRoutingTable(
   function setFinger(i: number, x: string | null): void {
     if (finger[i] !== x) {
       finger[i] = x
+      version++
       knownCache = null
     }
   }
@@ -153,6 +160,7 @@ export function createRoutingTable(
     if (p === pred) return
     const prevStart = pred ?? lastPred
     pred = p
+    version++
     knownCache = null
     if (p !== null) {
       lastPred = p
@@ -210,10 +218,15 @@ export function createRoutingTable(
     setFinger,
     forget(x) {
       if (succs.includes(x)) setSuccessors(succs.filter((s) => s !== x))
-      for (let i = 0; i < RING_BITS; i++) if (finger[i] === x) finger[i] = null
+      for (let i = 0; i < RING_BITS; i++)
+        if (finger[i] === x) {
+          finger[i] = null
+          version++
+        }
       if (pred === x) setPredecessor(null)
       knownCache = null
     },
+    version: () => version,
     isPrimary(pos) {
       const start = pred ?? lastPred
       return start === null || betweenRightIncl(pos, start, self)

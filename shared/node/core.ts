@@ -238,6 +238,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
             send: (to, msg) => sendOpen(to, { kind: Kind.Presence, msg }),
             // Presence awaits it and counts a failure (`presence.broadcastFailed`).
             broadcast: (record) => mesh.broadcast(PRESENCE_TOPIC, record),
+            // A node reported crashed: if it is a ring neighbour, Chord checks on it at its fast pace.
+            suspect: (id) => chord.peerDown(id),
           },
           options.presence,
         )
@@ -403,6 +405,11 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
     async linkDown(peer) {
       router.linkDown(peer)
       topics?.linkDown(peer)
+      // A ring neighbour's link died: Chord leaves its idle back-off to check on it.
+      chord.peerDown(peer)
+      // Presence reports a mesh neighbour lost if it stays away (before meshDown: it asks whether
+      // the link carried the mesh).
+      presence?.linkClosed(peer)
       await meshDown(peer)
     },
 

@@ -13,8 +13,9 @@
  * within the author's update budget. Whatever fails is dropped and counted
  * (`drop.<reason>`); nothing throws.
  *
- * Expiry: an entry not heard from within `presenceTtl(its interval)` is
- * removed with a leave event (`expired`). A record from a dump counts as
+ * Expiry: an entry not heard from within `presenceTtl(its interval)`, or
+ * reported lost and silent until its `deadline` (lost.ts), is removed with
+ * a leave event (`expired`). A record from a dump counts as
  * heard `ageMs` ago (the sender's word, capped at the ttl), so a dump
  * cannot make anyone present for longer than a stale-time check allows.
  */
@@ -134,6 +135,8 @@ export function createAccept(ctx: PresenceContext): Accept {
         heardAt: Math.max(have.heardAt, heardAt),
         state,
         record: rec,
+        // A newer record of its own answers a report that it was lost.
+        deadline: Number.POSITIVE_INFINITY,
       })
       bump(counters, 'refreshed')
       if (changed) {
@@ -155,6 +158,9 @@ export function createAccept(ctx: PresenceContext): Accept {
       record: rec,
       tokens: cfg.updateBurst - 1,
       tokensAt: now,
+      deadline: Number.POSITIVE_INFINITY,
+      lostTokens: cfg.lostBurst,
+      lostAt: now,
     })
     bump(counters, 'joined')
     ctx.emit({ id: author, kind: 'join', state: decodeValue(state) })
@@ -162,7 +168,8 @@ export function createAccept(ctx: PresenceContext): Accept {
 
   function expire(now: number): void {
     const gone: Entry[] = []
-    for (const e of table.values()) if (now - e.heardAt > presenceTtl(cfg, e.interval)) gone.push(e)
+    for (const e of table.values())
+      if (now - e.heardAt > presenceTtl(cfg, e.interval) || now >= e.deadline) gone.push(e)
     for (const e of gone) {
       table.remove(e.id, e, now)
       bump(counters, 'expired')

@@ -9,7 +9,13 @@
  * - after a `set`, at most one per `updateGapMs` (`set` calls in between
  *   are coalesced: the last state wins);
  * - every interval otherwise, the interval adapting to the network's size
- *   (`announceInterval`), each up to `jitter` early so nodes drift apart.
+ *   (`announceInterval`), each up to `jitter` early so nodes drift apart;
+ *   while nothing is new (no join, no `set`, no report that we were lost)
+ *   each periodic announcement doubles the interval, up to `maxIntervalMs`:
+ *   a quiet network costs little, and crashes are reported by the crashed
+ *   node's neighbours (lost.ts), not found by silence;
+ * - soon (within `updateGapMs`) after someone reported us lost (`refute`):
+ *   our newer record cancels the report everywhere.
  *
  * Each record says the interval it was scheduled with, and the next one
  * comes no later than that: receivers expire us by it. One announcement is
@@ -40,6 +46,8 @@ export interface Announce {
   tick(now: number): void
   /** We (re)joined: announce now. */
   join(): void
+  /** Someone reported us lost: announce again soon (within updateGapMs), from the base interval. */
+  refute(): void
   /** Send the leave record (when we ever announced) and stop. */
   leave(): Promise<void>
   /** True while an announcement is being signed or sent. */
@@ -66,6 +74,9 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
   let version = 0
   let sentVersion = 0
   let joinDue = true
+  let refuteDue = false
+  /** Periodic announcements in a row with nothing new: the interval is doubled this many times. */
+  let quiet = 0
   let lastAt = Number.NEGATIVE_INFINITY
   let nextAt = Number.POSITIVE_INFINITY
   let lastInterval = cfg.intervalMs
@@ -74,7 +85,7 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
   /** The `set` calls the next announcement will carry: one promise for all of them, however many. */
   let waiting: Batch | null = null
 
-  const interval = () => announceInterval(cfg, table.size + 1)
+  const interval = () => announceInterval(cfg, table.size + 1, quiet)
 
   /** Resolve every `set` waiting (isolated or leaving: nothing will carry them). */
   function releaseAll(): void {
@@ -94,6 +105,10 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
     const batch = waiting
     waiting = null
     const now = deps.now()
+    // Nothing new since the last one (a periodic announcement): slow down; else back to the base.
+    const calm = !joinDue && !refuteDue && carried === prevSent
+    quiet = calm ? Math.min(quiet + 1, 30) : 0
+    refuteDue = false
     const iv = leave ? lastInterval : interval()
     seq += 1
     const body = encodeBody({
@@ -140,7 +155,7 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
 
   function due(now: number): boolean {
     if (joinDue || now >= nextAt) return true
-    return version > sentVersion && now - lastAt >= cfg.updateGapMs
+    return (refuteDue || version > sentVersion) && now - lastAt >= cfg.updateGapMs
   }
 
   return {
@@ -178,6 +193,12 @@ export function createAnnounce(ctx: PresenceContext, initial: Value): Announce {
       if (left) return
       joinDue = true
       if (!inflight && ctx.linked.size > 0) start()
+    },
+
+    refute() {
+      if (left || own === undefined) return
+      refuteDue = true
+      if (!inflight && ctx.linked.size > 0 && due(deps.now())) start()
     },
 
     async leave() {

@@ -173,8 +173,8 @@ describe('presence under attack', () => {
       )
     }
     expect(b.presence.sizes()).toMatchObject({ nodes: 1, tombstones: 100 })
-    // A tombstone outlives every record it outranks: maxTtl (3 × 120 s + 2 s) + 2 × skew (60 s).
-    await run(c, 482_000, [b], 1_000)
+    // A tombstone outlives every record it outranks: maxTtl (3 × 300 s + 2 s) + 2 × skew (60 s).
+    await run(c, 1_022_000, [b], 1_000)
     expect(b.presence.sizes().tombstones).toBe(100)
     await run(c, 2_000, [b], 1_000)
     expect(b.presence.sizes().tombstones).toBe(0)

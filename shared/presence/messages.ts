@@ -15,6 +15,7 @@
  * messages or null; limits that depend on options, ages, order and
  * signatures are checked when a record is accepted (presence.ts).
  */
+import { isNodeId } from '../bytes.ts'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from '../identity/keys.ts'
 import type { Value } from '../types.ts'
 import type { WireRecord } from './record.ts'
@@ -83,6 +84,26 @@ export function parsePresenceMsg(v: unknown): PresenceMsg | null {
     items.push(item)
   }
   return m ? { t: 'dump', r: items, m } : { t: 'dump', r: items }
+}
+
+/**
+ * The other broadcast on PRESENCE_TOPIC: "my link to `id` died and did not
+ * come back; the latest record of it I hold is (s, q)". Not signed on its
+ * own: the mesh broadcast around it is, by its origin (the reporter).
+ */
+export type LostNotice = { t: 'lost'; id: string; s: number; q: number }
+
+/** A `lost` notice, typed, or null. Never throws. */
+export function parseLost(v: unknown): LostNotice | null {
+  if (!isPlainObject(v) || v.t !== 'lost') return null
+  const { id, s, q } = v
+  if (!isNodeId(id) || !isUint(s) || !isUint(q)) return null
+  return { t: 'lost', id, s, q }
+}
+
+/** A `lost` notice as a Value, for the mesh broadcast. */
+export function lostValue(n: LostNotice): Value {
+  return { t: 'lost', id: n.id, s: n.s, q: n.q }
 }
 
 /** A record as a Value, for the mesh broadcast. */

@@ -19,6 +19,12 @@ export interface PresenceDeps extends SignedProtocolDeps<PresenceMsg> {
    * `handleBroadcast`. A rejection is counted (`broadcastFailed`).
    */
   broadcast(record: Value): Promise<unknown> | undefined
+  /**
+   * `id` may have crashed: a neighbour reported its link to it dead, or
+   * ours died (lost.ts). A hint for the host (the node core wakes Chord's
+   * maintenance with it); nothing is concluded from it here but a shorter expiry.
+   */
+  suspect?(id: string): void
 }
 
 export interface PresenceOptions {
@@ -39,7 +45,13 @@ export interface PresenceOptions {
    * @default 10
    */
   networkRate?: number
-  /** Longest time between a node's announcements, whatever the network's size; also the longest interval a receiver credits. @default 120_000 */
+  /**
+   * Longest time between a node's announcements, whatever the network's
+   * size; also the longest interval a receiver credits. A node whose state
+   * does not change doubles its interval after each periodic announcement,
+   * from `interval(n)` up to this (crashes are reported by the crashed
+   * node's link neighbours meanwhile: `lostAfterMs`). @default 300_000
+   */
   maxIntervalMs?: number
   /** A node not heard from for `expireIntervals` of its announced intervals (plus `graceMs`) is gone. @default 3 */
   expireIntervals?: number
@@ -69,6 +81,19 @@ export interface PresenceOptions {
   maxPullAnswers?: number
   /** Target size of one `dump` message (one record may exceed it). @default 65_536 */
   maxDumpBytes?: number
+  /**
+   * A mesh link that closed and is not back this long after, to a node that
+   * has not announced since, makes us report the node lost (a `lost`
+   * broadcast; every receiver not linked to it expires it `lostGraceMs`
+   * later unless it announces meanwhile). @default 2_000
+   */
+  lostAfterMs?: number
+  /** How long a node reported lost has to answer with a newer record before it expires. @default 3_000 */
+  lostGraceMs?: number
+  /** `lost` reports a receiver accepts from one node in a burst; one more is allowed per `lostGapMs`. @default 4 */
+  lostBurst?: number
+  /** See `lostBurst`. @default 10_000 */
+  lostGapMs?: number
 }
 
 /** Every option, with defaults filled in. */
@@ -78,7 +103,7 @@ const DEFAULTS: PresenceConfig = {
   maxStateBytes: 1_024,
   intervalMs: 10_000,
   networkRate: 10,
-  maxIntervalMs: 120_000,
+  maxIntervalMs: 300_000,
   expireIntervals: 3,
   graceMs: 2_000,
   jitter: 0.1,
@@ -93,6 +118,10 @@ const DEFAULTS: PresenceConfig = {
   pullGapMs: 10_000,
   maxPullAnswers: 16,
   maxDumpBytes: 65_536,
+  lostAfterMs: 2_000,
+  lostGraceMs: 3_000,
+  lostBurst: 4,
+  lostGapMs: 10_000,
 }
 
 /** Fill in defaults; a non-finite or negative option keeps its default, and a few are clamped to what works. */
@@ -111,13 +140,19 @@ export function resolvePresenceOptions(options: PresenceOptions = {}): PresenceC
   o.maxNodes = Math.max(1, Math.floor(o.maxNodes))
   o.pullPeers = Math.floor(o.pullPeers)
   o.maxPullAnswers = Math.floor(o.maxPullAnswers)
+  o.lostBurst = Math.max(1, Math.floor(o.lostBurst))
   return o
 }
 
-/** How often a node that sees `n` nodes present (itself included) announces. */
-export function announceInterval(cfg: PresenceConfig, n: number): number {
+/**
+ * How often a node that sees `n` nodes present (itself included) announces,
+ * after `quiet` periodic announcements in a row with nothing new (each
+ * doubles it, up to `maxIntervalMs`).
+ */
+export function announceInterval(cfg: PresenceConfig, n: number, quiet = 0): number {
   const scaled = Math.ceil((1000 * n) / cfg.networkRate)
-  return Math.min(cfg.maxIntervalMs, Math.max(cfg.intervalMs, scaled))
+  const base = Math.max(cfg.intervalMs, scaled)
+  return Math.min(cfg.maxIntervalMs, base * 2 ** Math.min(quiet, 30))
 }
 
 /**

@@ -223,7 +223,8 @@ describe('presence: timing', () => {
 
   it('announcements come at most one interval apart (jitter only brings them forward), each carrying the interval it keeps to', async () => {
     const c = clock()
-    const a = pstub(A, c, { intervalMs: 1_000, networkRate: 1, jitter: 0.2 })
+    // maxIntervalMs 4 s: the quiet back-off (tested below) would leave too few announcements here.
+    const a = pstub(A, c, { intervalMs: 1_000, networkRate: 1, jitter: 0.2, maxIntervalMs: 4_000 })
     const others = [B, C, D].map((id) => pstub(id, c))
     for (const o of others) link(a, o)
     await a.presence.settled()

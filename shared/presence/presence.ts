@@ -19,6 +19,7 @@
  * - announce.ts: our own state and when it is announced;
  * - accept.ts: the checks on others' records, join/update/leave, expiry;
  * - pull.ts: pull and dump, on joining;
+ * - lost.ts: a crash reported by the crashed node's link neighbours;
  * - table.ts: the bounded table and its tombstones;
  * - messages.ts, options.ts, context.ts: the wire (PROTOCOL-presence.md),
  *   the options, and what the parts share.
@@ -37,7 +38,8 @@ import { decodeValue } from '../wire/value.ts'
 import { createAccept } from './accept.ts'
 import { createAnnounce } from './announce.ts'
 import type { PresenceContext, PresenceEvent } from './context.ts'
-import { type PresenceMsg, parsePresenceMsg, parseRecord } from './messages.ts'
+import { createLost } from './lost.ts'
+import { type PresenceMsg, parseLost, parsePresenceMsg, parseRecord } from './messages.ts'
 import { type PresenceDeps, type PresenceOptions, presenceTtl, resolvePresenceOptions } from './options.ts'
 import { createPull } from './pull.ts'
 import { PresenceTable } from './table.ts'
@@ -72,6 +74,11 @@ export interface Presence extends ProtocolNode<PresenceMsg> {
   linkUp(peer: string): void
   /** The mesh link to `peer` closed. */
   linkDown(peer: string): void
+  /**
+   * A link to `peer` closed (not only lost its mesh role): if it stays
+   * closed and `peer` silent for `lostAfterMs`, we report it lost (lost.ts).
+   */
+  linkClosed(peer: string): void
   /**
    * Say goodbye: a leave record goes out (when we ever announced), then
    * nothing more is sent or accepted. Keep the links open a little after
@@ -129,6 +136,7 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions = {}
   const accept = createAccept(ctx)
   const announce = createAnnounce(ctx, options.state ?? null)
   const pull = createPull(ctx, accept, announce)
+  const lost = createLost(ctx, announce)
   /** Record checks running (each awaits a signature check). */
   const checks = new Set<Promise<void>>()
 
@@ -176,6 +184,8 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions = {}
     },
 
     handleBroadcast(origin, data) {
+      const notice = parseLost(data)
+      if (notice && typeof origin === 'string') return Promise.resolve(lost.notice(origin, notice))
       bump(counters, 'recordsIn')
       const rec = parseRecord(data)
       if (typeof origin !== 'string' || !rec) return Promise.resolve(void bump(counters, 'drop.malformed'))
@@ -196,12 +206,14 @@ export function createPresence(deps: PresenceDeps, options: PresenceOptions = {}
       if (left) return
       reconcile()
       accept.expire(now)
+      lost.tick(now)
       pull.tick(now)
       announce.tick(now)
     },
 
     linkUp,
     linkDown,
+    linkClosed: (peer) => lost.linkClosed(peer, deps.now()),
 
     async leave() {
       if (left) return

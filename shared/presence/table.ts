@@ -32,6 +32,11 @@ export interface Entry extends Version {
   /** Update budget: tokens left, as of `tokensAt`. */
   tokens: number
   tokensAt: number
+  /** Reported lost (lost.ts): gone at this time of ours unless a newer record comes first. Infinity: not reported. */
+  deadline: number
+  /** Budget of the `lost` reports this node may make: tokens left, as of `lostAt`. */
+  lostTokens: number
+  lostAt: number
 }
 
 interface Tombstone extends Version {

@@ -18,6 +18,15 @@
  * spreads link by link the same way, so a healed partition or a late joiner
  * converges without anyone flooding the table.
  *
+ * Backing off (issue 14, idle cost): a summary to a neighbour that carries
+ * the same root as the last one, with no exchange with it in between (we
+ * were in sync then, and nothing changed here since), doubles that link's
+ * period, up to `antiEntropyMaxMs`. Any exchange with the neighbour, a
+ * summary from it that differs, or a change of our own table (a write, a
+ * broadcast, an exchange with anyone) brings the period back to
+ * `antiEntropyMs` at once. So a quiet table costs a summary a minute per
+ * link, and one write is followed by rounds at the fast pace again.
+ *
  * A node answers one exchange at a time and holds its own summaries
  * meanwhile, so a newcomer takes the table from one neighbour, not from all
  * of them at once. Entries received go through the acceptor like any other
@@ -87,6 +96,12 @@ interface Peer {
   lastSummary: number
   /** News arrived while the trigger gap was running: send a summary when it ends. */
   pending: boolean
+  /** Back-off: this link's period is antiEntropyMs × 2^level (at most antiEntropyMaxMs). */
+  level: number
+  /** The root our last summary to it carried. */
+  sentRoot: Uint8Array | null
+  /** An exchange with it, or a differing summary from it, since our last summary. */
+  stirred: boolean
 }
 
 /** The one exchange this node answers at a time (it sent `b` to `peer`). */
@@ -126,6 +141,9 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
         nextRound: deps.now() + Math.floor(deps.random() * opt.antiEntropyMs),
         lastSummary: Number.NEGATIVE_INFINITY,
         pending: false,
+        level: 0,
+        sentRoot: null,
+        stirred: false,
       }
       peers.set(id, st)
     }
@@ -137,12 +155,38 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
     bump(counters, `out.${msg.t}`)
   }
 
+  /**
+   * This link's period now. Backed off, it is spread by up to 10 % less, so
+   * the two ends of a link fall out of step and one summary serves both.
+   */
+  function period(st: Peer): number {
+    if (st.level === 0) return opt.antiEntropyMs
+    const p = Math.min(opt.antiEntropyMs * 2 ** st.level, Math.max(opt.antiEntropyMs, opt.antiEntropyMaxMs))
+    return Math.floor(p * (1 - 0.1 * deps.random()))
+  }
+
   function sendSummary(to: string, st: Peer, now: number): void {
-    send(to, { t: 's', r: table.rootBytes() })
+    const root = table.rootBytes()
+    // The same root as last time and no exchange since: we are in sync and quiet; slow down.
+    if (st.sentRoot && !st.stirred && bytesEqual(root, st.sentRoot)) {
+      if (opt.antiEntropyMs * 2 ** st.level < opt.antiEntropyMaxMs) st.level++
+    } else st.level = 0
+    st.stirred = false
+    st.sentRoot = root
+    send(to, { t: 's', r: root })
     st.lastSummary = now
-    st.nextRound = now + opt.antiEntropyMs
+    st.nextRound = now + period(st)
     st.pending = false
   }
+
+  /** Back to the base period with `st` (something happened on that link). */
+  function stir(st: Peer): void {
+    st.stirred = true
+    st.level = 0
+  }
+
+  /** Our root when the tick last looked: a change brings every link back to the base period. */
+  let lastRoot: Uint8Array = table.rootBytes()
 
   function busy(now: number): boolean {
     if (inbound && now >= inbound.until) {
@@ -207,9 +251,21 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
 
   function onSummary(from: string, m: SummaryMsg, now: number): void {
     const st = peer(from)
+    const root = table.rootBytes()
+    if (bytesEqual(m.r, root)) {
+      // In sync: a quiet round for this link on our side too (so the two ends slow down together and
+      // the link costs one summary a period, whichever end sends it).
+      if (st.sentRoot && !st.stirred && bytesEqual(root, st.sentRoot)) {
+        if (opt.antiEntropyMs * 2 ** st.level < opt.antiEntropyMaxMs) st.level++
+      } else st.level = 0
+      st.stirred = false
+      st.sentRoot = root
+      st.nextRound = Math.max(st.nextRound, now + period(st))
+      return void bump(counters, 'ae.inSync')
+    }
+    stir(st)
     // The neighbour runs this round; ours can wait a period.
-    st.nextRound = Math.max(st.nextRound, now + opt.antiEntropyMs)
-    if (bytesEqual(m.r, table.rootBytes())) return void bump(counters, 'ae.inSync')
+    st.nextRound = Math.max(st.nextRound, now + period(st))
     if (busy(now) && inbound?.peer !== from) {
       st.pending = true
       return void bump(counters, 'ae.deferred')
@@ -322,6 +378,11 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
 
   return {
     async handle(from, m, budget, now) {
+      // An exchange under way: this link is not quiet.
+      if (m.t !== 's') {
+        const st = peers.get(from)
+        if (st) stir(st)
+      }
       switch (m.t) {
         case 's':
           return onSummary(from, m, now)
@@ -342,6 +403,17 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
       // Anti-entropy state goes with the link; budgets stay until their windows end (budgets.ts).
       for (const p of peers.keys()) if (!live.has(p)) peers.delete(p)
       if (inbound && !live.has(inbound.peer)) inbound = undefined
+      const root = table.rootBytes()
+      if (!bytesEqual(root, lastRoot)) {
+        // Our table changed: every link back to the base period, the next round within one.
+        lastRoot = root
+        for (const st of peers.values()) {
+          if (st.level > 0) bump(counters, 'ae.woken')
+          st.level = 0
+          st.stirred = true
+          st.nextRound = Math.min(st.nextRound, now + opt.antiEntropyMs)
+        }
+      }
       // While we answer one exchange, our own rounds wait: they would show a half-updated table.
       if (busy(now)) return
       for (const n of nbrs) {

@@ -22,6 +22,12 @@ export interface SyncOptions {
   tombstoneHorizonMs?: number
   /** Time between anti-entropy rounds with each neighbour. @default 5_000 */
   antiEntropyMs?: number
+  /**
+   * While a link finds both tables in sync and nothing changes, its period
+   * doubles after each round, up to this; any change or exchange brings it
+   * back to `antiEntropyMs` (anti-entropy.ts). @default 60_000
+   */
+  antiEntropyMaxMs?: number
   /** Entries dated further ahead of this replica's clock are refused. @default 60_000 (DEFAULT_MAX_SKEW_MS) */
   maxSkewMs?: number
   /** A lease binds other writers until `expires + leaseGraceMs` by their own clock: the clock difference leases tolerate. @default 2_000 */
@@ -75,6 +81,7 @@ const DEFAULTS: SyncConfig = {
   perAuthorBytes: 4_194_304,
   tombstoneHorizonMs: 86_400_000,
   antiEntropyMs: 5_000,
+  antiEntropyMaxMs: 60_000,
   maxSkewMs: DEFAULT_MAX_SKEW_MS,
   leaseGraceMs: 2_000,
   contentionWindowMs: Number.NaN, // resolved from antiEntropyMs
