@@ -3,8 +3,8 @@
  * machine. For each size (8, 24 and 48 tabs by default; 2 Node peers each
  * time), a fresh signal server and network:
  *
- * - allLinkedMs: from the first joinOverlay call to every node on the ring
- *   with at least 2 open links (tabs join 4 at a time).
+ * - allLinkedMs: from the first joinOverlay call to every node on one ring
+ *   (successors visit them all) with at least 2 open links (tabs join 4 at a time).
  * - bcastLastMs: a broadcast from a tab to its delivery at the last node
  *   (tabs and Node peers, one clock: this machine's), median of 5.
  * - idleMsgsPerNodeSec: frames each node sends per second in 20 s of quiet
@@ -30,7 +30,7 @@ interface ScaleNode {
   subscribe(topic: string, fn: (d: unknown) => void): () => void
   broadcast(topic: string, data: unknown): Promise<void>
   stats(): Record<string, number>
-  inspect(): { ring: { joined: boolean } }
+  inspect(): { ring: { joined: boolean; successors: string[] } }
   close(): Promise<void>
 }
 type W = {
@@ -109,16 +109,24 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
     const weft = await import(built)
     for (let i = 0; i < NODE_PEERS; i++)
       nodePeers.push(await weft.joinOverlay({ signal: server.url, network, wrtc }))
+    // Linked (≥ 2 links) and on one ring: following successors from any node visits them all.
     const ready = async () => {
-      const tabsOk = await Promise.all(
+      const views = await Promise.all(
         pages.map((p) =>
           p.evaluate(() => {
             const n = (window as unknown as W).node
-            return n.peers().length >= 2 && n.inspect().ring.joined
+            return { id: n.id, linked: n.peers().length >= 2, succ: n.inspect().ring.successors[0] }
           }),
         ),
       )
-      return tabsOk.every(Boolean) && nodePeers.every((n) => n.peers().length >= 2 && n.inspect().ring.joined)
+      for (const n of nodePeers)
+        views.push({ id: n.id, linked: n.peers().length >= 2, succ: n.inspect().ring.successors[0] })
+      if (!views.every((v) => v.linked)) return false
+      const next = new Map(views.map((v) => [v.id, v.succ]))
+      const seen = new Set<string>()
+      for (let at: string | undefined = views[0]?.id; at !== undefined && !seen.has(at); at = next.get(at))
+        seen.add(at)
+      return seen.size === views.length
     }
     for (const end = Date.now() + 180_000; !(await ready()); ) {
       if (Date.now() > end) throw new Error(`${tabs} tabs: not all linked after 180 s`)
