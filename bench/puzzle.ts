@@ -10,16 +10,12 @@
  *
  *   npm run bench -- puzzle      (builds first when dist/ is missing)
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { chromium } from '@playwright/test'
 import { blankPage, startSignalServer } from '../e2e/fixtures.ts'
 import { DEFAULT_PUZZLE_BITS, puzzleBits } from '../shared/identity/puzzle.ts'
+import { ensureBuilt } from './_browser-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const IDENTITIES = 40
 
 async function nodeFigures(): Promise<{ keygensPerSec: number; times: number[] }> {
@@ -42,8 +38,7 @@ async function nodeFigures(): Promise<{ keygensPerSec: number; times: number[] }
 }
 
 async function browserFigures(): Promise<{ keygensPerSec: number; times: number[] }> {
-  if (!existsSync(join(root, 'dist/web/weft.mjs')))
-    execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
+  ensureBuilt()
   const server = await startSignalServer()
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',

@@ -177,12 +177,24 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
     // Quiet: frames sent per node per second, after a warm-up (maintenance backs off while nothing
     // changes: the first seconds after a join are not what a settled network costs).
     await new Promise((r) => setTimeout(r, WARMUP_MS))
-    const outOf = () =>
-      Promise.all(pages.map((p) => p.evaluate(() => (window as unknown as W).node.stats().messagesOut ?? 0)))
-    const before = await outOf()
+    const statsOf = () =>
+      Promise.all(pages.map((p) => p.evaluate(() => (window as unknown as W).node.stats())))
+    const before = await statsOf()
     await new Promise((r) => setTimeout(r, 20_000))
-    const after = await outOf()
-    const idle = after.map((a, i) => (a - (before[i] ?? 0)) / 20)
+    const after = await statsOf()
+    const idle = after.map((a, i) => ((a.messagesOut ?? 0) - (before[i]?.messagesOut ?? 0)) / 20)
+    // Where the quiet frames come from: the counters that grew most, per tab per second.
+    const grew = new Map<string, number>()
+    after.forEach((a, i) => {
+      for (const [k, v] of Object.entries(a)) {
+        const d = v - (before[i]?.[k] ?? 0)
+        if (d > 0) grew.set(k, (grew.get(k) ?? 0) + d / 20 / pages.length)
+      }
+    })
+    const top = [...grew].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.WEFT_SCALE_TOP ?? 14))
+    console.log(
+      `${tabs} tabs, quiet counters per tab per s: ${top.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
+    )
 
     const heaps = await Promise.all(
       pages.map((p) =>
