@@ -86,8 +86,9 @@ export function createLiveness(ctx: ChordContext, io: LivenessIo): Liveness {
       }
     },
     heard(x) {
-      dead.delete(x)
-      strikes.delete(x)
+      // Every message lands here: skip the lookups when nothing is marked (the usual case).
+      if (dead.size > 0) dead.delete(x)
+      if (strikes.size > 0) strikes.delete(x)
     },
     sweep(now) {
       for (const [x, until] of dead) if (until <= now) dead.delete(x)
