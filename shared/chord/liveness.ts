@@ -44,6 +44,7 @@ export function createLiveness(ctx: ChordContext, io: LivenessIo): Liveness {
   const probing = new Set<string>()
 
   function isDead(x: string): boolean {
+    if (dead.size === 0) return false // the usual case: routing asks this of every candidate
     const until = dead.get(x)
     if (until === undefined) return false
     if (until <= deps.now()) {
