@@ -30,7 +30,7 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
-import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey } from './events.ts'
+import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey, type Rec } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
@@ -39,12 +39,6 @@ import type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals
 
 export { estimateSize } from './size.ts'
 export type { NodeCounters, NodeFactory, SimDeps, SimNode, SimOptions, SimTotals } from './types.ts'
-
-/**
- * A node as the simulator keeps it: its instance's epoch and its link map
- * (the one in `adj`) at hand, so a send or a delivery looks up each end once.
- */
-type Rec<M> = SimNode<M> & { readonly epoch: number; readonly links: Map<string, LinkState> }
 
 export class Sim<M> {
   readonly seed: number
@@ -438,13 +432,8 @@ export class Sim<M> {
     this.pending--
     const n = this.nodes.get(e.to)
     // Lost when the receiver crashed or restarted since sending, or the link went away.
-    if (
-      !n?.up ||
-      n.epoch !== e.epoch ||
-      !(this.nodes.get(e.from)?.up ?? false) ||
-      !n.links.has(e.from) ||
-      (this.group.size > 0 && this.groupOf(e.from) !== this.groupOf(e.to))
-    ) {
+    const cut = this.group.size > 0 && this.groupOf(e.from) !== this.groupOf(e.to)
+    if (!n?.up || n.epoch !== e.epoch || !this.nodes.get(e.from)?.up || !n.links.has(e.from) || cut) {
       this.totals.undeliverable++
       return
     }
