@@ -209,8 +209,15 @@ export interface BuildOptions {
   growth?: number
   /** Virtual time allowed for each batch to stabilize. @default 60_000 */
   batchMaxMs?: number
-  /** Wait until every finger is exact. @default true */
+  /** Wait for the fingers (to `fingerTarget`) once the ring is built. @default true */
   fingers?: boolean
+  /**
+   * The share of finger entries (fingerAccuracy) that must be exact before
+   * the build returns. Below 1, the last few stale entries are left to
+   * fix-fingers: at 10,000 nodes they take it longer than building the ring.
+   * @default 1
+   */
+  fingerTarget?: number
   /** The simulator's tick interval. @default 100 */
   tickMs?: number
   /** Count messages but not their bytes (saves the size estimate of every message, for large rings). @default false */
@@ -253,8 +260,9 @@ export async function buildRing(
       throw new Error(`ring of ${net.live().length} did not stabilize within ${batchMaxMs} ms`)
   }
   if (build.fingers ?? true) {
-    if (!(await runUntil(net, () => fingerAccuracy(net) === 1, 120_000, 1000)))
-      throw new Error(`fingers did not converge: accuracy ${fingerAccuracy(net)}`)
+    const target = build.fingerTarget ?? 1
+    if (!(await runUntil(net, () => fingerAccuracy(net) >= target, 120_000, 1000)))
+      throw new Error(`fingers did not converge to ${target}: accuracy ${fingerAccuracy(net)}`)
   }
   return net
 }

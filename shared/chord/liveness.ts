@@ -44,6 +44,7 @@ export function createLiveness(ctx: ChordContext, io: LivenessIo): Liveness {
   const probing = new Set<string>()
 
   function isDead(x: string): boolean {
+    if (dead.size === 0) return false // the usual case: routing asks this of every candidate
     const until = dead.get(x)
     if (until === undefined) return false
     if (until <= deps.now()) {
@@ -86,8 +87,9 @@ export function createLiveness(ctx: ChordContext, io: LivenessIo): Liveness {
       }
     },
     heard(x) {
-      dead.delete(x)
-      strikes.delete(x)
+      // Every message lands here: skip the lookups when nothing is marked (the usual case).
+      if (dead.size > 0) dead.delete(x)
+      if (strikes.size > 0) strikes.delete(x)
     },
     sweep(now) {
       for (const [x, until] of dead) if (until <= now) dead.delete(x)

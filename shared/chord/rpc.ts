@@ -41,6 +41,8 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
   const { deps, o, counters } = ctx
   const pending = new Map<number, Pending>()
   let nextRid = 1
+  /** No pending deadline is earlier than this: expire has nothing to do before it (ticks outnumber timeouts). */
+  let earliest = Number.POSITIVE_INFINITY
 
   return {
     request(to, make, opts = {}) {
@@ -49,10 +51,12 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
         return Promise.resolve(null)
       }
       const r = nextRid++
+      const deadline = deps.now() + (opts.timeoutMs ?? o.requestTimeoutMs)
+      if (deadline < earliest) earliest = deadline
       return new Promise((resolve) => {
         pending.set(r, {
           to: opts.anyFrom ? null : to,
-          deadline: deps.now() + (opts.timeoutMs ?? o.requestTimeoutMs),
+          deadline,
           done: (m) => {
             if (m === null && !opts.anyFrom) {
               bump(counters, 'rpc.timeout')
@@ -76,11 +80,17 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
     },
 
     expire(now) {
+      if (now < earliest) return
+      let next = Number.POSITIVE_INFINITY
       for (const [r, p] of pending) {
-        if (p.deadline > now) continue
+        if (p.deadline > now) {
+          if (p.deadline < next) next = p.deadline
+          continue
+        }
         pending.delete(r)
         p.done(null)
       }
+      earliest = Math.min(next, earliest > now ? earliest : Number.POSITIVE_INFINITY)
     },
   }
 }

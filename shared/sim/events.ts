@@ -1,5 +1,13 @@
 /** The simulator's events and per-link state (sim.ts). */
 import type { TickEvent } from './ticks.ts'
+import type { SimNode } from './types.ts'
+
+/**
+ * A node as the simulator keeps it: its instance's epoch and its link map
+ * (the one in the simulator's `adj`) at hand, so a send or a delivery looks
+ * each end up once.
+ */
+export type Rec<M> = SimNode<M> & { readonly epoch: number; readonly links: Map<string, LinkState> }
 
 /** A message in flight. */
 export interface Delivery<M> {

@@ -30,7 +30,7 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
-import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey } from './events.ts'
+import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey, type Rec } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
@@ -48,7 +48,7 @@ export class Sim<M> {
   readonly traceLog: string[] = []
 
   private readonly opts: Required<Omit<SimOptions<M>, 'sizeOf'>> & { sizeOf: (msg: M) => number }
-  private readonly nodes = new Map<string, SimNode<M>>()
+  private readonly nodes = new Map<string, Rec<M>>()
   private readonly factories = new Map<string, NodeFactory<M>>()
   /** node -> neighbour -> the link's state (the same object at both ends). */
   private readonly adj = new Map<string, Map<string, LinkState>>()
@@ -125,7 +125,7 @@ export class Sim<M> {
     return node
   }
 
-  private instantiate(id: string, factory: NodeFactory<M>): SimNode<M> {
+  private instantiate(id: string, factory: NodeFactory<M>): Rec<M> {
     const epoch = (this.epochs.get(id) ?? 0) + 1
     this.epochs.set(id, epoch)
     this.uplinkFree.delete(id)
@@ -139,7 +139,7 @@ export class Sim<M> {
       neighbours: () => this.liveNeighbours(id),
     }
     const proto = factory(deps)
-    const node: SimNode<M> = { id, up: true, proto, counters, rng }
+    const node: Rec<M> = { id, up: true, proto, counters, rng, epoch, links: this.adjOf(id) }
     const time = this.now + Math.floor(rng() * this.opts.tickMs)
     this.ticks.insert({ time, seq: this.seq++, type: 'tick', node: id, epoch })
     return node
@@ -353,14 +353,16 @@ export class Sim<M> {
 
   private send(from: string, epoch: number, to: string, msg: M): void | Promise<void> {
     const sender = this.nodes.get(from)
-    if (!sender?.up || this.epochs.get(from) !== epoch) return // a crashed instance's late send
-    let st = this.adj.get(from)?.get(to)
-    if (!st && this.opts.connectOnSend && from !== to && this.nodes.has(to)) {
+    if (!sender?.up || sender.epoch !== epoch) return // a crashed instance's late send
+    let st = sender.links.get(to)
+    const receiver = this.nodes.get(to)
+    if (!st && this.opts.connectOnSend && from !== to && receiver) {
       const { min, max } = this.opts.latency
       st = { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 }
       this.addLink(from, to, st)
     }
-    if (!st || !this.connected(from, to)) {
+    // connected(from, to), with both ends in hand: the sender is up and the link exists.
+    if (!st || !receiver?.up || (this.group.size > 0 && this.groupOf(from) !== this.groupOf(to))) {
       this.totals.undeliverable++
       return
     }
@@ -395,7 +397,7 @@ export class Sim<M> {
       from,
       to,
       msg,
-      epoch: this.epochs.get(to) ?? 0,
+      epoch: receiver.epoch,
       size,
     })
     return sent
@@ -420,7 +422,7 @@ export class Sim<M> {
     if (e.type === 'sent') return resolveSent(e.resolve)
     if (e.type === 'tick') {
       const n = this.nodes.get(e.node)
-      if (!n?.up || this.epochs.get(e.node) !== e.epoch) return
+      if (!n?.up || n.epoch !== e.epoch) return
       // The same object goes to the back of the FIFO: one tick pending per node, no allocation.
       e.time += this.opts.tickMs
       e.seq = this.seq++
@@ -430,7 +432,8 @@ export class Sim<M> {
     this.pending--
     const n = this.nodes.get(e.to)
     // Lost when the receiver crashed or restarted since sending, or the link went away.
-    if (!n?.up || this.epochs.get(e.to) !== e.epoch || !this.connected(e.from, e.to)) {
+    const cut = this.group.size > 0 && this.groupOf(e.from) !== this.groupOf(e.to)
+    if (!n?.up || n.epoch !== e.epoch || !this.nodes.get(e.from)?.up || !n.links.has(e.from) || cut) {
       this.totals.undeliverable++
       return
     }
