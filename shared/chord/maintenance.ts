@@ -47,6 +47,7 @@ import { NoRouteError } from '../errors.ts'
 import { bump } from '../protocol.ts'
 import type { Liveness } from './liveness.ts'
 import type { Lookup } from './lookup.ts'
+import type { ChordMsg } from './messages.ts'
 import type { ChordContext } from './options.ts'
 import { between, distance, RING_BITS, startsUpTo } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
@@ -86,6 +87,21 @@ export function createMaintenance(
   const { request } = rpc
   let fixNext = 0
 
+  type PredAnswer = Extract<ChordMsg, { t: 'pred' }>
+
+  /** From `s`, which answered `res`: step back through predecessors that lie between us and it, a round trip a step. */
+  async function stepBack(s: string, res: PredAnswer): Promise<{ s: string; res: PredAnswer }> {
+    for (let step = 0; step < 64; step++) {
+      const x = res.p
+      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
+      const back = await request(x, (r) => ({ t: 'getPred', r }))
+      if (back?.t !== 'pred') break
+      s = x
+      res = back
+    }
+    return { s, res }
+  }
+
   async function stabilize(): Promise<void> {
     if (table.successors().length === 0) {
       const pred = table.predecessor()
@@ -96,8 +112,7 @@ export function createMaintenance(
       if (table.successors().length === 0) return
     }
     const first = table.successors()[0] as string
-    let s = first
-    let res = await request(s, (r) => ({ t: 'getPred', r }))
+    const res = await request(first, (r) => ({ t: 'getPred', r }))
     if (res?.t !== 'pred') {
       if (!res) {
         // It is marked dead. Others in the list may have died with it: ping them all at once
@@ -110,16 +125,9 @@ export function createMaintenance(
     // The successor's predecessor lies between us: it is our closer successor. Keep stepping back
     // (a round trip a step) until none does, so a far successor, after failures, is corrected in one
     // stabilization and our predecessors never copy a list that skips live nodes.
-    for (let step = 0; step < 64; step++) {
-      const x: string | null = res.p
-      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
-      const closer = await request(x, (r) => ({ t: 'getPred', r }))
-      if (closer?.t !== 'pred') break
-      s = x
-      res = closer
-    }
+    const { s, res: at } = await stepBack(first, res)
     if (table.successors()[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
-    table.setSuccessors([s, ...res.s])
+    table.setSuccessors([s, ...at.s])
     const now = table.successors()[0]
     if (now !== undefined) ctx.send(now, { t: 'notify' })
   }
@@ -274,21 +282,13 @@ export function createMaintenance(
       ctx.send(behind, { t: 'newSucc' })
     }
     if (closer === null) return false
-    let res = await request(closer, (r) => ({ t: 'getPred', r }))
+    const res = await request(closer, (r) => ({ t: 'getPred', r }))
     // Only a node on a ring (it has successors) is taken: one that is still joining will notify us.
     if (res?.t !== 'pred' || res.s.length === 0) return false
-    let s = closer
-    for (let step = 0; step < 64; step++) {
-      const x: string | null = res.p
-      if (x === null || x === self || !between(x, self, s) || isDead(x)) break
-      const back = await request(x, (r) => ({ t: 'getPred', r }))
-      if (back?.t !== 'pred') break
-      s = x
-      res = back
-    }
+    const { s, res: at } = await stepBack(closer, res)
     if (table.successors()[0] !== first) return false // changed meanwhile
     bump(counters, 'ring.merge.adopted')
-    table.setSuccessors(inRingOrder([s, ...res.s, ...table.successors()]))
+    table.setSuccessors(inRingOrder([s, ...at.s, ...table.successors()]))
     ctx.send(s, { t: 'notify' })
     return true
   }
