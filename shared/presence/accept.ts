@@ -23,6 +23,7 @@ import { bytesEqual } from '../bytes.ts'
 import { createIdCache } from '../identity/id-cache.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { bump } from '../protocol.ts'
+import { TokenBucket } from '../token-bucket.ts'
 import { decodeValue } from '../wire/value.ts'
 import type { PresenceContext } from './context.ts'
 import { presenceTtl } from './options.ts'
@@ -55,19 +56,16 @@ export function createAccept(ctx: PresenceContext): Accept {
   const drop = (reason: string) => void bump(counters, `drop.${reason}`)
 
   /** Is `b` newer than what we hold of `author`? */
+  /** A new entry's update budget: the record that made it spent one token. */
+  function firstUpdate(now: number): TokenBucket {
+    const b = TokenBucket.perGap(cfg.updateGapMs, cfg.updateBurst, now)
+    b.take(1, now)
+    return b
+  }
+
   function isNewer(author: string, b: RecordBody): boolean {
     const have = table.version(author)
     return have === undefined || compareVersion(b, have) > 0
-  }
-
-  /** Take one token of `e`'s update budget, refilled one per updateGapMs up to updateBurst. */
-  function spend(e: Entry, now: number): boolean {
-    const refill = cfg.updateGapMs > 0 ? (now - e.tokensAt) / cfg.updateGapMs : Number.POSITIVE_INFINITY
-    e.tokens = Math.min(cfg.updateBurst, e.tokens + Math.max(0, refill))
-    e.tokensAt = now
-    if (e.tokens < 1) return false
-    e.tokens -= 1
-    return true
   }
 
   /** Make room for a new node: none when full, unless it is linked to us (then the stalest unlinked node goes). */
@@ -124,7 +122,7 @@ export function createAccept(ctx: PresenceContext): Accept {
     const state = b.state
     const have = table.get(author)
     if (have) {
-      if (!spend(have, now)) return drop('rate')
+      if (!have.updates.take(1, now)) return drop('rate')
       const changed = !bytesEqual(have.state, state)
       Object.assign(have, {
         session: b.session,
@@ -156,11 +154,9 @@ export function createAccept(ctx: PresenceContext): Accept {
       heardAt,
       state,
       record: rec,
-      tokens: cfg.updateBurst - 1,
-      tokensAt: now,
+      updates: firstUpdate(now),
       deadline: Number.POSITIVE_INFINITY,
-      lostTokens: cfg.lostBurst,
-      lostAt: now,
+      reports: TokenBucket.perGap(cfg.lostGapMs, cfg.lostBurst, now),
     })
     bump(counters, 'joined')
     ctx.emit({ id: author, kind: 'join', state: decodeValue(state) })

@@ -53,16 +53,6 @@ export function createLost(ctx: PresenceContext, announce: Announce): Lost {
   const pending = new Map<string, number>()
   const drop = (reason: string) => void bump(counters, `drop.${reason}`)
 
-  /** Take one of `e`'s report tokens, refilled one per lostGapMs up to lostBurst. */
-  function spend(e: Entry, now: number): boolean {
-    const refill = cfg.lostGapMs > 0 ? (now - e.lostAt) / cfg.lostGapMs : Number.POSITIVE_INFINITY
-    e.lostTokens = Math.min(cfg.lostBurst, e.lostTokens + Math.max(0, refill))
-    e.lostAt = now
-    if (e.lostTokens < 1) return false
-    e.lostTokens -= 1
-    return true
-  }
-
   /** Shorten `e`'s expiry to lostGraceMs from now (never lengthen it). */
   function suspect(e: Entry, now: number): void {
     const deadline = now + cfg.lostGraceMs
@@ -104,7 +94,7 @@ export function createLost(ctx: PresenceContext, announce: Announce): Lost {
       const now = deps.now()
       const from = table.get(origin)
       if (!from) return drop('lostUnknown')
-      if (!spend(from, now)) return drop('lostRate')
+      if (!from.reports.take(1, now)) return drop('lostRate')
       if (n.id === deps.id) {
         bump(counters, 'refuted')
         return announce.refute()

@@ -13,6 +13,7 @@
  * The entries are capped at `max` by the caller (presence.ts decides who
  * gets a place when the table is full); this file only stores.
  */
+import type { TokenBucket } from '../token-bucket.ts'
 import type { Version, WireRecord } from './record.ts'
 
 export interface Entry extends Version {
@@ -29,14 +30,12 @@ export interface Entry extends Version {
   state: Uint8Array
   /** The latest record, kept to answer pulls. */
   record: WireRecord
-  /** Update budget: tokens left, as of `tokensAt`. */
-  tokens: number
-  tokensAt: number
+  /** Update budget: one record per updateGapMs, up to updateBurst. */
+  updates: TokenBucket
   /** Reported lost (lost.ts): gone at this time of ours unless a newer record comes first. Infinity: not reported. */
   deadline: number
-  /** Budget of the `lost` reports this node may make: tokens left, as of `lostAt`. */
-  lostTokens: number
-  lostAt: number
+  /** Budget of the `lost` reports this node may make: one per lostGapMs, up to lostBurst. */
+  reports: TokenBucket
 }
 
 interface Tombstone extends Version {

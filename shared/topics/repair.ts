@@ -35,6 +35,7 @@
 
 import { fromHex, toHex } from '../bytes.ts'
 import { bump, type Counters } from '../protocol.ts'
+import { TokenBucket } from '../token-bucket.ts'
 import type { Value } from '../types.ts'
 import {
   ID_BYTES,
@@ -82,20 +83,16 @@ export interface RepairDeps {
 
 /** A token bucket per peer: `rate` per second, up to twice that saved. */
 class Budget {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+  private readonly buckets = new Map<string, TokenBucket>()
   constructor(private readonly rate: number) {}
   take(peer: string, n: number, now: number): boolean {
     let b = this.buckets.get(peer)
     if (!b) {
       if (this.buckets.size >= 1_024) this.buckets.delete(this.buckets.keys().next().value as string)
-      b = { tokens: 2 * this.rate, at: now }
+      b = new TokenBucket(this.rate, 2 * this.rate, now)
       this.buckets.set(peer, b)
     }
-    b.tokens = Math.min(2 * this.rate, b.tokens + ((now - b.at) / 1000) * this.rate)
-    b.at = now
-    if (b.tokens < n) return false
-    b.tokens -= n
-    return true
+    return b.take(n, now)
   }
   drop(peer: string): void {
     this.buckets.delete(peer)
