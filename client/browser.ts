@@ -22,7 +22,7 @@ import { checkBrowser, checkMixedContent } from './browser-support.ts'
 import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 // Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
-import { NativePeer } from './links/native-peer.ts'
+import { NativePeer, prepareCertificate, withCertificate } from './links/native-peer.ts'
 import type { JoinOptions } from './node/options.ts'
 import { markPhase } from './node/timeline.ts'
 import { OverlayNode } from './overlay.ts'
@@ -127,8 +127,10 @@ async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNo
   // The first server's socket and challenge need no identity: under way while the checks and the
   // identity's load (or making, with its puzzle) take their time (join time, issue 14).
   const pre = typeof WebSocket === 'function' ? preconnect(io as never, servers[0] as string) : undefined
+  // Likewise the DTLS certificate of this page's connections (native-peer.ts).
+  const cert = prepareCertificate()
   try {
-    return await joinWith(options, lieAboutFiles, pre)
+    return await joinWith(options, lieAboutFiles, pre, cert)
   } catch (err) {
     pre?.close()
     throw err
@@ -139,6 +141,7 @@ async function joinWith(
   options: JoinOptions,
   lieAboutFiles: boolean,
   preconnection: Preconnection | undefined,
+  certificate: Promise<RTCCertificate | undefined>,
 ): Promise<WeftNode> {
   // The identity loads while the browser is checked; a missing feature is still what the caller is told.
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
@@ -167,9 +170,11 @@ async function joinWith(
   markPhase('checked')
   const { identity, release, slot } = await loading
   markPhase('identity')
+  // Never waited for: made in a few ms, it is ready unless something is wrong with it.
+  const cert = await Promise.race([certificate, undefined])
   const node = new OverlayNode(
     {
-      SimplePeer: NativePeer,
+      SimplePeer: cert ? withCertificate(cert) : NativePeer,
       io: io as never,
       identity,
       release,

@@ -69,6 +69,46 @@ function randomLabel(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 }
 
+/** A certificate this close to its expiry is not handed to a new connection (Chromium's last 30 days). */
+const CERT_MARGIN_MS = 10 * 60_000
+
+/**
+ * The DTLS certificate for this page's connections, made once (join time,
+ * issue 14): without one, Chromium makes a key pair for every
+ * RTCPeerConnection, and the first offer of a page took 20-25 ms where it
+ * takes ~5 with the certificate ready; an answer likewise. Started when a
+ * join starts, so it is made while the identity loads. The certificate only
+ * names the DTLS key; a link is authenticated by its handshake (the node's
+ * Ed25519 key), so one certificate for all links tells a peer nothing that
+ * the node's id does not. Undefined where WebRTC or the call is missing, or
+ * it fails: each connection then makes its own, as before.
+ */
+let certificate: Promise<RTCCertificate | undefined> | undefined
+export function prepareCertificate(): Promise<RTCCertificate | undefined> {
+  if (certificate) return certificate
+  const Pc = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection
+  if (typeof Pc?.generateCertificate !== 'function') return Promise.resolve(undefined)
+  const made = Pc.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams).then(
+    (c) => c,
+    () => undefined,
+  )
+  certificate = made
+  return made
+}
+
+/** NativePeer, whose connections use `cert` while it is good for more than CERT_MARGIN_MS. */
+export function withCertificate(cert: RTCCertificate): typeof NativePeer {
+  return class extends NativePeer {
+    constructor(opts: PeerOptions = {}) {
+      if (cert.expires > Date.now() + CERT_MARGIN_MS)
+        opts = { ...opts, config: { ...opts.config, certificates: [cert] } }
+      // Past it (a page open for weeks): this connection makes its own, the page's next join a new one.
+      else certificate = undefined
+      super(opts)
+    }
+  }
+}
+
 export class NativePeer implements PeerInstance {
   _pc: RTCPeerConnection | null = null
   _channel: RTCDataChannel | null = null
