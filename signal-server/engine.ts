@@ -37,6 +37,13 @@
  * relayed stream) leaves in one system call. Nothing waits past the current
  * callback: no added latency, and engine.io's write buffer (the congestion
  * measure) drains as before.
+ *
+ * ws's frame receiver keeps the mask of the last frame it read, a 4-byte view
+ * into the TCP chunk that frame came in: each idle socket held on to its
+ * last chunk, ~420 bytes after a signal and as much as a whole relay frame
+ * after one. Each socket's receiver is given a subclass (LeanReceiver) that
+ * lets go of the mask once the frame's payload is read (the next frame
+ * brings its own).
  */
 import { createRequire } from 'node:module'
 import type { ServerOptions } from 'socket.io'
@@ -54,7 +61,14 @@ interface WsSocket {
 interface WsModule {
   WebSocketServer: new (options: object) => object
   WebSocket: new (...args: never[]) => WsSocket
+  Receiver: new (...args: never[]) => WsReceiver
 }
+interface WsReceiver {
+  getData(cb: unknown): void
+}
+
+/** ws's receiver states (ws/lib/receiver.js): reading a frame's payload. */
+const GET_DATA = 4
 
 const uncork = (tcp: TcpStream) => tcp.uncork()
 
@@ -63,7 +77,19 @@ export function tunedWsEngine(): WsServerClass {
   // engine.io's own ws (whatever npm placed where engine.io finds it), not whichever ws is nearest to us.
   const fromEngine = createRequire(createRequire(import.meta.url).resolve('engine.io'))
   const ws = fromEngine('ws') as WsModule
+  /** ws's receiver, letting go of the last frame's mask once the frame is read (see the header). */
+  class LeanReceiver extends ws.Receiver {
+    override getData(cb: unknown): void {
+      super.getData(cb)
+      if (Reflect.get(this, '_state') !== GET_DATA) Reflect.set(this, '_mask', undefined)
+    }
+  }
   class CoalescingWebSocket extends ws.WebSocket {
+    setSocket(...args: unknown[]): void {
+      Reflect.apply(Reflect.get(ws.WebSocket.prototype, 'setSocket') as (...a: unknown[]) => void, this, args)
+      const receiver: unknown = Reflect.get(this, '_receiver')
+      if (receiver instanceof ws.Receiver) Object.setPrototypeOf(receiver, LeanReceiver.prototype)
+    }
     override send(data: unknown, options?: unknown, cb?: unknown): void {
       const tcp: unknown = Reflect.get(this, '_socket')
       if (isTcpStream(tcp) && tcp.writableCorked === 0) {
@@ -114,6 +140,83 @@ export function slimSocket(socket: object, listeners: unknown[]): void {
   Reflect.set(socket, 'handshake', EMPTY_HANDSHAKE)
   Reflect.set(socket, 'acks', NO_ACKS)
   Reflect.set(socket, '_anyListeners', listeners)
+}
+
+/** What slimSession touches of a socket.io socket. */
+export interface SessionLike {
+  id: string
+  conn: object
+  leave(room: string): unknown
+  nsp: { adapter: { sids: Map<string, unknown> } }
+}
+
+/**
+ * Everything a new socket can do without, once the Host header is read: engine.io's copy of the first
+ * HTTP request (dropping it is socket.io's documented saving); the handshake, listener list and ack
+ * table (slimSocket); the room named after the socket's own id, and the adapter's set of the socket's
+ * rooms, empty once it left that room: this server never joins rooms nor broadcasts (the only users
+ * of that table), and the adapter makes the set again if a room is ever joined.
+ */
+export function slimSession(socket: SessionLike, listeners: unknown[]): void {
+  Reflect.set(socket.conn, 'request', null)
+  slimSocket(socket, listeners)
+  socket.leave(socket.id)
+  socket.nsp.adapter.sids.delete(socket.id)
+}
+
+/**
+ * The chain of event emitters under one socket.io socket, top down: the socket.io socket, engine.io's
+ * socket, its WebSocket transport, ws's WebSocket, ws's frame receiver, the TCP socket. Each one found
+ * is passed to `visit`; returns how many were found (6 with the libraries this was written against:
+ * engine.test.ts fails if an upgrade changes the chain).
+ */
+export function emitterChain(socket: object, visit: (emitter: object) => void): number {
+  const get = (o: unknown, key: string): object | null => {
+    const v: unknown = typeof o === 'object' && o !== null ? Reflect.get(o, key) : null
+    return typeof v === 'object' && v !== null ? v : null
+  }
+  const engine = get(socket, 'conn')
+  const transport = get(engine, 'transport')
+  const ws = get(transport, 'socket')
+  const chain = [socket, engine, transport, ws, get(ws, '_receiver'), get(ws, '_socket')]
+  let found = 0
+  for (const emitter of chain)
+    if (emitter) {
+      visit(emitter)
+      found++
+    }
+  return found
+}
+
+/**
+ * Node's EventEmitter keeps its listeners in a null-prototype object, which V8 holds as a hash table
+ * (dictionary mode): ~450 bytes with the five or six events each emitter under a socket listens to.
+ * The same keys in a fresh object, added in the same order and then given the null prototype, are a
+ * fast-mode object sharing one hidden class across sockets: ~90 bytes. Same keys, same lookups, still
+ * no prototype (so `emit('toString')` still finds nothing); an event removed later turns the object
+ * back into a hash table, which is all it costs. Returns whether `emitter` had listeners to compact.
+ */
+export function compactListeners(emitter: object): boolean {
+  const events: unknown = Reflect.get(emitter, '_events')
+  if (typeof events !== 'object' || events === null || Object.getPrototypeOf(events) !== null) return false
+  const fast: Record<string | symbol, unknown> = {}
+  for (const key of Reflect.ownKeys(events)) {
+    const v: unknown = Reflect.get(events, key)
+    // An event with several listeners has an array, grown with slack as they were pushed: copy it tight.
+    fast[key] = Array.isArray(v) ? v.slice() : v
+  }
+  Object.setPrototypeOf(fast, null)
+  Reflect.set(emitter, '_events', fast)
+  return true
+}
+
+/** Compact the listeners of every emitter under `socket` (call once they are all attached); returns how many. */
+export function compactSession(socket: object): number {
+  let compacted = 0
+  emitterChain(socket, (e) => {
+    if (compactListeners(e)) compacted++
+  })
+  return compacted
 }
 
 /** socket.io's options for the transport (see the header). */
