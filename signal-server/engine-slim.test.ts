@@ -9,7 +9,15 @@ import type { AddressInfo } from 'node:net'
 import { Server, type Socket } from 'socket.io'
 import { type Socket as ClientSocket, io as connectClient } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { compactSession, emitterChain, slimSession, transportOptions } from './engine.ts'
+import { WebSocket } from 'ws'
+import {
+  compactSession,
+  createHeartbeats,
+  emitterChain,
+  type Heartbeats,
+  slimSession,
+  transportOptions,
+} from './engine.ts'
 
 let http: HttpServer | null = null
 let server: Server | null = null
@@ -60,6 +68,8 @@ describe('slimSession', () => {
     const back = new Promise((r) => client.on('back', r))
     socket.emit('back', 2)
     expect(await back).toBe(2)
+    // The middleware list is shared by every socket: adding to it fails loudly.
+    expect(() => socket.use(() => {})).toThrow(TypeError)
     // A room joined later still works: the adapter makes the socket's set again.
     socket.join('r')
     expect(socket.rooms.has('r')).toBe(true)
@@ -93,6 +103,19 @@ describe('compactSession', () => {
     expect(after.slice(4)).toEqual(before.slice(4))
   })
 
+  it("tightens engine.io's cleanup list and the decoder's listener list (same entries, new arrays)", async () => {
+    const { socket } = await pair()
+    const cleanup = get(socket, 'conn', 'cleanupFn')
+    const decoded = get(socket, 'client', 'decoder', '_callbacks', '$decoded')
+    expect(cleanup).toHaveLength(1)
+    expect(decoded).toHaveLength(1)
+    compactSession(socket)
+    expect(get(socket, 'conn', 'cleanupFn')).not.toBe(cleanup)
+    expect(get(socket, 'conn', 'cleanupFn')).toEqual(cleanup)
+    expect(get(socket, 'client', 'decoder', '_callbacks', '$decoded')).not.toBe(decoded)
+    expect(get(socket, 'client', 'decoder', '_callbacks', '$decoded')).toEqual(decoded)
+  })
+
   it('every event still fires after compaction: messages both ways, and the close reaches socket.io', async () => {
     let disconnected: (reason: string) => void = () => {}
     const closed = new Promise<string>((r) => {
@@ -122,5 +145,82 @@ describe("ws's receiver", () => {
     await got
     expect(get(receiver, '_mask')).toBeUndefined()
     expect(get(receiver, '_state')).toBe(0) // waiting for the next frame's header (GET_INFO)
+  })
+})
+
+describe('heartbeats on one timer', () => {
+  const PING = { pingInterval: 100, pingTimeout: 100 }
+  let beats: Heartbeats | null = null
+  afterEach(() => beats?.close())
+
+  async function beating(): Promise<{
+    url: string
+    engine: { on(e: 'connection', f: (raw: object) => void): void }
+  }> {
+    http = createServer()
+    server = new Server(http, { serveClient: false, ...transportOptions(), ...PING })
+    const b = createHeartbeats(PING)
+    beats = b
+    server.engine.on('connection', (raw: object) => b.adopt(raw))
+    await new Promise<void>((r) => http?.listen(0, '127.0.0.1', r))
+    return { url: `127.0.0.1:${(http.address() as AddressInfo).port}`, engine: server.engine }
+  }
+
+  it('pings a socket that answers, which stays connected; no Timeout is left on it', async () => {
+    const { url, engine } = await beating()
+    const raw = new Promise<object>((r) => engine.on('connection', r))
+    const client = connectClient(`http://${url}`, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    })
+    clients.push(client)
+    let pings = 0
+    client.io.on('ping', () => pings++)
+    const s = await raw
+    expect(beats?.size()).toBe(1)
+    expect(get(s, 'pingIntervalTimer', '_onTimeout')).toBeUndefined()
+    await new Promise<void>((resolve, reject) => {
+      const t0 = Date.now()
+      const check = setInterval(() => {
+        if (!client.connected) reject(new Error('disconnected'))
+        else if (pings >= 5) resolve()
+        else if (Date.now() - t0 > 10_000) reject(new Error(`only ${pings} pings`))
+        else return
+        clearInterval(check)
+      }, 20)
+    })
+    expect(client.connected).toBe(true)
+    expect(get(s, 'pingTimeoutTimer', '_onTimeout')).toBeUndefined()
+    client.disconnect()
+    await new Promise<void>((r) => {
+      const check = setInterval(() => {
+        if (beats?.size() !== 0) return
+        clearInterval(check)
+        r()
+      }, 10)
+    })
+  })
+
+  it('closes a socket that never answers a ping (ping timeout), and forgets it', async () => {
+    const { url, engine } = await beating()
+    const closed = new Promise<{ reason: string; ms: number }>((resolve) =>
+      engine.on('connection', (raw) => {
+        const t0 = Date.now()
+        ;(raw as { on(e: 'close', f: (reason: string) => void): void }).on('close', (reason) =>
+          resolve({ reason, ms: Date.now() - t0 }),
+        )
+      }),
+    )
+    // A bare engine.io client over ws that reads the open packet and then stays silent.
+    const silent = new WebSocket(`ws://${url}/socket.io/?EIO=4&transport=websocket`)
+    try {
+      const { reason, ms } = await closed
+      expect(reason).toBe('ping timeout')
+      expect(ms).toBeGreaterThanOrEqual(PING.pingInterval + PING.pingTimeout - 20)
+      expect(beats?.size()).toBe(0)
+    } finally {
+      silent.close()
+    }
   })
 })

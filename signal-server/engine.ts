@@ -131,6 +131,8 @@ class NoAcks extends Map<number, unknown> {
   }
 }
 const NO_ACKS = new NoAcks()
+/** The per-socket middleware list every socket shares: this server has none (socket.use() would throw). */
+const NO_MIDDLEWARE: readonly unknown[] = Object.freeze([])
 
 /**
  * Give `socket` the shared empty handshake, ack table and catch-all listener list (`listeners`, one
@@ -160,6 +162,7 @@ export interface SessionLike {
 export function slimSession(socket: SessionLike, listeners: unknown[]): void {
   Reflect.set(socket.conn, 'request', null)
   slimSocket(socket, listeners)
+  Reflect.set(socket, 'fns', NO_MIDDLEWARE)
   socket.leave(socket.id)
   socket.nsp.adapter.sids.delete(socket.id)
 }
@@ -210,12 +213,29 @@ export function compactListeners(emitter: object): boolean {
   return true
 }
 
-/** Compact the listeners of every emitter under `socket` (call once they are all attached); returns how many. */
+/** `o[key]`, an array grown by pushes (with room for more), replaced by a copy of its exact length. */
+function tighten(o: unknown, key: string): void {
+  const v: unknown = typeof o === 'object' && o !== null ? Reflect.get(o, key) : undefined
+  if (Array.isArray(v)) Reflect.set(o as object, key, v.slice())
+}
+
+/**
+ * Compact the listeners of every emitter under `socket` (call once they are all attached); returns how
+ * many listener tables were rebuilt. Also tightens two lists each socket fills once at its start and
+ * then keeps (each pushed to from empty, so with room for 16 more): engine.io's cleanup callbacks and
+ * the socket.io decoder's one listener.
+ */
 export function compactSession(socket: object): number {
   let compacted = 0
   emitterChain(socket, (e) => {
     if (compactListeners(e)) compacted++
   })
+  tighten(Reflect.get(socket, 'conn'), 'cleanupFn')
+  const decoder: unknown = Reflect.get(Reflect.get(socket, 'client') as object, 'decoder')
+  const callbacks: unknown =
+    typeof decoder === 'object' && decoder !== null ? Reflect.get(decoder, '_callbacks') : null
+  if (typeof callbacks === 'object' && callbacks !== null)
+    for (const k of Object.keys(callbacks)) tighten(callbacks, k)
   return compacted
 }
 
@@ -227,5 +247,105 @@ export function transportOptions(): Partial<ServerOptions> {
     perMessageDeflate: false,
     httpCompression: false,
     wsEngine: tunedWsEngine(),
+  }
+}
+
+// ------------------------------------------------------------------ heartbeats
+
+/** What Heartbeats uses of engine.io's socket (protocol 4: the server pings, the client answers). */
+interface EngineSocket {
+  readyState: string
+  pingIntervalTimer: unknown
+  pingTimeoutTimer: unknown
+  hasRefreshedPingTimeout: boolean
+  sendPacket(type: string): void
+  onPacket(packet: { type: string }): void
+  onClose(reason: string, description?: unknown): void
+}
+interface EngineModule {
+  Socket: new (...args: never[]) => EngineSocket
+}
+
+/**
+ * Stands in for both of a socket's heartbeat timers: engine.io refreshes and clears them, which for
+ * this one is nothing (Heartbeats keeps the times). Not a Timeout, so clearTimeout leaves it be.
+ */
+const BEAT = Object.freeze({ refresh: () => BEAT })
+
+export interface Heartbeats {
+  /** Take over `engineSocket`'s heartbeat (from its engine.io 'connection' event on). */
+  adopt(engineSocket: object): void
+  /** Sockets whose heartbeat is kept here. */
+  size(): number
+  close(): void
+}
+
+/**
+ * Every socket's heartbeat on one timer. engine.io gives each socket a Timeout (and a closure) for
+ * its next ping, and another for the pong it then waits for: ~250 bytes a socket. Here one table
+ * holds, per socket, the tick its next step is due: send the ping, or, when a pong is awaited, close
+ * it (`ping timeout`); one timer walks the table each tick (1/20 of the shorter of pingInterval and
+ * pingTimeout, 1 s with engine.io's defaults: a ping or a timeout is at most that late). The rest is
+ * engine.io's: an adopted socket's class becomes a subclass that moves its due tick when a pong, or
+ * any packet while a pong is awaited (once per ping, as engine.io does), arrives, and leaves the
+ * table when it closes; both timer fields hold BEAT.
+ */
+export function createHeartbeats(opts: { pingInterval: number; pingTimeout: number }): Heartbeats {
+  // The engine.io socket.io runs on (whatever npm placed where socket.io finds it).
+  const engine = createRequire(createRequire(import.meta.url).resolve('socket.io'))(
+    'engine.io',
+  ) as EngineModule
+  const tickMs = Math.max(10, Math.min(opts.pingInterval, opts.pingTimeout) / 20)
+  const intervalTicks = Math.ceil(opts.pingInterval / tickMs)
+  const timeoutTicks = Math.ceil(opts.pingTimeout / tickMs)
+  const due = new Map<EngineSocket, number>()
+  let tick = 0
+
+  class HeartbeatSocket extends engine.Socket {
+    override onPacket(packet: { type: string }): void {
+      if (this.readyState === 'open' && this.pingTimeoutTimer === BEAT) {
+        if (packet.type === 'pong') due.set(this, tick + intervalTicks)
+        else if (!this.hasRefreshedPingTimeout) due.set(this, tick + timeoutTicks)
+      }
+      super.onPacket(packet)
+    }
+    override onClose(reason: string, description?: unknown): void {
+      due.delete(this)
+      super.onClose(reason, description)
+    }
+  }
+
+  const step = () => {
+    tick++
+    for (const [s, at] of due) {
+      if (at > tick) continue
+      if (s.readyState !== 'open') due.delete(s)
+      else if (s.pingTimeoutTimer === BEAT) s.onClose('ping timeout')
+      else {
+        s.hasRefreshedPingTimeout = false
+        s.sendPacket('ping')
+        s.pingTimeoutTimer = BEAT
+        due.set(s, tick + timeoutTicks)
+      }
+    }
+  }
+  const timer = setInterval(step, tickMs)
+  timer.unref()
+
+  return {
+    adopt(raw) {
+      if (!(raw instanceof engine.Socket) || raw.readyState !== 'open') return
+      clearTimeout(raw.pingIntervalTimer as NodeJS.Timeout)
+      clearTimeout(raw.pingTimeoutTimer as NodeJS.Timeout)
+      raw.pingIntervalTimer = BEAT
+      raw.pingTimeoutTimer = null
+      Object.setPrototypeOf(raw, HeartbeatSocket.prototype)
+      due.set(raw, tick + intervalTicks)
+    },
+    size: () => due.size,
+    close() {
+      clearInterval(timer)
+      due.clear()
+    },
   }
 }

@@ -35,7 +35,7 @@ import {
 } from './connections.ts'
 import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
-import { compactSession, slimSession, transportOptions } from './engine.ts'
+import { compactSession, createHeartbeats, slimSession, transportOptions } from './engine.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createIce } from './ice.ts'
@@ -160,9 +160,15 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
           : 'transport-error',
       )
   }
+  // One timer for every socket's heartbeat instead of a Timeout or two each (engine.ts).
+  const heartbeats = createHeartbeats({
+    pingInterval: io.engine.opts.pingInterval ?? 25_000,
+    pingTimeout: io.engine.opts.pingTimeout ?? 20_000,
+  })
   io.engine.on('connection', (raw: EngineConn) => {
     sessionSource.set(raw, sources.openSocket(sourceOf(raw.request)))
     raw.on('close', onSessionClose)
+    heartbeats.adopt(raw)
   })
 
   // ------------------------------------------------------------------ cluster, context
@@ -372,6 +378,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       closed ??= (async () => {
         closing = true
         clearInterval(sweepTimer)
+        heartbeats.close()
         for (const socket of sockets().values()) {
           const c = socket.data.conn
           if (c?.timer) clearTimeout(c.timer)
