@@ -31,8 +31,10 @@
  *   BENCH_PROF=1 ...                           also writes a CPU profile of weft's server to /tmp/prof
  */
 import { fileURLToPath } from 'node:url'
+import { writeHeapSnapshot } from 'node:v8'
 import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
 import { createSignalServer } from '../signal-server/index.ts'
+import { heapByKind, perPeer } from './_heap-snapshot.ts'
 import { clusterPhase } from './_server-cluster.ts'
 import {
   createBareServer,
@@ -83,6 +85,11 @@ async function serverRole(): Promise<void> {
   serve({
     address: async () => server.address,
     heap: gcHeap,
+    /** A heap snapshot after GC, to `path` (BENCH_HEAPSNAP). */
+    snapshot: async (path) => {
+      await gcHeap()
+      return writeHeapSnapshot(path as string)
+    },
     rss: async () => process.memoryUsage().rss,
     metrics: async () => server.metrics(),
     cpu: async () => process.cpuUsage(),
@@ -371,9 +378,42 @@ async function measure(kind: 'weft' | 'bare', clients: Role): Promise<Figures> {
   }
 }
 
+/**
+ * Where a peer's heap goes (BENCH_HEAPSNAP=weft or bare): snapshots of the server with nobody and with
+ * PEERS peers registered, subtracted kind by kind (_heap-snapshot.ts); prints bytes per peer by kind.
+ */
+async function heapBreakdown(kind: 'weft' | 'bare', clients: Role): Promise<Figures> {
+  const server = spawnRole(HERE, 'server', [`--kind=${kind}`])
+  try {
+    const addr = await server.call<string>('address')
+    const warmup = Math.min(200, PEERS)
+    await clients.call('prepare', { count: PEERS + warmup })
+    await clients.call('fill', { addr, count: warmup, concurrency: 20 })
+    await clients.call('leave')
+    const dir = process.env.BENCH_HEAPSNAP_DIR ?? '/tmp'
+    const before = heapByKind(await server.call<string>('snapshot', `${dir}/weft-${kind}-0.heapsnapshot`))
+    await clients.call('fill', { addr, count: PEERS, concurrency: FILL_CONCURRENCY })
+    const peers = (await server.call<Figures>('metrics')).peers ?? 0
+    const after = heapByKind(await server.call<string>('snapshot', `${dir}/weft-${kind}-n.heapsnapshot`))
+    const rows = perPeer(before, after, peers)
+    const total = rows.reduce((n, r) => n + r.bytesPerPeer, 0)
+    console.log(`${kind}: ${peers} peers, ${total} B per peer in kinds of 8 B or more:`)
+    for (const r of rows.slice(0, 60))
+      console.log(
+        `${String(r.bytesPerPeer).padStart(7)} B  ${r.objectsPerPeer.toFixed(2).padStart(6)}  ${r.kind}`,
+      )
+    await clients.call('leave')
+    return { peers, heapBytesPerPeerSnapshot: total }
+  } finally {
+    await server.stop()
+  }
+}
+
 export async function run(): Promise<Figures> {
   const clients = spawnRole(HERE, 'clients')
   try {
+    const snap = process.env.BENCH_HEAPSNAP
+    if (snap === 'weft' || snap === 'bare') return await heapBreakdown(snap, clients)
     const figures: Figures = await measure('weft', clients)
     if (process.env.BENCH_BARE !== '0') {
       const bare = await measure('bare', clients)

@@ -35,7 +35,7 @@ import {
 } from './connections.ts'
 import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
-import { slimSocket, transportOptions } from './engine.ts'
+import { compactSession, createHeartbeats, slimSession, transportOptions } from './engine.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createIce } from './ice.ts'
@@ -160,9 +160,15 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
           : 'transport-error',
       )
   }
+  // One timer for every socket's heartbeat instead of a Timeout or two each (engine.ts).
+  const heartbeats = createHeartbeats({
+    pingInterval: io.engine.opts.pingInterval ?? 25_000,
+    pingTimeout: io.engine.opts.pingTimeout ?? 20_000,
+  })
   io.engine.on('connection', (raw: EngineConn) => {
     sessionSource.set(raw, sources.openSocket(sourceOf(raw.request)))
     raw.on('close', onSessionClose)
+    heartbeats.adopt(raw)
   })
 
   // ------------------------------------------------------------------ cluster, context
@@ -261,17 +267,14 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       o,
       now,
     )
-    // Memory: engine.io keeps each session's first HTTP request (dropping it is socket.io's documented
-    // saving), the handshake keeps its headers, URL and a date string, and every socket joins a room
-    // named after its own id. We need none of them once the Host header is read.
-    // One shared empty handshake, listener list and ack table replace each socket's own (engine.ts).
-    Reflect.set(socket.conn, 'request', null)
-    slimSocket(socket, anyListeners)
-    socket.leave(socket.id)
+    // Memory: what the socket needs no more once the Host header is read (engine.ts).
+    slimSession(socket, anyListeners)
     socket.data.conn = c
     c.timer = setTimeout(onTimeout, o.registerTimeoutMs, c)
     c.timer.unref?.()
     socket.on('disconnect', onDisconnect)
+    // Every listener of this socket's emitters is attached by now: hold them compactly (engine.ts).
+    compactSession(socket)
     socket.emit('challenge', { nonce: c.nonce as Uint8Array })
   })
 
@@ -375,6 +378,7 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       closed ??= (async () => {
         closing = true
         clearInterval(sweepTimer)
+        heartbeats.close()
         for (const socket of sockets().values()) {
           const c = socket.data.conn
           if (c?.timer) clearTimeout(c.timer)

@@ -17,7 +17,7 @@
  * bootstrap sample, the other servers, and the operator's STUN/TURN servers
  * (with TURN credentials made for this id, ice.ts).
  */
-import { isPublicKey, nodeIdOf, verify } from '../../shared/identity/keys.ts'
+import { isPublicKey } from '../../shared/identity/keys.ts'
 import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
 import {
   type RegisterAck,
@@ -29,6 +29,7 @@ import {
 import { type Ack, type Conn, State } from '../connections.ts'
 import { type ServerContext, sample } from '../context.ts'
 import { inc } from '../metrics.ts'
+import { nodeIdNow, verifyOnce } from '../verify.ts'
 
 /** Refuse a registration (or a connection that never registered): answer, count, hang up. */
 export function failRegister(ctx: ServerContext, c: Conn, ack: Ack | undefined, reason: RejectReason): void {
@@ -56,11 +57,9 @@ export async function onRegister(
   if (!ctx.publicHosts.has(c.host)) return fail('wrong-server')
   if (!meetsPuzzle(p.publicKey, o.puzzleBits)) return fail('weak-identity')
   c.state = State.Registering
-  const good = await verify(p.publicKey, registrationMessage(c.host, c.nonce), p.signature)
-  if (c.state !== State.Registering) return
-  if (!good) return fail('bad-signature')
-  const id = await nodeIdOf(p.publicKey)
-  if (c.state !== State.Registering) return
+  if (!verifyOnce(p.publicKey, registrationMessage(c.host, c.nonce), p.signature))
+    return fail('bad-signature')
+  const id = nodeIdNow(p.publicKey)
   if (!sources.claimIdentity(c.source, id, now)) return fail('too-many-identities')
   c.id = id
   const session = cluster.session(c.socket.id)
