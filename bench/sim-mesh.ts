@@ -28,6 +28,16 @@
  * to settle; `unoptimisedLdh` is the same run with it off (the first
  * broadcast's tree, as Plumtree builds it).
  *
+ * Bounds, computed on the same graph (hop counts only, every origin):
+ * `graphEccentricityLdh`, the mean eccentricity, is what per-origin
+ * shortest-path trees would give; `bestTreeLdh` is the best any one shared
+ * tree of breadth-first shape gives (the best root's BFS tree; the tree's
+ * own eccentricity from each origin), `centreTreeLdh` the mean over the
+ * graph's centres, `randomRootTreeLdh` over all roots. A shared tree has
+ * one path between two nodes, so its LDH is its eccentricity whatever the
+ * latencies; with redundant links the first copy follows the lowest
+ * latency, which is what flooding's `floodLdh` shows.
+ *
  *   npm run bench -- sim-mesh                       (N = 256, one to two minutes)
  *   SIM_MESH_N=10000 npm run bench -- sim-mesh      (the scale run alone; SIM_MESH_WARMUP=20 broadcasts first)
  */
@@ -44,7 +54,7 @@ const SEED = 2024
 /** Concurrent broadcasts per round in the burst runs, and how many rounds are measured. */
 const BURST = 8
 const BURSTS = 12
-/** Broadcasts before the scale run measures (the tree optimisation needs 16 per link pair). */
+/** Broadcasts before the scale run measures (the tree optimisation needs 8 per link pair). */
 const SCALE_WARMUP = Number(process.env.SIM_MESH_WARMUP ?? 20)
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
@@ -143,6 +153,54 @@ async function meshFigures(mesh: MeshOptions, burst: number, warmRounds: number,
   return { ...measured, warmupRmr: warm.rmr, warmupCoverage: warm.coverage, eagerLinks }
 }
 
+/** Breadth-first distances from `root` over `adj` (index lists). */
+function bfs(adj: number[][], root: number): Int32Array {
+  const d = new Int32Array(adj.length).fill(-1)
+  d[root] = 0
+  const q = [root]
+  for (let i = 0; i < q.length; i++) {
+    const u = q[i] as number
+    for (const v of adj[u] as number[])
+      if (d[v] === -1) {
+        d[v] = (d[u] as number) + 1
+        q.push(v)
+      }
+  }
+  return d
+}
+
+const eccentricity = (adj: number[][], o: number) => Math.max(...bfs(adj, o))
+
+/** The LDH bounds above, on the bench's graph. */
+async function treeBounds() {
+  const sim = createSim<FloodMsg>({ seed: SEED })
+  const ids = Array.from({ length: N }, () => sim.randomId())
+  for (const id of ids) sim.addNode(id, createFlood)
+  await randomGraph(sim, ids, DEGREE)
+  const index = new Map(ids.map((id, i) => [id, i]))
+  const adj = ids.map((id) => sim.linksOf(id).map((y) => index.get(y) as number))
+  const graphEcc = ids.map((_, o) => eccentricity(adj, o))
+  const radius = Math.min(...graphEcc)
+  const perRoot = ids.map((_, r) => {
+    // The BFS tree from r (each node's first-found parent), then its eccentricity from every origin.
+    const d = bfs(adj, r)
+    const tree: number[][] = ids.map(() => [])
+    for (let v = 0; v < N; v++) {
+      if (v === r) continue
+      const p = (adj[v] as number[]).find((u) => d[u] === (d[v] as number) - 1) as number
+      tree[v]?.push(p)
+      tree[p]?.push(v)
+    }
+    return mean(ids.map((_, o) => eccentricity(tree, o)))
+  })
+  return {
+    graphEccentricityLdh: round(mean(graphEcc), 2),
+    bestTreeLdh: round(Math.min(...perRoot), 2),
+    centreTreeLdh: round(mean(perRoot.filter((_, r) => graphEcc[r] === radius)), 2),
+    randomRootTreeLdh: round(mean(perRoot), 2),
+  }
+}
+
 /** Plumtree as published (without its tree optimisation): one announcement round, every duplicate prunes at once. */
 const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0, optimiseSamples: 0 }
 
@@ -155,6 +213,7 @@ export async function run(): Promise<Record<string, unknown>> {
   }
   const t0 = performance.now()
   const flood = await floodFigures()
+  const bounds = await treeBounds()
   const mesh = await meshFigures({}, 1, WARMUP, MEASURED)
   const unoptimised = await meshFigures({ optimiseSamples: 0 }, 1, 10, 30)
   const bursts = await meshFigures({}, BURST, 3, BURSTS)
@@ -176,6 +235,7 @@ export async function run(): Promise<Record<string, unknown>> {
     ldhMax: mesh.ldhMax,
     unoptimisedLdh: unoptimised.ldh,
     unoptimisedLdhMax: unoptimised.ldhMax,
+    ...bounds,
     optimiseSwapsPerBroadcast: mesh.swaps,
     duplicateDeliveries: mesh.duplicateDeliveries,
     eagerLinks: mesh.eagerLinks,

@@ -52,7 +52,7 @@ async function fromOrigin(i: number, hops: number): Promise<GossipMsg & { id: st
 
 describe('the tree optimisation at one node', () => {
   it('swaps the eager link for a lazy one that was 3 hops sooner on 16 broadcasts: GRAFT it, PRUNE the other', async () => {
-    const n = node([E, L])
+    const n = node([E, L], { optimiseSamples: 16, optimiseMargin: 1 })
     await n.mesh.handle(L, { type: 'prune' }) // L lazy
     expect(n.mesh.eagerPeers()).toEqual([E])
     let i = 0
@@ -88,6 +88,25 @@ describe('the tree optimisation at one node', () => {
     n.clock.t += 300
     n.mesh.tick(n.clock.t)
     expect(n.mesh.counters.pruneHeld).toBe(1)
+    expect(n.mesh.eagerPeers()).toEqual([L])
+  })
+
+  it('by default decides on 8 broadcasts: none before the 8th, a swap soon after', async () => {
+    const n = node([E, L])
+    await n.mesh.handle(L, { type: 'prune' })
+    let i = 0
+    for (; i < 7; i++) {
+      const g = await fromOrigin(i, 5)
+      await n.mesh.handle(E, g)
+      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+    }
+    expect(n.mesh.counters.optimiseSwaps).toBeUndefined()
+    for (; i < 60 && !n.mesh.counters.optimiseSwaps; i++) {
+      const g = await fromOrigin(i, 5)
+      await n.mesh.handle(E, g)
+      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+    }
+    expect(n.mesh.counters.optimiseSwaps).toBe(1)
     expect(n.mesh.eagerPeers()).toEqual([L])
   })
 

@@ -44,6 +44,23 @@
  * count is not signed: a liar can only claim to be close (0 is refused from
  * anyone but the origin, counted `drop.badIHaveHops`), which at worst makes
  * this node graft it, as any neighbour may ask; repairs then route around it.
+ *
+ * How far a shared tree can go (bench/sim-mesh.ts, N = 256, degree 6,
+ * broadcasts from random origins): a tree has one path between two nodes,
+ * so its last delivery hop (LDH) is its eccentricity from the origin,
+ * whatever the latencies. The best breadth-first tree of the graph gives
+ * 6.95, one rooted at a centre of the graph 7.08, a random root 8.18; this
+ * optimisation settles at ~8.1 (11.1 without it). Below that needs
+ * per-origin paths (shortest-path trees would give 4.92), which need
+ * repeated broadcasts from the same origin to learn. Spending payloads
+ * beyond the tree does not help: the first copy to arrive follows the
+ * lowest-latency path, usually longer in hops (flooding, RMR 4: 8.34).
+ * Measured and left out: the origin and hop-1 nodes pushing to every link
+ * (on the best tree 6.95 → 7.23 and 7.51, latency-first over the sim's
+ * latencies), and directional shortcuts (a node pushing to a lazy neighbour
+ * whose announcements showed it 2+ hops behind for broadcasts from one
+ * incoming link; in the simulator LDH 8.27 → 8.63 settled, 9.55 → 11.15
+ * after churn, RMR 0.05-0.2).
  */
 import { bump } from '../protocol.ts'
 import type { MeshContext } from './context.ts'
