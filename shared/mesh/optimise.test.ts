@@ -50,6 +50,13 @@ async function fromOrigin(i: number, hops: number): Promise<GossipMsg & { id: st
   return { ...(out[0] as GossipMsg), hops, id }
 }
 
+/** Broadcast i comes eagerly over E at 5 hops, then L announces it at 1: one sample of gain 3. */
+async function sampleOnce(mesh: ReturnType<typeof node>['mesh'], i: number): Promise<void> {
+  const g = await fromOrigin(i, 5)
+  await mesh.handle(E, g)
+  await mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+}
+
 describe('the tree optimisation at one node', () => {
   it('swaps the eager link for a lazy one that was 3 hops sooner on 16 broadcasts: GRAFT it, PRUNE the other', async () => {
     const n = node([E, L], { optimiseSamples: 16, optimiseMargin: 1 })
@@ -57,17 +64,13 @@ describe('the tree optimisation at one node', () => {
     expect(n.mesh.eagerPeers()).toEqual([E])
     let i = 0
     for (; i < 15; i++) {
-      const g = await fromOrigin(i, 5)
-      await n.mesh.handle(E, g)
-      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+      await sampleOnce(n.mesh, i)
     }
     expect(n.mesh.counters.optimiseSwaps).toBeUndefined() // fewer than 16 samples: no decision yet
     n.sent.length = 0
     // From the 16th on, the rule holds; the swap comes by chance (0.25 a sample), within a few.
     for (; i < 60 && !n.mesh.counters.optimiseSwaps; i++) {
-      const g = await fromOrigin(i, 5)
-      await n.mesh.handle(E, g)
-      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+      await sampleOnce(n.mesh, i)
     }
     expect(n.mesh.counters.optimiseSwaps).toBe(1)
     expect(n.mesh.eagerPeers()).toEqual([L])
@@ -96,15 +99,11 @@ describe('the tree optimisation at one node', () => {
     await n.mesh.handle(L, { type: 'prune' })
     let i = 0
     for (; i < 7; i++) {
-      const g = await fromOrigin(i, 5)
-      await n.mesh.handle(E, g)
-      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+      await sampleOnce(n.mesh, i)
     }
     expect(n.mesh.counters.optimiseSwaps).toBeUndefined()
     for (; i < 60 && !n.mesh.counters.optimiseSwaps; i++) {
-      const g = await fromOrigin(i, 5)
-      await n.mesh.handle(E, g)
-      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+      await sampleOnce(n.mesh, i)
     }
     expect(n.mesh.counters.optimiseSwaps).toBe(1)
     expect(n.mesh.eagerPeers()).toEqual([L])
