@@ -8,7 +8,12 @@
  * first, join time, issue 14). Glare, both ends dialling each other at once:
  * the lower id's offer wins; the higher id drops its own attempt and answers
  * (inbound.ts). Signals from the offering side carry `o: true`, so the ICE
- * candidates of a losing offer are told apart and dropped. When no direct
+ * candidates of a losing offer are told apart and dropped. The winner sends
+ * its offer and candidates again, once, when it drops the loser's offer
+ * (`replayOffer`): the loser may never have had them. That happens when the
+ * offer went to an earlier session of the same identity (a page reloaded
+ * while a stabilisation round dialled the old one, and the server still had
+ * its socket); without the replay both ends waited for the relay fallback. When no direct
  * link opens within `directTimeoutMs` (or the attempt fails first), or
  * either end runs with relay 'force', both ends switch to a relay link
  * through the signal server; with relay 'never' the dial fails instead
@@ -71,6 +76,8 @@ const OWN_SILENT_MS = 6000
  * handshake; an honest peer restarts at most once, when both ends started one at the same time).
  */
 const MAX_RELAY_SESSIONS = 3
+/** Signals of our offer kept for a replay (the offer and its ICE candidates: a handful). */
+const MAX_SENT_SIGNALS = 16
 
 /** A link setup under way. */
 export interface Dial {
@@ -95,6 +102,10 @@ export interface Dial {
   offerer?: boolean
   /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
   error?: string
+  /** What our offering `pipe` has signalled so far (MAX_SENT_SIGNALS), for one replay (replayOffer). */
+  sent?: SignalData[]
+  /** The offer of `pipe` was replayed already. */
+  replayed?: boolean
   started: number
   waiters: { resolve: (l: NodeLink) => void; reject: (e: Error) => void }[]
 }
@@ -232,18 +243,17 @@ export class Dialer {
       ...(config.wrtc ? { wrtc: config.wrtc } : {}),
       // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
       iceServers: config.iceServers ?? this.deps.signalClient.iceServers ?? [],
-      sendSignal: (s) =>
-        this.signalTo(d.peer, {
-          t: 'rtc',
-          s: s as object,
-          mesh: d.mesh,
-          ...(initiator ? { o: true } : {}),
-        }).catch((err: Error) => {
-          if (err instanceof NoRouteError && d.pipe === pipe) this.failDial(d, err)
-        }),
+      sendSignal: (s) => {
+        const data: SignalData = { t: 'rtc', s: s as object, mesh: d.mesh, ...(initiator ? { o: true } : {}) }
+        if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
+        this.sendRtc(d, pipe, data)
+      },
     })
     d.pipe = pipe
     d.offerer = initiator
+    d.replayed = false
+    if (initiator) d.sent = []
+    else delete d.sent
     // The link's ephemeral keys, made while ICE and DTLS run: the hello goes out as the channel opens.
     const keys = createChannelKeys()
     keys.catch(() => {})
@@ -262,6 +272,26 @@ export class Dialer {
         this.fallBack(d)
       },
     )
+  }
+
+  private sendRtc(d: Dial, pipe: WebRtcPipe, data: SignalData): void {
+    this.signalTo(d.peer, data).catch((err: Error) => {
+      if (err instanceof NoRouteError && d.pipe === pipe) this.failDial(d, err)
+    })
+  }
+
+  /**
+   * Send our offer of `d` and its candidates so far again, marked as a replay
+   * (once per offer): the peer offered too and lost the glare, so it waits
+   * for ours, which may have gone to an earlier session of its identity.
+   * A peer that had it ignores the replayed offer (inbound.ts).
+   */
+  replayOffer(d: Dial): void {
+    const pipe = d.pipe
+    if (!pipe || !d.offerer || d.replayed || !d.sent?.length) return
+    d.replayed = true
+    bump(this.deps.counters, 'signal.offer-replayed')
+    for (const s of d.sent) if (s.t === 'rtc') this.sendRtc(d, pipe, { ...s, r: true })
   }
 
   private armFallback(d: Dial): void {

@@ -26,7 +26,7 @@ import type { Clock } from './clock.ts'
 import type { Dial, Dialer } from './dialer.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
-import { fromOfferer, parseSignalData, relayPipeOf, startsSession } from './signal-data.ts'
+import { fromOfferer, parseSignalData, relayPipeOf, type SignalData, startsSession } from './signal-data.ts'
 
 /** Link setups that peers started (their signals) pending at once. */
 const MAX_INBOUND = 16
@@ -103,6 +103,7 @@ export class Inbound {
         )
       return
     }
+    if (s.t === 'rtc' && s.r) return this.onReplay(from, s, viaServer)
     const linked = links.get(from)
     // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).
     const upgrade = s.t === 'rtc' && linked?.transport === 'relay' && config.relay !== 'force'
@@ -148,7 +149,11 @@ export class Inbound {
         if (fromOfferer(s)) {
           if (d.pipe && d.offerer) {
             // Glare: we offered too. The lower id's offer wins; the loser answers the winner's.
-            if (this.deps.id < from) return bump(counters, 'drop.signal.glare')
+            if (this.deps.id < from) {
+              // The peer waits for our offer: if it never had it, the replay is what it answers.
+              if ((s.s as { type?: unknown }).type === 'offer') dialer.replayOffer(d)
+              return bump(counters, 'drop.signal.glare')
+            }
             bump(counters, 'link.glare-yield')
             const mine = d.pipe
             delete d.pipe
@@ -174,6 +179,32 @@ export class Inbound {
         }
         return dialer.startRelay(d, s.sid)
     }
+  }
+
+  /**
+   * A replayed offer or candidate (dialer.ts replayOffer): the peer won a glare and sends its offer
+   * again in case we never had it. It counts only where we still offer to the peer ourselves
+   * (we never had it: we yield and answer it, as in a glare); into a setup that answers the peer
+   * already, its candidates go on and its offer is a duplicate. Anything else starts nothing:
+   * no setup, and never does it supersede an open link.
+   */
+  private onReplay(from: string, s: SignalData & { t: 'rtc' }, viaServer: boolean): void {
+    const { config, counters, dialer } = this.deps
+    const d = dialer.dials.get(from)
+    const isOffer = (s.s as { type?: unknown }).type === 'offer'
+    if (!d?.pipe || config.relay === 'force' || d.relay || !(from < this.deps.id))
+      return bump(counters, 'drop.signal.replay')
+    if (viaServer) d.viaServer = true
+    if (d.offerer) {
+      // Our offer lost the glare and theirs never reached us: yield to it now.
+      if (!isOffer) return bump(counters, 'drop.signal.replay')
+      bump(counters, 'link.glare-yield')
+      const mine = d.pipe
+      delete d.pipe
+      mine.close('glare')
+      dialer.startWebRtc(d, false)
+    } else if (isOffer) return bump(counters, 'drop.signal.replay-duplicate')
+    d.pipe?.signal(s.s)
   }
 
   /** A frame through the server's relay: to the setup or link of its session, or a peer's first hello. */

@@ -82,6 +82,56 @@ describe('who makes the WebRTC offer', () => {
   })
 })
 
+/** A WebRTC stack that takes signals and never answers or connects (a peer whose page is going away). */
+class SilentPeer {
+  on() {}
+  once() {}
+  signal() {}
+  send() {}
+  destroy() {}
+}
+
+describe('an offer that went to an earlier session of the same identity', () => {
+  it('the lower id replays it when the reloaded peer offers, and the link opens over WebRTC, not at the relay fallback', async () => {
+    const [low, high] = await pair()
+    const s = await createSignalServer({ port: 0, host: '127.0.0.1', puzzleBits: 0 })
+    cleanup.push(() => s.close())
+    const wrtc = await loadWrtc()
+    // The relay fallback is out of reach of this test: only the direct link can open it.
+    const config = { signal: s.address, network: 'replay', puzzleBits: 0, wrtc, directTimeoutMs: 30_000 }
+    const make = (identity: Identity, SimplePeer: SimplePeerCtor) => {
+      const node = new OverlayNode({ SimplePeer, io: io as never, identity }, config, noRounds)
+      cleanup.push(() => node.close())
+      return node
+    }
+    // The first session of `high` takes the low id's offer and never answers (it is going away).
+    const old = make(high, SilentPeer as unknown as SimplePeerCtor)
+    await old.start() // alone: nobody to dial
+    const w = make(low, SimplePeer as unknown as SimplePeerCtor)
+    const wJoined = w.start() // offers to `old` at registration
+    await until(() => (old.stats().signalsIn ?? 0) >= 1)
+    await old.close()
+    // The reloaded page, same identity: it offers to w, whose own offer (to the old session) wins the glare.
+    const again = make(high, SimplePeer as unknown as SimplePeerCtor)
+    await again.start()
+    await wJoined
+    expect(again.links.get(w.id)?.transport).toBe('webrtc')
+    expect(w.links.get(again.id)?.transport).toBe('webrtc')
+    expect(w.stats()['drop.signal.glare']).toBeGreaterThanOrEqual(1)
+    expect(w.stats()['signal.offer-replayed']).toBe(1)
+    expect(again.stats()['link.glare-yield']).toBe(1)
+    expect(w.stats()['dial.relay-fallback']).toBeUndefined()
+  }, 20_000)
+})
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 /** Inbound's side of glare, step by step: a fake dialer whose pipes record what they are fed. */
 function glare(ourId: string) {
   const counters: Counters = {}
@@ -98,14 +148,33 @@ function glare(ourId: string) {
     } as unknown as WebRtcPipe
     d.offerer = initiator
   }
-  const dialer = { dials, startWebRtc, startRelay: () => {}, failDial: () => {} } as unknown as Dialer
+  const replays: string[] = []
+  const replayOffer = (d: Dial) => replays.push(d.peer)
+  const dialer = {
+    dials,
+    startWebRtc,
+    replayOffer,
+    startRelay: () => {},
+    failDial: () => {},
+  } as unknown as Dialer
+  let linkOpen = false
   const inbound = new Inbound({
     id: ourId,
     config: { maxLinks: 8, relay: 'auto' } as NodeConfig,
     counters,
     clock: { now: () => 1000 } as never,
     dialer,
-    links: { size: 0, get: () => undefined } as unknown as LinkTable,
+    links: {
+      size: 0,
+      get: () =>
+        linkOpen
+          ? {
+              state: 'open',
+              transport: 'webrtc',
+              close: () => pipes.push({ initiator: false, fed: [], closed: 'link' }),
+            }
+          : undefined,
+    } as unknown as LinkTable,
     signalClient: { signal: async () => {} } as never,
     isSampled: () => true,
     ringNeighbour: () => false,
@@ -118,7 +187,10 @@ function glare(ourId: string) {
     dials.set(peer, d)
     startWebRtc(d, true)
   }
-  return { counters, pipes, inbound, dialOut, dials }
+  const openLink = () => {
+    linkOpen = true
+  }
+  return { counters, pipes, inbound, dialOut, dials, replays, openLink }
 }
 
 const offer = { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true, o: true }
@@ -163,6 +235,63 @@ describe('glare: both ends offer at once', () => {
     h.inbound.onSignal('1'.repeat(40), answer)
     expect(h.pipes).toEqual([])
     expect(h.counters['drop.signal.no-offer']).toBe(1)
+  })
+})
+
+describe('a replayed offer (the glare winner sends its offer again)', () => {
+  const low = '1'.repeat(40)
+  const high = '9'.repeat(40)
+  const replayed = { ...offer, r: true }
+  const replayedCandidate = { ...theirCandidate, r: true }
+
+  it('the winner replays its offer once per glare offer it drops, not for the candidates', () => {
+    const g = glare(low)
+    g.dialOut(high)
+    g.inbound.onSignal(high, offer)
+    g.inbound.onSignal(high, theirCandidate)
+    expect(g.replays).toEqual([high])
+  })
+
+  it('a loser that never had the offer yields to the replay and answers it, candidates included', () => {
+    const g = glare(high)
+    g.dialOut(low)
+    g.inbound.onSignal(low, replayed)
+    g.inbound.onSignal(low, replayedCandidate)
+    expect(g.pipes).toEqual([
+      { initiator: true, fed: [], closed: 'glare' },
+      { initiator: false, fed: [offer.s, theirCandidate.s] },
+    ])
+    expect(g.counters['link.glare-yield']).toBe(1)
+  })
+
+  it('a loser that answers the offer already drops the replayed offer and takes its candidates', () => {
+    const g = glare(high)
+    g.dialOut(low)
+    g.inbound.onSignal(low, offer)
+    g.inbound.onSignal(low, replayed)
+    g.inbound.onSignal(low, replayedCandidate)
+    expect(g.pipes[1]).toEqual({ initiator: false, fed: [offer.s, theirCandidate.s] })
+    expect(g.pipes).toHaveLength(2)
+    expect(g.counters['drop.signal.replay-duplicate']).toBe(1)
+  })
+
+  it('a replay starts nothing: no setup, no yield to a higher id, and an open link is not superseded', () => {
+    const g = glare(high)
+    g.inbound.onSignal(low, replayed)
+    expect(g.dials.size).toBe(0)
+    // From a higher id (it would have lost the glare, so it never replays): dropped.
+    const h = glare(low)
+    h.dialOut(high)
+    h.inbound.onSignal(high, replayed)
+    expect(h.pipes).toEqual([{ initiator: true, fed: [] }])
+    const k = glare(high)
+    k.openLink()
+    k.inbound.onSignal(low, replayed)
+    expect(k.pipes).toEqual([])
+    expect(g.counters['drop.signal.replay']).toBe(1)
+    expect(h.counters['drop.signal.replay']).toBe(1)
+    expect(k.counters['drop.signal.replay']).toBe(1)
+    expect(k.counters['link.superseded']).toBeUndefined()
   })
 })
 

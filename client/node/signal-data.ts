@@ -4,8 +4,10 @@
  *
  *   {t: 'dial', mesh}         asks the receiver to make the WebRTC offer (sent by earlier
  *                             versions, whose higher id never offered; still answered)
- *   {t: 'rtc', s, mesh, o}    a WebRTC signal (offer, answer, ICE candidate) for simple-peer;
- *                             `o: true` when the sender is the offering side (glare: dialer.ts)
+ *   {t: 'rtc', s, mesh, o, r} a WebRTC signal (offer, answer, ICE candidate) for simple-peer;
+ *                             `o: true` when the sender is the offering side (glare: dialer.ts);
+ *                             `r: true` when the offering side sends its offer again (a replay:
+ *                             dialer.ts replayOffer), which never starts a setup by itself
  *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
  *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
  *
@@ -16,7 +18,7 @@ import type { RelayPipe } from '../links/relay.ts'
 import type { NodeLink } from './link-table.ts'
 
 export type SignalData =
-  | { t: 'rtc'; s: object; mesh: boolean; o?: true }
+  | { t: 'rtc'; s: object; mesh: boolean; o?: true; r?: true }
   | { t: 'dial'; mesh: boolean }
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
@@ -28,7 +30,8 @@ export function parseSignalData(d: unknown): SignalData | null {
   switch (o.t) {
     case 'rtc':
       if (typeof o.s !== 'object' || o.s === null) return null
-      return o.o === true ? { t: 'rtc', s: o.s, mesh, o: true } : { t: 'rtc', s: o.s, mesh }
+      if (o.o !== true) return { t: 'rtc', s: o.s, mesh }
+      return o.r === true ? { t: 'rtc', s: o.s, mesh, o: true, r: true } : { t: 'rtc', s: o.s, mesh, o: true }
     case 'dial':
       return { t: 'dial', mesh }
     case 'relay':
