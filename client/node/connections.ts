@@ -258,14 +258,17 @@ export class ConnectionManager {
       }
       // An existing on-demand link can be promoted instead of opening a new one.
       // Links we have that are not mesh links yet: ask (again) to carry the mesh on them; the
-      // other end agrees once it has room (it may have been full when the link opened).
-      let room = want
-      for (const l of links.values()) {
-        if (room <= 0) break
-        if (l.state !== 'open' || l.isMesh) continue
+      // other end agrees once it has room (it may have been full when the link opened). Those
+      // whose peer exchange named the fewest mesh neighbours first, the rest in random order:
+      // always asking the same full peers first left a node with links to peers with room
+      // outside the mesh for good.
+      const promotable = [...links.values()].filter((l) => l.state === 'open' && !l.isMesh)
+      this.shuffle(promotable)
+      const load = (l: NodeLink) => this.neighbourLinks.get(l.peer)?.length ?? 0
+      promotable.sort((a, b) => load(a) - load(b))
+      for (const l of promotable.slice(0, want)) {
         if (!l.localMesh) l.setMesh(true)
         else void l.sendControl({ t: 'role', mesh: true })
-        room--
       }
       if (pool.length < want && bootstrap.connected && now - this.lastSample > 2000) this.sample(now)
     } else if (mesh.length > config.maxPeers) {
