@@ -370,8 +370,12 @@ describe('decode before authentication (issue 9, item 5)', () => {
       // 543 ms around a decode of about 30 ms); unloaded the two agree (55-86 ms seen here).
       expect(m.busyMs).toBeLessThan(250)
       expect(m.rssMiB).toBeLessThan(200)
-      // The budget, not luck, spread the work: the link waited for its decode budget.
-      expect(d(after, 'link.recv-throttled.decode')).toBeGreaterThan(0)
+      // The budgets, not luck, spread the work: the link waited for them. Which one depends on how
+      // the frames arrive (the costly frames are deflated too: when the inflate budget spaced them
+      // out, the decode budget refilled between them; one fresh-clone run saw inflate 25, decode 0).
+      expect(
+        d(after, 'link.recv-throttled.decode') + d(after, 'link.recv-throttled.inflate'),
+      ).toBeGreaterThan(0)
       // Still linked, and another peer's request is answered at once.
       expect(attacker.peers().some((p) => p.id === victim.id)).toBe(true)
       const other = await join()
