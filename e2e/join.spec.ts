@@ -222,7 +222,14 @@ test("argument errors in the browser, and a relay 'never' tab among relay 'force
       async ({ signal, opts }) => {
         const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
         return weft.joinOverlay({ signal, ...opts }).then(
-          () => null,
+          // Joined after all: what the node saw, so that a failure says why (its counters, its links).
+          (n: { stats(): Record<string, number>; peers(): unknown[] }) => ({
+            joined: true,
+            peers: n.peers(),
+            stats: Object.fromEntries(
+              Object.entries(n.stats()).filter(([k]) => /dial|signal|drop|link|relay/.test(k)),
+            ),
+          }),
           (e: Error) => ({ name: e.name, message: e.message }),
         )
       },
