@@ -103,7 +103,7 @@ export interface Dial {
   /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
   error?: string
   /** What our offering `pipe` has signalled so far (MAX_SENT_SIGNALS), for one replay (replayOffer). */
-  sent?: SignalData[]
+  sent?: (SignalData & { t: 'rtc' })[]
   /** The offer of `pipe` was replayed already. */
   replayed?: boolean
   started: number
@@ -244,7 +244,12 @@ export class Dialer {
       // Ours if given, else the signal server's (its TURN credentials are renewed as they age).
       iceServers: config.iceServers ?? this.deps.signalClient.iceServers ?? [],
       sendSignal: (s) => {
-        const data: SignalData = { t: 'rtc', s: s as object, mesh: d.mesh, ...(initiator ? { o: true } : {}) }
+        const data: SignalData & { t: 'rtc' } = {
+          t: 'rtc',
+          s: s as object,
+          mesh: d.mesh,
+          ...(initiator ? { o: true } : {}),
+        }
         if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
         this.sendRtc(d, pipe, data)
       },
@@ -291,7 +296,7 @@ export class Dialer {
     if (!pipe || !d.offerer || d.replayed || !d.sent?.length) return
     d.replayed = true
     bump(this.deps.counters, 'signal.offer-replayed')
-    for (const s of d.sent) if (s.t === 'rtc') this.sendRtc(d, pipe, { ...s, r: true })
+    for (const s of d.sent) this.sendRtc(d, pipe, { ...s, r: true })
   }
 
   private armFallback(d: Dial): void {

@@ -26,7 +26,14 @@ import type { Clock } from './clock.ts'
 import type { Dial, Dialer } from './dialer.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
-import { fromOfferer, parseSignalData, relayPipeOf, type SignalData, startsSession } from './signal-data.ts'
+import {
+  fromOfferer,
+  isOffer,
+  parseSignalData,
+  relayPipeOf,
+  type SignalData,
+  startsSession,
+} from './signal-data.ts'
 
 /** Link setups that peers started (their signals) pending at once. */
 const MAX_INBOUND = 16
@@ -151,13 +158,10 @@ export class Inbound {
             // Glare: we offered too. The lower id's offer wins; the loser answers the winner's.
             if (this.deps.id < from) {
               // The peer waits for our offer: if it never had it, the replay is what it answers.
-              if ((s.s as { type?: unknown }).type === 'offer') dialer.replayOffer(d)
+              if (isOffer(s)) dialer.replayOffer(d)
               return bump(counters, 'drop.signal.glare')
             }
-            bump(counters, 'link.glare-yield')
-            const mine = d.pipe
-            delete d.pipe
-            mine.close('glare')
+            this.yieldGlare(d)
           }
           if (!d.pipe) dialer.startWebRtc(d, false)
         } else if (!d.pipe) return bump(counters, 'drop.signal.no-offer') // an answer to no offer of ours
@@ -191,20 +195,25 @@ export class Inbound {
   private onReplay(from: string, s: SignalData & { t: 'rtc' }, viaServer: boolean): void {
     const { config, counters, dialer } = this.deps
     const d = dialer.dials.get(from)
-    const isOffer = (s.s as { type?: unknown }).type === 'offer'
+    const offer = isOffer(s)
     if (!d?.pipe || config.relay === 'force' || d.relay || !(from < this.deps.id))
       return bump(counters, 'drop.signal.replay')
     if (viaServer) d.viaServer = true
     if (d.offerer) {
       // Our offer lost the glare and theirs never reached us: yield to it now.
-      if (!isOffer) return bump(counters, 'drop.signal.replay')
-      bump(counters, 'link.glare-yield')
-      const mine = d.pipe
-      delete d.pipe
-      mine.close('glare')
+      if (!offer) return bump(counters, 'drop.signal.replay')
+      this.yieldGlare(d)
       dialer.startWebRtc(d, false)
-    } else if (isOffer) return bump(counters, 'drop.signal.replay-duplicate')
+    } else if (offer) return bump(counters, 'drop.signal.replay-duplicate')
     d.pipe?.signal(s.s)
+  }
+
+  /** Our offer lost the glare: give our attempt up (the caller answers the peer's offer). */
+  private yieldGlare(d: Dial): void {
+    bump(this.deps.counters, 'link.glare-yield')
+    const mine = d.pipe
+    delete d.pipe
+    mine?.close('glare')
   }
 
   /** A frame through the server's relay: to the setup or link of its session, or a peer's first hello. */

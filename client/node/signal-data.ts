@@ -50,7 +50,12 @@ export function parseSignalData(d: unknown): SignalData | null {
  * says so itself (earlier versions sent no mark: their offers still count).
  */
 export function fromOfferer(s: { s: object; o?: true }): boolean {
-  return s.o === true || (s.s as { type?: unknown }).type === 'offer'
+  return s.o === true || isOffer(s)
+}
+
+/** Is this WebRTC signal an offer (SDP of type 'offer')? */
+export function isOffer(s: { s: object }): boolean {
+  return (s.s as { type?: unknown }).type === 'offer'
 }
 
 /** The relay pipe (and so the session) a link runs on; undefined for a direct link. */
@@ -70,6 +75,6 @@ export function relayPipeOf(link: NodeLink): RelayPipe | undefined {
 export function startsSession(s: SignalData, linked: NodeLink): boolean {
   if (s.t === 'dial') return true
   if (s.t === 'relay') return linked.transport !== 'relay' || relayPipeOf(linked)?.sid !== s.sid
-  if (s.t === 'rtc') return linked.transport === 'webrtc' && (s.s as { type?: unknown }).type === 'offer'
+  if (s.t === 'rtc') return linked.transport === 'webrtc' && isOffer(s)
   return false
 }
