@@ -199,7 +199,7 @@ describe('receiving', () => {
 
   it('announces to lazy links in one IHAVE batch per tick, not to links known to have it (optimisation off)', async () => {
     // With the tree optimisation on, round 0 goes to every lazy link: its hop count is a sample there (optimise.ts).
-    const n = stubNode(B, [A, C, D, E], { announceRounds: 1, optimiseSamples: 0 })
+    const n = stubNode(B, [A, C, D, E], { announceRounds: 1, optimiseSamples: 0, routeOrigins: 0 })
     await n.mesh.handle(C, { type: 'prune' })
     await n.mesh.handle(D, { type: 'prune' })
     await n.mesh.handle(E, { type: 'prune' })

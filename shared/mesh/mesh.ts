@@ -63,6 +63,7 @@ import { PendingChecks } from './pending.ts'
 import { createPush } from './push.ts'
 import { createReceive, type MeshDelivery } from './receive.ts'
 import { createRepair } from './repair.ts'
+import { createRoutes } from './routes.ts'
 import { SeenCache } from './seen-cache.ts'
 import { createTree } from './tree.ts'
 
@@ -98,6 +99,9 @@ export interface MeshSizes {
   pending: number
   pendingBytes: number
   announceQueue: number
+  /** Per-origin routes of this node's own, and neighbours' route requests held (routes.ts). */
+  routes: number
+  routeRequests: number
 }
 
 /** The handler of each message type, taking that type's parsed message. */
@@ -132,23 +136,26 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
     }
   }
 
-  const push = createPush(ctx)
+  const routes = createRoutes(ctx)
+  const push = createPush(ctx, routes)
   const optimiser = createOptimiser(ctx, push)
   links.onMove = (peer) => optimiser.moved(peer)
   const tree = createTree(ctx, push, optimiser)
-  const receive = createReceive(ctx, push, tree, optimiser, deliver)
-  const repair = createRepair(ctx, push, optimiser)
+  const receive = createReceive(ctx, push, tree, optimiser, routes, deliver)
+  const repair = createRepair(ctx, push, optimiser, routes)
 
   const handlers: Handlers = {
     gossip: receive.onGossip,
     ihave: repair.onIHave,
     graft: repair.onGraft,
     prune: tree.onPrune,
+    route: routes.onRoute,
   }
 
   function removeLink(peer: string): void {
     tree.forget(peer)
     links.remove(peer)
+    routes.forget(peer)
     missing.removePeer(peer)
   }
 
@@ -179,6 +186,8 @@ export function createMesh(deps: MeshDeps, options: MeshOptions = {}): Mesh {
       pending: pending.size,
       pendingBytes: pending.bytes,
       announceQueue: push.queued,
+      routes: routes.size.routes,
+      routeRequests: routes.size.asked,
     }),
 
     async broadcast(topic, data) {

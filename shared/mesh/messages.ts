@@ -41,19 +41,37 @@ export const MAX_HOPS_FIELD = 255
 export const MAX_IDS_PER_MSG = 512
 
 /** A full broadcast, pushed eagerly or sent in answer to a GRAFT. */
-export type GossipMsg = { type: 'gossip'; payload: Uint8Array; sig: Uint8Array; hops: number }
+export type GossipMsg = {
+  type: 'gossip'
+  payload: Uint8Array
+  sig: Uint8Array
+  hops: number
+  /** Pushed by a per-origin route, not by the shared tree: a duplicate of it is answered per origin (routes.ts). */
+  r?: true
+}
 /**
  * Lazy push: "I have these broadcasts" (Plumtree IHAVE), batched per tick; `hops[i]`, when
  * present, is the hop count at which the sender got `ids[i]` (0: it is the origin), which the
  * tree optimisation compares (optimise.ts).
  */
-export type IHaveMsg = { type: 'ihave'; ids: string[]; hops?: number[] }
+export type IHaveMsg = {
+  type: 'ihave'
+  ids: string[]
+  hops?: number[]
+  /** Indices (into `ids`) of the broadcasts the sender got over a per-origin route (routes.ts). */
+  r?: number[]
+}
 /** "Send me these broadcasts, and push eagerly to me from now on" (Plumtree GRAFT). */
 export type GraftMsg = { type: 'graft'; ids: string[] }
 /** "Stop pushing eagerly to me; announce instead" (Plumtree PRUNE), for the duplicate of broadcast `id`. */
 export type PruneMsg = { type: 'prune'; id?: string }
 
-export type MeshMsg = GossipMsg | IHaveMsg | GraftMsg | PruneMsg
+/** Per-origin route (routes.ts): what the sender wants done with origin `o`'s broadcasts on this link. */
+export type RouteMode = 0 | 1 | 2
+/** 0: as the shared tree says; 1: push them to me; 2: do not push them to me. */
+export type RouteMsg = { type: 'route'; o: string; m: RouteMode }
+
+export type MeshMsg = GossipMsg | IHaveMsg | GraftMsg | PruneMsg | RouteMsg
 
 /** What the origin signs, decoded. */
 export interface BroadcastBody {
@@ -97,6 +115,17 @@ function parseHops(v: unknown, length: number): number[] | null {
   return [...(v as number[])]
 }
 
+/** Distinct indices into a list of `length` items, in increasing order. */
+function parseIndices(v: unknown, length: number): number[] | null {
+  if (!Array.isArray(v) || v.length > length) return null
+  let last = -1
+  for (const i of v) {
+    if (typeof i !== 'number' || !Number.isInteger(i) || i <= last || i >= length) return null
+    last = i
+  }
+  return [...(v as number[])]
+}
+
 /**
  * Validate a message from a peer. Returns a fresh object holding only the
  * known fields, or null for anything malformed. Never throws. Size limits
@@ -112,14 +141,24 @@ export function parseMeshMsg(v: Value): MeshMsg | null {
         if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) return null
         if (typeof hops !== 'number' || !Number.isInteger(hops) || hops < 0 || hops > MAX_HOPS_FIELD)
           return null
-        return { type: 'gossip', payload, sig, hops }
+        if (v.r !== undefined && v.r !== true) return null
+        return v.r ? { type: 'gossip', payload, sig, hops, r: true } : { type: 'gossip', payload, sig, hops }
       }
       case 'ihave': {
         const ids = parseIds(v.ids, 1)
         if (!ids) return null
-        if (v.hops === undefined) return { type: 'ihave', ids }
-        const hops = parseHops(v.hops, ids.length)
-        return hops ? { type: 'ihave', ids, hops } : null
+        const out: IHaveMsg = { type: 'ihave', ids }
+        if (v.hops !== undefined) {
+          const hops = parseHops(v.hops, ids.length)
+          if (!hops) return null
+          out.hops = hops
+        }
+        if (v.r !== undefined) {
+          const r = parseIndices(v.r, ids.length)
+          if (!r) return null
+          out.r = r
+        }
+        return out
       }
       case 'graft': {
         // An empty GRAFT only asks to be pushed to again (the answer to an unwanted PRUNE).
@@ -129,6 +168,11 @@ export function parseMeshMsg(v: Value): MeshMsg | null {
       case 'prune':
         if (v.id === undefined) return { type: 'prune' }
         return isMsgId(v.id) ? { type: 'prune', id: v.id } : null
+      case 'route': {
+        const { o, m } = v
+        if (!isMsgId(o) || (m !== 0 && m !== 1 && m !== 2)) return null
+        return { type: 'route', o, m }
+      }
       default:
         return null
     }

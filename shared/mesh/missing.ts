@@ -15,6 +15,8 @@ export interface MissingEntry {
   readonly announcers: string[]
   /** The hop count each announcer said it got the broadcast at (`announcers[i]`'s is `hops[i]`; -1: not said). */
   readonly hops: number[]
+  /** Whether each announcer got it over a per-origin route (routes.ts): its hop count says nothing of the shared tree. */
+  readonly routed: boolean[]
   /** The neighbour whose IHAVE created the entry (charged against its quota). */
   readonly creator: string
   /** GRAFTs sent so far. */
@@ -48,19 +50,28 @@ export class MissingTable {
   }
 
   /** `peer` announced `id`, which it got at `hops` (-1: not said); a new entry's first GRAFT is due at `deadline`. */
-  announce(id: string, peer: string, deadline: number, hops = -1): AnnounceResult {
+  announce(id: string, peer: string, deadline: number, hops = -1, routed = false): AnnounceResult {
     const e = this.entries.get(id)
     if (e) {
       if (e.announcers.includes(peer) || e.announcers.length >= this.maxAnnouncers) return 'known'
       e.announcers.push(peer)
       e.hops.push(hops)
+      e.routed.push(routed)
       return 'added'
     }
     if (this.entries.size >= this.maxEntries) return 'full'
     const mine = this.created.get(peer) ?? 0
     if (mine >= this.maxPerPeer) return 'quota'
     this.created.set(peer, mine + 1)
-    this.entries.set(id, { id, announcers: [peer], hops: [hops], creator: peer, attempts: 0, deadline })
+    this.entries.set(id, {
+      id,
+      announcers: [peer],
+      hops: [hops],
+      routed: [routed],
+      creator: peer,
+      attempts: 0,
+      deadline,
+    })
     return 'created'
   }
 
@@ -89,6 +100,7 @@ export class MissingTable {
       if (i >= 0) {
         e.announcers.splice(i, 1)
         e.hops.splice(i, 1)
+        e.routed.splice(i, 1)
       }
     }
   }

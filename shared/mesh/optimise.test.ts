@@ -28,7 +28,8 @@ function node(links: string[], options?: MeshOptions) {
       random: mulberry32(11),
       neighbours: () => links,
     },
-    options,
+    // One origin over and over: per-origin routes (routes.ts) would take it off the shared tree.
+    { routeOrigins: 0, ...options },
   )
   for (const l of links) mesh.linkUp(l)
   return { mesh, sent, clock }

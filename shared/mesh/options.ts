@@ -98,6 +98,18 @@ export interface MeshOptions {
   optimiseMargin?: number
   /** Least time between two swaps at one node; the link a swap grafted is not pruned for that long. @default 2_000 */
   optimiseGapMs?: number
+  /**
+   * Per-origin routes (routes.ts): the most origins this node keeps a route
+   * of its own for, and the most origins each neighbour may ask it about.
+   * 0 turns routes off (every broadcast takes the shared tree). @default 512
+   */
+  routeOrigins?: number
+  /**
+   * Broadcasts of an origin this node must have had before it lays a route
+   * for it: origins heard from once or twice stay on the shared tree, which
+   * their traffic keeps optimised. @default 3
+   */
+  routeAfter?: number
 }
 
 /** Every option, with defaults filled in. */
@@ -131,6 +143,8 @@ const DEFAULTS: ResolvedMeshOptions = {
   optimiseSamples: 8,
   optimiseMargin: 1,
   optimiseGapMs: 2_000,
+  routeOrigins: 512,
+  routeAfter: 3,
 }
 
 export function resolveMeshOptions(options: MeshOptions = {}): ResolvedMeshOptions {
@@ -139,6 +153,7 @@ export function resolveMeshOptions(options: MeshOptions = {}): ResolvedMeshOptio
   o.maxHops = Math.max(1, Math.min(MAX_HOPS_FIELD, Math.floor(o.maxHops)))
   o.announceRounds = Math.max(1, Math.floor(o.announceRounds))
   o.optimiseSamples = Math.max(0, Math.floor(o.optimiseSamples))
+  o.routeOrigins = Math.max(0, Math.floor(o.routeOrigins))
   const oneMessage = o.maxPayloadBytes + 128
   o.cacheMaxBytes = Math.max(o.cacheMaxBytes, oneMessage)
   o.pendingMaxBytes = Math.max(o.pendingMaxBytes, oneMessage)

@@ -21,6 +21,10 @@ export interface CachedBroadcast {
   readonly hops: number
   /** This node asked for it (GRAFT): it did not come by eager push, so its hops say nothing of the tree. */
   readonly requested: boolean
+  /** The first copy was pushed by the sender's per-origin route (`r`), not by the shared tree. */
+  readonly routed: boolean
+  /** It came over this node's own route for its origin: its hops say nothing of the shared tree. */
+  readonly viaRoute: boolean
   /** Local time of acceptance. */
   readonly at: number
   /** Neighbours known to have it. */

@@ -15,6 +15,8 @@ export interface Candidate {
   readonly payload: Uint8Array
   readonly sig: Uint8Array
   readonly hops: number
+  /** Pushed by a per-origin route (routes.ts). */
+  readonly r?: true
   readonly from: string
   readonly dupFrom: Set<string>
 }
@@ -79,6 +81,7 @@ export class PendingChecks {
       payload: copy.payload,
       sig: copy.sig,
       hops: copy.hops,
+      ...(copy.r ? { r: true } : {}),
       from,
       dupFrom: new Set(),
     }

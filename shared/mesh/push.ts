@@ -19,10 +19,11 @@ import { bump } from '../protocol.ts'
 import { addToBatch, type Batches, type MeshContext } from './context.ts'
 import { MAX_IDS_PER_MSG } from './messages.ts'
 import type { CachedBroadcast } from './payload-cache.ts'
+import type { Routes } from './routes.ts'
 
 export interface Push {
   /** Send `e` in full to `to`, eagerly or in answer to a GRAFT. */
-  sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft'): void
+  sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft', routed?: boolean): void
   /** Send IHAVE or GRAFT for `ids` to `to`, in messages of at most MAX_IDS_PER_MSG (an empty GRAFT too). */
   sendIds(to: string, type: 'ihave' | 'graft', ids: string[]): void
   /** `e` was just accepted: push it to eager links now and queue its announcements. */
@@ -33,15 +34,21 @@ export interface Push {
   readonly queued: number
 }
 
-export function createPush(ctx: MeshContext): Push {
+export function createPush(ctx: MeshContext, routes: Routes): Push {
   const { deps, opt, counters, links, cache } = ctx
   // Announcements due: round 0 after lazyDelayMs, later rounds every announceRepeatMs.
   const firstRound: string[] = []
   const laterRounds: string[] = []
   const queueMax = opt.cacheMax * opt.announceRounds
 
-  function sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft'): void {
-    deps.send(to, { type: 'gossip', payload: e.payload, sig: e.sig, hops: e.hops + 1 })
+  function sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft', routed = false): void {
+    const hops = e.hops + 1
+    deps.send(
+      to,
+      routed
+        ? { type: 'gossip', payload: e.payload, sig: e.sig, hops, r: true }
+        : { type: 'gossip', payload: e.payload, sig: e.sig, hops },
+    )
     bump(counters, 'payloadSent')
     bump(counters, `payloadSent${kind}`)
   }
@@ -53,7 +60,13 @@ export function createPush(ctx: MeshContext): Push {
       if (type === 'ihave') {
         // With the hops each was received at, for the receiver's tree optimisation (optimise.ts).
         const hops = chunk.map((id) => cache.get(id)?.hops ?? opt.maxHops)
-        deps.send(to, { type, ids: chunk, hops })
+        // And which came over a per-origin route: those hop counts are not the shared tree's (routes.ts).
+        const r: number[] = []
+        chunk.forEach((id, i) => {
+          const e = cache.get(id)
+          if (e && (e.routed || e.viaRoute)) r.push(i)
+        })
+        deps.send(to, r.length > 0 ? { type, ids: chunk, hops, r } : { type, ids: chunk, hops })
       } else deps.send(to, { type, ids: chunk })
       bump(counters, `${type}Sent`)
       bump(counters, `${type}IdsSent`, chunk.length)
@@ -62,7 +75,14 @@ export function createPush(ctx: MeshContext): Push {
   }
 
   function relay(e: CachedBroadcast): void {
-    for (const p of links.eager) if (!e.haves.has(p)) sendGossip(p, e, 'Eager')
+    // The shared tree's eager links, as the origin's routes amend them (routes.ts).
+    for (const set of [links.eager, links.lazy])
+      for (const p of set) {
+        if (e.haves.has(p)) continue
+        const mode = routes.pushMode(p, e.origin)
+        // A copy that travelled a route says so all the way down (routes.ts).
+        if (mode !== 0) sendGossip(p, e, 'Eager', mode === 2 || e.routed)
+      }
     if (cache.get(e.id) === e) {
       firstRound.push(e.id)
       if (firstRound.length > queueMax) firstRound.shift()
@@ -78,13 +98,21 @@ export function createPush(ctx: MeshContext): Push {
       if (e.round === 0) {
         // Plumtree's lazy push, and the acknowledgement that tells the sender not to repeat.
         // With the optimisation on, to every lazy link: the hop count is what its optimiser compares.
-        const all = opt.optimiseSamples > 0
-        for (const p of links.lazy) if (all || !e.haves.has(p)) addToBatch(batches, p, e.id)
+        // Routes too (routes.ts): every link not pushed to hears of it, with the hop count.
+        const all = opt.optimiseSamples > 0 || opt.routeOrigins > 0
+        for (const p of links.lazy)
+          if ((all || !e.haves.has(p)) && routes.pushMode(p, e.origin) === 0) addToBatch(batches, p, e.id)
+        for (const p of links.eager)
+          if (p !== e.from && (all || !e.haves.has(p)) && routes.pushMode(p, e.origin) === 0)
+            addToBatch(batches, p, e.id)
         if (opt.announceRounds > 1 && e.from !== undefined && links.has(e.from))
           addToBatch(batches, e.from, e.id)
       } else {
         // A payload pushed on an eager link may have been lost: announce it again until acknowledged.
-        for (const p of links.eager) if (!e.haves.has(p)) addToBatch(batches, p, e.id)
+        for (const p of links.eager)
+          if (!e.haves.has(p) && routes.pushMode(p, e.origin) !== 0) addToBatch(batches, p, e.id)
+        for (const p of links.lazy)
+          if (!e.haves.has(p) && routes.pushMode(p, e.origin) !== 0) addToBatch(batches, p, e.id)
       }
       e.round++
       if (e.round < opt.announceRounds) {

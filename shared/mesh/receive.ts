@@ -23,6 +23,7 @@ import type { Optimiser } from './optimise.ts'
 import { type CachedBroadcast, noteHave } from './payload-cache.ts'
 import type { Candidate } from './pending.ts'
 import type { Push } from './push.ts'
+import type { Routes } from './routes.ts'
 import type { Admission } from './seen-cache.ts'
 import type { Tree } from './tree.ts'
 
@@ -55,7 +56,7 @@ export interface Receive {
   accept(
     id: string,
     body: BroadcastBody,
-    copy: { payload: Uint8Array; sig: Uint8Array; hops: number },
+    copy: { payload: Uint8Array; sig: Uint8Array; hops: number; r?: true },
     from: string | undefined,
     alsoHave: Iterable<string>,
   ): void
@@ -66,6 +67,7 @@ export function createReceive(
   push: Push,
   tree: Tree,
   optimiser: Optimiser,
+  routes: Routes,
   deliver: (d: MeshDelivery) => void,
 ): Receive {
   const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
@@ -89,7 +91,7 @@ export function createReceive(
   function accept(
     id: string,
     body: BroadcastBody,
-    copy: { payload: Uint8Array; sig: Uint8Array; hops: number },
+    copy: { payload: Uint8Array; sig: Uint8Array; hops: number; r?: true },
     from: string | undefined,
     alsoHave: Iterable<string>,
   ): void {
@@ -100,9 +102,13 @@ export function createReceive(
     const announced = missing.get(id)
     const announcers = announced ? [...announced.announcers] : []
     const announcedHops = announced ? [...announced.hops] : []
+    const announcedRouted = announced ? [...announced.routed] : []
     // Asked for (GRAFT): its hops say nothing of the tree.
     const requested = (announced?.attempts ?? 0) > 0
     missing.delete(id)
+    // A route of this node's for the origin, or a copy that travelled one (routes.ts): the shared
+    // tree keeps out of it. A GRAFT's answer says which it is (`r`).
+    const shared = from === undefined || routes.arrived(body.origin, from, requested, copy.r === true)
     const entry: CachedBroadcast = {
       id,
       origin: body.origin,
@@ -111,6 +117,8 @@ export function createReceive(
       sig: copy.sig,
       hops: copy.hops,
       requested,
+      routed: copy.r === true || routes.has(body.origin),
+      viaRoute: !shared,
       at: now,
       haves: new Set(),
       grafted: new Map(),
@@ -120,8 +128,8 @@ export function createReceive(
     if (from !== undefined) {
       noteHave(entry, from)
       // Plumtree: whoever sent us a new message is on our tree (this also completes a GRAFT).
-      if (!optimiser.isStraggler(from, now)) links.makeEager(from)
-      if (links.has(from)) tree.noteFirst(from, id, now)
+      if (shared && !optimiser.isStraggler(from, now)) links.makeEager(from)
+      if (shared && links.has(from)) tree.noteFirst(from, id, now)
     }
     for (const p of alsoHave) noteHave(entry, p)
     for (const p of announcers) noteHave(entry, p)
@@ -130,7 +138,10 @@ export function createReceive(
       announcers.forEach((p, i) => {
         const h = announcedHops[i] ?? -1
         if (h === 0 && p !== body.origin) bump(counters, 'drop.badIHaveHops')
-        else if (h >= 0) optimiser.sample(from, p, copy.hops, h)
+        else if (h >= 0) {
+          if (shared && !entry.routed && !announcedRouted[i]) optimiser.sample(from, p, copy.hops, h)
+          routes.sample(body.origin, id, from, copy.hops, p, h)
+        }
       })
     }
     cache.add(entry)
@@ -147,7 +158,7 @@ export function createReceive(
     if (m.payload.length > opt.maxPayloadBytes) return void bump(counters, 'drop.tooLarge')
     if (m.hops < 1 || m.hops > opt.maxHops) return void bump(counters, 'drop.badHops')
     const id = msgIdOf(m.sig)
-    if (seen.has(id)) return tree.duplicate(from, id)
+    if (seen.has(id)) return duplicate(from, id, m.r === true, m.hops)
 
     const entered = pending.enter(id, m, from, deps.now())
     // Same bytes while the check runs: one check, one delivery; the sender is answered after.
@@ -161,12 +172,23 @@ export function createReceive(
     if (!r.ok) return void bump(counters, `drop.${r.reason}`)
     if (seen.has(id)) {
       // Another copy with other bytes won the race (only an origin that signs twice with one nonce can do this).
-      tree.duplicate(from, id)
+      duplicate(from, id, m.r === true, m.hops)
       return
     }
     pending.settle(id, group)
     accept(id, r.body, c, from, c.dupFrom)
-    for (const d of c.dupFrom) tree.duplicate(d, id)
+    for (const d of c.dupFrom) duplicate(d, id, false, c.hops)
+  }
+
+  /** A copy of an accepted broadcast (`routed`: pushed by the sender's route): the routes' business or the shared tree's. */
+  function duplicate(from: string, id: string, routed: boolean, hops: number): void {
+    const e = cache.get(id)
+    if (e && routes.duplicate(e.origin, from, routed, hops, e.from, e.routed, e.hops)) {
+      bump(counters, 'duplicates')
+      noteHave(e, from)
+      return
+    }
+    tree.duplicate(from, id)
   }
 
   return { onGossip, accept }

@@ -18,6 +18,7 @@ import type { GraftMsg, IHaveMsg } from './messages.ts'
 import type { Optimiser } from './optimise.ts'
 import { MAX_PEERS_PER_ENTRY, noteHave } from './payload-cache.ts'
 import type { Push } from './push.ts'
+import type { Routes } from './routes.ts'
 
 export interface Repair {
   onIHave(from: string, m: IHaveMsg): void
@@ -28,7 +29,7 @@ export interface Repair {
   rejoin(batches: Batches): void
 }
 
-export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser): Repair {
+export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser, routes: Routes): Repair {
   const { deps, opt, counters, links, seen, cache, missing, pending } = ctx
 
   return {
@@ -36,9 +37,11 @@ export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser)
       bump(counters, 'ihaveIn')
       // With no eager link left nothing can come unasked: GRAFT at the next tick.
       const deadline = deps.now() + (links.eager.size === 0 ? 0 : opt.graftTimeoutMs)
+      const viaRoute = new Set(m.r)
       for (let i = 0; i < m.ids.length; i++) {
         const id = m.ids[i] as string
         let hops = m.hops?.[i] ?? -1
+        const routed = viaRoute.has(i)
         if (seen.has(id)) {
           const e = cache.get(id)
           if (!e) continue
@@ -49,10 +52,13 @@ export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser)
             hops = -1
           }
           // Came first by eager push: would this announcer have been sooner? (optimise.ts)
-          if (hops >= 0 && e.from !== undefined && !e.requested) optimiser.sample(e.from, from, e.hops, hops)
+          if (hops >= 0 && e.from !== undefined && !e.requested) {
+            if (!e.viaRoute && !e.routed && !routed) optimiser.sample(e.from, from, e.hops, hops)
+            routes.sample(e.origin, id, e.from, e.hops, from, hops)
+          }
           continue
         }
-        const r = missing.announce(id, from, deadline, hops)
+        const r = missing.announce(id, from, deadline, hops, routed)
         if (r === 'full') bump(counters, 'drop.missingFull')
         else if (r === 'quota') bump(counters, 'drop.missingQuota')
       }
@@ -72,6 +78,7 @@ export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser)
           bump(counters, 'drop.graftHopLimit')
           continue
         }
+        routes.grafted(from, e.origin)
         const n = e.grafted.get(from) ?? 0
         if (n >= opt.graftAnswersPerPeer || (n === 0 && e.grafted.size >= MAX_PEERS_PER_ENTRY)) {
           bump(counters, 'drop.graftRepeat')
@@ -79,7 +86,9 @@ export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser)
         }
         e.grafted.set(from, n + 1)
         noteHave(e, from)
-        push.sendGossip(from, e, 'Graft')
+        // Routes carry its origin here: the answer says so, and the asker takes this node for its route's parent (routes.ts).
+        // Routes carry its origin here: the answer says so, and the asker takes this node for its route's parent (routes.ts).
+        push.sendGossip(from, e, 'Graft', routes.involved(e.origin))
       }
     },
 

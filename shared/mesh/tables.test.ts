@@ -155,6 +155,8 @@ function entry(id: string, bytes: number, at: number): CachedBroadcast {
     sig: new Uint8Array(64),
     hops: 1,
     requested: false,
+    routed: false,
+    viaRoute: false,
     at,
     haves: new Set(),
     grafted: new Map(),

@@ -1,0 +1,258 @@
+/**
+ * Per-origin routes at one node (routes.ts), fed by hand. The node's shared
+ * tree link E brings origin O's broadcasts at 5 hops; a lazy link L
+ * announces them at 1 hop; C is a shared-tree child. Honest broadcasts come
+ * from a real origin mesh; the hop field is not signed, so a test may set it
+ * as a relay would.
+ */
+import { describe, expect, it } from 'vitest'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { mulberry32 } from '../sim/prng.ts'
+import { createMesh, type MeshOptions } from './mesh.ts'
+import { type GossipMsg, type MeshMsg, parseMeshMsg } from './messages.ts'
+
+const ME = 'a1'.repeat(20)
+const E = 'b2'.repeat(20) // the shared tree's link towards O
+const L = 'c3'.repeat(20) // a lazy link, nearer to O
+const C = 'e5'.repeat(20) // a shared-tree child
+const O = 'd4'.repeat(20) // the origin
+const X = 'f6'.repeat(20) // a hostile neighbour
+
+function node(links: string[], options?: MeshOptions) {
+  const sent: { to: string; msg: MeshMsg }[] = []
+  const clock = { t: 1_000 }
+  const mesh = createMesh(
+    {
+      id: ME,
+      keys: createFakeKeyring(ME),
+      send: (to, msg) => void sent.push({ to, msg }),
+      now: () => clock.t,
+      random: mulberry32(11),
+      neighbours: () => links,
+    },
+    options,
+  )
+  for (const l of links) mesh.linkUp(l)
+  return {
+    mesh,
+    clock,
+    /** Take (and forget) what was sent. */
+    take(type?: MeshMsg['type']) {
+      const out = sent.filter((s) => !type || s.msg.type === type)
+      sent.splice(0, sent.length, ...sent.filter((s) => !out.includes(s)))
+      return out
+    },
+  }
+}
+
+/** A genuine broadcast by `origin`, as relayed to us at `hops` (and flagged as a route's push with `r`). */
+async function fromOrigin(
+  i: number,
+  hops: number,
+  r = false,
+  origin = O,
+): Promise<GossipMsg & { id: string }> {
+  const out: MeshMsg[] = []
+  const o = createMesh({
+    id: origin,
+    keys: createFakeKeyring(origin),
+    send: (_to, msg) => void out.push(msg),
+    now: () => 1_000,
+    random: mulberry32(i + 1),
+    neighbours: () => [ME],
+  })
+  o.linkUp(ME)
+  const id = await o.broadcast('t', { i })
+  const g = out[0] as GossipMsg
+  return { ...g, hops, ...(r ? { r: true as const } : {}), id }
+}
+
+/** Broadcast i comes over E at 5 hops, then L announces it at 1. */
+async function viaE(n: ReturnType<typeof node>, i: number): Promise<void> {
+  const g = await fromOrigin(i, 5)
+  await n.mesh.handle(E, g)
+  await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+}
+
+/** A node whose route for O goes to L (after three broadcasts over E). */
+async function routed() {
+  const n = node([E, L, C])
+  await n.mesh.handle(L, { type: 'prune' }) // L lazy: E and C are the shared tree here
+  for (let i = 0; i < 3; i++) await viaE(n, i)
+  return n
+}
+
+describe('per-origin routes at one node', () => {
+  it('after three broadcasts of an origin, asks the lazy link that was sooner to push it, and the shared link to stop', async () => {
+    const n = node([E, L, C])
+    await n.mesh.handle(L, { type: 'prune' })
+    await viaE(n, 0)
+    await viaE(n, 1)
+    // Heard from twice: it stays on the shared tree.
+    expect(n.take('route')).toEqual([])
+    await viaE(n, 2)
+    expect(n.take('route')).toEqual([
+      { to: L, msg: { type: 'route', o: O, m: 1 } },
+      { to: E, msg: { type: 'route', o: O, m: 2 } },
+    ])
+    expect(n.mesh.counters.routeSwitches).toBe(1)
+    // The shared tree is as it was: routes are per origin.
+    expect(n.mesh.eagerPeers().sort()).toEqual([E, C])
+    expect(n.mesh.sizes().routes).toBe(1)
+  })
+
+  it('takes the routed copy from its parent without touching the shared tree, and pushes it on, flagged, to the child only', async () => {
+    const n = await routed()
+    n.take()
+    const g = await fromOrigin(3, 2, true)
+    await n.mesh.handle(L, g)
+    expect(n.mesh.counters.delivered).toBe(4)
+    const pushed = n.take('gossip')
+    expect(pushed.map((s) => s.to)).toEqual([C]) // not back to L (the parent), not to E (stopped)
+    expect(pushed[0]?.msg).toMatchObject({ type: 'gossip', hops: 3, r: true })
+    expect(n.mesh.eagerPeers().sort()).toEqual([E, C]) // L stays lazy for every other origin
+    expect(n.mesh.lazyPeers()).toEqual([L])
+  })
+
+  it('a copy pushed by anyone else is stopped again; a duplicate on the route is never a shared PRUNE', async () => {
+    const n = await routed()
+    n.take()
+    const g = await fromOrigin(3, 2, true)
+    await n.mesh.handle(L, g)
+    await n.mesh.handle(E, { ...g, hops: 6 }) // E forgot it was told to stop
+    n.clock.t += 1_000
+    n.mesh.tick(n.clock.t)
+    expect(n.take('route')).toEqual([{ to: E, msg: { type: 'route', o: O, m: 2 } }])
+    expect(n.take('prune')).toEqual([])
+    expect(n.mesh.eagerPeers().sort()).toEqual([E, C])
+    n.take('gossip')
+    // A broadcast of another origin still takes the shared tree, both ways.
+    const other = await fromOrigin(9, 3, false, X)
+    await n.mesh.handle(E, other)
+    expect(
+      n
+        .take('gossip')
+        .map((s) => s.to)
+        .sort(),
+    ).toEqual([C])
+  })
+
+  it('pushes an origin to a neighbour that asks, stops for one that says stop, and takes its own supply by route when asked', async () => {
+    const n = node([E, L, C])
+    await n.mesh.handle(L, { type: 'prune' })
+    await n.mesh.handle(E, await fromOrigin(0, 5)) // E supplies O here
+    n.take()
+    await n.mesh.handle(L, { type: 'route', o: O, m: 1 }) // L wants O from us, though lazy
+    // This node now pushes O on request: it takes its own supply of O by route too (pinned to E).
+    expect(n.take('route')).toEqual([{ to: E, msg: { type: 'route', o: O, m: 1 } }])
+    await n.mesh.handle(C, { type: 'route', o: O, m: 2 }) // C does not want O from us
+    await n.mesh.handle(E, await fromOrigin(1, 5, true))
+    const pushed = n.take('gossip')
+    expect(pushed.map((s) => s.to)).toEqual([L])
+    expect(pushed[0]?.msg).toMatchObject({ r: true })
+    // C's stop holds for O only.
+    await n.mesh.handle(E, await fromOrigin(2, 3, false, X))
+    expect(n.take('gossip').map((s) => s.to)).toEqual([C])
+    // m: 0 puts C back under the shared tree's rules for O.
+    await n.mesh.handle(C, { type: 'route', o: O, m: 0 })
+    await n.mesh.handle(E, await fromOrigin(3, 5, true))
+    expect(
+      n
+        .take('gossip')
+        .map((s) => s.to)
+        .sort(),
+    ).toEqual([L, C].sort())
+  })
+
+  it('drops the route when its parent link closes, and tells the links it stopped', async () => {
+    const n = await routed()
+    n.take()
+    n.mesh.linkDown(L)
+    expect(n.take('route')).toEqual([{ to: E, msg: { type: 'route', o: O, m: 0 } }])
+    expect(n.mesh.counters['routeDropped.link']).toBe(1)
+    expect(n.mesh.sizes().routes).toBe(0)
+  })
+
+  it('a GRAFT answered by a node that routes the origin makes that node the parent; an unflagged answer drops the route', async () => {
+    const n = await routed()
+    n.take()
+    // O's next broadcast does not come: E announces it, and is GRAFTed after graftTimeoutMs.
+    const g = await fromOrigin(3, 6, true)
+    await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
+    n.clock.t += 600
+    n.mesh.tick(n.clock.t)
+    expect(n.take('graft')).toEqual([{ to: E, msg: { type: 'graft', ids: [g.id] } }])
+    await n.mesh.handle(E, g) // answered with r: routes carry O at E
+    expect(n.take('route')).toEqual([
+      { to: L, msg: { type: 'route', o: O, m: 2 } },
+      { to: E, msg: { type: 'route', o: O, m: 1 } },
+    ])
+    expect(n.mesh.counters.routeRepairs).toBe(1)
+    // Another loss, answered by a node that knows nothing of routes: the shared tree takes O back.
+    const h = await fromOrigin(4, 6)
+    await n.mesh.handle(C, { type: 'ihave', ids: [h.id], hops: [5] })
+    n.clock.t += 600
+    n.mesh.tick(n.clock.t)
+    n.take('graft')
+    await n.mesh.handle(C, h)
+    expect(n.mesh.counters['routeDropped.graft']).toBe(1)
+    expect(n.mesh.sizes().routes).toBe(0)
+  })
+
+  it('with routeOrigins 0 there are no routes: asks are ignored and nothing is sent', async () => {
+    const n = node([E, L, C], { routeOrigins: 0 })
+    await n.mesh.handle(L, { type: 'prune' })
+    for (let i = 0; i < 5; i++) await viaE(n, i)
+    await n.mesh.handle(C, { type: 'route', o: O, m: 2 })
+    expect(n.take('route')).toEqual([])
+    expect(n.mesh.sizes()).toMatchObject({ routes: 0, routeRequests: 0 })
+  })
+})
+
+describe('per-origin routes against a hostile neighbour', () => {
+  it('route requests are kept for at most routeOrigins origins per neighbour, and leave with the link', async () => {
+    const n = node([X, E], { routeOrigins: 64 })
+    for (let i = 0; i < 10_000; i++) {
+      const o = i.toString(16).padStart(40, '0')
+      await n.mesh.handle(X, { type: 'route', o, m: 1 + (i % 2) } as MeshMsg)
+    }
+    expect(n.mesh.sizes().routeRequests).toBe(64)
+    expect(n.mesh.counters.routeAskedEvicted).toBe(10_000 - 64)
+    // None of those origins were ever heard of: nothing to pin, nothing sent.
+    expect(n.take('route')).toEqual([])
+    n.mesh.linkDown(X)
+    expect(n.mesh.sizes().routeRequests).toBe(0)
+  })
+
+  it('a route message from a neighbour that is not linked is counted and changes nothing', async () => {
+    const n = node([E])
+    await n.mesh.handle(X, { type: 'route', o: O, m: 1 })
+    expect(n.mesh.counters.routeIn).toBe(1)
+    expect(n.mesh.sizes().routeRequests).toBe(0)
+  })
+
+  it('malformed route fields, IHAVE route indices and gossip flags are refused by the parser and dropped', async () => {
+    const id = 'ab'.repeat(20)
+    const bad: unknown[] = [
+      { type: 'route', o: 'xyz', m: 1 },
+      { type: 'route', o: O, m: 3 },
+      { type: 'route', o: O, m: '1' },
+      { type: 'route', o: O },
+      { type: 'ihave', ids: [id], r: [1] }, // out of range
+      { type: 'ihave', ids: [id, O], r: [1, 0] }, // not increasing
+      { type: 'ihave', ids: [id], r: [0.5] },
+      { type: 'ihave', ids: [id], r: 'all' },
+      { type: 'gossip', payload: new Uint8Array(10), sig: new Uint8Array(64), hops: 1, r: 1 },
+    ]
+    for (const m of bad) expect(parseMeshMsg(m as never)).toBeNull()
+    expect(parseMeshMsg({ type: 'ihave', ids: [id, O], r: [0, 1] })).toEqual({
+      type: 'ihave',
+      ids: [id, O],
+      r: [0, 1],
+    })
+    expect(parseMeshMsg({ type: 'route', o: O, m: 0 })).toEqual({ type: 'route', o: O, m: 0 })
+    const n = node([X])
+    for (const m of bad) await n.mesh.handle(X, m as MeshMsg)
+    expect(n.mesh.counters['drop.malformed']).toBe(bad.length)
+  })
+})

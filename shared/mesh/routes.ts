@@ -1,0 +1,362 @@
+/**
+ * Per-origin routes: a shortest-hop tree for each origin that broadcasts
+ * again, on top of the shared tree.
+ *
+ * The shared tree (tree.ts, optimise.ts) is one tree for every origin, so
+ * its last delivery hop is the tree's eccentricity from the origin: ~8.1 at
+ * N = 256, degree 6, where the best any one breadth-first tree of that graph
+ * can do is 6.95 and per-origin shortest paths give 4.92 (bench/sim-mesh.ts).
+ * Below a shared tree's bound needs a tree per origin, and a tree per origin
+ * can only be learnt from that origin's broadcasts: a first broadcast always
+ * takes the shared tree.
+ *
+ * How a node X learns its route for origin O. Every broadcast of O comes
+ * first over one link at some hop count h, and the neighbours X was not
+ * pushed by announce it with the hop count they got it at (IHAVE, round 0,
+ * to every link the payload did not go to). When a neighbour L announces
+ * hops h_L with h_L + 1 < h, X takes L as its parent for O:
+ *
+ * - `route {o: O, m: 1}` to L: "push O's broadcasts to me", whatever L's
+ *   shared sets say;
+ * - `route {o: O, m: 2}` to the link the copy came over (and the previous
+ *   parent): "do not push O's broadcasts to me";
+ * - X pushes O's broadcasts to neither of them (both already have them: a
+ *   payload there would be a duplicate, and a duplicate on a shared link
+ *   would make the other end PRUNE it for every origin).
+ *
+ * That is one step of Bellman-Ford per broadcast, at every node at once.
+ * A node's new parent had a lower hop count than the node's own parent
+ * minus one, on the same broadcast, so the parent chain's hop counts
+ * strictly fall and the switches of one broadcast cannot close a cycle: the
+ * result is a tree again, shallower. After a few broadcasts of O, every
+ * node's hop count is its distance to O (measured: bench/sim-mesh.ts).
+ *
+ * A route is dropped (`route {o, m: 0}`, "as the shared tree says", to each
+ * link it named) when its parent's link closes, when a broadcast of O had
+ * to be fetched with GRAFT (the route lost it: the shared tree, repaired,
+ * takes over), and when the table is full and O is the least recently used.
+ * A payload of O over any other link than the parent, unasked, gets
+ * `m: 2` back: RMR stays ~0 once routes settle. A neighbour that forgets
+ * what it was asked (its table full) is corrected by the same rules: a
+ * duplicate answers it, a missing broadcast is fetched by GRAFT.
+ *
+ * While X has a route for O, O's broadcasts are not the shared tree's
+ * business at X: they make no link eager, prune none, and give the shared
+ * optimiser no samples (their hop counts are the route's, not the tree's).
+ *
+ * What a neighbour can do with it: ask to be pushed an origin's broadcasts
+ * (as a GRAFT can), or not to be (costing only itself). Each neighbour's
+ * requests are kept for at most `routeOrigins` origins, and so are this
+ * node's own routes: memory is bounded whatever they send.
+ */
+import { bump } from '../protocol.ts'
+import type { MeshContext } from './context.ts'
+import type { RouteMode, RouteMsg } from './messages.ts'
+
+/** Route modes on the wire (PROTOCOL-mesh.md). */
+export const ROUTE_CLEAR: RouteMode = 0
+export const ROUTE_PUSH: RouteMode = 1
+export const ROUTE_STOP: RouteMode = 2
+
+interface Route {
+  /** The neighbour this node asked for the origin's broadcasts. */
+  parent: string
+  /** Neighbours told not to push them (the shared tree's link, former parents). */
+  stopped: Set<string>
+  /** The broadcast the last switch was judged on, and the hop count the parent promised for it. */
+  msg: string
+  best: number
+}
+
+export interface Routes {
+  /**
+   * Does this node push broadcasts of `origin` to `peer`? 0: no; 1: yes, the shared tree's eager
+   * link; 2: yes, by a route (this node's own for the origin, or the peer asked): the copy says so (`r`).
+   */
+  pushMode(peer: string, origin: string): 0 | 1 | 2
+  /** This node follows a route of its own for `origin`: its broadcasts are not the shared tree's business. */
+  has(origin: string): boolean
+  /** Routes for `origin` are around: this node's, or a neighbour's request. */
+  involved(origin: string): boolean
+  /**
+   * A broadcast of `origin` was accepted, first over `from`; `requested`: fetched by GRAFT. Returns
+   * whether the shared tree should treat the copy as its own (make `from` eager, note it first).
+   */
+  arrived(origin: string, from: string, requested: boolean, routed: boolean): boolean
+  /** `peer` announced broadcast `id` of `origin` at `peerHops`; it came here first over `from` at `hops`. */
+  sample(origin: string, id: string, from: string, hops: number, peer: string, peerHops: number): void
+  /**
+   * A duplicate of a broadcast of `origin` over `from` (`routed`: pushed by the sender's route); the
+   * first copy came over `first` (`firstRouted` likewise). True when it is the routes' business (a
+   * per-origin stop), false when the shared tree's (a PRUNE).
+   */
+  duplicate(
+    origin: string,
+    from: string,
+    routed: boolean,
+    hops: number,
+    first: string | undefined,
+    firstRouted: boolean,
+    firstHops: number,
+  ): boolean
+  onRoute(from: string, m: RouteMsg): void
+  /** `from` asked for a broadcast of `origin` by GRAFT: whatever it said of that origin before is stale. */
+  grafted(from: string, origin: string): void
+  /** The link to `peer` closed. */
+  forget(peer: string): void
+  /** Own routes, and neighbours' requests, held. */
+  readonly size: { routes: number; asked: number; suppliers: number }
+}
+
+export function createRoutes(ctx: MeshContext): Routes {
+  const { deps, opt, counters, links } = ctx
+  const max = opt.routeOrigins
+  // Own routes, least recently used first.
+  const mine = new Map<string, Route>()
+  // What each neighbour asked of this node: peer -> origin -> ROUTE_PUSH | ROUTE_STOP, oldest first.
+  const asked = new Map<string, Map<string, RouteMode>>()
+  let askedCount = 0
+  // The neighbour each origin's latest broadcast came from first, for pinning, and how many of
+  // its broadcasts came (least recently heard first).
+  const lastFrom = new Map<string, { peer: string; count: number }>()
+
+  /** Routes carry `origin` here: this node has one, or a neighbour asked about it. */
+  function involved(origin: string): boolean {
+    if (mine.has(origin)) return true
+    for (const a of asked.values()) if (a.has(origin)) return true
+    return false
+  }
+
+  /** Some neighbour asked this node to push `origin`'s broadcasts. */
+  function hasAskers(origin: string): boolean {
+    for (const a of asked.values()) if (a.get(origin) === ROUTE_PUSH) return true
+    return false
+  }
+
+  /**
+   * A node that pushes an origin's broadcasts on request takes its own supply by route too, from
+   * the neighbour its latest copy came from: a route's parent never hangs on the shared tree,
+   * whose changes could route that parent's supply back through its own child.
+   */
+  function pin(origin: string, supplier: string | undefined): void {
+    if (max <= 0 || origin === deps.id || mine.has(origin) || supplier === undefined) return
+    if (!links.has(supplier) || asked.get(supplier)?.get(origin) === ROUTE_PUSH) return
+    if (mine.size >= max) {
+      const oldest = mine.keys().next()
+      if (!oldest.done) drop(oldest.value, 'full')
+    }
+    mine.set(origin, { parent: supplier, stopped: new Set(), msg: '', best: Number.POSITIVE_INFINITY })
+    send(supplier, origin, ROUTE_PUSH)
+    bump(counters, 'routePins')
+  }
+
+  function noteSupplier(origin: string, from: string): void {
+    const count = (lastFrom.get(origin)?.count ?? 0) + 1
+    lastFrom.delete(origin)
+    if (lastFrom.size >= Math.max(1, max)) {
+      const oldest = lastFrom.keys().next()
+      if (!oldest.done) lastFrom.delete(oldest.value)
+    }
+    lastFrom.set(origin, { peer: from, count })
+  }
+
+  function send(to: string, origin: string, m: RouteMode): void {
+    deps.send(to, { type: 'route', o: origin, m })
+    bump(counters, 'routeSent')
+    bump(counters, 'controlSent')
+  }
+
+  function stop(r: Route, origin: string, peer: string): void {
+    if (r.parent === peer || !links.has(peer)) return
+    // Again if it pushes after all: it may have forgotten (its table full, a GRAFT of ours cleared it).
+    r.stopped.add(peer)
+    send(peer, origin, ROUTE_STOP)
+    bump(counters, 'routeStops')
+  }
+
+  /** "Do not push `origin`'s broadcasts to me", to a neighbour this node keeps no route with. */
+  function stopOnce(peer: string, origin: string): void {
+    if (!links.has(peer)) return
+    send(peer, origin, ROUTE_STOP)
+    bump(counters, 'routeStops')
+  }
+
+  /** Drop the route for `origin`: every link it named goes back to the shared tree's rules. */
+  function drop(origin: string, why: 'graft' | 'link' | 'full' | 'conflict'): void {
+    const r = mine.get(origin)
+    if (!r) return
+    mine.delete(origin)
+    for (const p of [r.parent, ...r.stopped]) if (links.has(p)) send(p, origin, ROUTE_CLEAR)
+    bump(counters, `routeDropped.${why}`)
+  }
+
+  function switchTo(origin: string, id: string, from: string, peer: string, best: number): void {
+    let r = mine.get(origin)
+    if (r) {
+      mine.delete(origin) // to the end: most recently used
+      mine.set(origin, r)
+      const old = r.parent
+      r.parent = peer
+      r.stopped.delete(peer)
+      stop(r, origin, old)
+    } else {
+      if (mine.size >= max) {
+        const oldest = mine.keys().next()
+        if (!oldest.done) drop(oldest.value, 'full')
+      }
+      r = { parent: peer, stopped: new Set(), msg: id, best }
+      mine.set(origin, r)
+    }
+    r.msg = id
+    r.best = best
+    send(peer, origin, ROUTE_PUSH)
+    stop(r, origin, from)
+    bump(counters, 'routeSwitches')
+  }
+
+  return {
+    pushMode(peer, origin) {
+      const r = mine.get(origin)
+      if (r && (r.parent === peer || r.stopped.has(peer))) return 0
+      const a = asked.get(peer)?.get(origin)
+      if (a === ROUTE_PUSH) return 2
+      if (a === ROUTE_STOP || !links.eager.has(peer)) return 0
+      return r || involved(origin) ? 2 : 1
+    },
+
+    has: (origin) => mine.has(origin),
+
+    involved,
+
+    arrived(origin, from, requested, routed) {
+      if (max > 0) noteSupplier(origin, from)
+      const r = mine.get(origin)
+      if (requested) {
+        if (routed && max > 0) {
+          // The answer of a neighbour that routes this origin: take it for the parent (it had the
+          // broadcast before this node, so its supply does not come through here).
+          if (r?.parent !== from) {
+            if (r) {
+              const old = r.parent
+              r.parent = from
+              r.stopped.delete(from)
+              stop(r, origin, old)
+            } else {
+              if (mine.size >= max) {
+                const oldest = mine.keys().next()
+                if (!oldest.done) drop(oldest.value, 'full')
+              }
+              mine.set(origin, { parent: from, stopped: new Set(), msg: '', best: Number.POSITIVE_INFINITY })
+            }
+            send(from, origin, ROUTE_PUSH)
+            bump(counters, 'routeRepairs')
+          }
+          return false
+        }
+        // The route lost it, and the shared tree answered: the shared tree carries this origin again.
+        if (r) drop(origin, 'graft')
+        return true
+      }
+      if (!r) {
+        // Routes carry this origin (the copy says so, or a neighbour asked this node for it): take
+        // this node's from the copy's sender. Then the origin's tree is all routes, and the shared
+        // tree's changes cannot cut it.
+        if (routed || hasAskers(origin)) pin(origin, from)
+        return !mine.has(origin) && !routed
+      }
+      // Pushed by someone this node did not ask: tell it to stop.
+      if (from !== r.parent) stop(r, origin, from)
+      return false
+    },
+
+    sample(origin, id, from, hops, peer, peerHops) {
+      if (max <= 0 || peer === from || origin === deps.id || !links.has(peer)) return
+      const r = mine.get(origin)
+      // Only for an origin that broadcasts again and again: one heard from once or twice stays on the shared tree.
+      if (!r && (lastFrom.get(origin)?.count ?? 0) < opt.routeAfter) return
+      const best = r && r.msg === id ? r.best : hops
+      if (peerHops + 1 >= best) return
+      if (r?.parent === peer) {
+        r.msg = id
+        r.best = peerHops + 1
+        return
+      }
+      switchTo(origin, id, from, peer, peerHops + 1)
+    },
+
+    duplicate(origin, from, routed, hops, first, firstRouted, firstHops) {
+      const r = mine.get(origin)
+      if (r) {
+        if (from !== r.parent) stop(r, origin, from)
+        return true
+      }
+      if (!routed && !firstRouted) return false
+      // No route here, but one of the copies came over a route: the two paths are this origin's
+      // business only. Keep the shorter, stop the other (a PRUNE would cut the link for every origin).
+      if (first !== undefined && firstHops > hops) stopOnce(first, origin)
+      else stopOnce(from, origin)
+      return true
+    },
+
+    onRoute(from, m) {
+      bump(counters, 'routeIn')
+      if (!links.has(from)) return
+      let a = asked.get(from)
+      if (m.m === ROUTE_CLEAR) {
+        if (a?.delete(m.o)) askedCount--
+        return
+      }
+      if (max <= 0) return
+      const r = mine.get(m.o)
+      if (r && m.m === ROUTE_PUSH) {
+        // It takes this node for its parent: this node must push to it, and cannot be its child.
+        if (r.parent === from) drop(m.o, 'conflict')
+        else r.stopped.delete(from)
+      }
+      if (!a) {
+        a = new Map()
+        asked.set(from, a)
+      }
+      if (a.delete(m.o)) askedCount--
+      else if (a.size >= max) {
+        // The oldest request goes: that neighbour's own rules correct what follows.
+        const oldest = a.keys().next()
+        if (!oldest.done) {
+          a.delete(oldest.value)
+          askedCount--
+          bump(counters, 'routeAskedEvicted')
+        }
+      }
+      a.set(m.o, m.m)
+      askedCount++
+      if (m.m === ROUTE_PUSH) pin(m.o, lastFrom.get(m.o)?.peer)
+    },
+
+    grafted(from, origin) {
+      const a = asked.get(from)
+      if (a?.get(origin) === ROUTE_STOP) {
+        a.delete(origin)
+        askedCount--
+      }
+      const r = mine.get(origin)
+      if (r?.parent === from) drop(origin, 'conflict')
+      else r?.stopped.delete(from)
+    },
+
+    forget(peer) {
+      const a = asked.get(peer)
+      if (a) {
+        askedCount -= a.size
+        asked.delete(peer)
+      }
+      for (const [origin, r] of [...mine]) {
+        r.stopped.delete(peer)
+        if (r.parent === peer) drop(origin, 'link')
+      }
+    },
+
+    get size() {
+      return { routes: mine.size, asked: askedCount, suppliers: lastFrom.size }
+    },
+  }
+}
