@@ -13,6 +13,10 @@
  *   in it; they are reported apart, per broadcast.
  * - ldh: last delivery hop, the hop count of the last node reached.
  *
+ * Active origins (`active*`): 16 origins broadcasting in turn after the
+ * warm-up, with per-origin routes (routes.ts) and with the shared tree
+ * alone; `activeEccentricity` is what a shortest-hop tree per origin gives.
+ *
  * At scale (SIM_MESH_N=10000): the same graph model at N nodes, flooding
  * against the mesh, and what 20 % of the nodes crashing at once does (the
  * `scale` figures; only those are run then):
@@ -201,6 +205,57 @@ async function treeBounds() {
   }
 }
 
+/** Origins that broadcast again and again (routes.ts), out of `N`, and the rounds before and while measuring. */
+const ACTIVE = 16
+const ACTIVE_WARM = 5
+const ACTIVE_MEASURED = 3
+
+/**
+ * `ACTIVE` origins broadcasting in turn, after the shared tree has settled on
+ * `WARMUP` one-off origins: per-origin routes (or the shared tree alone, with
+ * `routeOrigins: 0`). Also the graph's eccentricity from those origins, the
+ * bound a shortest-hop tree per origin reaches.
+ */
+async function activeFigures(mesh: MeshOptions) {
+  const net = await createMeshNet({ seed: SEED, n: N, degree: DEGREE, mesh })
+  await net.sim.runFor(1_000)
+  await meshRun(net, WARMUP)
+  const pick = () => net.ids[Math.floor(net.sim.rng() * N)] as string
+  const active = [...new Set(Array.from({ length: ACTIVE * 2 }, pick))].slice(0, ACTIVE)
+  const rounds = async (count: number) => {
+    const ldh: number[] = []
+    const rmr: number[] = []
+    const coverage: number[] = []
+    const graftsBefore = net.sum('payloadSentGraft')
+    for (let r = 0; r < count; r++)
+      for (const origin of active) {
+        const before = net.sum('payloadSent')
+        const id = await net.broadcast(origin, 'bench', { r })
+        await net.sim.runFor(5_000)
+        rmr.push((net.sum('payloadSent') - before) / (N - 1) - 1)
+        coverage.push(net.reached(id) / N)
+        let last = 0
+        for (const h of net.deliveries.get(id)?.values() ?? []) last = Math.max(last, ...h)
+        ldh.push(last)
+      }
+    return {
+      ldh: round(mean(ldh), 2),
+      rmr: round(mean(rmr)),
+      coverage: round(Math.min(...coverage)),
+      graftAnswersPerBroadcast: round(
+        (net.sum('payloadSentGraft') - graftsBefore) / (count * active.length),
+        2,
+      ),
+    }
+  }
+  const firstRounds = await rounds(ACTIVE_WARM)
+  const measured = await rounds(ACTIVE_MEASURED)
+  const index = new Map(net.ids.map((id, i) => [id, i]))
+  const adj = net.ids.map((id) => net.sim.linksOf(id).map((y) => index.get(y) as number))
+  const bound = mean(active.map((o) => eccentricity(adj, index.get(o) as number)))
+  return { ...measured, firstRoundsLdh: firstRounds.ldh, eccentricity: round(bound, 2) }
+}
+
 /** Plumtree as published (without its tree optimisation): one announcement round, every duplicate prunes at once. */
 const PAPER: MeshOptions = { announceRounds: 1, pruneDelayMs: 0, treeMemoryMs: 0, optimiseSamples: 0 }
 
@@ -218,6 +273,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const unoptimised = await meshFigures({ optimiseSamples: 0 }, 1, 10, 30)
   const bursts = await meshFigures({}, BURST, 3, BURSTS)
   const paperBursts = await meshFigures(PAPER, BURST, 3, BURSTS)
+  const active = await activeFigures({})
+  const activeShared = await activeFigures({ routeOrigins: 0 })
   const figures = {
     nodes: N,
     degree: DEGREE,
@@ -257,6 +314,15 @@ export async function run(): Promise<Record<string, unknown>> {
     paperBurstLdhMax: paperBursts.ldhMax,
     paperBurstGraftAnswersPerBroadcast: paperBursts.graftAnswers,
     paperBurstEagerLinks: paperBursts.eagerLinks,
+    activeOrigins: ACTIVE,
+    activeLdh: active.ldh,
+    activeRmr: active.rmr,
+    activeCoverage: active.coverage,
+    activeGraftAnswersPerBroadcast: active.graftAnswersPerBroadcast,
+    activeFirstRoundsLdh: active.firstRoundsLdh,
+    activeSharedTreeLdh: activeShared.ldh,
+    activeSharedTreeRmr: activeShared.rmr,
+    activeEccentricity: active.eccentricity,
     wallMs: Math.round(performance.now() - t0),
   }
   report('sim-mesh', figures)

@@ -450,6 +450,12 @@ async function buildTemplates(): Promise<Template[]> {
     { name: 'ihave', kind: Kind.Mesh, base: { type: 'ihave', ids: [anId(0), anId(1)] } },
     { name: 'graft', kind: Kind.Mesh, base: { type: 'graft', ids: [anId(2)] } },
     { name: 'prune', kind: Kind.Mesh, base: { type: 'prune', id: anId(3) } },
+    { name: 'mesh route', kind: Kind.Mesh, base: { type: 'route', o: anId(6), m: 1 } },
+    {
+      name: 'ihave (route flags)',
+      kind: Kind.Mesh,
+      base: { type: 'ihave', ids: [anId(0), anId(1)], r: [1] },
+    },
     // route
     { name: 'msg', kind: Kind.Route, base: { t: 'msg', topic: 'junk', data: { a: 1 } } },
     { name: 'req', kind: Kind.Route, base: { t: 'req', id: 1, method: 'nothing', data: null } },

@@ -31,6 +31,8 @@
  *   tree whole;
  * - optimise.ts: swapping a slow tree link for a faster lazy one (the
  *   paper's optimisation, judged on the traffic so the shared tree settles);
+ * - routes.ts: per-origin routes, a shortest-hop tree of its own for an
+ *   origin that broadcasts again and again, kept apart from the shared tree;
  * - repair.ts: IHAVE and GRAFT, the missing-message timers, rejoining;
  * - links.ts, and the bounded tables seen-cache.ts (the replay window),
  *   payload-cache.ts, missing.ts, pending.ts; messages.ts (the wire),

@@ -1,53 +1,70 @@
 /**
  * Per-origin routes: a shortest-hop tree for each origin that broadcasts
- * again, on top of the shared tree.
+ * again and again, on top of the shared tree.
  *
  * The shared tree (tree.ts, optimise.ts) is one tree for every origin, so
- * its last delivery hop is the tree's eccentricity from the origin: ~8.1 at
- * N = 256, degree 6, where the best any one breadth-first tree of that graph
- * can do is 6.95 and per-origin shortest paths give 4.92 (bench/sim-mesh.ts).
- * Below a shared tree's bound needs a tree per origin, and a tree per origin
- * can only be learnt from that origin's broadcasts: a first broadcast always
- * takes the shared tree.
+ * its last delivery hop (LDH) is the tree's eccentricity from the origin:
+ * ~8.1 at N = 256, degree 6, where the best any one breadth-first tree of
+ * that graph can do is 6.95 and per-origin shortest paths give 4.92
+ * (bench/sim-mesh.ts). Below a shared tree's bound needs a tree per origin,
+ * and a tree per origin can only be learnt from that origin's broadcasts.
+ * So an origin's first broadcasts take the shared tree; once a node has had
+ * `routeAfter` (3) of them, it may lay a route for that origin.
  *
- * How a node X learns its route for origin O. Every broadcast of O comes
- * first over one link at some hop count h, and the neighbours X was not
- * pushed by announce it with the hop count they got it at (IHAVE, round 0,
- * to every link the payload did not go to). When a neighbour L announces
- * hops h_L with h_L + 1 < h, X takes L as its parent for O:
+ * Learning. Every broadcast of O comes to X first over one link at some hop
+ * count h, and the neighbours that did not push it to X announce it with
+ * the hop count they got it at (IHAVE round 0 goes to every link the
+ * payload did not go to). When a neighbour L announces h_L with
+ * h_L + 1 < h, X takes L for its parent for O:
  *
  * - `route {o: O, m: 1}` to L: "push O's broadcasts to me", whatever L's
  *   shared sets say;
- * - `route {o: O, m: 2}` to the link the copy came over (and the previous
+ * - `route {o: O, m: 2}` to the link the copy came over (and to a previous
  *   parent): "do not push O's broadcasts to me";
- * - X pushes O's broadcasts to neither of them (both already have them: a
- *   payload there would be a duplicate, and a duplicate on a shared link
- *   would make the other end PRUNE it for every origin).
+ * - X pushes O's broadcasts to neither (both have them already).
  *
- * That is one step of Bellman-Ford per broadcast, at every node at once.
- * A node's new parent had a lower hop count than the node's own parent
- * minus one, on the same broadcast, so the parent chain's hop counts
- * strictly fall and the switches of one broadcast cannot close a cycle: the
- * result is a tree again, shallower. After a few broadcasts of O, every
- * node's hop count is its distance to O (measured: bench/sim-mesh.ts).
+ * That is one step of Bellman-Ford per broadcast, at every node at once. A
+ * new parent had a lower hop count than the node's own parent minus one,
+ * on the same broadcast, so along the parent chain the hop counts strictly
+ * fall and the switches of one broadcast cannot close a cycle. After a few
+ * broadcasts every node's hop count is its distance to O.
  *
- * A route is dropped (`route {o, m: 0}`, "as the shared tree says", to each
- * link it named) when its parent's link closes, when a broadcast of O had
- * to be fetched with GRAFT (the route lost it: the shared tree, repaired,
- * takes over), and when the table is full and O is the least recently used.
- * A payload of O over any other link than the parent, unasked, gets
- * `m: 2` back: RMR stays ~0 once routes settle. A neighbour that forgets
- * what it was asked (its table full) is corrected by the same rules: a
- * duplicate answers it, a missing broadcast is fetched by GRAFT.
+ * Keeping routes and the shared tree apart (each of these was measured
+ * necessary in the simulator; without it the two fight, and the shared
+ * tree's LDH for other origins went from 8 to 17-23):
  *
- * While X has a route for O, O's broadcasts are not the shared tree's
- * business at X: they make no link eager, prune none, and give the shared
- * optimiser no samples (their hop counts are the route's, not the tree's).
+ * - pinning: a node asked to push O, or that got O over a route, takes its
+ *   own supply of O by route too (`m: 1` to the neighbour its latest copy
+ *   came from). So O's tree is routes all the way to O, and a change of the
+ *   shared tree (an optimiser swap, a repair) cannot route a parent's
+ *   supply back through its own child;
+ * - a copy pushed by a route says so (`r` on GOSSIP), and so does every
+ *   copy pushed on from it. Such a copy makes no shared link eager, and a
+ *   duplicate involving one is answered per origin (the copy with more hops
+ *   gets `m: 2`), never by a shared PRUNE, which would cut a link for every
+ *   origin over one origin's business;
+ * - IHAVE says which ids the sender got over a route (`r`): their hop
+ *   counts are not the shared tree's, so the shared optimiser takes no
+ *   sample from them, nor from a copy that came over a route;
+ * - a GRAFT answered by a node that routes the origin says so (`r`), and
+ *   the asker takes that node for its parent: the route repairs itself
+ *   where it broke.
+ *
+ * A route is dropped (`m: 0`, "as the shared tree says", to each link it
+ * named) when its parent's link closes, when an unflagged GRAFT answer had
+ * to bring a broadcast (the shared tree, repaired, takes over), and when the
+ * table is full and O is the least recently used. A neighbour that keeps
+ * pushing after `m: 2` (it forgot) is told again.
+ *
+ * Measured (bench/sim-mesh.ts, routes.sim.test.ts): 16 origins broadcasting
+ * in turn settle at LDH 4.88 (the shared tree alone: 8.7) with RMR 0 and
+ * no GRAFT, within 5 broadcasts each; one-off origins keep the shared
+ * tree's figures.
  *
  * What a neighbour can do with it: ask to be pushed an origin's broadcasts
  * (as a GRAFT can), or not to be (costing only itself). Each neighbour's
  * requests are kept for at most `routeOrigins` origins, and so are this
- * node's own routes: memory is bounded whatever they send.
+ * node's own routes and its memory of suppliers: bounded whatever it sends.
  */
 import { bump } from '../protocol.ts'
 import type { MeshContext } from './context.ts'
@@ -141,12 +158,7 @@ export function createRoutes(ctx: MeshContext): Routes {
   function pin(origin: string, supplier: string | undefined): void {
     if (max <= 0 || origin === deps.id || mine.has(origin) || supplier === undefined) return
     if (!links.has(supplier) || asked.get(supplier)?.get(origin) === ROUTE_PUSH) return
-    if (mine.size >= max) {
-      const oldest = mine.keys().next()
-      if (!oldest.done) drop(oldest.value, 'full')
-    }
-    mine.set(origin, { parent: supplier, stopped: new Set(), msg: '', best: Number.POSITIVE_INFINITY })
-    send(supplier, origin, ROUTE_PUSH)
+    setParent(origin, supplier)
     bump(counters, 'routePins')
   }
 
@@ -190,28 +202,31 @@ export function createRoutes(ctx: MeshContext): Routes {
     bump(counters, `routeDropped.${why}`)
   }
 
-  function switchTo(origin: string, id: string, from: string, peer: string, best: number): void {
+  /**
+   * Take `parent` for `origin`'s route (`m: 1` to it): a new route, or a new parent for one, the
+   * old parent told to stop. `best` is the hop count it promised for broadcast `id`.
+   */
+  function setParent(origin: string, parent: string, id = '', best = Number.POSITIVE_INFINITY): Route {
     let r = mine.get(origin)
     if (r) {
       mine.delete(origin) // to the end: most recently used
       mine.set(origin, r)
       const old = r.parent
-      r.parent = peer
-      r.stopped.delete(peer)
-      stop(r, origin, old)
+      r.parent = parent
+      r.stopped.delete(parent)
+      if (old !== parent) stop(r, origin, old)
     } else {
       if (mine.size >= max) {
         const oldest = mine.keys().next()
         if (!oldest.done) drop(oldest.value, 'full')
       }
-      r = { parent: peer, stopped: new Set(), msg: id, best }
+      r = { parent, stopped: new Set(), msg: id, best }
       mine.set(origin, r)
     }
     r.msg = id
     r.best = best
-    send(peer, origin, ROUTE_PUSH)
-    stop(r, origin, from)
-    bump(counters, 'routeSwitches')
+    send(parent, origin, ROUTE_PUSH)
+    return r
   }
 
   return {
@@ -236,19 +251,7 @@ export function createRoutes(ctx: MeshContext): Routes {
           // The answer of a neighbour that routes this origin: take it for the parent (it had the
           // broadcast before this node, so its supply does not come through here).
           if (r?.parent !== from) {
-            if (r) {
-              const old = r.parent
-              r.parent = from
-              r.stopped.delete(from)
-              stop(r, origin, old)
-            } else {
-              if (mine.size >= max) {
-                const oldest = mine.keys().next()
-                if (!oldest.done) drop(oldest.value, 'full')
-              }
-              mine.set(origin, { parent: from, stopped: new Set(), msg: '', best: Number.POSITIVE_INFINITY })
-            }
-            send(from, origin, ROUTE_PUSH)
+            setParent(origin, from)
             bump(counters, 'routeRepairs')
           }
           return false
@@ -281,7 +284,9 @@ export function createRoutes(ctx: MeshContext): Routes {
         r.best = peerHops + 1
         return
       }
-      switchTo(origin, id, from, peer, peerHops + 1)
+      // The copy's link is told to stop too: it is this node's supply no more.
+      stop(setParent(origin, peer, id, peerHops + 1), origin, from)
+      bump(counters, 'routeSwitches')
     },
 
     duplicate(origin, from, routed, hops, first, firstRouted, firstHops) {
