@@ -110,6 +110,8 @@ export interface MeshOptions {
    * their traffic keeps optimised. @default 3
    */
   routeAfter?: number
+  /** How long a neighbour that let a route down (a GRAFT had to fetch the broadcast) is not taken for a parent. @default 60_000 */
+  routeDistrustMs?: number
 }
 
 /** Every option, with defaults filled in. */
@@ -145,6 +147,7 @@ const DEFAULTS: ResolvedMeshOptions = {
   optimiseGapMs: 2_000,
   routeOrigins: 512,
   routeAfter: 3,
+  routeDistrustMs: 60_000,
 }
 
 export function resolveMeshOptions(options: MeshOptions = {}): ResolvedMeshOptions {

@@ -210,6 +210,36 @@ describe('per-origin routes at one node', () => {
 })
 
 describe('per-origin routes against a hostile neighbour', () => {
+  it('a neighbour that claims to be 1 hop from the origin and then withholds wins the route once: every broadcast is still delivered', async () => {
+    const n = await routed() // L announced 1 hop: L is the parent
+    n.take()
+    for (let i = 3; i < 8; i++) {
+      // L withholds; E still announces, and is GRAFTed after graftTimeoutMs.
+      const g = await fromOrigin(i, 6, true)
+      await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
+      n.clock.t += 600
+      n.mesh.tick(n.clock.t)
+      await n.mesh.handle(E, g)
+      // The next comes from E, and L claims again that it was 1 hop away.
+      const h = await fromOrigin(i + 100, 6, true)
+      await n.mesh.handle(E, h)
+      await n.mesh.handle(L, { type: 'ihave', ids: [h.id], hops: [1] })
+      n.clock.t += 1_000
+      n.mesh.tick(n.clock.t)
+    }
+    expect(n.mesh.counters.delivered).toBe(13)
+    expect(n.mesh.counters.routeDistrusted).toBe(1)
+    // Since it let the route down, L was never asked again; E carries O.
+    const routes = n.take('route').filter((s) => (s.msg as { m: number }).m === 1)
+    expect(routes).toEqual([{ to: E, msg: { type: 'route', o: O, m: 1 } }])
+    // After routeDistrustMs (60 s) L may be tried again.
+    n.clock.t += 60_000
+    const g = await fromOrigin(20, 6, true)
+    await n.mesh.handle(E, g)
+    await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
+    expect(n.take('route')).toContainEqual({ to: L, msg: { type: 'route', o: O, m: 1 } })
+  })
+
   it('route requests are kept for at most routeOrigins origins per neighbour, and leave with the link', async () => {
     const n = node([X, E], { routeOrigins: 64 })
     for (let i = 0; i < 10_000; i++) {

@@ -50,6 +50,12 @@
  *   the asker takes that node for its parent: the route repairs itself
  *   where it broke.
  *
+ * A parent that let a route down (a broadcast had to be fetched by GRAFT)
+ * is not taken for a parent again for `routeDistrustMs` (60 s): hop counts
+ * are not signed, and a neighbour that claims to be near and then withholds
+ * would otherwise win the route back on every broadcast. What it can cost is
+ * then one GRAFT delay per `routeDistrustMs`, never a broadcast.
+ *
  * A route is dropped (`m: 0`, "as the shared tree says", to each link it
  * named) when its parent's link closes, when an unflagged GRAFT answer had
  * to bring a broadcast (the shared tree, repaired, takes over), and when the
@@ -136,6 +142,24 @@ export function createRoutes(ctx: MeshContext): Routes {
   // The neighbour each origin's latest broadcast came from first, for pinning, and how many of
   // its broadcasts came (least recently heard first).
   const lastFrom = new Map<string, { peer: string; count: number }>()
+  // Neighbours that lately let a route down (a broadcast had to be fetched by GRAFT): not taken for a
+  // parent again until then. One entry per link at most.
+  const distrusted = new Map<string, number>()
+
+  function trusted(peer: string): boolean {
+    const until = distrusted.get(peer)
+    if (until === undefined) return true
+    if (until > deps.now()) return false
+    distrusted.delete(peer)
+    return true
+  }
+
+  /** The parent of `r` did not deliver: a neighbour that claims to be near and then withholds wins once. */
+  function letDown(r: Route): void {
+    if (!links.has(r.parent)) return
+    distrusted.set(r.parent, deps.now() + opt.routeDistrustMs)
+    bump(counters, 'routeDistrusted')
+  }
 
   /** Routes carry `origin` here: this node has one, or a neighbour asked about it. */
   function involved(origin: string): boolean {
@@ -251,13 +275,17 @@ export function createRoutes(ctx: MeshContext): Routes {
           // The answer of a neighbour that routes this origin: take it for the parent (it had the
           // broadcast before this node, so its supply does not come through here).
           if (r?.parent !== from) {
+            if (r) letDown(r)
             setParent(origin, from)
             bump(counters, 'routeRepairs')
           }
           return false
         }
         // The route lost it, and the shared tree answered: the shared tree carries this origin again.
-        if (r) drop(origin, 'graft')
+        if (r) {
+          letDown(r)
+          drop(origin, 'graft')
+        }
         return true
       }
       if (!r) {
@@ -273,7 +301,7 @@ export function createRoutes(ctx: MeshContext): Routes {
     },
 
     sample(origin, id, from, hops, peer, peerHops) {
-      if (max <= 0 || peer === from || origin === deps.id || !links.has(peer)) return
+      if (max <= 0 || peer === from || origin === deps.id || !links.has(peer) || !trusted(peer)) return
       const r = mine.get(origin)
       // Only for an origin that broadcasts again and again: one heard from once or twice stays on the shared tree.
       if (!r && (lastFrom.get(origin)?.count ?? 0) < opt.routeAfter) return
@@ -354,6 +382,7 @@ export function createRoutes(ctx: MeshContext): Routes {
         askedCount -= a.size
         asked.delete(peer)
       }
+      distrusted.delete(peer)
       for (const [origin, r] of [...mine]) {
         r.stopped.delete(peer)
         if (r.parent === peer) drop(origin, 'link')
