@@ -5,10 +5,9 @@
  * the hop field is not signed, so a test may set it as a relay would.
  */
 import { describe, expect, it } from 'vitest'
-import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { mulberry32 } from '../sim/prng.ts'
-import { createMesh, type MeshOptions } from './mesh.ts'
-import type { GossipMsg, MeshMsg } from './messages.ts'
+import type { MeshOptions } from './mesh.ts'
+import type { MeshMsg } from './messages.ts'
+import { oneNode, relayed } from './one-node.ts'
 
 const ME = 'a1'.repeat(20)
 const E = 'b2'.repeat(20) // the eager link (this node's parent for the origins below)
@@ -16,40 +15,11 @@ const L = 'c3'.repeat(20) // a lazy link, nearer to those origins
 const O = 'd4'.repeat(20) // the origin
 const X = 'f6'.repeat(20) // a lazy neighbour that lies about its hops
 
-function node(links: string[], options?: MeshOptions) {
-  const sent: { to: string; msg: MeshMsg }[] = []
-  const clock = { t: 1_000 }
-  const mesh = createMesh(
-    {
-      id: ME,
-      keys: createFakeKeyring(ME),
-      send: (to, msg) => void sent.push({ to, msg }),
-      now: () => clock.t,
-      random: mulberry32(11),
-      neighbours: () => links,
-    },
-    // One origin over and over: per-origin routes (routes.ts) would take it off the shared tree.
-    { routeOrigins: 0, ...options },
-  )
-  for (const l of links) mesh.linkUp(l)
-  return { mesh, sent, clock }
-}
+/** This node, with per-origin routes off: one origin over and over would take it off the shared tree (routes.ts). */
+const node = (links: string[], options?: MeshOptions) => oneNode(ME, links, { routeOrigins: 0, ...options })
 
 /** A genuine broadcast by O, as relayed to us at `hops`. */
-async function fromOrigin(i: number, hops: number): Promise<GossipMsg & { id: string }> {
-  const out: MeshMsg[] = []
-  const o = createMesh({
-    id: O,
-    keys: createFakeKeyring(O),
-    send: (_to, msg) => void out.push(msg),
-    now: () => 1_000,
-    random: mulberry32(i + 1),
-    neighbours: () => [ME],
-  })
-  o.linkUp(ME)
-  const id = await o.broadcast('t', { i })
-  return { ...(out[0] as GossipMsg), hops, id }
-}
+const fromOrigin = (i: number, hops: number) => relayed(O, ME, i, hops)
 
 /** Broadcast i comes eagerly over E at 5 hops, then L announces it at 1: one sample of gain 3. */
 async function sampleOnce(mesh: ReturnType<typeof node>['mesh'], i: number): Promise<void> {

@@ -6,10 +6,9 @@
  * as a relay would.
  */
 import { describe, expect, it } from 'vitest'
-import { createFakeKeyring } from '../sim/fake-keys.ts'
-import { mulberry32 } from '../sim/prng.ts'
-import { createMesh, type MeshOptions } from './mesh.ts'
-import { type GossipMsg, type MeshMsg, parseMeshMsg } from './messages.ts'
+import type { MeshOptions } from './mesh.ts'
+import { type MeshMsg, parseMeshMsg } from './messages.ts'
+import { oneNode, relayed } from './one-node.ts'
 
 const ME = 'a1'.repeat(20)
 const E = 'b2'.repeat(20) // the shared tree's link towards O
@@ -18,54 +17,10 @@ const C = 'e5'.repeat(20) // a shared-tree child
 const O = 'd4'.repeat(20) // the origin
 const X = 'f6'.repeat(20) // a hostile neighbour
 
-function node(links: string[], options?: MeshOptions) {
-  const sent: { to: string; msg: MeshMsg }[] = []
-  const clock = { t: 1_000 }
-  const mesh = createMesh(
-    {
-      id: ME,
-      keys: createFakeKeyring(ME),
-      send: (to, msg) => void sent.push({ to, msg }),
-      now: () => clock.t,
-      random: mulberry32(11),
-      neighbours: () => links,
-    },
-    options,
-  )
-  for (const l of links) mesh.linkUp(l)
-  return {
-    mesh,
-    clock,
-    /** Take (and forget) what was sent. */
-    take(type?: MeshMsg['type']) {
-      const out = sent.filter((s) => !type || s.msg.type === type)
-      sent.splice(0, sent.length, ...sent.filter((s) => !out.includes(s)))
-      return out
-    },
-  }
-}
+const node = (links: string[], options?: MeshOptions) => oneNode(ME, links, options)
 
 /** A genuine broadcast by `origin`, as relayed to us at `hops` (and flagged as a route's push with `r`). */
-async function fromOrigin(
-  i: number,
-  hops: number,
-  r = false,
-  origin = O,
-): Promise<GossipMsg & { id: string }> {
-  const out: MeshMsg[] = []
-  const o = createMesh({
-    id: origin,
-    keys: createFakeKeyring(origin),
-    send: (_to, msg) => void out.push(msg),
-    now: () => 1_000,
-    random: mulberry32(i + 1),
-    neighbours: () => [ME],
-  })
-  o.linkUp(ME)
-  const id = await o.broadcast('t', { i })
-  const g = out[0] as GossipMsg
-  return { ...g, hops, ...(r ? { r: true as const } : {}), id }
-}
+const fromOrigin = (i: number, hops: number, r = false, origin = O) => relayed(origin, ME, i, hops, r)
 
 /** Broadcast i comes over E at 5 hops, then L announces it at 1. */
 async function viaE(n: ReturnType<typeof node>, i: number): Promise<void> {
