@@ -21,9 +21,12 @@ export interface CachedBroadcast {
   readonly hops: number
   /** This node asked for it (GRAFT): it did not come by eager push, so its hops say nothing of the tree. */
   readonly requested: boolean
-  /** The first copy was pushed by the sender's per-origin route (`r`), not by the shared tree. */
+  /**
+   * Routes carry this copy (routes.ts): it came with `r`, or this node has a route for its origin.
+   * Copies pushed on from it say so, and its hop count is not the shared tree's.
+   */
   readonly routed: boolean
-  /** It came over this node's own route for its origin: its hops say nothing of the shared tree. */
+  /** The shared tree did not take it as its own (it came over a route, or flagged): no link went eager for it. */
   readonly viaRoute: boolean
   /** Local time of acceptance. */
   readonly at: number

@@ -18,7 +18,8 @@ export interface Candidate {
   /** Pushed by a per-origin route (routes.ts). */
   readonly r?: true
   readonly from: string
-  readonly dupFrom: Set<string>
+  /** Neighbours that sent these same bytes while the check ran: each copy's hop count, and whether a route pushed it. */
+  readonly dupFrom: Map<string, { hops: number; r: boolean }>
 }
 
 /** The candidates for one id, and when the first came. */
@@ -64,7 +65,8 @@ export class PendingChecks {
     if (group) {
       for (const c of group.candidates) {
         if (bytesEqual(c.sig, copy.sig) && bytesEqual(c.payload, copy.payload)) {
-          if (c.from !== from && c.dupFrom.size < this.maxPeers) c.dupFrom.add(from)
+          if (c.from !== from && c.dupFrom.size < this.maxPeers)
+            c.dupFrom.set(from, { hops: copy.hops, r: copy.r === true })
           return 'merged'
         }
       }
@@ -83,7 +85,7 @@ export class PendingChecks {
       hops: copy.hops,
       ...(copy.r ? { r: true } : {}),
       from,
-      dupFrom: new Set(),
+      dupFrom: new Map(),
     }
     group.candidates.push(candidate)
     this.total += candidate.payload.length

@@ -98,7 +98,8 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
       if (e.round === 0) {
         // Plumtree's lazy push, and the acknowledgement that tells the sender not to repeat.
         // With the optimisation on, to every lazy link: the hop count is what its optimiser compares.
-        // Routes too (routes.ts): every link not pushed to hears of it, with the hop count.
+        // Routes too (routes.ts): every link not pushed to hears of it, with the hop count, even one
+        // known to have it (a node learns its route from its neighbours' hop counts).
         const all = opt.optimiseSamples > 0 || opt.routeOrigins > 0
         for (const p of links.lazy)
           if ((all || !e.haves.has(p)) && routes.pushMode(p, e.origin) === 0) addToBatch(batches, p, e.id)

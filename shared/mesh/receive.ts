@@ -108,7 +108,7 @@ export function createReceive(
     missing.delete(id)
     // A route of this node's for the origin, or a copy that travelled one (routes.ts): the shared
     // tree keeps out of it. A GRAFT's answer says which it is (`r`).
-    const shared = from === undefined || routes.arrived(body.origin, from, requested, copy.r === true)
+    const shared = from === undefined || routes.arrived(body.origin, id, from, requested, copy.r === true)
     const entry: CachedBroadcast = {
       id,
       origin: body.origin,
@@ -176,8 +176,8 @@ export function createReceive(
       return
     }
     pending.settle(id, group)
-    accept(id, r.body, c, from, c.dupFrom)
-    for (const d of c.dupFrom) duplicate(d, id, false, c.hops)
+    accept(id, r.body, c, from, c.dupFrom.keys())
+    for (const [d, copy] of c.dupFrom) duplicate(d, id, copy.r, copy.hops)
   }
 
   /** A copy of an accepted broadcast (`routed`: pushed by the sender's route): the routes' business or the shared tree's. */

@@ -87,7 +87,6 @@ export function createRepair(ctx: MeshContext, push: Push, optimiser: Optimiser,
         e.grafted.set(from, n + 1)
         noteHave(e, from)
         // Routes carry its origin here: the answer says so, and the asker takes this node for its route's parent (routes.ts).
-        // Routes carry its origin here: the answer says so, and the asker takes this node for its route's parent (routes.ts).
         push.sendGossip(from, e, 'Graft', routes.involved(e.origin))
       }
     },

@@ -165,17 +165,114 @@ describe('per-origin routes at one node', () => {
 })
 
 describe('per-origin routes against a hostile neighbour', () => {
+  it('a parent that withholds the push but answers the GRAFT is asked once more, then dropped and distrusted', async () => {
+    const n = await routed() // L is the parent, E told to stop
+    n.take()
+    for (let i = 3; i < 13; i++) {
+      const g = await fromOrigin(i, 2, true)
+      // L withholds the push but announces first; E announces too.
+      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1], r: [0] })
+      await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
+      n.clock.t += 600
+      n.mesh.tick(n.clock.t)
+      const asked = n.take('graft')[0]?.to
+      // L answers flagged; E (no route of its own for O) would answer plain.
+      await n.mesh.handle(asked === L ? L : E, asked === L ? g : await fromOrigin(i, 6))
+      n.clock.t += 1_000
+      n.mesh.tick(n.clock.t)
+    }
+    expect(n.mesh.counters.delivered).toBe(13)
+    expect(n.mesh.counters.routeDistrusted).toBe(1)
+    // Asked again once (the first GRAFT), never taken back after the second.
+    expect(n.take('route').filter((s) => s.to === L && (s.msg as { m: number }).m === 1)).toHaveLength(1)
+    expect(n.mesh.counters.graftSent).toBeLessThanOrEqual(10)
+  })
+
+  it('one flagged copy of an origin never heard from does not make its sender the parent', async () => {
+    const n = node([E, X])
+    await n.mesh.handle(X, await fromOrigin(0, 9, true))
+    expect(n.take('route')).toEqual([])
+    expect(n.mesh.sizes().routes).toBe(0)
+  })
+
+  it("a neighbour's m: 2 costs only itself: copies to the other links are not flagged, GRAFT answers neither", async () => {
+    const n = node([E, C, X])
+    await n.mesh.handle(X, { type: 'route', o: O, m: 2 })
+    n.take()
+    const g = await fromOrigin(0, 5)
+    await n.mesh.handle(E, g) // a plain shared-tree copy
+    const toC = n.take('gossip').filter((s) => s.to === C)
+    expect(toC).toHaveLength(1)
+    expect(toC[0]?.msg).not.toHaveProperty('r')
+    await n.mesh.handle(C, { type: 'graft', ids: [g.id] })
+    expect(n.take('gossip')[0]?.msg).not.toHaveProperty('r')
+  })
+
+  it('a switch away from a parent whose copy came first tells it to stop once', async () => {
+    const M = '99'.repeat(20)
+    const n = node([E, L, C, M])
+    await n.mesh.handle(L, { type: 'prune' })
+    await n.mesh.handle(M, { type: 'prune' })
+    for (let i = 0; i < 3; i++) await viaE(n, i)
+    n.take()
+    const g = await fromOrigin(3, 5, true)
+    await n.mesh.handle(L, g) // from the parent, at 5
+    await n.mesh.handle(M, { type: 'ihave', ids: [g.id], hops: [1] })
+    expect(n.take('route')).toEqual([
+      { to: L, msg: { type: 'route', o: O, m: 2 } },
+      { to: M, msg: { type: 'route', o: O, m: 1 } },
+    ])
+  })
+
+  it('a flagged copy merged into a running signature check is answered per origin, never by a shared PRUNE', async () => {
+    const n = node([E, C])
+    const g = await fromOrigin(0, 5)
+    const first = n.mesh.handle(E, g)
+    const second = n.mesh.handle(C, { ...g, hops: 3, r: true } as MeshMsg) // while E's copy is checked
+    await first
+    await second
+    n.clock.t += 1_000
+    n.mesh.tick(n.clock.t)
+    expect(n.take('prune')).toEqual([])
+    // The copy with more hops (E's) is told to stop, for O only.
+    expect(n.take('route')).toEqual([{ to: E, msg: { type: 'route', o: O, m: 2 } }])
+    expect(n.mesh.eagerPeers().sort()).toEqual([E, C].sort())
+  })
+
+  it('two neighbours taking turns to claim 1 hop for older broadcasts cannot make the routes flap', async () => {
+    const H1 = '11'.repeat(20)
+    const H2 = '22'.repeat(20)
+    const origins = ['31', '32', '33', '34'].map((s) => s.repeat(20))
+    const n = node([E, H1, H2, C])
+    const ids: string[][] = origins.map(() => [])
+    for (let i = 0; i < 20; i++)
+      for (const [k, o] of origins.entries()) {
+        const g = await fromOrigin(i, 5, false, o)
+        ids[k]?.push(g.id)
+        await n.mesh.handle(E, g)
+      }
+    n.take()
+    for (let i = 3; i < 20; i++) {
+      const batch = ids.map((l) => l[i] as string)
+      await n.mesh.handle(i % 2 ? H1 : H2, { type: 'ihave', ids: batch, hops: batch.map(() => 1) })
+    }
+    // Only the latest broadcast of each origin is judged: at most one switch each (2 messages), not one per IHAVE.
+    expect(n.take('route').length).toBeLessThanOrEqual(2 * origins.length)
+  })
+
   it('a neighbour that claims to be 1 hop from the origin and then withholds wins the route once: every broadcast is still delivered', async () => {
     const n = await routed() // L announced 1 hop: L is the parent
     n.take()
     for (let i = 3; i < 8; i++) {
-      // L withholds; E still announces, and is GRAFTed after graftTimeoutMs.
       const g = await fromOrigin(i, 6, true)
-      await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
-      n.clock.t += 600
-      n.mesh.tick(n.clock.t)
-      await n.mesh.handle(E, g)
-      // The next comes from E, and L claims again that it was 1 hop away.
+      if (i === 3) {
+        // L withholds; E still announces, and is GRAFTed after graftTimeoutMs.
+        await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
+        n.clock.t += 600
+        n.mesh.tick(n.clock.t)
+      }
+      await n.mesh.handle(E, g) // the GRAFT's answer, then E's pushes as the new parent
+      // The next comes from E too, and L claims again that it was 1 hop away.
       const h = await fromOrigin(i + 100, 6, true)
       await n.mesh.handle(E, h)
       await n.mesh.handle(L, { type: 'ihave', ids: [h.id], hops: [1] })

@@ -33,9 +33,9 @@
  * necessary in the simulator; without it the two fight, and the shared
  * tree's LDH for other origins went from 8 to 17-23):
  *
- * - pinning: a node asked to push O, or that got O over a route, takes its
- *   own supply of O by route too (`m: 1` to the neighbour its latest copy
- *   came from). So O's tree is routes all the way to O, and a change of the
+ * - pinning: a node asked to push O, or that got O over a route (and has
+ *   had `routeAfter` broadcasts of it), takes its own supply of O by route
+ *   too (`m: 1` to the neighbour its latest copy came from). So O's tree is routes all the way to O, and a change of the
  *   shared tree (an optimiser swap, a repair) cannot route a parent's
  *   supply back through its own child;
  * - a copy pushed by a route says so (`r` on GOSSIP), and so does every
@@ -50,17 +50,23 @@
  *   the asker takes that node for its parent: the route repairs itself
  *   where it broke.
  *
- * A parent that let a route down (a broadcast had to be fetched by GRAFT)
- * is not taken for a parent again for `routeDistrustMs` (60 s): hop counts
- * are not signed, and a neighbour that claims to be near and then withholds
- * would otherwise win the route back on every broadcast. What it can cost is
- * then one GRAFT delay per `routeDistrustMs`, never a broadcast.
+ * Hop counts are not signed, so a neighbour can claim to be near and then
+ * withhold. A parent that let a route down (a broadcast had to be fetched
+ * by GRAFT from another node, or twice running from the parent itself, which
+ * is asked `m: 1` again the first time) is not taken for a parent again for
+ * `routeDistrustMs` (60 s). Switches are judged only on the origin's latest
+ * broadcast, each must lower its hop count, and a neighbour's `m: 2` makes
+ * nothing flagged here: what a liar costs is a GRAFT delay or two per
+ * `routeDistrustMs`, and a few route messages per broadcast, never a
+ * broadcast.
  *
  * A route is dropped (`m: 0`, "as the shared tree says", to each link it
  * named) when its parent's link closes, when an unflagged GRAFT answer had
  * to bring a broadcast (the shared tree, repaired, takes over), and when the
- * table is full and O is the least recently used. A neighbour that keeps
- * pushing after `m: 2` (it forgot) is told again.
+ * table is full and O's route is the one whose parent delivered least
+ * lately. A neighbour that keeps pushing after `m: 2` (it forgot) is told
+ * again; a neighbour's requests, when they are too many, lose their oldest
+ * `m: 2` first.
  *
  * Measured (bench/sim-mesh.ts, routes.sim.test.ts): 16 origins broadcasting
  * in turn settle at LDH 4.88 (the shared tree alone: 8.7) with RMR 0 and
@@ -89,6 +95,8 @@ interface Route {
   /** The broadcast the last switch was judged on, and the hop count the parent promised for it. */
   msg: string
   best: number
+  /** Broadcasts the parent answered only when asked by GRAFT since it last pushed one. */
+  misses: number
 }
 
 export interface Routes {
@@ -105,7 +113,7 @@ export interface Routes {
    * A broadcast of `origin` was accepted, first over `from`; `requested`: fetched by GRAFT. Returns
    * whether the shared tree should treat the copy as its own (make `from` eager, note it first).
    */
-  arrived(origin: string, from: string, requested: boolean, routed: boolean): boolean
+  arrived(origin: string, id: string, from: string, requested: boolean, routed: boolean): boolean
   /** `peer` announced broadcast `id` of `origin` at `peerHops`; it came here first over `from` at `hops`. */
   sample(origin: string, id: string, from: string, hops: number, peer: string, peerHops: number): void
   /**
@@ -141,7 +149,7 @@ export function createRoutes(ctx: MeshContext): Routes {
   let askedCount = 0
   // The neighbour each origin's latest broadcast came from first, for pinning, and how many of
   // its broadcasts came (least recently heard first).
-  const lastFrom = new Map<string, { peer: string; count: number }>()
+  const lastFrom = new Map<string, { peer: string; count: number; id: string }>()
   // Neighbours that lately let a route down (a broadcast had to be fetched by GRAFT): not taken for a
   // parent again until then. One entry per link at most.
   const distrusted = new Map<string, number>()
@@ -161,11 +169,12 @@ export function createRoutes(ctx: MeshContext): Routes {
     bump(counters, 'routeDistrusted')
   }
 
-  /** Routes carry `origin` here: this node has one, or a neighbour asked about it. */
+  /**
+   * Routes carry `origin` here: this node has one, or a neighbour asked it to push (`m: 1`). A
+   * neighbour's `m: 2` is not enough: it costs that neighbour only.
+   */
   function involved(origin: string): boolean {
-    if (mine.has(origin)) return true
-    for (const a of asked.values()) if (a.has(origin)) return true
-    return false
+    return mine.has(origin) || hasAskers(origin)
   }
 
   /** Some neighbour asked this node to push `origin`'s broadcasts. */
@@ -181,19 +190,20 @@ export function createRoutes(ctx: MeshContext): Routes {
    */
   function pin(origin: string, supplier: string | undefined): void {
     if (max <= 0 || origin === deps.id || mine.has(origin) || supplier === undefined) return
-    if (!links.has(supplier) || asked.get(supplier)?.get(origin) === ROUTE_PUSH) return
+    if (!links.has(supplier) || !trusted(supplier) || asked.get(supplier)?.get(origin) === ROUTE_PUSH) return
     setParent(origin, supplier)
     bump(counters, 'routePins')
   }
 
-  function noteSupplier(origin: string, from: string): void {
+  function noteSupplier(origin: string, from: string, id: string): number {
     const count = (lastFrom.get(origin)?.count ?? 0) + 1
     lastFrom.delete(origin)
     if (lastFrom.size >= Math.max(1, max)) {
       const oldest = lastFrom.keys().next()
       if (!oldest.done) lastFrom.delete(oldest.value)
     }
-    lastFrom.set(origin, { peer: from, count })
+    lastFrom.set(origin, { peer: from, count, id })
+    return count
   }
 
   function send(to: string, origin: string, m: RouteMode): void {
@@ -244,13 +254,45 @@ export function createRoutes(ctx: MeshContext): Routes {
         const oldest = mine.keys().next()
         if (!oldest.done) drop(oldest.value, 'full')
       }
-      r = { parent, stopped: new Set(), msg: id, best }
+      r = { parent, stopped: new Set(), msg: id, best, misses: 0 }
       mine.set(origin, r)
     }
     r.msg = id
     r.best = best
+    r.misses = 0
     send(parent, origin, ROUTE_PUSH)
     return r
+  }
+
+  /**
+   * A broadcast of `origin` had to be fetched by GRAFT from `from` (`routed`: the answer says routes
+   * carry it there). Returns whether the shared tree takes the copy as its own.
+   */
+  function fetched(origin: string, r: Route | undefined, from: string, routed: boolean): boolean {
+    if (r && from === r.parent) {
+      // The parent had it but did not push: ask once more (it may have forgotten), then give up on it.
+      if (++r.misses < 2) {
+        send(from, origin, ROUTE_PUSH)
+        return false
+      }
+      letDown(r)
+      drop(origin, 'graft')
+      return true
+    }
+    if (routed && max > 0 && trusted(from)) {
+      // The answer of a neighbour that routes this origin: take it for the parent (it had the
+      // broadcast before this node, so its supply does not come through here).
+      if (r) letDown(r)
+      setParent(origin, from)
+      bump(counters, 'routeRepairs')
+      return false
+    }
+    // The route lost it, and the shared tree answered: the shared tree carries this origin again.
+    if (r) {
+      letDown(r)
+      drop(origin, 'graft')
+    }
+    return true
   }
 
   return {
@@ -267,44 +309,35 @@ export function createRoutes(ctx: MeshContext): Routes {
 
     involved,
 
-    arrived(origin, from, requested, routed) {
-      if (max > 0) noteSupplier(origin, from)
+    arrived(origin, id, from, requested, routed) {
+      const count = max > 0 ? noteSupplier(origin, from, id) : 0
       const r = mine.get(origin)
-      if (requested) {
-        if (routed && max > 0) {
-          // The answer of a neighbour that routes this origin: take it for the parent (it had the
-          // broadcast before this node, so its supply does not come through here).
-          if (r?.parent !== from) {
-            if (r) letDown(r)
-            setParent(origin, from)
-            bump(counters, 'routeRepairs')
-          }
-          return false
-        }
-        // The route lost it, and the shared tree answered: the shared tree carries this origin again.
-        if (r) {
-          letDown(r)
-          drop(origin, 'graft')
-        }
-        return true
-      }
+      if (requested) return fetched(origin, r, from, routed)
       if (!r) {
         // Routes carry this origin (the copy says so, or a neighbour asked this node for it): take
-        // this node's from the copy's sender. Then the origin's tree is all routes, and the shared
-        // tree's changes cannot cut it.
-        if (routed || hasAskers(origin)) pin(origin, from)
+        // this node's from the copy's sender. Then the origin's tree is routes all the way, and the
+        // shared tree's changes cannot cut it. A flagged copy alone counts only for an origin heard
+        // from `routeAfter` times, as a switch does.
+        if (hasAskers(origin) || (routed && count >= opt.routeAfter)) pin(origin, from)
         return !mine.has(origin) && !routed
       }
-      // Pushed by someone this node did not ask: tell it to stop.
-      if (from !== r.parent) stop(r, origin, from)
+      if (from === r.parent) {
+        // Delivered: the route is in use (least recently used goes first when the table is full).
+        r.misses = 0
+        mine.delete(origin)
+        mine.set(origin, r)
+      } else stop(r, origin, from) // pushed by someone this node did not ask
       return false
     },
 
     sample(origin, id, from, hops, peer, peerHops) {
       if (max <= 0 || peer === from || origin === deps.id || !links.has(peer) || !trusted(peer)) return
       const r = mine.get(origin)
+      const heard = lastFrom.get(origin)
+      // Only on the origin's latest broadcast: announcements of older ones cannot make the route flap.
+      if (heard?.id !== id) return
       // Only for an origin that broadcasts again and again: one heard from once or twice stays on the shared tree.
-      if (!r && (lastFrom.get(origin)?.count ?? 0) < opt.routeAfter) return
+      if (!r && heard.count < opt.routeAfter) return
       const best = r && r.msg === id ? r.best : hops
       if (peerHops + 1 >= best) return
       if (r?.parent === peer) {
@@ -312,8 +345,11 @@ export function createRoutes(ctx: MeshContext): Routes {
         r.best = peerHops + 1
         return
       }
-      // The copy's link is told to stop too: it is this node's supply no more.
-      stop(setParent(origin, peer, id, peerHops + 1), origin, from)
+      // The copy's link is told to stop too: it is this node's supply no more (once: setParent has
+      // told the old parent already).
+      const old = r?.parent
+      const next = setParent(origin, peer, id, peerHops + 1)
+      if (from !== old) stop(next, origin, from)
       bump(counters, 'routeSwitches')
     },
 
@@ -352,10 +388,16 @@ export function createRoutes(ctx: MeshContext): Routes {
       }
       if (a.delete(m.o)) askedCount--
       else if (a.size >= max) {
-        // The oldest request goes: that neighbour's own rules correct what follows.
-        const oldest = a.keys().next()
-        if (!oldest.done) {
-          a.delete(oldest.value)
+        // The oldest stop goes first, else the oldest request: that neighbour's own rules correct what follows.
+        let victim: string | undefined
+        for (const [o, mode] of a)
+          if (mode === ROUTE_STOP) {
+            victim = o
+            break
+          }
+        victim ??= a.keys().next().value
+        if (victim !== undefined) {
+          a.delete(victim)
           askedCount--
           bump(counters, 'routeAskedEvicted')
         }
