@@ -290,3 +290,35 @@ test('a Node peer joins the tabs: broadcasts and requests both ways', async ({ b
     await node.close()
   }
 })
+
+test('one origin broadcasts eight times: every peer gets each broadcast exactly once (per-origin routes in real browsers)', async ({
+  browser,
+}) => {
+  const ps = await openMany(browser, 6, { network: 'repeat' })
+  await until(() => connected(ps), 30_000, 'six peers connected')
+  for (const p of ps) await collect(p, 'tick')
+  const origin = ps[0] as Peer
+  for (let i = 0; i < 8; i++) {
+    await origin.page.evaluate((i) => (window as unknown as W).node.broadcast('tick', { i }), i)
+    // Each one everywhere before the next: routes are laid from the third on (shared/mesh/routes.ts).
+    await until(
+      async () => (await Promise.all(ps.map(gotOf))).every((g) => g.length >= i + 1),
+      20_000,
+      `broadcast ${i} everywhere`,
+    )
+  }
+  await new Promise((r) => setTimeout(r, 1500)) // duplicates would show by now
+  for (const p of ps) {
+    const got = await gotOf(p)
+    expect(got.map((g) => (g.data as { i: number }).i).sort((a, b) => a - b)).toEqual([
+      0, 1, 2, 3, 4, 5, 6, 7,
+    ])
+    expect(new Set(got.map((g) => g.from))).toEqual(new Set([origin.id]))
+  }
+  const stats = await Promise.all(ps.map((p) => p.page.evaluate(() => (window as unknown as W).node.stats())))
+  const sum = (k: string) => stats.reduce((s, x) => s + (x[k] ?? 0), 0)
+  console.log(
+    `routes in 6 tabs: switches ${sum('mesh.routeSwitches')}, pins ${sum('mesh.routePins')}, route messages ${sum('mesh.routeSent')}, malformed ${sum('mesh.drop.malformed')}`,
+  )
+  expect(sum('mesh.drop.malformed')).toBe(0)
+})
