@@ -188,6 +188,47 @@ describe('per-origin routes against a hostile neighbour', () => {
     expect(n.mesh.counters.graftSent).toBeLessThanOrEqual(10)
   })
 
+  it('a parent that withholds every other broadcast is dropped at its second miss within routeDistrustMs', async () => {
+    const n = await routed() // L is the parent
+    n.take()
+    for (let i = 3; i < 23; i++) {
+      const g = await fromOrigin(i, 2, true)
+      if (i % 2 === 0)
+        await n.mesh.handle(L, g) // pushed
+      else {
+        // Withheld: announced, then answered when GRAFTed (E, without a route of its own, announces too).
+        await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1], r: [0] })
+        await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5] })
+        n.clock.t += 600
+        n.mesh.tick(n.clock.t)
+        const asked = n.take('graft')[0]?.to
+        await n.mesh.handle(asked === L ? L : E, asked === L ? g : await fromOrigin(i, 6))
+      }
+      n.clock.t += 1_000
+      n.mesh.tick(n.clock.t)
+    }
+    expect(n.mesh.counters.delivered).toBe(23)
+    expect(n.mesh.counters.routeDistrusted).toBe(1)
+    expect(n.mesh.counters['routeDropped.graft']).toBe(1)
+  })
+
+  it('a pusher told to stop when its copy came is not told again by the switch that follows', async () => {
+    const M = '99'.repeat(20)
+    const n = node([E, L, C, M])
+    await n.mesh.handle(L, { type: 'prune' })
+    await n.mesh.handle(M, { type: 'prune' })
+    for (let i = 0; i < 3; i++) await viaE(n, i)
+    n.take()
+    const g = await fromOrigin(3, 5)
+    await n.mesh.handle(C, g) // unasked, first
+    await n.mesh.handle(M, { type: 'ihave', ids: [g.id], hops: [1] })
+    expect(n.take('route')).toEqual([
+      { to: C, msg: { type: 'route', o: O, m: 2 } },
+      { to: L, msg: { type: 'route', o: O, m: 2 } },
+      { to: M, msg: { type: 'route', o: O, m: 1 } },
+    ])
+  })
+
   it('one flagged copy of an origin never heard from does not make its sender the parent', async () => {
     const n = node([E, X])
     await n.mesh.handle(X, await fromOrigin(0, 9, true))

@@ -52,13 +52,13 @@
  *
  * Hop counts are not signed, so a neighbour can claim to be near and then
  * withhold. A parent that let a route down (a broadcast had to be fetched
- * by GRAFT from another node, or twice running from the parent itself, which
- * is asked `m: 1` again the first time) is not taken for a parent again for
- * `routeDistrustMs` (60 s). Switches are judged only on the origin's latest
- * broadcast, each must lower its hop count, and a neighbour's `m: 2` makes
- * nothing flagged here: what a liar costs is a GRAFT delay or two per
- * `routeDistrustMs`, and a few route messages per broadcast, never a
- * broadcast.
+ * by GRAFT from another node, or twice within `routeDistrustMs` from the
+ * parent itself, which is asked `m: 1` again the first time) is not taken
+ * for a parent again for `routeDistrustMs` (60 s). Switches are judged only
+ * on the origin's latest broadcast, each must lower its hop count, and a
+ * neighbour's `m: 2` makes nothing flagged here: what a liar costs is a
+ * GRAFT delay or two per `routeDistrustMs`, and a few route messages per
+ * broadcast, never a broadcast.
  *
  * A route is dropped (`m: 0`, "as the shared tree says", to each link it
  * named) when its parent's link closes, when an unflagged GRAFT answer had
@@ -95,8 +95,8 @@ interface Route {
   /** The broadcast the last switch was judged on, and the hop count the parent promised for it. */
   msg: string
   best: number
-  /** Broadcasts the parent answered only when asked by GRAFT since it last pushed one. */
-  misses: number
+  /** When the parent last answered by GRAFT a broadcast it had not pushed (-Infinity: never). */
+  missedAt: number
 }
 
 export interface Routes {
@@ -254,14 +254,20 @@ export function createRoutes(ctx: MeshContext): Routes {
         const oldest = mine.keys().next()
         if (!oldest.done) drop(oldest.value, 'full')
       }
-      r = { parent, stopped: new Set(), msg: id, best, misses: 0 }
+      r = { parent, stopped: new Set(), msg: id, best, missedAt: Number.NEGATIVE_INFINITY }
       mine.set(origin, r)
     }
     r.msg = id
     r.best = best
-    r.misses = 0
+    r.missedAt = Number.NEGATIVE_INFINITY
     send(parent, origin, ROUTE_PUSH)
     return r
+  }
+
+  /** The parent delivered a broadcast of `origin`: the route is in use (the least lately used goes first when the table is full). */
+  function delivered(origin: string, r: Route): void {
+    mine.delete(origin)
+    mine.set(origin, r)
   }
 
   /**
@@ -270,8 +276,11 @@ export function createRoutes(ctx: MeshContext): Routes {
    */
   function fetched(origin: string, r: Route | undefined, from: string, routed: boolean): boolean {
     if (r && from === r.parent) {
-      // The parent had it but did not push: ask once more (it may have forgotten), then give up on it.
-      if (++r.misses < 2) {
+      // The parent had it but did not push: ask once more (it may have forgotten); a second time
+      // within routeDistrustMs, whatever it delivered in between, gives up on it.
+      const now = deps.now()
+      if (now - r.missedAt >= opt.routeDistrustMs) {
+        r.missedAt = now
         send(from, origin, ROUTE_PUSH)
         return false
       }
@@ -321,12 +330,8 @@ export function createRoutes(ctx: MeshContext): Routes {
         if (hasAskers(origin) || (routed && count >= opt.routeAfter)) pin(origin, from)
         return !mine.has(origin) && !routed
       }
-      if (from === r.parent) {
-        // Delivered: the route is in use (least recently used goes first when the table is full).
-        r.misses = 0
-        mine.delete(origin)
-        mine.set(origin, r)
-      } else stop(r, origin, from) // pushed by someone this node did not ask
+      if (from === r.parent) delivered(origin, r)
+      else stop(r, origin, from) // pushed by someone this node did not ask
       return false
     },
 
@@ -345,18 +350,18 @@ export function createRoutes(ctx: MeshContext): Routes {
         r.best = peerHops + 1
         return
       }
-      // The copy's link is told to stop too: it is this node's supply no more (once: setParent has
-      // told the old parent already).
-      const old = r?.parent
+      // The copy's link is told to stop too: it is this node's supply no more (unless told already:
+      // setParent told the old parent, a pusher it did not ask was told when its copy came).
       const next = setParent(origin, peer, id, peerHops + 1)
-      if (from !== old) stop(next, origin, from)
+      if (!next.stopped.has(from)) stop(next, origin, from)
       bump(counters, 'routeSwitches')
     },
 
     duplicate(origin, from, routed, hops, first, firstRouted, firstHops) {
       const r = mine.get(origin)
       if (r) {
-        if (from !== r.parent) stop(r, origin, from)
+        if (from === r.parent) delivered(origin, r)
+        else stop(r, origin, from)
         return true
       }
       if (!routed && !firstRouted) return false
