@@ -75,14 +75,12 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
   }
 
   function relay(e: CachedBroadcast): void {
-    // The shared tree's eager links, as the origin's routes amend them (routes.ts).
+    // The shared tree's eager links, as the origin's routes amend them; a copy routes carry here, or
+    // that travelled a route, says so all the way down (routes.ts).
+    const flagged = e.routed || routes.involved(e.origin)
     for (const set of [links.eager, links.lazy])
-      for (const p of set) {
-        if (e.haves.has(p)) continue
-        const mode = routes.pushMode(p, e.origin)
-        // A copy that travelled a route says so all the way down (routes.ts).
-        if (mode !== 0) sendGossip(p, e, 'Eager', mode === 2 || e.routed)
-      }
+      for (const p of set)
+        if (!e.haves.has(p) && routes.pushes(p, e.origin)) sendGossip(p, e, 'Eager', flagged)
     if (cache.get(e.id) === e) {
       firstRound.push(e.id)
       if (firstRound.length > queueMax) firstRound.shift()
@@ -101,19 +99,16 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
         // Routes too (routes.ts): every link not pushed to hears of it, with the hop count, even one
         // known to have it (a node learns its route from its neighbours' hop counts).
         const all = opt.optimiseSamples > 0 || opt.routeOrigins > 0
-        for (const p of links.lazy)
-          if ((all || !e.haves.has(p)) && routes.pushMode(p, e.origin) === 0) addToBatch(batches, p, e.id)
-        for (const p of links.eager)
-          if (p !== e.from && (all || !e.haves.has(p)) && routes.pushMode(p, e.origin) === 0)
-            addToBatch(batches, p, e.id)
+        for (const set of [links.lazy, links.eager])
+          for (const p of set)
+            if (p !== e.from && (all || !e.haves.has(p)) && !routes.pushes(p, e.origin))
+              addToBatch(batches, p, e.id)
         if (opt.announceRounds > 1 && e.from !== undefined && links.has(e.from))
           addToBatch(batches, e.from, e.id)
       } else {
         // A payload pushed on an eager link may have been lost: announce it again until acknowledged.
-        for (const p of links.eager)
-          if (!e.haves.has(p) && routes.pushMode(p, e.origin) !== 0) addToBatch(batches, p, e.id)
-        for (const p of links.lazy)
-          if (!e.haves.has(p) && routes.pushMode(p, e.origin) !== 0) addToBatch(batches, p, e.id)
+        for (const set of [links.eager, links.lazy])
+          for (const p of set) if (!e.haves.has(p) && routes.pushes(p, e.origin)) addToBatch(batches, p, e.id)
       }
       e.round++
       if (e.round < opt.announceRounds) {

@@ -16,6 +16,7 @@ const L = 'c3'.repeat(20) // a lazy link, nearer to O
 const C = 'e5'.repeat(20) // a shared-tree child
 const O = 'd4'.repeat(20) // the origin
 const X = 'f6'.repeat(20) // a hostile neighbour
+const M = '99'.repeat(20) // another lazy link
 
 const node = (links: string[], options?: MeshOptions) => oneNode(ME, links, options)
 
@@ -29,10 +30,25 @@ async function viaE(n: ReturnType<typeof node>, i: number): Promise<void> {
   await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1] })
 }
 
-/** A node whose route for O goes to L (after three broadcasts over E). */
-async function routed() {
-  const n = node([E, L, C])
-  await n.mesh.handle(L, { type: 'prune' }) // L lazy: E and C are the shared tree here
+/**
+ * Broadcast i, withheld by L: L announces it first, E (no route of its own for O) too; after
+ * graftTimeoutMs the node GRAFTs one of them, and L answers flagged, E plain.
+ */
+async function withheldByL(n: ReturnType<typeof node>, i: number): Promise<void> {
+  const g = await fromOrigin(i, 2, true)
+  await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1], r: [0] })
+  await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5] })
+  n.clock.t += 600
+  n.mesh.tick(n.clock.t)
+  const asked = n.take('graft')[0]?.to
+  await n.mesh.handle(asked === L ? L : E, asked === L ? g : await fromOrigin(i, 6))
+}
+
+/** A node whose route for O goes to L (after three broadcasts over E); `extra`, if given, is another lazy link. */
+async function routed(extra?: string) {
+  const n = node(extra ? [E, L, C, extra] : [E, L, C])
+  // L lazy: E and C are the shared tree here.
+  for (const lazy of extra ? [L, extra] : [L]) await n.mesh.handle(lazy, { type: 'prune' })
   for (let i = 0; i < 3; i++) await viaE(n, i)
   return n
 }
@@ -169,15 +185,7 @@ describe('per-origin routes against a hostile neighbour', () => {
     const n = await routed() // L is the parent, E told to stop
     n.take()
     for (let i = 3; i < 13; i++) {
-      const g = await fromOrigin(i, 2, true)
-      // L withholds the push but announces first; E announces too.
-      await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1], r: [0] })
-      await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5], r: [0] })
-      n.clock.t += 600
-      n.mesh.tick(n.clock.t)
-      const asked = n.take('graft')[0]?.to
-      // L answers flagged; E (no route of its own for O) would answer plain.
-      await n.mesh.handle(asked === L ? L : E, asked === L ? g : await fromOrigin(i, 6))
+      await withheldByL(n, i)
       n.clock.t += 1_000
       n.mesh.tick(n.clock.t)
     }
@@ -192,18 +200,9 @@ describe('per-origin routes against a hostile neighbour', () => {
     const n = await routed() // L is the parent
     n.take()
     for (let i = 3; i < 23; i++) {
-      const g = await fromOrigin(i, 2, true)
       if (i % 2 === 0)
-        await n.mesh.handle(L, g) // pushed
-      else {
-        // Withheld: announced, then answered when GRAFTed (E, without a route of its own, announces too).
-        await n.mesh.handle(L, { type: 'ihave', ids: [g.id], hops: [1], r: [0] })
-        await n.mesh.handle(E, { type: 'ihave', ids: [g.id], hops: [5] })
-        n.clock.t += 600
-        n.mesh.tick(n.clock.t)
-        const asked = n.take('graft')[0]?.to
-        await n.mesh.handle(asked === L ? L : E, asked === L ? g : await fromOrigin(i, 6))
-      }
+        await n.mesh.handle(L, await fromOrigin(i, 2, true)) // pushed
+      else await withheldByL(n, i)
       n.clock.t += 1_000
       n.mesh.tick(n.clock.t)
     }
@@ -213,11 +212,7 @@ describe('per-origin routes against a hostile neighbour', () => {
   })
 
   it('a pusher told to stop when its copy came is not told again by the switch that follows', async () => {
-    const M = '99'.repeat(20)
-    const n = node([E, L, C, M])
-    await n.mesh.handle(L, { type: 'prune' })
-    await n.mesh.handle(M, { type: 'prune' })
-    for (let i = 0; i < 3; i++) await viaE(n, i)
+    const n = await routed(M)
     n.take()
     const g = await fromOrigin(3, 5)
     await n.mesh.handle(C, g) // unasked, first
@@ -250,11 +245,7 @@ describe('per-origin routes against a hostile neighbour', () => {
   })
 
   it('a switch away from a parent whose copy came first tells it to stop once', async () => {
-    const M = '99'.repeat(20)
-    const n = node([E, L, C, M])
-    await n.mesh.handle(L, { type: 'prune' })
-    await n.mesh.handle(M, { type: 'prune' })
-    for (let i = 0; i < 3; i++) await viaE(n, i)
+    const n = await routed(M)
     n.take()
     const g = await fromOrigin(3, 5, true)
     await n.mesh.handle(L, g) // from the parent, at 5

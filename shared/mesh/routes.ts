@@ -100,11 +100,8 @@ interface Route {
 }
 
 export interface Routes {
-  /**
-   * Does this node push broadcasts of `origin` to `peer`? 0: no; 1: yes, the shared tree's eager
-   * link; 2: yes, by a route (this node's own for the origin, or the peer asked): the copy says so (`r`).
-   */
-  pushMode(peer: string, origin: string): 0 | 1 | 2
+  /** Does this node push broadcasts of `origin` to `peer`? The shared tree's eager links, unless a route says otherwise. */
+  pushes(peer: string, origin: string): boolean
   /** This node follows a route of its own for `origin`: its broadcasts are not the shared tree's business. */
   has(origin: string): boolean
   /** Routes for `origin` are around: this node's, or a neighbour's request. */
@@ -305,13 +302,12 @@ export function createRoutes(ctx: MeshContext): Routes {
   }
 
   return {
-    pushMode(peer, origin) {
+    pushes(peer, origin) {
       const r = mine.get(origin)
-      if (r && (r.parent === peer || r.stopped.has(peer))) return 0
+      if (r && (r.parent === peer || r.stopped.has(peer))) return false
       const a = asked.get(peer)?.get(origin)
-      if (a === ROUTE_PUSH) return 2
-      if (a === ROUTE_STOP || !links.eager.has(peer)) return 0
-      return r || involved(origin) ? 2 : 1
+      if (a !== undefined) return a === ROUTE_PUSH
+      return links.eager.has(peer)
     },
 
     has: (origin) => mine.has(origin),
