@@ -6,6 +6,11 @@
 export class LinkSets {
   readonly eager = new Set<string>()
   readonly lazy = new Set<string>()
+  /**
+   * An eager link closed since a payload last came here unasked: this node's
+   * side of the tree may be cut off from the rest (repair.ts GRAFTs at once).
+   */
+  cut = false
 
   constructor(private readonly self: string) {}
 
@@ -17,7 +22,9 @@ export class LinkSets {
   }
 
   remove(peer: string): void {
-    if (this.eager.delete(peer) || this.lazy.delete(peer)) this.onMove?.(peer)
+    if (this.eager.delete(peer)) this.cut = true
+    else if (!this.lazy.delete(peer)) return
+    this.onMove?.(peer)
   }
 
   /** Links up, eager and lazy. */

@@ -491,6 +491,30 @@ describe('Plumtree repair: IHAVE, GRAFT, PRUNE', () => {
     expect(n.take()).toEqual([{ to: C, msg: { type: 'graft', ids: ['ab'.repeat(20)] } }])
   })
 
+  it('after an eager link closes, an announced id is GRAFTed at the next tick, until a payload is pushed here again', async () => {
+    // A crash cuts the tree: the pieces below it hear only IHAVEs, and each wait of graftTimeoutMs
+    // delays every node of the piece (and of the pieces hanging off it) by that much.
+    const n = stubNode(B, [A, E, C, D], { graftTimeoutMs: 500 })
+    await n.mesh.handle(C, { type: 'prune' })
+    await n.mesh.handle(D, { type: 'prune' })
+    n.mesh.linkDown(D) // a lazy link closing cuts nothing
+    await n.mesh.handle(C, { type: 'ihave', ids: ['01'.repeat(20)] })
+    n.tick(100)
+    expect(n.take('graft')).toEqual([])
+    n.mesh.linkDown(A) // a tree link: this side may be cut off, though E is still eager
+    await n.mesh.handle(C, { type: 'ihave', ids: ['ab'.repeat(20)] })
+    n.tick(200)
+    expect(n.take('graft')).toEqual([{ to: C, msg: { type: 'graft', ids: ['ab'.repeat(20)] } }])
+    // A payload pushed unasked: the tree reaches this node again, and IHAVEs wait as before.
+    await n.mesh.handle(E, { ...(await genuine(X, 't', 'pushed')), hops: 3 })
+    n.take()
+    await n.mesh.handle(C, { type: 'ihave', ids: ['cd'.repeat(20)] })
+    n.tick(300)
+    expect(n.take('graft')).toEqual([])
+    n.tick(800)
+    expect(n.take('graft').flatMap((s) => (s.msg as { ids: string[] }).ids)).toContain('cd'.repeat(20))
+  })
+
   it('the GRAFT answer is delivered and ends the wait', async () => {
     const g = await genuine(A, 't', 'late')
     const n = stubNode(B, [C], { graftTimeoutMs: 500 })

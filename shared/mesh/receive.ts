@@ -126,6 +126,8 @@ export function createReceive(
       nextAnnounceAt: now + opt.lazyDelayMs,
     }
     if (from !== undefined) {
+      // Pushed here unasked: the tree reaches this node again (repair.ts).
+      if (!requested) links.cut = false
       noteHave(entry, from)
       // Plumtree: whoever sent us a new message is on our tree (this also completes a GRAFT).
       if (shared && !optimiser.isStraggler(from, now)) links.makeEager(from)
