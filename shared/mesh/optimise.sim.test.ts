@@ -18,8 +18,22 @@ interface Figures {
   /** Mean over broadcasts of the last delivery hop. */
   ldh: number
   rmr: number
+  /** Of the nodes the origin can reach over live links (with 10 % down, a survivor may have none: seed 28). */
   minCoverage: number
   maxDeliveries: number
+}
+
+/** Nodes reachable from `from` over live links now. */
+function component(net: MeshNet, from: string): Set<string> {
+  const seen = new Set([from])
+  const stack = [from]
+  for (let x = stack.pop(); x !== undefined; x = stack.pop())
+    for (const y of net.sim.liveNeighbours(x))
+      if (!seen.has(y)) {
+        seen.add(y)
+        stack.push(y)
+      }
+  return seen
 }
 
 /** `count` broadcasts from random live origins, one at a time, each given 1.5 s. */
@@ -32,13 +46,15 @@ async function broadcasts(net: MeshNet, count: number): Promise<Figures> {
     const up = net.sim.upIds()
     const origin = up[Math.floor(net.sim.rng() * up.length)] as string
     const before = net.sum('payloadSent')
+    const reachable = component(net, origin)
     const id = await net.broadcast(origin, 'opt', { i })
     await net.sim.runFor(1_500)
     rmr += (net.sum('payloadSent') - before) / (up.length - 1) - 1
     let last = 0
     for (const h of net.deliveries.get(id)?.values() ?? []) last = Math.max(last, ...h)
     ldh += last
-    minCoverage = Math.min(minCoverage, net.reached(id) / up.length)
+    const reached = [...(net.deliveries.get(id)?.keys() ?? [])].filter((n) => reachable.has(n)).length
+    minCoverage = Math.min(minCoverage, reached / reachable.size)
     maxDeliveries = Math.max(maxDeliveries, net.maxDeliveries(id))
   }
   return { ldh: ldh / count, rmr: rmr / count, minCoverage, maxDeliveries }
@@ -76,12 +92,17 @@ describe('the tree optimisation in the simulator', () => {
       await broadcasts(net, 40) // the restarted nodes' links all start eager: the tree forms again around them
       const after = await broadcasts(net, 15)
       for (const f of [during, after]) expect(f).toMatchObject({ minCoverage: 1, maxDeliveries: 1 })
+      // Measured over seeds 1-40 (min / median / max): the unoptimised tree's LDH (`before`, a
+      // property of the graph and of the first broadcast's origin) 9.93 / 11.40 / 13.73; settled
+      // 7.20 / 8.23 / 9.07, its gain on `before` 1.80 / 3.40 / 5.46; after churn 7.13 / 8.27 / 9.80,
+      // gain 1.13 / 3.27 / 5.53. RMR settled <= 0.001, after churn <= 0.032. The bounds sit just
+      // outside those ranges: the optimisation off, or undone by churn, leaves no gain and fails them.
       expect(settled.rmr).toBeLessThan(0.1)
-      expect(settled.ldh).toBeLessThanOrEqual(before.ldh - 2.5)
-      expect(settled.ldh).toBeLessThanOrEqual(9)
+      expect(settled.ldh).toBeLessThanOrEqual(before.ldh - 1.5)
+      expect(settled.ldh).toBeLessThanOrEqual(9.25)
       expect(after.rmr).toBeLessThanOrEqual(0.5)
-      expect(after.ldh).toBeLessThanOrEqual(before.ldh - 2)
-      expect(after.ldh).toBeLessThanOrEqual(9.5)
+      expect(after.ldh).toBeLessThanOrEqual(before.ldh - 1)
+      expect(after.ldh).toBeLessThanOrEqual(10)
     })
   }, 120_000) // seconds on an idle machine; the margin is for a loaded one
 })
