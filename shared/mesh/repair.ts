@@ -14,9 +14,10 @@
  * the push it would wait for may have nowhere to come from. After a crash the
  * tree falls in pieces, some reachable only through others, and each piece
  * waited out the timeout in turn (optimise.sim.test.ts, 10 % crashed: the
- * last node of the first broadcast at 0.8-1.5 s, seeds 1-40; 0.4-0.95 s now). A GRAFT received is answered from
- * the payload cache, a bounded number of times per neighbour and broadcast,
- * so a GRAFT loop cannot turn into a payload amplifier.
+ * last node of the first broadcast at 0.8-1.5 s, seeds 1-40; 0.4-0.95 s
+ * now). A GRAFT received is answered from the payload cache, a bounded
+ * number of times per neighbour and broadcast, so a GRAFT loop cannot turn
+ * into a payload amplifier.
  */
 import { bump } from '../protocol.ts'
 import { addToBatch, type Batches, type MeshContext } from './context.ts'
