@@ -48,8 +48,9 @@ export interface MeshOptions {
   /**
    * Announcement rounds per broadcast. Round 0 goes to lazy links (Plumtree's
    * lazy push) and, as an acknowledgement, to the link it came from; later
-   * rounds go to eager links that have not acknowledged it. 1 is Plumtree as
-   * published. @default 4
+   * rounds go to links that have not acknowledged it (eager links only when
+   * the optimisation and routes are both off). 1 is Plumtree as published.
+   * @default 4
    */
   announceRounds?: number
   /** Time between announcement rounds. @default 1_000 */

@@ -6,14 +6,19 @@
  *
  * Lazy push (announcements). Round 0 goes to lazy links, and to the link the
  * payload came from, as an acknowledgement. Later rounds (`announceRounds`,
- * every `announceRepeatMs`) go to eager links that have not acknowledged: a
- * payload pushed on a tree link and lost is announced again until the child
- * has it or GRAFTs it. Over reliable channels this costs N − 1 ids per
- * broadcast and nothing more; it is what keeps coverage at 1.0 when the
- * transport loses messages (the simulator's loss, a link that dies with
- * messages in flight). One round is Plumtree as published. Announcements due
- * wait in two FIFO queues, each in deadline order, so a tick only looks at
- * their heads; the ids are batched per peer into one IHAVE per tick.
+ * every `announceRepeatMs`) go to links that have not acknowledged it (sent,
+ * announced, GRAFTed or PRUNEd it; eager links only when round 0 does not go
+ * to every link, below): a payload pushed on a tree link and lost, or an
+ * IHAVE lost on a lazy link that is a node's only way to the rest (the tree
+ * cut by a crash or a partition), is announced again until the neighbour has
+ * it or GRAFTs it. Over reliable channels this costs N − 1 ids per broadcast
+ * and nothing more; it is what keeps coverage at 1.0 when the transport loses
+ * messages (the simulator's loss, a link that dies with messages in flight).
+ * Under 5 % loss, repeats to links whose acknowledgement was lost add 10-25 %
+ * to the ids announced (mesh.sim.test.ts, 300 nodes, medians of seeds 1-20).
+ * One round is Plumtree as published. Announcements due wait in two FIFO
+ * queues, each in deadline order, so a tick only looks at their heads; the
+ * ids are batched per peer into one IHAVE per tick.
  */
 import { bump } from '../protocol.ts'
 import { addToBatch, type Batches, type MeshContext } from './context.ts'
@@ -40,6 +45,8 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
   const firstRound: string[] = []
   const laterRounds: string[] = []
   const queueMax = opt.cacheMax * opt.announceRounds
+  // Round 0 goes to every link not pushed to, even one known to have it (below).
+  const all = opt.optimiseSamples > 0 || opt.routeOrigins > 0
 
   function sendGossip(to: string, e: CachedBroadcast, kind: 'Eager' | 'Graft', routed = false): void {
     const hops = e.hops + 1
@@ -98,7 +105,6 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
         // With the optimisation on, to every lazy link: the hop count is what its optimiser compares.
         // Routes too (routes.ts): every link not pushed to hears of it, with the hop count, even one
         // known to have it (a node learns its route from its neighbours' hop counts).
-        const all = opt.optimiseSamples > 0 || opt.routeOrigins > 0
         for (const set of [links.lazy, links.eager])
           for (const p of set)
             if (p !== e.from && (all || !e.haves.has(p)) && !routes.pushes(p, e.origin))
@@ -106,9 +112,15 @@ export function createPush(ctx: MeshContext, routes: Routes): Push {
         if (opt.announceRounds > 1 && e.from !== undefined && links.has(e.from))
           addToBatch(batches, e.from, e.id)
       } else {
-        // A payload pushed on an eager link may have been lost: announce it again until acknowledged.
+        // A payload pushed, or a round-0 IHAVE, may have been lost: announce it again until
+        // acknowledged. Whether a link is eager now says nothing of what it was sent: a link pruned
+        // after the push, or grafted after it (so neither pushed to nor announced to), is as likely
+        // to lack it. With round 0 to every link, every neighbour that has it says so (its own round
+        // 0, or the acknowledgement to the sender), so any link not heard from is asked again;
+        // without, only the eager links, as a lazy one that has it stays silent.
         for (const set of [links.eager, links.lazy])
-          for (const p of set) if (!e.haves.has(p) && routes.pushes(p, e.origin)) addToBatch(batches, p, e.id)
+          for (const p of set)
+            if (!e.haves.has(p) && (all || routes.pushes(p, e.origin))) addToBatch(batches, p, e.id)
       }
       e.round++
       if (e.round < opt.announceRounds) {

@@ -101,6 +101,9 @@ export function createTree(ctx: MeshContext, push: Push, optimiser: Optimiser): 
 
     onPrune(from, m) {
       bump(counters, 'pruneIn')
+      // A PRUNE names a broadcast it got twice: no announcement of it is owed there (push.ts).
+      const e = m.id === undefined ? undefined : cache.get(m.id)
+      if (e) noteHave(e, from)
       if (m.id !== undefined && links.has(from) && onEarlierTree(from, m.id)) {
         // The link is on an earlier broadcast's tree from our side: stay on it (an empty GRAFT says so).
         bump(counters, 'pruneRefused')
