@@ -395,4 +395,9 @@ export async function run(): Promise<Record<string, number>> {
   }
 }
 
-if (isMain(import.meta.url)) await run()
+if (isMain(import.meta.url)) {
+  await run()
+  // The PeerServer (package peer) keeps two self-rescheduling timers (its connection check and message
+  // expiry) that closing it does not stop: without this the process, and `npm run bench`, never ended.
+  process.exit(process.exitCode ?? 0)
+}
