@@ -12,7 +12,7 @@
  * browser (browser-support.ts), so that a mistake or a missing feature is
  * named with what to do about it.
  */
-import { createStore, get, set } from 'idb-keyval'
+import { createStore, get, getMany, set } from 'idb-keyval'
 import { io } from 'socket.io-client'
 import { UnsupportedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
@@ -22,7 +22,13 @@ import { checkBrowser, checkMixedContent } from './browser-support.ts'
 import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 // Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
-import { NativePeer, prepareCertificate, withCertificate } from './links/native-peer.ts'
+import {
+  NativePeer,
+  prepareCertificate,
+  prewarmOffer,
+  usableCertificate,
+  withCertificate,
+} from './links/native-peer.ts'
 import type { JoinOptions } from './node/options.ts'
 import { markPhase } from './node/timeline.ts'
 import { OverlayNode } from './overlay.ts'
@@ -78,26 +84,60 @@ async function idb<T>(op: Promise<T>): Promise<T> {
   }
 }
 
-async function loadBrowserIdentity(
-  puzzleBits: number,
-): Promise<{ identity: Identity; release: () => void; slot: number }> {
+interface LoadedIdentity {
+  identity: Identity
+  release: () => void
+  slot: number
+  /** This page's DTLS certificate (native-peer.ts): the saved one, or one just made; undefined if none could be. */
+  certificate: RTCCertificate | undefined
+}
+
+/**
+ * The identity of this tab's slot and its DTLS certificate, read in one
+ * IndexedDB transaction; whichever is missing (or no longer good) is made
+ * and saved, the two at once on a first visit.
+ */
+async function loadBrowserIdentity(puzzleBits: number): Promise<LoadedIdentity> {
   const { slot, release } = await claimSlot()
   try {
     const store = createStore('weft', 'keys')
     const key = `identity-${slot}`
-    const saved = (await idb(get(key, store))) as CryptoKeyPair | undefined
+    const certKey = `certificate-${slot}`
+    const [saved, savedCert] = (await idb(getMany([key, certKey], store))) as [
+      CryptoKeyPair | undefined,
+      unknown,
+    ]
     if (saved?.privateKey && saved.publicKey) {
       const identity = await identityFromKeyPair(saved)
       // A key made before the network asked for this much work is replaced (once).
-      if (meetsPuzzle(identity.publicKey, puzzleBits)) return { identity, release, slot }
+      if (meetsPuzzle(identity.publicKey, puzzleBits)) {
+        const certificate = usableCertificate(savedCert) ?? (await newCertificate(store, certKey))
+        return { identity, release, slot, certificate }
+      }
     }
+    // A first visit: the certificate is made while the identity's puzzle is worked.
+    const made = prepareCertificate()
     const identity = await generateIdentity({ puzzleBits })
     await idb(set(key, identity.keyPair, store))
-    return { identity, release, slot }
+    const certificate = await made
+    // Apart from the identity: a browser that cannot store one must still keep its identity.
+    if (certificate) await set(certKey, certificate, store).catch(() => {})
+    return { identity, release, slot, certificate }
   } catch (err) {
     release()
     throw err
   }
+}
+
+/** A certificate made now and saved under `certKey`. */
+async function newCertificate(
+  store: ReturnType<typeof createStore>,
+  certKey: string,
+): Promise<RTCCertificate | undefined> {
+  const certificate = await prepareCertificate()
+  // A browser that cannot store one makes one per page, as before.
+  if (certificate) await set(certKey, certificate, store).catch(() => {})
+  return certificate
 }
 
 /**
@@ -127,10 +167,8 @@ async function join(options: JoinOptions, lieAboutFiles = false): Promise<WeftNo
   // The first server's socket and challenge need no identity: under way while the checks and the
   // identity's load (or making, with its puzzle) take their time (join time, issue 14).
   const pre = typeof WebSocket === 'function' ? preconnect(io as never, servers[0] as string) : undefined
-  // Likewise the DTLS certificate of this page's connections (native-peer.ts).
-  const cert = prepareCertificate()
   try {
-    return await joinWith(options, lieAboutFiles, pre, cert)
+    return await joinWith(options, lieAboutFiles, pre)
   } catch (err) {
     pre?.close()
     throw err
@@ -141,7 +179,6 @@ async function joinWith(
   options: JoinOptions,
   lieAboutFiles: boolean,
   preconnection: Preconnection | undefined,
-  certificate: Promise<RTCCertificate | undefined>,
 ): Promise<WeftNode> {
   // The identity loads while the browser is checked; a missing feature is still what the caller is told.
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
@@ -168,10 +205,9 @@ async function joinWith(
     throw err
   }
   markPhase('checked')
-  const { identity, release, slot } = await loading
+  // With this page's DTLS certificate (native-peer.ts), saved beside the identity.
+  const { identity, release, slot, certificate: cert } = await loading
   markPhase('identity')
-  // Never waited for: made in a few ms, it is ready unless something is wrong with it.
-  const cert = await Promise.race([certificate, undefined])
   const node = new OverlayNode(
     {
       SimplePeer: cert ? withCertificate(cert) : NativePeer,
@@ -182,6 +218,8 @@ async function joinWith(
       fileStore: 'indexeddb',
       ...(lieAboutFiles ? { lieAboutFiles } : {}),
       ...(preconnection ? { preconnection } : {}),
+      // The first offer, made while the server answers the registration (native-peer.ts).
+      ...(cert ? { prewarm: () => prewarmOffer(cert) } : {}),
     },
     opts,
   )

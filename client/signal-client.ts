@@ -77,6 +77,8 @@ export interface SignalClientOptions {
   joinTimeoutMs?: number
   /** A connection opened beforehand (`preconnect`): the first attempt at its server takes it. */
   preconnection?: Preconnection
+  /** Called as each registration goes out (the node makes its first offer while the server answers). */
+  onRegisterSent?: () => void
 }
 
 export interface SignalClientEvents extends Record<string, unknown> {
@@ -119,7 +121,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   iceServers: IceServer[] | undefined
   private iceTimer: ReturnType<typeof setTimeout> | undefined
   private readonly opts: Required<
-    Omit<SignalClientOptions, 'identity' | 'io' | 'servers' | 'network' | 'preconnection'>
+    Omit<SignalClientOptions, 'identity' | 'io' | 'servers' | 'network' | 'preconnection' | 'onRegisterSent'>
   > &
     SignalClientOptions
   /** The connection opened beforehand, until the first attempt at its server takes it. */
@@ -287,6 +289,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             resolve(ack.peers)
           },
         )
+        this.opts.onRegisterSent?.()
       }
       socket.on('connect_error', (err) => unreachable(err.message))
       socket.on('rejected', rejected)

@@ -26,7 +26,9 @@ const web = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'web')
 
 type W = Window & {
   node: { id: string }
-  rtcConfigs: RTCConfiguration[]
+  rtcPcs: RTCPeerConnection[]
+  pcs: { pc: RTCPeerConnection; at: number; cert: string }[]
+  certsMade: number
   statuses: { state: string; server?: string; retryInMs?: number }[]
   weft: { joinOverlay(o: unknown): Promise<{ id: string }> }
 }
@@ -57,15 +59,16 @@ test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab
   servers.push(server)
   for (let i = 0; i < 2; i++) {
     const ctx = await browser.newContext()
-    // Record every RTCPeerConnection's configuration, as the page's code hands it over.
+    // Keep every RTCPeerConnection, to read the configuration it ended with (the first offer's is
+    // made before the registration's answer, and given its ICE servers after: native-peer.ts).
     await ctx.addInitScript(() => {
       const w = window as unknown as W
-      w.rtcConfigs = []
+      w.rtcPcs = []
       const Native = window.RTCPeerConnection
       window.RTCPeerConnection = class extends Native {
         constructor(config?: RTCConfiguration) {
-          w.rtcConfigs.push(JSON.parse(JSON.stringify(config ?? {})))
           super(config)
+          w.rtcPcs.push(this)
         }
       }
     })
@@ -79,11 +82,15 @@ test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab
     'a direct link',
   )
   for (const p of peers) {
-    const configs = await p.page.evaluate(() => (window as unknown as W).rtcConfigs)
+    const configs = await p.page.evaluate(() =>
+      (window as unknown as W).rtcPcs
+        .filter((pc) => pc.connectionState === 'connected')
+        .map((pc) => JSON.parse(JSON.stringify(pc.getConfiguration())) as RTCConfiguration),
+    )
     expect(configs.length).toBeGreaterThan(0)
     for (const c of configs) {
       const [stun, turn] = c.iceServers ?? []
-      expect(stun).toEqual({ urls: ['stun:127.0.0.1:9'] })
+      expect(stun?.urls).toEqual(['stun:127.0.0.1:9'])
       expect(turn?.urls).toEqual(['turn:127.0.0.1:9?transport=udp'])
       expect(turn?.username).toMatch(new RegExp(`^\\d+:${p.id}$`))
       expect(turn?.credential).toBe(
@@ -93,6 +100,77 @@ test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab
       )
     }
   }
+})
+
+test('a returning page links with the DTLS certificate its first visit saved, and its first offer is made while it registers', async ({
+  browser,
+}) => {
+  const server = await startSignalServer()
+  servers.push(server)
+  const { join_, openPeer } = await import('./fixtures.ts')
+  peers.push(await openPeer(browser, server.url, { network: 'cert' }))
+  const ctx = await browser.newContext()
+  // Record each RTCPeerConnection (when it was made, its certificate's fingerprint) and every certificate made.
+  await ctx.addInitScript(() => {
+    const w = window as unknown as W
+    w.pcs = []
+    w.certsMade = 0
+    const Native = window.RTCPeerConnection
+    const generate = Native.generateCertificate.bind(Native)
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        const c = config?.certificates?.[0]
+        super(config)
+        w.pcs.push({
+          pc: this,
+          at: performance.now(),
+          cert: c ? (c.getFingerprints()[0]?.value ?? '?') : 'none',
+        })
+      }
+      static override generateCertificate(k: AlgorithmIdentifier): Promise<RTCCertificate> {
+        w.certsMade++
+        return generate(k)
+      }
+    }
+  })
+  const visit = async () => {
+    const page = await blankPage(ctx, server.url)
+    const id = await join_(page, server.url, { network: 'cert' })
+    const p = { ctx, page, id }
+    await until(async () => (await peersOf(p)).some((l) => l.transport === 'webrtc'), 30_000, 'a direct link')
+    const seen = await page.evaluate(() => {
+      const w = window as unknown as W
+      const registered = performance.getEntriesByName('weft:registered')[0]?.startTime ?? Number.NaN
+      return {
+        certs: w.pcs.map((x) => x.cert),
+        made: w.certsMade,
+        // The first connection: made before the registration's answer came, and the one that linked.
+        firstBeforeRegistered: (w.pcs[0]?.at ?? Number.NaN) < registered,
+        firstConnected: w.pcs[0]?.pc.connectionState === 'connected',
+        connected: w.pcs.filter((x) => x.pc.connectionState === 'connected').length,
+      }
+    })
+    await page.evaluate(() => (window as unknown as { node: { close(): Promise<void> } }).node.close())
+    await page.close()
+    return { id, ...seen }
+  }
+  const first = await visit()
+  expect(first.made).toBe(1)
+  expect(first.certs.length).toBeGreaterThan(0)
+  const fingerprint = first.certs[0] as string
+  expect(fingerprint).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){31}$/i)
+  expect(new Set(first.certs)).toEqual(new Set([fingerprint]))
+  // The same identity, and the same certificate, read from IndexedDB: none made on the way.
+  const again = await visit()
+  expect(again.id).toBe(first.id)
+  expect(again.made).toBe(0)
+  expect(new Set(again.certs)).toEqual(new Set([fingerprint]))
+  for (const v of [first, again]) {
+    expect(v.firstBeforeRegistered).toBe(true)
+    expect(v.firstConnected).toBe(true)
+    expect(v.connected).toBe(1)
+  }
+  await ctx.close()
 })
 
 test('the first join keeps trying a signal server that starts late, and says so on the way', async ({

@@ -9,7 +9,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { NativePeer } from './native-peer.ts'
+import { CERT_KEEP_MS, NativePeer, usableCertificate } from './native-peer.ts'
 import { createWebRtcPipe, rtcErrorKey, type SimplePeerCtor, type WebRtcPipe } from './webrtc.ts'
 import { type AdaptedWrtc, adaptWrtc, WRTC_MODULES } from './wrtc-adapter.ts'
 
@@ -290,5 +290,31 @@ describe("NativePeer's errors carry simple-peer's codes", () => {
     expect(await got).toEqual(new TextEncoder().encode('héllo'))
     a.destroy()
     b.destroy()
+  })
+})
+
+describe('a saved DTLS certificate is used again while it has long to live', () => {
+  it('takes an RTCCertificate good for more than CERT_KEEP_MS, and nothing else', () => {
+    const g = globalThis as { RTCCertificate?: unknown }
+    const had = g.RTCCertificate
+    class FakeCertificate {
+      constructor(readonly expires: number) {}
+    }
+    g.RTCCertificate = FakeCertificate
+    try {
+      const now = 1_000_000
+      const fresh = new FakeCertificate(now + CERT_KEEP_MS + 1)
+      expect(usableCertificate(fresh, now)).toBe(fresh)
+      // Too close to its expiry: a new one is made (and saved) instead.
+      expect(usableCertificate(new FakeCertificate(now + CERT_KEEP_MS), now)).toBeUndefined()
+      // What IndexedDB gave back is not a certificate: an older record, another program's, a browser's bug.
+      for (const v of [undefined, null, 'cert', { expires: now + 10 * CERT_KEEP_MS }])
+        expect(usableCertificate(v, now)).toBeUndefined()
+      // No RTCCertificate here at all (WebRTC off): none is used.
+      g.RTCCertificate = undefined
+      expect(usableCertificate(fresh, now)).toBeUndefined()
+    } finally {
+      g.RTCCertificate = had
+    }
   })
 })

@@ -76,12 +76,17 @@ const CERT_MARGIN_MS = 10 * 60_000
  * The DTLS certificate for this page's connections, made once (join time,
  * issue 14): without one, Chromium makes a key pair for every
  * RTCPeerConnection, and the first offer of a page took 20-25 ms where it
- * takes ~5 with the certificate ready; an answer likewise. Started when a
- * join starts, so it is made while the identity loads. The certificate only
- * names the DTLS key; a link is authenticated by its handshake (the node's
- * Ed25519 key), so one certificate for all links tells a peer nothing that
- * the node's id does not. Undefined where WebRTC or the call is missing, or
- * it fails: each connection then makes its own, as before.
+ * takes ~5 with the certificate ready; an answer likewise. Making one holds
+ * the page's main thread for 10-15 ms (Chromium 156, this machine), so a
+ * returning page does not: the certificate is kept in IndexedDB beside the
+ * identity (browser.ts; an RTCCertificate is stored as it is, its key
+ * non-extractable) and read with it in one transaction (~1.5 ms), and made
+ * again when it has less than CERT_KEEP_MS to live. A first visit makes it
+ * while its identity is made. The certificate only names the DTLS key; a
+ * link is authenticated by its handshake (the node's Ed25519 key), so one
+ * certificate for all links, kept as long as the identity, tells a peer
+ * nothing that the node's id does not. Undefined where WebRTC or the call is
+ * missing, or it fails: each connection then makes its own, as before.
  */
 let certificate: Promise<RTCCertificate | undefined> | undefined
 export function prepareCertificate(): Promise<RTCCertificate | undefined> {
@@ -96,6 +101,16 @@ export function prepareCertificate(): Promise<RTCCertificate | undefined> {
   return made
 }
 
+/** A saved certificate is used again while it has at least this long to live (Chromium's live 30 days). */
+export const CERT_KEEP_MS = 2 * 24 * 3600_000
+
+/** `saved` (read back from IndexedDB) if it is an RTCCertificate good for CERT_KEEP_MS more. */
+export function usableCertificate(saved: unknown, now = Date.now()): RTCCertificate | undefined {
+  const C = (globalThis as { RTCCertificate?: typeof RTCCertificate }).RTCCertificate
+  if (typeof C !== 'function' || !(saved instanceof C)) return undefined
+  return saved.expires > now + CERT_KEEP_MS ? saved : undefined
+}
+
 /** NativePeer, whose connections use `cert` while it is good for more than CERT_MARGIN_MS. */
 export function withCertificate(cert: RTCCertificate): typeof NativePeer {
   return class extends NativePeer {
@@ -106,6 +121,64 @@ export function withCertificate(cert: RTCCertificate): typeof NativePeer {
       else certificate = undefined
       super(opts)
     }
+  }
+}
+
+/**
+ * The page's first offer, made ahead (join time, issue 14): the node calls
+ * `prewarmOffer` as its first registration goes out, and while the server
+ * answers, this makes the RTCPeerConnection (3-13 ms of the main thread in
+ * Chromium), its data channel and its offer. The first dial then takes all
+ * three, sets the ICE servers the registration brought (`setConfiguration`:
+ * nothing is gathered before the offer is set, and the servers are not in
+ * the SDP) and sends the offer at once. Only for a connection like the ones
+ * webrtc.ts makes (initiator, this certificate, an ordered channel, the
+ * platform's RTCPeerConnection); one at a time, closed if no dial takes it
+ * within WARM_MS.
+ */
+interface Warm {
+  pc: RTCPeerConnection
+  channel: RTCDataChannel
+  offer: Promise<RTCSessionDescriptionInit>
+  cert: RTCCertificate
+  timer: ReturnType<typeof setTimeout>
+}
+let warm: Warm | undefined
+const WARM_MS = 30_000
+/** The only channel configuration webrtc.ts asks for. */
+const WARM_CHANNEL = JSON.stringify({ ordered: true })
+
+export function prewarmOffer(cert: RTCCertificate): void {
+  const Pc = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection
+  if (warm || typeof Pc !== 'function') return
+  try {
+    const pc = new Pc({ iceServers: [], certificates: [cert] })
+    const channel = pc.createDataChannel(randomLabel(), JSON.parse(WARM_CHANNEL))
+    const offer = pc.createOffer()
+    offer.catch(() => {})
+    const timer = setTimeout(() => {
+      if (warm?.pc !== pc) return
+      warm = undefined
+      pc.close()
+    }, WARM_MS)
+    warm = { pc, channel, offer, cert, timer }
+  } catch {}
+}
+
+/** The offer made ahead, for a connection `opts` describes (its ICE servers set), or undefined. */
+function takeWarm(opts: PeerOptions, wrtc: Partial<Rtc>): Warm | undefined {
+  const w = warm
+  if (!w || opts.initiator !== true || wrtc !== globalThis) return undefined
+  if (opts.config?.certificates?.[0] !== w.cert || JSON.stringify(opts.channelConfig ?? {}) !== WARM_CHANNEL)
+    return undefined
+  warm = undefined
+  clearTimeout(w.timer)
+  try {
+    w.pc.setConfiguration({ iceServers: [], ...opts.config })
+    return w
+  } catch {
+    w.pc.close()
+    return undefined
   }
 }
 
@@ -131,10 +204,11 @@ export class NativePeer implements PeerInstance {
     if (typeof wrtc.RTCPeerConnection !== 'function')
       throw withCode(new Error('No WebRTC support: Not a supported browser'), 'ERR_WEBRTC_SUPPORT')
     this.rtc = wrtc as Rtc
+    const ahead = takeWarm(opts, wrtc)
     let pc: RTCPeerConnection
     try {
       // No default STUN servers (simple-peer's are Google's): webrtc.ts always passes the ones to use.
-      pc = new wrtc.RTCPeerConnection({ iceServers: [], ...opts.config })
+      pc = ahead?.pc ?? new wrtc.RTCPeerConnection({ iceServers: [], ...opts.config })
     } catch (err) {
       this.destroy(withCode(err, 'ERR_PC_CONSTRUCTOR'))
       return
@@ -151,7 +225,13 @@ export class NativePeer implements PeerInstance {
       const { candidate, sdpMLineIndex, sdpMid } = e.candidate
       this.emit('signal', { type: 'candidate', candidate: { candidate, sdpMLineIndex, sdpMid } })
     }
-    if (this.initiator) {
+    if (ahead) {
+      this.setupData(ahead.channel)
+      ahead.offer.then(
+        (offer) => this.describe(offer),
+        (err) => this.destroy(withCode(err, 'ERR_CREATE_OFFER')),
+      )
+    } else if (this.initiator) {
       this.setupData(pc.createDataChannel(randomLabel(), opts.channelConfig ?? {}))
       // simple-peer offers a task later (a Chrome crash when createOffer runs at once).
       setTimeout(() => this.negotiate(), 0)

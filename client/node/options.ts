@@ -122,6 +122,12 @@ interface EnvBase {
    * loaded (signal-client.ts, `preconnect`). @default none: opened at start
    */
   preconnection?: Preconnection
+  /**
+   * Called once, as the first registration goes out: the browser makes its
+   * first WebRTC offer while the server answers (native-peer.ts,
+   * `prewarmOffer`). Not with relay 'force'. @default none
+   */
+  prewarm?: () => void
 }
 
 /**

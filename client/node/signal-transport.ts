@@ -28,6 +28,8 @@ export interface SignalTransportOptions {
   joinTimeoutMs?: number
   /** The connection to the first server, opened beforehand (signal-client.ts, `preconnect`). */
   preconnection?: Preconnection
+  /** Called as each registration goes out (signal-client.ts). */
+  onRegisterSent?: () => void
 }
 
 export class SignalTransport implements Transport {
@@ -50,6 +52,7 @@ export class SignalTransport implements Transport {
       io: opts.io,
       ...(opts.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: opts.joinTimeoutMs }),
       ...(opts.preconnection ? { preconnection: opts.preconnection } : {}),
+      ...(opts.onRegisterSent ? { onRegisterSent: opts.onRegisterSent } : {}),
     })
     this.dialer = new Dialer({
       identity,
