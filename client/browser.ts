@@ -12,7 +12,7 @@
  * browser (browser-support.ts), so that a mistake or a missing feature is
  * named with what to do about it.
  */
-import { createStore, get, getMany, set } from 'idb-keyval'
+import { createStore, get, set } from 'idb-keyval'
 import { io } from 'socket.io-client'
 import { UnsupportedError } from '../shared/errors.ts'
 import { generateIdentity, type Identity, identityFromKeyPair } from '../shared/identity/keys.ts'
@@ -23,8 +23,8 @@ import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 // Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
 import {
+  makeCertificate,
   NativePeer,
-  prepareCertificate,
   prewarmOffer,
   usableCertificate,
   withCertificate,
@@ -93,9 +93,12 @@ interface LoadedIdentity {
 }
 
 /**
- * The identity of this tab's slot and its DTLS certificate, read in one
- * IndexedDB transaction; whichever is missing (or no longer good) is made
- * and saved, the two at once on a first visit.
+ * The identity of this tab's slot and its DTLS certificate, read at once
+ * (apart: a certificate record this browser cannot read back, say with
+ * WebRTC since turned off, must not cost the identity); whichever is
+ * missing, or no longer good, is made and saved, the two together on a
+ * first visit. The join waits for a certificate at most CERT_WAIT_MS, and
+ * never for its save.
  */
 async function loadBrowserIdentity(puzzleBits: number): Promise<LoadedIdentity> {
   const { slot, release } = await claimSlot()
@@ -103,41 +106,46 @@ async function loadBrowserIdentity(puzzleBits: number): Promise<LoadedIdentity> 
     const store = createStore('weft', 'keys')
     const key = `identity-${slot}`
     const certKey = `certificate-${slot}`
-    const [saved, savedCert] = (await idb(getMany([key, certKey], store))) as [
-      CryptoKeyPair | undefined,
-      unknown,
-    ]
+    const savedCert = get(certKey, store).catch(() => undefined)
+    const saved = (await idb(get(key, store))) as CryptoKeyPair | undefined
     if (saved?.privateKey && saved.publicKey) {
       const identity = await identityFromKeyPair(saved)
       // A key made before the network asked for this much work is replaced (once).
       if (meetsPuzzle(identity.publicKey, puzzleBits)) {
-        const certificate = usableCertificate(savedCert) ?? (await newCertificate(store, certKey))
+        const certificate = usableCertificate(await savedCert) ?? (await newCertificate(store, certKey))
         return { identity, release, slot, certificate }
       }
     }
     // A first visit: the certificate is made while the identity's puzzle is worked.
-    const made = prepareCertificate()
+    const made = newCertificate(store, certKey)
     const identity = await generateIdentity({ puzzleBits })
     await idb(set(key, identity.keyPair, store))
-    const certificate = await made
-    // Apart from the identity: a browser that cannot store one must still keep its identity.
-    if (certificate) await set(certKey, certificate, store).catch(() => {})
-    return { identity, release, slot, certificate }
+    return { identity, release, slot, certificate: await made }
   } catch (err) {
     release()
     throw err
   }
 }
 
-/** A certificate made now and saved under `certKey`. */
+/** How long a join waits for a new certificate (made in ~20 ms; else its connections make their own). */
+const CERT_WAIT_MS = 1000
+
+/** A certificate made now for this slot, and saved (not waited for: a browser that cannot store one makes one per join). */
 async function newCertificate(
   store: ReturnType<typeof createStore>,
   certKey: string,
 ): Promise<RTCCertificate | undefined> {
-  const certificate = await prepareCertificate()
-  // A browser that cannot store one makes one per page, as before.
-  if (certificate) await set(certKey, certificate, store).catch(() => {})
-  return certificate
+  const making = makeCertificate()
+  void making.then((c) => (c ? set(certKey, c, store) : undefined)).catch(() => {})
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, CERT_WAIT_MS, undefined)
+  })
+  try {
+    return await Promise.race([making, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**

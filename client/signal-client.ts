@@ -289,7 +289,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             resolve(ack.peers)
           },
         )
-        this.opts.onRegisterSent?.()
+        try {
+          this.opts.onRegisterSent?.()
+        } catch {} // a hook's fault must not cost the registration
       }
       socket.on('connect_error', (err) => unreachable(err.message))
       socket.on('rejected', rejected)

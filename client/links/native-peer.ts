@@ -73,32 +73,34 @@ function randomLabel(): string {
 const CERT_MARGIN_MS = 10 * 60_000
 
 /**
- * The DTLS certificate for this page's connections, made once (join time,
- * issue 14): without one, Chromium makes a key pair for every
- * RTCPeerConnection, and the first offer of a page took 20-25 ms where it
- * takes ~5 with the certificate ready; an answer likewise. Making one holds
- * the page's main thread for 10-15 ms (Chromium 156, this machine), so a
- * returning page does not: the certificate is kept in IndexedDB beside the
- * identity (browser.ts; an RTCCertificate is stored as it is, its key
- * non-extractable) and read with it in one transaction (~1.5 ms), and made
- * again when it has less than CERT_KEEP_MS to live. A first visit makes it
- * while its identity is made. The certificate only names the DTLS key; a
- * link is authenticated by its handshake (the node's Ed25519 key), so one
- * certificate for all links, kept as long as the identity, tells a peer
- * nothing that the node's id does not. Undefined where WebRTC or the call is
- * missing, or it fails: each connection then makes its own, as before.
+ * The DTLS certificate of a node's connections (join time, issue 14):
+ * without one, Chromium makes a key pair for every RTCPeerConnection, and
+ * the first offer of a page took 20-25 ms where it takes ~5 with the
+ * certificate ready; an answer likewise. Making one holds the page's main
+ * thread for 10-15 ms (Chromium 156, this machine), so a returning page does
+ * not: the certificate is kept in IndexedDB beside the identity of its slot
+ * (browser.ts; an RTCCertificate is stored as it is, its key
+ * non-extractable) and read with it (~1.5 ms), and made again when it has
+ * less than CERT_KEEP_MS to live. A first visit makes it while its identity
+ * is made. One per identity, never shared between two: the certificate only
+ * names the DTLS key, a link is authenticated by its handshake (the node's
+ * Ed25519 key), so to a peer or the server it says nothing the node's id
+ * does not (an observer of the DTLS handshake on the path, who does not see
+ * the id, can link the sessions that use it: README, Privacy). Undefined
+ * where WebRTC or the call is missing, or it fails: each connection then
+ * makes its own, as before.
  */
-let certificate: Promise<RTCCertificate | undefined> | undefined
-export function prepareCertificate(): Promise<RTCCertificate | undefined> {
-  if (certificate) return certificate
+export function makeCertificate(): Promise<RTCCertificate | undefined> {
   const Pc = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection
   if (typeof Pc?.generateCertificate !== 'function') return Promise.resolve(undefined)
-  const made = Pc.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams).then(
-    (c) => c,
-    () => undefined,
-  )
-  certificate = made
-  return made
+  try {
+    return Pc.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams).then(
+      (c) => c,
+      () => undefined,
+    )
+  } catch {
+    return Promise.resolve(undefined)
+  }
 }
 
 /** A saved certificate is used again while it has at least this long to live (Chromium's live 30 days). */
@@ -115,10 +117,9 @@ export function usableCertificate(saved: unknown, now = Date.now()): RTCCertific
 export function withCertificate(cert: RTCCertificate): typeof NativePeer {
   return class extends NativePeer {
     constructor(opts: PeerOptions = {}) {
+      // Past it (a page open for weeks): this connection makes its own, the node's next join a new one.
       if (cert.expires > Date.now() + CERT_MARGIN_MS)
         opts = { ...opts, config: { ...opts.config, certificates: [cert] } }
-      // Past it (a page open for weeks): this connection makes its own, the page's next join a new one.
-      else certificate = undefined
       super(opts)
     }
   }
