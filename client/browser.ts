@@ -227,7 +227,7 @@ async function joinWith(
       ...(lieAboutFiles ? { lieAboutFiles } : {}),
       ...(preconnection ? { preconnection } : {}),
       // The first offer, made while the server answers the registration (native-peer.ts).
-      ...(cert ? { prewarm: () => prewarmOffer(cert) } : {}),
+      ...(cert ? { prewarm: firstTimeOnly(() => prewarmOffer(cert)) } : {}),
     },
     opts,
   )
@@ -242,4 +242,14 @@ async function joinWith(
   addEventListener('pagehide', flush)
   node.on('closed', () => removeEventListener('pagehide', flush))
   return new NodeFacade(node)
+}
+
+/** `fn`, called the first time only (a re-registration later makes no offer ahead). */
+function firstTimeOnly(fn: () => void): () => void {
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    fn()
+  }
 }

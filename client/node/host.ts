@@ -220,7 +220,7 @@ export class NodeHost extends Emitter<NodeEvents> {
           servers: Array.isArray(opts.signal) ? opts.signal : [opts.signal],
           ...(opts.timeoutMs === undefined ? {} : { joinTimeoutMs: opts.timeoutMs }),
           ...(env.preconnection ? { preconnection: env.preconnection } : {}),
-          ...(env.prewarm && this.config.relay !== 'force' ? { onRegisterSent: once(env.prewarm) } : {}),
+          ...(env.prewarm && this.config.relay !== 'force' ? { onRegisterSent: env.prewarm } : {}),
         })
     this.manager = new ConnectionManager({
       id: this.id,
@@ -491,14 +491,4 @@ export class NodeHost extends Emitter<NodeEvents> {
 /** The frame a message of the core travels in. */
 function frameOf(m: NodeMsg): Frame {
   return { kind: m.kind, body: nodeMsgBody(m) }
-}
-
-/** `fn`, called the first time only. */
-function once(fn: () => void): () => void {
-  let done = false
-  return () => {
-    if (done) return
-    done = true
-    fn()
-  }
 }

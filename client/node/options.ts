@@ -123,9 +123,9 @@ interface EnvBase {
    */
   preconnection?: Preconnection
   /**
-   * Called once, as the first registration goes out: the browser makes its
-   * first WebRTC offer while the server answers (native-peer.ts,
-   * `prewarmOffer`). Not with relay 'force'. @default none
+   * Called as each registration goes out: the browser makes its first
+   * WebRTC offer while the server answers (native-peer.ts, `prewarmOffer`),
+   * at the first registration only. Not with relay 'force'. @default none
    */
   prewarm?: () => void
 }
