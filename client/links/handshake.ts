@@ -53,6 +53,17 @@ import type { LinkOptions } from './link-types.ts'
 export type Hello = Extract<LinkControl, { t: 'hello' }>
 export type Proof = Extract<LinkControl, { t: 'proof' }>
 
+/** Our hello: identity key, the link's nonce and ephemeral key, the mesh role, our box record if any. */
+export function makeHello(
+  o: Pick<LinkOptions, 'identity' | 'box'>,
+  nonce: Uint8Array,
+  mesh: boolean,
+  ek: Uint8Array,
+): Hello {
+  const box = o.box?.()
+  return { t: 'hello', pk: o.identity.publicKey, nonce, mesh, ek, ...(box ? { box } : {}) }
+}
+
 /**
  * The peer's hello: its key meets the network's puzzle (checked first: a
  * key that fails it gets no signature work from us), hashes to the id we

@@ -4,12 +4,12 @@
  * wire form; and which pipe messages may be read before a link is open.
  * The protocol is described in link.ts.
  */
-import { concatBytes } from '../../shared/bytes.ts'
+import { concatBytes, fromHex, toHex } from '../../shared/bytes.ts'
 import { type BoxRecord, boxRecordValue, parseBoxRecord } from '../../shared/crypto/box-record.ts'
 import { ADMISSION_TAG_BYTES } from '../../shared/crypto/network.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
 import type { Value } from '../../shared/types.ts'
-import { Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
+import { decodeFrameBody, Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
 import { encodeValue } from '../../shared/wire/value.ts'
 
 export type LinkControl =
@@ -118,4 +118,36 @@ export function linkControlValue(c: LinkControl): Value {
 /** A whole, uncompressed Kind.Link frame, encoded at once (no await): a goodbye. */
 export function plainControl(c: LinkControl): Uint8Array {
   return concatBytes(new Uint8Array([WIRE_VERSION, Kind.Link, 0]), encodeValue(linkControlValue(c)))
+}
+
+/**
+ * A hello as it rides in a WebRTC offer or answer (the `h` of an `rtc`
+ * signal, signal-data.ts): the hex of its whole Kind.Link frame, so both
+ * ends read it through the same checks as one that came over the channel.
+ */
+export function helloToSignal(hello: Extract<LinkControl, { t: 'hello' }>): string {
+  return toHex(plainControl(hello))
+}
+
+/** Longest `h` a signal may carry (a whole handshake frame, in hex). */
+export const SIGNAL_HELLO_MAX_CHARS = 2 * HANDSHAKE_MAX_BYTES
+
+/** The hello an `rtc` signal carried (untrusted: the server or the overlay passed it on), or null. */
+export function helloFromSignal(h: unknown): Extract<LinkControl, { t: 'hello' }> | null {
+  if (typeof h !== 'string' || h.length > SIGNAL_HELLO_MAX_CHARS) return null
+  const piece = fromHex(h)
+  const c = piece && readHandshakeControl(piece)
+  return c?.t === 'hello' ? c : null
+}
+
+const LINK_VALIDATORS = { [Kind.Link]: (b: Value) => parseLinkControl(b) !== null }
+
+/**
+ * A pipe message read before the link is open: the link message of a
+ * handshake piece (isHandshakePiece), decoded within a small budget, or null.
+ */
+export function readHandshakeControl(piece: Uint8Array): LinkControl | null {
+  if (!isHandshakePiece(piece)) return null
+  const f = decodeFrameBody(Kind.Link, piece.subarray(3), { maxItems: 32, validators: LINK_VALIDATORS })
+  return typeof f === 'string' ? null : parseLinkControl(f.body)
 }

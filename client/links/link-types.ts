@@ -60,6 +60,15 @@ export interface LinkOptions {
    * Fresh for this link only. @default made at start()
    */
   channelKeys?: Promise<ChannelKeys>
+  /** Our nonce for this link, when our hello was made beforehand (it went with the offer or answer). */
+  nonce?: Uint8Array
+  /**
+   * The peer's hello, when both hellos went with the WebRTC offer and answer
+   * (attempt-hello.ts): it is checked as if it came first over the channel,
+   * so our proof goes as the channel opens, right behind our hello. The
+   * hello the peer sends over the channel must then be the same one.
+   */
+  early?: Extract<LinkControl, { t: 'hello' }>
   /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
   recv?: Partial<RecvLimits>
 }

@@ -4,9 +4,10 @@
  * server relay carries it.
  *
  * Handshake (Kind.Link frames, before anything else is accepted): hello
- * and proof each way, bound to both identity keys, the connection and the
- * network; in a private network an admission tag; on the relay, a secure
- * channel afterwards. The protocol and its checks: handshake.ts.
+ * and proof each way (the hellos may have come with the WebRTC offer and
+ * answer: `early`), bound to both keys, the connection and the network; a
+ * private network's admission tag; on the relay, a secure channel. The
+ * protocol and its checks: handshake.ts.
  *
  * Receiving is a trust boundary, and anyone can open a link (a `relay`
  * signal through the server is enough). What arrives waits in one bounded
@@ -25,6 +26,7 @@
  * (anything counts as alive). Frames over 16 KiB travel as chunks; sends wait
  * on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
  */
+import { bytesEqual } from '../../shared/bytes.ts'
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
@@ -43,15 +45,15 @@ import {
 } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
 import { markPhase } from '../node/timeline.ts'
-import { checkHello, checkProof, makeProof } from './handshake.ts'
+import { checkHello, checkProof, type Hello, makeHello, makeProof } from './handshake.ts'
 import {
   ACCESS_DENIED,
-  isHandshakePiece,
   type LinkControl,
   linkControlValue,
   type OUTSIDER,
   parseLinkControl,
   plainControl,
+  readHandshakeControl,
   SEALED_PIECE,
 } from './link-control.ts'
 import type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
@@ -74,9 +76,6 @@ export { DEFAULT_RECV_LIMITS, type RecvLimits } from './recv-queue.ts'
 
 const SEALED_AAD = new Uint8Array([SEALED_PIECE])
 
-const DEBUG =
-  (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.WEFT_DEBUG === '1'
-
 export class Link extends Emitter<LinkEvents> {
   readonly peer: string
   readonly transport: 'webrtc' | 'relay'
@@ -93,7 +92,7 @@ export class Link extends Emitter<LinkEvents> {
   readonly pipe: Pipe
   private readonly opts: LinkOptions
   private readonly reassembler
-  private readonly nonce = crypto.getRandomValues(new Uint8Array(LINK_NONCE_BYTES))
+  private readonly nonce: Uint8Array
   private remote: { pk: Uint8Array; nonce: Uint8Array; ek: Uint8Array } | undefined
   /** The box record the peer's hello carried (unverified: the host checks it once the link is open). */
   remoteBox: BoxRecord | undefined
@@ -107,6 +106,8 @@ export class Link extends Emitter<LinkEvents> {
   /** Sealed pieces reach the pipe in the order their counters were taken. */
   private pipeTail: Promise<void> = Promise.resolve()
   private sentProof = false
+  /** The peer's channel hello, after its signalled one (`early`), came. */
+  private earlyEchoed = false
   private gotProof = false
   private lastHeard = Date.now()
   private lastSent = Date.now() // our last write of anything: the far end heard us then
@@ -129,6 +130,7 @@ export class Link extends Emitter<LinkEvents> {
     this.peer = opts.peer
     this.transport = opts.pipe.transport
     this.localMesh = opts.mesh
+    this.nonce = opts.nonce ?? crypto.getRandomValues(new Uint8Array(LINK_NONCE_BYTES))
     this.secure = opts.secure ?? opts.pipe.transport === 'relay'
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.recv = { ...DEFAULT_RECV_LIMITS, ...opts.recv }
@@ -150,18 +152,11 @@ export class Link extends Emitter<LinkEvents> {
     this.authTimer = setTimeout(() => this.close('auth-timeout'), this.opts.authTimeoutMs ?? 10_000)
     const keys = this.opts.channelKeys ?? createChannelKeys()
     this.channelKeys = keys
+    const early = this.opts.early
     keys.then(
       (k) => {
-        const box = this.opts.box?.()
-        markPhase('hello-out')
-        void this.sendControl({
-          t: 'hello',
-          pk: this.opts.identity.publicKey,
-          nonce: this.nonce,
-          mesh: this.localMesh,
-          ek: k.publicKey,
-          ...(box ? { box } : {}),
-        })
+        markPhase('hello-out') // (also when it went with our offer or answer: see `early`)
+        void this.sendControl(makeHello(this.opts, this.nonce, this.localMesh, k.publicKey))
       },
       () => this.close('no-keys'),
     )
@@ -175,8 +170,13 @@ export class Link extends Emitter<LinkEvents> {
         this.reassembler.tick(Date.now())
       }, hb),
     )
-    // What arrived before start (our hello goes first, then the answers to theirs).
-    this.queue.start()
+    // What arrived before start (our hello goes first, then the answers to theirs). With the
+    // peer's hello from the signalling, it is read first: our proof goes at once.
+    if (!early) return this.queue.start()
+    this.onControl(early).then(
+      () => this.queue.start(),
+      () => this.close('handshake-failed'),
+    )
   }
 
   /** Bytes received and not yet read (the receive queue's; tests of its bound read it). */
@@ -188,7 +188,6 @@ export class Link extends Emitter<LinkEvents> {
   private get isClosed(): boolean {
     return this.state === 'closed'
   }
-
   get isMesh(): boolean {
     return this.localMesh && this.remoteMesh
   }
@@ -311,9 +310,7 @@ export class Link extends Emitter<LinkEvents> {
    * holding a hello, proof or bye, or the link closes without reading more.
    */
   private async onHandshakePiece(piece: Uint8Array): Promise<void> {
-    if (!isHandshakePiece(piece)) return this.refuseBeforeAuth()
-    const f = decodeFrameBody(Kind.Link, piece.subarray(3), { maxItems: 32, validators: this.validators })
-    const c = typeof f === 'string' ? null : parseLinkControl(f.body)
+    const c = readHandshakeControl(piece)
     if (c === null || (c.t !== 'hello' && c.t !== 'proof' && c.t !== 'bye')) return this.refuseBeforeAuth()
     this.stats.messagesIn++
     await this.onControl(c)
@@ -374,20 +371,16 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   private async onControl(c: LinkControl): Promise<void> {
-    if (DEBUG)
-      console.log(
-        `[link ${this.opts.identity.id.slice(0, 4)}<-${this.peer.slice(0, 4)} ${this.transport}] ${c.t}`,
-      )
     switch (c.t) {
       case 'hello': {
-        if (this.remote) return bump(this.opts.counters, 'drop.link.second-hello')
+        if (this.remote) return this.secondHello(c)
         markPhase('hello-in')
         const refused = await checkHello(c, this.opts)
         if (refused) return this.close(refused)
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
         this.remoteBox = c.box
         this.remoteMesh = c.mesh
-        const fp = this.fingerprints()
+        const fp = this.transport === 'relay' ? { local: '', remote: '' } : this.pipe.fingerprints()
         if (!fp) return this.close('no-fingerprint')
         const keys = await (this.channelKeys as Promise<ChannelKeys>)
         if (this.isClosed) return
@@ -429,6 +422,19 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
+  /**
+   * A hello after the first: the one the peer sent over the channel after
+   * its signalled one (`early`) must be that one; any other is dropped.
+   */
+  private secondHello(c: Hello): void {
+    const e = this.opts.early
+    if (!e || this.earlyEchoed) return bump(this.opts.counters, 'drop.link.second-hello')
+    this.earlyEchoed = true
+    if (bytesEqual(c.pk, e.pk) && bytesEqual(c.nonce, e.nonce) && bytesEqual(c.ek, e.ek)) return
+    bump(this.opts.counters, 'link.auth-failed')
+    this.close('hello-mismatch')
+  }
+
   private maybeOpen(): void {
     if (this.state !== 'handshake' || !this.sentProof || !this.gotProof) return
     markPhase('link-open')
@@ -437,11 +443,6 @@ export class Link extends Emitter<LinkEvents> {
     // A first RTT sample right away, so the demo and the connection manager have one.
     void this.sendControl({ t: 'ping', ts: Date.now() })
     this.emit('open', undefined)
-  }
-
-  private fingerprints(): { local: string; remote: string } | null {
-    if (this.transport === 'relay') return { local: '', remote: '' }
-    return this.pipe.fingerprints()
   }
 
   /**

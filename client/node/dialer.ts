@@ -36,7 +36,6 @@
  * router), else through the signal server. Setups peers start (their
  * signals) are admitted by inbound.ts and then run here like our own.
  */
-import { type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { AccessDeniedError, NoRouteError } from '../../shared/errors.ts'
 import type { Identity } from '../../shared/identity/keys.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
@@ -52,6 +51,14 @@ import {
   type WebRtcPipe,
 } from '../links/webrtc.ts'
 import type { SignalClient } from '../signal-client.ts'
+import {
+  type AttemptHello,
+  addHello,
+  attemptHello,
+  carriesHello,
+  linkHello,
+  takeHello,
+} from './attempt-hello.ts'
 import type { Clock, TimerId } from './clock.ts'
 import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
@@ -106,6 +113,8 @@ export interface Dial {
   sent?: (SignalData & { t: 'rtc' })[]
   /** The offer of `pipe` was replayed already. */
   replayed?: boolean
+  /** The hello of `pipe`'s link, made with the attempt (startWebRtc). */
+  hello?: AttemptHello
   started: number
   waiters: { resolve: (l: NodeLink) => void; reject: (e: Error) => void }[]
 }
@@ -237,6 +246,11 @@ export class Dialer {
   startWebRtc(d: Dial, initiator: boolean): void {
     markPhase(initiator ? 'rtc-offer' : 'rtc-answer')
     const { config } = this.deps
+    const identity = this.deps.identity
+    // This attempt's hello (attempt-hello.ts): it rides on our offer or answer.
+    const hello = attemptHello(this.wantsMesh(d))
+    // Signals leave in order; an offer or answer waits for the hello (its keys: ~1 ms).
+    let out = Promise.resolve()
     const pipe = createWebRtcPipe({
       SimplePeer: this.deps.SimplePeer,
       initiator,
@@ -250,24 +264,26 @@ export class Dialer {
           mesh: d.mesh,
           ...(initiator ? { o: true } : {}),
         }
-        if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
-        this.sendRtc(d, pipe, data)
+        const withHello = carriesHello(data, hello, initiator)
+        out = out.then(async () => {
+          if (withHello) await addHello(data, hello, { identity, ...this.deps.linkSecurity() })
+          if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
+          this.sendRtc(d, pipe, data)
+        })
       },
     })
     d.pipe = pipe
+    d.hello = hello
     d.offerer = initiator
     d.replayed = false
     if (initiator) d.sent = []
     else delete d.sent
-    // The link's ephemeral keys, made while ICE and DTLS run: the hello goes out as the channel opens.
-    const keys = createChannelKeys()
-    keys.catch(() => {})
     this.armFallback(d)
     pipe.opened.then(
       () => {
         if (this.dials.get(d.peer) !== d || d.pipe !== pipe) return pipe.close('superseded')
         markPhase('channel-open')
-        this.attachLink(d, pipe, keys)
+        this.attachLink(d, pipe, hello)
       },
       (err: unknown) => {
         // A failed direct attempt falls back to the relay at the timer (or now, if it failed fast).
@@ -277,6 +293,19 @@ export class Dialer {
         this.fallBack(d)
       },
     )
+  }
+
+  /** A WebRTC signal of the peer into the attempt under way (the hello it carried is kept). */
+  feedRtc(d: Dial, s: SignalData & { t: 'rtc' }): void {
+    if (!d.pipe) return
+    takeHello(d.hello, s, d.offerer === true, this.deps.counters)
+    d.pipe.signal(s.s)
+  }
+
+  /** Does this node want the link of `d` in the mesh? (An upgrade keeps the relayed link's role: it still counts.) */
+  private wantsMesh(d: Dial): boolean {
+    const { config, links } = this.deps
+    return d.mesh && (d.upgrade === true || links.meshNeighbours().length < config.maxPeers)
   }
 
   private sendRtc(d: Dial, pipe: WebRtcPipe, data: SignalData): void {
@@ -382,15 +411,17 @@ export class Dialer {
     )
   }
 
-  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe, channelKeys?: Promise<ChannelKeys>): void {
-    const { config, counters, links } = this.deps
+  private attachLink(d: Dial, pipe: WebRtcPipe | RelayPipe, hello?: AttemptHello): void {
+    const { config, counters } = this.deps
+    const start = hello && linkHello(hello)
+    if (start?.early) bump(counters, 'link.hello-signalled')
     const link = new Link({
-      ...(channelKeys ? { channelKeys } : {}),
+      ...start,
       pipe,
       identity: this.deps.identity,
       peer: d.peer,
-      // (An upgrade keeps the relayed link's mesh role: that link still counts among the neighbours.)
-      mesh: d.mesh && (d.upgrade === true || links.meshNeighbours().length < config.maxPeers),
+      // (The role our hello asked for, when it went with the offer or answer.)
+      mesh: start?.early && hello ? hello.mesh : this.wantsMesh(d),
       validators: this.deps.validators,
       maxMessageBytes: config.maxMessageBytes,
       counters,

@@ -22,6 +22,7 @@ function setup(opts: { links: number; neighbours: string[]; id?: string; maxLink
     dials,
     startWebRtc: (d: Dial) => started.push(d.peer),
     startRelay: (d: Dial) => started.push(d.peer),
+    feedRtc: (d: Dial, s: { s: object }) => d.pipe?.signal(s.s),
     failDial: () => {},
   } as unknown as Dialer
   const inbound = new Inbound({

@@ -165,7 +165,7 @@ export class Inbound {
           }
           if (!d.pipe) dialer.startWebRtc(d, false)
         } else if (!d.pipe) return bump(counters, 'drop.signal.no-offer') // an answer to no offer of ours
-        d.pipe?.signal(s.s)
+        dialer.feedRtc(d, s)
         return
       case 'relay':
         if (config.relay === 'never') {
@@ -205,7 +205,7 @@ export class Inbound {
       this.yieldGlare(d)
       dialer.startWebRtc(d, false)
     } else if (offer) return bump(counters, 'drop.signal.replay-duplicate')
-    d.pipe?.signal(s.s)
+    dialer.feedRtc(d, s)
   }
 
   /** Our offer lost the glare: give our attempt up (the caller answers the peer's offer). */

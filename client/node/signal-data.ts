@@ -7,18 +7,21 @@
  *   {t: 'rtc', s, mesh, o, r} a WebRTC signal (offer, answer, ICE candidate) for simple-peer;
  *                             `o: true` when the sender is the offering side (glare: dialer.ts);
  *                             `r: true` when the offering side sends its offer again (a replay:
- *                             dialer.ts replayOffer), which never starts a setup by itself
+ *                             dialer.ts replayOffer), which never starts a setup by itself;
+ *                             `h`: the sender's link hello (link-control.ts helloToSignal), on
+ *                             an offer, and on the answer to an offer that carried one
  *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
  *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
  *
  * `mesh`: the sender wants the link in the broadcast mesh. What a peer sends
  * is untrusted: `parseSignalData` gives a typed signal or null.
  */
+import { SIGNAL_HELLO_MAX_CHARS } from '../links/link-control.ts'
 import type { RelayPipe } from '../links/relay.ts'
 import type { NodeLink } from './link-table.ts'
 
 export type SignalData =
-  | { t: 'rtc'; s: object; mesh: boolean; o?: true; r?: true }
+  | { t: 'rtc'; s: object; mesh: boolean; o?: true; r?: true; h?: string }
   | { t: 'dial'; mesh: boolean }
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
@@ -28,10 +31,15 @@ export function parseSignalData(d: unknown): SignalData | null {
   const o = d as Record<string, unknown>
   const mesh = o.mesh === true
   switch (o.t) {
-    case 'rtc':
+    case 'rtc': {
       if (typeof o.s !== 'object' || o.s === null) return null
-      if (o.o !== true) return { t: 'rtc', s: o.s, mesh }
-      return o.r === true ? { t: 'rtc', s: o.s, mesh, o: true, r: true } : { t: 'rtc', s: o.s, mesh, o: true }
+      if (o.h !== undefined && (typeof o.h !== 'string' || o.h.length > SIGNAL_HELLO_MAX_CHARS)) return null
+      const rtc: SignalData & { t: 'rtc' } = { t: 'rtc', s: o.s, mesh }
+      if (o.o === true) rtc.o = true
+      if (o.o === true && o.r === true) rtc.r = true
+      if (typeof o.h === 'string') rtc.h = o.h
+      return rtc
+    }
     case 'dial':
       return { t: 'dial', mesh }
     case 'relay':
@@ -56,6 +64,11 @@ export function fromOfferer(s: { s: object; o?: true }): boolean {
 /** Is this WebRTC signal an offer (SDP of type 'offer')? */
 export function isOffer(s: { s: object }): boolean {
   return (s.s as { type?: unknown }).type === 'offer'
+}
+
+/** Is this WebRTC signal an answer (SDP of type 'answer')? */
+export function isAnswer(s: { s: object }): boolean {
+  return (s.s as { type?: unknown }).type === 'answer'
 }
 
 /** The relay pipe (and so the session) a link runs on; undefined for a direct link. */

@@ -1,0 +1,228 @@
+/**
+ * Link hellos carried by the WebRTC offer and answer (attempt-hello.ts):
+ * their wire form and checks, signal by signal; then real nodes (WebRTC in
+ * Node, a real signal server): both ends start their links with the
+ * signalled hellos, an earlier version that carries none still links, and
+ * a server that rewrites or strips a hello gets no link it could read.
+ */
+import SimplePeer from 'simple-peer'
+import { io } from 'socket.io-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { fromHex, toHex } from '../../shared/bytes.ts'
+import { createChannelKeys } from '../../shared/crypto/channel.ts'
+import { generateIdentity, type Identity } from '../../shared/identity/keys.ts'
+import type { Counters } from '../../shared/protocol.ts'
+import { createSignalServer } from '../../signal-server/index.ts'
+import { makeHello } from '../links/handshake.ts'
+import {
+  helloFromSignal,
+  helloToSignal,
+  plainControl,
+  SIGNAL_HELLO_MAX_CHARS,
+} from '../links/link-control.ts'
+import { loadWrtc } from '../links/wrtc-adapter.ts'
+import { OverlayNode } from '../overlay.ts'
+import { attemptHello, carriesHello, linkHello, takeHello } from './attempt-hello.ts'
+import { parseSignalData, type SignalData } from './signal-data.ts'
+
+const cleanup: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f()
+})
+
+async function hello(identity?: Identity) {
+  const id = identity ?? (await generateIdentity({ puzzleBits: 0 }))
+  const keys = await createChannelKeys()
+  return makeHello({ identity: id }, crypto.getRandomValues(new Uint8Array(32)), true, keys.publicKey)
+}
+
+const offer = (h?: string): SignalData & { t: 'rtc' } => ({
+  t: 'rtc',
+  s: { type: 'offer', sdp: 'v=0' },
+  mesh: true,
+  o: true,
+  ...(h ? { h } : {}),
+})
+const answer = (h?: string): SignalData & { t: 'rtc' } => ({
+  t: 'rtc',
+  s: { type: 'answer', sdp: 'v=0' },
+  mesh: true,
+  ...(h ? { h } : {}),
+})
+
+describe('a hello in a signal', () => {
+  it('reads back as it was made, through the checks of a handshake frame', async () => {
+    const h = await hello()
+    const back = helloFromSignal(helloToSignal(h))
+    expect(back).toEqual(h)
+    expect(helloToSignal(h).length).toBeLessThanOrEqual(SIGNAL_HELLO_MAX_CHARS)
+  })
+
+  it('anything else is no hello: not a string, too long, not hex, another message, a bad field, compressed', async () => {
+    const h = await hello()
+    const hex = helloToSignal(h)
+    expect(helloFromSignal(undefined)).toBeNull()
+    expect(helloFromSignal(7)).toBeNull()
+    expect(helloFromSignal({ h: hex })).toBeNull()
+    expect(helloFromSignal(`${hex}${'00'.repeat(SIGNAL_HELLO_MAX_CHARS)}`)).toBeNull()
+    expect(helloFromSignal(`${hex}0`)).toBeNull()
+    expect(helloFromSignal(`zz${hex.slice(2)}`)).toBeNull()
+    expect(helloFromSignal(toHex(plainControl({ t: 'proof', sig: new Uint8Array(64) })))).toBeNull()
+    expect(helloFromSignal(toHex(plainControl({ ...h, ek: new Uint8Array(31) })))).toBeNull()
+    const deflated = fromHex(hex) as Uint8Array
+    deflated[2] = 1
+    expect(helloFromSignal(toHex(deflated))).toBeNull()
+    expect(helloFromSignal(hex.slice(0, -2))).toBeNull() // cut short
+  })
+
+  it('parseSignalData keeps `h` on offers, answers and replays; a signal with a malformed `h` is dropped', () => {
+    expect(parseSignalData(offer('ab'))).toEqual(offer('ab'))
+    expect(parseSignalData(answer('ab'))).toEqual(answer('ab'))
+    expect(parseSignalData({ ...offer('ab'), r: true })).toEqual({ ...offer('ab'), r: true })
+    expect(parseSignalData({ ...offer(), h: 12 })).toBeNull()
+    expect(parseSignalData({ ...offer(), h: 'a'.repeat(SIGNAL_HELLO_MAX_CHARS + 1) })).toBeNull()
+    expect(parseSignalData(offer())).toEqual(offer())
+  })
+})
+
+describe('which signals carry and take a hello', () => {
+  it('the offering side puts it on its offer; the answering side on its answer, only to an offer that carried one', async () => {
+    const mine = attemptHello(true)
+    expect(carriesHello(offer(), mine, true)).toBe(true)
+    expect(carriesHello(answer(), mine, false)).toBe(false) // the offer carried none
+    mine.theirs = await hello()
+    expect(carriesHello(answer(), mine, false)).toBe(true)
+    const candidate: SignalData & { t: 'rtc' } = { t: 'rtc', s: { type: 'candidate' }, mesh: true }
+    expect(carriesHello(candidate, mine, true)).toBe(false)
+    expect(carriesHello(candidate, mine, false)).toBe(false)
+  })
+
+  it('a hello is taken from the answer to our offer or from the offer we answer, once; a malformed one is counted', async () => {
+    const counters: Counters = {}
+    const first = helloToSignal(await hello())
+    const second = helloToSignal(await hello())
+    const offering = attemptHello(true)
+    takeHello(offering, offer(first), true, counters) // an offer to the offering side: not its peer's answer
+    expect(offering.theirs).toBeUndefined()
+    takeHello(offering, answer(first), true, counters)
+    takeHello(offering, answer(second), true, counters) // a second one changes nothing
+    expect(offering.theirs).toEqual(helloFromSignal(first))
+    const answering = attemptHello(true)
+    takeHello(answering, answer(first), false, counters)
+    expect(answering.theirs).toBeUndefined()
+    takeHello(answering, offer('00ff'), false, counters)
+    expect(answering.theirs).toBeUndefined()
+    expect(counters['drop.signal.hello']).toBe(1)
+    takeHello(answering, offer(first), false, counters)
+    expect(answering.theirs).toEqual(helloFromSignal(first))
+  })
+
+  it('the link starts with the peer hello only when ours went too', async () => {
+    const h = attemptHello(false)
+    h.theirs = await hello()
+    expect(linkHello(h).early).toBeUndefined()
+    h.sent = true
+    expect(linkHello(h).early).toBe(h.theirs)
+    expect(linkHello(h).nonce).toBe(h.nonce)
+  })
+})
+
+const strip: Rewrite = ({ h: _h, ...d }) => d
+
+/** The signals a node hands the server: passed through `rewrite` first (a hostile server's doing). */
+type Rewrite = (data: SignalData & { t: 'rtc' }) => SignalData & { t: 'rtc' }
+
+async function twoNodes(network: string, rewrite: { a?: Rewrite; b?: Rewrite; bReadsNone?: boolean } = {}) {
+  const s = await createSignalServer({ port: 0, host: '127.0.0.1', puzzleBits: 0 })
+  cleanup.push(() => s.close())
+  const wrtc = await loadWrtc()
+  const make = async (rw?: Rewrite, readsNone = false) => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    const node = new OverlayNode(
+      { SimplePeer: SimplePeer as never, io: io as never, identity },
+      { signal: s.address, network, puzzleBits: 0, wrtc },
+    )
+    cleanup.push(() => node.close())
+    const client = node.signalClient
+    const send = client.signal.bind(client)
+    client.signal = (to, data) => {
+      const d = data as SignalData
+      return send(to, rw && d.t === 'rtc' ? rw({ ...d }) : d)
+    }
+    if (readsNone) {
+      // An earlier version: it reads no `h` either.
+      const emit = client.emit.bind(client) as (e: string, p: unknown) => boolean
+      ;(client as unknown as { emit: typeof emit }).emit = (e, p) => {
+        const d = p as { data?: { h?: string } }
+        if (e === 'signal' && d?.data?.h) delete d.data.h
+        return emit(e, p)
+      }
+    }
+    return node
+  }
+  const a = await make(rewrite.a)
+  const b = await make(rewrite.b, rewrite.bReadsNone)
+  await a.start()
+  await b.start() // resolves at its first open link (b dials a: b offers)
+  return { a, b }
+}
+
+describe('real nodes', () => {
+  it('both ends start their link with the hellos of the offer and answer; no extra hello is dropped', async () => {
+    const { a, b } = await twoNodes('hello-in-offer')
+    await until(() => a.links.get(b.id)?.state === 'open')
+    expect(b.links.get(a.id)?.transport).toBe('webrtc')
+    for (const n of [a, b]) {
+      expect(n.stats()['link.hello-signalled']).toBe(1)
+      expect(n.stats()['drop.link.second-hello']).toBeUndefined()
+      expect(n.stats()['link.auth-failed']).toBeUndefined()
+    }
+    // The link works both ways.
+    a.handle('echo', (v) => v)
+    expect(await b.request(a.id, 'echo', 'hi')).toBe('hi')
+  }, 20_000)
+
+  it('with an earlier version that sends and reads no hello, the hellos go over the channel', async () => {
+    const { a, b } = await twoNodes('hello-old-version', { b: strip, bReadsNone: true })
+    await until(() => a.links.get(b.id)?.state === 'open')
+    expect(a.links.get(b.id)?.transport).toBe('webrtc')
+    expect(a.stats()['link.hello-signalled']).toBeUndefined()
+    expect(b.stats()['link.hello-signalled']).toBeUndefined()
+    expect(a.stats()['link.auth-failed']).toBeUndefined()
+  }, 20_000)
+
+  it('a server that strips the answer’s hello costs nothing: the offering side reads it from the channel', async () => {
+    // a answers b's offer; the server drops the hello from a's answer only.
+    const stripAnswer: Rewrite = (d) => ((d.s as { type?: string }).type === 'answer' ? strip(d) : d)
+    const { a, b } = await twoNodes('hello-stripped', { a: stripAnswer })
+    await until(() => b.links.get(a.id)?.state === 'open')
+    expect(b.links.get(a.id)?.transport).toBe('webrtc')
+    expect(a.stats()['link.hello-signalled']).toBe(1) // a had b's and sent its own
+    expect(b.stats()['link.hello-signalled']).toBeUndefined()
+    expect(a.stats()['drop.link.second-hello']).toBeUndefined()
+  }, 20_000)
+
+  it('a server that rewrites the offer’s hello gets no direct link: it is refused, and the relay takes over', async () => {
+    // The server swaps b's ephemeral key for its own in b's offer (to read a relayed channel, say).
+    const mallory = await createChannelKeys()
+    const swapEk: Rewrite = (d) => {
+      const h = d.h === undefined ? null : helloFromSignal(d.h)
+      return h ? { ...d, h: helloToSignal({ ...h, ek: mallory.publicKey }) } : d
+    }
+    const { a, b } = await twoNodes('hello-rewritten', { b: swapEk })
+    await until(() => a.links.get(b.id)?.state === 'open')
+    // a took the forged hello, then saw b's own over the channel: not the same one.
+    expect(a.stats()['link.auth-failed']).toBeGreaterThanOrEqual(1)
+    expect(a.stats()['link.handshake-closed.hello-mismatch']).toBe(1)
+    expect(a.links.get(b.id)?.transport).toBe('relay')
+    expect(b.links.get(a.id)?.transport).toBe('relay')
+  }, 30_000)
+})
+
+async function until(cond: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The link hello of a WebRTC attempt, carried by the signalling (issue 14:
+ * one flight less per join).
+ *
+ * The offering side puts its hello (link-control.ts helloToSignal) into
+ * the `h` of its offer; the answering side, when the offer carried one,
+ * puts its own into its answer. An end whose hello went and that has the
+ * peer's starts its link with it (`early`, link.ts): no hello goes over the
+ * channel, and each end sends its proof as the channel opens. Because the
+ * answer carries the answering side's hello, the channel opens only where
+ * both ends have both. An end of an earlier version sends and reads no `h`:
+ * the hellos then go over the channel, as before.
+ *
+ * What the signalling carries is untrusted: the hello is read through the
+ * same checks as one from the channel, and its nonce, `ek` and both DTLS
+ * fingerprints go into the transcript both proofs sign, so a server that
+ * rewrites a hello only breaks that link (`bad-proof`), as one that drops
+ * signals could.
+ */
+import { type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
+import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
+import { bump, type Counters } from '../../shared/protocol.ts'
+import { type Hello, makeHello } from '../links/handshake.ts'
+import { helloFromSignal, helloToSignal } from '../links/link-control.ts'
+import type { LinkOptions } from '../links/link-types.ts'
+import { isAnswer, isOffer, type SignalData } from './signal-data.ts'
+import { markPhase } from './timeline.ts'
+
+export interface AttemptHello {
+  nonce: Uint8Array
+  /** The link's ephemeral keys, made while the offer is. */
+  keys: Promise<ChannelKeys>
+  /** The mesh role our hello asks for (the link starts with it). */
+  mesh: boolean
+  /** Our hello went with our offer or answer. */
+  sent: boolean
+  /** The peer's, from its offer or answer. */
+  theirs?: Hello
+}
+
+export function attemptHello(mesh: boolean): AttemptHello {
+  const keys = createChannelKeys()
+  keys.catch(() => {})
+  return { nonce: crypto.getRandomValues(new Uint8Array(LINK_NONCE_BYTES)), keys, mesh, sent: false }
+}
+
+/** Does our signal `data` carry our hello? An offer does; an answer, to an offer that carried one. */
+export function carriesHello(
+  data: SignalData & { t: 'rtc' },
+  hello: AttemptHello,
+  offerer: boolean,
+): boolean {
+  return offerer ? isOffer(data) : isAnswer(data) && hello.theirs !== undefined
+}
+
+/** Put our hello into `data`; nothing if the keys failed (the hellos then go over the channel). */
+export async function addHello(
+  data: SignalData & { t: 'rtc' },
+  hello: AttemptHello,
+  o: Pick<LinkOptions, 'identity' | 'box'>,
+): Promise<void> {
+  const ek = await hello.keys.then(
+    (k) => k.publicKey,
+    () => undefined,
+  )
+  if (!ek) return
+  data.h = helloToSignal(makeHello(o, hello.nonce, hello.mesh, ek))
+  hello.sent = true
+  markPhase('hello-out')
+}
+
+/**
+ * Keep the hello the peer's signal `s` carried: the answer to our offer, or
+ * the offer we answer. A malformed one is counted and not used.
+ */
+export function takeHello(
+  hello: AttemptHello | undefined,
+  s: SignalData & { t: 'rtc' },
+  offerer: boolean,
+  counters: Counters,
+): void {
+  if (s.h === undefined || !hello || hello.theirs || !(offerer ? isAnswer(s) : isOffer(s))) return
+  const theirs = helloFromSignal(s.h)
+  if (theirs) hello.theirs = theirs
+  else bump(counters, 'drop.signal.hello')
+}
+
+/** What the link of an attempt starts with: its keys and nonce, and the peer's hello when both went. */
+export function linkHello(hello: AttemptHello): Pick<LinkOptions, 'channelKeys' | 'nonce' | 'early'> {
+  const early = hello.sent ? hello.theirs : undefined
+  return { channelKeys: hello.keys, nonce: hello.nonce, ...(early ? { early } : {}) }
+}
