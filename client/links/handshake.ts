@@ -8,6 +8,10 @@
  *   A → B  hello { pk, nonce, mesh, ek, box? }   B → A  hello { pk, nonce, mesh, ek, box? }
  *   A → B  proof { sig, adm? }                   B → A  proof { sig, adm? }
  *
+ * On WebRTC the hellos also ride on the offer and answer (the node's
+ * attempt-hello.ts); each end then reads the peer's as the channel opens
+ * and sends its hello and proof together (link.ts `early`).
+ *
  * `ek` is a fresh X25519 key per link. Once an end has the other's hello,
  * both compute the same transcript hash `th` (shared/crypto/transcript.ts:
  * the transport, the network as the server knows it, and for each end its
