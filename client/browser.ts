@@ -23,6 +23,7 @@ import { NodeFacade } from './facade.ts'
 import { checkJoinOptions, checkSignalUrls } from './join-options.ts'
 // Not simple-peer: its browser build carries Buffer/stream/process shims (~29 KB gzip); see native-peer.ts.
 import {
+  dropWarmOffer,
   makeCertificate,
   NativePeer,
   prewarmOffer,
@@ -231,6 +232,8 @@ async function joinWith(
     },
     opts,
   )
+  // An offer made ahead that no dial took goes with the node.
+  if (cert) node.on('closed', () => dropWarmOffer(cert))
   try {
     await node.start()
   } catch (err) {

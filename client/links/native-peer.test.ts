@@ -8,8 +8,15 @@
  * and simple-peer's error codes.
  */
 import SimplePeer from 'simple-peer'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { CERT_KEEP_MS, NativePeer, usableCertificate } from './native-peer.ts'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import {
+  CERT_KEEP_MS,
+  dropWarmOffer,
+  NativePeer,
+  prewarmOffer,
+  usableCertificate,
+  withCertificate,
+} from './native-peer.ts'
 import { createWebRtcPipe, rtcErrorKey, type SimplePeerCtor, type WebRtcPipe } from './webrtc.ts'
 import { type AdaptedWrtc, adaptWrtc, WRTC_MODULES } from './wrtc-adapter.ts'
 
@@ -316,5 +323,111 @@ describe('a saved DTLS certificate is used again while it has long to live', () 
     } finally {
       g.RTCCertificate = had
     }
+  })
+})
+
+/** A platform RTCPeerConnection that records what is done with it (no WebRTC runs). */
+class FakePc {
+  static made: FakePc[] = []
+  closed = false
+  configs: RTCConfiguration[] = []
+  channels: RTCDataChannelInit[] = []
+  offers = 0
+  localDescription: RTCSessionDescriptionInit | null = null
+  remoteDescription = null
+  constructor(readonly config: RTCConfiguration) {
+    FakePc.made.push(this)
+  }
+  createDataChannel(_label: string, init: RTCDataChannelInit) {
+    this.channels.push(init)
+    return { readyState: 'connecting', close() {} }
+  }
+  async createOffer() {
+    this.offers++
+    return { type: 'offer' as const, sdp: `v=0 offer ${this.offers}` }
+  }
+  async setLocalDescription(d: RTCSessionDescriptionInit) {
+    this.localDescription = d
+  }
+  setConfiguration(c: RTCConfiguration) {
+    this.configs.push(c)
+  }
+  close() {
+    this.closed = true
+  }
+}
+
+describe('the first offer, made while the server answers the registration', () => {
+  const g = globalThis as { RTCPeerConnection?: unknown }
+  const had = g.RTCPeerConnection
+  const cert = { expires: Date.now() + 30 * 86_400_000 } as RTCCertificate
+  const other = { expires: Date.now() + 30 * 86_400_000 } as RTCCertificate
+  afterEach(() => {
+    dropWarmOffer(cert)
+    g.RTCPeerConnection = had
+    FakePc.made = []
+    vi.useRealTimers()
+  })
+  const signals = (p: NativePeer) => {
+    const got: { type?: string; sdp?: string }[] = []
+    p.on('signal', (s: never) => got.push(s))
+    return got
+  }
+
+  it('the first dial like webrtc.ts makes takes it: no new connection, the ICE servers set on it, its offer sent', async () => {
+    g.RTCPeerConnection = FakePc
+    prewarmOffer(cert)
+    expect(FakePc.made).toHaveLength(1)
+    const warm = FakePc.made[0] as FakePc
+    expect(warm.config).toEqual({ iceServers: [], certificates: [cert] })
+    expect(warm.channels).toEqual([{ ordered: true }])
+    const servers = [{ urls: 'stun:stun.example:3478' }]
+    const Peer = withCertificate(cert)
+    const p = new Peer({ initiator: true, config: { iceServers: servers }, channelConfig: { ordered: true } })
+    const out = signals(p)
+    expect(FakePc.made).toHaveLength(1)
+    expect(p._pc).toBe(warm as unknown as RTCPeerConnection)
+    expect(warm.configs).toEqual([{ iceServers: servers, certificates: [cert] }])
+    await vi.waitFor(() => expect(out).toEqual([{ type: 'offer', sdp: 'v=0 offer 1' }]))
+    // Taken once: the next dial makes its own connection.
+    new Peer({ initiator: true, config: { iceServers: [] }, channelConfig: { ordered: true } })
+    expect(FakePc.made).toHaveLength(2)
+  })
+
+  it('a connection unlike it (answering, another certificate or channel, a Node stack) makes its own', () => {
+    g.RTCPeerConnection = FakePc
+    prewarmOffer(cert)
+    const base = {
+      initiator: true,
+      config: { iceServers: [], certificates: [cert] },
+      channelConfig: { ordered: true },
+    }
+    new NativePeer({ ...base, initiator: false })
+    new NativePeer({ ...base, config: { iceServers: [], certificates: [other] } })
+    new NativePeer({ ...base, channelConfig: { ordered: false } })
+    new NativePeer({ ...base, wrtc: { RTCPeerConnection: FakePc } as never })
+    expect(FakePc.made).toHaveLength(5)
+    expect((FakePc.made[0] as FakePc).closed).toBe(false) // still there for a dial like it
+    new NativePeer(base)
+    expect(FakePc.made).toHaveLength(5)
+  })
+
+  it('one no dial takes is closed after 30 s, or when its node closes; one at a time', () => {
+    vi.useFakeTimers()
+    g.RTCPeerConnection = FakePc
+    prewarmOffer(cert)
+    prewarmOffer(cert)
+    expect(FakePc.made).toHaveLength(1)
+    vi.advanceTimersByTime(29_000)
+    expect((FakePc.made[0] as FakePc).closed).toBe(false)
+    vi.advanceTimersByTime(1_000)
+    expect((FakePc.made[0] as FakePc).closed).toBe(true)
+    prewarmOffer(cert)
+    dropWarmOffer(other) // another node's: not this one
+    expect((FakePc.made[1] as FakePc).closed).toBe(false)
+    dropWarmOffer(cert)
+    expect((FakePc.made[1] as FakePc).closed).toBe(true)
+    new NativePeer({ initiator: true, config: { certificates: [cert] }, channelConfig: { ordered: true } })
+    expect(FakePc.made).toHaveLength(3)
   })
 })

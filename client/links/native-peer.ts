@@ -135,7 +135,7 @@ export function withCertificate(cert: RTCCertificate): typeof NativePeer {
  * the SDP) and sends the offer at once. Only for a connection like the ones
  * webrtc.ts makes (initiator, this certificate, an ordered channel, the
  * platform's RTCPeerConnection); one at a time, closed if no dial takes it
- * within WARM_MS.
+ * within WARM_MS or when its node closes (`dropWarmOffer`).
  */
 interface Warm {
   pc: RTCPeerConnection
@@ -158,12 +158,19 @@ export function prewarmOffer(cert: RTCCertificate): void {
     const offer = pc.createOffer()
     offer.catch(() => {})
     const timer = setTimeout(() => {
-      if (warm?.pc !== pc) return
-      warm = undefined
-      pc.close()
+      if (warm?.pc === pc) dropWarmOffer(cert)
     }, WARM_MS)
     warm = { pc, channel, offer, cert, timer }
   } catch {}
+}
+
+/** Close the offer made ahead with `cert` if no dial took it (its node closed). */
+export function dropWarmOffer(cert: RTCCertificate): void {
+  const w = warm
+  if (!w || w.cert !== cert) return
+  warm = undefined
+  clearTimeout(w.timer)
+  w.pc.close()
 }
 
 /** The offer made ahead, for a connection `opts` describes (its ICE servers set), or undefined. */
