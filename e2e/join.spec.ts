@@ -102,7 +102,7 @@ test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab
   }
 })
 
-test('a returning page links with the DTLS certificate its first visit saved, and its first offer is made while it registers', async ({
+test('a returning page links with the DTLS certificate its first visit saved, its first offer is made while it registers, and both hellos ride on the offer and answer', async ({
   browser,
 }) => {
   const server = await startSignalServer()
@@ -148,6 +148,10 @@ test('a returning page links with the DTLS certificate its first visit saved, an
         firstBeforeRegistered: (w.pcs[0]?.at ?? Number.NaN) < registered,
         firstConnected: w.pcs[0]?.pc.connectionState === 'connected',
         connected: w.pcs.filter((x) => x.pc.connectionState === 'connected').length,
+        // Both hellos went with the offer and answer (attempt-hello.ts): the link started with them.
+        helloSignalled: (window as unknown as { node: { stats(): Record<string, number> } }).node.stats()[
+          'link.hello-signalled'
+        ],
       }
     })
     await page.evaluate(() => (window as unknown as { node: { close(): Promise<void> } }).node.close())
@@ -169,6 +173,7 @@ test('a returning page links with the DTLS certificate its first visit saved, an
     expect(v.firstBeforeRegistered).toBe(true)
     expect(v.firstConnected).toBe(true)
     expect(v.connected).toBe(1)
+    expect(v.helloSignalled).toBe(1)
   }
   await ctx.close()
 })

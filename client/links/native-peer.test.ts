@@ -431,3 +431,57 @@ describe('the first offer, made while the server answers the registration', () =
     expect(FakePc.made).toHaveLength(3)
   })
 })
+
+describe('the fingerprints a WebRTC pipe gives the link transcript', () => {
+  /** A stack whose connection shows no descriptions yet (a loaded page: the channel opened first). */
+  class LaggingPeer {
+    static last: LaggingPeer | undefined
+    _pc: {
+      localDescription: RTCSessionDescriptionInit | null
+      remoteDescription: RTCSessionDescriptionInit | null
+    } = { localDescription: null, remoteDescription: null }
+    private handlers = new Map<string, ((...a: unknown[]) => void)[]>()
+    fed: unknown[] = []
+    constructor() {
+      LaggingPeer.last = this
+    }
+    on(e: string, f: (...a: unknown[]) => void) {
+      this.handlers.set(e, [...(this.handlers.get(e) ?? []), f])
+    }
+    once(e: string, f: (...a: unknown[]) => void) {
+      this.on(e, f)
+    }
+    emit(e: string, ...a: unknown[]) {
+      for (const f of this.handlers.get(e) ?? []) f(...a)
+    }
+    signal(d: unknown) {
+      this.fed.push(d)
+    }
+    send() {}
+    destroy() {}
+  }
+  const sdp = (fp: string) => `v=0\r\na=fingerprint:sha-256 ${fp}\r\n`
+
+  it('from the offer and answer as they went out and came in, while the connection does not show them yet', () => {
+    const pipe = createWebRtcPipe({
+      SimplePeer: LaggingPeer as unknown as SimplePeerCtor,
+      initiator: true,
+      sendSignal: () => {},
+    })
+    const peer = LaggingPeer.last as LaggingPeer
+    expect(pipe.fingerprints()).toBeNull()
+    peer.emit('signal', { type: 'offer', sdp: sdp('AA:BB') })
+    expect(pipe.fingerprints()).toBeNull() // no answer yet
+    pipe.signal({ type: 'candidate', candidate: {} })
+    pipe.signal({ type: 'answer', sdp: sdp('cc:dd') })
+    // A second answer (a hostile server's) is not the one the connection took: the first stays.
+    pipe.signal({ type: 'answer', sdp: sdp('EE:FF') })
+    expect(pipe.fingerprints()).toEqual({ local: 'sha-256 AA:BB', remote: 'sha-256 CC:DD' })
+    // Once the connection shows its descriptions, they are what counts.
+    peer._pc = {
+      localDescription: { type: 'offer', sdp: sdp('11:22') },
+      remoteDescription: { type: 'answer', sdp: sdp('33:44') },
+    }
+    expect(pipe.fingerprints()).toEqual({ local: 'sha-256 11:22', remote: 'sha-256 33:44' })
+  })
+})

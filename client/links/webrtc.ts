@@ -120,7 +120,14 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     failOpen = reject
   })
   opened.catch(() => {})
+  // The SDPs as they went out and came in: the fingerprints' fallback while the connection's own
+  // attributes lag (a loaded page can see the channel open before remoteDescription is set).
+  const sdps: { local: string | undefined; remote: string | undefined } = {
+    local: undefined,
+    remote: undefined,
+  }
   peer.on('signal', (data: unknown) => {
+    sdps.local ??= sdpOf(data)
     if (!closed) opts.sendSignal(data)
   })
   peer.on('data', (chunk: Uint8Array) => {
@@ -153,6 +160,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     opened,
     signal(data) {
       if (closed) return
+      sdps.remote ??= sdpOf(data)
       try {
         peer.signal(data)
       } catch (err) {
@@ -183,12 +191,18 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     },
     fingerprints() {
       const pc = internals._pc
-      const local = sdpFingerprint(pc?.localDescription?.sdp)
-      const remote = sdpFingerprint(pc?.remoteDescription?.sdp)
+      const local = sdpFingerprint(pc?.localDescription?.sdp ?? sdps.local)
+      const remote = sdpFingerprint(pc?.remoteDescription?.sdp ?? sdps.remote)
       return local && remote ? { local, remote } : null
     },
     iceState: () => internals._pc?.iceConnectionState ?? 'new',
   }
+}
+
+/** The SDP of an offer or answer signal (simple-peer's `{type, sdp}`), else undefined. */
+function sdpOf(data: unknown): string | undefined {
+  const d = data as { type?: unknown; sdp?: unknown } | null
+  return (d?.type === 'offer' || d?.type === 'answer') && typeof d.sdp === 'string' ? d.sdp : undefined
 }
 
 /** The pipe of an attempt that could not even start: `opened` rejects with why. */
