@@ -55,6 +55,11 @@ import { ACCESS_DENIED, type LinkControl, OUTSIDER } from './link-control.ts'
 import type { LinkOptions } from './link-types.ts'
 
 export type Hello = Extract<LinkControl, { t: 'hello' }>
+/** What the checks and the proof take from a link's options. */
+export type HandshakeOptions = Pick<
+  LinkOptions,
+  'identity' | 'peer' | 'counters' | 'puzzleBits' | 'network' | 'networkKeys'
+>
 export type Proof = Extract<LinkControl, { t: 'proof' }>
 
 /** Our hello: identity key, the link's nonce and ephemeral key, the mesh role, our box record if any. */
@@ -73,7 +78,7 @@ export function makeHello(
  * key that fails it gets no signature work from us), hashes to the id we
  * expect, and its `ek` is an X25519 key. The reason to close, or null.
  */
-export async function checkHello(c: Hello, o: LinkOptions): Promise<string | null> {
+export async function checkHello(c: Hello, o: HandshakeOptions): Promise<string | null> {
   if (!meetsPuzzle(c.pk, o.puzzleBits ?? 0)) {
     bump(o.counters, 'link.refused.puzzle')
     return 'puzzle'
@@ -89,9 +94,30 @@ export async function checkHello(c: Hello, o: LinkOptions): Promise<string | nul
   return null
 }
 
+/** What answering a hello gives: the reason to close, or the transcript hash and our proof. */
+export type HelloAnswer = string | { th: Uint8Array; proof: Proof }
+
+/**
+ * Check the peer's hello and make our proof. A link does it when the hello
+ * comes; with hellos in the offer and answer, the dialer does it before the
+ * channel opens (both fingerprints are known once the answer is).
+ */
+export async function answerHello(
+  o: HandshakeOptions,
+  transport: 'webrtc' | 'relay',
+  mine: { nonce: Uint8Array; keys: Promise<ChannelKeys> },
+  theirs: Hello,
+  fp: { local: string; remote: string } | null,
+): Promise<HelloAnswer> {
+  const refused = await checkHello(theirs, o)
+  if (refused) return refused
+  if (!fp) return 'no-fingerprint'
+  return makeProof(o, transport, { nonce: mine.nonce, keys: await mine.keys }, theirs, fp)
+}
+
 /** The transcript hash both ends sign, and our proof over it (with the admission tag in a private network). */
 export async function makeProof(
-  o: LinkOptions,
+  o: HandshakeOptions,
   transport: 'webrtc' | 'relay',
   mine: { nonce: Uint8Array; keys: ChannelKeys },
   theirs: Hello,
@@ -121,7 +147,7 @@ export async function makeProof(
  */
 export async function checkProof(
   c: Proof,
-  o: LinkOptions,
+  o: HandshakeOptions,
   th: Uint8Array,
   theirs: { pk: Uint8Array; ek: Uint8Array },
   secure: { keys: Promise<ChannelKeys> } | undefined,

@@ -45,7 +45,7 @@ import {
 } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
 import { markPhase } from '../node/timeline.ts'
-import { checkHello, checkProof, type Hello, makeHello, makeProof } from './handshake.ts'
+import { answerHello, checkProof, type Hello, makeHello } from './handshake.ts'
 import {
   ACCESS_DENIED,
   type LinkControl,
@@ -375,16 +375,16 @@ export class Link extends Emitter<LinkEvents> {
       case 'hello': {
         if (this.remote) return this.secondHello(c)
         markPhase('hello-in')
-        const refused = await checkHello(c, this.opts)
-        if (refused) return this.close(refused)
+        const fp = this.transport === 'relay' ? { local: '', remote: '' } : this.pipe.fingerprints()
+        const mine = { nonce: this.nonce, keys: this.channelKeys as Promise<ChannelKeys> }
+        const ahead = c === this.opts.early ? this.opts.earlyAnswer : undefined
+        const r = await (ahead ?? answerHello(this.opts, this.transport, mine, c, fp))
+        if (typeof r === 'string') return this.close(r)
+        if (this.isClosed) return
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
         this.remoteBox = c.box
         this.remoteMesh = c.mesh
-        const fp = this.transport === 'relay' ? { local: '', remote: '' } : this.pipe.fingerprints()
-        if (!fp) return this.close('no-fingerprint')
-        const keys = await (this.channelKeys as Promise<ChannelKeys>)
-        if (this.isClosed) return
-        const { th, proof } = await makeProof(this.opts, this.transport, { nonce: this.nonce, keys }, c, fp)
+        const { th, proof } = r
         this.th = th
         this.sentProof = true
         markPhase('proof-out')

@@ -20,7 +20,13 @@
 import { type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
-import { type Hello, makeHello } from '../links/handshake.ts'
+import {
+  answerHello,
+  type HandshakeOptions,
+  type Hello,
+  type HelloAnswer,
+  makeHello,
+} from '../links/handshake.ts'
 import { helloFromSignal, helloToSignal } from '../links/link-control.ts'
 import type { LinkOptions } from '../links/link-types.ts'
 import { isAnswer, isOffer, type SignalData } from './signal-data.ts'
@@ -36,6 +42,8 @@ export interface AttemptHello {
   sent: boolean
   /** The peer's, from its offer or answer. */
   theirs?: Hello
+  /** Our answer to theirs (its checks, our proof), made once both fingerprints are known. */
+  answer?: Promise<HelloAnswer>
 }
 
 export function attemptHello(mesh: boolean): AttemptHello {
@@ -85,8 +93,31 @@ export function takeHello(
   else bump(counters, 'drop.signal.hello')
 }
 
-/** What the link of an attempt starts with: its keys and nonce, and the peer's hello when both went. */
-export function linkHello(hello: AttemptHello): Pick<LinkOptions, 'channelKeys' | 'nonce' | 'early'> {
+/**
+ * Answer the peer's hello before the channel opens, once both hellos went
+ * and `fp` (both fingerprints, from the offer and answer) is known: the
+ * link then sends its proof as the channel opens, with no signing left.
+ */
+export function answerAhead(
+  hello: AttemptHello | undefined,
+  o: HandshakeOptions,
+  fp: { local: string; remote: string } | null,
+): void {
+  if (!hello?.sent || !hello.theirs || hello.answer || !fp) return
+  hello.answer = answerHello(o, 'webrtc', hello, hello.theirs, fp)
+  hello.answer.catch(() => {})
+}
+
+/** What the link of an attempt starts with: its keys and nonce, and the peer's hello (and our answer) when both went. */
+export function linkHello(
+  hello: AttemptHello,
+): Pick<LinkOptions, 'channelKeys' | 'nonce' | 'early' | 'earlyAnswer'> {
   const early = hello.sent ? hello.theirs : undefined
-  return { channelKeys: hello.keys, nonce: hello.nonce, ...(early ? { early } : {}) }
+  const answer = early && hello.answer
+  return {
+    channelKeys: hello.keys,
+    nonce: hello.nonce,
+    ...(early ? { early } : {}),
+    ...(answer ? { earlyAnswer: answer } : {}),
+  }
 }

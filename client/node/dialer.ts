@@ -41,6 +41,7 @@ import type { Identity } from '../../shared/identity/keys.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
 import { isValue, type Value } from '../../shared/types.ts'
 import type { Kind } from '../../shared/wire/frame.ts'
+import type { HandshakeOptions } from '../links/handshake.ts'
 import { ACCESS_DENIED, Link, type LinkOptions } from '../links/link.ts'
 import { createRelayPipe, type RelayPipe } from '../links/relay.ts'
 import {
@@ -54,6 +55,7 @@ import type { SignalClient } from '../signal-client.ts'
 import {
   type AttemptHello,
   addHello,
+  answerAhead,
   attemptHello,
   carriesHello,
   linkHello,
@@ -269,6 +271,8 @@ export class Dialer {
           if (withHello) await addHello(data, hello, { identity, ...this.deps.linkSecurity() })
           if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
           this.sendRtc(d, pipe, data)
+          // Our answer went with our hello: both fingerprints are known, our proof can be made.
+          if (withHello && !initiator) answerAhead(hello, this.handshake(d), pipe.fingerprints())
         })
       },
     })
@@ -300,6 +304,13 @@ export class Dialer {
     if (!d.pipe) return
     takeHello(d.hello, s, d.offerer === true, this.deps.counters)
     d.pipe.signal(s.s)
+    if (d.offerer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
+  }
+
+  /** What a link with `d.peer` is checked and proven with. */
+  private handshake(d: Dial): HandshakeOptions {
+    const { identity, counters, puzzleBits } = this.deps
+    return { identity, peer: d.peer, counters, puzzleBits, ...this.deps.linkSecurity() }
   }
 
   /** Does this node want the link of `d` in the mesh? (An upgrade keeps the relayed link's role: it still counts.) */
@@ -417,16 +428,12 @@ export class Dialer {
     if (start?.early) bump(counters, 'link.hello-signalled')
     const link = new Link({
       ...start,
+      ...this.handshake(d),
       pipe,
-      identity: this.deps.identity,
-      peer: d.peer,
       // (The role our hello asked for, when it went with the offer or answer.)
       mesh: start?.early && hello ? hello.mesh : this.wantsMesh(d),
       validators: this.deps.validators,
       maxMessageBytes: config.maxMessageBytes,
-      counters,
-      puzzleBits: this.deps.puzzleBits,
-      ...this.deps.linkSecurity(),
     })
     d.link = link
     link.on('open', () => this.linkOpen(d, link))
