@@ -22,7 +22,7 @@ import {
 } from '../links/link-control.ts'
 import { loadWrtc } from '../links/wrtc-adapter.ts'
 import { OverlayNode } from '../overlay.ts'
-import { attemptHello, carriesHello, linkHello, takeHello } from './attempt-hello.ts'
+import { answerAhead, attemptHello, carriesHello, linkHello, takeHello } from './attempt-hello.ts'
 import { parseSignalData, type SignalData } from './signal-data.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
@@ -117,6 +117,34 @@ describe('which signals carry and take a hello', () => {
     expect(answering.theirs).toEqual(helloFromSignal(first))
   })
 
+  it('our answer is made ahead only once both hellos went and both fingerprints are known, and only once', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    const peer = await generateIdentity({ puzzleBits: 0 })
+    const o = { identity, peer: peer.id, counters: {} as Counters, puzzleBits: 0 }
+    const fp = { local: 'sha-256 AA', remote: 'sha-256 BB' }
+    const h = attemptHello(true)
+    answerAhead(h, o, fp)
+    expect(h.answer).toBeUndefined() // nothing of theirs
+    h.theirs = await hello(peer)
+    answerAhead(h, o, fp)
+    expect(h.answer).toBeUndefined() // ours did not go
+    h.sent = true
+    answerAhead(h, o, null)
+    expect(h.answer).toBeUndefined() // no answer SDP yet
+    answerAhead(h, o, fp)
+    const first = h.answer
+    answerAhead(h, o, fp)
+    expect(h.answer).toBe(first)
+    const r = await first
+    expect(typeof r === 'object' && r.proof.t).toBe('proof')
+    expect(linkHello(h).earlyAnswer).toBe(first)
+    // A hello whose key is not the peer's: the answer is the reason to close.
+    const wrong = attemptHello(true)
+    Object.assign(wrong, { sent: true, theirs: await hello() })
+    answerAhead(wrong, o, fp)
+    expect(await wrong.answer).toBe('wrong-key')
+  })
+
   it('the link starts with the peer hello only when ours went too', async () => {
     const h = attemptHello(false)
     h.theirs = await hello()
@@ -174,6 +202,7 @@ describe('real nodes', () => {
     expect(b.links.get(a.id)?.transport).toBe('webrtc')
     for (const n of [a, b]) {
       expect(n.stats()['link.hello-signalled']).toBe(1)
+      expect(n.stats()['link.proof-ahead']).toBe(1) // made before the channel opened
       expect(n.stats()['drop.link.second-hello']).toBeUndefined()
       expect(n.stats()['link.auth-failed']).toBeUndefined()
     }

@@ -426,6 +426,7 @@ export class Dialer {
     const { config, counters } = this.deps
     const start = hello && linkHello(hello)
     if (start?.early) bump(counters, 'link.hello-signalled')
+    if (start?.earlyAnswer) bump(counters, 'link.proof-ahead')
     const link = new Link({
       ...start,
       ...this.handshake(d),
