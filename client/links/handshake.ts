@@ -45,6 +45,7 @@
  * routed envelopes are sealed to (shared/router). It is kept, unverified,
  * in `remoteBox` for the host.
  */
+import { bytesEqual } from '../../shared/bytes.ts'
 import { type Channel, type ChannelKeys, deriveChannel } from '../../shared/crypto/channel.ts'
 import { isX25519PublicKey } from '../../shared/crypto/primitives.ts'
 import { linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
@@ -113,6 +114,49 @@ export async function answerHello(
   if (refused) return refused
   if (!fp) return 'no-fingerprint'
   return makeProof(o, transport, { nonce: mine.nonce, keys: await mine.keys }, theirs, fp)
+}
+
+type Fingerprints = { local: string; remote: string }
+
+/** Our answer made before the channel opened (the dialer's), with the fingerprints it bound. */
+export interface AnswerAhead {
+  fp: Fingerprints
+  answer: Promise<HelloAnswer>
+}
+
+/**
+ * The answer made ahead, if it answers this hello and bound the fingerprints
+ * the channel opened with; else undefined, and the link answers anew.
+ */
+export function aheadFor(
+  o: Pick<LinkOptions, 'early' | 'earlyAnswer'>,
+  c: Hello,
+  fp: Fingerprints | null,
+): Promise<HelloAnswer> | undefined {
+  const a = o.earlyAnswer
+  if (c !== o.early || !a || !fp || a.fp.local !== fp.local || a.fp.remote !== fp.remote) return undefined
+  return a.answer
+}
+
+/**
+ * A hello after the first. With the peer's hello from the signalling
+ * (`early`), the one it sends over the channel comes once and must say the
+ * same (key, nonce, ephemeral key, mesh role): 'echo'; or 'mismatch', a
+ * signalled hello someone rewrote (counted `link.auth-failed`). Any other:
+ * 'extra', dropped.
+ */
+export function laterHello(
+  c: Hello,
+  early: Hello | undefined,
+  echoed: boolean,
+): 'echo' | 'mismatch' | 'extra' {
+  if (!early || echoed) return 'extra'
+  const same =
+    bytesEqual(c.pk, early.pk) &&
+    bytesEqual(c.nonce, early.nonce) &&
+    bytesEqual(c.ek, early.ek) &&
+    c.mesh === early.mesh
+  return same ? 'echo' : 'mismatch'
 }
 
 /** The transcript hash both ends sign, and our proof over it (with the admission tag in a private network). */

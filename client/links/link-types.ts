@@ -6,7 +6,7 @@ import type { Identity } from '../../shared/identity/keys.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
 import type { Frame, Kind } from '../../shared/wire/frame.ts'
-import type { HelloAnswer } from './handshake.ts'
+import type { AnswerAhead } from './handshake.ts'
 import type { LinkControl } from './link-control.ts'
 import type { Pipe } from './pipe.ts'
 import type { RecvLimits } from './recv-queue.ts'
@@ -70,8 +70,8 @@ export interface LinkOptions {
    * hello the peer sends over the channel must then be the same one.
    */
   early?: Extract<LinkControl, { t: 'hello' }>
-  /** Our answer to `early` (its checks and our proof), made before the channel opened. */
-  earlyAnswer?: Promise<HelloAnswer>
+  /** Our answer to `early` (its checks and our proof), made before the channel opened, and the fingerprints it bound. */
+  earlyAnswer?: AnswerAhead
   /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
   recv?: Partial<RecvLimits>
 }

@@ -26,7 +26,6 @@
  * (anything counts as alive). Frames over 16 KiB travel as chunks; sends wait
  * on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
  */
-import { bytesEqual } from '../../shared/bytes.ts'
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
@@ -45,7 +44,7 @@ import {
 } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
 import { markPhase } from '../node/timeline.ts'
-import { answerHello, checkProof, type Hello, makeHello } from './handshake.ts'
+import { aheadFor, answerHello, checkProof, type Hello, laterHello, makeHello } from './handshake.ts'
 import {
   ACCESS_DENIED,
   type LinkControl,
@@ -377,8 +376,7 @@ export class Link extends Emitter<LinkEvents> {
         markPhase('hello-in')
         const fp = this.transport === 'relay' ? { local: '', remote: '' } : this.pipe.fingerprints()
         const mine = { nonce: this.nonce, keys: this.channelKeys as Promise<ChannelKeys> }
-        const ahead = c === this.opts.early ? this.opts.earlyAnswer : undefined
-        const r = await (ahead ?? answerHello(this.opts, this.transport, mine, c, fp))
+        const r = await (aheadFor(this.opts, c, fp) ?? answerHello(this.opts, this.transport, mine, c, fp))
         if (typeof r === 'string') return this.close(r)
         if (this.isClosed) return
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
@@ -422,17 +420,17 @@ export class Link extends Emitter<LinkEvents> {
     }
   }
 
-  /**
-   * A hello after the first: the one the peer sent over the channel after
-   * its signalled one (`early`) must be that one; any other is dropped.
-   */
+  /** A hello after the first: the peer's channel hello after its signalled one (handshake.ts laterHello). */
   private secondHello(c: Hello): void {
-    const e = this.opts.early
-    if (!e || this.earlyEchoed) return bump(this.opts.counters, 'drop.link.second-hello')
+    const v = laterHello(c, this.opts.early, this.earlyEchoed)
+    if (v === 'extra') return bump(this.opts.counters, 'drop.link.second-hello')
     this.earlyEchoed = true
-    if (bytesEqual(c.pk, e.pk) && bytesEqual(c.nonce, e.nonce) && bytesEqual(c.ek, e.ek)) return
-    bump(this.opts.counters, 'link.auth-failed')
-    this.close('hello-mismatch')
+    if (v === 'echo')
+      this.remoteBox = c.box ?? this.remoteBox // (the channel's: it came over DTLS)
+    else {
+      bump(this.opts.counters, 'link.auth-failed')
+      this.close('hello-mismatch')
+    }
   }
 
   private maybeOpen(): void {

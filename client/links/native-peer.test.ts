@@ -17,6 +17,7 @@ import {
   usableCertificate,
   withCertificate,
 } from './native-peer.ts'
+import { sdpFingerprint } from './pipe.ts'
 import { createWebRtcPipe, rtcErrorKey, type SimplePeerCtor, type WebRtcPipe } from './webrtc.ts'
 import { type AdaptedWrtc, adaptWrtc, WRTC_MODULES } from './wrtc-adapter.ts'
 
@@ -241,24 +242,36 @@ describe("NativePeer's errors carry simple-peer's codes", () => {
     expect(rtcErrorKey(err)).toBe('ERR_WEBRTC_SUPPORT')
   })
 
-  it('ERR_SIGNALING for a signal that is none, ERR_SET_REMOTE_DESCRIPTION for a bad SDP; both close the pipe', async () => {
-    for (const [signal, code] of [
-      [{ hello: 1 }, 'ERR_SIGNALING'],
-      ['not json', 'ERR_SIGNALING'],
-      [{ type: 'offer', sdp: 'v=0 garbage' }, 'ERR_SET_REMOTE_DESCRIPTION'],
-    ] as const) {
-      const pipe = createWebRtcPipe({
+  it('ERR_SIGNALING for a signal that is none, ERR_SET_REMOTE_DESCRIPTION for a bad SDP (which closes the pipe); the pipe drops signals that are none', async () => {
+    const answering = () =>
+      createWebRtcPipe({
         SimplePeer: NativePeer,
         initiator: false,
         wrtc: wrtc('@roamhq/wrtc'),
         sendSignal: () => {},
       })
-      const closed = new Promise<string>((r) => pipe.onClose(r))
-      pipe.signal(signal)
-      const err = await pipe.opened.catch((e: unknown) => e)
-      expect(rtcErrorKey(err)).toBe(code)
-      expect(await closed).toBe(`error:${code}`)
+    for (const signal of [{ hello: 1 }, 'not json']) {
+      const peer = new NativePeer({ initiator: false, wrtc: wrtc('@roamhq/wrtc') as never })
+      const err = new Promise<unknown>((r) => peer.on('error', r))
+      peer.signal(signal)
+      expect(rtcErrorKey(await err)).toBe('ERR_SIGNALING')
+      // Through the pipe, such a signal never reaches the stack: dropped, and the attempt goes on.
+      const pipe = answering()
+      let closed = false
+      pipe.onClose(() => {
+        closed = true
+      })
+      expect(pipe.signal(signal)).toBe(false)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(closed).toBe(false)
+      pipe.close()
     }
+    const pipe = answering()
+    const closed = new Promise<string>((r) => pipe.onClose(r))
+    expect(pipe.signal({ type: 'offer', sdp: 'v=0 garbage' })).toBe(true)
+    const err = await pipe.opened.catch((e: unknown) => e)
+    expect(rtcErrorKey(err)).toBe('ERR_SET_REMOTE_DESCRIPTION')
+    expect(await closed).toBe('error:ERR_SET_REMOTE_DESCRIPTION')
   })
 
   it('destroy() closes without an error, after which signal and send throw ERR_DESTROYED', async () => {
@@ -472,10 +485,20 @@ describe('the fingerprints a WebRTC pipe gives the link transcript', () => {
     expect(pipe.fingerprints()).toBeNull()
     peer.emit('signal', { type: 'offer', sdp: sdp('AA:BB') })
     expect(pipe.fingerprints()).toBeNull() // no answer yet
-    pipe.signal({ type: 'candidate', candidate: {} })
-    pipe.signal({ type: 'answer', sdp: sdp('cc:dd') })
-    // A second answer (a hostile server's) is not the one the connection took: the first stays.
-    pipe.signal({ type: 'answer', sdp: sdp('EE:FF') })
+    expect(pipe.signal({ type: 'candidate', candidate: {} })).toBe(true)
+    expect(pipe.signal({ type: 'answer', sdp: sdp('cc:dd') })).toBe(true)
+    // Nothing after the answer but candidates reaches the stack: a second answer, a provisional one,
+    // a rollback, an offer, a renegotiation (a server moving the DTLS session elsewhere).
+    for (const x of [
+      { type: 'answer', sdp: sdp('EE:FF') },
+      { type: 'pranswer', sdp: sdp('EE:FF') },
+      { type: 'rollback' },
+      { type: 'offer', sdp: sdp('EE:FF') },
+      { renegotiate: true },
+      { transceiverRequest: { kind: 'audio' } },
+    ])
+      expect(pipe.signal(x)).toBe(false)
+    expect(peer.fed.map((d) => (d as { type: string }).type)).toEqual(['candidate', 'answer'])
     expect(pipe.fingerprints()).toEqual({ local: 'sha-256 AA:BB', remote: 'sha-256 CC:DD' })
     // Once the connection shows its descriptions, they are what counts.
     peer._pc = {
@@ -483,5 +506,24 @@ describe('the fingerprints a WebRTC pipe gives the link transcript', () => {
       remoteDescription: { type: 'answer', sdp: sdp('33:44') },
     }
     expect(pipe.fingerprints()).toEqual({ local: 'sha-256 11:22', remote: 'sha-256 33:44' })
+  })
+
+  it('an answering pipe takes one offer; an SDP whose fingerprint lines disagree binds nothing', () => {
+    const pipe = createWebRtcPipe({
+      SimplePeer: LaggingPeer as unknown as SimplePeerCtor,
+      initiator: false,
+      sendSignal: () => {},
+    })
+    expect(pipe.signal({ type: 'answer', sdp: sdp('AA') })).toBe(false)
+    expect(pipe.signal({ type: 'offer', sdp: '' })).toBe(false)
+    // A session-level line for one certificate, a media-level one for another (stacks use the media's).
+    const two = `v=0\r\na=fingerprint:sha-256 AA:BB\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 CC:DD\r\n`
+    expect(pipe.signal({ type: 'offer', sdp: two })).toBe(true)
+    expect(pipe.signal({ type: 'offer', sdp: sdp('CC:DD') })).toBe(false)
+    ;(LaggingPeer.last as LaggingPeer).emit('signal', { type: 'answer', sdp: sdp('11:22') })
+    expect(pipe.fingerprints()).toBeNull()
+    expect(sdpFingerprint(two)).toBeNull()
+    const agreeing = `v=0\r\na=fingerprint:sha-256 aa:bb\r\nm=application 9\r\na=fingerprint:sha-256 AA:BB\r\n`
+    expect(sdpFingerprint(agreeing)).toBe('sha-256 AA:BB')
   })
 })

@@ -22,11 +22,21 @@ export interface Pipe {
   fingerprints(): { local: string; remote: string } | null
 }
 
-/** Extract the `a=fingerprint:` value from an SDP (session or first media level). */
+/**
+ * The `a=fingerprint:` value of an SDP, or null: none, or lines (session
+ * and media level) that do not all agree. WebRTC stacks use the media
+ * level's and may ignore a different session-level one, so an SDP whose
+ * lines disagree binds nothing.
+ */
 export function sdpFingerprint(sdp: string | undefined | null): string | null {
   if (!sdp) return null
-  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/m.exec(sdp)
-  return m ? `${(m[1] as string).toLowerCase()} ${(m[2] as string).toUpperCase()}` : null
+  let found: string | null = null
+  for (const m of sdp.matchAll(/^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/gm)) {
+    const fp = `${(m[1] as string).toLowerCase()} ${(m[2] as string).toUpperCase()}`
+    if (found !== null && fp !== found) return null
+    found = fp
+  }
+  return found
 }
 
 /**

@@ -45,8 +45,12 @@ export interface WebRtcPipeOptions {
 }
 
 export interface WebRtcPipe extends Pipe {
-  /** Feed a signal from the other end. */
-  signal(data: unknown): void
+  /**
+   * Feed a signal from the other end: ICE candidates, and one description
+   * (the answer to our offer, or the offer we answer). False for anything
+   * else, which is dropped (a second description, a renegotiation).
+   */
+  signal(data: unknown): boolean
   /** Resolves when the data channel opens; rejects with the reason when the connection fails first. */
   readonly opened: Promise<void>
   /** The ICE connection state now ('new' when there is no connection). */
@@ -159,13 +163,19 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
     transport: 'webrtc',
     opened,
     signal(data) {
-      if (closed) return
+      if (closed) return true
+      // One description from the peer, of the kind this end awaits; weft never renegotiates, and a
+      // later offer or answer (a server's) would move the DTLS session away from what the proofs bind.
+      const kind = signalKind(data)
+      if (kind !== 'candidate' && (kind !== (opts.initiator ? 'answer' : 'offer') || sdps.remote))
+        return false
       sdps.remote ??= sdpOf(data)
       try {
         peer.signal(data)
       } catch (err) {
         finish('bad-signal', err instanceof Error ? err : undefined)
       }
+      return true
     },
     send(bytes) {
       if (closed) return
@@ -205,6 +215,17 @@ function sdpOf(data: unknown): string | undefined {
   return (d?.type === 'offer' || d?.type === 'answer') && typeof d.sdp === 'string' ? d.sdp : undefined
 }
 
+/** What a peer's signal is: an ICE candidate, an offer or answer with its SDP, or something else. */
+function signalKind(data: unknown): 'candidate' | 'offer' | 'answer' | 'other' {
+  if (typeof data !== 'object' || data === null) return 'other'
+  const d = data as { type?: unknown; candidate?: unknown; sdp?: unknown; renegotiate?: unknown }
+  if (d.renegotiate !== undefined || 'transceiverRequest' in d) return 'other'
+  if (d.candidate !== undefined && d.sdp === undefined) return 'candidate'
+  return (d.type === 'offer' || d.type === 'answer') && typeof d.sdp === 'string' && d.sdp !== ''
+    ? d.type
+    : 'other'
+}
+
 /** The pipe of an attempt that could not even start: `opened` rejects with why. */
 function failedPipe(err: unknown): WebRtcPipe {
   const error = err instanceof Error ? err : new Error(String(err))
@@ -213,7 +234,7 @@ function failedPipe(err: unknown): WebRtcPipe {
   return {
     transport: 'webrtc',
     opened,
-    signal() {},
+    signal: () => false,
     send() {},
     bufferedAmount: () => 0,
     drained: () => Promise.resolve(),

@@ -13,7 +13,7 @@ import { createChannelKeys } from '../../shared/crypto/channel.ts'
 import { generateIdentity, type Identity } from '../../shared/identity/keys.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import { createSignalServer } from '../../signal-server/index.ts'
-import { makeHello } from '../links/handshake.ts'
+import { aheadFor, laterHello, makeHello } from '../links/handshake.ts'
 import {
   helloFromSignal,
   helloToSignal,
@@ -135,14 +135,32 @@ describe('which signals carry and take a hello', () => {
     const first = h.answer
     answerAhead(h, o, fp)
     expect(h.answer).toBe(first)
-    const r = await first
+    expect(first?.fp).toEqual(fp)
+    const r = await first?.answer
     expect(typeof r === 'object' && r.proof.t).toBe('proof')
     expect(linkHello(h).earlyAnswer).toBe(first)
+    // The link takes it only for the hello it answers and the fingerprints the channel opened with.
+    const opts = linkHello(h)
+    expect(aheadFor(opts, h.theirs, fp)).toBe(first?.answer)
+    expect(aheadFor(opts, h.theirs, { ...fp, remote: 'sha-256 EE' })).toBeUndefined()
+    expect(aheadFor(opts, h.theirs, null)).toBeUndefined()
+    expect(aheadFor(opts, await hello(peer), fp)).toBeUndefined()
     // A hello whose key is not the peer's: the answer is the reason to close.
     const wrong = attemptHello(true)
     Object.assign(wrong, { sent: true, theirs: await hello() })
     answerAhead(wrong, o, fp)
-    expect(await wrong.answer).toBe('wrong-key')
+    expect(await wrong.answer?.answer).toBe('wrong-key')
+  })
+
+  it("the peer's channel hello after its signalled one must say the same, once; its mesh role too", async () => {
+    const early = await hello()
+    expect(laterHello({ ...early }, early, false)).toBe('echo')
+    expect(laterHello({ ...early }, early, true)).toBe('extra')
+    expect(laterHello({ ...early }, undefined, false)).toBe('extra')
+    expect(laterHello({ ...early, mesh: !early.mesh }, early, false)).toBe('mismatch')
+    expect(laterHello({ ...early, nonce: new Uint8Array(32) }, early, false)).toBe('mismatch')
+    expect(laterHello({ ...early, ek: (await createChannelKeys()).publicKey }, early, false)).toBe('mismatch')
+    expect(laterHello(await hello(), early, false)).toBe('mismatch')
   })
 
   it('the link starts with the peer hello only when ours went too', async () => {

@@ -5,26 +5,30 @@
  * The offering side puts its hello (link-control.ts helloToSignal) into
  * the `h` of its offer; the answering side, when the offer carried one,
  * puts its own into its answer. An end whose hello went and that has the
- * peer's starts its link with it (`early`, link.ts): no hello goes over the
- * channel, and each end sends its proof as the channel opens. Because the
- * answer carries the answering side's hello, the channel opens only where
- * both ends have both. An end of an earlier version sends and reads no `h`:
- * the hellos then go over the channel, as before.
+ * peer's checks it and makes its proof as soon as both SDPs are known
+ * (answerAhead), and starts its link with them (`early`, link.ts): as the
+ * channel opens it sends its hello and its proof together. The hello still
+ * goes over the channel, and an `early` end takes the peer's only if it says
+ * what the signalled one said, so an end that missed the peer's `h` (an
+ * earlier version, a server that strips it) runs the handshake as before.
  *
  * What the signalling carries is untrusted: the hello is read through the
- * same checks as one from the channel, and its nonce, `ek` and both DTLS
- * fingerprints go into the transcript both proofs sign, so a server that
- * rewrites a hello only breaks that link (`bad-proof`), as one that drops
- * signals could.
+ * same checks as one from the channel; its nonce, `ek` and both DTLS
+ * fingerprints go into the transcript both proofs sign, and the channel's
+ * hello must match it (mesh role included). A proof made ahead is used only
+ * with the fingerprints the channel opened with, and a pipe takes a single
+ * offer or answer (webrtc.ts), so a server cannot move the DTLS session to
+ * itself after the proofs were made: it can only break the link, as one that
+ * drops signals could.
  */
 import { type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
 import { bump, type Counters } from '../../shared/protocol.ts'
 import {
+  type AnswerAhead,
   answerHello,
   type HandshakeOptions,
   type Hello,
-  type HelloAnswer,
   makeHello,
 } from '../links/handshake.ts'
 import { helloFromSignal, helloToSignal } from '../links/link-control.ts'
@@ -43,7 +47,7 @@ export interface AttemptHello {
   /** The peer's, from its offer or answer. */
   theirs?: Hello
   /** Our answer to theirs (its checks, our proof), made once both fingerprints are known. */
-  answer?: Promise<HelloAnswer>
+  answer?: AnswerAhead
 }
 
 export function attemptHello(mesh: boolean): AttemptHello {
@@ -104,8 +108,9 @@ export function answerAhead(
   fp: { local: string; remote: string } | null,
 ): void {
   if (!hello?.sent || !hello.theirs || hello.answer || !fp) return
-  hello.answer = answerHello(o, 'webrtc', hello, hello.theirs, fp)
-  hello.answer.catch(() => {})
+  const answer = answerHello(o, 'webrtc', hello, hello.theirs, fp)
+  answer.catch(() => {})
+  hello.answer = { fp, answer }
 }
 
 /** What the link of an attempt starts with: its keys and nonce, and the peer's hello (and our answer) when both went. */

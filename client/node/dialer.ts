@@ -247,8 +247,7 @@ export class Dialer {
 
   startWebRtc(d: Dial, initiator: boolean): void {
     markPhase(initiator ? 'rtc-offer' : 'rtc-answer')
-    const { config } = this.deps
-    const identity = this.deps.identity
+    const { config, identity } = this.deps
     // This attempt's hello (attempt-hello.ts): it rides on our offer or answer.
     const hello = attemptHello(this.wantsMesh(d))
     // Signals leave in order; an offer or answer waits for the hello (its keys: ~1 ms).
@@ -267,13 +266,18 @@ export class Dialer {
           ...(initiator ? { o: true } : {}),
         }
         const withHello = carriesHello(data, hello, initiator)
-        out = out.then(async () => {
-          if (withHello) await addHello(data, hello, { identity, ...this.deps.linkSecurity() })
-          if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
-          this.sendRtc(d, pipe, data)
-          // Our answer went with our hello: both fingerprints are known, our proof can be made.
-          if (withHello && !initiator) answerAhead(hello, this.handshake(d), pipe.fingerprints())
-        })
+        // (Kept for a replay as it is emitted: the hello goes into it in place.)
+        if (initiator && d.pipe === pipe && d.sent && d.sent.length < MAX_SENT_SIGNALS) d.sent.push(data)
+        const current = () => d.pipe === pipe && this.dials.get(d.peer) === d
+        out = out
+          .then(async () => {
+            if (withHello) await addHello(data, hello, { identity, ...this.deps.linkSecurity() })
+            if (!current()) return // superseded (glare, relay fallback) or failed meanwhile
+            this.sendRtc(d, pipe, data)
+            // Our answer went with our hello: both fingerprints are known, our proof can be made.
+            if (withHello && !initiator) answerAhead(hello, this.handshake(d), pipe.fingerprints())
+          })
+          .catch(() => bump(this.deps.counters, 'signal.send-failed'))
       },
     })
     d.pipe = pipe
@@ -302,8 +306,9 @@ export class Dialer {
   /** A WebRTC signal of the peer into the attempt under way (the hello it carried is kept). */
   feedRtc(d: Dial, s: SignalData & { t: 'rtc' }): void {
     if (!d.pipe) return
+    // (A second offer or answer, a renegotiation: dropped by the pipe, and its hello with it.)
+    if (!d.pipe.signal(s.s)) return bump(this.deps.counters, 'drop.signal.description')
     takeHello(d.hello, s, d.offerer === true, this.deps.counters)
-    d.pipe.signal(s.s)
     if (d.offerer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
   }
 
@@ -431,8 +436,8 @@ export class Dialer {
       ...start,
       ...this.handshake(d),
       pipe,
-      // (The role our hello asked for, when it went with the offer or answer.)
-      mesh: start?.early && hello ? hello.mesh : this.wantsMesh(d),
+      // (The role our hello asked for, when it went with the offer or answer: the channel's says the same.)
+      mesh: hello?.sent ? hello.mesh : this.wantsMesh(d),
       validators: this.deps.validators,
       maxMessageBytes: config.maxMessageBytes,
     })
