@@ -105,6 +105,11 @@ interface TransportLike {
 type TransportClass = new (...args: never[]) => TransportLike
 
 let leanTransport: { base: TransportClass; lean: TransportClass } | null = null
+/** The packet engine.io-parser just encoded (see LeanTransport.send). */
+let encoded: unknown
+const keepEncoded = (data: unknown) => {
+  encoded = data
+}
 
 /** engine.io's WebSocket transport, sending without the four callbacks it keeps per socket (see the header). */
 function leanTransportClass(): { base: TransportClass; lean: TransportClass } {
@@ -120,9 +125,17 @@ function leanTransportClass(): { base: TransportClass; lean: TransportClass } {
       for (let i = 0; i < packets.length; i++) {
         const packet = packets[i] as Packet
         const done = i + 1 === packets.length ? this.sentLast() : this.sent()
-        if (this._canSendPreEncodedFrame(packet))
+        if (this._canSendPreEncodedFrame(packet)) {
           this.socket._sender?.sendFrame(packet.options?.wsPreEncodedFrame, done)
-        else this.parser.encodePacket(packet, this.supportsBinary, (data) => this.socket.send(data, done))
+          continue
+        }
+        // engine.io-parser encodes synchronously in Node: its result is taken without a closure.
+        encoded = undefined
+        this.parser.encodePacket(packet, this.supportsBinary, keepEncoded)
+        const data = encoded
+        encoded = undefined
+        if (data !== undefined) this.socket.send(data, done)
+        else this.parser.encodePacket(packet, this.supportsBinary, (later) => this.socket.send(later, done))
       }
     }
     sent(): (err?: Error) => void {
