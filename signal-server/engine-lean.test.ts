@@ -81,6 +81,7 @@ describe('leanSession', () => {
       upgradeListeners: 1,
       headersListeners: 1,
       transport: true,
+      engineListeners: true,
       clientTables: true,
     })
     const ws = get(socket, 'conn', 'transport', 'socket')
@@ -89,8 +90,10 @@ describe('leanSession', () => {
     expect(Object.isFrozen(ext)).toBe(true)
     expect(get(ws, '_receiver', '_extensions')).toBe(ext)
     expect(get(ws, '_sender', '_extensions')).toBe(ext)
-    for (const k of ['_doSend', '_doSendLast', '_onSent', '_onSentLast'])
+    for (const k of ['_doSend', '_doSendLast', '_onSentLast'])
       expect(get(socket, 'conn', 'transport', k)).toBeNull()
+    // The emptied `_onSent` slot holds the engine.io socket the shared transport listeners serve.
+    expect(get(socket, 'conn', 'transport', '_onSent')).toBe(socket.conn)
   })
 
   it('events flow both ways, in order, through the lean transport; its write buffer drains', async () => {
@@ -142,6 +145,27 @@ describe('leanSession', () => {
     for (const s of server?.of('/').sockets.values() ?? []) s.disconnect(true)
     await until(() => !second.connected && server?.engine.clientsCount === 0)
     expect(reasons).toEqual(['transport close', 'server namespace disconnect'])
+  })
+
+  it("engine.io's socket hears its transport through the shared listeners; once closed, it ignores it", async () => {
+    const reasons: string[] = []
+    const { client, socket } = await pair((s) => s.on('disconnect', (r) => reasons.push(r)))
+    const transport = get(socket, 'conn', 'transport') as {
+      emit(e: string, ...a: unknown[]): boolean
+      listeners(e: string): unknown[]
+    }
+    expect(get(transport, '_onSent')).toBe(socket.conn)
+    expect(get(socket, 'conn', 'cleanupFn')).toHaveLength(0)
+    for (const e of ['error', 'ready', 'packet', 'drain', 'close'])
+      expect((transport.listeners(e) as { name: string }[]).map((f) => f.name)).toEqual(['shared'])
+    client.disconnect()
+    await until(() => reasons.length > 0)
+    await until(() => get(socket, 'conn', 'readyState') === 'closed')
+    for (const e of ['packet', 'ready', 'drain', 'close'])
+      expect(() => transport.emit(e, { type: 'message', data: '42["x"]' })).not.toThrow()
+    expect(() => transport.emit('error', new Error('late'))).not.toThrow()
+    await new Promise((r) => setTimeout(r, 20))
+    expect(reasons).toEqual(['client namespace disconnect'])
   })
 
   it('a connection dropped while the server writes to it: the write errors end the session once, no crash', async () => {

@@ -4,8 +4,9 @@
  * 2,000 registered peers (`BENCH_HEAPSNAP=weft BENCH_PEERS=2000 npx tsx
  * bench/server.ts`, retained size by owner), with engine.ts's trimmed lists
  * and shared extension table: engine.io's WebSocket transport 848 -> 264 B,
- * ws's WebSocket 784 -> 448 B, engine.io's socket 896 -> 640 B, socket.io's
- * Client 536 -> 296 B, ws's receiver 792 -> 645 B. What goes:
+ * ws's WebSocket 784 -> 448 B, engine.io's socket 896 -> 552 B, socket.io's
+ * Client 536 -> 296 B, ws's receiver 792 -> 645 B, and ~500 B of functions
+ * shared between them. What goes:
  *
  * - once-listeners (~150 B each, four a socket): EventEmitter's `once` wraps
  *   a listener in a bound function with a state object. Four of them on every
@@ -23,6 +24,10 @@
  * - the WebSocket transport's four send callbacks (closures made for every
  *   socket at its start): LeanTransport sends through methods instead, with a
  *   callback made per write (young garbage, not kept per socket).
+ * - engine.io socket's five listeners on its transport (four bound methods
+ *   and a closure) and the cleanup closure that would remove them: shared
+ *   functions instead, finding the socket through the transport
+ *   (shareTransportListeners): ~530 B a socket with what the cleanup held.
  * - socket.io's Client keeps two Maps (sockets by id, by namespace) for the
  *   one namespace a client joins here: ~180 B each. SoloMap holds one entry
  *   inline and turns into a Map at a second.
@@ -170,6 +175,99 @@ export function leanenTransport(transport: object | null): boolean {
   return true
 }
 
+// ----------------------------------------------------------------- engine.io's socket on its transport
+
+/** What the shared transport listeners call on the engine.io socket that owns the transport. */
+interface EngineSocketLike {
+  onError(err: unknown): void
+  flush(): void
+  onPacket(packet: unknown): void
+  onDrain(): void
+  onClose(reason: string): void
+}
+/**
+ * A transport's engine.io socket. It is kept in the slot engine.io kept the transport's `_onSent`
+ * callback in (emptied by leanenTransport): a new property would give every transport a hidden class
+ * of its own (~550 B, measured).
+ */
+const OWNER = '_onSent'
+const ownerOf = (t: object): EngineSocketLike | undefined =>
+  Reflect.get(t, OWNER) as EngineSocketLike | undefined
+/** The five listeners engine.io's setTransport makes per socket, as one set of functions for all. */
+const TRANSPORT_LISTENERS: Record<string, { engine: string; shared: (this: object, arg?: unknown) => void }> =
+  {
+    error: {
+      engine: 'bound onError',
+      shared(err) {
+        ownerOf(this)?.onError(err)
+      },
+    },
+    ready: {
+      engine: 'onReady',
+      shared() {
+        ownerOf(this)?.flush()
+      },
+    },
+    packet: {
+      engine: 'bound onPacket',
+      shared(packet) {
+        ownerOf(this)?.onPacket(packet)
+      },
+    },
+    drain: {
+      engine: 'bound onDrain',
+      shared() {
+        ownerOf(this)?.onDrain()
+      },
+    },
+    close: {
+      engine: 'bound onClose',
+      shared() {
+        ownerOf(this)?.onClose('transport close')
+      },
+    },
+  }
+/**
+ * engine.io's socket listens to its transport with five functions made for it (four bound methods and
+ * a closure) and keeps a cleanup closure that removes them: replaced by shared functions that find the
+ * socket through the transport. There is no cleanup left to run: engine.io clears a transport only when
+ * its socket closes (no upgrades here), and a closed socket ignores whatever its transport still says
+ * (onPacket and flush check readyState, onError and onClose are guarded, onDrain finds nothing left).
+ * False, with nothing changed, unless the transport is lean (leanenTransport) and the listeners are
+ * exactly the ones engine.io sets.
+ */
+export function shareTransportListeners(engineSocket: object | null): boolean {
+  const transport = obj(engineSocket, 'transport') as
+    | (object & {
+        listeners(e: string): Fn[]
+        removeListener(e: string, f: Fn): unknown
+        on(e: string, f: Fn): unknown
+      })
+    | null
+  const cleanup = get(engineSocket, 'cleanupFn')
+  if (
+    !transport ||
+    !(transport instanceof leanTransportClass().lean) ||
+    Reflect.get(transport, OWNER) !== null ||
+    !Array.isArray(cleanup) ||
+    cleanup.length !== 1
+  )
+    return false
+  const found: [string, Fn][] = []
+  for (const [event, { engine }] of Object.entries(TRANSPORT_LISTENERS)) {
+    const ls = transport.listeners(event)
+    if (ls.length !== 1 || ls[0]?.name !== engine) return false
+    found.push([event, ls[0]])
+  }
+  for (const [event, f] of found) {
+    transport.removeListener(event, f)
+    transport.on(event, (TRANSPORT_LISTENERS[event] as { shared: Fn }).shared)
+  }
+  Reflect.set(transport, OWNER, engineSocket)
+  cleanup.length = 0
+  return true
+}
+
 // ----------------------------------------------------------------- socket.io's Client
 
 /** SameValueZero, a Map's key equality. */
@@ -263,6 +361,7 @@ export interface LeanReport {
   upgradeListeners: number
   headersListeners: number
   transport: boolean
+  engineListeners: boolean
   clientTables: boolean
 }
 
@@ -288,6 +387,7 @@ export function leanSession(socket: object): LeanReport {
     upgradeListeners: removeNamedListener(ws, 'error', 'onUpgradeError'),
     headersListeners: headers,
     transport: isWs && leanenTransport(transport),
+    engineListeners: shareTransportListeners(engine),
     clientTables: soloClientTables(obj(socket, 'client')),
   }
 }
