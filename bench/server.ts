@@ -29,6 +29,10 @@
  *   BENCH_PEERS=2000 npx tsx bench/server.ts   for a quicker run
  *   BENCH_BARE=0 / BENCH_CLUSTER=0             leave out the bare reference / the cluster phase
  *   BENCH_PROF=1 ...                           also writes a CPU profile of weft's server to /tmp/prof
+ *   BENCH_SENDERS / BENCH_SENDER_RATE / BENCH_SIGNAL_MS   the signal phase's senders (300), each one's
+ *                                              signals per second (150) and length (5000 ms): a rate both
+ *                                              servers keep up with on a busy machine compares CPU per
+ *                                              signal at the same batching
  */
 import { fileURLToPath } from 'node:url'
 import { writeHeapSnapshot } from 'node:v8'
@@ -54,10 +58,10 @@ const PEERS = Number(process.env.BENCH_PEERS ?? 10_000)
 const PACED_JOINS = Math.min(1000, Math.floor(PEERS / 2))
 const JOIN_RATE = 200
 const FILL_CONCURRENCY = 50
-const SENDERS = Math.min(300, Math.floor(PEERS / 2))
-const SENDER_RATE = 150 // per socket, under the default 200 events/s limit
+const SENDERS = Number(process.env.BENCH_SENDERS ?? Math.min(300, Math.floor(PEERS / 2)))
+const SENDER_RATE = Number(process.env.BENCH_SENDER_RATE ?? 150) // per socket, under the default 200 events/s limit
 const SENDER_WINDOW = 8
-const SIGNAL_MS = 5000
+const SIGNAL_MS = Number(process.env.BENCH_SIGNAL_MS ?? 5000)
 const NETWORK = 'bench'
 
 type Cpu = { user: number; system: number }

@@ -69,7 +69,11 @@ export function dispatch(ctx: ServerContext, c: Conn, event: unknown, args: unkn
       if (c.state !== State.Registered) return conns.refuse(c, ack, 'not-registered', now)
       const p = parseSignalRequest(payload)
       if (!p) return conns.refuse(c, ack, 'bad-payload', now)
-      void onSignal(ctx, c, p, ack, now).catch(() => {})
+      // Served at once when the target is here, a promise only for one on another instance; a
+      // failure (the host cache's touch, say) is dropped either way, as it never reaches socket.io.
+      try {
+        onSignal(ctx, c, p, ack, now)?.catch(() => {})
+      } catch {}
       return
     }
     default:

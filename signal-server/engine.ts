@@ -43,7 +43,12 @@
  * last chunk, ~420 bytes after a signal and as much as a whole relay frame
  * after one. Each socket's receiver is given a subclass (LeanReceiver) that
  * lets go of the mask once the frame's payload is read (the next frame
- * brings its own).
+ * brings its own). Two lists each socket pushes to and shifts from, ws's
+ * receiver's chunks and engine.io's sent-callback batches, kept their grown
+ * room (~150 B each) once empty: they are trimmed in place when emptied. With
+ * no extension negotiated, ws's WebSocket, receiver and sender share one
+ * frozen empty extension table. (engine-lean.ts has the cuts made once a
+ * socket is connected.)
  *
  * Where a registered peer's heap went (heap snapshots with 0 and 2,000
  * peers, `BENCH_HEAPSNAP=weft BENCH_PEERS=2000 npx tsx bench/server.ts`,
@@ -87,6 +92,8 @@ interface WsReceiver {
 const GET_DATA = 4
 
 const uncork = (tcp: TcpStream) => tcp.uncork()
+/** ws's table of negotiated extensions, when there are none (it is only read then). */
+const NO_EXTENSIONS = Object.freeze({})
 
 /** `ws`'s server class as engine.io resolves it: UTF-8 validation off, writes coalesced (see the header). */
 export function tunedWsEngine(): WsServerClass {
@@ -99,12 +106,25 @@ export function tunedWsEngine(): WsServerClass {
       super.getData(cb)
       if (Reflect.get(this, '_state') !== GET_DATA) Reflect.set(this, '_mask', undefined)
     }
+    startLoop(cb: unknown): void {
+      Reflect.apply(startLoop, this, [cb])
+      // Every chunk read is consumed: let the emptied list give back its room (trimmed in place).
+      const buffers: unknown = Reflect.get(this, '_buffers')
+      if (Array.isArray(buffers) && buffers.length === 0) buffers.length = 0
+    }
   }
+  const startLoop = Reflect.get(ws.Receiver.prototype, 'startLoop') as (...a: unknown[]) => void
   class CoalescingWebSocket extends ws.WebSocket {
     setSocket(...args: unknown[]): void {
       Reflect.apply(Reflect.get(ws.WebSocket.prototype, 'setSocket') as (...a: unknown[]) => void, this, args)
       const receiver: unknown = Reflect.get(this, '_receiver')
       if (receiver instanceof ws.Receiver) Object.setPrototypeOf(receiver, LeanReceiver.prototype)
+      // No extension was negotiated (no deflate): one frozen empty table for all, not one each.
+      const extensions: unknown = Reflect.get(this, '_extensions')
+      if (typeof extensions === 'object' && extensions !== null && Reflect.ownKeys(extensions).length === 0)
+        for (const o of [this, receiver, Reflect.get(this, '_sender')])
+          if (typeof o === 'object' && o !== null && Reflect.get(o, '_extensions') === extensions)
+            Reflect.set(o, '_extensions', NO_EXTENSIONS)
     }
     override send(data: unknown, options?: unknown, cb?: unknown): void {
       const tcp: unknown = Reflect.get(this, '_socket')
@@ -317,6 +337,7 @@ export function createHeartbeats(opts: { pingInterval: number; pingTimeout: numb
   const due = new Map<EngineSocket, number>()
   let tick = 0
 
+  const onDrain = Reflect.get(engine.Socket.prototype, 'onDrain') as () => void
   class HeartbeatSocket extends engine.Socket {
     override onPacket(packet: { type: string }): void {
       if (this.readyState === 'open' && this.pingTimeoutTimer === BEAT) {
@@ -324,6 +345,12 @@ export function createHeartbeats(opts: { pingInterval: number; pingTimeout: numb
         else if (!this.hasRefreshedPingTimeout) due.set(this, tick + timeoutTicks)
       }
       super.onPacket(packet)
+    }
+    onDrain(): void {
+      Reflect.apply(onDrain, this, [])
+      // The list is pushed to and shifted once per flush: emptied, it gives back its room (trimmed in place).
+      const list: unknown = Reflect.get(this, 'sentCallbackFn')
+      if (Array.isArray(list) && list.length === 0) list.length = 0
     }
     override onClose(reason: string, description?: unknown): void {
       due.delete(this)

@@ -36,6 +36,7 @@ import {
 import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
 import { compactSession, createHeartbeats, slimSession, transportOptions } from './engine.ts'
+import { leanSession } from './engine-lean.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createIce } from './ice.ts'
@@ -273,7 +274,9 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     c.timer = setTimeout(onTimeout, o.registerTimeoutMs, c)
     c.timer.unref?.()
     socket.on('disconnect', onDisconnect)
-    // Every listener of this socket's emitters is attached by now: hold them compactly (engine.ts).
+    // Every listener of this socket's emitters is attached by now: drop what is not needed
+    // (engine-lean.ts), and hold the rest compactly (engine.ts).
+    leanSession(socket)
     compactSession(socket)
     socket.emit('challenge', { nonce: c.nonce as Uint8Array })
   })

@@ -66,50 +66,47 @@ export const utf8Encoder = new TextEncoder()
  * deeper than 32). Stops early (returning limit + 1) once `limit` is passed.
  */
 export function jsonByteLength(x: unknown, limit = Number.POSITIVE_INFINITY): number {
-  let total = 0
-  const walk = (v: unknown, depth: number): boolean => {
-    if (depth > MAX_JSON_DEPTH) return false
-    if (total > limit) return true
-    if (v === null) {
-      total += 4
-      return true
-    }
-    switch (typeof v) {
-      case 'boolean':
-        total += v ? 4 : 5
-        return true
-      case 'number':
-        if (!Number.isFinite(v)) return false
-        total += String(v).length
-        return true
-      case 'string':
-        total += stringJsonBytes(v)
-        return true
-      case 'object': {
-        if (Array.isArray(v)) {
-          total += 2 + Math.max(0, v.length - 1)
-          for (let i = 0; i < v.length; i++) {
-            if (!walk(v[i], depth + 1)) return false
-            if (total > limit) return true
-          }
-          return true
+  const total = addJsonBytes(x, 0, 0, limit)
+  return total < 0 ? -1 : total > limit ? limit + 1 : total
+}
+
+/**
+ * `total` plus the JSON size of `v` (at nesting `depth`), -1 when `v` is not a JSON value; adds no
+ * more once the sum passes `limit`. A plain recursive function (no closure made per call: this runs
+ * twice for every signal the server relays).
+ */
+function addJsonBytes(v: unknown, depth: number, total: number, limit: number): number {
+  if (depth > MAX_JSON_DEPTH) return -1
+  if (total > limit) return total
+  if (v === null) return total + 4
+  switch (typeof v) {
+    case 'boolean':
+      return total + (v ? 4 : 5)
+    case 'number':
+      return Number.isFinite(v) ? total + String(v).length : -1
+    case 'string':
+      return total + stringJsonBytes(v)
+    case 'object': {
+      if (Array.isArray(v)) {
+        let t = total + 2 + Math.max(0, v.length - 1)
+        for (let i = 0; i < v.length; i++) {
+          t = addJsonBytes(v[i], depth + 1, t, limit)
+          if (t < 0 || t > limit) return t
         }
-        if (!isRecord(v)) return false
-        const keys = Object.keys(v)
-        total += 2 + Math.max(0, keys.length - 1)
-        for (const k of keys) {
-          total += stringJsonBytes(k) + 1
-          if (!walk(v[k], depth + 1)) return false
-          if (total > limit) return true
-        }
-        return true
+        return t
       }
-      default:
-        return false
+      if (!isRecord(v)) return -1
+      const keys = Object.keys(v)
+      let t = total + 2 + Math.max(0, keys.length - 1)
+      for (const k of keys) {
+        t = addJsonBytes(v[k], depth + 1, t + stringJsonBytes(k) + 1, limit)
+        if (t < 0 || t > limit) return t
+      }
+      return t
     }
+    default:
+      return -1
   }
-  if (!walk(x, 0)) return -1
-  return total > limit ? limit + 1 : total
 }
 
 export function stringJsonBytes(s: string): number {

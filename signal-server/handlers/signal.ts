@@ -10,38 +10,53 @@ import { type Ack, type Conn, State } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
 
-/** `p` is already parsed and `c` registered (dispatch.ts). */
-export async function onSignal(
+/**
+ * `p` is already parsed and `c` registered (dispatch.ts). A target on this instance is served at once
+ * (no promise: this is the path every relayed signal takes); one elsewhere through the cluster, and
+ * then the returned promise settles once it answered (it never rejects).
+ */
+export function onSignal(
+  ctx: ServerContext,
+  c: Conn,
+  p: SignalRequest,
+  ack: Ack | undefined,
+  now: number,
+): Promise<void> | undefined {
+  const { o, counters, conns } = ctx
+  if (jsonByteLength(p.data, o.signalMaxBytes) > o.signalMaxBytes) {
+    inc(counters.rejected, 'too-large')
+    ack?.({ ok: false, reason: 'too-large' } satisfies SignalAck)
+    return
+  }
+  touch(ctx, c, now)
+  const target = conns.get(c.network, p.to)
+  if (!target) return viaCluster(ctx, c, p, ack, now)
+  if (conns.congested(target)) {
+    inc(counters.rejected, 'congested')
+    ack?.({ ok: false, reason: 'congested' } satisfies SignalAck)
+    return
+  }
+  target.socket.emit('signal', { from: c.id, data: p.data })
+  counters.signals++
+  ack?.({ ok: true } satisfies SignalAck)
+}
+
+/** The target's instance answers once it delivered the signal (or why it could not). */
+async function viaCluster(
   ctx: ServerContext,
   c: Conn,
   p: SignalRequest,
   ack: Ack | undefined,
   now: number,
 ): Promise<void> {
-  const { o, counters, conns, cluster } = ctx
-  const answer = (a: SignalAck) => ack?.(a)
-  if (jsonByteLength(p.data, o.signalMaxBytes) > o.signalMaxBytes) {
-    inc(counters.rejected, 'too-large')
-    return answer({ ok: false, reason: 'too-large' })
-  }
-  touch(ctx, c, now)
-  const target = conns.get(c.network, p.to)
-  if (target) {
-    if (conns.congested(target)) {
-      inc(counters.rejected, 'congested')
-      return answer({ ok: false, reason: 'congested' })
-    }
-    target.socket.emit('signal', { from: c.id, data: p.data })
-    counters.signals++
-    return answer({ ok: true })
-  }
-  // The target's instance answers once it delivered the signal (or why it could not).
+  const { counters, cluster } = ctx
   const result = await cluster.signal(c.network, p.to, c.id, p.data, now).catch(() => 'unknown-peer' as const)
   if (c.state !== State.Registered) return
   if (result !== 'ok') {
     inc(counters.rejected, result)
-    return answer({ ok: false, reason: result })
+    ack?.({ ok: false, reason: result } satisfies SignalAck)
+    return
   }
   counters.signals++
-  answer({ ok: true })
+  ack?.({ ok: true } satisfies SignalAck)
 }
