@@ -70,15 +70,15 @@ describe('weft-peer: the WebRTC stack', () => {
   })
 
   it('takes the stack --wrtc names, or WEFT_WRTC', async () => {
-    expect((await firstLine(['--network', 'peer-main-flag', '--wrtc', 'werift'])).out).toContain(
-      '(WebRTC: werift)',
-    )
-    expect((await firstLine(['--network', 'peer-main-env'], { WEFT_WRTC: '@roamhq/wrtc' })).out).toContain(
-      '(WebRTC: @roamhq/wrtc)',
-    )
-    expect((await firstLine(['--network', 'peer-main-none', '--wrtc', 'none'])).out).toContain(
-      '(WebRTC: none, relay only)',
-    )
+    // Three peers at once, each in its own network.
+    const [flag, env, none] = await Promise.all([
+      firstLine(['--network', 'peer-main-flag', '--wrtc', 'werift']),
+      firstLine(['--network', 'peer-main-env'], { WEFT_WRTC: '@roamhq/wrtc' }),
+      firstLine(['--network', 'peer-main-none', '--wrtc', 'none']),
+    ])
+    expect(flag.out).toContain('(WebRTC: werift)')
+    expect(env.out).toContain('(WebRTC: @roamhq/wrtc)')
+    expect(none.out).toContain('(WebRTC: none, relay only)')
   })
 
   it('refuses a stack it does not know, naming the ones it does', async () => {
@@ -90,25 +90,20 @@ describe('weft-peer: the WebRTC stack', () => {
 
 describe('weft-peer: files', () => {
   it('keeps files in <data>/files within --files-max-bytes, and says how much it holds', async () => {
-    const r = await firstLine([
-      '--network',
-      'peer-main-files',
-      '--wrtc',
-      'none',
-      '--files-max-bytes',
-      '5000000',
+    const [r, byDefault] = await Promise.all([
+      firstLine(['--network', 'peer-main-files', '--wrtc', 'none', '--files-max-bytes', '5000000']),
+      firstLine(['--network', 'peer-main-files-default', '--wrtc', 'none']),
     ])
     expect(r.out).toMatch(/; files 0 of 5000000 B\n/)
-    expect((await firstLine(['--network', 'peer-main-files-default', '--wrtc', 'none'])).out).toContain(
-      `files 0 of ${4 * 2 ** 30} B`,
-    )
+    expect(byDefault.out).toContain(`files 0 of ${4 * 2 ** 30} B`)
   })
 
   it('refuses a --files-max-bytes that is not a positive integer', async () => {
-    for (const bad of ['0', '-5', '1.5', 'lots']) {
-      const r = await firstLine([`--files-max-bytes=${bad}`])
-      expect(r.code).toBe(2)
-      expect(r.err).toContain('--files-max-bytes must be a positive integer')
+    const bads = ['0', '-5', '1.5', 'lots']
+    const rs = await Promise.all(bads.map((bad) => firstLine([`--files-max-bytes=${bad}`])))
+    for (const [i, r] of rs.entries()) {
+      expect(r.code, bads[i]).toBe(2)
+      expect(r.err, bads[i]).toContain('--files-max-bytes must be a positive integer')
     }
   })
 })

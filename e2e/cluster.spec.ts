@@ -34,8 +34,8 @@ test.beforeAll(async () => {
   redis = await startRedis()
 })
 test.afterAll(async () => {
-  for (const t of tabs.splice(0)) await t.ctx.close().catch(() => {})
-  for (const s of servers.splice(0)) await s.stop().catch(() => {})
+  await Promise.all(tabs.splice(0).map((t) => t.ctx.close().catch(() => {})))
+  await Promise.all(servers.splice(0).map((s) => s.stop().catch(() => {})))
   redis?.stop()
 })
 
@@ -62,22 +62,29 @@ test('four instances on one redis-server, tabs and a Node peer spread over them;
 }) => {
   test.setTimeout(240_000)
   const prefix = `e2e${randomBytes(4).toString('hex')}`
-  for (let i = 0; i < 4; i++)
-    servers.push(
-      await startSignalServer(undefined, {
-        REDIS_URL: redis.url,
-        REDIS_SECRET: redisSecret,
-        REDIS_PREFIX: prefix,
-      }),
-    )
+  servers.push(
+    ...(await Promise.all(
+      Array.from({ length: 4 }, () =>
+        startSignalServer(undefined, {
+          REDIS_URL: redis.url,
+          REDIS_SECRET: redisSecret,
+          REDIS_PREFIX: prefix,
+        }),
+      ),
+    )),
+  )
   const urls = servers.map((s) => s.url)
   const listFrom = (k: number) => [...urls.slice(k), ...urls.slice(0, k)]
-  // Tab i: its page from instance i, registered there, the other instances next in its list.
-  for (let i = 0; i < 4; i++) {
-    const ctx = await browser.newContext()
-    const page = await blankPage(ctx, urls[i] as string)
-    tabs.push({ ctx, page, id: await joinWith(page, listFrom(i)) })
-  }
+  // Tab i: its page from instance i, registered there, the other instances next in its list. The four join at once.
+  tabs.push(
+    ...(await Promise.all(
+      urls.map(async (url, i) => {
+        const ctx = await browser.newContext()
+        const page = await blankPage(ctx, url)
+        return { ctx, page, id: await joinWith(page, listFrom(i)) }
+      }),
+    )),
+  )
   const serverOf = (t: Peer) => t.page.evaluate(() => (window as unknown as W).server)
   expect(await Promise.all(tabs.map(serverOf))).toEqual(urls)
   // The built package in Node, as `import { joinOverlay } from 'weft'` gives it, on instance 3.

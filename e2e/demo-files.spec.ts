@@ -23,7 +23,7 @@ test.beforeAll(async () => {
   server = await startSignalServer()
 })
 test.afterEach(async () => {
-  for (const c of contexts.splice(0)) await c.close()
+  await Promise.all(contexts.splice(0).map((c) => c.close()))
 })
 test.afterAll(async () => {
   await server?.stop()

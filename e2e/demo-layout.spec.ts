@@ -21,7 +21,7 @@ test.beforeAll(async () => {
   mkdirSync('test-results', { recursive: true })
 })
 test.afterAll(async () => {
-  for (const c of contexts.splice(0)) await c.close()
+  await Promise.all(contexts.splice(0).map((c) => c.close()))
   await server?.stop()
 })
 
@@ -171,8 +171,8 @@ test('the demo at 1440 and 390 px: usable controls, no overlaps, nothing clipped
 }) => {
   test.setTimeout(150_000)
   const network = `layout-${Date.now()}`
-  const tabs = []
-  for (let i = 0; i < 4; i++) tabs.push(await openDemo(browser, network))
+  // The four open at once.
+  const tabs = await Promise.all(Array.from({ length: 4 }, () => openDemo(browser, network)))
   const [a] = tabs as [{ page: Page; id: string }]
 
   // A full mesh of four: every tab shows three links, in the tile, the Links panel and the drawing.

@@ -24,7 +24,7 @@ test.beforeAll(async () => {
 })
 
 test.afterEach(async () => {
-  for (const p of opened.splice(0)) await p.ctx.close()
+  await Promise.all(opened.splice(0).map((p) => p.ctx.close()))
 })
 
 test.afterAll(async () => {
@@ -68,9 +68,12 @@ test('three peers: ids, links with their transport, the drawing, a chat reaching
 }) => {
   test.setTimeout(60_000)
   const network = `demo-e2e-${Date.now()}`
-  const a = await openDemo(browser, `network=${network}`)
-  const b = await openDemo(browser, `network=${network}`)
-  const c = await openDemo(browser, `network=${network}&relay=force`)
+  // The three open at once.
+  const [a, b, c] = await Promise.all([
+    openDemo(browser, `network=${network}`),
+    openDemo(browser, `network=${network}`),
+    openDemo(browser, `network=${network}&relay=force`),
+  ])
   const all = [a, b, c]
 
   for (const p of all) {
@@ -216,9 +219,11 @@ test('chat rooms: a message published in a room reaches the tabs in that room, a
   browser,
 }) => {
   const network = `rooms-${Math.random().toString(36).slice(2, 8)}`
-  const a = await openDemo(browser, `network=${network}#room=blue`)
-  const b = await openDemo(browser, `network=${network}#room=blue`)
-  const c = await openDemo(browser, `network=${network}`)
+  const [a, b, c] = await Promise.all([
+    openDemo(browser, `network=${network}#room=blue`),
+    openDemo(browser, `network=${network}#room=blue`),
+    openDemo(browser, `network=${network}`),
+  ])
   await expect(a.page.getByRole('textbox', { name: 'Room' })).toHaveValue('blue')
   await expect(c.page.getByRole('textbox', { name: 'Room' })).toHaveValue('lobby')
   // Both blue tabs are in the room's tree: attached under a parent, or its root.

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect, test } from '@playwright/test'
-import { closePeer, openPeer, type Peer, serverAndPeers, until } from './fixtures.ts'
+import { closePeer, openPeer, openPeers, type Peer, serverAndPeers, until } from './fixtures.ts'
 
 type DhtW = {
   node: {
@@ -57,8 +57,26 @@ async function readEventually(ps: Peer[], authors: Record<string, string>): Prom
   for (;;) {
     const missing = (await readAll(ps, authors)).flat()
     if (missing.length === 0 || Date.now() > deadline) return missing
-    await new Promise((r) => setTimeout(r, 1000))
+    await new Promise((r) => setTimeout(r, 250))
   }
+}
+
+/**
+ * Close `p`, then wait until none of the tabs that stay has it among its successors: the next tab to
+ * leave hands its records to a live successor, not to the one that just left.
+ */
+async function leave(p: Peer, stay: Peer[]): Promise<void> {
+  await closePeer(p)
+  await until(
+    async () =>
+      (
+        await Promise.all(
+          stay.map((q) => q.page.evaluate(() => (window as unknown as DhtW).node.inspect().ring.successors)),
+        )
+      ).every((s) => !s.includes(p.id)),
+    30_000,
+    `the ring without ${p.id.slice(0, 8)}`,
+  )
 }
 
 /** Every tab has at least `n` successors. */
@@ -104,7 +122,7 @@ async function ringFormed(ps: Peer[]): Promise<boolean> {
 test('eight tabs: 100 puts from random tabs read back by author from every tab; another tab cannot overwrite; two tabs close, all still readable', async ({
   browser,
 }) => {
-  for (let i = 0; i < 8; i++) peers.push(await openPeer(browser, env.server.url, { network: 'dht8' }))
+  peers.push(...(await openPeers(browser, env.server.url, 8, { network: 'dht8' })))
   await until(() => ringFormed(peers), 60_000, 'ring formed')
   const keys = Array.from({ length: 100 }, (_, i) => `key-${i}`)
   // Puts from random tabs (seeded choice so a failure replays).
@@ -114,11 +132,20 @@ test('eight tabs: 100 puts from random tabs read back by author from every tab; 
     return peers[seed % peers.length] as Peer
   }
   const authors: Record<string, string> = {}
+  const byTab = new Map<Peer, string[]>()
   for (const k of keys) {
     const p = pick()
-    await p.page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() }), k)
+    byTab.set(p, [...(byTab.get(p) ?? []), k])
     authors[k] = p.id
   }
+  // The tabs write at once, each its own keys one after another.
+  await Promise.all(
+    [...byTab].map(([p, ks]) =>
+      p.page.evaluate(async (ks) => {
+        for (const k of ks) await (window as unknown as DhtW).node.dht.put(k, { k, at: Date.now() })
+      }, ks),
+    ),
+  )
   const bad = (await readAll(peers, authors)).flat()
   expect(bad, bad.length ? await dhtViews(peers) : '').toEqual([])
   // Another tab writes and deletes the same key: in its own namespace. The author's record stands.
@@ -144,7 +171,7 @@ test('eight tabs: 100 puts from random tabs read back by author from every tab; 
 })
 
 test('findProviders finds a provider on another tab', async ({ browser }) => {
-  for (let i = 0; i < 4; i++) peers.push(await openPeer(browser, env.server.url, { network: 'prov' }))
+  peers.push(...(await openPeers(browser, env.server.url, 4, { network: 'prov' })))
   await until(() => ringFormed(peers), 60_000, 'ring formed')
   const [a, b, c] = peers as [Peer, Peer, Peer]
   await a.page.evaluate(() => (window as unknown as DhtW).node.dht.provide('service:chat'))
@@ -194,7 +221,7 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
   let peer: { proc: ChildProcess; id: string } | undefined
   try {
     peer = await startWeftPeer(env.server.url, dataDir)
-    for (let i = 0; i < 3; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
+    peers.push(...(await openPeers(browser, env.server.url, 3, { network: 'keep' })))
     await until(
       async () => {
         const s = await Promise.all(
@@ -207,17 +234,21 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
     )
     const keys = Array.from({ length: 20 }, (_, i) => `kept-${i}`)
     const authors: Record<string, string> = {}
-    for (const [i, k] of keys.entries()) {
-      const p = peers[i % 3] as Peer
-      await p.page.evaluate((k) => (window as unknown as DhtW).node.dht.put(k, { k }), k)
-      authors[k] = p.id
-    }
+    for (const [i, k] of keys.entries()) authors[k] = (peers[i % 3] as Peer).id
+    // The three tabs write at once, each its own keys one after another.
+    await Promise.all(
+      peers.map((p) =>
+        p.page.evaluate(
+          async (ks) => {
+            for (const k of ks) await (window as unknown as DhtW).node.dht.put(k, { k })
+          },
+          keys.filter((k) => authors[k] === p.id),
+        ),
+      ),
+    )
     // Every tab goes away, one after another (each hands its records to its successors); only the weft-peer remains.
-    for (const p of peers.splice(0)) {
-      await closePeer(p)
-      await new Promise((r) => setTimeout(r, 1000))
-    }
-    for (let i = 0; i < 2; i++) peers.push(await openPeer(browser, env.server.url, { network: 'keep' }))
+    while (peers.length > 0) await leave(peers.shift() as Peer, peers)
+    peers.push(...(await openPeers(browser, env.server.url, 2, { network: 'keep' })))
     // The new tabs read once they are in the ring with the weft-peer (a read while a node is still joining may
     // reach an owner the records have not been handed to yet).
     await until(() => ringOf(peers, 2), 60_000, 'ring of the new tabs and the peer')
@@ -225,10 +256,7 @@ test('a weft-peer keeps the data: tabs write and all close, new tabs read it; it
     const missing = await readEventually(peers, authors)
     expect(missing, missing.length ? await dhtViews(peers) : '').toEqual([])
     // The peer keeps its share on disk: stopped while alone, restarted from its folder, same id, same data.
-    for (const p of peers.splice(0)) {
-      await closePeer(p)
-      await new Promise((r) => setTimeout(r, 1000))
-    }
+    while (peers.length > 0) await leave(peers.shift() as Peer, peers)
     await stopWeftPeer(peer.proc)
     const again = await startWeftPeer(env.server.url, dataDir)
     expect(again.id).toBe(peer.id)

@@ -93,6 +93,19 @@ export async function openPeer(browser: Browser, serverUrl: string, opts: PeerOp
   return { ctx, page, id }
 }
 
+/**
+ * Open `n` peers at once, each in its own browser context, as a crowd arriving: they join
+ * concurrently (the product must cope with that). Resolves in the order asked.
+ */
+export function openPeers(
+  browser: Browser,
+  serverUrl: string,
+  n: number,
+  opts: PeerOptions,
+): Promise<Peer[]> {
+  return Promise.all(Array.from({ length: n }, () => openPeer(browser, serverUrl, opts)))
+}
+
 export async function closePeer(p: Peer): Promise<void> {
   await p.page
     .evaluate(() => (window as unknown as { node?: { close(): Promise<void> } }).node?.close())
@@ -131,7 +144,8 @@ export function serverAndPeers(): { server: SignalServerProcess; peers: Peer[] }
     env.server = await startSignalServer()
   })
   test.afterEach(async () => {
-    for (const p of env.peers.splice(0)) await closePeer(p)
+    // All at once: each close() keeps its links about a second for its leave to spread.
+    await Promise.all(env.peers.splice(0).map(closePeer))
     await env.server.stop()
   })
   return env

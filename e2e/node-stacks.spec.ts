@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { expect, test } from '@playwright/test'
 import { exportIdentity, generateIdentity } from '../shared/identity/keys.ts'
 import { DEFAULT_PUZZLE_BITS } from '../shared/identity/puzzle.ts'
-import { openPeer, type Peer, peersOf, serverAndPeers, until } from './fixtures.ts'
+import { openPeers, peersOf, serverAndPeers, until } from './fixtures.ts'
 
 type TabNode = {
   node: {
@@ -66,12 +66,8 @@ for (const [stack, load] of Object.entries(stacks)) {
     // The built package, as `import { joinOverlay } from 'weft'` gives it in Node.
     const built = '../dist/client/index.js'
     const weft = await import(built)
-    const tabs: Peer[] = []
-    for (let i = 0; i < 3; i++) {
-      const tab = await openPeer(browser, env.server.url, { network, relay: 'never' })
-      env.peers.push(tab)
-      tabs.push(tab)
-    }
+    const tabs = await openPeers(browser, env.server.url, 3, { network, relay: 'never' })
+    env.peers.push(...tabs)
     const ids = tabs.map((t) => t.id).sort()
     const dataDir = await dataDirWithIdBetween(ids[0] as string, ids[2] as string)
     const node: NodePeer = await weft.joinOverlay({

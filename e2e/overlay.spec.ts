@@ -35,13 +35,19 @@ function gotOf(p: Peer): Promise<{ data: unknown; from: string; hops: number }[]
   return p.page.evaluate(() => (window as unknown as W).got)
 }
 
-async function openMany(
+/** `n` peers joining at once (each kept for the teardown as soon as it has joined). */
+function openMany(
   browser: import('@playwright/test').Browser,
   n: number,
   opts: Parameters<typeof openPeer>[2],
 ) {
-  for (let i = 0; i < n; i++) peers.push(await openPeer(browser, env.server.url, opts))
-  return peers.slice(-n)
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const p = await openPeer(browser, env.server.url, opts)
+      peers.push(p)
+      return p
+    }),
+  )
 }
 
 /** Every peer's links form one connected graph. */
@@ -155,8 +161,10 @@ test('request works between two peers that are not linked directly', async ({ br
 })
 
 test('a peer with relay=force takes full part', async ({ browser }) => {
-  const ps = await openMany(browser, 3, { network: 'relay' })
-  const r = (await openMany(browser, 1, { network: 'relay', relay: 'force' }))[0] as Peer
+  const [ps, [r]] = (await Promise.all([
+    openMany(browser, 3, { network: 'relay' }),
+    openMany(browser, 1, { network: 'relay', relay: 'force' }),
+  ])) as [Peer[], [Peer]]
   const all = [...ps, r]
   await until(async () => (await peersOf(r)).length >= 1, 30_000, 'relay peer linked')
   const links = await peersOf(r)
@@ -190,8 +198,7 @@ test('closing two peers leaves the rest healed and fully reached', async ({ brow
   const ps = await openMany(browser, 6, { network: 'heal', maxPeers: 3, targetPeers: 2 })
   await until(() => connected(ps), 40_000, 'connected')
   const [gone1, gone2, ...rest] = ps as [Peer, Peer, ...Peer[]]
-  await closePeer(gone1)
-  await closePeer(gone2)
+  await Promise.all([closePeer(gone1), closePeer(gone2)])
   peers.splice(peers.indexOf(gone1), 1)
   peers.splice(peers.indexOf(gone2), 1)
   // Degree restored: each survivor is back at its target, and the rest is one connected graph.

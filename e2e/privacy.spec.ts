@@ -74,8 +74,10 @@ function join(page: Page, opts: Record<string, unknown>): Promise<{ id?: string;
 test('two relay=force tabs: a recording server finds none of the plaintext of unicast, request, reply, broadcast', async ({
   browser,
 }) => {
-  const a = await tab(browser, { network: 'rec', relay: 'force' })
-  const b = await tab(browser, { network: 'rec', relay: 'force' })
+  const [a, b] = await Promise.all([
+    tab(browser, { network: 'rec', relay: 'force' }),
+    tab(browser, { network: 'rec', relay: 'force' }),
+  ])
   await until(async () => (await peersOf(a.peer)).some((p) => p.id === b.peer.id), 30_000, 'a and b to link')
   await b.peer.page.evaluate(() => {
     const w = window as unknown as W
@@ -111,16 +113,20 @@ test('a private network: members link and share broadcast, table and DHT; others
   browser,
 }) => {
   const secret = 'Zq3v0Lr8mWk2yXc5PbN7tA'
-  const a = await tab(browser, { network: 'team', secret })
-  const b = await tab(browser, { network: 'team', secret, relay: 'force' })
+  const [a, b] = await Promise.all([
+    tab(browser, { network: 'team', secret }),
+    tab(browser, { network: 'team', secret, relay: 'force' }),
+  ])
   await until(
     async () => (await peersOf(a.peer)).some((p) => p.id === b.peer.id),
     30_000,
     'the members to link',
   )
-  const outsider = await tab(browser, { network: 'team' })
+  const [outsider, guesser] = await Promise.all([
+    tab(browser, { network: 'team' }),
+    tab(browser, { network: 'team', secret: 'not-the-secret' }),
+  ])
   expect(outsider.error).toBe('AccessDeniedError')
-  const guesser = await tab(browser, { network: 'team', secret: 'not-the-secret' })
   expect(guesser.error).toBe('AccessDeniedError')
 
   await b.peer.page.evaluate(() => {

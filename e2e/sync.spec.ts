@@ -29,7 +29,7 @@ function setIn(p: WeftPeer, k: string, v: Value, leaseMs?: number) {
 }
 
 test('a set in one tab shows in all five; a delete too', async ({ weft }) => {
-  const peers = await weft.peers(5, { network: 'sync5' })
+  const peers = await weft.peers(5, { network: 'sync5', parallel: true })
   const greeting = { text: 'hi', bytes: new Uint8Array([1, 2, 3]) }
   expect(await setIn(peers[1], 'greeting', greeting)).toEqual({ ok: true })
   // Equal everywhere, the bytes a Uint8Array again.
@@ -41,7 +41,7 @@ test('a set in one tab shows in all five; a delete too', async ({ weft }) => {
 test('two tabs contend for a leased key: the holder keeps it, the other gets LeaseHeldError', async ({
   weft,
 }) => {
-  const peers = await weft.peers(3, { network: 'lease' })
+  const peers = await weft.peers(3, { network: 'lease', parallel: true })
   const [a, b, c] = peers
   expect(await setIn(a, 'door', 'a', 4000)).toEqual({ ok: true })
   await expect
@@ -78,7 +78,7 @@ test('two tabs contend for a leased key: the holder keeps it, the other gets Lea
 test('two tabs grab one lease at the same instant: every tab agrees on one owner at once', async ({
   weft,
 }) => {
-  const peers = await weft.peers(3, { network: 'race' })
+  const peers = await weft.peers(3, { network: 'race', parallel: true })
   const [a, b] = peers
   await weft.linked(peers)
   expect(await setIn(a, 'warmup', 1)).toEqual({ ok: true })
@@ -106,7 +106,7 @@ test('two tabs grab one lease at the same instant: every tab agrees on one owner
 })
 
 test('a reloaded tab comes back with the table and its id; a returning tab catches up', async ({ weft }) => {
-  const peers = await weft.peers(3, { network: 'persist' })
+  const peers = await weft.peers(3, { network: 'persist', parallel: true })
   const [a, b] = peers
   for (let i = 0; i < 10; i++) expect(await setIn(a, `k${i}`, i)).toEqual({ ok: true })
   await expect

@@ -10,7 +10,7 @@ import { expect, test } from 'weft/testing/playwright'
 test.use({ weftServer: { serve: fileURLToPath(new URL('./public', import.meta.url)) } })
 
 test('a message reaches everyone, the firewalled tab too', async ({ weft }) => {
-  const [a, b, c] = await weft.peers(3, { url: '/', relay: ['auto', 'auto', 'force'] })
+  const [a, b, c] = await weft.peers(3, { url: '/', relay: ['auto', 'auto', 'force'], parallel: true })
   await weft.linked([a, b, c])
   // c is firewalled: every link it has goes through the signal server.
   await expect.poll(async () => (await c.links()).length).toBeGreaterThan(0)
@@ -30,7 +30,7 @@ test('a message reaches everyone, the firewalled tab too', async ({ weft }) => {
 test('the topic is a table key: set in one tab, seen in all, and by a tab that comes later', async ({
   weft,
 }) => {
-  const [a, b] = await weft.peers(2, { url: '/' })
+  const [a, b] = await weft.peers(2, { url: '/', parallel: true })
   await weft.linked([a, b])
   await expect(a.page.locator('#status')).toHaveText(`you are ${a.id.slice(0, 8)} · 1 link`)
 

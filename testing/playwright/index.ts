@@ -192,6 +192,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     const joinTimeoutMs = weftPeers.joinTimeoutMs ?? 60_000
     const waitTimeoutMs = weftPeers.waitTimeoutMs ?? 30_000
     const peers: Peer[] = []
+    // A peer's index is its place in the order asked, also when peers open at once (`parallel`).
+    let asked = 0
 
     const pageUrl = (url: string | undefined): { url: string; bare: boolean } => {
       if (url === undefined) return { url: `${server.url}${KIT_PAGE_PATH}`, bare: true }
@@ -203,6 +205,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
 
     const openPeer = async (o: PeerOptions, wait: boolean): Promise<Peer> => {
       const { url, bare } = pageUrl(o.url ?? weftPeers.url)
+      const index = asked++
       const context = await browser.newContext()
       const hook = {
         signal: server.url,
@@ -213,7 +216,7 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
       }
       await context.addInitScript({ content: installHookScript(hook) })
       const peer = new Peer({
-        index: peers.length,
+        index,
         context,
         url,
         bare,
