@@ -10,7 +10,14 @@
 import { randomBytes } from 'node:crypto'
 import { expect, test } from '@playwright/test'
 import { type RedisProcess, redisSecret, startRedis } from '../test/redis-kit.ts'
-import { blankPage, type Peer, type SignalServerProcess, startSignalServer, until } from './fixtures.ts'
+import {
+  allOrNone,
+  blankPage,
+  type Peer,
+  type SignalServerProcess,
+  startSignalServer,
+  until,
+} from './fixtures.ts'
 
 type TabNode = {
   id: string
@@ -63,7 +70,7 @@ test('four instances on one redis-server, tabs and a Node peer spread over them;
   test.setTimeout(240_000)
   const prefix = `e2e${randomBytes(4).toString('hex')}`
   servers.push(
-    ...(await Promise.all(
+    ...(await allOrNone(
       Array.from({ length: 4 }, () =>
         startSignalServer(undefined, {
           REDIS_URL: redis.url,
@@ -71,18 +78,25 @@ test('four instances on one redis-server, tabs and a Node peer spread over them;
           REDIS_PREFIX: prefix,
         }),
       ),
+      (s) => s.stop(),
     )),
   )
   const urls = servers.map((s) => s.url)
   const listFrom = (k: number) => [...urls.slice(k), ...urls.slice(0, k)]
   // Tab i: its page from instance i, registered there, the other instances next in its list. The four join at once.
   tabs.push(
-    ...(await Promise.all(
+    ...(await allOrNone(
       urls.map(async (url, i) => {
         const ctx = await browser.newContext()
-        const page = await blankPage(ctx, url)
-        return { ctx, page, id: await joinWith(page, listFrom(i)) }
+        try {
+          const page = await blankPage(ctx, url)
+          return { ctx, page, id: await joinWith(page, listFrom(i)) }
+        } catch (err) {
+          await ctx.close()
+          throw err
+        }
       }),
+      (t) => t.ctx.close(),
     )),
   )
   const serverOf = (t: Peer) => t.page.evaluate(() => (window as unknown as W).server)

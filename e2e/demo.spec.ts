@@ -236,6 +236,14 @@ test('chat rooms: a message published in a room reaches the tabs in that room, a
     })
   await expect.poll(() => inTree(a), { timeout: 20_000 }).toBeGreaterThan(0)
   await expect.poll(() => inTree(b), { timeout: 20_000 }).toBeGreaterThan(0)
+  // The lobby tab is linked (the three joined at once): a tab alone would not see the message either.
+  const linksOf = (p: DemoPeer) =>
+    p.page.evaluate(async () => {
+      const node = await (window as unknown as { overlay: Promise<{ stats(): Record<string, number> }> })
+        .overlay
+      return node.stats().peers ?? 0
+    })
+  await expect.poll(() => linksOf(c), { timeout: 20_000 }).toBeGreaterThan(0)
 
   const text = `blue only ${Math.random().toString(36).slice(2, 8)}`
   await a.page.getByRole('textbox', { name: 'Message' }).fill(text)

@@ -4,7 +4,7 @@
  * DHT. Bytes are compared by SHA-256 digest, computed in each page.
  */
 import { expect, test } from '@playwright/test'
-import { closePeer, openPeer, openPeers, type Peer, serverAndPeers, until } from './fixtures.ts'
+import { closePeer, openPeer, type Peer, serverAndPeers, until } from './fixtures.ts'
 
 const env = serverAndPeers()
 const peers = env.peers
@@ -92,12 +92,14 @@ test('16 MiB from one seeder to three tabs at once; the seeder leaves mid-way an
   browser,
 }) => {
   test.setTimeout(120_000)
-  // The four join at once.
-  const [seeder, ...fetchers] = (await openPeers(browser, env.server.url, 4, { network: 'files' })) as [
-    Peer,
-    ...Peer[],
-  ]
-  peers.push(seeder, ...fetchers)
+  const seeder = await openPeer(browser, env.server.url, { network: 'files' })
+  peers.push(seeder)
+  const fetchers: Peer[] = []
+  for (let i = 0; i < 3; i++) {
+    const p = await openPeer(browser, env.server.url, { network: 'files' })
+    peers.push(p)
+    fetchers.push(p)
+  }
   const digest = await makeData(seeder, 16 * 1024 * 1024)
   const file = await seeder.page.evaluate(async () => {
     const w = window as unknown as W
@@ -164,31 +166,25 @@ test('16 MiB from one seeder to three tabs at once; the seeder leaves mid-way an
 test('a lying tab is found out: the fetcher bans it and still completes from the honest seeder', async ({
   browser,
 }) => {
+  const honest = await openPeer(browser, env.server.url, { network: 'liar' })
+  peers.push(honest)
   // The liar's page has the test hook (client/test-hook.ts) before weft loads: it flips a byte of every piece it serves.
-  const openLiar = async (): Promise<Peer> => {
-    const ctx = await browser.newContext()
-    await ctx.addInitScript(() => {
-      ;(globalThis as unknown as { __weftTestHook__: unknown }).__weftTestHook__ = {
-        lieAboutFiles: () => true,
-      }
-    })
-    const page = await ctx.newPage()
-    await page.goto(`${env.server.url}/embed.html`)
-    const liarId = await page.evaluate(async (signal) => {
-      const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
-      const node = await weft.joinOverlay({ signal, network: 'liar' })
-      ;(window as unknown as { node: unknown }).node = node
-      return node.id as string
-    }, env.server.url)
-    return { ctx, page, id: liarId }
-  }
-  // The three join at once.
-  const [honest, liar, fetcher] = await Promise.all([
-    openPeer(browser, env.server.url, { network: 'liar' }),
-    openLiar(),
-    openPeer(browser, env.server.url, { network: 'liar' }),
-  ])
-  peers.push(honest, liar, fetcher)
+  const ctx = await browser.newContext()
+  await ctx.addInitScript(() => {
+    ;(globalThis as unknown as { __weftTestHook__: unknown }).__weftTestHook__ = { lieAboutFiles: () => true }
+  })
+  const page = await ctx.newPage()
+  await page.goto(`${env.server.url}/embed.html`)
+  const liarId = await page.evaluate(async (signal) => {
+    const weft = await import(/* @vite-ignore */ `${signal}/weft.mjs`)
+    const node = await weft.joinOverlay({ signal, network: 'liar' })
+    ;(window as unknown as { node: unknown }).node = node
+    return node.id as string
+  }, env.server.url)
+  const liar: Peer = { ctx, page, id: liarId }
+  peers.push(liar)
+  const fetcher = await openPeer(browser, env.server.url, { network: 'liar' })
+  peers.push(fetcher)
   // Both hold the same 4 MiB (16 pieces): the same id.
   const digest = await makeData(honest, 4 * 1024 * 1024, 0x5eed)
   expect(await makeData(liar, 4 * 1024 * 1024, 0x5eed)).toBe(digest)
@@ -258,11 +254,10 @@ test('the swarm loads on first use: weft.mjs fetches weft-files.mjs, weft.js fet
 })
 
 test('a tab reloaded mid-download resumes from the pieces it kept (IndexedDB)', async ({ browser }) => {
-  const [seeder, fetcher] = (await openPeers(browser, env.server.url, 2, { network: 'resume' })) as [
-    Peer,
-    Peer,
-  ]
-  peers.push(seeder, fetcher)
+  const seeder = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(seeder)
+  const fetcher = await openPeer(browser, env.server.url, { network: 'resume' })
+  peers.push(fetcher)
   const digest = await makeData(seeder, 16 * 1024 * 1024, 99)
   const file = await seeder.page.evaluate(async () => {
     const w = window as unknown as W

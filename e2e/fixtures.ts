@@ -88,9 +88,14 @@ export async function join_(page: Page, serverUrl: string, opts: PeerOptions): P
 /** Open a peer in its own browser context. */
 export async function openPeer(browser: Browser, serverUrl: string, opts: PeerOptions): Promise<Peer> {
   const ctx = await browser.newContext()
-  const page = await blankPage(ctx, serverUrl)
-  const id = await join_(page, serverUrl, opts)
-  return { ctx, page, id }
+  try {
+    const page = await blankPage(ctx, serverUrl)
+    const id = await join_(page, serverUrl, opts)
+    return { ctx, page, id }
+  } catch (err) {
+    await ctx.close()
+    throw err
+  }
 }
 
 /**
@@ -103,7 +108,24 @@ export function openPeers(
   n: number,
   opts: PeerOptions,
 ): Promise<Peer[]> {
-  return Promise.all(Array.from({ length: n }, () => openPeer(browser, serverUrl, opts)))
+  return allOrNone(
+    Array.from({ length: n }, () => openPeer(browser, serverUrl, opts)),
+    closePeer,
+  )
+}
+
+/**
+ * Wait for all of `starts`; if one fails, undo the ones that succeeded (a
+ * tab's context, a server process: left behind, they would load the
+ * machine for the tests after) and throw the first failure.
+ */
+export async function allOrNone<T>(starts: Promise<T>[], undo: (t: T) => Promise<unknown>): Promise<T[]> {
+  const r = await Promise.allSettled(starts)
+  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+  const ok = r.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []))
+  if (!failed) return ok
+  await Promise.all(ok.map((t) => undo(t).catch(() => {})))
+  throw failed.reason
 }
 
 export async function closePeer(p: Peer): Promise<void> {

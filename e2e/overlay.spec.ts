@@ -167,6 +167,8 @@ test('a peer with relay=force takes full part', async ({ browser }) => {
   ])) as [Peer[], [Peer]]
   const all = [...ps, r]
   await until(async () => (await peersOf(r)).length >= 1, 30_000, 'relay peer linked')
+  // (Joined at once: a broadcast reaches only who is linked when it goes.)
+  await until(() => connected(all), 30_000, 'one graph')
   const links = await peersOf(r)
   expect(links.every((l) => l.transport === 'relay')).toBe(true)
   for (const p of all) await collect(p, 'r')

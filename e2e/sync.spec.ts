@@ -43,6 +43,8 @@ test('two tabs contend for a leased key: the holder keeps it, the other gets Lea
 }) => {
   const peers = await weft.peers(3, { network: 'lease', parallel: true })
   const [a, b, c] = peers
+  // (Joined at once, a tab may still be alone: the 4 s lease must reach the others while it lives.)
+  await weft.linked(peers)
   expect(await setIn(a, 'door', 'a', 4000)).toEqual({ ok: true })
   await expect
     .poll(() => all(peers, (p) => owner(p, 'door')), { timeout: 20_000, message: 'lease seen' })

@@ -226,6 +226,8 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
         waitTimeoutMs,
       })
       peers.push(peer)
+      // (In the order asked, also when peers open at once: `all` and the failure report follow it.)
+      peers.sort((x, y) => x.index - y.index)
       await peer.open(wait, o.timeoutMs)
       return peer
     }
