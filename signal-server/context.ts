@@ -31,7 +31,11 @@ export interface ServerContext {
 export function touch(ctx: ServerContext, c: Conn, now: number): void {
   if (now - c.lastTouch < ctx.cluster.touchEveryMs) return
   c.lastTouch = now
-  Promise.resolve(ctx.cluster.hosts.touch(c.network, c.id, now)).catch(() => {})
+  try {
+    Promise.resolve(ctx.cluster.hosts.touch(c.network, c.id, now)).catch(() => {})
+  } catch {
+    // (A cache that throws at once, not in its promise: the event it came with still goes.)
+  }
 }
 
 /** Up to `n` live peers of `c`'s network, never `c` (empty when the host cache fails). */

@@ -12,7 +12,7 @@ import { type Socket as ClientSocket, io as connectClient } from 'socket.io-clie
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { compactSession, transportOptions } from './engine.ts'
-import { leanSession, SoloMap, unwrapOnce } from './engine-lean.ts'
+import { LEAN_TESTED, leanSession, leanVersionMismatch, SoloMap, unwrapOnce } from './engine-lean.ts'
 
 let http: HttpServer | null = null
 let server: Server | null = null
@@ -183,22 +183,34 @@ describe('leanSession', () => {
   })
 
   it('raw WebSocket clients sending malformed frames are closed, the server stays up and forgets them', async () => {
-    const url = await listen()
+    let lean = 0
+    const reasons: string[] = []
+    const url = await listen((s) => {
+      if ((s.data.report as { transport?: boolean }).transport) lean++
+      s.on('disconnect', (why) => reasons.push(why))
+    })
     const bad: Buffer[] = [
       Buffer.from([0x83, 0x80, 1, 2, 3, 4]), // reserved opcode
       Buffer.from([0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // 2^64-1 bytes announced
       Buffer.from([0x81, 0x05, 0x34, 0x32]), // unmasked frame from a client
       Buffer.from([0xc1, 0x81, 0, 0, 0, 0, 0x34]), // RSV1 without deflate
     ]
-    for (const frame of bad) {
+    for (const [i, frame] of bad.entries()) {
       const ws = new WebSocket(`ws://${url}/socket.io/?EIO=4&transport=websocket`)
       await new Promise((r) => ws.once('open', r))
       await until(() => server?.engine.clientsCount === 1)
+      // Into socket.io's namespace first: the bad frame then meets a session made lean.
+      ws.send('40')
+      await until(() => lean === i + 1)
       const closed = new Promise((r) => ws.once('close', r))
       ;(get(ws, '_socket') as { write(b: Buffer): void }).write(frame)
       await closed
       await until(() => server?.engine.clientsCount === 0)
+      await until(() => reasons.length === i + 1)
     }
+    // Each session ended once, for its transport.
+    expect(reasons).toHaveLength(bad.length)
+    for (const why of reasons) expect(['transport error', 'transport close']).toContain(why)
     // Junk packets over valid frames: engine.io and socket.io refuse them, the session goes.
     for (const text of ['9zz', '40', '4{', `42${'['.repeat(5000)}`]) {
       const ws = new WebSocket(`ws://${url}/socket.io/?EIO=4&transport=websocket`)
@@ -279,5 +291,12 @@ describe('SoloMap', () => {
         }
       }),
     )
+  })
+})
+
+describe('the versions the savings were tested with', () => {
+  it('are the ones installed here (else leanSession leaves sockets alone, and the server says so)', () => {
+    expect(leanVersionMismatch()).toBeNull()
+    expect(LEAN_TESTED['engine.io']).toMatch(/^\d+\.\d+\.\d+$/)
   })
 })

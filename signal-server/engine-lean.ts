@@ -32,7 +32,9 @@
  *   one namespace a client joins here: ~180 B each. SoloMap holds one entry
  *   inline and turns into a Map at a second.
  */
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 
 const get = (o: unknown, key: string): unknown =>
   typeof o === 'object' && o !== null ? Reflect.get(o, key) : undefined
@@ -366,10 +368,62 @@ export interface LeanReport {
 }
 
 /**
+ * The versions these cuts were read from and tested against (engine-lean.test.ts). LeanTransport
+ * copies engine.io's send, and unwrapOnce relies on which events each emits once: with any other
+ * version (socket.io is a peer dependency, `^4.8.4`) leanSession leaves sockets as they are.
+ */
+export const LEAN_TESTED = { 'socket.io': '4.8.4', 'engine.io': '6.6.11', ws: '8.21.3' } as const
+let versionsChecked: string | null | undefined
+
+/** null when the installed socket.io, engine.io and ws are the tested ones, else what differs. */
+export function leanVersionMismatch(): string | null {
+  if (versionsChecked !== undefined) return versionsChecked
+  const diffs: string[] = []
+  const fromSocketIo = createRequire(createRequire(import.meta.url).resolve('socket.io'))
+  const fromEngine = createRequire(fromSocketIo.resolve('engine.io'))
+  for (const [name, tested] of Object.entries(LEAN_TESTED)) {
+    const req = name === 'ws' ? fromEngine : fromSocketIo
+    let version = 'not found'
+    try {
+      // (Not `${name}/package.json`: engine.io's exports do not list it.) The package's folder, up from its main file.
+      let dir = dirname(req.resolve(name))
+      while (!existsSync(join(dir, 'package.json')) || readPackageName(dir) !== name) {
+        if (dirname(dir) === dir) break
+        dir = dirname(dir)
+      }
+      version = String(
+        (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: unknown }).version,
+      )
+    } catch {}
+    if (version !== tested) diffs.push(`${name} ${version} (tested ${tested})`)
+  }
+  versionsChecked = diffs.length ? diffs.join(', ') : null
+  return versionsChecked
+}
+
+function readPackageName(dir: string): unknown {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Every saving in the header, on one socket.io socket: call once its emitters have all their listeners
- * (at socket.io's 'connection'), before compactSession (engine.ts) rebuilds their tables.
+ * (at socket.io's 'connection'), before compactSession (engine.ts) rebuilds their tables. Nothing with
+ * untested library versions (leanVersionMismatch: the server logs it once).
  */
 export function leanSession(socket: object): LeanReport {
+  if (leanVersionMismatch() !== null)
+    return {
+      unwrapped: 0,
+      upgradeListeners: 0,
+      headersListeners: 0,
+      transport: false,
+      engineListeners: false,
+      clientTables: false,
+    }
   const engine = obj(socket, 'conn')
   const transport = obj(engine, 'transport')
   const ws = obj(transport, 'socket')

@@ -18,6 +18,7 @@ import {
   slimSession,
   transportOptions,
 } from './engine.ts'
+import { leanSession } from './engine-lean.ts'
 
 let http: HttpServer | null = null
 let server: Server | null = null
@@ -148,8 +149,14 @@ describe("ws's receiver", () => {
   })
 })
 
-describe('heartbeats on one timer', () => {
-  const PING = { pingInterval: 100, pingTimeout: 100 }
+describe.each([
+  { lean: false, name: 'heartbeats on one timer', pingTimeout: 100 },
+  // (The server's own sessions. A second to answer: a loaded machine can hold a pong past 100 ms. Without
+  // engine-lean's shared listeners engine.io's bound onPacket bypasses the heartbeat's, and a ping goes
+  // every pingTimeout: a longer one there would leave the client's own deadline behind.)
+  { lean: true, name: 'heartbeats on one timer, sessions made lean (engine-lean.ts)', pingTimeout: 1000 },
+])('$name', ({ lean, pingTimeout }) => {
+  const PING = { pingInterval: 100, pingTimeout }
   let beats: Heartbeats | null = null
   afterEach(() => beats?.close())
 
@@ -162,6 +169,11 @@ describe('heartbeats on one timer', () => {
     const b = createHeartbeats(PING)
     beats = b
     server.engine.on('connection', (raw: object) => b.adopt(raw))
+    if (lean)
+      server.on('connection', (s) => {
+        leanSession(s)
+        compactSession(s)
+      })
     await new Promise<void>((r) => http?.listen(0, '127.0.0.1', r))
     return { url: `127.0.0.1:${(http.address() as AddressInfo).port}`, engine: server.engine }
   }
@@ -178,6 +190,8 @@ describe('heartbeats on one timer', () => {
     let pings = 0
     client.io.on('ping', () => pings++)
     const s = await raw
+    // (Connected to the namespace too: only then does a disconnect below mean one.)
+    await new Promise<void>((r) => (client.connected ? r() : client.once('connect', () => r())))
     expect(beats?.size()).toBe(1)
     expect(get(s, 'pingIntervalTimer', '_onTimeout')).toBeUndefined()
     await new Promise<void>((resolve, reject) => {
@@ -212,8 +226,10 @@ describe('heartbeats on one timer', () => {
         )
       }),
     )
-    // A bare engine.io client over ws that reads the open packet and then stays silent.
+    // A bare engine.io client over ws that reads the open packet (and joins socket.io's namespace,
+    // so a lean session is made of it) and then stays silent.
     const silent = new WebSocket(`ws://${url}/socket.io/?EIO=4&transport=websocket`)
+    silent.once('open', () => silent.send('40'))
     try {
       const { reason, ms } = await closed
       expect(reason).toBe('ping timeout')

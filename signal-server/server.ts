@@ -36,7 +36,7 @@ import {
 import type { ServerContext } from './context.ts'
 import { dispatch } from './dispatch.ts'
 import { compactSession, createHeartbeats, slimSession, transportOptions } from './engine.ts'
-import { leanSession } from './engine-lean.ts'
+import { leanSession, leanVersionMismatch } from './engine-lean.ts'
 import { remoteEvents } from './handlers/remote.ts'
 import { createHttpHandler } from './http.ts'
 import { createIce } from './ice.ts'
@@ -126,6 +126,8 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   // ------------------------------------------------------------------ socket.io
 
+  const untested = leanVersionMismatch()
+  if (untested) o.log(`socket.io per-socket savings off: untested versions ${untested} (engine-lean.ts)`)
   const io: IoServer = new Server(httpServer, {
     maxHttpBufferSize: o.maxHttpBufferSize,
     cors: { origin: '*' },
