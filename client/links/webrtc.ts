@@ -211,8 +211,8 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
 
 /** The SDP of an offer or answer signal (simple-peer's `{type, sdp}`), else undefined. */
 function sdpOf(data: unknown): string | undefined {
-  const d = data as { type?: unknown; sdp?: unknown } | null
-  return (d?.type === 'offer' || d?.type === 'answer') && typeof d.sdp === 'string' ? d.sdp : undefined
+  const kind = signalKind(data)
+  return kind === 'offer' || kind === 'answer' ? (data as { sdp: string }).sdp : undefined
 }
 
 /** What a peer's signal is: an ICE candidate, an offer or answer with its SDP, or something else. */

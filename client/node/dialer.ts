@@ -309,7 +309,7 @@ export class Dialer {
     // (A second offer or answer, a renegotiation: dropped by the pipe, and its hello with it.)
     if (!d.pipe.signal(s.s)) return bump(this.deps.counters, 'drop.signal.description')
     takeHello(d.hello, s, d.offerer === true, this.deps.counters)
-    if (d.offerer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
+    if (d.offerer && !d.hello?.answer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
   }
 
   /** What a link with `d.peer` is checked and proven with. */
