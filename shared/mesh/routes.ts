@@ -9,7 +9,12 @@
  * (bench/sim-mesh.ts). Below a shared tree's bound needs a tree per origin,
  * and a tree per origin can only be learnt from that origin's broadcasts.
  * So an origin's first broadcasts take the shared tree; once a node has had
- * `routeAfter` (3) of them, it may lay a route for that origin.
+ * `routeAfter` (3) of them, it may lay a route for that origin. Entering
+ * the shared tree at more points does not do for a one-off origin either: a
+ * fan (the origin pushing to every neighbour, or every node within two hops
+ * pushing to all theirs) lowers the best tree's bound only to 6.95 (6.85),
+ * and tried in the simulator it cost the tree optimiser its samples (the
+ * fanned copies' hop counts are not the tree's): LDH 8.63 (9.26), not 7.93.
  *
  * Learning. Every broadcast of O comes to X first over one link at some hop
  * count h, and the neighbours that did not push it to X announce it with
