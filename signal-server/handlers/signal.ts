@@ -14,7 +14,7 @@ import {
   type SignalErrorReason,
   type SignalRequest,
 } from '../../shared/signal-events.ts'
-import { type Ack, type Conn, State } from '../connections.ts'
+import { type Ack, type Conn, State, sendSignal } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
 
@@ -50,7 +50,7 @@ export function onSignal(
   const target = conns.get(c.network, p.to)
   if (!target) return viaCluster(ctx, c, p, ack, now)
   if (conns.congested(target)) return refuse(ctx, c, p.to, ack, 'congested')
-  target.socket.emit('signal', { from: c.id, data: p.data })
+  sendSignal(target.socket, c.id, p.data)
   counters.signals++
   ack?.({ ok: true } satisfies SignalAck)
 }
