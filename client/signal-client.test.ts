@@ -37,9 +37,14 @@ async function deadPort(): Promise<number> {
  * A socket.io stand-in for a server that answers a registration with `extra` in its ack
  * (what the client does with what a server sends, hostile or broken).
  */
-function fakeServer(extra: Record<string, unknown>): IoFactory {
+function fakeServer(
+  extra: Record<string, unknown>,
+  /** Given each socket's listeners, by event (for the test to play the server's part). */
+  onSocket?: (handlers: Map<string, (...args: unknown[]) => void>) => void,
+): IoFactory {
   return () => {
     const handlers = new Map<string, (...args: unknown[]) => void>()
+    onSocket?.(handlers)
     const socket = {
       connected: true,
       on(event: string, fn: (...args: unknown[]) => void) {
@@ -240,6 +245,28 @@ describe('signal client', () => {
     expect(c.iceServers).toEqual([{ urls: ['stun:good.example:3478'] }])
     expect(c.stats.dropped).toBe(1)
     expect(dropped).toEqual(['bad-ice-servers'])
+  })
+
+  it('drops and counts a signal-error a server gets wrong, and passes on a good one', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    let handlers = new Map<string, (...args: unknown[]) => void>()
+    const fake = fakeServer({ quietSignals: true }, (h) => {
+      handlers = h
+    })
+    const c = new SignalClient({ servers: ['http://fake.example'], network: 'sc', identity, io: fake })
+    cleanup.push(() => c.close())
+    const dropped: string[] = []
+    const errors: unknown[] = []
+    c.on('dropped', (why) => dropped.push(why))
+    c.on('signal-error', (e) => errors.push(e))
+    await c.start()
+    const serverSays = handlers.get('signal-error')
+    for (const bad of [null, { to: 'x', reason: 'unknown-peer' }, { to: 'ab'.repeat(20), reason: 'weird' }])
+      serverSays?.(bad)
+    serverSays?.({ to: 'ab'.repeat(20), reason: 'congested', extra: 1 })
+    expect(dropped).toEqual(['bad-signal-error', 'bad-signal-error', 'bad-signal-error'])
+    expect(c.stats.dropped).toBe(3)
+    expect(errors).toEqual([{ to: 'ab'.repeat(20), reason: 'congested' }])
   })
 
   it('reconnects and re-registers after the server drops it, and signals flow again', async () => {
