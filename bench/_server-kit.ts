@@ -142,6 +142,10 @@ export interface JoinedPeer {
   received: number
   /** relay-error reasons received, by reason. */
   relayErrors: Record<string, number>
+  /** The server said quietSignals: signals go without an ack, failures come as signal-error (as weft's client does). */
+  quiet: boolean
+  /** signal-error reasons received, by reason. */
+  signalErrors: Record<string, number>
 }
 
 /**
@@ -176,13 +180,24 @@ export function joinAs(
       socket.emit(
         'register',
         { publicKey: identity.publicKey, network, signature },
-        (ack: { ok: boolean; id?: string; reason?: string }) => {
+        (ack: { ok: boolean; id?: string; reason?: string; quietSignals?: boolean }) => {
           clearTimeout(timer)
           if (!ack.ok || !ack.id) return fail(`refused: ${ack.reason}`)
-          const peer: JoinedPeer = { socket, id: ack.id, received: 0, relayErrors: {} }
+          const peer: JoinedPeer = {
+            socket,
+            id: ack.id,
+            received: 0,
+            relayErrors: {},
+            quiet: ack.quietSignals === true,
+            signalErrors: {},
+          }
           socket.on('relay-error', (e: { reason?: string }) => {
             const r = String(e?.reason)
             peer.relayErrors[r] = (peer.relayErrors[r] ?? 0) + 1
+          })
+          socket.on('signal-error', (e: { reason?: string }) => {
+            const r = String(e?.reason)
+            peer.signalErrors[r] = (peer.signalErrors[r] ?? 0) + 1
           })
           const count = () => {
             peer.received++

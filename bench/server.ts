@@ -12,7 +12,8 @@
  *               marginal cost of a peer, at half of them); RSS likewise
  *   signals     300 senders, each paced below the per-socket event limit,
  *               signalling random registered peers for 5 s: signals the
- *               server relayed per second (every one acked and delivered),
+ *               server relayed per second (every one delivered; acked, or sent without
+ *               an ack to a server that says quietSignals, as weft's client does),
  *               and per second of server CPU
  *   cluster     two weft instances on one redis-server (_server-cluster.ts):
  *               relay frames between nodes on different instances, per second
@@ -205,6 +206,11 @@ async function clientsRole(): Promise<void> {
             while (inFlight < window && sent < allowed) {
               const to = peers[(k * 7919 + sent * 104729) % peers.length] as JoinedPeer
               sent++
+              if (s.quiet) {
+                // As weft's client does with a quietSignals server: no ack (failures come as signal-error).
+                s.socket.emit('signal', { to: to.id, data })
+                continue
+              }
               inFlight++
               s.socket.emit('signal', { to: to.id, data }, (ack: { ok: boolean; reason?: string }) => {
                 inFlight--
@@ -221,10 +227,16 @@ async function clientsRole(): Promise<void> {
           setTimeout(pump, Math.random() * 5)
         })
       }
+      for (const p of peers) p.signalErrors = {}
       await Promise.all(peers.slice(0, senders).map((s, k) => sender(s, k)))
       const seconds = (performance.now() - t0) / 1000
       // Let the last deliveries land.
       await new Promise((r) => setTimeout(r, 300))
+      for (const p of peers)
+        for (const [r, n] of Object.entries(p.signalErrors)) {
+          refused += n
+          reasons[r] = (reasons[r] ?? 0) + n
+        }
       const delivered = peers.reduce((n, p) => n + p.received, 0)
       return { acked, refused, reasons, delivered, seconds }
     },
@@ -376,6 +388,10 @@ async function measure(kind: 'weft' | 'bare', clients: Role): Promise<Figures> {
       // Signals per second of server CPU time: what one core would relay, whatever else the machine runs.
       signalsPerServerCoreSec: Math.round(relayed / Math.max(0.01, cpuSeconds(cpu0[0], cpu1[0]))),
       signalClientsCpu: busy(1),
+      // The kernel's share of the server's CPU in the signal phase (system calls: reads, writes, polls).
+      signalServerSysShare: Number(
+        ((cpu1[0].system - cpu0[0].system) / Math.max(1, cpuSeconds(cpu0[0], cpu1[0]) * 1e6)).toFixed(2),
+      ),
     }
   } finally {
     await server.stop()

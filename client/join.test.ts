@@ -293,7 +293,12 @@ describe('nodes that cannot link', () => {
     const node = await makeNode({ signal: s.address, network: 'alone', relay: 'force' })
     await node.start()
     const nobody = 'ab'.repeat(20)
+    const t0 = Date.now()
     await expect(node.send(nobody, 'inbox', 'hello')).rejects.toMatchObject({ name: 'NoRouteError' })
     await expect(node.request(nobody, 'echo', 1)).rejects.toMatchObject({ name: 'NoRouteError' })
+    // The relay announcement went without an ack (quietSignals): the server's signal-error ended
+    // each dial at once, not the relay's 15 s wait for a link that cannot open.
+    expect(Date.now() - t0).toBeLessThan(5000)
+    expect(node.stats()['signal-error.unknown-peer']).toBe(2)
   })
 })

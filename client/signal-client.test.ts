@@ -37,9 +37,14 @@ async function deadPort(): Promise<number> {
  * A socket.io stand-in for a server that answers a registration with `extra` in its ack
  * (what the client does with what a server sends, hostile or broken).
  */
-function fakeServer(extra: Record<string, unknown>): IoFactory {
+function fakeServer(
+  extra: Record<string, unknown>,
+  /** Given each socket's listeners, by event (for the test to play the server's part). */
+  onSocket?: (handlers: Map<string, (...args: unknown[]) => void>) => void,
+): IoFactory {
   return () => {
     const handlers = new Map<string, (...args: unknown[]) => void>()
+    onSocket?.(handlers)
     const socket = {
       connected: true,
       on(event: string, fn: (...args: unknown[]) => void) {
@@ -242,6 +247,28 @@ describe('signal client', () => {
     expect(dropped).toEqual(['bad-ice-servers'])
   })
 
+  it('drops and counts a signal-error a server gets wrong, and passes on a good one', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    let handlers = new Map<string, (...args: unknown[]) => void>()
+    const fake = fakeServer({ quietSignals: true }, (h) => {
+      handlers = h
+    })
+    const c = new SignalClient({ servers: ['http://fake.example'], network: 'sc', identity, io: fake })
+    cleanup.push(() => c.close())
+    const dropped: string[] = []
+    const errors: unknown[] = []
+    c.on('dropped', (why) => dropped.push(why))
+    c.on('signal-error', (e) => errors.push(e))
+    await c.start()
+    const serverSays = handlers.get('signal-error')
+    for (const bad of [null, { to: 'x', reason: 'unknown-peer' }, { to: 'ab'.repeat(20), reason: 'weird' }])
+      serverSays?.(bad)
+    serverSays?.({ to: 'ab'.repeat(20), reason: 'congested', extra: 1 })
+    expect(dropped).toEqual(['bad-signal-error', 'bad-signal-error', 'bad-signal-error'])
+    expect(c.stats.dropped).toBe(3)
+    expect(errors).toEqual([{ to: 'ab'.repeat(20), reason: 'congested' }])
+  })
+
   it('reconnects and re-registers after the server drops it, and signals flow again', async () => {
     const s = await server()
     const [ia, ib] = [await generateIdentity(), await generateIdentity()]
@@ -382,5 +409,58 @@ describe('signal client', () => {
     await a.close()
     await until('c to register with b', () => c.state === 'registered' && c.server === b.address, 20_000)
     expect(c.knownServers()).toEqual([a.address, b.address, 'https://listed-by-b.example'])
+  })
+
+  it('sends signals without an ack to a quietSignals server (failures come as signal-error), with one to others', async () => {
+    const s = await server()
+    const [ia, ib] = [await generateIdentity(), await generateIdentity()]
+    /** What each client's socket emitted: event, and whether it asked for an ack. */
+    const sent: [string, boolean][] = []
+    /** `io`, recording emits; `older` hides quietSignals from the register ack (an older server). */
+    const recording =
+      (older: boolean): IoFactory =>
+      (url, opts) => {
+        const socket = io(url, opts)
+        const emit = socket.emit.bind(socket)
+        Reflect.set(socket, 'emit', (event: string, ...args: unknown[]) => {
+          const last = args[args.length - 1]
+          sent.push([event, typeof last === 'function'])
+          if (event === 'register' && older && typeof last === 'function')
+            args[args.length - 1] = (ack: Record<string, unknown>) => {
+              delete ack.quietSignals
+              last(ack)
+            }
+          return emit(event, ...args)
+        })
+        return socket
+      }
+    const mk = (identity: typeof ia, older: boolean) =>
+      new SignalClient({ servers: [s.address], network: 'q', identity, io: recording(older) })
+    const a = mk(ia, false)
+    const b = mk(ib, true)
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    )
+    await a.start()
+    await b.start()
+    const got: unknown[] = []
+    b.on('signal', (d) => got.push(d.data))
+    const errors: unknown[] = []
+    a.on('signal-error', (e) => errors.push(e))
+    const ghost = 'ab'.repeat(20)
+    sent.length = 0
+    await a.signal(ib.id, { hello: 1 })
+    await expect(a.signal(ghost, 1)).resolves.toBeUndefined()
+    await until('the signal to reach b', () => got.length > 0)
+    await until('the failure to come back', () => errors.length > 0)
+    expect(errors).toEqual([{ to: ghost, reason: 'unknown-peer' }])
+    // b's server is "older": b asks for acks, and an unknown peer rejects its signal().
+    await expect(b.signal(ghost, 1)).rejects.toMatchObject({ name: 'NoRouteError' })
+    expect(sent).toEqual([
+      ['signal', false],
+      ['signal', false],
+      ['signal', true],
+    ])
   })
 })

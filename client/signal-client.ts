@@ -40,8 +40,10 @@ import {
   parseRelayError,
   parseSignalAck,
   parseSignalDelivery,
+  parseSignalError,
   type RelayErrorPayload,
   registrationMessage,
+  type SignalErrorPayload,
 } from '../shared/signal-events.ts'
 import { Emitter } from './emitter.ts'
 import { checkNetworkName, checkSignalUrl } from './join-options.ts'
@@ -49,7 +51,10 @@ import { markPhase } from './node/timeline.ts'
 import { type ClientSocket, type IoFactory, openSocket, type Preconnection } from './signal-socket.ts'
 import {
   asSignalError,
+  backoffMs,
+  dedupe,
   IDENTITY_REFUSALS,
+  joinFailure,
   MIN_ATTEMPT_MS,
   refusal,
   SERVER_REFUSALS,
@@ -88,6 +93,7 @@ export interface SignalClientEvents extends Record<string, unknown> {
   signal: { from: string; data: unknown }
   relay: { from: string; frame: Uint8Array }
   'relay-error': RelayErrorPayload
+  'signal-error': SignalErrorPayload // a signal without an ack (see signal()) could not be passed on
   dropped: string
 }
 
@@ -105,6 +111,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     dropped: 0,
   }
   private socket: ClientSocket | undefined
+  private quiet = false // the server we are registered with said quietSignals (see signal())
   /** From the options; always kept, tried first. */
   private readonly configured: string[]
   /** What the server we last registered with listed (and that server, when not configured). */
@@ -197,24 +204,13 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       this.wake = undefined
       this.retryTimer = undefined
     }
-    const list = [...tried].map(([u, n]) => (n > 1 ? `${u} (${n} times)` : u)).join(', ')
-    const outOfTime = deadline - Date.now() < MIN_ATTEMPT_MS
-    const error = new SignalError(
-      last?.reason ?? 'unreachable',
-      `${
-        outOfTime
-          ? `no signal server registered this node within ${Date.now() - t0} ms (timeoutMs ${this.opts.joinTimeoutMs})`
-          : 'every signal server refused this node'
-      }; tried ${list}; the last said: ${last?.message ?? 'nothing'}`,
-    )
     this.down(last, undefined)
-    throw error
+    throw joinFailure(tried, last, Date.now() - t0, deadline - Date.now(), this.opts.joinTimeoutMs)
   }
 
-  /** Full jitter over an exponential cap, never zero: the delay before reconnect attempt `n` (0-based). */
+  /** The delay before reconnect attempt `n` (0-based): full jitter over an exponential cap. */
   private backoff(n: number): number {
-    const cap = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** Math.min(n, 30))
-    return Math.round(this.opts.minBackoffMs / 2 + Math.random() * cap)
+    return backoffMs(n, this.opts.minBackoffMs, this.opts.maxBackoffMs)
   }
 
   /** The preconnection for `url`, once (a later attempt, or another server, opens its own socket). */
@@ -284,7 +280,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             clearTimeout(timer)
             this.learnFrom(url, ack.servers)
             this.learnIce(raw, ack)
-            this.adopt(socket, url)
+            this.adopt(socket, url, ack.quietSignals === true)
             this.emit('registered', { server: url, peers: ack.peers })
             resolve(ack.peers)
           },
@@ -309,8 +305,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     })
   }
 
-  private adopt(socket: ClientSocket, url: string): void {
+  private adopt(socket: ClientSocket, url: string, quiet: boolean): void {
     this.socket = socket
+    this.quiet = quiet
     this.server = url
     this.attempt = 0
     this.setState('registered', { server: url })
@@ -332,6 +329,11 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       const e = parseRelayError(p)
       if (!e) return this.drop('bad-relay-error')
       this.emit('relay-error', e)
+    })
+    socket.on('signal-error', (p) => {
+      const e = parseSignalError(p)
+      if (!e) return this.drop('bad-signal-error')
+      this.emit('signal-error', e)
     })
     socket.on('replaced', () => {
       // Another session with our id took over (a second tab with the same key): stand down.
@@ -411,10 +413,14 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.serverIndex = Math.max(0, this.knownServers().indexOf(server))
   }
 
-  /** Pass a WebRTC (or link-setup) signal to `to`; rejects NoRouteError for an unknown peer. */
+  /**
+   * Pass a WebRTC (or link-setup) signal to `to`; rejects NoRouteError for an unknown peer. To a quietSignals
+   * server it goes without an ack (resolved once sent), and a failure comes later as `signal-error`.
+   */
   async signal(to: string, data: unknown): Promise<void> {
     const socket = this.requireSocket()
     this.stats.signalsOut++
+    if (this.quiet) return void socket.emit('signal', { to, data })
     const raw = await socket.timeout(this.opts.requestTimeoutMs).emitWithAck('signal', { to, data })
     const ack = parseSignalAck(raw)
     if (!ack) throw new SignalError('bad-answer', 'malformed signal answer')
@@ -491,8 +497,4 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.stats.dropped++
     this.emit('dropped', reason)
   }
-}
-
-function dedupe(xs: string[]): string[] {
-  return [...new Set(xs)]
 }

@@ -55,3 +55,32 @@ export function asSignalError(url: string, err: unknown): SignalError {
   if (err instanceof SignalError) return err
   return new SignalError('unreachable', `${url}: ${err instanceof Error ? err.message : String(err)}`)
 }
+
+/** Full jitter over an exponential cap, never zero: the delay before reconnect attempt `n` (0-based). */
+export function backoffMs(n: number, minMs: number, maxMs: number): number {
+  const cap = Math.min(maxMs, minMs * 2 ** Math.min(n, 30))
+  return Math.round(minMs / 2 + Math.random() * cap)
+}
+
+export function dedupe(xs: string[]): string[] {
+  return [...new Set(xs)]
+}
+
+/** Why `start` gave up: the servers tried (how often), and the last one's reason. */
+export function joinFailure(
+  tried: Map<string, number>,
+  last: SignalError | undefined,
+  elapsedMs: number,
+  leftMs: number,
+  joinTimeoutMs: number,
+): SignalError {
+  const list = [...tried].map(([u, n]) => (n > 1 ? `${u} (${n} times)` : u)).join(', ')
+  const why =
+    leftMs < MIN_ATTEMPT_MS
+      ? `no signal server registered this node within ${elapsedMs} ms (timeoutMs ${joinTimeoutMs})`
+      : 'every signal server refused this node'
+  return new SignalError(
+    last?.reason ?? 'unreachable',
+    `${why}; tried ${list}; the last said: ${last?.message ?? 'nothing'}`,
+  )
+}

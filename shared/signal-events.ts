@@ -25,6 +25,9 @@
  *   client → server  peers       { max? } + ack PeersAck                  a fresh bootstrap sample
  *                                               (and fresh ICE credentials, as in the register ack)
  *   client → server  signal      { to, data } + ack SignalAck             data: a JSON value
+ *                    or, to a server whose register ack said `quietSignals: true`, without the
+ *                    ack: nothing comes back unless it fails, then
+ *   server → client  signal-error { to, reason }   (one fewer packet per signal for the server)
  *   server → client  signal      { from, data }
  *   client → server  relay       { to, frame }   no ack                   opaque bytes, quota'd
  *   server → client  relay       { from, frame }

@@ -18,6 +18,7 @@ import type {
   ServerToClientEvents,
 } from '../shared/signal-events.ts'
 import { TokenBucket } from '../shared/token-bucket.ts'
+import { leanVersionMismatch } from './engine-lean.ts'
 import { inc, type ServerCounters } from './metrics.ts'
 
 export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
@@ -72,6 +73,33 @@ export const unsent = (s: IoSocket): number => {
   // engine.io's write buffer is private in its types; it is the only measure of a slow consumer it has.
   const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
   return Array.isArray(buffer) ? buffer.length : 0
+}
+
+/** What sendSignal uses of engine.io's socket under a socket.io socket. */
+interface EngineConn {
+  readyState: string
+  write(data: string, options: { compress: boolean }): unknown
+}
+/** engine.io's options for every packet socket.io sends here (it sets `compress` on them: not frozen). */
+const WRITE_OPTIONS = { compress: true }
+
+/**
+ * Deliver `{ from, data }` as `signal` to `s`, the packet socket.io's `emit` would write, encoded
+ * here once: `2["signal",{"from":…,"data":…}]` (EVENT, default namespace, no ack) handed to
+ * engine.io's socket, as socket.io's client does with what its encoder returns. Skipped: emit's
+ * argument array and flag copy, the outgoing-listener check, and the encoder, which walks the whole
+ * payload for binary first (`data` is a JSON value: it has none). Only with the socket.io, engine.io
+ * and ws this was read from (engine-lean.ts); otherwise, or with `viaEmit`, through emit.
+ */
+export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): void {
+  if (viaEmit || leanVersionMismatch() !== null) {
+    s.emit('signal', { from, data })
+    return
+  }
+  const conn = s.conn as unknown as EngineConn
+  // As socket.io's client: nothing is written to an engine.io socket that is not open.
+  if (conn.readyState !== 'open') return
+  conn.write(`2${JSON.stringify(['signal', { from, data }])}`, WRITE_OPTIONS)
 }
 
 export function newConn(

@@ -16,7 +16,17 @@ function setup(opts: { touch?: () => unknown; signal?: () => Promise<string> } =
   const sent: { to: string; event: string; payload: unknown }[] = []
   const conn = (id: string): Conn =>
     ({
-      socket: { emit: (event: string, payload: unknown) => sent.push({ to: id, event, payload }) },
+      socket: {
+        emit: (event: string, payload: unknown) => sent.push({ to: id, event, payload }),
+        // engine.io's socket, as sendSignal writes a signal to it: `2["signal",{…}]`.
+        conn: {
+          readyState: 'open',
+          write: (text: string) => {
+            const [event, payload] = JSON.parse(text.slice(1)) as [string, unknown]
+            sent.push({ to: id, event, payload })
+          },
+        },
+      },
       state: State.Registered,
       nonce: null,
       host: '',

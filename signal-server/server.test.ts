@@ -44,7 +44,13 @@ describe('registration', () => {
     const c = track(await connect(s.address))
     expect((await c.nonce).length).toBe(32)
     const ack = parseRegisterAck(await c.register('demo'))
-    expect(ack).toEqual({ ok: true, id: await nodeIdOf(c.identity.publicKey), peers: [], servers: [] })
+    expect(ack).toEqual({
+      ok: true,
+      id: await nodeIdOf(c.identity.publicKey),
+      peers: [],
+      servers: [],
+      quietSignals: true,
+    })
     expect(s.metrics().peers).toBe(1)
     const health = await (await fetch(`${s.address}/healthz`)).json()
     expect(health).toMatchObject({ ok: true, peers: 1, networks: 1 })

@@ -8,6 +8,7 @@
  * (dialer.ts: our setups, and the peers' once admitted) and inbound
  * admission (inbound.ts).
  */
+import { NoRouteError } from '../../shared/errors.ts'
 import { bump } from '../../shared/protocol.ts'
 import type { PeerInfo } from '../../shared/signal-events.ts'
 import type { Value } from '../../shared/types.ts'
@@ -114,6 +115,14 @@ export class SignalTransport implements Transport {
       // The server no longer knows the peer: a relay link to it is dead, whatever heartbeats say.
       const l = host.links.get(e.to)
       if (e.reason === 'unknown-peer' && l?.transport === 'relay') l.close('peer-gone')
+    })
+    sc.on('signal-error', (e) => {
+      bump(host.counters, `signal-error.${e.reason}`)
+      // A signal sent without an ack (quietSignals) found nobody: the dial it was for ends as a
+      // rejected signal() would end it (other reasons leave the dial to its own timers).
+      const d = this.dialer.dials.get(e.to)
+      if (e.reason === 'unknown-peer' && d)
+        this.dialer.failDial(d, new NoRouteError(e.to, `${e.to} is not registered with the signal server`))
     })
     sc.on('registered', ({ peers }) => host.sampled(peers))
     sc.on('state', (s) => host.signalState(s))

@@ -23,6 +23,7 @@ import {
   type ReplacedPayload,
   type SignalAck,
   type SignalDelivery,
+  type SignalErrorPayload,
   type SignalRequest,
 } from './types.ts'
 import {
@@ -105,7 +106,8 @@ export function parseRegisterAck(payload: unknown): RegisterAck | null {
   const peers = parsePeerList(own(payload, 'peers'))
   const servers = parseServerList(own(payload, 'servers'))
   if (!isNodeId(id) || !peers || !servers) return null
-  return { ok: true, id, peers, servers, ...parseIceConfig(payload) }
+  const quiet = own(payload, 'quietSignals') === true ? { quietSignals: true as const } : {}
+  return { ok: true, id, peers, servers, ...quiet, ...parseIceConfig(payload) }
 }
 
 export function parsePeersAck(payload: unknown): PeersAck | null {
@@ -162,6 +164,14 @@ export function parseRelayError(payload: unknown): RelayErrorPayload | null {
   const to = own(payload, 'to')
   const reason = own(payload, 'reason')
   if (!isNodeId(to) || !isRelayErrorReason(reason)) return null
+  return { to, reason }
+}
+
+export function parseSignalError(payload: unknown): SignalErrorPayload | null {
+  if (!isRecord(payload)) return null
+  const to = own(payload, 'to')
+  const reason = own(payload, 'reason')
+  if (!isNodeId(to) || !isSignalErrorReason(reason)) return null
   return { to, reason }
 }
 

@@ -120,8 +120,12 @@ export interface IceConfig {
   iceTtlMs?: number
 }
 export type RegisterAck =
-  /** `servers`: other signal servers of this operator (its configuration, its other instances). */
-  | ({ ok: true; id: string; peers: PeerInfo[]; servers: string[] } & IceConfig)
+  /**
+   * `servers`: other signal servers of this operator (its configuration, its other instances).
+   * `quietSignals`: this server answers a `signal` sent without an ack only if it fails, with
+   * `signal-error` (older servers leave it out, and drop such a signal's failure unsaid).
+   */
+  | ({ ok: true; id: string; peers: PeerInfo[]; servers: string[]; quietSignals?: true } & IceConfig)
   | { ok: false; reason: RejectReason }
 export interface PeersRequest {
   max?: number
@@ -148,6 +152,11 @@ export interface RelayDelivery {
   from: string
   frame: Uint8Array
 }
+/** A `signal` sent without an ack (to a quietSignals server) that could not be passed on. */
+export interface SignalErrorPayload {
+  to: string
+  reason: SignalErrorReason
+}
 export interface RelayErrorPayload {
   to: string
   reason: RelayErrorReason
@@ -168,7 +177,8 @@ export interface EventErrorAck {
 export interface ClientToServerEvents {
   register: (payload: RegisterPayload, ack: (answer: RegisterAck) => void) => void
   peers: (payload: PeersRequest, ack: (answer: PeersAck) => void) => void
-  signal: (payload: SignalRequest, ack: (answer: SignalAck) => void) => void
+  /** Without the ack (quietSignals servers only), a failure comes back as `signal-error`. */
+  signal: (payload: SignalRequest, ack?: (answer: SignalAck) => void) => void
   relay: (payload: RelayRequest) => void
 }
 
@@ -180,6 +190,7 @@ export interface ServerToClientEvents {
   signal: (payload: SignalDelivery) => void
   relay: (payload: RelayDelivery) => void
   'relay-error': (payload: RelayErrorPayload) => void
+  'signal-error': (payload: SignalErrorPayload) => void
 }
 
 /** A guard for a closed set of reason codes: `x` is one of them. */

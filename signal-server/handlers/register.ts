@@ -91,6 +91,7 @@ export async function onRegister(
     id,
     peers,
     servers: ctx.book.list(undefined, c.host),
+    quietSignals: true,
     ...ctx.ice(id, Date.now()),
   } satisfies RegisterAck)
 }

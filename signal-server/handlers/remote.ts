@@ -8,7 +8,7 @@
  * back to the sender's instance.
  */
 import type { ClusterEvents } from '../cluster.ts'
-import type { Connections } from '../connections.ts'
+import { type Connections, sendSignal } from '../connections.ts'
 import { inc, type ServerCounters } from '../metrics.ts'
 
 /** `session(socketId)`: the host cache session of a socket here (the cluster's naming). */
@@ -34,7 +34,7 @@ export function remoteEvents(
         inc(counters.rejected, 'congested-remote')
         return 'congested'
       }
-      target.socket.emit('signal', { from, data })
+      sendSignal(target.socket, from, data)
       counters.signalsRemote++
       return 'ok'
     },

@@ -1,14 +1,35 @@
 /**
- * `signal { to, data }` + ack: pass a WebRTC (or link-setup) signal, a JSON
- * value of at most signalMaxBytes, to node `to` of the sender's network:
- * here, or through the cluster on the instance that holds it (which answers
- * once it delivered it). The ack says `ok`, or why not: `too-large`,
+ * `signal { to, data }`: pass a WebRTC (or link-setup) signal, a JSON value
+ * of at most signalMaxBytes, to node `to` of the sender's network: here, or
+ * through the cluster on the instance that holds it (which answers once it
+ * delivered it). With an ack, the ack says `ok`, or why not: `too-large`,
  * `congested` (the target's socket has too much unsent), `unknown-peer`.
+ * Without one (a client told `quietSignals` at registration), nothing is
+ * sent back on success, and a failure is told as `signal-error { to, reason }`:
+ * one packet, and one write, fewer per relayed signal.
  */
-import { jsonByteLength, type SignalAck, type SignalRequest } from '../../shared/signal-events.ts'
-import { type Ack, type Conn, State } from '../connections.ts'
+import {
+  jsonByteLength,
+  type SignalAck,
+  type SignalErrorReason,
+  type SignalRequest,
+} from '../../shared/signal-events.ts'
+import { type Ack, type Conn, State, sendSignal } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
+
+/** A failed signal: counted, and told to the sender (in its ack, or as `signal-error`). */
+function refuse(
+  ctx: ServerContext,
+  c: Conn,
+  to: string,
+  ack: Ack | undefined,
+  reason: SignalErrorReason,
+): undefined {
+  inc(ctx.counters.rejected, reason)
+  if (ack) ack({ ok: false, reason } satisfies SignalAck)
+  else c.socket.emit('signal-error', { to, reason })
+}
 
 /**
  * `p` is already parsed and `c` registered (dispatch.ts). A target on this instance is served at once
@@ -23,20 +44,13 @@ export function onSignal(
   now: number,
 ): Promise<void> | undefined {
   const { o, counters, conns } = ctx
-  if (jsonByteLength(p.data, o.signalMaxBytes) > o.signalMaxBytes) {
-    inc(counters.rejected, 'too-large')
-    ack?.({ ok: false, reason: 'too-large' } satisfies SignalAck)
-    return
-  }
+  if (jsonByteLength(p.data, o.signalMaxBytes) > o.signalMaxBytes)
+    return refuse(ctx, c, p.to, ack, 'too-large')
   touch(ctx, c, now)
   const target = conns.get(c.network, p.to)
   if (!target) return viaCluster(ctx, c, p, ack, now)
-  if (conns.congested(target)) {
-    inc(counters.rejected, 'congested')
-    ack?.({ ok: false, reason: 'congested' } satisfies SignalAck)
-    return
-  }
-  target.socket.emit('signal', { from: c.id, data: p.data })
+  if (conns.congested(target)) return refuse(ctx, c, p.to, ack, 'congested')
+  sendSignal(target.socket, c.id, p.data)
   counters.signals++
   ack?.({ ok: true } satisfies SignalAck)
 }
@@ -52,11 +66,7 @@ async function viaCluster(
   const { counters, cluster } = ctx
   const result = await cluster.signal(c.network, p.to, c.id, p.data, now).catch(() => 'unknown-peer' as const)
   if (c.state !== State.Registered) return
-  if (result !== 'ok') {
-    inc(counters.rejected, result)
-    ack?.({ ok: false, reason: result } satisfies SignalAck)
-    return
-  }
+  if (result !== 'ok') return refuse(ctx, c, p.to, ack, result)
   counters.signals++
   ack?.({ ok: true } satisfies SignalAck)
 }

@@ -1,0 +1,76 @@
+/**
+ * sendSignal (connections.ts) writes exactly the packet socket.io's emit
+ * would, without socket.io's encoder, and nothing to a closed socket.
+ */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Server, type Socket as ServerSocket } from 'socket.io'
+import { io, type Socket } from 'socket.io-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type IoSocket, sendSignal } from './connections.ts'
+import { leanVersionMismatch } from './engine-lean.ts'
+
+const cleanup: (() => void)[] = []
+afterEach(() => {
+  for (const f of cleanup.splice(0).reverse()) f()
+})
+
+async function pair(): Promise<{ server: ServerSocket; client: Socket }> {
+  const http = createServer()
+  const ioServer = new Server(http, { transports: ['websocket'] })
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
+  const connected = new Promise<ServerSocket>((r) => ioServer.once('connection', r))
+  const client = io(`http://127.0.0.1:${(http.address() as AddressInfo).port}`, {
+    transports: ['websocket'],
+    forceNew: true,
+  })
+  cleanup.push(() => {
+    client.disconnect()
+    ioServer.close()
+    http.closeAllConnections()
+  })
+  return { server: await connected, client }
+}
+
+describe('sendSignal', () => {
+  it('writes the packet emit would write, and the client gets the same signal', async () => {
+    expect(leanVersionMismatch()).toBeNull() // else sendSignal would go through emit, untested here
+    const { server, client } = await pair()
+    const written: unknown[] = []
+    server.conn.on('packetCreate', (p: { data?: unknown }) => written.push(p.data))
+    const got: unknown[] = []
+    client.on('signal', (p) => got.push(p))
+    const from = 'ab'.repeat(20)
+    const values = [
+      { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' },
+      'quote " backslash \\ line\u2028sep \u0000 é 😀',
+      [1, -2.5e-7, null, true, { a: [] }],
+      null,
+      0,
+    ]
+    for (const data of values) {
+      server.emit('signal', { from, data })
+      sendSignal(server as unknown as IoSocket, from, data)
+    }
+    await new Promise<void>((r) => {
+      const wait = () => (got.length === 2 * values.length ? r() : setTimeout(wait, 5))
+      wait()
+    })
+    for (let i = 0; i < values.length; i++) {
+      expect(written[2 * i + 1]).toBe(written[2 * i])
+      expect(got[2 * i + 1]).toEqual({ from, data: values[i] })
+      expect(got[2 * i]).toEqual(got[2 * i + 1])
+    }
+  })
+
+  it('writes nothing to a socket whose connection closed', async () => {
+    const { server, client } = await pair()
+    const written: unknown[] = []
+    server.conn.on('packetCreate', (p: { data?: unknown }) => written.push(p.data))
+    const closed = new Promise((r) => server.once('disconnect', r))
+    client.disconnect()
+    await closed
+    sendSignal(server as unknown as IoSocket, 'ab'.repeat(20), 1)
+    expect(written).toEqual([])
+  })
+})
