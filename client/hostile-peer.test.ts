@@ -1015,12 +1015,12 @@ describe('a hostile peer', () => {
       const g = (await signedGossip(gossipBody('junk', -i))) as Record<string, Value>
       frame(Kind.Mesh, { ...g, sig: crypto.getRandomValues(new Uint8Array(64)) })
     }
-    // Mesh near the limits: a payload of 1 MiB + 1 byte; hop counts 0 and 256.
+    // Mesh near the limits: a payload of 1 MiB + 1 byte; hop counts 0, 65 (over the default maxHops) and 256.
     frame(Kind.Mesh, { type: 'gossip', payload: new Uint8Array(1_048_577), sig: new Uint8Array(64), hops: 1 })
     frame(Kind.Mesh, { ...((await signedGossip(gossipBody('junk', 'h'))) as Record<string, Value>), hops: 0 })
     frame(Kind.Mesh, {
       ...((await signedGossip(gossipBody('junk', 'h'))) as Record<string, Value>),
-      hops: 33,
+      hops: 65,
     })
     frame(Kind.Mesh, {
       ...((await signedGossip(gossipBody('junk', 'h'))) as Record<string, Value>),
