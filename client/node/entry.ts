@@ -38,10 +38,13 @@ export class Entry {
   /** Resolves once this node is on a Chord ring (joined through a peer, or the first one). */
   ringReady: Promise<void> = Promise.resolve()
   private lastRingCheck = 0
-  /** While the first join waits for a link: peers that cannot link with us (relayMismatch). */
-  private mismatched: Set<string> | undefined
-  /** While joining: peers that refused us for the network's secret. */
-  private denied: Set<string> | undefined
+  /**
+   * Until the first join has its link: peers that cannot link with us (relayMismatch). From the
+   * start, as the first dials go out at registration and a refusal can come before `enter`.
+   */
+  private mismatched: Set<string> | undefined = new Set()
+  /** Likewise: peers that refused us for the network's secret. */
+  private denied: Set<string> | undefined = new Set()
   private onMismatch: (() => void) | undefined
 
   constructor(private readonly deps: EntryDeps) {}
@@ -50,6 +53,8 @@ export class Entry {
   async enter(peers: PeerInfo[]): Promise<void> {
     if (peers.length === 0) {
       // Alone in the network: this node starts the ring.
+      this.mismatched = undefined
+      this.denied = undefined
       this.ringReady = this.deps.chord.join(null)
       await this.ringReady
       return
@@ -100,14 +105,18 @@ export class Entry {
    */
   private async firstLink(peers: PeerInfo[]): Promise<void> {
     const { clock, config, links } = this.deps
-    const mismatched = new Set<string>()
+    const mismatched = this.mismatched ?? new Set<string>()
     this.mismatched = mismatched
-    const denied = new Set<string>()
+    const denied = this.denied ?? new Set<string>()
     this.denied = denied
     const relay = config.relay
     // Dialled at registration, the first link may be open already (an in-memory transport, a
     // preconnected server): its open event has passed, so waiting for one would wait for the timer.
-    if (links.openPeers().length > 0) return
+    if (links.openPeers().length > 0) {
+      this.mismatched = undefined
+      this.denied = undefined
+      return
+    }
     try {
       await new Promise<void>((resolve, reject) => {
         const finish = (err?: Error) => {
@@ -139,6 +148,8 @@ export class Entry {
             ),
           config.directTimeoutMs + 10_000,
         )
+        // Refusals that came before the join got here (the dials went out at registration).
+        this.onMismatch()
       })
     } finally {
       this.mismatched = undefined

@@ -247,7 +247,8 @@ describe('mesh in the simulator', () => {
     const seed = testSeed(505)
     await withSeed(seed, async () => {
       const net = await createMeshNet({ seed, n: 48, degree: 0 })
-      for (let i = 1; i < net.ids.length; i++) await net.sim.link(net.ids[i - 1] as string, net.ids[i] as string)
+      for (let i = 1; i < net.ids.length; i++)
+        await net.sim.link(net.ids[i - 1] as string, net.ids[i] as string)
       const id = await net.broadcast(net.ids[0] as string, 'sim', 'end to end')
       await net.sim.runFor(5_000)
       expect(net.reached(id)).toBe(48)
