@@ -152,6 +152,12 @@ test('a returning page links with the DTLS certificate its first visit saved, it
         helloSignalled: (window as unknown as { node: { stats(): Record<string, number> } }).node.stats()[
           'link.hello-signalled'
         ],
+        // This page's own dial yielded to the peer's offer (glare; the peer may have been dialling this
+        // identity's previous session): then the page's answering connection linked, not its first.
+        glareYield:
+          (window as unknown as { node: { stats(): Record<string, number> } }).node.stats()[
+            'link.glare-yield'
+          ] ?? 0,
       }
     })
     await page.evaluate(() => (window as unknown as { node: { close(): Promise<void> } }).node.close())
@@ -171,7 +177,7 @@ test('a returning page links with the DTLS certificate its first visit saved, it
   expect(new Set(again.certs)).toEqual(new Set([fingerprint]))
   for (const v of [first, again]) {
     expect(v.firstBeforeRegistered).toBe(true)
-    expect(v.firstConnected).toBe(true)
+    expect(v.firstConnected || v.glareYield > 0).toBe(true)
     expect(v.connected).toBe(1)
     expect(v.helloSignalled).toBe(1)
   }
