@@ -13,12 +13,17 @@ export class TimeoutError extends WeftError {
   override name = 'TimeoutError'
 }
 
-/** No link and no route reaches the target node. */
+/**
+ * No link and no route reaches the target node. `refused`: the node itself
+ * would not take a link from us, and said why ('full': it has all the links
+ * it takes; 'no-relay': it takes direct links only, and we can make none).
+ */
 export class NoRouteError extends WeftError {
   override name = 'NoRouteError'
   constructor(
     readonly to: string,
     message = `no route to ${to}`,
+    readonly refused?: string,
   ) {
     super(message)
   }

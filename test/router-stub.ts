@@ -6,6 +6,7 @@
  * which ticks every router. Keys are the simulator's fast fakes.
  */
 
+import { NoRouteError } from '../shared/errors.ts'
 import type { RouteMsg } from '../shared/router/messages.ts'
 import type { Router, RouterOptions } from '../shared/router/options.ts'
 import { createRouter } from '../shared/router/router.ts'
@@ -28,6 +29,8 @@ export interface StubNode {
   readonly hops: Map<string, string>
   /** Destinations `connect` refuses (as a signal server that does not know them). */
   readonly unreachable: Set<string>
+  /** Destinations whose next `connect`s are refused as a full peer refuses (NoRouteError, refused 'full'), how many more times. */
+  readonly full: Map<string, number>
   /** Every `connect` call, by destination. */
   readonly connects: string[]
   readonly signals: { from: string; data: Value; overLink: boolean }[]
@@ -69,6 +72,7 @@ export function createStubNet(seed = 1, defaults: RouterOptions = {}): StubNet {
       const links = new Set<string>()
       const hops = new Map<string, string>()
       const unreachable = new Set<string>()
+      const full = new Map<string, number>()
       const connects: string[] = []
       const signals: StubNode['signals'] = []
       const resentSignals: StubNode['resentSignals'] = []
@@ -94,6 +98,11 @@ export function createStubNet(seed = 1, defaults: RouterOptions = {}): StubNet {
           async connect(to) {
             connects.push(to)
             if (unreachable.has(to) || !nodes.has(to)) throw new Error(`stub: ${to} unreachable`)
+            const refusals = full.get(to) ?? 0
+            if (refusals > 0) {
+              full.set(to, refusals - 1)
+              throw new NoRouteError(to, `${to} refused: full`, 'full')
+            }
             net.link(id, to)
           },
           onSignal: (from, data, overLink) => void signals.push({ from, data, overLink }),
@@ -101,7 +110,7 @@ export function createStubNet(seed = 1, defaults: RouterOptions = {}): StubNet {
         },
         { ...defaults, ...options },
       )
-      const node: StubNode = { id, router, links, hops, unreachable, connects, signals, resentSignals }
+      const node: StubNode = { id, router, links, hops, unreachable, full, connects, signals, resentSignals }
       nodes.set(id, node)
       return node
     },

@@ -18,12 +18,13 @@ function setup(opts: { links: number; neighbours: string[]; id?: string; maxLink
   const dials = new Map<string, Dial>()
   const started: string[] = []
   const refused: string[] = []
+  const failed: { peer: string; err: Error }[] = []
   const dialer = {
     dials,
     startWebRtc: (d: Dial) => started.push(d.peer),
     startRelay: (d: Dial) => started.push(d.peer),
     feedRtc: (d: Dial, s: { s: object }) => d.pipe?.signal(s.s),
-    failDial: () => {},
+    failDial: (d: Dial, err: Error) => failed.push({ peer: d.peer, err }),
   } as unknown as Dialer
   const inbound = new Inbound({
     // The lowest id by default: every peer's 'dial' asks us to make the offer.
@@ -44,7 +45,7 @@ function setup(opts: { links: number; neighbours: string[]; id?: string; maxLink
     closed: () => false,
   })
   const dial = (from: string) => inbound.onSignal(from, { t: 'dial', mesh: false })
-  return { counters, dials, started, refused, dial, inbound }
+  return { counters, dials, started, refused, failed, dial, inbound }
 }
 
 const id = (c: string) => c.repeat(40)
@@ -75,6 +76,25 @@ describe('inbound admission at the link budget', () => {
     expect(s.started).toEqual([id('a'), id('b')])
     expect(s.refused).toEqual([id('c'), id('d')])
     expect(s.counters['drop.signal.inbound-full.links']).toBe(2)
+  })
+})
+
+describe('refusals of our own dials', () => {
+  it("a peer's refusal fails our dial with NoRouteError saying why ('full' may pass: the router asks again)", () => {
+    const s = setup({ links: 0, neighbours: [] })
+    for (const [c, reason] of [
+      ['a', 'full'],
+      ['b', 'no-relay'],
+    ] as const) {
+      s.dials.set(id(c), { peer: id(c) } as Dial)
+      s.inbound.onSignal(id(c), { t: 'refuse', reason })
+    }
+    // A refusal for a dial we do not have changes nothing.
+    s.inbound.onSignal(id('c'), { t: 'refuse', reason: 'full' })
+    expect(s.failed.map((f) => [f.peer, f.err.name, (f.err as { refused?: string }).refused])).toEqual([
+      [id('a'), 'NoRouteError', 'full'],
+      [id('b'), 'NoRouteError', 'no-relay'],
+    ])
   })
 })
 

@@ -106,6 +106,7 @@ export class Inbound {
             s.reason === 'no-relay'
               ? `${from} takes direct links only (it runs relay: 'never'), and this node has relay: 'force'`
               : `${from} refused: ${s.reason}`,
+            s.reason,
           ),
         )
       return

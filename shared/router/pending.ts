@@ -81,6 +81,21 @@ export class PendingRequests {
     return p
   }
 
+  /**
+   * The request `id` to `to` found its destination refusing a link for now
+   * (full, while the ring around it settles): it waits for its next copy,
+   * which goes in a new envelope, routed over the ring as the ring is then.
+   * False, and the request left to the caller to fail, when no copy is due
+   * within its retry window and before its deadline.
+   */
+  retryAnew(id: number, to: string): boolean {
+    const p = this.byId.get(id)
+    if (!p || p.to !== to || !p.retries || p.sending) return false
+    if (p.retryAt - p.firstSent >= this.opts.retryWindowMs || p.retryAt >= p.deadline) return false
+    p.envelope = undefined
+    return true
+  }
+
   /** Take `p` out (the caller fails it). False when it no longer waits. */
   remove(p: PendingRequest): boolean {
     if (!this.waiting(p)) return false

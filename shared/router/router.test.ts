@@ -297,6 +297,36 @@ describe('router: noroute', () => {
     await expect(p).rejects.toMatchObject({ name: 'NoRouteError' })
   })
 
+  it('a destination that refuses us as full is asked again at the next copy, routed anew, and answers', async () => {
+    const { net, a, b, c } = line()
+    let runs = 0
+    c.router.serve('once', () => ++runs)
+    net.unlink(b.id, c.id)
+    c.hops.delete(a.id)
+    // c is full for a's first dial (its ring view has no room for a yet); the second goes through.
+    a.full.set(c.id, 1)
+    const p = quiet(a.router.request(c.id, 'once', null))
+    expect(await settle(net, p)).toBe(1)
+    expect(a.connects).toEqual([c.id, c.id])
+    expect(stat(a, 'route.retry-refused')).toBe(1)
+    expect(stat(a, 'route.retry')).toBe(1)
+    expect(runs).toBe(1)
+  })
+
+  it('a destination full at every copy fails the request with its refusal once no copy is left', async () => {
+    const { net, a, b, c } = line()
+    net.unlink(b.id, c.id)
+    c.hops.delete(a.id)
+    a.full.set(c.id, 1000)
+    const started = net.now
+    const p = quiet(a.router.request(c.id, 'x', null, { timeoutMs: 5000 }))
+    const err = await settle(net, p).catch((e: unknown) => e)
+    expect(err).toMatchObject({ name: 'NoRouteError', refused: 'full' })
+    // Copies at 1 s and 3 s (gaps 1 s, 2 s); the one at 5 s would be past the deadline: failed then, not timed out.
+    expect(a.connects).toHaveLength(3)
+    expect(net.now - started).toBeLessThan(5000)
+  })
+
   it('a lying noroute costs one link: the destination drops the second copy of what it had', async () => {
     const { net, a, b, c } = line()
     const got: Value[] = []

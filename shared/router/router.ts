@@ -17,7 +17,12 @@
  *   destination outside the ring (`deps.connect`: the browser node through
  *   the signal server, the simulator at once) and sends the same envelope
  *   over it. A link-setup signal goes again another way instead
- *   (`deps.resendSignal`).
+ *   (`deps.resendSignal`). A destination that refuses that link as full
+ *   (NoRouteError `refused: 'full'`: it makes room only for its ring
+ *   neighbours, and its view of the ring may not count us yet) does not
+ *   fail the request: its next copy goes in a new envelope, routed over the
+ *   ring as the ring is by then. Only when no copy is due within the retry
+ *   window and the deadline does the request fail, with that NoRouteError.
  * - retries: a request unanswered after `retryMs` is sent again (the same
  *   envelope, or the same request over the direct link), then after twice as
  *   long each time, for `retryWindowMs` at most; the first answer wins.
@@ -215,7 +220,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
    * not the end: a link-setup signal goes again another way, anything else
    * over a link to `dst` opened outside the ring, and later signals to `dst`
    * avoid the ring for a while. Only if that link fails do the requests fail
-   * (NoRouteError). A lying noroute costs at most one link: the destination
+   * (NoRouteError; a refusal as full, only once no copy is left to send). A lying noroute costs at most one link: the destination
    * drops a second copy.
    */
   function noRoute(dst: string, n?: Uint8Array): void {
@@ -244,7 +249,14 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
           Promise.resolve(deps.send(dst, envelope)).catch(failed('route.lost'))
       },
       (err: unknown) => {
+        // A destination that is full may take us once the ring around it settles (it makes room
+        // for its ring neighbours): its requests wait for their next copy instead of failing now.
+        const passing = err instanceof NoRouteError && err.refused === 'full'
         for (const { requestId } of again) {
+          if (passing && requestId !== undefined && pending.retryAnew(requestId, dst)) {
+            count('route.retry-refused')
+            continue
+          }
           const p = requestId === undefined ? undefined : pending.take(requestId, dst)
           if (p) p.reject(asNoRoute(dst, err))
           else count('route.lost')
