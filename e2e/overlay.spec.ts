@@ -203,6 +203,28 @@ test('a peer with relay=force takes full part', async ({ browser }) => {
   expect(stats.relayBytesOut).toBeGreaterThan(100_000)
 })
 
+test('a tab gone without a goodbye (its context killed) is dropped once ICE stalls, not at the heartbeat timeout', async ({
+  browser,
+}) => {
+  const [a, b] = (await openMany(browser, 2, { network: 'stall' })) as [Peer, Peer]
+  await until(
+    async () => (await peersOf(a)).some((l) => l.id === b.id && l.transport === 'webrtc'),
+    30_000,
+    'a direct link',
+  )
+  peers.splice(peers.indexOf(b), 1)
+  const t0 = Date.now()
+  await b.ctx.close() // the renderer goes: no goodbye, no close of the RTCPeerConnection
+  await until(async () => !(await peersOf(a)).some((l) => l.id === b.id), 30_000, 'b dropped')
+  const goneIn = Date.now() - t0
+  console.log(`overlay e2e: a tab killed without a goodbye was dropped in ${goneIn} ms`)
+  const stats = await a.page.evaluate(() => (window as unknown as W).node.stats())
+  // Closed by the stall check (ICE disconnected, then no answer to a ping within 3 s), not by ICE
+  // failing (10 s after disconnected) or the heartbeat timeout (20 s of silence).
+  expect(stats['link.closed.stalled']).toBe(1)
+  expect(stats['link.closed.heartbeat-timeout'] ?? 0).toBe(0)
+})
+
 test('closing two peers leaves the rest healed and fully reached', async ({ browser }) => {
   const ps = await openMany(browser, 6, { network: 'heal', maxPeers: 3, targetPeers: 2 })
   await until(() => connected(ps), 40_000, 'connected')

@@ -43,6 +43,8 @@ export interface LinkOptions {
   heartbeatMs?: number
   /** Close after this long without hearing anything. @default 20000 */
   deadAfterMs?: number
+  /** After the transport stalls (ICE `disconnected`), close unless the peer is heard within this. @default 3000 */
+  stallGraceMs?: number
   /** Close when the handshake does not finish in time. @default 10000 */
   authTimeoutMs?: number
   /** @default 4 MiB */

@@ -22,8 +22,8 @@
  * When the link closes the queue is dropped and the loop stops.
  *
  * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
- * the link; a ping goes only after half a period in which we sent nothing
- * (anything counts as alive). Frames over 16 KiB travel as chunks; sends wait
+ * the link, and so does silence after the transport stalls (liveness.ts).
+ * Frames over 16 KiB travel as chunks; sends wait
  * on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
  */
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
@@ -56,6 +56,7 @@ import {
   SEALED_PIECE,
 } from './link-control.ts'
 import type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
+import { Liveness } from './liveness.ts'
 import type { Pipe } from './pipe.ts'
 import { DEFAULT_RECV_LIMITS, RecvBudget, type RecvLimits, RecvQueue } from './recv-queue.ts'
 
@@ -108,11 +109,9 @@ export class Link extends Emitter<LinkEvents> {
   /** The peer's channel hello, after its signalled one (`early`), came. */
   private earlyEchoed = false
   private gotProof = false
-  private lastHeard = Date.now()
-  private lastSent = Date.now() // our last write of anything: the far end heard us then
+  private readonly live: Liveness
   private msgId = 0
   private sendChain: Promise<void> = Promise.resolve()
-  private readonly timers: ReturnType<typeof setInterval>[] = []
   private authTimer: ReturnType<typeof setTimeout> | undefined
   private readonly maxBytes: number
   private readonly recv: RecvLimits
@@ -140,8 +139,18 @@ export class Link extends Emitter<LinkEvents> {
       maxMessageBytes: this.maxBytes,
       onDrop: (reason) => bump(opts.counters, `drop.chunk.${reason}`),
     })
+    this.live = new Liveness({
+      heartbeatMs: opts.heartbeatMs ?? 5000,
+      deadAfterMs: opts.deadAfterMs ?? 20_000,
+      stallGraceMs: opts.stallGraceMs ?? 3000,
+      isOpen: () => this.state === 'open',
+      ping: (ts) => void this.sendControl({ t: 'ping', ts }),
+      dead: (reason) => this.close(reason),
+      tick: (now) => this.reassembler.tick(now),
+    })
     this.pipe.onData((b) => this.onPiece(b))
     this.pipe.onClose((reason) => this.finish(reason))
+    this.pipe.onStall?.(() => this.live.stalled())
   }
 
   /** Begin the handshake (call once the pipe is open). */
@@ -159,16 +168,7 @@ export class Link extends Emitter<LinkEvents> {
       },
       () => this.close('no-keys'),
     )
-    const hb = this.opts.heartbeatMs ?? 5000
-    const dead = this.opts.deadAfterMs ?? 20_000
-    this.timers.push(
-      setInterval(() => {
-        if (Date.now() - this.lastHeard > dead) return this.close('heartbeat-timeout')
-        const quiet = Date.now() - this.lastSent >= hb / 2 // else what we sent told them we live
-        if (this.state === 'open' && quiet) void this.sendControl({ t: 'ping', ts: Date.now() })
-        this.reassembler.tick(Date.now())
-      }, hb),
-    )
+    this.live.start()
     // What arrived before start (our hello goes first, then the answers to theirs). With the
     // peer's hello from the signalling, it is read first: our proof goes at once.
     if (!early) return this.queue.start()
@@ -252,7 +252,7 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   private write(frame: Frame): Promise<void> {
-    this.lastSent = Date.now()
+    this.live.sent()
     // Sealed when the channel exists as the write is asked for: the hello and the proof go plain.
     const ch = this.channel
     const id = this.msgId++ >>> 0
@@ -285,7 +285,7 @@ export class Link extends Emitter<LinkEvents> {
 
   private onPiece(piece: Uint8Array): void {
     if (this.state === 'closed') return
-    this.lastHeard = Date.now()
+    this.live.heard()
     this.stats.bytesIn += piece.length
     this.queue.push(piece)
   }
@@ -491,7 +491,7 @@ export class Link extends Emitter<LinkEvents> {
     // Whatever waits to be processed goes with the link; the receive loop stops at its next step.
     this.queue.close()
     clearTimeout(this.authTimer)
-    for (const t of this.timers) clearInterval(t)
+    this.live.stop()
     this.emit('close', reason)
     this.removeAll()
   }

@@ -20,6 +20,12 @@ export interface Pipe {
    * key proof binds to; null for pipes without DTLS (the relay).
    */
   fingerprints(): { local: string; remote: string } | null
+  /**
+   * `fn` is called when the transport stops hearing the peer and may not
+   * recover (WebRTC: ICE `disconnected`); the link then checks (liveness.ts).
+   * Pipes that cannot tell (the relay) leave it out.
+   */
+  onStall?(fn: () => void): void
 }
 
 /**

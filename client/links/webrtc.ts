@@ -4,8 +4,9 @@
  * Signals go out through `sendSignal` (the signal server, or later the
  * overlay) and come in through `signal()`.
  *
- * A brief ICE `disconnected` is not fatal (it often recovers); `failed`, or
- * the channel closing, is. When the pipe fails before it opens, `opened`
+ * A brief ICE `disconnected` is not fatal (it often recovers): the pipe
+ * tells its link (`onStall`), which checks the peer is still there
+ * (liveness.ts); `failed`, or the channel closing, is. When the pipe fails before it opens, `opened`
  * rejects with the WebRTC stack's own error (simple-peer's `ERR_*` code and
  * message), so the dial can say why there is no direct link.
  */
@@ -145,7 +146,9 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
   })
   peer.on('close', () => finish('closed', new Error('the connection closed before it opened')))
   peer.on('error', (err: Error & { code?: string }) => finish(`error:${err.code ?? err.message}`, err))
+  let onStall: (() => void) | undefined
   peer.on('iceStateChange', (state: string) => {
+    if (state === 'disconnected' && !closed) onStall?.()
     // simple-peer's own codes for these (it emits this event before it would fail by itself).
     if (state === 'failed')
       finish(
@@ -206,6 +209,9 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       return local && remote ? { local, remote } : null
     },
     iceState: () => internals._pc?.iceConnectionState ?? 'new',
+    onStall(fn) {
+      onStall = fn
+    },
   }
 }
 
