@@ -23,8 +23,8 @@
  *
  * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
  * the link, and so does silence after the transport stalls (liveness.ts).
- * Frames over 16 KiB travel as chunks; sends wait
- * on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
+ * Frames over 16 KiB travel as chunks; sends wait on the pipe's buffer
+ * (backpressure) in order; a failed send rejects only its promise.
  */
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'

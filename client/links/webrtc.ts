@@ -6,9 +6,10 @@
  *
  * A brief ICE `disconnected` is not fatal (it often recovers): the pipe
  * tells its link (`onStall`), which checks the peer is still there
- * (liveness.ts); `failed`, or the channel closing, is. When the pipe fails before it opens, `opened`
- * rejects with the WebRTC stack's own error (simple-peer's `ERR_*` code and
- * message), so the dial can say why there is no direct link.
+ * (liveness.ts); `failed`, or the channel closing, is. When the pipe fails
+ * before it opens, `opened` rejects with the WebRTC stack's own error
+ * (simple-peer's `ERR_*` code and message), so the dial can say why there
+ * is no direct link.
  */
 import type { Options as PeerOptions } from 'simple-peer'
 import { dataSlot, type Pipe, sdpFingerprint } from './pipe.ts'
