@@ -110,9 +110,9 @@ test('request works between two peers that are not linked directly', async ({ br
   const ps = await openMany(browser, 5, { network: 'rpc', maxPeers: 2, targetPeers: 2, maxLinks: 3 })
   await until(() => connected(ps), 60_000, 'the five peers form one connected graph')
   // Find a pair with no link between them, where a has a link to a node strictly between a and b on the
-  // ring (ids are 40 hex digits: text order is ring order), so the request has a greedy route. Without
-  // one (b a's ring successor, and full), a dials b directly and b refuses: that is a limit of routing
-  // with maxLinks this small (stop 25's note), not what this test is about.
+  // ring (ids are 40 hex digits: text order is ring order), so the request has a greedy route. (Links
+  // come and go at maxLinks this small: if that route is gone when the request goes, a dials b, and b
+  // may refuse as full until its view of the ring counts a; the request then waits for its next copy.)
   const between = (x: string, a: string, b: string) => (a < b ? a < x && x < b : x > a || x < b)
   let pair: [Peer, Peer] | undefined
   for (const a of ps) {

@@ -26,6 +26,8 @@ export interface PendingRequest {
   /** The envelope it went in, if it went over the ring (a copy is the very same). */
   envelope: Envelope | undefined
   sending: boolean
+  /** Its destination refused a link for now (keep): the next copy goes in a new envelope. */
+  anew: boolean
 }
 
 export interface PendingOptions {
@@ -44,13 +46,14 @@ export class PendingRequests {
   }
 
   /** A request about to be sent (its first send is under way). */
-  add(p: Omit<PendingRequest, 'retryAt' | 'gap' | 'envelope' | 'sending'>): PendingRequest {
+  add(p: Omit<PendingRequest, 'retryAt' | 'gap' | 'envelope' | 'sending' | 'anew'>): PendingRequest {
     const entry: PendingRequest = {
       ...p,
       retryAt: Number.POSITIVE_INFINITY,
       gap: this.opts.retryMs,
       envelope: undefined,
       sending: true,
+      anew: false,
     }
     this.byId.set(p.request.id, entry)
     return entry
@@ -69,6 +72,7 @@ export class PendingRequests {
   /** A send of `p` is done (in `envelope`, when it went in one): the next copy is due a gap later. */
   sent(p: PendingRequest, envelope: Envelope | undefined, now: number): void {
     p.sending = false
+    if (p.anew) return // refused while it went (keep): its next copy is scheduled, in a new envelope
     if (envelope) p.envelope = envelope
     this.schedule(p, now)
   }
@@ -81,19 +85,26 @@ export class PendingRequests {
     return p
   }
 
-  /**
-   * The request `id` to `to` found its destination refusing a link for now
-   * (full, while the ring around it settles): it waits for its next copy,
-   * which goes in a new envelope, routed over the ring as the ring is then.
-   * False, and the request left to the caller to fail, when no copy is due
-   * within its retry window and before its deadline.
-   */
-  retryAnew(id: number, to: string): boolean {
+  /** The request `id`, if it waits for an answer from `from` (left in). */
+  get(id: number, from: string): PendingRequest | undefined {
     const p = this.byId.get(id)
-    if (!p || p.to !== to || !p.retries || p.sending) return false
-    if (p.retryAt - p.firstSent >= this.opts.retryWindowMs || p.retryAt >= p.deadline) return false
+    return p?.to === from ? p : undefined
+  }
+
+  /**
+   * `p` found its destination refusing a link for now (full, while the ring
+   * around it settles): it waits for its next copy, which goes in a new
+   * envelope, routed over the ring as the ring is then. False, for the
+   * caller to fail it, when it no longer waits, is not copied (too large),
+   * or no copy is due within its retry window and before its deadline.
+   */
+  keep(p: PendingRequest, now: number): boolean {
+    if (!this.waiting(p) || !p.retries) return false
     p.envelope = undefined
-    return true
+    p.anew = true
+    // Refused on its first send, or on a copy whose time has come: the next is due a gap from now.
+    if (p.retryAt === Number.POSITIVE_INFINITY || p.retryAt <= now) this.schedule(p, now)
+    return p.retryAt - p.firstSent < this.opts.retryWindowMs && p.retryAt < p.deadline
   }
 
   /** Take `p` out (the caller fails it). False when it no longer waits. */

@@ -17,7 +17,8 @@
  *   destination outside the ring (`deps.connect`: the browser node through
  *   the signal server, the simulator at once) and sends the same envelope
  *   over it. A link-setup signal goes again another way instead
- *   (`deps.resendSignal`). A destination that refuses that link as full
+ *   (`deps.resendSignal`). A destination that refuses that link (or the
+ *   one a source with no hop at all opens to it at once) as full
  *   (NoRouteError `refused: 'full'`: it makes room only for its ring
  *   neighbours, and its view of the ring may not count us yet) does not
  *   fail the request: its next copy goes in a new envelope, routed over the
@@ -249,14 +250,9 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
           Promise.resolve(deps.send(dst, envelope)).catch(failed('route.lost'))
       },
       (err: unknown) => {
-        // A destination that is full may take us once the ring around it settles (it makes room
-        // for its ring neighbours): its requests wait for their next copy instead of failing now.
-        const passing = err instanceof NoRouteError && err.refused === 'full'
         for (const { requestId } of again) {
-          if (passing && requestId !== undefined && pending.retryAnew(requestId, dst)) {
-            count('route.retry-refused')
-            continue
-          }
+          const waiting = requestId === undefined ? undefined : pending.get(requestId, dst)
+          if (waiting && keptAfterRefusal(waiting, err)) continue
           const p = requestId === undefined ? undefined : pending.take(requestId, dst)
           if (p) p.reject(asNoRoute(dst, err))
           else count('route.lost')
@@ -362,16 +358,31 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
 
   // ---------------------------------------------------------------- requests
 
+  /**
+   * A destination that is full may take us once the ring around it settles (it makes room for
+   * its ring neighbours): a request it refused waits for its next copy instead of failing now.
+   */
+  function keptAfterRefusal(p: PendingRequest, err: unknown): boolean {
+    if (!(err instanceof NoRouteError && err.refused === 'full') || !pending.keep(p, deps.now())) return false
+    count('route.retry-refused')
+    return true
+  }
+
   /** A copy of an unanswered request: the very same envelope, or the request again (bare, or in a new one). */
   function sendAgain(p: PendingRequest): void {
     count('route.retry')
     if (p.envelope) return passOn({ ...p.envelope, ttl: MAX_TTL })
     p.sending = true
+    p.anew = false
     deliverTo(p.to, p.request).then(
       (envelope) => pending.sent(p, envelope, deps.now()),
-      () => {
+      (err: unknown) => {
         p.sending = false
-        if (pending.waiting(p)) count('route.retry-failed')
+        if (!pending.waiting(p)) return
+        count('route.retry-failed')
+        // A refusal with no copy left fails the request now, with why (not at its deadline).
+        if (!keptAfterRefusal(p, err) && err instanceof NoRouteError && err.refused && pending.remove(p))
+          p.reject(err)
       },
     )
   }
@@ -405,7 +416,8 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       deliverTo(to, request).then(
         (envelope) => pending.sent(p, envelope, deps.now()),
         (err: unknown) => {
-          if (!pending.remove(p)) return
+          p.sending = false
+          if (keptAfterRefusal(p, err) || !pending.remove(p)) return
           reject(
             err instanceof MessageTooLargeError ||
               err instanceof NoRouteError ||
