@@ -196,6 +196,16 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
       `${tabs} tabs, quiet counters per tab per s: ${top.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
     )
 
+    // Links closed over the whole run, by reason, summed over the tabs: a stall check that closes live
+    // links under this load would show as link.closed.stalled.
+    const closes = new Map<string, number>()
+    for (const a of after)
+      for (const [k, v] of Object.entries(a))
+        if (k.startsWith('link.closed.')) closes.set(k.slice(12), (closes.get(k.slice(12)) ?? 0) + v)
+    console.log(
+      `${tabs} tabs, links closed by reason (all tabs, whole run): ${[...closes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+    )
+
     const heaps = await Promise.all(
       pages.map((p) =>
         p.evaluate(() => (performance as unknown as W['performance']).memory?.usedJSHeapSize ?? 0),
@@ -212,6 +222,7 @@ async function runSize(browser: Browser, tabs: number): Promise<Record<string, n
       linksPerTab: Math.round((links / pages.length) * 10) / 10,
       relayedAtLinked: relayedAtLinked.share,
       relayedShare: Math.round((relayed / Math.max(1, links)) * 1000) / 1000,
+      stalledCloses: closes.get('stalled') ?? 0,
     }
   } finally {
     for (const n of nodePeers) await n.close().catch(() => {})
