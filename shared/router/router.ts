@@ -221,8 +221,8 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
    * not the end: a link-setup signal goes again another way, anything else
    * over a link to `dst` opened outside the ring, and later signals to `dst`
    * avoid the ring for a while. Only if that link fails do the requests fail
-   * (NoRouteError; a refusal as full, only once no copy is left to send). A lying noroute costs at most one link: the destination
-   * drops a second copy.
+   * (NoRouteError; a refusal as full, only once no copy is left to send). A
+   * lying noroute costs at most one link: the destination drops a second copy.
    */
   function noRoute(dst: string, n?: Uint8Array): void {
     serverSignals.delete(dst)
