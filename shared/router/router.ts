@@ -17,13 +17,8 @@
  *   destination outside the ring (`deps.connect`: the browser node through
  *   the signal server, the simulator at once) and sends the same envelope
  *   over it. A link-setup signal goes again another way instead
- *   (`deps.resendSignal`). A destination that refuses that link (or the
- *   one a source with no hop at all opens to it at once) as full
- *   (NoRouteError `refused: 'full'`: it makes room only for its ring
- *   neighbours, and its view of the ring may not count us yet) does not
- *   fail the request: its next copy goes in a new envelope, routed over the
- *   ring as the ring is by then. Only when no copy is due within the retry
- *   window and the deadline does the request fail, with that NoRouteError.
+ *   (`deps.resendSignal`). A destination that refuses that link as full
+ *   does not fail a request at once (requests.ts).
  * - retries: a request unanswered after `retryMs` is sent again (the same
  *   envelope, or the same request over the direct link), then after twice as
  *   long each time, for `retryWindowMs` at most; the first answer wins.
@@ -45,14 +40,14 @@
  *
  * This file sends, forwards and receives; the rest, one concept each:
  * messages.ts (the wire, parsed once), options.ts (deps, options and their
- * defaults, the interface), pending.ts (requests waiting for answers, their
- * timeouts and copies), responder.ts and served.ts (handlers, and requests
+ * defaults, the interface), requests.ts (the source's side of a request),
+ * pending.ts (requests waiting for answers, their timeouts and copies), responder.ts and served.ts (handlers, and requests
  * run here), outbox.ts (envelopes kept for a resend after noroute),
  * sealing.ts (box keys and records, sealing and opening).
  */
 import { toHex } from '../bytes.ts'
 import { SEALED_TAG } from '../crypto/seal.ts'
-import { AccessDeniedError, ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
+import { ClosedError, MessageTooLargeError, NoRouteError, RemoteError } from '../errors.ts'
 import { isPublicKey } from '../identity/keys.ts'
 import { type Admission, SeenCache } from '../mesh/seen-cache.ts'
 import { bump, type Counters } from '../protocol.ts'
@@ -66,7 +61,6 @@ import {
   type InnerMsg,
   MAX_TTL,
   parseInnerMsg,
-  type RequestMsg,
   randomNonce,
   routeMsgValue,
 } from './messages.ts'
@@ -78,7 +72,8 @@ import {
   resolveRouterOptions,
 } from './options.ts'
 import { Outbox } from './outbox.ts'
-import { type PendingRequest, PendingRequests } from './pending.ts'
+import { PendingRequests } from './pending.ts'
+import { asNoRoute, createRequests } from './requests.ts'
 import { createResponder } from './responder.ts'
 import { createSealing, type ReplySeal } from './sealing.ts'
 
@@ -110,9 +105,21 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   const pending = new PendingRequests(o)
   /** Nodes a noroute named lately -> until when their signals should go another way. */
   const serverSignals = new Map<string, number>()
-  // Request ids start at random, so a restarted node's ids do not meet its old ones in a served memory.
-  let nextRequestId = Math.floor(deps.random() * 2 ** 40)
   let closed = false
+  // The source's side of requests: copies, and refusals that may pass (requests.ts).
+  const requests = createRequests({
+    self,
+    o,
+    pending,
+    count: (key) => count(key),
+    now: () => deps.now(),
+    random: () => deps.random(),
+    isClosed: () => closed,
+    callHere: (method, data) => responder.call(method, data, self),
+    deliverTo: (to, request) => deliverTo(to, request),
+    passOn: (envelope) => passOn(envelope),
+  })
+  const requestOf = requests.request
 
   const count = (key: string) => bump(counters, key)
   const failed = (key: string) => () => count(key)
@@ -251,8 +258,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       },
       (err: unknown) => {
         for (const { requestId } of again) {
-          const waiting = requestId === undefined ? undefined : pending.get(requestId, dst)
-          if (waiting && keptAfterRefusal(waiting, err)) continue
+          if (requestId !== undefined && requests.keptAfterRedial(requestId, dst, err)) continue
           const p = requestId === undefined ? undefined : pending.take(requestId, dst)
           if (p) p.reject(asNoRoute(dst, err))
           else count('route.lost')
@@ -356,80 +362,6 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     }
   }
 
-  // ---------------------------------------------------------------- requests
-
-  /**
-   * A destination that is full may take us once the ring around it settles (it makes room for
-   * its ring neighbours): a request it refused waits for its next copy instead of failing now.
-   */
-  function keptAfterRefusal(p: PendingRequest, err: unknown): boolean {
-    if (!(err instanceof NoRouteError && err.refused === 'full') || !pending.keep(p, deps.now())) return false
-    count('route.retry-refused')
-    return true
-  }
-
-  /** A copy of an unanswered request: the very same envelope, or the request again (bare, or in a new one). */
-  function sendAgain(p: PendingRequest): void {
-    count('route.retry')
-    if (p.envelope) return passOn({ ...p.envelope, ttl: MAX_TTL })
-    p.sending = true
-    p.anew = false
-    deliverTo(p.to, p.request).then(
-      (envelope) => pending.sent(p, envelope, deps.now()),
-      (err: unknown) => {
-        p.sending = false
-        if (!pending.waiting(p)) return
-        count('route.retry-failed')
-        // A refusal with no copy left fails the request now, with why (not at its deadline).
-        if (!keptAfterRefusal(p, err) && err instanceof NoRouteError && err.refused && pending.remove(p))
-          p.reject(err)
-      },
-    )
-  }
-
-  /** Call `method` at `to` (Router.request). */
-  function requestOf(
-    to: string,
-    method: string,
-    data: Value,
-    opts: { timeoutMs?: number } = {},
-  ): Promise<Value> {
-    if (closed) return Promise.reject(new ClosedError())
-    if (to === self) return responder.call(method, data, self)
-    const timeoutMs = opts.timeoutMs ?? o.requestTimeoutMs
-    const id = nextRequestId++
-    const now = deps.now()
-    const request: RequestMsg = { t: 'req', id, method, data }
-    const bytes = encodeValue(routeMsgValue(request)).length
-    if (bytes > o.maxMessageBytes) return Promise.reject(new MessageTooLargeError(bytes, o.maxMessageBytes))
-    return new Promise<Value>((resolve, reject) => {
-      const p = pending.add({
-        to,
-        request,
-        resolve,
-        reject,
-        deadline: now + timeoutMs,
-        timeoutMs,
-        firstSent: now,
-        retries: o.retryMs > 0 && bytes <= o.maxRetryBytes,
-      })
-      deliverTo(to, request).then(
-        (envelope) => pending.sent(p, envelope, deps.now()),
-        (err: unknown) => {
-          p.sending = false
-          if (keptAfterRefusal(p, err) || !pending.remove(p)) return
-          reject(
-            err instanceof MessageTooLargeError ||
-              err instanceof NoRouteError ||
-              err instanceof AccessDeniedError
-              ? err
-              : asNoRoute(to, err),
-          )
-        },
-      )
-    })
-  }
-
   sealing?.serve(responder)
 
   return {
@@ -456,7 +388,7 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       seen.expire(now)
       responder.prune(now)
       for (const [peer, until] of serverSignals) if (until <= now) serverSignals.delete(peer)
-      pending.tick(now, sendAgain)
+      pending.tick(now, requests.sendAgain)
     },
 
     linkDown(peer) {
@@ -513,9 +445,4 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
       }
     },
   }
-}
-
-function asNoRoute(to: string, err: unknown): NoRouteError {
-  if (err instanceof NoRouteError) return err
-  return new NoRouteError(to, `no route to ${to}: ${err instanceof Error ? err.message : String(err)}`)
 }
