@@ -91,7 +91,9 @@ export function createStubNet(seed = 1, defaults: RouterOptions = {}): StubNet {
             if (!links.has(to)) throw new Error(`stub: no link from ${id} to ${to}`)
             queue.push({ from: id, to, msg })
           },
-          sendVia(to, msg) {
+          sendVia(to, msg, cannot) {
+            // A link opened on demand: at once, unless `to` is unreachable from here (then `cannot`).
+            if (to !== id && !links.has(to) && (unreachable.has(to) || !nodes.has(to))) return cannot?.()
             if (to !== id && !links.has(to)) net.link(id, to)
             queue.push({ from: id, to, msg })
           },

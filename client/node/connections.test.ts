@@ -82,3 +82,51 @@ describe('mesh promotion', () => {
     expect(asked).toHaveLength(8 * 3)
   })
 })
+
+describe('sendVia: a link opened on demand', () => {
+  function via(dial: (peer: string) => Promise<NodeLink>) {
+    const counters: Record<string, number> = {}
+    const m = new ConnectionManager({
+      id: 'me',
+      config: { targetPeers: 3, maxPeers: 4, maxLinks: 48 } as NodeConfig,
+      counters,
+      clock: { now: () => 0 } as unknown as Clock,
+      random: () => 0.5,
+      links: { size: 0, get: () => undefined, values: () => [].values() } as unknown as LinkTable,
+      dialer: { dials: new Map(), dial },
+      bootstrap: { connected: false, peers: async () => [] },
+      neededLinks: () => new Set(),
+      expire: () => {},
+      meshRole: () => {},
+      closed: () => false,
+    })
+    return { m, counters }
+  }
+  const frame = { kind: 3, body: null } as never
+
+  it('a dial that fails tells each queued frame that asked (the router answers noroute), once', async () => {
+    let refuse: (e: Error) => void = () => {}
+    const { m, counters } = via(() => new Promise<NodeLink>((_, reject) => (refuse = reject)))
+    const told: string[] = []
+    m.sendVia('x', frame, () => told.push('first'))
+    m.sendVia('x', frame) // (a sender that did not ask)
+    m.sendVia('x', frame, () => told.push('third'))
+    refuse(new Error('x refused: full'))
+    await new Promise((r) => setTimeout(r, 0))
+    expect(told).toEqual(['first', 'third'])
+    expect(counters['send.link-failed']).toBe(1)
+    expect(m.viaQueue.size).toBe(0)
+  })
+
+  it('a dial that opens sends the frames and tells nobody', async () => {
+    const sent: unknown[] = []
+    const link = { send: async (f: unknown) => void sent.push(f) } as unknown as NodeLink
+    const { m } = via(async () => link)
+    const told: string[] = []
+    m.sendVia('y', frame, () => told.push('y'))
+    m.sendVia('y', frame, () => told.push('y'))
+    await new Promise((r) => setTimeout(r, 0))
+    expect(sent).toHaveLength(2)
+    expect(told).toEqual([])
+  })
+})

@@ -93,6 +93,8 @@ export class ConnectionManager {
   private readonly pexSent = new Map<string, { list: string; at: number }>()
   /** Frames waiting for an on-demand link to open. */
   readonly viaQueue = new Map<string, Frame[]>()
+  /** Who is told when a queued frame's link cannot be opened, by peer (at most one per queued frame). */
+  private readonly viaUnreachable = new Map<string, (() => void)[]>()
   private lastSample = 0
   private viaDialTokens = VIA_DIAL_BURST
   private viaDialAt: number
@@ -194,8 +196,11 @@ export class ConnectionManager {
       .slice(0, PEX_PEERS)
   }
 
-  /** Send a frame to `to` over its link, opening one on demand (bounded queue while it opens). */
-  sendVia(to: string, frame: Frame): void {
+  /**
+   * Send a frame to `to` over its link, opening one on demand (bounded queue while it opens).
+   * `unreachable` is called if the dial fails (not when the frame is dropped under load).
+   */
+  sendVia(to: string, frame: Frame, unreachable?: () => void): void {
     const { counters, dialer } = this.deps
     const l = this.deps.links.get(to)
     if (l?.state === 'open') {
@@ -204,22 +209,28 @@ export class ConnectionManager {
     }
     let q = this.viaQueue.get(to)
     if (q) {
-      if (q.length < MAX_VIA_QUEUE) q.push(frame)
-      else bump(counters, 'send.queue-full')
+      if (q.length >= MAX_VIA_QUEUE) return bump(counters, 'send.queue-full')
+      q.push(frame)
+      if (unreachable) this.viaUnreachable.get(to)?.push(unreachable)
       return
     }
     if (!dialer.dials.has(to) && !this.takeViaDial()) return bump(counters, 'send.dial-rate')
     q = [frame]
     this.viaQueue.set(to, q)
+    this.viaUnreachable.set(to, unreachable ? [unreachable] : [])
     dialer.dial(to, false).then(
       (link) => {
         const frames = this.viaQueue.get(to) ?? []
         this.viaQueue.delete(to)
+        this.viaUnreachable.delete(to)
         for (const f of frames) link.send(f).catch(() => bump(counters, 'send.failed'))
       },
       () => {
+        const told = this.viaUnreachable.get(to) ?? []
         this.viaQueue.delete(to)
+        this.viaUnreachable.delete(to)
         bump(counters, 'send.link-failed')
+        for (const fn of told) fn()
       },
     )
   }

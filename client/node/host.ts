@@ -143,7 +143,7 @@ export class NodeHost extends Emitter<NodeEvents> {
         now: () => clock.now(),
         random,
         send: (to, m) => this.sendOpen(to, m),
-        sendVia: (to, m) => this.manager.sendVia(to, frameOf(m)),
+        sendVia: (to, m, unreachable) => this.manager.sendVia(to, frameOf(m), unreachable),
         connect: async (to) => void (await this.transport.dial(to, false)),
         linked: () => links.openPeers(),
         isLinked: (peer) => links.isOpen(peer),

@@ -64,8 +64,11 @@ export interface NodeCoreDeps {
    * (MessageTooLargeError, a link that closed).
    */
   send(to: string, m: NodeMsg): void | Promise<void>
-  /** Send over the link to `to`, opening one on demand (Chord's fingers, a routed hop); best effort. */
-  sendVia(to: string, m: NodeMsg): void
+  /**
+   * Send over the link to `to`, opening one on demand (Chord's fingers, a routed hop); best effort.
+   * `unreachable`: called if that link cannot be opened (the router's RouterDeps.sendVia).
+   */
+  sendVia(to: string, m: NodeMsg, unreachable?: () => void): void
   /** Open a link to `to` outside the ring (the signal server); resolves once it is open. */
   connect(to: string): Promise<void>
   /** Nodes with an open link now (mesh or not). */
@@ -221,7 +224,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       ...base,
       nextHop,
       send: (to, msg) => deps.send(to, { kind: Kind.Route, msg }),
-      sendVia: (to, msg) => deps.sendVia(to, { kind: Kind.Route, msg }),
+      sendVia: (to, msg, unreachable) => deps.sendVia(to, { kind: Kind.Route, msg }, unreachable),
       connect: (to) => deps.connect(to),
       ...(deps.onSignal ? { onSignal: deps.onSignal } : {}),
       ...(deps.resendSignal ? { resendSignal: deps.resendSignal } : {}),

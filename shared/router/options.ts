@@ -38,8 +38,12 @@ export interface RouterDeps {
    * reaches the caller of send/request; with no open link it may be dropped.
    */
   send(to: string, msg: RouteMsg): void | Promise<void>
-  /** Send over the link to `to`, opening one on demand; best effort, never throws. */
-  sendVia(to: string, msg: RouteMsg): void
+  /**
+   * Send over the link to `to`, opening one on demand; best effort, never throws. `unreachable`
+   * is called if the link cannot be opened (the dial failed, or `to` refused it): the message is
+   * then dropped. (Not for drops under load: a full queue, a spent dial budget.)
+   */
+  sendVia(to: string, msg: RouteMsg, unreachable?: () => void): void
   /** Open a link to `to` outside the ring; resolves once it is open, rejects when it cannot be. */
   connect(to: string): Promise<void>
   /** A link-setup signal from `from` (routed, or over the link with it: `overLink`). */

@@ -353,6 +353,23 @@ describe('router: noroute', () => {
     expect(net.now - started).toBeLessThan(5000)
   })
 
+  it('a hop that cannot open the link on toward the destination answers noroute; the source dials it itself', async () => {
+    const { net, a, b, c } = line()
+    let runs = 0
+    c.router.serve('once', () => ++runs)
+    // b's way on to c is a link it would open on demand, and that dial fails (c refuses b, say).
+    net.unlink(b.id, c.id)
+    b.hops.set(c.id, c.id)
+    b.unreachable.add(c.id)
+    c.hops.delete(a.id)
+    const p = quiet(a.router.request(c.id, 'once', null, { timeoutMs: 5000 }))
+    expect(await settle(net, p)).toBe(1)
+    expect(stat(b, 'route.hop-unreachable')).toBe(1)
+    expect(stat(a, 'route.redial')).toBe(1)
+    expect(a.connects).toEqual([c.id])
+    expect(runs).toBe(1)
+  })
+
   it('a lying noroute costs one link: the destination drops the second copy of what it had', async () => {
     const { net, a, b, c } = line()
     const got: Value[] = []

@@ -206,20 +206,26 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   /**
    * One hop closer: over an open link that makes progress, else toward the
    * ring's next hop (a link opened on demand). Both only ever move strictly
-   * closer to dst, so an envelope cannot circle. With no hop, this node's
-   * part of the ring has no place for dst: noroute.
+   * closer to dst, so an envelope cannot circle. With no hop, or one whose
+   * link cannot be opened, this node has no way on for dst: noroute.
    */
   function passOn(envelope: Envelope): void {
     const hop = deps.nextHop(envelope.dst)
-    if (!hop || hop.via === self) {
-      count('route.noroute')
-      if (envelope.src === self) return noRoute(envelope.dst, envelope.nonce)
-      forward(envelope.src, { t: 'noroute', dst: envelope.dst, nonce: envelope.nonce }).catch(
-        failed('route.noroute-failed'),
-      )
-      return
-    }
-    deps.sendVia(hop.via, envelope)
+    if (!hop || hop.via === self) return noWayOn(envelope)
+    // A hop whose link cannot be opened (its dial failed, or it refused us) is no way on either.
+    deps.sendVia(hop.via, envelope, () => {
+      count('route.hop-unreachable')
+      noWayOn(envelope)
+    })
+  }
+
+  /** No way on from here for `envelope`: its source is told (noroute), or, ours, tries another way. */
+  function noWayOn(envelope: Envelope): void {
+    count('route.noroute')
+    if (envelope.src === self) return noRoute(envelope.dst, envelope.nonce)
+    forward(envelope.src, { t: 'noroute', dst: envelope.dst, nonce: envelope.nonce }).catch(
+      failed('route.noroute-failed'),
+    )
   }
 
   /**
