@@ -297,61 +297,42 @@ describe('router: noroute', () => {
     await expect(p).rejects.toMatchObject({ name: 'NoRouteError' })
   })
 
-  it('a destination that refuses us as full is asked again at the next copy, routed anew, and answers', async () => {
-    const { net, a, b, c } = line()
-    let runs = 0
-    c.router.serve('once', () => ++runs)
-    net.unlink(b.id, c.id)
-    c.hops.delete(a.id)
-    // c is full for a's first dial (its ring view has no room for a yet); the second goes through.
-    a.full.set(c.id, 1)
-    const p = quiet(a.router.request(c.id, 'once', null))
-    expect(await settle(net, p)).toBe(1)
-    expect(a.connects).toEqual([c.id, c.id])
-    expect(stat(a, 'route.retry-refused')).toBe(1)
-    expect(stat(a, 'route.retry')).toBe(1)
-    expect(runs).toBe(1)
-  })
+  // c is full for a's first dial (its ring view has no room for a yet); the dial at the next copy goes through.
+  for (const path of ['after a noroute', 'with no hop at all'] as const)
+    it(`a destination that refuses us as full is asked again at the next copy, routed anew, and answers (${path})`, async () => {
+      const { net, a, b, c } = line()
+      let runs = 0
+      c.router.serve('once', () => ++runs)
+      if (path === 'after a noroute') {
+        net.unlink(b.id, c.id)
+        c.hops.delete(a.id)
+      } else a.hops.delete(c.id) // a dials c itself at once (deliverTo)
+      a.full.set(c.id, 1)
+      const p = quiet(a.router.request(c.id, 'once', null))
+      expect(await settle(net, p)).toBe(1)
+      expect(a.connects).toEqual([c.id, c.id])
+      expect(stat(a, 'route.retry-refused')).toBe(1)
+      expect(stat(a, 'route.retry')).toBe(1)
+      expect(runs).toBe(1)
+    })
 
-  it('with no way over the ring, a direct link refused as full is asked again at the next copy', async () => {
-    const { net, a, c } = line()
-    let runs = 0
-    c.router.serve('once', () => ++runs)
-    // No hop toward c at all: the request dials c itself (deliverTo), and c is full the first time.
-    a.hops.delete(c.id)
-    a.full.set(c.id, 1)
-    const p = quiet(a.router.request(c.id, 'once', null))
-    expect(await settle(net, p)).toBe(1)
-    expect(a.connects).toEqual([c.id, c.id])
-    expect(stat(a, 'route.retry-refused')).toBe(1)
-    expect(runs).toBe(1)
-  })
-
-  it('a destination full at every copy fails the request with its refusal once no copy is left', async () => {
-    const { net, a, b, c } = line()
-    net.unlink(b.id, c.id)
-    c.hops.delete(a.id)
-    a.full.set(c.id, 1000)
-    const started = net.now
-    const p = quiet(a.router.request(c.id, 'x', null, { timeoutMs: 5000 }))
-    const err = await settle(net, p).catch((e: unknown) => e)
-    expect(err).toMatchObject({ name: 'NoRouteError', refused: 'full' })
-    // Copies at 1 s and 3 s (gaps 1 s, 2 s); the one at 5 s would be past the deadline: failed then, not timed out.
-    expect(a.connects).toHaveLength(3)
-    expect(net.now - started).toBeLessThan(5000)
-  })
-
-  it('with no way over the ring, a destination full at every copy fails the request with its refusal', async () => {
-    const { net, a, c } = line()
-    a.hops.delete(c.id)
-    a.full.set(c.id, 1000)
-    const started = net.now
-    const p = quiet(a.router.request(c.id, 'x', null, { timeoutMs: 5000 }))
-    const err = await settle(net, p).catch((e: unknown) => e)
-    expect(err).toMatchObject({ name: 'NoRouteError', refused: 'full' })
-    expect(a.connects).toHaveLength(3)
-    expect(net.now - started).toBeLessThan(5000)
-  })
+  // Over the ring (b answers noroute, a redials c), and with no hop at all (a dials c at once).
+  for (const path of ['after a noroute', 'with no hop at all'] as const)
+    it(`a destination full at every copy fails the request with its refusal once no copy is left (${path})`, async () => {
+      const { net, a, b, c } = line()
+      if (path === 'after a noroute') {
+        net.unlink(b.id, c.id)
+        c.hops.delete(a.id)
+      } else a.hops.delete(c.id)
+      a.full.set(c.id, 1000)
+      const started = net.now
+      const p = quiet(a.router.request(c.id, 'x', null, { timeoutMs: 5000 }))
+      const err = await settle(net, p).catch((e: unknown) => e)
+      expect(err).toMatchObject({ name: 'NoRouteError', refused: 'full' })
+      // Copies at 1 s and 3 s (gaps 1 s, 2 s); one at 5 s would be past the deadline: failed then, not timed out.
+      expect(a.connects).toHaveLength(3)
+      expect(net.now - started).toBeLessThan(5000)
+    })
 
   it('a hop that cannot open the link on toward the destination answers noroute; the source dials it itself', async () => {
     const { net, a, b, c } = line()
