@@ -22,29 +22,18 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { parseRegisterAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
+import { serverFixture } from '../test/server-fixture.ts'
 import { connect, joined, type TestClient } from '../test/signal-kit.ts'
-import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
-const servers: SignalServer[] = []
-const clients: TestClient[] = []
+const { start, track } = serverFixture()
 const raw: TcpSocket[] = []
 
-async function start(opts: SignalServerOptions = {}): Promise<SignalServer> {
-  const s = await createSignalServer({ port: 0, host: '127.0.0.1', ...opts })
-  servers.push(s)
-  return s
-}
-function track<T extends TestClient>(c: T): T {
-  clients.push(c)
-  return c
-}
+// (Registered after the fixture's, so it runs before it: raw sockets go before their servers close.)
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
   for (const r of raw.splice(0)) r.destroy()
-  for (const s of servers.splice(0)) await s.close()
 })
 
 /** Wait for `cond`, polling (a condition on the server side), with a deadline for a loaded machine. */

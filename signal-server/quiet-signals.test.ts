@@ -3,28 +3,12 @@
  * one it passed on, and a `signal-error` for one it could not; a signal with
  * an ack (older clients) is answered as before.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseRegisterAck, parseSignalDelivery, parseSignalError } from '../shared/signal-events.ts'
-import { connect, joined, type TestClient } from '../test/signal-kit.ts'
-import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
+import { serverFixture } from '../test/server-fixture.ts'
+import { connect, joined } from '../test/signal-kit.ts'
 
-const servers: SignalServer[] = []
-const clients: TestClient[] = []
-
-async function start(opts: SignalServerOptions = {}): Promise<SignalServer> {
-  const s = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {}, ...opts })
-  servers.push(s)
-  return s
-}
-function track<T extends TestClient>(c: T): T {
-  clients.push(c)
-  return c
-}
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  for (const s of servers.splice(0)) await s.close()
-})
+const { start, track } = serverFixture({ log: () => {} })
 
 describe('quiet signals', () => {
   it('the register ack says quietSignals, and a client keeps only a true one', async () => {

@@ -15,26 +15,13 @@ import {
   parseSignalAck,
   parseSignalDelivery,
 } from '../shared/signal-events.ts'
-import { connect, joined, type TestClient } from '../test/signal-kit.ts'
-import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
+import { serverFixture } from '../test/server-fixture.ts'
+import { connect, joined } from '../test/signal-kit.ts'
 
-const servers: SignalServer[] = []
-const clients: TestClient[] = []
+const { start, track } = serverFixture()
 const dirs: string[] = []
 
-async function start(opts: SignalServerOptions = {}): Promise<SignalServer> {
-  const s = await createSignalServer({ port: 0, host: '127.0.0.1', ...opts })
-  servers.push(s)
-  return s
-}
-function track<T extends TestClient>(c: T): T {
-  clients.push(c)
-  return c
-}
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  for (const s of servers.splice(0)) await s.close()
+afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
