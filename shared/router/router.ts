@@ -213,7 +213,9 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
     const hop = deps.nextHop(envelope.dst)
     if (!hop || hop.via === self) return noWayOn(envelope)
     // A hop whose link cannot be opened (its dial failed, or it refused us) is no way on either.
+    // (Told later: once closed, for instance by the closing itself, nothing more goes out.)
     deps.sendVia(hop.via, envelope, () => {
+      if (closed) return
       count('route.hop-unreachable')
       noWayOn(envelope)
     })
