@@ -467,7 +467,7 @@ async function buildTemplates(): Promise<Template[]> {
       kind: Kind.Route,
       base: { t: 'sig', data: { t: 'rtc', s: { type: 'offer' }, mesh: true } },
     },
-    { name: 'noroute', kind: Kind.Route, base: { t: 'noroute', dst: anId(4) } },
+    { name: 'noroute', kind: Kind.Route, base: { t: 'noroute', dst: anId(4), n: new Uint8Array(8) } },
     { name: 'fwd', kind: Kind.Route, base: await fwd({ t: 'msg', topic: 'junk', data: 1 }, victim.id) },
     { name: 'fwd transit', kind: Kind.Route, base: await fwd({ t: 'msg', topic: 'junk', data: 1 }, anId(5)) },
     {

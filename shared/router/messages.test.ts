@@ -27,7 +27,6 @@ describe('route messages', () => {
       { t: 'res', id: 0, data: bytes(4) },
       { t: 'err', id: 9, code: 'no-handler', message: 'none' },
       { t: 'sig', data: { t: 'dial', mesh: true } },
-      { t: 'noroute', dst: id },
       { t: 'noroute', dst: id, nonce: bytes(8) },
     ]
     for (const m of all) expect(parseRouteMsg(decodeValue(encodeValue(routeMsgValue(m))) ?? null)).toEqual(m)
@@ -63,7 +62,8 @@ describe('route messages', () => {
       { t: 'res', id: 1 },
       { t: 'err', id: 1, code: 'other', message: '' },
       { t: 'err', id: 1, code: 'remote', message: 'x'.repeat(4097) },
-      { t: 'noroute', dst: 'x' },
+      { t: 'noroute', dst: 'x', n: bytes(8) },
+      { t: 'noroute', dst: id }, // names no envelope: anyone could send it
       { t: 'noroute', dst: id, n: bytes(9) },
       { t: 'sig' },
     ]

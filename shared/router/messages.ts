@@ -82,11 +82,15 @@ export interface SignalMsg {
   t: 'sig'
   data: Value
 }
-/** The ring found no way to `dst` for the envelope whose nonce is `nonce` (all the source sent to dst when absent). */
+/**
+ * The ring found no way to `dst` for the envelope whose nonce is `nonce`. The nonce is required: only
+ * a node that saw the envelope can name it, so a node off its path cannot make the source give up on
+ * (or redial for) what it sent to `dst`.
+ */
 export interface NoRouteMsg {
   t: 'noroute'
   dst: string
-  nonce?: Uint8Array
+  nonce: Uint8Array
 }
 
 /** What an envelope carries, and what a direct link carries as it is. */
@@ -131,9 +135,7 @@ export function parseRouteMsg(v: Value): RouteMsg | null {
       return hasData ? { t, data } : null
     case 'noroute': {
       const { dst, n } = v
-      if (!isNodeId(dst)) return null
-      if (n === undefined) return { t, dst }
-      return isBytes(n, NONCE_BYTES) ? { t, dst, nonce: n } : null
+      return isNodeId(dst) && isBytes(n, NONCE_BYTES) ? { t, dst, nonce: n } : null
     }
     case 'msg':
       return hasData && isName(v.topic) ? { t, topic: v.topic, data } : null
@@ -180,7 +182,7 @@ export function routeMsgValue(m: RouteMsg): Value {
       return v
     }
     case 'noroute':
-      return m.nonce === undefined ? { t: m.t, dst: m.dst } : { t: m.t, dst: m.dst, n: m.nonce }
+      return { t: m.t, dst: m.dst, n: m.nonce }
     case 'msg':
       return { t: m.t, topic: m.topic, data: m.data }
     case 'req':

@@ -359,12 +359,28 @@ describe('router: noroute', () => {
     await a.router.send(c.id, 'x', 2)
     await net.flush()
     expect(got).toEqual([1, 2])
-    // b claims there is no way to c (without naming the envelope): a sends all it kept for c again.
-    await a.router.handle(b.id, { t: 'noroute', dst: c.id })
+    // b, on the path, claims there was no way on for the first envelope it passed: a sends that one
+    // again over a link to c.
+    const seen = net.delivered.find((s) => s.to === b.id && s.msg.t === 'fwd')?.msg
+    if (seen?.t !== 'fwd') throw new Error('b passed no envelope')
+    await a.router.handle(b.id, { t: 'noroute', dst: c.id, nonce: seen.nonce })
     await net.flush()
     expect(a.connects).toEqual([c.id])
     expect(got).toEqual([1, 2])
-    expect(stat(c, 'drop.route.again')).toBe(2)
+    expect(stat(c, 'drop.route.again')).toBe(1)
+  })
+
+  it('a noroute naming no envelope we sent (from a node off the path) makes us redial nothing', async () => {
+    const { net, a, b, c } = line()
+    const got: Value[] = []
+    c.router.onMessage((m) => void got.push(m.data))
+    await a.router.send(c.id, 'x', 1)
+    await net.flush()
+    await a.router.handle(b.id, { t: 'noroute', dst: c.id, nonce: new Uint8Array(8) })
+    await net.flush()
+    expect(a.connects).toEqual([])
+    expect(got).toEqual([1])
+    expect(stat(c, 'drop.route.again')).toBe(0)
   })
 
   it('a signal the ring cannot place goes again another way, and signals to that node avoid the ring for 60 s', async () => {

@@ -231,23 +231,23 @@ export function createRouter(deps: RouterDeps, options: RouterOptions = {}): Rou
   }
 
   /**
-   * The ring found no way to `dst` for the envelope with nonce `n` (all we
-   * sent to `dst` when `n` is not given). Its view may lag a join, so this is
+   * The ring found no way to `dst` for the envelope with nonce `n` (only a
+   * node that saw it can name it). Its view may lag a join, so this is
    * not the end: a link-setup signal goes again another way, anything else
    * over a link to `dst` opened outside the ring, and later signals to `dst`
    * avoid the ring for a while. Only if that link fails do the requests fail
    * (NoRouteError; a refusal as full, only once no copy is left to send). A
    * lying noroute costs at most one link: the destination drops a second copy.
    */
-  function noRoute(dst: string, n?: Uint8Array): void {
+  function noRoute(dst: string, n: Uint8Array): void {
     serverSignals.delete(dst)
     serverSignals.set(dst, deps.now() + o.serverSignalsMs)
     if (serverSignals.size > o.outbox.maxDsts) {
       const oldest = serverSignals.keys().next()
       if (!oldest.done) serverSignals.delete(oldest.value)
     }
-    const wanted = n && toHex(n)
-    const taken = outbox.take(dst, deps.now(), wanted ? (k) => toHex(k.envelope.nonce) === wanted : undefined)
+    const wanted = toHex(n)
+    const taken = outbox.take(dst, deps.now(), (k) => toHex(k.envelope.nonce) === wanted)
     const again: Kept[] = []
     for (const k of taken) {
       if (k.signal === undefined) {
