@@ -18,6 +18,16 @@ export {
   WeftError,
 } from '../shared/errors.ts'
 export { QuotaExceededError } from '../shared/sync/errors.ts'
+export type {
+  FileDownload,
+  FileGetOptions,
+  FileInfo,
+  FileManifest,
+  FilePieceEvent,
+  FileProgress,
+  FilesApi,
+  StoredFileInfo,
+} from './files/types.ts'
 export type { JoinOptions } from './node/options.ts'
 export type { SignalState, SignalStatus } from './signal-client.ts'
 export type {

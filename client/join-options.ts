@@ -81,6 +81,14 @@ export function checkJoinOptions(o: unknown): void {
   for (const k of ['maxPeers', 'targetPeers', 'maxLinks', 'maxMessageBytes'] as const)
     if (opts[k] !== undefined && !(Number.isInteger(opts[k]) && (opts[k] as number) >= 1))
       throw new TypeError(`${k}: a whole number of at least 1 (got ${describe(opts[k])})`)
+  const maxPeers = (opts.maxPeers as number | undefined) ?? 8
+  if (opts.targetPeers !== undefined && (opts.targetPeers as number) > maxPeers)
+    throw new TypeError(`targetPeers: at most maxPeers (${maxPeers}) (got ${describe(opts.targetPeers)})`)
+  for (const k of ['overlaySignals', 'persistDht'] as const)
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean')
+      throw new TypeError(`${k}: true or false (got ${describe(opts[k])})`)
+  if (opts.dataDir !== undefined && !(typeof opts.dataDir === 'string' && opts.dataDir !== ''))
+    throw new TypeError(`dataDir: a folder's path, such as './weft-data' (got ${describe(opts.dataDir)})`)
   for (const k of ['timeoutMs', 'directTimeoutMs', 'requestTimeoutMs'] as const)
     if (
       opts[k] !== undefined &&

@@ -186,6 +186,21 @@ describe('argument errors', () => {
     for (const e of await Promise.all([bad({ ...base, relay: 'x' }), bad({ ...base, iceServers: {} })]))
       expect(e.name).toBe('TypeError')
   })
+
+  it('checks the flags, dataDir, and targetPeers against maxPeers', async () => {
+    const base = { signal: 'http://localhost:8080' }
+    expect((await bad({ ...base, overlaySignals: 'no' })).message).toBe(
+      'overlaySignals: true or false (got "no")',
+    )
+    expect((await bad({ ...base, persistDht: 1 })).message).toBe('persistDht: true or false (got 1)')
+    expect((await bad({ ...base, dataDir: 5 })).message).toBe(
+      "dataDir: a folder's path, such as './weft-data' (got 5)",
+    )
+    expect((await bad({ ...base, maxPeers: 4, targetPeers: 6 })).message).toBe(
+      'targetPeers: at most maxPeers (4) (got 6)',
+    )
+    expect((await bad({ ...base, targetPeers: 9 })).message).toBe('targetPeers: at most maxPeers (8) (got 9)')
+  })
 })
 
 describe('ICE servers', () => {

@@ -14,7 +14,15 @@ import type { Sync } from '../shared/sync/index.ts'
 import type { Value } from '../shared/types.ts'
 import { type FilesFront, lazyFiles } from './files/lazy.ts'
 import { loadEngine } from './files/load-engine.ts'
-import { authorOf, checkKey, checkNodeId, checkTopic, checkValue } from './node/checks.ts'
+import {
+  authorOf,
+  checkFunction,
+  checkKey,
+  checkNodeId,
+  checkRequestOptions,
+  checkTopic,
+  checkValue,
+} from './node/checks.ts'
 import type { Clock } from './node/clock.ts'
 import { NodeHost } from './node/host.ts'
 import type { Env, JoinOptions } from './node/options.ts'
@@ -219,6 +227,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
   /** Broadcasts and publications on `topic`, and routed messages sent to it here (the first subscription joins its multicast tree). */
   subscribe<T = Value>(topic: string, fn: Subscriber<T>): () => void {
     checkTopic(topic)
+    checkFunction(fn, 'subscribe')
     const c = this.content
     if (!c) return this.core.subscribe(topic, (data, meta) => fn(asExpected<T>(data), meta))
     // A private network's broadcasts come sealed (routed messages come as they are: sealed to us).
@@ -249,6 +258,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
 
   handle<Req = Value, Res extends Value = Value>(method: string, fn: Handler<Req, Res>): () => void {
     checkTopic(method)
+    checkFunction(fn, 'handle')
     return this.core.router.serve(method, (data, meta) => fn(asExpected<Req>(data), meta))
   }
 
@@ -261,6 +271,7 @@ export class OverlayNode extends NodeHost implements WeftNode {
     this.assertOpen()
     checkTopic(method)
     checkValue(data)
+    checkRequestOptions(opts)
     if (to !== this.id) checkNodeId(to)
     return asExpected<Res>(await this.core.router.request(to, method, data, opts))
   }

@@ -12,7 +12,26 @@ export function checkTopic(topic: unknown): asserts topic is string {
 
 export function checkNodeId(to: unknown): asserts to is string {
   if (typeof to !== 'string' || !/^[0-9a-f]{40}$/.test(to))
-    throw new TypeError(`not a node id: ${JSON.stringify(to)}`)
+    throw new TypeError(
+      `not a node id: ${JSON.stringify(to)}; a node id is 40 lowercase hex characters, as node.id and peers() give it`,
+    )
+}
+
+/** A subscriber or handler. */
+export function checkFunction(fn: unknown, what: string): void {
+  if (typeof fn !== 'function') throw new TypeError(`${what}: a function (got ${typeof fn})`)
+}
+
+/** `request`'s `{ timeoutMs }`: milliseconds, above 0 (as joinOverlay's timeouts). */
+export function checkRequestOptions(opts: unknown): void {
+  if (opts === undefined) return
+  if (typeof opts !== 'object' || opts === null)
+    throw new TypeError('request: options are an object such as { timeoutMs: 5000 }')
+  const ms = (opts as { timeoutMs?: unknown }).timeoutMs
+  if (ms !== undefined && !(typeof ms === 'number' && Number.isFinite(ms) && ms > 0))
+    throw new TypeError(
+      `request: timeoutMs: milliseconds, a number above 0 (got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)})`,
+    )
 }
 
 export function checkKey(key: unknown): asserts key is string {

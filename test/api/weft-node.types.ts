@@ -5,6 +5,9 @@
  * so a type that got looser fails the check.
  */
 import type {
+  FileDownload,
+  FileInfo,
+  FilesApi,
   NodeEvents,
   NodeInspection,
   PresenceEvent,
@@ -72,7 +75,11 @@ void node.core
 void node.neighbourLinks
 
 // Files: add takes a Blob or bytes; get answers a download at once; its events are typed.
-const dl = node.files.get(`weft:?xt=urn:weft:${'ab'.repeat(32)}`)
+// Their types are exported, so an app can name them.
+const files: FilesApi = node.files
+const dl: FileDownload = files.get(`weft:?xt=urn:weft:${'ab'.repeat(32)}`)
+const added: Promise<FileInfo> = files.add(new Uint8Array(1))
+void added
 dl.on('progress', ({ have, total, peers, bytesPerSec }) => have + total + peers + bytesPerSec)
 dl.on('piece', ({ index, from }) => `${index} ${from}`)
 // @ts-expect-error a piece event has no 'data'
