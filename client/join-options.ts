@@ -6,6 +6,62 @@
  * "Invalid namespace" for a URL with a path).
  */
 import { isIceUrl, MAX_SERVERS, NETWORK_PATTERN, normalizeServerUrl } from '../shared/signal-events.ts'
+import type { JoinOptions } from './node/options.ts'
+
+/** Every option joinOverlay takes (the compiler keeps this list and JoinOptions alike). */
+const JOIN_OPTIONS = Object.keys({
+  signal: 1,
+  network: 1,
+  secret: 1,
+  relay: 1,
+  maxPeers: 1,
+  targetPeers: 1,
+  wrtc: 1,
+  directTimeoutMs: 1,
+  maxMessageBytes: 1,
+  requestTimeoutMs: 1,
+  maxLinks: 1,
+  iceServers: 1,
+  timeoutMs: 1,
+  onSignal: 1,
+  dataDir: 1,
+  persistDht: 1,
+  overlaySignals: 1,
+  puzzleBits: 1,
+  presence: 1,
+  files: 1,
+} satisfies Record<keyof JoinOptions, 1>)
+
+/**
+ * The option `key` is likely a misspelling of: one that differs only in case, or by at most two
+ * letters (added, dropped or changed) for names of six letters or more. An unrelated extra key (an
+ * app's own setting in a shared object) is left alone: only a near miss, whose value would otherwise
+ * be dropped without a word, is an error.
+ */
+function nearMiss(key: string): string | undefined {
+  const lower = key.toLowerCase()
+  return JOIN_OPTIONS.find((k) => {
+    if (k.toLowerCase() === lower) return true
+    return key.length >= 6 && k.length >= 6 && editDistanceAtMost2(lower, k.toLowerCase())
+  })
+}
+
+/** Whether `a` becomes `b` in at most two insertions, deletions or substitutions (banded Levenshtein). */
+function editDistanceAtMost2(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 2) return false
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(
+        (prev[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      )
+    prev = row
+  }
+  return (prev[b.length] as number) <= 2
+}
 
 /**
  * A signal server URL as weft needs it: http: or https:, the server's origin
@@ -68,6 +124,11 @@ export function checkJoinOptions(o: unknown): void {
   if (typeof o !== 'object' || o === null)
     throw new TypeError("joinOverlay needs options: { signal: 'https://your-signal-server' }")
   const opts = o as Record<string, unknown>
+  for (const key of Object.keys(opts)) {
+    if (JOIN_OPTIONS.includes(key)) continue
+    const meant = nearMiss(key)
+    if (meant) throw new TypeError(`${key}: not an option of joinOverlay; did you mean ${meant}?`)
+  }
   if (opts.signal === undefined)
     throw new TypeError(
       "joinOverlay needs { signal: URL or URLs of signal servers }, e.g. 'http://localhost:8080'",

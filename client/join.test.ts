@@ -196,6 +196,22 @@ describe('argument errors', () => {
     expect((await bad({ ...base, dataDir: 5 })).message).toBe(
       "dataDir: a folder's path, such as './weft-data' (got 5)",
     )
+    expect((await bad({ ...base, maxpeers: 4 })).message).toBe(
+      'maxpeers: not an option of joinOverlay; did you mean maxPeers?',
+    )
+    expect((await bad({ ...base, requestTimeout: 5000 })).message).toBe(
+      'requestTimeout: not an option of joinOverlay; did you mean requestTimeoutMs?',
+    )
+    expect((await bad({ ...base, iceServer: [] })).message).toBe(
+      'iceServer: not an option of joinOverlay; did you mean iceServers?',
+    )
+    expect((await bad({ ...base, Network: 'x' })).message).toBe(
+      'Network: not an option of joinOverlay; did you mean network?',
+    )
+    // A key of the app's own, unlike any option, passes (the next check speaks).
+    expect((await bad({ ...base, theme: 'dark', maxPeers: 0 })).message).toBe(
+      'maxPeers: a whole number of at least 1 (got 0)',
+    )
     expect((await bad({ ...base, maxPeers: 4, targetPeers: 6 })).message).toBe(
       'targetPeers: at most maxPeers (4) (got 6)',
     )
