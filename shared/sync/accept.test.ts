@@ -54,6 +54,9 @@ describe('sync: local table', () => {
     await expect(a.sync.set('f', (() => 1) as unknown as Value)).rejects.toThrow(TypeError)
     await expect(a.sync.set('l', 1, { leaseMs: 600_001 })).rejects.toThrow(RangeError)
     await expect(a.sync.set('l', 1, { leaseMs: -1 })).rejects.toThrow(RangeError)
+    // Not a number at all is a TypeError, as for any argument of the wrong kind.
+    await expect(a.sync.set('l', 1, { leaseMs: '100' as never })).rejects.toThrow(TypeError)
+    await expect(a.sync.set('l', 1, { leaseMs: Number.NaN })).rejects.toThrow(TypeError)
   })
 })
 describe('sync: hostile and malformed input', () => {

@@ -159,7 +159,11 @@ export function createSync(deps: SyncDeps, options: SyncOptions = {}): Sync {
       let leaseMs: number | undefined
       if (opts?.leaseMs !== undefined) {
         const l = opts.leaseMs
-        if (typeof l !== 'number' || !Number.isFinite(l) || l < 0 || l > opt.maxLeaseMs)
+        if (typeof l !== 'number' || Number.isNaN(l))
+          throw new TypeError(
+            `sync: leaseMs is milliseconds, a number (got ${typeof l === 'number' ? l : typeof l})`,
+          )
+        if (!Number.isFinite(l) || l < 0 || l > opt.maxLeaseMs)
           throw new RangeError(`sync: leaseMs must be between 0 and ${opt.maxLeaseMs}`)
         leaseMs = Math.ceil(l)
       }
