@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   bitsOf,
   flush,
@@ -10,6 +10,7 @@ import {
   Y,
   Z,
 } from '../../test/swarm-stub.ts'
+import { Bitfield } from './bitfield.ts'
 import type { Download, Progress, SwarmOptions } from './options.ts'
 import { createMemoryStore } from './store.ts'
 
@@ -255,6 +256,27 @@ describe('swarm download', () => {
     await s.recv(X, { t: 'none', file: f.id, index: 3 })
     await s.recv(X, { t: 'have', file: f.id, index: 99 })
     expect(s.swarm.counters['drop.swarm.index']).toBe(1)
+  })
+
+  it('a have that gives nothing new to ask for costs no scan of the pieces (haves are not budgeted)', async () => {
+    const n = 2048
+    const { f, s } = await connected(n, [
+      { id: X, bits: fullBits(n) },
+      { id: Y, bits: bitsOf(n, []) },
+    ])
+    const asked = reqsTo(s, X)[0] as number
+    const scans = vi.spyOn(Bitfield.prototype, 'has')
+    try {
+      // Y announces a piece already asked of X, then the same piece again and again.
+      for (let k = 0; k < 200; k++) await s.swarm.handle(Y, { t: 'have', file: f.id, index: asked })
+      expect(scans.mock.calls.length).toBeLessThan(200 * 16) // was 200 × 2,048: a full scan per have
+    } finally {
+      scans.mockRestore()
+    }
+    expect(reqsTo(s, Y)).toEqual([])
+    // A have for a piece nobody is asked for is still taken at once.
+    await s.recv(Y, { t: 'have', file: f.id, index: n - 1 })
+    expect(reqsTo(s, Y)).toEqual([n - 1])
   })
 
   it('pieces arrive, bytes() gives the file, pieces() yields it in order', async () => {
