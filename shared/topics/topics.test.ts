@@ -122,6 +122,21 @@ describe('topic tree nodes', () => {
     ).rejects.toThrow()
   })
 
+  it('a tree the root keeps for nobody is let go: junk topics cannot hold the rooted bound for good', async () => {
+    const w = world(1, { owner: ROOT, options: { maxRooted: 4 } })
+    const join = w.handlers.get(ROOT)?.get(JOIN_METHOD)
+    // One peer JOINs four topics it made up (the first one ATTACHes too, then goes), and never refreshes.
+    for (let i = 0; i < 4; i++) await join?.({ t: `junk-${i}`, p: null, a: [] }, { from: id(9) })
+    await w.node(ROOT).handle(id(9), { type: 'attach', topic: 'junk-0' })
+    await expect(join?.({ t: 'real', p: null, a: [] }, { from: id(10) })).rejects.toThrow(/too many topics/)
+    w.node(ROOT).linkDown(id(9))
+    // Its entries expire after three missed refreshes; then the trees hold nothing.
+    w.advance(3 * 30_000 + 1)
+    await w.tickAll()
+    expect(w.node(ROOT).info()).toEqual([])
+    await expect(join?.({ t: 'real', p: null, a: [] }, { from: id(10) })).resolves.toMatchObject({ p: ROOT })
+  })
+
   it('a newcomer gets what the topic carried in the last seconds (a subscribe then an immediate publish is not lost), once', async () => {
     const w = world(4, { owner: ROOT })
     w.node(id(2)).join('room')

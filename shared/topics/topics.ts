@@ -431,6 +431,13 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       if (checkOwner) nextOwnerCheck = now + opt.refreshMs / 6
       for (const [topic, tree] of rooted) {
         tree.expire(now - 3 * opt.refreshMs)
+        // A tree with no member, no child, no recent publication and no subscriber here holds nothing:
+        // let it go, or topics JOINed once (or ATTACHed) and left would fill maxRooted for good.
+        const empty = tree.members.size === 0 && !joined.has(topic) && !children.has(topic)
+        if (empty && repair.recent(topic, 1).length === 0) {
+          rooted.delete(topic)
+          continue
+        }
         // Ownership is checked every few seconds (a lookup when our range is unsure), not every tick.
         if (!checkOwner || (await isRoot(topic))) continue
         // The key moved to another node: stop being the root; our children join the new one.
