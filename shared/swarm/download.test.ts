@@ -279,6 +279,27 @@ describe('swarm download', () => {
     expect(reqsTo(s, Y)).toEqual([n - 1])
   })
 
+  it('a piece still being hashed when its file is removed is not written: nothing is left in the store', async () => {
+    let gate: Promise<void> | undefined
+    const sha256 = async (d: Uint8Array) => {
+      if (gate) await gate
+      return new Uint8Array(await crypto.subtle.digest('SHA-256', d as Uint8Array<ArrayBuffer>))
+    }
+    const { f, s } = await connected(4, [{ id: X, bits: fullBits(4) }], {}, swarmStub({}, { sha256 }))
+    const i = reqsTo(s, X)[0] as number
+    let open = () => {}
+    gate = new Promise<void>((r) => {
+      open = r
+    }) // the piece's hash waits
+    const arriving = s.swarm.handle(X, { t: 'piece', file: f.id, index: i, data: f.piece(i) })
+    await flush()
+    await s.swarm.remove(f.id)
+    open()
+    await arriving
+    expect(await s.store.pieces(f.id)).toEqual([])
+    expect(await s.store.usage()).toMatchObject({ used: 0 })
+  })
+
   it('pieces arrive, bytes() gives the file, pieces() yields it in order', async () => {
     const { f, s, dl } = await connected(6, [{ id: X, bits: fullBits(6) }], {}, swarmStub())
     const streamed: Uint8Array[] = []

@@ -156,6 +156,8 @@ export async function onPiece(ctx: SwarmContext, f: FileSwarm, p: Peer, msg: Pie
     f.storing.delete(i)
     return bad(ctx, f, dl, p, i, 'hash')
   }
+  // Removed (or the node closed) while we hashed: a write now would leave a piece with no manifest behind.
+  if (ctx.files.get(f.id) !== f) return void f.storing.delete(i)
   try {
     await ctx.deps.store.putPiece(f.id, i, msg.data)
   } catch (err) {
