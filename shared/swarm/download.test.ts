@@ -300,6 +300,32 @@ describe('swarm download', () => {
     expect(await s.store.usage()).toMatchObject({ used: 0 })
   })
 
+  it('a manifest still being checked when its file is removed is not written: the file stays removed', async () => {
+    let gate: Promise<void> | undefined
+    const sha256 = async (d: Uint8Array) => {
+      if (gate) await gate
+      return new Uint8Array(await crypto.subtle.digest('SHA-256', d as Uint8Array<ArrayBuffer>))
+    }
+    const f = await testFile(4)
+    const s = swarmStub({}, { sha256 })
+    s.providers.push(X)
+    s.swarm.get(f.uri)
+    await flush()
+    await s.recv(X, { t: 'hello', file: f.id, bits: fullBits(4) })
+    expect(s.take('meta-req', X)).toHaveLength(1)
+    let open = () => {}
+    gate = new Promise<void>((r) => {
+      open = r
+    }) // the manifest's hash waits
+    const arriving = s.swarm.handle(X, { t: 'meta', file: f.id, manifest: f.bytes })
+    await flush()
+    await s.swarm.remove(f.id)
+    open()
+    await arriving
+    expect(await s.store.getManifest(f.id)).toBeUndefined()
+    expect(await s.swarm.list()).toEqual([])
+  })
+
   it('pieces arrive, bytes() gives the file, pieces() yields it in order', async () => {
     const { f, s, dl } = await connected(6, [{ id: X, bits: fullBits(6) }], {}, swarmStub())
     const streamed: Uint8Array[] = []

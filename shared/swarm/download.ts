@@ -268,6 +268,8 @@ export async function onMeta(ctx: SwarmContext, f: FileSwarm, from: string, msg:
       ctx.dropPeer(f, from, 'bad-manifest', { ban: true })
       return
     }
+    // Removed (or ended) while we checked it: writing it now would bring a removed file back.
+    if (ctx.files.get(f.id) !== f || !dl.active) return
     await ctx.deps.store.putManifest(f.id, msg.manifest)
     const held = await ctx.deps.store.pieces(f.id)
     if (ctx.files.get(f.id) !== f || f.manifest || !dl.active) return
