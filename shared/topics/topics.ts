@@ -49,7 +49,6 @@ import {
 import { createPublications } from './publication.ts'
 import { createRepair, handOver } from './repair.ts'
 import { TopicTree } from './root.ts'
-
 import {
   DEFAULTS,
   INJECT_METHOD,
@@ -109,7 +108,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     return pos
   }
 
-  const childCount = () => [...children.values()].reduce((n, s) => n + s.size, 0)
+  const childCount = (p?: string) => [...children.values()].reduce((n, s) => n + (p ? +s.has(p) : s.size), 0)
 
   function childrenOf(topic: string): Set<string> {
     let s = children.get(topic)
@@ -373,7 +372,8 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         case 'attach': {
           const mine = childrenOf(topic)
           const member = inTree(topic) || (deps.owns(await position(topic)) && ensureRoot(topic) !== null)
-          const room = mine.has(from) || (mine.size < opt.fanout + 2 && childCount() < opt.maxChildren)
+          const full = mine.size >= opt.fanout + 2 || childCount() >= opt.maxChildren
+          const room = mine.has(from) || (!full && childCount(from) < opt.maxChildTopics)
           const ok = member && room && joined.get(topic)?.parent !== from
           if (ok) mine.add(from)
           else {
