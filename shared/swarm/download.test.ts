@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import {
   bitsOf,
   flush,
@@ -10,6 +10,7 @@ import {
   Y,
   Z,
 } from '../../test/swarm-stub.ts'
+import { Bitfield } from './bitfield.ts'
 import type { Download, Progress, SwarmOptions } from './options.ts'
 import { createMemoryStore } from './store.ts'
 
@@ -255,6 +256,74 @@ describe('swarm download', () => {
     await s.recv(X, { t: 'none', file: f.id, index: 3 })
     await s.recv(X, { t: 'have', file: f.id, index: 99 })
     expect(s.swarm.counters['drop.swarm.index']).toBe(1)
+  })
+
+  it('a have that gives nothing new to ask for costs no scan of the pieces (haves are not budgeted)', async () => {
+    const n = 2048
+    const { f, s } = await connected(n, [
+      { id: X, bits: fullBits(n) },
+      { id: Y, bits: bitsOf(n, []) },
+    ])
+    const asked = reqsTo(s, X)[0] as number
+    const scans = vi.spyOn(Bitfield.prototype, 'has')
+    try {
+      // Y announces a piece already asked of X, then the same piece again and again.
+      for (let k = 0; k < 200; k++) await s.swarm.handle(Y, { t: 'have', file: f.id, index: asked })
+      expect(scans.mock.calls.length).toBeLessThan(200 * 16) // was 200 × 2,048: a full scan per have
+    } finally {
+      scans.mockRestore()
+    }
+    expect(reqsTo(s, Y)).toEqual([])
+    // A have for a piece nobody is asked for is still taken at once.
+    await s.recv(Y, { t: 'have', file: f.id, index: n - 1 })
+    expect(reqsTo(s, Y)).toEqual([n - 1])
+  })
+
+  it('a piece still being hashed when its file is removed is not written: nothing is left in the store', async () => {
+    let gate: Promise<void> | undefined
+    const sha256 = async (d: Uint8Array) => {
+      if (gate) await gate
+      return new Uint8Array(await crypto.subtle.digest('SHA-256', d as Uint8Array<ArrayBuffer>))
+    }
+    const { f, s } = await connected(4, [{ id: X, bits: fullBits(4) }], {}, swarmStub({}, { sha256 }))
+    const i = reqsTo(s, X)[0] as number
+    let open = () => {}
+    gate = new Promise<void>((r) => {
+      open = r
+    }) // the piece's hash waits
+    const arriving = s.swarm.handle(X, { t: 'piece', file: f.id, index: i, data: f.piece(i) })
+    await flush()
+    await s.swarm.remove(f.id)
+    open()
+    await arriving
+    expect(await s.store.pieces(f.id)).toEqual([])
+    expect(await s.store.usage()).toMatchObject({ used: 0 })
+  })
+
+  it('a manifest still being checked when its file is removed is not written: the file stays removed', async () => {
+    let gate: Promise<void> | undefined
+    const sha256 = async (d: Uint8Array) => {
+      if (gate) await gate
+      return new Uint8Array(await crypto.subtle.digest('SHA-256', d as Uint8Array<ArrayBuffer>))
+    }
+    const f = await testFile(4)
+    const s = swarmStub({}, { sha256 })
+    s.providers.push(X)
+    s.swarm.get(f.uri)
+    await flush()
+    await s.recv(X, { t: 'hello', file: f.id, bits: fullBits(4) })
+    expect(s.take('meta-req', X)).toHaveLength(1)
+    let open = () => {}
+    gate = new Promise<void>((r) => {
+      open = r
+    }) // the manifest's hash waits
+    const arriving = s.swarm.handle(X, { t: 'meta', file: f.id, manifest: f.bytes })
+    await flush()
+    await s.swarm.remove(f.id)
+    open()
+    await arriving
+    expect(await s.store.getManifest(f.id)).toBeUndefined()
+    expect(await s.swarm.list()).toEqual([])
   })
 
   it('pieces arrive, bytes() gives the file, pieces() yields it in order', async () => {

@@ -114,6 +114,19 @@ export function refillAll(ctx: SwarmContext, f: FileSwarm): void {
   for (const p of f.peers.values()) refill(ctx, f, p)
 }
 
+/**
+ * A peer's `have` (not budgeted: a real one follows each piece it gains). Only a piece new to its
+ * have-map that we lack and nobody is asked for can give it something to be asked for: a have that
+ * changes nothing else costs no scan of the file's pieces (a ripe endgame piece waits for the tick).
+ */
+export function onHave(ctx: SwarmContext, f: FileSwarm, p: Peer, i: number): void {
+  const had = p.bits?.has(i) ?? false
+  if (!f.peerHas(p, i)) return void bump(ctx.counters, 'drop.swarm.index')
+  if (f.complete && p.bits?.complete) return ctx.dropPeer(f, p.id, 'done')
+  if (had || f.have?.has(i) || f.requested?.[i] !== 0 || f.storing.has(i) || p.late.has(i)) return
+  refill(ctx, f, p)
+}
+
 /** A piece arrived. */
 export async function onPiece(ctx: SwarmContext, f: FileSwarm, p: Peer, msg: PieceMsg): Promise<void> {
   const m = f.manifest
@@ -143,6 +156,8 @@ export async function onPiece(ctx: SwarmContext, f: FileSwarm, p: Peer, msg: Pie
     f.storing.delete(i)
     return bad(ctx, f, dl, p, i, 'hash')
   }
+  // Removed (or the node closed) while we hashed: a write now would leave a piece with no manifest behind.
+  if (ctx.files.get(f.id) !== f) return void f.storing.delete(i)
   try {
     await ctx.deps.store.putPiece(f.id, i, msg.data)
   } catch (err) {
@@ -253,6 +268,8 @@ export async function onMeta(ctx: SwarmContext, f: FileSwarm, from: string, msg:
       ctx.dropPeer(f, from, 'bad-manifest', { ban: true })
       return
     }
+    // Removed (or ended) while we checked it: writing it now would bring a removed file back.
+    if (ctx.files.get(f.id) !== f || !dl.active) return
     await ctx.deps.store.putManifest(f.id, msg.manifest)
     const held = await ctx.deps.store.pieces(f.id)
     if (ctx.files.get(f.id) !== f || f.manifest || !dl.active) return

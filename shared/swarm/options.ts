@@ -76,6 +76,8 @@ export interface SwarmOptions {
   maxCandidates?: number
   /** Files with live swarm state at once (the rest wait in the store). @default 64 */
   maxActiveFiles?: number
+  /** Files one peer may join here as a newcomer (its further hellos: bye busy). @default 16 */
+  maxFilesPerPeer?: number
   /** A file with no peers and no download leaves memory after this long. @default 300_000 */
   idleFileMs?: number
   /** Peers banned per file (bad data), remembered. @default 1_024 */
@@ -114,6 +116,7 @@ export function resolveSwarmOptions(o: SwarmOptions = {}): ResolvedSwarmOptions 
     floodLimit: o.floodLimit ?? 256,
     maxCandidates: o.maxCandidates ?? 256,
     maxActiveFiles: o.maxActiveFiles ?? 64,
+    maxFilesPerPeer: o.maxFilesPerPeer ?? 16,
     idleFileMs: o.idleFileMs ?? 300_000,
     maxBanned: o.maxBanned ?? 1_024,
     verifyOnServe: o.verifyOnServe ?? true,

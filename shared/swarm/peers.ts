@@ -45,6 +45,13 @@ export function onHello(ctx: SwarmContext, f: FileSwarm | null, from: string, ms
       bump(ctx.counters, 'swarm.full')
       return ctx.send(from, { t: 'bye', file: f.id, reason: 'full' })
     }
+    // One peer may not hold every file's live state here (a file with a peer is never idle, never let go).
+    let held = 0
+    for (const g of ctx.files.values()) if (g.peers.has(from)) held++
+    if (held >= ctx.opts.maxFilesPerPeer) {
+      bump(ctx.counters, 'swarm.peer.files-full')
+      return ctx.send(from, { t: 'bye', file: f.id, reason: 'busy' })
+    }
   }
   const p = f.addPeer(from, ctx.now(), ctx.opts.pipeline)
   if (msg.bits && !f.setBits(p, msg.bits)) {

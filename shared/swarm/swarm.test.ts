@@ -123,6 +123,18 @@ describe('swarm: what a stranger can make it hold is bounded', () => {
     expect(s.take('bye', Y).map(([, m]) => m.reason)).toEqual(['busy', 'busy', 'busy'])
   })
 
+  it('one peer cannot hold every file slot: past maxFilesPerPeer its hellos are answered bye busy, and others get in', async () => {
+    const s = swarmStub({ maxActiveFiles: 4, maxFilesPerPeer: 2 })
+    const added = []
+    for (let k = 0; k < 4; k++) added.push(await s.swarm.add((await testFile(1, 1024, k)).data))
+    for (const a of added) await s.recv(X, { t: 'hello', file: a.id }) // X never asks for anything, never leaves
+    expect(s.take('bye', X).map(([, m]) => m.reason)).toEqual(['busy', 'busy'])
+    expect(s.swarm.counters['swarm.peer.files-full']).toBe(2)
+    for (const a of added.slice(2)) await s.recv(Y, { t: 'hello', file: a.id })
+    expect(s.take('bye', Y)).toEqual([])
+    expect(s.take('hello', Y)).toHaveLength(2)
+  })
+
   it('candidates from pex and the DHT are bounded by maxCandidates; the peer table by maxPeers', async () => {
     const f = await testFile(4)
     const s = swarmStub({ maxCandidates: 50, targetPeers: 2, maxPeers: 5, pexIntervalMs: 1 })

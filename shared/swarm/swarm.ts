@@ -38,11 +38,11 @@ import {
   finish,
   installManifest,
   onBusy,
+  onHave,
   onMeta,
   onNoPiece,
   onPiece,
   provide,
-  refill,
   tickDownload,
 } from './download.ts'
 import { downloadHandle } from './download-handle.ts'
@@ -203,9 +203,7 @@ export function createSwarm(deps: SwarmDeps, options: SwarmOptions = {}): Swarm 
       case 'meta':
         return onMeta(ctx, f, from, msg)
       case 'have':
-        if (!f.peerHas(p, msg.index)) return void bump(counters, 'drop.swarm.index')
-        if (f.complete && p.bits?.complete) return dropPeer(ctx, f, from, 'done')
-        return refill(ctx, f, p)
+        return onHave(ctx, f, p, msg.index)
       case 'req':
         return onRequest(ctx, f, p, msg)
       case 'piece':

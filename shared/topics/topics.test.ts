@@ -8,6 +8,7 @@ import type { TopicMsg } from './messages.ts'
 import { TopicTree } from './root.ts'
 import { signedPub, world } from './test-world.ts'
 import { INJECT_METHOD, JOIN_METHOD } from './topics.ts'
+import { DEFAULTS } from './types.ts'
 
 const id = (n: number) => n.toString(16).padStart(40, '0')
 const ROOT = id(1)
@@ -120,6 +121,33 @@ describe('topic tree nodes', () => {
     await expect(
       inject?.({ t: 'room', p: new Uint8Array(3), s: new Uint8Array(64) }, { from: id(9) }),
     ).rejects.toThrow()
+  })
+
+  it('a tree the root keeps for nobody is let go: junk topics cannot hold the rooted bound for good', async () => {
+    const w = world(1, { owner: ROOT, options: { maxRooted: 4 } })
+    const join = w.handlers.get(ROOT)?.get(JOIN_METHOD)
+    // One peer JOINs four topics it made up (the first one ATTACHes too, then goes), and never refreshes.
+    for (let i = 0; i < 4; i++) await join?.({ t: `junk-${i}`, p: null, a: [] }, { from: id(9) })
+    await w.node(ROOT).handle(id(9), { type: 'attach', topic: 'junk-0' })
+    await expect(join?.({ t: 'real', p: null, a: [] }, { from: id(10) })).rejects.toThrow(/too many topics/)
+    w.node(ROOT).linkDown(id(9))
+    // Its entries expire after three missed refreshes; then the trees hold nothing.
+    w.advance(3 * 30_000 + 1)
+    await w.tickAll()
+    expect(w.node(ROOT).info()).toEqual([])
+    await expect(join?.({ t: 'real', p: null, a: [] }, { from: id(10) })).resolves.toMatchObject({ p: ROOT })
+  })
+
+  it('one peer holds at most maxChildTopics of our child slots: its ATTACHes past that are refused, others still get in', async () => {
+    const w = world(1, { owner: ROOT })
+    const root = w.node(ROOT)
+    const max = DEFAULTS.maxChildTopics
+    for (let i = 0; i < max + 8; i++) await root.handle(id(9), { type: 'attach', topic: `junk-${i}` })
+    const answers = w.queue.splice(0).map(([, , m]) => m.type === 'attached' && m.ok)
+    expect(answers.filter((ok) => ok)).toHaveLength(max)
+    expect(root.counters['attach.refused']).toBe(8)
+    await root.handle(id(10), { type: 'attach', topic: 'junk-0' })
+    expect(w.queue.pop()?.[2]).toEqual({ type: 'attached', topic: 'junk-0', ok: true })
   })
 
   it('a newcomer gets what the topic carried in the last seconds (a subscribe then an immediate publish is not lost), once', async () => {

@@ -49,7 +49,6 @@ import {
 import { createPublications } from './publication.ts'
 import { createRepair, handOver } from './repair.ts'
 import { TopicTree } from './root.ts'
-
 import {
   DEFAULTS,
   INJECT_METHOD,
@@ -109,7 +108,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     return pos
   }
 
-  const childCount = () => [...children.values()].reduce((n, s) => n + s.size, 0)
+  const childCount = (p?: string) => [...children.values()].reduce((n, s) => n + (p ? +s.has(p) : s.size), 0)
 
   function childrenOf(topic: string): Set<string> {
     let s = children.get(topic)
@@ -373,7 +372,8 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
         case 'attach': {
           const mine = childrenOf(topic)
           const member = inTree(topic) || (deps.owns(await position(topic)) && ensureRoot(topic) !== null)
-          const room = mine.has(from) || (mine.size < opt.fanout + 2 && childCount() < opt.maxChildren)
+          const full = mine.size >= opt.fanout + 2 || childCount() >= opt.maxChildren
+          const room = mine.has(from) || (!full && childCount(from) < opt.maxChildTopics)
           const ok = member && room && joined.get(topic)?.parent !== from
           if (ok) mine.add(from)
           else {
@@ -431,6 +431,13 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
       if (checkOwner) nextOwnerCheck = now + opt.refreshMs / 6
       for (const [topic, tree] of rooted) {
         tree.expire(now - 3 * opt.refreshMs)
+        // A tree with no member, no child, no recent publication and no subscriber here holds nothing:
+        // let it go, or topics JOINed once (or ATTACHed) and left would fill maxRooted for good.
+        const empty = tree.members.size === 0 && !joined.has(topic) && !children.has(topic)
+        if (empty && repair.recent(topic, 1).length === 0) {
+          rooted.delete(topic)
+          continue
+        }
         // Ownership is checked every few seconds (a lookup when our range is unsure), not every tick.
         if (!checkOwner || (await isRoot(topic))) continue
         // The key moved to another node: stop being the root; our children join the new one.

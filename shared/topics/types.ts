@@ -45,6 +45,8 @@ export interface TopicsOptions {
   maxMembers?: number
   /** Children this node adopts, over all topics. @default 256 */
   maxChildren?: number
+  /** Topics one peer may be our child in (one peer cannot hold every child slot). @default 32 */
+  maxChildTopics?: number
   /** Largest signed publication (bytes). @default 1_048_576 */
   maxPayloadBytes?: number
   /** Publication ids remembered (the replay window narrows past it). @default 8_192 */
@@ -63,6 +65,7 @@ export const DEFAULTS: Resolved = {
   maxRooted: 256,
   maxMembers: 512,
   maxChildren: 256,
+  maxChildTopics: 32,
   maxPayloadBytes: 1_048_576,
   seenMax: 8_192,
 }
