@@ -205,7 +205,7 @@ test('a peer with relay=force takes full part', async ({ browser }) => {
   expect(stats.relayBytesOut).toBeGreaterThan(100_000)
 })
 
-test('a tab gone without a goodbye (its context killed) is dropped once ICE stalls, not at the heartbeat timeout', async ({
+test('a tab gone without a goodbye (its context killed) is dropped once ICE stalls and the server no longer knows it', async ({
   browser,
 }) => {
   const [a, b] = (await openMany(browser, 2, { network: 'stall' })) as [Peer, Peer]
@@ -221,9 +221,12 @@ test('a tab gone without a goodbye (its context killed) is dropped once ICE stal
   const goneIn = Date.now() - t0
   console.log(`overlay e2e: a tab killed without a goodbye was dropped in ${goneIn} ms`)
   const stats = await a.page.evaluate(() => (window as unknown as W).node.stats())
-  // Closed by the stall check (ICE disconnected, then no answer to a ping within 3 s), not by ICE
-  // failing (10 s after disconnected) or the heartbeat timeout (20 s of silence).
-  expect(stats['link.closed.stalled']).toBe(1)
+  // Closed once ICE said disconnected and the signal server, asked, no longer knew b ('peer-gone'),
+  // not at the end of the stall check's grace, by ICE failing (10 s after disconnected) or by the
+  // heartbeat timeout (20 s of silence).
+  expect(stats['link.stall-probe']).toBe(1)
+  expect(stats['link.closed.peer-gone']).toBe(1)
+  expect(stats['link.closed.stalled'] ?? 0).toBe(0)
   expect(stats['link.closed.heartbeat-timeout'] ?? 0).toBe(0)
 })
 

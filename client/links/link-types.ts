@@ -83,6 +83,8 @@ export interface LinkEvents extends Record<string, unknown> {
   frame: Frame
   control: LinkControl
   close: string
+  /** The transport stopped hearing the peer (ICE `disconnected`): a stall check began (liveness.ts). */
+  stall: undefined
 }
 
 export type LinkState = 'handshake' | 'open' | 'closed'

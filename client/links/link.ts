@@ -147,6 +147,7 @@ export class Link extends Emitter<LinkEvents> {
       ping: (ts) => void this.sendControl({ t: 'ping', ts }),
       dead: (reason) => this.close(reason),
       tick: (now) => this.reassembler.tick(now),
+      stalled: () => this.emit('stall', undefined),
     })
     this.pipe.onData((b) => this.onPiece(b))
     this.pipe.onClose((reason) => this.finish(reason))

@@ -8,6 +8,7 @@ import { Liveness } from './liveness.ts'
 function setup(open = true) {
   const pings: number[] = []
   const dead: string[] = []
+  const checks: number[] = []
   const state = { open }
   const live = new Liveness({
     heartbeatMs: 5000,
@@ -17,8 +18,9 @@ function setup(open = true) {
     ping: (now) => void pings.push(now),
     dead: (reason) => void dead.push(reason),
     tick: () => {},
+    stalled: () => void checks.push(Date.now()),
   })
-  return { live, pings, dead, state }
+  return { live, pings, dead, state, checks }
 }
 
 beforeEach(() => {
@@ -43,7 +45,7 @@ describe('liveness', () => {
   })
 
   it('a stall the peer answers changes nothing, and a later stall is checked again', () => {
-    const { live, dead, pings } = setup()
+    const { live, dead, pings, checks } = setup()
     live.start()
     live.stalled()
     vi.advanceTimersByTime(400)
@@ -54,16 +56,19 @@ describe('liveness', () => {
     // A second report of the same stall while it is checked sends no second ping.
     live.stalled()
     expect(pings.filter((t) => t === Date.now())).toHaveLength(1)
+    // The host is told once per check begun (it asks the signal server then), not per report.
+    expect(checks).toHaveLength(2)
     vi.advanceTimersByTime(3000)
     expect(dead).toEqual(['stalled'])
   })
 
   it('before the link is open (its handshake has its own timer) a stall does nothing', () => {
-    const { live, dead, pings, state } = setup(false)
+    const { live, dead, pings, state, checks } = setup(false)
     live.start()
     live.stalled()
     vi.advanceTimersByTime(3000)
     expect(pings).toEqual([])
+    expect(checks).toEqual([])
     expect(dead).toEqual([])
     state.open = true
   })

@@ -28,6 +28,8 @@ export interface LivenessOptions {
   dead(reason: 'heartbeat-timeout' | 'stalled'): void
   /** Called each heartbeat period (housekeeping that runs at the same pace). */
   tick(now: number): void
+  /** A stall check began: the host may ask elsewhere (the signal server) whether the peer is still there. */
+  stalled?(): void
 }
 
 export class Liveness {
@@ -66,6 +68,7 @@ export class Liveness {
     this.stalls++
     this.answered = false
     this.o.ping(Date.now())
+    this.o.stalled?.()
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined
       if (!this.answered && this.o.isOpen()) this.o.dead('stalled')

@@ -95,6 +95,7 @@ export class Inbound {
     if (this.deps.closed()) return
     const s = parseSignalData(raw)
     if (!s) return bump(counters, 'drop.signal')
+    if (s.t === 'probe') return bump(counters, 'signal.probe')
     if (s.t === 'refuse') {
       const d = dialer.dials.get(from)
       if (s.reason === 'no-relay') this.deps.relayMismatch(from)

@@ -12,6 +12,9 @@
  *                             an offer, and on the answer to an offer that carried one
  *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
  *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
+ *   {t: 'probe'}              nothing to do: sent through the server to a peer whose WebRTC link
+ *                             stalled, to learn from the server whether it is still registered
+ *                             (signal-error `unknown-peer`: it is gone; signal-transport.ts)
  *
  * `mesh`: the sender wants the link in the broadcast mesh. What a peer sends
  * is untrusted: `parseSignalData` gives a typed signal or null.
@@ -25,6 +28,7 @@ export type SignalData =
   | { t: 'dial'; mesh: boolean }
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
+  | { t: 'probe' }
 
 export function parseSignalData(d: unknown): SignalData | null {
   if (typeof d !== 'object' || d === null) return null
@@ -48,6 +52,8 @@ export function parseSignalData(d: unknown): SignalData | null {
         : null
     case 'refuse':
       return typeof o.reason === 'string' ? { t: 'refuse', reason: o.reason.slice(0, 64) } : null
+    case 'probe':
+      return { t: 'probe' }
     default:
       return null
   }

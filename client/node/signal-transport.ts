@@ -33,11 +33,18 @@ export interface SignalTransportOptions {
   onRegisterSent?: () => void
 }
 
+/** How many peers heard through the server are remembered (a stalled link to one is checked there). */
+const SERVER_PEERS_MAX = 512
+
 export class SignalTransport implements Transport {
   readonly signalClient: SignalClient
   readonly dialer: Dialer
   readonly inbound: Inbound
   private readonly upgrades: Upgrades
+  /** Peers whose signals came through this server lately (SERVER_PEERS_MAX, oldest out): registered here. */
+  private readonly serverPeers = new Set<string>()
+  /** WebRTC links whose stall is checked with the server, and what they had received then (probe). */
+  private readonly probing = new Map<string, { link: NodeLink; bytesIn: number }>()
 
   constructor(
     private readonly host: TransportHost,
@@ -69,8 +76,14 @@ export class SignalTransport implements Transport {
       linkSecurity: () => host.linkSecurity(),
       learnBox: (link) => host.learnBox(link),
       accessDenied: (peer) => host.accessDenied(peer),
-      opened: (link) => host.opened(link),
-      upgraded: (link, old) => host.upgraded(link, old),
+      opened: (link) => {
+        this.watchStall(link)
+        host.opened(link)
+      },
+      upgraded: (link, old) => {
+        this.watchStall(link)
+        host.upgraded(link, old)
+      },
       closed: (link, reason) => host.closed(link, reason),
       failed: (peer, inbound) => {
         host.failed(peer)
@@ -108,7 +121,13 @@ export class SignalTransport implements Transport {
   async start(): Promise<PeerInfo[]> {
     const { host } = this
     const sc = this.signalClient
-    sc.on('signal', ({ from, data }) => this.inbound.onSignal(from, data, false, true))
+    sc.on('signal', ({ from, data }) => {
+      this.serverPeers.delete(from)
+      this.serverPeers.add(from)
+      const oldest = this.serverPeers.values().next()
+      if (this.serverPeers.size > SERVER_PEERS_MAX && !oldest.done) this.serverPeers.delete(oldest.value)
+      this.inbound.onSignal(from, data, false, true)
+    })
     sc.on('relay', ({ from, frame }) => this.inbound.onRelayFrame(from, frame))
     sc.on('relay-error', (e) => {
       bump(host.counters, `relay-error.${e.reason}`)
@@ -123,12 +142,49 @@ export class SignalTransport implements Transport {
       const d = this.dialer.dials.get(e.to)
       if (e.reason === 'unknown-peer' && d)
         this.dialer.failDial(d, new NoRouteError(e.to, `${e.to} is not registered with the signal server`))
+      if (e.reason === 'unknown-peer') this.probeGone(e.to)
     })
     sc.on('registered', ({ peers }) => host.sampled(peers))
     sc.on('state', (s) => host.signalState(s))
     const onSignal = host.config.onSignal
     if (onSignal) sc.on('status', (st) => safeCall(() => onSignal(st)))
     return sc.start()
+  }
+
+  /**
+   * A tab that is closed or crashes says no goodbye: its peers' ICE notices ~6-8 s later, and the
+   * link's stall check waits `stallGraceMs` more for an answer (liveness.ts). The signal server saw
+   * its WebSocket close at once. So when a WebRTC link to a peer registered here stalls, a `probe`
+   * goes to it through the server (the peer does nothing with it); the server's `unknown-peer`
+   * means the peer is gone, and the link closes then ('peer-gone'), unless something came over it
+   * meanwhile. Only peers this server listed or whose signals came through it: one on another
+   * server (several servers without a shared registry) is unknown here and may be well.
+   */
+  private watchStall(link: NodeLink): void {
+    if (link.transport !== 'webrtc') return
+    link.on('stall', () => {
+      const { peer } = link
+      const here = this.serverPeers.has(peer) || this.host.isSampled(peer)
+      if (!here || !this.signalClient.connected) return
+      this.probing.set(peer, { link, bytesIn: link.stats.bytesIn })
+      bump(this.host.counters, 'link.stall-probe')
+      this.signalClient.signal(peer, { t: 'probe' }).catch((err: unknown) => {
+        if (err instanceof NoRouteError) this.probeGone(peer)
+      })
+    })
+    link.on('close', () => {
+      if (this.probing.get(link.peer)?.link === link) this.probing.delete(link.peer)
+    })
+  }
+
+  /** The server does not know `peer`: a stalled link to it that has heard nothing since the probe closes. */
+  private probeGone(peer: string): void {
+    const p = this.probing.get(peer)
+    if (!p) return
+    this.probing.delete(peer)
+    const { link, bytesIn } = p
+    if (link.state === 'open' && link.stats.bytesIn === bytesIn && this.host.links.get(peer) === link)
+      link.close('peer-gone')
   }
 
   peers(): Promise<PeerInfo[]> {
