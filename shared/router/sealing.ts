@@ -51,6 +51,11 @@ export const BOX_METHOD = '\u0000box'
 /** A node re-signs its box record this often (a reader refuses one older than 24 h). */
 const BOX_RESIGN_MS = 12 * 60 * 60 * 1000
 
+/** A source whose envelope did not open here is sent our record at most this often. */
+const BOX_TELL_MS = 60_000
+/** Sources remembered for that (the oldest go first). */
+const BOX_TELL_MAX = 1024
+
 /** How an answer goes back sealed: under the session of the sealed request it answers. */
 export interface ReplySeal {
   sealReply: OpenedMessage['sealReply']
@@ -120,6 +125,8 @@ export function createSealing(deps: SealingDeps, timeoutMs: number): Sealing {
   }, failed('seal.no-box-key'))
   /** Box records being asked for, by node: one request each at a time. */
   const boxAsks = new Map<string, Promise<BoxRecord>>()
+  /** Sources told our record lately (a body of theirs did not open here) -> when. */
+  const told = new Map<string, number>()
   /** Request envelope nonce (hex) -> how to open its sealed answer, while the request waits. */
   const replyOpeners = new Map<
     string,
@@ -155,6 +162,33 @@ export function createSealing(deps: SealingDeps, timeoutMs: number): Sealing {
     return ask
   }
 
+  /**
+   * A body `src` sealed to us did not open: most likely it holds the record
+   * of an earlier run of ours (box keys live in memory only, and a record
+   * stays valid 24 h). Our box request carries our current record, which its
+   * BOX_METHOD handler keeps in place of the older one; at most once a
+   * minute per source (`src` is the envelope's checked signer).
+   */
+  function tellBox(src: string): void {
+    const now = deps.now()
+    if ((told.get(src) ?? Number.NEGATIVE_INFINITY) > now - BOX_TELL_MS) return
+    told.delete(src)
+    told.set(src, now)
+    if (told.size > BOX_TELL_MAX) {
+      const oldest = told.keys().next().value
+      if (oldest !== undefined) told.delete(oldest)
+    }
+    count('box.told')
+    ;(async () => {
+      await own
+      const answer = await deps.request(src, BOX_METHOD, ownRecord ? boxRecordValue(ownRecord) : null, {
+        timeoutMs,
+      })
+      const rec = parseBoxRecord(answer)
+      if (rec) await directory.learn(src, rec, deps.now())
+    })().catch(failed('box.tell-failed'))
+  }
+
   return {
     sealable: (dst, inner) =>
       inner.t === 'msg' ||
@@ -175,6 +209,7 @@ export function createSealing(deps: SealingDeps, timeoutMs: number): Sealing {
         const opened = mine ? await mine.open(e.body, aad) : null
         if (!opened) {
           count('drop.route.sealed')
+          if (mine) tellBox(e.src)
           return null
         }
         return { plain: opened.plaintext, seal: { sealReply: opened.sealReply, re: e.nonce } }
@@ -216,6 +251,7 @@ export function createSealing(deps: SealingDeps, timeoutMs: number): Sealing {
       opener?.tick(now)
       directory.tick(now)
       for (const [k, w] of replyOpeners) if (!deps.waiting(w.id)) replyOpeners.delete(k)
+      for (const [src, at] of told) if (at <= now - BOX_TELL_MS) told.delete(src)
       // Re-sign our record well before readers would refuse it (24 h).
       if (ownRecord && !resigning && now - ownRecord.issuedAt > BOX_RESIGN_MS) {
         resigning = true
