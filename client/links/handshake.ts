@@ -48,11 +48,11 @@
 import { bytesEqual } from '../../shared/bytes.ts'
 import { type Channel, type ChannelKeys, deriveChannel } from '../../shared/crypto/channel.ts'
 import { isX25519PublicKey } from '../../shared/crypto/primitives.ts'
-import { linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
+import { linkDenialBytes, linkProofBytes, linkTranscript } from '../../shared/crypto/transcript.ts'
 import { isPublicKey } from '../../shared/identity/keys.ts'
 import { meetsPuzzle } from '../../shared/identity/puzzle.ts'
 import { bump } from '../../shared/protocol.ts'
-import { ACCESS_DENIED, type LinkControl, OUTSIDER } from './link-control.ts'
+import { ACCESS_DENIED, type LinkControl, OUTSIDER, plainControl } from './link-control.ts'
 import type { LinkOptions } from './link-types.ts'
 
 export type Hello = Extract<LinkControl, { t: 'hello' }>
@@ -181,6 +181,41 @@ export async function makeProof(
     o.networkKeys?.admissionProof(th, me),
   ])
   return { th, proof: adm ? { t: 'proof', sig, adm } : { t: 'proof', sig } }
+}
+
+/**
+ * Send our refusal of the link for the network's secret, signed over the transcript (`th`, known
+ * once the peer's proof came: the refusal follows it), so that the peer can tell it from a relay's
+ * forgery. Best effort: the pipe may be gone by then.
+ */
+export function sendDenial(
+  o: HandshakeOptions,
+  th: Uint8Array | undefined,
+  pipe: { send(b: Uint8Array): void },
+): void {
+  ;(async () => {
+    const sig = th && (await o.identity.sign(linkDenialBytes(th, o.identity.id)))
+    pipe.send(
+      plainControl(sig ? { t: 'bye', reason: ACCESS_DENIED, sig } : { t: 'bye', reason: ACCESS_DENIED }),
+    )
+  })().catch(() => {})
+}
+
+/**
+ * A `bye access-denied` before the link is authenticated: the peer's own refusal only when signed by
+ * its key over this link's transcript. Unsigned or forged (a relay, or a server in the middle, can
+ * write one), the link just ends: no AccessDeniedError and no denial remembered for the peer.
+ */
+export async function checkDenial(
+  c: { sig?: Uint8Array },
+  o: HandshakeOptions,
+  th: Uint8Array | undefined,
+  pk: Uint8Array | undefined,
+): Promise<string> {
+  if (c.sig && th && pk && (await o.identity.verify(pk, linkDenialBytes(th, o.peer), c.sig)))
+    return `bye:${ACCESS_DENIED}`
+  bump(o.counters, 'drop.link.unproven-denial')
+  return 'bye:unproven-denial'
 }
 
 /**

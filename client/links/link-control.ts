@@ -19,7 +19,7 @@ export type LinkControl =
   | { t: 'pong'; ts: number }
   | { t: 'pex'; peers: string[] }
   | { t: 'role'; mesh: boolean }
-  | { t: 'bye'; reason: string }
+  | { t: 'bye'; reason: string; sig?: Uint8Array }
 
 const MAX_PEX = 32
 
@@ -86,8 +86,13 @@ export function parseLinkControl(v: Value): LinkControl | null {
         : null
     case 'role':
       return typeof o.mesh === 'boolean' ? { t: 'role', mesh: o.mesh } : null
-    case 'bye':
-      return typeof o.reason === 'string' && o.reason.length <= 64 ? { t: 'bye', reason: o.reason } : null
+    case 'bye': {
+      if (typeof o.reason !== 'string' || o.reason.length > 64) return null
+      if (o.sig === undefined) return { t: 'bye', reason: o.reason }
+      return o.sig instanceof Uint8Array && o.sig.length === 64
+        ? { t: 'bye', reason: o.reason, sig: o.sig }
+        : null
+    }
     default:
       return null
   }
@@ -111,7 +116,7 @@ export function linkControlValue(c: LinkControl): Value {
     case 'role':
       return { t: c.t, mesh: c.mesh }
     case 'bye':
-      return { t: c.t, reason: c.reason }
+      return c.sig ? { t: c.t, reason: c.reason, sig: c.sig } : { t: c.t, reason: c.reason }
   }
 }
 

@@ -44,7 +44,7 @@ import {
 } from '../../shared/wire/frame.ts'
 import { Emitter } from '../emitter.ts'
 import { markPhase } from '../node/timeline.ts'
-import { aheadFor, answerHello, checkProof, type Hello, laterHello, makeHello } from './handshake.ts'
+import * as hs from './handshake.ts'
 import {
   ACCESS_DENIED,
   type LinkControl,
@@ -165,7 +165,7 @@ export class Link extends Emitter<LinkEvents> {
     keys.then(
       (k) => {
         markPhase('hello-out') // (also when it went with our offer or answer: see `early`)
-        void this.sendControl(makeHello(this.opts, this.nonce, this.localMesh, k.publicKey))
+        void this.sendControl(hs.makeHello(this.opts, this.nonce, this.localMesh, k.publicKey))
       },
       () => this.close('no-keys'),
     )
@@ -377,7 +377,8 @@ export class Link extends Emitter<LinkEvents> {
         markPhase('hello-in')
         const fp = this.transport === 'relay' ? { local: '', remote: '' } : this.pipe.fingerprints()
         const mine = { nonce: this.nonce, keys: this.channelKeys as Promise<ChannelKeys> }
-        const r = await (aheadFor(this.opts, c, fp) ?? answerHello(this.opts, this.transport, mine, c, fp))
+        const r = await (hs.aheadFor(this.opts, c, fp) ??
+          hs.answerHello(this.opts, this.transport, mine, c, fp))
         if (typeof r === 'string') return this.close(r)
         if (this.isClosed) return
         this.remote = { pk: c.pk, nonce: c.nonce, ek: c.ek }
@@ -395,7 +396,7 @@ export class Link extends Emitter<LinkEvents> {
         const th = this.th
         if (!r || !th || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
         const keys = this.channelKeys as Promise<ChannelKeys>
-        const v = await checkProof(c, this.opts, th, r, this.secure ? { keys } : undefined)
+        const v = await hs.checkProof(c, this.opts, th, r, this.secure ? { keys } : undefined)
         if ('refuse' in v) return this.refuse(v.refuse)
         if ('close' in v) return this.close(v.close)
         this.channel = v.channel
@@ -415,15 +416,17 @@ export class Link extends Emitter<LinkEvents> {
         this.emit('control', c)
         return
       case 'bye':
-        return this.finish(`bye:${c.reason}`)
+        // Before the link is authenticated a refusal for the secret counts only when signed.
+        if (c.reason !== ACCESS_DENIED || this.state === 'open') return this.finish(`bye:${c.reason}`)
+        return this.finish(await hs.checkDenial(c, this.opts, this.th, this.remote?.pk))
       default:
         if (this.state === 'open') this.emit('control', c)
     }
   }
 
   /** A hello after the first: the peer's channel hello after its signalled one (handshake.ts laterHello). */
-  private secondHello(c: Hello): void {
-    const v = laterHello(c, this.opts.early, this.earlyEchoed)
+  private secondHello(c: hs.Hello): void {
+    const v = hs.laterHello(c, this.opts.early, this.earlyEchoed)
     if (v === 'extra') return bump(this.opts.counters, 'drop.link.second-hello')
     this.earlyEchoed = true
     if (v === 'echo')
@@ -447,14 +450,12 @@ export class Link extends Emitter<LinkEvents> {
   /**
    * Refuse the link for the network's secret (`access-denied`: the peer
    * proved a secret we do not share; `outsider`: it proved none, and we are
-   * a private network's member). The peer is told `bye access-denied`,
-   * written now, in the clear like the handshake.
+   * a private network's member). The peer is told `bye access-denied`, in
+   * the clear like the handshake, signed over the transcript (checkDenial).
    */
   private refuse(reason: typeof ACCESS_DENIED | typeof OUTSIDER): void {
     bump(this.opts.counters, `link.refused.${reason}`)
-    try {
-      this.pipe.send(plainControl({ t: 'bye', reason: ACCESS_DENIED }))
-    } catch {}
+    hs.sendDenial(this.opts, this.th, this.pipe)
     this.finish(reason)
     setTimeout(() => this.pipe.close(reason), 100)
   }

@@ -67,3 +67,11 @@ export async function linkTranscript(t: LinkTranscriptInput): Promise<Uint8Array
 export function linkProofBytes(th: Uint8Array, signerId: string): Uint8Array {
   return concatBytes(utf8(`weft-link/2 proof\n${signerId}`), th)
 }
+
+/**
+ * What an end signs when it refuses the link whose transcript hash is `th` for the network's secret
+ * (`bye access-denied`, sent before the link is authenticated): so that a relay cannot forge it.
+ */
+export function linkDenialBytes(th: Uint8Array, signerId: string): Uint8Array {
+  return concatBytes(utf8(`weft-link/2 deny\n${signerId}`), th)
+}
