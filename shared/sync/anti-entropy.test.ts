@@ -194,3 +194,47 @@ describe('sync: anti-entropy backs off while in sync', () => {
     expect(a.sync.counters['ae.woken']).toBeGreaterThan(0)
   })
 })
+
+describe('sync: what a neighbour can make us send', () => {
+  /** Entries and bytes of entries `b` sent to `to` since `from` (index in b.sent). */
+  function sentTo(b: Stub, to: string, from = 0): { entries: number; bytes: number } {
+    let entries = 0
+    let bytes = 0
+    for (const [t, m] of b.sent.slice(from))
+      if (t === to && m.t === 'e')
+        for (const [body, pk, sig] of m.e) {
+          entries++
+          bytes += body.length + pk.length + sig.length
+        }
+    return { entries, bytes }
+  }
+
+  it('a query naming one large entry 65,536 times, or the whole table again and again, gets at most one budget of entries a window (amplification)', async () => {
+    const c = clock()
+    const b = stub(B, c)
+    b.neighbours = [A]
+    const big = 'x'.repeat(60_000)
+    for (let i = 0; i < 60; i++) await b.sync.set(`big${i}`, big)
+    b.sent.length = 0
+    // One q of ~130 KB, the key 'big0' 65,536 times: it used to send 65,536 copies of a 60 KB entry (~4 GB).
+    await b.sync.handle(A, { t: 'q', k: new Array(65_536).fill('big0') })
+    const once = sentTo(b, A)
+    expect(once.entries).toBe(1)
+    // Then 60 more tiny exchanges in the same window, each a summary and a version list naming
+    // every bucket with no items (a newcomer's), each of which used to send the whole table (3.6 MB).
+    for (let i = 0; i < 30; i++) {
+      await b.sync.handle(A, { t: 's', r: new Uint8Array(8).fill(i + 1) })
+      await b.sync.handle(A, { t: 'v', i: [...Array(64).keys()], v: [] })
+    }
+    const all = sentTo(b, A)
+    const budget = 64 * 131_072 // peerMsgBudget × maxBatchBytes: what the peer itself would take in a window
+    expect(all.bytes).toBeLessThanOrEqual(budget + 70_000)
+    expect(all.entries).toBeLessThanOrEqual(4_096)
+    expect(b.sync.counters['drop.sendBudget'] ?? 0).toBeGreaterThan(0)
+    // The next window: a fresh budget, and the table goes across again.
+    c.advance(5_000)
+    const mark = b.sent.length
+    await b.sync.handle(A, { t: 'q', k: ['big1', 'big2'] })
+    expect(sentTo(b, A, mark).entries).toBe(2)
+  })
+})

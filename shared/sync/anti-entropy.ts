@@ -216,12 +216,21 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
     flushPending(deps.now())
   }
 
-  /** Entries in batches of about maxBatchBytes; every batch but the last says more follow (and the last too when `more`). */
-  function sendEntries(to: string, list: Entry[], more: boolean): void {
+  /**
+   * Entries in batches of about maxBatchBytes; every batch but the last says more follow (and the last
+   * too when `more`). Each is charged to the peer's budget: past it the rest is not sent (budgets.ts).
+   */
+  function sendEntries(to: string, list: Entry[], more: boolean, budget: Budget): void {
     const batches: WireEntry[][] = []
     let batch: WireEntry[] = []
     let bytes = 0
+    let sent = 0
     for (const e of list) {
+      if (!budgets.takeSend(budget, e.size)) {
+        bump(counters, 'drop.sendBudget', list.length - sent)
+        break
+      }
+      sent++
       const size = e.size + 16
       if (batch.length > 0 && (bytes + size > opt.maxBatchBytes || batch.length >= MAX_ENTRIES_PER_MSG)) {
         batches.push(batch)
@@ -235,7 +244,7 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
     batches.forEach((e, i) => {
       send(to, more || i < batches.length - 1 ? { t: 'e', e, m: true } : { t: 'e', e })
     })
-    bump(counters, 'ae.entriesSent', list.length)
+    bump(counters, 'ae.entriesSent', sent)
   }
 
   /** Sends the queries; returns how many `q` messages went. */
@@ -276,7 +285,7 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
   }
 
   /** We started this exchange: send what they lack outright, then version lists; the last `v` ends our part. */
-  function onBuckets(from: string, m: BucketsMsg, now: number): void {
+  function onBuckets(from: string, m: BucketsMsg, now: number, budget: Budget): void {
     const mine = table.bucketBytes()
     const theirs = m.b
     const direct: Entry[] = []
@@ -304,13 +313,13 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
       }
     }
     lists.push(cur)
-    if (direct.length > 0) sendEntries(from, direct, true)
+    if (direct.length > 0) sendEntries(from, direct, true, budget)
     lists.forEach((l, n) => {
       send(from, n < lists.length - 1 ? { t: 'v', ...l, m: true } : { t: 'v', ...l })
     })
   }
 
-  function onVersions(from: string, m: VersionsMsg, now: number): void {
+  function onVersions(from: string, m: VersionsMsg, now: number, budget: Budget): void {
     const wanted = new Set(m.i)
     const theirs = new Map<string, VersionItem>()
     for (const it of m.v) {
@@ -337,7 +346,7 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
       }
     }
     for (const key of theirs.keys()) if (utf8(key).length <= opt.maxKeyBytes) ask.push(key)
-    if (give.length > 0) sendEntries(from, give, false)
+    if (give.length > 0) sendEntries(from, give, false, budget)
     const queries = ask.length > 0 ? sendQuery(from, ask) : 0
     if (inbound?.peer === from) {
       inbound.until = now + opt.exchangeTimeoutMs
@@ -347,14 +356,15 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
     }
   }
 
-  function onQuery(from: string, m: QueryMsg): void {
+  function onQuery(from: string, m: QueryMsg, budget: Budget): void {
     const out: Entry[] = []
-    for (const k of m.k) {
+    // Each key once, however often it is named.
+    for (const k of new Set(m.k)) {
       const e = table.get(k)
       if (e) out.push(e)
     }
     // Always answer, even with nothing: the asker counts answers to know the exchange is over.
-    sendEntries(from, out, false)
+    sendEntries(from, out, false, budget)
   }
 
   async function onEntries(from: string, m: EntriesMsg, b: Budget): Promise<void> {
@@ -387,11 +397,11 @@ export function createAntiEntropy(ctx: AntiEntropyContext): AntiEntropy {
         case 's':
           return onSummary(from, m, now)
         case 'b':
-          return onBuckets(from, m, deps.now())
+          return onBuckets(from, m, deps.now(), budget)
         case 'v':
-          return onVersions(from, m, now)
+          return onVersions(from, m, now, budget)
         case 'q':
-          return onQuery(from, m)
+          return onQuery(from, m, budget)
         case 'e':
           return onEntries(from, m, budget)
       }

@@ -2,6 +2,12 @@
  * Per-peer rate budgets for the messages a peer hands over a link: each
  * neighbour may send `peerMsgBudget` messages and `peerEntryBudget` entries
  * to check per `antiEntropyMs`; the rest is dropped (`drop.rateLimited`).
+ * The same window bounds what the peer can make us send: at most
+ * `peerEntryBudget` entries and `peerMsgBudget × maxBatchBytes` bytes of
+ * them (what the peer, with our options, would itself take in a window); the
+ * rest is not sent (`drop.sendBudget`), so a small query or version list
+ * repeated, or naming one key many times, cannot make us send much more than
+ * an honest newcomer would be sent.
  *
  * A peer's budget is kept until its window ends, whatever happens to its
  * link, so a peer that drops and restores its link, or flaps in and out of
@@ -28,6 +34,9 @@ export interface Budget {
   windowStart: number
   msgs: number
   entries: number
+  /** Entries, and their bytes, sent to the peer in this window. */
+  sent: number
+  sentBytes: number
 }
 
 export interface Budgets {
@@ -35,6 +44,8 @@ export interface Budgets {
   spend(peer: string, now: number): Budget | undefined
   /** Charge one entry to a budget; false when its entries are spent. */
   takeEntry(b: Budget): boolean
+  /** Charge one entry of `bytes` sent to the peer; false when what it may be sent is spent. */
+  takeSend(b: Budget, bytes: number): boolean
   /** Forget budgets whose windows have ended (they hold nothing a fresh one would not). */
   prune(now: number): void
   /** Budgets held. */
@@ -42,7 +53,7 @@ export interface Budgets {
 }
 
 export function createBudgets(
-  opt: Pick<SyncConfig, 'antiEntropyMs' | 'peerMsgBudget' | 'peerEntryBudget'>,
+  opt: Pick<SyncConfig, 'antiEntropyMs' | 'peerMsgBudget' | 'peerEntryBudget' | 'maxBatchBytes'>,
   counters: Counters,
   neighbours: () => string[],
 ): Budgets {
@@ -79,6 +90,8 @@ export function createBudgets(
         windowStart: Math.max(evicted.windowStart, b.windowStart),
         msgs: Math.max(evicted.msgs, b.msgs),
         entries: Math.max(evicted.entries, b.entries),
+        sent: Math.max(evicted.sent, b.sent),
+        sentBytes: Math.max(evicted.sentBytes, b.sentBytes),
       }
   }
 
@@ -94,7 +107,10 @@ export function createBudgets(
       if (budgets.size >= MAX_PEER_BUDGETS) prune(now)
       if (budgets.size >= MAX_PEER_BUDGETS) evictOne(now)
       // This may be a peer whose budget was evicted: it starts no better off than the most spent of those.
-      b = evicted && !expired(evicted, now) ? { ...evicted } : { windowStart: now, msgs: 0, entries: 0 }
+      b =
+        evicted && !expired(evicted, now)
+          ? { ...evicted }
+          : { windowStart: now, msgs: 0, entries: 0, sent: 0, sentBytes: 0 }
       budgets.set(id, b)
     }
     return b
@@ -109,6 +125,13 @@ export function createBudgets(
     takeEntry(b) {
       if (b.entries >= opt.peerEntryBudget) return false
       b.entries++
+      return true
+    },
+    takeSend(b, bytes) {
+      if (b.sent >= opt.peerEntryBudget || b.sentBytes + bytes > opt.peerMsgBudget * opt.maxBatchBytes)
+        return false
+      b.sent++
+      b.sentBytes += bytes
       return true
     },
     prune,
