@@ -157,7 +157,7 @@ describe('record store', () => {
     expect(bytesCapped.putRecord(await big(kb, B, 'a'), 'p', 0)).toBe('new')
   })
 
-  it('provider records: newest wins, quotas, per-key bound keeps the longest-lived, expiry', async () => {
+  it('provider records: newest wins, quotas, per-key bound keeps the live ones, expiry', async () => {
     const s = createRecordStore(L)
     const p = (provider: string, key: string, t: number, ttl = 1000): ProviderWire => ({
       k: key,
@@ -175,8 +175,9 @@ describe('record store', () => {
     expect(s.putProvider(p(A, 'svc3', 0), 'p', 0)).toBe('quota')
     const C = 'c'.repeat(40)
     expect(s.putProvider(p(B, 'svc', 0, 100), 'p', 0)).toBe('new')
-    // svc holds A (expires 1020) and B (expires 100): C, expiring at 500, evicts B.
-    expect(s.putProvider(p(C, 'svc', 0, 500), 'p', 0)).toBe('new')
+    // svc holds A (expires 1020) and B (expires 100): C is refused while both live, and takes B's place once B expired.
+    expect(s.putProvider(p(C, 'svc', 0, 500), 'p', 0)).toBe('full')
+    expect(s.putProvider(p(C, 'svc', 0, 500), 'p', 100)).toBe('new')
     expect(s.providersOf('svc', 0).map((x) => x.p)).toEqual([A, C])
     expect(s.providersOf('svc', 600).map((x) => x.p)).toEqual([A])
     // At 600 only C's record (0 + 500) has expired; B was evicted already.
@@ -187,6 +188,39 @@ describe('record store', () => {
     expect(s.gc(5000, 1000)).toBe(2)
     expect(s.providerCount).toBe(0)
     expect(s.bytes).toBe(0)
+  })
+
+  it('a full key keeps its live providers: records with longer lifetimes from new identities evict none (provider flood)', async () => {
+    const s = createRecordStore({
+      ...L,
+      maxProviderRecords: 1000,
+      perProviderQuota: 10,
+      maxProvidersPerKey: 4,
+    })
+    const p = (provider: string, t: number, ttl: number): ProviderWire => ({
+      k: 'svc',
+      p: provider,
+      pk: new Uint8Array(32),
+      t,
+      ttl,
+      s: new Uint8Array(64),
+    })
+    const now = 1_000_000
+    // Two honest providers, 10 minutes each, signed a moment ago.
+    expect(s.putProvider(p(A, now - 1000, 600_000), 'p', now)).toBe('new')
+    expect(s.putProvider(p(B, now - 2000, 600_000), 'p', now)).toBe('new')
+    // Throw-away identities sign for a day, dated at the edge of the skew.
+    const sybils = Array.from({ length: 10 }, (_, i) => i.toString(16).padStart(40, 'e'))
+    for (const x of sybils) s.putProvider(p(x, now + 59_000, 86_400_000), 'p', now)
+    const held = s.providersOf('svc', now).map((x) => x.p)
+    expect(held).toContain(A)
+    expect(held).toContain(B)
+    expect(held).toHaveLength(4)
+    // The honest ones refresh: updates of their own records, never refused.
+    expect(s.putProvider(p(A, now + 200_000, 600_000), 'p', now + 200_000)).toBe('updated')
+    // A record that has expired gives its place to a newcomer.
+    expect(s.putProvider(p('f'.repeat(40), now + 700_000, 600_000), 'p', now + 700_000)).toBe('new')
+    expect(s.providersOf('svc', now + 700_000).map((x) => x.p)).not.toContain(B)
   })
 
   it('drops tombstones after their time to live', async () => {

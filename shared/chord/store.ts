@@ -4,7 +4,8 @@
  * key and provider, newest issue time wins), under bounds counted both in
  * records and in bytes: records in all, bytes in all (records and provider
  * records), records and bytes per author, provider records in all, per
- * provider and per key. Pure bookkeeping: the caller has already checked
+ * provider and per key (a full key admits a new provider only in place of
+ * an expired record). Pure bookkeeping: the caller has already checked
  * signatures.
  *
  * Each entry remembers its ring position and when it was last `confirmed`:
@@ -157,11 +158,12 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
       if ((perProvider.get(rec.p) ?? 0) >= limits.perProviderQuota) return 'quota'
       if (providerCount >= limits.maxProviderRecords || bytes + size > limits.maxStoreBytes) return 'full'
       if (m && m.size >= limits.maxProvidersPerKey) {
-        // A full key keeps the records that live longest: evict the one expiring first, if it expires before this one.
+        // A full key keeps its live providers (they refresh in place): only an expired record gives way.
+        // Preferring longer lifetimes let any 256 throw-away identities, signing for a day, evict them all.
         let victim: StoredProvider | undefined
         for (const x of m.values())
           if (!victim || x.rec.t + x.rec.ttl < victim.rec.t + victim.rec.ttl) victim = x
-        if (!victim || victim.rec.t + victim.rec.ttl >= rec.t + rec.ttl) return 'full'
+        if (!victim || victim.rec.t + victim.rec.ttl > now) return 'full'
         removeProvider(rec.k, victim.rec.p)
         m = providers.get(rec.k)
       }
