@@ -158,6 +158,7 @@ export class NodeHost extends Emitter<NodeEvents> {
       },
       {
         puzzleBits,
+        network: this.network,
         router: {
           maxMessageBytes: this.config.maxMessageBytes,
           requestTimeoutMs: this.config.requestTimeoutMs,

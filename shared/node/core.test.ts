@@ -4,6 +4,7 @@
  * and in the simulator.
  */
 import { describe, expect, it } from 'vitest'
+import { concatBytes, utf8 } from '../bytes.ts'
 import { between } from '../chord/ring.ts'
 import { puzzleBits } from '../identity/puzzle.ts'
 import { createFakeKeyring, fakePublicKey } from '../sim/fake-keys.ts'
@@ -27,7 +28,7 @@ function idWithPuzzle(bits: number, atLeast: boolean): string {
 }
 
 /** A core on stub links: what it sends is recorded; `mesh` lists the peers whose link carries the mesh. */
-function stubCore(id: string, puzzle = 0, mesh: string[] = []) {
+function stubCore(id: string, puzzle = 0, mesh: string[] = [], network = '') {
   const sent: { to: string; m: NodeMsg }[] = []
   const core = createNodeCore(
     {
@@ -42,7 +43,7 @@ function stubCore(id: string, puzzle = 0, mesh: string[] = []) {
       isLinked: (p) => mesh.includes(p),
       meshNeighbours: () => mesh,
     },
-    { puzzleBits: puzzle },
+    { puzzleBits: puzzle, network },
   )
   return { core, sent }
 }
@@ -53,10 +54,33 @@ describe('node core: keys', () => {
     const good = idWithPuzzle(6, true)
     const weak = idWithPuzzle(6, false)
     const data = new Uint8Array([1, 2, 3])
-    const signed = async (id: string) => createFakeKeyring(id).sign(data)
+    // Signed as a node of the same network signs (in its scope), by each key.
+    const signed = async (id: string) =>
+      createFakeKeyring(id).sign(concatBytes(utf8('weft-scope/1\n\n'), data))
     expect(await core.keys.verify(fakePublicKey(good), data, await signed(good))).toBe(true)
     expect(await core.keys.verify(fakePublicKey(weak), data, await signed(weak))).toBe(false)
     expect(core.stats()['drop.identity.puzzle']).toBe(1)
+  })
+
+  it("a signature made in one network is refused in another: every signature is scoped to the network's name", async () => {
+    const mate = randomId(rng)
+    const author = stubCore(randomId(rng), 0, [mate], 'alpha')
+    const member = stubCore(randomId(rng), 0, [mate], 'alpha').core
+    const other = stubCore(randomId(rng), 0, [mate], 'beta').core
+    const data = new Uint8Array([1, 2, 3])
+    const sig = await author.core.keys.sign(data)
+    expect(await member.keys.verify(author.core.keys.publicKey, data, sig)).toBe(true)
+    expect(await other.keys.verify(author.core.keys.publicKey, data, sig)).toBe(false)
+    // A table entry the author made in alpha, handed to a node of beta (as one in both could): refused.
+    await author.core.sync.set('k', 'alpha only')
+    await author.core.handle(mate, { kind: Kind.Sync, msg: { t: 'q', k: ['k'] } })
+    const answer = author.sent.find((s) => s.m.kind === Kind.Sync && s.m.msg.t === 'e')?.m
+    if (!answer) throw new Error('no entries sent')
+    await member.handle(mate, answer)
+    await other.handle(mate, answer)
+    expect(member.sync.get('k')).toBe('alpha only')
+    expect(other.sync.get('k')).toBeUndefined()
+    expect(other.stats()['sync.drop.badSignature']).toBe(1)
   })
 
   it('an identity below the puzzle cannot make a node', () => {

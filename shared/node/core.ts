@@ -10,7 +10,9 @@
  *
  * - keys: every protocol verifies others' signatures through one keyring
  *   that refuses keys below the network's identity puzzle
- *   (`drop.identity.puzzle`); our own key must meet it.
+ *   (`drop.identity.puzzle`); our own key must meet it. Everything it
+ *   signs or checks is scoped to the network's name, so an identity's
+ *   record, entry or broadcast in one network cannot be replayed in another.
  * - dispatch: a frame body from a peer becomes a typed message once
  *   (`parse`, messages.ts) and goes to its protocol (`handle`). Sync's
  *   anti-entropy is taken from mesh neighbours only (`drop.sync.not-mesh`:
@@ -31,7 +33,7 @@
  * mesh), sending over them, opening one (on demand, or outside the ring),
  * the clock and randomness, and link-setup signals.
  */
-import { id160, utf8 } from '../bytes.ts'
+import { concatBytes, id160, utf8 } from '../bytes.ts'
 import { type Chord, type ChordDeps, type ChordOptions, createChord } from '../chord/chord.ts'
 import { between, betweenRightIncl } from '../chord/ring.ts'
 import type { Keyring } from '../identity/keys.ts'
@@ -95,6 +97,8 @@ export interface NodeCoreOptions {
    * @default 10 (DEFAULT_PUZZLE_BITS)
    */
   puzzleBits?: number
+  /** The network's name: signatures are over `weft-scope/1\n` ‖ name ‖ `\n` ‖ the rest. @default '' */
+  network?: string
   mesh?: MeshOptions
   sync?: SyncOptions
   chord?: ChordOptions
@@ -173,11 +177,12 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   if (!meetsPuzzle(deps.keys.publicKey, puzzleBits))
     throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
+  const scope = utf8(`weft-scope/1\n${options.network ?? ''}\n`)
   const keys: Keyring = {
     publicKey: deps.keys.publicKey,
-    sign: (data) => deps.keys.sign(data),
+    sign: (data) => deps.keys.sign(concatBytes(scope, data)),
     verify: async (pk, data, sig) => {
-      if (meetsPuzzle(pk, puzzleBits)) return deps.keys.verify(pk, data, sig)
+      if (meetsPuzzle(pk, puzzleBits)) return deps.keys.verify(pk, concatBytes(scope, data), sig)
       bump(counters, 'drop.identity.puzzle')
       return false
     },
