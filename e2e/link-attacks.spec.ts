@@ -2,8 +2,11 @@
  * Issue 9, item 5 against a real browser: a Node attacker (this test
  * process) and a Chromium tab joined to the built signal server. Once, ten
  * small deflated frames that inflate to 4 MiB of MessagePack froze a tab for
- * 8 s. The tab measures its own event-loop lag (a 10 ms interval timer)
- * while it is attacked:
+ * 8 s. The tab measures the longest task on its main thread (the Long
+ * Tasks API) and its event-loop lag (a 10 ms interval timer) while it is
+ * attacked. The bound is on the task: the lag also counts the time the tab
+ * waited for a CPU, and on a loaded 2-core machine that alone passed 250 ms
+ * (337 ms, beside another test run, once):
  * - by a stranger, before any link is authenticated (a `relay` signal, then
  *   the frames on that session): nothing may be inflated or decoded;
  * - by a peer with an authenticated link: the frames, and frames of the
@@ -31,15 +34,26 @@ const NETWORK = 'link-attacks'
 
 type W = {
   node: { id: string; stats(): Record<string, number>; peers(): { id: string }[] }
-  lag: { max: number; stop(): void }
+  lag: { max: number; task: number; stop(): void }
 }
 
-/** Start the tab's lag probe: the longest a 10 ms interval timer came late, in ms. */
+/** Start the tab's probes: the longest main-thread task, and the longest a 10 ms interval timer came late (ms). */
 async function probe(p: Peer): Promise<void> {
   await p.page.evaluate(() => {
     const w = window as unknown as W
     let last = performance.now()
-    const lag = { max: 0, stop: () => clearInterval(t) }
+    const tasks = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) lag.task = Math.max(lag.task, e.duration)
+    })
+    const lag = {
+      max: 0,
+      task: 0,
+      stop: () => {
+        clearInterval(t)
+        tasks.disconnect()
+      },
+    }
+    tasks.observe({ type: 'longtask' })
     const t = setInterval(() => {
       const now = performance.now()
       lag.max = Math.max(lag.max, now - last - 10)
@@ -49,11 +63,12 @@ async function probe(p: Peer): Promise<void> {
   })
 }
 
-async function lagOf(p: Peer): Promise<number> {
+/** The longest main-thread task (only tasks over 50 ms are reported: 0 when none was) and timer lag, in ms. */
+async function lagOf(p: Peer): Promise<{ task: number; lag: number }> {
   return p.page.evaluate(() => {
     const w = window as unknown as W
     w.lag.stop()
-    return w.lag.max
+    return { task: w.lag.task, lag: w.lag.max }
   })
 }
 
@@ -135,9 +150,11 @@ test('a stranger sends a tab a relay signal and ten deflate bombs: nothing is de
       30_000,
       'the tab to refuse all ten',
     )
-    const lag = await lagOf(tab)
-    console.log(`tab under pre-auth bombs: longest lag ${lag.toFixed(0)} ms`)
-    expect(lag).toBeLessThan(250)
+    const { task, lag } = await lagOf(tab)
+    console.log(
+      `tab under pre-auth bombs: longest task ${task.toFixed(0)} ms, longest lag ${lag.toFixed(0)} ms`,
+    )
+    expect(task).toBeLessThan(250)
     const s = await statsOf(tab)
     expect(Object.keys(s).filter((k) => k.startsWith('drop.frame.'))).toEqual([])
   } finally {
@@ -181,13 +198,13 @@ test('a linked peer sends a tab ten deflate bombs and ten of the costliest frame
       60_000,
       'the tab to refuse all twenty',
     )
-    const lag = await lagOf(tab)
+    const { task, lag } = await lagOf(tab)
     const s = await statsOf(tab)
     console.log(
-      `tab under post-auth bombs and costly frames: longest lag ${lag.toFixed(0)} ms; ` +
+      `tab under post-auth bombs and costly frames: longest task ${task.toFixed(0)} ms, longest lag ${lag.toFixed(0)} ms; ` +
         `throttled decode ${d(s, 'link.recv-throttled.decode')}, inflate ${d(s, 'link.recv-throttled.inflate')}`,
     )
-    expect(lag).toBeLessThan(250)
+    expect(task).toBeLessThan(250)
     // Still linked.
     expect(a.peers().some((p) => p.id === tab.id)).toBe(true)
   } finally {
