@@ -180,6 +180,29 @@ describe('one socket.io socket per connection', () => {
   })
 })
 
+describe('a client that does not read what it asked for', () => {
+  it('peers answers (~4 KB each) are not queued behind a socket past congestionMaxPackets', async () => {
+    const s = await start({ puzzleBits: 0, congestionMaxPackets: 16, eventsPerSec: 5000, eventBurst: 5000 })
+    for (let i = 0; i < 64; i++) track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    const a = track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    // a stops reading: its TCP window fills, then the server's write buffer for it grows.
+    const ws = (a.socket.io.engine.transport as unknown as { ws: { _socket: TcpSocket } }).ws
+    ws._socket.pause()
+    let maxUnsent = 0
+    for (let i = 0; i < 30; i++) {
+      for (let j = 0; j < 100; j++) a.raw.emit('peers', { max: 64 }, () => {})
+      await new Promise((r) => setTimeout(r, 20))
+      maxUnsent = Math.max(maxUnsent, s.metrics().unsentPacketsMax ?? 0)
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    maxUnsent = Math.max(maxUnsent, s.metrics().unsentPacketsMax ?? 0)
+    // Past 16 unsent, refused (~40 bytes, and a strike each: 100 of them end the socket), not answered.
+    expect(maxUnsent).toBeLessThan(16 + 100 + 16)
+    expect(s.metrics()['rejected.rate-limited']).toBeGreaterThan(0)
+    expect(s.metrics()['kicked.abuse']).toBe(1)
+  }, 60_000)
+})
+
 describe('per-source limits', () => {
   it('sessions per source: one more is refused at the handshake; other sources are not affected', async () => {
     const s = await start({ puzzleBits: 0, maxSocketsPerSource: 3 })
