@@ -19,6 +19,7 @@ import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { generateIdentity } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { parseRegisterAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
@@ -123,6 +124,83 @@ describe('memory: unfinished binary packets', () => {
     expect(b.received('signal')).toEqual([])
     await until('a gone', () => s.metrics().peers === 1)
   })
+})
+
+describe('one socket.io socket per connection', () => {
+  /** A raw WebSocket on the server's engine.io endpoint, open, answering pings as a live client does. */
+  async function rawWs(address: string): Promise<WebSocket> {
+    const ws = new WebSocket(`${address.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`)
+    ws.on('message', (m) => {
+      if (String(m) === '2') ws.send('3')
+    })
+    await new Promise((r) => ws.once('open', r))
+    return ws
+  }
+  /** Resolves once the server closed `ws`; fails after 5 s (long before a heartbeat could end it). */
+  const closedWs = (ws: WebSocket) =>
+    new Promise<void>((resolve, reject) => {
+      if (ws.readyState === WebSocket.CLOSED) return resolve()
+      const t = setTimeout(() => reject(new Error('the server left the connection open')), 5000)
+      ws.once('close', () => {
+        clearTimeout(t)
+        resolve()
+      })
+    })
+
+  it('a burst of CONNECT packets in one TCP chunk opens one socket, not one each, and closes the connection', async () => {
+    const s = await start({ puzzleBits: 0 })
+    const ws = await rawWs(s.address)
+    const tcp = Reflect.get(ws, '_socket') as TcpSocket
+    // socket.io adds a namespace socket a tick after its CONNECT: every CONNECT read before then made one more.
+    tcp.cork()
+    for (let i = 0; i < 1000; i++) ws.send('40')
+    tcp.uncork()
+    await closedWs(ws)
+    await until('the server to drop it', () => s.metrics().sockets === 0)
+    expect(s.metrics().connections).toBeLessThanOrEqual(1)
+    expect(s.metrics()['packetsRefused.connect-again']).toBe(1)
+  })
+
+  it('a socket that leaves its namespace takes its connection with it (no session outlives registerTimeoutMs)', async () => {
+    const s = await start({ puzzleBits: 0, registerTimeoutMs: 300 })
+    const ws = await rawWs(s.address)
+    ws.send('40')
+    await until('the socket', () => s.metrics().connections === 1)
+    ws.send('41')
+    await closedWs(ws)
+    // And connecting to the namespace again on the same connection is refused.
+    const again = await rawWs(s.address)
+    again.send('40')
+    await until('the second socket', () => s.metrics().connections === 2)
+    again.send('41')
+    again.send('40')
+    await closedWs(again)
+    await until('the server to drop them', () => s.metrics().sockets === 0)
+    expect(s.metrics().connections).toBe(2)
+  })
+})
+
+describe('a client that does not read what it asked for', () => {
+  it('peers answers (~4 KB each) are not queued behind a socket past congestionMaxPackets', async () => {
+    const s = await start({ puzzleBits: 0, congestionMaxPackets: 16, eventsPerSec: 5000, eventBurst: 5000 })
+    for (let i = 0; i < 64; i++) track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    const a = track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    // a stops reading: its TCP window fills, then the server's write buffer for it grows.
+    const ws = (a.socket.io.engine.transport as unknown as { ws: { _socket: TcpSocket } }).ws
+    ws._socket.pause()
+    let maxUnsent = 0
+    for (let i = 0; i < 30; i++) {
+      for (let j = 0; j < 100; j++) a.raw.emit('peers', { max: 64 }, () => {})
+      await new Promise((r) => setTimeout(r, 20))
+      maxUnsent = Math.max(maxUnsent, s.metrics().unsentPacketsMax ?? 0)
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    maxUnsent = Math.max(maxUnsent, s.metrics().unsentPacketsMax ?? 0)
+    // Past 16 unsent, refused (~40 bytes, and a strike each: 100 of them end the socket), not answered.
+    expect(maxUnsent).toBeLessThan(16 + 100 + 16)
+    expect(s.metrics()['rejected.rate-limited']).toBeGreaterThan(0)
+    expect(s.metrics()['kicked.abuse']).toBe(1)
+  }, 60_000)
 })
 
 describe('per-source limits', () => {

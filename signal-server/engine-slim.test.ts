@@ -239,4 +239,48 @@ describe.each([
       silent.close()
     }
   })
+
+  // (Only with the lean sessions: without them the heartbeat does not see the client's pongs, and a
+  // non-reading client is ended by its ping timeout long before its write buffer fills.)
+  it.runIf(lean)(
+    'ends a session closed by the server while its client does not read (engine.io waits for a drain that never comes)',
+    async () => {
+      const { url, engine } = await beating()
+      const closed = new Promise<{ reason: string; at: number }>((resolve) =>
+        engine.on('connection', (raw) =>
+          (raw as { on(e: 'close', f: (reason: string) => void): void }).on('close', (reason) =>
+            resolve({ reason, at: Date.now() }),
+          ),
+        ),
+      )
+      const sock = new Promise<Socket>((r) => server?.on('connection', r))
+      const reader = new WebSocket(`ws://${url}/socket.io/?EIO=4&transport=websocket`)
+      reader.once('open', () => reader.send('40'))
+      let pong: ReturnType<typeof setInterval> | undefined
+      try {
+        const s = await sock
+        // The client stops reading: once the TCP window is full, engine.io's write buffer stays full. It
+        // answers pings all the same, blindly (a pong that is not awaited is ignored).
+        ;(get(reader, '_socket') as { pause(): void }).pause()
+        pong = setInterval(() => reader.send('3'), 20)
+        const writeBuffer = () => (get(s.conn, 'writeBuffer') as unknown[]).length
+        const chunk = 'x'.repeat(64 * 1024)
+        for (let i = 0; i < 2000 && writeBuffer() === 0; i++) {
+          s.emit('fill', chunk)
+          await new Promise((r) => setTimeout(r, 5))
+        }
+        expect(writeBuffer()).toBeGreaterThan(0)
+        // What the signal server's kick does: engine.io's close waits for the write buffer to drain.
+        const t0 = Date.now()
+        s.disconnect(true)
+        const { at } = await closed
+        expect(at - t0).toBeLessThan(PING.pingInterval + PING.pingTimeout + 2000)
+        expect(beats?.size()).toBe(0)
+      } finally {
+        clearInterval(pong)
+        reader.terminate()
+      }
+    },
+    30_000,
+  )
 })

@@ -324,7 +324,9 @@ export interface Heartbeats {
  * pingTimeout, 1 s with engine.io's defaults: a ping or a timeout is at most that late). The rest is
  * engine.io's: an adopted socket's class becomes a subclass that moves its due tick when a pong, or
  * any packet while a pong is awaited (once per ping, as engine.io does), arrives, and leaves the
- * table when it closes; both timer fields hold BEAT.
+ * table when it closes; both timer fields hold BEAT. A socket being closed ('closing': engine.io
+ * waits for its write buffer to drain first) keeps its place, and is closed at its ping timeout as
+ * engine.io's timers would (a client that never reads again would otherwise hold it for ever).
  */
 export function createHeartbeats(opts: { pingInterval: number; pingTimeout: number }): Heartbeats {
   // The engine.io socket.io runs on (whatever npm placed where socket.io finds it).
@@ -362,7 +364,9 @@ export function createHeartbeats(opts: { pingInterval: number; pingTimeout: numb
     tick++
     for (const [s, at] of due) {
       if (at > tick) continue
-      if (s.readyState !== 'open') due.delete(s)
+      // A 'closing' socket stays: engine.io's close waits for its write buffer to drain, which for a
+      // client that stopped reading never happens; its timers ended it (as the ping timeout), so do these.
+      if (s.readyState === 'closed') due.delete(s)
       else if (s.pingTimeoutTimer === BEAT) s.onClose('ping timeout')
       else {
         s.hasRefreshedPingTimeout = false

@@ -18,6 +18,11 @@
  *   signal     signalMaxBytes + 1 KiB   none
  *   peers, any other event, ACK, CONNECT: 1 KiB, none; DISCONNECT: 64 B
  *   BINARY_ACK, CONNECT_ERROR (a server never asks for them): refused
+ *   CONNECT: once per connection. socket.io adds a namespace socket a tick
+ *   after a CONNECT and refuses one for a namespace the client is in only
+ *   from then on: 1,000 CONNECTs in one TCP chunk made 1,000 sockets (and
+ *   connections), each held until its registration deadline; and a client
+ *   that left the namespace could join it again, for ever, on one session.
  *
  * A binary header must be followed by its attachments within
  * `binaryDeadlineMs`. So one socket holds at most one waiting packet of at
@@ -52,6 +57,8 @@ export type PacketRefusal =
   | 'busy'
   /** A packet type clients never send (BINARY_ACK, CONNECT_ERROR). */
   | 'bad-type'
+  /** A second CONNECT on one connection (socket.io would add a namespace socket for each). */
+  | 'connect-again'
   /** Anything socket.io-parser itself refuses. */
   | 'malformed'
 
@@ -187,6 +194,9 @@ export function createPacketGuard(
       Reflect.set(this, 'opts', decoderOptions)
     }
 
+    /** Whether this connection sent its CONNECT (only one is taken). */
+    private connected = false
+
     /** The binary packet being reassembled, if any. */
     private waiting: {
       rule: EventRule
@@ -219,6 +229,10 @@ export function createPacketGuard(
           rule = { ...small, maxChars: 64 }
           break
         case PacketType.CONNECT:
+          if (this.connected) return this.refuse('connect-again')
+          this.connected = true
+          rule = small
+          break
         case PacketType.ACK:
           rule = small
           break

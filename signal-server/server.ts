@@ -225,10 +225,12 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     if (c) dispatch(ctx, c, event, args)
   }
   const anyListeners = [onAnyEvent]
-  function onDisconnect(this: IoSocket) {
+  function onDisconnect(this: IoSocket, reason: string) {
     const c = this.data.conn
     // socket.io refuses reserved names from clients, but a forged 'disconnect' must never clean up a live socket.
     if (!c || this.connected || c.state === State.Closed) return
+    // One namespace here: a client that left it ('41') does not keep its session (packet-guard.ts).
+    if (reason === 'client namespace disconnect') this.conn.close()
     const wasRegistered = c.state === State.Registered
     c.state = State.Closed
     if (c.timer) clearTimeout(c.timer)

@@ -2,10 +2,12 @@
  * `peers { max? }` + ack: a fresh bootstrap sample of `c`'s network (never
  * `c`; at most `max`, clamped to 64, default sampleSize), the list of
  * other signal servers, and the STUN/TURN servers with fresh credentials
- * (how a long-lived node renews them: `peers { max: 0 }`).
+ * (how a long-lived node renews them: `peers { max: 0 }`). Refused
+ * `rate-limited` while the asking socket has more than congestionMaxPackets
+ * unsent packets: it is not reading its answers.
  */
 import type { PeersAck, PeersRequest } from '../../shared/signal-events.ts'
-import type { Ack, Conn } from '../connections.ts'
+import { type Ack, type Conn, State } from '../connections.ts'
 import { type ServerContext, sample, touch } from '../context.ts'
 
 /** `p` is already parsed and `c` registered (dispatch.ts). */
@@ -18,6 +20,11 @@ export async function onPeers(
 ): Promise<void> {
   touch(ctx, c, now)
   const peers = await sample(ctx, c, p.max ?? ctx.o.sampleSize)
+  if (c.state !== State.Registered) return
+  // An answer is up to ~4.5 KB, and nothing else bounds what a socket that does not read its answers
+  // piles up (slowConsumerMaxPackets counts packets: ~6,000 answers, ~25 MB, before the sweep's kick):
+  // past congestionMaxPackets unsent, refused (a strike: a flood of them ends with the socket).
+  if (ctx.conns.congested(c)) return ctx.conns.refuse(c, ack, 'rate-limited', now)
   ack?.({
     ok: true,
     peers,
