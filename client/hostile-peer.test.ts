@@ -358,8 +358,9 @@ interface Template {
 
 let templates: Template[] = []
 
+/** As the hostile node's protocols sign: with its core's keyring (in the network's scope). */
 async function sign(data: Uint8Array): Promise<Uint8Array> {
-  return hostile.identity.sign(data)
+  return hostile.core.keys.sign(data)
 }
 
 /** Sign `make()`'s bytes; a mutant that cannot be encoded gets 64 random bytes instead. */

@@ -29,8 +29,8 @@ import type { OverlayNode } from './overlay.ts'
 async function envelope(from: OverlayNode, dst: string, inner: InnerMsg, w = Date.now()): Promise<Envelope> {
   const body = encodeValue(routeMsgValue(inner))
   const nonce = crypto.getRandomValues(new Uint8Array(8))
-  const { identity } = from
-  const sig = await identity.sign(envelopeSigned(from.id, dst, nonce, w, body))
+  // Signed as its router signs: with the core's keyring, in the network's scope.
+  const sig = await from.core.keys.sign(envelopeSigned(from.id, dst, nonce, w, body))
   return {
     t: 'fwd',
     src: from.id,
@@ -38,7 +38,7 @@ async function envelope(from: OverlayNode, dst: string, inner: InnerMsg, w = Dat
     ttl: MAX_TTL,
     nonce,
     signedAt: w,
-    publicKey: identity.publicKey,
+    publicKey: from.identity.publicKey,
     sig,
     body,
   }

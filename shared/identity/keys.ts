@@ -3,7 +3,7 @@
  * extra library). The node id is the first 160 bits of SHA-256(raw public
  * key), as 40 lowercase hex characters; it is also the node's Chord position.
  */
-import { id160, toHex } from '../bytes.ts'
+import { concatBytes, id160, toHex, utf8 } from '../bytes.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from './puzzle.ts'
 
 export const PUBLIC_KEY_BYTES = 32
@@ -20,6 +20,21 @@ export interface Keyring {
   verify(publicKey: Uint8Array, data: Uint8Array, sig: Uint8Array): Promise<boolean>
   /** The node id a public key stands for. */
   idOf(publicKey: Uint8Array): Promise<string>
+}
+
+/**
+ * `keys`, signing and checking in `network`'s scope: over `weft-scope/1\n` ‖ name ‖ `\n` ‖ the
+ * bytes. The node core's protocols sign this way (shared/node/core.ts), so a record, entry or
+ * broadcast signed in one network is refused in another.
+ */
+export function scopedKeyring(keys: Keyring, network: string): Keyring {
+  const scope = utf8(`weft-scope/1\n${network}\n`)
+  return {
+    publicKey: keys.publicKey,
+    sign: (data) => keys.sign(concatBytes(scope, data)),
+    verify: (pk, data, sig) => keys.verify(pk, concatBytes(scope, data), sig),
+    idOf: (pk) => keys.idOf(pk),
+  }
 }
 
 export interface Identity extends Keyring {

@@ -33,10 +33,10 @@
  * mesh), sending over them, opening one (on demand, or outside the ring),
  * the clock and randomness, and link-setup signals.
  */
-import { concatBytes, id160, utf8 } from '../bytes.ts'
+import { id160, utf8 } from '../bytes.ts'
 import { type Chord, type ChordDeps, type ChordOptions, createChord } from '../chord/chord.ts'
 import { between, betweenRightIncl } from '../chord/ring.ts'
-import type { Keyring } from '../identity/keys.ts'
+import { type Keyring, scopedKeyring } from '../identity/keys.ts'
 import { checkPuzzleBits, DEFAULT_PUZZLE_BITS, meetsPuzzle } from '../identity/puzzle.ts'
 import { createMesh, type Mesh, type MeshDelivery, type MeshOptions } from '../mesh/mesh.ts'
 import { createPresence, type Presence, type PresenceOptions } from '../presence/presence.ts'
@@ -177,16 +177,14 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
   if (!meetsPuzzle(deps.keys.publicKey, puzzleBits))
     throw new TypeError(`this identity does not meet the network's puzzle (puzzleBits ${puzzleBits})`)
-  const scope = utf8(`weft-scope/1\n${options.network ?? ''}\n`)
+  const scoped = scopedKeyring(deps.keys, options.network ?? '')
   const keys: Keyring = {
-    publicKey: deps.keys.publicKey,
-    sign: (data) => deps.keys.sign(concatBytes(scope, data)),
+    ...scoped,
     verify: async (pk, data, sig) => {
-      if (meetsPuzzle(pk, puzzleBits)) return deps.keys.verify(pk, concatBytes(scope, data), sig)
+      if (meetsPuzzle(pk, puzzleBits)) return scoped.verify(pk, data, sig)
       bump(counters, 'drop.identity.puzzle')
       return false
     },
-    idOf: (pk) => deps.keys.idOf(pk),
   }
   const base = { id: self, keys, now: () => deps.now(), random: () => deps.random() }
   const subscribers = new Map<string, Set<Subscriber>>()

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { testSeed, withSeed } from '../../test/seed.ts'
+import { scopedKeyring } from '../identity/keys.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { mulberry32, shuffle } from '../sim/prng.ts'
 import type { Value } from '../types.ts'
@@ -30,7 +31,8 @@ async function craft(
   leaseMs: number,
   heldMs = 0,
 ): Promise<PutMsg> {
-  const keys = createFakeKeyring(author)
+  // In the (unnamed) network's scope, as a node's core signs.
+  const keys = scopedKeyring(createFakeKeyring(author), '')
   const body = encodeBody(key, [wall, 0], leaseMs, encodeValue(value), heldMs)
   return { t: 'p', e: [body, keys.publicKey, await keys.sign(signedBytes(body))] }
 }
