@@ -774,6 +774,9 @@ beforeAll(async () => {
     ),
   )
   for (const n of nodes) n.handle('echo', (d) => d)
+  // Every drop is counted here, over one link: the victim does not drop the link for the forged
+  // copies (strikes.ts) until the last test, which checks that it does.
+  victim.strikes.max = Number.POSITIVE_INFINITY
   templates = await buildTemplates()
 })
 
@@ -1250,6 +1253,22 @@ describe('a hostile peer', () => {
     // Missing ids are given up after their GRAFT attempts; nothing waits on a signature check.
     await until('the missing table to drain', () => victim.mesh.sizes().missing === 0, 20_000)
     expect(victim.mesh.sizes().pending).toBe(0)
+    expect(processErrors).toEqual([])
+  })
+
+  it('keeps sending broadcasts with forged signatures: the victim drops its link (misbehaved)', async () => {
+    victim.strikes.max = 8
+    victim.strikes.forget(hostile.id) // (the strikes the junk above earned, uncapped)
+    const before = victim.stats()['misbehaved.mesh.badSignature'] ?? 0
+    const link = hostileLink()
+    for (let i = 0; i < 8; i++) {
+      const g = (await signedGossip(gossipBody('forged', i))) as Record<string, Value>
+      await link.send({ kind: Kind.Mesh, body: { ...g, sig: crypto.getRandomValues(new Uint8Array(64)) } })
+    }
+    await until('the victim to drop the link', () => linkOf(victim, hostile.id)?.state !== 'open')
+    expect(victim.stats()['link.misbehaved']).toBe(1)
+    expect(victim.stats()['misbehaved.mesh.badSignature']).toBe(before + 8)
+    expect(victim.stats()['link.closed.misbehaved']).toBe(1)
     expect(processErrors).toEqual([])
   })
 })

@@ -21,7 +21,15 @@ export interface ProtocolDeps<M> {
 /** Deps for protocols that sign and verify (mesh broadcasts, sync entries, DHT records). */
 export interface SignedProtocolDeps<M> extends ProtocolDeps<M> {
   readonly keys: Keyring
+  /**
+   * The linked peer `peer` sent what no honest node sends (a copy whose signature or shape fails:
+   * honest nodes check before they pass anything on); the host may drop its link. @default ignored
+   */
+  misbehaved?(peer: string, what: string): void
 }
+
+/** Why a signed copy from a linked peer fails that makes the peer itself at fault (never clock or replay). */
+export const PEER_FAULTS: ReadonlySet<string> = new Set(['badPayload', 'originMismatch', 'badSignature'])
 
 export interface ProtocolNode<M> {
   /** A message from a linked node. May be async (signature checks); the host awaits it. */

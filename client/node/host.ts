@@ -47,6 +47,7 @@ import { LinkTable, type NodeLink } from './link-table.ts'
 import { type Env, type JoinOptions, type NodeConfig, resolveConfig } from './options.ts'
 import { Persistence } from './persistence.ts'
 import { SignalTransport } from './signal-transport.ts'
+import { Strikes } from './strikes.ts'
 import { markPhase } from './timeline.ts'
 import type { Transport } from './transport.ts'
 
@@ -111,15 +112,15 @@ export class NodeHost extends Emitter<NodeEvents> {
   private readonly timers: TimerId[] = []
   private closed = false
   /**
-   * Frame bodies the link checked with the core's parser, and the typed
-   * message it made (the link's validators answer yes or no, within its
-   * decode budget): onFrame takes the message from here, so each body is
-   * parsed once. Weak: a body the link dropped leaves nothing behind.
+   * Frame bodies the link checked with the core's parser, and the typed message it made (the link's
+   * validators answer yes or no, within its decode budget): onFrame takes the message from here, so
+   * each body is parsed once. Weak: a body the link dropped leaves nothing behind.
    */
   private readonly parsed = new WeakMap<object, NodeMsg>()
   /** Protocols attached beside the core's (attach), by frame kind; and their parsed messages, as `parsed`. */
   private readonly hosted = new Map<Kind, HostedProtocol>()
   private readonly hostedParsed = new WeakMap<object, unknown>()
+  readonly strikes: Strikes
 
   constructor(env: Env, opts: JoinOptions, clock: Clock = realClock) {
     super()
@@ -135,6 +136,8 @@ export class NodeHost extends Emitter<NodeEvents> {
     this.secret = opts.secret
     const { counters, links } = this
     const random = env.random ?? Math.random
+    const drop = (peer: string) => links.get(peer)?.close('misbehaved')
+    this.strikes = new Strikes({ now: () => clock.now(), drop, counters })
     // Throws (TypeError) when our own key does not meet the network's puzzle.
     this.core = createNodeCore(
       {
@@ -155,6 +158,7 @@ export class NodeHost extends Emitter<NodeEvents> {
             throw err
           }),
         counters,
+        misbehaved: (peer, what) => this.strikes.strike(peer, what),
       },
       {
         puzzleBits,
@@ -342,6 +346,7 @@ export class NodeHost extends Emitter<NodeEvents> {
   private linkClosed(link: NodeLink, reason: string): void {
     bump(this.counters, `link.closed.${reason.split(':')[0]}`)
     if (!this.links.remove(link)) return
+    this.strikes.forget(link.peer)
     this.manager.forget(link, reason)
     // Requests waiting for its answer fail; it leaves the mesh.
     this.core.linkDown(link.peer).catch(() => {})

@@ -15,7 +15,7 @@
  * dropped and counted by reason (`drop.*`).
  */
 import { createIdCache } from '../identity/id-cache.ts'
-import { bump } from '../protocol.ts'
+import { bump, PEER_FAULTS } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import type { MeshContext } from './context.ts'
 import { type BroadcastBody, type GossipMsg, msgIdOf, parseBody } from './messages.ts'
@@ -171,7 +171,10 @@ export function createReceive(
 
     const r = await check(c)
     pending.finish(id, group, c)
-    if (!r.ok) return void bump(counters, `drop.${r.reason}`)
+    if (!r.ok) {
+      if (PEER_FAULTS.has(r.reason)) deps.misbehaved?.(from, `mesh.${r.reason}`)
+      return void bump(counters, `drop.${r.reason}`)
+    }
     if (seen.has(id)) {
       // Another copy with other bytes won the race (only an origin that signs twice with one nonce can do this).
       duplicate(from, id, m.r === true, m.hops)

@@ -30,6 +30,7 @@ function idWithPuzzle(bits: number, atLeast: boolean): string {
 /** A core on stub links: what it sends is recorded; `mesh` lists the peers whose link carries the mesh. */
 function stubCore(id: string, puzzle = 0, mesh: string[] = [], network = '') {
   const sent: { to: string; m: NodeMsg }[] = []
+  const blamed: { peer: string; what: string }[] = []
   const core = createNodeCore(
     {
       id,
@@ -42,10 +43,11 @@ function stubCore(id: string, puzzle = 0, mesh: string[] = [], network = '') {
       linked: () => mesh,
       isLinked: (p) => mesh.includes(p),
       meshNeighbours: () => mesh,
+      misbehaved: (peer, what) => void blamed.push({ peer, what }),
     },
     { puzzleBits: puzzle, network },
   )
-  return { core, sent }
+  return { core, sent, blamed }
 }
 
 describe('node core: keys', () => {
@@ -110,6 +112,26 @@ describe('node core: the boundary', () => {
       [9, {}],
     ] as [number, Value][])
       expect(core.parse(kind, body)).toBeNull()
+  })
+
+  it('a broadcast copy whose signature fails blames the neighbour that sent it; a replayed copy does not', async () => {
+    const [a, b] = [randomId(rng), randomId(rng)]
+    const origin = stubCore(a, 0, [b])
+    const { core, blamed } = stubCore(b, 0, [a])
+    await origin.core.meshUp(b)
+    await core.meshUp(a)
+    await origin.core.broadcast('news', 'hello')
+    const copy = origin.sent.find((s) => s.m.kind === Kind.Mesh && s.m.msg.type === 'gossip')?.m
+    if (copy?.kind !== Kind.Mesh || copy.msg.type !== 'gossip') throw new Error('no gossip sent')
+    const sig = copy.msg.sig.slice()
+    sig[0] = (sig[0] as number) ^ 1
+    await core.handle(a, { kind: Kind.Mesh, msg: { ...copy.msg, sig } })
+    expect(blamed).toEqual([{ peer: a, what: 'mesh.badSignature' }])
+    expect(core.stats()['mesh.drop.badSignature']).toBe(1)
+    // The genuine copy is taken, and its replay is a duplicate, nobody's fault.
+    await core.handle(a, copy)
+    await core.handle(a, copy)
+    expect(blamed).toHaveLength(1)
   })
 
   it("takes the table's anti-entropy from mesh links only (drop.sync.not-mesh)", async () => {

@@ -88,6 +88,8 @@ export interface NodeCoreDeps {
   keyPosition?: ChordDeps['keyPosition']
   /** Where the core counts (the host's own bag, so one bag holds the node's counters). @default a bag of its own */
   counters?: Counters
+  /** A linked peer sent what no honest node sends (SignedProtocolDeps.misbehaved). @default ignored */
+  misbehaved?(peer: string, what: string): void
 }
 
 export interface NodeCoreOptions {
@@ -186,7 +188,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       return false
     },
   }
-  const base = { id: self, keys, now: () => deps.now(), random: () => deps.random() }
+  const misbehaved = (peer: string, what: string) => deps.misbehaved?.(peer, what)
+  const base = { id: self, keys, now: () => deps.now(), random: () => deps.random(), misbehaved }
   const subscribers = new Map<string, Set<Subscriber>>()
   /** Work the core started on its own, for settled(). */
   const inflight = new Set<Promise<unknown>>()

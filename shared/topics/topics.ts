@@ -30,9 +30,8 @@
  * from its subtree (its repair then comes from another neighbour, if any);
  * it cannot forge, alter or replay one.
  */
-
 import { SeenCache } from '../mesh/seen-cache.ts'
-import { bump, type Counters } from '../protocol.ts'
+import { bump, type Counters, PEER_FAULTS } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import {
   type JoinReq,
@@ -245,6 +244,7 @@ export function createTopics(deps: TopicsDeps, options: TopicsOptions = {}): Top
     const r = await pubs.check(topic, m.payload, m.sig)
     if (!r.ok) {
       bump(counters, `drop.${r.reason}`)
+      if (from !== null && PEER_FAULTS.has(r.reason)) deps.misbehaved?.(from, `topics.${r.reason}`)
       return false
     }
     if (seen.has(r.id)) {
