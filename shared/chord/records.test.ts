@@ -157,6 +157,27 @@ describe('record store', () => {
     expect(bytesCapped.putRecord(await big(kb, B, 'a'), 'p', 0)).toBe('new')
   })
 
+  it('a full store gives a lighter author room: the heaviest author loses its oldest records, down to a fair share', async () => {
+    const C = '3'.repeat(40)
+    const kc = createFakeKeyring(C)
+    const s = createRecordStore(L)
+    // A fills its quota (3), B two more: the store is full (5 records).
+    for (const key of ['a', 'b', 'c']) expect(s.putRecord(await mk(k, A, key), 'p', 0)).toBe('new')
+    for (const key of ['e', 'f']) expect(s.putRecord(await mk(kb, B, key), 'p', 0)).toBe('new')
+    // C, holding nothing, gets a place: A's oldest record gives way.
+    expect(s.putRecord(await mk(kc, C, 'x'), 'p', 0)).toBe('new')
+    expect(s.evicted).toBe(1)
+    expect(s.getRecord(A, 'a')).toBeUndefined()
+    expect(s.getRecord(A, 'b')).toBeDefined()
+    expect(s.recordCount).toBe(5)
+    // Now A, B and C would hold two each: nobody holds more than C would, so C's next is refused.
+    expect(s.putRecord(await mk(kc, C, 'y'), 'p', 0)).toBe('full')
+    // And an author never evicts itself, nor one no heavier than it would be.
+    expect(s.putRecord(await mk(kb, B, 'g'), 'p', 0)).toBe('full')
+    expect(s.evicted).toBe(1)
+    expect(s.authorUsage(A)).toEqual({ records: 2, bytes: s.getRecord(A, 'b')!.size * 2 })
+  })
+
   it('provider records: newest wins, quotas, per-key bound keeps the live ones, expiry', async () => {
     const s = createRecordStore(L)
     const p = (provider: string, key: string, t: number, ttl = 1000): ProviderWire => ({

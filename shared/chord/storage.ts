@@ -127,7 +127,9 @@ export function createStorage(ctx: ChordContext, rpc: Rpc, lookup: Lookup): Stor
         err ??= fault
         continue
       }
+      const evicted = store.evicted
       const result = store.putRecord(rec, await positionOf(recordSlot(rec.a, rec.k)), now)
+      if (store.evicted > evicted) bump(counters, 'store.evicted', store.evicted - evicted)
       const after = store.getRecord(rec.a, rec.k)
       if (result === 'stale' && after) {
         stale(after.rec) // a newer one arrived while we checked this one

@@ -5,8 +5,11 @@
  * records and in bytes: records in all, bytes in all (records and provider
  * records), records and bytes per author, provider records in all, per
  * provider and per key (a full key admits a new provider only in place of
- * an expired record). Pure bookkeeping: the caller has already checked
- * signatures.
+ * an expired record). A full store gives every author an equal share, as
+ * the table does: a record of an author who holds less than the heaviest
+ * author takes the place of that author's oldest records (`evicted`), so a
+ * few throw-away identities cannot fill a node for good. Pure bookkeeping:
+ * the caller has already checked signatures.
  *
  * Each entry remembers its ring position and when it was last `confirmed`:
  * when this node was its primary, or the primary offered it to us as a
@@ -65,6 +68,8 @@ export interface RecordStore {
   readonly bytes: number
   /** Records and bytes held for `author`. */
   authorUsage(author: string): { records: number; bytes: number }
+  /** Records evicted to give an author its fair share of a full store. */
+  readonly evicted: number
 }
 
 /** What an entry costs beyond its key and value: ids, keys, signature, map entries. */
@@ -81,17 +86,45 @@ export function providerSize(rec: ProviderWire): number {
 export function createRecordStore(limits: StoreLimits): RecordStore {
   const records = new Map<string, StoredRecord>()
   const providers = new Map<string, Map<string, StoredProvider>>()
-  const perAuthor = new Map<string, { records: number; bytes: number }>()
+  /** Per author: records, bytes, and the keys of its records (oldest first). */
+  const perAuthor = new Map<string, { records: number; bytes: number; keys: Set<string> }>()
   const perProvider = new Map<string, number>()
   let bytes = 0
   let providerCount = 0
+  let evicted = 0
 
-  const usage = (a: string) => perAuthor.get(a) ?? { records: 0, bytes: 0 }
-  const addUsage = (a: string, n: number, size: number) => {
-    const u = usage(a)
-    const next = { records: u.records + n, bytes: u.bytes + size }
-    if (next.records <= 0) perAuthor.delete(a)
-    else perAuthor.set(a, next)
+  const usage = (a: string) => perAuthor.get(a) ?? { records: 0, bytes: 0, keys: new Set<string>() }
+  const addUsage = (a: string, key: string, n: number, size: number) => {
+    const u = perAuthor.get(a) ?? { records: 0, bytes: 0, keys: new Set<string>() }
+    u.records += n
+    u.bytes += size
+    if (n > 0) u.keys.add(key)
+    else if (n < 0) u.keys.delete(key)
+    if (u.records <= 0) perAuthor.delete(a)
+    else perAuthor.set(a, u)
+  }
+
+  /**
+   * A full store makes room for `need` more bytes and `add` more records of `author` by evicting the
+   * heaviest author's oldest records, as long as that author holds more bytes than `author` would
+   * after the put. False (nothing evicted beyond what fairness allowed) when it cannot.
+   */
+  function makeRoom(author: string, need: number, add: number): boolean {
+    const after = usage(author).bytes + need
+    const full = () => records.size + add > limits.maxRecords || bytes + need > limits.maxStoreBytes
+    let heavy: [string, { bytes: number; keys: Set<string> }] | undefined
+    while (full()) {
+      if (!heavy || heavy[1].bytes <= after) {
+        heavy = undefined
+        for (const e of perAuthor) if (e[0] !== author && (!heavy || e[1].bytes > heavy[1].bytes)) heavy = e
+        if (!heavy || heavy[1].bytes <= after) return false
+      }
+      const key = heavy[1].keys.values().next()
+      if (key.done) return false
+      removeRecord(heavy[0], key.value)
+      evicted++
+    }
+    return true
   }
   const inc = (m: Map<string, number>, k: string, n: number) => {
     const v = (m.get(k) ?? 0) + n
@@ -105,7 +138,7 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
     if (!old) return
     records.delete(slot)
     bytes -= old.size
-    addUsage(author, -1, -old.size)
+    addUsage(author, key, -1, -old.size)
   }
 
   function removeProvider(key: string, provider: string): void {
@@ -135,12 +168,13 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
       const u = usage(rec.a)
       if (!old && u.records >= limits.perAuthorQuota) return 'quota'
       if (u.bytes - oldSize + size > limits.perAuthorBytes) return 'quota'
-      if (!old && records.size >= limits.maxRecords) return 'full'
-      if (bytes - oldSize + size > limits.maxStoreBytes) return 'full'
+      const full =
+        (!old && records.size >= limits.maxRecords) || bytes - oldSize + size > limits.maxStoreBytes
+      if (full && !makeRoom(rec.a, size - oldSize, old ? 0 : 1)) return 'full'
       removeRecord(rec.a, rec.k)
       records.set(recordSlot(rec.a, rec.k), { rec, pos, confirmed: old?.confirmed ?? now, size })
       bytes += size
-      addUsage(rec.a, 1, size)
+      addUsage(rec.a, rec.k, 1, size)
       return old ? 'updated' : 'new'
     },
     deleteRecord: removeRecord,
@@ -210,6 +244,12 @@ export function createRecordStore(limits: StoreLimits): RecordStore {
     get bytes() {
       return bytes
     },
-    authorUsage: (author) => ({ ...usage(author) }),
+    authorUsage: (author) => {
+      const u = usage(author)
+      return { records: u.records, bytes: u.bytes }
+    },
+    get evicted() {
+      return evicted
+    },
   }
 }
