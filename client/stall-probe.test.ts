@@ -62,7 +62,8 @@ describe('a stalled WebRTC link is checked with the signal server', () => {
     await until('the link closed', () => closed.length > 0, 3000)
     expect(closed).toEqual(['peer-gone'])
     expect(a.stats()['link.stall-probe']).toBe(1)
-    expect(a.stats()['signal-error.unknown-peer']).toBe(1)
+    // (Other signals a sends b meanwhile may be refused as unknown-peer too.)
+    expect(a.stats()['signal-error.unknown-peer']).toBeGreaterThanOrEqual(1)
   })
 
   it('keeps the link when the peer is still registered (the probe reaches it, which does nothing)', async () => {
