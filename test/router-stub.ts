@@ -165,3 +165,31 @@ export function createStubNet(seed = 1, defaults: RouterOptions = {}): StubNet {
 function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
+
+/** Until `p` settles: the network flushed in real time (the sealing is real WebCrypto), the clock still. */
+export async function real<T>(net: StubNet, p: Promise<T>, ms = 10_000): Promise<T> {
+  let done = false
+  const out = p.finally(() => {
+    done = true
+  })
+  out.catch(() => {})
+  const end = Date.now() + ms
+  while (!done && Date.now() < end) {
+    await net.flush()
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  return out
+}
+
+/** Three nodes in a line, a - b - c: a reaches c through b, and c reaches a. */
+export function lineNet(seed = 1, options: RouterOptions = {}) {
+  const net = createStubNet(seed, options)
+  const a = net.add('a'.repeat(40))
+  const b = net.add('b'.repeat(40))
+  const c = net.add('c'.repeat(40))
+  net.link(a.id, b.id)
+  net.link(b.id, c.id)
+  a.hops.set(c.id, b.id)
+  c.hops.set(a.id, b.id)
+  return { net, a, b, c }
+}

@@ -12,56 +12,10 @@ import { deriveNetworkKeys, type NetworkKeys } from '../../shared/crypto/network
 import { generateIdentity, type Identity } from '../../shared/identity/keys.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import { decodeValue } from '../../shared/wire/value.ts'
+import { relayPair } from '../../test/pipes.ts'
 import { Link } from './link.ts'
 import { ACCESS_DENIED, plainControl } from './link-control.ts'
 import type { Pipe } from './pipe.ts'
-
-/** What the relay does with a piece from one end: pass it, drop it (null), or add pieces of its own. */
-type Tap = (bytes: Uint8Array, from: 'a' | 'b') => Uint8Array[] | null
-
-/** Two relay pipes back to back through `tap`. */
-function relayPair(tap: Tap): [Pipe, Pipe] {
-  const mk = (side: 'a' | 'b') => {
-    let onData: (b: Uint8Array) => void = () => {}
-    let onClose: (r: string) => void = () => {}
-    let closed = false
-    const p = {
-      transport: 'relay' as const,
-      other: undefined as unknown as { deliver(b: Uint8Array): void; end(r: string): void },
-      send(b: Uint8Array) {
-        if (closed) return
-        for (const x of tap(b.slice(), side) ?? []) queueMicrotask(() => p.other.deliver(x))
-      },
-      bufferedAmount: () => 0,
-      drained: () => Promise.resolve(),
-      onData(fn: (b: Uint8Array) => void) {
-        onData = fn
-      },
-      onClose(fn: (r: string) => void) {
-        onClose = fn
-      },
-      close(reason = 'closed') {
-        if (closed) return
-        closed = true
-        onClose(reason)
-        queueMicrotask(() => p.other.end('remote-closed'))
-      },
-      deliver: (b: Uint8Array) => void (closed || onData(b)),
-      end(r: string) {
-        if (closed) return
-        closed = true
-        onClose(r)
-      },
-      fingerprints: () => null,
-    }
-    return p
-  }
-  const a = mk('a')
-  const b = mk('b')
-  a.other = b
-  b.other = a
-  return [a, b]
-}
 
 /** The handshake message a plain piece holds (`t`), if it is one. */
 function handshakeType(bytes: Uint8Array): string | undefined {

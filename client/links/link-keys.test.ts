@@ -9,41 +9,8 @@ import { generateIdentity } from '../../shared/identity/keys.ts'
 import type { Value } from '../../shared/types.ts'
 import { Kind } from '../../shared/wire/frame.ts'
 import { decodeValue } from '../../shared/wire/value.ts'
+import { relayPair } from '../../test/pipes.ts'
 import { Link } from './link.ts'
-import type { Pipe } from './pipe.ts'
-
-/** Two relay pipes back to back; `seen` gets what `a` writes. */
-function relayPair(seen: (bytes: Uint8Array) => void): [Pipe, Pipe] {
-  const mk = () => {
-    let onData: (b: Uint8Array) => void = () => {}
-    let onClose: (r: string) => void = () => {}
-    const p = {
-      transport: 'relay' as const,
-      other: undefined as unknown as { deliver(b: Uint8Array): void },
-      send(b: Uint8Array) {
-        if (p === ends[0]) seen(b.slice())
-        const copy = b.slice()
-        queueMicrotask(() => p.other.deliver(copy))
-      },
-      bufferedAmount: () => 0,
-      drained: () => Promise.resolve(),
-      onData(fn: (b: Uint8Array) => void) {
-        onData = fn
-      },
-      onClose(fn: (r: string) => void) {
-        onClose = fn
-      },
-      close: (reason = 'closed') => onClose(reason),
-      deliver: (b: Uint8Array) => onData(b),
-      fingerprints: () => null,
-    }
-    return p
-  }
-  const ends = [mk(), mk()] as const
-  ends[0].other = ends[1]
-  ends[1].other = ends[0]
-  return [ends[0], ends[1]]
-}
 
 const links: Link[] = []
 afterEach(() => {
@@ -53,9 +20,10 @@ afterEach(() => {
 it('uses ephemeral keys made beforehand in its hello, and the secure channel made from them works', async () => {
   const [ia, ib] = [await generateIdentity(), await generateIdentity()]
   const hellos: Uint8Array[] = []
-  const [pa, pb] = relayPair((bytes) => {
-    const c = decodeValue(bytes.subarray(3)) as { t?: string; ek?: Uint8Array } | null
+  const [pa, pb] = relayPair((bytes, from) => {
+    const c = from === 'a' ? (decodeValue(bytes.subarray(3)) as { t?: string; ek?: Uint8Array } | null) : null
     if (c?.t === 'hello' && c.ek) hellos.push(c.ek)
+    return bytes
   })
   const early = createChannelKeys()
   const common = { mesh: true, validators: {}, counters: {}, heartbeatMs: 60_000 }

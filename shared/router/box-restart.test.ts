@@ -5,35 +5,14 @@
  * send its current record to the (checked) source, and what follows opens.
  */
 import { expect, it } from 'vitest'
-import { createStubNet, type StubNet } from '../../test/router-stub.ts'
+import { lineNet, real, type StubNet } from '../../test/router-stub.ts'
 import type { Value } from '../types.ts'
 
-/** Until `p` settles: the network flushed in real time (the sealing is real WebCrypto), the clock still. */
-async function real<T>(net: StubNet, p: Promise<T>, ms = 10_000): Promise<T> {
-  let done = false
-  const out = p.finally(() => {
-    done = true
-  })
-  out.catch(() => {})
-  const end = Date.now() + ms
-  while (!done && Date.now() < end) {
-    await net.flush()
-    await new Promise((r) => setTimeout(r, 2))
-  }
-  return out
-}
 const pause = (net: StubNet, ms = 150) => real(net, new Promise((r) => setTimeout(r, ms)))
 const stat = (n: { router: { counters: Record<string, number> } }, k: string) => n.router.counters[k] ?? 0
 
 it('after the destination restarts with a new box key, envelopes to it open again (it tells the source its record)', async () => {
-  const net = createStubNet(1, { seal: true })
-  const a = net.add('a'.repeat(40))
-  const b = net.add('b'.repeat(40))
-  const c = net.add('c'.repeat(40))
-  net.link(a.id, b.id)
-  net.link(b.id, c.id)
-  a.hops.set(c.id, b.id)
-  c.hops.set(a.id, b.id)
+  const { net, a, b, c } = lineNet(1, { seal: true })
   await real(net, a.router.send(c.id, 't', 'before'))
   await pause(net)
   expect(stat(c, 'seal.opened')).toBe(1)

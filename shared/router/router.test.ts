@@ -4,7 +4,7 @@
  * otherwise, a–b and b–c are linked and a reaches c through b.
  */
 import { describe, expect, it } from 'vitest'
-import { createStubNet, type Sent, type StubNet } from '../../test/router-stub.ts'
+import { lineNet, real, type Sent, type StubNet } from '../../test/router-stub.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import type { Value } from '../types.ts'
 import { decodeValue, encodeValue } from '../wire/value.ts'
@@ -17,17 +17,7 @@ import {
   routeMsgValue,
 } from './messages.ts'
 
-function line(seed = 1, options = {}) {
-  const net = createStubNet(seed, options)
-  const a = net.add('a'.repeat(40))
-  const b = net.add('b'.repeat(40))
-  const c = net.add('c'.repeat(40))
-  net.link(a.id, b.id)
-  net.link(b.id, c.id)
-  a.hops.set(c.id, b.id)
-  c.hops.set(a.id, b.id)
-  return { net, a, b, c }
-}
+const line = lineNet
 
 /** Run `p` to completion, flushing the network and moving the clock by `step` until it settles. */
 async function settle<T>(net: StubNet, p: Promise<T>, step = 100, maxMs = 60_000): Promise<T> {
@@ -526,21 +516,6 @@ describe('router: the replay window', () => {
 })
 
 describe('router: sealed envelopes (seal)', () => {
-  /** Until `p` settles: the network flushed in real time (the sealing is real WebCrypto), the clock still. */
-  async function real<T>(net: StubNet, p: Promise<T>, ms = 10_000): Promise<T> {
-    let done = false
-    const out = p.finally(() => {
-      done = true
-    })
-    out.catch(() => {})
-    const end = Date.now() + ms
-    while (!done && Date.now() < end) {
-      await net.flush()
-      await new Promise((r) => setTimeout(r, 2))
-    }
-    return out
-  }
-
   const bytesOf = (m: RouteMsg) => encodeValue(routeMsgValue(m))
   function holds(hay: Uint8Array, text: string): boolean {
     const needle = new TextEncoder().encode(text)
