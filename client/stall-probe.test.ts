@@ -9,26 +9,16 @@
  * in e2e/overlay.spec.ts kills a tab for real).
  */
 import { createRequire } from 'node:module'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { until, useCleanup } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { Link } from './links/link.ts'
 import type { SignalTransport } from './node/signal-transport.ts'
 import type { WeftNode } from './weft-node.ts'
 
-const cleanup: (() => Promise<unknown> | unknown)[] = []
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f()
-})
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cleanup = useCleanup()
 
 /** Two nodes linked over WebRTC through one server, and a's link to b. */
 async function linkedPair(): Promise<{ a: WeftNode; b: WeftNode; link: Link }> {

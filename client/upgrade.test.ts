@@ -8,26 +8,16 @@
  * that never goes direct costs a few attempts, never a stream of them.
  */
 import { createRequire } from 'node:module'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { until, useCleanup } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { Dial } from './node/dialer.ts'
 import { LinkTable, type NodeLink } from './node/link-table.ts'
 import { MAX_AT_ONCE, TRIES, Upgrades } from './node/upgrades.ts'
 
-const cleanup: (() => Promise<unknown> | unknown)[] = []
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f()
-})
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cleanup = useCleanup()
 
 /** @roamhq/wrtc whose RTCPeerConnection cannot be made while `busy.on` (a setup fails at once). */
 function busyWrtc(busy: { on: boolean }): object {
