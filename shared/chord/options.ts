@@ -11,6 +11,13 @@ import type { StoreLimits } from './store.ts'
 
 export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
   /**
+   * Send `msg` to `to`. `unreachable`, when the host can tell (a link it
+   * tried to open failed: the node is not registered any more), is called
+   * then, and the request it carried fails at once rather than at its
+   * timeout; a host that cannot tell never calls it.
+   */
+  send(to: string, msg: ChordMsg, unreachable?: () => void): void
+  /**
    * A string's ring position: id160(utf8(s)), for provider keys and record
    * slots (recordSlot(author, key)). Injected where WebCrypto's asynchronous
    * digest does not fit (the simulator gives keyPositionSync).
@@ -149,7 +156,7 @@ export interface ChordContext {
   readonly o: ResolvedOptions
   readonly counters: Counters
   /** The host's send, which must not throw into a handler or a tick: a failure is a lost message. */
-  send(to: string, msg: ChordMsg): void
+  send(to: string, msg: ChordMsg, unreachable?: () => void): void
   /** Start work nobody waits for; its failure is counted (`error.internal`), never thrown. */
   background(p: Promise<unknown>): void
   /** `ms` spread by ±25 %, so periodic work of many nodes does not fall into step. */
@@ -163,9 +170,9 @@ export function createContext(deps: ChordDeps, options: ChordOptions): ChordCont
     deps,
     o: resolveOptions(options),
     counters,
-    send(to, msg) {
+    send(to, msg, unreachable) {
       try {
-        deps.send(to, msg)
+        deps.send(to, msg, unreachable)
       } catch {
         bump(counters, 'error.send')
       }

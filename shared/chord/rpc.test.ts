@@ -100,3 +100,47 @@ describe('chord rpc timeouts', () => {
     expect(s.timedOut).toEqual([peer(1), peer(9)])
   })
 })
+
+describe('chord rpc: a node the host cannot reach', () => {
+  function unreachableSetup() {
+    let now = 0
+    const told: (() => void)[] = []
+    const timedOut: string[] = []
+    const ctx = createContext(
+      {
+        id: SELF,
+        send: (_to, _m, unreachable) => void (unreachable && told.push(unreachable)),
+        now: () => now,
+        random: () => 0.5,
+        keys: createFakeKeyring(SELF),
+      },
+      { requestTimeoutMs: 1000 },
+    )
+    const rpc = createRpc(ctx, (to) => timedOut.push(to))
+    return { rpc, told, timedOut, ctx, setNow: (t: number) => void (now = t) }
+  }
+
+  it('fails the request at once (a gone node is not waited on for the whole timeout), as a timeout would', async () => {
+    const s = unreachableSetup()
+    const p = s.rpc.request(peer(1), (r) => ({ t: 'ping', r }))
+    expect(s.told).toHaveLength(1)
+    s.told[0]?.()
+    expect(await p).toBeNull()
+    expect(s.timedOut).toEqual([peer(1)])
+    expect(s.ctx.counters['rpc.unreachable']).toBe(1)
+  })
+
+  it('a late word that the node is unreachable, after the answer or the timeout, changes nothing', async () => {
+    const s = unreachableSetup()
+    const answered = s.rpc.request(peer(1), (r) => ({ t: 'ping', r }))
+    s.rpc.onReply(peer(1), { t: 'pong', r: 1 })
+    expect(await answered).toEqual({ t: 'pong', r: 1 })
+    const expired = s.rpc.request(peer(2), (r) => ({ t: 'ping', r }))
+    s.setNow(1000)
+    s.rpc.expire(1000)
+    expect(await expired).toBeNull()
+    for (const fn of s.told) fn()
+    expect(s.timedOut).toEqual([peer(2)])
+    expect(s.ctx.counters['rpc.unreachable']).toBeUndefined()
+  })
+})

@@ -7,7 +7,9 @@
  * failure detector hears of each silent node (`onTimeout`). At most
  * `maxPending` requests are in flight; more fail at once
  * (`drop.pendingFull`), so a peer that never answers cannot make us hold
- * more.
+ * more. A request whose node the host cannot reach (the link it tried to
+ * open failed) fails at once, as a timeout would (`rpc.unreachable`): a
+ * node that left is not waited on for the whole timeout, twice.
  */
 import { bump } from '../protocol.ts'
 import type { ChordMsg, ChordReply } from './messages.ts'
@@ -65,7 +67,13 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
             resolve(m)
           },
         })
-        ctx.send(to, make(r))
+        ctx.send(to, make(r), () => {
+          const p = pending.get(r)
+          if (!p) return // answered or expired already
+          pending.delete(r)
+          bump(counters, 'rpc.unreachable')
+          p.done(null)
+        })
       })
     },
 

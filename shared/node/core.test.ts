@@ -90,6 +90,38 @@ describe('node core: keys', () => {
   })
 })
 
+describe('node core: a node that left', () => {
+  it("a ring request to a node the host cannot reach fails at once (the host's unreachable), not after the request timeout", async () => {
+    const id = randomId(rng)
+    const gone = randomId(rng)
+    let failedDials = 0
+    const core = createNodeCore(
+      {
+        id,
+        keys: createFakeKeyring(id),
+        // The clock never moves: only the host's word can end the request.
+        now: () => 1_000_000,
+        random: rng,
+        send: () => {},
+        sendVia: (_to, _m, unreachable) => {
+          failedDials++
+          unreachable?.()
+        },
+        connect: async () => {},
+        linked: () => [],
+        isLinked: () => false,
+        meshNeighbours: () => [],
+      },
+      { puzzleBits: 0 },
+    )
+    // Joining through a node that is gone: each try's request fails as soon as the dial does.
+    await core.chord.join(gone).catch(() => {})
+    expect(failedDials).toBeGreaterThan(0)
+    expect(core.chord.counters['rpc.unreachable']).toBe(failedDials)
+    core.close()
+  })
+})
+
 describe('node core: the boundary', () => {
   it('parses a body once into the typed message of its kind; null for a broken one or a kind it does not carry', () => {
     const { core } = stubCore(randomId(rng))

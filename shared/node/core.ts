@@ -218,8 +218,8 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
   const chord = createChord(
     {
       ...base,
-      send: (to, msg) => {
-        if (to !== self) deps.sendVia(to, { kind: Kind.Chord, msg })
+      send: (to, msg, unreachable) => {
+        if (to !== self) deps.sendVia(to, { kind: Kind.Chord, msg }, unreachable)
       },
       ...(deps.keyPosition ? { keyPosition: deps.keyPosition } : {}),
     },
