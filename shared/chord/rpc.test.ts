@@ -117,7 +117,10 @@ describe('chord rpc: a node the host cannot reach', () => {
       { requestTimeoutMs: 1000 },
     )
     const rpc = createRpc(ctx, (to) => timedOut.push(to))
-    return { rpc, told, timedOut, ctx, setNow: (t: number) => void (now = t) }
+    const setNow = (t: number) => {
+      now = t
+    }
+    return { rpc, told, timedOut, ctx, setNow }
   }
 
   it('fails the request at once (a gone node is not waited on for the whole timeout), as a timeout would', async () => {
