@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { until } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { WeftNode } from './weft-node.ts'
@@ -33,14 +34,6 @@ const MEMBERS = [
 let server: SignalServer
 let a: WeftNode
 let b: WeftNode
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 /** Every property name reachable on `o` (own and inherited), but Object's. */
 function reachable(o: object): string[] {

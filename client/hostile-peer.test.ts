@@ -62,6 +62,7 @@ import { decodeFrame, type Frame, Kind, WIRE_VERSION } from '../shared/wire/fram
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
 import { arbValue } from '../test/arbitraries.ts'
+import { until } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import { DEFAULT_RECV_LIMITS, type Link, parseLinkControl } from './links/link.ts'
@@ -107,14 +108,6 @@ const processErrors: unknown[] = []
 const onProcessError = (err: unknown) => void processErrors.push(err)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 /** The hostile node's end of its link to the victim. */
 function hostileLink(): Link {

@@ -35,6 +35,7 @@ import { splitMessage } from '../shared/wire/chunk.ts'
 import { encodeFrame, FLAG_DEFLATE, Kind, WIRE_VERSION } from '../shared/wire/frame.ts'
 import { MAX_VALUE_ITEMS } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from '../signal-server/index.ts'
+import { until } from '../test/until.ts'
 import type { Link } from './links/link.ts'
 import type { RelayPipe } from './links/relay.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
@@ -46,14 +47,6 @@ const processErrors: unknown[] = []
 const onProcessError = (err: unknown) => void processErrors.push(err)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 let server: SignalServer
 const started: { close(): unknown }[] = []

@@ -12,17 +12,10 @@ import { ValueTooLargeError } from '../shared/errors.ts'
 import { generateIdentity } from '../shared/identity/keys.ts'
 import { Kind } from '../shared/wire/frame.ts'
 import { MemNet } from '../test/mem-transport.ts'
+import { until } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { OverlayNode } from './overlay.ts'
 import type { PresenceEvent, WeftNode } from './weft-node.ts'
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 const net = new MemNet()
 const inner: OverlayNode[] = []

@@ -26,20 +26,13 @@ import type { Value } from '../shared/types.ts'
 import { Kind } from '../shared/wire/frame.ts'
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from '../signal-server/index.ts'
+import { until } from '../test/until.ts'
 import { type Link, SEALED_PIECE } from './links/link.ts'
 import { type JoinOptions, OverlayNode } from './overlay.ts'
 import { contentSealer } from './private-content.ts'
 
 const NETWORK = 'relay-privacy'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 let server: SignalServer
 const started: OverlayNode[] = []

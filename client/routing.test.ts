@@ -20,6 +20,7 @@ import type { Value } from '../shared/types.ts'
 import { type Frame, Kind } from '../shared/wire/frame.ts'
 import { encodeValue } from '../shared/wire/value.ts'
 import { createSignalServer, type SignalServer } from '../signal-server/index.ts'
+import { until } from '../test/until.ts'
 import { NodeFacade } from './facade.ts'
 import { joinOverlay } from './index.ts'
 import type { Link } from './links/link.ts'
@@ -60,14 +61,6 @@ let server: SignalServer
 let a: OverlayNode
 let d: OverlayNode
 const calls: number[] = []
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 beforeAll(async () => {
   server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })

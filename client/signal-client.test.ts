@@ -5,21 +5,13 @@ import type { SignalError } from '../shared/errors.ts'
 import { generateIdentity, nodeIdOf } from '../shared/identity/keys.ts'
 import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { createSignalServer, type SignalServerOptions } from '../signal-server/index.ts'
+import { until } from '../test/until.ts'
 import { type IoFactory, preconnect, SignalClient, type SignalStatus } from './signal-client.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
 })
-
-/** Poll `cond` until it holds, with a deadline generous for a loaded machine. */
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 /** A port nothing listens on (for now): taken from the OS, then freed. */
 async function deadPort(): Promise<number> {

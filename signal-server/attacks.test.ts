@@ -25,6 +25,7 @@ import { meetsPuzzle } from '../shared/identity/puzzle.ts'
 import { parseRegisterAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
 import { serverFixture } from '../test/server-fixture.ts'
 import { connect, joined, type TestClient } from '../test/signal-kit.ts'
+import { until } from '../test/until.ts'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -36,15 +37,6 @@ const raw: TcpSocket[] = []
 afterEach(async () => {
   for (const r of raw.splice(0)) r.destroy()
 })
-
-/** Wait for `cond`, polling (a condition on the server side), with a deadline for a loaded machine. */
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 /** The issue's header: `51-["peers",[{},{},…],{"_placeholder":true,"num":0}]`, `chars` long. */
 function peersBomb(chars: number): string {

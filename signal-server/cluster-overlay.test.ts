@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { joinOverlay, type SignalStatus, type WeftNode } from '../client/index.ts'
-import { type RedisProcess, redisSecret, sleep, startRedis } from '../test/redis-kit.ts'
+import { type RedisProcess, redisSecret, startRedis } from '../test/redis-kit.ts'
+import { until } from '../test/until.ts'
 
 const INSTANCE = fileURLToPath(new URL('../test/signal-instance.ts', import.meta.url))
 const N = 8
@@ -47,19 +48,6 @@ async function instance(
       child.send('metrics')
     })
   return { child, url, metrics }
-}
-
-/** Wait until `cond()` holds (checked every 50 ms), or fail saying what was awaited. */
-async function until(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
 }
 
 /** `from` broadcasts on `topic`; resolves once every other node got it. */

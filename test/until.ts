@@ -4,12 +4,16 @@
  */
 import { afterEach } from 'vitest'
 
-/** Poll `cond` every 25 ms until it holds; fail naming `what` after `ms`. */
-export async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+/** Poll `cond` every 20 ms until it holds; fail naming `what` after `ms`. */
+export async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  ms = 20_000,
+): Promise<void> {
   const end = Date.now() + ms
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
+    await new Promise((r) => setTimeout(r, 20))
   }
 }
 

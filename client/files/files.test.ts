@@ -7,15 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../../shared/identity/keys.ts'
 import { MemNet } from '../../test/mem-transport.ts'
+import { until } from '../../test/until.ts'
 import { OverlayNode } from '../overlay.ts'
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n)

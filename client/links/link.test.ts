@@ -7,6 +7,7 @@ import type { Value } from '../../shared/types.ts'
 import { encodeFrame, Kind, WIRE_VERSION } from '../../shared/wire/frame.ts'
 import { decodeValue, encodeValue } from '../../shared/wire/value.ts'
 import { pipePair, pipes, relayPair, type Tap } from '../../test/pipes.ts'
+import { until } from '../../test/until.ts'
 import { Link, SEALED_PIECE } from './link.ts'
 import type { Pipe } from './pipe.ts'
 
@@ -30,15 +31,6 @@ function opened(l: Link): Promise<void> {
 
 function closedWith(l: Link): Promise<string> {
   return new Promise((resolve) => l.on('close', resolve))
-}
-
-/** Poll `cond` until it holds; the deadline is generous for a loaded machine (decoding runs on zlib's thread pool). */
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 describe('link handshake', () => {

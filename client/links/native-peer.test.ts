@@ -9,6 +9,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { until } from '../../test/until.ts'
 import {
   CERT_KEEP_MS,
   dropWarmOffer,
@@ -58,14 +59,6 @@ function collect(pipe: WebRtcPipe): Uint8Array[] {
   const got: Uint8Array[] = []
   pipe.onData((b) => got.push(b))
   return got
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 interface Side {

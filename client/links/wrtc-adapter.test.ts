@@ -10,6 +10,7 @@ import { createRequire } from 'node:module'
 import SimplePeer from 'simple-peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSignalServer, type SignalServer } from '../../signal-server/index.ts'
+import { until } from '../../test/until.ts'
 import { joinOverlay } from '../index.ts'
 import type { WeftNode } from '../weft-node.ts'
 import {
@@ -56,14 +57,6 @@ interface Pc {
 }
 const newPc = (w: { RTCPeerConnection: unknown }): Pc =>
   new (w.RTCPeerConnection as new (c: RTCConfiguration) => Pc)({ iceServers: [] })
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('identifying and adapting a stack', () => {
   it('tells the three stacks apart by their modules, also behind an ESM default export', () => {

@@ -11,16 +11,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity } from '../../shared/identity/keys.ts'
 import { MemNet } from '../../test/mem-transport.ts'
+import { until } from '../../test/until.ts'
 import { OverlayNode } from '../overlay.ts'
 import { type Clock, realClock } from './clock.ts'
-
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 const net = new MemNet()
 const nodes: OverlayNode[] = []
