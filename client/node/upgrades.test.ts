@@ -1,10 +1,11 @@
 /**
  * The upgrade schedule (upgrades.ts) on simulated time: when a relayed link
  * is tried over WebRTC again after a failed try, by what the try saw. A try
- * that failed for load (ICE had connected, the setup timer fired late, or
- * nothing could even be signalled) is tried again 7-10 s later; one that
- * failed as an unconnectable pair fails (ICE 'failed', or a timeout on time
- * with ICE never connected) waits 3x longer each time and stops after four.
+ * that failed for load (ICE had connected, the setup timer fired late,
+ * nothing could even be signalled, or the peer's answer never came) is tried
+ * again 7-10 s later; one that failed as an unconnectable pair does (ICE
+ * checked candidate pairs and none worked: 'failed', or still 'checking' when
+ * the timer fired on time) waits 3x longer each time and stops after four.
  * The waits are jittered, so tabs that failed together do not retry together,
  * and every relayed link costs MAX_OFFERS offers at most, ever.
  *
@@ -158,11 +159,12 @@ describe('the upgrade schedule', () => {
     expect(new Set(when).size).toBe(3)
   })
 
-  it('a setup timer that fired late (this tab was busy) counts as load too, and so does a try that signalled nothing', () => {
+  it('a setup timer that fired late (this tab was busy) counts as load too, and so do a try that signalled nothing and one the peer never answered', () => {
     for (const first of [
       { ms: 14 * SECOND, ice: ['checking'] }, // the 10 s timer ran 4 s late
       { ms: 10 * SECOND, ice: ['checking'], signalled: 0 }, // the offer was never made in time
       { ms: 5, ice: [], signalled: 0 }, // the RTCPeerConnection could not be made
+      { ms: 10 * SECOND, ice: ['new'] }, // no answer from the peer in time: it was busy (ICE never began)
     ]) {
       const h = harness({ peers: ['b'], outcome: (_p, n) => (n === 0 ? first : { ms: 300, opens: true }) })
       h.run(2 * MINUTE)
@@ -192,7 +194,7 @@ describe('the upgrade schedule', () => {
     for (const fail of [
       { ms: 8 * SECOND, ice: ['checking', 'failed'] }, // ICE failed: no candidate pair worked
       { ms: 10 * SECOND, ice: ['checking'] }, // the timer on time, ICE still checking (a symmetric NAT)
-      { ms: 10 * SECOND, ice: [] }, // no answer from the peer in time
+      { ms: 10 * SECOND, ice: ['checking', 'disconnected'] },
     ]) {
       const h = harness({ peers: ['b'], outcome: () => fail })
       h.run(HOUR)
