@@ -136,7 +136,7 @@ describe('upgrade offers over a relayed link', () => {
     const dialer = {
       dials,
       startWebRtc: (d: Dial) => {
-        d.pipe = { signal: () => true } as unknown as Dial['pipe']
+        d.pipe = { signal: () => true } as unknown as NonNullable<Dial['pipe']>
       },
       feedRtc: () => {},
     } as unknown as Dialer
