@@ -71,6 +71,43 @@ describe('relayed links are upgraded to WebRTC', () => {
   })
 })
 
+describe('a try the peer was too busy to answer', () => {
+  it('is tried again within seconds, and the answering end takes it (its backoff is 4 s, not 30)', async () => {
+    const server: SignalServer = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
+    cleanup.push(() => server.close())
+    const busyA = { on: true }
+    const busyB = { on: true }
+    const base = { signal: server.address, network: 'upgrade-busy-peer', directTimeoutMs: 500 }
+    const a = await joinOverlay({ ...base, wrtc: busyWrtc(busyA) })
+    cleanup.push(() => a.close())
+    const b = await joinOverlay({ ...base, wrtc: busyWrtc(busyB) })
+    cleanup.push(() => b.close())
+    const [ia, ib] = [NodeFacade.internals(a), NodeFacade.internals(b)]
+    await until(
+      'a relayed link',
+      () => ia.links.get(b.id)?.state === 'open' && ib.links.get(a.id)?.state === 'open',
+    )
+    const [low, lowBusy, high, highBusy] = a.id < b.id ? [a, busyA, b, busyB] : [b, busyB, a, busyA]
+    // The offering end can make its RTCPeerConnection again, the answering end not yet: it takes
+    // the offer, fails at once and backs off; our try gets no answer and times out.
+    lowBusy.on = false
+    await until('a try that failed', () => (low.stats()['upgrade.failed'] ?? 0) >= 1)
+    expect(high.stats()['upgrade.offered']).toBe(1)
+    highBusy.on = false
+    const t0 = Date.now()
+    await until(
+      'the link direct at both ends',
+      () => [a.peers(), b.peers()].every((ps) => ps.length === 1 && ps[0]?.transport === 'webrtc'),
+      15_000,
+    )
+    // The next try came 7-10 s after the failure (not 30 s and more) and was not dropped.
+    expect(Date.now() - t0).toBeLessThan(12_000)
+    expect(low.stats()['upgrade.busy']).toBe(1)
+    expect(low.stats()['upgrade.tried']).toBe(2)
+    expect(high.stats()['upgrade.offered']).toBe(2)
+  })
+})
+
 describe('upgrade offers from a hostile peer', () => {
   it('a stream of WebRTC offers over a relayed link: one setup at most, then backoff; the link stays', async () => {
     const server: SignalServer = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
