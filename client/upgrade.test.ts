@@ -98,10 +98,12 @@ describe('a try the peer was too busy to answer', () => {
     await until(
       'the link direct at both ends',
       () => [a.peers(), b.peers()].every((ps) => ps.length === 1 && ps[0]?.transport === 'webrtc'),
-      15_000,
+      20_000,
     )
-    // The next try came 7-10 s after the failure (not 30 s and more) and was not dropped.
-    expect(Date.now() - t0).toBeLessThan(12_000)
+    // The next try came 7-10 s after the failure and was not dropped (its setup and the rounds'
+    // second add to it). The code before still had the link relayed after 15 s: its next tries
+    // came 3 and 12 s later, both within the answerer's 30 s backoff.
+    expect(Date.now() - t0).toBeLessThan(15_000)
     expect(low.stats()['upgrade.busy']).toBe(1)
     expect(low.stats()['upgrade.tried']).toBe(2)
     expect(high.stats()['upgrade.offered']).toBe(2)
