@@ -103,6 +103,9 @@ describe('NativePeer links with simple-peer through createWebRtcPipe', () => {
     expect(atA[0]).toEqual(new Uint8Array([4, 5]))
     expect(atA[0]?.constructor).toBe(Uint8Array)
     expect(pa.iceState()).toMatch(/^(connected|completed)$/)
+    // The states each end went through: a candidate pair worked (what the upgrade schedule reads).
+    const worked = (p: WebRtcPipe) => p.iceSeen().some((s) => s === 'connected' || s === 'completed')
+    expect([worked(pa), worked(pb)]).toEqual([true, true])
     // The DTLS fingerprints each side reads from the SDPs match crosswise (the link handshake binds them).
     const fa = pa.fingerprints()
     const fb = pb.fingerprints()
@@ -112,6 +115,7 @@ describe('NativePeer links with simple-peer through createWebRtcPipe', () => {
     const closedB = new Promise<string>((r) => pb.onClose(r))
     pa.close('bye')
     expect(await closedB).toMatch(/closed|ice-closed|error:/)
+    expect(worked(pa)).toBe(true) // (kept after the close)
   })
 
   it('backpressure: bufferedAmount rises above the high water under a burst, drained() resolves (on bufferedamountlow), every byte arrives in order', async () => {

@@ -57,6 +57,11 @@ export interface WebRtcPipe extends Pipe {
   readonly opened: Promise<void>
   /** The ICE connection state now ('new' when there is no connection). */
   iceState(): string
+  /**
+   * The ICE connection states the connection went through, in order, each
+   * once (kept after it closes): did a candidate pair ever work? (upgrades.ts)
+   */
+  iceSeen(): readonly string[]
 }
 
 /** An error of a WebRTC attempt as one line: simple-peer's code and the stack's message. */
@@ -148,7 +153,9 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
   peer.on('close', () => finish('closed', new Error('the connection closed before it opened')))
   peer.on('error', (err: Error & { code?: string }) => finish(`error:${err.code ?? err.message}`, err))
   let onStall: (() => void) | undefined
+  const seen: string[] = []
   peer.on('iceStateChange', (state: string) => {
+    if (!closed && !seen.includes(state)) seen.push(state)
     if (state === 'disconnected' && !closed) onStall?.()
     // simple-peer's own codes for these (it emits this event before it would fail by itself).
     if (state === 'failed')
@@ -210,6 +217,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       return local && remote ? { local, remote } : null
     },
     iceState: () => internals._pc?.iceConnectionState ?? 'new',
+    iceSeen: () => seen,
     onStall(fn) {
       onStall = fn
     },
@@ -250,5 +258,6 @@ function failedPipe(err: unknown): WebRtcPipe {
     close() {},
     fingerprints: () => null,
     iceState: () => 'new',
+    iceSeen: () => [],
   }
 }

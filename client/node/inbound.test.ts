@@ -123,3 +123,88 @@ describe('signals against the offer rule', () => {
     expect(s.dials.has('1'.repeat(40))).toBe(true)
   })
 })
+
+describe('upgrade offers over a relayed link', () => {
+  const peer = id('1')
+  const offer = { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true } as const
+  /** A node linked to `peer` over the relay; `relink()` gives it a new relayed link (a fresh one). */
+  function relayed() {
+    const counters: Counters = {}
+    const dials = new Map<string, Dial>()
+    const clock = { t: 1000, now: () => clock.t }
+    let link = { peer, transport: 'relay', state: 'open', localMesh: true }
+    const dialer = {
+      dials,
+      startWebRtc: (d: Dial) => {
+        d.pipe = { signal: () => true } as unknown as NonNullable<Dial['pipe']>
+      },
+      feedRtc: () => {},
+    } as unknown as Dialer
+    const inbound = new Inbound({
+      id: id('f'),
+      config: { maxLinks: 30, relay: 'auto' } as NodeConfig,
+      counters,
+      clock: clock as never,
+      dialer,
+      links: { size: 1, get: (p: string) => (p === peer ? link : undefined) } as unknown as LinkTable,
+      signalClient: { signal: async () => {} } as never,
+      isSampled: () => true,
+      ringNeighbour: () => false,
+      relayMismatch: () => {},
+      closed: () => false,
+    })
+    /** The peer offers an upgrade: was a setup started? */
+    const offered = () => {
+      inbound.onSignal(peer, offer)
+      return dials.get(peer)?.upgrade === true
+    }
+    /** Our end of the try failed (the dialer's failDial). */
+    const fail = () => {
+      dials.delete(peer)
+      inbound.failed(peer, true)
+    }
+    const relink = () => {
+      link = { ...link }
+    }
+    return { counters, clock, offered, fail, relink }
+  }
+
+  it("after a failed upgrade the peer waits 4 s, not 30: the offerer's quick retry (7-10 s later) is taken", () => {
+    const s = relayed()
+    expect(s.offered()).toBe(true)
+    s.fail()
+    s.clock.t += 3900
+    expect(s.offered()).toBe(false)
+    expect(s.counters['drop.signal.inbound-backoff']).toBe(1)
+    s.clock.t += 3100 // 7 s after the failure
+    expect(s.offered()).toBe(true)
+    expect(s.counters['upgrade.offered']).toBe(2)
+  })
+
+  it('at most ten upgrade setups per relayed link (what an honest offerer sends at most); a new relayed link starts afresh', () => {
+    const s = relayed()
+    let taken = 0
+    for (let i = 0; i < 30; i++) {
+      if (s.offered()) {
+        taken++
+        s.fail()
+      }
+      s.clock.t += 60_000
+    }
+    expect(taken).toBe(10)
+    expect(s.counters['drop.signal.upgrade-budget']).toBe(20)
+    s.relink()
+    expect(s.offered()).toBe(true)
+  })
+
+  it('a failed setup that was no upgrade (no open link) still backs the peer off 30 s', () => {
+    const s = setup({ links: 0, neighbours: [] })
+    s.dial(id('a'))
+    expect(s.started).toEqual([id('a')])
+    s.dials.delete(id('a'))
+    s.inbound.failed(id('a'), true)
+    s.dial(id('a'))
+    expect(s.started).toEqual([id('a')])
+    expect(s.counters['drop.signal.inbound-backoff']).toBe(1)
+  })
+})

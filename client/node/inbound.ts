@@ -8,6 +8,9 @@
  * MAX_INBOUND pending at once, of which peers the signal server never
  * sampled for us ("strangers") hold at most MAX_INBOUND_STRANGERS; never
  * past `maxLinks` (but for a ring neighbour, RING_EXTRA_LINKS); a peer whose setup failed waits INBOUND_BACKOFF_MS. A
+ * peer's offers to upgrade its relayed link to WebRTC: UPGRADE_BACKOFF_MS
+ * after one failed (its quick retry comes later: upgrades.ts), and MAX_OFFERS
+ * per relayed link, what an honest offerer sends at most. A
  * refusal is answered ('full') within a small budget, so a flood cannot make
  * this node flood the server; the rest are dropped and counted.
  *
@@ -34,6 +37,7 @@ import {
   type SignalData,
   startsSession,
 } from './signal-data.ts'
+import { MAX_OFFERS, UPGRADE_BACKOFF_MS } from './upgrades.ts'
 
 /** Link setups that peers started (their signals) pending at once. */
 const MAX_INBOUND = 16
@@ -79,6 +83,8 @@ export class Inbound {
   readonly inboundBackoff = new Map<string, number>()
   /** Relay sessions peers announced, waiting for their hello (MAX_PENDING_RELAYS), oldest first. */
   readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
+  /** Upgrade setups taken per relayed link (MAX_OFFERS; gone with the link). */
+  private readonly upgradesTaken = new WeakMap<object, number>()
   private refuseTokens = REFUSE_BURST
   private refuseAt: number
 
@@ -134,12 +140,16 @@ export class Inbound {
         return bump(counters, 'drop.signal.no-offer')
       if (config.relay !== 'force' && s.t === 'dial' && from < this.deps.id)
         return bump(counters, 'drop.signal.wrong-dial')
+      const relayed = upgrade && linked?.state === 'open' ? linked : undefined
+      const upgrades = relayed ? (this.upgradesTaken.get(relayed) ?? 0) : 0
+      if (upgrades >= MAX_OFFERS) return bump(counters, 'drop.signal.upgrade-budget')
       if (!this.admit(from, upgrade)) return
       d = this.newDial(from, s.mesh)
-      if (upgrade && linked?.state === 'open') {
+      if (relayed) {
+        this.upgradesTaken.set(relayed, upgrades + 1)
         // The offer replaces the open relayed link if it opens; if not, that link stays.
         d.upgrade = true
-        d.mesh = linked.localMesh
+        d.mesh = relayed.localMesh
         bump(counters, 'upgrade.offered')
       }
     } else d.mesh ||= s.mesh
@@ -233,9 +243,16 @@ export class Inbound {
     bump(this.deps.counters, 'drop.relay-frame')
   }
 
-  /** A setup with `peer` failed; if the peer started it, it backs off. */
+  /**
+   * A setup with `peer` failed; if the peer started it, it backs off (briefly after an upgrade,
+   * the relayed link still open: the offerer's retry after a failure for load comes 7-10 s later).
+   */
   failed(peer: string, inbound: boolean): void {
-    if (inbound) setBounded(this.inboundBackoff, peer, this.deps.clock.now() + INBOUND_BACKOFF_MS)
+    if (!inbound) return
+    const l = this.deps.links.get(peer)
+    const upgrade = l?.state === 'open' && l.transport === 'relay'
+    const ms = upgrade ? UPGRADE_BACKOFF_MS : INBOUND_BACKOFF_MS
+    setBounded(this.inboundBackoff, peer, this.deps.clock.now() + ms)
   }
 
   /** Forget expired backoffs and relay sessions never spoken on (the connection manager's round). */

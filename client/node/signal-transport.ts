@@ -103,7 +103,13 @@ export class SignalTransport implements Transport {
       relayMismatch: (peer) => host.relayMismatch(peer),
       closed: () => host.isClosed(),
     })
-    this.upgrades = new Upgrades(identity.id, links, this.dialer, 2 * config.directTimeoutMs)
+    // (A try may take 2 × directTimeoutMs: the dialer's timer for an upgrade.)
+    const setupMs = 2 * config.directTimeoutMs
+    this.upgrades = new Upgrades(identity.id, links, this.dialer, setupMs, {
+      setupMs,
+      now: () => clock.now(),
+      counters,
+    })
   }
 
   get dials(): Dialer['dials'] {
