@@ -85,6 +85,8 @@ export class Inbound {
   readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
   /** Upgrade setups taken per relayed link (MAX_OFFERS; gone with the link). */
   private readonly upgradesTaken = new WeakMap<object, number>()
+  /** Per peer, the last unknown relay session we told it of (relay-gone), so we tell it once. */
+  private readonly goneTold = new Map<string, number>()
   private refuseTokens = REFUSE_BURST
   private refuseAt: number
 
@@ -102,6 +104,7 @@ export class Inbound {
     const s = parseSignalData(raw)
     if (!s) return bump(counters, 'drop.signal')
     if (s.t === 'probe') return bump(counters, 'signal.probe')
+    if (s.t === 'relay-gone') return this.onRelayGone(from, s.sid)
     if (s.t === 'refuse') {
       const d = dialer.dials.get(from)
       if (s.reason === 'no-relay') this.deps.relayMismatch(from)
@@ -241,6 +244,21 @@ export class Inbound {
     const pending = this.pendingRelays.get(from)
     if (pending?.sid === sid) return this.acceptRelay(from, pending, frame)
     bump(this.deps.counters, 'drop.relay-frame')
+    // The peer speaks on a session we do not have: we closed it and our goodbye was lost (frames
+    // lost with a server instance that died end a secure channel). Tell it, once per session and
+    // within the refusals' budget, so its end closes now rather than at its heartbeat timeout.
+    if (sid < 0 || this.goneTold.get(from) === sid || !this.answerBudget()) return
+    setBounded(this.goneTold, from, sid)
+    bump(this.deps.counters, 'relay.gone-sent')
+    void this.deps.signalClient.signal(from, { t: 'relay-gone', sid }).catch(() => {})
+  }
+
+  /** `from` has no relay session `sid` with us: the link we run on it is dead (not one on another). */
+  private onRelayGone(from: string, sid: number): void {
+    const l = this.deps.links.get(from)
+    if (l?.state !== 'open' || relayPipeOf(l)?.sid !== sid)
+      return bump(this.deps.counters, 'drop.signal.relay-gone')
+    l.close('relay-gone')
   }
 
   /**
@@ -314,16 +332,22 @@ export class Inbound {
     else if (stranger && strangers >= MAX_INBOUND_STRANGERS) reason = 'strangers'
     if (reason === undefined) return true
     bump(counters, `drop.signal.inbound-full.${reason}`)
+    if (this.answerBudget())
+      void this.deps.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
+    return false
+  }
+
+  /** A token of the budget for answers nobody waits on (refusals, relay-gone): REFUSE_BURST, then REFUSALS_PER_SEC. */
+  private answerBudget(): boolean {
+    const now = this.deps.clock.now()
     this.refuseTokens = Math.min(
       REFUSE_BURST,
       this.refuseTokens + ((now - this.refuseAt) / 1000) * REFUSALS_PER_SEC,
     )
     this.refuseAt = now
-    if (this.refuseTokens >= 1) {
-      this.refuseTokens--
-      void this.deps.signalClient.signal(from, { t: 'refuse', reason: 'full' }).catch(() => {})
-    }
-    return false
+    if (this.refuseTokens < 1) return false
+    this.refuseTokens--
+    return true
   }
 
   /** A peer announced a relay session: wait for its hello before setting anything up (MAX_PENDING_RELAYS). */

@@ -15,6 +15,9 @@
  *   {t: 'probe'}              nothing to do: sent through the server to a peer whose WebRTC link
  *                             stalled, to learn from the server whether it is still registered
  *                             (signal-error `unknown-peer`: it is gone; signal-transport.ts)
+ *   {t: 'relay-gone', sid}    the sender has no relay session `sid` with the receiver (it closed
+ *                             its end, and the goodbye was lost): the receiver's link on it is
+ *                             dead (inbound.ts)
  *
  * `mesh`: the sender wants the link in the broadcast mesh. What a peer sends
  * is untrusted: `parseSignalData` gives a typed signal or null.
@@ -29,6 +32,7 @@ export type SignalData =
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
   | { t: 'probe' }
+  | { t: 'relay-gone'; sid: number }
 
 export function parseSignalData(d: unknown): SignalData | null {
   if (typeof d !== 'object' || d === null) return null
@@ -47,9 +51,9 @@ export function parseSignalData(d: unknown): SignalData | null {
     case 'dial':
       return { t: 'dial', mesh }
     case 'relay':
-      return typeof o.sid === 'number' && Number.isInteger(o.sid) && o.sid >= 0 && o.sid <= 0xffffffff
-        ? { t: 'relay', mesh, sid: o.sid }
-        : null
+      return isSid(o.sid) ? { t: 'relay', mesh, sid: o.sid } : null
+    case 'relay-gone':
+      return isSid(o.sid) ? { t: 'relay-gone', sid: o.sid } : null
     case 'refuse':
       return typeof o.reason === 'string' ? { t: 'refuse', reason: o.reason.slice(0, 64) } : null
     case 'probe':
@@ -57,6 +61,10 @@ export function parseSignalData(d: unknown): SignalData | null {
     default:
       return null
   }
+}
+
+function isSid(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff
 }
 
 /**
