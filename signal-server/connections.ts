@@ -75,6 +75,30 @@ export const unsent = (s: IoSocket): number => {
   return Array.isArray(buffer) ? buffer.length : 0
 }
 
+/**
+ * Bytes held for `s` and not yet written to the kernel, measured by walking what is held: the data of
+ * every packet in engine.io's write buffer (a string's length, a binary attachment's byte length) and
+ * what ws has handed its TCP stream without it being written yet (ws's `bufferedAmount`). O(packets):
+ * for the gauge (`unsentBytesMax`), not for a check on every packet.
+ */
+export function heldBytes(s: IoSocket): number {
+  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  let n = 0
+  if (Array.isArray(buffer))
+    for (const p of buffer as { data?: unknown }[]) {
+      const d = p?.data
+      n += typeof d === 'string' ? d.length : ArrayBuffer.isView(d) ? d.byteLength : 0
+    }
+  return n + wsBuffered(s)
+}
+
+/** ws's `bufferedAmount` under `s`: bytes handed to its TCP stream and not yet written (0 if not found). */
+export function wsBuffered(s: IoSocket): number {
+  const ws: unknown = Reflect.get(Reflect.get(s.conn, 'transport') ?? {}, 'socket')
+  const n: unknown = typeof ws === 'object' && ws !== null ? Reflect.get(ws, 'bufferedAmount') : 0
+  return typeof n === 'number' ? n : 0
+}
+
 /** What sendSignal uses of engine.io's socket under a socket.io socket. */
 interface EngineConn {
   readyState: string

@@ -27,6 +27,7 @@ import { type Cluster, createLocalCluster } from './cluster.ts'
 import {
   type Conn,
   createConnections,
+  heldBytes,
   type IoSocket,
   newConn,
   type SocketData,
@@ -312,11 +313,16 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   const gauges = (): Gauges => {
     let unsentMax = 0
-    for (const socket of sockets().values()) unsentMax = Math.max(unsentMax, unsent(socket))
+    let bytesMax = 0
+    for (const socket of sockets().values()) {
+      unsentMax = Math.max(unsentMax, unsent(socket))
+      bytesMax = Math.max(bytesMax, heldBytes(socket))
+    }
     return {
       peersByNetwork: conns.byNetwork(),
       sockets: sockets().size,
       unsentPacketsMax: unsentMax,
+      unsentBytesMax: bytesMax,
       uptimeS: (Date.now() - startedAt) / 1000,
       memory: process.memoryUsage(),
       sources: sources.size(),
