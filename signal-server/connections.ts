@@ -11,11 +11,12 @@
  * strikes is dropped (`abuse`).
  */
 import type { Socket } from 'socket.io'
-import type {
-  ClientToServerEvents,
-  EventErrorReason,
-  RejectReason,
-  ServerToClientEvents,
+import {
+  type ClientToServerEvents,
+  type EventErrorReason,
+  jsonByteLength,
+  type RejectReason,
+  type ServerToClientEvents,
 } from '../shared/signal-events.ts'
 import { TokenBucket } from '../shared/token-bucket.ts'
 import { leanVersionMismatch } from './engine-lean.ts'
@@ -56,6 +57,10 @@ export interface Conn {
   bytes: TokenBucket | null
   /** The registration deadline, until registered. */
   timer: NodeJS.Timeout | null
+  /** Bytes this server put in `queuedIn`, engine.io's write buffer for this socket, and still there (enqueued). */
+  queued: number
+  /** That write buffer; engine.io starts a new one each time it hands the old one to the transport. */
+  queuedIn: unknown[] | null
   /** When activity last reached the host cache. */
   lastTouch: number
 }
@@ -66,6 +71,7 @@ export interface ConnectionLimits {
   abusePerSec: number
   abuseBurst: number
   congestionMaxPackets: number
+  congestionMaxBytes: number
 }
 
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
@@ -99,6 +105,38 @@ export function wsBuffered(s: IoSocket): number {
   return typeof n === 'number' ? n : 0
 }
 
+/**
+ * Bytes held for `c` and not yet written, as far as the server counts them, in O(1): what it put in
+ * engine.io's write buffer (`enqueued`), and ws's `bufferedAmount` (what went to the TCP stream and
+ * is not written yet). Not counted: pings, acks and refusals (small; the packet bound holds them).
+ */
+export function unsentBytes(c: Conn): number {
+  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  return (buffer === c.queuedIn ? c.queued : 0) + wsBuffered(c.socket)
+}
+
+/**
+ * `bytes` were just handed to engine.io for `c` (a relay frame, a signal, a `peers` answer): counted
+ * while they wait in its write buffer. When it took them to the transport at once (the buffer is
+ * empty), they are ws's `bufferedAmount` now, or written. A write buffer handed to the transport is
+ * replaced by a new array, so `queuedIn` no longer being the current one means everything counted
+ * has left it: no listener per socket, and nothing to do when it drains. `enqueued(c, 0)` lets go of
+ * a buffer that has left (the sweep).
+ */
+export function enqueued(c: Conn, bytes: number): void {
+  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  if (!Array.isArray(buffer) || buffer.length === 0) {
+    c.queued = 0
+    c.queuedIn = null
+  } else if (buffer === c.queuedIn) c.queued += bytes
+  else {
+    c.queued = bytes
+    c.queuedIn = buffer
+  }
+}
+
+/** Counted per relay frame on top of its bytes: socket.io's header packet (~100 characters) and framing. */
+export const RELAY_PACKET_BYTES = 128
 /** What sendSignal uses of engine.io's socket under a socket.io socket. */
 interface EngineConn {
   readyState: string
@@ -115,16 +153,27 @@ const WRITE_OPTIONS = { compress: true }
  * payload for binary first (`data` is a JSON value: it has none). Only with the socket.io, engine.io
  * and ws this was read from (engine-lean.ts); otherwise, or with `viaEmit`, through emit.
  */
-export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): void {
+export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): number {
   if (viaEmit || leanVersionMismatch() !== null) {
     s.emit('signal', { from, data })
-    return
+    return stringBytes(jsonByteLength(data) + SIGNAL_HEADER_CHARS)
   }
   const conn = s.conn as unknown as EngineConn
   // As socket.io's client: nothing is written to an engine.io socket that is not open.
-  if (conn.readyState !== 'open') return
-  conn.write(`2${JSON.stringify(['signal', { from, data }])}`, WRITE_OPTIONS)
+  if (conn.readyState !== 'open') return 0
+  const packet = `2${JSON.stringify(['signal', { from, data }])}`
+  conn.write(packet, WRITE_OPTIONS)
+  return stringBytes(packet.length)
 }
+
+/** `2["signal",{"from":"<40 hex>","data":` and `}]`. */
+const SIGNAL_HEADER_CHARS = 64
+/**
+ * What a string of `chars` characters (UTF-16 units) is counted as: two bytes each, what V8 takes for
+ * a string with any character past Latin-1 (and at least what UTF-8 takes for one without). Signals
+ * and answers are small, so the packet bound comes first for them unless they are large ones.
+ */
+export const stringBytes = (chars: number): number => 2 * chars
 
 export function newConn(
   socket: IoSocket,
@@ -142,6 +191,8 @@ export function newConn(
     strikes: null,
     bytes: null,
     timer: null,
+    queued: 0,
+    queuedIn: null,
     lastTouch: 0,
   }
 }
@@ -166,7 +217,10 @@ export interface Connections {
   refuse(c: Conn, ack: Ack | undefined, reason: EventErrorReason, now: number): void
   /** `c`'s id registered again elsewhere: unlink it, tell it, hang up. */
   replace(old: Conn): void
-  /** Whether `target` has too many unsent packets to be sent more. */
+  /**
+   * Whether `target` has too much unsent to be sent more: more than congestionMaxPackets packets, or
+   * more than congestionMaxBytes bytes (unsentBytes; then call enqueued after sending it something).
+   */
   congested(target: Conn): boolean
 }
 
@@ -228,6 +282,12 @@ export function createConnections(limits: ConnectionLimits, counters: ServerCoun
       old.socket.emit('replaced', { reason: 'replaced' })
       kick(old, 'replaced')
     },
-    congested: (target) => unsent(target.socket) > limits.congestionMaxPackets,
+    congested(target) {
+      // As unsent and unsentBytes, reading engine.io's write buffer once (this is on every delivery).
+      const buffer: unknown = Reflect.get(target.socket.conn, 'writeBuffer')
+      if (Array.isArray(buffer) && buffer.length > limits.congestionMaxPackets) return true
+      const queued = buffer === target.queuedIn ? target.queued : 0
+      return queued + wsBuffered(target.socket) > limits.congestionMaxBytes
+    },
   }
 }

@@ -27,6 +27,7 @@ import { type Cluster, createLocalCluster } from './cluster.ts'
 import {
   type Conn,
   createConnections,
+  enqueued,
   heldBytes,
   type IoSocket,
   newConn,
@@ -295,7 +296,11 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       const c = socket.data.conn
       if (!c) continue
       if (unsent(socket) > o.slowConsumerMaxPackets) conns.kick(c, 'slow-consumer')
-      else if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
+      else {
+        // Let go of a write buffer engine.io has handed to the transport since (connections.ts).
+        enqueued(c, 0)
+        if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
+      }
     }
     sources.prune(now)
     cluster.tick(now)
