@@ -18,7 +18,7 @@ import {
 } from '../shared/signal-events.ts'
 import { serverFixture } from '../test/server-fixture.ts'
 import { joined, type TestClient } from '../test/signal-kit.ts'
-import { type Conn, enqueued, unsentBytes } from './connections.ts'
+import { type Conn, enqueued, holdable, unsentBytes } from './connections.ts'
 import type { SignalServer } from './index.ts'
 import { resolveOptions } from './options.ts'
 
@@ -103,6 +103,37 @@ describe('a socket that stops reading: the server holds at most congestionMaxByt
     await b.until(() => s.metrics().unsentBytesMax === 0, 5000)
     a.socket.emit('relay', { to: b.id, frame: new Uint8Array([1, 2, 3]) })
     await b.until(() => b.received('relay').length === delivered + 1)
+  }, 40_000)
+
+  it('a tiny frame that waits does not keep the 64 KiB TCP chunk it came in alive', async () => {
+    const congestionMaxBytes = 1024 * 1024
+    const s = await start({ congestionMaxBytes, relayBytesPerSec: 64 * 1024 * 1024, eventBurst: 1000 })
+    const a = track(await joined(s.address, 'demo'))
+    const b = track(await joined(s.address, 'demo'))
+    pauseReading(b)
+    // Frames until b's TCP buffers are full and the server starts holding what b is sent.
+    for (let i = 0; i < 1000 && !(s.metrics().unsentBytesMax ?? 0); i++) {
+      a.socket.emit('relay', { to: b.id, frame: numbered(i, 60 * 1024) })
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    const before = s.metrics()
+    expect(before.unsentBytesMax).toBeGreaterThan(0)
+    expect(before.unsentBytesMax).toBeLessThan(congestionMaxBytes / 2)
+    // Then 1-byte frames for b, each beside a 60 KiB one for nobody (in the same TCP chunks): under
+    // the packet bound (256) ~125 of them wait, each a view into a chunk of up to 64 KiB (~8 MB).
+    const nobody = 'ab'.repeat(20)
+    const n = 300
+    const w = watch(s)
+    for (let i = 0; i < n; i++) {
+      a.socket.emit('relay', { to: b.id, frame: new Uint8Array([i & 255]) })
+      a.socket.emit('relay', { to: nobody, frame: new Uint8Array(60 * 1024) })
+    }
+    const tiny = () =>
+      (s.metrics().relayFrames ?? 0) - (before.relayFrames ?? 0) + (s.metrics()['relayErrors.congested'] ?? 0)
+    await a.until(() => tiny() === n && (s.metrics()['relayErrors.unknown-peer'] ?? 0) === n, 20_000)
+    const peak = w.stop()
+    expect(peak.packets).toBeGreaterThan(100)
+    expect(peak.bytes).toBeLessThanOrEqual(congestionMaxBytes + SLACK)
   }, 40_000)
 
   it('signals (up to 16 KiB each): the rest are refused congested', async () => {
@@ -196,6 +227,22 @@ describe('what the server counts (connections.ts)', () => {
     enqueued(c, 0)
     expect(c.queuedIn).toBe(engine.writeBuffer)
     expect(c.queued).toBe(0)
+  })
+
+  it('copies a frame that will wait when the memory under it is much larger, only then', () => {
+    const { c, engine } = fake()
+    const chunk = new Uint8Array(64 * 1024)
+    const view = chunk.subarray(100, 101)
+    const copy = holdable(c, view)
+    expect(copy).not.toBe(view)
+    expect(copy.buffer.byteLength).toBe(1)
+    // Sent at once (the transport is free): not copied.
+    engine.transport.writable = true
+    expect(holdable(c, view)).toBe(view)
+    engine.transport.writable = false
+    // A frame that is (nearly) all of its memory: not copied.
+    const whole = new Uint8Array(1000)
+    expect(holdable(c, whole)).toBe(whole)
   })
 
   it('congestionMaxBytes: 1 MiB by default, a whole number of bytes, at least 1', () => {

@@ -83,9 +83,10 @@ export const unsent = (s: IoSocket): number => {
 
 /**
  * Bytes held for `s` and not yet written to the kernel, measured by walking what is held: the data of
- * every packet in engine.io's write buffer (a string's length, a binary attachment's byte length) and
- * what ws has handed its TCP stream without it being written yet (ws's `bufferedAmount`). O(packets):
- * for the gauge (`unsentBytesMax`), not for a check on every packet.
+ * every packet in engine.io's write buffer (a string's length; for a binary attachment, the whole
+ * buffer it is a view into, which it keeps alive) and what ws has handed its TCP stream without it
+ * being written yet (ws's `bufferedAmount`). O(packets): for the gauge (`unsentBytesMax`), not for a
+ * check on every packet.
  */
 export function heldBytes(s: IoSocket): number {
   const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
@@ -93,7 +94,7 @@ export function heldBytes(s: IoSocket): number {
   if (Array.isArray(buffer))
     for (const p of buffer as { data?: unknown }[]) {
       const d = p?.data
-      n += typeof d === 'string' ? d.length : ArrayBuffer.isView(d) ? d.byteLength : 0
+      n += typeof d === 'string' ? d.length : ArrayBuffer.isView(d) ? d.buffer.byteLength : 0
     }
   return n + wsBuffered(s)
 }
@@ -137,6 +138,26 @@ export function enqueued(c: Conn, bytes: number): void {
 
 /** Counted per relay frame on top of its bytes: socket.io's header packet (~100 characters) and framing. */
 export const RELAY_PACKET_BYTES = 128
+/** A frame whose memory holds more than this besides it is copied before it waits (holdable). */
+const VIEW_SLACK = 1024
+
+/**
+ * `frame` as it should be sent to `c` and counted (`frame.buffer.byteLength`: the memory it keeps).
+ * ws hands a frame over as a view into the TCP chunk it came in (up to 64 KiB, shared with whatever
+ * else came with it), or into Node's 8 KiB buffer pool: a 1-byte frame could keep 64 KiB alive, and
+ * the packet bound let 128 of them wait for a socket that stopped reading. So a frame that will wait
+ * in engine.io's write buffer (the transport is busy) is copied into memory of its own when the memory
+ * under it is more than VIEW_SLACK larger; one that goes to the transport at once is not (a copy is
+ * only paid for what waits).
+ */
+export function holdable(c: Conn, frame: Uint8Array): Uint8Array {
+  if (frame.buffer.byteLength - frame.byteLength <= VIEW_SLACK) return frame
+  const transport: unknown = Reflect.get(c.socket.conn, 'transport')
+  const busy =
+    typeof transport !== 'object' || transport === null || Reflect.get(transport, 'writable') !== true
+  return busy ? new Uint8Array(frame) : frame
+}
+
 /** What sendSignal uses of engine.io's socket under a socket.io socket. */
 interface EngineConn {
   readyState: string

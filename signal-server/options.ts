@@ -128,7 +128,7 @@ export interface SignalServerOptions {
   /**
    * A socket with more unsent bytes than this gets no more relay frames or signals ('congested') and no
    * `peers` answers ('rate-limited'), as with congestionMaxPackets. Unsent: what the server put in its
-   * write buffer (a frame counts its length plus 128; a signal or answer two bytes a
+   * write buffer (a frame counts the memory it keeps, plus 128; a signal or answer two bytes a
    * character) and its TCP stream's unwritten bytes. One socket holds at most this plus one delivery
    * (a frame of up to relayFrameMaxBytes); a source, whose registered sockets are at most
    * maxIdentitiesPerSource, about that many times it (128 MiB by default). @default 1048576 (1 MiB)

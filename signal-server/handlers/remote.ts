@@ -9,7 +9,7 @@
  * instance.
  */
 import type { ClusterEvents } from '../cluster.ts'
-import { type Connections, enqueued, RELAY_PACKET_BYTES, sendSignal } from '../connections.ts'
+import { type Connections, enqueued, holdable, RELAY_PACKET_BYTES, sendSignal } from '../connections.ts'
 import { inc, type ServerCounters } from '../metrics.ts'
 
 /** `session(socketId)`: the host cache session of a socket here (the cluster's naming). */
@@ -50,8 +50,10 @@ export function remoteEvents(
         inc(counters.relayErrors, 'congested-remote')
         return 'congested'
       }
-      target.socket.emit('relay', { from, frame })
-      enqueued(target, frame.byteLength + RELAY_PACKET_BYTES)
+      // A view into the Redis message it came in: copied when it waits (holdable).
+      const held = holdable(target, frame)
+      target.socket.emit('relay', { from, frame: held })
+      enqueued(target, held.buffer.byteLength + RELAY_PACKET_BYTES)
       counters.relayFramesRemote++
       return null
     },
