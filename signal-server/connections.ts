@@ -71,6 +71,25 @@ export interface ConnectionLimits {
   abusePerSec: number
   abuseBurst: number
   congestionMaxPackets: number
+  /**
+   * Per socket, not per source address. What one source can make the server hold for sockets that
+   * stopped reading: only registered sockets are sent relay frames, signals and answers, and a source
+   * has at most maxIdentitiesPerSource (128) identities, each registered once per instance (a second
+   * registration replaces the first): 128 sockets. Each holds at most congestionMaxBytes (1 MiB), plus
+   * the one delivery let through under it (up to a 64 KiB frame + 128 + 1 KiB of view), plus one frame
+   * sent at once that may be a view into a 64 KiB chunk, plus small packets nobody counts in bytes
+   * (pings; acks and refusals of its own events, bounded by its event and strike buckets and the
+   * sweep's slowConsumerMaxPackets): ~1.15 MiB, so ~150 MiB per source at worst (128 MiB counted).
+   * Before, the packet bound alone: ~128 relay frames of 64 KiB (~8 MiB) waiting, plus as much in the
+   * TCP stream once a trickle of reading let a batch go: up to ~16 MiB a socket, ~2 GiB per source.
+   * Kernel socket buffers (net.ipv4.tcp_wmem) come on top, as they always did.
+   *
+   * A total per source is not kept: it would have to go down when bytes leave, which this counting
+   * notices only at the socket's next delivery (or the sweep, every sweepMs), not when they leave
+   * (that takes a drain listener or write-callback hook per socket, on the hot path). A total kept
+   * that lazily would stay high after one socket drained and refuse traffic to the source's other
+   * sockets, which are often other people behind the same NAT.
+   */
   congestionMaxBytes: number
 }
 

@@ -130,8 +130,9 @@ export interface SignalServerOptions {
    * `peers` answers ('rate-limited'), as with congestionMaxPackets. Unsent: what the server put in its
    * write buffer (a frame counts the memory it keeps, plus 128; a signal or answer two bytes a
    * character) and its TCP stream's unwritten bytes. One socket holds at most this plus one delivery
-   * (a frame of up to relayFrameMaxBytes); a source, whose registered sockets are at most
-   * maxIdentitiesPerSource, about that many times it (128 MiB by default). @default 1048576 (1 MiB)
+   * (a frame of up to relayFrameMaxBytes) and a few small packets; a source, whose registered sockets
+   * are at most maxIdentitiesPerSource, that many times it (~150 MiB with the defaults: see
+   * connections.ts, ConnectionLimits). @default 1048576 (1 MiB)
    */
   congestionMaxBytes?: number
   /** A socket with more unsent packets than this is disconnected (checked every sweep). @default 4096 */
