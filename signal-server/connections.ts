@@ -166,8 +166,10 @@ const VIEW_SLACK = 1024
  * else came with it), or into Node's 8 KiB buffer pool: a 1-byte frame could keep 64 KiB alive, and
  * the packet bound let 128 of them wait for a socket that stopped reading. So a frame that will wait
  * in engine.io's write buffer (the transport is busy) is copied into memory of its own when the memory
- * under it is more than VIEW_SLACK larger; one that goes to the transport at once is not (a copy is
- * only paid for what waits).
+ * under it is more than VIEW_SLACK larger: a copy is only paid for what waits. One sent while the
+ * transport is free is not copied; its header packet goes at once, and the frame (socket.io's binary
+ * attachment, a second packet) waits only for that write, counted as all the memory under it: an
+ * over-count of at most one chunk, and only until that write is done.
  */
 export function holdable(c: Conn, frame: Uint8Array): Uint8Array {
   if (frame.buffer.byteLength - frame.byteLength <= VIEW_SLACK) return frame
