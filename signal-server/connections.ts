@@ -140,8 +140,9 @@ export function unsentBytes(c: Conn): number {
  * while they wait in its write buffer. When it took them to the transport at once (the buffer is
  * empty), they are ws's `bufferedAmount` now, or written. A write buffer handed to the transport is
  * replaced by a new array, so `queuedIn` no longer being the current one means everything counted
- * has left it: no listener per socket, and nothing to do when it drains. `enqueued(c, 0)` lets go of
- * a buffer that has left (the sweep).
+ * has left it: no listener per socket, and nothing to do when it drains. Until the socket's next
+ * delivery, `queuedIn` still refers to the array that left (its packets in ws's buffer, or written):
+ * one buffer's worth at most, never beside a new one, and `enqueued(c, 0)` (the sweep) lets go of it.
  */
 export function enqueued(c: Conn, bytes: number): void {
   const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
