@@ -752,6 +752,7 @@ beforeAll(async () => {
     // than the blast arrives, and the server would drop frames whose drops the test counts exactly).
     relayBytesPerSec: 256 * 1024 * 1024,
     congestionMaxPackets: 1_000_000,
+    congestionMaxBytes: 2 ** 40,
   })
   const opts = { signal: server.address, network: 'hostile-peer', relay: 'force' as const }
   good = NodeFacade.internals(await joinOverlay(opts))

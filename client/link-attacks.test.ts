@@ -61,6 +61,7 @@ beforeAll(async () => {
     // The attacks below push MBs through the relay at once; the server's own quotas are not under test.
     relayBytesPerSec: 256 * 1024 * 1024,
     congestionMaxPackets: 1_000_000,
+    congestionMaxBytes: 2 ** 40,
     // Identities here have puzzleBits 0, like the nodes (option of servers that check the puzzle).
     ...({ puzzleBits: 0 } as Partial<SignalServerOptions>),
   })

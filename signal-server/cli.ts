@@ -291,6 +291,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'largest client message (relay frame bound + 4 KiB: 69632)',
   },
   {
+    key: 'congestionMaxBytes',
+    env: 'CONGESTION_MAX_BYTES',
+    flag: 'congestion-max-bytes',
+    kind: 'int',
+    help: 'unsent bytes a socket may have before it is sent no more (1048576)',
+  },
+  {
     key: 'hostTtlMs',
     env: 'HOST_TTL_MS',
     flag: 'host-ttl-ms',

@@ -11,11 +11,12 @@
  * strikes is dropped (`abuse`).
  */
 import type { Socket } from 'socket.io'
-import type {
-  ClientToServerEvents,
-  EventErrorReason,
-  RejectReason,
-  ServerToClientEvents,
+import {
+  type ClientToServerEvents,
+  type EventErrorReason,
+  jsonByteLength,
+  type RejectReason,
+  type ServerToClientEvents,
 } from '../shared/signal-events.ts'
 import { TokenBucket } from '../shared/token-bucket.ts'
 import { leanVersionMismatch } from './engine-lean.ts'
@@ -56,6 +57,10 @@ export interface Conn {
   bytes: TokenBucket | null
   /** The registration deadline, until registered. */
   timer: NodeJS.Timeout | null
+  /** Bytes this server put in `queuedIn`, engine.io's write buffer for this socket, and still there (enqueued). */
+  queued: number
+  /** That write buffer; engine.io starts a new one each time it hands the old one to the transport. */
+  queuedIn: unknown[] | null
   /** When activity last reached the host cache. */
   lastTouch: number
 }
@@ -66,6 +71,26 @@ export interface ConnectionLimits {
   abusePerSec: number
   abuseBurst: number
   congestionMaxPackets: number
+  /**
+   * Per socket, not per source address. What one source can make the server hold for sockets that
+   * stopped reading: only registered sockets are sent relay frames, signals and answers, and a source
+   * has at most maxIdentitiesPerSource (128) identities, each registered once per instance (a second
+   * registration replaces the first): 128 sockets. Each holds at most congestionMaxBytes (1 MiB), plus
+   * the one delivery let through under it (up to a 64 KiB frame + 128 + 1 KiB of view), plus one frame
+   * sent at once that may be a view into a 64 KiB chunk, plus small packets nobody counts in bytes
+   * (pings; acks and refusals of its own events, bounded by its event and strike buckets and the
+   * sweep's slowConsumerMaxPackets): ~1.15 MiB, so ~150 MiB per source at worst (128 MiB counted).
+   * Before, the packet bound alone: ~128 relay frames of 64 KiB (~8 MiB) waiting, plus as much in the
+   * TCP stream once a trickle of reading let a batch go: up to ~16 MiB a socket, ~2 GiB per source.
+   * Kernel socket buffers (net.ipv4.tcp_wmem) come on top, as they always did.
+   *
+   * A total per source is not kept: it would have to go down when bytes leave, which this counting
+   * notices only at the socket's next delivery (or the sweep, every sweepMs), not when they leave
+   * (that takes a drain listener or write-callback hook per socket, on the hot path). A total kept
+   * that lazily would stay high after one socket drained and refuse traffic to the source's other
+   * sockets, which are often other people behind the same NAT.
+   */
+  congestionMaxBytes: number
 }
 
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
@@ -73,6 +98,86 @@ export const unsent = (s: IoSocket): number => {
   // engine.io's write buffer is private in its types; it is the only measure of a slow consumer it has.
   const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
   return Array.isArray(buffer) ? buffer.length : 0
+}
+
+/**
+ * Bytes held for `s` and not yet written to the kernel, measured by walking what is held: the data of
+ * every packet in engine.io's write buffer (a string's length; for a binary attachment, the whole
+ * buffer it is a view into, which it keeps alive) and what ws has handed its TCP stream without it
+ * being written yet (ws's `bufferedAmount`). O(packets): for the gauge (`unsentBytesMax`), not for a
+ * check on every packet.
+ */
+export function heldBytes(s: IoSocket): number {
+  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  let n = 0
+  if (Array.isArray(buffer))
+    for (const p of buffer as { data?: unknown }[]) {
+      const d = p?.data
+      n += typeof d === 'string' ? d.length : ArrayBuffer.isView(d) ? d.buffer.byteLength : 0
+    }
+  return n + wsBuffered(s)
+}
+
+/** ws's `bufferedAmount` under `s`: bytes handed to its TCP stream and not yet written (0 if not found). */
+export function wsBuffered(s: IoSocket): number {
+  const ws: unknown = Reflect.get(Reflect.get(s.conn, 'transport') ?? {}, 'socket')
+  const n: unknown = typeof ws === 'object' && ws !== null ? Reflect.get(ws, 'bufferedAmount') : 0
+  return typeof n === 'number' ? n : 0
+}
+
+/**
+ * Bytes held for `c` and not yet written, as far as the server counts them, in O(1): what it put in
+ * engine.io's write buffer (`enqueued`), and ws's `bufferedAmount` (what went to the TCP stream and
+ * is not written yet). Not counted: pings, acks and refusals (small; the packet bound holds them).
+ */
+export function unsentBytes(c: Conn): number {
+  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  return (buffer === c.queuedIn ? c.queued : 0) + wsBuffered(c.socket)
+}
+
+/**
+ * `bytes` were just handed to engine.io for `c` (a relay frame, a signal, a `peers` answer): counted
+ * while they wait in its write buffer. When it took them to the transport at once (the buffer is
+ * empty), they are ws's `bufferedAmount` now, or written. A write buffer handed to the transport is
+ * replaced by a new array, so `queuedIn` no longer being the current one means everything counted
+ * has left it: no listener per socket, and nothing to do when it drains. Until the socket's next
+ * delivery, `queuedIn` still refers to the array that left (its packets in ws's buffer, or written):
+ * one buffer's worth at most, never beside a new one, and `enqueued(c, 0)` (the sweep) lets go of it.
+ */
+export function enqueued(c: Conn, bytes: number): void {
+  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  if (!Array.isArray(buffer) || buffer.length === 0) {
+    c.queued = 0
+    c.queuedIn = null
+  } else if (buffer === c.queuedIn) c.queued += bytes
+  else {
+    c.queued = bytes
+    c.queuedIn = buffer
+  }
+}
+
+/** Counted per relay frame on top of its bytes: socket.io's header packet (~100 characters) and framing. */
+export const RELAY_PACKET_BYTES = 128
+/** A frame whose memory holds more than this besides it is copied before it waits (holdable). */
+const VIEW_SLACK = 1024
+
+/**
+ * `frame` as it should be sent to `c` and counted (`frame.buffer.byteLength`: the memory it keeps).
+ * ws hands a frame over as a view into the TCP chunk it came in (up to 64 KiB, shared with whatever
+ * else came with it), or into Node's 8 KiB buffer pool: a 1-byte frame could keep 64 KiB alive, and
+ * the packet bound let 128 of them wait for a socket that stopped reading. So a frame that will wait
+ * in engine.io's write buffer (the transport is busy) is copied into memory of its own when the memory
+ * under it is more than VIEW_SLACK larger: a copy is only paid for what waits. One sent while the
+ * transport is free is not copied; its header packet goes at once, and the frame (socket.io's binary
+ * attachment, a second packet) waits only for that write, counted as all the memory under it: an
+ * over-count of at most one chunk, and only until that write is done.
+ */
+export function holdable(c: Conn, frame: Uint8Array): Uint8Array {
+  if (frame.buffer.byteLength - frame.byteLength <= VIEW_SLACK) return frame
+  const transport: unknown = Reflect.get(c.socket.conn, 'transport')
+  const busy =
+    typeof transport !== 'object' || transport === null || Reflect.get(transport, 'writable') !== true
+  return busy ? new Uint8Array(frame) : frame
 }
 
 /** What sendSignal uses of engine.io's socket under a socket.io socket. */
@@ -91,16 +196,27 @@ const WRITE_OPTIONS = { compress: true }
  * payload for binary first (`data` is a JSON value: it has none). Only with the socket.io, engine.io
  * and ws this was read from (engine-lean.ts); otherwise, or with `viaEmit`, through emit.
  */
-export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): void {
+export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): number {
   if (viaEmit || leanVersionMismatch() !== null) {
     s.emit('signal', { from, data })
-    return
+    return stringBytes(jsonByteLength(data) + SIGNAL_HEADER_CHARS)
   }
   const conn = s.conn as unknown as EngineConn
   // As socket.io's client: nothing is written to an engine.io socket that is not open.
-  if (conn.readyState !== 'open') return
-  conn.write(`2${JSON.stringify(['signal', { from, data }])}`, WRITE_OPTIONS)
+  if (conn.readyState !== 'open') return 0
+  const packet = `2${JSON.stringify(['signal', { from, data }])}`
+  conn.write(packet, WRITE_OPTIONS)
+  return stringBytes(packet.length)
 }
+
+/** `2["signal",{"from":"<40 hex>","data":` and `}]`. */
+const SIGNAL_HEADER_CHARS = 64
+/**
+ * What a string of `chars` characters (UTF-16 units) is counted as: two bytes each, what V8 takes for
+ * a string with any character past Latin-1 (and at least what UTF-8 takes for one without). Signals
+ * and answers are small, so the packet bound comes first for them unless they are large ones.
+ */
+export const stringBytes = (chars: number): number => 2 * chars
 
 export function newConn(
   socket: IoSocket,
@@ -118,6 +234,8 @@ export function newConn(
     strikes: null,
     bytes: null,
     timer: null,
+    queued: 0,
+    queuedIn: null,
     lastTouch: 0,
   }
 }
@@ -142,7 +260,10 @@ export interface Connections {
   refuse(c: Conn, ack: Ack | undefined, reason: EventErrorReason, now: number): void
   /** `c`'s id registered again elsewhere: unlink it, tell it, hang up. */
   replace(old: Conn): void
-  /** Whether `target` has too many unsent packets to be sent more. */
+  /**
+   * Whether `target` has too much unsent to be sent more: more than congestionMaxPackets packets, or
+   * more than congestionMaxBytes bytes (unsentBytes; then call enqueued after sending it something).
+   */
   congested(target: Conn): boolean
 }
 
@@ -204,6 +325,12 @@ export function createConnections(limits: ConnectionLimits, counters: ServerCoun
       old.socket.emit('replaced', { reason: 'replaced' })
       kick(old, 'replaced')
     },
-    congested: (target) => unsent(target.socket) > limits.congestionMaxPackets,
+    congested(target) {
+      // As unsent and unsentBytes, reading engine.io's write buffer once (this is on every delivery).
+      const buffer: unknown = Reflect.get(target.socket.conn, 'writeBuffer')
+      if (Array.isArray(buffer) && buffer.length > limits.congestionMaxPackets) return true
+      const queued = buffer === target.queuedIn ? target.queued : 0
+      return queued + wsBuffered(target.socket) > limits.congestionMaxBytes
+    },
   }
 }

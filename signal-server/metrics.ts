@@ -55,6 +55,8 @@ export interface Gauges {
   sockets: number
   /** The longest engine.io write buffer (packets not yet taken by the transport) of any socket here. */
   unsentPacketsMax: number
+  /** The most bytes held for any socket here and not yet written: its write buffer and its TCP stream's. */
+  unsentBytesMax: number
   uptimeS: number
   memory: NodeJS.MemoryUsage
   /** Source addresses remembered (sources.ts). */
@@ -80,6 +82,7 @@ export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number
     relayFramesRemote: c.relayFramesRemote,
     signalsRemote: c.signalsRemote,
     unsentPacketsMax: g.unsentPacketsMax,
+    unsentBytesMax: g.unsentBytesMax,
     sources: g.sources,
     pendingBinaryBytes: g.pendingBinaryBytes,
     heapUsedBytes: g.memory.heapUsed,
@@ -134,6 +137,12 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
   metric('weft_unsent_packets_max', 'gauge', 'Longest write buffer of any socket here, in packets.', [
     ['', g.unsentPacketsMax],
   ])
+  metric(
+    'weft_unsent_bytes_max',
+    'gauge',
+    'Most bytes held for any socket here and not yet written (write buffer and TCP stream).',
+    [['', g.unsentBytesMax]],
+  )
   metric(
     'weft_relay_dropped_total',
     'counter',

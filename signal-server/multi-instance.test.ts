@@ -247,6 +247,48 @@ describe('relay across instances', () => {
     expect(b.received('relay-error')).toEqual([])
   })
 
+  it('a target that stops reading: its instance holds at most congestionMaxBytes for it (frames and signals from another instance), drops the rest and tells the sender', async () => {
+    const congestionMaxBytes = 256 * 1024
+    const [s1, s2] = await pair({ congestionMaxBytes, relayBytesPerSec: 64 * 1024 * 1024 })
+    const a = track(await joined(s1.address, 'demo'))
+    const b = track(await joined(s2.address, 'demo'))
+    const resume = pauseReading(b)
+    const n = 400
+    let peak = 0
+    const watch = setInterval(() => {
+      peak = Math.max(peak, s2.metrics().unsentBytesMax ?? Number.POSITIVE_INFINITY)
+    }, 5)
+    try {
+      // 24 MB: more than the loopback TCP buffers take; the packet bound (256) would hold ~7.5 MB.
+      for (let i = 0; i < n; i++) a.socket.emit('relay', { to: b.id, frame: numbered(i, 60 * 1024) })
+      const handled = () => {
+        const m = s2.metrics()
+        return (m.relayFramesRemote ?? 0) + (m['relayErrors.congested-remote'] ?? 0)
+      }
+      await b.until(() => handled() === n, 20_000)
+      // A signal from the other instance, while b's instance holds the bound: refused there.
+      expect(await a.call('signal', { to: b.id, data: { sdp: 'x'.repeat(15_000) } })).toEqual({
+        ok: false,
+        reason: 'congested',
+      })
+    } finally {
+      clearInterval(watch)
+    }
+    peak = Math.max(peak, s2.metrics().unsentBytesMax ?? Number.POSITIVE_INFINITY)
+    const delivered = s2.metrics().relayFramesRemote ?? 0
+    const dropped = s2.metrics()['relayErrors.congested-remote'] ?? 0
+    // At most the bound, plus the one frame let through under it, plus pings and framing.
+    expect(peak).toBeLessThanOrEqual(congestionMaxBytes + 60 * 1024 + 128 + 1024)
+    expect(dropped).toBeGreaterThan(0)
+    expect(s2.metrics()['rejected.congested-remote']).toBe(1)
+    await a.until(() => a.received('relay-error').length === dropped, 10_000)
+    expect(a.received('relay-error').every((e) => parseRelayError(e)?.reason === 'congested')).toBe(true)
+    resume()
+    await b.until(() => b.received('relay').length === delivered, 10_000)
+    await b.until(() => s2.metrics().unsentBytesMax === 0, 5000)
+    expect(await a.call('signal', { to: b.id, data: 1 })).toEqual({ ok: true })
+  })
+
   it('a target that stops reading: its instance queues at most congestionMaxPackets, drops the rest, counts them and tells the sender', async () => {
     const congestionMaxPackets = 8
     const [s1, s2] = await pair({ congestionMaxPackets, relayBytesPerSec: 64 * 1024 * 1024 })

@@ -125,6 +125,16 @@ export interface SignalServerOptions {
   maxHttpBufferSize?: number
   /** A target with more unsent packets than this gets no more relay frames ('congested'). @default 256 */
   congestionMaxPackets?: number
+  /**
+   * A socket with more unsent bytes than this gets no more relay frames or signals ('congested') and no
+   * `peers` answers ('rate-limited'), as with congestionMaxPackets. Unsent: what the server put in its
+   * write buffer (a frame counts the memory it keeps, plus 128; a signal or answer two bytes a
+   * character) and its TCP stream's unwritten bytes. One socket holds at most this plus one delivery
+   * (a frame of up to relayFrameMaxBytes) and a few small packets; a source, whose registered sockets
+   * are at most maxIdentitiesPerSource, that many times it (~150 MiB with the defaults: see
+   * connections.ts, ConnectionLimits). @default 1048576 (1 MiB)
+   */
+  congestionMaxBytes?: number
   /** A socket with more unsent packets than this is disconnected (checked every sweep). @default 4096 */
   slowConsumerMaxPackets?: number
   /** Host cache entries expire this long after their last keep-alive. @default 120000 */
@@ -168,6 +178,9 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     throw new TypeError(
       'turnCredentialTtlS (TURN_CREDENTIAL_TTL_S): whole seconds from 60 to 604800 (a week)',
     )
+  const congestionMaxBytes = o.congestionMaxBytes ?? 1024 * 1024
+  if (!Number.isSafeInteger(congestionMaxBytes) || congestionMaxBytes < 1)
+    throw new TypeError('congestionMaxBytes (CONGESTION_MAX_BYTES): a whole number of bytes, at least 1')
   const iceServers = checkIceServers(o.iceServers ?? [], o.turnSecret)
   if (o.instance !== undefined && !INSTANCE_NAME.test(o.instance))
     throw new TypeError('instance: 1 to 64 characters of [A-Za-z0-9_-]')
@@ -213,6 +226,7 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
         (o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES) + 1024,
       ) + 4096,
     congestionMaxPackets: o.congestionMaxPackets ?? 256,
+    congestionMaxBytes,
     slowConsumerMaxPackets: o.slowConsumerMaxPackets ?? 4096,
     hostTtlMs: o.hostTtlMs ?? 120_000,
     sweepMs: o.sweepMs ?? 10_000,

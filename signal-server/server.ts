@@ -27,6 +27,8 @@ import { type Cluster, createLocalCluster } from './cluster.ts'
 import {
   type Conn,
   createConnections,
+  enqueued,
+  heldBytes,
   type IoSocket,
   newConn,
   type SocketData,
@@ -294,7 +296,11 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
       const c = socket.data.conn
       if (!c) continue
       if (unsent(socket) > o.slowConsumerMaxPackets) conns.kick(c, 'slow-consumer')
-      else if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
+      else {
+        // Let go of a write buffer engine.io has handed to the transport since (connections.ts).
+        enqueued(c, 0)
+        if (c.state === State.Registered) alive.push({ network: c.network, id: c.id })
+      }
     }
     sources.prune(now)
     cluster.tick(now)
@@ -312,11 +318,16 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
 
   const gauges = (): Gauges => {
     let unsentMax = 0
-    for (const socket of sockets().values()) unsentMax = Math.max(unsentMax, unsent(socket))
+    let bytesMax = 0
+    for (const socket of sockets().values()) {
+      unsentMax = Math.max(unsentMax, unsent(socket))
+      bytesMax = Math.max(bytesMax, heldBytes(socket))
+    }
     return {
       peersByNetwork: conns.byNetwork(),
       sockets: sockets().size,
       unsentPacketsMax: unsentMax,
+      unsentBytesMax: bytesMax,
       uptimeS: (Date.now() - startedAt) / 1000,
       memory: process.memoryUsage(),
       sources: sources.size(),

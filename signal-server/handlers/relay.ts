@@ -6,13 +6,14 @@
  * (relayBytesPerSec) and from its source's (shared by all the source's
  * identities). A frame that cannot go is dropped, and the sender told
  * `relay-error { to, reason }`: `too-large`, `quota` (counted `quota` or
- * `quota-source`), `congested` (the target's socket has too much unsent),
- * `unknown-peer`. Every refusal also costs an event token; an invalid frame
- * (`not-registered`, `bad-payload`, `too-large`) a strike too.
+ * `quota-source`), `congested` (the target's socket has more unsent than
+ * congestionMaxPackets packets or congestionMaxBytes bytes), `unknown-peer`.
+ * Every refusal also costs an event token; an invalid frame (`not-registered`,
+ * `bad-payload`, `too-large`) a strike too.
  */
 import type { RelayErrorReason, RelayRequest } from '../../shared/signal-events.ts'
 import { TokenBucket } from '../../shared/token-bucket.ts'
-import { type Conn, State } from '../connections.ts'
+import { type Conn, enqueued, holdable, RELAY_PACKET_BYTES, State } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
 
@@ -62,7 +63,10 @@ export async function onRelay(ctx: ServerContext, c: Conn, p: RelayRequest, now:
   const target = conns.get(c.network, p.to)
   if (target) {
     if (conns.congested(target)) return refuse('congested', false)
-    target.socket.emit('relay', { from: c.id, frame: p.frame })
+    // Counted as the memory it keeps (a view into a larger buffer is copied when it waits).
+    const frame = holdable(target, p.frame)
+    target.socket.emit('relay', { from: c.id, frame })
+    enqueued(target, frame.buffer.byteLength + RELAY_PACKET_BYTES)
   } else {
     // Counted here as relayed; the target's instance may still drop it (congested-remote).
     const sent = await cluster.relay(c.network, p.to, c.id, p.frame, now).catch(() => false)

@@ -4,11 +4,12 @@
  * again elsewhere, a signal or relay frame for a node registered here, and a
  * relay frame of a sender registered here that the target's instance dropped.
  * A signal or frame for a target here is held to the same congestion check
- * as a local sender's; the answer to a signal (and to a dropped frame) goes
- * back to the sender's instance.
+ * (packets and bytes) as a local sender's, and counted the same way; the
+ * answer to a signal (and to a dropped frame) goes back to the sender's
+ * instance.
  */
 import type { ClusterEvents } from '../cluster.ts'
-import { type Connections, sendSignal } from '../connections.ts'
+import { type Connections, enqueued, holdable, RELAY_PACKET_BYTES, sendSignal } from '../connections.ts'
 import { inc, type ServerCounters } from '../metrics.ts'
 
 /** `session(socketId)`: the host cache session of a socket here (the cluster's naming). */
@@ -34,7 +35,7 @@ export function remoteEvents(
         inc(counters.rejected, 'congested-remote')
         return 'congested'
       }
-      sendSignal(target.socket, from, data)
+      enqueued(target, sendSignal(target.socket, from, data))
       counters.signalsRemote++
       return 'ok'
     },
@@ -49,7 +50,10 @@ export function remoteEvents(
         inc(counters.relayErrors, 'congested-remote')
         return 'congested'
       }
-      target.socket.emit('relay', { from, frame })
+      // A view into the Redis message it came in: copied when it waits (holdable).
+      const held = holdable(target, frame)
+      target.socket.emit('relay', { from, frame: held })
+      enqueued(target, held.buffer.byteLength + RELAY_PACKET_BYTES)
       counters.relayFramesRemote++
       return null
     },

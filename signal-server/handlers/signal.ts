@@ -3,8 +3,8 @@
  * of at most signalMaxBytes, to node `to` of the sender's network: here, or
  * through the cluster on the instance that holds it (which answers once it
  * delivered it). With an ack, the ack says `ok`, or why not: `too-large`,
- * `congested` (the target's socket has too much unsent), `unknown-peer`.
- * Without one (a client told `quietSignals` at registration), nothing is
+ * `congested` (the target's socket has more unsent than congestionMaxPackets
+ * packets or congestionMaxBytes bytes), `unknown-peer`. Without one (a client told `quietSignals` at registration), nothing is
  * sent back on success, and a failure is told as `signal-error { to, reason }`:
  * one packet, and one write, fewer per relayed signal.
  */
@@ -14,7 +14,7 @@ import {
   type SignalErrorReason,
   type SignalRequest,
 } from '../../shared/signal-events.ts'
-import { type Ack, type Conn, State, sendSignal } from '../connections.ts'
+import { type Ack, type Conn, enqueued, State, sendSignal } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
 
@@ -50,7 +50,7 @@ export function onSignal(
   const target = conns.get(c.network, p.to)
   if (!target) return viaCluster(ctx, c, p, ack, now)
   if (conns.congested(target)) return refuse(ctx, c, p.to, ack, 'congested')
-  sendSignal(target.socket, c.id, p.data)
+  enqueued(target, sendSignal(target.socket, c.id, p.data))
   counters.signals++
   ack?.({ ok: true } satisfies SignalAck)
 }
