@@ -6,13 +6,15 @@
  * does not own).
  */
 import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { estimateSize } from '../sim/size.ts'
 import { encodeValue } from '../wire/value.ts'
-import { stubChord } from './harness.ts'
+import { buildRing, type ChordNet, settleAll, stubChord, trueSuccessor } from './harness.ts'
 import type { ChordMsg } from './messages.ts'
 import { signProvider, signRecord } from './records.ts'
 import { createReplyBudget, MAX_REPLY_BUDGETS } from './reply-budget.ts'
+import { between } from './ring.ts'
 
 const A = 'a'.repeat(40)
 const B = 'b'.repeat(40)
@@ -20,6 +22,7 @@ const B = 'b'.repeat(40)
 const C = 'c'.repeat(40)
 /** An honest reader. */
 const D = 'd'.repeat(40)
+const E = 'e'.repeat(40)
 
 /** Bytes of everything `s` sent to `to`. */
 const sentTo = (sent: [string, ChordMsg][], to: string) =>
@@ -92,5 +95,143 @@ describe('reply budgets', () => {
     expect(b.take(A, 1, 4)).toBe(false)
     // After the window, a fresh one.
     expect(b.take(A, 1000, 10_004)).toBe(true)
+  })
+})
+
+/** Lookups of each target from its asker, each checked against the truth. */
+async function lookups(net: ChordNet, jobs: [from: string, target: string][]) {
+  const stats = { ok: 0, wrong: [] as string[], failed: 0 }
+  await settleAll(
+    net.sim,
+    jobs.map(([from, t]) =>
+      net
+        .node(from)
+        .lookup(t)
+        .then(
+          (r) => {
+            if (r.node === trueSuccessor(net, t)) stats.ok++
+            else stats.wrong.push(r.node)
+          },
+          () => {
+            stats.failed++
+          },
+        ),
+    ),
+    120_000,
+  )
+  return stats
+}
+
+/**
+ * Where `q` routes through `h` first: `h` is one of q's fingers past its
+ * successor list, and positions in (h, k), k the next node q knows, have
+ * h as the closest preceding node q knows. Null when q does not know h so.
+ */
+function arcVia(net: ChordNet, q: string, h: string): [string, string] | null {
+  const c = net.node(q)
+  if (!c.fingers().includes(h) || c.successors().includes(h)) return null
+  let k = q
+  for (const x of c.neededLinks()) if (x !== h && between(x, h, k)) k = x
+  return [h, k]
+}
+
+/** The member that most others route through first (arcVia), for some positions. */
+function mostRoutedVia(net: ChordNet): string {
+  const ids = net.live()
+  const count = (h: string) => ids.filter((q) => q !== h && arcVia(net, q, h)).length
+  return ids.reduce((best, h) => (count(h) > count(best) ? h : best))
+}
+
+/** `n` random positions in (a, b). */
+function positionsIn(net: ChordNet, [a, b]: [string, string], n: number): string[] {
+  const out: string[] = []
+  while (out.length < n) {
+    const x = net.sim.randomId()
+    if (between(x, a, b)) out.push(x)
+  }
+  return out
+}
+
+const sum = (net: ChordNet, ids: string[], name: string) =>
+  ids.reduce((n, x) => n + (net.node(x).counters[name] ?? 0), 0)
+
+describe('a liar on the lookup path', () => {
+  it('a found that names a node past us as the successor is refused even when nobody else can be asked: the lookup fails rather than return it', async () => {
+    const s = stubChord(A)
+    await s.chord.join(null)
+    await s.chord.handle(B, { t: 'notify' }) // B: our successor
+    await s.chord.handle(E, { t: 'notify' }) // E: our predecessor
+    const target = C // in (B, E): we do not know its successor, and B is the one node we know before it
+    const lookup = s.chord.lookup(target).then(
+      (r) => r.node,
+      (e: Error) => e.name,
+    )
+    // B answers every find with itself, and every getPred with a range of the whole ring; E knows nothing.
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 0))
+      for (const [to, m] of s.sent.splice(0))
+        if (to === B && m.t === 'find') await s.chord.handle(B, { t: 'found', r: m.r, p: B, s: [B] })
+        else if (to === B && m.t === 'getPred') await s.chord.handle(B, { t: 'pred', r: m.r, p: B, s: [] })
+        else if (to === E && m.t === 'find') await s.chord.handle(E, { t: 'closer', r: m.r, n: [] })
+    }
+    expect(await lookup).toBe('NoRouteError')
+    expect(s.chord.counters['lookup.badFound']).toBe(2)
+  })
+
+  it('a node that answers every find with "I am the successor" is not believed: no lookup returns it for a position it does not own', async () => {
+    const seed = testSeed(71)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      net.tamper(h, (_to, m) => {
+        if (m.t === 'found' || m.t === 'closer') return { t: 'found', r: m.r, p: h, s: [h] }
+        // Asked to confirm, it says its range is the whole ring.
+        if (m.t === 'pred') return { ...m, p: h }
+        return m
+      })
+      // Every node that routes some positions through h first looks 20 of them up.
+      const jobs: [string, string][] = []
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        if (arc) for (const t of positionsIn(net, arc, 20)) jobs.push([q, t])
+      }
+      expect(jobs.length).toBeGreaterThanOrEqual(80)
+      const res = await lookups(net, jobs)
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      expect(sum(net, ids, 'lookup.badFound')).toBeGreaterThan(0)
+    })
+  })
+
+  it('a node that names a colluding node past the true successor is outvoted by a second candidate: no lookup returns the sybil for a position it does not own', async () => {
+    const seed = testSeed(72)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      // An asker that routes (h, k) through h, and a sybil past k (so past every true successor in
+      // the arc) but before the asker: a claim naming it passes every check of the answer's shape.
+      let pick: { q: string; arc: [string, string]; sybil: string } | null = null
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        const sybil = arc && ids[(ids.indexOf(arc[1]) + 1) % ids.length]
+        if (arc && sybil && sybil !== q && between(sybil, arc[1], q)) pick = { q, arc, sybil }
+      }
+      if (!pick) throw new Error('no asker routes through h')
+      const { q, arc, sybil } = pick
+      // h says every position's successor is the sybil; the sybil confirms any claim (no predecessor).
+      net.tamper(h, (_to, m) =>
+        m.t === 'found' || m.t === 'closer' ? { t: 'found', r: m.r, p: h, s: [sybil] } : m,
+      )
+      net.tamper(sybil, (_to, m) => (m.t === 'pred' ? { ...m, p: null } : m))
+      const res = await lookups(
+        net,
+        positionsIn(net, arc, 50).map((t) => [q, t]),
+      )
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      expect(net.node(q).counters['lookup.disagree']).toBeGreaterThanOrEqual(50)
+    })
   })
 })
