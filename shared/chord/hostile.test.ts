@@ -178,6 +178,34 @@ describe('a liar on the lookup path', () => {
     expect(s.chord.counters['lookup.badFound']).toBe(2)
   })
 
+  it('a neighbour cannot answer our recursive lookup by guessing its request id from the ones it sees', async () => {
+    const s = stubChord(A, { iterative: false })
+    await s.chord.join(null)
+    await s.chord.handle(B, { t: 'notify' }) // B: our successor
+    await s.chord.handle(E, { t: 'notify' }) // E: our predecessor
+    // D sees the request ids of what we ask it (a ping here), and guesses the next ones.
+    await s.chord.handle(D, { t: 'notify' })
+    s.chord.peerDown(E)
+    await s.advance(1)
+    const seen = s.sent.find(([to, m]) => to === E && m.t === 'ping')?.[1]
+    if (seen?.t !== 'ping') throw new Error('no ping went out')
+    const lookup = s.chord.lookup(C).then((r) => r.node)
+    await new Promise((r) => setTimeout(r, 0))
+    expect(s.sent.some(([to, m]) => to === B && m.t === 'route')).toBe(true)
+    for (let r = seen.r + 1; r <= seen.r + 20; r++)
+      await s.chord.handle(D, { t: 'routed', r, p: D, s: [D], h: 1 })
+    expect(s.chord.counters['drop.unexpectedReply']).toBe(20)
+    // B answers for real (here: C's successor is D), and D confirms.
+    const route = s.sent.find(([to, m]) => to === B && m.t === 'route')?.[1]
+    if (route?.t !== 'route') throw new Error('no route went out')
+    await s.chord.handle(B, { t: 'routed', r: route.r, p: B, s: [D], h: 1 })
+    await new Promise((r) => setTimeout(r, 0))
+    const ask = s.sent.find(([to, m]) => to === D && m.t === 'getPred')?.[1]
+    if (ask?.t !== 'getPred') throw new Error('no getPred went out')
+    await s.chord.handle(D, { t: 'pred', r: ask.r, p: B, s: [] })
+    expect(await lookup).toBe(D)
+  })
+
   it('a node that answers every find with "I am the successor" is not believed: no lookup returns it for a position it does not own', async () => {
     const seed = testSeed(71)
     await withSeed(seed, async () => {
