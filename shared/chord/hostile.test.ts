@@ -16,11 +16,10 @@ import { signProvider, signRecord } from './records.ts'
 import { createReplyBudget, MAX_REPLY_BUDGETS } from './reply-budget.ts'
 import { between } from './ring.ts'
 
+// Ids for the stub tests, in ring order (each test says which is which).
 const A = 'a'.repeat(40)
 const B = 'b'.repeat(40)
-/** The flooder. */
 const C = 'c'.repeat(40)
-/** An honest reader. */
 const D = 'd'.repeat(40)
 const E = 'e'.repeat(40)
 
@@ -53,6 +52,7 @@ describe('replies are charged to the asking peer’s window budget', () => {
     expect(s.chord.storedKeys()).toBe(1)
     expect(s.chord.storedProviders()).toBe(64)
 
+    // C floods; D is an honest reader.
     const FLOOD = 500
     for (let r = 1; r <= FLOOD; r++) {
       await s.chord.handle(C, { t: 'get', r, k: 'big', a: B })
