@@ -6,16 +6,28 @@
  * (`drop.from`), the message must parse (`parseChordMsg`: a fresh, typed
  * message or null, `drop.malformed`). Any message proves its sender alive.
  * Answers go to the request they name (rpc.ts); every other type has its
- * handler below, and no handler throws into the host.
+ * handler below, and no handler throws into the host. What a request makes
+ * us send back (a record, provider records, lists of ids) is charged to the
+ * asking peer's window budget; past it the answer is a small `err busy`
+ * (reply-budget.ts).
  */
 import { isNodeId } from '../bytes.ts'
 import { bump } from '../protocol.ts'
 import type { Liveness } from './liveness.ts'
 import { MAX_STEPS } from './lookup.ts'
 import type { Maintenance } from './maintenance.ts'
-import { type ChordRequest, type ChordRequestType, isReply, LIMITS, parseChordMsg } from './messages.ts'
+import {
+  type ChordMsg,
+  type ChordReply,
+  type ChordRequest,
+  type ChordRequestType,
+  isReply,
+  LIMITS,
+  parseChordMsg,
+} from './messages.ts'
 import type { ChordContext } from './options.ts'
 import type { Replication } from './replication.ts'
+import { createReplyBudget, replyBytes } from './reply-budget.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 import type { Storage } from './storage.ts'
@@ -40,25 +52,37 @@ export interface HandlerParts {
 }
 
 export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerTable {
-  const { deps, counters, send } = ctx
+  const { deps, o, counters, send } = ctx
   const { table, maintenance, replication, storage } = parts
+  const budget = createReplyBudget(o, counters)
+  /** Can `from` be sent `msg` within its budget? (charged when it can) */
+  const affords = (from: string, msg: ChordMsg): boolean => {
+    if (budget.take(from, replyBytes(msg), deps.now())) return true
+    bump(counters, 'drop.replyBudget')
+    return false
+  }
+  /** Answer `from`'s request: `msg` within its budget, else `err busy`. */
+  const reply = (from: string, msg: ChordReply): void =>
+    send(from, affords(from, msg) ? msg : { t: 'err', r: msg.r, code: 'busy' })
   return {
     ping: (from, m) => send(from, { t: 'pong', r: m.r }),
 
     find(from, m) {
       const a = table.answerFor(m.k)
-      if (a) send(from, { t: 'found', r: m.r, p: a.p, s: a.s })
+      if (a) reply(from, { t: 'found', r: m.r, p: a.p, s: a.s })
       else {
         // Every successor died: we do not know who follows us, and must not claim the position.
         if (table.successors().length === 0) bump(counters, 'find.noSuccessor')
-        send(from, { t: 'closer', r: m.r, n: table.closestPreceding(m.k, CLOSER_COUNT) })
+        reply(from, { t: 'closer', r: m.r, n: table.closestPreceding(m.k, CLOSER_COUNT) })
       }
     },
 
-    route(_from, m) {
+    route(from, m) {
       const a = table.answerFor(m.k)
       if (a) {
-        send(m.o, { t: 'routed', r: m.r, p: a.p, s: a.s, h: m.h })
+        // Sent to the origin, charged to the node that asked us.
+        const msg: ChordMsg = { t: 'routed', r: m.r, p: a.p, s: a.s, h: m.h }
+        if (affords(from, msg)) send(m.o, msg)
         return
       }
       const next = table.closestPreceding(m.k, 1)[0]
@@ -70,17 +94,17 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     },
 
     getPred: (from, m) =>
-      send(from, { t: 'pred', r: m.r, p: table.predecessor(), s: [...table.successors()] }),
+      reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: [...table.successors()] }),
     notify: (from) => maintenance.onNotify(from),
     newSucc: (from) => maintenance.onNewSucc(from),
     leave: (from, m) => maintenance.onLeave(from, m.p, m.s),
-    table: (from, m) => send(from, { t: 'fingers', r: m.r, f: table.known().slice(0, LIMITS.ids) }),
+    table: (from, m) => reply(from, { t: 'fingers', r: m.r, f: table.known().slice(0, LIMITS.ids) }),
 
     offer: (from, m) => replication.onOffer(from, m),
     store: (from, m) => replication.onStore(from, m),
-    get: (from, m) => send(from, { t: 'got', r: m.r, rec: storage.store.getRecord(m.a, m.k)?.rec ?? null }),
+    get: (from, m) => reply(from, { t: 'got', r: m.r, rec: storage.store.getRecord(m.a, m.k)?.rec ?? null }),
     getProv: (from, m) =>
-      send(from, {
+      reply(from, {
         t: 'provs',
         r: m.r,
         provs: storage.store.providersOf(m.k, deps.now()).slice(0, LIMITS.records),

@@ -22,16 +22,40 @@
  * from it; a dead one is skipped. That check is not counted as a hop, and
  * the node's own successor list, fresher than the answerer's, names the
  * replicas.
+ *
+ * Answers are not taken on the answerer's word alone (a hostile node on the
+ * path could name itself, or a node of its choosing, as any position's
+ * successor, and that node would confirm it):
+ *   - a `found` that names a successor past us, seen from the position, is
+ *     refused (`lookup.badFound`): we are a live node between the position
+ *     and the node named, so it is not the successor. A node that is asked
+ *     because it precedes the position and answers "me" is always caught;
+ *   - the first `found` is cross-checked: the lookup goes on from the
+ *     candidates not yet asked (so never through the first answerer again)
+ *     until a second node answers `found` (at most CROSS_CHECK_ASKS more
+ *     requests, not counted as hops). When the two name different successors
+ *     (`lookup.disagree`) the one nearer the position wins, and both lists,
+ *     in ring order from the position, are what `resolve` confirms: a liar
+ *     can name only nodes past the true successor (a node before it that
+ *     answers is the successor), so one honest answer outvotes it. A lookup
+ *     with no candidate left to ask keeps the one answer. Finger refreshes
+ *     skip it (a finger only chooses whom a lookup asks first, and every
+ *     lookup that names owners is cross-checked): it would add about a
+ *     quarter to a quiet ring's traffic.
+ * What this leaves (a liar on every path, a sybil whose id was ground into
+ * the gap before a position) is discussed in PROTOCOL-chord.md.
  */
 import { bump } from '../protocol.ts'
 import type { Liveness } from './liveness.ts'
 import type { ChordContext } from './options.ts'
-import { between, betweenRightIncl, closerToTarget, RING_BITS } from './ring.ts'
+import { between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 
 /** Most nodes one lookup asks before giving up. */
 export const MAX_STEPS = 48
+/** Most requests a lookup sends after its first `found`, looking for a second one. */
+export const CROSS_CHECK_ASKS = 3
 
 export interface Route {
   /** The position's predecessor, as the answering node knows it. */
@@ -53,10 +77,13 @@ export interface Resolved {
 }
 
 export interface Lookup {
-  /** An iterative lookup; `seeds` replace our own tables as the first candidates (joining). */
-  routeIter(target: string, seeds?: string[]): Promise<Route | null>
-  /** Iterative or recursive, as configured. */
-  route(target: string): Promise<Route | null>
+  /**
+   * An iterative lookup; `seeds` replace our own tables as the first
+   * candidates (joining). `crossCheck: false`: take the first plausible answer.
+   */
+  routeIter(target: string, seeds?: string[], crossCheck?: boolean): Promise<Route | null>
+  /** Iterative or recursive, as configured (`crossCheck` as routeIter's). */
+  route(target: string, crossCheck?: boolean): Promise<Route | null>
   /** Route, then check the answer with the node it names (see the header). */
   resolve(target: string): Promise<Resolved | null>
 }
@@ -66,46 +93,92 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
   const { isDead } = liveness
   const { request } = rpc
 
-  async function routeIter(target: string, seeds: string[] = []): Promise<Route | null> {
-    if (seeds.length === 0) {
-      const local = table.answerFor(target)
-      if (local) return { ...local, hops: 0 }
-    }
+  /**
+   * An iterative walk toward `target`: each `next()` asks candidates, best
+   * first, until one answers a plausible `found`, and gives it (null when
+   * none is left). The first runs up to MAX_STEPS requests and is the
+   * lookup; a later one, the cross-check, at most CROSS_CHECK_ASKS more,
+   * never asking a node asked before (nor counting hops).
+   */
+  function walk(target: string, seeds: string[]): { next(): Promise<Route | null> } {
     const cmp = closerToTarget(target)
     const cands = seeds.length ? [...seeds] : table.closestPreceding(target, RING_BITS)
     const tried = new Set<string>()
     const silent = new Set<string>()
     let widened = false
     let hops = 0
-    for (let step = 0; step < MAX_STEPS; step++) {
-      let c: string | undefined
-      for (const x of cands) if (!tried.has(x) && !isDead(x) && (c === undefined || cmp(x, c) < 0)) c = x
-      if (c === undefined && !widened) {
-        // Every node we know before the target is dead: any live node can route it, the long way round.
-        widened = true
-        for (const x of table.known()) if (!tried.has(x) && !isDead(x)) cands.push(x)
-        continue
+    let answered = false
+    const next = async (): Promise<Route | null> => {
+      const checking = answered
+      for (let step = 0; step < (checking ? CROSS_CHECK_ASKS : MAX_STEPS); step++) {
+        let c: string | undefined
+        for (const x of cands) if (!tried.has(x) && !isDead(x) && (c === undefined || cmp(x, c) < 0)) c = x
+        if (c === undefined && !widened && !checking) {
+          // Every node we know before the target is dead: any live node can route it, the long way round.
+          widened = true
+          for (const x of table.known()) if (!tried.has(x) && !isDead(x)) cands.push(x)
+          continue
+        }
+        if (c === undefined) break
+        if (checking) bump(counters, 'lookup.crossCheck')
+        tried.add(c)
+        const at = c
+        const res = await request(at, (r) => ({ t: 'find', r, k: target }))
+        if (!res) {
+          silent.add(at)
+          continue
+        }
+        if (!checking && (res.t === 'found' || res.t === 'closer')) hops++
+        if (res.t === 'found') {
+          // All dead: ask another. Else the whole list: the dead in it are evidence too (resolve).
+          if (res.s.every((x) => isDead(x) || silent.has(x))) continue
+          if (!plausible(target, res.s[0] as string)) {
+            bump(counters, 'lookup.badFound')
+            continue
+          }
+          answered = true
+          return { p: res.p, s: res.s, hops }
+        }
+        if (res.t === 'closer')
+          for (const x of res.n) if (x !== self && !tried.has(x) && between(x, at, target)) cands.push(x)
       }
-      if (c === undefined) break
-      tried.add(c)
-      const at = c
-      const res = await request(at, (r) => ({ t: 'find', r, k: target }))
-      if (!res) {
-        silent.add(at)
-        continue
-      }
-      if (res.t === 'found') {
-        hops++
-        // All dead: ask another. Else the whole list: the dead in it are evidence too (resolve).
-        if (res.s.every((x) => isDead(x) || silent.has(x))) continue
-        return { p: res.p, s: res.s, hops }
-      }
-      if (res.t === 'closer') {
-        hops++
-        for (const x of res.n) if (x !== self && !tried.has(x) && between(x, at, target)) cands.push(x)
-      }
+      return null
     }
-    return null
+    return { next }
+  }
+
+  async function routeIter(target: string, seeds: string[] = [], crossCheck = true): Promise<Route | null> {
+    if (seeds.length === 0) {
+      const local = table.answerFor(target)
+      if (local) return { ...local, hops: 0 }
+    }
+    const w = walk(target, seeds)
+    const a = await w.next()
+    if (!a || !crossCheck) return a
+    const b = await w.next()
+    return b ? merge(target, a, b) : a
+  }
+
+  /**
+   * Can `s0` be `target`'s successor, as far as we know? Not when we lie
+   * between them: we are live, and nearer. (Our own id's lookup, when
+   * joining or probing another ring, expects exactly that.)
+   */
+  function plausible(target: string, s0: string): boolean {
+    return target === self || !between(self, target, s0)
+  }
+
+  /** Two answers for `target`: the same successor, or the nearer one first and both lists behind it. */
+  function merge(target: string, a: Route, b: Route): Route {
+    if (a.s[0] === b.s[0]) return a
+    bump(counters, 'lookup.disagree')
+    const d = (x: string) => distance(target, x)
+    const [w, l] = d(b.s[0] as string) < d(a.s[0] as string) ? [b, a] : [a, b]
+    const s = [...new Set([...w.s, ...l.s])]
+      .map((x) => ({ x, d: d(x) }))
+      .sort((x, y) => (x.d < y.d ? -1 : x.d > y.d ? 1 : 0))
+      .map((e) => e.x)
+    return { p: w.p, s, hops: a.hops }
   }
 
   /** A recursive lookup; on timeout, the iterative one. */
@@ -119,14 +192,37 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
       timeoutMs: o.requestTimeoutMs * 4,
     })
     if (res?.t === 'routed') {
-      if (res.s.some((x) => !isDead(x))) return { p: res.p, s: res.s, hops: res.h }
+      if (!plausible(target, res.s[0] as string)) bump(counters, 'lookup.badFound')
+      else if (res.s.some((x) => !isDead(x))) return { p: res.p, s: res.s, hops: res.h }
     }
     bump(counters, 'lookup.recursiveFallback')
     return routeIter(target)
   }
 
-  function route(target: string): Promise<Route | null> {
-    return o.iterative ? routeIter(target) : routeRec(target)
+  function route(target: string, crossCheck = true): Promise<Route | null> {
+    return o.iterative ? routeIter(target, [], crossCheck) : routeRec(target)
+  }
+
+  /**
+   * routeIter's lookup and cross-check, for `resolve`: while the cross-check
+   * runs, the first answer's successor is already asked for its predecessor
+   * (`confirm`, whose answer resolve then finds cached), so when the two
+   * agree, as they do but for a liar or a ring in flux, the check costs no
+   * round trip of its own.
+   */
+  async function checkedRoute(
+    target: string,
+    confirm: (s: string) => Promise<unknown>,
+  ): Promise<Route | null> {
+    const local = table.answerFor(target)
+    if (local) return { ...local, hops: 0 }
+    const w = walk(target, [])
+    const a = await w.next()
+    if (!a) return null
+    const s0 = a.s.find((x) => !isDead(x))
+    if (s0 !== undefined && betweenRightIncl(target, a.p, s0)) ctx.background(confirm(s0))
+    const b = await w.next()
+    return b ? merge(target, a, b) : a
   }
 
   /**
@@ -151,25 +247,30 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
    * know (null) rather than guess.
    */
   async function resolve(target: string): Promise<Resolved | null> {
-    const first = await route(target)
-    if (!first) return null
     // Nodes that did not answer during this resolution: gone for its purposes, even before a
     // second timeout marks them dead for everyone.
     const silent = new Set<string>()
     const gone = (x: string) => isDead(x) || silent.has(x)
+    type Answer = { p: string | null; s: readonly string[] } | null
     /** Each node's answer, asked once per resolution (null: it stayed silent, or did not answer `pred`). */
-    const answers = new Map<string, { p: string | null; s: readonly string[] } | null>()
-    const ask = async (s: string) => {
-      if (s === self) return { p: table.predecessor(), s: table.successors() }
-      if (answers.has(s)) return answers.get(s) ?? null
-      let res = await request(s, (r) => ({ t: 'getPred', r }))
-      // Silence once may be a lost message: ask again before passing over the node.
-      if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
-      const a = res?.t === 'pred' ? { p: res.p, s: res.s } : null
-      if (!res) silent.add(s)
-      answers.set(s, a)
+    const answers = new Map<string, Promise<Answer>>()
+    const ask = (s: string): Promise<Answer> => {
+      if (s === self) return Promise.resolve({ p: table.predecessor(), s: table.successors() })
+      let a = answers.get(s)
+      if (!a) {
+        a = (async () => {
+          let res = await request(s, (r) => ({ t: 'getPred', r }))
+          // Silence once may be a lost message: ask again before passing over the node.
+          if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
+          if (!res) silent.add(s)
+          return res?.t === 'pred' ? { p: res.p, s: res.s } : null
+        })()
+        answers.set(s, a)
+      }
       return a
     }
+    const first = o.iterative ? await checkedRoute(target, ask) : await routeRec(target)
+    if (!first) return null
     let hops = first.hops
     let lo = first.p
     let list = first.s

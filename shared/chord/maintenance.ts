@@ -146,7 +146,7 @@ export function createMaintenance(
       return
     }
     const start = table.start(i)
-    const res = await lookup.route(start)
+    const res = await lookup.route(start, false) // not cross-checked: a finger only chooses whom we ask (lookup.ts)
     const f = res?.s.find((x) => !isDead(x))
     // An answer before the start (from a stale successor list) is no finger.
     if (f === undefined || f === self || !(f === start || between(f, start, self))) {

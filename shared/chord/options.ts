@@ -92,6 +92,14 @@ export interface ChordOptions {
   maxPending?: number
   /** Iterative lookups (see lookup.ts); false: recursive. @default true */
   iterative?: boolean
+  /**
+   * Bytes of replies one peer's requests may make us send per `replyWindowMs`
+   * (records, provider records, id lists); past it a request is answered
+   * `err busy` (`drop.replyBudget`, reply-budget.ts). @default 4_194_304 (4 MiB)
+   */
+  replyBudgetBytes?: number
+  /** The window of `replyBudgetBytes`. @default 10_000 */
+  replyWindowMs?: number
 }
 
 export interface ResolvedOptions {
@@ -113,6 +121,8 @@ export interface ResolvedOptions {
   tombstoneTtlMs: number
   maxPending: number
   iterative: boolean
+  replyBudgetBytes: number
+  replyWindowMs: number
   store: StoreLimits
 }
 
@@ -137,6 +147,8 @@ export function resolveOptions(options: ChordOptions): ResolvedOptions {
     tombstoneTtlMs: options.tombstoneTtlMs ?? 86_400_000,
     maxPending: options.maxPending ?? 1024,
     iterative: options.iterative ?? true,
+    replyBudgetBytes: options.replyBudgetBytes ?? 4 * 1024 * 1024,
+    replyWindowMs: Math.max(1, options.replyWindowMs ?? 10_000),
     store: {
       maxRecords: options.maxRecords ?? 100_000,
       maxStoreBytes: options.maxStoreBytes ?? 128 * 1024 * 1024,

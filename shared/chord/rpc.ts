@@ -9,7 +9,10 @@
  * (`drop.pendingFull`), so a peer that never answers cannot make us hold
  * more. A request whose node the host cannot reach (the link it tried to
  * open failed) fails at once, as a timeout would (`rpc.unreachable`): a
- * node that left is not waited on for the whole timeout, twice.
+ * node that left is not waited on for the whole timeout, twice. Request
+ * ids count up, except a recursive lookup's: as any node may answer it,
+ * its id is drawn at random, so a neighbour cannot answer it by guessing
+ * the next id from those of the requests we send it.
  */
 import { bump } from '../protocol.ts'
 import type { ChordMsg, ChordReply } from './messages.ts'
@@ -46,13 +49,19 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
   /** No pending deadline is earlier than this: expire has nothing to do before it (ticks outnumber timeouts). */
   let earliest = Number.POSITIVE_INFINITY
 
+  /** A request id far above the counted ones, not in use (the counted one if the draw is: a stub's fixed random). */
+  function unguessable(): number {
+    const r = 2 ** 32 + Math.floor(deps.random() * (Number.MAX_SAFE_INTEGER - 2 ** 32))
+    return pending.has(r) ? nextRid++ : r
+  }
+
   return {
     request(to, make, opts = {}) {
       if (pending.size >= o.maxPending) {
         bump(counters, 'drop.pendingFull')
         return Promise.resolve(null)
       }
-      const r = nextRid++
+      const r = opts.anyFrom ? unguessable() : nextRid++
       const deadline = deps.now() + (opts.timeoutMs ?? o.requestTimeoutMs)
       if (deadline < earliest) earliest = deadline
       return new Promise((resolve) => {

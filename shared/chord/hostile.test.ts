@@ -1,0 +1,265 @@
+/**
+ * Chord against a hostile neighbour: floods of small queries that ask for
+ * big answers (every reply a peer's requests make us send is charged to
+ * that peer's window budget), and lies on a lookup's path (a node that
+ * names itself, or a node of its choosing, as the owner of a position it
+ * does not own).
+ */
+import { describe, expect, it } from 'vitest'
+import { testSeed, withSeed } from '../../test/seed.ts'
+import { createFakeKeyring } from '../sim/fake-keys.ts'
+import { estimateSize } from '../sim/size.ts'
+import { encodeValue } from '../wire/value.ts'
+import { buildRing, type ChordNet, settleAll, stubChord, trueSuccessor } from './harness.ts'
+import type { ChordMsg } from './messages.ts'
+import { signProvider, signRecord } from './records.ts'
+import { createReplyBudget, MAX_REPLY_BUDGETS } from './reply-budget.ts'
+import { between } from './ring.ts'
+
+// Ids for the stub tests, in ring order (each test says which is which).
+const A = 'a'.repeat(40)
+const B = 'b'.repeat(40)
+const C = 'c'.repeat(40)
+const D = 'd'.repeat(40)
+const E = 'e'.repeat(40)
+
+/** Bytes of everything `s` sent to `to`. */
+const sentTo = (sent: [string, ChordMsg][], to: string) =>
+  sent.reduce((n, [x, m]) => (x === to ? n + estimateSize(m) : n), 0)
+
+/** The value bytes of the record in `sent`, a `got` to `to` answering `r` (-1 when it is something else). */
+const gotRecord = (sent: [string, ChordMsg] | undefined, to: string, r: number) => {
+  const [x, m] = sent ?? []
+  return x === to && m?.t === 'got' && m.r === r && m.rec ? m.rec.vb.length : -1
+}
+
+describe('replies are charged to the asking peer’s window budget', () => {
+  it('a flood of gets for a big record, getProvs for a full key and table requests sends at most the budget; past it a small busy; an honest reader is still answered; the next window serves again', async () => {
+    const s = stubChord(A)
+    await s.chord.join(null)
+    const bKeys = createFakeKeyring(B)
+    const big = await signRecord(bKeys, B, 'big', encodeValue('x'.repeat(200_000)), false, {
+      seq: 1,
+      time: s.now,
+    })
+    const provs = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => {
+        const id = i.toString(16).padStart(40, '0')
+        return signProvider(createFakeKeyring(id), id, `svc/${'k'.repeat(900)}`, s.now, 600_000)
+      }),
+    )
+    await s.chord.handle(B, { t: 'store', r: 1, recs: [big], provs })
+    expect(s.chord.storedKeys()).toBe(1)
+    expect(s.chord.storedProviders()).toBe(64)
+
+    // C floods; D is an honest reader.
+    const FLOOD = 500
+    for (let r = 1; r <= FLOOD; r++) {
+      await s.chord.handle(C, { t: 'get', r, k: 'big', a: B })
+      await s.chord.handle(C, { t: 'getProv', r: FLOOD + r, k: `svc/${'k'.repeat(900)}` })
+      await s.chord.handle(C, { t: 'table', r: 2 * FLOOD + r })
+    }
+    const budget = 4 * 1024 * 1024
+    const bytes = sentTo(s.sent, C)
+    // Without a budget: 500 × (200 KB + 60 KB) ≈ 130 MB.
+    expect(bytes).toBeLessThanOrEqual(budget + 3 * FLOOD * 40)
+    expect(s.chord.counters['drop.replyBudget']).toBeGreaterThan(FLOOD)
+    const busy = s.sent.filter(([to, m]) => to === C && m.t === 'err')
+    expect(busy.length).toBe(s.chord.counters['drop.replyBudget'])
+    expect(busy.every(([, m]) => m.t === 'err' && m.code === 'busy')).toBe(true)
+    // Every request got one answer: a requester times out on none of them.
+    expect(s.sent.filter(([to]) => to === C).length).toBe(3 * FLOOD)
+
+    // Another peer's budget is its own.
+    await s.chord.handle(D, { t: 'get', r: 7, k: 'big', a: B })
+    expect(gotRecord(s.sent.at(-1), D, 7)).toBe(big.vb.length)
+
+    // A new window: the flooder is served again.
+    await s.advance(10_000)
+    await s.chord.handle(C, { t: 'get', r: 9999, k: 'big', a: B })
+    expect(gotRecord(s.sent.at(-1), C, 9999)).toBe(big.vb.length)
+  })
+})
+
+describe('reply budgets', () => {
+  it('outlive nothing but their window; eviction (past MAX_REPLY_BUDGETS peers) never refills one', () => {
+    const counters = {}
+    const b = createReplyBudget({ replyBudgetBytes: 1000, replyWindowMs: 10_000 }, counters)
+    expect(b.take(A, 900, 0)).toBe(true)
+    expect(b.take(A, 200, 1)).toBe(false) // nothing charged: a smaller reply still fits
+    expect(b.take(A, 100, 2)).toBe(true)
+    // A crowd of peers pushes A's budget out within its window: A comes back no better off.
+    for (let i = 0; i < MAX_REPLY_BUDGETS; i++) b.take(`p${i}`, 1, 3)
+    expect(counters).toHaveProperty('budget.evicted')
+    expect(b.size).toBeLessThanOrEqual(MAX_REPLY_BUDGETS)
+    expect(b.take(A, 1, 4)).toBe(false)
+    // After the window, a fresh one.
+    expect(b.take(A, 1000, 10_004)).toBe(true)
+  })
+})
+
+/** Lookups of each target from its asker, each checked against the truth. */
+async function lookups(net: ChordNet, jobs: [from: string, target: string][]) {
+  const stats = { ok: 0, wrong: [] as string[], failed: 0 }
+  await settleAll(
+    net.sim,
+    jobs.map(([from, t]) =>
+      net
+        .node(from)
+        .lookup(t)
+        .then(
+          (r) => {
+            if (r.node === trueSuccessor(net, t)) stats.ok++
+            else stats.wrong.push(r.node)
+          },
+          () => {
+            stats.failed++
+          },
+        ),
+    ),
+    120_000,
+  )
+  return stats
+}
+
+/**
+ * Where `q` routes through `h` first: `h` is one of q's fingers past its
+ * successor list, and positions in (h, k), k the next node q knows, have
+ * h as the closest preceding node q knows. Null when q does not know h so.
+ */
+function arcVia(net: ChordNet, q: string, h: string): [string, string] | null {
+  const c = net.node(q)
+  if (!c.fingers().includes(h) || c.successors().includes(h)) return null
+  let k = q
+  for (const x of c.neededLinks()) if (x !== h && between(x, h, k)) k = x
+  return [h, k]
+}
+
+/** The member that most others route through first (arcVia), for some positions. */
+function mostRoutedVia(net: ChordNet): string {
+  const ids = net.live()
+  const count = (h: string) => ids.filter((q) => q !== h && arcVia(net, q, h)).length
+  return ids.reduce((best, h) => (count(h) > count(best) ? h : best))
+}
+
+/** `n` random positions in (a, b). */
+function positionsIn(net: ChordNet, [a, b]: [string, string], n: number): string[] {
+  const out: string[] = []
+  while (out.length < n) {
+    const x = net.sim.randomId()
+    if (between(x, a, b)) out.push(x)
+  }
+  return out
+}
+
+const sum = (net: ChordNet, ids: string[], name: string) =>
+  ids.reduce((n, x) => n + (net.node(x).counters[name] ?? 0), 0)
+
+describe('a liar on the lookup path', () => {
+  it('a found that names a node past us as the successor is refused even when nobody else can be asked: the lookup fails rather than return it', async () => {
+    const s = stubChord(A)
+    await s.chord.join(null)
+    await s.chord.handle(B, { t: 'notify' }) // B: our successor
+    await s.chord.handle(E, { t: 'notify' }) // E: our predecessor
+    const target = C // in (B, E): we do not know its successor, and B is the one node we know before it
+    const lookup = s.chord.lookup(target).then(
+      (r) => r.node,
+      (e: Error) => e.name,
+    )
+    // B answers every find with itself, and every getPred with a range of the whole ring; E knows nothing.
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 0))
+      for (const [to, m] of s.sent.splice(0))
+        if (to === B && m.t === 'find') await s.chord.handle(B, { t: 'found', r: m.r, p: B, s: [B] })
+        else if (to === B && m.t === 'getPred') await s.chord.handle(B, { t: 'pred', r: m.r, p: B, s: [] })
+        else if (to === E && m.t === 'find') await s.chord.handle(E, { t: 'closer', r: m.r, n: [] })
+    }
+    expect(await lookup).toBe('NoRouteError')
+    expect(s.chord.counters['lookup.badFound']).toBe(2)
+  })
+
+  it('a neighbour cannot answer our recursive lookup by guessing its request id from the ones it sees', async () => {
+    const s = stubChord(A, { iterative: false })
+    await s.chord.join(null)
+    await s.chord.handle(B, { t: 'notify' }) // B: our successor
+    await s.chord.handle(E, { t: 'notify' }) // E: our predecessor
+    // D sees the request ids of what we ask it (a ping here), and guesses the next ones.
+    await s.chord.handle(D, { t: 'notify' })
+    s.chord.peerDown(E)
+    await s.advance(1)
+    const seen = s.sent.find(([to, m]) => to === E && m.t === 'ping')?.[1]
+    if (seen?.t !== 'ping') throw new Error('no ping went out')
+    const lookup = s.chord.lookup(C).then((r) => r.node)
+    await new Promise((r) => setTimeout(r, 0))
+    expect(s.sent.some(([to, m]) => to === B && m.t === 'route')).toBe(true)
+    for (let r = seen.r + 1; r <= seen.r + 20; r++)
+      await s.chord.handle(D, { t: 'routed', r, p: D, s: [D], h: 1 })
+    expect(s.chord.counters['drop.unexpectedReply']).toBe(20)
+    // B answers for real (here: C's successor is D), and D confirms.
+    const route = s.sent.find(([to, m]) => to === B && m.t === 'route')?.[1]
+    if (route?.t !== 'route') throw new Error('no route went out')
+    await s.chord.handle(B, { t: 'routed', r: route.r, p: B, s: [D], h: 1 })
+    await new Promise((r) => setTimeout(r, 0))
+    const ask = s.sent.find(([to, m]) => to === D && m.t === 'getPred')?.[1]
+    if (ask?.t !== 'getPred') throw new Error('no getPred went out')
+    await s.chord.handle(D, { t: 'pred', r: ask.r, p: B, s: [] })
+    expect(await lookup).toBe(D)
+  })
+
+  it('a node that answers every find with "I am the successor" is not believed: no lookup returns it for a position it does not own', async () => {
+    const seed = testSeed(71)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      net.tamper(h, (_to, m) => {
+        if (m.t === 'found' || m.t === 'closer') return { t: 'found', r: m.r, p: h, s: [h] }
+        // Asked to confirm, it says its range is the whole ring.
+        if (m.t === 'pred') return { ...m, p: h }
+        return m
+      })
+      // Every node that routes some positions through h first looks 20 of them up.
+      const jobs: [string, string][] = []
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        if (arc) for (const t of positionsIn(net, arc, 20)) jobs.push([q, t])
+      }
+      expect(jobs.length).toBeGreaterThanOrEqual(80)
+      const res = await lookups(net, jobs)
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      expect(sum(net, ids, 'lookup.badFound')).toBeGreaterThan(0)
+    })
+  })
+
+  it('a node that names a colluding node past the true successor is outvoted by a second candidate: no lookup returns the sybil for a position it does not own', async () => {
+    const seed = testSeed(72)
+    await withSeed(seed, async () => {
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      // An asker that routes (h, k) through h, and a sybil past k (so past every true successor in
+      // the arc) but before the asker: a claim naming it passes every check of the answer's shape.
+      let pick: { q: string; arc: [string, string]; sybil: string } | null = null
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        const sybil = arc && ids[(ids.indexOf(arc[1]) + 1) % ids.length]
+        if (arc && sybil && sybil !== q && between(sybil, arc[1], q)) pick = { q, arc, sybil }
+      }
+      if (!pick) throw new Error('no asker routes through h')
+      const { q, arc, sybil } = pick
+      // h says every position's successor is the sybil; the sybil confirms any claim (no predecessor).
+      net.tamper(h, (_to, m) =>
+        m.t === 'found' || m.t === 'closer' ? { t: 'found', r: m.r, p: h, s: [sybil] } : m,
+      )
+      net.tamper(sybil, (_to, m) => (m.t === 'pred' ? { ...m, p: null } : m))
+      const res = await lookups(
+        net,
+        positionsIn(net, arc, 50).map((t) => [q, t]),
+      )
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      expect(net.node(q).counters['lookup.disagree']).toBeGreaterThanOrEqual(50)
+    })
+  })
+})
