@@ -144,8 +144,9 @@ describe('four instances on one redis-server, Node peers spread over them', () =
     // Until the moved nodes' links carry traffic again both ways (a request from each to every other
     // node, retried), what they send may be lost with a link being repaired: only then is a broadcast
     // expected to reach everyone. Frames in flight through the killed instance were lost, so the far
-    // end of such a link closes it (a gap in its secure channel), and the moved node may only notice at
-    // the link's heartbeat timeout (deadAfterMs, 20 s): hence the longer wait.
+    // end of such a link closes it (a gap in its secure channel); the moved node learns it when it next
+    // sends on the link (relay-gone), or at the link's heartbeat timeout (20 s) if its goodbye is lost
+    // too: hence the longer wait.
     for (const m of moved)
       for (const n of nodes)
         if (n !== m)
