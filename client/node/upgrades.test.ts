@@ -28,6 +28,10 @@ interface Outcome {
   ice?: string[]
   /** Signals the try sent (its offer and candidates). @default 3 */
   signalled?: number
+  /** The try's dial goes without a word to its waiters (as no path of the real dialer should). */
+  vanishes?: boolean
+  /** The try's dial resolves, but the relayed link is the one kept. */
+  keepsRelay?: boolean
 }
 
 const SECOND = 1000
@@ -97,6 +101,11 @@ function harness(opts: {
         const { end, d, o } = ending.shift() as (typeof ending)[number]
         now = end
         dials.delete(d.peer)
+        if (o.vanishes) continue
+        if (o.keepsRelay) {
+          for (const w of d.waiters) w.resolve(links.get(d.peer) as NodeLink)
+          continue
+        }
         if (o.opens) {
           links.remove(links.get(d.peer) as NodeLink)
           links.adopt(link(d.peer, 'webrtc'))
@@ -124,6 +133,18 @@ function harness(opts: {
 }
 
 describe('the upgrade schedule', () => {
+  it('a try that ended unseen (its dial gone unsettled, or settled with the relayed link kept) does not stop the tries', () => {
+    for (const end of [{ vanishes: true }, { keepsRelay: true }]) {
+      const h = harness({
+        peers: ['b'],
+        outcome: (_, n) => (n === 0 ? { ms: 2 * SECOND, ...end } : { ms: 500, opens: true }),
+      })
+      h.run(2 * MINUTE)
+      expect(h.tries('b')).toBe(2)
+      expect(h.links.get('b')?.transport).toBe('webrtc')
+    }
+  })
+
   it('tries each relayed link we offer for, first after firstTryMs, a few at once, never for a lower id', () => {
     const h = harness({ peers: ['b1', 'b2', 'b3', '0lower'], outcome: () => ({ ms: 500, opens: true }) })
     h.run(9 * SECOND)

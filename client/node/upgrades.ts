@@ -129,6 +129,8 @@ export class Upgrades {
         u = { at: now + this.firstTryMs * (1 + JITTER * this.random()), failed: 0, busy: 0 }
         this.due.set(l.peer, u)
       }
+      // A try that ended without a word (its dial gone unsettled): as if it failed for load.
+      if (u.at === Number.POSITIVE_INFINITY && !this.dialer.dials.has(l.peer)) this.failed(u, 'busy', now)
       if (now < u.at || u.failed >= TRIES || running >= MAX_AT_ONCE) continue
       if (!this.dialer.upgrade(l.peer)) continue
       running++
@@ -144,8 +146,11 @@ export class Upgrades {
   private follow(d: Dial, u: Due): void {
     u.at = Number.POSITIVE_INFINITY
     d.waiters.push({
-      // Direct: the relayed link closed ('upgraded'), and the round forgets it.
-      resolve: () => {},
+      // Direct: the relayed link closed ('upgraded'), and the round forgets it. If the relayed link
+      // is the one kept after all, a later round tries again.
+      resolve: () => {
+        u.at = this.now() + BUSY_WAIT_MS + BUSY_JITTER_MS * this.random()
+      },
       reject: () => {
         const now = this.now()
         const kind = failureKind({
