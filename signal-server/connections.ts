@@ -92,6 +92,16 @@ export interface ConnectionLimits {
    * (that takes a drain listener or write-callback hook per socket, on the hot path). A total kept
    * that lazily would stay high after one socket drained and refuse traffic to the source's other
    * sockets, which are often other people behind the same NAT.
+   *
+   * Nor a total for the whole server (maxPeers sockets × ~1.15 MiB in theory), for the same reason:
+   * kept at deliveries (O(1): the socket's unsentBytes after each, its change added to the total, the
+   * sweep correcting the rest), it only ever errs high, by whatever drained since each socket's last
+   * delivery. Refusing on it would let a sender burst at sockets that read, then stop, and have every
+   * socket refused until the sweep; refusing then only sockets that hold more than some threshold
+   * still lets each hold that threshold plus a delivery: no cap unless the threshold is near nothing,
+   * and then honest sockets with a frame on its way are refused too. What bounds how fast sockets
+   * fill is what senders may send: relay bytes per node and per source, and signal bytes per socket
+   * (signalBytesPerSec).
    */
   congestionMaxBytes: number
 }
