@@ -108,7 +108,10 @@ export interface SignalServerOptions {
    * link hello ~1.3 KB, a candidate ~160 B). @default 65536
    */
   signalBytesPerSec?: number
-  /** Signal burst per socket, bytes; at least signalMaxBytes + 64 (one largest signal). @default 262144 */
+  /**
+   * Signal burst per socket, bytes; at least signalMaxBytes + 64 (one largest signal).
+   * @default 262144 (or signalMaxBytes + 64, when that is more)
+   */
   signalBurstBytes?: number
   /** Relay quota per node, bytes per second (each frame costs its length plus 32). @default 262144 */
   relayBytesPerSec?: number
@@ -198,7 +201,7 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
   const signalBytesPerSec = o.signalBytesPerSec ?? 64 * 1024
   if (!Number.isSafeInteger(signalBytesPerSec) || signalBytesPerSec < 1)
     throw new TypeError('signalBytesPerSec (SIGNAL_BYTES_PER_SEC): a whole number of bytes, at least 1')
-  const signalBurstBytes = o.signalBurstBytes ?? 256 * 1024
+  const signalBurstBytes = o.signalBurstBytes ?? Math.max(256 * 1024, signalMaxBytes + SIGNAL_PACKET_BYTES)
   if (!Number.isSafeInteger(signalBurstBytes) || signalBurstBytes < signalMaxBytes + SIGNAL_PACKET_BYTES)
     throw new TypeError(
       `signalBurstBytes (SIGNAL_BURST_BYTES): a whole number of bytes, at least signalMaxBytes + ${SIGNAL_PACKET_BYTES} (${signalMaxBytes + SIGNAL_PACKET_BYTES}), or the largest signal could never go`,

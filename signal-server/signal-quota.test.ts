@@ -194,6 +194,8 @@ describe('signalBytesPerSec, signalBurstBytes', () => {
     // Less than one largest signal (signalMaxBytes + its packet) could never let one go.
     expect(() => resolveOptions({ signalBurstBytes: 16_384 }, 'i')).toThrow(/SIGNAL_BURST_BYTES/)
     expect(resolveOptions({ signalMaxBytes: 1000, signalBurstBytes: 1064 }, 'i').signalBurstBytes).toBe(1064)
+    // A signal bound raised past the default burst raises the default with it.
+    expect(resolveOptions({ signalMaxBytes: 300_000 }, 'i').signalBurstBytes).toBe(300_064)
     expect(() => resolveOptions({ signalBurstBytes: 1.5 }, 'i')).toThrow(/SIGNAL_BURST_BYTES/)
   })
 
