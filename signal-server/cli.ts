@@ -214,6 +214,20 @@ export const SETTINGS: readonly Setting[] = [
     help: 'largest signal (16384)',
   },
   {
+    key: 'signalBytesPerSec',
+    env: 'SIGNAL_BYTES_PER_SEC',
+    flag: 'signal-bytes-per-sec',
+    kind: 'int',
+    help: 'signal quota per socket, bytes of signals passed on a second (65536)',
+  },
+  {
+    key: 'signalBurstBytes',
+    env: 'SIGNAL_BURST_BYTES',
+    flag: 'signal-burst-bytes',
+    kind: 'int',
+    help: 'signal burst per socket (262144)',
+  },
+  {
     key: 'relayBytesPerSec',
     env: 'RELAY_BYTES_PER_SEC',
     flag: 'relay-bytes-per-sec',

@@ -138,7 +138,9 @@ describe('a socket that stops reading: the server holds at most congestionMaxByt
 
   it('signals (up to 16 KiB each): the rest are refused congested', async () => {
     const congestionMaxBytes = 64 * 1024
-    const s = await start({ congestionMaxBytes, eventsPerSec: 10_000, eventBurst: 10_000 })
+    // (The signal quota out of the way: 15 MB at once, to a socket that does not read.)
+    const quota = { signalBytesPerSec: 64 * 1024 * 1024, signalBurstBytes: 64 * 1024 * 1024 }
+    const s = await start({ congestionMaxBytes, eventsPerSec: 10_000, eventBurst: 10_000, ...quota })
     const a = track(await joined(s.address, 'demo'))
     const b = track(await joined(s.address, 'demo'))
     const resume = pauseReading(b)

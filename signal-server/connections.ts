@@ -6,9 +6,9 @@
  * Registered, or to Closed from any of them. Only Registered connections
  * are in the node table; a second registration of the same id replaces the
  * first (`replace`). A connection pays for what it does with tokens: events
- * (per socket), relayed bytes (per node and per source, see sources.ts) and
- * strikes: every refused or invalid event costs one, and a socket out of
- * strikes is dropped (`abuse`).
+ * (per socket), relayed bytes (per node and per source, see sources.ts),
+ * signalled bytes (per socket) and strikes: every refused or invalid event
+ * costs one, and a socket out of strikes is dropped (`abuse`).
  */
 import type { Socket } from 'socket.io'
 import {
@@ -21,6 +21,7 @@ import {
 import { TokenBucket } from '../shared/token-bucket.ts'
 import { leanVersionMismatch } from './engine-lean.ts'
 import { inc, type ServerCounters } from './metrics.ts'
+import { SIGNAL_PACKET_BYTES } from './options.ts'
 
 export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>
 /** An ack callback, as socket.io hands it over (its answer is checked by the typed callers). */
@@ -55,6 +56,8 @@ export interface Conn {
   strikes: TokenBucket | null
   /** Made on the first relayed frame: most nodes link directly. */
   bytes: TokenBucket | null
+  /** Bytes of signals (signalBytesPerSec); made on the first signal. */
+  signalBytes: TokenBucket | null
   /** The registration deadline, until registered. */
   timer: NodeJS.Timeout | null
   /** Bytes this server put in `queuedIn`, engine.io's write buffer for this socket, and still there (enqueued). */
@@ -89,6 +92,16 @@ export interface ConnectionLimits {
    * (that takes a drain listener or write-callback hook per socket, on the hot path). A total kept
    * that lazily would stay high after one socket drained and refuse traffic to the source's other
    * sockets, which are often other people behind the same NAT.
+   *
+   * Nor a total for the whole server (maxPeers sockets × ~1.15 MiB in theory), for the same reason:
+   * kept at deliveries (O(1): the socket's unsentBytes after each, its change added to the total, the
+   * sweep correcting the rest), it only ever errs high, by whatever drained since each socket's last
+   * delivery. Refusing on it would let a sender burst at sockets that read, then stop, and have every
+   * socket refused until the sweep; refusing then only sockets that hold more than some threshold
+   * still lets each hold that threshold plus a delivery: no cap unless the threshold is near nothing,
+   * and then honest sockets with a frame on its way are refused too. What bounds how fast sockets
+   * fill is what senders may send: relay bytes per node and per source, and signal bytes per socket
+   * (signalBytesPerSec).
    */
   congestionMaxBytes: number
 }
@@ -199,7 +212,7 @@ const WRITE_OPTIONS = { compress: true }
 export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = false): number {
   if (viaEmit || leanVersionMismatch() !== null) {
     s.emit('signal', { from, data })
-    return stringBytes(jsonByteLength(data) + SIGNAL_HEADER_CHARS)
+    return stringBytes(jsonByteLength(data) + SIGNAL_PACKET_BYTES)
   }
   const conn = s.conn as unknown as EngineConn
   // As socket.io's client: nothing is written to an engine.io socket that is not open.
@@ -209,8 +222,6 @@ export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = f
   return stringBytes(packet.length)
 }
 
-/** `2["signal",{"from":"<40 hex>","data":` and `}]`. */
-const SIGNAL_HEADER_CHARS = 64
 /**
  * What a string of `chars` characters (UTF-16 units) is counted as: two bytes each, what V8 takes for
  * a string with any character past Latin-1 (and at least what UTF-8 takes for one without). Signals
@@ -233,6 +244,7 @@ export function newConn(
     events: new TokenBucket(limits.eventsPerSec, limits.eventBurst, now),
     strikes: null,
     bytes: null,
+    signalBytes: null,
     timer: null,
     queued: 0,
     queuedIn: null,

@@ -36,6 +36,7 @@ function setup(opts: { touch?: () => unknown; signal?: () => Promise<string> } =
       events: new TokenBucket(100, 100, 0),
       strikes: null,
       bytes: null,
+      signalBytes: null,
       timer: null,
       lastTouch: -1e9,
     }) as unknown as Conn
@@ -43,12 +44,13 @@ function setup(opts: { touch?: () => unknown; signal?: () => Promise<string> } =
   const b = conn(ID('b'))
   const counters = createCounters()
   const ctx = {
-    o: { signalMaxBytes: 100 },
+    o: { signalMaxBytes: 100, signalBytesPerSec: 1000, signalBurstBytes: 1000 },
     counters,
     conns: {
       get: (_n: string, id: string) => (id === b.id ? b : undefined),
       congested: () => false,
       refuse: () => {},
+      strike: () => {},
     },
     cluster: {
       touchEveryMs: 1000,

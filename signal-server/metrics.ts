@@ -4,6 +4,8 @@
  */
 export interface ServerCounters {
   signals: number
+  /** What the signals counted in `signals` cost (signalBytesPerSec): their data as JSON, plus 64 each. */
+  signalBytes: number
   relayBytes: number
   relayFrames: number
   /** Relay frames another instance forwarded that were delivered to a node here. */
@@ -30,6 +32,7 @@ export interface ServerCounters {
 export function createCounters(): ServerCounters {
   return {
     signals: 0,
+    signalBytes: 0,
     relayBytes: 0,
     relayFrames: 0,
     relayFramesRemote: 0,
@@ -77,6 +80,7 @@ export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number
     registered: c.registered,
     replaced: c.replaced,
     signals: c.signals,
+    signalBytes: c.signalBytes,
     relayBytes: c.relayBytes,
     relayFrames: c.relayFrames,
     relayFramesRemote: c.relayFramesRemote,
@@ -123,6 +127,12 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
     ['', c.replaced],
   ])
   metric('weft_signals_total', 'counter', 'Signals relayed.', [['', c.signals]])
+  metric(
+    'weft_signal_bytes_total',
+    'counter',
+    'Bytes of the signals relayed, as the signal quota counts them (data as JSON, plus 64 each).',
+    [['', c.signalBytes]],
+  )
   metric('weft_relay_bytes_total', 'counter', 'Relayed frame bytes.', [['', c.relayBytes]])
   metric('weft_relay_frames_total', 'counter', 'Relayed frames.', [['', c.relayFrames]])
   metric(

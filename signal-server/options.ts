@@ -12,6 +12,9 @@ import {
 } from '../shared/signal-events.ts'
 import { checkIceServers, DEFAULT_TURN_CREDENTIAL_TTL_S, type IceServerConfig } from './ice.ts'
 
+/** What a relayed signal costs on top of its data: the packet around it, `2["signal",{"from":"<40 hex>","data":` and `}]`. */
+export const SIGNAL_PACKET_BYTES = 64
+
 export interface SignalServerOptions {
   /** TCP port; 0 picks a free one (tests). @default 8080 */
   port?: number
@@ -97,6 +100,19 @@ export interface SignalServerOptions {
   sampleSize?: number
   /** Largest signal `data`, serialised as JSON. @default 16384 */
   signalMaxBytes?: number
+  /**
+   * Signal quota per socket, bytes per second: each signal the server passes on (or tries to: it is
+   * charged before the target is looked up, here or on another instance) costs its `data` as JSON
+   * plus 64, the packet around it. Past it, a signal is refused `rate-limited` (counted
+   * `signal-quota`) and is a strike. An honest link setup sends a few KB (an offer or answer with the
+   * link hello ~1.3 KB, a candidate ~160 B). @default 65536
+   */
+  signalBytesPerSec?: number
+  /**
+   * Signal burst per socket, bytes; at least signalMaxBytes + 64 (one largest signal).
+   * @default 262144 (or signalMaxBytes + 64, when that is more)
+   */
+  signalBurstBytes?: number
   /** Relay quota per node, bytes per second (each frame costs its length plus 32). @default 262144 */
   relayBytesPerSec?: number
   /** Relay burst, bytes. @default relayBytesPerSec (one second's worth) */
@@ -181,6 +197,15 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
   const congestionMaxBytes = o.congestionMaxBytes ?? 1024 * 1024
   if (!Number.isSafeInteger(congestionMaxBytes) || congestionMaxBytes < 1)
     throw new TypeError('congestionMaxBytes (CONGESTION_MAX_BYTES): a whole number of bytes, at least 1')
+  const signalMaxBytes = o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES
+  const signalBytesPerSec = o.signalBytesPerSec ?? 64 * 1024
+  if (!Number.isSafeInteger(signalBytesPerSec) || signalBytesPerSec < 1)
+    throw new TypeError('signalBytesPerSec (SIGNAL_BYTES_PER_SEC): a whole number of bytes, at least 1')
+  const signalBurstBytes = o.signalBurstBytes ?? Math.max(256 * 1024, signalMaxBytes + SIGNAL_PACKET_BYTES)
+  if (!Number.isSafeInteger(signalBurstBytes) || signalBurstBytes < signalMaxBytes + SIGNAL_PACKET_BYTES)
+    throw new TypeError(
+      `signalBurstBytes (SIGNAL_BURST_BYTES): a whole number of bytes, at least signalMaxBytes + ${SIGNAL_PACKET_BYTES} (${signalMaxBytes + SIGNAL_PACKET_BYTES}), or the largest signal could never go`,
+    )
   const iceServers = checkIceServers(o.iceServers ?? [], o.turnSecret)
   if (o.instance !== undefined && !INSTANCE_NAME.test(o.instance))
     throw new TypeError('instance: 1 to 64 characters of [A-Za-z0-9_-]')
@@ -208,7 +233,9 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     binaryDeadlineMs: o.binaryDeadlineMs ?? 10_000,
     maxPendingBinaryBytes: o.maxPendingBinaryBytes ?? 16 * 1024 * 1024,
     sampleSize: o.sampleSize ?? DEFAULT_SAMPLE_SIZE,
-    signalMaxBytes: o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES,
+    signalMaxBytes,
+    signalBytesPerSec,
+    signalBurstBytes,
     relayBytesPerSec,
     relayBurstBytes: o.relayBurstBytes ?? relayBytesPerSec,
     relayFrameMaxBytes: o.relayFrameMaxBytes ?? DEFAULT_RELAY_FRAME_MAX_BYTES,
@@ -221,10 +248,7 @@ export function resolveOptions(o: SignalServerOptions, instance: string): Resolv
     abusePerSec: o.abusePerSec ?? 10,
     maxHttpBufferSize:
       o.maxHttpBufferSize ??
-      Math.max(
-        o.relayFrameMaxBytes ?? DEFAULT_RELAY_FRAME_MAX_BYTES,
-        (o.signalMaxBytes ?? DEFAULT_SIGNAL_MAX_BYTES) + 1024,
-      ) + 4096,
+      Math.max(o.relayFrameMaxBytes ?? DEFAULT_RELAY_FRAME_MAX_BYTES, signalMaxBytes + 1024) + 4096,
     congestionMaxPackets: o.congestionMaxPackets ?? 256,
     congestionMaxBytes,
     slowConsumerMaxPackets: o.slowConsumerMaxPackets ?? 4096,

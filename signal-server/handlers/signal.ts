@@ -3,10 +3,13 @@
  * of at most signalMaxBytes, to node `to` of the sender's network: here, or
  * through the cluster on the instance that holds it (which answers once it
  * delivered it). With an ack, the ack says `ok`, or why not: `too-large`,
- * `congested` (the target's socket has more unsent than congestionMaxPackets
- * packets or congestionMaxBytes bytes), `unknown-peer`. Without one (a client told `quietSignals` at registration), nothing is
- * sent back on success, and a failure is told as `signal-error { to, reason }`:
- * one packet, and one write, fewer per relayed signal.
+ * `rate-limited` (the sender's signal quota, signalBytesPerSec: counted
+ * `signal-quota`, and a strike), `congested` (the target's socket has more
+ * unsent than congestionMaxPackets packets or congestionMaxBytes bytes),
+ * `unknown-peer`. Without one (a client told `quietSignals` at registration),
+ * nothing is sent back on success, and a failure is told as
+ * `signal-error { to, reason }`: one packet, and one write, fewer per relayed
+ * signal.
  */
 import {
   jsonByteLength,
@@ -14,19 +17,22 @@ import {
   type SignalErrorReason,
   type SignalRequest,
 } from '../../shared/signal-events.ts'
+import { TokenBucket } from '../../shared/token-bucket.ts'
 import { type Ack, type Conn, enqueued, State, sendSignal } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
 import { inc } from '../metrics.ts'
+import { SIGNAL_PACKET_BYTES } from '../options.ts'
 
-/** A failed signal: counted, and told to the sender (in its ack, or as `signal-error`). */
+/** A failed signal: counted (as `countAs`), and told to the sender (in its ack, or as `signal-error`). */
 function refuse(
   ctx: ServerContext,
   c: Conn,
   to: string,
   ack: Ack | undefined,
   reason: SignalErrorReason,
+  countAs: string = reason,
 ): undefined {
-  inc(ctx.counters.rejected, reason)
+  inc(ctx.counters.rejected, countAs)
   if (ack) ack({ ok: false, reason } satisfies SignalAck)
   else c.socket.emit('signal-error', { to, reason })
 }
@@ -44,14 +50,24 @@ export function onSignal(
   now: number,
 ): Promise<void> | undefined {
   const { o, counters, conns } = ctx
-  if (jsonByteLength(p.data, o.signalMaxBytes) > o.signalMaxBytes)
-    return refuse(ctx, c, p.to, ack, 'too-large')
+  const size = jsonByteLength(p.data, o.signalMaxBytes)
+  if (size > o.signalMaxBytes) return refuse(ctx, c, p.to, ack, 'too-large')
+  // Paid for in bytes, the size just measured, before the target is looked up (one on another
+  // instance costs a Redis message): the event bucket alone let a socket pass on ~3 MB/s.
+  const cost = size + SIGNAL_PACKET_BYTES
+  c.signalBytes ??= new TokenBucket(o.signalBytesPerSec, o.signalBurstBytes, now)
+  if (!c.signalBytes.take(cost, now)) {
+    refuse(ctx, c, p.to, ack, 'rate-limited', 'signal-quota')
+    conns.strike(c, now)
+    return
+  }
   touch(ctx, c, now)
   const target = conns.get(c.network, p.to)
-  if (!target) return viaCluster(ctx, c, p, ack, now)
+  if (!target) return viaCluster(ctx, c, p, cost, ack, now)
   if (conns.congested(target)) return refuse(ctx, c, p.to, ack, 'congested')
   enqueued(target, sendSignal(target.socket, c.id, p.data))
   counters.signals++
+  counters.signalBytes += cost
   ack?.({ ok: true } satisfies SignalAck)
 }
 
@@ -60,6 +76,7 @@ async function viaCluster(
   ctx: ServerContext,
   c: Conn,
   p: SignalRequest,
+  cost: number,
   ack: Ack | undefined,
   now: number,
 ): Promise<void> {
@@ -68,5 +85,6 @@ async function viaCluster(
   if (c.state !== State.Registered) return
   if (result !== 'ok') return refuse(ctx, c, p.to, ack, result)
   counters.signals++
+  counters.signalBytes += cost
   ack?.({ ok: true } satisfies SignalAck)
 }
