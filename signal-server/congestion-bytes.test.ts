@@ -17,21 +17,12 @@ import {
   parseSignalError,
 } from '../shared/signal-events.ts'
 import { serverFixture } from '../test/server-fixture.ts'
-import { joined, type TestClient } from '../test/signal-kit.ts'
+import { joined, pauseReading } from '../test/signal-kit.ts'
 import { type Conn, enqueued, holdable, unsentBytes } from './connections.ts'
 import type { SignalServer } from './index.ts'
 import { resolveOptions } from './options.ts'
 
 const { start, track } = serverFixture()
-
-/** Stop a client from reading: its TCP window fills and the server's buffers for it grow. */
-function pauseReading(c: TestClient): () => void {
-  const raw = (
-    c.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }
-  ).ws._socket
-  raw.pause()
-  return () => raw.resume()
-}
 
 /** The most `unsentBytesMax` and `unsentPacketsMax` seen, sampled every 5 ms until `stop()`. */
 function watch(s: SignalServer): { stop(): { bytes: number; packets: number } } {

@@ -12,7 +12,7 @@ import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parsePeersAck, parseRelayDelivery, parseRelayError } from '../shared/signal-events.ts'
 import { type RedisProcess, redisSecret, sleep, startRedis } from '../test/redis-kit.ts'
-import { joined, type TestClient } from '../test/signal-kit.ts'
+import { joined, pauseReading, type TestClient } from '../test/signal-kit.ts'
 import { createSignalServer, type SignalServer, type SignalServerOptions } from './index.ts'
 
 let redis: RedisProcess
@@ -180,15 +180,6 @@ describe('nodes that are gone', () => {
     expect(s2.metrics().signalsRemote).toBe(1)
   })
 })
-
-/** Stop a client from reading: its TCP window fills and the server's write buffer for it grows. */
-function pauseReading(c: TestClient): () => void {
-  const raw = (
-    c.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }
-  ).ws._socket
-  raw.pause()
-  return () => raw.resume()
-}
 
 /** Frame `i` of a run: its index in the first two bytes, then filler that depends on it. */
 function numbered(i: number, size: number): Uint8Array {

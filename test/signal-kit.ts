@@ -152,3 +152,12 @@ export async function joined(
   if (!ack.ok) throw new Error(`registration refused: ${ack.reason}`)
   return Object.assign(c, { id: ack.id, ack })
 }
+
+/** Stop a client from reading: its TCP window fills and the server's buffers for it grow. Returns the resume. */
+export function pauseReading(c: TestClient): () => void {
+  const raw = (
+    c.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }
+  ).ws._socket
+  raw.pause()
+  return () => raw.resume()
+}
