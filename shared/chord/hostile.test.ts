@@ -3,14 +3,22 @@
  * big answers (every reply a peer's requests make us send is charged to
  * that peer's window budget), and lies on a lookup's path (a node that
  * names itself, or a node of its choosing, as the owner of a position it
- * does not own).
+ * does not own, or names nodes that never answer).
  */
 import { describe, expect, it } from 'vitest'
 import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { estimateSize } from '../sim/size.ts'
 import { encodeValue } from '../wire/value.ts'
-import { buildRing, type ChordNet, settleAll, stubChord, trueSuccessor } from './harness.ts'
+import { createBlame } from './blame.ts'
+import {
+  buildRing,
+  type ChordNet,
+  SIM_CHORD_OPTIONS,
+  settleAll,
+  stubChord,
+  trueSuccessor,
+} from './harness.ts'
 import type { ChordMsg } from './messages.ts'
 import { signProvider, signRecord } from './records.ts'
 import { createReplyBudget, MAX_REPLY_BUDGETS } from './reply-budget.ts'
@@ -98,25 +106,27 @@ describe('reply budgets', () => {
   })
 })
 
-/** Lookups of each target from its asker, each checked against the truth. */
+/** Lookups of each target from its asker, each checked against the truth; `ms`: how long each took (virtual). */
 async function lookups(net: ChordNet, jobs: [from: string, target: string][]) {
-  const stats = { ok: 0, wrong: [] as string[], failed: 0 }
+  const stats = { ok: 0, wrong: [] as string[], failed: 0, ms: [] as number[] }
   await settleAll(
     net.sim,
-    jobs.map(([from, t]) =>
-      net
+    jobs.map(([from, t]) => {
+      const t0 = net.sim.now
+      return net
         .node(from)
         .lookup(t)
         .then(
           (r) => {
+            stats.ms.push(net.sim.now - t0)
             if (r.node === trueSuccessor(net, t)) stats.ok++
             else stats.wrong.push(r.node)
           },
           () => {
             stats.failed++
           },
-        ),
-    ),
+        )
+    }),
     120_000,
   )
   return stats
@@ -261,5 +271,73 @@ describe('a liar on the lookup path', () => {
       expect(res.failed).toBe(0)
       expect(net.node(q).counters['lookup.disagree']).toBeGreaterThanOrEqual(50)
     })
+  })
+})
+
+/** The id `i` places before `x` on the ring (no node holds it: a request to it is never answered). */
+const before = (x: string, i: number) =>
+  ((BigInt(`0x${x}`) - BigInt(i) + (1n << 160n)) % (1n << 160n)).toString(16).padStart(40, '0')
+
+describe('a liar naming nodes that never answer', () => {
+  it('costs a lookup a few timeouts, not one or two for every silent node it names', async () => {
+    const seed = testSeed(73)
+    await withSeed(seed, async () => {
+      const timeout = SIM_CHORD_OPTIONS.requestTimeoutMs as number
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      // h names 24 silent ids in front of every answer: before the successor in a found (where
+      // the ids pass every check of its shape), nearest the position in a closer.
+      const asked = new Map<string, string>()
+      const hNode = net.node(h)
+      const handle = hNode.handle.bind(hNode)
+      hNode.handle = (from, m) => {
+        if (m.t === 'find') asked.set(`${from}:${m.r}`, m.k)
+        return handle(from, m)
+      }
+      const silent = (x: string) => Array.from({ length: 24 }, (_, i) => before(x, 24 - i))
+      net.tamper(h, (to, m) => {
+        if (m.t === 'found') return { ...m, s: [...silent(m.s[0] as string), ...m.s] }
+        const k = m.t === 'closer' ? asked.get(`${to}:${m.r}`) : undefined
+        return m.t === 'closer' && k ? { ...m, n: [...silent(k).reverse(), ...m.n] } : m
+      })
+      const jobs: [string, string][] = []
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        if (arc) for (const t of positionsIn(net, arc, 10)) jobs.push([q, t])
+      }
+      expect(jobs.length).toBeGreaterThanOrEqual(40)
+      const res = await lookups(net, jobs)
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      // Before: up to 89 timeouts (24 silent nodes asked twice each in resolve, the lookup redone).
+      expect(Math.max(...res.ms)).toBeLessThanOrEqual(6 * timeout)
+      expect(sum(net, ids, 'lookup.distrusted')).toBeGreaterThan(0)
+    })
+  })
+})
+
+describe('blame', () => {
+  it('distrusts an answerer after SILENT_PER_ANSWERER silent nodes it alone named; corroborated ones, and ours, charge nobody', () => {
+    const counters = {}
+    const b = createBlame(A, counters)
+    b.name(A, [B]) // our own table
+    b.name(C, [B, D, E, 'f'.repeat(40)])
+    b.name(D, [E])
+    b.silent(B) // ours too: nobody charged
+    b.silent(E) // named by C and D: corroborated
+    expect(b.any()).toBe(false)
+    b.silent(D)
+    b.silent(D) // once per node
+    expect(b.distrusted(C)).toBe(false)
+    b.silent('f'.repeat(40))
+    expect(b.distrusted(C)).toBe(true)
+    expect(counters).toEqual({ 'lookup.distrusted': 1 })
+    // What C alone named is passed over; what someone else named too is not.
+    b.name(C, ['9'.repeat(40)])
+    expect(b.discredited('9'.repeat(40))).toBe(true)
+    expect(b.discredited(B)).toBe(false)
+    expect(b.discredited(E)).toBe(false)
+    expect(b.discredited('0'.repeat(40))).toBe(false) // never named
   })
 })
