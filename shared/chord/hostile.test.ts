@@ -165,6 +165,45 @@ function positionsIn(net: ChordNet, [a, b]: [string, string], n: number): string
 const sum = (net: ChordNet, ids: string[], name: string) =>
   ids.reduce((n, x) => n + (net.node(x).counters[name] ?? 0), 0)
 
+describe('a route names the origin to answer', () => {
+  it('routes naming 100 origins we have no link to make us open no link: each answer goes back the way its route came', async () => {
+    const s = stubChord(A, { iterative: false })
+    await s.chord.join(null) // alone: we answer every position
+    const origin = (i: number) => (0x1000 + i).toString(16).padStart(40, '0')
+    for (let i = 0; i < 100; i++) await s.chord.handle(B, { t: 'route', r: 1, k: C, o: origin(i), h: 1 })
+    const routed = s.sent.filter(([, m]) => m.t === 'routed')
+    // Before: 100 answers to 100 ids, each a link to open at B's word.
+    expect(routed.length).toBe(100)
+    expect(new Set(routed.map(([to]) => to))).toEqual(new Set([B]))
+    expect(s.chord.counters['route.back']).toBe(100)
+    // A route from its origin is answered over the link it came by, as before.
+    await s.chord.handle(D, { t: 'route', r: 2, k: C, o: D, h: 1 })
+    expect(s.sent.at(-1)).toEqual([D, { t: 'routed', r: 2, p: A, s: [A], h: 1 }])
+  })
+
+  it('a node that passed a route on passes its answer back to the node it came from, once, while the origin waits', async () => {
+    const s = stubChord(B, { iterative: false, requestTimeoutMs: 1000 })
+    await s.chord.join(null)
+    await s.chord.handle(D, { t: 'newSucc' }) // D: our successor, and no predecessor: past D we do not know
+    await s.chord.handle(A, { t: 'route', r: 77, k: E, o: C, h: 1 }) // from A, for origin C
+    expect(s.sent.at(-1)).toEqual([D, { t: 'route', r: 77, k: E, o: C, h: 2 }])
+    const answer: ChordMsg = { t: 'routed', r: 77, p: B, s: [D], h: 2 }
+    await s.chord.handle(D, answer)
+    expect(s.sent.at(-1)).toEqual([A, answer])
+    expect(s.chord.counters['route.relayed']).toBe(1)
+    // Once: a second copy is nobody's.
+    const sent = s.sent.length
+    await s.chord.handle(D, answer)
+    expect(s.sent.length).toBe(sent)
+    expect(s.chord.counters['drop.unexpectedReply']).toBe(1)
+    // After the origin has given up (4 request timeouts), nothing is passed back.
+    await s.chord.handle(A, { t: 'route', r: 78, k: E, o: C, h: 1 })
+    await s.advance(4001)
+    await s.chord.handle(D, { ...answer, r: 78 })
+    expect(s.chord.counters['route.relayed']).toBe(1)
+  })
+})
+
 describe('a liar on the lookup path', () => {
   it('a found that names a node past us as the successor is refused even when nobody else can be asked: the lookup fails rather than return it', async () => {
     const s = stubChord(A)
