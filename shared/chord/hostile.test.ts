@@ -204,6 +204,46 @@ describe('a route names the origin to answer', () => {
   })
 })
 
+describe('a neighbour that leaves', () => {
+  /** A: successors B, C, D; predecessor E. */
+  async function ring() {
+    const s = stubChord(A)
+    await s.chord.join(null)
+    for (const x of [D, C, B]) await s.chord.handle(x, { t: 'newSucc' })
+    await s.chord.handle(E, { t: 'notify' })
+    expect(s.chord.successors()).toEqual([B, C, D])
+    expect(s.chord.predecessor()).toBe(E)
+    return s
+  }
+
+  it('is taken at its word when its word is what an honest leave says: p its predecessor, s its successors', async () => {
+    const s = await ring()
+    await s.chord.handle(B, { t: 'leave', p: A, s: [C, D, E] })
+    expect(s.chord.successors()).toEqual([C, D, E])
+    await s.chord.handle(E, { t: 'leave', p: D, s: [A, C] })
+    expect(s.chord.predecessor()).toBe(D)
+    expect(s.chord.counters['ring.leave']).toBe(2)
+    expect(s.chord.counters['drop.leave']).toBeUndefined()
+  })
+
+  it('is not, when its successors are out of ring order, it does not name us where it should, or the predecessor it names skips live nodes we know', async () => {
+    const s = await ring()
+    // Our successor B, with a list out of ring order (before: our successor became D).
+    await s.chord.handle(B, { t: 'leave', p: A, s: [D, C] })
+    // Our successor B, naming another node as its predecessor (before: our list became [C, D]).
+    await s.chord.handle(B, { t: 'leave', p: E, s: [C, D] })
+    expect(s.chord.successors()).toEqual([B, C, D])
+    // Our predecessor E, not naming us as its successor (before: our predecessor became D).
+    await s.chord.handle(E, { t: 'leave', p: D, s: [B, C] })
+    // Our predecessor E, naming a predecessor with C and D, live, between it and E (before: B, and
+    // we would answer for (B, A] meanwhile).
+    await s.chord.handle(E, { t: 'leave', p: B, s: [A, B] })
+    expect(s.chord.predecessor()).toBe(E)
+    expect(s.chord.counters['drop.leave']).toBe(4)
+    expect(s.chord.counters['ring.leave']).toBeUndefined()
+  })
+})
+
 describe('a liar on the lookup path', () => {
   it('a found that names a node past us as the successor is refused even when nobody else can be asked: the lookup fails rather than return it', async () => {
     const s = stubChord(A)
