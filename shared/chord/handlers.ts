@@ -5,8 +5,9 @@
  * `handle` takes anything: the sender must be another node's id
  * (`drop.from`), the message must parse (`parseChordMsg`: a fresh, typed
  * message or null, `drop.malformed`). Any message proves its sender alive.
- * Answers go to the request they name (rpc.ts); every other type has its
- * handler below, and no handler throws into the host. What a request makes
+ * Answers go to the request they name (rpc.ts), but a `routed` for a
+ * route we passed on, which goes back the way the route came; every other
+ * type has its handler below, and no handler throws into the host. What a request makes
  * us send back (a record, provider records, lists of ids) is charged to the
  * asking peer's window budget; past it the answer is a small `err busy`
  * (reply-budget.ts).
@@ -34,13 +35,22 @@ import type { Storage } from './storage.ts'
 
 /** Candidates a `closer` answer carries. */
 const CLOSER_COUNT = 6
+/** Routes passed on whose answers we may pass back (the oldest forgotten first). */
+export const MAX_RELAYS = 1024
 
 type Handler<T extends ChordRequestType> = (
   from: string,
   msg: Extract<ChordRequest, { t: T }>,
 ) => void | Promise<void>
 
-export type HandlerTable = { [T in ChordRequestType]: Handler<T> }
+type Routed = Extract<ChordMsg, { t: 'routed' }>
+
+type RequestHandlers = { [T in ChordRequestType]: Handler<T> }
+
+export type HandlerTable = RequestHandlers & {
+  /** A `routed` for a route we passed on: pass it back the way the route came (false: not ours to pass). */
+  relay(msg: Routed): boolean
+}
 
 export interface HandlerParts {
   table: RoutingTable
@@ -52,7 +62,7 @@ export interface HandlerParts {
 }
 
 export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerTable {
-  const { deps, o, counters, send } = ctx
+  const { deps, o, counters, send, self } = ctx
   const { table, maintenance, replication, storage } = parts
   const budget = createReplyBudget(o, counters)
   /** Can `from` be sent `msg` within its budget? (charged when it can) */
@@ -61,6 +71,11 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     bump(counters, 'drop.replyBudget')
     return false
   }
+  /**
+   * Routes we passed on, by request id: the peer each came from, and until when its origin waits
+   * (routeRec's timeout), so that the answer can go back over the links the route came by.
+   */
+  const relays = new Map<number, { back: string; until: number }>()
   /** Answer `from`'s request: `msg` within its budget, else `err busy`. */
   const reply = (from: string, msg: ChordReply): void =>
     send(from, affords(from, msg) ? msg : { t: 'err', r: msg.r, code: 'busy' })
@@ -80,9 +95,14 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     route(from, m) {
       const a = table.answerFor(m.k)
       if (a) {
-        // Sent to the origin, charged to the node that asked us.
-        const msg: ChordMsg = { t: 'routed', r: m.r, p: a.p, s: a.s, h: m.h }
-        if (affords(from, msg)) send(m.o, msg)
+        // To the origin over our link to it; with none, back to the node that asked us, which
+        // passes it back as the route came (relay): we open no link to an id a peer names. Its
+        // bytes are charged to the node that asked us.
+        const msg: Routed = { t: 'routed', r: m.r, p: a.p, s: a.s, h: m.h }
+        const direct = m.o === from || deps.linked?.(m.o) === true
+        if (!affords(from, msg)) return
+        if (!direct) bump(counters, 'route.back')
+        send(direct ? m.o : from, msg)
         return
       }
       const next = table.closestPreceding(m.k, 1)[0]
@@ -90,7 +110,25 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
         bump(counters, 'drop.routeStuck')
         return
       }
+      if (m.o !== self) {
+        relays.delete(m.r)
+        relays.set(m.r, { back: from, until: deps.now() + 4 * o.requestTimeoutMs })
+        if (relays.size > MAX_RELAYS) {
+          relays.delete(relays.keys().next().value as number)
+          bump(counters, 'route.relayEvicted')
+        }
+      }
       send(next, { ...m, h: m.h + 1 })
+    },
+
+    relay(msg) {
+      const at = relays.get(msg.r)
+      if (!at) return false
+      relays.delete(msg.r)
+      if (at.until < deps.now()) return false
+      bump(counters, 'route.relayed')
+      if (affords(at.back, msg)) send(at.back, msg)
+      return true
     },
 
     getPred: (from, m) =>
@@ -132,7 +170,7 @@ export function dispatch(
   }
   parts.liveness.heard(from)
   if (isReply(msg)) {
-    parts.rpc.onReply(from, msg)
+    if (msg.t !== 'routed' || !handlers.relay(msg)) parts.rpc.onReply(from, msg)
     return
   }
   try {
@@ -144,7 +182,7 @@ export function dispatch(
 
 /** The handler for `msg`'s type. (TypeScript cannot pair a union's members with a mapped type's: one cast, here.) */
 function run<T extends ChordRequestType>(
-  handlers: HandlerTable,
+  handlers: RequestHandlers,
   from: string,
   msg: Extract<ChordRequest, { t: T }>,
 ): void | Promise<void> {

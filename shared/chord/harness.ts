@@ -70,7 +70,13 @@ export function createChordNet(
           if (out) deps.send(to, out)
         }
         return createChord(
-          { ...deps, send, keys: createFakeKeyring(deps.id), keyPosition: keyPositionSync },
+          {
+            ...deps,
+            send,
+            linked: (peer) => sim.hasLink(deps.id, peer),
+            keys: createFakeKeyring(deps.id),
+            keyPosition: keyPositionSync,
+          },
           options,
         )
       })

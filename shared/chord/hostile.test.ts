@@ -3,14 +3,22 @@
  * big answers (every reply a peer's requests make us send is charged to
  * that peer's window budget), and lies on a lookup's path (a node that
  * names itself, or a node of its choosing, as the owner of a position it
- * does not own).
+ * does not own, or names nodes that never answer).
  */
 import { describe, expect, it } from 'vitest'
 import { testSeed, withSeed } from '../../test/seed.ts'
 import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { estimateSize } from '../sim/size.ts'
 import { encodeValue } from '../wire/value.ts'
-import { buildRing, type ChordNet, settleAll, stubChord, trueSuccessor } from './harness.ts'
+import { createBlame } from './blame.ts'
+import {
+  buildRing,
+  type ChordNet,
+  SIM_CHORD_OPTIONS,
+  settleAll,
+  stubChord,
+  trueSuccessor,
+} from './harness.ts'
 import type { ChordMsg } from './messages.ts'
 import { signProvider, signRecord } from './records.ts'
 import { createReplyBudget, MAX_REPLY_BUDGETS } from './reply-budget.ts'
@@ -98,25 +106,27 @@ describe('reply budgets', () => {
   })
 })
 
-/** Lookups of each target from its asker, each checked against the truth. */
+/** Lookups of each target from its asker, each checked against the truth; `ms`: how long each took (virtual). */
 async function lookups(net: ChordNet, jobs: [from: string, target: string][]) {
-  const stats = { ok: 0, wrong: [] as string[], failed: 0 }
+  const stats = { ok: 0, wrong: [] as string[], failed: 0, ms: [] as number[] }
   await settleAll(
     net.sim,
-    jobs.map(([from, t]) =>
-      net
+    jobs.map(([from, t]) => {
+      const t0 = net.sim.now
+      return net
         .node(from)
         .lookup(t)
         .then(
           (r) => {
+            stats.ms.push(net.sim.now - t0)
             if (r.node === trueSuccessor(net, t)) stats.ok++
             else stats.wrong.push(r.node)
           },
           () => {
             stats.failed++
           },
-        ),
-    ),
+        )
+    }),
     120_000,
   )
   return stats
@@ -154,6 +164,85 @@ function positionsIn(net: ChordNet, [a, b]: [string, string], n: number): string
 
 const sum = (net: ChordNet, ids: string[], name: string) =>
   ids.reduce((n, x) => n + (net.node(x).counters[name] ?? 0), 0)
+
+describe('a route names the origin to answer', () => {
+  it('routes naming 100 origins we have no link to make us open no link: each answer goes back the way its route came', async () => {
+    const s = stubChord(A, { iterative: false })
+    await s.chord.join(null) // alone: we answer every position
+    const origin = (i: number) => (0x1000 + i).toString(16).padStart(40, '0')
+    for (let i = 0; i < 100; i++) await s.chord.handle(B, { t: 'route', r: 1, k: C, o: origin(i), h: 1 })
+    const routed = s.sent.filter(([, m]) => m.t === 'routed')
+    // Before: 100 answers to 100 ids, each a link to open at B's word.
+    expect(routed.length).toBe(100)
+    expect(new Set(routed.map(([to]) => to))).toEqual(new Set([B]))
+    expect(s.chord.counters['route.back']).toBe(100)
+    // A route from its origin is answered over the link it came by, as before.
+    await s.chord.handle(D, { t: 'route', r: 2, k: C, o: D, h: 1 })
+    expect(s.sent.at(-1)).toEqual([D, { t: 'routed', r: 2, p: A, s: [A], h: 1 }])
+  })
+
+  it('a node that passed a route on passes its answer back to the node it came from, once, while the origin waits', async () => {
+    const s = stubChord(B, { iterative: false, requestTimeoutMs: 1000 })
+    await s.chord.join(null)
+    await s.chord.handle(D, { t: 'newSucc' }) // D: our successor, and no predecessor: past D we do not know
+    await s.chord.handle(A, { t: 'route', r: 77, k: E, o: C, h: 1 }) // from A, for origin C
+    expect(s.sent.at(-1)).toEqual([D, { t: 'route', r: 77, k: E, o: C, h: 2 }])
+    const answer: ChordMsg = { t: 'routed', r: 77, p: B, s: [D], h: 2 }
+    await s.chord.handle(D, answer)
+    expect(s.sent.at(-1)).toEqual([A, answer])
+    expect(s.chord.counters['route.relayed']).toBe(1)
+    // Once: a second copy is nobody's.
+    const sent = s.sent.length
+    await s.chord.handle(D, answer)
+    expect(s.sent.length).toBe(sent)
+    expect(s.chord.counters['drop.unexpectedReply']).toBe(1)
+    // After the origin has given up (4 request timeouts), nothing is passed back.
+    await s.chord.handle(A, { t: 'route', r: 78, k: E, o: C, h: 1 })
+    await s.advance(4001)
+    await s.chord.handle(D, { ...answer, r: 78 })
+    expect(s.chord.counters['route.relayed']).toBe(1)
+  })
+})
+
+describe('a neighbour that leaves', () => {
+  /** A: successors B, C, D; predecessor E. */
+  async function ring() {
+    const s = stubChord(A)
+    await s.chord.join(null)
+    for (const x of [D, C, B]) await s.chord.handle(x, { t: 'newSucc' })
+    await s.chord.handle(E, { t: 'notify' })
+    expect(s.chord.successors()).toEqual([B, C, D])
+    expect(s.chord.predecessor()).toBe(E)
+    return s
+  }
+
+  it('is taken at its word when its word is what an honest leave says: p its predecessor, s its successors', async () => {
+    const s = await ring()
+    await s.chord.handle(B, { t: 'leave', p: A, s: [C, D, E] })
+    expect(s.chord.successors()).toEqual([C, D, E])
+    await s.chord.handle(E, { t: 'leave', p: D, s: [A, C] })
+    expect(s.chord.predecessor()).toBe(D)
+    expect(s.chord.counters['ring.leave']).toBe(2)
+    expect(s.chord.counters['drop.leave']).toBeUndefined()
+  })
+
+  it('is not, when its successors are out of ring order, it does not name us where it should, or the predecessor it names skips live nodes we know', async () => {
+    const s = await ring()
+    // Our successor B, with a list out of ring order (before: our successor became D).
+    await s.chord.handle(B, { t: 'leave', p: A, s: [D, C] })
+    // Our successor B, naming another node as its predecessor (before: our list became [C, D]).
+    await s.chord.handle(B, { t: 'leave', p: E, s: [C, D] })
+    expect(s.chord.successors()).toEqual([B, C, D])
+    // Our predecessor E, not naming us as its successor (before: our predecessor became D).
+    await s.chord.handle(E, { t: 'leave', p: D, s: [B, C] })
+    // Our predecessor E, naming a predecessor with C and D, live, between it and E (before: B, and
+    // we would answer for (B, A] meanwhile).
+    await s.chord.handle(E, { t: 'leave', p: B, s: [A, B] })
+    expect(s.chord.predecessor()).toBe(E)
+    expect(s.chord.counters['drop.leave']).toBe(4)
+    expect(s.chord.counters['ring.leave']).toBeUndefined()
+  })
+})
 
 describe('a liar on the lookup path', () => {
   it('a found that names a node past us as the successor is refused even when nobody else can be asked: the lookup fails rather than return it', async () => {
@@ -261,5 +350,73 @@ describe('a liar on the lookup path', () => {
       expect(res.failed).toBe(0)
       expect(net.node(q).counters['lookup.disagree']).toBeGreaterThanOrEqual(50)
     })
+  })
+})
+
+/** The id `i` places before `x` on the ring (no node holds it: a request to it is never answered). */
+const before = (x: string, i: number) =>
+  ((BigInt(`0x${x}`) - BigInt(i) + (1n << 160n)) % (1n << 160n)).toString(16).padStart(40, '0')
+
+describe('a liar naming nodes that never answer', () => {
+  it('costs a lookup a few timeouts, not one or two for every silent node it names', async () => {
+    const seed = testSeed(73)
+    await withSeed(seed, async () => {
+      const timeout = SIM_CHORD_OPTIONS.requestTimeoutMs as number
+      const net = await buildRing(seed, 128)
+      const ids = net.live()
+      const h = mostRoutedVia(net)
+      // h names 24 silent ids in front of every answer: before the successor in a found (where
+      // the ids pass every check of its shape), nearest the position in a closer.
+      const asked = new Map<string, string>()
+      const hNode = net.node(h)
+      const handle = hNode.handle.bind(hNode)
+      hNode.handle = (from, m) => {
+        if (m.t === 'find') asked.set(`${from}:${m.r}`, m.k)
+        return handle(from, m)
+      }
+      const silent = (x: string) => Array.from({ length: 24 }, (_, i) => before(x, 24 - i))
+      net.tamper(h, (to, m) => {
+        if (m.t === 'found') return { ...m, s: [...silent(m.s[0] as string), ...m.s] }
+        const k = m.t === 'closer' ? asked.get(`${to}:${m.r}`) : undefined
+        return m.t === 'closer' && k ? { ...m, n: [...silent(k).reverse(), ...m.n] } : m
+      })
+      const jobs: [string, string][] = []
+      for (const q of ids) {
+        const arc = q === h ? null : arcVia(net, q, h)
+        if (arc) for (const t of positionsIn(net, arc, 10)) jobs.push([q, t])
+      }
+      expect(jobs.length).toBeGreaterThanOrEqual(40)
+      const res = await lookups(net, jobs)
+      expect(res.wrong).toEqual([])
+      expect(res.failed).toBe(0)
+      // Before: up to 89 timeouts (24 silent nodes asked twice each in resolve, the lookup redone).
+      expect(Math.max(...res.ms)).toBeLessThanOrEqual(6 * timeout)
+      expect(sum(net, ids, 'lookup.distrusted')).toBeGreaterThan(0)
+    })
+  })
+})
+
+describe('blame', () => {
+  it('distrusts an answerer after SILENT_PER_ANSWERER silent nodes it alone named; corroborated ones, and ours, charge nobody', () => {
+    const counters = {}
+    const b = createBlame(A, counters)
+    b.name(A, [B]) // our own table
+    b.name(C, [B, D, E, 'f'.repeat(40)])
+    b.name(D, [E])
+    b.silent(B) // ours too: nobody charged
+    b.silent(E) // named by C and D: corroborated
+    expect(b.any()).toBe(false)
+    b.silent(D)
+    b.silent(D) // once per node
+    expect(b.distrusted(C)).toBe(false)
+    b.silent('f'.repeat(40))
+    expect(b.distrusted(C)).toBe(true)
+    expect(counters).toEqual({ 'lookup.distrusted': 1 })
+    // What C alone named is passed over; what someone else named too is not.
+    b.name(C, ['9'.repeat(40)])
+    expect(b.discredited('9'.repeat(40))).toBe(true)
+    expect(b.discredited(B)).toBe(false)
+    expect(b.discredited(E)).toBe(false)
+    expect(b.discredited('0'.repeat(40))).toBe(false) // never named
   })
 })

@@ -42,10 +42,23 @@
  *     skip it (a finger only chooses whom a lookup asks first, and every
  *     lookup that names owners is cross-checked): it would add about a
  *     quarter to a quiet ring's traffic.
+ *   - an answer may name nodes that never answer, each a timeout: the
+ *     lookup charges an answerer for the silent nodes it alone named, and
+ *     after SILENT_PER_ANSWERER of them stops asking it and passes over the
+ *     nodes only it named (blame.ts). When `resolve` has nothing else left
+ *     it goes on from the answer's predecessor, then asks those nodes after
+ *     all (SILENT_PER_ANSWERER of them at once, once each: after a mass
+ *     failure they are an honest answerer's live nodes), then routes again
+ *     around the distrusted. A node passed over may be alive, so the node
+ *     after it is not taken on a gone predecessor's strength (the vouching
+ *     below). And while `resolve` asks a node a second time, it asks the next
+ *     one too. A liar naming 24 silent ids cost a lookup up to 89 timeouts;
+ *     now about 3 (PROTOCOL-chord.md).
  * What this leaves (a liar on every path, a sybil whose id was ground into
  * the gap before a position) is discussed in PROTOCOL-chord.md.
  */
 import { bump } from '../protocol.ts'
+import { type Blame, createBlame, SILENT_PER_ANSWERER } from './blame.ts'
 import type { Liveness } from './liveness.ts'
 import type { ChordContext } from './options.ts'
 import { between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
@@ -56,6 +69,8 @@ import type { Rpc } from './rpc.ts'
 export const MAX_STEPS = 48
 /** Most requests a lookup sends after its first `found`, looking for a second one. */
 export const CROSS_CHECK_ASKS = 3
+/** The answerer charged for a `routed` answer's names (any node on the path may have sent it). */
+const ROUTED = 'routed'
 
 export interface Route {
   /** The position's predecessor, as the answering node knows it. */
@@ -98,12 +113,23 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
    * first, until one answers a plausible `found`, and gives it (null when
    * none is left). The first runs up to MAX_STEPS requests and is the
    * lookup; a later one, the cross-check, at most CROSS_CHECK_ASKS more,
-   * never asking a node asked before (nor counting hops).
+   * never asking a node asked before (nor counting hops). `blame` records
+   * who named each candidate; a distrusted answerer, and the candidates
+   * only it named, are passed over (blame.ts).
    */
-  function walk(target: string, seeds: string[]): { next(): Promise<Route | null> } {
+  function walk(target: string, seeds: string[], blame: Blame): { next(): Promise<Route | null> } {
     const cmp = closerToTarget(target)
     const cands = seeds.length ? [...seeds] : table.closestPreceding(target, RING_BITS)
+    if (seeds.length === 0) blame.name(self, cands)
     const tried = new Set<string>()
+    /** The untried live candidate nearest the target, of those `ok` accepts. */
+    const best = (ok: (x: string) => boolean) => {
+      let c: string | undefined
+      for (const x of cands)
+        if (!tried.has(x) && !isDead(x) && ok(x) && (c === undefined || cmp(x, c) < 0)) c = x
+      return c
+    }
+    const trusted = (x: string) => !blame.distrusted(x) && !blame.discredited(x)
     const silent = new Set<string>()
     let widened = false
     let hops = 0
@@ -111,19 +137,24 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
     const next = async (): Promise<Route | null> => {
       const checking = answered
       for (let step = 0; step < (checking ? CROSS_CHECK_ASKS : MAX_STEPS); step++) {
-        let c: string | undefined
-        for (const x of cands) if (!tried.has(x) && !isDead(x) && (c === undefined || cmp(x, c) < 0)) c = x
+        let c = best(trusted)
         if (c === undefined && !widened && !checking) {
           // Every node we know before the target is dead: any live node can route it, the long way round.
           widened = true
-          for (const x of table.known()) if (!tried.has(x) && !isDead(x)) cands.push(x)
+          const known = table.known().filter((x) => !tried.has(x) && !isDead(x))
+          blame.name(self, known)
+          cands.push(...known)
           continue
         }
+        // Last, what only distrusted answerers named (after a mass failure honest ones are too).
+        c ??= best(() => true)
         if (c === undefined) break
         if (checking) bump(counters, 'lookup.crossCheck')
         tried.add(c)
         const at = c
-        const res = await request(at, (r) => ({ t: 'find', r, k: target }))
+        const res = await request(at, (r) => ({ t: 'find', r, k: target }), {
+          onTimeout: () => blame.silent(at),
+        })
         if (!res) {
           silent.add(at)
           continue
@@ -137,22 +168,38 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
             continue
           }
           answered = true
+          blame.name(at, [res.p, ...res.s])
           return { p: res.p, s: res.s, hops }
         }
-        if (res.t === 'closer')
-          for (const x of res.n) if (x !== self && !tried.has(x) && between(x, at, target)) cands.push(x)
+        if (res.t === 'closer') {
+          const named = res.n.filter((x) => x !== self && !tried.has(x) && between(x, at, target))
+          blame.name(at, named)
+          cands.push(...named)
+        }
       }
       return null
     }
     return { next }
   }
 
-  async function routeIter(target: string, seeds: string[] = [], crossCheck = true): Promise<Route | null> {
+  function routeIter(target: string, seeds: string[] = [], crossCheck = true): Promise<Route | null> {
+    const blame = createBlame(self, counters)
+    blame.name(self, seeds) // ours to ask
+    return iter(target, seeds, crossCheck, blame)
+  }
+
+  /** routeIter with the names and charges of a lookup under way. */
+  async function iter(
+    target: string,
+    seeds: string[],
+    crossCheck: boolean,
+    blame: Blame,
+  ): Promise<Route | null> {
     if (seeds.length === 0) {
       const local = table.answerFor(target)
       if (local) return { ...local, hops: 0 }
     }
-    const w = walk(target, seeds)
+    const w = walk(target, seeds, blame)
     const a = await w.next()
     if (!a || !crossCheck) return a
     const b = await w.next()
@@ -174,15 +221,19 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
     bump(counters, 'lookup.disagree')
     const d = (x: string) => distance(target, x)
     const [w, l] = d(b.s[0] as string) < d(a.s[0] as string) ? [b, a] : [a, b]
-    const s = [...new Set([...w.s, ...l.s])]
-      .map((x) => ({ x, d: d(x) }))
+    return { p: w.p, s: fromTarget(target, [...w.s, ...l.s]), hops: a.hops }
+  }
+
+  /** `xs` without repeats, in ring order from `target`. */
+  function fromTarget(target: string, xs: readonly string[]): string[] {
+    return [...new Set(xs)]
+      .map((x) => ({ x, d: distance(target, x) }))
       .sort((x, y) => (x.d < y.d ? -1 : x.d > y.d ? 1 : 0))
       .map((e) => e.x)
-    return { p: w.p, s, hops: a.hops }
   }
 
   /** A recursive lookup; on timeout, the iterative one. */
-  async function routeRec(target: string): Promise<Route | null> {
+  async function routeRec(target: string, blame = createBlame(self, counters)): Promise<Route | null> {
     const local = table.answerFor(target)
     if (local) return { ...local, hops: 0 }
     const next = table.closestPreceding(target, 1)[0]
@@ -193,10 +244,14 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
     })
     if (res?.t === 'routed') {
       if (!plausible(target, res.s[0] as string)) bump(counters, 'lookup.badFound')
-      else if (res.s.some((x) => !isDead(x))) return { p: res.p, s: res.s, hops: res.h }
+      else if (res.s.some((x) => !isDead(x))) {
+        // Any node on the path may have sent it: its names are charged to the path as one answerer.
+        blame.name(ROUTED, [res.p, ...res.s])
+        return { p: res.p, s: res.s, hops: res.h }
+      }
     }
     bump(counters, 'lookup.recursiveFallback')
-    return routeIter(target)
+    return iter(target, [], true, blame)
   }
 
   function route(target: string, crossCheck = true): Promise<Route | null> {
@@ -213,10 +268,11 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
   async function checkedRoute(
     target: string,
     confirm: (s: string) => Promise<unknown>,
+    blame: Blame,
   ): Promise<Route | null> {
     const local = table.answerFor(target)
     if (local) return { ...local, hops: 0 }
-    const w = walk(target, [])
+    const w = walk(target, [], blame)
     const a = await w.next()
     if (!a) return null
     const s0 = a.s.find((x) => !isDead(x))
@@ -247,65 +303,127 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
    * know (null) rather than guess.
    */
   async function resolve(target: string): Promise<Resolved | null> {
+    const blame = createBlame(self, counters)
     // Nodes that did not answer during this resolution: gone for its purposes, even before a
     // second timeout marks them dead for everyone.
     const silent = new Set<string>()
     const gone = (x: string) => isDead(x) || silent.has(x)
+    /** Passed over: gone, or named only by answerers whose names stayed silent (blame.ts). */
+    const passed = (x: string) => gone(x) || (!resorting() && blame.discredited(x))
+    /**
+     * Nothing else left in the present list: its nodes only distrusted answerers named are asked
+     * after all, in order, until SILENT_PER_ANSWERER more nodes stay silent. How many had when
+     * that began (null: not yet, for this list).
+     */
+    let resortFrom: number | null = null
+    const resorting = () => resortFrom !== null && silent.size - resortFrom < SILENT_PER_ANSWERER
+    let lo = self
+    let list: readonly string[] = []
     type Answer = { p: string | null; s: readonly string[] } | null
     /** Each node's answer, asked once per resolution (null: it stayed silent, or did not answer `pred`). */
     const answers = new Map<string, Promise<Answer>>()
-    const ask = (s: string): Promise<Answer> => {
-      if (s === self) return Promise.resolve({ p: table.predecessor(), s: table.successors() })
+    /** `once`: no second request when the first goes unanswered (the last resort's probes, below). */
+    const ask = (s: string, once = false): Promise<Answer> => {
+      if (s === self) {
+        const p = table.predecessor()
+        blame.name(self, p === null ? table.successors() : [p, ...table.successors()])
+        return Promise.resolve({ p, s: table.successors() })
+      }
       let a = answers.get(s)
       if (!a) {
         a = (async () => {
-          let res = await request(s, (r) => ({ t: 'getPred', r }))
-          // Silence once may be a lost message: ask again before passing over the node.
-          if (!res) res = await request(s, (r) => ({ t: 'getPred', r }))
+          const opts = { onTimeout: () => blame.silent(s) }
+          let res = await request(s, (r) => ({ t: 'getPred', r }), opts)
+          if (!res && !once) {
+            // Silence once may be a lost message: ask again before passing over the node, and
+            // meanwhile ask the next node of the list, which is needed if this one stays silent.
+            const next = list.slice(list.indexOf(s) + 1).find((x) => !passed(x))
+            if (list.includes(s) && next !== undefined) void ask(next)
+            res = await request(s, (r) => ({ t: 'getPred', r }), opts)
+          }
           if (!res) silent.add(s)
-          return res?.t === 'pred' ? { p: res.p, s: res.s } : null
+          if (res?.t !== 'pred') return null
+          blame.name(s, res.p === null ? res.s : [res.p, ...res.s])
+          return { p: res.p, s: res.s }
         })()
         answers.set(s, a)
       }
       return a
     }
-    const first = o.iterative ? await checkedRoute(target, ask) : await routeRec(target)
+    const first = o.iterative ? await checkedRoute(target, ask, blame) : await routeRec(target, blame)
     if (!first) return null
     let hops = first.hops
-    let lo = first.p
-    let list = first.s
-    /** Nodes we routed on from after a list ran out. */
+    lo = first.p
+    list = first.s
+    /** Nodes we routed on from after a list ran out; whether we routed again around the distrusted. */
     const reseeded = new Set<string>()
+    let rerouted = false
     const takeRoute = (r: Route) => {
       hops += r.hops
       lo = r.p
       list = r.s
+      resortFrom = null
+    }
+    /**
+     * Nothing in the list is left to ask but nodes only distrusted answerers
+     * named: go on from `lo`'s own list, which goes further; else ask those
+     * nodes after all, in order, until SILENT_PER_ANSWERER more stay silent
+     * (after a mass failure they are an honest answerer's live nodes); else
+     * route again from our own tables, around the distrusted (once). False
+     * when nothing is left.
+     */
+    const fallback = async (): Promise<boolean> => {
+      if (!passed(lo) && !blame.distrusted(lo) && !reseeded.has(lo)) {
+        reseeded.add(lo)
+        bump(counters, 'lookup.reseeded')
+        const on = await iter(target, lo === self ? [] : [lo], true, blame)
+        if (on) {
+          takeRoute(on)
+          return true
+        }
+      }
+      const resort = () => {
+        if (resortFrom !== null || list.length === 0) return false
+        resortFrom = silent.size
+        bump(counters, 'lookup.lastResort')
+        // Asked at once, and once: if they are a liar's, their silence costs one wait in all.
+        for (const x of list.filter((y) => !gone(y)).slice(0, SILENT_PER_ANSWERER)) void ask(x, true)
+        return true
+      }
+      if (resort()) return true
+      if (!rerouted && blame.any()) {
+        rerouted = true
+        bump(counters, 'lookup.rerouted')
+        const on = await iter(target, [], true, blame)
+        if (on) {
+          takeRoute(on)
+          return true
+        }
+      }
+      return resort()
     }
     for (let i = 0; i < 24; i++) {
       list = list.filter((x) => !gone(x))
-      const s = list[0]
+      // Passed over, while anything else is left: nodes named only by distrusted answerers (blame.ts).
+      const at = list.findIndex((x) => !passed(x))
+      const s = list[at]
       if (s === undefined) {
         // Every node the answer named is gone. The answer came from a list that ended soon after
         // the target; `lo`, the node before them, has a list of its own that goes further.
-        if (gone(lo) || reseeded.has(lo)) break
-        reseeded.add(lo)
-        bump(counters, 'lookup.reseeded')
-        const on = lo === self ? await routeIter(target) : await routeIter(target, [lo])
-        if (!on) break
-        takeRoute(on)
+        if (!(await fallback())) break
         continue
       }
       if (!betweenRightIncl(target, lo, s)) {
         // The answer is broken (a stale list pointed before the target): route on from s.
         bump(counters, 'lookup.corrected')
-        const on = await routeIter(target, [s])
+        const on = await iter(target, [s], true, blame)
         if (!on) break
         takeRoute(on)
         continue
       }
       const a = await ask(s)
       if (a === null) {
-        list = list.slice(1)
+        list = list.filter((x) => x !== s)
         continue
       }
       bump(counters, 'lookup.confirm')
@@ -315,11 +433,23 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
         pred: p !== null && !gone(p) ? p : null,
         hops,
       })
-      // A gone predecessor past the target lies in (lo, s): the answerer vouched for that stretch.
-      if (p === null || p === s || betweenRightIncl(target, p, s) || gone(p)) return owners()
-      // s has a live predecessor at or past the target (a node joined there): step back to it.
+      if (p === s || (p !== null && betweenRightIncl(target, p, s))) return owners()
+      if (p === null || gone(p)) {
+        // No predecessor, or a gone one past the target (in (lo, s)): the answerer vouched for
+        // that stretch. Not when we passed over nodes of it that may be alive.
+        if (at === 0) return owners()
+        if (!(await fallback())) break
+        continue
+      }
+      // s has a live predecessor at or past the target (a node joined there): step back to it,
+      // keeping the nodes passed over before s (they may lie before p). If s was distrusted, its
+      // predecessor is asked only as a last resort.
+      if (passed(p)) {
+        if (!(await fallback())) break
+        continue
+      }
       bump(counters, 'lookup.corrected')
-      list = [p, s, ...a.s]
+      list = at === 0 ? [p, s, ...a.s] : fromTarget(target, [...list.slice(0, at), p, s, ...a.s])
     }
     bump(counters, 'lookup.unconfirmed')
     return null

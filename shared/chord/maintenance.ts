@@ -15,7 +15,9 @@
  * now responsible for) and tell the predecessor it has a new successor
  * (`newSucc`, which saves it a stabilization round); fingers start from the
  * successor's table as hints and are corrected by fix-fingers. Leaving:
- * `leave` tells both neighbours whom to take instead.
+ * `leave` tells both neighbours whom to take instead; a neighbour takes it
+ * only when it is what an honest leave says (`honestLeave`), else drops it
+ * (`drop.leave`) and stabilization closes the gap as after a crash.
  *
  * Repair after failures. A timed-out stabilization pings the whole successor
  * list at once, so a run of dead successors is found in one timeout rather
@@ -61,7 +63,10 @@ export interface Maintenance {
   checkPredecessor(): Promise<void>
   onNotify(from: string): void
   onNewSucc(from: string): void
-  /** `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget it. */
+  /**
+   * `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget
+   * it; a leave from a neighbour that is not what an honest one sends is dropped (`drop.leave`).
+   */
   onLeave(from: string, p: string | null, list: string[]): void
   /**
    * Live peers we know from elsewhere (links): one that lies between us and
@@ -243,6 +248,37 @@ export function createMaintenance(
     }
   }
 
+  /**
+   * Is a `leave` from our predecessor (`follow`: we take its predecessor)
+   * or our successor (`precede`: we take its successors) what an honest
+   * leaving node sends, `p` its predecessor and `list` its successor list?
+   * The list is in ring order from it (nor it nor a repeat in it); our
+   * predecessor names us as its successor, and a predecessor before which
+   * we know no live node nearer it (a far one would make us answer for its
+   * range until our true predecessor notifies us); our successor names us
+   * as its predecessor.
+   */
+  function honestLeave(
+    from: string,
+    p: string | null,
+    list: string[],
+    follow: boolean,
+    precede: boolean,
+  ): boolean {
+    let last = 0n
+    for (const x of list) {
+      const d = distance(from, x)
+      if (d <= last) return false
+      last = d
+    }
+    if (follow) {
+      if (list[0] !== self || p === from || (p === self && !precede)) return false
+      if (p !== null && p !== self)
+        for (const x of table.known()) if (x !== from && !isDead(x) && between(x, p, from)) return false
+    }
+    return !precede || p === self
+  }
+
   /** Both lists in ring order from us (the nearest first), without the dead. */
   function inRingOrder(list: Iterable<string>): string[] {
     return [...new Set(list)]
@@ -329,9 +365,15 @@ export function createMaintenance(
       }
     },
     onLeave(from, p, list) {
+      const follow = table.predecessor() === from
+      const precede = table.successors()[0] === from
+      if ((follow || precede) && !honestLeave(from, p, list, follow, precede)) {
+        bump(counters, 'drop.leave')
+        return
+      }
       bump(counters, 'ring.leave')
-      if (table.predecessor() === from) table.setPredecessor(p === self ? null : p)
-      if (table.successors()[0] === from) table.setSuccessors(list)
+      if (follow) table.setPredecessor(p === self ? null : p)
+      if (precede) table.setSuccessors(list)
       liveness.markDead(from)
     },
   }

@@ -16,6 +16,8 @@ export interface LookupStats {
   failed: number
   /** Hop counts of the lookups that returned. */
   hops: number[]
+  /** Virtual ms each lookup that returned took, from its call to its answer. */
+  ms: number[]
 }
 
 /**
@@ -24,17 +26,19 @@ export interface LookupStats {
  * the simulator and settles `jobs`; `stats` fills in as they end.
  */
 export function launchLookups(net: ChordNet, count: number): { jobs: Promise<void>[]; stats: LookupStats } {
-  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [] }
+  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [], ms: [] }
   const ids = net.live()
   const jobs = Array.from({ length: count }, () => {
     const target = net.sim.randomId()
     const from = ids[Math.floor(net.sim.rng() * ids.length)] as string
+    const t0 = net.sim.now
     return net
       .node(from)
       .lookup(target)
       .then(
         (r) => {
           stats.hops.push(r.hops)
+          stats.ms.push(net.sim.now - t0)
           if (r.node === trueSuccessor(net, target)) stats.ok++
           else stats.wrong++
         },
@@ -95,7 +99,7 @@ export async function runChurn(net: ChordNet, opts: ChurnOptions): Promise<Churn
     }
   }
   events.sort((a, b) => a.t - b.t)
-  const stats: ChurnStats = { ok: 0, wrong: 0, failed: 0, hops: [], joins: 0, failures: 0 }
+  const stats: ChurnStats = { ok: 0, wrong: 0, failed: 0, hops: [], ms: [], joins: 0, failures: 0 }
   const jobs: Promise<void>[] = []
   for (const ev of events) {
     await net.sim.runUntil(ev.t)
@@ -120,6 +124,7 @@ export async function runChurn(net: ChordNet, opts: ChurnOptions): Promise<Churn
     } else {
       const from = member()
       const target = net.sim.randomId()
+      const t0 = net.sim.now
       jobs.push(
         net
           .node(from)
@@ -128,6 +133,7 @@ export async function runChurn(net: ChordNet, opts: ChurnOptions): Promise<Churn
             (r) => {
               if (!net.sim.node(from).up) return
               stats.hops.push(r.hops)
+              stats.ms.push(net.sim.now - t0)
               if (r.node === trueSuccessor(net, target)) stats.ok++
               else stats.wrong++
             },
@@ -196,6 +202,7 @@ export async function measureMassFailure(
     wrong: 0,
     failed: 0,
     hops: [],
+    ms: [],
     killed: crashed,
     ownersDead: 0,
     failedOwnersDead: 0,
@@ -212,12 +219,14 @@ export async function measureMassFailure(
     const from = live[Math.floor(net.sim.rng() * live.length)] as string
     const dead = ownersDead(target)
     if (dead) stats.ownersDead++
+    const t0 = net.sim.now
     return net
       .node(from)
       .lookup(target)
       .then(
         (r) => {
           stats.hops.push(r.hops)
+          stats.ms.push(net.sim.now - t0)
           const truth = trueSuccessor(net, target)
           if (r.node === truth) stats.ok++
           else {

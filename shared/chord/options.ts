@@ -18,6 +18,13 @@ export interface ChordDeps extends SignedProtocolDeps<ChordMsg> {
    */
   send(to: string, msg: ChordMsg, unreachable?: () => void): void
   /**
+   * Is there an open link to `peer`? A `route`'s answer goes to its origin,
+   * and one whose origin is not linked makes the host open a link at a
+   * peer's word: those are budgeted per peer (`ROUTE_DIALS`, handlers.ts).
+   * @default no node is linked but the one a message came from
+   */
+  linked?: (peer: string) => boolean
+  /**
    * A string's ring position: id160(utf8(s)), for provider keys and record
    * slots (recordSlot(author, key)). Injected where WebCrypto's asynchronous
    * digest does not fit (the simulator gives keyPositionSync).

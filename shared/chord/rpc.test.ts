@@ -133,6 +133,21 @@ describe('chord rpc: a node the host cannot reach', () => {
     expect(s.ctx.counters['rpc.unreachable']).toBe(1)
   })
 
+  it("tells the requester's onTimeout only of a request that ran to its deadline (a lookup charges those to who named the node)", async () => {
+    const s = unreachableSetup()
+    const waited: string[] = []
+    const req = (to: string) =>
+      s.rpc.request(to, (r) => ({ t: 'ping', r }), { onTimeout: () => waited.push(to) })
+    const gone = req(peer(1))
+    s.told[0]?.()
+    expect(await gone).toBeNull()
+    const silent = req(peer(2))
+    s.setNow(1000)
+    s.rpc.expire(1000)
+    expect(await silent).toBeNull()
+    expect(waited).toEqual([peer(2)])
+  })
+
   it('a late word that the node is unreachable, after the answer or the timeout, changes nothing', async () => {
     const s = unreachableSetup()
     const answered = s.rpc.request(peer(1), (r) => ({ t: 'ping', r }))

@@ -23,6 +23,8 @@ export interface RequestOptions {
   anyFrom?: boolean
   /** @default requestTimeoutMs */
   timeoutMs?: number
+  /** Called when the request fails because its deadline passed (not when it could not be sent). */
+  onTimeout?: () => void
 }
 
 export interface Rpc {
@@ -39,6 +41,8 @@ interface Pending {
   to: string | null
   deadline: number
   done: (m: ChordMsg | null) => void
+  /** The requester's `onTimeout`. */
+  timedOut: (() => void) | undefined
 }
 
 /** `onTimeout(to)`: a request to `to` went unanswered (the failure detector's input). */
@@ -68,6 +72,7 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
         pending.set(r, {
           to: opts.anyFrom ? null : to,
           deadline,
+          timedOut: opts.onTimeout,
           done: (m) => {
             if (m === null && !opts.anyFrom) {
               bump(counters, 'rpc.timeout')
@@ -105,6 +110,7 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
           continue
         }
         pending.delete(r)
+        p.timedOut?.()
         p.done(null)
       }
       earliest = Math.min(next, earliest > now ? earliest : Number.POSITIVE_INFINITY)

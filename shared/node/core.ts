@@ -221,6 +221,7 @@ export function createNodeCore(deps: NodeCoreDeps, options: NodeCoreOptions = {}
       send: (to, msg, unreachable) => {
         if (to !== self) deps.sendVia(to, { kind: Kind.Chord, msg }, unreachable)
       },
+      linked: (peer) => deps.isLinked(peer),
       ...(deps.keyPosition ? { keyPosition: deps.keyPosition } : {}),
     },
     options.chord,
