@@ -153,6 +153,16 @@ function mostRoutedVia(net: ChordNet): string {
 }
 
 /** `n` random positions in (a, b). */
+/** Lookups ([asker, position]) that route through `h`: `n` positions in each asker's arc via h. */
+function lookupsVia(net: ChordNet, ids: string[], h: string, n: number): [string, string][] {
+  const jobs: [string, string][] = []
+  for (const q of ids) {
+    const arc = q === h ? null : arcVia(net, q, h)
+    if (arc) for (const t of positionsIn(net, arc, n)) jobs.push([q, t])
+  }
+  return jobs
+}
+
 function positionsIn(net: ChordNet, [a, b]: [string, string], n: number): string[] {
   const out: string[] = []
   while (out.length < n) {
@@ -308,11 +318,7 @@ describe('a liar on the lookup path', () => {
         return m
       })
       // Every node that routes some positions through h first looks 20 of them up.
-      const jobs: [string, string][] = []
-      for (const q of ids) {
-        const arc = q === h ? null : arcVia(net, q, h)
-        if (arc) for (const t of positionsIn(net, arc, 20)) jobs.push([q, t])
-      }
+      const jobs = lookupsVia(net, ids, h, 20)
       expect(jobs.length).toBeGreaterThanOrEqual(80)
       const res = await lookups(net, jobs)
       expect(res.wrong).toEqual([])
@@ -380,11 +386,7 @@ describe('a liar naming nodes that never answer', () => {
         const k = m.t === 'closer' ? asked.get(`${to}:${m.r}`) : undefined
         return m.t === 'closer' && k ? { ...m, n: [...silent(k).reverse(), ...m.n] } : m
       })
-      const jobs: [string, string][] = []
-      for (const q of ids) {
-        const arc = q === h ? null : arcVia(net, q, h)
-        if (arc) for (const t of positionsIn(net, arc, 10)) jobs.push([q, t])
-      }
+      const jobs = lookupsVia(net, ids, h, 10)
       expect(jobs.length).toBeGreaterThanOrEqual(40)
       const res = await lookups(net, jobs)
       expect(res.wrong).toEqual([])
