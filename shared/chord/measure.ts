@@ -26,11 +26,22 @@ export interface LookupStats {
  * the simulator and settles `jobs`; `stats` fills in as they end.
  */
 export function launchLookups(net: ChordNet, count: number): { jobs: Promise<void>[]; stats: LookupStats } {
-  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [], ms: [] }
   const ids = net.live()
-  const jobs = Array.from({ length: count }, () => {
+  return launchLookupsOf(net, count, () => {
     const target = net.sim.randomId()
-    const from = ids[Math.floor(net.sim.rng() * ids.length)] as string
+    return [ids[Math.floor(net.sim.rng() * ids.length)] as string, target]
+  })
+}
+
+/** As launchLookups, the i-th lookup asked by and for what `pick(i)` says ([asker, position]), when it starts. */
+export function launchLookupsOf(
+  net: ChordNet,
+  count: number,
+  pick: (i: number) => [from: string, target: string],
+): { jobs: Promise<void>[]; stats: LookupStats } {
+  const stats: LookupStats = { ok: 0, wrong: 0, failed: 0, hops: [], ms: [] }
+  const jobs = Array.from({ length: count }, (_, i) => {
+    const [from, target] = pick(i)
     const t0 = net.sim.now
     return net
       .node(from)
