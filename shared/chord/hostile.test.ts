@@ -11,13 +11,7 @@ import { createFakeKeyring } from '../sim/fake-keys.ts'
 import { estimateSize } from '../sim/size.ts'
 import { encodeValue } from '../wire/value.ts'
 import { createBlame } from './blame.ts'
-import {
-  buildRing,
-  type ChordNet,
-  SIM_CHORD_OPTIONS,
-  settleAll,
-  stubChord,
-} from './harness.ts'
+import { buildRing, type ChordNet, SIM_CHORD_OPTIONS, settleAll, stubChord } from './harness.ts'
 import { launchLookupsOf } from './measure.ts'
 import type { ChordMsg } from './messages.ts'
 import { signProvider, signRecord } from './records.ts'
