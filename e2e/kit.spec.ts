@@ -67,10 +67,17 @@ test('the wait helpers: a table key, a deletion, a DHT record by its author', as
   )
 })
 
-test('present() waits on node.presence.get() as API.md has it (a stand-in here: presence is not in the node yet)', async ({
+test('present() waits on node.presence.get(): real nodes, a build without presence, and its timeout named', async ({
   weft,
 }) => {
   const [a, b] = await weft.peers(2)
+  // The nodes' own presence: each sees the other.
+  await weft.present([a, b], { timeoutMs: 20_000 })
+  for (const [p, other] of [
+    [a, b],
+    [b, a],
+  ] as const)
+    expect(await p.evaluate((node, id) => node.presence.get().has(id), other.id)).toBe(true)
   // A node without presence: said so.
   await a.evaluate((node) =>
     Object.defineProperty(node, 'presence', { value: undefined, configurable: true }),
@@ -80,7 +87,7 @@ test('present() waits on node.presence.get() as API.md has it (a stand-in here: 
     (e: Error) => e.message,
   )
   expect(none).toMatch(/this weft build has no node.presence/)
-  // Stand-ins that list only their own node, and the other one half a second later.
+  // Stand-ins (for a timing the test controls) that list only their own node, and the other one half a second later.
   for (const [p, other] of [
     [a, b],
     [b, a],
