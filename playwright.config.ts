@@ -1,16 +1,22 @@
 /**
  * End-to-end tests: every peer is its own browser context (contexts do not
  * share IndexedDB), in Debian's Chromium (Playwright cannot download its own
- * browser here; see PLATFORM.md). Each test file starts its own signal
+ * browser here; see PLATFORM.md): its headless shell when it is installed
+ * (Chromium's headless build, the one Playwright itself runs headless tests
+ * in; a tab costs about half the CPU of the full browser's), else the full
+ * browser; CHROMIUM_PATH names another. Each test file starts its own signal
  * server on a free port (e2e/fixtures.ts), or each worker (the testing kit,
  * weft/testing/playwright, which adds its flags to these).
  */
 import { existsSync } from 'node:fs'
 import { defineConfig } from '@playwright/test'
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const installed = ['/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find((p) => existsSync(p))
+const chromium = process.env.CHROMIUM_PATH || (installed ?? '/usr/bin/chromium-headless-shell')
 if (!existsSync(chromium))
-  throw new Error(`Chromium not found at ${chromium}: run apt-get install -y chromium (or set CHROMIUM_PATH)`)
+  throw new Error(
+    `Chromium not found at ${chromium}: run apt-get install -y chromium-headless-shell (or set CHROMIUM_PATH)`,
+  )
 
 export default defineConfig({
   testDir: '.',

@@ -102,6 +102,17 @@ describe('Chromium', () => {
     ).toEqual({ executablePath: '/usr/bin/chromium-browser', source: 'system' })
   })
 
+  it("prefers the system's headless shell to its full Chromium (the kit's browser is headless)", () => {
+    const installed = ['/usr/bin/chromium', '/usr/bin/chromium-headless-shell']
+    expect(chooseChromium({ ...base, option: undefined, exists: (p) => installed.includes(p) })).toEqual({
+      executablePath: '/usr/bin/chromium-headless-shell',
+      source: 'system',
+    })
+    expect(
+      chooseChromium({ ...base, option: undefined, exists: (p) => p === '/usr/bin/chromium' }).executablePath,
+    ).toBe('/usr/bin/chromium')
+  })
+
   it('names what to do when there is none, or a named one is missing', () => {
     expect(() => chooseChromium({ ...base, option: undefined, exists: () => false })).toThrow(
       /no Chromium found.*npx playwright install chromium.*apt-get install -y chromium.*CHROMIUM_PATH/,
