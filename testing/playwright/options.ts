@@ -40,7 +40,9 @@ export interface WeftBrowserOptions {
    * The Chromium to launch. Unset: `CHROMIUM_PATH`, else the configuration's
    * `launchOptions.executablePath`, else its `channel`, else Playwright's own
    * Chromium if installed (`npx playwright install chromium`), else a system
-   * Chromium (`/usr/bin/chromium`, …).
+   * Chromium: its headless shell first (`/usr/bin/chromium-headless-shell`,
+   * Debian's `chromium-headless-shell`: a tab costs about half the CPU), then
+   * `/usr/bin/chromium`, ….
    * @default undefined (found as above)
    */
   executablePath?: string
