@@ -188,12 +188,12 @@ test('three peers: ids, links with their transport, the drawing, a chat reaching
 })
 
 test('a failed join shows the error by name', async ({ browser }) => {
-  // joinOverlay keeps trying for its timeoutMs (30 s by default; 8 s here) before it gives up.
+  // joinOverlay keeps trying for its timeoutMs (30 s by default; 3 s here) before it gives up.
   const ctx = await browser.newContext()
   const page = await ctx.newPage()
   try {
     const dead = `http://127.0.0.1:${await freePort()}`
-    await page.goto(`${server.url}/?network=nowhere&timeoutMs=8000&signal=${encodeURIComponent(dead)}`)
+    await page.goto(`${server.url}/?network=nowhere&timeoutMs=3000&signal=${encodeURIComponent(dead)}`)
     // Meanwhile the page says that it is retrying, and why.
     await expect(page.getByRole('status', { name: 'Signal server state' })).toHaveText(
       /^retrying in \d+ s \(unreachable\)$/,
