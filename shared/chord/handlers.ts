@@ -10,7 +10,12 @@
  * type has its handler below, and no handler throws into the host. What a request makes
  * us send back (a record, provider records, lists of ids) is charged to the
  * asking peer's window budget; past it the answer is a small `err busy`
- * (reply-budget.ts).
+ * (reply-budget.ts). The `route`s a peer has us pass on are counted too: at
+ * most `routeBudget` per window (the same window budget, in routes); past
+ * it a route is dropped (`drop.routeBudget`), or answered `err busy` when
+ * the peer is its origin, which then looks up iteratively at once. What
+ * its routes may hold of the table of answers to pass back is bounded in
+ * route-relays.ts.
  */
 import { isNodeId } from '../bytes.ts'
 import { bump } from '../protocol.ts'
@@ -28,7 +33,8 @@ import {
 } from './messages.ts'
 import type { ChordContext } from './options.ts'
 import type { Replication } from './replication.ts'
-import { createReplyBudget, replyBytes } from './reply-budget.ts'
+import { createReplyBudget, createWindowBudget, replyBytes } from './reply-budget.ts'
+import { createRouteRelays } from './route-relays.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 import type { Storage } from './storage.ts'
@@ -71,11 +77,17 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     bump(counters, 'drop.replyBudget')
     return false
   }
+  /** Routes we passed on for each peer, per window. */
+  const routes = createWindowBudget(
+    { limit: o.routeBudget, windowMs: o.replyWindowMs },
+    counters,
+    'routeBudget.evicted',
+  )
   /**
-   * Routes we passed on, by request id: the peer each came from, and until when its origin waits
-   * (routeRec's timeout), so that the answer can go back over the links the route came by.
+   * Routes we passed on: the peer each came from, until its origin stops waiting (routeRec's
+   * timeout), so that the answer can go back over the links the route came by.
    */
-  const relays = new Map<number, { back: string; until: number }>()
+  const relays = createRouteRelays({ max: MAX_RELAYS, ttlMs: 4 * o.requestTimeoutMs }, counters)
   /** Answer `from`'s request: `msg` within its budget, else `err busy`. */
   const reply = (from: string, msg: ChordReply): void =>
     send(from, affords(from, msg) ? msg : { t: 'err', r: msg.r, code: 'busy' })
@@ -110,24 +122,27 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
         bump(counters, 'drop.routeStuck')
         return
       }
-      if (m.o !== self) {
-        relays.delete(m.r)
-        relays.set(m.r, { back: from, until: deps.now() + 4 * o.requestTimeoutMs })
-        if (relays.size > MAX_RELAYS) {
-          relays.delete(relays.keys().next().value as number)
-          bump(counters, 'route.relayEvicted')
-        }
+      const now = deps.now()
+      const held = m.o === self ? undefined : relays.pendingFrom(m.r, now)
+      if (held !== undefined && held !== from) {
+        // Another peer's route of this id is under way: its answer is that peer's, not this one's.
+        bump(counters, 'drop.routeTaken')
+        return
       }
+      if (!routes.take(from, 1, now)) {
+        bump(counters, 'drop.routeBudget')
+        if (m.o === from) send(from, { t: 'err', r: m.r, code: 'busy' })
+        return
+      }
+      if (m.o !== self) relays.add(m.r, from, now)
       send(next, { ...m, h: m.h + 1 })
     },
 
     relay(msg) {
-      const at = relays.get(msg.r)
-      if (!at) return false
-      relays.delete(msg.r)
-      if (at.until < deps.now()) return false
+      const back = relays.take(msg.r, deps.now())
+      if (back === undefined) return false
       bump(counters, 'route.relayed')
-      if (affords(at.back, msg)) send(at.back, msg)
+      if (affords(back, msg)) send(back, msg)
       return true
     },
 

@@ -105,8 +105,14 @@ export interface ChordOptions {
    * `err busy` (`drop.replyBudget`, reply-budget.ts). @default 4_194_304 (4 MiB)
    */
   replyBudgetBytes?: number
-  /** The window of `replyBudgetBytes`. @default 10_000 */
+  /** The window of `replyBudgetBytes` and `routeBudget`. @default 10_000 */
   replyWindowMs?: number
+  /**
+   * Recursive lookups (`route`) one peer may have us pass on per
+   * `replyWindowMs`; past it they are dropped (`drop.routeBudget`; answered
+   * `err busy` when the peer is the route's origin). @default 256
+   */
+  routeBudget?: number
 }
 
 export interface ResolvedOptions {
@@ -130,6 +136,7 @@ export interface ResolvedOptions {
   iterative: boolean
   replyBudgetBytes: number
   replyWindowMs: number
+  routeBudget: number
   store: StoreLimits
 }
 
@@ -156,6 +163,7 @@ export function resolveOptions(options: ChordOptions): ResolvedOptions {
     iterative: options.iterative ?? true,
     replyBudgetBytes: options.replyBudgetBytes ?? 4 * 1024 * 1024,
     replyWindowMs: Math.max(1, options.replyWindowMs ?? 10_000),
+    routeBudget: Math.max(0, options.routeBudget ?? 256),
     store: {
       maxRecords: options.maxRecords ?? 100_000,
       maxStoreBytes: options.maxStoreBytes ?? 128 * 1024 * 1024,

@@ -16,6 +16,10 @@
  * one shared record until its window ends: a peer that gets a new budget
  * meanwhile starts from the most spent evicted one, so eviction never resets
  * anyone's budget.
+ *
+ * The same window budget, counted in routes instead of bytes, bounds the
+ * `route`s one peer may have us pass on (`routeBudget`, handlers.ts):
+ * `createWindowBudget` is the mechanism, `createReplyBudget` the byte one.
  */
 import { bump, type Counters } from '../protocol.ts'
 import type { ChordMsg } from './messages.ts'
@@ -35,8 +39,8 @@ interface Window {
 }
 
 export interface ReplyBudget {
-  /** Charge `bytes` sent to `peer` now; false (nothing charged) when its window has not that much left. */
-  take(peer: string, bytes: number, now: number): boolean
+  /** Charge `amount` (bytes, or routes) to `peer` now; false (nothing charged) when its window has not that much left. */
+  take(peer: string, amount: number, now: number): boolean
   /** Budgets held. */
   readonly size: number
 }
@@ -64,15 +68,32 @@ export function replyBytes(msg: ChordMsg): number {
   }
 }
 
+/** What one peer's requests may make us send, in bytes per `replyWindowMs`. */
 export function createReplyBudget(
   opts: { replyBudgetBytes: number; replyWindowMs: number },
   counters: Counters,
+): ReplyBudget {
+  return createWindowBudget(
+    { limit: opts.replyBudgetBytes, windowMs: opts.replyWindowMs },
+    counters,
+    'budget.evicted',
+  )
+}
+
+/**
+ * At most `limit` per peer per `windowMs` (in any unit the caller charges);
+ * `evictedCounter` counts budgets evicted while their windows ran.
+ */
+export function createWindowBudget(
+  opts: { limit: number; windowMs: number },
+  counters: Counters,
+  evictedCounter: string,
 ): ReplyBudget {
   /** Per peer, in the order the windows started: the first is the oldest. */
   const windows = new Map<string, Window>()
   /** The most spent of the windows evicted while they ran, until it ends. */
   let evicted: Window | undefined
-  const ended = (w: Window, now: number) => now - w.start >= opts.replyWindowMs
+  const ended = (w: Window, now: number) => now - w.start >= opts.windowMs
 
   function evictOne(now: number): void {
     for (const [id, w] of windows) if (ended(w, now)) windows.delete(id)
@@ -81,7 +102,7 @@ export function createReplyBudget(
     if (!oldest) return
     const [id, w] = oldest
     windows.delete(id)
-    bump(counters, 'budget.evicted')
+    bump(counters, evictedCounter)
     if (!evicted || ended(evicted, now)) evicted = { ...w }
     else evicted = { start: Math.max(evicted.start, w.start), spent: Math.max(evicted.spent, w.spent) }
   }
@@ -101,10 +122,10 @@ export function createReplyBudget(
   }
 
   return {
-    take(peer, bytes, now) {
+    take(peer, amount, now) {
       const w = windowOf(peer, now)
-      if (w.spent + bytes > opts.replyBudgetBytes) return false
-      w.spent += bytes
+      if (w.spent + amount > opts.limit) return false
+      w.spent += amount
       return true
     },
     get size() {
