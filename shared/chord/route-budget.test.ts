@@ -25,6 +25,8 @@ const H = (i: number) => (0x7000 + i).toString(16).padStart(40, '0')
 /** A made-up origin. */
 const O = (i: number) => (0x9000_0000 + i).toString(16).padStart(40, '0')
 
+const flush = () => new Promise((r) => setTimeout(r, 0))
+
 /** The routes the budget lets one peer have passed on per window (the default). */
 const ROUTES = 256
 
@@ -64,6 +66,25 @@ describe('routes passed on for one peer', () => {
       await s.chord.handle(H(0), { t: 'route', r: 1000 + i, k: E, o: H(0), h: 1 })
     expect(routesTo(s.sent, D)).toBe(ROUTES)
     expect(s.sent.at(-1)).toEqual([H(0), { t: 'err', r: 1000 + ROUTES, code: 'busy' }])
+  })
+})
+
+describe('a recursive lookup whose route is refused', () => {
+  it('goes on iteratively at once when the first hop answers err busy (no wait for the route’s timeout)', async () => {
+    // B, recursive: D is its successor, so a lookup of E starts with a route to D.
+    const s = await victim()
+    const lookup = s.chord.lookup(E).catch((e: Error) => e.name)
+    await flush()
+    const route = s.sent.find(([to, m]) => to === D && m.t === 'route')
+    expect(route).toBeDefined()
+    const r = (route?.[1] as { r: number }).r
+    s.sent.length = 0
+    await s.chord.handle(D, { t: 'err', r, code: 'busy' })
+    await flush()
+    // No time has passed: the iterative lookup already asks D.
+    expect(s.chord.counters['lookup.recursiveFallback']).toBe(1)
+    expect(s.sent.some(([to, m]) => to === D && m.t !== 'route')).toBe(true)
+    void lookup
   })
 })
 
