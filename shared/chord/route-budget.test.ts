@@ -75,9 +75,9 @@ describe('a recursive lookup whose route is refused', () => {
     const s = await victim()
     const lookup = s.chord.lookup(E).catch((e: Error) => e.name)
     await flush()
-    const route = s.sent.find(([to, m]) => to === D && m.t === 'route')
-    expect(route).toBeDefined()
-    const r = (route?.[1] as { r: number }).r
+    const route = s.sent.find(([to, m]) => to === D && m.t === 'route')?.[1]
+    if (route?.t !== 'route') throw new Error('no route sent to D')
+    const r = route.r
     s.sent.length = 0
     await s.chord.handle(D, { t: 'err', r, code: 'busy' })
     await flush()
