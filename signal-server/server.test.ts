@@ -344,8 +344,8 @@ describe('traffic relay', () => {
     expect(arrived).toEqual([...arrived].sort((x, y) => (x ?? 0) - (y ?? 0)))
     expect(arrived[0]).toBe(0)
     expect(s.metrics()['relayErrors.quota']).toBe(refused.length)
-    // After a second the bucket has refilled.
-    await new Promise((r) => setTimeout(r, 1000))
+    // Once the bucket has refilled by a frame's cost (twice the time that takes at 64 KiB/s: ~250 ms), one more goes.
+    await new Promise((r) => setTimeout(r, (2 * (8 * 1024 + 32) * 1000) / (64 * 1024)))
     a.socket.emit('relay', { to: b.id, frame: new Uint8Array(8 * 1024) })
     await b.until(() => b.received('relay').length === arrived.length + 1)
   })

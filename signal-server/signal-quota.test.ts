@@ -159,11 +159,10 @@ describe('honest link setup', () => {
     const s = await start({ puzzleBits: 0 })
     const n = 10
     const nodes: WeftNode[] = []
-    for (let i = 0; i < n; i++) {
-      const node = await joinOverlay({ signal: s.address, network: 'honest', puzzleBits: 0 })
-      cleanup.push(() => node.close())
-      nodes.push(node)
-    }
+    // Closed together: each close lingers about a second for its leave to spread (one by one, ten seconds).
+    cleanup.push(() => Promise.all(nodes.map((x) => x.close())))
+    for (let i = 0; i < n; i++)
+      nodes.push(await joinOverlay({ signal: s.address, network: 'honest', puzzleBits: 0 }))
     // Each links to most of the others (mesh and DHT links): dozens of offers, answers, candidates.
     await until(
       'every node linked over WebRTC to five or more',

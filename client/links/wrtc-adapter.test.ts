@@ -272,7 +272,8 @@ describe('weft nodes on each stack, direct links only', () => {
     server = await createSignalServer({ port: 0, host: '127.0.0.1', log: () => {} })
   })
   afterAll(async () => {
-    for (const n of nodes.splice(0)) await n.close()
+    // Together: each close lingers about a second for its leave to spread (one by one, seconds per pair).
+    await Promise.all(nodes.splice(0).map((n) => n.close()))
     await server.close()
   })
   const join = async (network: string, w: unknown, extra: Record<string, unknown> = {}) => {
