@@ -61,7 +61,7 @@ import { isMain, report } from './report.ts'
 const REPLICAS = 3
 /** Rings larger than this get the short programme (_sim-chord-large.ts). */
 const LARGE = 4096
-const SEED = 2026
+const SEED = Number(process.env.SIM_CHORD_SEED ?? 2026)
 const OPTIONS: ChordOptions = { ...SIM_CHORD_OPTIONS, fixFingersMs: 500 }
 /** Rings above LARGE are built until this share of fingers is exact, not all (measureLarge). */
 const FINGER_TARGET = 0.99
