@@ -131,8 +131,7 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
       return true
     },
 
-    getPred: (from, m) =>
-      reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: [...table.successors()] }),
+    getPred: (from, m) => reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: table.passedOn() }),
     notify: (from) => maintenance.onNotify(from),
     newSucc: (from) => maintenance.onNewSucc(from),
     leave: (from, m) => maintenance.onLeave(from, m.p, m.s),
