@@ -30,7 +30,7 @@ import { NoRouteError, ValueTooLargeError } from '../errors.ts'
 import { bump, type Counters, type ProtocolNode } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
-import { createHandlers, dispatch } from './handlers.ts'
+import { answerLeft, createHandlers, dispatch } from './handlers.ts'
 import { createLiveness } from './liveness.ts'
 import { createLookup } from './lookup.ts'
 import { createMaintenance } from './maintenance.ts'
@@ -157,6 +157,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const ctx = createContext(deps, options)
   const { self, o, counters } = ctx
   let started = false
+  /** We left the ring (leave): every request is answered `err left` until we join again. */
+  let left = false
   let paused = false
   /** The merge check (consider): one at a time, one per stabilize period; a probe now and then (maintenance.ts). */
   let considering = false
@@ -251,6 +253,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     handle(from, msg) {
       // A node that has not joined takes no ring state: a merging neighbour's newSucc would
       // pull it onto a ring before it joins one (maintenance.ts, merging rings).
+      if (left) return answerLeft(ctx, { liveness: heard, rpc }, handlers, from, msg)
       if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
       return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg)
     },
@@ -265,6 +268,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     join(bootstrap) {
       started = true
+      left = false
       if (bootstrap === null || bootstrap === self) return Promise.resolve()
       return maintenance.join(bootstrap)
     },
@@ -280,6 +284,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       const msg: ChordMsg = { t: 'leave', p: pred, s: table.passedOn() }
       if (s0 !== undefined) ctx.send(s0, msg)
       if (pred !== null && pred !== s0) ctx.send(pred, msg)
+      left = true
       bump(counters, 'left')
     },
 

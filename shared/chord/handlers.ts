@@ -10,7 +10,8 @@
  * type has its handler below, and no handler throws into the host. What a request makes
  * us send back (a record, provider records, lists of ids) is charged to the
  * asking peer's window budget; past it the answer is a small `err busy`
- * (reply-budget.ts).
+ * (reply-budget.ts). An `err left` is its sender saying, over its own link,
+ * that it has left the ring: it is marked dead at once (`peer.left`).
  */
 import { isNodeId } from '../bytes.ts'
 import { bump } from '../protocol.ts'
@@ -33,6 +34,8 @@ import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 import type { Storage } from './storage.ts'
 
+/** The `err` code of a node that has left the ring (chord.ts `leave`): every request it gets is answered so. */
+export const LEFT = 'left'
 /** Candidates a `closer` answer carries. */
 const CLOSER_COUNT = 6
 /** Routes passed on whose answers we may pass back (the oldest forgotten first). */
@@ -170,6 +173,11 @@ export function dispatch(
   parts.liveness.heard(from)
   if (isReply(msg)) {
     if (msg.t !== 'routed' || !handlers.relay(msg)) parts.rpc.onReply(from, msg)
+    // It says so itself, over its own link: it has left the ring (gone now, not after two timeouts).
+    if (msg.t === 'err' && msg.code === LEFT) {
+      bump(counters, 'peer.left')
+      parts.liveness.markDead(from)
+    }
     return
   }
   try {
@@ -177,6 +185,27 @@ export function dispatch(
   } catch {
     bump(counters, 'error.internal') // no handler throws; if one ever did, the host must not see it
   }
+}
+
+/**
+ * A message to a node that has left the ring (chord.ts `leave`): a request
+ * is answered `err left` (its sender takes us as gone at once, not after two
+ * timeouts), anything else dropped. Replies still go to our requests.
+ */
+export function answerLeft(
+  ctx: ChordContext,
+  parts: Pick<HandlerParts, 'liveness' | 'rpc'>,
+  handlers: HandlerTable,
+  from: string,
+  raw: unknown,
+): void | Promise<void> {
+  const msg = parseChordMsg(raw)
+  if (msg && !isReply(msg)) {
+    if (!isNodeId(from) || from === ctx.self) return bump(ctx.counters, 'drop.from')
+    if ('r' in msg && msg.r > 0) ctx.send(from, { t: 'err', r: msg.r, code: LEFT })
+    return bump(ctx.counters, 'drop.left')
+  }
+  return dispatch(ctx, parts, handlers, from, raw)
 }
 
 /** The handler for `msg`'s type. (TypeScript cannot pair a union's members with a mapped type's: one cast, here.) */
