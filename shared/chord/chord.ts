@@ -185,8 +185,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const liveness = createLiveness(ctx, {
     probe: (x) => rpc.request(x, (r) => ({ t: 'ping', r })),
     onDead: (x) => {
+      const before = table.passedOn()
       check.dead(x)
       table.forget(x)
+      relisted(before)
     },
   })
   const check = createSuccessorCheck(ctx, liveness.isDead, (x) => rpc.request(x, (r) => ({ t: 'ping', r })))
@@ -195,7 +197,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     ...liveness,
     heard(x: string) {
       liveness.heard(x)
-      check.heard(x)
+      if (!check.suspect(x)) return check.heard(x)
+      const before = table.passedOn()
+      check.heard(x) // a suspect that answers is passed on again
+      relisted(before)
     },
   }
   table = createRoutingTable(self, o, {
@@ -206,9 +211,36 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     onPredecessorJoined: (p, prevStart) => replication.onPredecessorJoined(p, prevStart),
     onReplicaSetChanged: () => scheduler.republishSoon(),
   })
+  /**
+   * Our list was set (`before`: what we passed on until then). When what we pass on changed inside
+   * (a node dropped out of it or came into it before its end; not its tail growing or cut), our
+   * predecessor is told (`changed`) and stabilizes at its next tick rather than its next period: a
+   * leave (or a suspect, succ-check.ts, and its return) runs back through the r nodes that list it
+   * at about a round trip a node, not a stabilize period each.
+   */
+  function relisted(before: readonly string[]): void {
+    const pred = table.predecessor()
+    if (!started || pred === null) return
+    const now = table.passedOn()
+    const inside = (x: string, list: readonly string[]) => {
+      const end = list[list.length - 1]
+      return end !== undefined && between(x, self, end)
+    }
+    const out = before.some((x) => !now.includes(x) && inside(x, now))
+    if (!out && !now.some((x) => !before.includes(x) && inside(x, before))) return
+    bump(counters, 'ring.changedSent')
+    ctx.send(pred, { t: 'changed' })
+  }
   const lookup = createLookup(ctx, table, liveness, rpc)
-  const maintenance = createMaintenance(ctx, table, liveness, rpc, lookup, check, () =>
-    scheduler.stabilizeSoon(),
+  const maintenance = createMaintenance(
+    ctx,
+    table,
+    liveness,
+    rpc,
+    lookup,
+    check,
+    () => scheduler.stabilizeSoon(),
+    relisted,
   )
   const storage = createStorage(ctx, rpc, lookup)
   replication = createReplication(ctx, table, rpc, lookup, storage)
@@ -254,7 +286,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       // A node that has not joined takes no ring state: a merging neighbour's newSucc would
       // pull it onto a ring before it joins one (maintenance.ts, merging rings).
       if (left) return answerLeft(ctx, { liveness: heard, rpc }, handlers, from, msg)
-      if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
+      if (!started && (msg.t === 'newSucc' || msg.t === 'notify' || msg.t === 'changed'))
+        return bump(counters, 'drop.not-joined')
       return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg)
     },
     tick(now) {
