@@ -197,16 +197,12 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     ...liveness,
     heard(x: string) {
       liveness.heard(x)
-      if (!check.suspect(x)) return check.heard(x)
-      const before = table.passedOn()
-      check.heard(x) // a suspect that answers is passed on again
-      relisted(before)
+      check.heard(x)
     },
   }
   table = createRoutingTable(self, o, {
     isDead: liveness.isDead,
     unverified: check.unverified,
-    suspect: check.suspect,
     listChanged: check.listChanged,
     onPredecessorJoined: (p, prevStart) => replication.onPredecessorJoined(p, prevStart),
     onReplicaSetChanged: () => scheduler.republishSoon(),
@@ -373,7 +369,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     successor: () => table.successors()[0] ?? self,
     successors: () => [...table.successors()],
-    vouchedSuccessors: () => [...table.vouchedSuccessors()],
+    vouchedSuccessors: () => table.passedOn(),
     successorCapacity: () => table.capacity(),
     predecessor: () => table.predecessor(),
     fingers: () => table.fingers(),

@@ -26,8 +26,8 @@
  *
  * Entries of the successor list not yet heard from (`unverified`,
  * succ-check.ts) are kept but not vouched for: nothing is answered from
- * them or past them, no `closer` names them, and the list we pass on
- * (`vouchedSuccessors`) stops before the first of them.
+ * them or past them (`vouchedSuccessors`), no `closer` names them, and the
+ * list we pass on (`passedOn`) leaves them out.
  */
 import { addPow2, between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
 
@@ -42,13 +42,9 @@ export interface RoutingTable {
   /** Where our primary range starts: the predecessor, or while it is unknown the last one we had. */
   rangeStart(): string | null
   successors(): readonly string[]
-  /**
-   * The successor list up to its first entry not yet heard from, or passed
-   * over by a list and not heard from since (a suspect): what we answer
-   * from and replicate to.
-   */
+  /** The successor list up to its first entry not yet heard from: what we answer from and replicate to. */
   vouchedSuccessors(): readonly string[]
-  /** The list we pass on (getPred, leave): up to its first entry not yet heard from, without the suspects. */
+  /** The list we pass on (getPred, leave): without the entries not yet heard from (each node checks the rest itself). */
   passedOn(): string[]
   /** How long the successor list may grow: 2·log2 of the ring size we estimate, within the options' bounds. */
   capacity(): number
@@ -91,8 +87,6 @@ export interface RoutingTableHooks {
   isDead(x: string): boolean
   /** A successor-list entry not yet heard from (succ-check.ts); none when not given. */
   unverified?(x: string): boolean
-  /** A successor-list entry another list passed over, not heard from since its check (succ-check.ts). */
-  suspect?(x: string): boolean
   /** The successor list is now `list`. */
   listChanged?(list: readonly string[]): void
   /** `p` joined inside our range (after `prevStart`): it is now primary for (prevStart, p]. */
@@ -108,8 +102,6 @@ export function createRoutingTable(
 ): RoutingTable {
   const { isDead } = hooks
   const unverified = hooks.unverified ?? (() => false)
-  const suspect = hooks.suspect ?? (() => false)
-  const doubtful = (x: string) => unverified(x) || suspect(x)
   const startCache = new Map<number, string>()
   let pred: string | null = null
   let lastPred: string | null = null
@@ -131,7 +123,7 @@ export function createRoutingTable(
 
   function closestPreceding(target: string, k: number): string[] {
     const out: string[] = []
-    for (const x of known()) if (between(x, self, target) && !isDead(x) && !doubtful(x)) out.push(x)
+    for (const x of known()) if (between(x, self, target) && !isDead(x) && !unverified(x)) out.push(x)
     out.sort(closerToTarget(target))
     return out.length > k ? out.slice(0, k) : out
   }
@@ -175,15 +167,14 @@ export function createRoutingTable(
   /** See `vouchedSuccessors()`; recomputed when the list changes or an entry is heard from. */
   let vouched: { list: string[]; at: number } | null = null
   function vouchedSuccessors(): string[] {
-    const i = succs.findIndex(doubtful)
+    const i = succs.findIndex(unverified)
     if (i < 0) return succs
     if (vouched?.at !== i) vouched = { list: succs.slice(0, i), at: i }
     return vouched.list
   }
 
   function passedOn(): string[] {
-    const i = succs.findIndex(unverified)
-    return (i < 0 ? succs : succs.slice(0, i)).filter((x) => !suspect(x))
+    return succs.some(unverified) ? succs.filter((x) => !unverified(x)) : [...succs]
   }
 
   function setFinger(i: number, x: string | null): void {

@@ -8,17 +8,10 @@
  *     message from it; a node new to the list that we have not heard from
  *     lately is pinged once). Until then it is `unverified`: the table
  *     answers no `found` from it or past it, names it in no `closer`, and
- *     passes on (getPred, leave) only the list before it;
- *   - an adopted list is merged with ours, not put in its place: a node we
- *     listed that the new list passes over (it lies before the last node
- *     the list names) stays until it fails (it is pinged at once, again after
- *     a stabilize period, doubling to `recheckMs`; `stabilize.omitted`
- *     counts them). Until it answers it is a suspect: we answer nothing
- *     from it or past it, and pass the list on without it, so that our
- *     predecessors check it at once too rather than after it died here. Past the list's last
- *     node we knew ours are dropped, as before: only the list can say what
- *     joined there (a list naming none we knew, or a distrusted source's,
- *     cuts nothing);
+ *     leaves it out of the list it passes on (getPred, leave);
+ *   - what the list leaves out of ours is dropped, as before (a liar can
+ *     shorten our list with real nodes), unless it names no node we knew or
+ *     its source is distrusted: then it cuts nothing;
  *   - one list brings at most MAX_FRESH entries new to us (unverified) at a
  *     time (`stabilize.refused` counts the rest), and a source whose new
  *     entries went dead unheard (`stabilize.silent`) SILENT_PER_SOURCE times
@@ -46,8 +39,6 @@ export interface SuccessorCheck {
   heard(x: string): void
   /** Is successor-list entry `x` not yet heard from? */
   unverified(x: string): boolean
-  /** Is `x` an entry a list passed over, pinged and not heard from since? */
-  suspect(x: string): boolean
   /** The successor list changed to `list`: ping what is new and unheard, forget what left it. */
   listChanged(list: readonly string[]): void
   /** `x` was marked dead: when it was an unverified entry, its source is charged. */
@@ -75,8 +66,8 @@ export function createSuccessorCheck(
   ping: (x: string) => Promise<unknown>,
 ): SuccessorCheck {
   const { self, counters, deps, o } = ctx
-  const recheckMs = 5 * o.stabilizeMs + 2 * o.requestTimeoutMs
-  const distrustMs = 2 * recheckMs
+  /** How long a source is distrusted the first time (doubling while it goes on). */
+  const distrustMs = 10 * o.stabilizeMs + 4 * o.requestTimeoutMs
   /** Heard from lately (insertion order = age). */
   const recent = new Set<string>()
   /** Unverified entries of our list, and the source that named each (null: our own lookup). */
@@ -87,10 +78,6 @@ export function createSuccessorCheck(
   const sources = new Map<string, { silent: number; until: number; period: number }>()
   /** The list as listChanged last saw it. */
   let listed = new Set<string>()
-  /** Passed-over entries pinged and not heard from since. */
-  const suspects = new Set<string>()
-  /** Passed-over entries we pinged: when we may again, and the interval. */
-  const rechecked = new Map<string, { next: number; every: number }>()
 
   function remember<K, V>(m: Map<K, V> | Set<K>, max: number): void {
     if (m.size > max) {
@@ -107,32 +94,17 @@ export function createSuccessorCheck(
     return s.until > now
   }
 
-  /** Ping `x`, which a list passed over: at once, then after a stabilize period, doubling to recheckMs. */
-  function recheck(x: string): void {
-    const now = deps.now()
-    const at = rechecked.get(x)
-    if (at !== undefined && now < at.next) return
-    const every = at === undefined ? o.stabilizeMs : Math.min(2 * at.every, recheckMs)
-    rechecked.set(x, { next: now + every, every })
-    suspects.add(x)
-    void ping(x)
-  }
-
   return {
     heard(x) {
       if (pending.size > 0 && pending.delete(x)) namedBy.delete(x)
-      if (suspects.size > 0) suspects.delete(x)
       recent.delete(x)
       recent.add(x)
       remember(recent, MAX_HEARD)
     },
     unverified: (x) => pending.size > 0 && pending.has(x),
-    suspect: (x) => suspects.size > 0 && suspects.has(x),
     listChanged(list) {
       const inList = new Set(list)
       for (const x of pending.keys()) if (!inList.has(x)) pending.delete(x)
-      for (const x of rechecked.keys()) if (!inList.has(x)) rechecked.delete(x)
-      for (const x of suspects) if (!inList.has(x)) suspects.delete(x)
       const before = listed
       listed = inList
       for (const x of list) {
@@ -173,35 +145,24 @@ export function createSuccessorCheck(
       const wary = distrusted(source)
       let fresh = 0
       for (const by of pending.values()) if (by === source) fresh++
-      /** The farthest node the list names, and the farthest of those we knew already. */
-      let named: string | null = null
+      /** The farthest node the list names that we knew (heard from): up to it, the list is taken as is. */
       let reach: string | null = null
-      const farther = (y: string | null, x: string) => y === null || between(y, last, x)
       for (const x of list) {
         if (x === self || !between(x, last, self) || isDead(x) || out.has(x)) continue
-        if (farther(named, x)) named = x
         if (pending.has(x)) {
           if (mine.has(x)) out.add(x) // still unverified: kept, but it vouches for no cut
         } else if (mine.has(x) || recent.has(x)) {
           out.add(x)
-          if (farther(reach, x)) reach = x
+          if (reach === null || between(reach, last, x)) reach = x
         } else if (!wary && fresh < maxFresh) {
           fresh++
           out.add(x)
           namedBy.set(x, source)
         } else bump(counters, 'stabilize.refused')
       }
-      // Ours that the list passes over stay until they fail: check that they live. Past the farthest
-      // node it names that we knew, ours are dropped, as before (only the list can say what joined
-      // there); but a list that names none we knew, or a distrusted source's, cuts nothing.
-      const upTo = wary || reach === null ? self : reach
-      for (const x of old) {
-        if (out.has(x) || isDead(x) || !(x === upTo || between(x, last, upTo))) continue
-        out.add(x)
-        if (pending.has(x)) continue
-        if (named !== null && between(x, last, named)) bump(counters, 'stabilize.omitted')
-        recheck(x)
-      }
+      // What the list leaves out of ours is dropped, as before; but a list that names none we knew,
+      // or a distrusted source's, cuts nothing.
+      if (reach === null || wary) for (const x of old) if (!isDead(x) && between(x, last, self)) out.add(x)
       return [...out]
         .map((x) => ({ x, d: distance(self, x) }))
         .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))

@@ -4,8 +4,9 @@
  * (they never answer) and leaves out the live nodes that follow it. The
  * predecessor must not take that list on one node's word: what it names is
  * kept unvouched until heard from (not answered from, not passed on), the
- * live nodes it already knew stay until they fail, and a source whose names
- * stay silent is not asked to vouch again for a while.
+ * live nodes it already knew stay (a list naming none it knew cuts nothing),
+ * and a source whose names stay silent is not asked to vouch again for a
+ * while.
  */
 import { describe, expect, it } from 'vitest'
 import { testSeed, withSeed } from '../../test/seed.ts'
@@ -128,7 +129,6 @@ describe('a hostile successor that feeds its predecessor a list of made-up ids',
       expect(f.wrong).toBe(0)
       expect(f.failed).toBe(0)
       expect(f.maxMs).toBeLessThanOrEqual(2 * TIMEOUT)
-      expect(sum(net, 'stabilize.omitted')).toBeGreaterThan(0)
       expect(sum(net, 'stabilize.distrusted')).toBeGreaterThan(0)
       // Each made-up id costs a ping or two, not one every stabilization: at most a few per distrust period.
       expect(f.silentAtV).toBeLessThanOrEqual(12)
