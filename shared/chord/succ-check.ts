@@ -10,8 +10,8 @@
  *     answers no `found` from it or past it, names it in no `closer`, and
  *     leaves it out of the list it passes on (getPred, leave);
  *   - what the list leaves out of ours is dropped, as before (a liar can
- *     shorten our list with real nodes), unless it names no node we knew or
- *     its source is distrusted: then it cuts nothing;
+ *     shorten our list with real nodes), unless it names no node we knew:
+ *     then it cuts nothing;
  *   - one list brings at most MAX_FRESH entries new to us (unverified) at a
  *     time (`stabilize.refused` counts the rest), and a source whose new
  *     entries went dead unheard (`stabilize.silent`) SILENT_PER_SOURCE times
@@ -160,9 +160,9 @@ export function createSuccessorCheck(
           namedBy.set(x, source)
         } else bump(counters, 'stabilize.refused')
       }
-      // What the list leaves out of ours is dropped, as before; but a list that names none we knew,
-      // or a distrusted source's, cuts nothing.
-      if (reach === null || wary) for (const x of old) if (!isDead(x) && between(x, last, self)) out.add(x)
+      // What the list leaves out of ours is dropped, as before; but a list that names none we knew
+      // (say, only made-up ids) cuts nothing.
+      if (reach === null) for (const x of old) if (!isDead(x) && between(x, last, self)) out.add(x)
       return [...out]
         .map((x) => ({ x, d: distance(self, x) }))
         .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
