@@ -95,7 +95,7 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   findProviders(key: string): Promise<string[]>
   successor(): string
   successors(): string[]
-  /** The successor list up to its first entry not yet heard from: what this node answers from and passes on. */
+  /** The successor list up to its first entry not yet heard from: what this node answers from and replicates to. */
   vouchedSuccessors(): string[]
   /** How long the successor list may grow: 2·log2 of the ring size this node estimates (options.successors at least). */
   successorCapacity(): number
@@ -185,10 +185,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const liveness = createLiveness(ctx, {
     probe: (x) => rpc.request(x, (r) => ({ t: 'ping', r })),
     onDead: (x) => {
-      const before = table.passedOn()
       check.dead(x)
       table.forget(x)
-      relisted(before)
     },
   })
   const check = createSuccessorCheck(ctx, liveness.isDead, (x) => rpc.request(x, (r) => ({ t: 'ping', r })))
@@ -207,36 +205,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     onPredecessorJoined: (p, prevStart) => replication.onPredecessorJoined(p, prevStart),
     onReplicaSetChanged: () => scheduler.republishSoon(),
   })
-  /**
-   * Our list was set (`before`: what we passed on until then). When what we pass on changed inside
-   * (a node dropped out of it or came into it before its end; not its tail growing or cut), our
-   * predecessor is told (`changed`) and stabilizes at its next tick rather than its next period: a
-   * leave (or a suspect, succ-check.ts, and its return) runs back through the r nodes that list it
-   * at about a round trip a node, not a stabilize period each.
-   */
-  function relisted(before: readonly string[]): void {
-    const pred = table.predecessor()
-    if (!started || pred === null) return
-    const now = table.passedOn()
-    const inside = (x: string, list: readonly string[]) => {
-      const end = list[list.length - 1]
-      return end !== undefined && between(x, self, end)
-    }
-    const out = before.some((x) => !now.includes(x) && inside(x, now))
-    if (!out && !now.some((x) => !before.includes(x) && inside(x, before))) return
-    bump(counters, 'ring.changedSent')
-    ctx.send(pred, { t: 'changed' })
-  }
   const lookup = createLookup(ctx, table, liveness, rpc)
-  const maintenance = createMaintenance(
-    ctx,
-    table,
-    liveness,
-    rpc,
-    lookup,
-    check,
-    () => scheduler.stabilizeSoon(),
-    relisted,
+  const maintenance = createMaintenance(ctx, table, liveness, rpc, lookup, check, () =>
+    scheduler.stabilizeSoon(),
   )
   const storage = createStorage(ctx, rpc, lookup)
   replication = createReplication(ctx, table, rpc, lookup, storage)
@@ -282,8 +253,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       // A node that has not joined takes no ring state: a merging neighbour's newSucc would
       // pull it onto a ring before it joins one (maintenance.ts, merging rings).
       if (left) return answerLeft(ctx, { liveness: heard, rpc }, handlers, from, msg)
-      if (!started && (msg.t === 'newSucc' || msg.t === 'notify' || msg.t === 'changed'))
-        return bump(counters, 'drop.not-joined')
+      if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
       return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg)
     },
     tick(now) {

@@ -137,7 +137,6 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
     getPred: (from, m) => reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: table.passedOn() }),
     notify: (from) => maintenance.onNotify(from),
     newSucc: (from) => maintenance.onNewSucc(from),
-    changed: (from) => maintenance.onChanged(from),
     leave: (from, m) => maintenance.onLeave(from, m.p, m.s),
     table: (from, m) => reply(from, { t: 'fingers', r: m.r, f: table.known().slice(0, LIMITS.ids) }),
 

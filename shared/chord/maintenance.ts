@@ -64,8 +64,6 @@ export interface Maintenance {
   checkPredecessor(): Promise<void>
   onNotify(from: string): void
   onNewSucc(from: string): void
-  /** Our successor's list changed inside (`changed`): stabilize at the next tick, to take it now. */
-  onChanged(from: string): void
   /**
    * `from` leaves: splice it out (its predecessor becomes ours, its successors ours), then forget
    * it; a leave from a neighbour that is not what an honest one sends is dropped (`drop.leave`).
@@ -91,12 +89,8 @@ export function createMaintenance(
   check: SuccessorCheck,
   /** Stabilize again at the next tick (a successor stopped answering). */
   stabilizeSoon: () => void,
-  /** After we set our successor list from a peer's (`before`: what we passed on until then). */
-  relisted: (before: readonly string[]) => void,
 ): Maintenance {
-  const { self, counters, deps, o } = ctx
-  /** When we last stabilized early for our successor's `lost`. */
-  let changedAt = Number.NEGATIVE_INFINITY
+  const { self, counters } = ctx
   const { isDead } = liveness
   const { request } = rpc
   let fixNext = 0
@@ -141,11 +135,9 @@ export function createMaintenance(
     // stabilization and our predecessors never copy a list that skips live nodes.
     const { s, res: at } = await stepBack(first, res)
     if (table.successors()[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
-    // Its list merged with ours, not in its place: what it newly names is unverified until heard
-    // from, and what it leaves out of ours stays until it fails (succ-check.ts).
-    const before = table.passedOn()
+    // Its list checked, not taken on its word: what it newly names is unverified until heard from
+    // (succ-check.ts).
     table.setSuccessors(check.merge(s, [s], at.s, table.successors()))
-    relisted(before)
     const now = table.successors()[0]
     if (now !== undefined) ctx.send(now, { t: 'notify' })
   }
@@ -385,7 +377,6 @@ export function createMaintenance(
         return
       }
       bump(counters, 'ring.leave')
-      const before = table.passedOn()
       if (follow) table.setPredecessor(p === self ? null : p)
       liveness.markDead(from)
       if (precede) {
@@ -395,17 +386,6 @@ export function createMaintenance(
         const known = check.merge(from, [], list, old, 0)
         table.setSuccessors(known.length > 0 ? known : check.merge(from, [], list, old, 1))
       }
-      relisted(before)
-    },
-    onChanged(from) {
-      // Only our successor's list is ours to copy; and at most one early stabilization per half period,
-      // so a successor that keeps saying so costs us no more than twice the usual getPreds.
-      const now = deps.now()
-      if (table.successors()[0] !== from || now - changedAt < o.stabilizeMs / 2)
-        return bump(counters, 'drop.changed')
-      changedAt = now
-      bump(counters, 'ring.changed')
-      stabilizeSoon()
     },
   }
 }

@@ -39,7 +39,6 @@ const samples: ChordMsg[] = [
   { t: 'pred', r: 3, p: A, s: [B] },
   { t: 'notify' },
   { t: 'newSucc' },
-  { t: 'changed' },
   { t: 'leave', p: A, s: [B] },
   { t: 'leave', p: null, s: [] },
   { t: 'table', r: 4 },

@@ -72,8 +72,6 @@ export type ChordMsg =
   | { t: 'notify' }
   /** One-way: the sender has just joined and thinks it is our successor. */
   | { t: 'newSucc' }
-  /** One-way, to the predecessor: the list the sender passes on changed inside (stabilize now). */
-  | { t: 'changed' }
   /** One-way: the sender leaves the ring; p was its predecessor, s its successor list. */
   | { t: 'leave'; p: string | null; s: string[] }
   /** Ask for finger hints (used by a joining node). */
@@ -244,7 +242,7 @@ function parse(v: unknown): ChordMsg | null {
   if (!isObj(v)) return null
   const t = v.t
   if (typeof t !== 'string') return null
-  if (t === 'notify' || t === 'newSucc' || t === 'changed') return { t }
+  if (t === 'notify' || t === 'newSucc') return { t }
   if (t === 'leave') {
     const s = ids(v.s)
     const p = v.p
