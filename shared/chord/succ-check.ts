@@ -13,11 +13,14 @@
  *     shorten our list with real nodes), unless it names no node we knew:
  *     then it cuts nothing;
  *   - one list brings at most MAX_FRESH entries new to us (unverified) at a
- *     time (`stabilize.refused` counts the rest), and a source whose new
- *     entries went dead unheard (`stabilize.silent`) SILENT_PER_SOURCE times
- *     is distrusted for `distrustMs` (`stabilize.distrusted`): its new
- *     entries are not taken at all meanwhile. A liar's made-up ids cost a
- *     few pings per distrust period, and never a lookup's timeout.
+ *     time (`stabilize.refused` counts the rest). Each new entry that goes
+ *     dead unheard charges its source (`stabilize.silent`), each that
+ *     answers takes a charge off (down to a credit of MAX_FRESH: an
+ *     honest list after a crash names live and dead new nodes alike), and a
+ *     source charged SILENT_PER_SOURCE times is distrusted for `distrustMs`
+ *     (`stabilize.distrusted`): its new entries are not taken at all
+ *     meanwhile. A liar's made-up ids cost a few pings per distrust period,
+ *     and never a lookup's timeout.
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
@@ -96,7 +99,18 @@ export function createSuccessorCheck(
 
   return {
     heard(x) {
-      if (pending.size > 0 && pending.delete(x)) namedBy.delete(x)
+      if (pending.size > 0 && pending.has(x)) {
+        // A new entry that answers takes a charge off its source (made-up ids never answer).
+        const by = pending.get(x)
+        if (by !== undefined && by !== null) {
+          const c = sources.get(by) ?? { silent: 0, until: 0, period: distrustMs }
+          c.silent = Math.max(c.silent - 1, -MAX_FRESH)
+          if (!sources.has(by)) sources.set(by, c)
+          remember(sources, MAX_SOURCES)
+        }
+        pending.delete(x)
+        namedBy.delete(x)
+      }
       recent.delete(x)
       recent.add(x)
       remember(recent, MAX_HEARD)

@@ -130,8 +130,9 @@ describe('a hostile successor that feeds its predecessor a list of made-up ids',
       expect(f.failed).toBe(0)
       expect(f.maxMs).toBeLessThanOrEqual(2 * TIMEOUT)
       expect(sum(net, 'stabilize.distrusted')).toBeGreaterThan(0)
-      // Each made-up id costs a ping or two, not one every stabilization: at most a few per distrust period.
-      expect(f.silentAtV).toBeLessThanOrEqual(12)
+      // Each made-up id costs a ping or two, not one every stabilization: at most a few per distrust period
+      // (h, honest until now, first spends the credit its live new entries earned: 8 more).
+      expect(f.silentAtV).toBeLessThanOrEqual(16)
     })
   })
 
