@@ -10,6 +10,7 @@
  *   rpc.ts              requests, their answers and timeouts
  *   lookup.ts           iterative (or recursive) lookups, and checking their answer
  *   maintenance.ts      join, stabilize, notify, fix-fingers, check-predecessor, repair
+ *   succ-check.ts       not taking a successor's list on its word: vouched entries, merging
  *   storage.ts          the records held here; storing on and asking a position's owners
  *   replication.ts      offers to replicas, hand-off on join and leave, stray records
  *   owned-records.ts    writing and reading records in their author's namespace
@@ -29,7 +30,7 @@ import { NoRouteError, ValueTooLargeError } from '../errors.ts'
 import { bump, type Counters, type ProtocolNode } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
-import { createHandlers, dispatch } from './handlers.ts'
+import { answerLeft, createHandlers, dispatch } from './handlers.ts'
 import { createLiveness } from './liveness.ts'
 import { createLookup } from './lookup.ts'
 import { createMaintenance } from './maintenance.ts'
@@ -45,6 +46,7 @@ import { createRpc } from './rpc.ts'
 import { createScheduler, type Scheduler } from './scheduler.ts'
 import { exportState, importState } from './state.ts'
 import { createStorage } from './storage.ts'
+import { createSuccessorCheck } from './succ-check.ts'
 
 export type { ChordDeps, ChordOptions } from './options.ts'
 
@@ -93,6 +95,8 @@ export interface Chord extends ProtocolNode<ChordMsg> {
   findProviders(key: string): Promise<string[]>
   successor(): string
   successors(): string[]
+  /** The successor list up to its first entry not yet heard from: what this node answers from and replicates to. */
+  vouchedSuccessors(): string[]
   /** How long the successor list may grow: 2·log2 of the ring size this node estimates (options.successors at least). */
   successorCapacity(): number
   predecessor(): string | null
@@ -153,6 +157,8 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   const ctx = createContext(deps, options)
   const { self, o, counters } = ctx
   let started = false
+  /** We left the ring (leave): every request is answered `err left` until we join again. */
+  let left = false
   let paused = false
   /** The merge check (consider): one at a time, one per stabilize period; a probe now and then (maintenance.ts). */
   let considering = false
@@ -178,15 +184,31 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
   })
   const liveness = createLiveness(ctx, {
     probe: (x) => rpc.request(x, (r) => ({ t: 'ping', r })),
-    onDead: (x) => table.forget(x),
+    onDead: (x) => {
+      check.dead(x)
+      table.forget(x)
+    },
   })
+  const check = createSuccessorCheck(ctx, liveness.isDead, (x) => rpc.request(x, (r) => ({ t: 'ping', r })))
+  /** Every message from a peer: it is alive (liveness), and it exists (the successor check). */
+  const heard = {
+    ...liveness,
+    heard(x: string) {
+      liveness.heard(x)
+      check.heard(x)
+    },
+  }
   table = createRoutingTable(self, o, {
     isDead: liveness.isDead,
+    unverified: check.unverified,
+    listChanged: check.listChanged,
     onPredecessorJoined: (p, prevStart) => replication.onPredecessorJoined(p, prevStart),
     onReplicaSetChanged: () => scheduler.republishSoon(),
   })
   const lookup = createLookup(ctx, table, liveness, rpc)
-  const maintenance = createMaintenance(ctx, table, liveness, rpc, lookup, () => scheduler.stabilizeSoon())
+  const maintenance = createMaintenance(ctx, table, liveness, rpc, lookup, check, () =>
+    scheduler.stabilizeSoon(),
+  )
   const storage = createStorage(ctx, rpc, lookup)
   replication = createReplication(ctx, table, rpc, lookup, storage)
   const owned = createOwnedRecords(ctx, rpc, storage)
@@ -230,8 +252,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     handle(from, msg) {
       // A node that has not joined takes no ring state: a merging neighbour's newSucc would
       // pull it onto a ring before it joins one (maintenance.ts, merging rings).
+      if (left) return answerLeft(ctx, { liveness: heard, rpc }, handlers, from, msg)
       if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
-      return dispatch(ctx, { liveness, rpc }, handlers, from, msg)
+      return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg)
     },
     tick(now) {
       rpc.expire(now)
@@ -244,6 +267,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     join(bootstrap) {
       started = true
+      left = false
       if (bootstrap === null || bootstrap === self) return Promise.resolve()
       return maintenance.join(bootstrap)
     },
@@ -256,9 +280,10 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
       // The successor becomes primary for our range: it must hold everything first.
       if (s0 !== undefined) await replication.handOverAll(s0)
       const pred = table.predecessor()
-      const msg: ChordMsg = { t: 'leave', p: pred, s: [...table.successors()] }
+      const msg: ChordMsg = { t: 'leave', p: pred, s: table.passedOn() }
       if (s0 !== undefined) ctx.send(s0, msg)
       if (pred !== null && pred !== s0) ctx.send(pred, msg)
+      left = true
       bump(counters, 'left')
     },
 
@@ -314,6 +339,7 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
 
     successor: () => table.successors()[0] ?? self,
     successors: () => [...table.successors()],
+    vouchedSuccessors: () => table.passedOn(),
     successorCapacity: () => table.capacity(),
     predecessor: () => table.predecessor(),
     fingers: () => table.fingers(),

@@ -15,7 +15,8 @@
  * it a route is dropped (`drop.routeBudget`), or answered `err busy` when
  * the peer is its origin, which then looks up iteratively at once. What
  * its routes may hold of the table of answers to pass back is bounded in
- * route-relays.ts.
+ * route-relays.ts. An `err left` is its sender saying, over its own link,
+ * that it has left the ring: it is marked dead at once (`peer.left`).
  */
 import { isNodeId } from '../bytes.ts'
 import { bump } from '../protocol.ts'
@@ -39,6 +40,8 @@ import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 import type { Storage } from './storage.ts'
 
+/** The `err` code of a node that has left the ring (chord.ts `leave`): every request it gets is answered so. */
+export const LEFT = 'left'
 /** Candidates a `closer` answer carries. */
 const CLOSER_COUNT = 6
 /** Routes passed on whose answers we may pass back (the oldest forgotten first). */
@@ -146,8 +149,7 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
       return true
     },
 
-    getPred: (from, m) =>
-      reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: [...table.successors()] }),
+    getPred: (from, m) => reply(from, { t: 'pred', r: m.r, p: table.predecessor(), s: table.passedOn() }),
     notify: (from) => maintenance.onNotify(from),
     newSucc: (from) => maintenance.onNewSucc(from),
     leave: (from, m) => maintenance.onLeave(from, m.p, m.s),
@@ -186,6 +188,11 @@ export function dispatch(
   parts.liveness.heard(from)
   if (isReply(msg)) {
     if (msg.t !== 'routed' || !handlers.relay(msg)) parts.rpc.onReply(from, msg)
+    // It says so itself, over its own link: it has left the ring (gone now, not after two timeouts).
+    if (msg.t === 'err' && msg.code === LEFT) {
+      bump(counters, 'peer.left')
+      parts.liveness.markDead(from)
+    }
     return
   }
   try {
@@ -193,6 +200,27 @@ export function dispatch(
   } catch {
     bump(counters, 'error.internal') // no handler throws; if one ever did, the host must not see it
   }
+}
+
+/**
+ * A message to a node that has left the ring (chord.ts `leave`): a request
+ * is answered `err left` (its sender takes us as gone at once, not after two
+ * timeouts), anything else dropped. Replies still go to our requests.
+ */
+export function answerLeft(
+  ctx: ChordContext,
+  parts: Pick<HandlerParts, 'liveness' | 'rpc'>,
+  handlers: HandlerTable,
+  from: string,
+  raw: unknown,
+): void | Promise<void> {
+  const msg = parseChordMsg(raw)
+  if (msg && !isReply(msg)) {
+    if (!isNodeId(from) || from === ctx.self) return bump(ctx.counters, 'drop.from')
+    if ('r' in msg && msg.r > 0) ctx.send(from, { t: 'err', r: msg.r, code: LEFT })
+    return bump(ctx.counters, 'drop.left')
+  }
+  return dispatch(ctx, parts, handlers, from, raw)
 }
 
 /** The handler for `msg`'s type. (TypeScript cannot pair a union's members with a mapped type's: one cast, here.) */

@@ -54,6 +54,7 @@ import type { ChordContext } from './options.ts'
 import { between, distance, RING_BITS, startsUpTo } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
+import type { SuccessorCheck } from './succ-check.ts'
 
 export interface Maintenance {
   /** Join through `bootstrap` (a member); NoRouteError when it leads nowhere. */
@@ -84,6 +85,8 @@ export function createMaintenance(
   liveness: Liveness,
   rpc: Rpc,
   lookup: Lookup,
+  /** Adopting a successor's list (succ-check.ts). */
+  check: SuccessorCheck,
   /** Stabilize again at the next tick (a successor stopped answering). */
   stabilizeSoon: () => void,
 ): Maintenance {
@@ -132,7 +135,9 @@ export function createMaintenance(
     // stabilization and our predecessors never copy a list that skips live nodes.
     const { s, res: at } = await stepBack(first, res)
     if (table.successors()[0] !== first) return // changed meanwhile (a newSucc, a death): start again next time
-    table.setSuccessors([s, ...at.s])
+    // Its list checked, not taken on its word: what it newly names is unverified until heard from
+    // (succ-check.ts).
+    table.setSuccessors(check.merge(s, [s], at.s, table.successors()))
     const now = table.successors()[0]
     if (now !== undefined) ctx.send(now, { t: 'notify' })
   }
@@ -373,8 +378,14 @@ export function createMaintenance(
       }
       bump(counters, 'ring.leave')
       if (follow) table.setPredecessor(p === self ? null : p)
-      if (precede) table.setSuccessors(list)
       liveness.markDead(from)
+      if (precede) {
+        // It is going away: nobody is left to charge for names that stay silent. Of its list we take
+        // the nodes we know; one new node only when we know none (stabilization brings the rest).
+        const old = table.successors()
+        const known = check.merge(from, [], list, old, 0)
+        table.setSuccessors(known.length > 0 ? known : check.merge(from, [], list, old, 1))
+      }
     },
   }
 }

@@ -92,7 +92,7 @@ export type ChordMsg =
   | { t: 'got'; r: number; rec: RecordWire | null }
   | { t: 'getProv'; r: number; k: string }
   | { t: 'provs'; r: number; provs: ProviderWire[] }
-  /** A request was refused (for example 'busy'). */
+  /** A request was refused: 'busy' (over the reply budget), 'left' (the node has left the ring). */
   | { t: 'err'; r: number; code: string }
 
 export type ChordMsgType = ChordMsg['t']

@@ -231,7 +231,7 @@ export function createReplication(
             provs.push(x)
           }
       if (recs.length + provs.length > 0) {
-        const targets = table.successors().slice(0, o.replicas - 1)
+        const targets = table.vouchedSuccessors().slice(0, o.replicas - 1)
         await Promise.all(targets.map((t) => offerTo(t, recs, provs, false)))
       }
       if (periodic) await handOffStrays(now)

@@ -23,6 +23,11 @@
  * (`onPredecessorJoined`, replication.ts). A change of predecessor or of the
  * first `replicas - 1` successors changes who holds our range's copies
  * (`onReplicaSetChanged`).
+ *
+ * Entries of the successor list not yet heard from (`unverified`,
+ * succ-check.ts) are kept but not vouched for: nothing is answered from
+ * them or past them (`vouchedSuccessors`), no `closer` names them, and the
+ * list we pass on (`passedOn`) leaves them out.
  */
 import { addPow2, between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
 
@@ -37,6 +42,10 @@ export interface RoutingTable {
   /** Where our primary range starts: the predecessor, or while it is unknown the last one we had. */
   rangeStart(): string | null
   successors(): readonly string[]
+  /** The successor list up to its first entry not yet heard from: what we answer from and replicate to. */
+  vouchedSuccessors(): readonly string[]
+  /** The list we pass on (getPred, leave): without the entries not yet heard from (each node checks the rest itself). */
+  passedOn(): string[]
   /** How long the successor list may grow: 2·log2 of the ring size we estimate, within the options' bounds. */
   capacity(): number
   /** Whether we ever had a successor (else an empty list means we are alone in a ring we created). */
@@ -76,6 +85,10 @@ export interface RoutingTable {
 
 export interface RoutingTableHooks {
   isDead(x: string): boolean
+  /** A successor-list entry not yet heard from (succ-check.ts); none when not given. */
+  unverified?(x: string): boolean
+  /** The successor list is now `list`. */
+  listChanged?(list: readonly string[]): void
   /** `p` joined inside our range (after `prevStart`): it is now primary for (prevStart, p]. */
   onPredecessorJoined(p: string, prevStart: string | null): void
   /** The predecessor or the first replicas - 1 successors changed. */
@@ -88,6 +101,7 @@ export function createRoutingTable(
   hooks: RoutingTableHooks,
 ): RoutingTable {
   const { isDead } = hooks
+  const unverified = hooks.unverified ?? (() => false)
   const startCache = new Map<number, string>()
   let pred: string | null = null
   let lastPred: string | null = null
@@ -109,7 +123,7 @@ export function createRoutingTable(
 
   function closestPreceding(target: string, k: number): string[] {
     const out: string[] = []
-    for (const x of known()) if (between(x, self, target) && !isDead(x)) out.push(x)
+    for (const x of known()) if (between(x, self, target) && !isDead(x) && !unverified(x)) out.push(x)
     out.sort(closerToTarget(target))
     return out.length > k ? out.slice(0, k) : out
   }
@@ -142,10 +156,25 @@ export function createRoutingTable(
     if (!changed) return
     const oldPrefix = succs.slice(0, k)
     succs = out
+    vouched = null
     version++
     if (out.length > 0) hadSuccessor = true
     knownCache = null
+    hooks.listChanged?.(out)
     if (out.slice(0, k).some((x) => !oldPrefix.includes(x))) hooks.onReplicaSetChanged()
+  }
+
+  /** See `vouchedSuccessors()`; recomputed when the list changes or an entry is heard from. */
+  let vouched: { list: string[]; at: number } | null = null
+  function vouchedSuccessors(): string[] {
+    const i = succs.findIndex(unverified)
+    if (i < 0) return succs
+    if (vouched?.at !== i) vouched = { list: succs.slice(0, i), at: i }
+    return vouched.list
+  }
+
+  function passedOn(): string[] {
+    return succs.some(unverified) ? succs.filter((x) => !unverified(x)) : [...succs]
   }
 
   function setFinger(i: number, x: string | null): void {
@@ -181,6 +210,8 @@ export function createRoutingTable(
     predecessor: () => pred,
     rangeStart: () => pred ?? lastPred,
     successors: () => succs,
+    vouchedSuccessors,
+    passedOn,
     capacity: () => capacity,
     hadSuccessor: () => hadSuccessor,
     becomeAlone() {
@@ -195,6 +226,7 @@ export function createRoutingTable(
     known,
     closestPreceding,
     answerFor(target) {
+      const succs = vouchedSuccessors()
       if (pred !== null && betweenRightIncl(target, pred, self))
         return { p: pred, s: [self, ...succs].slice(0, capacity) }
       if (succs.length === 0) {
