@@ -114,7 +114,10 @@ describe('NativePeer links with simple-peer through createWebRtcPipe', () => {
     expect(fa?.remote).toBe(fb?.local)
     const closedB = new Promise<string>((r) => pb.onClose(r))
     pa.close('bye')
-    expect(await closedB).toMatch(/closed|ice-closed|error:/)
+    // The other end sees the close: as a channel or ICE close, or, when the closing stack tore down
+    // without a word on the wire (simple-peer over node-datachannel did, in 3 of many runs), as ICE
+    // failing once the consent checks go unanswered. (weft's links say goodbye in a frame first.)
+    expect(await closedB).toMatch(/closed|ice-closed|ice-failed|error:/)
     expect(worked(pa)).toBe(true) // (kept after the close)
   })
 
