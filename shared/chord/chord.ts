@@ -30,7 +30,7 @@ import { NoRouteError, ValueTooLargeError } from '../errors.ts'
 import { bump, type Counters, type ProtocolNode } from '../protocol.ts'
 import type { Value } from '../types.ts'
 import { encodeValue } from '../wire/value.ts'
-import { answerLeft, createHandlers, dispatch } from './handlers.ts'
+import { createHandlers, dispatch } from './handlers.ts'
 import { createLiveness } from './liveness.ts'
 import { createLookup } from './lookup.ts'
 import { createMaintenance } from './maintenance.ts'
@@ -252,9 +252,9 @@ export function createChord(deps: ChordDeps, options: ChordOptions = {}): Chord 
     handle(from, msg) {
       // A node that has not joined takes no ring state: a merging neighbour's newSucc would
       // pull it onto a ring before it joins one (maintenance.ts, merging rings).
-      if (left) return answerLeft(ctx, { liveness: heard, rpc }, handlers, from, msg)
-      if (!started && (msg.t === 'newSucc' || msg.t === 'notify')) return bump(counters, 'drop.not-joined')
-      return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg)
+      if (!left && !started && (msg.t === 'newSucc' || msg.t === 'notify'))
+        return bump(counters, 'drop.not-joined')
+      return dispatch(ctx, { liveness: heard, rpc }, handlers, from, msg, left)
     },
     tick(now) {
       rpc.expire(now)

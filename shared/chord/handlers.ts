@@ -167,13 +167,19 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
   }
 }
 
-/** A message from `from`, validated here whatever the host did; never throws. */
+/**
+ * A message from `from`, validated here whatever the host did; never throws.
+ * When we have `left` the ring (chord.ts `leave`), a request is answered
+ * `err left` (its sender takes us as gone at once, not after two timeouts)
+ * and not run; replies still go to our requests.
+ */
 export function dispatch(
   ctx: ChordContext,
   parts: Pick<HandlerParts, 'liveness' | 'rpc'>,
   handlers: HandlerTable,
   from: string,
   raw: unknown,
+  left = false,
 ): void | Promise<void> {
   const { counters } = ctx
   if (!isNodeId(from) || from === ctx.self) {
@@ -195,32 +201,15 @@ export function dispatch(
     }
     return
   }
+  if (left) {
+    if ('r' in msg && msg.r > 0) ctx.send(from, { t: 'err', r: msg.r, code: LEFT })
+    return bump(counters, 'drop.left')
+  }
   try {
     return run(handlers, from, msg)
   } catch {
     bump(counters, 'error.internal') // no handler throws; if one ever did, the host must not see it
   }
-}
-
-/**
- * A message to a node that has left the ring (chord.ts `leave`): a request
- * is answered `err left` (its sender takes us as gone at once, not after two
- * timeouts), anything else dropped. Replies still go to our requests.
- */
-export function answerLeft(
-  ctx: ChordContext,
-  parts: Pick<HandlerParts, 'liveness' | 'rpc'>,
-  handlers: HandlerTable,
-  from: string,
-  raw: unknown,
-): void | Promise<void> {
-  const msg = parseChordMsg(raw)
-  if (msg && !isReply(msg)) {
-    if (!isNodeId(from) || from === ctx.self) return bump(ctx.counters, 'drop.from')
-    if ('r' in msg && msg.r > 0) ctx.send(from, { t: 'err', r: msg.r, code: LEFT })
-    return bump(ctx.counters, 'drop.left')
-  }
-  return dispatch(ctx, parts, handlers, from, raw)
 }
 
 /** The handler for `msg`'s type. (TypeScript cannot pair a union's members with a mapped type's: one cast, here.) */
