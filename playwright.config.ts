@@ -10,8 +10,10 @@
  */
 import { existsSync } from 'node:fs'
 import { defineConfig } from '@playwright/test'
+import { SYSTEM_CHROMIUMS } from './testing/playwright/chromium.ts'
 
-const installed = ['/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find((p) => existsSync(p))
+// The kit's order of system browsers: the headless shell first.
+const installed = SYSTEM_CHROMIUMS.find((p) => existsSync(p))
 const chromium = process.env.CHROMIUM_PATH || (installed ?? '/usr/bin/chromium-headless-shell')
 if (!existsSync(chromium))
   throw new Error(
