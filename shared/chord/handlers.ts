@@ -12,10 +12,11 @@
  * asking peer's window budget; past it the answer is a small `err busy`
  * (reply-budget.ts). The `route`s a peer has us pass on are counted too: at
  * most `routeBudget` per window (the same window budget, in routes); past
- * it a route is dropped (`drop.routeBudget`), or answered `err busy` when
- * the peer is its origin, which then looks up iteratively at once. What
- * its routes may hold of the table of answers to pass back is bounded in
- * route-relays.ts. An `err left` is its sender saying, over its own link,
+ * it a route is dropped (`drop.routeBudget`) and answered `err busy`. The
+ * peer, when it passed the route on for another, passes that `err` back the
+ * way an answer goes (taken only from the node it passed the route to, and
+ * once), and the origin looks up iteratively at once. What its routes may
+ * hold of the table of answers to pass back is bounded in route-relays.ts. An `err left` is its sender saying, over its own link,
  * that it has left the ring: it is marked dead at once (`peer.left`).
  */
 import { isNodeId } from '../bytes.ts'
@@ -42,6 +43,8 @@ import type { Storage } from './storage.ts'
 
 /** The `err` code of a node that has left the ring (chord.ts `leave`): every request it gets is answered so. */
 export const LEFT = 'left'
+/** The `err` code of a request over the asking peer's budget (a reply's, or a route's). */
+export const BUSY = 'busy'
 /** Candidates a `closer` answer carries. */
 const CLOSER_COUNT = 6
 /** Routes passed on whose answers we may pass back (the oldest forgotten first). */
@@ -53,12 +56,18 @@ type Handler<T extends ChordRequestType> = (
 ) => void | Promise<void>
 
 type Routed = Extract<ChordMsg, { t: 'routed' }>
+type Err = Extract<ChordMsg, { t: 'err' }>
 
 type RequestHandlers = { [T in ChordRequestType]: Handler<T> }
 
 export type HandlerTable = RequestHandlers & {
   /** A `routed` for a route we passed on: pass it back the way the route came (false: not ours to pass). */
   relay(msg: Routed): boolean
+  /**
+   * An `err busy` for a route we passed on: from the node we passed it to, pass it back the way
+   * the route came, once; from any other node, drop it (`drop.routeErr`). False: not a route of ours.
+   */
+  relayErr(from: string, msg: Err): boolean
 }
 
 export interface HandlerParts {
@@ -91,9 +100,9 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
    * timeout), so that the answer can go back over the links the route came by.
    */
   const relays = createRouteRelays({ max: MAX_RELAYS, ttlMs: 4 * o.requestTimeoutMs }, counters)
+  const busy = (r: number): Err => ({ t: 'err', r, code: BUSY })
   /** Answer `from`'s request: `msg` within its budget, else `err busy`. */
-  const reply = (from: string, msg: ChordReply): void =>
-    send(from, affords(from, msg) ? msg : { t: 'err', r: msg.r, code: 'busy' })
+  const reply = (from: string, msg: ChordReply): void => send(from, affords(from, msg) ? msg : busy(msg.r))
   return {
     ping: (from, m) => send(from, { t: 'pong', r: m.r }),
 
@@ -133,11 +142,13 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
         return
       }
       if (!routes.take(from, 1, now)) {
+        // Said to the peer that sent it, its origin or the node that passed it on (which passes
+        // the err back): the origin looks up iteratively at once. One small err per route.
         bump(counters, 'drop.routeBudget')
-        if (m.o === from) send(from, { t: 'err', r: m.r, code: 'busy' })
+        if (affords(from, busy(m.r))) send(from, busy(m.r))
         return
       }
-      if (m.o !== self) relays.add(m.r, from, now)
+      if (m.o !== self) relays.add(m.r, from, next, now)
       send(next, { ...m, h: m.h + 1 })
     },
 
@@ -146,6 +157,22 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
       if (back === undefined) return false
       bump(counters, 'route.relayed')
       if (affords(back, msg)) send(back, msg)
+      return true
+    },
+
+    relayErr(from, msg) {
+      const now = deps.now()
+      const to = relays.passedTo(msg.r, now)
+      if (to === undefined) return false
+      if (to !== from) {
+        // Not from whom the route went to (that node could as well have dropped it): it ends nothing.
+        bump(counters, 'drop.routeErr')
+        return true
+      }
+      const back = relays.take(msg.r, now) as string
+      bump(counters, 'route.errBack')
+      const err = busy(msg.r)
+      if (affords(back, err)) send(back, err)
       return true
     },
 
@@ -193,7 +220,16 @@ export function dispatch(
   }
   parts.liveness.heard(from)
   if (isReply(msg)) {
-    if (msg.t !== 'routed' || !handlers.relay(msg)) parts.rpc.onReply(from, msg)
+    // An answer or err busy for a route we passed on goes back the way it came; an err is ours
+    // when it names a request of ours to its sender (a peer naming a pending id cannot take it).
+    const passedBack =
+      msg.t === 'routed'
+        ? handlers.relay(msg)
+        : msg.t === 'err' &&
+          msg.code === BUSY &&
+          !parts.rpc.expects(from, msg.r) &&
+          handlers.relayErr(from, msg)
+    if (!passedBack) parts.rpc.onReply(from, msg)
     // It says so itself, over its own link: it has left the ring (gone now, not after two timeouts).
     if (msg.t === 'err' && msg.code === LEFT) {
       bump(counters, 'peer.left')

@@ -1,9 +1,10 @@
 /**
  * The routes we passed on whose answers we may pass back: for each request
- * id, the peer the route came from, until its origin stops waiting
- * (`ttlMs`, 4 request timeouts). A `routed` naming the id goes back to
- * that peer once (handlers.ts), so no node opens a link to an id a peer
- * names.
+ * id, the peer the route came from and the node we passed it to, until its
+ * origin stops waiting (`ttlMs`, 4 request timeouts). A `routed` naming the
+ * id goes back to that peer once (handlers.ts), so no node opens a link to
+ * an id a peer names; so does an `err busy` for it, from the node we passed
+ * it to only.
  *
  * At most `max` routes are kept. Routes past their time go first; then,
  * when the table is still full, the oldest route of the peer holding the
@@ -18,10 +19,12 @@
 import { bump, type Counters } from '../protocol.ts'
 
 export interface RouteRelays {
-  /** Remember that route `r` came from `back` (again from the same peer: its time starts over). */
-  add(r: number, back: string, now: number): void
+  /** Remember that route `r` came from `back` and went to `to` (again from the same peer: its time starts over). */
+  add(r: number, back: string, to: string, now: number): void
   /** The peer a pending route `r` came from, if it is still waited for. */
   pendingFrom(r: number, now: number): string | undefined
+  /** The node a pending route `r` was passed to, if it is still waited for. */
+  passedTo(r: number, now: number): string | undefined
   /** Whom route `r`'s answer goes back to, forgetting the route; undefined when none is pending. */
   take(r: number, now: number): string | undefined
   /** Routes held. */
@@ -32,6 +35,7 @@ export interface RouteRelays {
 
 interface Relay {
   back: string
+  to: string
   until: number
 }
 
@@ -90,11 +94,11 @@ export function createRouteRelays(opts: { max: number; ttlMs: number }, counters
   }
 
   return {
-    add(r, back, now) {
+    add(r, back, to, now) {
       remove(r)
       purge(now)
       if (relays.size >= opts.max) evictOne(back)
-      relays.set(r, { back, until: now + opts.ttlMs })
+      relays.set(r, { back, to, until: now + opts.ttlMs })
       const mine = byPeer.get(back) ?? new Set<number>()
       byPeer.set(back, mine)
       mine.add(r)
@@ -103,6 +107,10 @@ export function createRouteRelays(opts: { max: number; ttlMs: number }, counters
     pendingFrom(r, now) {
       const at = relays.get(r)
       return at && at.until >= now ? at.back : undefined
+    },
+    passedTo(r, now) {
+      const at = relays.get(r)
+      return at && at.until >= now ? at.to : undefined
     },
     take(r, now) {
       const at = remove(r)

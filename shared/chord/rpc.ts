@@ -1,7 +1,9 @@
 /**
  * Requests and their answers. A request carries an id `r` chosen here; its
  * answer must echo `r` and come from the node asked (a recursive lookup's
- * `routed`, which any node on the path may send, is matched by `r` alone).
+ * `routed`, which any node on the path may send, is matched by `r` alone;
+ * its `err`, the first hop's own or passed back by it, only from the first
+ * hop).
  * Nothing waits on a timer: `expire(now)`, called from the node's tick,
  * fails every request past its deadline with null, and the owner of the
  * failure detector hears of each silent node (`onTimeout`). At most
@@ -19,7 +21,7 @@ import type { ChordMsg, ChordReply } from './messages.ts'
 import type { ChordContext } from './options.ts'
 
 export interface RequestOptions {
-  /** Accept the answer from any node (a recursive lookup's `routed`). */
+  /** Accept a `routed` answer from any node (a recursive lookup's); any other answer only from `to`. */
   anyFrom?: boolean
   /** @default requestTimeoutMs */
   timeoutMs?: number
@@ -32,13 +34,16 @@ export interface Rpc {
   request(to: string, make: (r: number) => ChordMsg, opts?: RequestOptions): Promise<ChordMsg | null>
   /** An answer from `from`: settles the request it names, or is dropped (`drop.unexpectedReply`). */
   onReply(from: string, msg: ChordReply): void
+  /** Is request `r` one we sent `from` and still wait for? */
+  expects(from: string, r: number): boolean
   /** Fail the requests whose deadline has passed. */
   expire(now: number): void
 }
 
 interface Pending {
-  /** Who must answer; null for a recursive lookup, answered by whoever ends it. */
-  to: string | null
+  /** Who must answer (a recursive lookup's `routed`: whoever ends it, when `anyFrom`). */
+  to: string
+  anyFrom: boolean
   deadline: number
   done: (m: ChordMsg | null) => void
   /** The requester's `onTimeout`. */
@@ -70,7 +75,8 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
       if (deadline < earliest) earliest = deadline
       return new Promise((resolve) => {
         pending.set(r, {
-          to: opts.anyFrom ? null : to,
+          to,
+          anyFrom: opts.anyFrom === true,
           deadline,
           timedOut: opts.onTimeout,
           done: (m) => {
@@ -93,13 +99,15 @@ export function createRpc(ctx: ChordContext, onTimeout: (to: string) => void): R
 
     onReply(from, msg) {
       const p = pending.get(msg.r)
-      if (!p || (p.to !== null && p.to !== from)) {
+      if (!p || (p.to !== from && !(p.anyFrom && msg.t === 'routed'))) {
         bump(counters, 'drop.unexpectedReply')
         return
       }
       pending.delete(msg.r)
       p.done(msg)
     },
+
+    expects: (from, r) => pending.get(r)?.to === from,
 
     expire(now) {
       if (now < earliest) return
