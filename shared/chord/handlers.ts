@@ -16,8 +16,9 @@
  * peer, when it passed the route on for another, passes that `err` back the
  * way an answer goes (taken only from the node it passed the route to, and
  * once), and the origin looks up iteratively at once. What its routes may
- * hold of the table of answers to pass back is bounded in route-relays.ts. An `err left` is its sender saying, over its own link,
- * that it has left the ring: it is marked dead at once (`peer.left`).
+ * hold of the table of answers to pass back is bounded in route-relays.ts.
+ * An `err left` is its sender saying, over its own link, that it has left
+ * the ring: it is marked dead at once (`peer.left`).
  */
 import { isNodeId } from '../bytes.ts'
 import { bump } from '../protocol.ts'
@@ -145,7 +146,8 @@ export function createHandlers(ctx: ChordContext, parts: HandlerParts): HandlerT
         // Said to the peer that sent it, its origin or the node that passed it on (which passes
         // the err back): the origin looks up iteratively at once. One small err per route.
         bump(counters, 'drop.routeBudget')
-        if (affords(from, busy(m.r))) send(from, busy(m.r))
+        const err = busy(m.r)
+        if (affords(from, err)) send(from, err)
         return
       }
       if (m.o !== self) relays.add(m.r, from, next, now)
