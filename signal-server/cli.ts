@@ -176,7 +176,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'HEADERS_TIMEOUT_MS',
     flag: 'headers-timeout-ms',
     kind: 'int',
-    help: 'HTTP headers must arrive within (10000)',
+    help: 'HTTP headers must arrive within; a connection idle that long is closed (10000)',
   },
   {
     key: 'requestTimeoutMs',

@@ -88,7 +88,11 @@ export interface SignalServerOptions {
   maxSources?: number
   /** TCP connections at most, all sources (node:http maxConnections). @default maxPeers + maxPendingSockets + 1024 */
   maxConnections?: number
-  /** An HTTP request whose headers have not all arrived by then is dropped (slowloris). @default 10000 */
+  /**
+   * An HTTP request whose headers have not all arrived by then is dropped (slowloris), and so is a
+   * connection that moves no byte for that long (sends nothing, or stops reading a response).
+   * @default 10000
+   */
   headersTimeoutMs?: number
   /** An HTTP request not received in full by then is dropped. @default 30000 */
   requestTimeoutMs?: number

@@ -97,6 +97,10 @@ export async function createSignalServer(options: SignalServerOptions = {}): Pro
     connectionsCheckingInterval: Math.max(100, Math.min(1000, o.headersTimeoutMs / 4)),
   })
   httpServer.maxConnections = o.maxConnections
+  // A connection that moves no byte for headersTimeoutMs is dropped: one that never sends its first byte
+  // (node:http's headers timeout starts at it) and one that stopped reading a response. ws clears the
+  // timeout of an upgraded socket; socket.io's heartbeat watches those.
+  httpServer.timeout = o.headersTimeoutMs
   // Every TCP connection, so close() can end upgraded WebSockets too (ws waits up to 30 s for a close frame).
   const tcp = new Set<TcpSocket>()
   /** The source a TCP connection counts for; null for a trusted proxy's, which carries many clients. */

@@ -1,0 +1,90 @@
+/**
+ * Attacks on the signal server's plain HTTP side, each against a real
+ * server on port 0 with raw TCP clients: connections that hold a slot and
+ * send or take nothing.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { serverFixture } from '../test/server-fixture.ts'
+import { joined } from '../test/signal-kit.ts'
+
+const { start, track } = serverFixture()
+const raw: TcpSocket[] = []
+const dirs: string[] = []
+
+afterEach(() => {
+  for (const r of raw.splice(0)) r.destroy()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const open = (port: number) =>
+  new Promise<TcpSocket>((resolve, reject) => {
+    const sock = tcpConnect({ port, host: '127.0.0.1' }, () => resolve(sock))
+    sock.once('error', reject)
+    raw.push(sock)
+  })
+/** Resolves with the time from `t0` at which the server hung up (or `null` after `ms`). */
+const closedWithin = (sock: TcpSocket, t0: number, ms: number) =>
+  new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => resolve(null), ms)
+    sock.once('close', () => {
+      clearTimeout(timer)
+      resolve(Date.now() - t0)
+    })
+  })
+
+describe('connections that hold a slot', () => {
+  it('a TCP connection that never sends a byte is dropped after headersTimeoutMs', async () => {
+    const s = await start({ headersTimeoutMs: 400, requestTimeoutMs: 1000 })
+    const t0 = Date.now()
+    const idle = await open(s.port)
+    idle.on('error', () => {})
+    // node:http's headers timeout starts at a request's first byte: without one the slot was held forever.
+    const after = await closedWithin(idle, t0, 4000)
+    expect(after).not.toBeNull()
+    expect(after).toBeLessThan(3000)
+  })
+
+  it('a client that asks for a file and stops reading is dropped once nothing moves for headersTimeoutMs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    // More than loopback's socket buffers take in, so the server's stream stalls on the client.
+    writeFileSync(join(dir, 'big.bin'), Buffer.alloc(32 * 1024 * 1024, 7))
+    const s = await start({ staticDir: dir, headersTimeoutMs: 400, requestTimeoutMs: 1000 })
+    const t0 = Date.now()
+    // The server's end: the client's, paused, would not see the close.
+    const serverEnd = new Promise<TcpSocket>((resolve) => s.httpServer.once('connection', resolve))
+    const reader = await open(s.port)
+    reader.on('error', () => {})
+    reader.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n')
+    reader.pause()
+    const after = await closedWithin(await serverEnd, t0, 6000)
+    expect(after).not.toBeNull()
+    expect(after).toBeLessThan(5000)
+  })
+
+  it('a slow honest download and a quiet WebSocket are not cut by it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'big.bin'), Buffer.alloc(4 * 1024 * 1024, 7))
+    const s = await start({ staticDir: dir, headersTimeoutMs: 400, requestTimeoutMs: 1000, puzzleBits: 0 })
+    // A registered node that says nothing for a while keeps its WebSocket (ws clears the socket's timeout).
+    const node = track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    // A download read slowly, a little at a time: it keeps moving, so it is not cut.
+    const slow = await open(s.port)
+    slow.write('GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    let got = 0
+    slow.on('data', (d: Buffer) => {
+      got += d.length
+      slow.pause()
+      setTimeout(() => slow.resume(), 50)
+    })
+    await new Promise<void>((resolve) => slow.once('close', () => resolve()))
+    expect(got).toBeGreaterThan(4 * 1024 * 1024)
+    expect(node.socket.connected).toBe(true)
+    expect(s.metrics().peers).toBe(1)
+  })
+})
