@@ -352,6 +352,11 @@ describe('per-source limits', () => {
     const c3 = track(await connect(s2.address, xff('198.51.100.4, 203.0.113.1')))
     await c3.next('connect_error')
     expect(s2.metrics()['limited.sockets']).toBe(1)
+    // Nor by writing so much that the proxy's entry (here 203.0.113.2, at the right end) falls off.
+    const long = `${'198.51.100.1, '.repeat(150)}198.51.100.99, 203.0.113.2`
+    const c4 = track(await connect(s2.address, xff(long)))
+    await c4.next('connect_error')
+    expect(s2.metrics()['limited.sockets']).toBe(2)
   })
 })
 

@@ -55,6 +55,14 @@ describe('sources', () => {
     expect(r.clientAddress('127.0.0.1', undefined)).toBe('127.0.0.1')
     // From an untrusted peer the header means nothing.
     expect(r.clientAddress('198.51.100.7', '203.0.113.9')).toBe('198.51.100.7')
+    // A long header of the client's own does not push out what the proxy added at its right end.
+    const padding = `${'198.51.100.1, '.repeat(150)}198.51.100.77`
+    expect(padding.length).toBeGreaterThan(2048)
+    expect(r.clientAddress('127.0.0.1', `${padding}, 203.0.113.9`)).toBe('203.0.113.9')
+    expect(r.clientAddress('127.0.0.1', [padding, '203.0.113.9, 10.0.0.2'])).toBe('203.0.113.9')
+    // Cut at the left, the first entry left may be the end of one (110.0.0.3): never read as an address.
+    const cut = `110.0.0.3${' '.repeat(2030)}, 10.0.0.2`
+    expect(r.clientAddress('127.0.0.1', cut)).toBe('10.0.0.2')
     // Only trusted proxies all the way: the left-most address.
     expect(r.clientAddress('127.0.0.1', '10.0.0.3, 10.0.0.2')).toBe('10.0.0.3')
     for (const bad of ['10.0.0.0/33', 'nope', '1.2.3.4/8/9', '::/129'])

@@ -97,6 +97,9 @@ export interface AddressResolver {
   clientAddress(peer: string | undefined, forwardedFor: string | string[] | undefined): string | undefined
 }
 
+/** X-Forwarded-For read at most, from the right: 32 hops of the longest IPv6 address with room to spare. */
+const MAX_FORWARDED_CHARS = 2048
+
 /**
  * `trustProxy` entries: an address (`10.0.0.2`, `::1`), a CIDR range
  * (`10.0.0.0/8`, `fd00::/8`), or `loopback`. Throws a TypeError naming a bad entry.
@@ -135,9 +138,15 @@ export function createAddressResolver(trustProxy: readonly string[]): AddressRes
     trusted,
     clientAddress(peer, forwardedFor) {
       if (!trusted(peer) || forwardedFor === undefined) return peer
-      const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor
-      // Bounded: a proxy chain is short, a header of thousands of entries is an attack.
-      const hops = header.slice(0, 2048).split(',').slice(-32)
+      let header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor
+      // Bounded: a proxy chain is short, a header of thousands of entries is an attack. Kept from the
+      // right, where the proxies wrote (a client's own long header must not push their entries out),
+      // without the first entry, which the cut may have left a part of.
+      if (header.length > MAX_FORWARDED_CHARS) {
+        header = header.slice(-MAX_FORWARDED_CHARS)
+        header = header.slice(header.indexOf(',') + 1)
+      }
+      const hops = header.split(',').slice(-32)
       let client = peer
       for (let i = hops.length - 1; i >= 0; i--) {
         const hop = plainAddress((hops[i] as string).trim())
