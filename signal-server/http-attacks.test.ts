@@ -1,15 +1,19 @@
 /**
- * Attacks on the signal server's plain HTTP side, each against a real
- * server on port 0 with raw TCP clients: connections that hold a slot and
- * send or take nothing.
+ * Attacks on the signal server's plain HTTP side, against a real server on
+ * port 0 with raw TCP clients (connections that hold a slot and send or take
+ * nothing), or its HTTP handler alone (what a request to /metrics costs).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { serverFixture } from '../test/server-fixture.ts'
 import { joined } from '../test/signal-kit.ts'
+import { createHttpHandler } from './http.ts'
+import { createCounters, renderPrometheus } from './metrics.ts'
 
 const { start, track } = serverFixture()
 const raw: TcpSocket[] = []
@@ -86,5 +90,60 @@ describe('connections that hold a slot', () => {
     expect(got).toBeGreaterThan(4 * 1024 * 1024)
     expect(node.socket.connected).toBe(true)
     expect(s.metrics().peers).toBe(1)
+  })
+})
+
+describe('/metrics', () => {
+  it('a burst of requests costs one rendering per 100 ms, not one each', async () => {
+    // Rendering walks every socket and network (it took ~67 ms at 20,000 networks). Here one takes 20 ms.
+    let renders = 0
+    const handler = createHttpHandler({
+      staticDir: undefined,
+      health: () => ({ status: 200, body: {} }),
+      prometheus: () => {
+        renders++
+        const end = performance.now() + 20
+        while (performance.now() < end) {}
+        return `weft_renders ${renders}\n`
+      },
+    })
+    const server = createServer(handler)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`
+      const t0 = performance.now()
+      await Promise.all(Array.from({ length: 50 }, () => fetch(url).then((r) => r.text())))
+      const elapsed = performance.now() - t0
+      // One rendering answers every request of the next 100 ms (before: 50 renderings, a second busy).
+      expect(renders).toBeLessThanOrEqual(Math.ceil(elapsed / 100) + 1)
+      // A scrape a while later is fresh.
+      await new Promise((r) => setTimeout(r, 150))
+      const before = renders
+      expect(await (await fetch(url)).text()).toBe(`weft_renders ${before + 1}\n`)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+
+  it('names at most 100 networks, the largest; the rest are summed in one series', () => {
+    const peersByNetwork = new Map<string, number>([['big', 50]])
+    for (let i = 0; i < 20_000; i++) peersByNetwork.set(`n${'x'.repeat(56)}${i}`, 1)
+    const text = renderPrometheus(createCounters(), {
+      peersByNetwork,
+      sockets: 0,
+      unsentPacketsMax: 0,
+      unsentBytesMax: 0,
+      uptimeS: 0,
+      memory: process.memoryUsage(),
+      sources: 0,
+      pendingBinaryBytes: 0,
+    })
+    const series = text.split('\n').filter((l) => l.startsWith('weft_peers{'))
+    expect(series.length).toBe(101)
+    expect(series).toContain('weft_peers{network="big"} 50')
+    expect(series).toContain('weft_peers{network="(others)"} 19901')
+    expect(text).toContain('weft_networks 20001')
+    expect(text.length).toBeLessThan(32 * 1024)
   })
 })

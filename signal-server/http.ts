@@ -1,5 +1,6 @@
 /**
- * The plain HTTP side of the signal server: `/healthz`, `/metrics`, and the
+ * The plain HTTP side of the signal server: `/healthz`, `/metrics` (rendered
+ * at most ten times a second, however often it is asked for), and the
  * built demo page and bundles from a static folder (or an app's own files,
  * with weft's bundles from a second folder when the app's has none). socket.io takes
  * `/socket.io/` before these handlers see anything. Every answer allows any
@@ -69,6 +70,15 @@ export interface HttpDeps {
 export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const root = deps.staticDir === undefined ? undefined : resolve(deps.staticDir)
   const bundleRoot = deps.bundleDir === undefined ? undefined : resolve(deps.bundleDir)
+  // Rendering walks every socket and network, and anyone may ask, as often as they like: one rendering
+  // answers every request of the next METRICS_MIN_INTERVAL_MS (a scrape now and then is always fresh).
+  let rendered = { at: Number.NEGATIVE_INFINITY, text: '' }
+  const metrics = (): string => {
+    const now = Date.now()
+    if (now - rendered.at >= METRICS_MIN_INTERVAL_MS || now < rendered.at)
+      rendered = { at: now, text: deps.prometheus() }
+    return rendered.text
+  }
   return (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n')
@@ -104,7 +114,7 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
     }
     if (pathname === '/metrics') {
       res.setHeader('Cache-Control', 'no-store')
-      send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', deps.prometheus(), req.method === 'HEAD')
+      send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metrics(), req.method === 'HEAD')
       return
     }
     const file =
@@ -145,6 +155,9 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
     send(res, 404, 'text/plain; charset=utf-8', 'not found\n', req.method === 'HEAD')
   }
 }
+
+/** How long one rendering of /metrics answers for: at most ten renderings a second, whatever comes. */
+const METRICS_MIN_INTERVAL_MS = 100
 
 const brotliDecompress = promisify(brotliDecompressCb)
 const gunzip = promisify(gunzipCb)

@@ -101,6 +101,32 @@ export function flatMetrics(c: ServerCounters, g: Gauges): Record<string, number
   return out
 }
 
+/**
+ * Networks named in weft_peers at most. Anyone may register in a network of their choosing: without a
+ * bound, every name is a series in the operator's Prometheus and a line of every scrape.
+ */
+const MAX_NETWORK_SERIES = 100
+
+/**
+ * The MAX_NETWORK_SERIES networks with the most peers (ties: the first met), and the others summed as
+ * `(others)`, which is no network's name. Sorts numbers only: ~1 ms at 20,000 networks.
+ */
+function largestNetworks(m: ReadonlyMap<string, number>): ReadonlyMap<string, number> {
+  if (m.size <= MAX_NETWORK_SERIES) return m
+  const counts = Float64Array.from(m.values()).sort()
+  const threshold = counts[counts.length - MAX_NETWORK_SERIES] as number
+  let ties = 0
+  for (let i = counts.length - MAX_NETWORK_SERIES; i < counts.length && counts[i] === threshold; i++) ties++
+  const out = new Map<string, number>()
+  let others = 0
+  for (const [k, v] of m) {
+    if (v > threshold || (v === threshold && ties-- > 0)) out.set(k, v)
+    else others += v
+  }
+  out.set('(others)', others)
+  return out
+}
+
 // Label values here are network names ([A-Za-z0-9._-]) and fixed reason codes, but escape anyway.
 const label = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
 
@@ -117,9 +143,10 @@ export function renderPrometheus(c: ServerCounters, g: Gauges): string {
   metric(
     'weft_peers',
     'gauge',
-    'Registered peers on this instance, by network.',
-    byLabel('network', g.peersByNetwork),
+    `Registered peers on this instance, by network (the ${MAX_NETWORK_SERIES} largest; the rest summed as "(others)").`,
+    byLabel('network', largestNetworks(g.peersByNetwork)),
   )
+  metric('weft_networks', 'gauge', 'Networks with peers on this instance.', [['', g.peersByNetwork.size]])
   metric('weft_sockets', 'gauge', 'Open socket.io connections (registered or not).', [['', g.sockets]])
   metric('weft_connections_total', 'counter', 'Connections accepted.', [['', c.connections]])
   metric('weft_registrations_total', 'counter', 'Successful registrations.', [['', c.registered]])
