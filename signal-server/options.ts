@@ -10,6 +10,7 @@ import {
   type IceServer,
   normalizeServerUrl,
 } from '../shared/signal-events.ts'
+import { SETTINGS } from './cli.ts'
 import { checkIceServers, DEFAULT_TURN_CREDENTIAL_TTL_S, type IceServerConfig } from './ice.ts'
 
 /** What a relayed signal costs on top of its data: the packet around it, `2["signal",{"from":"<40 hex>","data":` and `}]`. */
@@ -177,8 +178,77 @@ export type ResolvedOptions = Required<Omit<SignalServerOptions, Optional | 'ice
 /** Instance names: what /healthz shows and, with a boot id appended, what instances call each other. */
 const INSTANCE_NAME = /^[A-Za-z0-9_-]{1,64}$/
 
+const ANY = Number.MAX_SAFE_INTEGER
+/** setTimeout's longest delay: a longer one fires at once. */
+const TIMER = 2 ** 31 - 1
+/**
+ * The numbers checked here (those with a check of their own below are not listed): [least, most], and
+ * `false` for a rate, which may be fractional. What they guard against: node:http, net and ws read 0 as
+ * "no limit" (timeouts, maxConnections, maxPayload, which also takes 2^31 and up as none), and NaN
+ * passes every `count >= limit` test.
+ */
+const NUMBERS: { [K in keyof SignalServerOptions]?: [number, number] | [number, number, false] } = {
+  port: [0, 65_535],
+  ipv6PrefixBits: [0, 128],
+  maxConnectionsPerSource: [1, ANY],
+  maxSocketsPerSource: [1, ANY],
+  registrationsPerSourcePerMin: [1, ANY],
+  maxIdentitiesPerSource: [1, ANY],
+  identityWindowMs: [0, ANY],
+  relayBytesPerSourcePerSec: [1, ANY],
+  relayBurstBytesPerSource: [1, ANY],
+  maxSources: [1, ANY],
+  maxConnections: [1, ANY],
+  headersTimeoutMs: [1, TIMER],
+  requestTimeoutMs: [1, TIMER],
+  binaryDeadlineMs: [1, TIMER],
+  maxPendingBinaryBytes: [0, ANY],
+  sampleSize: [0, ANY],
+  signalMaxBytes: [1, ANY],
+  relayBytesPerSec: [1, ANY],
+  relayBurstBytes: [1, ANY],
+  relayFrameMaxBytes: [1, ANY],
+  registerTimeoutMs: [1, TIMER],
+  maxPeers: [1, ANY],
+  maxPendingSockets: [0, ANY],
+  eventsPerSec: [0.001, ANY, false],
+  eventBurst: [1, ANY],
+  abuseBurst: [0, ANY],
+  abusePerSec: [0, ANY, false],
+  maxHttpBufferSize: [1, 2 ** 30],
+  congestionMaxPackets: [1, ANY],
+  slowConsumerMaxPackets: [1, ANY],
+  hostTtlMs: [1, ANY],
+  sweepMs: [100, TIMER],
+}
+
+/** A TypeError naming `key` (and its variable) unless `o[key]` is absent or within NUMBERS[key]. */
+function checkNumbers(o: SignalServerOptions): void {
+  for (const [key, [min, max, whole = true]] of Object.entries(NUMBERS) as [
+    keyof SignalServerOptions,
+    [number, number, false?],
+  ][]) {
+    const v: unknown = o[key]
+    if (v === undefined) continue
+    const ok = typeof v === 'number' && (whole ? Number.isSafeInteger(v) : Number.isFinite(v))
+    if (ok && v >= min && v <= max) continue
+    const env = SETTINGS.find((x) => x.key === key)?.env
+    const range = max === ANY ? `at least ${min}` : `from ${min} to ${max}`
+    throw new TypeError(
+      `${key}${env ? ` (${env})` : ''}: ${whole ? 'a whole number' : 'a number'} ${range}, not ${String(v)}`,
+    )
+  }
+  const headers = o.headersTimeoutMs ?? 10_000
+  const request = o.requestTimeoutMs ?? 30_000
+  if (headers > request)
+    throw new TypeError(
+      `headersTimeoutMs (HEADERS_TIMEOUT_MS): at most requestTimeoutMs (REQUEST_TIMEOUT_MS), ${request}, not ${headers}`,
+    )
+}
+
 /** Defaults filled in and checked; a TypeError names the first bad option. */
 export function resolveOptions(o: SignalServerOptions, instance: string): ResolvedOptions {
+  checkNumbers(o)
   const relayBytesPerSec = o.relayBytesPerSec ?? 256 * 1024
   const relayBytesPerSourcePerSec = o.relayBytesPerSourcePerSec ?? 4 * relayBytesPerSec
   const maxPeers = o.maxPeers ?? 20_000
