@@ -93,6 +93,29 @@ describe('connections that hold a slot', () => {
   })
 })
 
+describe('static files', () => {
+  it('requests at once for a large file no one asked for yet read it once, a piece at a time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'big.wasm'), Buffer.alloc(16 * 1024 * 1024, 7))
+    const s = await start({ staticDir: dir })
+    const base = process.memoryUsage().arrayBuffers
+    let peak = base
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers)
+    }, 2)
+    // HEAD: the answer costs the client nothing; its ETag (a hash of the content) costs the server.
+    const answers = await Promise.all(
+      Array.from({ length: 48 }, () => fetch(`${s.address}/big.wasm`, { method: 'HEAD' })),
+    )
+    clearInterval(sampler)
+    expect(answers.every((r) => r.status === 200)).toBe(true)
+    expect(new Set(answers.map((r) => r.headers.get('etag'))).size).toBe(1)
+    // Each request read the whole file into memory to hash it: 48 x 16 MiB, ~770 MiB held at once.
+    expect((peak - base) / 2 ** 20).toBeLessThan(64)
+  })
+})
+
 describe('/metrics', () => {
   it('a burst of requests costs one rendering per 100 ms, not one each', async () => {
     // Rendering walks every socket and network (it took ~67 ms at 20,000 networks). Here one takes 20 ms.

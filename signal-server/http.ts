@@ -11,7 +11,8 @@
  * the brotli copy, else the gzip one, is sent with `Content-Encoding` and
  * `Vary: Accept-Encoding` (nothing is compressed per request: the CPU a
  * request may cost stays small; a copy is checked once to hold the file as
- * it is now). Every file has a strong ETag (a hash of its
+ * it is now, and files are hashed and checked a piece at a time, once for
+ * all the requests that come meanwhile). Every file has a strong ETag (a hash of its
  * content, one per encoding); `If-None-Match` gets 304. Vite's hashed assets
  * (`/assets/name-HASH.ext`) are cached for a year as immutable; everything
  * else (`/weft.js`, `/weft.mjs`, the page, whose names stay the same from
@@ -19,11 +20,11 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, resolve, sep } from 'node:path'
-import { promisify } from 'node:util'
-import { brotliDecompress as brotliDecompressCb, gunzip as gunzipCb } from 'node:zlib'
+import type { Readable } from 'node:stream'
+import { createBrotliDecompress, createGunzip } from 'node:zlib'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -159,9 +160,6 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
 /** How long one rendering of /metrics answers for: at most ten renderings a second, whatever comes. */
 const METRICS_MIN_INTERVAL_MS = 100
 
-const brotliDecompress = promisify(brotliDecompressCb)
-const gunzip = promisify(gunzipCb)
-
 /** weft's bundles and their source maps: served from bundleDir when the static folder (an app's) has none. */
 const BUNDLE_FILES = /^\/weft\.m?js(\.map)?$/
 
@@ -188,16 +186,47 @@ interface Representation {
 const hashes = new Map<string, { size: number; mtimeMs: number; hash: string }>()
 const MAX_HASHES = 1024
 
+/**
+ * Hashes and checks under way, by path, size and time: requests that come while one runs wait for it.
+ * Without, every request for a file no one had asked for yet read it whole (48 at once for a 16 MiB
+ * file: 750 MiB held).
+ */
+const running = new Map<string, Promise<unknown>>()
+
+function once<T>(key: string, work: () => Promise<T>): Promise<T> {
+  let p = running.get(key) as Promise<T> | undefined
+  if (!p) {
+    p = work().finally(() => running.delete(key))
+    running.set(key, p)
+  }
+  return p
+}
+
+/** SHA-256 of what `stream` gives (base64url, 22 characters), read a piece at a time; undefined past `max` bytes. */
+async function hashOf(stream: Readable, max = Number.POSITIVE_INFINITY): Promise<string | undefined> {
+  const h = createHash('sha256')
+  let n = 0
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      n += chunk.length
+      if (n > max) return undefined
+      h.update(chunk)
+    }
+  } finally {
+    stream.destroy()
+  }
+  return h.digest('base64url').slice(0, 22)
+}
+
 async function contentHash(f: StaticFile): Promise<string> {
   const known = hashes.get(f.path)
   if (known && known.size === f.size && known.mtimeMs === f.mtimeMs) return known.hash
-  const hash = createHash('sha256')
-    .update(await readFile(f.path))
-    .digest('base64url')
-    .slice(0, 22)
-  if (hashes.size >= MAX_HASHES) hashes.delete(hashes.keys().next().value as string)
-  hashes.set(f.path, { size: f.size, mtimeMs: f.mtimeMs, hash })
-  return hash
+  return once(`${f.path}\0${f.size}\0${f.mtimeMs}`, async () => {
+    const hash = (await hashOf(createReadStream(f.path))) as string
+    if (hashes.size >= MAX_HASHES) hashes.delete(hashes.keys().next().value as string)
+    hashes.set(f.path, { size: f.size, mtimeMs: f.mtimeMs, hash })
+    return hash
+  })
 }
 
 /** The encodings a client accepts (q > 0), from its Accept-Encoding header. */
@@ -239,17 +268,22 @@ async function compressedCopy(
   const known = copies.get(path)
   let good: boolean
   if (known && known.size === s.size && known.mtimeMs === s.mtimeMs && known.of === hash) good = known.good
-  else {
-    try {
-      const raw = await readFile(path)
-      const body = ext === '.br' ? await brotliDecompress(raw) : await gunzip(raw)
-      good = createHash('sha256').update(body).digest('base64url').slice(0, 22) === hash
-    } catch {
-      good = false
-    }
-    if (copies.size >= MAX_HASHES) copies.delete(copies.keys().next().value as string)
-    copies.set(path, { size: s.size, mtimeMs: s.mtimeMs, of: hash, good })
-  }
+  else
+    good = await once(`${path}\0${s.size}\0${s.mtimeMs}\0${hash}`, async () => {
+      let ok: boolean
+      try {
+        // Decompressed a piece at a time, and no further than the file's size: a copy that holds more is not it.
+        const source = createReadStream(path)
+        const body = ext === '.br' ? createBrotliDecompress() : createGunzip()
+        source.on('error', (err) => body.destroy(err))
+        ok = (await hashOf(source.pipe(body), f.size).finally(() => source.destroy())) === hash
+      } catch {
+        ok = false
+      }
+      if (copies.size >= MAX_HASHES) copies.delete(copies.keys().next().value as string)
+      copies.set(path, { size: s.size, mtimeMs: s.mtimeMs, of: hash, good: ok })
+      return ok
+    })
   return good ? { path, size: s.size, mtimeMs: s.mtimeMs } : undefined
 }
 
