@@ -144,4 +144,18 @@ describe('sources', () => {
     expect(t.size()).toBeLessThanOrEqual(LIMITS.maxSources + 1)
     expect(t.peek('live')).not.toBeNull()
   })
+
+  it('stays bounded when the oldest entries are live (long-lived peers that touch nothing)', () => {
+    const t = createSourceTable(LIMITS)
+    // 70 honest peers, connected before everyone else and quiet since: the front of the table.
+    for (let i = 0; i < 70; i++) t.openConnection(`honest${i}`)
+    // A flood of sources, each leaving an identity that counts for the window (an hour, here ~forever).
+    for (let i = 0; i < 10_000; i++) {
+      t.claimIdentity(`flood${i}`, 'x', 0)
+      t.releaseIdentity(`flood${i}`, 'x', 0)
+    }
+    // Before: the eviction looked at the 64 oldest, all live, and stopped: 10,070 entries.
+    expect(t.size()).toBeLessThanOrEqual(LIMITS.maxSources + 1)
+    for (let i = 0; i < 70; i++) expect(t.peek(`honest${i}`)?.tcp).toBe(1)
+  })
 })

@@ -267,11 +267,13 @@ export function createSourceTable(limits: SourceLimits): SourceTable {
     s = { key, tcp: 0, sockets: 0, registrations: null, relay: null, ids: null }
     sources.set(key, s)
     if (sources.size > limits.maxSources) {
-      // Bounded work per insertion: look at the oldest few, drop those that hold nothing live.
+      // Bounded work per insertion: look at the oldest few, drop those that hold nothing live, and move
+      // live ones to the back, or a front of quiet long-lived peers would stop every eviction for good.
       let looked = 0
       for (const [k, old] of sources) {
-        if (sources.size <= limits.maxSources || looked++ >= 64) break
-        if (k !== key && old.tcp === 0 && old.sockets === 0) sources.delete(k)
+        if (sources.size <= limits.maxSources || looked++ >= 64 || k === key) break
+        sources.delete(k)
+        if (old.tcp > 0 || old.sockets > 0) sources.set(k, old)
       }
     }
     return s
