@@ -3,7 +3,7 @@
  * port 0 with raw TCP clients (connections that hold a slot and send or take
  * nothing), or its HTTP handler alone (what a request to /metrics costs).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net'
@@ -113,6 +113,26 @@ describe('static files', () => {
     expect(new Set(answers.map((r) => r.headers.get('etag'))).size).toBe(1)
     // Each request read the whole file into memory to hash it: 48 x 16 MiB, ~770 MiB held at once.
     expect((peak - base) / 2 ** 20).toBeLessThan(64)
+  })
+
+  it('hidden files and folders (/.env, /.git/config) are not served, even when the folder holds them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
+    dirs.push(dir)
+    // An operator who points STATIC_DIR at a project folder rather than its build output.
+    writeFileSync(join(dir, '.env'), 'SECRET=1\n')
+    mkdirSync(join(dir, '.git'))
+    writeFileSync(join(dir, '.git', 'config'), '[remote]\n')
+    mkdirSync(join(dir, 'app'))
+    writeFileSync(join(dir, 'app', '.htpasswd'), 'x:y\n')
+    writeFileSync(join(dir, 'index.html'), '<p>hi</p>\n')
+    mkdirSync(join(dir, '.well-known'))
+    writeFileSync(join(dir, '.well-known', 'security.txt'), 'Contact: x\n')
+    const s = await start({ staticDir: dir })
+    for (const path of ['/.env', '/.git/config', '/app/.htpasswd', '/%2eenv', '/app/../.env', '/.git/'])
+      expect([path, (await fetch(`${s.address}${path}`)).status]).toEqual([path, 404])
+    // What is meant to be served still is.
+    expect((await fetch(`${s.address}/`)).status).toBe(200)
+    expect((await fetch(`${s.address}/.well-known/security.txt`)).status).toBe(200)
   })
 })
 

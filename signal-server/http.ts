@@ -160,6 +160,9 @@ export function createHttpHandler(deps: HttpDeps): (req: IncomingMessage, res: S
 /** How long one rendering of /metrics answers for: at most ten renderings a second, whatever comes. */
 const METRICS_MIN_INTERVAL_MS = 100
 
+/** A path segment that starts with a dot, other than `.well-known` (RFC 8615). */
+const HIDDEN = /[\\/]\.(?!well-known(?:[\\/]|$))/
+
 /** weft's bundles and their source maps: served from bundleDir when the static folder (an app's) has none. */
 const BUNDLE_FILES = /^\/weft\.m?js(\.map)?$/
 
@@ -317,6 +320,9 @@ async function findFile(root: string, pathname: string): Promise<StaticFile | un
   const rel = pathname === '/' ? 'index.html' : pathname.replace(/^\/+/, '')
   const path = resolve(join(root, rel))
   if (path !== root && !path.startsWith(root + sep)) return undefined
+  // Hidden files and folders (.env, .git, .htpasswd) are never served, only /.well-known/: a folder given
+  // by mistake (a project's rather than its build output) does not give its secrets away.
+  if (HIDDEN.test(path.slice(root.length))) return undefined
   try {
     const s = await stat(path)
     if (s.isFile()) return { path, size: s.size, mtimeMs: s.mtimeMs }
