@@ -63,6 +63,13 @@ describe('sources', () => {
     // Cut at the left, the first entry left may be the end of one (110.0.0.3): never read as an address.
     const cut = `110.0.0.3${' '.repeat(2030)}, 10.0.0.2`
     expect(r.clientAddress('127.0.0.1', cut)).toBe('10.0.0.2')
+    // Entries with a port (Azure's Application Gateway writes them): the address, not the end of the walk.
+    expect(r.clientAddress('127.0.0.1', '203.0.113.9:51234, 10.0.0.2:443')).toBe('203.0.113.9')
+    expect(r.clientAddress('127.0.0.1', '[2001:db8::7]:51234')).toBe('2001:db8::7')
+    expect(r.clientAddress('127.0.0.1', '[2001:db8::7]')).toBe('2001:db8::7')
+    // A bare IPv6 address is not taken for one with a port; a port that is not one is junk.
+    expect(r.clientAddress('127.0.0.1', '2001:db8::7:80')).toBe('2001:db8::7:80')
+    expect(r.clientAddress('127.0.0.1', '203.0.113.9:http')).toBe('127.0.0.1')
     // Only trusted proxies all the way: the left-most address.
     expect(r.clientAddress('127.0.0.1', '10.0.0.3, 10.0.0.2')).toBe('10.0.0.3')
     for (const bad of ['10.0.0.0/33', 'nope', '1.2.3.4/8/9', '::/129'])

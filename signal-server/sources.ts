@@ -40,6 +40,17 @@ function plainAddress(address: string): string {
   return mapped ? (mapped[1] as string) : a
 }
 
+/**
+ * An X-Forwarded-For entry without the port some proxies write after it (`203.0.113.9:51234`,
+ * `[2001:db8::7]:51234`, `[2001:db8::7]`); a bare IPv6 address is left as it is.
+ */
+function withoutPort(entry: string): string {
+  const v6 = /^\[([0-9A-Fa-f:.%]+)\](?::\d{1,5})?$/.exec(entry)
+  if (v6) return v6[1] as string
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry)
+  return v4 ? (v4[1] as string) : entry
+}
+
 /** The eight 16-bit groups of an IPv6 address (valid per isIP), or null. */
 function ipv6Groups(a: string): number[] | null {
   let s = a
@@ -149,7 +160,7 @@ export function createAddressResolver(trustProxy: readonly string[]): AddressRes
       const hops = header.split(',').slice(-32)
       let client = peer
       for (let i = hops.length - 1; i >= 0; i--) {
-        const hop = plainAddress((hops[i] as string).trim())
+        const hop = plainAddress(withoutPort((hops[i] as string).trim()))
         if (isIP(hop) === 0) break
         client = hop
         if (!trusted(hop)) break
