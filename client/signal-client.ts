@@ -234,6 +234,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       markPhase('signal-start')
       const socket: ClientSocket = pre?.socket ?? openSocket(this.opts.io, url, timeoutMs)
       let settled = false
+      let answered = false // one challenge per connection is answered: a server's second one is not
       const fail = (err: SignalError) => {
         if (settled) return
         settled = true
@@ -256,6 +257,8 @@ export class SignalClient extends Emitter<SignalClientEvents> {
         fail(new SignalError(reason, refusal(url, reason)))
       }
       const challenge = async (payload: unknown) => {
+        if (answered) return
+        answered = true
         const ch = parseChallenge(payload)
         if (!ch) return fail(new SignalError('bad-challenge', 'signal server sent a malformed challenge'))
         markPhase('challenge')
@@ -469,12 +472,9 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     // A connection opened beforehand that no attempt took (the first server was not tried).
     this.preconnection?.close()
     this.preconnection = undefined
-    const s = this.socket
+    this.socket?.removeAllListeners()
+    this.socket?.disconnect()
     this.socket = undefined
-    if (s) {
-      s.removeAllListeners()
-      s.disconnect()
-    }
     this.setState('closed')
     this.removeAll()
   }
