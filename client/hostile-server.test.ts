@@ -4,14 +4,48 @@
  * untrusted, and it may send it at any time, as often and as fast as it likes.
  * (A server in the middle of a link: node/hello-mitm.test.ts.)
  */
+import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
 import { expect, it } from 'vitest'
-import { generateIdentity, type Identity } from '../shared/identity/keys.ts'
+import { generateIdentity, type Identity, nodeIdOf } from '../shared/identity/keys.ts'
 import { hostileServer } from '../test/hostile-server.ts'
 import { until, useCleanup } from '../test/until.ts'
+import { MAX_REMOTE_CANDIDATES } from './links/webrtc.ts'
+import { loadWrtc } from './links/wrtc-adapter.ts'
+import { OverlayNode } from './overlay.ts'
 import { type IoFactory, SignalClient } from './signal-client.ts'
 
 const cleanup = useCleanup()
+
+/** A made-up peer the hostile server lists and speaks for. */
+const FAKE = 'ab'.repeat(20)
+
+/**
+ * A node (simple-peer over @roamhq/wrtc, as Node peers run) registered with `address`, whose
+ * server lists FAKE; `fed` counts the ICE candidates that reach a WebRTC stack, `peers` its stacks.
+ */
+async function nodeOf(address: string) {
+  const wrtc = await loadWrtc('@roamhq/wrtc')
+  const fed = { candidates: 0 }
+  const peers: SimplePeer.Instance[] = []
+  class Counting extends SimplePeer {
+    constructor(opts: SimplePeer.Options) {
+      super(opts)
+      peers.push(this)
+    }
+    override signal(data: string | SimplePeer.SignalData): void {
+      if (typeof data === 'object' && 'candidate' in data) fed.candidates++
+      super.signal(data)
+    }
+  }
+  const identity = await generateIdentity({ puzzleBits: 0 })
+  const node = new OverlayNode(
+    { SimplePeer: Counting as never, io: io as never, identity },
+    { signal: address, network: 'hostile', puzzleBits: 0, wrtc, directTimeoutMs: 15_000 },
+  )
+  cleanup.push(() => node.close())
+  return { node, fed, peers }
+}
 
 function client(address: string, identity: Identity): SignalClient {
   const c = new SignalClient({
@@ -55,3 +89,49 @@ it('answers one challenge per connection: more, before or after registration, ne
   expect(registered).toBe(1)
   expect(c.state).toBe('registered')
 })
+
+it('feeds a WebRTC attempt a bounded number of ICE candidates, however many the server makes up', async () => {
+  const s = await hostileServer({
+    onRegister: (_socket, p, ack) =>
+      void nodeIdOf(new Uint8Array(p.publicKey)).then((id) =>
+        ack({ ok: true, id, quietSignals: true, servers: [], peers: [{ id: FAKE, lastSeen: Date.now() }] }),
+      ),
+  })
+  cleanup.push(() => s.close())
+  const offered: unknown[] = []
+  const { node, fed, peers } = await nodeOf(s.address)
+  void node.start().catch(() => {})
+  await until('a socket', () => s.sockets.length > 0)
+  const sock = s.sockets[0]
+  if (!sock) throw new Error('no socket')
+  sock.on('signal', (p: { to: string }) => {
+    if (p.to === FAKE) offered.push(p)
+  })
+  await until('the offer to the listed peer', () => offered.length > 0)
+  // Candidates "from" the peer the node offers to, as fast as the socket takes them (an honest
+  // server passes on 64 KiB/s of signals per sender; this one, what it likes): each used to be
+  // kept by simple-peer until the answer came (or given to the stack after it), without bound.
+  const N = 5000
+  for (let i = 0; i < N; i++) {
+    const candidate = `candidate:${i} 1 udp 2122260223 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} ${1024 + (i % 60000)} typ host`
+    sock.emit('signal', {
+      from: FAKE,
+      data: {
+        t: 'rtc',
+        s: { type: 'candidate', candidate: { candidate, sdpMLineIndex: 0, sdpMid: '0' } },
+        mesh: true,
+      },
+    })
+  }
+  await until(
+    'the candidates handled',
+    () => (node.stats()['drop.signal.candidate'] ?? 0) + fed.candidates >= N,
+    20_000,
+  )
+  expect(fed.candidates).toBeLessThanOrEqual(MAX_REMOTE_CANDIDATES)
+  const pending = peers.map(
+    (p) => (p as unknown as { _pendingCandidates: unknown[] })._pendingCandidates.length,
+  )
+  expect(Math.max(...pending)).toBeLessThanOrEqual(MAX_REMOTE_CANDIDATES)
+  expect(node.stats()['drop.signal.candidate']).toBe(N - fed.candidates)
+}, 40_000)

@@ -35,6 +35,12 @@ export type SimplePeerCtor = new (opts: PeerOptions) => PeerInstance
  */
 const HIGH_WATER = 4 * 1024 * 1024
 const LOW_WATER = 1024 * 1024
+/**
+ * ICE candidates one attempt takes from its peer; more are dropped (a peer's, or a server's, are
+ * not ours to trust: each would be kept until the description came, then paired and checked).
+ * An honest peer sends a handful per interface and STUN/TURN server.
+ */
+export const MAX_REMOTE_CANDIDATES = 256
 
 export interface WebRtcPipeOptions {
   SimplePeer: SimplePeerCtor
@@ -48,9 +54,10 @@ export interface WebRtcPipeOptions {
 
 export interface WebRtcPipe extends Pipe {
   /**
-   * Feed a signal from the other end: ICE candidates, and one description
-   * (the answer to our offer, or the offer we answer). False for anything
-   * else, which is dropped (a second description, a renegotiation).
+   * Feed a signal from the other end: ICE candidates (MAX_REMOTE_CANDIDATES),
+   * and one description (the answer to our offer, or the offer we answer).
+   * False for anything else, which is dropped (a second description, a
+   * renegotiation, candidates past the bound).
    */
   signal(data: unknown): boolean
   /** Resolves when the data channel opens; rejects with the reason when the connection fails first. */
@@ -154,6 +161,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
   peer.on('error', (err: Error & { code?: string }) => finish(`error:${err.code ?? err.message}`, err))
   let onStall: (() => void) | undefined
   const seen: string[] = []
+  let candidates = 0
   peer.on('iceStateChange', (state: string) => {
     if (!closed && !seen.includes(state)) seen.push(state)
     if (state === 'disconnected' && !closed) onStall?.()
@@ -180,6 +188,7 @@ export function createWebRtcPipe(opts: WebRtcPipeOptions): WebRtcPipe {
       const kind = signalKind(data)
       if (kind !== 'candidate' && (kind !== (opts.initiator ? 'answer' : 'offer') || sdps.remote))
         return false
+      if (kind === 'candidate' && ++candidates > MAX_REMOTE_CANDIDATES) return false
       sdps.remote ??= sdpOf(data)
       try {
         peer.signal(data)

@@ -65,7 +65,7 @@ import type { Clock, TimerId } from './clock.ts'
 import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
-import { parseSignalData, type SignalData } from './signal-data.ts'
+import { parseSignalData, rtcDropKey, type SignalData } from './signal-data.ts'
 import { markPhase } from './timeline.ts'
 
 /** An inbound relay setup that has not opened a link by then is given up (the handshake takes a few round trips). */
@@ -306,8 +306,8 @@ export class Dialer {
   /** A WebRTC signal of the peer into the attempt under way (the hello it carried is kept). */
   feedRtc(d: Dial, s: SignalData & { t: 'rtc' }): void {
     if (!d.pipe) return
-    // (A second offer or answer, a renegotiation: dropped by the pipe, and its hello with it.)
-    if (!d.pipe.signal(s.s)) return bump(this.deps.counters, 'drop.signal.description')
+    // (A second offer or answer, a renegotiation, candidates past the bound: dropped by the pipe.)
+    if (!d.pipe.signal(s.s)) return bump(this.deps.counters, rtcDropKey(s))
     takeHello(d.hello, s, d.offerer === true, this.deps.counters)
     if (d.offerer && !d.hello?.answer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
   }

@@ -85,6 +85,12 @@ export function isAnswer(s: { s: object }): boolean {
   return (s.s as { type?: unknown }).type === 'answer'
 }
 
+/** The counter of a WebRTC signal the attempt refused: an ICE candidate past its bound, or a description. */
+export function rtcDropKey(s: { s: object }): string {
+  const candidate = (s.s as { candidate?: unknown }).candidate !== undefined && !('sdp' in s.s)
+  return candidate ? 'drop.signal.candidate' : 'drop.signal.description'
+}
+
 /** The relay pipe (and so the session) a link runs on; undefined for a direct link. */
 export function relayPipeOf(link: NodeLink): RelayPipe | undefined {
   if (link.transport !== 'relay') return undefined
