@@ -24,7 +24,7 @@ const FAKE = 'ab'.repeat(20)
  * A node (simple-peer over @roamhq/wrtc, as Node peers run) registered with `address`, whose
  * server lists FAKE; `fed` counts the ICE candidates that reach a WebRTC stack, `peers` its stacks.
  */
-async function nodeOf(address: string) {
+async function nodeOf(address: string, id?: Identity) {
   const wrtc = await loadWrtc('@roamhq/wrtc')
   const fed = { candidates: 0 }
   const peers: SimplePeer.Instance[] = []
@@ -38,7 +38,7 @@ async function nodeOf(address: string) {
       super.signal(data)
     }
   }
-  const identity = await generateIdentity({ puzzleBits: 0 })
+  const identity = id ?? (await generateIdentity({ puzzleBits: 0 }))
   const node = new OverlayNode(
     { SimplePeer: Counting as never, io: io as never, identity },
     { signal: address, network: 'hostile', puzzleBits: 0, wrtc, directTimeoutMs: 15_000 },
@@ -135,3 +135,55 @@ it('feeds a WebRTC attempt a bounded number of ICE candidates, however many the 
   expect(Math.max(...pending)).toBeLessThanOrEqual(MAX_REMOTE_CANDIDATES)
   expect(node.stats()['drop.signal.candidate']).toBe(N - fed.candidates)
 }, 40_000)
+
+it("cannot end a node's open link by making up a new-link signal from its peer, nor turn it into a relayed one", async () => {
+  const s = await hostileServer({ forward: true })
+  cleanup.push(() => s.close())
+  const { node: a } = await nodeOf(s.address)
+  await a.start()
+  const bId = await generateIdentity({ puzzleBits: 0 })
+  const { node: b } = await nodeOf(s.address, bId)
+  await b.start()
+  await until('the link', () => a.links.get(b.id)?.state === 'open')
+  const link = a.links.get(b.id)
+  expect(link?.transport).toBe('webrtc')
+  const toA = s.byId.get(a.id)
+  if (!toA) throw new Error('a is not registered')
+  // "From b": a relay session of its own, and an offer. Each used to close a's link to b at once
+  // ('superseded'), though b never sent them and its link was well.
+  toA.emit('signal', { from: b.id, data: { t: 'relay', mesh: true, sid: 7 } })
+  toA.emit('signal', {
+    from: b.id,
+    data: { t: 'rtc', s: { type: 'offer', sdp: 'v=0\r\n' }, mesh: true, o: true },
+  })
+  await new Promise((r) => setTimeout(r, 1000))
+  expect(a.links.get(b.id)).toBe(link)
+  expect(link?.state).toBe('open')
+  expect(a.stats()['link.superseded']).toBeUndefined()
+  b.handle('who', () => 'b')
+  expect(await a.request(b.id, 'who', null)).toBe('b')
+  expect(a.stats()['dial.supersede-failed']).toBe(1) // the offer's setup: not to the relay instead
+}, 30_000)
+
+it("a peer's own new link (a reloaded page) takes the place of the one a node still has with it", async () => {
+  const s = await hostileServer({ forward: true }) // honest, this time
+  cleanup.push(() => s.close())
+  const { node: a } = await nodeOf(s.address)
+  await a.start()
+  const bId = await generateIdentity({ puzzleBits: 0 })
+  const { node: b } = await nodeOf(s.address, bId)
+  await b.start()
+  await until('the link', () => a.links.get(b.id)?.state === 'open')
+  const link = a.links.get(b.id)
+  // b again (a reloaded page: the same identity, a new session) while a still has the old link:
+  // the new link, once open and proven, takes the old one's place.
+  expect(link?.transport).toBe('webrtc')
+  const { node: b2 } = await nodeOf(s.address, bId)
+  b2.handle('who', () => 'b2')
+  await b2.start()
+  await until('the new link', () => a.links.get(b.id) !== link && a.links.get(b.id)?.state === 'open')
+  expect(link?.state).toBe('closed')
+  expect(a.links.get(b.id)?.transport).toBe('webrtc')
+  expect(a.stats()['link.superseded']).toBe(1)
+  expect(await a.request(b.id, 'who', null)).toBe('b2')
+}, 30_000)

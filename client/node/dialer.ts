@@ -61,7 +61,7 @@ import {
   linkHello,
   takeHello,
 } from './attempt-hello.ts'
-import type { Clock, TimerId } from './clock.ts'
+import type { Clock } from './clock.ts'
 import { setBounded } from './inbound.ts'
 import type { LinkTable, NodeLink } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
@@ -88,38 +88,9 @@ const MAX_RELAY_SESSIONS = 3
 /** Signals of our offer kept for a replay (the offer and its ICE candidates: a handful). */
 const MAX_SENT_SIGNALS = 16
 
-/** A link setup under way. */
-export interface Dial {
-  peer: string
-  mesh: boolean
-  /**
-   * Set up at the peer's request (its signal), not ours: counted against the
-   * inbound bounds (inbound.ts), not the connection manager's own dials.
-   */
-  inbound: boolean
-  /** A WebRTC attempt to replace an open relayed link: on failure the relayed link stays. */
-  upgrade?: boolean
-  /** Relay sessions this dial has started or adopted (MAX_RELAY_SESSIONS). */
-  relays: number
-  pipe?: WebRtcPipe
-  relay?: RelayPipe
-  link?: Link
-  timer?: TimerId
-  /** The peer signalled this setup through the signal server: ours go back that way (inbound.ts). */
-  viaServer?: boolean
-  /** This end made the WebRTC offer of `pipe` (else it answers). */
-  offerer?: boolean
-  /** Why the direct attempt failed (the WebRTC error), for the NoRouteError when there is no relay. */
-  error?: string
-  /** What our offering `pipe` has signalled so far (MAX_SENT_SIGNALS), for one replay (replayOffer). */
-  sent?: (SignalData & { t: 'rtc' })[]
-  /** The offer of `pipe` was replayed already. */
-  replayed?: boolean
-  /** The hello of `pipe`'s link, made with the attempt (startWebRtc). */
-  hello?: AttemptHello
-  started: number
-  waiters: { resolve: (l: NodeLink) => void; reject: (e: Error) => void }[]
-}
+import type { Dial } from './dial.ts'
+
+export type { Dial }
 
 export interface DialerDeps {
   readonly identity: Identity
@@ -355,8 +326,10 @@ export class Dialer {
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
     const { config, counters } = this.deps
-    if (d.upgrade) {
-      bump(counters, 'upgrade.failed')
+    // An upgrade, or a setup that would replace a direct link, is for a direct link or nothing: a
+    // relayed one (the server's to carry or drop) never takes a direct link's place.
+    if (d.upgrade || d.supersedes?.transport === 'webrtc') {
+      bump(counters, d.upgrade ? 'upgrade.failed' : 'dial.supersede-failed')
       return this.failDial(
         d,
         new NoRouteError(d.peer, `no direct link to ${d.peer}: ${d.error ?? 'timeout'}`),
@@ -467,6 +440,13 @@ export class Dialer {
   private linkOpen(d: Dial, link: Link): void {
     this.deps.clock.clearTimeout(d.timer)
     this.deps.learnBox(link)
+    // The link this setup supersedes goes now, while the dial still holds the peer's place (the
+    // departure runs a manager round, which must not dial the peer meanwhile).
+    const old = d.supersedes
+    if (old?.state === 'open' && this.deps.links.get(d.peer) === old) {
+      bump(this.deps.counters, 'link.superseded')
+      old.close('superseded')
+    }
     if (this.dials.get(d.peer) === d) this.dials.delete(d.peer)
     // Keep one link per peer: a direct one beats a relayed one (link-table.ts).
     const { kept, added, replaced } = this.deps.links.adopt(link)

@@ -125,14 +125,11 @@ export class Inbound {
     const linked = links.get(from)
     // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).
     const upgrade = s.t === 'rtc' && linked?.transport === 'relay' && config.relay !== 'force'
-    if (linked?.state === 'open' && !upgrade) {
-      // (Over that very link it cannot be stale: the peer still uses it.)
-      if (overLink || !startsSession(s, linked)) return
-      // The peer sets up a new link, so it no longer has this one: its goodbye is still on the way.
-      // (Waiting for it would leave the new dial unanswered until it times out.)
-      bump(counters, 'link.superseded')
-      linked.close('superseded')
-    }
+    // A new link while one is open: the peer left that one (its goodbye still on the way), or the
+    // server made the signal up. The open link stays until the new one has opened, authenticated
+    // (dialer.ts linkOpen): only the peer can end it. (Over that very link it cannot be stale.)
+    const supersedes = linked?.state === 'open' && !upgrade ? linked : undefined
+    if (supersedes && (overLink || !startsSession(s, supersedes))) return
     let d = dialer.dials.get(from)
     if (!d) {
       if (s.t === 'relay' && config.relay !== 'never') return this.notePendingRelay(from, s)
@@ -146,7 +143,7 @@ export class Inbound {
       const relayed = upgrade && linked?.state === 'open' ? linked : undefined
       const upgrades = relayed ? (this.upgradesTaken.get(relayed) ?? 0) : 0
       if (upgrades >= MAX_OFFERS) return bump(counters, 'drop.signal.upgrade-budget')
-      if (!this.admit(from, upgrade)) return
+      if (!this.admit(from, upgrade || supersedes !== undefined)) return
       d = this.newDial(from, s.mesh)
       if (relayed) {
         this.upgradesTaken.set(relayed, upgrades + 1)
@@ -156,6 +153,7 @@ export class Inbound {
         bump(counters, 'upgrade.offered')
       }
     } else d.mesh ||= s.mesh
+    if (supersedes) d.supersedes = supersedes
     // A peer that signals through the server may not be on the ring yet (a newcomer): answers
     // routed over the overlay would be lost, or come back as `noroute` a detour later.
     if (viaServer) d.viaServer = true
@@ -262,14 +260,13 @@ export class Inbound {
   }
 
   /**
-   * A setup with `peer` failed; if the peer started it, it backs off (briefly after an upgrade,
-   * the relayed link still open: the offerer's retry after a failure for load comes 7-10 s later).
+   * A setup with `peer` failed; if the peer started it, it backs off (briefly while a link with
+   * it is still open, after an upgrade or a setup to supersede it: the offerer's retry after a
+   * failure for load comes 7-10 s later, and a reloaded peer's relay session may follow).
    */
   failed(peer: string, inbound: boolean): void {
     if (!inbound) return
-    const l = this.deps.links.get(peer)
-    const upgrade = l?.state === 'open' && l.transport === 'relay'
-    const ms = upgrade ? UPGRADE_BACKOFF_MS : INBOUND_BACKOFF_MS
+    const ms = this.deps.links.get(peer)?.state === 'open' ? UPGRADE_BACKOFF_MS : INBOUND_BACKOFF_MS
     setBounded(this.inboundBackoff, peer, this.deps.clock.now() + ms)
   }
 
@@ -304,7 +301,7 @@ export class Inbound {
    * answered ('full') within a small budget, so a flood cannot make this node
    * flood the server; the rest are dropped and counted.
    */
-  private admit(from: string, upgrade = false): boolean {
+  private admit(from: string, replaces = false): boolean {
     const { clock, counters, dialer, links } = this.deps
     const now = clock.now()
     if ((this.inboundBackoff.get(from) ?? 0) > now) {
@@ -322,9 +319,9 @@ export class Inbound {
     let reason: string | undefined
     const held = links.size + dialer.dials.size
     const { maxLinks } = this.deps.config
-    // (An upgrade replaces a link it counts already: no new link.)
+    // (An upgrade, or a setup that supersedes the open link, replaces a link it counts already.)
     if (
-      !upgrade &&
+      !replaces &&
       (held >= maxLinks + RING_EXTRA_LINKS || (held >= maxLinks && !this.deps.ringNeighbour(from)))
     )
       reason = 'links'
@@ -386,8 +383,12 @@ export class Inbound {
       if (existing.relay?.sid === p.sid) existing.relay.deliver(frame)
       return
     }
-    if (!this.admit(from)) return
+    // (A session other than the open link's, if any: it replaces that link once it opens.)
+    const linked = this.deps.links.get(from)
+    const supersedes = linked?.state === 'open' ? linked : undefined
+    if (!this.admit(from, supersedes !== undefined)) return
     const d = this.newDial(from, p.mesh)
+    if (supersedes) d.supersedes = supersedes
     dialer.startRelay(d, p.sid)
     d.relay?.deliver(frame)
   }
