@@ -121,8 +121,21 @@ export function createWindowBudget(
     return w
   }
 
+  /**
+   * Ended windows at the front of the map (the oldest) are dropped: an ended
+   * window is as good as none, and a node that answers thousands of peers in
+   * turn would otherwise hold MAX_REPLY_BUDGETS of them for good.
+   */
+  function dropEnded(now: number): void {
+    for (const [id, w] of windows) {
+      if (!ended(w, now)) return
+      windows.delete(id)
+    }
+  }
+
   return {
     take(peer, amount, now) {
+      dropEnded(now)
       const w = windowOf(peer, now)
       if (w.spent + amount > opts.limit) return false
       w.spent += amount
