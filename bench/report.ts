@@ -3,7 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
+/** bench/results, or BENCH_RESULTS_DIR (a benchmark run from a bundle elsewhere: sim-chord.ts). */
+export const RESULTS_DIR =
+  process.env.BENCH_RESULTS_DIR ?? join(dirname(fileURLToPath(import.meta.url)), 'results')
 
 export function report(name: string, figures: Record<string, unknown>): void {
   mkdirSync(RESULTS_DIR, { recursive: true })
