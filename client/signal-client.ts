@@ -30,7 +30,6 @@ import {
   type IceConfig,
   type IceServer,
   MAX_SERVERS,
-  normalizeServerUrl,
   type PeerInfo,
   parseChallenge,
   parsePeersAck,
@@ -55,6 +54,7 @@ import {
   dedupe,
   IDENTITY_REFUSALS,
   joinFailure,
+  listedServers,
   MIN_ATTEMPT_MS,
   refusal,
   SERVER_REFUSALS,
@@ -406,10 +406,10 @@ export class SignalClient extends Emitter<SignalClientEvents> {
 
   /**
    * `server` registered us and lists `servers`: they replace whatever an earlier server listed
-   * (bounded by MAX_SERVERS); `server` itself stays known so a reconnect can come back to it.
+   * (MAX_SERVERS; no local or http ones from a public https server); `server` itself stays known.
    */
   private learnFrom(server: string, servers: readonly string[]): void {
-    const listed = servers.map(normalizeServerUrl).filter((u): u is string => u !== null)
+    const listed = listedServers(server, servers)
     this.learned = dedupe([server, ...listed])
       .filter((u) => !this.configured.includes(u))
       .slice(0, MAX_SERVERS + 1)

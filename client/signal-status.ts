@@ -4,6 +4,7 @@
  * means for the person who reads the SignalError.
  */
 import { SignalError } from '../shared/errors.ts'
+import { mayList, normalizeServerUrl } from '../shared/signal-events.ts'
 
 export type SignalState = 'connecting' | 'registered' | 'down' | 'closed'
 
@@ -64,6 +65,14 @@ export function backoffMs(n: number, minMs: number, maxMs: number): number {
 
 export function dedupe(xs: string[]): string[] {
   return [...new Set(xs)]
+}
+
+/**
+ * The servers that `server`'s register answer lists, those it may list (mayList: no local address
+ * from a public server, no http from an https one); the rest are left out.
+ */
+export function listedServers(server: string, servers: readonly unknown[]): string[] {
+  return servers.map(normalizeServerUrl).filter((u): u is string => u !== null && mayList(server, u))
 }
 
 /** Why `start` gave up: the servers tried (how often), and the last one's reason. */

@@ -58,6 +58,48 @@ export function normalizeServerUrl(x: unknown): string | null {
   return s.length <= MAX_SERVER_URL_CHARS ? s : null
 }
 
+/**
+ * May a signal server at `server` list `listed` (normalised URLs) as another of its operator's
+ * servers? Not a local address (loopback, private, link-local, shared, `localhost`, `.local`)
+ * unless it is on one itself, and not plain http when it is https: a hostile server would
+ * otherwise have its nodes, browsers among them, open connections into their own networks.
+ * (Names are not resolved here: a public name for a private address is the browser's to stop.)
+ */
+export function mayList(server: string, listed: string): boolean {
+  const from = new URL(server)
+  const to = new URL(listed)
+  if (from.protocol === 'https:' && to.protocol !== 'https:') return false
+  return isLocalHost(from.hostname) || !isLocalHost(to.hostname)
+}
+
+/** A host name or address literal (URL.hostname) on this machine or its local networks. */
+function isLocalHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local')) return true
+  const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h)
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])]
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 100 && b >= 64 && b < 128) ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b < 32) ||
+      (a === 192 && b === 168)
+    )
+  }
+  // URL writes a mapped IPv4 address in hex (::ffff:c0a8:101).
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h)
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1] as string, 16)
+    const lo = Number.parseInt(mapped[2] as string, 16)
+    return isLocalHost(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`)
+  }
+  if (!h.includes(':')) return false
+  return h === '::' || h === '::1' || /^f[cd][0-9a-f]{0,2}:/.test(h) || /^fe[89ab][0-9a-f]?:/.test(h)
+}
+
 export const utf8Encoder = new TextEncoder()
 
 /**
