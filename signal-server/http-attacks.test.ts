@@ -74,9 +74,12 @@ describe('connections that hold a slot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-static-'))
     dirs.push(dir)
     writeFileSync(join(dir, 'big.bin'), Buffer.alloc(4 * 1024 * 1024, 7))
-    const s = await start({ staticDir: dir, headersTimeoutMs: 400, requestTimeoutMs: 1000, puzzleBits: 0 })
+    // (1 s, not 400 ms: the reader's 50 ms pauses must not grow past it on a loaded machine.)
+    const idleMs = 1000
+    const s = await start({ staticDir: dir, headersTimeoutMs: idleMs, requestTimeoutMs: 2000, puzzleBits: 0 })
     // A registered node that says nothing for a while keeps its WebSocket (ws clears the socket's timeout).
     const node = track(await joined(s.address, 'demo', { puzzleBits: 0 }))
+    const joinedAt = Date.now()
     // A download read slowly, a little at a time: it keeps moving, so it is not cut.
     const slow = await open(s.port)
     slow.write('GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
@@ -88,6 +91,8 @@ describe('connections that hold a slot', () => {
     })
     await new Promise<void>((resolve) => slow.once('close', () => resolve()))
     expect(got).toBeGreaterThan(4 * 1024 * 1024)
+    // The WebSocket quiet for well past the timeout, however fast the download went.
+    await new Promise((r) => setTimeout(r, Math.max(0, joinedAt + 2.5 * idleMs - Date.now())))
     expect(node.socket.connected).toBe(true)
     expect(s.metrics().peers).toBe(1)
   })

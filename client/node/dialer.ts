@@ -326,9 +326,13 @@ export class Dialer {
   private fallBack(d: Dial): void {
     if (this.dials.get(d.peer) !== d || d.relay) return
     const { config, counters } = this.deps
-    // An upgrade, or a setup that would replace a direct link, is for a direct link or nothing: a
-    // relayed one (the server's to carry or drop) never takes a direct link's place.
-    if (d.upgrade || d.supersedes?.transport === 'webrtc') {
+    // An upgrade, or a setup that would replace a direct link still open, is for a direct link or
+    // nothing: a relayed one (the server's to carry or drop) never takes a direct link's place. (Once
+    // that link is gone, its goodbye come or found dead, the setup is like any other.)
+    const old = d.supersedes
+    const replacesDirect =
+      old?.transport === 'webrtc' && old.state === 'open' && this.deps.links.get(d.peer) === old
+    if (d.upgrade || replacesDirect) {
       bump(counters, d.upgrade ? 'upgrade.failed' : 'dial.supersede-failed')
       return this.failDial(
         d,
