@@ -67,6 +67,9 @@ describe('bad values', () => {
       [{ sweepMs: 0 }, /sweepMs/],
       [{ eventsPerSec: 0 }, /eventsPerSec/],
       [{ port: 70_000 }, /port \(PORT\)/],
+      // maxHttpBufferSize is derived from these when not given: it too must stay under ws's 2^31.
+      [{ relayFrameMaxBytes: 2 ** 31 }, /relayFrameMaxBytes/],
+      [{ signalMaxBytes: 2 ** 31 }, /signalMaxBytes/],
     ]
     for (const [o, message] of bad) expect(() => resolveOptions(o, 'i'), JSON.stringify(o)).toThrow(message)
     // From the command line too.
