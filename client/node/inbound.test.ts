@@ -128,11 +128,11 @@ describe('upgrade offers over a relayed link', () => {
   const peer = id('1')
   const offer = { t: 'rtc', s: { type: 'offer', sdp: 'v=0' }, mesh: true } as const
   /** A node linked to `peer` over the relay; `relink()` gives it a new relayed link (a fresh one). */
-  function relayed() {
+  function relayed(transport: 'relay' | 'webrtc' = 'relay') {
     const counters: Counters = {}
     const dials = new Map<string, Dial>()
     const clock = { t: 1000, now: () => clock.t }
-    let link = { peer, transport: 'relay', state: 'open', localMesh: true }
+    let link = { peer, transport, state: 'open', localMesh: true }
     const dialer = {
       dials,
       startWebRtc: (d: Dial) => {
@@ -153,10 +153,11 @@ describe('upgrade offers over a relayed link', () => {
       relayMismatch: () => {},
       closed: () => false,
     })
-    /** The peer offers an upgrade: was a setup started? */
+    /** The peer offers an upgrade (or, over a direct link, a new link): was a setup started? */
     const offered = () => {
       inbound.onSignal(peer, offer)
-      return dials.get(peer)?.upgrade === true
+      const d = dials.get(peer)
+      return transport === 'relay' ? d?.upgrade === true : d?.supersedes === link
     }
     /** Our end of the try failed (the dialer's failDial). */
     const fail = () => {
@@ -193,6 +194,22 @@ describe('upgrade offers over a relayed link', () => {
     }
     expect(taken).toBe(10)
     expect(s.counters['drop.signal.upgrade-budget']).toBe(20)
+    s.relink()
+    expect(s.offered()).toBe(true)
+  })
+
+  it('at most ten setups to supersede one open direct link (a server making up offers from its peer, one each 4 s backoff); a new link starts afresh', () => {
+    const s = relayed('webrtc')
+    let taken = 0
+    for (let i = 0; i < 30; i++) {
+      if (s.offered()) {
+        taken++
+        s.fail()
+      }
+      s.clock.t += 60_000
+    }
+    expect(taken).toBe(10)
+    expect(s.counters['drop.signal.supersede-budget']).toBe(20)
     s.relink()
     expect(s.offered()).toBe(true)
   })

@@ -83,7 +83,7 @@ export class Inbound {
   readonly inboundBackoff = new Map<string, number>()
   /** Relay sessions peers announced, waiting for their hello (MAX_PENDING_RELAYS), oldest first. */
   readonly pendingRelays = new Map<string, { sid: number; mesh: boolean; at: number }>()
-  /** Upgrade setups taken per relayed link (MAX_OFFERS; gone with the link). */
+  /** Setups taken to replace an open link, an upgrade or a new link (MAX_OFFERS; gone with the link). */
   private readonly upgradesTaken = new WeakMap<object, number>()
   /** Per peer, the last unknown relay session we told it of (relay-gone), so we tell it once. */
   private readonly goneTold = new Map<string, number>()
@@ -141,12 +141,12 @@ export class Inbound {
       if (config.relay !== 'force' && s.t === 'dial' && from < this.deps.id)
         return bump(counters, 'drop.signal.wrong-dial')
       const relayed = upgrade && linked?.state === 'open' ? linked : undefined
-      const upgrades = relayed ? (this.upgradesTaken.get(relayed) ?? 0) : 0
-      if (upgrades >= MAX_OFFERS) return bump(counters, 'drop.signal.upgrade-budget')
+      const replaced = relayed ?? supersedes
+      if (!this.mayReplace(replaced, relayed ? 'upgrade' : 'supersede')) return
       if (!this.admit(from, upgrade || supersedes !== undefined)) return
       d = this.newDial(from, s.mesh)
+      if (replaced) this.upgradesTaken.set(replaced, (this.upgradesTaken.get(replaced) ?? 0) + 1)
       if (relayed) {
-        this.upgradesTaken.set(relayed, upgrades + 1)
         // The offer replaces the open relayed link if it opens; if not, that link stays.
         d.upgrade = true
         d.mesh = relayed.localMesh
@@ -257,6 +257,17 @@ export class Inbound {
     if (l?.state !== 'open' || relayPipeOf(l)?.sid !== sid)
       return bump(this.deps.counters, 'drop.signal.relay-gone')
     l.close('relay-gone')
+  }
+
+  /**
+   * Setups that would replace the open `link` (upgrades of a relayed one, new links superseding it),
+   * MAX_OFFERS a link at most, ever: an honest peer's retries, and no endless churn from a server
+   * making up its signals. (The caller counts a setup it starts in upgradesTaken.)
+   */
+  private mayReplace(link: object | undefined, kind: 'upgrade' | 'supersede'): boolean {
+    if (!link || (this.upgradesTaken.get(link) ?? 0) < MAX_OFFERS) return true
+    bump(this.deps.counters, `drop.signal.${kind}-budget`)
+    return false
   }
 
   /**
@@ -386,9 +397,12 @@ export class Inbound {
     // (A session other than the open link's, if any: it replaces that link once it opens.)
     const linked = this.deps.links.get(from)
     const supersedes = linked?.state === 'open' ? linked : undefined
-    if (!this.admit(from, supersedes !== undefined)) return
+    if (!this.mayReplace(supersedes, 'supersede') || !this.admit(from, supersedes !== undefined)) return
     const d = this.newDial(from, p.mesh)
-    if (supersedes) d.supersedes = supersedes
+    if (supersedes) {
+      d.supersedes = supersedes
+      this.upgradesTaken.set(supersedes, (this.upgradesTaken.get(supersedes) ?? 0) + 1)
+    }
     dialer.startRelay(d, p.sid)
     d.relay?.deliver(frame)
   }
