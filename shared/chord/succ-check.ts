@@ -20,7 +20,16 @@
  *     source charged SILENT_PER_SOURCE times is distrusted for `distrustMs`
  *     (`stabilize.distrusted`): its new entries are not taken at all
  *     meanwhile. A liar's made-up ids cost a few pings per distrust period,
- *     and never a lookup's timeout.
+ *     and never a lookup's timeout. The first period is short (two
+ *     stabilizations and a silent entry's two timeouts): an honest successor
+ *     after a crash names dead nodes it has not yet found dead, and now and
+ *     then more dead than live new ones; while it is distrusted, the new
+ *     nodes it names are missing from our list and from our predecessors'
+ *     (1,024 nodes, half crashed: 6 honest sources distrusted, the lists
+ *     right again after 10.3 s with a first period of 10 stabilizations and
+ *     4 timeouts). A liar's periods double as before (each charge while
+ *     distrusted doubles it, and a batch of 8 silent ids charges 8 times),
+ *     up to the same longest period.
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
@@ -34,8 +43,8 @@ export const SILENT_PER_SOURCE = 2
 const MAX_HEARD = 1024
 /** Sources remembered (charges, distrust). */
 const MAX_SOURCES = 256
-/** The longest distrust, in base periods (doubling from one). */
-const MAX_DISTRUST = 64
+/** The longest distrust, in base periods (doubling from one): as long as 64 of the old base (10 stabilizations, 4 timeouts). */
+const MAX_DISTRUST = 256
 
 export interface SuccessorCheck {
   /** `x` sent us something: it exists. */
@@ -69,8 +78,8 @@ export function createSuccessorCheck(
   ping: (x: string) => Promise<unknown>,
 ): SuccessorCheck {
   const { self, counters, deps, o } = ctx
-  /** How long a source is distrusted the first time (doubling while it goes on). */
-  const distrustMs = 10 * o.stabilizeMs + 4 * o.requestTimeoutMs
+  /** How long a source is distrusted the first time (doubling while it goes on): two rounds and a silent entry's two timeouts. */
+  const distrustMs = 2 * o.stabilizeMs + 2 * o.requestTimeoutMs
   /** Heard from lately (insertion order = age). */
   const recent = new Set<string>()
   /** Unverified entries of our list, and the source that named each (null: our own lookup). */
