@@ -27,9 +27,9 @@
  *     nodes it names are missing from our list and from our predecessors'
  *     (1,024 nodes, half crashed: 6 honest sources distrusted, the lists
  *     right again after 10.3 s with a first period of 10 stabilizations and
- *     4 timeouts). A liar's periods double as before (each charge while
- *     distrusted doubles it, and a batch of 8 silent ids charges 8 times),
- *     up to the same longest period.
+ *     4 timeouts, 7.1 s now). A liar's periods double as before (two more charges
+ *     while distrusted double it, and a batch of 8 silent ids charges 8
+ *     times), up to the same longest period.
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
