@@ -182,37 +182,27 @@ describe('upgrade offers over a relayed link', () => {
     expect(s.counters['upgrade.offered']).toBe(2)
   })
 
-  it('at most ten upgrade setups per relayed link (what an honest offerer sends at most); a new relayed link starts afresh', () => {
-    const s = relayed()
-    let taken = 0
-    for (let i = 0; i < 30; i++) {
-      if (s.offered()) {
-        taken++
-        s.fail()
+  // Upgrades: what an honest offerer sends at most. Supersedes: a server making up offers from a
+  // linked peer, one each 4 s backoff, kept the node setting up WebRTC for good.
+  for (const [transport, kind] of [
+    ['relay', 'upgrade'],
+    ['webrtc', 'supersede'],
+  ] as const)
+    it(`at most ten ${kind} setups per open ${transport} link; a new link starts afresh`, () => {
+      const s = relayed(transport)
+      let taken = 0
+      for (let i = 0; i < 30; i++) {
+        if (s.offered()) {
+          taken++
+          s.fail()
+        }
+        s.clock.t += 60_000
       }
-      s.clock.t += 60_000
-    }
-    expect(taken).toBe(10)
-    expect(s.counters['drop.signal.upgrade-budget']).toBe(20)
-    s.relink()
-    expect(s.offered()).toBe(true)
-  })
-
-  it('at most ten setups to supersede one open direct link (a server making up offers from its peer, one each 4 s backoff); a new link starts afresh', () => {
-    const s = relayed('webrtc')
-    let taken = 0
-    for (let i = 0; i < 30; i++) {
-      if (s.offered()) {
-        taken++
-        s.fail()
-      }
-      s.clock.t += 60_000
-    }
-    expect(taken).toBe(10)
-    expect(s.counters['drop.signal.supersede-budget']).toBe(20)
-    s.relink()
-    expect(s.offered()).toBe(true)
-  })
+      expect(taken).toBe(10)
+      expect(s.counters[`drop.signal.${kind}-budget`]).toBe(20)
+      s.relink()
+      expect(s.offered()).toBe(true)
+    })
 
   it('a failed setup that was no upgrade (no open link) still backs the peer off 30 s', () => {
     const s = setup({ links: 0, neighbours: [] })
