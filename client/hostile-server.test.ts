@@ -136,7 +136,8 @@ it('feeds a WebRTC attempt a bounded number of ICE candidates, however many the 
   expect(node.stats()['drop.signal.candidate']).toBe(N - fed.candidates)
 }, 40_000)
 
-it("cannot end a node's open link by making up a new-link signal from its peer, nor turn it into a relayed one", async () => {
+/** Nodes a and b, linked through a hostile server that forwards what they send (honest unless told). */
+async function linkedPair() {
   const s = await hostileServer({ forward: true })
   cleanup.push(() => s.close())
   const { node: a } = await nodeOf(s.address)
@@ -145,7 +146,11 @@ it("cannot end a node's open link by making up a new-link signal from its peer, 
   const { node: b } = await nodeOf(s.address, bId)
   await b.start()
   await until('the link', () => a.links.get(b.id)?.state === 'open')
-  const link = a.links.get(b.id)
+  return { s, a, b, bId, link: a.links.get(b.id) }
+}
+
+it("cannot end a node's open link by making up a new-link signal from its peer, nor turn it into a relayed one", async () => {
+  const { s, a, b, link } = await linkedPair()
   expect(link?.transport).toBe('webrtc')
   const toA = s.byId.get(a.id)
   if (!toA) throw new Error('a is not registered')
@@ -166,15 +171,7 @@ it("cannot end a node's open link by making up a new-link signal from its peer, 
 }, 30_000)
 
 it("a peer's own new link (a reloaded page) takes the place of the one a node still has with it", async () => {
-  const s = await hostileServer({ forward: true }) // honest, this time
-  cleanup.push(() => s.close())
-  const { node: a } = await nodeOf(s.address)
-  await a.start()
-  const bId = await generateIdentity({ puzzleBits: 0 })
-  const { node: b } = await nodeOf(s.address, bId)
-  await b.start()
-  await until('the link', () => a.links.get(b.id)?.state === 'open')
-  const link = a.links.get(b.id)
+  const { s, a, b, bId, link } = await linkedPair() // the server honest, this time
   // b again (a reloaded page: the same identity, a new session) while a still has the old link:
   // the new link, once open and proven, takes the old one's place.
   expect(link?.transport).toBe('webrtc')
