@@ -6,7 +6,7 @@
  */
 import SimplePeer from 'simple-peer'
 import { io } from 'socket.io-client'
-import { expect, it } from 'vitest'
+import { expect, it, vi } from 'vitest'
 import { generateIdentity, type Identity, nodeIdOf } from '../shared/identity/keys.ts'
 import { hostileServer } from '../test/hostile-server.ts'
 import { until, useCleanup } from '../test/until.ts'
@@ -184,3 +184,54 @@ it("a peer's own new link (a reloaded page) takes the place of the one a node st
   expect(a.stats()['link.superseded']).toBe(1)
   expect(await a.request(b.id, 'who', null)).toBe('b2')
 }, 30_000)
+
+/**
+ * A server that registers the node and kicks it at once, `kicks` times (all of them when undefined),
+ * then keeps the session `stayMs` before it kicks again. Returns the server and the client's
+ * reconnect delays (status retryInMs), with Math.random at 0.5: every delay is the middle of its range.
+ */
+async function kicker(kicks: number | undefined, stayMs = 0) {
+  const s = await hostileServer({
+    onRegister: (socket, p, ack) =>
+      void nodeIdOf(new Uint8Array(p.publicKey)).then((id) => {
+        ack({ ok: true, id, peers: [], servers: [] })
+        const at = kicks === undefined || s.registers <= kicks ? 50 : stayMs
+        setTimeout(() => socket.disconnect(true), at)
+      }),
+  })
+  cleanup.push(() => s.close())
+  const random = vi.spyOn(Math, 'random').mockReturnValue(0.5)
+  cleanup.push(() => random.mockRestore())
+  const c = new SignalClient({
+    servers: [s.address],
+    network: 'hostile',
+    identity: await generateIdentity({ puzzleBits: 0 }),
+    io: io as unknown as IoFactory,
+    minBackoffMs: 500,
+    maxBackoffMs: 2000,
+  })
+  cleanup.push(() => c.close())
+  const delays: number[] = []
+  c.on('status', (st) => {
+    if (st.state === 'down' && st.retryInMs !== undefined) delays.push(st.retryInMs)
+  })
+  await c.start()
+  return { s, c, delays }
+}
+
+it('backs off from a server that kicks it right after each registration, up to maxBackoffMs', async () => {
+  // The backoff used to start over at each registration: a reconnect every 250-750 ms, for ever.
+  const { s, delays } = await kicker(undefined)
+  await new Promise((r) => setTimeout(r, 6000))
+  // 500, 750, 1250, 1250, ... ms (min 500, max 2000, the middle of each range): 5 or 6 in 6 s, not 12.
+  expect(delays.slice(0, 4)).toEqual([500, 750, 1250, 1250])
+  expect(s.registers).toBeLessThanOrEqual(7)
+}, 20_000)
+
+it('reconnects at once (the first backoff) after a session that lasted, even after kicks', async () => {
+  // Kicked 4 times at once (the backoff grows), then a session of 2.5 s (past maxBackoffMs): the
+  // reconnect after it waits the first delay again.
+  const { s, delays } = await kicker(4, 2500)
+  await until('the kick after the long session', () => s.registers >= 6, 15_000)
+  expect(delays.slice(0, 5)).toEqual([500, 750, 1250, 1250, 500])
+}, 20_000)

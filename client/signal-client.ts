@@ -8,7 +8,8 @@
  * `joinTimeoutMs` runs out; then it fails with a SignalError that names the
  * servers tried and the last reason. A refusal of the identity itself (which
  * every server would repeat) ends it at once. When the connection drops
- * later it reconnects the same way, with no deadline, and re-registers.
+ * later it reconnects the same way, with no deadline, and re-registers; that
+ * backoff starts over only after a session that lasted (ReconnectBackoff).
  * Open links do not depend on it: the mesh keeps working while it is down.
  * Every step is a `status` event (state, server, attempt, next retry, the
  * last error), for an app to show.
@@ -56,6 +57,7 @@ import {
   joinFailure,
   listedServers,
   MIN_ATTEMPT_MS,
+  ReconnectBackoff,
   refusal,
   SERVER_REFUSALS,
   type SignalState,
@@ -117,7 +119,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   /** What the server we last registered with listed (and that server, when not configured). */
   private learned: string[] = []
   private serverIndex = 0
-  private attempt = 0
+  private readonly retry: ReconnectBackoff
   /** Attempts since the last registration (what status events count). */
   private attempts = 0
   private retryTimer: ReturnType<typeof setTimeout> | undefined
@@ -149,6 +151,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.configured = dedupe(opts.servers.map(checkSignalUrl))
     checkNetworkName(opts.network)
     this.preconnection = opts.preconnection
+    this.retry = new ReconnectBackoff(this.opts.minBackoffMs, this.opts.maxBackoffMs)
   }
 
   /** Every signal server this client knows: configured ones first, then those the current server listed. */
@@ -191,7 +194,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
       const left = deadline - Date.now()
       if (final || left < MIN_ATTEMPT_MS || this.knownServers().every((u) => refused.has(u))) break
       // A round failed: wait, and if the wait would reach the deadline, make the next round the last.
-      let delay = this.backoff(round)
+      let delay = backoffMs(round, this.opts.minBackoffMs, this.opts.maxBackoffMs)
       if (delay > left - MIN_ATTEMPT_MS) {
         delay = left - MIN_ATTEMPT_MS
         final = true
@@ -206,11 +209,6 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     }
     this.down(last, undefined)
     throw joinFailure(tried, last, Date.now() - t0, deadline - Date.now(), this.opts.joinTimeoutMs)
-  }
-
-  /** The delay before reconnect attempt `n` (0-based): full jitter over an exponential cap. */
-  private backoff(n: number): number {
-    return backoffMs(n, this.opts.minBackoffMs, this.opts.maxBackoffMs)
   }
 
   /** The preconnection for `url`, once (a later attempt, or another server, opens its own socket). */
@@ -312,7 +310,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     this.socket = socket
     this.quiet = quiet
     this.server = url
-    this.attempt = 0
+    this.retry.registered()
     this.setState('registered', { server: url })
     this.attempts = 0
     socket.removeAllListeners('connect_error')
@@ -356,8 +354,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
 
   private scheduleReconnect(last?: SignalError): void {
     if (this.closed || this.retryTimer) return
-    const delay = this.backoff(this.attempt)
-    this.attempt++
+    const delay = this.retry.next() // (starts over only after a session that lasted)
     this.down(last, delay)
     this.retryTimer = setTimeout(async () => {
       this.retryTimer = undefined

@@ -63,6 +63,37 @@ export function backoffMs(n: number, minMs: number, maxMs: number): number {
   return Math.round(minMs / 2 + Math.random() * cap)
 }
 
+/** A session counts as one that lasted (the reconnect backoff starts over) after this long, or maxBackoffMs if less. */
+export const LASTING_SESSION_MS = 10_000
+
+/**
+ * The reconnect backoff after a registered connection drops. It starts over only once a session
+ * has lasted (LASTING_SESSION_MS, or maxBackoffMs if less): a server that kicks the node right
+ * after each registration sees reconnects back off to maxBackoffMs, not one every 250-750 ms.
+ */
+export class ReconnectBackoff {
+  private n = 0
+  private since: number | undefined
+
+  constructor(
+    private readonly minMs: number,
+    private readonly maxMs: number,
+  ) {}
+
+  /** Registered (now): the session runs from here. */
+  registered(): void {
+    this.since = Date.now()
+  }
+
+  /** The delay before the next reconnect attempt. */
+  next(): number {
+    if (this.since !== undefined && Date.now() - this.since >= Math.min(LASTING_SESSION_MS, this.maxMs))
+      this.n = 0
+    this.since = undefined
+    return backoffMs(this.n++, this.minMs, this.maxMs)
+  }
+}
+
 export function dedupe(xs: string[]): string[] {
   return [...new Set(xs)]
 }
