@@ -239,6 +239,45 @@ describe('signal client', () => {
     expect(dropped).toEqual(['bad-ice-servers'])
   })
 
+  it('leaves out and counts STUN/TURN URLs on local addresses from a server on a public host', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    // Every node's WebRTC checks (STUN binding requests, TURN allocations) would otherwise go
+    // where the server likes inside the node's own networks: its cloud metadata, its router.
+    const iceServers = [
+      { urls: ['stun:169.254.169.254', 'stun:stun.example.org:3478'] },
+      { urls: 'turn:192.168.1.1:3478?transport=tcp', username: 'u', credential: 'c' },
+      { urls: ['stuns:[fe80::1]:5349', 'turns:localhost', 'stun:printer.local', 'stun:2130706433'] },
+      { urls: 'turns:turn.example.org:443?transport=tcp', username: 'u', credential: 'c' },
+    ]
+    const c = new SignalClient({
+      servers: ['https://signal.example.org'],
+      network: 'sc',
+      identity,
+      io: fakeServer({ iceServers }),
+    })
+    cleanup.push(() => c.close())
+    const dropped: string[] = []
+    c.on('dropped', (why) => dropped.push(why))
+    await c.start()
+    expect(c.iceServers).toEqual([
+      { urls: ['stun:stun.example.org:3478'] },
+      { urls: ['turns:turn.example.org:443?transport=tcp'], username: 'u', credential: 'c' },
+    ])
+    expect(dropped).toEqual(Array(6).fill('local-ice-url'))
+    expect(c.stats.dropped).toBe(6)
+    // A server on a local address (a developer machine, a LAN, the tests) may name local ones.
+    const local = new SignalClient({
+      servers: ['http://127.0.0.1:9'],
+      network: 'sc',
+      identity,
+      io: fakeServer({ iceServers }),
+    })
+    cleanup.push(() => local.close())
+    await local.start()
+    expect(local.iceServers?.flatMap((e) => e.urls)).toHaveLength(8)
+    expect(local.stats.dropped).toBe(0)
+  })
+
   it('drops and counts a signal-error a server gets wrong, and passes on a good one', async () => {
     const identity = await generateIdentity({ puzzleBits: 0 })
     let handlers = new Map<string, (...args: unknown[]) => void>()

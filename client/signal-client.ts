@@ -57,6 +57,7 @@ import {
   joinFailure,
   listedServers,
   MIN_ATTEMPT_MS,
+  nearIceServers,
   ReconnectBackoff,
   refusal,
   SERVER_REFUSALS,
@@ -280,7 +281,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
             settled = true
             clearTimeout(timer)
             this.learnFrom(url, ack.servers)
-            this.learnIce(raw, ack)
+            this.learnIce(url, raw, ack)
             this.adopt(socket, url, ack.quietSignals === true)
             this.emit('registered', { server: url, peers: ack.peers })
             resolve(ack.peers)
@@ -381,14 +382,16 @@ export class SignalClient extends Emitter<SignalClientEvents> {
   }
 
   /**
-   * The ICE part of an answer (`raw` as it came, `ack` parsed): keep what is valid, count what
-   * was not, and renew made TURN credentials halfway through their life.
+   * The ICE part of `server`'s answer (`raw` as it came, `ack` parsed): keep what is valid and it may hand
+   * out (nearIceServers), count the rest, and renew made TURN credentials halfway through their life.
    */
-  private learnIce(raw: unknown, ack: IceConfig): void {
+  private learnIce(server: string, raw: unknown, ack: IceConfig): void {
     const sent = (raw as { iceServers?: unknown } | null)?.iceServers
     if (sent !== undefined && (!Array.isArray(sent) || sent.length !== (ack.iceServers?.length ?? -1)))
       this.drop('bad-ice-servers')
-    this.iceServers = ack.iceServers
+    const near = ack.iceServers && nearIceServers(server, ack.iceServers)
+    for (let i = 0; i < (near?.left ?? 0); i++) this.drop('local-ice-url')
+    this.iceServers = near?.kept
     clearTimeout(this.iceTimer)
     this.iceTimer = undefined
     if (ack.iceTtlMs === undefined || this.closed) return
@@ -450,7 +453,7 @@ export class SignalClient extends Emitter<SignalClientEvents> {
     if (!ack?.ok) throw new SignalError(ack ? ack.reason : 'bad-answer')
     if (this.socket === socket && this.server !== undefined) {
       this.learnFrom(this.server, ack.servers)
-      this.learnIce(raw, ack)
+      this.learnIce(this.server, raw, ack)
     }
     return ack.peers
   }

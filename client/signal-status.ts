@@ -4,7 +4,7 @@
  * means for the person who reads the SignalError.
  */
 import { SignalError } from '../shared/errors.ts'
-import { mayList, normalizeServerUrl } from '../shared/signal-events.ts'
+import { type IceServer, mayList, mayListIce, normalizeServerUrl } from '../shared/signal-events.ts'
 
 export type SignalState = 'connecting' | 'registered' | 'down' | 'closed'
 
@@ -104,6 +104,21 @@ export function dedupe(xs: string[]): string[] {
  */
 export function listedServers(server: string, servers: readonly unknown[]): string[] {
   return servers.map(normalizeServerUrl).filter((u): u is string => u !== null && mayList(server, u))
+}
+
+/**
+ * The STUN/TURN servers `server`'s answer gives, less the URLs it may not hand out (mayListIce:
+ * no local address from a server on a public host); an entry left with no URL goes. `left`: how many URLs went.
+ */
+export function nearIceServers(server: string, servers: IceServer[]): { kept: IceServer[]; left: number } {
+  let left = 0
+  const kept: IceServer[] = []
+  for (const e of servers) {
+    const urls = e.urls.filter((u) => mayListIce(server, u))
+    left += e.urls.length - urls.length
+    if (urls.length > 0) kept.push({ ...e, urls })
+  }
+  return { kept, left }
 }
 
 /** Why `start` gave up: the servers tried (how often), and the last one's reason. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { mayList } from './values.ts'
+import { mayList, mayListIce } from './values.ts'
 
 describe('servers a signal server may list', () => {
   const pub = 'https://signal.example.org'
@@ -41,5 +41,41 @@ describe('servers a signal server may list', () => {
   it('a public http server lists http and https, public only', () => {
     expect(mayList('http://signal.example.org', 'http://other.example.net')).toBe(true)
     expect(mayList('http://signal.example.org', 'http://192.168.1.1')).toBe(false)
+  })
+})
+
+describe('STUN/TURN URLs a signal server may hand out', () => {
+  const pub = 'https://signal.example.org'
+  it('a public server: public hosts in every form, no local address', () => {
+    for (const ok of [
+      'stun:stun.example.org',
+      'stun:stun.example.org:3478',
+      'stuns:stun.example.org:5349',
+      'turn:203.0.113.7:3478?transport=udp',
+      'turns:turn.example.org:443?transport=tcp',
+      'stun:[2001:db8::1]:3478',
+    ])
+      expect([ok, mayListIce(pub, ok)]).toEqual([ok, true])
+    for (const local of [
+      'stun:169.254.169.254',
+      'stun:127.0.0.1:3478',
+      'turn:192.168.1.1:3478?transport=tcp',
+      'turns:10.0.0.1',
+      'stun:100.64.0.1',
+      'stun:localhost',
+      'stun:printer.local',
+      'stuns:[::1]:5349',
+      'stun:[fd00::1]',
+      'stun:[fe80::1]:3478',
+      'stun:[::ffff:192.168.1.1]',
+      'stun:2130706433', // 127.0.0.1 written as one number
+      'stun:0x7f.1',
+      'stun:', // no host
+    ])
+      expect([local, mayListIce(pub, local)]).toEqual([local, false])
+  })
+  it('a server on a local address may hand out local ones (a developer machine, a LAN)', () => {
+    expect(mayListIce('http://127.0.0.1:8080', 'stun:127.0.0.1:3478')).toBe(true)
+    expect(mayListIce('http://192.168.1.5:8080', 'turn:192.168.1.6:3478?transport=udp')).toBe(true)
   })
 })

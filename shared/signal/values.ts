@@ -72,6 +72,24 @@ export function mayList(server: string, listed: string): boolean {
   return isLocalHost(from.hostname) || !isLocalHost(to.hostname)
 }
 
+/**
+ * May a signal server at `server` hand out the STUN/TURN URL `ice` (stun:, stuns:, turn:, turns:;
+ * host, port, ?transport=)? The nearness rule of mayList: not a local address unless the server is
+ * on one itself; else every node's WebRTC checks would go where the server likes inside the
+ * node's own networks (169.254.169.254, the router). An unreadable host is not allowed.
+ */
+export function mayListIce(server: string, ice: string): boolean {
+  if (isLocalHost(new URL(server).hostname)) return true
+  const m = /^(?:stuns?|turns?):(\[[^\]]*\]|[^:?]*)/i.exec(ice)
+  if (!m?.[1]) return false
+  try {
+    // As URL reads a host (an IPv4 address written as one number or in hex is one too).
+    return !isLocalHost(new URL(`http://${m[1]}`).hostname)
+  } catch {
+    return false
+  }
+}
+
 /** A host name or address literal (URL.hostname) on this machine or its local networks. */
 function isLocalHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '')
