@@ -13,12 +13,19 @@ import { Inbound } from './inbound.ts'
 import type { LinkTable } from './link-table.ts'
 import type { NodeConfig } from './options.ts'
 
-function setup(opts: { links: number; neighbours: string[]; id?: string; maxLinks?: number }) {
+function setup(opts: {
+  links: number
+  neighbours: string[]
+  id?: string
+  maxLinks?: number
+  relay?: NodeConfig['relay']
+}) {
   const counters: Counters = {}
   const dials = new Map<string, Dial>()
   const started: string[] = []
   const refused: string[] = []
   const failed: { peer: string; err: Error }[] = []
+  const mismatched: string[] = []
   const dialer = {
     dials,
     startWebRtc: (d: Dial) => started.push(d.peer),
@@ -29,7 +36,7 @@ function setup(opts: { links: number; neighbours: string[]; id?: string; maxLink
   const inbound = new Inbound({
     // The lowest id by default: every peer's 'dial' asks us to make the offer.
     id: opts.id ?? '0'.repeat(40),
-    config: { maxLinks: opts.maxLinks ?? 3, relay: 'auto' } as NodeConfig,
+    config: { maxLinks: opts.maxLinks ?? 3, relay: opts.relay ?? 'auto' } as NodeConfig,
     counters,
     clock: { now: () => 1000 } as never,
     dialer,
@@ -41,11 +48,11 @@ function setup(opts: { links: number; neighbours: string[]; id?: string; maxLink
     } as never,
     isSampled: () => true,
     ringNeighbour: (peer) => opts.neighbours.includes(peer),
-    relayMismatch: () => {},
+    relayMismatch: (peer) => mismatched.push(peer),
     closed: () => false,
   })
   const dial = (from: string) => inbound.onSignal(from, { t: 'dial', mesh: false })
-  return { counters, dials, started, refused, failed, dial, inbound }
+  return { counters, dials, started, refused, failed, mismatched, dial, inbound }
 }
 
 const id = (c: string) => c.repeat(40)
@@ -86,7 +93,7 @@ describe('refusals of our own dials', () => {
       ['a', 'full'],
       ['b', 'no-relay'],
     ] as const) {
-      s.dials.set(id(c), { peer: id(c) } as Dial)
+      s.dials.set(id(c), { peer: id(c), relay: {} } as Dial)
       s.inbound.onSignal(id(c), { t: 'refuse', reason })
     }
     // A refusal for a dial we do not have changes nothing.
@@ -95,6 +102,27 @@ describe('refusals of our own dials', () => {
       [id('a'), 'NoRouteError', 'full'],
       [id('b'), 'NoRouteError', 'no-relay'],
     ])
+    // (relay 'auto': the peer is one we cannot reach now, not a mismatch for the join to report.)
+    expect(s.mismatched).toEqual([])
+    expect(s.counters['drop.signal.refuse']).toBe(1)
+  })
+
+  it("'no-relay' ends only a relay setup the peer has not spoken on, and is a mismatch only for relay 'force'", () => {
+    const s = setup({ links: 0, neighbours: [], relay: 'force' })
+    const refuse = (c: string) => s.inbound.onSignal(id(c), { t: 'refuse', reason: 'no-relay' })
+    // A WebRTC attempt (no relay offered), a relay session the peer has spoken on, no setup at all:
+    // the signal server made the refusal up; nothing ends, nothing is noted.
+    s.dials.set(id('a'), { peer: id('a') } as Dial)
+    s.dials.set(id('b'), { peer: id('b'), relay: {}, link: { stats: { bytesIn: 40 } } } as unknown as Dial)
+    for (const c of ['a', 'b', 'c']) refuse(c)
+    expect(s.failed).toEqual([])
+    expect(s.mismatched).toEqual([])
+    expect(s.counters['drop.signal.refuse']).toBe(3)
+    // Our relay offer, unanswered: the peer runs relay 'never', and this node 'force'.
+    s.dials.set(id('d'), { peer: id('d'), relay: {} } as Dial)
+    refuse('d')
+    expect(s.failed.map((f) => f.peer)).toEqual([id('d')])
+    expect(s.mismatched).toEqual([id('d')])
   })
 })
 

@@ -105,22 +105,7 @@ export class Inbound {
     if (!s) return bump(counters, 'drop.signal')
     if (s.t === 'probe') return bump(counters, 'signal.probe')
     if (s.t === 'relay-gone') return this.onRelayGone(from, s.sid)
-    if (s.t === 'refuse') {
-      const d = dialer.dials.get(from)
-      if (s.reason === 'no-relay') this.deps.relayMismatch(from)
-      if (d)
-        dialer.failDial(
-          d,
-          new NoRouteError(
-            from,
-            s.reason === 'no-relay'
-              ? `${from} takes direct links only (it runs relay: 'never'), and this node has relay: 'force'`
-              : `${from} refused: ${s.reason}`,
-            s.reason,
-          ),
-        )
-      return
-    }
+    if (s.t === 'refuse') return this.onRefuse(from, s.reason)
     if (s.t === 'rtc' && s.r) return this.onReplay(from, s, viaServer)
     const linked = links.get(from)
     // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).
@@ -196,6 +181,27 @@ export class Inbound {
         }
         return dialer.startRelay(d, s.sid)
     }
+  }
+
+  /**
+   * `from` refused our setup with it. The signal server may have made the refusal up (it passes
+   * every signal), so it ends at most that one setup (the peer then waits its dial backoff):
+   * 'no-relay' only a setup that offered the peer a relay session it has not spoken on (not a
+   * WebRTC attempt, which a peer running relay 'never' would take), and it is a mismatch the
+   * first join reports (entry.ts) only when this node runs relay 'force', the relay its only way.
+   */
+  private onRefuse(from: string, reason: string): void {
+    const { config, counters, dialer } = this.deps
+    const d = dialer.dials.get(from)
+    const noRelay = reason === 'no-relay'
+    if (!d || (noRelay && (!d.relay || (d.link?.stats.bytesIn ?? 0) > 0)))
+      return bump(counters, 'drop.signal.refuse')
+    const force = config.relay === 'force'
+    if (noRelay && force) this.deps.relayMismatch(from)
+    const why = !noRelay
+      ? `${from} refused: ${reason}`
+      : `${from} takes direct links only (it runs relay: 'never'), and ${force ? "this node has relay: 'force'" : 'no direct link opened'}`
+    dialer.failDial(d, new NoRouteError(from, why, reason))
   }
 
   /**
