@@ -237,24 +237,25 @@ it('reconnects at once (the first backoff) after a session that lasted, even aft
 }, 20_000)
 
 it("cannot fail a node's join by making up a refusal ('no-relay') from the peers it lists", async () => {
-  const s = await hostileServer({ forward: true })
-  cleanup.push(() => s.close())
-  const { node: a } = await nodeOf(s.address)
-  await a.start()
-  const { node: b } = await nodeOf(s.address)
-  const joining = b.start()
-  await until("b's socket", () => s.sockets.length === 2)
-  const toB = s.sockets[1]
-  if (!toB) throw new Error('no socket')
   // As b's offer to a goes out, "a" refuses: it would run relay 'never' and b relay 'force' (they
   // both run 'auto'). It used to fail b's dial and b's join at once: NoRouteError, "relay: 'auto'
   // cannot reach this network".
   let forged = 0
-  toB.on('signal', (p: { to: string }) => {
-    if (p.to !== a.id || forged++ > 0) return
-    toB.emit('signal', { from: a.id, data: { t: 'refuse', reason: 'no-relay' } })
+  let aId = ''
+  const s = await hostileServer({
+    forward: true,
+    onSocket: (toB) =>
+      toB.on('signal', (p: { to: string }) => {
+        if (p.to !== aId || forged++ > 0) return
+        toB.emit('signal', { from: aId, data: { t: 'refuse', reason: 'no-relay' } })
+      }),
   })
-  await joining
+  cleanup.push(() => s.close())
+  const { node: a } = await nodeOf(s.address)
+  await a.start()
+  aId = a.id
+  const { node: b } = await nodeOf(s.address)
+  await b.start()
   await until('the link', () => b.links.get(a.id)?.state === 'open')
   expect(forged).toBeGreaterThan(0)
   expect(b.stats()['dial.relay-mismatch']).toBeUndefined()

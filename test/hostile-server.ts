@@ -29,6 +29,8 @@ export interface HostileServerOptions {
   forward?: boolean
   /** Challenges sent at connection. @default 1 */
   challenges?: number
+  /** Called as each socket connects, before anything is sent to it (listen to what the client says first). */
+  onSocket?: (socket: Socket) => void
   /** Answer a registration (the default: ok, the key's id, no peers, no servers). */
   onRegister?: (socket: Socket, payload: { publicKey: Uint8Array }, ack: (a: unknown) => void) => void
 }
@@ -50,6 +52,7 @@ export async function hostileServer(opts: HostileServerOptions = {}): Promise<Ho
   }
   io.on('connection', (socket) => {
     sockets.push(socket)
+    opts.onSocket?.(socket)
     socket.on('register', (payload: { publicKey: Uint8Array }, ack: (a: unknown) => void) => {
       srv.registers++
       if (typeof ack !== 'function') return
