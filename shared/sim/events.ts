@@ -33,14 +33,20 @@ export type HeapEvent<M> = Delivery<M> | SentEvent
 export type Event<M> = HeapEvent<M> | TickEvent
 
 export interface LinkState {
+  /** The link's ends, in id order (lo < hi). */
+  readonly lo: string
+  readonly hi: string
   latency: number
   /** Last scheduled delivery time per direction, to keep FIFO order. */
   lastAB: number
   lastBA: number
 }
 
-export function linkKey(a: string, b: string): string {
-  return a < b ? `${a}|${b}` : `${b}|${a}`
+/** A new link's state: its ends in id order, no delivery scheduled yet. */
+export function newLink(a: string, b: string, latency: number): LinkState {
+  return a < b
+    ? { lo: a, hi: b, latency, lastAB: 0, lastBA: 0 }
+    : { lo: b, hi: a, latency, lastAB: 0, lastBA: 0 }
 }
 
 /** FNV-1a over every line, as 8 hex digits (the trace's fingerprint). */

@@ -30,7 +30,7 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
-import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey, type Rec } from './events.ts'
+import { type Event, fnv1aHex, type HeapEvent, type LinkState, newLink, type Rec } from './events.ts'
 import { EventHeap } from './heap.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
@@ -52,8 +52,12 @@ export class Sim<M> {
   private readonly factories = new Map<string, NodeFactory<M>>()
   /** node -> neighbour -> the link's state (the same object at both ends). */
   private readonly adj = new Map<string, Map<string, LinkState>>()
-  /** Every link by linkKey, in creation order (partition and heal walk it). */
-  private readonly linkState = new Map<string, LinkState>()
+  /**
+   * Every link, in creation order (partition and heal walk it). The link
+   * objects themselves, not a map keyed by both ids: one key string per
+   * link cost ~100 B each, and a node links to every peer it ever sent to.
+   */
+  private readonly links = new Set<LinkState>()
   private readonly queue = new EventHeap<HeapEvent<M>>()
   private readonly ticks = new TickQueue()
   /** Bumped by every change of links, node states or partitions: cached neighbour lists are then stale. */
@@ -147,11 +151,9 @@ export class Sim<M> {
 
   /** Make an undirected link; both ends get `linkUp` when both are up and not partitioned. */
   async link(a: string, b: string): Promise<void> {
-    if (a === b) return
-    const k = linkKey(a, b)
-    if (this.linkState.has(k)) return
+    if (a === b || this.hasLink(a, b)) return
     const { min, max } = this.opts.latency
-    this.addLink(a, b, { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 })
+    this.addLink(a, b, newLink(a, b, min + this.rng() * (max - min)))
     if (this.connected(a, b)) {
       await this.node(a).proto.linkUp?.(b)
       await this.node(b).proto.linkUp?.(a)
@@ -159,10 +161,10 @@ export class Sim<M> {
   }
 
   async unlink(a: string, b: string): Promise<void> {
-    const k = linkKey(a, b)
-    if (!this.linkState.has(k)) return
+    const st = this.adj.get(a)?.get(b)
+    if (!st) return
     const wasUp = this.connected(a, b)
-    this.linkState.delete(k)
+    this.links.delete(st)
     this.adjOf(a).delete(b)
     this.adjOf(b).delete(a)
     this.topology++
@@ -358,7 +360,7 @@ export class Sim<M> {
     const receiver = this.nodes.get(to)
     if (!st && this.opts.connectOnSend && from !== to && receiver) {
       const { min, max } = this.opts.latency
-      st = { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 }
+      st = newLink(from, to, min + this.rng() * (max - min))
       this.addLink(from, to, st)
     }
     // connected(from, to), with both ends in hand: the sender is up and the link exists.
@@ -445,7 +447,7 @@ export class Sim<M> {
   }
 
   private addLink(a: string, b: string, st: LinkState): void {
-    this.linkState.set(linkKey(a, b), st)
+    this.links.add(st)
     this.adjOf(a).set(b, st)
     this.adjOf(b).set(a, st)
     this.topology++
@@ -464,28 +466,23 @@ export class Sim<M> {
     return this.group.get(id) ?? 0
   }
 
-  private liveLinkSet(): Set<string> {
-    const s = new Set<string>()
-    for (const k of this.linkState.keys()) {
-      const [a, b] = k.split('|') as [string, string]
-      if (this.connected(a, b)) s.add(k)
-    }
+  private liveLinkSet(): Set<LinkState> {
+    const s = new Set<LinkState>()
+    for (const l of this.links) if (this.connected(l.lo, l.hi)) s.add(l)
     return s
   }
 
-  private async notifyChanges(before: Set<string>): Promise<void> {
+  private async notifyChanges(before: Set<LinkState>): Promise<void> {
     const after = this.liveLinkSet()
-    for (const k of before) {
-      if (after.has(k)) continue
-      const [a, b] = k.split('|') as [string, string]
-      await this.nodes.get(a)?.proto.linkDown?.(b)
-      await this.nodes.get(b)?.proto.linkDown?.(a)
+    for (const l of before) {
+      if (after.has(l)) continue
+      await this.nodes.get(l.lo)?.proto.linkDown?.(l.hi)
+      await this.nodes.get(l.hi)?.proto.linkDown?.(l.lo)
     }
-    for (const k of after) {
-      if (before.has(k)) continue
-      const [a, b] = k.split('|') as [string, string]
-      await this.nodes.get(a)?.proto.linkUp?.(b)
-      await this.nodes.get(b)?.proto.linkUp?.(a)
+    for (const l of after) {
+      if (before.has(l)) continue
+      await this.nodes.get(l.lo)?.proto.linkUp?.(l.hi)
+      await this.nodes.get(l.hi)?.proto.linkUp?.(l.lo)
     }
   }
 }
