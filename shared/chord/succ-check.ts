@@ -33,7 +33,7 @@
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
-import { between, distance } from './ring.ts'
+import { between, fromOrigin } from './ring.ts'
 
 /** Entries new to us (not heard from lately) that one list may bring at a time. */
 export const MAX_FRESH = 8
@@ -88,6 +88,8 @@ export function createSuccessorCheck(
   const namedBy = new Map<string, string>()
   /** Per source: new entries gone dead unheard, until when it is distrusted, and for how long next time. */
   const sources = new Map<string, { silent: number; until: number; period: number }>()
+  /** Ring order from us. */
+  const byDistance = fromOrigin(self)
   /** The list as listChanged last saw it. */
   let listed = new Set<string>()
 
@@ -186,10 +188,7 @@ export function createSuccessorCheck(
       // What the list leaves out of ours is dropped, as before; but a list that names none we knew
       // (say, only made-up ids) cuts nothing.
       if (reach === null) for (const x of old) if (!isDead(x) && between(x, last, self)) out.add(x)
-      return [...out]
-        .map((x) => ({ x, d: distance(self, x) }))
-        .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
-        .map((e) => e.x)
+      return [...out].sort(byDistance)
     },
   }
 }
