@@ -33,6 +33,7 @@
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
+import { RecentIds } from './recent.ts'
 import { between, fromOrigin } from './ring.ts'
 
 /** Entries new to us (not heard from lately) that one list may bring at a time. */
@@ -80,8 +81,8 @@ export function createSuccessorCheck(
   const { self, counters, deps, o } = ctx
   /** How long a source is distrusted the first time (doubling while it goes on): two rounds and a silent entry's two timeouts. */
   const distrustMs = 2 * o.stabilizeMs + 2 * o.requestTimeoutMs
-  /** Heard from lately (insertion order = age). */
-  const recent = new Set<string>()
+  /** Heard from lately (the least recent forgotten first). */
+  const recent = new RecentIds(MAX_HEARD)
   /** Unverified entries of our list, and the source that named each (null: our own lookup). */
   const pending = new Map<string, string | null>()
   /** Entries a merge took as new, by source, until listChanged sees them. */
@@ -122,9 +123,7 @@ export function createSuccessorCheck(
         pending.delete(x)
         namedBy.delete(x)
       }
-      recent.delete(x)
-      recent.add(x)
-      remember(recent, MAX_HEARD)
+      recent.touch(x)
     },
     unverified: (x) => pending.size > 0 && pending.has(x),
     listChanged(list) {
