@@ -75,9 +75,10 @@ export class RecentIds {
     for (let slot = 0; slot < this.used; slot++) this.index[this.free(this.keys[slot] as string)] = slot + 1
   }
 
+  /** FNV-1a of the last 12 characters: node ids are random throughout (and short test ids differ at the end). */
   private hash(x: string): number {
     let h = 0x811c9dc5
-    for (let i = 0; i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193)
+    for (let i = Math.max(0, x.length - 12); i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193)
     return (h ^ (h >>> 15)) & this.mask
   }
 
