@@ -7,7 +7,12 @@ import type { SimNode } from './types.ts'
  * (neighbour -> link index, links.ts) at hand, so a send or a delivery looks
  * each end up once.
  */
-export type Rec<M> = SimNode<M> & { readonly epoch: number; readonly links: Map<string, number> }
+export type Rec<M> = SimNode<M> & {
+  readonly epoch: number
+  readonly links: Map<string, number>
+  /** Replaced by a restart, or removed: no longer the node's current instance. */
+  gone: boolean
+}
 
 /** A message in flight. */
 export interface Delivery<M> {
@@ -20,6 +25,11 @@ export interface Delivery<M> {
   epoch: number
   /** sizeOf(msg), counted once at the send. */
   size: number
+  /** The sender's and the receiver's instances at the send (`epoch` is the receiver's). */
+  tx: Rec<M>
+  rx: Rec<M>
+  /** The simulator's count of removed links at the send (none since: the link is still there). */
+  cuts: number
 }
 /** The moment a message has left its sender's uplink: resolves that send. */
 export interface SentEvent {

@@ -63,6 +63,8 @@ export class Sim<M> {
   private readonly uplinkFree = new Map<string, number>()
   private group = new Map<string, number>()
   private seq = 0
+  /** Links removed so far: a message sent since the last one finds its link still there. */
+  private cuts = 0
 
   constructor(opts: SimOptions<M>) {
     this.seed = opts.seed >>> 0
@@ -138,7 +140,7 @@ export class Sim<M> {
       neighbours: () => this.liveNeighbours(id),
     }
     const proto = factory(deps)
-    const node: Rec<M> = { id, up: true, proto, counters, rng, epoch, links: this.links.of(id) }
+    const node: Rec<M> = { id, up: true, proto, counters, rng, epoch, links: this.links.of(id), gone: false }
     const time = this.now + Math.floor(rng() * this.opts.tickMs)
     this.ticks.insert({ time, seq: this.seq++, type: 'tick', node: id, epoch })
     return node
@@ -159,6 +161,7 @@ export class Sim<M> {
     if (!this.hasLink(a, b)) return
     const wasUp = this.connected(a, b)
     this.links.remove(a, b)
+    this.cuts++
     this.topology++
     if (wasUp) {
       await this.nodes.get(a)?.proto.linkDown?.(b)
@@ -243,12 +246,13 @@ export class Sim<M> {
 
   /** Restart a crashed node as a new instance (from `factory`, or the one it was added with). */
   async restart(id: string, factory?: NodeFactory<M>): Promise<SimNode<M>> {
-    const old = this.node(id)
+    const old = this.node(id) as Rec<M>
     if (old.up) await this.crash(id)
     const f = factory ?? this.factories.get(id)
     if (!f) throw new Error(`sim: no factory for ${id}`)
     this.factories.set(id, f)
     const node = this.instantiate(id, f)
+    old.gone = true
     this.nodes.set(id, node)
     this.topology++
     for (const b of this.liveNeighbours(id)) {
@@ -261,6 +265,8 @@ export class Sim<M> {
   /** Remove a node and its links for good. */
   async remove(id: string): Promise<void> {
     for (const b of [...this.links.of(id).keys()]) await this.unlink(id, b)
+    const gone = this.nodes.get(id)
+    if (gone) gone.gone = true
     this.nodes.delete(id)
     this.links.forget(id)
     this.liveCache.delete(id)
@@ -392,6 +398,9 @@ export class Sim<M> {
       msg,
       epoch: receiver.epoch,
       size,
+      tx: sender,
+      rx: receiver,
+      cuts: this.cuts,
     })
     return sent
   }
@@ -423,10 +432,12 @@ export class Sim<M> {
       return n.proto.tick(this.now)
     }
     this.pending--
-    const n = this.nodes.get(e.to)
-    // Lost when the receiver crashed or restarted since sending, or the link went away.
+    // Lost when the receiver crashed or restarted since sending, or the link went away. The
+    // instances of the send (the current ones unless replaced or removed since) save the lookups.
+    const n = e.rx
     const cut = this.group.size > 0 && this.groupOf(e.from) !== this.groupOf(e.to)
-    if (!n?.up || n.epoch !== e.epoch || !this.nodes.get(e.from)?.up || !n.links.has(e.from) || cut) {
+    const senderUp = e.tx.gone ? (this.nodes.get(e.from)?.up ?? false) : e.tx.up
+    if (!n.up || n.gone || !senderUp || (e.cuts !== this.cuts && !n.links.has(e.from)) || cut) {
       this.totals.undeliverable++
       return
     }
