@@ -30,6 +30,7 @@
  *
  *   npm run bench -- sim-chord                          (N = 64, 256, 1,024, 4,096)
  *   SIM_CHORD_SIZES=10000 npm run bench -- sim-chord    (pick the sizes: 10,000 nodes)
+ *   SIM_CHORD_LARGE=1024 SIM_CHORD_SIZES=4000 npm run bench -- sim-chord   (the short programme at 4,000)
  */
 
 import { spawnSync } from 'node:child_process'
@@ -63,8 +64,11 @@ import {
 import { isMain, RESULTS_DIR, report } from './report.ts'
 
 const REPLICAS = 3
-/** Rings larger than this get the short programme (measureLarge). */
-const LARGE = 4096
+/**
+ * Rings larger than this get the short programme (measureLarge), in the
+ * capped child; SIM_CHORD_LARGE sets it (the short programme at 4,000 nodes).
+ */
+const LARGE = Number(process.env.SIM_CHORD_LARGE ?? 4096)
 const SEED = Number(process.env.SIM_CHORD_SEED ?? 2026)
 const OPTIONS: ChordOptions = { ...SIM_CHORD_OPTIONS, fixFingersMs: 500 }
 /** Rings above LARGE are built until this share of fingers is exact, not all (measureLarge). */
