@@ -44,25 +44,34 @@ export interface Blame {
 }
 
 export function createBlame(self: string, counters: Counters): Blame {
-  const namers = new Map<string, Set<string>>()
-  const strikes = new Map<string, number>()
-  const charged = new Set<string>()
+  /**
+   * Who named each node: one answerer (nearly always), or a set once a
+   * second names it. A lookup names every candidate it knows: a set for
+   * each was most of what a lookup allocated.
+   */
+  const namers = new Map<string, string | Set<string>>()
+  // Made at the first silent node (most lookups meet none).
+  let strikes: Map<string, number> | undefined
+  let charged: Set<string> | undefined
   const distrusted = new Set<string>()
   return {
     name(by, xs) {
       for (const x of xs) {
         const s = namers.get(x)
-        if (s) s.add(by)
-        else namers.set(x, new Set([by]))
+        if (s === undefined) namers.set(x, by)
+        else if (typeof s !== 'string') s.add(by)
+        else if (s !== by) namers.set(x, new Set([s, by]))
       }
     },
     silent(x) {
       const s = namers.get(x)
       // Named by two answerers (or by us): corroborated, an honest mistake (a node that died).
-      if (charged.has(x) || s?.size !== 1) return
+      if (typeof s !== 'string' || charged?.has(x)) return
+      charged ??= new Set()
       charged.add(x)
-      const [by] = s
-      if (by === undefined || by === self || distrusted.has(by)) return
+      const by = s
+      if (by === self || distrusted.has(by)) return
+      strikes ??= new Map()
       const n = (strikes.get(by) ?? 0) + 1
       strikes.set(by, n)
       if (n >= SILENT_PER_ANSWERER) {
@@ -73,7 +82,8 @@ export function createBlame(self: string, counters: Counters): Blame {
     distrusted: (x) => distrusted.has(x),
     discredited(x) {
       const s = namers.get(x)
-      if (!s || distrusted.size === 0) return false
+      if (s === undefined || distrusted.size === 0) return false
+      if (typeof s === 'string') return distrusted.has(s)
       for (const by of s) if (!distrusted.has(by)) return false
       return true
     },

@@ -61,7 +61,7 @@ import { bump } from '../protocol.ts'
 import { type Blame, createBlame, SILENT_PER_ANSWERER } from './blame.ts'
 import type { Liveness } from './liveness.ts'
 import type { ChordContext } from './options.ts'
-import { between, betweenRightIncl, closerToTarget, distance, RING_BITS } from './ring.ts'
+import { between, betweenRightIncl, closerToTarget, distance, fromOrigin, RING_BITS } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 
@@ -226,10 +226,7 @@ export function createLookup(ctx: ChordContext, table: RoutingTable, liveness: L
 
   /** `xs` without repeats, in ring order from `target`. */
   function fromTarget(target: string, xs: readonly string[]): string[] {
-    return [...new Set(xs)]
-      .map((x) => ({ x, d: distance(target, x) }))
-      .sort((x, y) => (x.d < y.d ? -1 : x.d > y.d ? 1 : 0))
-      .map((e) => e.x)
+    return [...new Set(xs)].sort(fromOrigin(target))
   }
 
   /** A recursive lookup; on timeout, the iterative one. */

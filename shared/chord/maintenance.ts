@@ -51,7 +51,7 @@ import type { Liveness } from './liveness.ts'
 import type { Lookup } from './lookup.ts'
 import type { ChordMsg } from './messages.ts'
 import type { ChordContext } from './options.ts'
-import { between, distance, RING_BITS, startsUpTo } from './ring.ts'
+import { between, distance, fromOrigin, RING_BITS, startsUpTo } from './ring.ts'
 import type { RoutingTable } from './routing-table.ts'
 import type { Rpc } from './rpc.ts'
 import type { SuccessorCheck } from './succ-check.ts'
@@ -286,11 +286,7 @@ export function createMaintenance(
 
   /** Both lists in ring order from us (the nearest first), without the dead. */
   function inRingOrder(list: Iterable<string>): string[] {
-    return [...new Set(list)]
-      .filter((x) => x !== self && !isDead(x))
-      .map((x) => ({ x, d: distance(self, x) }))
-      .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
-      .map((e) => e.x)
+    return [...new Set(list)].filter((x) => x !== self && !isDead(x)).sort(fromOrigin(self))
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   closerToTarget,
   distance,
   fingerStarts,
+  fromOrigin,
   idToBigInt,
   RING_BITS,
   successorIn,
@@ -139,6 +140,22 @@ describe('ring arithmetic', () => {
         if (sorted.includes(k)) return s === k
         // s is one of the ids and none lies strictly between k and s, clockwise.
         return sorted.includes(s) && sorted.every((y) => !between(y, k, s))
+      }),
+    )
+  })
+})
+
+describe('fromOrigin', () => {
+  it('orders as sorting by clockwise distance from the origin does', () => {
+    fc.assert(
+      fc.property(arbEdgyId, fc.array(arbEdgyId, { maxLength: 20 }), (o, xs) => {
+        const all = [...xs, o, ...xs.slice(0, 3)]
+        const byDistance = [...all].sort((a, b) => {
+          const da = distance(o, a)
+          const db = distance(o, b)
+          return da < db ? -1 : da > db ? 1 : 0
+        })
+        expect([...all].sort(fromOrigin(o))).toEqual(byDistance)
       }),
     )
   })

@@ -65,6 +65,22 @@ export function betweenRightIncl(x: string, a: string, b: string): boolean {
 }
 
 /**
+ * Order ids by clockwise distance from `origin` (`origin` itself first), as
+ * sorting by distance(origin, x) would, without BigInt: the ids past origin
+ * in ascending order, then those before it, round the ring.
+ */
+export function fromOrigin(origin: string): (x: string, y: string) => number {
+  return (x, y) => {
+    if (x === y) return 0
+    if (x === origin) return -1
+    if (y === origin) return 1
+    const xPast = x > origin
+    if (xPast !== y > origin) return xPast ? -1 : 1
+    return x < y ? -1 : 1
+  }
+}
+
+/**
  * Order ids by how closely they precede `target` (clockwise distance to it,
  * smallest first): the order in which an iterative lookup tries candidates.
  * `target` itself sorts first.

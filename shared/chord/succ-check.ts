@@ -33,7 +33,8 @@
  */
 import { bump } from '../protocol.ts'
 import type { ChordContext } from './options.ts'
-import { between, distance } from './ring.ts'
+import { RecentIds } from './recent.ts'
+import { between, fromOrigin } from './ring.ts'
 
 /** Entries new to us (not heard from lately) that one list may bring at a time. */
 export const MAX_FRESH = 8
@@ -80,14 +81,16 @@ export function createSuccessorCheck(
   const { self, counters, deps, o } = ctx
   /** How long a source is distrusted the first time (doubling while it goes on): two rounds and a silent entry's two timeouts. */
   const distrustMs = 2 * o.stabilizeMs + 2 * o.requestTimeoutMs
-  /** Heard from lately (insertion order = age). */
-  const recent = new Set<string>()
+  /** Heard from lately (the least recent forgotten first). */
+  const recent = new RecentIds(MAX_HEARD)
   /** Unverified entries of our list, and the source that named each (null: our own lookup). */
   const pending = new Map<string, string | null>()
   /** Entries a merge took as new, by source, until listChanged sees them. */
   const namedBy = new Map<string, string>()
   /** Per source: new entries gone dead unheard, until when it is distrusted, and for how long next time. */
   const sources = new Map<string, { silent: number; until: number; period: number }>()
+  /** Ring order from us. */
+  const byDistance = fromOrigin(self)
   /** The list as listChanged last saw it. */
   let listed = new Set<string>()
 
@@ -120,9 +123,7 @@ export function createSuccessorCheck(
         pending.delete(x)
         namedBy.delete(x)
       }
-      recent.delete(x)
-      recent.add(x)
-      remember(recent, MAX_HEARD)
+      recent.touch(x)
     },
     unverified: (x) => pending.size > 0 && pending.has(x),
     listChanged(list) {
@@ -186,10 +187,7 @@ export function createSuccessorCheck(
       // What the list leaves out of ours is dropped, as before; but a list that names none we knew
       // (say, only made-up ids) cuts nothing.
       if (reach === null) for (const x of old) if (!isDead(x) && between(x, last, self)) out.add(x)
-      return [...out]
-        .map((x) => ({ x, d: distance(self, x) }))
-        .sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0))
-        .map((e) => e.x)
+      return [...out].sort(byDistance)
     },
   }
 }

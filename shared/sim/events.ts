@@ -1,13 +1,18 @@
-/** The simulator's events and per-link state (sim.ts). */
+/** The simulator's events (sim.ts). */
 import type { TickEvent } from './ticks.ts'
 import type { SimNode } from './types.ts'
 
 /**
  * A node as the simulator keeps it: its instance's epoch and its link map
- * (the one in the simulator's `adj`) at hand, so a send or a delivery looks
+ * (neighbour -> link index, links.ts) at hand, so a send or a delivery looks
  * each end up once.
  */
-export type Rec<M> = SimNode<M> & { readonly epoch: number; readonly links: Map<string, LinkState> }
+export type Rec<M> = SimNode<M> & {
+  readonly epoch: number
+  readonly links: Map<string, number>
+  /** Replaced by a restart, or removed: no longer the node's current instance. */
+  gone: boolean
+}
 
 /** A message in flight. */
 export interface Delivery<M> {
@@ -20,6 +25,11 @@ export interface Delivery<M> {
   epoch: number
   /** sizeOf(msg), counted once at the send. */
   size: number
+  /** The sender's and the receiver's instances at the send (`epoch` is the receiver's). */
+  tx: Rec<M>
+  rx: Rec<M>
+  /** The simulator's count of removed links at the send (none since: the link is still there). */
+  cuts: number
 }
 /** The moment a message has left its sender's uplink: resolves that send. */
 export interface SentEvent {
@@ -31,17 +41,6 @@ export interface SentEvent {
 /** What the heap holds; ticks are in their own queue. */
 export type HeapEvent<M> = Delivery<M> | SentEvent
 export type Event<M> = HeapEvent<M> | TickEvent
-
-export interface LinkState {
-  latency: number
-  /** Last scheduled delivery time per direction, to keep FIFO order. */
-  lastAB: number
-  lastBA: number
-}
-
-export function linkKey(a: string, b: string): string {
-  return a < b ? `${a}|${b}` : `${b}|${a}`
-}
 
 /** FNV-1a over every line, as 8 hex digits (the trace's fingerprint). */
 export function fnv1aHex(lines: readonly string[]): string {

@@ -1,4 +1,10 @@
-/** A binary min-heap ordered by (time, seq): the simulator's event queue. */
+/**
+ * A binary min-heap ordered by (time, seq): the simulator's event queue.
+ * Each entry's time and seq are kept beside it in typed arrays, so sifting
+ * compares numbers in two arrays instead of reading events scattered over
+ * the heap (with thousands of messages in flight, each such read was a
+ * cache miss).
+ */
 export interface Timed {
   time: number
   seq: number
@@ -6,6 +12,8 @@ export interface Timed {
 
 export class EventHeap<T extends Timed> {
   private items: T[] = []
+  private times = new Float64Array(1024)
+  private seqs = new Float64Array(1024)
 
   get size(): number {
     return this.items.length
@@ -17,14 +25,25 @@ export class EventHeap<T extends Timed> {
 
   push(x: T): void {
     const a = this.items
+    let i = a.length
+    if (i === this.times.length) this.grow()
     a.push(x)
-    let i = a.length - 1
+    const { times, seqs } = this
+    const t = x.time
+    const s = x.seq
+    // Sift up: parents later than x move down into the hole.
     while (i > 0) {
       const p = (i - 1) >> 1
-      if (!before(a[i] as T, a[p] as T)) break
-      swap(a, i, p)
+      const pt = times[p] as number
+      if (!(t < pt || (t === pt && s < (seqs[p] as number)))) break
+      a[i] = a[p] as T
+      times[i] = pt
+      seqs[i] = seqs[p] as number
       i = p
     }
+    a[i] = x
+    times[i] = t
+    seqs[i] = s
   }
 
   pop(): T | undefined {
@@ -32,30 +51,43 @@ export class EventHeap<T extends Timed> {
     if (a.length === 0) return undefined
     const top = a[0] as T
     const last = a.pop() as T
-    if (a.length > 0) {
-      a[0] = last
+    const n = a.length
+    if (n > 0) {
+      const { times, seqs } = this
+      const t = times[n] as number
+      const s = seqs[n] as number
+      // Sift the last entry down from the root: earlier children move up into the hole.
       let i = 0
       for (;;) {
         const l = 2 * i + 1
+        if (l >= n) break
         const r = l + 1
-        let m = i
-        if (l < a.length && before(a[l] as T, a[m] as T)) m = l
-        if (r < a.length && before(a[r] as T, a[m] as T)) m = r
-        if (m === i) break
-        swap(a, i, m)
+        let m = l
+        if (r < n) {
+          const lt = times[l] as number
+          const rt = times[r] as number
+          if (rt < lt || (rt === lt && (seqs[r] as number) < (seqs[l] as number))) m = r
+        }
+        const mt = times[m] as number
+        if (!(mt < t || (mt === t && (seqs[m] as number) < s))) break
+        a[i] = a[m] as T
+        times[i] = mt
+        seqs[i] = seqs[m] as number
         i = m
       }
+      a[i] = last
+      times[i] = t
+      seqs[i] = s
     }
     return top
   }
-}
 
-function before(x: Timed, y: Timed): boolean {
-  return x.time < y.time || (x.time === y.time && x.seq < y.seq)
-}
-
-function swap<T>(a: T[], i: number, j: number): void {
-  const t = a[i] as T
-  a[i] = a[j] as T
-  a[j] = t
+  private grow(): void {
+    const times = new Float64Array(2 * this.times.length)
+    times.set(this.times)
+    this.times = times
+    const seqs = new Float64Array(2 * this.seqs.length)
+    seqs.set(this.seqs)
+    this.seqs = seqs
+  }
 }

@@ -30,8 +30,9 @@
  * changes, and a message's size is estimated once, at the send.
  */
 import type { ProtocolNode } from '../protocol.ts'
-import { type Event, fnv1aHex, type HeapEvent, type LinkState, linkKey, type Rec } from './events.ts'
+import { type Event, fnv1aHex, type HeapEvent, type Rec } from './events.ts'
 import { EventHeap } from './heap.ts'
+import { Links } from './links.ts'
 import { deriveSeed, mulberry32, type Rng, randomId } from './prng.ts'
 import { estimateSize } from './size.ts'
 import { TickQueue, tickBefore } from './ticks.ts'
@@ -50,10 +51,8 @@ export class Sim<M> {
   private readonly opts: Required<Omit<SimOptions<M>, 'sizeOf'>> & { sizeOf: (msg: M) => number }
   private readonly nodes = new Map<string, Rec<M>>()
   private readonly factories = new Map<string, NodeFactory<M>>()
-  /** node -> neighbour -> the link's state (the same object at both ends). */
-  private readonly adj = new Map<string, Map<string, LinkState>>()
-  /** Every link by linkKey, in creation order (partition and heal walk it). */
-  private readonly linkState = new Map<string, LinkState>()
+  /** Who is linked to whom, each link's latency and FIFO state (links.ts). */
+  private readonly links = new Links()
   private readonly queue = new EventHeap<HeapEvent<M>>()
   private readonly ticks = new TickQueue()
   /** Bumped by every change of links, node states or partitions: cached neighbour lists are then stale. */
@@ -64,6 +63,8 @@ export class Sim<M> {
   private readonly uplinkFree = new Map<string, number>()
   private group = new Map<string, number>()
   private seq = 0
+  /** Links removed so far: a message sent since the last one finds its link still there. */
+  private cuts = 0
 
   constructor(opts: SimOptions<M>) {
     this.seed = opts.seed >>> 0
@@ -118,7 +119,7 @@ export class Sim<M> {
   addNode(id: string, factory: NodeFactory<M>): SimNode<M> {
     if (this.nodes.has(id)) throw new Error(`sim: duplicate node ${id}`)
     this.factories.set(id, factory)
-    if (!this.adj.has(id)) this.adj.set(id, new Map())
+    this.links.of(id)
     const node = this.instantiate(id, factory)
     this.nodes.set(id, node)
     this.topology++
@@ -139,7 +140,7 @@ export class Sim<M> {
       neighbours: () => this.liveNeighbours(id),
     }
     const proto = factory(deps)
-    const node: Rec<M> = { id, up: true, proto, counters, rng, epoch, links: this.adjOf(id) }
+    const node: Rec<M> = { id, up: true, proto, counters, rng, epoch, links: this.links.of(id), gone: false }
     const time = this.now + Math.floor(rng() * this.opts.tickMs)
     this.ticks.insert({ time, seq: this.seq++, type: 'tick', node: id, epoch })
     return node
@@ -147,11 +148,9 @@ export class Sim<M> {
 
   /** Make an undirected link; both ends get `linkUp` when both are up and not partitioned. */
   async link(a: string, b: string): Promise<void> {
-    if (a === b) return
-    const k = linkKey(a, b)
-    if (this.linkState.has(k)) return
+    if (a === b || this.hasLink(a, b)) return
     const { min, max } = this.opts.latency
-    this.addLink(a, b, { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 })
+    this.addLink(a, b, min + this.rng() * (max - min))
     if (this.connected(a, b)) {
       await this.node(a).proto.linkUp?.(b)
       await this.node(b).proto.linkUp?.(a)
@@ -159,12 +158,10 @@ export class Sim<M> {
   }
 
   async unlink(a: string, b: string): Promise<void> {
-    const k = linkKey(a, b)
-    if (!this.linkState.has(k)) return
+    if (!this.hasLink(a, b)) return
     const wasUp = this.connected(a, b)
-    this.linkState.delete(k)
-    this.adjOf(a).delete(b)
-    this.adjOf(b).delete(a)
+    this.links.remove(a, b)
+    this.cuts++
     this.topology++
     if (wasUp) {
       await this.nodes.get(a)?.proto.linkDown?.(b)
@@ -173,17 +170,17 @@ export class Sim<M> {
   }
 
   hasLink(a: string, b: string): boolean {
-    return this.adj.get(a)?.has(b) ?? false
+    return this.links.has(a, b)
   }
 
   /** How many links `id` has by topology, whatever their state. */
   linkCount(id: string): number {
-    return this.adj.get(id)?.size ?? 0
+    return this.links.count(id)
   }
 
   /** All neighbours by topology, whatever their state. */
   linksOf(id: string): string[] {
-    return [...this.adjOf(id).keys()]
+    return [...this.links.of(id).keys()]
   }
 
   /** Neighbours reachable now: link exists, both up, same partition group. A fresh array each call. */
@@ -196,7 +193,7 @@ export class Sim<M> {
     const c = this.liveCache.get(id)
     if (c && c.topology === this.topology) return c.ids
     const ids: string[] = []
-    for (const b of this.adjOf(id).keys()) if (this.connected(id, b)) ids.push(b)
+    for (const b of this.links.of(id).keys()) if (this.connected(id, b)) ids.push(b)
     if (c) {
       c.topology = this.topology
       c.ids = ids
@@ -209,7 +206,7 @@ export class Sim<M> {
     return (
       (this.nodes.get(a)?.up ?? false) &&
       (this.nodes.get(b)?.up ?? false) &&
-      (this.adj.get(a)?.has(b) ?? false) &&
+      this.links.has(a, b) &&
       (this.group.size === 0 || this.groupOf(a) === this.groupOf(b))
     )
   }
@@ -249,12 +246,13 @@ export class Sim<M> {
 
   /** Restart a crashed node as a new instance (from `factory`, or the one it was added with). */
   async restart(id: string, factory?: NodeFactory<M>): Promise<SimNode<M>> {
-    const old = this.node(id)
+    const old = this.node(id) as Rec<M>
     if (old.up) await this.crash(id)
     const f = factory ?? this.factories.get(id)
     if (!f) throw new Error(`sim: no factory for ${id}`)
     this.factories.set(id, f)
     const node = this.instantiate(id, f)
+    old.gone = true
     this.nodes.set(id, node)
     this.topology++
     for (const b of this.liveNeighbours(id)) {
@@ -266,9 +264,11 @@ export class Sim<M> {
 
   /** Remove a node and its links for good. */
   async remove(id: string): Promise<void> {
-    for (const b of [...this.adjOf(id).keys()]) await this.unlink(id, b)
+    for (const b of [...this.links.of(id).keys()]) await this.unlink(id, b)
+    const gone = this.nodes.get(id)
+    if (gone) gone.gone = true
     this.nodes.delete(id)
-    this.adj.delete(id)
+    this.links.forget(id)
     this.liveCache.delete(id)
     this.topology++
     this.factories.delete(id)
@@ -356,13 +356,16 @@ export class Sim<M> {
     if (!sender?.up || sender.epoch !== epoch) return // a crashed instance's late send
     let st = sender.links.get(to)
     const receiver = this.nodes.get(to)
-    if (!st && this.opts.connectOnSend && from !== to && receiver) {
+    if (st === undefined && this.opts.connectOnSend && from !== to && receiver) {
       const { min, max } = this.opts.latency
-      st = { latency: min + this.rng() * (max - min), lastAB: 0, lastBA: 0 }
-      this.addLink(from, to, st)
+      st = this.addLink(from, to, min + this.rng() * (max - min))
     }
     // connected(from, to), with both ends in hand: the sender is up and the link exists.
-    if (!st || !receiver?.up || (this.group.size > 0 && this.groupOf(from) !== this.groupOf(to))) {
+    if (
+      st === undefined ||
+      !receiver?.up ||
+      (this.group.size > 0 && this.groupOf(from) !== this.groupOf(to))
+    ) {
       this.totals.undeliverable++
       return
     }
@@ -384,11 +387,7 @@ export class Sim<M> {
       this.totals.lost++
       return sent
     }
-    const ab = from < to
-    const last = ab ? st.lastAB : st.lastBA
-    const time = Math.max(left + st.latency, last)
-    if (ab) st.lastAB = time
-    else st.lastBA = time
+    const time = this.links.schedule(st, from < to, left)
     this.pending++
     this.queue.push({
       time,
@@ -399,6 +398,9 @@ export class Sim<M> {
       msg,
       epoch: receiver.epoch,
       size,
+      tx: sender,
+      rx: receiver,
+      cuts: this.cuts,
     })
     return sent
   }
@@ -430,10 +432,12 @@ export class Sim<M> {
       return n.proto.tick(this.now)
     }
     this.pending--
-    const n = this.nodes.get(e.to)
-    // Lost when the receiver crashed or restarted since sending, or the link went away.
+    // Lost when the receiver crashed or restarted since sending, or the link went away. The
+    // instances of the send (the current ones unless replaced or removed since) save the lookups.
+    const n = e.rx
     const cut = this.group.size > 0 && this.groupOf(e.from) !== this.groupOf(e.to)
-    if (!n?.up || n.epoch !== e.epoch || !this.nodes.get(e.from)?.up || !n.links.has(e.from) || cut) {
+    const senderUp = e.tx.gone ? (this.nodes.get(e.from)?.up ?? false) : e.tx.up
+    if (!n.up || n.gone || !senderUp || (e.cuts !== this.cuts && !n.links.has(e.from)) || cut) {
       this.totals.undeliverable++
       return
     }
@@ -444,46 +448,31 @@ export class Sim<M> {
     return n.proto.handle(e.from, e.msg)
   }
 
-  private addLink(a: string, b: string, st: LinkState): void {
-    this.linkState.set(linkKey(a, b), st)
-    this.adjOf(a).set(b, st)
-    this.adjOf(b).set(a, st)
+  private addLink(a: string, b: string, latency: number): number {
     this.topology++
-  }
-
-  private adjOf(id: string): Map<string, LinkState> {
-    let s = this.adj.get(id)
-    if (!s) {
-      s = new Map()
-      this.adj.set(id, s)
-    }
-    return s
+    return this.links.add(a, b, latency)
   }
 
   private groupOf(id: string): number {
     return this.group.get(id) ?? 0
   }
 
-  private liveLinkSet(): Set<string> {
-    const s = new Set<string>()
-    for (const k of this.linkState.keys()) {
-      const [a, b] = k.split('|') as [string, string]
-      if (this.connected(a, b)) s.add(k)
-    }
+  /** The links up now by index, their ends in id order, in the order they were made. */
+  private liveLinkSet(): Map<number, [string, string]> {
+    const s = new Map<number, [string, string]>()
+    for (const [i, a, b] of this.links.all()) if (this.connected(a, b)) s.set(i, [a, b])
     return s
   }
 
-  private async notifyChanges(before: Set<string>): Promise<void> {
+  private async notifyChanges(before: Map<number, [string, string]>): Promise<void> {
     const after = this.liveLinkSet()
-    for (const k of before) {
-      if (after.has(k)) continue
-      const [a, b] = k.split('|') as [string, string]
+    for (const [i, [a, b]] of before) {
+      if (after.has(i)) continue
       await this.nodes.get(a)?.proto.linkDown?.(b)
       await this.nodes.get(b)?.proto.linkDown?.(a)
     }
-    for (const k of after) {
-      if (before.has(k)) continue
-      const [a, b] = k.split('|') as [string, string]
+    for (const [i, [a, b]] of after) {
+      if (before.has(i)) continue
       await this.nodes.get(a)?.proto.linkUp?.(b)
       await this.nodes.get(b)?.proto.linkUp?.(a)
     }
