@@ -126,10 +126,14 @@ export function withCertificate(cert: RTCCertificate): typeof NativePeer {
 }
 
 /**
- * The page's first offer, made ahead (join time, issue 14): the node calls
- * `prewarmOffer` as its first registration goes out, and while the server
- * answers, this makes the RTCPeerConnection (3-13 ms of the main thread in
- * Chromium), its data channel and its offer. The first dial then takes all
+ * The page's first offer, made ahead (join time, issue 14): joinOverlay calls
+ * `prewarmOffer` as soon as its certificate is read from IndexedDB (or made),
+ * while the identity loads and the server's challenge comes, and the node
+ * again as its first registration goes out (a no-op if one is made). This
+ * makes the RTCPeerConnection (15-40 ms of the main thread in a page's
+ * first, as Chromium starts WebRTC; made as the registration went out, it
+ * held up the server's answer that long), its data channel and its offer.
+ * The first dial then takes all
  * three, sets the ICE servers the registration brought (`setConfiguration`:
  * nothing is gathered before the offer is set, and the servers are not in
  * the SDP) and sends the offer at once. Only for a connection like the ones
@@ -152,6 +156,7 @@ const WARM_CHANNEL = JSON.stringify({ ordered: true })
 export function prewarmOffer(cert: RTCCertificate): void {
   const Pc = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection
   if (warm || typeof Pc !== 'function') return
+  markPhase('warm-offer')
   try {
     const pc = new Pc({ iceServers: [], certificates: [cert] })
     const channel = pc.createDataChannel(randomLabel(), JSON.parse(WARM_CHANNEL))
