@@ -241,7 +241,7 @@ export class NativePeer implements PeerInstance {
     if (ahead) {
       this.setupData(ahead.channel)
       ahead.offer.then(
-        (offer) => this.describe(offer),
+        (offer) => this.describe(offer, true),
         (err) => this.destroy(withCode(err, 'ERR_CREATE_OFFER')),
       )
     } else if (this.initiator) {
@@ -403,13 +403,23 @@ export class NativePeer implements PeerInstance {
       .catch((err) => this.destroy(withCode(err, 'ERR_CREATE_ANSWER')))
   }
 
-  /** Set our offer or answer and send it (trickle: at once, candidates follow). */
-  private describe(desc: RTCSessionDescriptionInit): void {
+  /**
+   * Set our offer or answer and send it (trickle: at once, candidates follow). An offer made
+   * ahead goes out `early`, as setting it starts (~10 ms in Chromium): its SDP is the one sent
+   * either way, its candidates come only once it is set, and the answer waits on the
+   * connection's operations chain behind it (the first dial's part of join time, issue 14).
+   */
+  private describe(desc: RTCSessionDescriptionInit, early = false): void {
     const pc = this._pc
     if (this.destroyed || !pc) return
+    const sent = early && desc.type === 'offer' && typeof desc.sdp === 'string'
+    if (sent) {
+      markPhase('rtc-offer-out')
+      this.emit('signal', { type: desc.type, sdp: desc.sdp })
+    }
     pc.setLocalDescription(desc)
       .then(() => {
-        if (this.destroyed) return
+        if (this.destroyed || sent) return
         const local = pc.localDescription ?? desc
         markPhase(local.type === 'offer' ? 'rtc-offer-out' : 'rtc-answer-out')
         this.emit('signal', { type: local.type, sdp: local.sdp })
