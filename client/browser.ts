@@ -101,24 +101,33 @@ interface LoadedIdentity {
  * first visit. The join waits for a certificate at most CERT_WAIT_MS, and
  * never for its save.
  */
-async function loadBrowserIdentity(puzzleBits: number): Promise<LoadedIdentity> {
+async function loadBrowserIdentity(
+  puzzleBits: number,
+  onCertificate: (cert: RTCCertificate) => void = () => {},
+): Promise<LoadedIdentity> {
   const { slot, release } = await claimSlot()
   try {
     const store = createStore('weft', 'keys')
     const key = `identity-${slot}`
     const certKey = `certificate-${slot}`
-    const savedCert = get(certKey, store).catch(() => undefined)
+    // The saved certificate is handed on as soon as it is read, before the identity is (its first
+    // offer is made meanwhile: joinWith).
+    const savedCert = get(certKey, store).then(usableCertificate, () => undefined)
+    void savedCert.then((c) => c && onCertificate(c))
     const saved = (await idb(get(key, store))) as CryptoKeyPair | undefined
     if (saved?.privateKey && saved.publicKey) {
       const identity = await identityFromKeyPair(saved)
       // A key made before the network asked for this much work is replaced (once).
       if (meetsPuzzle(identity.publicKey, puzzleBits)) {
-        const certificate = usableCertificate(await savedCert) ?? (await newCertificate(store, certKey))
+        const certificate = (await savedCert) ?? (await newCertificate(store, certKey, onCertificate))
         return { identity, release, slot, certificate }
       }
     }
+    // The new identity gets a certificate of its own: an offer made ahead with the old one goes.
+    const old = await savedCert
+    if (old) dropWarmOffer(old)
     // A first visit: the certificate is made while the identity's puzzle is worked.
-    const made = newCertificate(store, certKey)
+    const made = newCertificate(store, certKey, onCertificate)
     const identity = await generateIdentity({ puzzleBits })
     await idb(set(key, identity.keyPair, store))
     return { identity, release, slot, certificate: await made }
@@ -135,9 +144,16 @@ const CERT_WAIT_MS = 1000
 async function newCertificate(
   store: ReturnType<typeof createStore>,
   certKey: string,
+  onCertificate: (cert: RTCCertificate) => void,
 ): Promise<RTCCertificate | undefined> {
   const making = makeCertificate()
-  void making.then((c) => (c ? set(certKey, c, store) : undefined)).catch(() => {})
+  void making
+    .then((c) => {
+      if (!c) return
+      onCertificate(c)
+      return set(certKey, c, store)
+    })
+    .catch(() => {})
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(resolve, CERT_WAIT_MS, undefined)
@@ -191,8 +207,22 @@ async function joinWith(
 ): Promise<WeftNode> {
   // The identity loads while the browser is checked; a missing feature is still what the caller is told.
   const puzzleBits = checkPuzzleBits(options.puzzleBits ?? DEFAULT_PUZZLE_BITS)
-  const loading = loadBrowserIdentity(puzzleBits)
+  // The first offer is made as soon as the certificate is read, while the identity loads and the
+  // server's challenge comes (the main thread is mostly waiting then; making the RTCPeerConnection
+  // holds it 15-40 ms): the first dial sends it at once (native-peer.ts, join time, issue 14).
+  let early: RTCCertificate | undefined
+  let failed = false
+  const loading = loadBrowserIdentity(puzzleBits, (cert) => {
+    if (options.relay === 'force' || early || failed) return
+    early = cert
+    prewarmOffer(cert)
+  })
   loading.catch(() => {})
+  // A join that fails takes its offer made ahead with it.
+  const dropEarly = () => {
+    failed = true
+    if (early) dropWarmOffer(early)
+  }
   let opts = options
   try {
     const { webrtc } = await checkBrowser(globalThis)
@@ -211,11 +241,20 @@ async function joinWith(
       ({ release }) => release(),
       () => {},
     )
+    dropEarly()
     throw err
   }
   markPhase('checked')
   // With this page's DTLS certificate (native-peer.ts), saved beside the identity.
-  const { identity, release, slot, certificate: cert } = await loading
+  const {
+    identity,
+    release,
+    slot,
+    certificate: cert,
+  } = await loading.catch((err) => {
+    dropEarly()
+    throw err
+  })
   markPhase('identity')
   const node = new OverlayNode(
     {

@@ -102,7 +102,7 @@ test("the operator's STUN/TURN servers (ICE_SERVERS, TURN_SECRET) reach each tab
   }
 })
 
-test('a returning page links with the DTLS certificate its first visit saved, its first offer is made while it registers, and both hellos ride on the offer and answer', async ({
+test('a returning page links with the DTLS certificate its first visit saved, its first offer is made as its certificate is read, before it registers, and both hellos ride on the offer and answer', async ({
   browser,
 }) => {
   const server = await startSignalServer()
@@ -141,11 +141,14 @@ test('a returning page links with the DTLS certificate its first visit saved, it
     const seen = await page.evaluate(() => {
       const w = window as unknown as W
       const registered = performance.getEntriesByName('weft:registered')[0]?.startTime ?? Number.NaN
+      const identity = performance.getEntriesByName('weft:identity')[0]?.startTime ?? Number.NaN
       return {
         certs: w.pcs.map((x) => x.cert),
         made: w.certsMade,
         // The first connection: made before the registration's answer came, and the one that linked.
         firstBeforeRegistered: (w.pcs[0]?.at ?? Number.NaN) < registered,
+        // A returning page makes it as soon as its certificate is read: before its identity is.
+        firstBeforeIdentity: (w.pcs[0]?.at ?? Number.NaN) < identity,
         firstConnected: w.pcs[0]?.pc.connectionState === 'connected',
         connected: w.pcs.filter((x) => x.pc.connectionState === 'connected').length,
         // Both hellos went with the offer and answer (attempt-hello.ts): the link started with them.
@@ -175,6 +178,7 @@ test('a returning page links with the DTLS certificate its first visit saved, it
   expect(again.id).toBe(first.id)
   expect(again.made).toBe(0)
   expect(new Set(again.certs)).toEqual(new Set([fingerprint]))
+  expect(again.firstBeforeIdentity).toBe(true)
   for (const v of [first, again]) {
     expect(v.firstBeforeRegistered).toBe(true)
     expect(v.firstConnected || v.glareYield > 0).toBe(true)

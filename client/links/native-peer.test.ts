@@ -407,6 +407,35 @@ describe('the first offer, made while the server answers the registration', () =
     expect(FakePc.made).toHaveLength(2)
   })
 
+  it('its offer goes out as it is set, not after: once, and set all the same', async () => {
+    let set!: () => void
+    class SlowPc extends FakePc {
+      override setLocalDescription(d: RTCSessionDescriptionInit) {
+        return new Promise<void>((resolve) => {
+          set = () => {
+            this.localDescription = d
+            resolve()
+          }
+        })
+      }
+    }
+    g.RTCPeerConnection = SlowPc
+    prewarmOffer(cert)
+    const p = new (withCertificate(cert))({
+      initiator: true,
+      config: { iceServers: [] },
+      channelConfig: { ordered: true },
+    })
+    const out = signals(p)
+    await vi.waitFor(() => expect(out).toEqual([{ type: 'offer', sdp: 'v=0 offer 1' }]))
+    const pc = FakePc.made[0] as FakePc
+    expect(pc.localDescription).toBeNull()
+    set()
+    await vi.waitFor(() => expect(pc.localDescription).toEqual({ type: 'offer', sdp: 'v=0 offer 1' }))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(out).toHaveLength(1)
+  })
+
   it('a connection unlike it (answering, another certificate or channel, a Node stack) makes its own', () => {
     g.RTCPeerConnection = FakePc
     prewarmOffer(cert)

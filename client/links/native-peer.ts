@@ -126,10 +126,14 @@ export function withCertificate(cert: RTCCertificate): typeof NativePeer {
 }
 
 /**
- * The page's first offer, made ahead (join time, issue 14): the node calls
- * `prewarmOffer` as its first registration goes out, and while the server
- * answers, this makes the RTCPeerConnection (3-13 ms of the main thread in
- * Chromium), its data channel and its offer. The first dial then takes all
+ * The page's first offer, made ahead (join time, issue 14): joinOverlay calls
+ * `prewarmOffer` as soon as its certificate is read from IndexedDB (or made),
+ * while the identity loads and the server's challenge comes, and the node
+ * again as its first registration goes out (a no-op if one is made). This
+ * makes the RTCPeerConnection (15-40 ms of the main thread in a page's
+ * first, as Chromium starts WebRTC; made as the registration went out, it
+ * held up the server's answer that long), its data channel and its offer.
+ * The first dial then takes all
  * three, sets the ICE servers the registration brought (`setConfiguration`:
  * nothing is gathered before the offer is set, and the servers are not in
  * the SDP) and sends the offer at once. Only for a connection like the ones
@@ -152,6 +156,7 @@ const WARM_CHANNEL = JSON.stringify({ ordered: true })
 export function prewarmOffer(cert: RTCCertificate): void {
   const Pc = (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection
   if (warm || typeof Pc !== 'function') return
+  markPhase('warm-offer')
   try {
     const pc = new Pc({ iceServers: [], certificates: [cert] })
     const channel = pc.createDataChannel(randomLabel(), JSON.parse(WARM_CHANNEL))
@@ -236,7 +241,7 @@ export class NativePeer implements PeerInstance {
     if (ahead) {
       this.setupData(ahead.channel)
       ahead.offer.then(
-        (offer) => this.describe(offer),
+        (offer) => this.describe(offer, true),
         (err) => this.destroy(withCode(err, 'ERR_CREATE_OFFER')),
       )
     } else if (this.initiator) {
@@ -398,13 +403,23 @@ export class NativePeer implements PeerInstance {
       .catch((err) => this.destroy(withCode(err, 'ERR_CREATE_ANSWER')))
   }
 
-  /** Set our offer or answer and send it (trickle: at once, candidates follow). */
-  private describe(desc: RTCSessionDescriptionInit): void {
+  /**
+   * Set our offer or answer and send it (trickle: at once, candidates follow). An offer made
+   * ahead goes out `early`, as setting it starts (~10 ms in Chromium): its SDP is the one sent
+   * either way, its candidates come only once it is set, and the answer waits on the
+   * connection's operations chain behind it (the first dial's part of join time, issue 14).
+   */
+  private describe(desc: RTCSessionDescriptionInit, early = false): void {
     const pc = this._pc
     if (this.destroyed || !pc) return
+    const sent = early && desc.type === 'offer' && typeof desc.sdp === 'string'
+    if (sent) {
+      markPhase('rtc-offer-out')
+      this.emit('signal', { type: desc.type, sdp: desc.sdp })
+    }
     pc.setLocalDescription(desc)
       .then(() => {
-        if (this.destroyed) return
+        if (this.destroyed || sent) return
         const local = pc.localDescription ?? desc
         markPhase(local.type === 'offer' ? 'rtc-offer-out' : 'rtc-answer-out')
         this.emit('signal', { type: local.type, sdp: local.sdp })
