@@ -74,6 +74,31 @@ describe('STUN/TURN URLs a signal server may hand out', () => {
     ])
       expect([local, mayListIce(pub, local)]).toEqual([local, false])
   })
+  it('nor a name with a trailing dot, a multicast or broadcast address, or an IPv4 address inside IPv6', () => {
+    for (const bad of [
+      'stun:localhost.',
+      'stun:foo.localhost.',
+      'stun:printer.local.',
+      'stun:224.0.0.1',
+      'stun:239.255.255.250:1900',
+      'stun:255.255.255.255',
+      'stun:240.0.0.1',
+      'stun:198.18.0.1',
+      'stun:[ff02::1]',
+      'stun:[fec0::1]',
+      'stun:[::127.0.0.1]', // IPv4-compatible (URL writes ::7f00:1)
+      'stun:[64:ff9b::169.254.169.254]', // NAT64
+    ])
+      expect([bad, mayListIce(pub, bad)]).toEqual([bad, false])
+    expect(mayList(pub, 'https://localhost.:8443')).toBe(false)
+    for (const ok of [
+      'stun:223.255.255.1',
+      'stun:198.20.0.1',
+      'stun:[64:ff9b::203.0.113.7]',
+      'stun:example.org.',
+    ])
+      expect([ok, mayListIce(pub, ok)]).toEqual([ok, true])
+  })
   it('a server on a local address may hand out local ones (a developer machine, a LAN)', () => {
     expect(mayListIce('http://127.0.0.1:8080', 'stun:127.0.0.1:3478')).toBe(true)
     expect(mayListIce('http://192.168.1.5:8080', 'turn:192.168.1.6:3478?transport=udp')).toBe(true)

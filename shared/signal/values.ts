@@ -90,9 +90,16 @@ export function mayListIce(server: string, ice: string): boolean {
   }
 }
 
-/** A host name or address literal (URL.hostname) on this machine or its local networks. */
+/**
+ * A host name or address literal (URL.hostname) on this machine or its local networks, or no
+ * single public host (multicast, broadcast, reserved). Names are not resolved.
+ */
 function isLocalHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  // One trailing dot names the same host (`localhost.`).
+  const h = host
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
   if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local')) return true
   const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h)
   if (v4) {
@@ -101,21 +108,29 @@ function isLocalHost(host: string): boolean {
       a === 0 ||
       a === 10 ||
       a === 127 ||
+      a >= 224 || // multicast, reserved, broadcast
       (a === 100 && b >= 64 && b < 128) ||
       (a === 169 && b === 254) ||
       (a === 172 && b >= 16 && b < 32) ||
-      (a === 192 && b === 168)
+      (a === 192 && b === 168) ||
+      (a === 198 && (b === 18 || b === 19))
     )
   }
-  // URL writes a mapped IPv4 address in hex (::ffff:c0a8:101).
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h)
-  if (mapped) {
-    const hi = Number.parseInt(mapped[1] as string, 16)
-    const lo = Number.parseInt(mapped[2] as string, 16)
+  // URL writes an IPv4 address inside IPv6 in hex: mapped (::ffff:c0a8:101), compatible (::7f00:1), NAT64.
+  const inner = /^(?:::ffff:|::|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h)
+  if (inner) {
+    const hi = Number.parseInt(inner[1] as string, 16)
+    const lo = Number.parseInt(inner[2] as string, 16)
     return isLocalHost(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`)
   }
   if (!h.includes(':')) return false
-  return h === '::' || h === '::1' || /^f[cd][0-9a-f]{0,2}:/.test(h) || /^fe[89ab][0-9a-f]?:/.test(h)
+  return (
+    h === '::' ||
+    h === '::1' ||
+    /^f[cd][0-9a-f]{0,2}:/.test(h) || // unique local
+    /^fe[89a-f][0-9a-f]?:/.test(h) || // link-local, site-local
+    /^ff[0-9a-f]{0,2}:/.test(h) // multicast
+  )
 }
 
 export const utf8Encoder = new TextEncoder()
