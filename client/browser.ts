@@ -212,12 +212,19 @@ async function joinWith(
   // holds it 15-40 ms): the first dial sends it at once (native-peer.ts, join time, issue 14).
   let early: RTCCertificate | undefined
   let failed = false
+  // A certificate made after the identity loaded without one (past CERT_WAIT_MS) is no node's.
+  let loaded = false
   const loading = loadBrowserIdentity(puzzleBits, (cert) => {
-    if (options.relay === 'force' || early || failed) return
+    if (options.relay === 'force' || early || failed || loaded) return
     early = cert
     prewarmOffer(cert)
   })
-  loading.catch(() => {})
+  loading.then(
+    () => {
+      loaded = true
+    },
+    () => {},
+  )
   // A join that fails takes its offer made ahead with it.
   const dropEarly = () => {
     failed = true
@@ -266,7 +273,7 @@ async function joinWith(
       fileStore: 'indexeddb',
       ...(lieAboutFiles ? { lieAboutFiles } : {}),
       ...(preconnection ? { preconnection } : {}),
-      // The first offer, made while the server answers the registration (native-peer.ts).
+      // The first offer, if not made as the certificate was read: as the registration goes out.
       ...(cert ? { prewarm: firstTimeOnly(() => prewarmOffer(cert)) } : {}),
     },
     opts,

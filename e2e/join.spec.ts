@@ -188,6 +188,44 @@ test('a returning page links with the DTLS certificate its first visit saved, it
   await ctx.close()
 })
 
+test('a certificate made after the join gave up waiting for it makes no offer ahead', async ({ browser }) => {
+  const server = await startSignalServer()
+  servers.push(server)
+  peers.push(await openPeer(browser, server.url, { network: 'late-cert' }))
+  const ctx = await browser.newContext()
+  // A first visit whose certificate takes 1.6 s (the join waits 1 s for it), and every connection made.
+  await ctx.addInitScript(() => {
+    const w = window as unknown as W
+    w.pcs = []
+    const Native = window.RTCPeerConnection
+    const generate = Native.generateCertificate.bind(Native)
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super(config)
+        const c = config?.certificates?.[0]
+        w.pcs.push({ pc: this, at: performance.now(), cert: c ? 'late' : 'none' })
+      }
+      static override generateCertificate(k: AlgorithmIdentifier): Promise<RTCCertificate> {
+        return new Promise((resolve, reject) => setTimeout(() => generate(k).then(resolve, reject), 1600))
+      }
+    }
+  })
+  const page = await blankPage(ctx, server.url)
+  const { join_ } = await import('./fixtures.ts')
+  await join_(page, server.url, { network: 'late-cert' })
+  await until(
+    async () => (await peersOf({ ctx, page, id: '' })).some((l) => l.transport === 'webrtc'),
+    30_000,
+    'a direct link',
+  )
+  // Well past the certificate's arrival: no connection was made with it.
+  await page.waitForTimeout(1500)
+  const certs = await page.evaluate(() => (window as unknown as W).pcs.map((x) => x.cert))
+  expect(certs.length).toBeGreaterThan(0)
+  expect(certs.filter((c) => c === 'late')).toEqual([])
+  await ctx.close()
+})
+
 test('the first join keeps trying a signal server that starts late, and says so on the way', async ({
   browser,
 }) => {

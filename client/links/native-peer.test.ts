@@ -436,6 +436,24 @@ describe('the first offer, made while the server answers the registration', () =
     expect(out).toHaveLength(1)
   })
 
+  it('a signal listener that throws on its early offer ends the connection (no unhandled rejection)', async () => {
+    g.RTCPeerConnection = FakePc
+    prewarmOffer(cert)
+    const p = new (withCertificate(cert))({
+      initiator: true,
+      config: { iceServers: [] },
+      channelConfig: { ordered: true },
+    })
+    const errors: { code?: string }[] = []
+    p.on('error', (e: never) => errors.push(e))
+    p.on('signal', () => {
+      throw new Error('listener')
+    })
+    await vi.waitFor(() => expect(errors.map((e) => e.code)).toEqual(['ERR_SET_LOCAL_DESCRIPTION']))
+    expect(p.destroyed).toBe(true)
+    expect((FakePc.made[0] as FakePc).closed).toBe(true)
+  })
+
   it('a connection unlike it (answering, another certificate or channel, a Node stack) makes its own', () => {
     g.RTCPeerConnection = FakePc
     prewarmOffer(cert)

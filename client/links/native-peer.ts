@@ -415,7 +415,12 @@ export class NativePeer implements PeerInstance {
     const sent = early && desc.type === 'offer' && typeof desc.sdp === 'string'
     if (sent) {
       markPhase('rtc-offer-out')
-      this.emit('signal', { type: desc.type, sdp: desc.sdp })
+      try {
+        this.emit('signal', { type: desc.type, sdp: desc.sdp })
+      } catch (err) {
+        // As a listener's throw after the description was set ends the connection, so does this one.
+        return this.destroy(withCode(err, 'ERR_SET_LOCAL_DESCRIPTION'))
+      }
     }
     pc.setLocalDescription(desc)
       .then(() => {

@@ -125,7 +125,8 @@ interface EnvBase {
   /**
    * Called as each registration goes out: the browser makes its first
    * WebRTC offer while the server answers (native-peer.ts, `prewarmOffer`),
-   * at the first registration only. Not with relay 'force'. @default none
+   * at the first registration only, if joinOverlay did not make it as the
+   * certificate was read. Not with relay 'force'. @default none
    */
   prewarm?: () => void
 }
