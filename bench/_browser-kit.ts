@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from '@playwright/test'
+import { median } from './report.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -146,4 +147,10 @@ export async function rawThroughput(a: Page, b: Page, o: RawOptions): Promise<nu
   } finally {
     await ch.close()
   }
+}
+
+/** Median ms from the joinOverlay call to each phase, in the order they come, as figures `<prefix>.<phase>Ms`. */
+export function phaseFigures(prefix: string, phases: Record<string, number[]>): Record<string, number> {
+  const order = Object.entries(phases).sort((x, y) => median(x[1]) - median(y[1]))
+  return Object.fromEntries(order.map(([name, at]) => [`${prefix}.${name}Ms`, +median(at).toFixed(1)]))
 }

@@ -35,7 +35,7 @@
  */
 import type { Browser, Page } from '@playwright/test'
 import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
-import { ensureBuilt, launch, openRawChannel } from './_browser-kit.ts'
+import { ensureBuilt, launch, openRawChannel, phaseFigures } from './_browser-kit.ts'
 import { peerJsClose, peerJsJoin, peerJsListen, peerJsThroughput, startPeerServer } from './_peerjs-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
@@ -267,12 +267,6 @@ async function joins(browser: Browser, serverUrl: string, n: number): Promise<Jo
     await p.evaluate(() => (window as unknown as Win).node.close())
     await ctx.close()
   }
-}
-
-/** Median ms from the joinOverlay call to each phase, in the order they come, as figures `<prefix>.<phase>Ms`. */
-function phaseFigures(prefix: string, phases: Record<string, number[]>): Record<string, number> {
-  const order = Object.entries(phases).sort((x, y) => median(x[1]) - median(y[1]))
-  return Object.fromEntries(order.map(([name, at]) => [`${prefix}.${name}Ms`, +median(at).toFixed(1)]))
 }
 
 export async function run(): Promise<Record<string, number>> {

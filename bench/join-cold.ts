@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from '@playwright/test'
 import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
-import { ensureBuilt, launch } from './_browser-kit.ts'
+import { ensureBuilt, launch, phaseFigures } from './_browser-kit.ts'
 import { isMain, median, report } from './report.ts'
 
 interface TraceEvent {
@@ -85,19 +85,15 @@ function mainThread(events: TraceEvent[]): { busy: number; cpu: number; compile:
   return { busy: busy / 1000, cpu: cpu / 1000, compile: compile / 1000, compiled }
 }
 
-/** Median ms from the call to each phase, in the order they come, as figures `<prefix>.<phase>Ms`. */
-function phaseFigures(prefix: string, runs: Marks[]): Record<string, number> {
+/** Each phase's times over the runs. */
+function phasesOf(runs: Marks[]): Record<string, number[]> {
   const at: Record<string, number[]> = {}
   for (const marks of runs)
     for (const [k, t] of marks) {
       at[k] = at[k] ?? []
       at[k].push(t)
     }
-  return Object.fromEntries(
-    Object.entries(at)
-      .sort((x, y) => median(x[1]) - median(y[1]))
-      .map(([k, v]) => [`${prefix}.${k}Ms`, +median(v).toFixed(1)]),
-  )
+  return at
 }
 
 interface Run {
@@ -162,14 +158,8 @@ export async function run(): Promise<Record<string, number>> {
       mainCpuMs: m((r) => r.main.cpu),
       compileMs: m((r) => r.main.compile),
       compiledFunctions: m((r) => r.main.compiled),
-      ...phaseFigures(
-        'cold',
-        all.map((r) => r.cold.marks),
-      ),
-      ...phaseFigures(
-        'warm',
-        all.map((r) => r.warm.marks),
-      ),
+      ...phaseFigures('cold', phasesOf(all.map((r) => r.cold.marks))),
+      ...phaseFigures('warm', phasesOf(all.map((r) => r.warm.marks))),
     }
     report('join-cold', figures)
     return figures
