@@ -5,9 +5,11 @@
  * figures are divided by. Not a benchmark itself (the `_` prefix).
  */
 import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Browser, chromium, type Page } from '@playwright/test'
+import { SYSTEM_CHROMIUMS } from '../testing/playwright/chromium.ts'
 import { median } from './report.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -18,15 +20,34 @@ export function ensureBuilt(): void {
   execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' })
 }
 
-export async function launch(): Promise<Browser> {
+/**
+ * The Chromium the benchmarks run: CHROMIUM_PATH, else the full browser (what users run, and what
+ * the README's figures were measured in), else the kit's other system places (the headless shell
+ * that `npm test`'s set-up installs, first). Named in each browser benchmark's output.
+ */
+export function benchChromium(exists: (path: string) => boolean = existsSync): string {
+  const named = process.env.CHROMIUM_PATH
+  if (named) {
+    if (!exists(named)) throw new Error(`CHROMIUM_PATH=${named}: no such file`)
+    return named
+  }
+  const found = ['/usr/bin/chromium', ...SYSTEM_CHROMIUMS].find(exists)
+  if (!found)
+    throw new Error(
+      'no Chromium for the browser benchmarks: apt-get install -y chromium (or chromium-headless-shell), or set CHROMIUM_PATH',
+    )
+  return found
+}
+
+/** Chromium with the flags WebRTC between local pages needs (PLATFORM.md); `extra` flags added. */
+export async function launch(
+  args: readonly string[] = ['--disable-features=WebRtcHideLocalIpsWithMdns'],
+): Promise<Browser> {
+  const executablePath = benchChromium()
+  console.log(`chromium: ${executablePath}`)
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-    ],
+    executablePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', ...args],
   })
 }
 

@@ -22,8 +22,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from '@playwright/test'
 import { build } from 'vite'
+import { launch } from './_browser-kit.ts'
 import { runCryptoSuite } from './_crypto-suite.ts'
 import { isMain, report } from './report.ts'
 
@@ -64,10 +64,7 @@ async function browserFigures(): Promise<Record<string, unknown>> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://localhost:${(server.address() as AddressInfo).port}`
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  })
+  const browser = await launch([])
   try {
     const page = await browser.newPage()
     page.on('pageerror', (err) => console.log(`[page error] ${err.message}`))

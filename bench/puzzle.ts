@@ -10,10 +10,9 @@
  *
  *   npm run bench -- puzzle      (builds first when dist/ is missing)
  */
-import { chromium } from '@playwright/test'
 import { blankPage, startSignalServer } from '../e2e/fixtures.ts'
 import { DEFAULT_PUZZLE_BITS, puzzleBits } from '../shared/identity/puzzle.ts'
-import { ensureBuilt } from './_browser-kit.ts'
+import { ensureBuilt, launch } from './_browser-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
 const IDENTITIES = 40
@@ -40,10 +39,7 @@ async function nodeFigures(): Promise<{ keygensPerSec: number; times: number[] }
 async function browserFigures(): Promise<{ keygensPerSec: number; times: number[] }> {
   ensureBuilt()
   const server = await startSignalServer()
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  })
+  const browser = await launch([])
   try {
     const page = await blankPage(await browser.newContext(), server.url)
     // A string, not a function: tsx's name helpers (__name) do not exist in the page.
