@@ -83,6 +83,7 @@ describe('leanSession', () => {
       transport: true,
       engineListeners: true,
       clientTables: true,
+      dispatch: true,
     })
     const ws = get(socket, 'conn', 'transport', 'socket')
     // No extension negotiated: one frozen table shared by the WebSocket, its receiver and its sender.
@@ -113,6 +114,27 @@ describe('leanSession', () => {
     expect(get(socket, 'conn', 'sentCallbackFn')).toHaveLength(0)
     expect(get(socket, 'conn', 'transport', 'writable')).toBe(true)
     expect(get(socket, 'conn', 'transport', 'socket', '_receiver', '_buffers')).toHaveLength(0)
+  })
+
+  it('dispatches an event by name when something gets it: a listener of the name, a middleware', async () => {
+    const { client, socket } = await pair()
+    const any: unknown[] = []
+    const named: unknown[] = []
+    const used: unknown[] = []
+    socket.onAny((e) => any.push(e))
+    client.emit('nobody', 1)
+    socket.on('named', (x) => named.push(x))
+    client.emit('named', 2)
+    await until(() => named.length === 1)
+    socket.use(([e], next) => {
+      used.push(e)
+      next()
+    })
+    client.emit('nobody', 3)
+    await until(() => used.length === 1)
+    expect(any).toEqual(['nobody', 'named', 'nobody'])
+    expect(named).toEqual([2])
+    expect(used).toEqual(['nobody'])
   })
 
   it('a client that leaves: socket.io hears it once, engine.io forgets the session', async () => {

@@ -36,6 +36,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { coalesceWrites } from './engine.ts'
+import { quietenDispatch } from './engine-events.ts'
 
 const get = (o: unknown, key: string): unknown =>
   typeof o === 'object' && o !== null ? Reflect.get(o, key) : undefined
@@ -368,6 +369,8 @@ export interface LeanReport {
   transport: boolean
   engineListeners: boolean
   clientTables: boolean
+  /** socket.io's per-event dispatch skipped when it would run nothing (engine-events.ts). */
+  dispatch: boolean
 }
 
 /**
@@ -426,6 +429,7 @@ export function leanSession(socket: object): LeanReport {
       transport: false,
       engineListeners: false,
       clientTables: false,
+      dispatch: false,
     }
   const engine = obj(socket, 'conn')
   const transport = obj(engine, 'transport')
@@ -446,5 +450,6 @@ export function leanSession(socket: object): LeanReport {
     transport: isWs && leanenTransport(transport),
     engineListeners: shareTransportListeners(engine),
     clientTables: soloClientTables(obj(socket, 'client')),
+    dispatch: quietenDispatch(socket),
   }
 }
