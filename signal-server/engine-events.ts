@@ -9,6 +9,11 @@
  *   event's name: the server listens to none a client can send (its one way
  *   in is a catch-all listener), so for a relayed signal that ran nothing.
  *   QuietDispatchSocket skips it when it would run nothing.
+ * - socket.io's Client hands every decoded packet to its socket a tick later
+ *   (a closure and a tick callback per packet). QuickClient hands an event
+ *   (EVENT, BINARY_EVENT) over at once, unless a packet of that client still
+ *   waits for its tick (then it waits too: the order stays the client's).
+ *   CONNECT, DISCONNECT and ACK packets go as before.
  */
 import { createRequire } from 'node:module'
 
@@ -51,5 +56,89 @@ export function quietenDispatch(socket: object): boolean {
   const { base, quiet } = quietDispatchClass()
   if (Object.getPrototypeOf(socket) !== base.prototype) return false
   Object.setPrototypeOf(socket, quiet.prototype)
+  return true
+}
+
+/** socket.io-parser's packet types (PacketType). */
+const CONNECT = 0
+const EVENT = 2
+const CONNECT_ERROR = 4
+const BINARY_EVENT = 5
+
+interface DecodedPacket {
+  type: number
+  nsp: string
+}
+interface ClientLike {
+  conn: { protocol?: unknown }
+  nsps: { get(nsp: string): { _onpacket(packet: DecodedPacket): void } | undefined }
+  ondecoded(packet: DecodedPacket): void
+}
+
+/** Clients with packets waiting for their tick, and how many. */
+const waiting = new Map<object, number>()
+const release = (client: object) => {
+  const n = (waiting.get(client) ?? 1) - 1
+  if (n > 0) waiting.set(client, n)
+  else waiting.delete(client)
+}
+const rethrow = (err: unknown) => {
+  throw err
+}
+
+let quickClient: { base: object; ondecoded: (this: ClientLike, packet: DecodedPacket) => void } | null = null
+
+/** QuickClient's ondecoded for clients of `base` (socket.io's Client.prototype): see the header. */
+function quickOndecoded(base: object): ((this: ClientLike, packet: DecodedPacket) => void) | null {
+  if (quickClient?.base === base) return quickClient.ondecoded
+  const ondecoded = Reflect.get(base, 'ondecoded')
+  if (typeof ondecoded !== 'function' || quickClient) return null
+  function quick(this: ClientLike, packet: DecodedPacket): void {
+    const type = packet?.type
+    // Protocol 3 (allowEIO3) names namespaces differently: left to socket.io.
+    const socket = this.conn.protocol === 3 ? undefined : this.nsps.get(packet?.nsp)
+    if (socket && (type === EVENT || type === BINARY_EVENT) && !waiting.has(this)) {
+      try {
+        socket._onpacket(packet)
+      } catch (err) {
+        // Where socket.io's tick would have thrown it (not into the decoder).
+        process.nextTick(rethrow, err)
+      }
+      return
+    }
+    // socket.io schedules a tick for this packet exactly when: count it until that tick has run.
+    const ticks = socket !== undefined && type !== CONNECT && type !== CONNECT_ERROR
+    if (ticks) waiting.set(this, (waiting.get(this) ?? 0) + 1)
+    ondecoded.call(this, packet)
+    if (ticks) process.nextTick(release, this)
+  }
+  quickClient = { base, ondecoded: quick }
+  return quick
+}
+
+/**
+ * Give socket.io's Client under `socket` QuickClient's ondecoded: socket.io binds it per client and
+ * listens to its decoder with that (and removes it by the same reference), so the bound function is
+ * replaced in both places. False, with nothing changed, if the client is not as tested.
+ */
+export function quickenClient(socket: object): boolean {
+  const client: unknown = Reflect.get(socket, 'client')
+  if (typeof client !== 'object' || client === null || !Object.hasOwn(client, 'ondecoded')) return false
+  const base: unknown = Object.getPrototypeOf(client)
+  if (typeof base !== 'object' || base === null || base.constructor?.name !== 'Client') return false
+  const callbacks: unknown = Reflect.get(Reflect.get(client, 'decoder') ?? {}, '_callbacks')
+  const listeners: unknown =
+    typeof callbacks === 'object' && callbacks !== null ? Reflect.get(callbacks, '$decoded') : null
+  if (
+    !Array.isArray(listeners) ||
+    listeners.length !== 1 ||
+    listeners[0] !== Reflect.get(client, 'ondecoded')
+  )
+    return false
+  const quick = quickOndecoded(base)
+  if (!quick) return false
+  const bound = quick.bind(client as ClientLike)
+  Reflect.set(client, 'ondecoded', bound)
+  listeners[0] = bound
   return true
 }

@@ -84,6 +84,7 @@ describe('leanSession', () => {
       engineListeners: true,
       clientTables: true,
       dispatch: true,
+      quickClient: true,
     })
     const ws = get(socket, 'conn', 'transport', 'socket')
     // No extension negotiated: one frozen table shared by the WebSocket, its receiver and its sender.
@@ -135,6 +136,24 @@ describe('leanSession', () => {
     expect(any).toEqual(['nobody', 'named', 'nobody'])
     expect(named).toEqual([2])
     expect(used).toEqual(['nobody'])
+  })
+
+  it('hands events over at once, in order: one behind a packet that waits for its tick waits too', async () => {
+    const seen: unknown[] = []
+    const { client, socket } = await pair((s) => {
+      s.onAny((e, x) => seen.push(`${e} ${x}`))
+      s.on('disconnect', () => seen.push('disconnect'))
+    })
+    // In one TCP write, so in one read on the server: events, a DISCONNECT (handled in a tick), an event.
+    const ws = get(client, 'io', 'engine', 'transport', 'ws') as { send(frame: string): void }
+    const tcp = get(ws, '_socket') as { cork(): void; uncork(): void }
+    tcp.cork()
+    for (const frame of ['42["a",1]', '42["a",2]', '41', '42["a",3]']) ws.send(frame)
+    tcp.uncork()
+    await until(() => seen.length === 4)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(seen).toEqual(['a 1', 'a 2', 'disconnect', 'a 3'])
+    expect(socket.connected).toBe(false)
   })
 
   it('a client that leaves: socket.io hears it once, engine.io forgets the session', async () => {

@@ -36,7 +36,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { coalesceWrites } from './engine.ts'
-import { quietenDispatch } from './engine-events.ts'
+import { quickenClient, quietenDispatch } from './engine-events.ts'
 
 const get = (o: unknown, key: string): unknown =>
   typeof o === 'object' && o !== null ? Reflect.get(o, key) : undefined
@@ -371,6 +371,8 @@ export interface LeanReport {
   clientTables: boolean
   /** socket.io's per-event dispatch skipped when it would run nothing (engine-events.ts). */
   dispatch: boolean
+  /** socket.io's Client hands events to the socket at once (engine-events.ts). */
+  quickClient: boolean
 }
 
 /**
@@ -430,6 +432,7 @@ export function leanSession(socket: object): LeanReport {
       engineListeners: false,
       clientTables: false,
       dispatch: false,
+      quickClient: false,
     }
   const engine = obj(socket, 'conn')
   const transport = obj(engine, 'transport')
@@ -451,5 +454,6 @@ export function leanSession(socket: object): LeanReport {
     engineListeners: shareTransportListeners(engine),
     clientTables: soloClientTables(obj(socket, 'client')),
     dispatch: quietenDispatch(socket),
+    quickClient: quickenClient(socket),
   }
 }
