@@ -116,17 +116,30 @@ function quickOndecoded(base: object): ((this: ClientLike, packet: DecodedPacket
   return quick
 }
 
+/** The decoder's 'decoded' listener for every quickened client: the client is the decoder's `owner`. */
+function onDecoded(this: { owner?: unknown }, packet: DecodedPacket): void {
+  const client = this.owner as ClientLike
+  const quick = quickClient?.ondecoded
+  if (quick) quick.call(client, packet)
+}
+
 /**
- * Give socket.io's Client under `socket` QuickClient's ondecoded: socket.io binds it per client and
- * listens to its decoder with that (and removes it by the same reference), so the bound function is
- * replaced in both places. False, with nothing changed, if the client is not as tested.
+ * Give socket.io's Client under `socket` QuickClient's ondecoded. socket.io binds ondecoded per client,
+ * listens to its decoder with that and removes it by the same reference: both become onDecoded, one
+ * function for all, which finds the client as the decoder's `owner` (packet-guard.ts's decoder has that
+ * slot). A function bound per client instead cost ~300 B a client under tsx (whose kept function names
+ * turn each bound function's name and length into properties of its own). False, with nothing changed, if the client or its decoder is not as tested.
  */
 export function quickenClient(socket: object): boolean {
   const client: unknown = Reflect.get(socket, 'client')
   if (typeof client !== 'object' || client === null || !Object.hasOwn(client, 'ondecoded')) return false
   const base: unknown = Object.getPrototypeOf(client)
   if (typeof base !== 'object' || base === null || base.constructor?.name !== 'Client') return false
-  const callbacks: unknown = Reflect.get(Reflect.get(client, 'decoder') ?? {}, '_callbacks')
+  const decoder: unknown = Reflect.get(client, 'decoder')
+  // (Another parser's decoder, in tests, is given the slot.)
+  if (typeof decoder !== 'object' || decoder === null || (Reflect.get(decoder, 'owner') ?? null) !== null)
+    return false
+  const callbacks: unknown = Reflect.get(decoder, '_callbacks')
   const listeners: unknown =
     typeof callbacks === 'object' && callbacks !== null ? Reflect.get(callbacks, '$decoded') : null
   if (
@@ -135,10 +148,9 @@ export function quickenClient(socket: object): boolean {
     listeners[0] !== Reflect.get(client, 'ondecoded')
   )
     return false
-  const quick = quickOndecoded(base)
-  if (!quick) return false
-  const bound = quick.bind(client as ClientLike)
-  Reflect.set(client, 'ondecoded', bound)
-  listeners[0] = bound
+  if (!quickOndecoded(base)) return false
+  Reflect.set(decoder, 'owner', client)
+  Reflect.set(client, 'ondecoded', onDecoded)
+  listeners[0] = onDecoded
   return true
 }
