@@ -106,10 +106,20 @@ export interface ConnectionLimits {
   congestionMaxBytes: number
 }
 
+/**
+ * The parts of engine.io's socket (private in its types) read here, on every delivery: plain property
+ * reads, as Reflect.get is a generic lookup several times slower on this path.
+ */
+interface EngineInternals {
+  writeBuffer?: unknown
+  transport?: { socket?: { bufferedAmount?: unknown } | null; writable?: unknown } | null
+}
+const engineOf = (s: IoSocket): EngineInternals => s.conn as unknown as EngineInternals
+
 /** Packets engine.io holds for this socket that the transport has not taken yet. */
 export const unsent = (s: IoSocket): number => {
   // engine.io's write buffer is private in its types; it is the only measure of a slow consumer it has.
-  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  const buffer = engineOf(s).writeBuffer
   return Array.isArray(buffer) ? buffer.length : 0
 }
 
@@ -121,7 +131,7 @@ export const unsent = (s: IoSocket): number => {
  * check on every packet.
  */
 export function heldBytes(s: IoSocket): number {
-  const buffer: unknown = Reflect.get(s.conn, 'writeBuffer')
+  const buffer = engineOf(s).writeBuffer
   let n = 0
   if (Array.isArray(buffer))
     for (const p of buffer as { data?: unknown }[]) {
@@ -133,8 +143,9 @@ export function heldBytes(s: IoSocket): number {
 
 /** ws's `bufferedAmount` under `s`: bytes handed to its TCP stream and not yet written (0 if not found). */
 export function wsBuffered(s: IoSocket): number {
-  const ws: unknown = Reflect.get(Reflect.get(s.conn, 'transport') ?? {}, 'socket')
-  const n: unknown = typeof ws === 'object' && ws !== null ? Reflect.get(ws, 'bufferedAmount') : 0
+  const ws: unknown = engineOf(s).transport?.socket
+  const n: unknown =
+    typeof ws === 'object' && ws !== null ? (ws as { bufferedAmount?: unknown }).bufferedAmount : 0
   return typeof n === 'number' ? n : 0
 }
 
@@ -144,7 +155,7 @@ export function wsBuffered(s: IoSocket): number {
  * is not written yet). Not counted: pings, acks and refusals (small; the packet bound holds them).
  */
 export function unsentBytes(c: Conn): number {
-  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  const buffer = engineOf(c.socket).writeBuffer
   return (buffer === c.queuedIn ? c.queued : 0) + wsBuffered(c.socket)
 }
 
@@ -158,7 +169,7 @@ export function unsentBytes(c: Conn): number {
  * one buffer's worth at most, never beside a new one, and `enqueued(c, 0)` (the sweep) lets go of it.
  */
 export function enqueued(c: Conn, bytes: number): void {
-  const buffer: unknown = Reflect.get(c.socket.conn, 'writeBuffer')
+  const buffer = engineOf(c.socket).writeBuffer
   if (!Array.isArray(buffer) || buffer.length === 0) {
     c.queued = 0
     c.queuedIn = null
@@ -187,19 +198,45 @@ const VIEW_SLACK = 1024
  */
 export function holdable(c: Conn, frame: Uint8Array): Uint8Array {
   if (frame.buffer.byteLength - frame.byteLength <= VIEW_SLACK) return frame
-  const transport: unknown = Reflect.get(c.socket.conn, 'transport')
+  const transport: unknown = engineOf(c.socket).transport
   const busy =
-    typeof transport !== 'object' || transport === null || Reflect.get(transport, 'writable') !== true
+    typeof transport !== 'object' ||
+    transport === null ||
+    (transport as { writable?: unknown }).writable !== true
   return busy ? new Uint8Array(frame) : frame
 }
 
 /** What sendSignal uses of engine.io's socket under a socket.io socket. */
 interface EngineConn {
   readyState: string
-  write(data: string, options: { compress: boolean }): unknown
+  transport?: { writable?: unknown } | null
+  write(data: string, options: { compress: boolean; wsPreEncodedFrame?: Buffer[] }): unknown
 }
 /** engine.io's options for every packet socket.io sends here (it sets `compress` on them: not frozen). */
 const WRITE_OPTIONS = { compress: true }
+
+/**
+ * `payload` as the one WebSocket frame a server sends it in: a final, unmasked text frame (RFC 6455
+ * 5.2), header and UTF-8 payload in one buffer. `payload` is well-formed (JSON.stringify escapes lone
+ * surrogates), so Buffer.byteLength is what `write` writes.
+ */
+export function textFrame(payload: string): Buffer {
+  const n = Buffer.byteLength(payload)
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(head + n)
+  frame[0] = 0x81
+  if (head === 2) frame[1] = n
+  else if (head === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(n, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(0, 2)
+    frame.writeUInt32BE(n, 6)
+  }
+  frame.write(payload, head)
+  return frame
+}
 
 /**
  * Deliver `{ from, data }` as `signal` to `s`, the packet socket.io's `emit` would write, encoded
@@ -217,8 +254,15 @@ export function sendSignal(s: IoSocket, from: string, data: unknown, viaEmit = f
   const conn = s.conn as unknown as EngineConn
   // As socket.io's client: nothing is written to an engine.io socket that is not open.
   if (conn.readyState !== 'open') return 0
-  const packet = `2${JSON.stringify(['signal', { from, data }])}`
-  conn.write(packet, WRITE_OPTIONS)
+  const json = JSON.stringify(['signal', { from, data }])
+  const packet = `2${json}`
+  // A transport that is free sends the packet now: it is handed over as its WebSocket frame, made here
+  // (`4`, engine.io's MESSAGE, then the packet), as socket.io does for a broadcast; engine.io's and
+  // ws's encoding (a string and a header buffer, two writes) are skipped. A packet that will wait in
+  // engine.io's write buffer goes as the string alone (counted as such), encoded when it leaves.
+  if (conn.transport?.writable === true)
+    conn.write(packet, { compress: true, wsPreEncodedFrame: [textFrame(`42${json}`)] })
+  else conn.write(packet, WRITE_OPTIONS)
   return stringBytes(packet.length)
 }
 
@@ -339,7 +383,7 @@ export function createConnections(limits: ConnectionLimits, counters: ServerCoun
     },
     congested(target) {
       // As unsent and unsentBytes, reading engine.io's write buffer once (this is on every delivery).
-      const buffer: unknown = Reflect.get(target.socket.conn, 'writeBuffer')
+      const buffer = engineOf(target.socket).writeBuffer
       if (Array.isArray(buffer) && buffer.length > limits.congestionMaxPackets) return true
       const queued = buffer === target.queuedIn ? target.queued : 0
       return queued + wsBuffered(target.socket) > limits.congestionMaxBytes

@@ -16,8 +16,9 @@ import {
   parsePeersRequest,
   parseRegister,
   parseRelayRequest,
-  parseSignalRequest,
   type RegisterAck,
+  type SignalRequest,
+  signalDataSize,
 } from '../shared/signal-events.ts'
 import { type Ack, type Conn, State } from './connections.ts'
 import type { ServerContext } from './context.ts'
@@ -67,12 +68,15 @@ export function dispatch(ctx: ServerContext, c: Conn, event: unknown, args: unkn
     }
     case 'signal': {
       if (c.state !== State.Registered) return conns.refuse(c, ack, 'not-registered', now)
-      const p = parseSignalRequest(payload)
-      if (!p) return conns.refuse(c, ack, 'bad-payload', now)
+      // parseSignalRequest's checks, and the size of `data` (one walk of it for both).
+      const size = signalDataSize(payload)
+      if (size < 0) return conns.refuse(c, ack, 'bad-payload', now)
+      // (`to` and `data` are its own properties, all onSignal reads of it.)
+      const p = payload as SignalRequest
       // Served at once when the target is here, a promise only for one on another instance; a
       // failure (the host cache's touch, say) is dropped either way, as it never reaches socket.io.
       try {
-        onSignal(ctx, c, p, ack, now)?.catch(() => {})
+        onSignal(ctx, c, p, size, ack, now)?.catch(() => {})
       } catch {}
       return
     }

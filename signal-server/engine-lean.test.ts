@@ -83,6 +83,8 @@ describe('leanSession', () => {
       transport: true,
       engineListeners: true,
       clientTables: true,
+      dispatch: true,
+      quickClient: true,
     })
     const ws = get(socket, 'conn', 'transport', 'socket')
     // No extension negotiated: one frozen table shared by the WebSocket, its receiver and its sender.
@@ -113,6 +115,45 @@ describe('leanSession', () => {
     expect(get(socket, 'conn', 'sentCallbackFn')).toHaveLength(0)
     expect(get(socket, 'conn', 'transport', 'writable')).toBe(true)
     expect(get(socket, 'conn', 'transport', 'socket', '_receiver', '_buffers')).toHaveLength(0)
+  })
+
+  it('dispatches an event by name when something gets it: a listener of the name, a middleware', async () => {
+    const { client, socket } = await pair()
+    const any: unknown[] = []
+    const named: unknown[] = []
+    const used: unknown[] = []
+    socket.onAny((e) => any.push(e))
+    client.emit('nobody', 1)
+    socket.on('named', (x) => named.push(x))
+    client.emit('named', 2)
+    await until(() => named.length === 1)
+    socket.use(([e], next) => {
+      used.push(e)
+      next()
+    })
+    client.emit('nobody', 3)
+    await until(() => used.length === 1)
+    expect(any).toEqual(['nobody', 'named', 'nobody'])
+    expect(named).toEqual([2])
+    expect(used).toEqual(['nobody'])
+  })
+
+  it('hands events over at once, in order: one behind a packet that waits for its tick waits too', async () => {
+    const seen: unknown[] = []
+    const { client, socket } = await pair((s) => {
+      s.onAny((e, x) => seen.push(`${e} ${x}`))
+      s.on('disconnect', () => seen.push('disconnect'))
+    })
+    // In one TCP write, so in one read on the server: events, a DISCONNECT (handled in a tick), an event.
+    const ws = get(client, 'io', 'engine', 'transport', 'ws') as { send(frame: string): void }
+    const tcp = get(ws, '_socket') as { cork(): void; uncork(): void }
+    tcp.cork()
+    for (const frame of ['42["a",1]', '42["a",2]', '41', '42["a",3]']) ws.send(frame)
+    tcp.uncork()
+    await until(() => seen.length === 4)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(seen).toEqual(['a 1', 'a 2', 'disconnect', 'a 3'])
+    expect(socket.connected).toBe(false)
   })
 
   it('a client that leaves: socket.io hears it once, engine.io forgets the session', async () => {

@@ -35,6 +35,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { coalesceWrites } from './engine.ts'
+import { quickenClient, quietenDispatch } from './engine-events.ts'
 
 const get = (o: unknown, key: string): unknown =>
   typeof o === 'object' && o !== null ? Reflect.get(o, key) : undefined
@@ -133,6 +135,8 @@ function leanTransportClass(): { base: TransportClass; lean: TransportClass } {
         const packet = packets[i] as Packet
         const done = i + 1 === packets.length ? this.sentLast() : this.sent()
         if (this._canSendPreEncodedFrame(packet)) {
+          // Coalesced with the socket's other writes of this tick, as ws.send's are (engine.ts).
+          coalesceWrites(this.socket)
           this.socket._sender?.sendFrame(packet.options?.wsPreEncodedFrame, done)
           continue
         }
@@ -194,7 +198,7 @@ interface EngineSocketLike {
  */
 const OWNER = '_onSent'
 const ownerOf = (t: object): EngineSocketLike | undefined =>
-  Reflect.get(t, OWNER) as EngineSocketLike | undefined
+  (t as { [OWNER]?: EngineSocketLike | null })[OWNER] ?? undefined
 /** The five listeners engine.io's setTransport makes per socket, as one set of functions for all. */
 const TRANSPORT_LISTENERS: Record<string, { engine: string; shared: (this: object, arg?: unknown) => void }> =
   {
@@ -365,6 +369,10 @@ export interface LeanReport {
   transport: boolean
   engineListeners: boolean
   clientTables: boolean
+  /** socket.io's per-event dispatch skipped when it would run nothing (engine-events.ts). */
+  dispatch: boolean
+  /** socket.io's Client hands events to the socket at once (engine-events.ts). */
+  quickClient: boolean
 }
 
 /**
@@ -423,6 +431,8 @@ export function leanSession(socket: object): LeanReport {
       transport: false,
       engineListeners: false,
       clientTables: false,
+      dispatch: false,
+      quickClient: false,
     }
   const engine = obj(socket, 'conn')
   const transport = obj(engine, 'transport')
@@ -443,5 +453,7 @@ export function leanSession(socket: object): LeanReport {
     transport: isWs && leanenTransport(transport),
     engineListeners: shareTransportListeners(engine),
     clientTables: soloClientTables(obj(socket, 'client')),
+    dispatch: quietenDispatch(socket),
+    quickClient: quickenClient(socket),
   }
 }

@@ -36,7 +36,10 @@
  * next tick, so a batch (the acks of a burst of signals, the frames of a
  * relayed stream) leaves in one system call. Nothing waits past the current
  * callback: no added latency, and engine.io's write buffer (the congestion
- * measure) drains as before.
+ * measure) drains as before. One tick callback uncorks every stream corked
+ * in the run (a relayed signal corks a socket of its own: one callback per
+ * signal before). A signal is handed to engine.io as its finished WebSocket
+ * frame when the transport is free (connections.ts, sendSignal).
  *
  * ws's frame receiver keeps the mask of the last frame it read, a 4-byte view
  * into the TCP chunk that frame came in: each idle socket held on to its
@@ -87,11 +90,43 @@ interface WsModule {
 interface WsReceiver {
   getData(cb: unknown): void
 }
+/** What LeanReceiver reads of ws's receiver (plain property reads: Reflect.get is a slow generic lookup). */
+interface ReceiverFields {
+  _state: unknown
+  _mask: unknown
+  _buffers: unknown
+}
 
 /** ws's receiver states (ws/lib/receiver.js): reading a frame's payload. */
 const GET_DATA = 4
 
-const uncork = (tcp: TcpStream) => tcp.uncork()
+/**
+ * TCP streams corked in this synchronous run, uncorked together on the next tick: one tick callback
+ * for every socket written to, not one per socket (a relayed signal goes to a socket of its own).
+ */
+let corked: TcpStream[] = []
+const uncorkAll = () => {
+  const streams = corked
+  corked = []
+  let i = 0
+  try {
+    for (; i < streams.length; i++) (streams[i] as TcpStream).uncork()
+  } finally {
+    // (Should an uncork ever throw, the streams after it are still uncorked, on the next tick.)
+    for (i++; i < streams.length; i++)
+      if (corked.push(streams[i] as TcpStream) === 1) process.nextTick(uncorkAll)
+  }
+}
+/**
+ * Cork the TCP stream under `ws` (ws's WebSocket) until the next tick, unless it is corked already:
+ * what is written to it until then leaves in one system call.
+ */
+export function coalesceWrites(ws: unknown): void {
+  const tcp: unknown = (ws as { _socket?: unknown } | null)?._socket
+  if (!isTcpStream(tcp) || tcp.writableCorked !== 0) return
+  tcp.cork()
+  if (corked.push(tcp) === 1) process.nextTick(uncorkAll)
+}
 /** ws's table of negotiated extensions, when there are none (it is only read then). */
 const NO_EXTENSIONS = Object.freeze({})
 
@@ -104,12 +139,13 @@ export function tunedWsEngine(): WsServerClass {
   class LeanReceiver extends ws.Receiver {
     override getData(cb: unknown): void {
       super.getData(cb)
-      if (Reflect.get(this, '_state') !== GET_DATA) Reflect.set(this, '_mask', undefined)
+      const r = this as unknown as ReceiverFields
+      if (r._state !== GET_DATA) r._mask = undefined
     }
     startLoop(cb: unknown): void {
-      Reflect.apply(startLoop, this, [cb])
+      startLoop.call(this, cb)
       // Every chunk read is consumed: let the emptied list give back its room (trimmed in place).
-      const buffers: unknown = Reflect.get(this, '_buffers')
+      const buffers = (this as unknown as ReceiverFields)._buffers
       if (Array.isArray(buffers) && buffers.length === 0) buffers.length = 0
     }
   }
@@ -127,11 +163,7 @@ export function tunedWsEngine(): WsServerClass {
             Reflect.set(o, '_extensions', NO_EXTENSIONS)
     }
     override send(data: unknown, options?: unknown, cb?: unknown): void {
-      const tcp: unknown = Reflect.get(this, '_socket')
-      if (isTcpStream(tcp) && tcp.writableCorked === 0) {
-        tcp.cork()
-        process.nextTick(uncork, tcp)
-      }
+      coalesceWrites(this)
       super.send(data, options, cb)
     }
   }
@@ -349,9 +381,9 @@ export function createHeartbeats(opts: { pingInterval: number; pingTimeout: numb
       super.onPacket(packet)
     }
     onDrain(): void {
-      Reflect.apply(onDrain, this, [])
+      onDrain.call(this)
       // The list is pushed to and shifted once per flush: emptied, it gives back its room (trimmed in place).
-      const list: unknown = Reflect.get(this, 'sentCallbackFn')
+      const list: unknown = (this as { sentCallbackFn?: unknown }).sentCallbackFn
       if (Array.isArray(list) && list.length === 0) list.length = 0
     }
     override onClose(reason: string, description?: unknown): void {

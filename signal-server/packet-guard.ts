@@ -197,6 +197,13 @@ export function createPacketGuard(
     /** Whether this connection sent its CONNECT (only one is taken). */
     private connected = false
 
+    /**
+     * The socket.io Client this decoder decodes for, when its 'decoded' listener is the shared one
+     * engine-events.ts gives it (quickenClient): that finds the client here, with no function bound
+     * per client.
+     */
+    owner: object | null = null
+
     /** The binary packet being reassembled, if any. */
     private waiting: {
       rule: EventRule

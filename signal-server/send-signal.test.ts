@@ -3,11 +3,12 @@
  * would, without socket.io's encoder, and nothing to a closed socket.
  */
 import { createServer } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { Server, type Socket as ServerSocket } from 'socket.io'
 import { io, type Socket } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type IoSocket, sendSignal } from './connections.ts'
+import { type IoSocket, sendSignal, textFrame } from './connections.ts'
 import { leanVersionMismatch } from './engine-lean.ts'
 
 const cleanup: (() => void)[] = []
@@ -47,6 +48,9 @@ describe('sendSignal', () => {
       [1, -2.5e-7, null, true, { a: [] }],
       null,
       0,
+      // Frames with 16-bit and 64-bit lengths (textFrame).
+      'x'.repeat(200),
+      { sdp: 'é'.repeat(40_000) },
     ]
     for (const data of values) {
       server.emit('signal', { from, data })
@@ -72,5 +76,23 @@ describe('sendSignal', () => {
     await closed
     sendSignal(server as unknown as IoSocket, 'ab'.repeat(20), 1)
     expect(written).toEqual([])
+  })
+
+  it('frames a payload as ws does: one final, unmasked text frame', () => {
+    const fromEngine = createRequire(createRequire(import.meta.url).resolve('engine.io'))
+    const { Sender } = fromEngine('ws') as {
+      Sender: { frame(data: Buffer, options: object): Buffer[] }
+    }
+    const sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]
+    const payloads = [
+      ...sizes.map((n) => 'a'.repeat(n)),
+      `42["signal",{"data":"é 😀 \u2028"}]`,
+      'é'.repeat(63),
+    ]
+    for (const payload of payloads) {
+      const options = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }
+      const ws = Buffer.concat(Sender.frame(Buffer.from(payload), options))
+      expect(textFrame(payload).equals(ws)).toBe(true)
+    }
   })
 })

@@ -17,6 +17,7 @@ import {
   parseSignalDelivery,
   parseSignalRequest,
   registrationMessage,
+  signalDataSize,
   toBytes,
 } from '../shared/signal-events.ts'
 
@@ -73,6 +74,25 @@ describe('signal event validators', () => {
     expect(parseSignalRequest({ to: ID, data: Number.NaN })).toBeNull()
     expect(parseSignalRequest({ to: ID, data: new Date() })).toBeNull()
     expect(parseSignalRequest({ to: ID.toUpperCase(), data: 1 })).toBeNull()
+    expect(parseSignalRequest(Object.assign(Object.create({ to: ID }), { data: 1 }))).toBeNull()
+    expect(parseSignalRequest(Object.assign(Object.create({ data: 1 }), { to: ID }))).toBeNull()
+    // signalDataSize: the same checks (-1 where parseSignalRequest says null), and data's JSON size.
+    const data = { type: 'candidate', candidate: 'é 😀 "q"', n: [1, -2.5, null, true] }
+    expect(signalDataSize({ to: ID, data })).toBe(Buffer.byteLength(JSON.stringify(data)))
+    expect(signalDataSize({ to: ID, data: null })).toBe(4)
+    for (const bad of [
+      null,
+      [ID, 1],
+      { to: ID },
+      { to: ID, data: Number.NaN },
+      { to: ID, data: new Date() },
+      { to: ID.toUpperCase(), data: 1 },
+      Object.assign(Object.create({ to: ID }), { data: 1 }),
+      Object.assign(Object.create({ data: 1 }), { to: ID }),
+    ]) {
+      expect(signalDataSize(bad)).toBe(-1)
+      expect(parseSignalRequest(bad)).toBeNull()
+    }
     expect(parseChallenge({ nonce: new Uint8Array(32) })?.nonce).toHaveLength(32)
     expect(parseChallenge({ nonce: new Uint8Array(31) })).toBeNull()
     expect(

@@ -11,12 +11,7 @@
  * `signal-error { to, reason }`: one packet, and one write, fewer per relayed
  * signal.
  */
-import {
-  jsonByteLength,
-  type SignalAck,
-  type SignalErrorReason,
-  type SignalRequest,
-} from '../../shared/signal-events.ts'
+import type { SignalAck, SignalErrorReason, SignalRequest } from '../../shared/signal-events.ts'
 import { TokenBucket } from '../../shared/token-bucket.ts'
 import { type Ack, type Conn, enqueued, State, sendSignal } from '../connections.ts'
 import { type ServerContext, touch } from '../context.ts'
@@ -38,19 +33,20 @@ function refuse(
 }
 
 /**
- * `p` is already parsed and `c` registered (dispatch.ts). A target on this instance is served at once
- * (no promise: this is the path every relayed signal takes); one elsewhere through the cluster, and
- * then the returned promise settles once it answered (it never rejects).
+ * `p` is already parsed (`size`: its data's jsonByteLength, measured then) and `c` registered
+ * (dispatch.ts). A target on this instance is served at once (no promise: this is the path every
+ * relayed signal takes); one elsewhere through the cluster, and then the returned promise settles
+ * once it answered (it never rejects).
  */
 export function onSignal(
   ctx: ServerContext,
   c: Conn,
   p: SignalRequest,
+  size: number,
   ack: Ack | undefined,
   now: number,
 ): Promise<void> | undefined {
   const { o, counters, conns } = ctx
-  const size = jsonByteLength(p.data, o.signalMaxBytes)
   if (size > o.signalMaxBytes) return refuse(ctx, c, p.to, ack, 'too-large')
   // Paid for in bytes, the size just measured, before the target is looked up (one on another
   // instance costs a Redis message): the event bucket alone let a socket pass on ~3 MB/s.
