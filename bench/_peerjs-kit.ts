@@ -63,7 +63,8 @@ type PjWin = {
   pjRx: number
 }
 
-async function load(p: Page): Promise<void> {
+/** PeerJS's script in page `p` (once). */
+export async function load(p: Page): Promise<void> {
   if (await p.evaluate(() => typeof (window as unknown as { peerjs?: unknown }).peerjs === 'object')) return
   await p.addScriptTag({ path: peerJsScript })
 }

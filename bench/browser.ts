@@ -29,14 +29,22 @@
  *    unencrypted relay link reaches too, so ≥ 0.9 says the quota, not the
  *    cipher, is the limit.
  *
- * `WEFT_BENCH_ONLY=join,throughput,dht,relay` runs only the parts named.
+ * `WEFT_BENCH_ONLY=join,throughput,dht,relay` runs only the parts named; `JOIN_SETTLE_MS=1500`
+ * lets each joining page (weft's and PeerJS's) wait that long after it loads (see SETTLE_MS).
  *
  *   npm run bench -- browser      (builds first when dist/ is missing)
  */
 import type { Browser, Page } from '@playwright/test'
 import { blankPage, join_, startSignalServer } from '../e2e/fixtures.ts'
 import { ensureBuilt, launch, openRawChannel, phaseFigures } from './_browser-kit.ts'
-import { peerJsClose, peerJsJoin, peerJsListen, peerJsThroughput, startPeerServer } from './_peerjs-kit.ts'
+import {
+  load as loadPeerJs,
+  peerJsClose,
+  peerJsJoin,
+  peerJsListen,
+  peerJsThroughput,
+  startPeerServer,
+} from './_peerjs-kit.ts'
 import { isMain, median, quantile, report } from './report.ts'
 
 const MSG = 64 * 1024
@@ -196,6 +204,20 @@ function parts(): Set<string> {
   return new Set(only ? only.split(',') : ['join', 'throughput', 'dht', 'relay'])
 }
 
+/**
+ * JOIN_SETTLE_MS (default 0): how long a page waits, its library loaded, before its timed join
+ * (weft's returning join and PeerJS's alike). On this 2-core machine the first second after a page
+ * loads is slow for every process (a returning join 1.5 s later took about half as long, the page's
+ * own main thread idle meanwhile): this tells that apart from the join's own cost.
+ */
+const SETTLE_MS = Number(process.env.JOIN_SETTLE_MS ?? 0)
+
+async function settle(p: Page, load: () => Promise<unknown>): Promise<void> {
+  if (SETTLE_MS <= 0) return
+  await load()
+  await p.waitForTimeout(SETTLE_MS)
+}
+
 /** One timed joinOverlay in page `p`: ms to its first open link (NaN: none), and the node's join phases. */
 async function timedJoin(p: Page, serverUrl: string): Promise<{ dt: number; marks: [string, number][] }> {
   return p.evaluate(async (signal) => {
@@ -250,6 +272,9 @@ async function joins(browser: Browser, serverUrl: string, n: number): Promise<Jo
     await first.evaluate(() => (window as unknown as Win).node.close())
     await first.close()
     const p = await blankPage(ctx, serverUrl)
+    await settle(p, () =>
+      p.evaluate(async (s) => void (await import(/* @vite-ignore */ `${s}/weft.mjs`)), serverUrl),
+    )
     const r2 = await timedJoin(p, serverUrl)
     if (i > 0) {
       note(out.firstMs, out.firstPhases, r1)
@@ -302,6 +327,7 @@ export async function run(): Promise<Record<string, number>> {
         for (let i = 0; i <= 11; i++) {
           const ctx = await browser.newContext()
           const p = await blankPage(ctx, server.url)
+          await settle(p, () => loadPeerJs(p))
           const dt = await peerJsJoin(p, peerServer.port, pjId)
           if (i > 0) pj.push(dt)
           await peerJsClose(p)
@@ -314,6 +340,7 @@ export async function run(): Promise<Record<string, number>> {
       }
       if (want.has('join'))
         Object.assign(figures, {
+          ...(SETTLE_MS > 0 ? { settleMs: SETTLE_MS } : {}),
           joinP50Ms: Math.round(median(j.ms)),
           joinP99Ms: Math.round(quantile(j.ms, 0.99)),
           joinFailures: j.ms.filter((x) => Number.isNaN(x)).length,
