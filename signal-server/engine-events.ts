@@ -108,9 +108,14 @@ function quickOndecoded(base: object): ((this: ClientLike, packet: DecodedPacket
     }
     // socket.io schedules a tick for this packet exactly when: count it until that tick has run.
     const ticks = socket !== undefined && type !== CONNECT && type !== CONNECT_ERROR
-    if (ticks) waiting.set(this, (waiting.get(this) ?? 0) + 1)
-    ondecoded.call(this, packet)
-    if (ticks) process.nextTick(release, this)
+    if (!ticks) return ondecoded.call(this, packet)
+    waiting.set(this, (waiting.get(this) ?? 0) + 1)
+    try {
+      ondecoded.call(this, packet)
+    } finally {
+      // (Let go of the client even if that threw: the map never keeps one.)
+      process.nextTick(release, this)
+    }
   }
   quickClient = { base, ondecoded: quick }
   return quick
@@ -118,7 +123,8 @@ function quickOndecoded(base: object): ((this: ClientLike, packet: DecodedPacket
 
 /** The decoder's 'decoded' listener for every quickened client: the client is the decoder's `owner`. */
 function onDecoded(this: { owner?: unknown }, packet: DecodedPacket): void {
-  const client = this.owner as ClientLike
+  // (Called as the client's own method, `this` is the client.)
+  const client = (this.owner ?? this) as ClientLike
   const quick = quickClient?.ondecoded
   if (quick) quick.call(client, packet)
 }

@@ -11,6 +11,7 @@ import { Server, type Socket } from 'socket.io'
 import { type Socket as ClientSocket, io as connectClient } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import { type IoSocket, sendSignal } from './connections.ts'
 import { compactSession, transportOptions } from './engine.ts'
 import { LEAN_TESTED, leanSession, leanVersionMismatch, SoloMap, unwrapOnce } from './engine-lean.ts'
 
@@ -154,6 +155,52 @@ describe('leanSession', () => {
     await new Promise((r) => setTimeout(r, 50))
     expect(seen).toEqual(['a 1', 'a 2', 'disconnect', 'a 3'])
     expect(socket.connected).toBe(false)
+  })
+
+  it('hands an event to the socket inside the read it came in, and again after a packet that waits for its tick', async () => {
+    let inRead = false
+    const seen: string[] = []
+    const { client } = await pair((s) => {
+      const ws = get(s, 'conn', 'transport', 'socket') as {
+        prependListener(e: string, f: () => void): void
+        on(e: string, f: () => void): void
+      }
+      ws.prependListener('message', () => {
+        inRead = true
+      })
+      ws.on('message', () => {
+        inRead = false
+      })
+      s.onAny((e, x) => seen.push(`${e} ${x} ${inRead ? 'at once' : 'later'}`))
+    })
+    const send = (frame: string) => (get(client, 'io', 'engine') as { send(f: string): void }).send(frame)
+    send('2["a",1]')
+    await until(() => seen.length === 1)
+    send('30[]') // an ACK no one asked for: socket.io handles it a tick later
+    await new Promise((r) => setTimeout(r, 50))
+    send('2["a",2]') // the ACK's tick has run: at once again
+    await until(() => seen.length === 2)
+    expect(seen).toEqual(['a 1 at once', 'a 2 at once'])
+  })
+
+  it('writes no signal after the WebSocket close frame (the peer closed; engine.io not told yet)', async () => {
+    const { socket } = await pair()
+    const ws = get(socket, 'conn', 'transport', 'socket') as {
+      close(code: number): void
+      _socket: { write(chunk: Uint8Array, ...rest: unknown[]): boolean }
+    }
+    const firstBytes: number[] = []
+    const write = ws._socket.write.bind(ws._socket)
+    ws._socket.write = (chunk, ...rest) => {
+      firstBytes.push(chunk[0] as number)
+      return write(chunk, ...rest)
+    }
+    ws.close(1000) // as ws does on the peer's close frame
+    await new Promise((r) => setTimeout(r, 0))
+    sendSignal(socket as unknown as IoSocket, 'ab'.repeat(20), { x: 1 })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(firstBytes[0]).toBe(0x88) // the close frame
+    expect(firstBytes.filter((b) => b === 0x81)).toEqual([]) // no text frame after it
   })
 
   it('a client that leaves: socket.io hears it once, engine.io forgets the session', async () => {

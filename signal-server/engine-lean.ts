@@ -103,6 +103,7 @@ interface TransportLike {
   writable: boolean
   supportsBinary: boolean
   socket: {
+    readyState: number
     send(data: unknown, cb: (err?: Error) => void): void
     _sender?: { sendFrame(frame: unknown, cb: (err?: Error) => void): void }
   }
@@ -112,6 +113,8 @@ interface TransportLike {
   emit(event: string): boolean
 }
 type TransportClass = new (...args: never[]) => TransportLike
+/** ws's WebSocket.OPEN. */
+const WS_OPEN = 1
 
 let leanTransport: { base: TransportClass; lean: TransportClass } | null = null
 /** The packet engine.io-parser just encoded (see LeanTransport.send). */
@@ -134,7 +137,9 @@ function leanTransportClass(): { base: TransportClass; lean: TransportClass } {
       for (let i = 0; i < packets.length; i++) {
         const packet = packets[i] as Packet
         const done = i + 1 === packets.length ? this.sentLast() : this.sent()
-        if (this._canSendPreEncodedFrame(packet)) {
+        // Not past ws's close frame (readyState CLOSING: the peer's close came, engine.io not told
+        // yet): ws.send refuses that write, sendFrame would not.
+        if (this._canSendPreEncodedFrame(packet) && this.socket.readyState === WS_OPEN) {
           // Coalesced with the socket's other writes of this tick, as ws.send's are (engine.ts).
           coalesceWrites(this.socket)
           this.socket._sender?.sendFrame(packet.options?.wsPreEncodedFrame, done)

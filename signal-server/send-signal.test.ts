@@ -33,6 +33,14 @@ async function pair(): Promise<{ server: ServerSocket; client: Socket }> {
   return { server: await connected, client }
 }
 
+const until = async (f: () => boolean) => {
+  const t0 = Date.now()
+  while (!f()) {
+    if (Date.now() - t0 > 5000) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
 describe('sendSignal', () => {
   it('writes the packet emit would write, and the client gets the same signal', async () => {
     expect(leanVersionMismatch()).toBeNull() // else sendSignal would go through emit, untested here
@@ -65,6 +73,27 @@ describe('sendSignal', () => {
       expect(got[2 * i + 1]).toEqual({ from, data: values[i] })
       expect(got[2 * i]).toEqual(got[2 * i + 1])
     }
+  })
+
+  it('on a free transport, hands engine.io the finished frame, which the client reads whole at every length', async () => {
+    const { server, client } = await pair()
+    const framed: boolean[] = []
+    server.conn.on('packetCreate', (p: { options?: { wsPreEncodedFrame?: unknown } }) =>
+      framed.push(p.options?.wsPreEncodedFrame !== undefined),
+    )
+    const got: unknown[] = []
+    client.on('signal', (p) => got.push(p))
+    const from = 'ab'.repeat(20)
+    // Payloads of 7-bit, 16-bit and 64-bit frame lengths, and multi-byte UTF-8.
+    const values = ['x', 'x'.repeat(200), { sdp: 'é'.repeat(40_000) }, 'é 😀 \u2028']
+    const transport = () => (server.conn as unknown as { transport: { writable: boolean } }).transport
+    for (const [i, data] of values.entries()) {
+      await until(() => transport().writable)
+      sendSignal(server as unknown as IoSocket, from, data)
+      await until(() => got.length === i + 1)
+    }
+    expect(framed).toEqual(values.map(() => true))
+    expect(got).toEqual(values.map((data) => ({ from, data })))
   })
 
   it('writes nothing to a socket whose connection closed', async () => {
