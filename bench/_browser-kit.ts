@@ -21,9 +21,10 @@ export function ensureBuilt(): void {
 }
 
 /**
- * The Chromium the benchmarks run: CHROMIUM_PATH, else the full browser (what users run, and what
- * the README's figures were measured in), else the kit's other system places (the headless shell
- * that `npm test`'s set-up installs, first). Named in each browser benchmark's output.
+ * The Chromium the benchmarks run: CHROMIUM_PATH, else the full browser at /usr/bin/chromium (what
+ * users run, and what the README's figures were measured in), else the test kit's system places
+ * (the headless shell that `npm test`'s set-up installs first), else Playwright's own Chromium if it
+ * is installed. Named in each browser benchmark's output.
  */
 export function benchChromium(exists: (path: string) => boolean = existsSync): string {
   const named = process.env.CHROMIUM_PATH
@@ -31,23 +32,29 @@ export function benchChromium(exists: (path: string) => boolean = existsSync): s
     if (!exists(named)) throw new Error(`CHROMIUM_PATH=${named}: no such file`)
     return named
   }
-  const found = ['/usr/bin/chromium', ...SYSTEM_CHROMIUMS].find(exists)
+  const own = chromium.executablePath()
+  const found = [...new Set(['/usr/bin/chromium', ...SYSTEM_CHROMIUMS, own])].find(exists)
   if (!found)
     throw new Error(
-      'no Chromium for the browser benchmarks: apt-get install -y chromium (or chromium-headless-shell), or set CHROMIUM_PATH',
+      'no Chromium for the browser benchmarks: apt-get install -y chromium (or chromium-headless-shell), ' +
+        'npx playwright install chromium, or set CHROMIUM_PATH',
     )
   return found
 }
 
-/** Chromium with the flags WebRTC between local pages needs (PLATFORM.md); `extra` flags added. */
-export async function launch(
-  args: readonly string[] = ['--disable-features=WebRtcHideLocalIpsWithMdns'],
-): Promise<Browser> {
+/** Chromium with the flags WebRTC between local pages needs (PLATFORM.md), and `extra` ones. */
+export async function launch(extra: readonly string[] = []): Promise<Browser> {
   const executablePath = benchChromium()
   console.log(`chromium: ${executablePath}`)
   return chromium.launch({
     executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', ...args],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...extra,
+    ],
   })
 }
 

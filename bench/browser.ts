@@ -30,7 +30,7 @@
  *    cipher, is the limit.
  *
  * `WEFT_BENCH_ONLY=join,throughput,dht,relay` runs only the parts named; `JOIN_SETTLE_MS=1500`
- * lets each joining page (weft's and PeerJS's) wait that long after it loads (see SETTLE_MS).
+ * lets each returning page and each PeerJS page wait that long after it loads (see SETTLE_MS).
  *
  *   npm run bench -- browser      (builds first when dist/ is missing)
  */
@@ -205,12 +205,15 @@ function parts(): Set<string> {
 }
 
 /**
- * JOIN_SETTLE_MS (default 0): how long a page waits, its library loaded, before its timed join
- * (weft's returning join and PeerJS's alike). On this 2-core machine the first second after a page
- * loads is slow for every process (a returning join 1.5 s later took about half as long, the page's
- * own main thread idle meanwhile): this tells that apart from the join's own cost.
+ * JOIN_SETTLE_MS (default 0): how long a returning page and a PeerJS page wait, the library loaded,
+ * before their timed join (a first visit does not wait). On 2026-12-02, on this 2-core machine, a
+ * returning join 1.5 s after its page loaded took about half as long (the page's own main thread
+ * idle meanwhile, and the previous session of its identity gone longer): this tells those apart
+ * from the join's own cost.
  */
 const SETTLE_MS = Number(process.env.JOIN_SETTLE_MS ?? 0)
+if (!Number.isFinite(SETTLE_MS) || SETTLE_MS < 0)
+  throw new TypeError(`JOIN_SETTLE_MS=${process.env.JOIN_SETTLE_MS}: give a number of ms, 0 or more`)
 
 async function settle(p: Page, load: () => Promise<unknown>): Promise<void> {
   if (SETTLE_MS <= 0) return

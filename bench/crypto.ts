@@ -64,7 +64,7 @@ async function browserFigures(): Promise<Record<string, unknown>> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://localhost:${(server.address() as AddressInfo).port}`
-  const browser = await launch([])
+  const browser = await launch()
   try {
     const page = await browser.newPage()
     page.on('pageerror', (err) => console.log(`[page error] ${err.message}`))

@@ -39,7 +39,7 @@ async function nodeFigures(): Promise<{ keygensPerSec: number; times: number[] }
 async function browserFigures(): Promise<{ keygensPerSec: number; times: number[] }> {
   ensureBuilt()
   const server = await startSignalServer()
-  const browser = await launch([])
+  const browser = await launch()
   try {
     const page = await blankPage(await browser.newContext(), server.url)
     // A string, not a function: tsx's name helpers (__name) do not exist in the page.

@@ -86,13 +86,24 @@ describe('sendSignal', () => {
     const from = 'ab'.repeat(20)
     // Payloads of 7-bit, 16-bit and 64-bit frame lengths, and multi-byte UTF-8.
     const values = ['x', 'x'.repeat(200), { sdp: 'é'.repeat(40_000) }, 'é 😀 \u2028']
-    const transport = () => (server.conn as unknown as { transport: { writable: boolean } }).transport
+    const transport = () =>
+      (server.conn as unknown as { transport: { writable: boolean; socket: { _sender: Sender } } }).transport
+    // What reaches ws: the frame made here, written as it is.
+    type Sender = { sendFrame(frame: Buffer[], cb?: unknown): void }
+    const sender = transport().socket._sender
+    const sendFrame = sender.sendFrame.bind(sender)
+    let frames = 0
+    sender.sendFrame = (frame, cb) => {
+      frames++
+      sendFrame(frame, cb)
+    }
     for (const [i, data] of values.entries()) {
       await until(() => transport().writable)
       sendSignal(server as unknown as IoSocket, from, data)
       await until(() => got.length === i + 1)
     }
     expect(framed).toEqual(values.map(() => true))
+    expect(frames).toBe(values.length)
     expect(got).toEqual(values.map((data) => ({ from, data })))
   })
 
