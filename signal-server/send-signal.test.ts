@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { Server, type Socket as ServerSocket } from 'socket.io'
 import { io, type Socket } from 'socket.io-client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { until } from '../test/until.ts'
 import { type IoSocket, sendSignal, textFrame } from './connections.ts'
 import { leanVersionMismatch } from './engine-lean.ts'
 
@@ -31,14 +32,6 @@ async function pair(): Promise<{ server: ServerSocket; client: Socket }> {
     http.closeAllConnections()
   })
   return { server: await connected, client }
-}
-
-const until = async (f: () => boolean) => {
-  const t0 = Date.now()
-  while (!f()) {
-    if (Date.now() - t0 > 5000) throw new Error('timed out')
-    await new Promise((r) => setTimeout(r, 5))
-  }
 }
 
 describe('sendSignal', () => {
@@ -98,9 +91,9 @@ describe('sendSignal', () => {
       sendFrame(frame, cb)
     }
     for (const [i, data] of values.entries()) {
-      await until(() => transport().writable)
+      await until('a free transport', () => transport().writable)
       sendSignal(server as unknown as IoSocket, from, data)
-      await until(() => got.length === i + 1)
+      await until('the signal', () => got.length === i + 1)
     }
     expect(framed).toEqual(values.map(() => true))
     expect(frames).toBe(values.length)
