@@ -96,10 +96,22 @@ export async function peerJsListen(a: Page, port: number): Promise<string> {
  * The page keeps the connection (window.pjConn) for throughput.
  */
 export async function peerJsJoin(p: Page, port: number, to: string): Promise<number> {
+  return (await peerJsJoinPhases(p, port, to)).ms
+}
+
+/**
+ * peerJsJoin, with its phase: `openMs`, from `new Peer` to its server's OPEN (PeerJS's
+ * registration: an id, the WebSocket, the server's word), then `ms` to the open DataConnection.
+ */
+export async function peerJsJoinPhases(
+  p: Page,
+  port: number,
+  to: string,
+): Promise<{ ms: number; openMs: number }> {
   await load(p)
   return p.evaluate(
     ({ port, to }) =>
-      new Promise<number>((resolve, reject) => {
+      new Promise<{ ms: number; openMs: number }>((resolve, reject) => {
         const w = window as unknown as PjWin
         w.pjPeer?.destroy()
         const t0 = performance.now()
@@ -108,9 +120,10 @@ export async function peerJsJoin(p: Page, port: number, to: string): Promise<num
         w.pjPeer = peer
         peer.on('error', reject)
         peer.on('open', () => {
+          const openMs = performance.now() - t0
           const c = peer.connect(to, { reliable: true })
           w.pjConn = c
-          c.on('open', () => resolve(performance.now() - t0))
+          c.on('open', () => resolve({ ms: performance.now() - t0, openMs }))
           c.on('error', reject)
         })
       }),

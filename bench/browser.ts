@@ -18,7 +18,8 @@
  *  - peerJsJoinP50Ms / peerJsJoinP99Ms: PeerJS in the same run (a PeerServer in
  *    this process, bench/_peerjs-kit.ts): `new Peer()` to its first open
  *    DataConnection, fresh contexts joining the same waiting page; weftOverPeerJsJoin
- *    = joinP50Ms / peerJsJoinP50Ms. peerJsMBps: DataConnection.send of the same 64 KiB
+ *    = joinP50Ms / peerJsJoinP50Ms. peerJsOpenP50Ms: its part before the server's
+ *    OPEN (PeerJS's registration), beside weft's join.registeredMs. peerJsMBps: DataConnection.send of the same 64 KiB
  *    random messages between the same two contexts, in the same turns as overlay
  *    and raw; overPeerJs = overlayMBps / peerJsMBps.
  *  - dhtGetP50Ms / dhtGetP99Ms across eight contexts (when the node has a DHT).
@@ -41,6 +42,7 @@ import {
   load as loadPeerJs,
   peerJsClose,
   peerJsJoin,
+  peerJsJoinPhases,
   peerJsListen,
   peerJsThroughput,
   startPeerServer,
@@ -327,18 +329,24 @@ export async function run(): Promise<Record<string, number>> {
         figures.rawChannelOpenP50Ms = Math.round(median(rawOpen))
         // PeerJS joins into b, each from a fresh context (the first warms up and is not counted).
         const pj: number[] = []
+        const pjOpen: number[] = []
         for (let i = 0; i <= 11; i++) {
           const ctx = await browser.newContext()
           const p = await blankPage(ctx, server.url)
           await settle(p, () => loadPeerJs(p))
-          const dt = await peerJsJoin(p, peerServer.port, pjId)
-          if (i > 0) pj.push(dt)
+          const { ms, openMs } = await peerJsJoinPhases(p, peerServer.port, pjId)
+          if (i > 0) {
+            pj.push(ms)
+            pjOpen.push(openMs)
+          }
           await peerJsClose(p)
           await ctx.close()
         }
         Object.assign(figures, {
           peerJsJoinP50Ms: Math.round(median(pj)),
           peerJsJoinP99Ms: Math.round(quantile(pj, 0.99)),
+          // PeerJS's registration (its server's OPEN), to set beside weft's join.registeredMs.
+          peerJsOpenP50Ms: Math.round(median(pjOpen)),
         })
       }
       if (want.has('join'))
