@@ -31,7 +31,8 @@
  *    cipher, is the limit.
  *
  * `WEFT_BENCH_ONLY=join,throughput,dht,relay` runs only the parts named; `JOIN_SETTLE_MS=1500`
- * lets each returning page and each PeerJS page wait that long after it loads (see SETTLE_MS).
+ * lets each returning page and each PeerJS page wait that long after it loads (see SETTLE_MS);
+ * `JOIN_LATENCY_MS=50` puts that much emulated latency on each joining page (see LATENCY_MS).
  *
  *   npm run bench -- browser      (builds first when dist/ is missing)
  */
@@ -223,6 +224,37 @@ async function settle(p: Page, load: () => Promise<unknown>): Promise<void> {
   await p.waitForTimeout(SETTLE_MS)
 }
 
+/**
+ * JOIN_LATENCY_MS (default 0): Chromium's network emulation on each joining page (weft's first
+ * visits and returning pages, PeerJS's pages) before its timed join: that much latency on the
+ * page's HTTP requests and its WebRTC packets, as a page far from its peers and its server. The
+ * emulation does not delay WebSocket frames (the WebSocket's opening handshake, an HTTP request,
+ * it does), so a protocol's round trips on the signal server's socket are not counted. The pages
+ * they join (weft's and PeerJS's waiting pages) have none.
+ */
+const LATENCY_MS = Number(process.env.JOIN_LATENCY_MS ?? 0)
+if (!Number.isFinite(LATENCY_MS) || LATENCY_MS < 0)
+  throw new TypeError(`JOIN_LATENCY_MS=${process.env.JOIN_LATENCY_MS}: give a number of ms, 0 or more`)
+
+/** LATENCY_MS on page `p` (none when 0); the function given back takes it off again. */
+async function addLatency(p: Page): Promise<() => Promise<void>> {
+  if (LATENCY_MS <= 0) return async () => {}
+  const cdp = await p.context().newCDPSession(p)
+  await cdp.send('Network.enable')
+  const emulate = (latency: number) =>
+    cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    })
+  await emulate(LATENCY_MS)
+  return async () => {
+    await emulate(0)
+    await cdp.detach()
+  }
+}
+
 /** One timed joinOverlay in page `p`: ms to its first open link (NaN: none), and the node's join phases. */
 async function timedJoin(p: Page, serverUrl: string): Promise<{ dt: number; marks: [string, number][] }> {
   return p.evaluate(async (signal) => {
@@ -273,6 +305,7 @@ async function joins(browser: Browser, serverUrl: string, n: number): Promise<Jo
   for (let i = 0; ; i++) {
     const ctx = await browser.newContext()
     const first = await blankPage(ctx, serverUrl)
+    await addLatency(first)
     const r1 = await timedJoin(first, serverUrl)
     await first.evaluate(() => (window as unknown as Win).node.close())
     await first.close()
@@ -280,7 +313,9 @@ async function joins(browser: Browser, serverUrl: string, n: number): Promise<Jo
     await settle(p, () =>
       p.evaluate(async (s) => void (await import(/* @vite-ignore */ `${s}/weft.mjs`)), serverUrl),
     )
+    const undo = await addLatency(p)
     const r2 = await timedJoin(p, serverUrl)
+    await undo() // (the last one waits for PeerJS's joins, and for the throughput part)
     if (i > 0) {
       note(out.firstMs, out.firstPhases, r1)
       note(out.ms, out.phases, r2)
@@ -334,6 +369,7 @@ export async function run(): Promise<Record<string, number>> {
           const ctx = await browser.newContext()
           const p = await blankPage(ctx, server.url)
           await settle(p, () => loadPeerJs(p))
+          await addLatency(p)
           const { ms, openMs } = await peerJsJoinPhases(p, peerServer.port, pjId)
           if (i > 0) {
             pj.push(ms)
@@ -352,6 +388,7 @@ export async function run(): Promise<Record<string, number>> {
       if (want.has('join'))
         Object.assign(figures, {
           ...(SETTLE_MS > 0 ? { settleMs: SETTLE_MS } : {}),
+          ...(LATENCY_MS > 0 ? { latencyMs: LATENCY_MS } : {}),
           joinP50Ms: Math.round(median(j.ms)),
           joinP99Ms: Math.round(quantile(j.ms, 0.99)),
           joinFailures: j.ms.filter((x) => Number.isNaN(x)).length,

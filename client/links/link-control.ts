@@ -134,15 +134,30 @@ export function helloToSignal(hello: Extract<LinkControl, { t: 'hello' }>): stri
   return toHex(plainControl(hello))
 }
 
-/** Longest `h` a signal may carry (a whole handshake frame, in hex). */
+/** Longest `h` (or proof `p`) a signal may carry (a whole handshake frame, in hex). */
 export const SIGNAL_HELLO_MAX_CHARS = 2 * HANDSHAKE_MAX_BYTES
 
 /** The hello an `rtc` signal carried (untrusted: the server or the overlay passed it on), or null. */
 export function helloFromSignal(h: unknown): Extract<LinkControl, { t: 'hello' }> | null {
+  const c = controlFromSignal(h)
+  return c?.t === 'hello' ? c : null
+}
+
+/** A proof as a `proof` signal carries it (signal-data.ts): the hex of its whole Kind.Link frame. */
+export function proofToSignal(proof: Extract<LinkControl, { t: 'proof' }>): string {
+  return toHex(plainControl(proof))
+}
+
+/** The proof a `proof` signal carried (untrusted, as a signalled hello), or null. */
+export function proofFromSignal(p: unknown): Extract<LinkControl, { t: 'proof' }> | null {
+  const c = controlFromSignal(p)
+  return c?.t === 'proof' ? c : null
+}
+
+function controlFromSignal(h: unknown): LinkControl | null {
   if (typeof h !== 'string' || h.length > SIGNAL_HELLO_MAX_CHARS) return null
   const piece = fromHex(h)
-  const c = piece && readHandshakeControl(piece)
-  return c?.t === 'hello' ? c : null
+  return piece && readHandshakeControl(piece)
 }
 
 const LINK_VALIDATORS = { [Kind.Link]: (b: Value) => parseLinkControl(b) !== null }

@@ -74,6 +74,14 @@ export interface LinkOptions {
   early?: Extract<LinkControl, { t: 'hello' }>
   /** Our answer to `early` (its checks and our proof), made before the channel opened, and the fingerprints it bound. */
   earlyAnswer?: AnswerAhead
+  /**
+   * The peer's proof, when it came by signal after its answer (attempt-hello.ts), and its check
+   * against our `earlyAnswer`'s transcript (handshake.ts checkSignalledProof: that transcript, or
+   * undefined). If it verified for the transcript the link opened with, the link opens as the
+   * channel does, not waiting for the proof over the channel (which, when it comes, is the same
+   * one); if not, it is not used (`drop.signal.proof`).
+   */
+  earlyProof?: { proof: Extract<LinkControl, { t: 'proof' }>; checked: Promise<Uint8Array | undefined> }
   /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
   recv?: Partial<RecvLimits>
 }
@@ -85,6 +93,8 @@ export interface LinkEvents extends Record<string, unknown> {
   close: string
   /** The transport stopped hearing the peer (ICE `disconnected`): a stall check began (liveness.ts). */
   stall: undefined
+  /** The peer's channel hello brought its box record after the link opened (with a signalled proof). */
+  box: undefined
 }
 
 export type LinkState = 'handshake' | 'open' | 'closed'

@@ -1,31 +1,29 @@
 /**
- * A Link: an authenticated, chunked, heartbeated message channel to one
- * peer over any Pipe. Nothing above a Link knows whether WebRTC or the
- * server relay carries it.
+ * A Link: an authenticated, chunked, heartbeated message channel to one peer over any Pipe.
+ * Nothing above a Link knows whether WebRTC or the server relay carries it.
  *
- * Handshake (Kind.Link frames, before anything else is accepted): hello
- * and proof each way (the hellos may have come with the WebRTC offer and
- * answer: `early`), bound to both keys, the connection and the network; a
- * private network's admission tag; on the relay, a secure channel. The
- * protocol and its checks: handshake.ts.
+ * Handshake (Kind.Link frames, before anything else is accepted): hello and proof each way (on
+ * WebRTC the hellos may have come with the offer and answer, `early`, and the answering side's
+ * proof by signal after its answer, `earlyProof`), bound to both keys, the connection and the
+ * network; a private network's admission tag; on the relay, a secure channel. The protocol and
+ * its checks: handshake.ts.
  *
- * Receiving is a trust boundary, and anyone can open a link (a `relay`
- * signal through the server is enough). What arrives waits in one bounded
- * queue and is processed in arrival order by one loop, within a decode and
- * inflate budget per link (recv-queue.ts):
- * - before the link is open, a message must be a small (HANDSHAKE_MAX_BYTES),
- *   whole, uncompressed Kind.Link frame holding a hello, proof or bye;
- *   anything else closes the link unread (`drop.before-auth`): nothing is
- *   reassembled, inflated or decoded for a peer that has not proven its key.
- * - once open, pieces are opened (on a secure channel), chunks reassembled,
- *   bodies inflated and decoded (at most MAX_VALUE_ITEMS msgpack objects).
+ * Receiving is a trust boundary, and anyone can open a link (a `relay` signal through the server
+ * is enough). What arrives waits in one bounded queue and is processed in arrival order by one
+ * loop, within a decode and inflate budget per link (recv-queue.ts):
+ * - before the link is open, a message must be a small (HANDSHAKE_MAX_BYTES), whole, uncompressed
+ *   Kind.Link frame holding a hello, proof or bye; anything else closes the link unread
+ *   (`drop.before-auth`): nothing is reassembled, inflated or decoded for a peer that has not
+ *   proven its key.
+ * - once open, pieces are opened (on a secure channel), chunks reassembled, bodies inflated and
+ *   decoded (at most MAX_VALUE_ITEMS msgpack objects).
  * When the link closes the queue is dropped and the loop stops.
  *
- * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes
- * the link, and so does silence after the transport stalls (liveness.ts).
- * Frames over 16 KiB travel as chunks; sends wait on the pipe's buffer
- * (backpressure) in order; a failed send rejects only its promise.
+ * Then: ping/pong heartbeats give the RTT; silence for `deadAfterMs` closes the link, and so does
+ * silence after the transport stalls (liveness.ts). Frames over 16 KiB travel as chunks; sends
+ * wait on the pipe's buffer (backpressure) in order; a failed send rejects only its promise.
  */
+import { bytesEqual } from '../../shared/bytes.ts'
 import type { BoxRecord } from '../../shared/crypto/box-record.ts'
 import { type Channel, type ChannelKeys, createChannelKeys } from '../../shared/crypto/channel.ts'
 import { LINK_NONCE_BYTES } from '../../shared/crypto/transcript.ts'
@@ -60,16 +58,8 @@ import { Liveness } from './liveness.ts'
 import type { Pipe } from './pipe.ts'
 import { DEFAULT_RECV_LIMITS, RecvBudget, type RecvLimits, RecvQueue } from './recv-queue.ts'
 
-export {
-  ACCESS_DENIED,
-  HANDSHAKE_MAX_BYTES,
-  isHandshakePiece,
-  type LinkControl,
-  linkControlValue,
-  OUTSIDER,
-  parseLinkControl,
-  SEALED_PIECE,
-} from './link-control.ts'
+// The link messages' forms and checks, for those who use a Link (the node, tests).
+export * from './link-control.ts'
 
 export type { LinkEvents, LinkOptions, LinkState } from './link-types.ts'
 export { DEFAULT_RECV_LIMITS, type RecvLimits } from './recv-queue.ts'
@@ -170,13 +160,26 @@ export class Link extends Emitter<LinkEvents> {
       () => this.close('no-keys'),
     )
     this.live.start()
-    // What arrived before start (our hello goes first, then the answers to theirs). With the
-    // peer's hello from the signalling, it is read first: our proof goes at once.
+    // What arrived before start (our hello goes first, then the answers to theirs). With the peer's
+    // hello from the signalling, it is read first (our proof goes at once), then its signalled proof.
     if (!early) return this.queue.start()
-    this.onControl(early).then(
-      () => this.queue.start(),
-      () => this.close('handshake-failed'),
-    )
+    this.onControl(early)
+      .then(() => this.takeSignalledProof())
+      .then(
+        () => this.queue.start(),
+        () => this.close('handshake-failed'),
+      )
+  }
+
+  /** The peer's proof by signal (`earlyProof`), if it verifies: open now, not a flight later. */
+  private async takeSignalledProof(): Promise<void> {
+    const e = this.opts.earlyProof
+    if (!e || !this.th || this.gotProof || this.secure) return
+    const th = await e.checked
+    if (!th || !this.th || !bytesEqual(th, this.th)) return bump(this.opts.counters, 'drop.signal.proof')
+    bump(this.opts.counters, 'link.proof-signalled')
+    this.gotProof = true
+    this.maybeOpen()
   }
 
   /** Bytes received and not yet read (the receive queue's; tests of its bound read it). */
@@ -205,11 +208,10 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * Write one pipe message as it is (sealed on a secure channel), in order
-   * with the link's frames: what a test playing a hostile peer sends (one
-   * that completed the handshake holds the channel keys, so it can seal
-   * anything). `sink` replaces the pipe for this piece (a test that skips
-   * the relay pipe's pacing).
+   * Write one pipe message as it is (sealed on a secure channel), in order with the link's
+   * frames: what a test playing a hostile peer sends (one that completed the handshake holds the
+   * channel keys, so it can seal anything). `sink` replaces the pipe for this piece (a test that
+   * skips the relay pipe's pacing).
    */
   sendPiece(piece: Uint8Array, sink?: (bytes: Uint8Array) => void): Promise<void> {
     if (this.state === 'closed') return Promise.reject(new Error(`link to ${this.peer} closed`))
@@ -220,10 +222,9 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * One pipe message to the pipe: as it is, or sealed under `ch` (the
-   * channel when the write was asked for: handshake messages go plain).
-   * The counter is taken now; the pipe gets the pieces in counter order,
-   * even if one is written after the link closed (its goodbye).
+   * One pipe message to the pipe: as it is, or sealed under `ch` (the channel when the write was
+   * asked for: handshake messages go plain). The counter is taken now; the pipe gets the pieces
+   * in counter order, even if one is written after the link closed (its goodbye).
    */
   private writePiece(
     piece: Uint8Array,
@@ -305,10 +306,7 @@ export class Link extends Emitter<LinkEvents> {
     return true
   }
 
-  /**
-   * Before the link is open: a small, whole, uncompressed Kind.Link frame
-   * holding a hello, proof or bye, or the link closes without reading more.
-   */
+  /** Before the link is open: a small, whole, uncompressed Kind.Link frame holding a hello, proof or bye, or the link closes unread. */
   private async onHandshakePiece(piece: Uint8Array): Promise<void> {
     const c = readHandshakeControl(piece)
     if (c === null || (c.t !== 'hello' && c.t !== 'proof' && c.t !== 'bye')) return this.refuseBeforeAuth()
@@ -317,9 +315,8 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * A pipe message on a secure channel: opened, or null when it is not a
-   * sealed piece or fails its tag (rewritten, replayed, reordered, from
-   * another link): the link closes, counted (`drop.channel.*`).
+   * A pipe message on a secure channel: opened, or null when it is not a sealed piece or fails its
+   * tag (rewritten, replayed, reordered, from another link): the link closes (`drop.channel.*`).
    */
   private async openPiece(piece: Uint8Array): Promise<Uint8Array | null> {
     const ch = this.channel as Channel
@@ -394,6 +391,8 @@ export class Link extends Emitter<LinkEvents> {
       case 'proof': {
         const r = this.remote
         const th = this.th
+        // (The one the signalling brought, now over the channel: expected, and nothing to do.)
+        if (this.gotProof && bytesEqual(c.sig, this.opts.earlyProof?.proof.sig ?? new Uint8Array())) return
         if (!r || !th || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
         const keys = this.channelKeys as Promise<ChannelKeys>
         const v = await hs.checkProof(c, this.opts, th, r, this.secure ? { keys } : undefined)
@@ -429,9 +428,10 @@ export class Link extends Emitter<LinkEvents> {
     const v = hs.laterHello(c, this.opts.early, this.earlyEchoed)
     if (v === 'extra') return bump(this.opts.counters, 'drop.link.second-hello')
     this.earlyEchoed = true
-    if (v === 'echo')
+    if (v === 'echo') {
       this.remoteBox = c.box ?? this.remoteBox // (the channel's: it came over DTLS)
-    else {
+      if (c.box && this.state === 'open') this.emit('box', undefined) // (opened on a signalled proof)
+    } else {
       bump(this.opts.counters, 'link.auth-failed')
       this.close('hello-mismatch')
     }
@@ -448,10 +448,9 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * Refuse the link for the network's secret (`access-denied`: the peer
-   * proved a secret we do not share; `outsider`: it proved none, and we are
-   * a private network's member). The peer is told `bye access-denied`, in
-   * the clear like the handshake, signed over the transcript (checkDenial).
+   * Refuse the link for the network's secret (`access-denied`: the peer proved a secret we do not
+   * share; `outsider`: it proved none, and we are a private network's member). The peer is told
+   * `bye access-denied`, in the clear like the handshake, signed over the transcript (checkDenial).
    */
   private refuse(reason: typeof ACCESS_DENIED | typeof OUTSIDER): void {
     bump(this.opts.counters, `link.refused.${reason}`)
@@ -470,9 +469,8 @@ export class Link extends Emitter<LinkEvents> {
   close(reason = 'closed'): void {
     if (this.state === 'closed') return
     if (this.state === 'open') {
-      // A goodbye, written now (not after an async encode: the page may be gone a moment later),
-      // so the other end does not wait for a heartbeat timeout. On a secure channel it is sealed
-      // (asynchronously: its counter is taken now, after every piece already under way).
+      // A goodbye, written now (not after an async encode: the page may be gone a moment later), so
+      // the other end does not wait for a heartbeat timeout; sealed on a secure channel (its counter now).
       try {
         const bye = plainControl({ t: 'bye', reason: reason.slice(0, 64) })
         if (this.channel) this.writePiece(bye, this.channel).catch(() => {})

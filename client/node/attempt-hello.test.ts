@@ -18,11 +18,13 @@ import {
   helloFromSignal,
   helloToSignal,
   plainControl,
+  proofFromSignal,
+  proofToSignal,
   SIGNAL_HELLO_MAX_CHARS,
 } from '../links/link-control.ts'
 import { loadWrtc } from '../links/wrtc-adapter.ts'
 import { OverlayNode } from '../overlay.ts'
-import { answerAhead, attemptHello, carriesHello, linkHello, takeHello } from './attempt-hello.ts'
+import { answerAhead, attemptHello, carriesHello, linkHello, takeHello, takeProof } from './attempt-hello.ts'
 import { parseSignalData, type SignalData } from './signal-data.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
@@ -163,6 +165,38 @@ describe('which signals carry and take a hello', () => {
     expect(laterHello(await hello(), early, false)).toBe('mismatch')
   })
 
+  it('a proof by signal: read through the checks of a handshake frame, kept only for an attempt that answered the hello', async () => {
+    const identity = await generateIdentity({ puzzleBits: 0 })
+    const proof = { t: 'proof' as const, sig: await identity.sign(new Uint8Array(8)) }
+    const p = proofToSignal(proof)
+    expect(proofFromSignal(p)).toEqual(proof)
+    expect(parseSignalData({ t: 'proof', p })).toEqual({ t: 'proof', p })
+    for (const bad of [undefined, 7, 'x'.repeat(SIGNAL_HELLO_MAX_CHARS + 1)])
+      expect(parseSignalData({ t: 'proof', p: bad })).toBeNull()
+    // A hello is no proof, and hex that is no handshake frame is none either.
+    expect(proofFromSignal(helloToSignal(await hello()))).toBeNull()
+    expect(proofFromSignal('00ff')).toBeNull()
+    const counters: Counters = {}
+    const o = { identity, peer: identity.id, counters }
+    const h = attemptHello(true)
+    h.theirs = await hello()
+    takeProof(h, p, o, counters) // our answer to the peer's hello is not made: not kept
+    expect(h.theirProof).toBeUndefined()
+    h.answer = { fp: { local: 'l', remote: 'r' }, answer: Promise.resolve('wrong-key') }
+    takeProof(h, '00ff', o, counters)
+    takeProof(undefined, p, o, counters) // no attempt of ours
+    expect(counters['drop.signal.proof']).toBe(3)
+    takeProof(h, p, o, counters)
+    expect(h.theirProof?.proof).toEqual(proof)
+    // Checked against our answer's transcript: here there is none (our check of the hello failed).
+    expect(await h.theirProof?.checked).toBeUndefined()
+    h.sent = true
+    expect(linkHello(h).earlyProof).toBe(h.theirProof)
+    takeProof(h, proofToSignal({ ...proof, sig: new Uint8Array(64) }), o, counters) // one per attempt
+    expect(h.theirProof?.proof).toEqual(proof)
+    expect(counters['drop.signal.proof']).toBe(4)
+  })
+
   it('the link starts with the peer hello only when ours went too', async () => {
     const h = attemptHello(false)
     h.theirs = await hello()
@@ -178,21 +212,42 @@ const strip: Rewrite = ({ h: _h, ...d }) => d
 /** The signals a node hands the server: passed through `rewrite` first (a hostile server's doing). */
 type Rewrite = (data: SignalData & { t: 'rtc' }) => SignalData & { t: 'rtc' }
 
-async function twoNodes(network: string, rewrite: { a?: Rewrite; b?: Rewrite; bReadsNone?: boolean } = {}) {
+/** What a hostile server does to a `proof` signal: another `p`, or null to drop it. */
+type ProofRewrite = (p: string) => string | null
+
+async function twoNodes(
+  network: string,
+  rewrite: { a?: Rewrite; b?: Rewrite; bReadsNone?: boolean; aProof?: ProofRewrite } = {},
+) {
   const s = await createSignalServer({ port: 0, host: '127.0.0.1', puzzleBits: 0 })
   cleanup.push(() => s.close())
   const wrtc = await loadWrtc()
-  const make = async (rw?: Rewrite, readsNone = false) => {
+  const make = async (rw?: Rewrite, readsNone = false, proofRw?: ProofRewrite) => {
     const identity = await generateIdentity({ puzzleBits: 0 })
     const node = new OverlayNode(
       { SimplePeer: SimplePeer as never, io: io as never, identity },
       { signal: s.address, network, puzzleBits: 0, wrtc },
     )
     cleanup.push(() => node.close())
+    // The box records the node learns from its links, by peer (host.ts learnBox).
+    const deps = (
+      node.dialer as unknown as { deps: { learnBox(l: { peer: string; remoteBox?: unknown }): void } }
+    ).deps
+    const learn = deps.learnBox
+    const boxes: Record<string, unknown[]> = {}
+    deps.learnBox = (l) => {
+      ;(boxes[l.peer] ??= []).push(l.remoteBox)
+      learn(l)
+    }
+    Object.assign(node, { boxesLearned: boxes })
     const client = node.signalClient
     const send = client.signal.bind(client)
     client.signal = (to, data) => {
       const d = data as SignalData
+      if (proofRw && d.t === 'proof') {
+        const p = proofRw(d.p)
+        return p === null ? Promise.resolve() : send(to, { ...d, p })
+      }
       return send(to, rw && d.t === 'rtc' ? rw({ ...d }) : d)
     }
     if (readsNone) {
@@ -206,7 +261,7 @@ async function twoNodes(network: string, rewrite: { a?: Rewrite; b?: Rewrite; bR
     }
     return node
   }
-  const a = await make(rewrite.a)
+  const a = await make(rewrite.a, false, rewrite.aProof)
   const b = await make(rewrite.b, rewrite.bReadsNone)
   await a.start()
   await b.start() // resolves at its first open link (b dials a: b offers)
@@ -223,7 +278,18 @@ describe('real nodes', () => {
       expect(n.stats()['link.proof-ahead']).toBe(1) // made before the channel opened
       expect(n.stats()['drop.link.second-hello']).toBeUndefined()
       expect(n.stats()['link.auth-failed']).toBeUndefined()
+      expect(n.stats()['drop.link.unexpected-proof']).toBeUndefined()
+      expect(n.stats()['drop.signal.proof']).toBeUndefined()
     }
+    // b offered: a's proof came by signal after its answer, and b's link opened on it.
+    expect(b.stats()['link.proof-signalled']).toBe(1)
+    expect(a.stats()['link.proof-signalled']).toBeUndefined()
+    // ...so before a's channel hello: b learns a's box record again from that one (it came over DTLS).
+    const learned = (n: OverlayNode, peer: string) =>
+      (n as unknown as { boxesLearned: Record<string, unknown[]> }).boxesLearned[peer] ?? []
+    await until(() => learned(b, a.id).length === 2)
+    expect(learned(b, a.id)[1]).toEqual(a.core.router.boxRecord())
+    expect(learned(a, b.id)).toHaveLength(1)
     // The link works both ways.
     a.handle('echo', (v) => v)
     expect(await b.request(a.id, 'echo', 'hi')).toBe('hi')
@@ -248,6 +314,31 @@ describe('real nodes', () => {
     expect(b.stats()['link.hello-signalled']).toBeUndefined()
     expect(a.stats()['drop.link.second-hello']).toBeUndefined()
   }, 20_000)
+
+  it('a server that forges the answering side’s signalled proof, or drops it, costs a flight: the channel’s proof opens the link', async () => {
+    // a answers b's offer; its proof by signal has one bit of its signature turned, then none goes.
+    const flip: ProofRewrite = (p) => {
+      const proof = proofFromSignal(p)
+      if (!proof) return p
+      const sig = proof.sig.slice()
+      sig[0] = (sig[0] ?? 0) ^ 1
+      return proofToSignal({ ...proof, sig })
+    }
+    for (const [network, aProof] of [
+      ['proof-forged', flip],
+      ['proof-dropped', () => null],
+    ] as const) {
+      const { a, b } = await twoNodes(network, { aProof })
+      await until(() => a.links.get(b.id)?.state === 'open')
+      expect(b.links.get(a.id)?.transport).toBe('webrtc')
+      expect(b.stats()['link.proof-signalled']).toBeUndefined()
+      expect(b.stats()['drop.signal.proof']).toBe(aProof === flip ? 1 : undefined)
+      expect(b.stats()['link.auth-failed']).toBeUndefined()
+      expect(b.stats()['drop.link.unexpected-proof']).toBeUndefined()
+      a.handle('echo', (v) => v)
+      expect(await b.request(a.id, 'echo', network)).toBe(network)
+    }
+  }, 40_000)
 
   it('a server that rewrites the offer’s hello gets no direct link: it is refused, and the relay takes over', async () => {
     // The server swaps b's ephemeral key for its own in b's offer (to read a relayed channel, say).

@@ -11,6 +11,11 @@
  * goes over the channel, and an `early` end takes the peer's only if it says
  * what the signalled one said, so an end that missed the peer's `h` (an
  * earlier version, a server that strips it) runs the handshake as before.
+ * The answering side's proof, once made, also goes by signal (`proof`,
+ * after its answer): the offering side's link opens as its channel does,
+ * not a flight later when the peer's proof comes over the channel (a join's
+ * last round trip); the proof binds the DTLS fingerprints as over the
+ * channel, and one that does not verify is not used.
  *
  * What the signalling carries is untrusted: the hello is read through the
  * same checks as one from the channel; its nonce, `ek` and both DTLS
@@ -27,11 +32,13 @@ import { bump, type Counters } from '../../shared/protocol.ts'
 import {
   type AnswerAhead,
   answerHello,
+  checkSignalledProof,
   type HandshakeOptions,
   type Hello,
   makeHello,
+  type Proof,
 } from '../links/handshake.ts'
-import { helloFromSignal, helloToSignal } from '../links/link-control.ts'
+import { helloFromSignal, helloToSignal, proofFromSignal, proofToSignal } from '../links/link-control.ts'
 import type { LinkOptions } from '../links/link-types.ts'
 import { isAnswer, isOffer, type SignalData } from './signal-data.ts'
 import { markPhase } from './timeline.ts'
@@ -48,6 +55,8 @@ export interface AttemptHello {
   theirs?: Hello
   /** Our answer to theirs (its checks, our proof), made once both fingerprints are known. */
   answer?: AnswerAhead
+  /** The peer's proof, by signal after its answer (we offered), and its check: the link may open on it. */
+  theirProof?: { proof: Proof; checked: Promise<Uint8Array | undefined> }
 }
 
 export function attemptHello(mesh: boolean): AttemptHello {
@@ -113,16 +122,51 @@ export function answerAhead(
   hello.answer = { fp, answer }
 }
 
-/** What the link of an attempt starts with: its keys and nonce, and the peer's hello (and our answer) when both went. */
+/**
+ * Once our answer to the peer's hello is made (answerAhead, the answering side), `send` our proof
+ * as a `proof` signal: not awaited by the signals behind it (our ICE candidates go meanwhile).
+ */
+export function sendProof(hello: AttemptHello, send: (data: SignalData) => void): void {
+  void hello.answer?.answer.then((r) => {
+    if (typeof r !== 'string') send({ t: 'proof', p: proofToSignal(r.proof) })
+  })
+}
+
+/**
+ * Keep the proof the peer sent by signal after its answer to our offer (`p`,
+ * untrusted), if our attempt has the peer's hello and our answer to it, and
+ * check it now against our answer's transcript (checkSignalledProof), so
+ * that the link finds it checked as the channel opens; else, or malformed,
+ * it is counted and not used.
+ */
+export function takeProof(
+  hello: AttemptHello | undefined,
+  p: string,
+  o: HandshakeOptions,
+  counters: Counters,
+): void {
+  const proof = hello?.answer && hello.theirs && !hello.theirProof ? proofFromSignal(p) : null
+  if (!hello?.answer || !hello.theirs || !proof) return bump(counters, 'drop.signal.proof')
+  const checked = checkSignalledProof(proof, o, hello.answer.answer, hello.theirs)
+  checked.catch(() => {})
+  hello.theirProof = { proof, checked }
+}
+
+/**
+ * What the link of an attempt starts with: its keys and nonce, and the peer's hello (and our
+ * answer, and the peer's signalled proof) when both hellos went.
+ */
 export function linkHello(
   hello: AttemptHello,
-): Pick<LinkOptions, 'channelKeys' | 'nonce' | 'early' | 'earlyAnswer'> {
+): Pick<LinkOptions, 'channelKeys' | 'nonce' | 'early' | 'earlyAnswer' | 'earlyProof'> {
   const early = hello.sent ? hello.theirs : undefined
   const answer = early && hello.answer
+  const proof = answer && hello.theirProof
   return {
     channelKeys: hello.keys,
     nonce: hello.nonce,
     ...(early ? { early } : {}),
     ...(answer ? { earlyAnswer: answer } : {}),
+    ...(proof ? { earlyProof: proof } : {}),
   }
 }

@@ -59,7 +59,9 @@ import {
   attemptHello,
   carriesHello,
   linkHello,
+  sendProof,
   takeHello,
+  takeProof,
 } from './attempt-hello.ts'
 import type { Clock } from './clock.ts'
 import { setBounded } from './inbound.ts'
@@ -245,8 +247,11 @@ export class Dialer {
             if (withHello) await addHello(data, hello, { identity, ...this.deps.linkSecurity() })
             if (!current()) return // superseded (glare, relay fallback) or failed meanwhile
             this.sendRtc(d, pipe, data)
-            // Our answer went with our hello: both fingerprints are known, our proof can be made.
-            if (withHello && !initiator) answerAhead(hello, this.handshake(d), pipe.fingerprints())
+            // Our answer went with our hello: both fingerprints are known, our proof can be made,
+            // and sent after it (the offering side's link then opens as its channel does).
+            if (!withHello || initiator) return
+            answerAhead(hello, this.handshake(d), pipe.fingerprints())
+            sendProof(hello, (proof) => current() && this.sendRtc(d, pipe, proof))
           })
           .catch(() => bump(this.deps.counters, 'signal.send-failed'))
       },
@@ -281,6 +286,13 @@ export class Dialer {
     if (!d.pipe.signal(s.s)) return bump(this.deps.counters, rtcDropKey(s))
     takeHello(d.hello, s, d.offerer === true, this.deps.counters)
     if (d.offerer && !d.hello?.answer) answerAhead(d.hello, this.handshake(d), d.pipe.fingerprints())
+  }
+
+  /** The peer's proof by signal, into our offer's attempt with it that waits for its channel. */
+  feedProof(from: string, p: string): void {
+    const d = this.dials.get(from)
+    if (!d?.offerer || !d.pipe || d.link) return bump(this.deps.counters, 'drop.signal.proof')
+    takeProof(d.hello, p, this.handshake(d), this.deps.counters)
   }
 
   /** What a link with `d.peer` is checked and proven with. */
@@ -420,6 +432,8 @@ export class Dialer {
     })
     d.link = link
     link.on('open', () => this.linkOpen(d, link))
+    // Opened on a signalled proof: the box record in the peer's channel hello comes after.
+    link.on('box', () => this.deps.learnBox(link))
     link.on('close', (reason) => {
       if (d.link === link && this.dials.get(d.peer) === d) {
         if (reason === 'relay-restart' || reason === 'relay-instead') return

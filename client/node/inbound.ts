@@ -106,6 +106,8 @@ export class Inbound {
     if (s.t === 'probe') return bump(counters, 'signal.probe')
     if (s.t === 'relay-gone') return this.onRelayGone(from, s.sid)
     if (s.t === 'refuse') return this.onRefuse(from, s.reason)
+    // The answering side's proof, into our WebRTC attempt with it (it starts and replaces nothing).
+    if (s.t === 'proof') return dialer.feedProof(from, s.p)
     if (s.t === 'rtc' && s.r) return this.onReplay(from, s, viaServer)
     const linked = links.get(from)
     // WebRTC signals over an open relay link upgrade it to a direct one (not when relays are forced).

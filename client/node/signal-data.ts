@@ -10,6 +10,9 @@
  *                             dialer.ts replayOffer), which never starts a setup by itself;
  *                             `h`: the sender's link hello (link-control.ts helloToSignal), on
  *                             an offer, and on the answer to an offer that carried one
+ *   {t: 'proof', p}           the answering side's link proof (link-control.ts proofToSignal),
+ *                             sent after its answer once made: the offering side's link then
+ *                             opens as the channel does (attempt-hello.ts)
  *   {t: 'relay', mesh, sid}   the sender opens a relay session `sid` through the server
  *   {t: 'refuse', reason}     the receiver will not link now ('full', 'no-relay')
  *   {t: 'probe'}              nothing to do: sent through the server to a peer whose WebRTC link
@@ -29,6 +32,7 @@ import type { NodeLink } from './link-table.ts'
 export type SignalData =
   | { t: 'rtc'; s: object; mesh: boolean; o?: true; r?: true; h?: string }
   | { t: 'dial'; mesh: boolean }
+  | { t: 'proof'; p: string }
   | { t: 'relay'; mesh: boolean; sid: number }
   | { t: 'refuse'; reason: string }
   | { t: 'probe' }
@@ -50,6 +54,8 @@ export function parseSignalData(d: unknown): SignalData | null {
     }
     case 'dial':
       return { t: 'dial', mesh }
+    case 'proof':
+      return typeof o.p === 'string' && o.p.length <= SIGNAL_HELLO_MAX_CHARS ? { t: 'proof', p: o.p } : null
     case 'relay':
       return isSid(o.sid) ? { t: 'relay', mesh, sid: o.sid } : null
     case 'relay-gone':
