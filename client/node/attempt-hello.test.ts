@@ -236,7 +236,7 @@ async function twoNodes(
     const learn = deps.learnBox
     const boxes: Record<string, unknown[]> = {}
     deps.learnBox = (l) => {
-      ;(boxes[l.peer] ??= []).push(l.remoteBox)
+      boxes[l.peer] = [...(boxes[l.peer] ?? []), l.remoteBox]
       learn(l)
     }
     Object.assign(node, { boxesLearned: boxes })
