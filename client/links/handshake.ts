@@ -187,23 +187,29 @@ export async function makeProof(
  * The peer's proof as the signalling carried it (the answering side sends
  * its proof by signal once made, after its answer: attempt-hello.ts),
  * checked as soon as it comes against the transcript of our answer made
- * ahead (`ahead`): that transcript if it verifies (and proves the network's
- * secret as checkProof asks), else undefined. The link uses it only if it
- * opened with that same transcript (link.ts); one that fails is not used
- * (a server may rewrite it) and the proof over the channel decides. Only
- * for a WebRTC link (no secure channel to derive).
+ * ahead (`ahead`): that transcript and the proof if it verifies (and proves
+ * the network's secret as checkProof asks), else undefined. The link uses it
+ * only if it opened with that same transcript (link.ts); one that fails is
+ * not used (a server may rewrite it) and the proof over the channel decides.
+ * Only for a WebRTC link (no secure channel to derive).
  */
 export async function checkSignalledProof(
   c: Proof,
   o: HandshakeOptions,
   ahead: Promise<HelloAnswer>,
   theirs: { pk: Uint8Array; ek: Uint8Array },
-): Promise<Uint8Array | undefined> {
+): Promise<SignalledProof | undefined> {
   const a = await ahead
   if (typeof a === 'string') return undefined
   // Its own counters: a forged signal is not the peer failing to authenticate (the link counts).
   const v = await checkProof(c, { ...o, counters: {} }, a.th, theirs, undefined)
-  return 'channel' in v ? a.th : undefined
+  return 'channel' in v ? { th: a.th, proof: c } : undefined
+}
+
+/** A signalled proof that verified, and the transcript it verified for. */
+export interface SignalledProof {
+  th: Uint8Array
+  proof: Proof
 }
 
 /**

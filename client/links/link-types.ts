@@ -6,7 +6,7 @@ import type { Identity } from '../../shared/identity/keys.ts'
 import type { Counters } from '../../shared/protocol.ts'
 import type { Value } from '../../shared/types.ts'
 import type { Frame, Kind } from '../../shared/wire/frame.ts'
-import type { AnswerAhead } from './handshake.ts'
+import type { AnswerAhead, SignalledProof } from './handshake.ts'
 import type { LinkControl } from './link-control.ts'
 import type { Pipe } from './pipe.ts'
 import type { RecvLimits } from './recv-queue.ts'
@@ -75,13 +75,13 @@ export interface LinkOptions {
   /** Our answer to `early` (its checks and our proof), made before the channel opened, and the fingerprints it bound. */
   earlyAnswer?: AnswerAhead
   /**
-   * The peer's proof, when it came by signal after its answer (attempt-hello.ts), and its check
-   * against our `earlyAnswer`'s transcript (handshake.ts checkSignalledProof: that transcript, or
-   * undefined). If it verified for the transcript the link opened with, the link opens as the
-   * channel does, not waiting for the proof over the channel (which, when it comes, is the same
-   * one); if not, it is not used (`drop.signal.proof`).
+   * The peer's proof, when it came by signal after its answer (attempt-hello.ts): the first of at
+   * most two that verified against our `earlyAnswer`'s transcript (handshake.ts
+   * checkSignalledProof), or undefined. If it verified for the transcript the link opened with,
+   * the link opens as the channel does, not waiting for the proof over the channel (which, when it
+   * comes, is the same one); if not, it is not used (`drop.signal.proof-bad`).
    */
-  earlyProof?: { proof: Extract<LinkControl, { t: 'proof' }>; checked: Promise<Uint8Array | undefined> }
+  earlyProof?: Promise<SignalledProof | undefined>
   /** Receive queue and budgets. @default DEFAULT_RECV_LIMITS */
   recv?: Partial<RecvLimits>
 }

@@ -96,9 +96,9 @@ export class Link extends Emitter<LinkEvents> {
   /** Sealed pieces reach the pipe in the order their counters were taken. */
   private pipeTail: Promise<void> = Promise.resolve()
   private sentProof = false
-  /** The peer's channel hello, after its signalled one (`early`), came. */
-  private earlyEchoed = false
+  private earlyEchoed = false // the peer's channel hello, after its signalled one (`early`), came
   private gotProof = false
+  private signalledSig: Uint8Array | undefined // opened on the peer's signalled proof: its signature
   private readonly live: Liveness
   private msgId = 0
   private sendChain: Promise<void> = Promise.resolve()
@@ -175,9 +175,11 @@ export class Link extends Emitter<LinkEvents> {
   private async takeSignalledProof(): Promise<void> {
     const e = this.opts.earlyProof
     if (!e || !this.th || this.gotProof || this.secure) return
-    const th = await e.checked
-    if (!th || !this.th || !bytesEqual(th, this.th)) return bump(this.opts.counters, 'drop.signal.proof')
+    const ok = await e.catch(() => undefined)
+    if (!ok || !this.th || !bytesEqual(ok.th, this.th))
+      return bump(this.opts.counters, 'drop.signal.proof-bad')
     bump(this.opts.counters, 'link.proof-signalled')
+    this.signalledSig = ok.proof.sig
     this.gotProof = true
     this.maybeOpen()
   }
@@ -391,8 +393,7 @@ export class Link extends Emitter<LinkEvents> {
       case 'proof': {
         const r = this.remote
         const th = this.th
-        // (The one the signalling brought, now over the channel: expected, and nothing to do.)
-        if (this.gotProof && bytesEqual(c.sig, this.opts.earlyProof?.proof.sig ?? new Uint8Array())) return
+        if (this.signalledSig && bytesEqual(c.sig, this.signalledSig)) return // (its copy: expected)
         if (!r || !th || this.gotProof) return bump(this.opts.counters, 'drop.link.unexpected-proof')
         const keys = this.channelKeys as Promise<ChannelKeys>
         const v = await hs.checkProof(c, this.opts, th, r, this.secure ? { keys } : undefined)

@@ -24,7 +24,15 @@ import {
 } from '../links/link-control.ts'
 import { loadWrtc } from '../links/wrtc-adapter.ts'
 import { OverlayNode } from '../overlay.ts'
-import { answerAhead, attemptHello, carriesHello, linkHello, takeHello, takeProof } from './attempt-hello.ts'
+import {
+  answerAhead,
+  attemptHello,
+  carriesHello,
+  linkHello,
+  sendProof,
+  takeHello,
+  takeProof,
+} from './attempt-hello.ts'
 import { parseSignalData, type SignalData } from './signal-data.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
@@ -180,21 +188,49 @@ describe('which signals carry and take a hello', () => {
     const o = { identity, peer: identity.id, counters }
     const h = attemptHello(true)
     h.theirs = await hello()
-    takeProof(h, p, o, counters) // our answer to the peer's hello is not made: not kept
+    takeProof(h, p, o, counters) // our answer to the peer's hello is not made: not taken
+    takeProof(undefined, p, o, counters) // no attempt of ours
     expect(h.theirProof).toBeUndefined()
+    expect(counters['drop.signal.proof']).toBe(2)
     h.answer = { fp: { local: 'l', remote: 'r' }, answer: Promise.resolve('wrong-key') }
     takeProof(h, '00ff', o, counters)
-    takeProof(undefined, p, o, counters) // no attempt of ours
-    expect(counters['drop.signal.proof']).toBe(3)
+    expect(counters['drop.signal.proof-malformed']).toBe(1)
     takeProof(h, p, o, counters)
-    expect(h.theirProof?.proof).toEqual(proof)
     // Checked against our answer's transcript: here there is none (our check of the hello failed).
-    expect(await h.theirProof?.checked).toBeUndefined()
+    expect(await h.theirProof).toBeUndefined()
     h.sent = true
     expect(linkHello(h).earlyProof).toBe(h.theirProof)
-    takeProof(h, proofToSignal({ ...proof, sig: new Uint8Array(64) }), o, counters) // one per attempt
-    expect(h.theirProof?.proof).toEqual(proof)
-    expect(counters['drop.signal.proof']).toBe(4)
+    takeProof(h, p, o, counters) // a second one is checked too (a forged first must not shut it out)
+    expect(h.proofTries).toBe(2)
+    takeProof(h, p, o, counters) // not a third
+    expect(h.proofTries).toBe(2)
+    expect(counters['drop.signal.proof']).toBe(3)
+  })
+
+  it('the answering side sends its proof once made; not if making it failed, and nothing is left unhandled', async () => {
+    const unhandled: unknown[] = []
+    const note = (e: unknown) => unhandled.push(e)
+    process.on('unhandledRejection', note)
+    try {
+      const sent: SignalData[] = []
+      const made = attemptHello(false)
+      made.answer = {
+        fp: { local: 'l', remote: 'r' },
+        answer: Promise.resolve({ th: new Uint8Array(32), proof: { t: 'proof', sig: new Uint8Array(64) } }),
+      }
+      sendProof(made, (d) => sent.push(d))
+      const failed = attemptHello(false)
+      const answer = Promise.reject(new Error('the identity could not sign'))
+      answer.catch(() => {}) // (as answerAhead does)
+      failed.answer = { fp: { local: 'l', remote: 'r' }, answer }
+      sendProof(failed, (d) => sent.push(d))
+      sendProof(attemptHello(false), (d) => sent.push(d)) // no answer made: nothing
+      await new Promise((r) => setTimeout(r, 20))
+      expect(sent).toEqual([{ t: 'proof', p: proofToSignal({ t: 'proof', sig: new Uint8Array(64) }) }])
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', note)
+    }
   })
 
   it('the link starts with the peer hello only when ours went too', async () => {
@@ -212,8 +248,8 @@ const strip: Rewrite = ({ h: _h, ...d }) => d
 /** The signals a node hands the server: passed through `rewrite` first (a hostile server's doing). */
 type Rewrite = (data: SignalData & { t: 'rtc' }) => SignalData & { t: 'rtc' }
 
-/** What a hostile server does to a `proof` signal: another `p`, or null to drop it. */
-type ProofRewrite = (p: string) => string | null
+/** What a hostile server does to a `proof` signal: the `p`s it sends instead (none: dropped). */
+type ProofRewrite = (p: string) => string[]
 
 async function twoNodes(
   network: string,
@@ -244,10 +280,8 @@ async function twoNodes(
     const send = client.signal.bind(client)
     client.signal = (to, data) => {
       const d = data as SignalData
-      if (proofRw && d.t === 'proof') {
-        const p = proofRw(d.p)
-        return p === null ? Promise.resolve() : send(to, { ...d, p })
-      }
+      if (proofRw && d.t === 'proof')
+        return Promise.all(proofRw(d.p).map((p) => send(to, { ...d, p }))).then(() => {})
       return send(to, rw && d.t === 'rtc' ? rw({ ...d }) : d)
     }
     if (readsNone) {
@@ -317,28 +351,40 @@ describe('real nodes', () => {
 
   it('a server that forges the answering side’s signalled proof, or drops it, costs a flight: the channel’s proof opens the link', async () => {
     // a answers b's offer; its proof by signal has one bit of its signature turned, then none goes.
-    const flip: ProofRewrite = (p) => {
+    const forged = (p: string) => {
       const proof = proofFromSignal(p)
       if (!proof) return p
       const sig = proof.sig.slice()
       sig[0] = (sig[0] ?? 0) ^ 1
       return proofToSignal({ ...proof, sig })
     }
-    for (const [network, aProof] of [
-      ['proof-forged', flip],
-      ['proof-dropped', () => null],
+    for (const [network, aProof, bad] of [
+      ['proof-forged', (p: string) => [forged(p)], 1],
+      ['proof-dropped', () => [], undefined],
     ] as const) {
       const { a, b } = await twoNodes(network, { aProof })
       await until(() => a.links.get(b.id)?.state === 'open')
       expect(b.links.get(a.id)?.transport).toBe('webrtc')
       expect(b.stats()['link.proof-signalled']).toBeUndefined()
-      expect(b.stats()['drop.signal.proof']).toBe(aProof === flip ? 1 : undefined)
+      expect(b.stats()['drop.signal.proof-bad']).toBe(bad)
       expect(b.stats()['link.auth-failed']).toBeUndefined()
       expect(b.stats()['drop.link.unexpected-proof']).toBeUndefined()
       a.handle('echo', (v) => v)
       expect(await b.request(a.id, 'echo', network)).toBe(network)
     }
   }, 40_000)
+
+  it('a forged proof sent ahead of the peer’s does not shut it out: the link opens on the peer’s', async () => {
+    const forged = (p: string) => {
+      const proof = proofFromSignal(p)
+      return proof ? proofToSignal({ ...proof, sig: new Uint8Array(64) }) : p
+    }
+    const { a, b } = await twoNodes('proof-forged-first', { aProof: (p) => [forged(p), p] })
+    await until(() => a.links.get(b.id)?.state === 'open')
+    expect(b.stats()['link.proof-signalled']).toBe(1)
+    expect(b.stats()['drop.signal.proof-bad']).toBeUndefined()
+    expect(b.stats()['drop.link.unexpected-proof']).toBeUndefined()
+  }, 20_000)
 
   it('a server that rewrites the offer’s hello gets no direct link: it is refused, and the relay takes over', async () => {
     // The server swaps b's ephemeral key for its own in b's offer (to read a relayed channel, say).

@@ -36,7 +36,7 @@ import {
   type HandshakeOptions,
   type Hello,
   makeHello,
-  type Proof,
+  type SignalledProof,
 } from '../links/handshake.ts'
 import { helloFromSignal, helloToSignal, proofFromSignal, proofToSignal } from '../links/link-control.ts'
 import type { LinkOptions } from '../links/link-types.ts'
@@ -55,8 +55,10 @@ export interface AttemptHello {
   theirs?: Hello
   /** Our answer to theirs (its checks, our proof), made once both fingerprints are known. */
   answer?: AnswerAhead
-  /** The peer's proof, by signal after its answer (we offered), and its check: the link may open on it. */
-  theirProof?: { proof: Proof; checked: Promise<Uint8Array | undefined> }
+  /** The peer's proof by signal after its answer (we offered), once checked: the link may open on it. */
+  theirProof?: Promise<SignalledProof | undefined>
+  /** Signalled proofs taken for this attempt. */
+  proofTries?: number
 }
 
 export function attemptHello(mesh: boolean): AttemptHello {
@@ -127,17 +129,24 @@ export function answerAhead(
  * as a `proof` signal: not awaited by the signals behind it (our ICE candidates go meanwhile).
  */
 export function sendProof(hello: AttemptHello, send: (data: SignalData) => void): void {
-  void hello.answer?.answer.then((r) => {
-    if (typeof r !== 'string') send({ t: 'proof', p: proofToSignal(r.proof) })
-  })
+  hello.answer?.answer
+    .then((r) => {
+      if (typeof r !== 'string') send({ t: 'proof', p: proofToSignal(r.proof) })
+    })
+    .catch(() => {}) // (our answer failed: the channel's handshake says so)
 }
 
+/** Signalled proofs checked per attempt: a forged one sent ahead of the peer's does not shut it out. */
+export const MAX_SIGNALLED_PROOFS = 2
+
 /**
- * Keep the proof the peer sent by signal after its answer to our offer (`p`,
+ * Take a proof the peer sent by signal after its answer to our offer (`p`,
  * untrusted), if our attempt has the peer's hello and our answer to it, and
  * check it now against our answer's transcript (checkSignalledProof), so
- * that the link finds it checked as the channel opens; else, or malformed,
- * it is counted and not used.
+ * that the link finds it checked as the channel opens. The first of at most
+ * MAX_SIGNALLED_PROOFS that verifies is the one; one that comes when none
+ * is wanted is counted `drop.signal.proof`, a malformed one
+ * `drop.signal.proof-malformed`.
  */
 export function takeProof(
   hello: AttemptHello | undefined,
@@ -145,11 +154,15 @@ export function takeProof(
   o: HandshakeOptions,
   counters: Counters,
 ): void {
-  const proof = hello?.answer && hello.theirs && !hello.theirProof ? proofFromSignal(p) : null
-  if (!hello?.answer || !hello.theirs || !proof) return bump(counters, 'drop.signal.proof')
-  const checked = checkSignalledProof(proof, o, hello.answer.answer, hello.theirs)
-  checked.catch(() => {})
-  hello.theirProof = { proof, checked }
+  const tries = hello?.proofTries ?? 0
+  if (!hello?.answer || !hello.theirs || tries >= MAX_SIGNALLED_PROOFS)
+    return bump(counters, 'drop.signal.proof')
+  const proof = proofFromSignal(p)
+  if (!proof) return bump(counters, 'drop.signal.proof-malformed')
+  hello.proofTries = tries + 1
+  const check = checkSignalledProof(proof, o, hello.answer.answer, hello.theirs).catch(() => undefined)
+  const before = hello.theirProof
+  hello.theirProof = before ? before.then((r) => r ?? check) : check
 }
 
 /**
