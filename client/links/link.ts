@@ -308,7 +308,8 @@ export class Link extends Emitter<LinkEvents> {
     return true
   }
 
-  /** Before the link is open: a small, whole, uncompressed Kind.Link frame holding a hello, proof or bye, or the link closes unread. */
+  /** Before the link is open: a small, whole, uncompressed Kind.Link frame holding a hello, proof or
+   * bye, or the link closes unread. */
   private async onHandshakePiece(piece: Uint8Array): Promise<void> {
     const c = readHandshakeControl(piece)
     if (c === null || (c.t !== 'hello' && c.t !== 'proof' && c.t !== 'bye')) return this.refuseBeforeAuth()
